@@ -1,0 +1,195 @@
+// Reverse-mode automatic differentiation over the tape, emitting the backward pass into the
+// same ONNX graph. Each rule is a vector-Jacobian product written with the op library, so the
+// backward graph uses only standard ONNX ops (no com.microsoft *Grad kernels).
+import { type Shape, type Sym, type TapeEntry, sameShape } from './graph.ts';
+import * as op from './ops.ts';
+
+/** Given the gradient of each output (null where none flows), the gradient of each input. */
+type Rule = (gradOut: Sym[], entry: TapeEntry) => (Sym | null)[];
+
+/** Sum a broadcast gradient back down to the shape of the operand that was broadcast. */
+export function unbroadcast(g: Sym, shape: Shape): Sym {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return op.reshape(op.sum(g, axes, true), [...shape]);
+}
+
+/** Give a reduced gradient its reduced axes back, so it broadcasts against the input. */
+function keepReducedDims(g: Sym, x: Sym, axes: readonly number[], keepdims: boolean): Sym {
+  return keepdims ? g : op.reshape(g, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+}
+
+function zerosLike(x: Sym): Sym {
+  return op.expand(x.graph.scalar(0, x.dtype), [...x.shape]);
+}
+
+export const RULES: Record<string, Rule> = {
+  identity: ([g]) => [g],
+  cast: ([g], e) => [op.cast(g, e.inputs[0].dtype)],
+  add: ([g], { inputs: [a, b] }) => [unbroadcast(g, a.shape), unbroadcast(g, b.shape)],
+  sub: ([g], { inputs: [a, b] }) => [unbroadcast(g, a.shape), unbroadcast(op.neg(g), b.shape)],
+  mul: ([g], { inputs: [a, b] }) => [unbroadcast(op.mul(g, b), a.shape), unbroadcast(op.mul(g, a), b.shape)],
+  div: ([g], { inputs: [a, b], outputs: [y] }) => [
+    unbroadcast(op.div(g, b), a.shape),
+    unbroadcast(op.neg(op.div(op.mul(g, y), b)), b.shape),
+  ],
+  maximum: ([g], e) => pickRule(g, e, op.greaterOrEqual),
+  minimum: ([g], e) => pickRule(g, e, op.lessOrEqual),
+  max: ([g], e) => reduceMaxRule(g, e),
+  neg: ([g]) => [op.neg(g)],
+  exp: ([g], { outputs: [y] }) => [op.mul(g, y)],
+  log: ([g], { inputs: [x] }) => [op.div(g, x)],
+  sqrt: ([g], { outputs: [y] }) => [op.div(op.mul(g, 0.5), y)],
+  tanh: ([g], { outputs: [y] }) => [op.mul(g, op.sub(1, op.mul(y, y)))],
+  sigmoid: ([g], { outputs: [y] }) => [op.mul(g, op.mul(y, op.sub(1, y)))],
+  abs: ([g], { inputs: [x] }) => [op.where(op.less(x, 0), op.neg(g), g)],
+  pow: ([g], { inputs: [x], params }) => {
+    const p = params.p as number;
+    return [op.mul(g, op.mul(op.pow(x, p - 1), p))];
+  },
+  clip: ([g], { inputs: [x], params }) => {
+    const inside = op.and(op.greater(x, params.lo as number), op.less(x, params.hi as number));
+    return [op.where(inside, g, 0)];
+  },
+  where: ([g], { inputs: [a, b], params }) => {
+    const cond = params.cond as Sym;
+    return [unbroadcast(op.where(cond, g, 0), a.shape), unbroadcast(op.where(cond, 0, g), b.shape)];
+  },
+  matmul: ([g], { inputs: [a, b] }) => [
+    unbroadcast(op.matmul(g, op.transposeLast2(b)), a.shape),
+    unbroadcast(op.matmul(op.transposeLast2(a), g), b.shape),
+  ],
+  reshape: ([g], { inputs: [x] }) => [op.reshape(g, [...x.shape])],
+  transpose: ([g], { params }) => {
+    const perm = params.perm as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [op.transpose(g, inverse)];
+  },
+  slice: ([g], { inputs: [x], params }) => {
+    // Pad the gradient with zeros back to the input's extent along the sliced axis.
+    const axis = params.axis as number;
+    const before = params.start as number;
+    const after = x.shape[axis] - (params.end as number);
+    const pads = new Array<number>(2 * x.rank).fill(0);
+    pads[axis] = before;
+    pads[x.rank + axis] = after;
+    const [out] = g.graph.node('Pad', [g, g.graph.int64s(pads), g.graph.scalar(0, g.dtype)], [{ shape: x.shape, dtype: g.dtype }], {
+      mode: { s: 'constant' },
+    });
+    return [out];
+  },
+  concat: ([g], { inputs, params }) => {
+    const axis = params.axis as number;
+    let offset = 0;
+    return inputs.map((x) => {
+      const part = op.slice(g, axis, offset, offset + x.shape[axis]);
+      offset += x.shape[axis];
+      return part;
+    });
+  },
+  expand: ([g], { inputs: [x] }) => [unbroadcast(g, x.shape)],
+  sum: ([g], { inputs: [x], params }) => [
+    op.expand(keepReducedDims(g, x, params.axes as number[], params.keepdims as boolean), [...x.shape]),
+  ],
+  softmax: ([g], { outputs: [y], params }) => {
+    const axis = params.axis as number;
+    const dot = op.sum(op.mul(g, y), [axis], true);
+    return [op.mul(y, op.sub(g, dot))];
+  },
+  logSoftmax: ([g], { outputs: [y], params }) => {
+    const axis = params.axis as number;
+    return [op.sub(g, op.mul(op.exp(y), op.sum(g, [axis], true)))];
+  },
+  gather: ([g], { inputs: [table], params }) => {
+    // Scatter-add each looked-up row's gradient back into a zero table. ScatterElements needs
+    // its indices at the full shape of the updates: [N, D...].
+    const indices = params.indices as Sym;
+    const rowShape = table.shape.slice(1);
+    const n = indices.size;
+    const flatIdx = op.reshape(indices, [n, ...rowShape.map(() => 1)]);
+    const idx = op.expand(flatIdx, [n, ...rowShape]);
+    const updates = op.reshape(g, [n, ...rowShape]);
+    const [out] = g.graph.node('ScatterElements', [zerosLike(table), idx, updates], [{ shape: table.shape, dtype: g.dtype }], {
+      axis: { i: 0 },
+      reduction: { s: 'add' },
+    });
+    return [out];
+  },
+  gatherLast: ([g], { inputs: [x], params }) => {
+    const indices = params.indices as Sym;
+    const [out] = g.graph.node('ScatterElements', [zerosLike(x), indices, g], [{ shape: x.shape, dtype: g.dtype }], {
+      axis: { i: x.rank - 1 },
+      reduction: { s: 'add' },
+    });
+    return [out];
+  },
+};
+
+/** Elementwise max/min: the gradient goes to `a` where `pick(a, b)`, else to `b`. */
+function pickRule(g: Sym, { inputs: [a, b], outputs: [y] }: TapeEntry, pick: (a: Sym, b: Sym) => Sym): (Sym | null)[] {
+  const ea = op.expand(a, [...y.shape]);
+  const eb = op.expand(b, [...y.shape]);
+  const toA = pick(ea, eb);
+  return [unbroadcast(op.where(toA, g, 0), a.shape), unbroadcast(op.where(toA, 0, g), b.shape)];
+}
+
+/** ReduceMax: the gradient is shared equally by every position that attains the maximum. */
+function reduceMaxRule(g: Sym, { inputs: [x], outputs: [y], params }: TapeEntry): (Sym | null)[] {
+  const axes = params.axes as number[];
+  const keep = params.keepdims as boolean;
+  const yk = keepReducedDims(y, x, axes, keep);
+  const gk = keepReducedDims(g, x, axes, keep);
+  const hit = op.cast(op.equal(x, yk), x.dtype);
+  const count = op.sum(hit, axes, true);
+  return [op.mul(hit, op.div(gk, count))];
+}
+
+/**
+ * Gradients of scalar `loss` with respect to each of `wrt`, added to the same graph.
+ * A parameter the loss does not depend on gets a zero gradient.
+ */
+export function grad(loss: Sym, wrt: readonly Sym[], seed?: Sym): Sym[] {
+  const graph = loss.graph;
+  if (!seed && loss.size !== 1) throw new Error(`grad: loss must be a scalar, got ${loss}`);
+  const tape = graph.tape;
+
+  // Forward pass over the tape: which values depend on a parameter we differentiate for.
+  const depends = new Set<string>(wrt.map((s) => s.name));
+  const relevant: TapeEntry[] = [];
+  for (const e of tape) {
+    if (e.inputs.some((x) => depends.has(x.name))) {
+      relevant.push(e);
+      for (const y of e.outputs) depends.add(y.name);
+    }
+  }
+
+  const grads = new Map<string, Sym>();
+  grads.set(loss.name, seed ?? graph.untaped(() => op.expand(graph.scalar(1, loss.dtype), [...loss.shape])));
+
+  graph.untaped(() => {
+    for (let i = relevant.length - 1; i >= 0; i--) {
+      const e = relevant[i];
+      const outGrads = e.outputs.map((y) => grads.get(y.name) ?? null);
+      if (outGrads.every((g) => g === null)) continue;
+      const rule = RULES[e.op];
+      if (!rule) throw new Error(`no gradient rule for op "${e.op}"`);
+      const filled = outGrads.map((g, j) => g ?? zerosLike(e.outputs[j]));
+      const inGrads = rule(filled, e);
+      e.inputs.forEach((x, j) => {
+        const gx = inGrads[j];
+        if (!gx || !depends.has(x.name)) return;
+        if (!sameShape(gx.shape, x.shape)) {
+          throw new Error(`rule ${e.op}: gradient shape [${gx.shape}] does not match input ${x}`);
+        }
+        const prev = grads.get(x.name);
+        grads.set(x.name, prev ? op.add(prev, gx) : gx);
+      });
+    }
+  });
+
+  return wrt.map((w) => grads.get(w.name) ?? graph.untaped(() => zerosLike(w)));
+}

@@ -1,0 +1,56 @@
+// Write a built graph as an ONNX ModelProto (package onnx-proto).
+import onnxProto from 'onnx-proto';
+import { type DType, ONNX_ELEM_TYPE } from './dtype.ts';
+import type { Attr, Graph, Shape } from './graph.ts';
+
+const { onnx } = onnxProto;
+const AttrType = onnx.AttributeProto.AttributeType;
+
+/** The opset every graph is written against: ScatterElements add (16), Trilu (14). */
+export const OPSET = 17;
+
+function valueInfo(name: string, shape: Shape, dtype: DType): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: { elemType: ONNX_ELEM_TYPE[dtype], shape: { dim: shape.map((d) => ({ dimValue: d })) } },
+    },
+  };
+}
+
+function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
+  if ('i' in a) return { name, type: AttrType.INT, i: a.i };
+  if ('f' in a) return { name, type: AttrType.FLOAT, f: a.f };
+  if ('s' in a) return { name, type: AttrType.STRING, s: new TextEncoder().encode(a.s) };
+  if ('ints' in a) return { name, type: AttrType.INTS, ints: [...a.ints] };
+  return { name, type: AttrType.FLOATS, floats: [...a.floats] };
+}
+
+/** Serialize `graph` to ONNX bytes, ready for `InferenceSession.create`. */
+export function emitModel(graph: Graph): Uint8Array {
+  if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'autodidact',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: graph.name,
+      node: graph.nodes.map((n) => ({
+        opType: n.opType,
+        domain: n.domain ?? '',
+        input: [...n.inputs],
+        output: [...n.outputs],
+        attribute: Object.entries(n.attrs).map(([k, v]) => attribute(k, v)),
+      })),
+      input: graph.inputs.map((s) => valueInfo(s.name, s.shape, s.dtype)),
+      output: graph.outputs.map((o) => valueInfo(o.name, o.sym.shape, o.sym.dtype)),
+      initializer: graph.initializers.map((c) => ({
+        name: c.name,
+        dataType: ONNX_ELEM_TYPE[c.dtype],
+        dims: [...c.shape],
+        rawData: c.raw,
+      })),
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

@@ -1,0 +1,371 @@
+// The op library: each function infers its output shape, emits standard ONNX nodes, and tapes
+// differentiable primitives for `autodiff.ts`. Composite ops (RMSNorm, SiLU, RoPE, attention)
+// are written in terms of the primitives, so they need no gradient rule of their own.
+import { type DType, ONNX_ELEM_TYPE, isFloat } from './dtype.ts';
+import { type Attr, type Shape, Sym, assertShape, sameShape } from './graph.ts';
+
+type Operand = Sym | number;
+
+// ---------------------------------------------------------------------------------------------
+// Shape helpers
+
+export function broadcastShapes(a: Shape, b: Shape, what = 'broadcast'): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new Error(`${what}: shapes [${a}] and [${b}] do not broadcast`);
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+function normAxis(axis: number, rank: number, what: string): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) throw new Error(`${what}: axis ${axis} out of range for rank ${rank}`);
+  return a;
+}
+
+/** Turn a number into a scalar constant matching `like`'s dtype. */
+function lift(x: Operand, like: Sym): Sym {
+  return typeof x === 'number' ? like.graph.scalar(x, like.dtype) : x;
+}
+
+function pair(a: Operand, b: Operand): [Sym, Sym] {
+  if (typeof a === 'number' && typeof b === 'number') throw new Error('an op needs at least one tensor');
+  const sa = typeof a === 'number' ? lift(a, b as Sym) : a;
+  const sb = typeof b === 'number' ? lift(b, sa) : b;
+  if (sa.dtype !== sb.dtype) throw new Error(`dtype mismatch: ${sa} and ${sb}`);
+  return [sa, sb];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise arithmetic (broadcasting)
+
+function binary(opType: string, tapeOp: string | null, a: Operand, b: Operand, outDtype?: DType): Sym {
+  const [x, y] = pair(a, b);
+  const shape = broadcastShapes(x.shape, y.shape, opType);
+  const [out] = x.graph.node(opType, [x, y], [{ shape, dtype: outDtype ?? x.dtype }]);
+  if (tapeOp) x.graph.record(tapeOp, [x, y], [out]);
+  return out;
+}
+
+export const add = (a: Operand, b: Operand): Sym => binary('Add', 'add', a, b);
+export const sub = (a: Operand, b: Operand): Sym => binary('Sub', 'sub', a, b);
+export const mul = (a: Operand, b: Operand): Sym => binary('Mul', 'mul', a, b);
+export const div = (a: Operand, b: Operand): Sym => binary('Div', 'div', a, b);
+/** Elementwise maximum and minimum; the gradient goes to the chosen side (ties: the first). */
+export const maximum = (a: Operand, b: Operand): Sym => binary('Max', 'maximum', a, b);
+export const minimum = (a: Operand, b: Operand): Sym => binary('Min', 'minimum', a, b);
+
+// Comparisons and logic: never differentiated.
+export const equal = (a: Operand, b: Operand): Sym => binary('Equal', null, a, b, 'bool');
+export const less = (a: Operand, b: Operand): Sym => binary('Less', null, a, b, 'bool');
+export const greater = (a: Operand, b: Operand): Sym => binary('Greater', null, a, b, 'bool');
+export const lessOrEqual = (a: Operand, b: Operand): Sym => binary('LessOrEqual', null, a, b, 'bool');
+export const greaterOrEqual = (a: Operand, b: Operand): Sym => binary('GreaterOrEqual', null, a, b, 'bool');
+export const and = (a: Sym, b: Sym): Sym => binary('And', null, a, b, 'bool');
+export const or = (a: Sym, b: Sym): Sym => binary('Or', null, a, b, 'bool');
+
+export function not(a: Sym): Sym {
+  return a.graph.node('Not', [a], [{ shape: a.shape, dtype: 'bool' }])[0];
+}
+
+function unary(opType: string, tapeOp: string | null, x: Sym, attrs: Record<string, Attr> = {}): Sym {
+  const [out] = x.graph.node(opType, [x], [{ shape: x.shape, dtype: x.dtype }], attrs);
+  if (tapeOp) x.graph.record(tapeOp, [x], [out]);
+  return out;
+}
+
+export const neg = (x: Sym): Sym => unary('Neg', 'neg', x);
+export const exp = (x: Sym): Sym => unary('Exp', 'exp', x);
+export const log = (x: Sym): Sym => unary('Log', 'log', x);
+export const sqrt = (x: Sym): Sym => unary('Sqrt', 'sqrt', x);
+export const tanh = (x: Sym): Sym => unary('Tanh', 'tanh', x);
+export const sigmoid = (x: Sym): Sym => unary('Sigmoid', 'sigmoid', x);
+export const abs = (x: Sym): Sym => unary('Abs', 'abs', x);
+export const identity = (x: Sym): Sym => unary('Identity', 'identity', x);
+/** Identity whose gradient is zero: the value is used, never differentiated through. */
+export const stopGradient = (x: Sym): Sym => unary('Identity', null, x);
+export const sin = (x: Sym): Sym => unary('Sin', null, x);
+export const cos = (x: Sym): Sym => unary('Cos', null, x);
+
+/** x ** p for a constant exponent p. */
+export function pow(x: Sym, p: number): Sym {
+  const [out] = x.graph.node('Pow', [x, x.graph.scalar(p, x.dtype)], [{ shape: x.shape, dtype: x.dtype }]);
+  x.graph.record('pow', [x], [out], { p });
+  return out;
+}
+
+/** Clamp to [lo, hi]; the gradient passes only where x is strictly inside. */
+export function clip(x: Sym, lo: number, hi: number): Sym {
+  const g = x.graph;
+  const [out] = g.node('Clip', [x, g.scalar(lo, x.dtype), g.scalar(hi, x.dtype)], [{ shape: x.shape, dtype: x.dtype }]);
+  g.record('clip', [x], [out], { lo, hi });
+  return out;
+}
+
+export function cast(x: Sym, dtype: DType): Sym {
+  if (x.dtype === dtype) return x;
+  const [out] = x.graph.node('Cast', [x], [{ shape: x.shape, dtype }], { to: { i: ONNX_ELEM_TYPE[dtype] } });
+  if (isFloat(x.dtype) && isFloat(dtype)) x.graph.record('cast', [x], [out]);
+  return out;
+}
+
+/** Elementwise select: cond ? a : b (cond is bool and broadcasts). */
+export function where(cond: Sym, a: Operand, b: Operand): Sym {
+  const [x, y] = pair(a, b);
+  if (cond.dtype !== 'bool') throw new Error(`where: condition must be bool, got ${cond}`);
+  const shape = broadcastShapes(broadcastShapes(cond.shape, x.shape, 'where'), y.shape, 'where');
+  const [out] = x.graph.node('Where', [cond, x, y], [{ shape, dtype: x.dtype }]);
+  x.graph.record('where', [x, y], [out], { cond });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear algebra
+
+/** Batched matrix product with numpy broadcasting over the leading dimensions (rank >= 2). */
+export function matmul(a: Sym, b: Sym): Sym {
+  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul needs rank >= 2: ${a}, ${b}`);
+  if (a.dtype !== b.dtype) throw new Error(`matmul: dtype mismatch ${a}, ${b}`);
+  const [m, k] = a.shape.slice(-2);
+  const [k2, n] = b.shape.slice(-2);
+  if (k !== k2) throw new Error(`matmul: inner dimensions differ: ${a} @ ${b}`);
+  const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
+  const [out] = a.graph.node('MatMul', [a, b], [{ shape: [...batch, m, n], dtype: a.dtype }]);
+  a.graph.record('matmul', [a, b], [out]);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape manipulation
+
+/** Reshape; one dimension may be -1 and is inferred. */
+export function reshape(x: Sym, shape: readonly number[]): Sym {
+  const known = shape.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
+  const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
+  assertShape(resolved, `reshape ${x} to [${shape}]`);
+  if (resolved.reduce((p, d) => p * d, 1) !== x.size) throw new Error(`reshape: ${x} cannot become [${shape}]`);
+  if (sameShape(resolved, x.shape)) return x;
+  const [out] = x.graph.node('Reshape', [x, x.graph.int64s(resolved)], [{ shape: resolved, dtype: x.dtype }]);
+  x.graph.record('reshape', [x], [out]);
+  return out;
+}
+
+export function transpose(x: Sym, perm: readonly number[]): Sym {
+  if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i)) {
+    throw new Error(`transpose: bad permutation [${perm}] for ${x}`);
+  }
+  if (perm.every((p, i) => p === i)) return x;
+  const shape = perm.map((p) => x.shape[p]);
+  const [out] = x.graph.node('Transpose', [x], [{ shape, dtype: x.dtype }], { perm: { ints: perm } });
+  x.graph.record('transpose', [x], [out], { perm: [...perm] });
+  return out;
+}
+
+/** Swap the last two axes. */
+export function transposeLast2(x: Sym): Sym {
+  const perm = x.shape.map((_, i) => i);
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return transpose(x, perm);
+}
+
+/** x[start:end] along one axis (step 1; negative bounds count from the end). */
+export function slice(x: Sym, axis: number, start: number, end: number): Sym {
+  const ax = normAxis(axis, x.rank, 'slice');
+  const dim = x.shape[ax];
+  const s = Math.max(0, Math.min(dim, start < 0 ? start + dim : start));
+  const e = Math.max(s, Math.min(dim, end < 0 ? end + dim : end));
+  if (s === 0 && e === dim) return x;
+  const shape = x.shape.map((d, i) => (i === ax ? e - s : d));
+  const g = x.graph;
+  const [out] = g.node('Slice', [x, g.int64s([s]), g.int64s([e]), g.int64s([ax])], [{ shape, dtype: x.dtype }]);
+  g.record('slice', [x], [out], { axis: ax, start: s, end: e });
+  return out;
+}
+
+export function concat(xs: readonly Sym[], axis: number): Sym {
+  if (xs.length === 0) throw new Error('concat of nothing');
+  if (xs.length === 1) return xs[0];
+  const ax = normAxis(axis, xs[0].rank, 'concat');
+  for (const x of xs) {
+    if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
+      throw new Error(`concat: ${x} does not match ${xs[0]} off axis ${ax}`);
+    }
+  }
+  const shape = xs[0].shape.map((d, i) => (i === ax ? xs.reduce((s, x) => s + x.shape[ax], 0) : d));
+  const [out] = xs[0].graph.node('Concat', xs, [{ shape, dtype: xs[0].dtype }], { axis: { i: ax } });
+  xs[0].graph.record('concat', xs, [out], { axis: ax });
+  return out;
+}
+
+/** Broadcast to a larger shape. */
+export function expand(x: Sym, shape: readonly number[]): Sym {
+  const out = broadcastShapes(x.shape, shape, 'expand');
+  if (sameShape(out, x.shape)) return x;
+  const [y] = x.graph.node('Expand', [x, x.graph.int64s(out)], [{ shape: out, dtype: x.dtype }]);
+  x.graph.record('expand', [x], [y]);
+  return y;
+}
+
+/** Insert a size-1 axis at `axis`. */
+export function unsqueeze(x: Sym, axis: number): Sym {
+  const ax = axis < 0 ? axis + x.rank + 1 : axis;
+  const shape = [...x.shape];
+  shape.splice(ax, 0, 1);
+  return reshape(x, shape);
+}
+
+/**
+ * Rows of `table` picked by integer `indices` along axis 0 (an embedding lookup).
+ * The gradient scatters back with ScatterElements add, never ScatterND add (see DESIGN.md).
+ */
+export function gather(table: Sym, indices: Sym): Sym {
+  if (indices.dtype !== 'int32' && indices.dtype !== 'int64') throw new Error(`gather: indices must be integers, got ${indices}`);
+  const shape = [...indices.shape, ...table.shape.slice(1)];
+  const [out] = table.graph.node('Gather', [table, indices], [{ shape, dtype: table.dtype }], { axis: { i: 0 } });
+  table.graph.record('gather', [table], [out], { indices });
+  return out;
+}
+
+/** out[..., i] = x[..., indices[..., i]] along the last axis (picks a token's log-prob). */
+export function gatherLast(x: Sym, indices: Sym): Sym {
+  if (indices.rank !== x.rank) throw new Error(`gatherLast: ${indices} must have the rank of ${x}`);
+  const shape = [...indices.shape];
+  const [out] = x.graph.node('GatherElements', [x, indices], [{ shape, dtype: x.dtype }], { axis: { i: x.rank - 1 } });
+  x.graph.record('gatherLast', [x], [out], { indices });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions and normalisers
+
+function reducedShape(x: Sym, axes: readonly number[], keepdims: boolean): number[] {
+  return keepdims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+}
+
+function normAxes(x: Sym, axes: readonly number[] | undefined): number[] {
+  return axes === undefined ? x.shape.map((_, i) => i) : [...new Set(axes.map((a) => normAxis(a, x.rank, 'reduce')))].sort();
+}
+
+export function sum(x: Sym, axes?: readonly number[], keepdims = false): Sym {
+  const ax = normAxes(x, axes);
+  if (ax.length === 0) return x;
+  const shape = reducedShape(x, ax, keepdims);
+  const [out] = x.graph.node('ReduceSum', [x, x.graph.int64s(ax)], [{ shape, dtype: x.dtype }], { keepdims: { i: keepdims ? 1 : 0 } });
+  x.graph.record('sum', [x], [out], { axes: ax, keepdims });
+  return out;
+}
+
+export function mean(x: Sym, axes?: readonly number[], keepdims = false): Sym {
+  const ax = normAxes(x, axes);
+  const count = ax.reduce((p, a) => p * x.shape[a], 1);
+  return div(sum(x, ax, keepdims), count);
+}
+
+/** Maximum over axes; gradient flows to every position that attains it, shared equally. */
+export function max(x: Sym, axes?: readonly number[], keepdims = false): Sym {
+  const ax = normAxes(x, axes);
+  const shape = reducedShape(x, ax, keepdims);
+  const [out] = x.graph.node('ReduceMax', [x], [{ shape, dtype: x.dtype }], { axes: { ints: ax }, keepdims: { i: keepdims ? 1 : 0 } });
+  x.graph.record('max', [x], [out], { axes: ax, keepdims });
+  return out;
+}
+
+export function softmax(x: Sym, axis = -1): Sym {
+  const ax = normAxis(axis, x.rank, 'softmax');
+  const [out] = x.graph.node('Softmax', [x], [{ shape: x.shape, dtype: x.dtype }], { axis: { i: ax } });
+  x.graph.record('softmax', [x], [out], { axis: ax });
+  return out;
+}
+
+export function logSoftmax(x: Sym, axis = -1): Sym {
+  const ax = normAxis(axis, x.rank, 'logSoftmax');
+  const [out] = x.graph.node('LogSoftmax', [x], [{ shape: x.shape, dtype: x.dtype }], { axis: { i: ax } });
+  x.graph.record('logSoftmax', [x], [out], { axis: ax });
+  return out;
+}
+
+/** log Σ exp(x) over `axis`, stable (max-shifted), keeping the axis. */
+export function logSumExp(x: Sym, axis = -1): Sym {
+  const m = stopGradient(max(x, [axis], true));
+  return add(log(sum(exp(sub(x, m)), [axis], true)), m);
+}
+
+/** RMSNorm as Llama defines it: x / sqrt(mean(x²) + eps) * weight, over the last axis. */
+export function rmsNorm(x: Sym, weight: Sym, eps: number): Sym {
+  const ms = mean(mul(x, x), [-1], true);
+  return mul(div(x, sqrt(add(ms, eps))), weight);
+}
+
+export function silu(x: Sym): Sym {
+  return mul(x, sigmoid(x));
+}
+
+/**
+ * Rotary position embedding in the Hugging Face "rotate half" layout.
+ * x: [..., T, D]; cos, sin: broadcastable to [..., T, D] (already duplicated over both halves).
+ */
+export function rope(x: Sym, cosT: Sym, sinT: Sym): Sym {
+  const d = x.shape[x.rank - 1];
+  const x1 = slice(x, -1, 0, d / 2);
+  const x2 = slice(x, -1, d / 2, d);
+  const rotated = concat([neg(x2), x1], -1);
+  return add(mul(x, cosT), mul(rotated, sinT));
+}
+
+/**
+ * Scaled dot-product attention with grouped KV heads.
+ * q: [B, H, T, D]; k, v: [B, KVH, S, D] with H a multiple of KVH; bias: additive mask
+ * broadcastable to [B, 1, 1, T, S] (0 where allowed, a large negative number where not).
+ * The KV heads are never copied: queries are grouped as [B, KVH, H/KVH, T, D] and the
+ * matmuls broadcast over the group axis.
+ */
+export function attention(q: Sym, k: Sym, v: Sym, bias: Sym | null): Sym {
+  const [B, H, T, D] = q.shape;
+  const KVH = k.shape[1];
+  if (H % KVH !== 0) throw new Error(`attention: ${H} query heads do not group over ${KVH} KV heads`);
+  const G = H / KVH;
+  const qg = reshape(q, [B, KVH, G, T, D]);
+  const kg = unsqueeze(k, 2);
+  const vg = unsqueeze(v, 2);
+  let scores = mul(matmul(qg, transposeLast2(kg)), 1 / Math.sqrt(D));
+  if (bias) scores = add(scores, bias);
+  const out = matmul(softmax(scores, -1), vg);
+  return reshape(out, [B, H, T, D]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-differentiable helpers (indices, sampling)
+
+/** Integer index of the maximum along `axis` (int64 as ONNX returns it). */
+export function argmax(x: Sym, axis = -1, keepdims = false): Sym {
+  const ax = normAxis(axis, x.rank, 'argmax');
+  const shape = reducedShape(x, [ax], keepdims);
+  return x.graph.node('ArgMax', [x], [{ shape, dtype: 'int64' }], { axis: { i: ax }, keepdims: { i: keepdims ? 1 : 0 } })[0];
+}
+
+/** Running sum along `axis`. */
+export function cumsum(x: Sym, axis = -1): Sym {
+  const ax = normAxis(axis, x.rank, 'cumsum');
+  return x.graph.node('CumSum', [x, x.graph.constant([ax], [], 'int32')], [{ shape: x.shape, dtype: x.dtype }])[0];
+}
+
+/** The k largest values along the last axis, sorted descending, with their int64 indices. */
+export function topk(x: Sym, k: number): [Sym, Sym] {
+  const shape = [...x.shape.slice(0, -1), k];
+  const [values, indices] = x.graph.node('TopK', [x, x.graph.int64s([k])], [
+    { shape, dtype: x.dtype },
+    { shape, dtype: 'int64' },
+  ], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } });
+  return [values, indices];
+}
+
+/** A constant 0, 1, ..., n-1. */
+export function iota(g: Sym['graph'], n: number, dtype: DType = 'int32'): Sym {
+  return g.constant(Array.from({ length: n }, (_, i) => (dtype === 'int64' ? BigInt(i) : i)) as number[], [n], dtype);
+}
+
+export type { Sym };

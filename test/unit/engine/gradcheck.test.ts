@@ -1,0 +1,109 @@
+// Every gradient rule, checked against central finite differences on the test device.
+import { describe, it } from 'vitest';
+import * as op from '../../../main/engine/graph/ops.ts';
+import { gradcheck } from '../../helpers/gradcheck.ts';
+
+const positive = (n: number, seed = 3) => Array.from({ length: n }, (_, i) => 0.5 + ((i * 7919 + seed) % 13) / 10);
+
+describe('gradient rules match finite differences', () => {
+  it('add, sub, mul, div with broadcasting', async () => {
+    await gradcheck((a, b) => op.add(a, b), [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }]);
+    await gradcheck((a, b) => op.sub(a, b), [{ name: 'a', shape: [2, 1, 3] }, { name: 'b', shape: [4, 1] }]);
+    await gradcheck((a, b) => op.mul(a, b), [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [2, 1] }]);
+    await gradcheck((a, b) => op.div(a, b), [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3], values: positive(3) }]);
+  });
+
+  it('elementwise maximum and minimum', async () => {
+    await gradcheck((a, b) => op.maximum(a, b), [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [2, 3] }]);
+    await gradcheck((a, b) => op.minimum(a, b), [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }]);
+  });
+
+  it('unary functions', async () => {
+    await gradcheck((x) => op.neg(x), [{ name: 'x', shape: [5] }]);
+    await gradcheck((x) => op.exp(x), [{ name: 'x', shape: [5] }]);
+    await gradcheck((x) => op.log(x), [{ name: 'x', shape: [5], values: positive(5) }]);
+    await gradcheck((x) => op.sqrt(x), [{ name: 'x', shape: [5], values: positive(5) }]);
+    await gradcheck((x) => op.tanh(x), [{ name: 'x', shape: [5] }]);
+    await gradcheck((x) => op.sigmoid(x), [{ name: 'x', shape: [5] }]);
+    await gradcheck((x) => op.abs(x), [{ name: 'x', shape: [5] }]);
+    await gradcheck((x) => op.pow(x, 3), [{ name: 'x', shape: [5] }]);
+    await gradcheck((x) => op.pow(x, -0.5), [{ name: 'x', shape: [5], values: positive(5) }]);
+    await gradcheck((x) => op.clip(x, -0.3, 0.4), [{ name: 'x', shape: [8], values: [-0.9, -0.5, -0.2, 0, 0.1, 0.35, 0.6, 0.95] }]);
+    await gradcheck((x) => op.silu(x), [{ name: 'x', shape: [6] }]);
+  });
+
+  it('where', async () => {
+    await gradcheck(
+      (a, b) => op.where(op.greater(a, 0), a, b),
+      [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }],
+    );
+  });
+
+  it('matmul, plain and batched with broadcasting', async () => {
+    await gradcheck((a, b) => op.matmul(a, b), [{ name: 'a', shape: [3, 4] }, { name: 'b', shape: [4, 2] }]);
+    await gradcheck((a, b) => op.matmul(a, b), [{ name: 'a', shape: [2, 1, 3, 4] }, { name: 'b', shape: [3, 4, 2] }]);
+  });
+
+  it('reshape, transpose, slice, concat, expand', async () => {
+    await gradcheck((x) => op.reshape(x, [3, -1]), [{ name: 'x', shape: [2, 3, 2] }]);
+    await gradcheck((x) => op.transpose(x, [2, 0, 1]), [{ name: 'x', shape: [2, 3, 4] }]);
+    await gradcheck((x) => op.slice(x, 1, 1, 3), [{ name: 'x', shape: [2, 4, 2] }]);
+    await gradcheck((a, b) => op.concat([a, b, a], 1), [{ name: 'a', shape: [2, 1] }, { name: 'b', shape: [2, 3] }]);
+    await gradcheck((x) => op.expand(x, [3, 2, 4]), [{ name: 'x', shape: [2, 1] }]);
+  });
+
+  it('reductions', async () => {
+    await gradcheck((x) => op.sum(x, [1]), [{ name: 'x', shape: [2, 3, 2] }]);
+    await gradcheck((x) => op.sum(x, [0, 2], true), [{ name: 'x', shape: [2, 3, 2] }]);
+    await gradcheck((x) => op.mean(x, [-1]), [{ name: 'x', shape: [3, 4] }]);
+    await gradcheck((x) => op.max(x, [1]), [{ name: 'x', shape: [3, 4] }]);
+    await gradcheck((x) => op.logSumExp(x, -1), [{ name: 'x', shape: [3, 4] }]);
+  });
+
+  it('softmax and log-softmax', async () => {
+    await gradcheck((x) => op.softmax(x, -1), [{ name: 'x', shape: [2, 5] }]);
+    await gradcheck((x) => op.softmax(x, 0), [{ name: 'x', shape: [3, 2] }]);
+    await gradcheck((x) => op.logSoftmax(x, -1), [{ name: 'x', shape: [2, 5] }]);
+  });
+
+  it('gather (embedding) with repeated indices', async () => {
+    await gradcheck((t, i) => op.gather(t, i), [
+      { name: 'table', shape: [5, 3] },
+      { name: 'ids', shape: [2, 3], values: [4, 0, 4, 1, 4, 0], int: true },
+    ]);
+  });
+
+  it('gatherLast (token log-prob pick)', async () => {
+    await gradcheck((x, i) => op.gatherLast(op.logSoftmax(x), i), [
+      { name: 'x', shape: [2, 3, 5] },
+      { name: 'ids', shape: [2, 3, 1], values: [4, 0, 2, 1, 4, 4], int: true },
+    ]);
+  });
+
+  it('RMSNorm', async () => {
+    await gradcheck((x, w) => op.rmsNorm(x, w, 1e-6), [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [4] }]);
+  });
+
+  it('RoPE', async () => {
+    const T = 3;
+    const D = 4;
+    const cos = Array.from({ length: T * D }, (_, i) => Math.cos((i % D) * 0.3 + Math.floor(i / D)));
+    const sin = Array.from({ length: T * D }, (_, i) => Math.sin((i % D) * 0.3 + Math.floor(i / D)));
+    await gradcheck((x, c, s) => op.rope(x, c, s), [
+      { name: 'x', shape: [1, 2, T, D] },
+      { name: 'cos', shape: [T, D], values: cos },
+      { name: 'sin', shape: [T, D], values: sin },
+    ]);
+  });
+
+  it('causal attention with grouped KV heads', async () => {
+    const T = 3;
+    const bias = Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e4 : 0));
+    await gradcheck((q, k, v, b) => op.attention(q, k, v, b), [
+      { name: 'q', shape: [1, 4, T, 2] },
+      { name: 'k', shape: [1, 2, T, 2] },
+      { name: 'v', shape: [1, 2, T, 2] },
+      { name: 'bias', shape: [T, T], values: bias },
+    ]);
+  });
+});
