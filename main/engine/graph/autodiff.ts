@@ -63,6 +63,15 @@ export const RULES: Record<string, Rule> = {
     unbroadcast(op.matmul(g, op.transposeLast2(b)), a.shape),
     unbroadcast(op.matmul(op.transposeLast2(a), g), b.shape),
   ],
+  gemm: ([g], { inputs: [a, b], params }) => {
+    // C = op(A) op(B); each case's products are again Gemms, so no transpose is materialised.
+    const tA = params.transA as boolean;
+    const tB = params.transB as boolean;
+    if (!tA && !tB) return [op.gemm(g, b, false, true), op.gemm(a, g, true, false)];
+    if (!tA && tB) return [op.gemm(g, b, false, false), op.gemm(g, a, true, false)];
+    if (tA && !tB) return [op.gemm(b, g, false, true), op.gemm(a, g, false, false)];
+    return [op.gemm(b, g, true, true), op.gemm(g, a, true, true)];
+  },
   reshape: ([g], { inputs: [x] }) => [op.reshape(g, [...x.shape])],
   transpose: ([g], { params }) => {
     const perm = params.perm as number[];

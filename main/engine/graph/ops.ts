@@ -139,6 +139,34 @@ export function matmul(a: Sym, b: Sym): Sym {
   return out;
 }
 
+/**
+ * General matrix product of 2-D operands, op(a) @ op(b), where op transposes when asked
+ * (ONNX Gemm). Linear layers use it with transB so Hugging Face's [out, in] weights are never
+ * copied into another layout.
+ */
+export function gemm(a: Sym, b: Sym, transA = false, transB = false): Sym {
+  if (a.rank !== 2 || b.rank !== 2) throw new Error(`gemm needs 2-D operands: ${a}, ${b}`);
+  const [m, k] = transA ? [a.shape[1], a.shape[0]] : a.shape;
+  const [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
+  if (k !== k2) throw new Error(`gemm: inner dimensions differ: ${a}${transA ? 'ᵀ' : ''} @ ${b}${transB ? 'ᵀ' : ''}`);
+  const [out] = a.graph.node('Gemm', [a, b], [{ shape: [m, n], dtype: a.dtype }], {
+    transA: { i: transA ? 1 : 0 },
+    transB: { i: transB ? 1 : 0 },
+  });
+  a.graph.record('gemm', [a, b], [out], { transA, transB });
+  return out;
+}
+
+/** A linear layer: x [..., in] times a weight stored as [out, in] (PyTorch's layout), plus bias. */
+export function linear(x: Sym, weight: Sym, bias?: Sym | null): Sym {
+  const [outF, inF] = weight.shape;
+  if (x.shape[x.rank - 1] !== inF) throw new Error(`linear: ${x} does not fit weight ${weight}`);
+  const lead = x.shape.slice(0, -1);
+  const y2 = gemm(reshape(x, [-1, inF]), weight, false, true);
+  const y = reshape(y2, [...lead, outF]);
+  return bias ? add(y, bias) : y;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shape manipulation
 

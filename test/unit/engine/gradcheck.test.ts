@@ -44,6 +44,20 @@ describe('gradient rules match finite differences', () => {
     await gradcheck((a, b) => op.matmul(a, b), [{ name: 'a', shape: [2, 1, 3, 4] }, { name: 'b', shape: [3, 4, 2] }]);
   });
 
+  it('gemm in all four transpose cases, and a linear layer with bias', async () => {
+    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+      await gradcheck((a, b) => op.gemm(a, b, tA, tB), [
+        { name: 'a', shape: tA ? [4, 3] : [3, 4] },
+        { name: 'b', shape: tB ? [2, 4] : [4, 2] },
+      ]);
+    }
+    await gradcheck((x, w, b) => op.linear(x, w, b), [
+      { name: 'x', shape: [2, 3, 4] },
+      { name: 'w', shape: [5, 4] },
+      { name: 'b', shape: [5] },
+    ]);
+  });
+
   it('reshape, transpose, slice, concat, expand', async () => {
     await gradcheck((x) => op.reshape(x, [3, -1]), [{ name: 'x', shape: [2, 3, 2] }]);
     await gradcheck((x) => op.transpose(x, [2, 0, 1]), [{ name: 'x', shape: [2, 3, 4] }]);

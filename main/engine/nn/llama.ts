@@ -1,0 +1,121 @@
+// The Llama-family transformer, written with the graph op library (nanoGPT-sized on purpose).
+//
+// The model does not own its weights: it asks a `WeightSource` for each tensor by its Hugging
+// Face name. The caller decides what a weight is in the graph (an input fed from the parameter
+// store, a slice of the flat trainable buffer) and may add a LoRA delta to any linear layer.
+import type { Graph, Sym } from '../graph/graph.ts';
+import * as op from '../graph/ops.ts';
+import { type LinearModule, type LlamaConfig, ropeInverseFrequencies } from './config.ts';
+
+export interface WeightSource {
+  /** The tensor called `name` in the checkpoint, in PyTorch layout. */
+  get(name: string): Sym;
+  /** An extra term added to the linear layer `prefix` (e.g. LoRA: B·A·x·scale), or null. */
+  linearDelta?(prefix: string, module: LinearModule, x: Sym): Sym | null;
+}
+
+export interface ForwardInputs {
+  /** Token ids [B, T], int32. */
+  inputIds: Sym;
+  /** Absolute positions [B, T], int32 (RoPE). */
+  positionIds: Sym;
+  /**
+   * Additive attention mask broadcastable to [B, 1, 1, T, S] with S = past length + T:
+   * 0 where a query may attend to a key, a large negative number where not.
+   */
+  attentionBias: Sym;
+  /** Keys and values of earlier positions per layer, [B, KVH, P, D] each (decoding). */
+  past?: { k: Sym; v: Sym }[];
+}
+
+export interface ForwardResult {
+  /** Final hidden states after the last norm, [B, T, H]. */
+  hidden: Sym;
+  /** Keys and values of this call's T positions per layer, [B, KVH, T, D] each. */
+  present: { k: Sym; v: Sym }[];
+}
+
+/** The large negative number masked attention scores get (finite, so softmax stays exact). */
+export const MASKED = -1e9;
+
+/** cos and sin of the rotary angles for each position, [B, 1, T, D] each. */
+function rotaryTables(config: LlamaConfig, positionIds: Sym, dtype: Sym['dtype']): { cos: Sym; sin: Sym } {
+  const g = positionIds.graph;
+  const inv = ropeInverseFrequencies(config);
+  const [B, T] = positionIds.shape;
+  const pos = op.reshape(op.cast(positionIds, 'float32'), [B, T, 1]);
+  const freqs = op.mul(pos, g.constant(inv, [inv.length], 'float32'));
+  const angles = op.concat([freqs, freqs], -1);
+  const cos = op.cast(op.reshape(op.cos(angles), [B, 1, T, config.headDim]), dtype);
+  const sin = op.cast(op.reshape(op.sin(angles), [B, 1, T, config.headDim]), dtype);
+  return { cos, sin };
+}
+
+function linear(w: WeightSource, prefix: string, module: LinearModule, x: Sym, bias: boolean): Sym {
+  const y = op.linear(x, w.get(`${prefix}.weight`), bias ? w.get(`${prefix}.bias`) : null);
+  const delta = w.linearDelta?.(prefix, module, x);
+  return delta ? op.add(y, delta) : y;
+}
+
+/** [B, T, heads*D] -> [B, heads, T, D] */
+function splitHeads(x: Sym, heads: number, d: number): Sym {
+  const [B, T] = x.shape;
+  return op.transpose(op.reshape(x, [B, T, heads, d]), [0, 2, 1, 3]);
+}
+
+function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, rot: { cos: Sym; sin: Sym }, bias: Sym, past?: { k: Sym; v: Sym }) {
+  const p = `model.layers.${layer}.self_attn`;
+  const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
+  const [B, T] = x.shape;
+  let q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), H, D);
+  let k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), KVH, D);
+  const v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), KVH, D);
+  if (config.qkNorm) {
+    q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
+    k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
+  }
+  q = op.rope(q, rot.cos, rot.sin);
+  k = op.rope(k, rot.cos, rot.sin);
+  const keys = past ? op.concat([past.k, k], 2) : k;
+  const values = past ? op.concat([past.v, v], 2) : v;
+  const attended = op.attention(q, keys, values, bias);
+  const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [B, T, H * D]);
+  return { out: linear(w, `${p}.o_proj`, 'o_proj', merged, false), k, v };
+}
+
+function mlp(w: WeightSource, layer: number, x: Sym): Sym {
+  const p = `model.layers.${layer}.mlp`;
+  const gate = op.silu(linear(w, `${p}.gate_proj`, 'gate_proj', x, false));
+  const up = linear(w, `${p}.up_proj`, 'up_proj', x, false);
+  return linear(w, `${p}.down_proj`, 'down_proj', op.mul(gate, up), false);
+}
+
+/** The transformer body: embeddings through the final norm. */
+export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInputs): ForwardResult {
+  const embed = w.get('model.embed_tokens.weight');
+  let x = op.gather(embed, inputs.inputIds);
+  const rot = rotaryTables(config, inputs.positionIds, x.dtype);
+  const present: { k: Sym; v: Sym }[] = [];
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), rot, inputs.attentionBias, inputs.past?.[l]);
+    present.push({ k: a.k, v: a.v });
+    x = op.add(x, a.out);
+    x = op.add(x, mlp(w, l, op.rmsNorm(x, w.get(`${p}.post_attention_layernorm.weight`), config.rmsNormEps)));
+  }
+  return { hidden: op.rmsNorm(x, w.get('model.norm.weight'), config.rmsNormEps), present };
+}
+
+/** Logits [.., V] from final hidden states [.., H] (tied embeddings reuse embed_tokens). */
+export function lmHead(config: LlamaConfig, w: WeightSource, hidden: Sym): Sym {
+  const weight = config.tieWordEmbeddings ? w.get('model.embed_tokens.weight') : w.get('lm_head.weight');
+  return op.linear(hidden, weight);
+}
+
+/** The additive causal mask for T new positions after P cached ones, [1, 1, 1, T, P + T]. */
+export function causalBias(g: Graph, T: number, P = 0, dtype: Sym['dtype'] = 'float32'): Sym {
+  const S = P + T;
+  const values = new Array<number>(T * S);
+  for (let t = 0; t < T; t++) for (let s = 0; s < S; s++) values[t * S + s] = s <= P + t ? 0 : MASKED;
+  return g.constant(values, [1, 1, 1, T, S], dtype);
+}
