@@ -1,0 +1,57 @@
+// How a graph gets its weights. A graph declares the weights it reads as inputs named by their
+// Hugging Face names; a `WeightBinding` both declares them (the model's `WeightSource`) and
+// supplies the tensors to feed for them at run time. Keeping the two together means a weight
+// is held once, in one place, and every session (training, prefill, decode) is fed from it.
+import * as ort from 'onnxruntime-node';
+import type { Graph, Sym } from '../graph/graph.ts';
+import type { WeightSource } from '../nn/llama.ts';
+
+export interface WeightBinding {
+  /** The WeightSource a model built into `g` reads from (declares graph inputs on first use). */
+  bind(g: Graph): WeightSource;
+  /** The tensors to feed for those of `inputNames` that are weights this binding declared. */
+  feeds(inputNames: readonly string[]): Record<string, ort.Tensor>;
+}
+
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/**
+ * Frozen float32 weights held on the host and fed to every graph as CPU tensors (no copy: the
+ * tensors view the same arrays). Enough for inference on the CPU; training and GPU residency
+ * use the parameter store.
+ */
+export class HostWeights implements WeightBinding {
+  private readonly tensors = new Map<string, ort.Tensor>();
+
+  constructor(readonly weights: ReadonlyMap<string, HostTensor>) {
+    for (const [name, t] of weights) this.tensors.set(name, new ort.Tensor('float32', t.data, t.shape));
+  }
+
+  bind(g: Graph): WeightSource {
+    const declared = new Map<string, Sym>();
+    return {
+      get: (name) => {
+        let s = declared.get(name);
+        if (!s) {
+          const t = this.weights.get(name);
+          if (!t) throw new Error(`the model has no weight "${name}"`);
+          s = g.input(name, t.shape, 'float32');
+          declared.set(name, s);
+        }
+        return s;
+      },
+    };
+  }
+
+  feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
+    const out: Record<string, ort.Tensor> = {};
+    for (const n of inputNames) {
+      const t = this.tensors.get(n);
+      if (t) out[n] = t;
+    }
+    return out;
+  }
+}
