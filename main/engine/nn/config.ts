@@ -40,6 +40,17 @@ const ARCHITECTURES: Record<string, Architecture> = {
 
 const tokenIds = z.union([z.number().int(), z.array(z.number().int())]).nullish();
 
+const ropeSchema = z
+  .object({
+    rope_type: z.string().optional(),
+    type: z.string().optional(),
+    factor: z.number().positive().optional(),
+    low_freq_factor: z.number().optional(),
+    high_freq_factor: z.number().optional(),
+    original_max_position_embeddings: z.number().int().optional(),
+  })
+  .passthrough();
+
 const hfConfigSchema = z.object({
   model_type: z.string(),
   vocab_size: z.number().int().positive(),
@@ -50,21 +61,14 @@ const hfConfigSchema = z.object({
   num_key_value_heads: z.number().int().positive().nullish(),
   head_dim: z.number().int().positive().nullish(),
   rms_norm_eps: z.number().positive().default(1e-6),
-  rope_theta: z.number().positive().default(10000),
-  rope_scaling: z
-    .object({
-      rope_type: z.string().optional(),
-      type: z.string().optional(),
-      factor: z.number().positive().optional(),
-      low_freq_factor: z.number().optional(),
-      high_freq_factor: z.number().optional(),
-      original_max_position_embeddings: z.number().int().optional(),
-    })
-    .passthrough()
-    .nullish(),
+  rope_theta: z.number().positive().optional(),
+  rope_scaling: ropeSchema.nullish(),
+  // transformers >= 5 writes theta and scaling together here instead of the two fields above.
+  rope_parameters: ropeSchema.extend({ rope_theta: z.number().positive().optional() }).nullish(),
   max_position_embeddings: z.number().int().positive().default(2048),
   tie_word_embeddings: z.boolean().default(false),
   attention_bias: z.boolean().optional(),
+  mlp_bias: z.boolean().optional(),
   hidden_act: z.string().default('silu'),
   bos_token_id: tokenIds,
   eos_token_id: tokenIds,
@@ -85,6 +89,7 @@ export function parseConfig(json: unknown, source = 'config.json'): LlamaConfig 
     );
   }
   if (c.hidden_act !== 'silu') throw new Error(`${source}: hidden_act "${c.hidden_act}" is not supported (only silu)`);
+  if (c.mlp_bias) throw new Error(`${source}: mlp_bias true is not supported (the MLP projections have no biases here)`);
   const numKvHeads = c.num_key_value_heads ?? c.num_attention_heads;
   if (c.num_attention_heads % numKvHeads !== 0) {
     throw new Error(`${source}: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${numKvHeads}`);
@@ -101,18 +106,19 @@ export function parseConfig(json: unknown, source = 'config.json'): LlamaConfig 
     numKvHeads,
     headDim,
     rmsNormEps: c.rms_norm_eps,
-    ropeTheta: c.rope_theta,
-    ropeScaling: parseRopeScaling(c.rope_scaling, source),
+    ropeTheta: c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000,
+    ropeScaling: parseRopeScaling(c.rope_parameters ?? c.rope_scaling, c.max_position_embeddings, source),
     maxPositionEmbeddings: c.max_position_embeddings,
     tieWordEmbeddings: c.tie_word_embeddings,
-    attentionBias: c.attention_bias ?? architecture === 'qwen2',
+    // Qwen2 always has q/k/v biases (its modeling code ignores attention_bias).
+    attentionBias: architecture === 'qwen2' || (c.attention_bias ?? false),
     qkNorm: architecture === 'qwen3',
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: c.eos_token_id == null ? [] : Array.isArray(c.eos_token_id) ? c.eos_token_id : [c.eos_token_id],
   };
 }
 
-function parseRopeScaling(rs: z.infer<typeof hfConfigSchema>['rope_scaling'], source: string): RopeScaling | null {
+function parseRopeScaling(rs: z.infer<typeof ropeSchema> | null | undefined, maxPositions: number, source: string): RopeScaling | null {
   if (!rs) return null;
   const kind = rs.rope_type ?? rs.type;
   if (kind === 'default' || kind === undefined) return null;
@@ -122,7 +128,8 @@ function parseRopeScaling(rs: z.infer<typeof hfConfigSchema>['rope_scaling'], so
       factor: rs.factor ?? 8,
       lowFreqFactor: rs.low_freq_factor ?? 1,
       highFreqFactor: rs.high_freq_factor ?? 4,
-      originalMaxPositionEmbeddings: rs.original_max_position_embeddings ?? 8192,
+      // transformers falls back to max_position_embeddings too.
+      originalMaxPositionEmbeddings: rs.original_max_position_embeddings ?? maxPositions,
     };
   }
   if (kind === 'linear') return { type: 'linear', factor: rs.factor ?? 1 };

@@ -1,0 +1,275 @@
+// The safetensors file format (https://huggingface.co/docs/safetensors): an 8-byte little-endian
+// header length, a JSON header {name: {dtype, shape, data_offsets}, __metadata__?}, then the raw
+// tensor bytes. Reading goes tensor by tensor through a file handle, so a checkpoint is never
+// held in memory twice (once as file bytes, once as float32); half-precision tensors are
+// widened chunk by chunk.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '../graph/dtype.ts';
+
+export interface Float32Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Element types this reader widens to float32. */
+export type SafetensorsFloatDType = 'F32' | 'F16' | 'BF16' | 'F64';
+
+export interface SafetensorsEntry {
+  name: string;
+  /** The dtype string as stored (may be one this reader cannot widen, e.g. I64). */
+  dtype: string;
+  shape: number[];
+  /** Byte range within the file (absolute, header included). */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  file: string;
+  entries: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+}
+
+const BYTES: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, U16: 2, U32: 4, U64: 8, BOOL: 1,
+  F8_E4M3: 1, F8_E5M2: 1,
+};
+
+// Real headers are a few hundred KB at most; anything far larger means a corrupt length field.
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** Read and validate the header of a safetensors file without touching tensor data. */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  const fh = await openForRead(file);
+  try {
+    return await readHeader(fh, file);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function openForRead(file: string): Promise<fs.FileHandle> {
+  try {
+    return await fs.open(file, 'r');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new Error(`safetensors file not found: ${file}`);
+    throw new Error(`cannot open safetensors file ${file}: ${err.message}`);
+  }
+}
+
+async function readHeader(fh: fs.FileHandle, file: string): Promise<SafetensorsHeader> {
+  const { size } = await fh.stat();
+  if (size < 8) throw new Error(`${file}: not a safetensors file (only ${size} bytes, the header length alone takes 8)`);
+  const lenBuf = Buffer.alloc(8);
+  await readExactly(fh, lenBuf, 0, file, 'the header length');
+  const headerLen = Number(lenBuf.readBigUInt64LE(0));
+  if (headerLen > MAX_HEADER_BYTES || headerLen > size - 8) {
+    throw new Error(`${file}: bad safetensors header length ${headerLen} (file has ${size} bytes); the file is truncated or not safetensors`);
+  }
+  const headerBuf = Buffer.alloc(headerLen);
+  await readExactly(fh, headerBuf, 8, file, 'the header');
+  let json: unknown;
+  try {
+    json = JSON.parse(headerBuf.toString('utf8'));
+  } catch (e) {
+    throw new Error(`${file}: the safetensors header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: the safetensors header is not a JSON object`);
+
+  const dataStart = 8 + headerLen;
+  const entries = new Map<string, SafetensorsEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = parseMetadata(raw, file);
+      continue;
+    }
+    const entry = parseEntry(name, raw, file);
+    const begin = dataStart + entry.offsets[0];
+    const end = dataStart + entry.offsets[1];
+    if (end > size) {
+      throw new Error(`${file}: tensor "${name}" needs bytes up to ${end} but the file has only ${size}; the file is truncated (re-download or re-save it)`);
+    }
+    entries.set(name, { name, dtype: entry.dtype, shape: entry.shape, begin, end });
+  }
+  return { file, entries, metadata };
+}
+
+function parseMetadata(raw: unknown, file: string): Record<string, string> {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: "__metadata__" in the header must be an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== 'string') throw new Error(`${file}: "__metadata__.${k}" must be a string`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function parseEntry(name: string, raw: unknown, file: string): { dtype: string; shape: number[]; offsets: [number, number] } {
+  const where = `${file}: tensor "${name}"`;
+  if (!raw || typeof raw !== 'object') throw new Error(`${where}: header entry is not an object`);
+  const { dtype, shape, data_offsets: offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof dtype !== 'string') throw new Error(`${where}: header entry has no dtype`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new Error(`${where}: bad shape ${JSON.stringify(shape)}`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0) || offsets[1] < offsets[0]) {
+    throw new Error(`${where}: bad data_offsets ${JSON.stringify(offsets)}`);
+  }
+  const bytes = BYTES[dtype];
+  const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+  if (bytes !== undefined && offsets[1] - offsets[0] !== numel * bytes) {
+    throw new Error(`${where}: data_offsets span ${offsets[1] - offsets[0]} bytes but shape [${shape.join(', ')}] of ${dtype} needs ${numel * bytes}`);
+  }
+  return { dtype, shape: shape as number[], offsets: offsets as [number, number] };
+}
+
+async function readExactly(fh: fs.FileHandle, into: Uint8Array, position: number, file: string, what: string): Promise<void> {
+  let done = 0;
+  while (done < into.byteLength) {
+    const { bytesRead } = await fh.read(into, done, into.byteLength - done, position + done);
+    if (bytesRead === 0) throw new Error(`${file}: unexpected end of file while reading ${what}; the file is truncated`);
+    done += bytesRead;
+  }
+}
+
+// Half-precision tensors are read and widened in pieces of this many bytes.
+const CHUNK_BYTES = 16 * 1024 * 1024;
+
+// float16 -> float32 through a 64 K lookup table: exact, and much faster than per-element math.
+let f16Table: Float32Array | null = null;
+function float16Table(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = float16BitsToFloat32(h);
+  }
+  return f16Table;
+}
+
+async function readEntry(fh: fs.FileHandle, e: SafetensorsEntry, file: string): Promise<Float32Tensor> {
+  const numel = e.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(numel);
+  const what = `tensor "${e.name}"`;
+  switch (e.dtype) {
+    case 'F32':
+      // Straight into the result's memory (little-endian hosts only, which is every target).
+      await readExactly(fh, new Uint8Array(out.buffer), e.begin, file, what);
+      break;
+    case 'F16':
+    case 'BF16': {
+      const table = e.dtype === 'F16' ? float16Table() : null;
+      const chunkElems = CHUNK_BYTES / 2;
+      const buf = new Uint16Array(Math.min(chunkElems, numel));
+      for (let start = 0; start < numel; start += chunkElems) {
+        const n = Math.min(chunkElems, numel - start);
+        const bytes = new Uint8Array(buf.buffer, 0, n * 2);
+        await readExactly(fh, bytes, e.begin + start * 2, file, what);
+        if (table) {
+          for (let i = 0; i < n; i++) out[start + i] = table[buf[i]];
+        } else {
+          for (let i = 0; i < n; i++) out[start + i] = bfloat16BitsToFloat32(buf[i]);
+        }
+      }
+      break;
+    }
+    case 'F64': {
+      const chunkElems = CHUNK_BYTES / 8;
+      const buf = new Float64Array(Math.min(chunkElems, numel));
+      for (let start = 0; start < numel; start += chunkElems) {
+        const n = Math.min(chunkElems, numel - start);
+        await readExactly(fh, new Uint8Array(buf.buffer, 0, n * 8), e.begin + start * 8, file, what);
+        for (let i = 0; i < n; i++) out[start + i] = buf[i];
+      }
+      break;
+    }
+    default:
+      throw new Error(`${file}: tensor "${e.name}" has dtype ${e.dtype}; only F32, F16, BF16 and F64 tensors can be loaded`);
+  }
+  return { shape: [...e.shape], data: out };
+}
+
+/**
+ * Read the tensors of a safetensors file as float32 (F16, BF16 and F64 are converted).
+ * `filter` selects tensors by name; unselected tensors are never read, so they may have any
+ * dtype. Pass an already-read `header` to skip parsing it again.
+ */
+export async function readSafetensors(
+  file: string,
+  filter?: (name: string, entry: SafetensorsEntry) => boolean,
+  header?: SafetensorsHeader,
+): Promise<Map<string, Float32Tensor>> {
+  const fh = await openForRead(file);
+  try {
+    const h = header ?? (await readHeader(fh, file));
+    const out = new Map<string, Float32Tensor>();
+    for (const e of h.entries.values()) {
+      if (filter && !filter(e.name, e)) continue;
+      out.set(e.name, await readEntry(fh, e, file));
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Write float32 tensors as a safetensors file. The data goes to a temporary file next to
+ * `file` that is renamed over it only when complete, so a crash never leaves a torn file.
+ */
+export async function writeSafetensors(
+  file: string,
+  tensors: Iterable<[string, Float32Tensor]>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const list: [string, Float32Tensor][] = [];
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    if (name === '__metadata__') throw new Error(`${file}: "__metadata__" cannot be a tensor name`);
+    if (name in header) throw new Error(`${file}: tensor "${name}" given twice`);
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0) || numel !== t.data.length) {
+      throw new Error(`${file}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel} values) but ${t.data.length} values`);
+    }
+    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+    list.push([name, t]);
+  }
+  // Pad the header with spaces so tensor data starts 8-byte aligned (as the reference writer does).
+  let headerText = JSON.stringify(header);
+  const headerBytes = Buffer.byteLength(headerText, 'utf8');
+  headerText += ' '.repeat((8 - ((8 + headerBytes) % 8)) % 8);
+  const headerBuf = Buffer.from(headerText, 'utf8');
+  const lenBuf = Buffer.alloc(8);
+  lenBuf.writeBigUInt64LE(BigInt(headerBuf.length));
+
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fh = await fs.open(tmp, 'w');
+  try {
+    await writeAll(fh, lenBuf);
+    await writeAll(fh, headerBuf);
+    for (const [, t] of list) await writeAll(fh, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    await fh.sync();
+    await fh.close();
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw new Error(`could not write ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Write all of `bytes` at the current position (a single write may be partial). */
+async function writeAll(fh: fs.FileHandle, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const n = Math.min(CHUNK_BYTES, bytes.byteLength - done);
+    const { bytesWritten } = await fh.write(bytes, done, n);
+    done += bytesWritten;
+  }
+}
