@@ -40,6 +40,9 @@ export class CompiledGraph {
       const keep = new Set(options.keepOnDevice ?? []);
       extra.preferredOutputLocation = Object.fromEntries(outputNames.map((n) => [n, keep.has(n) ? 'gpu-buffer' : 'cpu']));
     }
+    // ORT's extended fusions (e.g. SiLU -> com.microsoft QuickGelu) have float32-only kernels,
+    // so float64 graphs (gradient checks) would fail to compile with them.
+    if (graph.inputs.some((s) => s.dtype === 'float64')) extra.graphOptimizationLevel = 'basic';
     let session: ort.InferenceSession;
     try {
       session = await exclusive(() => ort.InferenceSession.create(bytes, sessionOptions(device, extra)));

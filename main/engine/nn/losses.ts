@@ -1,0 +1,98 @@
+// Training losses as graph ops: masked token cross-entropy (supervised) and the clipped policy
+// loss with an optional k3 KL penalty to a reference model (METHODS.md; verl's conventions).
+// Every loss is a token mean over the mask of the whole batch ("token-mean" aggregation).
+import type { Sym } from '../graph/graph.ts';
+import * as op from '../graph/ops.ts';
+
+/**
+ * log p(target) for each position: logits [B, T, V] divided by `temperature`, log-softmax over
+ * the vocabulary, the target's entry picked. targets [B, T] int32 → [B, T].
+ */
+export function tokenLogprobs(logits: Sym, targets: Sym, temperature = 1): Sym {
+  if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
+  if (targets.rank !== logits.rank - 1) throw new Error(`tokenLogprobs: targets ${targets} do not match logits ${logits}`);
+  const scaled = temperature === 1 ? logits : op.mul(logits, 1 / temperature);
+  const picked = op.gatherLast(op.logSoftmax(scaled, -1), op.unsqueeze(targets, -1));
+  return op.reshape(picked, [...targets.shape]);
+}
+
+/** Mean of x over positions where mask = 1 (0 when the mask is empty, never NaN). */
+export function maskedMean(x: Sym, mask: Sym): Sym {
+  const count = op.maximum(op.sum(mask), 1);
+  return op.div(op.sum(op.mul(x, mask)), count);
+}
+
+/** Supervised loss: mean negative log-likelihood of the unmasked targets. */
+export function sftLoss(logprobs: Sym, mask: Sym): { loss: Sym } {
+  return { loss: op.neg(maskedMean(logprobs, mask)) };
+}
+
+/**
+ * The k3 ("low_var_kl") estimator of KL(π ‖ π_ref) per token, as verl computes it:
+ * d = clamp(ref − logp, ±20); exp(d) − d − 1, clamped to [−10, 10].
+ */
+export function k3Kl(logprobs: Sym, refLogprobs: Sym): Sym {
+  const d = op.clip(op.sub(refLogprobs, logprobs), -20, 20);
+  return op.clip(op.sub(op.sub(op.exp(d), d), 1), -10, 10);
+}
+
+export interface PolicyLossOptions {
+  /** Ratio clip range [1 − clipLow, 1 + clipHigh] (PPO's ε; DAPO's clip-higher when unequal). */
+  clipLow: number;
+  clipHigh: number;
+  /** KL penalty coefficient β; 0 leaves the reference out. */
+  klCoef: number;
+}
+
+export const POLICY_LOSS_DEFAULTS: PolicyLossOptions = { clipLow: 0.2, clipHigh: 0.2, klCoef: 0 };
+
+export interface PolicyLossInputs {
+  /** log π(y_t) under the policy being trained, [B, T]. */
+  logprobs: Sym;
+  /** log π_old(y_t) from the policy that sampled the tokens, [B, T]. */
+  oldLogprobs: Sym;
+  /** One advantage per sequence, [B], broadcast to its tokens. */
+  advantages: Sym;
+  /** 1 for response tokens that count, 0 elsewhere, [B, T]. */
+  mask: Sym;
+  /** log π_ref(y_t), [B, T]; required when klCoef > 0. */
+  refLogprobs?: Sym | null;
+}
+
+export interface PolicyLossResult {
+  /** pgLoss + klCoef · kl: what the gradient is taken of. */
+  loss: Sym;
+  /** The clipped surrogate, −min(r·A, clip(r)·A), token mean (verl's pg_loss). */
+  pgLoss: Sym;
+  /** Fraction of tokens where the clipped term is the active one (verl's pg_clipfrac). */
+  clipRatio: Sym;
+  /** Mean of old − new log-prob over tokens, an estimate of KL(π_old ‖ π) (verl's ppo_kl). */
+  ppoKl: Sym;
+  /** Mean k3 KL to the reference (verl's kl_loss); 0 without a reference. */
+  kl: Sym;
+}
+
+export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions): PolicyLossResult {
+  const { logprobs, oldLogprobs, advantages, mask } = inputs;
+  const { clipLow, clipHigh, klCoef } = options;
+  if (!(clipLow >= 0 && clipLow < 1) || !(clipHigh >= 0)) throw new Error(`policy loss: clip range needs 0 <= clipLow < 1 and clipHigh >= 0, got ${clipLow}, ${clipHigh}`);
+  if (!(klCoef >= 0)) throw new Error(`policy loss: klCoef must be >= 0, got ${klCoef}`);
+  const [B] = logprobs.shape;
+  const adv = op.reshape(advantages, [B, 1]);
+  const logRatio = op.clip(op.sub(logprobs, oldLogprobs), -20, 20);
+  const ratio = op.exp(logRatio);
+  const unclipped = op.neg(op.mul(ratio, adv));
+  const clipped = op.neg(op.mul(op.clip(ratio, 1 - clipLow, 1 + clipHigh), adv));
+  const pgLoss = maskedMean(op.maximum(unclipped, clipped), mask);
+
+  const g = logprobs.graph;
+  const { clipRatio, ppoKl } = g.untaped(() => ({
+    clipRatio: maskedMean(op.cast(op.greater(clipped, unclipped), logprobs.dtype), mask),
+    ppoKl: maskedMean(op.neg(op.stopGradient(logRatio)), mask),
+  }));
+
+  if (klCoef === 0) return { loss: pgLoss, pgLoss, clipRatio, ppoKl, kl: g.scalar(0, logprobs.dtype) };
+  if (!inputs.refLogprobs) throw new Error('policy loss: klCoef > 0 needs reference log-probs');
+  const kl = maskedMean(k3Kl(logprobs, inputs.refLogprobs), mask);
+  return { loss: op.add(pgLoss, op.mul(kl, klCoef)), pgLoss, clipRatio, ppoKl, kl };
+}

@@ -1,0 +1,412 @@
+// The parameter store: the one place a model's weights live while it trains.
+//
+// Trainable parameters (every weight under full fine-tuning, the LoRA A/B matrices under LoRA)
+// are one flat buffer, so the optimizer is a few elementwise ops and the training step feeds
+// and receives a single tensor. Frozen weights (the base model under LoRA) are held once and fed
+// to every graph by name. On WebGPU all of it stays on the GPU: the flat buffer, the frozen
+// weights, and the per-weight tensors inference graphs read (cut from the flat buffer by a small
+// "unflatten" graph after every change). Values come back to the host only through graphs whose
+// outputs are routed to the CPU, never through getData() on a GPU tensor (that aborts).
+import * as ort from 'onnxruntime-node';
+import { Graph, type Sym } from '../graph/graph.ts';
+import * as op from '../graph/ops.ts';
+import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
+import type { WeightSource } from '../nn/llama.ts';
+import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
+import type { Device } from './devices.ts';
+import { SeededRng } from './rng.ts';
+import { CompiledGraph } from './session.ts';
+import type { HostTensor, WeightBinding } from './weights.ts';
+
+/** The float type a store computes in: float64 only for gradient checks on the CPU. */
+export type StoreDType = 'float32' | 'float64';
+export type FlatArray = Float32Array | Float64Array;
+
+export interface ParamEntry {
+  name: string;
+  shape: number[];
+  /** Position of the first element in the flat buffer. */
+  offset: number;
+  size: number;
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function allocate(dtype: StoreDType, n: number): FlatArray {
+  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+}
+
+/** Free a tensor's device memory; CPU tensors are left to the garbage collector. */
+export function disposeTensor(t: ort.Tensor | null | undefined): void {
+  if (t && t.location === 'gpu-buffer') t.dispose();
+}
+
+/**
+ * Moves flat arrays between the host and the device. On the CPU a tensor simply views the
+ * array; on WebGPU an Identity graph with device-resident outputs uploads, and one with CPU
+ * outputs downloads. The graphs are compiled once per shape and reused.
+ */
+export class DeviceTransfer {
+  private readonly graphs = new Map<string, Promise<CompiledGraph>>();
+
+  constructor(
+    readonly device: Device,
+    readonly dtype: StoreDType,
+  ) {
+    if (device.keepsStateOnDevice && dtype !== 'float32') throw new Error(`${device.name} computes in float32; a ${dtype} store needs the cpu device`);
+  }
+
+  private identity(shapes: readonly (readonly number[])[], toDevice: boolean): Promise<CompiledGraph> {
+    const key = `${toDevice ? 'up' : 'down'}|${shapes.map((s) => s.join('x')).join(',')}`;
+    let p = this.graphs.get(key);
+    if (!p) {
+      const g = new Graph(toDevice ? 'upload' : 'download');
+      const outs = shapes.map((shape, i) => {
+        g.output(`out_${i}`, op.identity(g.input(`in_${i}`, shape, this.dtype)));
+        return `out_${i}`;
+      });
+      p = CompiledGraph.create(g, this.device, { keepOnDevice: toDevice ? outs : [] });
+      this.graphs.set(key, p);
+      p.catch(() => this.graphs.delete(key));
+    }
+    return p;
+  }
+
+  /**
+   * Tensors holding `arrays` on the device (on the CPU: views of the same arrays). The upload
+   * graph stays open until release(): once the last ORT session closes, the WebGPU device goes
+   * away and every gpu-buffer tensor made on it with it (feeding one then aborts the process).
+   */
+  async upload(arrays: readonly { data: FlatArray; shape: readonly number[] }[]): Promise<ort.Tensor[]> {
+    if (!this.device.keepsStateOnDevice) return arrays.map((a) => new ort.Tensor(this.dtype, a.data, [...a.shape]));
+    if (arrays.length === 0) return [];
+    const graph = await this.identity(arrays.map((a) => a.shape), true);
+    const out = await graph.run(Object.fromEntries(arrays.map((a, i) => [`in_${i}`, new ort.Tensor(this.dtype, a.data, [...a.shape])])));
+    return arrays.map((_, i) => out[`out_${i}`]);
+  }
+
+  /** The values of a tensor as a host array (on the CPU: the tensor's own array, not a copy). */
+  async download(t: ort.Tensor): Promise<FlatArray> {
+    if (t.location !== 'gpu-buffer') return t.data as FlatArray;
+    const graph = await this.identity([t.dims], false);
+    const out = await graph.run({ in_0: t });
+    return out.out_0.data as FlatArray;
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.graphs.values()];
+    this.graphs.clear();
+    for (const p of all) await (await p).release();
+  }
+}
+
+/**
+ * Weights that never change, held once on the device and fed to any graph by name (the base
+ * model under LoRA; the reference copy under full fine-tuning).
+ */
+export class FrozenWeights implements WeightBinding {
+  private constructor(
+    private readonly tensors: Map<string, ort.Tensor>,
+    private readonly shapes: Map<string, number[]>,
+    readonly dtype: StoreDType,
+  ) {}
+
+  /** Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU). */
+  static async create(weights: ReadonlyMap<string, HostTensor>, names: readonly string[], transfer: DeviceTransfer): Promise<FrozenWeights> {
+    const arrays = names.map((name) => {
+      const t = weights.get(name);
+      if (!t) throw new Error(`the model has no weight "${name}"`);
+      return { data: transfer.dtype === 'float64' ? Float64Array.from(t.data) : t.data, shape: t.shape };
+    });
+    const tensors = await transfer.upload(arrays);
+    return new FrozenWeights(
+      new Map(names.map((n, i) => [n, tensors[i]])),
+      new Map(names.map((n, i) => [n, [...arrays[i].shape]])),
+      transfer.dtype,
+    );
+  }
+
+  has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+
+  get names(): string[] {
+    return [...this.shapes.keys()];
+  }
+
+  /** Declare `name` as an input of `g` (once per graph, tracked by `declared`). */
+  declare(g: Graph, name: string, declared: Map<string, Sym>): Sym {
+    let s = declared.get(name);
+    if (!s) {
+      const shape = this.shapes.get(name);
+      if (!shape) throw new Error(`the model has no weight "${name}"`);
+      s = g.input(name, shape, this.dtype);
+      declared.set(name, s);
+    }
+    return s;
+  }
+
+  bind(g: Graph): WeightSource {
+    const declared = new Map<string, Sym>();
+    return { get: (name) => this.declare(g, name, declared) };
+  }
+
+  feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
+    const out: Record<string, ort.Tensor> = {};
+    for (const n of inputNames) {
+      const t = this.tensors.get(n);
+      if (t) out[n] = t;
+    }
+    return out;
+  }
+
+  release(): void {
+    for (const t of this.tensors.values()) disposeTensor(t);
+    this.tensors.clear();
+  }
+}
+
+export interface ParameterStoreOptions {
+  config: LlamaConfig;
+  /** The model's weights by Hugging Face name (e.g. HfModel.weights); never modified. */
+  weights: ReadonlyMap<string, HostTensor>;
+  device: Device;
+  /** Train LoRA adapters on frozen weights; omitted, every weight is trainable. */
+  lora?: LoraSpec | null;
+  /** Initial adapter weights by PEFT name; omitted, PEFT's initialisation drawn from `rng`. */
+  loraWeights?: ReadonlyMap<string, HostTensor>;
+  rng?: SeededRng;
+  dtype?: StoreDType;
+}
+
+export class ParameterStore implements WeightBinding {
+  /** Where each trainable weight sits in the flat buffer, in a fixed order. */
+  readonly layout: readonly ParamEntry[];
+  /** Number of trainable values. */
+  readonly size: number;
+  private readonly byName: Map<string, ParamEntry>;
+  private readonly targets: Map<string, LinearModule>;
+  private flat: ort.Tensor;
+  private views: Map<string, ort.Tensor> | null = null;
+  private unflattenGraph: CompiledGraph | null = null;
+  private versionCounter = 0;
+
+  private constructor(
+    readonly config: LlamaConfig,
+    readonly device: Device,
+    readonly dtype: StoreDType,
+    readonly lora: LoraSpec | null,
+    readonly frozen: FrozenWeights,
+    readonly transfer: DeviceTransfer,
+    layout: ParamEntry[],
+    flat: ort.Tensor,
+  ) {
+    this.layout = layout;
+    this.size = layout.reduce((s, e) => s + e.size, 0);
+    this.byName = new Map(layout.map((e) => [e.name, e]));
+    this.targets = new Map(lora ? loraTargets(config, lora).map((t) => [t.prefix, t.module]) : []);
+    this.flat = flat;
+  }
+
+  static async create(options: ParameterStoreOptions): Promise<ParameterStore> {
+    const { config, weights, device } = options;
+    const dtype = options.dtype ?? 'float32';
+    const lora = options.lora ?? null;
+    const baseShapes = weightShapes(config);
+    for (const [name, shape] of baseShapes) {
+      const t = weights.get(name);
+      if (!t) throw new Error(`the weights have no "${name}", which this ${config.architecture} config needs`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new Error(`weight "${name}" has shape [${t.shape}] but the config needs [${shape}]`);
+      }
+    }
+
+    const trainableShapes = lora ? loraShapes(config, lora) : baseShapes;
+    let initial: ReadonlyMap<string, HostTensor> = weights;
+    if (lora) {
+      initial = options.loraWeights ?? initLoraWeights(config, lora, options.rng ?? new SeededRng(0));
+      for (const [name, shape] of trainableShapes) {
+        const t = initial.get(name);
+        if (!t) throw new Error(`the LoRA weights have no "${name}"`);
+        if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+          throw new Error(`LoRA weight "${name}" has shape [${t.shape}] but rank ${lora.rank} needs [${shape}]`);
+        }
+      }
+    }
+
+    const layout: ParamEntry[] = [];
+    let offset = 0;
+    for (const [name, shape] of trainableShapes) {
+      const size = numel(shape);
+      layout.push({ name, shape: [...shape], offset, size });
+      offset += size;
+    }
+    const host = allocate(dtype, offset);
+    for (const e of layout) host.set(initial.get(e.name)!.data, e.offset);
+
+    const transfer = new DeviceTransfer(device, dtype);
+    const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer);
+    const [flat] = await transfer.upload([{ data: host, shape: [offset] }]);
+    const store = new ParameterStore(config, device, dtype, lora, frozen, transfer, layout, flat);
+    await store.refreshViews();
+    return store;
+  }
+
+  /** Bumped whenever the trainable values change. */
+  get version(): number {
+    return this.versionCounter;
+  }
+
+  /** The current flat buffer (a gpu-buffer tensor on WebGPU). Valid until the next change. */
+  get flatTensor(): ort.Tensor {
+    return this.flat;
+  }
+
+  entry(name: string): ParamEntry | undefined {
+    return this.byName.get(name);
+  }
+
+  /**
+   * Adopt `next` as the flat buffer (e.g. a training step's output). The previous buffer and
+   * the per-weight tensors cut from it are freed, so tensors from earlier feeds() calls must
+   * not be fed again: call feeds() before each run.
+   */
+  async replaceFlat(next: ort.Tensor): Promise<void> {
+    if (next.dims.length !== 1 || next.dims[0] !== this.size || next.type !== this.dtype) {
+      throw new Error(`replaceFlat: expected a ${this.dtype}[${this.size}] tensor, got ${next.type}[${next.dims}]`);
+    }
+    if (next === this.flat) return;
+    this.dropViews();
+    disposeTensor(this.flat);
+    this.flat = next;
+    this.versionCounter++;
+    await this.refreshViews();
+  }
+
+  /** Overwrite every trainable value from a host array (loading a checkpoint). */
+  async writeFlat(values: FlatArray): Promise<void> {
+    if (values.length !== this.size) throw new Error(`writeFlat: expected ${this.size} values, got ${values.length}`);
+    const data = allocate(this.dtype, this.size);
+    data.set(values);
+    const [t] = await this.transfer.upload([{ data, shape: [this.size] }]);
+    await this.replaceFlat(t);
+  }
+
+  /** A host copy of the flat buffer. */
+  async readFlat(): Promise<FlatArray> {
+    const data = await this.transfer.download(this.flat);
+    return this.flat.location === 'gpu-buffer' ? data : data.slice();
+  }
+
+  /** Host copies of the trainable weights by name (HF names, or PEFT names under LoRA), float32. */
+  async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const flat = await this.transfer.download(this.flat);
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const e of this.layout) out.set(e.name, { shape: [...e.shape], data: Float32Array.from(flat.subarray(e.offset, e.offset + e.size)) });
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Feeding inference graphs
+
+  /** The model with its adapters (the policy): weights as inputs by name. */
+  bind(g: Graph): WeightSource {
+    return this.source(g, true);
+  }
+
+  /** The base model with LoRA adapters off (the reference under LoRA); frozen weights only. */
+  baseBinding(): WeightBinding {
+    if (!this.lora) return this;
+    return { bind: (g) => this.source(g, false), feeds: (names) => this.frozen.feeds(names) };
+  }
+
+  private source(g: Graph, adapters: boolean): WeightSource {
+    const declared = new Map<string, Sym>();
+    const declare = (name: string): Sym => {
+      if (this.frozen.has(name)) return this.frozen.declare(g, name, declared);
+      const e = this.byName.get(name);
+      if (!e) throw new Error(`the model has no weight "${name}"`);
+      let s = declared.get(name);
+      if (!s) {
+        s = g.input(name, e.shape, this.dtype);
+        declared.set(name, s);
+      }
+      return s;
+    };
+    const src: WeightSource = { get: declare };
+    if (this.lora && adapters) {
+      const scale = loraScale(this.lora);
+      src.linearDelta = (prefix, _module, x) =>
+        this.targets.has(prefix) ? loraDelta(x, declare(loraWeightName(prefix, 'A')), declare(loraWeightName(prefix, 'B')), scale) : null;
+    }
+    return src;
+  }
+
+  feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
+    const out = this.frozen.feeds(inputNames);
+    for (const n of inputNames) {
+      if (!this.byName.has(n)) continue;
+      if (!this.views) throw new Error('parameter store: the per-weight tensors are being rebuilt; await the change before feeding a graph');
+      out[n] = this.views.get(n)!;
+    }
+    return out;
+  }
+
+  /** Per-weight tensors of the current flat buffer: CPU subarray views, or unflatten outputs. */
+  private async refreshViews(): Promise<void> {
+    if (this.views) return;
+    if (!this.device.keepsStateOnDevice) {
+      const flat = this.flat.data as FlatArray;
+      this.views = new Map(this.layout.map((e) => [e.name, new ort.Tensor(this.dtype, flat.subarray(e.offset, e.offset + e.size), [...e.shape])]));
+      return;
+    }
+    if (!this.unflattenGraph) {
+      const g = new Graph('unflatten');
+      const flat = g.input('flat', [this.size], this.dtype);
+      this.layout.forEach((e, i) => g.output(`w_${i}`, op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape)));
+      this.unflattenGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: this.layout.map((_, i) => `w_${i}`) });
+    }
+    const out = await this.unflattenGraph.run({ flat: this.flat });
+    this.views = new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
+  }
+
+  private dropViews(): void {
+    if (this.views && this.device.keepsStateOnDevice) for (const t of this.views.values()) disposeTensor(t);
+    this.views = null;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The training graph's view
+
+  /**
+   * The WeightSource of a training graph whose trainable values arrive as the flat input
+   * `flat`: each trainable weight is Reshape(Slice(flat)), frozen weights are inputs by name.
+   * `params` receives the symbol of every trainable weight, in layout order: the gradient is
+   * taken with respect to these, so it is never padded back to the flat size per weight.
+   */
+  trainingSource(g: Graph, flat: Sym): { source: WeightSource; params: Sym[] } {
+    if (flat.rank !== 1 || flat.shape[0] !== this.size) throw new Error(`trainingSource: flat input must be [${this.size}], got ${flat}`);
+    const params = this.layout.map((e) => op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape));
+    const trainable = new Map(this.layout.map((e, i) => [e.name, params[i]]));
+    const declared = new Map<string, Sym>();
+    const get = (name: string): Sym => trainable.get(name) ?? this.frozen.declare(g, name, declared);
+    const source: WeightSource = { get };
+    if (this.lora) {
+      const scale = loraScale(this.lora);
+      source.linearDelta = (prefix, _module, x) =>
+        this.targets.has(prefix) ? loraDelta(x, get(loraWeightName(prefix, 'A')), get(loraWeightName(prefix, 'B')), scale) : null;
+    }
+    return { source, params };
+  }
+
+  async release(): Promise<void> {
+    this.dropViews();
+    disposeTensor(this.flat);
+    this.frozen.release();
+    if (this.unflattenGraph) await this.unflattenGraph.release();
+    this.unflattenGraph = null;
+    await this.transfer.release();
+  }
+}

@@ -1,0 +1,571 @@
+// The trainer: one ONNX graph per training step (forward, loss, backward, global-norm clipping,
+// AdamW), run on the parameter store's flat buffer. Parameters and optimizer moments are fed to
+// the step and come back as outputs that are fed straight to the next one; on WebGPU they never
+// leave the GPU, and only the loss and its diagnostics come back to the host.
+//
+// A run loop uses it like this:
+//   const trainer = await Trainer.create({ config, weights, device, batch: { size: 8, seqLen: 512 },
+//     mode: { kind: 'lora', rank: 16, alpha: 32, targetModules: ['q_proj', 'v_proj'] },
+//     loss: { kind: 'policy', klCoef: 0.001 } });
+//   generate with trainer.weights() (a WeightBinding: call feeds() before every run);
+//   const refLogprobs = await trainer.logprobs(batch, { reference: true });
+//   const r = await trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, learningRate(schedule, trainer.stepCount));
+//   await trainer.save(dir, loopState);  …  const { extra } = await trainer.load(dir);
+import * as ort from 'onnxruntime-node';
+import { grad } from '../graph/autodiff.ts';
+import { Graph, type Sym } from '../graph/graph.ts';
+import * as op from '../graph/ops.ts';
+import type { LlamaConfig } from '../nn/config.ts';
+import { MASKED, type WeightSource, causalBias, forward, lmHead } from '../nn/llama.ts';
+import { type LoraSpec, checkLoraSpec } from '../nn/lora.ts';
+import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, policyLoss, sftLoss, tokenLogprobs } from '../nn/losses.ts';
+import { ADAMW_DEFAULTS, type AdamWHyper, adamw, checkAdamW, clipByGlobalNorm, sumOfSquares } from '../optim/adamw.ts';
+import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
+import type { Device } from './devices.ts';
+import { type FlatArray, FrozenWeights, ParameterStore, type StoreDType, disposeTensor } from './parameter-store.ts';
+import { SeededRng } from './rng.ts';
+import { CompiledGraph } from './session.ts';
+import type { HostTensor, WeightBinding } from './weights.ts';
+
+export type TrainMode = { kind: 'full' } | ({ kind: 'lora' } & LoraSpec);
+
+export type LossSpec =
+  | { kind: 'sft' }
+  | ({ kind: 'policy'; /** Logits are divided by this before the log-softmax (the rollout temperature). */ temperature?: number } & Partial<PolicyLossOptions>);
+
+type ResolvedLoss = { kind: 'sft' } | ({ kind: 'policy'; temperature: number } & PolicyLossOptions);
+
+export interface BatchShape {
+  /** Sequences per step. */
+  size: number;
+  /** Tokens per sequence. */
+  seqLen: number;
+}
+
+/** Token ids and the positions whose next token is scored, each [size · seqLen], row-major. */
+export interface TokenBatch {
+  inputIds: Int32Array | readonly number[];
+  /** The token each position predicts (inputIds shifted left by one). */
+  targets: Int32Array | readonly number[];
+  /** 1 for real tokens, 0 for padding (left or right). Default: all 1. */
+  attentionMask?: ArrayLike<number>;
+  /** RoPE positions. Default: the count of real tokens before each position (Hugging Face's). */
+  positionIds?: Int32Array | readonly number[];
+}
+
+export interface TrainBatch extends TokenBatch {
+  /** 1 where the target counts towards the loss. */
+  lossMask: ArrayLike<number>;
+  /** Policy loss: one advantage per sequence, [size]. */
+  advantages?: ArrayLike<number>;
+  /** Policy loss: log-probs of the targets under the policy that sampled them. */
+  oldLogprobs?: ArrayLike<number>;
+  /** Policy loss with klCoef > 0: log-probs of the targets under the reference model. */
+  refLogprobs?: ArrayLike<number>;
+}
+
+export interface StepResult {
+  /** Updates applied so far, this one included (unchanged when the update was skipped). */
+  step: number;
+  lr: number;
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** True when the gradient was not finite and the update was skipped (parameters unchanged). */
+  skipped: boolean;
+  /** Policy loss diagnostics (verl's pg_loss, pg_clipfrac, ppo_kl, kl_loss). */
+  pgLoss?: number;
+  clipRatio?: number;
+  ppoKl?: number;
+  kl?: number;
+}
+
+/** Names of the step graph's inputs and outputs. */
+export const STEP_IO = {
+  params: 'params',
+  m: 'exp_avg',
+  v: 'exp_avg_sq',
+  lr: 'lr',
+  step: 'step',
+  inputIds: 'input_ids',
+  positionIds: 'position_ids',
+  attentionMask: 'attention_mask',
+  targets: 'targets',
+  lossMask: 'loss_mask',
+  advantages: 'advantages',
+  oldLogprobs: 'old_logprobs',
+  refLogprobs: 'ref_logprobs',
+  paramsOut: 'params_out',
+  mOut: 'exp_avg_out',
+  vOut: 'exp_avg_sq_out',
+  loss: 'loss',
+  gradNorm: 'grad_norm',
+  pgLoss: 'pg_loss',
+  clipRatio: 'clip_ratio',
+  ppoKl: 'ppo_kl',
+  kl: 'kl',
+  logprobs: 'logprobs',
+} as const;
+
+interface BatchSyms {
+  inputIds: Sym;
+  positionIds: Sym;
+  attentionMask: Sym;
+  targets: Sym;
+}
+
+function declareTokenInputs(g: Graph, B: number, T: number, dtype: StoreDType): BatchSyms {
+  return {
+    inputIds: g.input(STEP_IO.inputIds, [B, T], 'int32'),
+    positionIds: g.input(STEP_IO.positionIds, [B, T], 'int32'),
+    attentionMask: g.input(STEP_IO.attentionMask, [B, T], dtype),
+    targets: g.input(STEP_IO.targets, [B, T], 'int32'),
+  };
+}
+
+/** Per-token log-probs of the targets, [B, T], with causal + padding masking. */
+function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temperature: number): Sym {
+  const g = b.inputIds.graph;
+  const [B, T] = b.inputIds.shape;
+  const dtype = b.attentionMask.dtype;
+  // Keys that are padding get MASKED for every query, on top of the causal mask.
+  const padding = op.reshape(op.mul(op.sub(1, b.attentionMask), MASKED), [B, 1, 1, 1, T]);
+  const bias = op.add(causalBias(g, T, 0, dtype), padding);
+  const { hidden } = forward(config, w, { inputIds: b.inputIds, positionIds: b.positionIds, attentionBias: bias });
+  return tokenLogprobs(lmHead(config, w, hidden), b.targets, temperature);
+}
+
+export interface StepGraphSpec {
+  batch: BatchShape;
+  loss: ResolvedLoss;
+  optimizer: AdamWHyper;
+}
+
+/**
+ * The training step graph for `store`'s parameters. Inputs: the flat parameters and moments,
+ * lr, step (1-based, float), the batch, and the store's frozen weights by name. Outputs: the
+ * updated flat parameters and moments, loss, grad_norm and the loss's diagnostics.
+ */
+export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec): Graph {
+  const { size: B, seqLen: T } = spec.batch;
+  const dtype = store.dtype;
+  const N = store.size;
+  const g = new Graph('train_step');
+  const flat = g.input(STEP_IO.params, [N], dtype);
+  const m = g.input(STEP_IO.m, [N], dtype);
+  const v = g.input(STEP_IO.v, [N], dtype);
+  const lr = g.input(STEP_IO.lr, [], dtype);
+  const step = g.input(STEP_IO.step, [], dtype);
+  const batch = declareTokenInputs(g, B, T, dtype);
+  const lossMask = g.input(STEP_IO.lossMask, [B, T], dtype);
+
+  const { source, params } = store.trainingSource(g, flat);
+  const temperature = spec.loss.kind === 'policy' ? spec.loss.temperature : 1;
+  const logprobs = targetLogprobs(store.config, source, batch, temperature);
+
+  let loss: Sym;
+  const diagnostics: [string, Sym][] = [];
+  if (spec.loss.kind === 'sft') {
+    loss = sftLoss(logprobs, lossMask).loss;
+  } else {
+    const advantages = g.input(STEP_IO.advantages, [B], dtype);
+    const oldLogprobs = g.input(STEP_IO.oldLogprobs, [B, T], dtype);
+    const refLogprobs = spec.loss.klCoef > 0 ? g.input(STEP_IO.refLogprobs, [B, T], dtype) : null;
+    const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs }, spec.loss);
+    loss = r.loss;
+    diagnostics.push([STEP_IO.pgLoss, r.pgLoss], [STEP_IO.clipRatio, r.clipRatio], [STEP_IO.ppoKl, r.ppoKl], [STEP_IO.kl, r.kl]);
+  }
+
+  // Gradients per weight (not per slice of the flat input, which would pad each back to N),
+  // then one flat gradient for the optimizer.
+  const grads = grad(loss, params);
+  const flatGrad = g.untaped(() => op.concat(grads.map((gr) => op.reshape(gr, [gr.size])), 0));
+  const clipped = clipByGlobalNorm(flatGrad, spec.optimizer.maxGradNorm, sumOfSquares(grads));
+  const next = adamw({ params: flat, grad: clipped.grad, m, v, lr, step }, spec.optimizer);
+  // A NaN or infinite gradient leaves everything as it was (verl skips such updates too).
+  g.untaped(() => {
+    g.output(STEP_IO.paramsOut, op.where(clipped.finite, next.params, flat));
+    g.output(STEP_IO.mOut, op.where(clipped.finite, next.m, m));
+    g.output(STEP_IO.vOut, op.where(clipped.finite, next.v, v));
+  });
+  g.output(STEP_IO.loss, loss);
+  g.output(STEP_IO.gradNorm, clipped.norm);
+  for (const [name, s] of diagnostics) g.output(name, s);
+  return g;
+}
+
+/** A forward-only graph: log-probs [B, T] of the targets under `weights`. */
+export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, temperature: number, dtype: StoreDType): Graph {
+  const g = new Graph('logprobs');
+  g.recording = false;
+  const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
+  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g), b, temperature));
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host-side batch helpers
+
+function floats(dtype: StoreDType, values: ArrayLike<number>): FlatArray {
+  if (dtype === 'float64') return values instanceof Float64Array ? values : Float64Array.from(values);
+  return values instanceof Float32Array ? values : Float32Array.from(values);
+}
+
+function ints(values: Int32Array | readonly number[]): Int32Array {
+  return values instanceof Int32Array ? values : Int32Array.from(values);
+}
+
+/** Hugging Face's default positions: the number of real tokens before each one (0 for padding). */
+export function positionsFromMask(mask: ArrayLike<number>, batch: BatchShape): Int32Array {
+  const out = new Int32Array(batch.size * batch.seqLen);
+  for (let b = 0; b < batch.size; b++) {
+    let seen = 0;
+    for (let t = 0; t < batch.seqLen; t++) {
+      const i = b * batch.seqLen + t;
+      out[i] = Math.max(0, seen + (mask[i] ? 1 : 0) - 1);
+      if (mask[i]) seen++;
+    }
+  }
+  return out;
+}
+
+function tokenFeeds(batch: TokenBatch, shape: BatchShape, dtype: StoreDType): Record<string, ort.Tensor> {
+  const n = shape.size * shape.seqLen;
+  const dims = [shape.size, shape.seqLen];
+  const need = (what: string, a: ArrayLike<number> | undefined) => {
+    if (a && a.length !== n) throw new Error(`batch.${what} has ${a.length} values; a ${shape.size}×${shape.seqLen} batch needs ${n}`);
+  };
+  need('inputIds', batch.inputIds);
+  need('targets', batch.targets);
+  need('attentionMask', batch.attentionMask);
+  need('positionIds', batch.positionIds);
+  const mask = batch.attentionMask ?? new Float32Array(n).fill(1);
+  const positions = batch.positionIds ? ints(batch.positionIds) : positionsFromMask(mask, shape);
+  return {
+    [STEP_IO.inputIds]: new ort.Tensor('int32', ints(batch.inputIds), dims),
+    [STEP_IO.targets]: new ort.Tensor('int32', ints(batch.targets), dims),
+    [STEP_IO.positionIds]: new ort.Tensor('int32', positions, dims),
+    [STEP_IO.attentionMask]: new ort.Tensor(dtype, floats(dtype, mask), dims),
+  };
+}
+
+export interface SequenceExample {
+  tokens: readonly number[];
+  /** Index of the first token whose prediction counts towards the loss (default 1: all). */
+  lossStart?: number;
+}
+
+/**
+ * Right-padded causal-LM batch from token sequences: position t reads tokens[t] and predicts
+ * tokens[t + 1]; the loss counts predictions of tokens[lossStart..]. A sequence may hold up to
+ * seqLen + 1 tokens; missing rows are all padding.
+ */
+export function makeCausalBatch(examples: readonly SequenceExample[], shape: BatchShape, padId = 0): TrainBatch & { attentionMask: Float32Array } {
+  if (examples.length > shape.size) throw new Error(`makeCausalBatch: ${examples.length} sequences do not fit a batch of ${shape.size}`);
+  const n = shape.size * shape.seqLen;
+  const inputIds = new Int32Array(n).fill(padId);
+  const targets = new Int32Array(n).fill(padId);
+  const attentionMask = new Float32Array(n);
+  const lossMask = new Float32Array(n);
+  examples.forEach((ex, b) => {
+    const L = ex.tokens.length;
+    if (L < 2) throw new Error(`makeCausalBatch: sequence ${b} has ${L} token(s); it needs at least 2 to predict anything`);
+    if (L > shape.seqLen + 1) throw new Error(`makeCausalBatch: sequence ${b} has ${L} tokens; seqLen ${shape.seqLen} fits at most ${shape.seqLen + 1}`);
+    const start = ex.lossStart ?? 1;
+    for (let t = 0; t < L - 1; t++) {
+      const i = b * shape.seqLen + t;
+      inputIds[i] = ex.tokens[t];
+      targets[i] = ex.tokens[t + 1];
+      attentionMask[i] = 1;
+      lossMask[i] = t + 1 >= start ? 1 : 0;
+    }
+  });
+  return { inputIds, targets, attentionMask, lossMask };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface TrainerOptions {
+  config: LlamaConfig;
+  /** The model's weights by Hugging Face name (e.g. HfModel.weights); never modified. */
+  weights: ReadonlyMap<string, HostTensor>;
+  device: Device;
+  mode: TrainMode;
+  optimizer?: Partial<AdamWHyper>;
+  loss: LossSpec;
+  batch: BatchShape;
+  /** Seeds the trainer's generator (LoRA initialisation; saved in checkpoints). */
+  seed?: number;
+  /** float64 is for gradient checks on the CPU. */
+  dtype?: StoreDType;
+  /**
+   * Keep the initial weights as the KL reference under full fine-tuning (under LoRA the
+   * reference is the base model, always available). Default: when the loss has klCoef > 0.
+   */
+  keepReference?: boolean;
+  /** Where the base model came from: its folder (config and tokenizer files are copied into checkpoints) and its name for PEFT. */
+  source?: CheckpointSource;
+}
+
+function resolveLoss(spec: LossSpec): ResolvedLoss {
+  if (spec.kind === 'sft') return { kind: 'sft' };
+  const temperature = spec.temperature ?? 1;
+  if (!(temperature > 0)) throw new Error(`policy loss temperature must be > 0, got ${temperature}`);
+  return {
+    kind: 'policy',
+    temperature,
+    clipLow: spec.clipLow ?? POLICY_LOSS_DEFAULTS.clipLow,
+    clipHigh: spec.clipHigh ?? POLICY_LOSS_DEFAULTS.clipHigh,
+    klCoef: spec.klCoef ?? POLICY_LOSS_DEFAULTS.klCoef,
+  };
+}
+
+export class Trainer {
+  private stepsDone = 0;
+  private readonly logprobGraphs = new Map<string, Promise<CompiledGraph>>();
+  private reference: Promise<FrozenWeights> | null = null;
+
+  private constructor(
+    /** The options the trainer was created with, less the weights (which it does not retain). */
+    readonly options: Omit<TrainerOptions, 'weights'>,
+    readonly store: ParameterStore,
+    readonly loss: ResolvedLoss,
+    readonly optimizer: AdamWHyper,
+    readonly rng: SeededRng,
+    private readonly stepGraph: CompiledGraph,
+    private m: ort.Tensor,
+    private v: ort.Tensor,
+    private readonly initialWeights: ReadonlyMap<string, HostTensor> | null,
+  ) {}
+
+  static async create(options: TrainerOptions): Promise<Trainer> {
+    const { config, device, mode, batch } = options;
+    if (!Number.isInteger(batch.size) || batch.size <= 0 || !Number.isInteger(batch.seqLen) || batch.seqLen <= 0) {
+      throw new Error(`batch shape must be positive integers, got ${batch.size}×${batch.seqLen}`);
+    }
+    const optimizer: AdamWHyper = { ...ADAMW_DEFAULTS, ...options.optimizer };
+    checkAdamW(optimizer);
+    const loss = resolveLoss(options.loss);
+    const lora = mode.kind === 'lora' ? { rank: mode.rank, alpha: mode.alpha, targetModules: mode.targetModules } : null;
+    if (lora) checkLoraSpec(lora);
+    const rng = new SeededRng(options.seed ?? 0);
+    const dtype = options.dtype ?? 'float32';
+    const store = await ParameterStore.create({ config, weights: options.weights, device, lora, rng, dtype });
+    try {
+      const stepGraph = await CompiledGraph.create(buildTrainStepGraph(store, { batch, loss, optimizer }), device, {
+        keepOnDevice: [STEP_IO.paramsOut, STEP_IO.mOut, STEP_IO.vOut],
+      });
+      const zeros = () => (dtype === 'float64' ? new Float64Array(store.size) : new Float32Array(store.size));
+      const [m, v] = await store.transfer.upload([
+        { data: zeros(), shape: [store.size] },
+        { data: zeros(), shape: [store.size] },
+      ]);
+      const keepReference = options.keepReference ?? (loss.kind === 'policy' && loss.klCoef > 0);
+      const reference = mode.kind === 'full' && keepReference ? options.weights : null;
+      // Under full fine-tuning the store holds its own copy, so the caller's weights are only
+      // kept when they serve as the reference; a caller that drops them frees that memory.
+      const { weights: _weights, ...settings } = options;
+      return new Trainer(settings, store, loss, optimizer, rng, stepGraph, m, v, reference);
+    } catch (e) {
+      await store.release();
+      throw e;
+    }
+  }
+
+  get config(): LlamaConfig {
+    return this.options.config;
+  }
+
+  get batchShape(): BatchShape {
+    return this.options.batch;
+  }
+
+  /** Updates applied so far. */
+  get stepCount(): number {
+    return this.stepsDone;
+  }
+
+  get mode(): TrainMode {
+    return this.options.mode;
+  }
+
+  /** One update on `batch` at learning rate `lr` (from a schedule: learningRate(spec, trainer.stepCount)). */
+  async step(batch: TrainBatch, lr: number): Promise<StepResult> {
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`learning rate must be a finite number >= 0, got ${lr}`);
+    const shape = this.options.batch;
+    const dtype = this.store.dtype;
+    const n = shape.size * shape.seqLen;
+    const feeds = tokenFeeds(batch, shape, dtype);
+    if (batch.lossMask.length !== n) throw new Error(`batch.lossMask has ${batch.lossMask.length} values; the batch needs ${n}`);
+    feeds[STEP_IO.lossMask] = new ort.Tensor(dtype, floats(dtype, batch.lossMask), [shape.size, shape.seqLen]);
+    if (this.loss.kind === 'policy') {
+      const perToken = (name: 'oldLogprobs' | 'refLogprobs', input: string, hint: string) => {
+        const a = batch[name];
+        if (!a) throw new Error(`the policy loss needs batch.${name} (${hint})`);
+        if (a.length !== n) throw new Error(`batch.${name} has ${a.length} values; the batch needs ${n}`);
+        feeds[input] = new ort.Tensor(dtype, floats(dtype, a), [shape.size, shape.seqLen]);
+      };
+      if (!batch.advantages || batch.advantages.length !== shape.size) {
+        throw new Error(`the policy loss needs batch.advantages with one value per sequence (${shape.size})`);
+      }
+      feeds[STEP_IO.advantages] = new ort.Tensor(dtype, floats(dtype, batch.advantages), [shape.size]);
+      perToken('oldLogprobs', STEP_IO.oldLogprobs, 'the sampling policy’s log-probs, from generation or trainer.logprobs()');
+      if (this.loss.klCoef > 0) perToken('refLogprobs', STEP_IO.refLogprobs, 'trainer.logprobs(batch, { reference: true })');
+    }
+    const scalar = (x: number) => new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
+    Object.assign(feeds, this.store.frozen.feeds(this.stepGraph.inputNames), {
+      [STEP_IO.params]: this.store.flatTensor,
+      [STEP_IO.m]: this.m,
+      [STEP_IO.v]: this.v,
+      [STEP_IO.lr]: scalar(lr),
+      [STEP_IO.step]: scalar(this.stepsDone + 1),
+    });
+
+    const out = await this.stepGraph.run(feeds);
+    const gradNorm = Number(out[STEP_IO.gradNorm].data[0]);
+    const skipped = !Number.isFinite(gradNorm);
+    // The graph returns the old values when it skipped, so the outputs are always adopted.
+    await this.store.replaceFlat(out[STEP_IO.paramsOut]);
+    disposeTensor(this.m);
+    disposeTensor(this.v);
+    this.m = out[STEP_IO.mOut];
+    this.v = out[STEP_IO.vOut];
+    if (!skipped) this.stepsDone++;
+
+    const value = (name: string) => Number(out[name].data[0]);
+    const result: StepResult = { step: this.stepsDone, lr, loss: value(STEP_IO.loss), gradNorm, skipped };
+    if (this.loss.kind === 'policy') {
+      result.pgLoss = value(STEP_IO.pgLoss);
+      result.clipRatio = value(STEP_IO.clipRatio);
+      result.ppoKl = value(STEP_IO.ppoKl);
+      result.kl = value(STEP_IO.kl);
+    }
+    return result;
+  }
+
+  /** The current weights (adapters included) for generation graphs; re-read feeds() after each step. */
+  weights(): WeightBinding {
+    return this.store;
+  }
+
+  /**
+   * The KL reference: the base model with adapters off under LoRA; under full fine-tuning the
+   * initial weights, kept when the trainer was created with keepReference (or klCoef > 0).
+   */
+  async referenceWeights(): Promise<WeightBinding> {
+    if (this.store.lora) return this.store.baseBinding();
+    if (!this.initialWeights) {
+      throw new Error('this full fine-tuning trainer keeps no reference model: create it with keepReference: true (or a policy loss with klCoef > 0)');
+    }
+    this.reference ??= FrozenWeights.create(this.initialWeights, this.store.layout.map((e) => e.name), this.store.transfer);
+    return this.reference;
+  }
+
+  /**
+   * Log-probs [size · seqLen] of `batch.targets` under the current policy (or the reference),
+   * with the loss's temperature unless one is given. Any batch shape may be used.
+   */
+  async logprobs(batch: TokenBatch, options: { reference?: boolean; temperature?: number; shape?: BatchShape } = {}): Promise<FlatArray> {
+    const shape = options.shape ?? this.options.batch;
+    const temperature = options.temperature ?? (this.loss.kind === 'policy' ? this.loss.temperature : 1);
+    const binding = options.reference ? await this.referenceWeights() : this.store;
+    const key = `${options.reference ? 'ref' : 'policy'}|${shape.size}x${shape.seqLen}|${temperature}`;
+    let p = this.logprobGraphs.get(key);
+    if (!p) {
+      p = CompiledGraph.create(buildLogprobGraph(this.config, binding, shape, temperature, this.store.dtype), this.store.device);
+      this.logprobGraphs.set(key, p);
+      p.catch(() => this.logprobGraphs.delete(key));
+    }
+    const graph = await p;
+    const feeds = { ...tokenFeeds(batch, shape, this.store.dtype), ...binding.feeds(graph.inputNames) };
+    const out = await graph.run(feeds);
+    return out[STEP_IO.logprobs].data as FlatArray;
+  }
+
+  /**
+   * Save a checkpoint into `dir` (replaced as a whole, atomically): the weights as a Hugging
+   * Face model folder (full) or a PEFT adapter (LoRA), plus the optimizer moments, step and RNG
+   * state for an exact resume. `extra` is stored as is (the run loop's own state).
+   */
+  async save(dir: string, extra?: unknown): Promise<void> {
+    const [weights, m, v] = await Promise.all([this.store.readWeights(), this.store.transfer.download(this.m), this.store.transfer.download(this.v)]);
+    const state: TrainerState = {
+      step: this.stepsDone,
+      rng: this.rng.state(),
+      mode: this.options.mode,
+      optimizer: this.optimizer,
+      loss: this.loss,
+      layout: this.store.layout.map((e) => [e.name, e.shape]),
+      extra,
+    };
+    await saveCheckpoint(dir, {
+      config: this.config,
+      lora: this.store.lora,
+      weights,
+      optimizer: { m: Float32Array.from(m), v: Float32Array.from(v) },
+      state,
+      source: this.options.source,
+    });
+  }
+
+  /**
+   * Load a checkpoint saved by save() (exact resume), or a bare Hugging Face / PEFT folder of
+   * matching shapes (weights only: optimizer state and step start from zero). Returns the
+   * run loop's `extra` state, if any.
+   */
+  async load(dir: string): Promise<{ step: number; extra?: unknown }> {
+    const ckpt = await loadCheckpoint(dir);
+    const lora = this.store.lora;
+    if ((ckpt.lora === null) !== (lora === null)) {
+      throw new Error(`${dir} holds ${ckpt.lora ? 'a LoRA adapter' : 'full weights'} but this trainer trains ${lora ? 'LoRA adapters' : 'full weights'}`);
+    }
+    if (lora && ckpt.lora && (ckpt.lora.rank !== lora.rank || ckpt.lora.alpha !== lora.alpha || [...ckpt.lora.targetModules].sort().join() !== [...lora.targetModules].sort().join())) {
+      throw new Error(`${dir}: adapter r=${ckpt.lora.rank}, alpha=${ckpt.lora.alpha}, targets ${ckpt.lora.targetModules.join(',')} differ from this trainer's r=${lora.rank}, alpha=${lora.alpha}, targets ${lora.targetModules.join(',')}`);
+    }
+    const flat = new Float32Array(this.store.size);
+    for (const e of this.store.layout) {
+      const t = ckpt.weights.get(e.name);
+      if (!t) throw new Error(`${dir}: the checkpoint has no "${e.name}"`);
+      if (t.data.length !== e.size || t.shape.join() !== e.shape.join()) throw new Error(`${dir}: "${e.name}" has shape [${t.shape}], expected [${e.shape}]`);
+      flat.set(t.data, e.offset);
+    }
+    const dtype = this.store.dtype;
+    const widen = (a: Float32Array): FlatArray => (dtype === 'float64' ? Float64Array.from(a) : a);
+    const opt = ckpt.optimizer;
+    if (opt && (opt.m.length !== this.store.size || opt.v.length !== this.store.size)) {
+      throw new Error(`${dir}: optimizer state has ${opt.m.length} values, this trainer has ${this.store.size} parameters`);
+    }
+    // The moments are flat: they only fit a trainer that lays its weights out the same way.
+    const layout = ckpt.state?.layout;
+    if (opt && layout) {
+      const mismatch = this.store.layout.findIndex((e, i) => layout[i]?.[0] !== e.name || layout[i][1].join() !== e.shape.join());
+      if (mismatch >= 0 || layout.length !== this.store.layout.length) {
+        throw new Error(`${dir}: the optimizer state was saved for a different parameter layout (first difference at "${this.store.layout[Math.max(0, mismatch)]?.name}")`);
+      }
+    }
+    const [m, v] = await this.store.transfer.upload([
+      { data: opt ? widen(opt.m.slice()) : widen(new Float32Array(this.store.size)), shape: [this.store.size] },
+      { data: opt ? widen(opt.v.slice()) : widen(new Float32Array(this.store.size)), shape: [this.store.size] },
+    ]);
+    await this.store.writeFlat(widen(flat));
+    disposeTensor(this.m);
+    disposeTensor(this.v);
+    this.m = m;
+    this.v = v;
+    this.stepsDone = ckpt.state?.step ?? 0;
+    if (ckpt.state?.rng) this.rng.setState(ckpt.state.rng);
+    return { step: this.stepsDone, extra: ckpt.state?.extra };
+  }
+
+  /** Free every session and device tensor; the trainer and its weights() are unusable after. */
+  async release(): Promise<void> {
+    // Device tensors go first, while sessions still keep the WebGPU device alive.
+    disposeTensor(this.m);
+    disposeTensor(this.v);
+    if (this.reference) (await this.reference).release();
+    for (const p of this.logprobGraphs.values()) await (await p).release();
+    this.logprobGraphs.clear();
+    await this.stepGraph.release();
+    await this.store.release();
+  }
+}

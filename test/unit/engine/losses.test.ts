@@ -1,0 +1,196 @@
+// The training losses against hand computations of their definitions (METHODS.md, verl), and
+// their gradients against finite differences.
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { grad } from '../../../main/engine/graph/autodiff.ts';
+import { Graph, type Sym } from '../../../main/engine/graph/graph.ts';
+import { k3Kl, maskedMean, policyLoss, sftLoss, tokenLogprobs } from '../../../main/engine/nn/losses.ts';
+import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
+import { CHECK_DTYPE, testDevice } from '../../helpers/device.ts';
+import { gradcheck, rng } from '../../helpers/gradcheck.ts';
+
+const dtype = CHECK_DTYPE as 'float32' | 'float64';
+const TOL = dtype === 'float64' ? 1e-12 : 1e-5;
+
+function tensor(values: ArrayLike<number>, dims: number[]): ort.Tensor {
+  return new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values), dims);
+}
+
+/** Build, compile and run a graph once; returns every output as numbers. */
+async function evaluate(
+  inputs: Record<string, { values: ArrayLike<number>; dims: number[]; int?: boolean }>,
+  build: (x: Record<string, Sym>) => Record<string, Sym>,
+): Promise<Record<string, number[]>> {
+  const g = new Graph('loss');
+  const syms = Object.fromEntries(Object.entries(inputs).map(([name, i]) => [name, g.input(name, i.dims, i.int ? 'int32' : dtype)]));
+  for (const [name, s] of Object.entries(build(syms))) g.output(name, s);
+  const compiled = await CompiledGraph.create(g, await testDevice());
+  const feeds = Object.fromEntries(
+    Object.entries(inputs).map(([name, i]) => [name, i.int ? new ort.Tensor('int32', Int32Array.from(i.values), i.dims) : tensor(i.values, i.dims)]),
+  );
+  const out = await compiled.run(feeds);
+  await compiled.release();
+  return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Array.from(t.data as Float64Array, Number)]));
+}
+
+function expectClose(got: number[], want: number[], what: string, tol = TOL): void {
+  expect(got.length, what).toBe(want.length);
+  want.forEach((w, i) => {
+    if (!(Math.abs(got[i] - w) <= tol * Math.max(1, Math.abs(w)))) expect.fail(`${what}[${i}]: got ${got[i]}, expected ${w}`);
+  });
+}
+
+const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+
+describe('token log-probs and the supervised loss', () => {
+  it('picks log softmax(logits / T) of each target', async () => {
+    const [B, T, V] = [2, 3, 5];
+    const random = rng(4);
+    const logits = Array.from({ length: B * T * V }, () => 4 * random() - 2);
+    const targets = [4, 0, 2, 1, 3, 3];
+    for (const temperature of [1, 0.6]) {
+      const out = await evaluate(
+        { logits: { values: logits, dims: [B, T, V] }, targets: { values: targets, dims: [B, T], int: true } },
+        (x) => ({ lp: tokenLogprobs(x.logits, x.targets, temperature) }),
+      );
+      const want = targets.map((y, r) => {
+        const z = logits.slice(r * V, (r + 1) * V).map((l) => l / temperature);
+        const lse = Math.log(z.reduce((s, v) => s + Math.exp(v), 0));
+        return z[y] - lse;
+      });
+      expectClose(out.lp, want, `log-probs at T=${temperature}`);
+    }
+  });
+
+  it('averages the negative log-likelihood over unmasked tokens only, and an empty mask gives 0', async () => {
+    const lp = [-1, -2, -3, -40, -0.5, -7];
+    const mask = [1, 1, 0, 0, 1, 0];
+    const out = await evaluate({ lp: { values: lp, dims: [2, 3] }, mask: { values: mask, dims: [2, 3] }, none: { values: [0, 0, 0, 0, 0, 0], dims: [2, 3] } }, (x) => ({
+      loss: sftLoss(x.lp, x.mask).loss,
+      empty: maskedMean(x.lp, x.none),
+    }));
+    expectClose(out.loss, [(1 + 2 + 0.5) / 3], 'loss');
+    expectClose(out.empty, [0], 'empty mask');
+  });
+});
+
+interface PolicyCase {
+  lp: number[];
+  old: number[];
+  ref: number[];
+  adv: number[];
+  mask: number[];
+}
+
+/** verl's compute_policy_loss (vanilla, token-mean) and low_var_kl, written out. */
+function hostPolicy(c: PolicyCase, T: number, clipLow: number, clipHigh: number, klCoef: number) {
+  let pg = 0;
+  let clipped = 0;
+  let ppoKl = 0;
+  let kl = 0;
+  let count = 0;
+  c.lp.forEach((lp, i) => {
+    if (!c.mask[i]) return;
+    const logRatio = clamp(lp - c.old[i], -20, 20);
+    const r = Math.exp(logRatio);
+    const a = c.adv[Math.floor(i / T)];
+    const l1 = -a * r;
+    const l2 = -a * clamp(r, 1 - clipLow, 1 + clipHigh);
+    pg += Math.max(l1, l2);
+    clipped += l2 > l1 ? 1 : 0;
+    ppoKl += -logRatio;
+    const d = clamp(c.ref[i] - lp, -20, 20);
+    kl += clamp(Math.exp(d) - d - 1, -10, 10);
+    count++;
+  });
+  const n = Math.max(1, count);
+  return { loss: pg / n + klCoef * (kl / n), pgLoss: pg / n, clipRatio: clipped / n, ppoKl: ppoKl / n, kl: kl / n };
+}
+
+describe('policy loss', () => {
+  // Ratios inside and outside [1 - ε, 1 + ε] for positive and negative advantages, a k3 term
+  // that hits its clamp, and masked positions with wild values that must not count.
+  const T = 4;
+  const c: PolicyCase = {
+    lp: [-1.0, -2.0, -0.5, -30, -1.2, -0.7, -3.0, -2.2],
+    old: [-1.0, -2.5, -0.2, 0, -1.0, -1.4, -2.9, -1.0],
+    ref: [-1.1, -1.5, -0.5, 50, -20, -0.7, -3.5, -2.0],
+    adv: [1.5, -0.7],
+    mask: [1, 1, 1, 0, 1, 1, 1, 0],
+  };
+  const inputs = {
+    lp: { values: c.lp, dims: [2, T] },
+    old: { values: c.old, dims: [2, T] },
+    ref: { values: c.ref, dims: [2, T] },
+    adv: { values: c.adv, dims: [2] },
+    mask: { values: c.mask, dims: [2, T] },
+  };
+
+  it('computes the clipped objective, clip ratio, ppo_kl and k3 KL as verl does', async () => {
+    for (const [clipLow, clipHigh, klCoef] of [[0.2, 0.2, 0.001], [0.2, 0.28, 0.5], [0.1, 0.1, 0]]) {
+      const out = await evaluate(inputs, (x) => {
+        const r = policyLoss({ logprobs: x.lp, oldLogprobs: x.old, advantages: x.adv, mask: x.mask, refLogprobs: x.ref }, { clipLow, clipHigh, klCoef });
+        return { loss: r.loss, pgLoss: r.pgLoss, clipRatio: r.clipRatio, ppoKl: r.ppoKl, kl: r.kl };
+      });
+      const want = hostPolicy(c, T, clipLow, clipHigh, klCoef);
+      expectClose(out.pgLoss, [want.pgLoss], `pg_loss (ε ${clipLow}/${clipHigh})`);
+      expectClose(out.clipRatio, [want.clipRatio], 'clip_ratio');
+      expectClose(out.ppoKl, [want.ppoKl], 'ppo_kl');
+      expectClose(out.kl, [klCoef === 0 ? 0 : want.kl], 'kl');
+      expectClose(out.loss, [klCoef === 0 ? want.pgLoss : want.loss], 'loss');
+    }
+    // The case really exercises both sides: some tokens are clipped, some are not.
+    const h = hostPolicy(c, T, 0.2, 0.2, 0);
+    expect(h.clipRatio).toBeGreaterThan(0);
+    expect(h.clipRatio).toBeLessThan(1);
+  });
+
+  it('k3 is exp(ref − logp) − (ref − logp) − 1, non-negative, clamped to [−10, 10]', async () => {
+    const lp = [-1, -1, -1, -1, 0];
+    const ref = [-1, -1.5, 0.5, 30, -40];
+    const out = await evaluate({ lp: { values: lp, dims: [5] }, ref: { values: ref, dims: [5] } }, (x) => ({ k3: k3Kl(x.lp, x.ref) }));
+    const want = lp.map((l, i) => {
+      const d = clamp(ref[i] - l, -20, 20);
+      return clamp(Math.exp(d) - d - 1, -10, 10);
+    });
+    expectClose(out.k3, want, 'k3');
+    expect(out.k3[0]).toBe(0);
+    expect(out.k3[3]).toBe(10);
+    // exp(-20) + 20 - 1 ≈ 19 before the clamp.
+    expect(out.k3[4]).toBe(10);
+  });
+
+  it('its gradient with respect to the log-probs matches finite differences', async () => {
+    // Away from the clip boundaries, where the objective is smooth.
+    const g = (s: Sym, values: number[], dims: number[]) => s.graph.constant(values, dims, s.dtype);
+    const lp = [-1.0, -2.0, -0.5, -0.9, -1.2, -0.7, -3.0, -2.2];
+    for (const klCoef of [0, 0.3]) {
+      await gradcheck(
+        (x) =>
+          policyLoss(
+            { logprobs: x, oldLogprobs: g(x, c.old, [2, T]), advantages: g(x, c.adv, [2]), mask: g(x, c.mask, [2, T]), refLogprobs: g(x, c.ref.map((r) => Math.max(r, -5)), [2, T]) },
+            { clipLow: 0.2, clipHigh: 0.2, klCoef },
+          ).loss,
+        [{ name: 'lp', shape: [2, T], values: lp }],
+      );
+    }
+  });
+
+  it('a clipped token passes no gradient; an unclipped one passes −A·ratio', async () => {
+    // Token 0: ratio e^0.5 > 1.2 with A > 0 → clipped. Token 1: ratio 1 → gradient −A·1 / count.
+    const out = await (async () => {
+      const gr = new Graph('pg-grad');
+      const lp = gr.input('lp', [1, 2], dtype);
+      const r = policyLoss(
+        { logprobs: lp, oldLogprobs: gr.constant([-1.5, -1], [1, 2], dtype), advantages: gr.constant([2], [1], dtype), mask: gr.constant([1, 1], [1, 2], dtype) },
+        { clipLow: 0.2, clipHigh: 0.2, klCoef: 0 },
+      );
+      gr.output('d', grad(r.loss, [lp])[0]);
+      const compiled = await CompiledGraph.create(gr, await testDevice());
+      const res = await compiled.run({ lp: tensor([-1, -1], [1, 2]) });
+      await compiled.release();
+      return Array.from(res.d.data as Float64Array, Number);
+    })();
+    expectClose(out, [0, -2 / 2], 'd loss / d logp');
+  });
+});

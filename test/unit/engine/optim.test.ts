@@ -1,0 +1,179 @@
+// AdamW and global-norm clipping as graph ops, against a host computation of PyTorch's
+// formulas; the learning-rate schedules against their definitions.
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { Graph } from '../../../main/engine/graph/graph.ts';
+import { type AdamWHyper, adamw, clipByGlobalNorm } from '../../../main/engine/optim/adamw.ts';
+import { learningRate, makeSchedule, warmupStepsFromRatio } from '../../../main/engine/optim/schedule.ts';
+import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
+import { CHECK_DTYPE, testDevice } from '../../helpers/device.ts';
+import { rng } from '../../helpers/gradcheck.ts';
+
+const dtype = CHECK_DTYPE as 'float32' | 'float64';
+const TOL = dtype === 'float64' ? 1e-13 : 2e-6;
+
+function tensor(values: ArrayLike<number>, dims: number[]): ort.Tensor {
+  return new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values), dims);
+}
+
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i] - want[i]) <= tol * Math.max(1, Math.abs(want[i])))) expect.fail(`${what}[${i}]: got ${got[i]}, expected ${want[i]}`);
+  }
+}
+
+/** One clipped AdamW update as a graph: (params, grad, m, v, lr, step) → (params, m, v, norm). */
+async function optimizerGraph(n: number, hp: AdamWHyper): Promise<CompiledGraph> {
+  const g = new Graph('adamw');
+  const params = g.input('p', [n], dtype);
+  const grad = g.input('g', [n], dtype);
+  const m = g.input('m', [n], dtype);
+  const v = g.input('v', [n], dtype);
+  const lr = g.input('lr', [], dtype);
+  const step = g.input('step', [], dtype);
+  const clipped = clipByGlobalNorm(grad, hp.maxGradNorm);
+  const next = adamw({ params, grad: clipped.grad, m, v, lr, step }, hp);
+  g.output('p_out', next.params);
+  g.output('m_out', next.m);
+  g.output('v_out', next.v);
+  g.output('norm', clipped.norm);
+  g.output('finite', clipped.finite);
+  return CompiledGraph.create(g, await testDevice());
+}
+
+/** torch.nn.utils.clip_grad_norm_ then torch.optim.AdamW.step, written out in float64. */
+class HostAdamW {
+  m: Float64Array;
+  v: Float64Array;
+  t = 0;
+  constructor(
+    public p: Float64Array,
+    readonly hp: AdamWHyper,
+  ) {
+    this.m = new Float64Array(p.length);
+    this.v = new Float64Array(p.length);
+  }
+
+  step(grad: ArrayLike<number>, lr: number): void {
+    const norm = Math.sqrt(Array.from(grad).reduce((s, x) => s + x * x, 0));
+    const coef = this.hp.maxGradNorm === null ? 1 : Math.min(1, this.hp.maxGradNorm / (norm + 1e-6));
+    const [b1, b2] = this.hp.betas;
+    this.t++;
+    const bc1 = 1 - b1 ** this.t;
+    const bc2 = 1 - b2 ** this.t;
+    for (let i = 0; i < this.p.length; i++) {
+      const g = grad[i] * coef;
+      this.p[i] *= 1 - lr * this.hp.weightDecay;
+      this.m[i] = b1 * this.m[i] + (1 - b1) * g;
+      this.v[i] = b2 * this.v[i] + (1 - b2) * g * g;
+      this.p[i] -= (lr / bc1) * (this.m[i] / (Math.sqrt(this.v[i]) / Math.sqrt(bc2) + this.hp.eps));
+    }
+  }
+}
+
+describe('AdamW', () => {
+  it('matches PyTorch AdamW (decoupled weight decay, bias correction) over several steps', async () => {
+    const n = 7;
+    const hp: AdamWHyper = { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1, maxGradNorm: null };
+    const graph = await optimizerGraph(n, hp);
+    const random = rng(3);
+    const p0 = Float64Array.from({ length: n }, () => random() * 2 - 1);
+    const host = new HostAdamW(p0.slice(), hp);
+    let p = tensor(p0, [n]);
+    let m = tensor(new Float64Array(n), [n]);
+    let v = tensor(new Float64Array(n), [n]);
+    const lrs = [1e-2, 5e-3, 2e-2, 1e-3];
+    for (let s = 0; s < lrs.length; s++) {
+      // Different signs and scales per step, including an exact zero.
+      const grad = Float64Array.from({ length: n }, (_, i) => (i === 2 ? 0 : (random() * 2 - 1) * 10 ** (i % 3 - 1)));
+      const out = await graph.run({ p, g: tensor(grad, [n]), m, v, lr: tensor([lrs[s]], []), step: tensor([s + 1], []) });
+      host.step(grad, lrs[s]);
+      expectClose(out.p_out.data as Float64Array, host.p, TOL, `params after step ${s + 1}`);
+      expectClose(out.m_out.data as Float64Array, host.m, TOL, `m after step ${s + 1}`);
+      expectClose(out.v_out.data as Float64Array, host.v, TOL, `v after step ${s + 1}`);
+      [p, m, v] = [out.p_out, out.m_out, out.v_out];
+    }
+    await graph.release();
+  });
+
+  it('first step moves each parameter by about lr against the sign of its gradient', async () => {
+    const hp: AdamWHyper = { betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, maxGradNorm: null };
+    const graph = await optimizerGraph(3, hp);
+    const out = await graph.run({
+      p: tensor([1, 1, 1], [3]),
+      g: tensor([0.5, -3, 1e-3], [3]),
+      m: tensor([0, 0, 0], [3]),
+      v: tensor([0, 0, 0], [3]),
+      lr: tensor([0.1], []),
+      step: tensor([1], []),
+    });
+    expectClose(out.p_out.data as Float64Array, [0.9, 1.1, 0.9], dtype === 'float64' ? 1e-6 : 1e-5, 'params');
+    await graph.release();
+  });
+});
+
+describe('global-norm clipping', () => {
+  const hp = (maxGradNorm: number | null): AdamWHyper => ({ betas: [0, 0.999], eps: 1e-8, weightDecay: 0, maxGradNorm });
+  // With beta1 = 0 the m output is the clipped gradient itself.
+  async function clip(grad: number[], maxNorm: number | null) {
+    const graph = await optimizerGraph(grad.length, hp(maxNorm));
+    const zeros = new Array<number>(grad.length).fill(0);
+    const out = await graph.run({ p: tensor(zeros, [grad.length]), g: tensor(grad, [grad.length]), m: tensor(zeros, [grad.length]), v: tensor(zeros, [grad.length]), lr: tensor([0], []), step: tensor([1], []) });
+    await graph.release();
+    return { clipped: Array.from(out.m_out.data as Float64Array), norm: Number(out.norm.data[0]), finite: Boolean(out.finite.data[0]) };
+  }
+
+  it('scales a gradient above the limit to the limit and reports the norm before clipping', async () => {
+    const r = await clip([3, -4, 0, 12], 1);
+    expect(r.norm).toBeCloseTo(13, 5);
+    const coef = 1 / (13 + 1e-6);
+    expectClose(r.clipped, [3 * coef, -4 * coef, 0, 12 * coef], dtype === 'float64' ? 1e-14 : 1e-6, 'clipped');
+    expect(r.finite).toBe(true);
+  });
+
+  it('leaves a gradient below the limit, or with no limit, unchanged', async () => {
+    expectClose((await clip([0.3, -0.4], 1)).clipped, [0.3, -0.4], 1e-7, 'below the limit');
+    const r = await clip([30, -40], null);
+    expectClose(r.clipped, [30, -40], 1e-7, 'no limit');
+    expect(r.norm).toBeCloseTo(50, 4);
+  });
+
+  it('flags a NaN or infinite gradient as not finite', async () => {
+    expect((await clip([1, NaN, 2], 1)).finite).toBe(false);
+    expect((await clip([1, Infinity], 1)).finite).toBe(false);
+    expect((await clip([1, -Infinity], null)).finite).toBe(false);
+  });
+});
+
+describe('learning-rate schedules', () => {
+  it('constant, with and without linear warmup', () => {
+    expect(learningRate({ kind: 'constant', lr: 0.1 }, 0)).toBe(0.1);
+    const warm = makeSchedule({ kind: 'constant', lr: 0.1, warmupSteps: 4 });
+    [0, 0.025, 0.05, 0.075, 0.1, 0.1].forEach((want, i) => expect(warm([0, 1, 2, 3, 4, 100][i])).toBeCloseTo(want, 15));
+  });
+
+  it('cosine with warmup decays from lr to the floor at totalSteps and stays there', () => {
+    const spec = { kind: 'cosine' as const, lr: 1, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
+    expect(learningRate(spec, 0)).toBe(0);
+    expect(learningRate(spec, 5)).toBeCloseTo(0.5, 12);
+    expect(learningRate(spec, 10)).toBeCloseTo(1, 12);
+    // Halfway through the decay: floor + (1 - floor) / 2.
+    expect(learningRate(spec, 60)).toBeCloseTo(0.55, 12);
+    // A quarter of the way: floor + (1 - floor) * (1 + cos(π/4)) / 2.
+    expect(learningRate(spec, 35)).toBeCloseTo(0.1 + 0.9 * 0.5 * (1 + Math.SQRT1_2), 12);
+    expect(learningRate(spec, 110)).toBeCloseTo(0.1, 12);
+    expect(learningRate(spec, 500)).toBeCloseTo(0.1, 12);
+    const noFloor = { kind: 'cosine' as const, lr: 2e-5, totalSteps: 100 };
+    expect(learningRate(noFloor, 0)).toBeCloseTo(2e-5, 15);
+    expect(learningRate(noFloor, 100)).toBeCloseTo(0, 15);
+  });
+
+  it('warmup from a ratio of the run, and actionable errors', () => {
+    expect(warmupStepsFromRatio(0.03, 100)).toBe(3);
+    expect(warmupStepsFromRatio(0.03, 20)).toBe(0);
+    expect(() => learningRate({ kind: 'cosine', lr: 1, totalSteps: 0 }, 0)).toThrow(/totalSteps/);
+    expect(() => learningRate({ kind: 'constant', lr: -1 }, 0)).toThrow(/lr/);
+    expect(() => learningRate({ kind: 'constant', lr: 1 }, 1.5)).toThrow(/step/);
+  });
+});
