@@ -1,0 +1,214 @@
+// The engine host: the calling side of the engine worker. It starts the worker, sends typed
+// calls, routes progress events and results back to their callers, forwards cancellation, and
+// turns a worker that dies into errors for every call still waiting on it.
+//
+// Nothing here loads onnxruntime: the command types come from the command table as types only.
+import { Worker } from 'node:worker_threads';
+import type { CommandName, EngineCommands } from './commands/index.ts';
+import { closeGate, closeGateSync, createGateBuffer } from './native-gate.ts';
+import {
+  EngineError,
+  type HostMessage,
+  type ParamsOf,
+  type ProgressOf,
+  type ResultOf,
+  type WorkerMessage,
+  deserializeError,
+} from './protocol.ts';
+
+export type Params<K extends CommandName> = ParamsOf<EngineCommands, K>;
+export type Result<K extends CommandName> = ResultOf<EngineCommands, K>;
+export type Progress<K extends CommandName> = ProgressOf<EngineCommands, K>;
+
+export interface CallOptions<P> {
+  onProgress?: (data: P) => void;
+  /** Aborting cancels the call: the worker stops at its next check and the call rejects with CANCELLED. */
+  signal?: AbortSignal;
+}
+
+export interface EngineHostOptions {
+  /** onnxruntime intra-op threads in the worker (default: every core, or AUTODIDACT_THREADS). */
+  threads?: number;
+  /** Extra environment for the worker (it otherwise sees this process's environment). */
+  env?: Record<string, string>;
+  /** Where the worker's console output goes; default this process's stderr, so stdout stays clean for results. */
+  log?: NodeJS.WritableStream;
+}
+
+interface Pending {
+  command: string;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  onProgress?: (data: unknown) => void;
+  detach(): void;
+}
+
+/** The worker's entry: TypeScript sources go through a bootstrap that registers tsx in the worker. */
+function workerEntry(): URL {
+  const here = import.meta.url;
+  return here.endsWith('.ts') ? new URL('./worker-tsx.js', here) : new URL('./worker.js', here);
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+export class EngineHost {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private exitCode: number | null = null;
+  private lastError: Error | null = null;
+  private readonly exited: Promise<number>;
+  /**
+   * If this process exits while the worker is inside a native call, the process aborts (see
+   * native-gate.ts); so on exit, block until the current run returns, with the gate closed.
+   */
+  private readonly onProcessExit = () => closeGateSync(this.gate);
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly gate: SharedArrayBuffer,
+  ) {
+    this.exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.on('message', (m: WorkerMessage) => this.receive(m));
+    worker.on('error', (e) => {
+      this.lastError = e;
+    });
+    worker.once('exit', (code) => this.onExit(code));
+    process.on('exit', this.onProcessExit);
+  }
+
+  /** Start a worker and wait until it has loaded its modules. */
+  static async start(options: EngineHostOptions = {}): Promise<EngineHost> {
+    const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+    if (options.threads) env.AUTODIDACT_THREADS = String(options.threads);
+    const gate = createGateBuffer();
+    const worker = new Worker(workerEntry(), { env: definedOnly(env), stdout: true, stderr: true, workerData: { gate } });
+    const log = options.log ?? process.stderr;
+    worker.stdout.pipe(log, { end: false });
+    worker.stderr.pipe(log, { end: false });
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (m: WorkerMessage) => {
+        if (m.type !== 'ready') return;
+        cleanup();
+        resolve();
+      };
+      const onError = (e: Error) => {
+        cleanup();
+        reject(new EngineError(`the engine worker failed to start: ${e.message}`, 'WORKER_EXITED'));
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new EngineError(`the engine worker exited with code ${code} while starting`, 'WORKER_EXITED'));
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+      worker.once('exit', onExit);
+    });
+    return new EngineHost(worker, gate);
+  }
+
+  /** Whether the worker is still running. */
+  get alive(): boolean {
+    return this.exitCode === null;
+  }
+
+  /** Calls sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Run one engine command in the worker. */
+  call<K extends CommandName>(command: K, params: Params<K>, options: CallOptions<Progress<K>> = {}): Promise<Result<K>> {
+    const { signal, onProgress } = options;
+    if (!this.alive) return Promise.reject(new EngineError(`the engine worker has exited (code ${this.exitCode})`, 'WORKER_EXITED'));
+    if (signal?.aborted) return Promise.reject(new EngineError('the call was cancelled', 'CANCELLED'));
+    const id = this.nextId++;
+    return new Promise<Result<K>>((resolve, reject) => {
+      const onAbort = () => this.send({ type: 'cancel', id });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, {
+        command,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        onProgress: onProgress as ((d: unknown) => void) | undefined,
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      });
+      this.send({ type: 'call', id, command, params });
+    });
+  }
+
+  /**
+   * Stop the worker gracefully: running calls are cancelled, sessions released, then the thread
+   * exits. Falls back to terminate() after `timeoutMs` (a single session run cannot be interrupted).
+   */
+  async close(timeoutMs = 30_000): Promise<number> {
+    if (!this.alive) return this.exitCode ?? 0;
+    this.send({ type: 'shutdown' });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), timeoutMs);
+    });
+    const outcome = await Promise.race([this.exited, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') return this.terminate();
+    return outcome;
+  }
+
+  /**
+   * Stop the worker without its cooperation: as soon as the session run in progress (if any)
+   * returns, before it can start another. Running calls reject with WORKER_EXITED.
+   */
+  async terminate(): Promise<number> {
+    if (!this.alive) return this.exitCode ?? 1;
+    await closeGate(this.gate);
+    await this.worker.terminate();
+    return this.exited;
+  }
+
+  private send(message: HostMessage): void {
+    if (this.alive) this.worker.postMessage(message);
+  }
+
+  private receive(m: WorkerMessage): void {
+    if (m.type === 'ready') return;
+    const p = this.pending.get(m.id);
+    if (!p) return; // an answer to a call whose worker-side work outlived its caller
+    if (m.type === 'progress') {
+      try {
+        p.onProgress?.(m.data);
+      } catch (e) {
+        // A throwing progress handler must not leave the call hanging; report it as the outcome.
+        this.settle(m.id);
+        p.reject(e as Error);
+        this.send({ type: 'cancel', id: m.id });
+      }
+      return;
+    }
+    this.settle(m.id);
+    if (m.type === 'result') p.resolve(m.result);
+    else p.reject(deserializeError(m.error));
+  }
+
+  private settle(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.detach();
+  }
+
+  private onExit(code: number): void {
+    this.exitCode = code;
+    process.off('exit', this.onProcessExit);
+    const why = this.lastError ? `: ${this.lastError.message}` : '';
+    for (const [id, p] of [...this.pending]) {
+      this.settle(id);
+      p.reject(new EngineError(`the engine worker exited (code ${code}) before "${p.command}" finished${why}`, 'WORKER_EXITED'));
+    }
+  }
+}
