@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { Graph } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { EngineError, type CommandContext } from '../protocol.ts';
-import { type DeviceName, type DeviceRequest, resolveDevice, type Device } from '../runtime/devices.ts';
+import { type DeviceName, type DeviceRequest, probeDevice, resolveDevice, type Device } from '../runtime/devices.ts';
 import { CompiledGraph, cpuTensor } from '../runtime/session.ts';
 
 export const deviceRequest = z.enum(['cpu', 'webgpu', 'cuda', 'auto']);
@@ -33,15 +33,8 @@ export async function listDevices() {
   const names: DeviceName[] = ['cpu', 'webgpu', 'cuda'];
   const devices: DeviceReport[] = [];
   for (const name of names) {
-    try {
-      await resolveDevice(name);
-      devices.push({ name, available: true });
-    } catch (e) {
-      // resolveDevice says 'device "x" is not available (x: REASON). Choose ...'; keep the reason.
-      const message = (e as Error).message;
-      const reason = new RegExp(`\\(${name}: (.*)\\)\\. Choose`).exec(message)?.[1] ?? message;
-      devices.push({ name, available: false, reason });
-    }
+    const reason = await probeDevice(name);
+    devices.push(reason ? { name, available: false, reason } : { name, available: true });
   }
   const auto = await resolveDevice('auto');
   return {

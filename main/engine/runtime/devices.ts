@@ -1,5 +1,6 @@
 // Execution devices: which onnxruntime execution provider runs a session, and with what options.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -17,26 +18,49 @@ function bundled(name: string): boolean {
   return ort.listSupportedBackends().some((b) => b.name === name && b.bundled);
 }
 
-/** The CUDA EP needs its provider library, which the install script fetches on a GPU box. */
+/**
+ * The CUDA EP needs its provider library, which onnxruntime-node's install script downloads
+ * on a machine that can reach it. onnxruntime lists the backend either way, so look for it.
+ */
 function cudaInstalled(): boolean {
-  return ort.listSupportedBackends().some((b) => b.name === 'cuda');
+  const pkg = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
+  const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  return fs.existsSync(path.join(path.dirname(pkg), 'bin', 'napi-v6', `${process.platform}`, `${process.arch}`, lib));
 }
 
 /**
- * Resolve a device request. `auto` prefers a GPU: CUDA where its binaries are installed and
- * answer, else WebGPU where an adapter answers, else the CPU.
+ * Whether a hardware GPU is present. On Linux a WebGPU adapter may be Mesa's software
+ * rasteriser (lavapipe), which is slower than the CPU provider, so `auto` only picks WebGPU
+ * where the kernel exposes a GPU render node. Elsewhere a WebGPU adapter is a real GPU.
+ */
+function hardwareGpuPresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    return fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD')) || fs.existsSync('/dev/nvidia0');
+  } catch {
+    return fs.existsSync('/dev/nvidia0');
+  }
+}
+
+/** Why `name` cannot run here, or null when it can. */
+export function probeDevice(name: DeviceName): Promise<string | null> {
+  return name === 'cpu' ? Promise.resolve(null) : probe(name);
+}
+
+/**
+ * Resolve a device request. `auto` prefers a GPU: CUDA where its provider is installed and
+ * answers, else WebGPU where a hardware GPU answers, else the CPU.
  */
 export async function resolveDevice(request: DeviceRequest): Promise<Device> {
   if (request === 'cpu') return { name: 'cpu', keepsStateOnDevice: false };
-  const order: DeviceName[] = request === 'auto' ? ['cuda', 'webgpu'] : [request];
-  const failures: string[] = [];
-  for (const name of order) {
-    const why = await probe(name);
-    if (!why) return { name, keepsStateOnDevice: name === 'webgpu' };
-    failures.push(`${name}: ${why}`);
+  if (request === 'auto') {
+    if (!(await probe('cuda'))) return { name: 'cuda', keepsStateOnDevice: false };
+    if (hardwareGpuPresent() && !(await probe('webgpu'))) return { name: 'webgpu', keepsStateOnDevice: true };
+    return { name: 'cpu', keepsStateOnDevice: false };
   }
-  if (request === 'auto') return { name: 'cpu', keepsStateOnDevice: false };
-  throw new Error(`device "${request}" is not available (${failures.join('; ')}). Choose device "cpu" or "auto".`);
+  const why = await probe(request);
+  if (!why) return { name: request, keepsStateOnDevice: request === 'webgpu' };
+  throw new Error(`device "${request}" is not available (${request}: ${why}). Choose device "cpu" or "auto".`);
 }
 
 /** Dawn's Vulkan backend on Linux wants a runtime directory; headless boxes may have none. */
