@@ -120,10 +120,43 @@ export function loraSpecFromPeftConfig(json: unknown, source = 'adapter_config.j
   if (c.bias !== undefined && c.bias !== 'none') throw new Error(`${source}: bias "${String(c.bias)}" is not supported (only "none")`);
   const pattern = (v: unknown) => v && typeof v === 'object' && Object.keys(v).length > 0;
   if (pattern(c.rank_pattern) || pattern(c.alpha_pattern)) throw new Error(`${source}: per-layer rank_pattern / alpha_pattern are not supported`);
-  const modules = c.target_modules;
-  const targets = typeof modules === 'string' ? (modules === 'all-linear' ? [...LINEAR_MODULES] : [modules]) : modules;
-  if (!Array.isArray(targets) || targets.some((m) => typeof m !== 'string')) throw new Error(`${source}: target_modules must be a list of module names`);
-  const spec: LoraSpec = { rank, alpha, targetModules: targets as LinearModule[] };
+  const spec: LoraSpec = { rank, alpha, targetModules: peftTargetModules(c.target_modules, source) };
   checkLoraSpec(spec);
   return spec;
+}
+
+/**
+ * PEFT's target_modules as module names. PEFT matches a listed name against the end of each
+ * module path, and with "all-linear" it saves full paths ("model.layers.1.mlp.up_proj"), so
+ * a path counts as its last part, provided every module is targeted in the same layers 0..n-1
+ * (per-layer targeting cannot be expressed here). A single string is a regular expression to
+ * PEFT: only "all-linear" and plain module names are understood.
+ */
+function peftTargetModules(modules: unknown, source: string): LinearModule[] {
+  if (typeof modules === 'string') {
+    if (modules === 'all-linear') return [...LINEAR_MODULES];
+    if ((LINEAR_MODULES as readonly string[]).includes(modules)) return [modules as LinearModule];
+    throw new Error(`${source}: target_modules "${modules}" is a regular expression, which is not supported; list the module names`);
+  }
+  if (!Array.isArray(modules) || modules.some((m) => typeof m !== 'string')) {
+    throw new Error(`${source}: target_modules must be a list of module names`);
+  }
+  const layersOf = new Map<string, Set<number>>();
+  for (const entry of modules as string[]) {
+    const parts = entry.split('.');
+    const name = parts[parts.length - 1];
+    if (!layersOf.has(name)) layersOf.set(name, new Set());
+    const layer = /(?:^|\.)layers\.(\d+)\./.exec(entry);
+    if (parts.length > 1 && layer) layersOf.get(name)!.add(Number(layer[1]));
+  }
+  const coverage = [...layersOf.values()].filter((s) => s.size > 0);
+  const signature = (s: Set<number>) => [...s].sort((a, b) => a - b).join(',');
+  if (coverage.length > 0) {
+    const first = signature(coverage[0]);
+    const contiguous = [...coverage[0]].sort((a, b) => a - b).every((l, i) => l === i);
+    if (!contiguous || coverage.some((s) => signature(s) !== first) || coverage.length !== layersOf.size) {
+      throw new Error(`${source}: target_modules names individual layers; only the same modules in every layer are supported`);
+    }
+  }
+  return [...layersOf.keys()] as LinearModule[];
 }

@@ -75,6 +75,17 @@ describe('LoRA weights', () => {
     expect(() => loraSpecFromPeftConfig({ ...json, peft_type: 'IA3' })).toThrow(/IA3/);
     expect(() => loraSpecFromPeftConfig({ ...json, rank_pattern: { q_proj: 4 } })).toThrow(/rank_pattern/);
   });
+
+  it('reads the full module paths PEFT saves for "all-linear"', () => {
+    const json = peftAdapterConfig({ rank: 4, alpha: 8, targetModules: ['q_proj'] }, 'base');
+    const paths = [0, 1].flatMap((l) => [`model.layers.${l}.mlp.up_proj`, `model.layers.${l}.self_attn.q_proj`]);
+    expect(loraSpecFromPeftConfig({ ...json, target_modules: paths }).targetModules.slice().sort()).toEqual(['q_proj', 'up_proj']);
+    // Different layers per module cannot be expressed as module names: refuse rather than widen.
+    expect(() => loraSpecFromPeftConfig({ ...json, target_modules: ['model.layers.0.mlp.up_proj', 'model.layers.1.self_attn.q_proj'] })).toThrow(
+      /individual layers/,
+    );
+    expect(() => loraSpecFromPeftConfig({ ...json, target_modules: '.*attn.*' })).toThrow(/regular expression/);
+  });
 });
 
 describe('LoRA training', () => {
