@@ -26,6 +26,12 @@ export interface ForwardInputs {
   attentionBias: Sym;
   /** Keys and values of earlier positions per layer, [B, KVH, P, D] each (decoding). */
   past?: { k: Sym; v: Sym }[];
+  /**
+   * Replaces the attention of each layer (then `past` and `attentionBias` are not read): gets
+   * q [B, H, T, D] after RoPE and this call's k, v [B, KVH, T, D], returns [B, H, T, D]. The
+   * decoder uses it to attend over a fixed-size cache without copying it into a concat.
+   */
+  attend?: (layer: number, q: Sym, k: Sym, v: Sym) => Sym;
 }
 
 export interface ForwardResult {
@@ -63,7 +69,7 @@ function splitHeads(x: Sym, heads: number, d: number): Sym {
   return op.transpose(op.reshape(x, [B, T, heads, d]), [0, 2, 1, 3]);
 }
 
-function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, rot: { cos: Sym; sin: Sym }, bias: Sym, past?: { k: Sym; v: Sym }) {
+function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, rot: { cos: Sym; sin: Sym }, inputs: ForwardInputs) {
   const p = `model.layers.${layer}.self_attn`;
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
   const [B, T] = x.shape;
@@ -76,9 +82,15 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
   }
   q = op.rope(q, rot.cos, rot.sin);
   k = op.rope(k, rot.cos, rot.sin);
-  const keys = past ? op.concat([past.k, k], 2) : k;
-  const values = past ? op.concat([past.v, v], 2) : v;
-  const attended = op.attention(q, keys, values, bias);
+  let attended: Sym;
+  if (inputs.attend) {
+    attended = inputs.attend(layer, q, k, v);
+  } else {
+    const past = inputs.past?.[layer];
+    const keys = past ? op.concat([past.k, k], 2) : k;
+    const values = past ? op.concat([past.v, v], 2) : v;
+    attended = op.attention(q, keys, values, inputs.attentionBias);
+  }
   const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [B, T, H * D]);
   return { out: linear(w, `${p}.o_proj`, 'o_proj', merged, false), k, v };
 }
@@ -98,7 +110,7 @@ export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInp
   const present: { k: Sym; v: Sym }[] = [];
   for (let l = 0; l < config.numLayers; l++) {
     const p = `model.layers.${l}`;
-    const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), rot, inputs.attentionBias, inputs.past?.[l]);
+    const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), rot, inputs);
     present.push({ k: a.k, v: a.v });
     x = op.add(x, a.out);
     x = op.add(x, mlp(w, l, op.rmsNorm(x, w.get(`${p}.post_attention_layernorm.weight`), config.rmsNormEps)));

@@ -1,0 +1,313 @@
+// Benchmarks: `npm run bench -- <command> [options]`. Each measuring command prints ONE JSON line
+// on stdout (progress and warnings go to stderr), so results can be collected with `>> file`.
+//
+//   train             a training step of the engine
+//   generate          batched sampling with the engine
+//   compare-train     the engine, then PyTorch eager (bench/reference/train_step.py), then a ratio line
+//   compare-generate  the engine, then transformers generate() (bench/reference/generate.py), then a ratio line
+//   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type CliCommand, type Flags, UsageError, choiceFlag, command, intFlag, parseFor, required } from '../main/cli/args.ts';
+import { resolveModelPath } from '../main/engine/model-paths.ts';
+import type { DeviceRequest } from '../main/engine/runtime/devices.ts';
+import { round } from './common.ts';
+import { benchGenerate, benchTrain } from './engine.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const PROGRAM = 'npm run bench --';
+
+const DEVICES = ['cpu', 'webgpu', 'cuda', 'auto'] as const;
+
+const trainFlags = {
+  model: { type: 'string', value: 'NAME|DIR', description: 'a Hugging Face model folder or a built-in model name' },
+  batch: { type: 'string', value: 'B', description: 'sequences per step' },
+  seq: { type: 'string', value: 'T', description: 'tokens per sequence (each trained to predict the next)' },
+  steps: { type: 'string', value: 'N', default: '10', description: 'timed steps' },
+  warmup: { type: 'string', value: 'W', default: '2', description: 'untimed steps first' },
+  device: { type: 'string', value: 'DEVICE', default: 'cpu', description: 'cpu, webgpu, cuda or auto' },
+  'lora-rank': { type: 'string', value: 'R', description: 'train LoRA adapters of this rank on every linear layer instead of every weight' },
+  'lora-alpha': { type: 'string', value: 'A', description: 'LoRA alpha (default 2 x rank)' },
+  lr: { type: 'string', value: 'LR', default: '1e-4', description: 'AdamW learning rate' },
+  seed: { type: 'string', value: 'S', default: '0', description: 'seed of the synthetic batch (and LoRA init)' },
+} satisfies Flags;
+
+const generateFlags = {
+  model: trainFlags.model,
+  batch: { type: 'string', value: 'B', description: 'prompts sampled together (one sample each)' },
+  'new-tokens': { type: 'string', value: 'N', description: 'tokens generated per row' },
+  'prompt-len': { type: 'string', value: 'P', default: '8', description: 'synthetic prompt length' },
+  repeats: { type: 'string', value: 'R', default: '3', description: 'timed generate calls' },
+  warmup: { type: 'string', value: 'W', default: '1', description: 'untimed calls first' },
+  device: trainFlags.device,
+  seed: trainFlags.seed,
+} satisfies Flags;
+
+const pythonFlag = {
+  python: { type: 'string', value: 'PATH', description: 'Python with torch + transformers (default: $AUTODIDACT_PYTHON, bench/reference/.venv, python3)' },
+} satisfies Flags;
+
+type Values = Record<string, unknown>;
+
+function modelDir(values: Values): string {
+  try {
+    return resolveModelPath(required(values, 'model'));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--model: ${(e as Error).message}`);
+  }
+}
+
+function requiredInt(values: Values, name: string): number {
+  required(values, name);
+  return intFlag(values, name, 0);
+}
+
+function numberFlag(values: Values, name: string, fallback: number): number {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number ≥ 0, got "${String(v)}"`);
+  return n;
+}
+
+function trainOptions(values: Values) {
+  const loraRank = values['lora-rank'] === undefined ? null : intFlag(values, 'lora-rank', 8);
+  return {
+    model: modelDir(values),
+    device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+    batch: requiredInt(values, 'batch'),
+    seq: requiredInt(values, 'seq'),
+    steps: intFlag(values, 'steps', 10),
+    warmup: intFlag(values, 'warmup', 2, 0),
+    loraRank,
+    loraAlpha: values['lora-alpha'] === undefined ? null : numberFlag(values, 'lora-alpha', 0),
+    lr: numberFlag(values, 'lr', 1e-4),
+    seed: intFlag(values, 'seed', 0, 0),
+  };
+}
+
+function generateOptions(values: Values) {
+  return {
+    model: modelDir(values),
+    device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+    batch: requiredInt(values, 'batch'),
+    newTokens: requiredInt(values, 'new-tokens'),
+    promptLen: intFlag(values, 'prompt-len', 8),
+    repeats: intFlag(values, 'repeats', 3),
+    warmup: intFlag(values, 'warmup', 1, 0),
+    seed: intFlag(values, 'seed', 0, 0),
+  };
+}
+
+
+function print(result: object): void {
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side by side: each side in its own process, one after the other, so neither measures with the
+// other's threads or memory around.
+
+function python(values: Values): string {
+  const flag = values.python;
+  if (typeof flag === 'string') return flag;
+  if (process.env.AUTODIDACT_PYTHON) return process.env.AUTODIDACT_PYTHON;
+  const venv = path.join(ROOT, 'bench/reference/.venv/bin/python');
+  return fs.existsSync(venv) ? venv : 'python3';
+}
+
+/** Run a command, pass its stderr through, and return the last JSON line it printed. */
+function runForJson(cmd: string, args: string[], what: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', (e) => reject(new Error(`${what}: cannot start ${cmd}: ${e.message}`)));
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code !== 0) return reject(new Error(`${what} failed (exit code ${code}): ${cmd} ${args.join(' ')}`));
+      try {
+        resolve(JSON.parse(last) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`${what} printed no JSON result line (last line: ${JSON.stringify(last.slice(0, 200))})`));
+      }
+    });
+  });
+}
+
+/** The engine side, as a child process running this file's single-side command. */
+function engineSide(sub: 'train' | 'generate', args: string[]): Promise<Record<string, unknown>> {
+  return runForJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), sub, ...args], `the engine's ${sub} benchmark`);
+}
+
+/** Flags to forward to a side: everything given except --python (and a model name resolved to its folder). */
+function forward(values: Values, flags: Flags, model: string, skip: string[] = []): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(flags)) {
+    if (name === 'python' || skip.includes(name)) continue;
+    const v = name === 'model' ? model : values[name];
+    if (v === undefined || v === false) continue;
+    out.push(`--${name}`);
+    if (v !== true) out.push(String(v));
+  }
+  return out;
+}
+
+/** The reference runs where PyTorch can: the engine's webgpu/auto have no PyTorch twin, so it runs on the CPU. */
+function referenceDevice(values: Values): string {
+  return values.device === 'cuda' ? 'cuda' : 'cpu';
+}
+
+async function compare(sub: 'train' | 'generate', values: Values, flags: Flags, script: string): Promise<void> {
+  const model = modelDir(values);
+  const engine = await engineSide(sub, forward(values, flags, model));
+  print(engine);
+  // The same number of threads on both sides (every core unless AUTODIDACT_THREADS says otherwise).
+  const refArgs = [
+    path.join(ROOT, 'bench/reference', script),
+    ...forward(values, flags, model, ['device']),
+    ...['--device', referenceDevice(values), '--threads', String(engine.threads)],
+  ];
+  const reference = await runForJson(python(values), refArgs, `the PyTorch reference (${script})`);
+  print(reference);
+  const ratio: Record<string, unknown> = { bench: `compare-${sub}`, model: engine.model, batch: engine.batch };
+  if (sub === 'train') {
+    ratio.seq = engine.seq;
+    ratio.ratio_ms_per_step = round(Number(engine.ms_per_step) / Number(reference.ms_per_step), 4);
+    // Same weights, same batch, same loss: the first losses agree unless something is wrong.
+    ratio.loss_first_abs_diff = round(Math.abs(Number(engine.loss_first) - Number(reference.loss_first)), 6);
+  } else {
+    ratio.new_tokens = engine.new_tokens;
+    ratio.ratio_tokens_per_s = round(Number(engine.tokens_per_s) / Number(reference.tokens_per_s), 4);
+  }
+  ratio.engine_device = engine.device;
+  ratio.reference_device = reference.device;
+  print(ratio);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const commands: CliCommand[] = [
+  command({
+    name: 'train',
+    program: PROGRAM,
+    summary: 'Time training steps of the engine (full fine-tuning AdamW, or LoRA) on a synthetic batch.',
+    synopsis: '--model NAME|DIR --batch B --seq T [options]',
+    flags: trainFlags,
+    details: 'Prints one JSON line: bench, impl, model, device, batch, seq, ms_per_step, tokens_per_s, peak_rss_mb, loss_first, ...',
+    async run(values) {
+      print(await benchTrain(trainOptions(values)));
+      return 0;
+    },
+  }),
+  command({
+    name: 'generate',
+    program: PROGRAM,
+    summary: 'Time batched sampling with the engine (prefill + KV-cached decode), every row generating exactly N tokens.',
+    synopsis: '--model NAME|DIR --batch B --new-tokens N [options]',
+    flags: generateFlags,
+    details: 'Prints one JSON line: bench, impl, model, device, batch, new_tokens, ms_per_step (per decode step), tokens_per_s, peak_rss_mb, ...',
+    async run(values) {
+      print(await benchGenerate(generateOptions(values)));
+      return 0;
+    },
+  }),
+  command({
+    name: 'compare-train',
+    program: PROGRAM,
+    summary: 'Run `train` and then bench/reference/train_step.py (PyTorch eager) on the same model and batch; print both lines and their ratio.',
+    synopsis: '--model NAME|DIR --batch B --seq T [options]',
+    flags: { ...trainFlags, ...pythonFlag },
+    details: 'The third line is {"bench": "compare-train", "ratio_ms_per_step": engine / reference, "loss_first_abs_diff": ...}.',
+    async run(values) {
+      trainOptions(values); // validate before starting either side
+      await compare('train', values, trainFlags, 'train_step.py');
+      return 0;
+    },
+  }),
+  command({
+    name: 'compare-generate',
+    program: PROGRAM,
+    summary: 'Run `generate` and then bench/reference/generate.py (transformers generate()); print both lines and their ratio.',
+    synopsis: '--model NAME|DIR --batch B --new-tokens N [options]',
+    flags: { ...generateFlags, ...pythonFlag },
+    details: 'The third line is {"bench": "compare-generate", "ratio_tokens_per_s": engine / reference, ...}.',
+    async run(values) {
+      generateOptions(values);
+      await compare('generate', values, generateFlags, 'generate.py');
+      return 0;
+    },
+  }),
+  command({
+    name: 'make-model',
+    program: PROGRAM,
+    summary: 'Write a Llama model folder with random weights and the character-level tokenizer (e.g. the 256-hidden benchmark model).',
+    synopsis: '--out DIR [--name bench-256] [--hidden N --layers N --heads N --kv-heads N --intermediate N --seed N --max-positions N]',
+    flags: {
+      out: { type: 'string', value: 'DIR', description: 'where to write the folder' },
+      name: { type: 'string', value: 'NAME', description: 'a preset (tiny-chars, bench-256) the other flags adjust' },
+      hidden: { type: 'string', value: 'N', description: 'hidden size' },
+      layers: { type: 'string', value: 'N', description: 'layers' },
+      heads: { type: 'string', value: 'N', description: 'attention heads' },
+      'kv-heads': { type: 'string', value: 'N', description: 'key/value heads' },
+      intermediate: { type: 'string', value: 'N', description: 'MLP size' },
+      seed: { type: 'string', value: 'N', description: 'weights seed' },
+      'max-positions': { type: 'string', value: 'N', description: 'max_position_embeddings' },
+    },
+    details: 'Same flags as `npm run models:builtin`, which does the work.',
+    async run(values) {
+      required(values, 'out');
+      const { optionsFromArgs, writeBuiltinModel } = await import('../resources/models/make-builtin-models.ts');
+      const args = Object.entries(values).flatMap(([k, v]) => (typeof v === 'string' ? [`--${k}`, v] : []));
+      let parsed;
+      try {
+        parsed = optionsFromArgs(args);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      if (!parsed) return 0;
+      await writeBuiltinModel(parsed.dir, parsed.options);
+      print({ bench: 'make-model', out: path.resolve(parsed.dir), ...parsed.options });
+      return 0;
+    },
+  }),
+].map((c) => c as unknown as CliCommand);
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
+  return [`usage: ${PROGRAM} <command> [options]`, '', ...commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`), '', `Run '${PROGRAM} <command> --help' for its options.`, ''].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') {
+    process.stdout.write(overview());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    process.stderr.write(`bench: unknown command "${name}" (commands: ${commands.map((c) => c.name).join(', ')})\n`);
+    return 2;
+  }
+  try {
+    const parsed = parseFor(cmd, rest);
+    if (!parsed) return 0;
+    return await cmd.run(parsed.values, parsed.positionals);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`bench ${cmd.name}: ${e.message}\nRun '${PROGRAM} ${cmd.name} --help' for usage.\n`);
+      return 2;
+    }
+    process.stderr.write(`bench ${cmd.name}: ${(e as Error).message}\n`);
+    if (process.env.AUTODIDACT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

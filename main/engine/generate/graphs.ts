@@ -1,0 +1,210 @@
+// The two graphs of generation: a batched prefill of the prompts and a one-token decode step
+// over a fixed-size KV cache, both ending in the on-device sampler.
+//
+// Cache layout, per layer, shared by both graphs and by the host: keys and values each
+// [B·KVH, L, D], where row r of the batch owns the slabs r·KVH .. r·KVH+KVH−1 and L is the
+// cache length the graph was built for. A new position is one contiguous run of D numbers per
+// slab; q·Kᵀ transposes inside the MatMul (ORT fuses the Transpose into FusedMatMul on the CPU).
+// Slots that hold nothing yet (or prompt padding) are masked by an additive bias.
+//
+// The decode step never copies the cache: attention over the cache and attention to the new
+// token itself are two products joined in one softmax, so the cache tensors are only read.
+//  - host cache (CPU): the cache enters as CPU tensors viewing host arrays; the graph returns
+//    only the new position's k and v, which the host writes into the arrays in place.
+//  - device cache (WebGPU): the graph also returns the whole updated cache (the new k, v put in
+//    slot `write_pos` with Where), kept on the GPU and fed to the next step (ping-pong).
+import { Graph, type Sym } from '../graph/graph.ts';
+import * as op from '../graph/ops.ts';
+import type { LlamaConfig } from '../nn/config.ts';
+import { forward, lmHead } from '../nn/llama.ts';
+import type { WeightBinding } from '../runtime/weights.ts';
+import { type SamplingMode, sampleFromLogits, samplingModeKey } from './sampler.ts';
+
+/** Graph input and output names (the host side of the contract). */
+export const IO = {
+  inputIds: 'input_ids',
+  positionIds: 'position_ids',
+  /** prefill: [P, 1, 1, Tp, Tp]; decode: [B, 1, 1, L + 1] (the cache slots, then the new token) */
+  attentionBias: 'attention_bias',
+  /** decode on a device cache: [1] int32, the slot the new token's k, v go to. */
+  writePos: 'write_pos',
+  uniforms: 'uniforms',
+  /** [1] float32: 1 / temperature. */
+  inverseTemperature: 'inverse_temperature',
+  topP: 'top_p',
+  token: 'token',
+  logprob: 'logprob',
+  entropy: 'entropy',
+  selfCertainty: 'self_certainty',
+  logits: 'logits',
+  /** Cache inputs of the decode graph. */
+  pastK: (l: number) => `past_k.${l}`,
+  pastV: (l: number) => `past_v.${l}`,
+  /** Prefill on a host cache: this call's k, v [P, KVH, Tp, D]; decode: [B, KVH, 1, D]. */
+  newK: (l: number) => `new_k.${l}`,
+  newV: (l: number) => `new_v.${l}`,
+  /** Device cache: the whole cache after this call, in the cache layout. */
+  cacheK: (l: number) => `cache_k.${l}`,
+  cacheV: (l: number) => `cache_v.${l}`,
+} as const;
+
+/** Float types a cache (and the attention bias) can hold: the model's compute type. */
+export type CacheDType = 'float32' | 'float64';
+
+export interface GraphShapeCommon {
+  /** The weights' float type (float64 only for CPU tests); the sampler always runs in float32. */
+  dtype: CacheDType;
+  /** B = prompts · samplesPerPrompt: the sample rows. */
+  rows: number;
+  /** L: cache slots per row. */
+  cacheLength: number;
+  mode: SamplingMode;
+  /** Keep the cache on the device (in/out tensors) instead of host arrays. */
+  deviceCache: boolean;
+  /** Also output the logits [B, V] (tests and debugging). */
+  emitLogits: boolean;
+}
+
+export interface PrefillShape extends GraphShapeCommon {
+  prompts: number;
+  samplesPerPrompt: number;
+  /** Tp: the padded prompt length (prompts are left-padded to it). */
+  promptLength: number;
+}
+
+export type DecodeShape = GraphShapeCommon;
+
+export function prefillKey(s: PrefillShape): string {
+  // The host-cache prefill does not depend on L (the host places its output).
+  return `prefill ${s.dtype} P${s.prompts} N${s.samplesPerPrompt} T${s.promptLength} L${s.deviceCache ? s.cacheLength : '-'} ${samplingModeKey(s.mode)}${s.deviceCache ? ' dev' : ''}${s.emitLogits ? ' logits' : ''}`;
+}
+
+export function decodeKey(s: DecodeShape): string {
+  return `decode ${s.dtype} B${s.rows} L${s.cacheLength} ${samplingModeKey(s.mode)}${s.deviceCache ? ' dev' : ''}${s.emitLogits ? ' logits' : ''}`;
+}
+
+/** Bind the weights, checking they have the float type the graph's other inputs were given. */
+function bindWeights(weights: WeightBinding, g: Graph, dtype: CacheDType) {
+  const w = weights.bind(g);
+  const embed = w.get('model.embed_tokens.weight');
+  if (embed.dtype !== dtype) throw new Error(`generation graph built for ${dtype}, but the weights are ${embed.dtype}`);
+  return w;
+}
+
+function samplerInputs(g: Graph, rows: number) {
+  return {
+    uniforms: g.input(IO.uniforms, [rows], 'float32'),
+    inverseTemperature: g.input(IO.inverseTemperature, [1], 'float32'),
+    topP: g.input(IO.topP, [1], 'float32'),
+  };
+}
+
+function sampleOutputs(g: Graph, logits: Sym, mode: SamplingMode, inputs: ReturnType<typeof samplerInputs>, emitLogits: boolean): void {
+  const s = sampleFromLogits(logits, mode, inputs);
+  g.output(IO.token, s.token);
+  g.output(IO.logprob, s.logprob);
+  g.output(IO.entropy, s.entropy);
+  g.output(IO.selfCertainty, s.selfCertainty);
+  if (emitLogits) g.output(IO.logits, op.cast(logits, 'float32'));
+}
+
+/**
+ * Prefill: P left-padded prompts [P, Tp] run once; the last position's logits are repeated for
+ * the N samples of each prompt (rows p·N .. p·N+N−1) and the first new token is sampled per row.
+ * Host cache: outputs each layer's k, v of the prompts [P, KVH, Tp, D] (the host replicates
+ * them into the sample rows). Device cache: outputs the replicated, zero-padded cache directly.
+ */
+export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s: PrefillShape): Graph {
+  const { prompts: P, samplesPerPrompt: N, promptLength: T, cacheLength: L } = s;
+  const B = P * N;
+  if (B !== s.rows) throw new Error(`prefill: rows ${s.rows} != prompts ${P} × samples ${N}`);
+  if (T > L) throw new Error(`prefill: prompt length ${T} exceeds the cache length ${L}`);
+  const g = new Graph('prefill');
+  g.recording = false;
+  const inputIds = g.input(IO.inputIds, [P, T], 'int32');
+  const positionIds = g.input(IO.positionIds, [P, T], 'int32');
+  const attentionBias = g.input(IO.attentionBias, [P, 1, 1, T, T], s.dtype);
+  const sampler = samplerInputs(g, B);
+  const w = bindWeights(weights, g, s.dtype);
+  const { hidden, present } = forward(config, w, { inputIds, positionIds, attentionBias });
+  const last = op.reshape(op.slice(hidden, 1, T - 1, T), [P, config.hiddenSize]);
+  const promptLogits = lmHead(config, w, last);
+  const V = promptLogits.shape[1];
+  const logits = op.reshape(op.expand(op.unsqueeze(promptLogits, 1), [P, N, V]), [B, V]);
+  sampleOutputs(g, logits, s.mode, sampler, s.emitLogits);
+
+  const { numKvHeads: KVH, headDim: D } = config;
+  present.forEach(({ k, v }, l) => {
+    if (!s.deviceCache) {
+      g.output(IO.newK(l), k);
+      g.output(IO.newV(l), v);
+      return;
+    }
+    const replicate = (x: Sym, shape: number[]) => op.reshape(op.expand(op.unsqueeze(x, 1), [P, N, ...shape]), [B * KVH, ...shape.slice(1)]);
+    const pad = (x: Sym) => (T < L ? op.concat([x, op.expand(g.constant([0], [1, 1, 1, 1], s.dtype), [P, KVH, L - T, D])], 2) : x);
+    g.output(IO.cacheK(l), replicate(pad(k), [KVH, L, D]));
+    g.output(IO.cacheV(l), replicate(pad(v), [KVH, L, D]));
+  });
+  return g;
+}
+
+/**
+ * Decode: one new token per row at slot `write_pos` (the same for every row: prompts are
+ * left-padded, so all rows advance in step), attending to the cache slots the bias allows plus
+ * itself, then sampling the next token.
+ */
+export function buildDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: DecodeShape): Graph {
+  const { rows: B, cacheLength: L } = s;
+  const { numHeads: H, numKvHeads: KVH, headDim: D, numLayers } = config;
+  const G = H / KVH;
+  const g = new Graph('decode');
+  g.recording = false;
+  const inputIds = g.input(IO.inputIds, [B, 1], 'int32');
+  const positionIds = g.input(IO.positionIds, [B, 1], 'int32');
+  // L cache slots, then the new token's own slot (always 0: a token sees itself)
+  const bias = g.input(IO.attentionBias, [B, 1, 1, L + 1], s.dtype);
+  const writePos = s.deviceCache ? g.input(IO.writePos, [1], 'int32') : null;
+  const pastK: Sym[] = [];
+  const pastV: Sym[] = [];
+  for (let l = 0; l < numLayers; l++) {
+    pastK.push(g.input(IO.pastK(l), [B * KVH, L, D], s.dtype));
+    pastV.push(g.input(IO.pastV(l), [B * KVH, L, D], s.dtype));
+  }
+  const sampler = samplerInputs(g, B);
+  const w = bindWeights(weights, g, s.dtype);
+  const scale = 1 / Math.sqrt(D);
+
+  // q [B, H, 1, D] with head h = kvh·G + j reads KV head kvh (grouped-query attention), so
+  // [B·KVH, G, D] puts each KV head's queries in one matrix against that head's cache slab.
+  // Scores against the cache and against the new token itself share one softmax; the cache
+  // is only read by the two MatMuls.
+  const attend = (layer: number, q: Sym, k: Sym, v: Sym): Sym => {
+    const q3 = op.mul(op.reshape(q, [B * KVH, G, D]), scale);
+    const cached = op.matmul(q3, op.transposeLast2(pastK[layer])); // [B·KVH, G, L]
+    const self = op.matmul(q3, op.reshape(k, [B * KVH, D, 1])); // [B·KVH, G, 1]
+    const scores = op.add(op.reshape(op.concat([cached, self], -1), [B, KVH, G, L + 1]), bias);
+    const probs = op.reshape(op.softmax(scores, -1), [B * KVH, G, L + 1]);
+    const fromCache = op.matmul(op.slice(probs, -1, 0, L), pastV[layer]);
+    const fromSelf = op.mul(op.slice(probs, -1, L, L + 1), op.reshape(v, [B * KVH, 1, D]));
+    return op.reshape(op.add(fromCache, fromSelf), [B, H, 1, D]);
+  };
+
+  const { hidden, present } = forward(config, w, { inputIds, positionIds, attentionBias: bias, attend });
+  const logits = lmHead(config, w, op.reshape(hidden, [B, config.hiddenSize]));
+  sampleOutputs(g, logits, s.mode, sampler, s.emitLogits);
+
+  present.forEach(({ k, v }, l) => {
+    if (!writePos) {
+      g.output(IO.newK(l), k);
+      g.output(IO.newV(l), v);
+      return;
+    }
+    // Where with a one-slot mask writes slot write_pos and keeps the rest (no ScatterND, no
+    // int64 indices, all on the GPU).
+    const slots = op.iota(g, L, 'int32');
+    const at = op.equal(op.reshape(slots, [1, L, 1]), op.reshape(writePos, [1, 1, 1]));
+    g.output(IO.cacheK(l), op.where(at, op.reshape(k, [B * KVH, 1, D]), pastK[l]));
+    g.output(IO.cacheV(l), op.where(at, op.reshape(v, [B * KVH, 1, D]), pastV[l]));
+  });
+  return g;
+}

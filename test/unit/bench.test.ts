@@ -1,0 +1,92 @@
+// The benchmark harness's output format, on the built-in tiny model: one JSON line per measuring
+// command with the documented keys, and (where Python has torch) the side-by-side mode, whose
+// first losses must agree because both sides train the same weights on the same batch.
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+function bench(args: string[]): Promise<{ code: number | null; lines: Record<string, unknown>[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/index.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, AUTODIDACT_THREADS: '1' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const lines = stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ code, lines, stderr });
+    });
+  });
+}
+
+const hasTorch = spawnSync('python3', ['-c', 'import torch, transformers'], { stdio: 'ignore' }).status === 0;
+
+const COMMON = ['bench', 'impl', 'model', 'device', 'batch', 'ms_per_step', 'tokens_per_s', 'peak_rss_mb', 'threads'];
+
+describe('npm run bench', () => {
+  it('train prints one JSON line with the step time, throughput, memory and losses', async () => {
+    const r = await bench(['train', '--model', 'tiny-chars', '--batch', '2', '--seq', '8', '--steps', '2', '--warmup', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    const line = r.lines[0];
+    for (const k of [...COMMON, 'seq', 'loss_first', 'loss_last', 'mode']) expect(line, k).toHaveProperty(k);
+    expect(line).toMatchObject({ bench: 'train', impl: 'autodidact', model: 'tiny-chars', device: 'cpu', batch: 2, seq: 8, mode: 'full' });
+    expect(line.ms_per_step as number).toBeGreaterThan(0);
+    expect(line.tokens_per_s as number).toBeCloseTo((2 * 8) / ((line.ms_per_step as number) / 1000), -1);
+    expect(line.peak_rss_mb as number).toBeGreaterThan(10);
+    expect(Number.isFinite(line.loss_first)).toBe(true);
+  });
+
+  it('generate prints one JSON line with tokens per second', async () => {
+    const r = await bench(['generate', '--model', 'tiny-chars', '--batch', '3', '--new-tokens', '4', '--repeats', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    const line = r.lines[0];
+    for (const k of [...COMMON, 'new_tokens', 'prompt_len']) expect(line, k).toHaveProperty(k);
+    expect(line).toMatchObject({ bench: 'generate', impl: 'autodidact', batch: 3, new_tokens: 4 });
+    expect(line.tokens_per_s as number).toBeGreaterThan(0);
+  });
+
+  it('names a missing flag', async () => {
+    const r = await bench(['train', '--model', 'tiny-chars', '--batch', '2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--seq is required');
+  });
+
+  it.skipIf(!hasTorch)('compare-train prints the engine line, the PyTorch line and their ratio, with equal first losses', async () => {
+    const r = await bench(['compare-train', '--model', 'tiny-chars', '--batch', '2', '--seq', '8', '--steps', '2', '--warmup', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(3);
+    const [engine, reference, ratio] = r.lines;
+    expect(engine).toMatchObject({ bench: 'train', impl: 'autodidact' });
+    expect(reference).toMatchObject({ bench: 'train', impl: 'pytorch', threads: engine.threads, params: engine.params });
+    for (const k of Object.keys(engine)) expect(reference, k).toHaveProperty(k);
+    expect(ratio.bench).toBe('compare-train');
+    expect(ratio.ratio_ms_per_step).toBeCloseTo((engine.ms_per_step as number) / (reference.ms_per_step as number), 3);
+    expect(ratio.loss_first_abs_diff as number).toBeLessThan(1e-4);
+    // Three AdamW steps later the two still agree closely (same hyperparameters on both sides).
+    expect(Math.abs((engine.loss_last as number) - (reference.loss_last as number))).toBeLessThan(1e-2);
+  });
+
+  it.skipIf(!hasTorch)('compare-generate prints both lines and the tokens-per-second ratio', async () => {
+    const r = await bench(['compare-generate', '--model', 'tiny-chars', '--batch', '2', '--new-tokens', '3', '--repeats', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(3);
+    const [engine, reference, ratio] = r.lines;
+    expect(engine).toMatchObject({ bench: 'generate', impl: 'autodidact', new_tokens: 3 });
+    expect(reference).toMatchObject({ bench: 'generate', impl: 'pytorch', new_tokens: 3, batch: 2 });
+    expect(ratio.bench).toBe('compare-generate');
+    expect(ratio.ratio_tokens_per_s).toBeCloseTo((engine.tokens_per_s as number) / (reference.tokens_per_s as number), 3);
+  });
+});
