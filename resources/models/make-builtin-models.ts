@@ -26,14 +26,22 @@ export interface BuiltinModelOptions {
   intermediate: number;
   seed: number;
   maxPositions: number;
+  /** Embedding rows; at least the tokenizer's size (extra rows are ids no text maps to). */
+  vocab: number;
+  /** Share the output layer with the embeddings. */
+  tied: boolean;
 }
 
 /** Named sizes; command-line flags override single fields. */
 export const PRESETS: Record<string, Omit<BuiltinModelOptions, 'name'>> = {
   // Committed to the repository: the model demos and tests use.
-  'tiny-chars': { hidden: 128, layers: 2, heads: 4, kvHeads: 2, intermediate: 384, seed: 1, maxPositions: 1024 },
-  // The benchmark configuration of the engine's acceptance criteria; created on demand.
-  'bench-256': { hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 1024, seed: 1, maxPositions: 1024 },
+  'tiny-chars': { hidden: 128, layers: 2, heads: 4, kvHeads: 2, intermediate: 384, seed: 1, maxPositions: 1024, vocab: 0, tied: true },
+  // The benchmark configuration of the engine's acceptance criteria, with the character
+  // vocabulary; created on demand.
+  'bench-256': { hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 1024, seed: 1, maxPositions: 1024, vocab: 0, tied: true },
+  // The same sizes with transformers' LlamaConfig defaults for everything the criteria leave
+  // open: a 32000-token vocabulary and an untied output layer, as in Llama 2.
+  'bench-256-32k': { hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 1024, seed: 1, maxPositions: 1024, vocab: 32000, tied: false },
 };
 
 export const SPECIAL_TOKENS = ['<|pad|>', '<|bos|>', '<|eos|>', '<|unk|>', '<|system|>', '<|user|>', '<|assistant|>'] as const;
@@ -125,7 +133,7 @@ export function llamaConfigJson(o: BuiltinModelOptions): Record<string, unknown>
   return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
-    vocab_size: VOCAB_SIZE,
+    vocab_size: Math.max(o.vocab, VOCAB_SIZE),
     hidden_size: o.hidden,
     intermediate_size: o.intermediate,
     num_hidden_layers: o.layers,
@@ -141,7 +149,7 @@ export function llamaConfigJson(o: BuiltinModelOptions): Record<string, unknown>
     attention_dropout: 0,
     mlp_bias: false,
     // Small models tie the output layer to the embeddings (SmolLM, Qwen 0.5B do too).
-    tie_word_embeddings: true,
+    tie_word_embeddings: o.tied,
     initializer_range: 0.02,
     bos_token_id: ID.bos,
     eos_token_id: ID.eos,
@@ -182,6 +190,9 @@ function validate(o: BuiltinModelOptions): void {
   for (const key of ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'maxPositions'] as const) {
     if (!Number.isInteger(o[key]) || o[key] <= 0) throw new Error(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be a positive integer, got ${o[key]}`);
   }
+  if (!Number.isInteger(o.vocab) || (o.vocab !== 0 && o.vocab < VOCAB_SIZE)) {
+    throw new Error(`--vocab must be at least the tokenizer's ${VOCAB_SIZE} tokens, got ${o.vocab}`);
+  }
   if (!Number.isInteger(o.seed)) throw new Error(`--seed must be an integer, got ${o.seed}`);
   if (o.hidden % o.heads !== 0) throw new Error(`--hidden ${o.hidden} must be a multiple of --heads ${o.heads}`);
   if (o.heads % o.kvHeads !== 0) throw new Error(`--heads ${o.heads} must be a multiple of --kv-heads ${o.kvHeads}`);
@@ -216,6 +227,8 @@ export function optionsFromArgs(argv: string[]): { dir: string; options: Builtin
       intermediate: { type: 'string' },
       seed: { type: 'string' },
       'max-positions': { type: 'string' },
+      vocab: { type: 'string' },
+      untied: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -239,6 +252,8 @@ export function optionsFromArgs(argv: string[]): { dir: string; options: Builtin
     intermediate: num('intermediate', preset.intermediate),
     seed: num('seed', preset.seed),
     maxPositions: num('max-positions', preset.maxPositions),
+    vocab: num('vocab', preset.vocab),
+    tied: values.untied ? false : preset.tied,
   };
   validate(options);
   return { dir: path.resolve(values.out ?? path.join(HERE, name)), options };
@@ -248,7 +263,7 @@ async function main(argv: string[]): Promise<void> {
   const parsed = optionsFromArgs(argv);
   if (!parsed) {
     console.log(
-      `usage: npm run models:builtin -- [--name ${Object.keys(PRESETS).join('|')}|NAME] [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--max-positions N]\n` +
+      `usage: npm run models:builtin -- [--name ${Object.keys(PRESETS).join('|')}|NAME] [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--max-positions N] [--vocab N] [--untied]\n` +
         'Writes resources/models/NAME unless --out is given.',
     );
     return;

@@ -28,7 +28,7 @@ describe('make-builtin-models', () => {
   });
 
   it('writes a loadable model whose weights follow the seed', async () => {
-    const small = { name: 'small', hidden: 32, layers: 1, heads: 4, kvHeads: 1, intermediate: 64, seed: 5, maxPositions: 64 };
+    const small = { name: 'small', hidden: 32, layers: 1, heads: 4, kvHeads: 1, intermediate: 64, seed: 5, maxPositions: 64, vocab: 0, tied: true };
     await writeBuiltinModel(path.join(tmp, 'a'), small);
     await writeBuiltinModel(path.join(tmp, 'b'), { ...small, seed: 6 });
     const a = await loadModelFolder(path.join(tmp, 'a'));
@@ -44,11 +44,21 @@ describe('make-builtin-models', () => {
     expect(a.tokenizer!.decode(a.tokenizer!.encode('ok?', { addSpecialTokens: false }))).toBe('ok?');
   });
 
+  it('widens the vocabulary and unties the output layer on request', async () => {
+    const o = { name: 'wide', hidden: 16, layers: 1, heads: 2, kvHeads: 2, intermediate: 32, seed: 1, maxPositions: 32, vocab: 500, tied: false };
+    await writeBuiltinModel(path.join(tmp, 'wide'), o);
+    const m = await loadModelFolder(path.join(tmp, 'wide'));
+    expect([m.config.vocabSize, m.config.tieWordEmbeddings]).toEqual([500, false]);
+    expect(m.weights.get('lm_head.weight')!.shape).toEqual([500, 16]);
+    await expect(writeBuiltinModel(path.join(tmp, 'narrow'), { ...o, vocab: 50 })).rejects.toThrow(/--vocab must be at least/);
+  });
+
   it('reads presets and flags from the command line, and rejects bad sizes', () => {
     expect(optionsFromArgs(['--name', 'bench-256', '--out', 'x'])).toEqual({
       dir: path.resolve('x'),
-      options: { name: 'bench-256', hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 1024, seed: 1, maxPositions: 1024 },
+      options: { name: 'bench-256', hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 1024, seed: 1, maxPositions: 1024, vocab: 0, tied: true },
     });
+    expect(optionsFromArgs(['--name', 'bench-256', '--vocab', '32000', '--untied'])!.options).toMatchObject({ vocab: 32000, tied: false });
     expect(optionsFromArgs(['--hidden', '64', '--seed', '9'])!.options).toMatchObject({ name: 'tiny-chars', hidden: 64, heads: 4, kvHeads: 2, seed: 9 });
     expect(optionsFromArgs(['--help'])).toBeNull();
     expect(() => optionsFromArgs(['--hidden', '100', '--heads', '8'])).toThrow('--hidden 100 must be a multiple of --heads 8');
