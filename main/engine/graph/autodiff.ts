@@ -23,6 +23,9 @@ function keepReducedDims(g: Sym, x: Sym, axes: readonly number[], keepdims: bool
   return keepdims ? g : op.reshape(g, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
 }
 
+/** Up to this many elements (N lookups × V rows) an embedding gradient uses a one-hot Gemm. */
+const ONE_HOT_LIMIT = 1 << 22;
+
 function zerosLike(x: Sym): Sym {
   return op.expand(x.graph.scalar(0, x.dtype), [...x.shape]);
 }
@@ -114,11 +117,19 @@ export const RULES: Record<string, Rule> = {
     return [op.sub(g, op.mul(op.exp(y), op.sum(g, [axis], true)))];
   },
   gather: ([g], { inputs: [table], params }) => {
-    // Scatter-add each looked-up row's gradient back into a zero table. ScatterElements needs
-    // its indices at the full shape of the updates: [N, D...].
     const indices = params.indices as Sym;
     const rowShape = table.shape.slice(1);
     const n = indices.size;
+    const way = params.gradient as 'auto' | 'scatter' | 'onehot';
+    if (table.rank === 2 && (way === 'onehot' || (way === 'auto' && n * table.shape[0] <= ONE_HOT_LIMIT))) {
+      // Small vocabularies: onehot(ids)ᵀ @ g is one multi-threaded Gemm, where the CPU's
+      // ScatterElements add runs on one thread.
+      const ids = op.reshape(indices, [n, 1]);
+      const oneHot = op.cast(op.equal(ids, op.iota(g.graph, table.shape[0], indices.dtype)), g.dtype);
+      return [op.gemm(oneHot, op.reshape(g, [n, rowShape[0]]), true, false)];
+    }
+    // Scatter-add each looked-up row's gradient back into a zero table. ScatterElements needs
+    // its indices at the full shape of the updates: [N, D...].
     const flatIdx = op.reshape(indices, [n, ...rowShape.map(() => 1)]);
     const idx = op.expand(flatIdx, [n, ...rowShape]);
     const updates = op.reshape(g, [n, ...rowShape]);

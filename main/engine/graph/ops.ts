@@ -248,13 +248,14 @@ export function unsqueeze(x: Sym, axis: number): Sym {
 
 /**
  * Rows of `table` picked by integer `indices` along axis 0 (an embedding lookup).
- * The gradient scatters back with ScatterElements add, never ScatterND add (see DESIGN.md).
+ * The gradient scatters back with ScatterElements add (never ScatterND add, see DESIGN.md), or,
+ * for small tables, multiplies by a one-hot matrix; `gradient` forces one way (for tests).
  */
-export function gather(table: Sym, indices: Sym): Sym {
+export function gather(table: Sym, indices: Sym, gradient: 'auto' | 'scatter' | 'onehot' = 'auto'): Sym {
   if (indices.dtype !== 'int32' && indices.dtype !== 'int64') throw new Error(`gather: indices must be integers, got ${indices}`);
   const shape = [...indices.shape, ...table.shape.slice(1)];
   const [out] = table.graph.node('Gather', [table, indices], [{ shape, dtype: table.dtype }], { axis: { i: 0 } });
-  table.graph.record('gather', [table], [out], { indices });
+  table.graph.record('gather', [table], [out], { indices, gradient });
   return out;
 }
 

@@ -30,10 +30,8 @@ export function checkAdamW(hp: AdamWHyper): void {
 export interface ClipResult {
   /** The gradient after clipping. */
   grad: Sym;
-  /** The global L2 norm before clipping (a scalar). */
+  /** The global L2 norm before clipping (a scalar); NaN or ∞ means the update must be skipped. */
   norm: Sym;
-  /** True when the norm is finite; an update with a NaN or infinite gradient must be skipped. */
-  finite: Sym;
 }
 
 /**
@@ -58,11 +56,9 @@ export function sumOfSquares(xs: readonly Sym[]): Sym {
 export function clipByGlobalNorm(grad: Sym, maxNorm: number | null, sumSq?: Sym): ClipResult {
   return grad.graph.untaped(() => {
     const norm = op.sqrt(sumSq ?? sumOfSquares([grad]));
-    // norm - norm is 0 for any finite norm and NaN for NaN or ±Inf.
-    const finite = op.equal(op.sub(norm, norm), 0);
-    if (maxNorm === null) return { grad, norm, finite };
+    if (maxNorm === null) return { grad, norm };
     const coef = op.minimum(op.div(grad.graph.scalar(maxNorm, grad.dtype), op.add(norm, 1e-6)), 1);
-    return { grad: op.mul(grad, coef), norm, finite };
+    return { grad: op.mul(grad, coef), norm };
   });
 }
 

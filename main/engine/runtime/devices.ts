@@ -104,6 +104,9 @@ export function sessionOptions(device: Device, extra: Partial<ort.InferenceSessi
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    // AUTODIDACT_PROFILE=DIR/prefix writes onnxruntime's per-node timings (a Chrome trace JSON
+    // per session) for finding where a step spends its time.
+    ...(process.env.AUTODIDACT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.AUTODIDACT_PROFILE } : {}),
     ...extra,
   };
 }

@@ -60,6 +60,7 @@ export class CompiledGraph {
   }
 
   async release(): Promise<void> {
+    if (process.env.AUTODIDACT_PROFILE) this.session.endProfiling();
     await this.session.release();
   }
 }

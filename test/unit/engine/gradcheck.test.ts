@@ -80,11 +80,13 @@ describe('gradient rules match finite differences', () => {
     await gradcheck((x) => op.logSoftmax(x, -1), [{ name: 'x', shape: [2, 5] }]);
   });
 
-  it('gather (embedding) with repeated indices', async () => {
-    await gradcheck((t, i) => op.gather(t, i), [
-      { name: 'table', shape: [5, 3] },
-      { name: 'ids', shape: [2, 3], values: [4, 0, 4, 1, 4, 0], int: true },
-    ]);
+  it('gather (embedding) with repeated indices, by scatter-add and by one-hot product', async () => {
+    for (const way of ['scatter', 'onehot'] as const) {
+      await gradcheck((t, i) => op.gather(t, i, way), [
+        { name: 'table', shape: [5, 3] },
+        { name: 'ids', shape: [2, 3], values: [4, 0, 4, 1, 4, 0], int: true },
+      ]);
+    }
   });
 
   it('gatherLast (token log-prob pick)', async () => {
