@@ -49,6 +49,8 @@ export const RULES: Record<string, Rule> = {
   sqrt: ([g], { outputs: [y] }) => [op.div(op.mul(g, 0.5), y)],
   tanh: ([g], { outputs: [y] }) => [op.mul(g, op.sub(1, op.mul(y, y)))],
   sigmoid: ([g], { outputs: [y] }) => [op.mul(g, op.mul(y, op.sub(1, y)))],
+  silu: ([g], e) => siluRule(g, e),
+  rmsNorm: ([g], e) => rmsNormRule(g, e),
   abs: ([g], { inputs: [x] }) => [op.where(op.less(x, 0), op.neg(g), g)],
   pow: ([g], { inputs: [x], params }) => {
     const p = params.p as number;
@@ -103,6 +105,7 @@ export const RULES: Record<string, Rule> = {
       return part;
     });
   },
+  split: (gs, { params }) => [op.concat(gs, params.axis as number)],
   expand: ([g], { inputs: [x] }) => [unbroadcast(g, x.shape)],
   sum: ([g], { inputs: [x], params }) => [
     op.expand(keepReducedDims(g, x, params.axes as number[], params.keepdims as boolean), [...x.shape]),
@@ -148,6 +151,54 @@ export const RULES: Record<string, Rule> = {
     return [out];
   },
 };
+
+/**
+ * SiLU, y = x·s with s = sigmoid(x): dy/dx = s·(1 + x·(1 − s)) = s·(1 + x − y). s is computed
+ * again rather than kept from the forward, so the forward's Sigmoid has one consumer and
+ * onnxruntime fuses it with its Mul (QuickGelu); the backward is five elementwise passes.
+ * The Sigmoid reads x through a Reshape (a view, no copy): a second Sigmoid(x) would be merged
+ * with the forward's by onnxruntime's common-subexpression pass, undoing the fusion.
+ */
+function siluRule(g: Sym, { inputs: [x], outputs: [y] }: TapeEntry): (Sym | null)[] {
+  const view = op.reshape(x, x.rank === 1 ? [1, x.size] : [x.size]);
+  const s = op.reshape(op.sigmoid(view), [...x.shape]);
+  return [op.mul(g, op.mul(s, op.sub(op.add(x, 1), y)))];
+}
+
+/**
+ * RMSNorm, y = x·r·w with r = 1/sqrt(mean(x²) + eps) over the last axis (H wide):
+ *   gx = r·(g·w) − x·r³·mean(g·w·x),   gw = Σ over the leading axes of g·x·r.
+ * r comes from x again, through ReduceSumSquare: no forward intermediate is read (each would
+ * gain a second consumer and stop the forward's fusion), and no node repeats one of the
+ * forward's (onnxruntime's common-subexpression pass would merge the two, with the same effect).
+ * With p = g·x, both Σ_h p·w and Σ_n p·r are matrix-vector products, so the full-size passes
+ * are one read of x, p, two products reading p, r·w, and gx = g·(r·w) − x·k.
+ */
+function rmsNormRule(g: Sym, { inputs: [x, w], params }: TapeEntry): (Sym | null)[] {
+  const eps = params.eps as number;
+  const H = x.shape[x.rank - 1];
+  const N = x.size / H;
+  const rowShape = [...x.shape.slice(0, -1), 1];
+  const [ss] = x.graph.node('ReduceSumSquare', [x], [{ shape: rowShape, dtype: x.dtype }], {
+    axes: { ints: [-1] },
+    keepdims: { i: 1 },
+  });
+  const u = op.add(ss, H * eps); // H·(mean(x²) + eps), per row
+  const r = op.div(Math.sqrt(H), op.sqrt(u));
+  const p = op.mul(g, x);
+  let dot: Sym; // Σ_h g·w·x, per row
+  let gw: Sym;
+  if (w.rank === 1 && w.shape[0] === H) {
+    const p2 = op.reshape(p, [N, H]);
+    dot = op.reshape(op.gemm(p2, op.reshape(w, [1, H]), false, true), rowShape);
+    gw = op.reshape(op.gemm(op.reshape(r, [1, N]), p2), [H]);
+  } else {
+    dot = op.sum(op.mul(p, w), [x.rank - 1], true);
+    gw = unbroadcast(op.mul(p, r), w.shape);
+  }
+  const k = op.div(op.mul(r, dot), u); // r³·mean(g·w·x), per row
+  return [op.sub(op.mul(g, op.mul(r, w)), op.mul(x, k)), gw];
+}
 
 /** Elementwise max/min: the gradient goes to `a` where `pick(a, b)`, else to `b`. */
 function pickRule(g: Sym, { inputs: [a, b], outputs: [y] }: TapeEntry, pick: (a: Sym, b: Sym) => Sym): (Sym | null)[] {

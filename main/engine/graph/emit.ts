@@ -26,16 +26,34 @@ function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
   return { name, type: AttrType.FLOATS, floats: [...a.floats] };
 }
 
+/**
+ * The nodes the outputs depend on, in order. Autodiff builds gradient terms nobody reads (the
+ * frozen weights' gradients under LoRA, say), and onnxruntime runs such nodes all the same.
+ */
+function liveNodes(graph: Graph): Graph['nodes'] {
+  const needed = new Set(graph.outputs.map((o) => o.sym.name));
+  const keep: boolean[] = new Array(graph.nodes.length).fill(false);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i];
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep[i] = true;
+    for (const inp of n.inputs) if (inp) needed.add(inp);
+  }
+  return graph.nodes.filter((_, i) => keep[i]);
+}
+
 /** Serialize `graph` to ONNX bytes, ready for `InferenceSession.create`. */
 export function emitModel(graph: Graph): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
+  const nodes = liveNodes(graph);
+  const used = new Set(nodes.flatMap((n) => n.inputs));
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'autodidact',
     opsetImport: [{ domain: '', version: OPSET }],
     graph: {
       name: graph.name,
-      node: graph.nodes.map((n) => ({
+      node: nodes.map((n) => ({
         opType: n.opType,
         domain: n.domain ?? '',
         input: [...n.inputs],
@@ -44,7 +62,7 @@ export function emitModel(graph: Graph): Uint8Array {
       })),
       input: graph.inputs.map((s) => valueInfo(s.name, s.shape, s.dtype)),
       output: graph.outputs.map((o) => valueInfo(o.name, o.sym.shape, o.sym.dtype)),
-      initializer: graph.initializers.map((c) => ({
+      initializer: graph.initializers.filter((c) => used.has(c.name)).map((c) => ({
         name: c.name,
         dataType: ONNX_ELEM_TYPE[c.dtype],
         dims: [...c.shape],

@@ -1,6 +1,7 @@
 // The op library: each function infers its output shape, emits standard ONNX nodes, and tapes
-// differentiable primitives for `autodiff.ts`. Composite ops (RMSNorm, SiLU, RoPE, attention)
-// are written in terms of the primitives, so they need no gradient rule of their own.
+// differentiable primitives for `autodiff.ts`. Composite ops (RoPE, attention, ...) are written
+// in terms of the primitives, so they need no gradient rule of their own. RMSNorm and SiLU are
+// primitives emitted as the node patterns onnxruntime fuses, with compact gradient rules.
 import { type DType, ONNX_ELEM_TYPE, isFloat } from './dtype.ts';
 import { type Attr, type Shape, Sym, assertShape, sameShape } from './graph.ts';
 
@@ -229,6 +230,21 @@ export function concat(xs: readonly Sym[], axis: number): Sym {
   return out;
 }
 
+/** Cut `x` along `axis` into consecutive parts of the given sizes (one ONNX Split). */
+export function split(x: Sym, axis: number, sizes: readonly number[]): Sym[] {
+  const ax = normAxis(axis, x.rank, 'split');
+  if (sizes.reduce((a, b) => a + b, 0) !== x.shape[ax]) throw new Error(`split: sizes [${sizes}] do not add up to ${x} along axis ${ax}`);
+  if (sizes.length === 1) return [x];
+  const outs = x.graph.node(
+    'Split',
+    [x, x.graph.int64s(sizes)],
+    sizes.map((n) => ({ shape: x.shape.map((d, i) => (i === ax ? n : d)), dtype: x.dtype })),
+    { axis: { i: ax } },
+  );
+  x.graph.record('split', [x], outs, { axis: ax });
+  return outs;
+}
+
 /** Broadcast to a larger shape. */
 export function expand(x: Sym, shape: readonly number[]): Sym {
   const out = broadcastShapes(x.shape, shape, 'expand');
@@ -323,14 +339,38 @@ export function logSumExp(x: Sym, axis = -1): Sym {
   return add(log(sum(exp(sub(x, m)), [axis], true)), m);
 }
 
-/** RMSNorm as Llama defines it: x / sqrt(mean(x²) + eps) * weight, over the last axis. */
+/**
+ * RMSNorm as Llama defines it: x / sqrt(mean(x²) + eps) * weight, over the last axis.
+ * One primitive: its nodes are exactly Pow(x, 2) -> ReduceMean(-1) -> Add(eps) -> Sqrt ->
+ * Div(x, ·) -> Mul(·, weight), which onnxruntime's CPU optimiser fuses into one
+ * SimplifiedLayerNormalization (float32). The gradient rule reads only x, weight and the
+ * output's gradient, so none of these intermediates gains a second consumer (that would stop
+ * the fusion).
+ */
 export function rmsNorm(x: Sym, weight: Sym, eps: number): Sym {
-  const ms = mean(mul(x, x), [-1], true);
-  return mul(div(x, sqrt(add(ms, eps))), weight);
+  if (x.rank === 0) throw new Error(`rmsNorm needs a tensor with a last axis, got ${x}`);
+  if (!sameShape(broadcastShapes(x.shape, weight.shape, 'rmsNorm'), x.shape)) throw new Error(`rmsNorm: weight ${weight} does not broadcast to ${x}`);
+  const g = x.graph;
+  const y = g.untaped(() => {
+    const [ms] = g.node('ReduceMean', [pow(x, 2)], [{ shape: [...x.shape.slice(0, -1), 1], dtype: x.dtype }], {
+      axes: { ints: [-1] },
+      keepdims: { i: 1 },
+    });
+    return mul(div(x, sqrt(add(ms, eps))), weight);
+  });
+  g.record('rmsNorm', [x, weight], [y], { eps });
+  return y;
 }
 
+/**
+ * SiLU, x · sigmoid(x). One primitive emitted as Sigmoid + Mul, which onnxruntime's CPU
+ * optimiser fuses into QuickGelu (float32) since the gradient rule never reads the sigmoid.
+ */
 export function silu(x: Sym): Sym {
-  return mul(x, sigmoid(x));
+  const g = x.graph;
+  const y = g.untaped(() => mul(x, sigmoid(x)));
+  g.record('silu', [x], [y]);
+  return y;
 }
 
 /**

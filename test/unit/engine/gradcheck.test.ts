@@ -1,6 +1,16 @@
 // Every gradient rule, checked against central finite differences on the test device.
-import { describe, it } from 'vitest';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { describe, expect, it } from 'vitest';
+import { grad } from '../../../main/engine/graph/autodiff.ts';
+import { emitModel } from '../../../main/engine/graph/emit.ts';
+import { Graph } from '../../../main/engine/graph/graph.ts';
 import * as op from '../../../main/engine/graph/ops.ts';
+import { sessionOptions } from '../../../main/engine/runtime/devices.ts';
+import { TEST_DEVICE_NAME } from '../../helpers/device.ts';
 import { gradcheck } from '../../helpers/gradcheck.ts';
 
 const positive = (n: number, seed = 3) => Array.from({ length: n }, (_, i) => 0.5 + ((i * 7919 + seed) % 13) / 10);
@@ -29,7 +39,11 @@ describe('gradient rules match finite differences', () => {
     await gradcheck((x) => op.pow(x, 3), [{ name: 'x', shape: [5] }]);
     await gradcheck((x) => op.pow(x, -0.5), [{ name: 'x', shape: [5], values: positive(5) }]);
     await gradcheck((x) => op.clip(x, -0.3, 0.4), [{ name: 'x', shape: [8], values: [-0.9, -0.5, -0.2, 0, 0.1, 0.35, 0.6, 0.95] }]);
+  });
+
+  it('SiLU (a primitive: sigmoid recomputed in the backward)', async () => {
     await gradcheck((x) => op.silu(x), [{ name: 'x', shape: [6] }]);
+    await gradcheck((x) => op.silu(x), [{ name: 'x', shape: [2, 4], values: [-6, -2.5, -1, -0.2, 0, 0.3, 1.5, 5] }]);
   });
 
   it('where', async () => {
@@ -64,6 +78,11 @@ describe('gradient rules match finite differences', () => {
     await gradcheck((x) => op.slice(x, 1, 1, 3), [{ name: 'x', shape: [2, 4, 2] }]);
     await gradcheck((a, b) => op.concat([a, b, a], 1), [{ name: 'a', shape: [2, 1] }, { name: 'b', shape: [2, 3] }]);
     await gradcheck((x) => op.expand(x, [3, 2, 4]), [{ name: 'x', shape: [2, 1] }]);
+    // Only some parts used: the unused part's gradient is zero-filled by grad().
+    await gradcheck((x) => {
+      const [a, , c] = op.split(x, -1, [1, 2, 3]);
+      return op.mul(a, c);
+    }, [{ name: 'x', shape: [2, 6] }]);
   });
 
   it('reductions', async () => {
@@ -96,8 +115,15 @@ describe('gradient rules match finite differences', () => {
     ]);
   });
 
-  it('RMSNorm', async () => {
+  it('RMSNorm (a primitive: per-row scale recomputed in the backward)', async () => {
     await gradcheck((x, w) => op.rmsNorm(x, w, 1e-6), [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [4] }]);
+    // Per-head norm (q_norm / k_norm): [B, heads, T, D] with one [D] weight; a single row.
+    await gradcheck((x, w) => op.rmsNorm(x, w, 1e-5), [{ name: 'x', shape: [1, 2, 3, 4] }, { name: 'w', shape: [4] }]);
+    await gradcheck((x, w) => op.rmsNorm(x, w, 1e-6), [{ name: 'x', shape: [5] }, { name: 'w', shape: [5] }]);
+    // A weight that is not one [H] vector takes the general (broadcast) path of the rule.
+    await gradcheck((x, w) => op.rmsNorm(x, w, 1e-6), [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [3, 4] }]);
+    // With eps large against mean(x²), so a wrong eps term in the rule shows.
+    await gradcheck((x, w) => op.rmsNorm(x, w, 0.5), [{ name: 'x', shape: [3, 4] }, { name: 'w', shape: [4] }]);
   });
 
   it('RoPE', async () => {
@@ -121,5 +147,38 @@ describe('gradient rules match finite differences', () => {
       { name: 'v', shape: [1, 2, T, 2] },
       { name: 'bias', shape: [T, T], values: bias },
     ]);
+  });
+});
+
+// RMSNorm and SiLU are primitives so that onnxruntime's CPU optimiser can fuse their forward
+// (SimplifiedLayerNormalization, QuickGelu) in training graphs too: that needs every forward
+// intermediate to have one consumer, so the backward must neither read one nor repeat a node
+// of the pattern (common-subexpression elimination would merge them). The fused kernels are
+// float32-only, so this is a CPU float32 check.
+describe.skipIf(TEST_DEVICE_NAME !== 'cpu')('onnxruntime fuses the RMSNorm and SiLU forward in a training graph', () => {
+  it('leaves SimplifiedLayerNormalization and QuickGelu nodes after optimisation', async () => {
+    const g = new Graph('fusion');
+    const x = g.input('x', [2, 3, 8]);
+    const w = g.input('w', [8]);
+    const y = op.silu(op.rmsNorm(x, w, 1e-5));
+    expect(g.tape.map((e) => e.op)).toEqual(['rmsNorm', 'silu']);
+    const loss = op.sum(op.mul(y, g.constant(Array.from({ length: y.size }, (_, i) => Math.sin(i)), y.shape, 'float32')));
+    g.output('loss', loss);
+    grad(loss, [x, w]).forEach((gr, i) => g.output(`grad_${i}`, gr));
+
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'autodidact-fusion-'));
+    try {
+      const file = path.join(dir, 'optimized.onnx');
+      const session = await ort.InferenceSession.create(emitModel(g), sessionOptions({ name: 'cpu', keepsStateOnDevice: false }, { optimizedModelFilePath: file }));
+      await session.release();
+      const nodes = onnxProto.onnx.ModelProto.decode(await fs.readFile(file)).graph?.node ?? [];
+      const count = (type: string) => nodes.filter((n) => n.opType === type).length;
+      expect(count('SimplifiedLayerNormalization')).toBe(1);
+      expect(count('QuickGelu')).toBe(1);
+      expect(count('ReduceMean')).toBe(0);
+      expect(count('Sigmoid')).toBe(1); // the backward's own
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
