@@ -3,7 +3,7 @@
 // engine worker is needed; the worker adds one message per call, nothing per token).
 import path from 'node:path';
 import { Generator } from '../main/engine/generate/generator.ts';
-import { LINEAR_MODULES, weightStacks } from '../main/engine/nn/config.ts';
+import { LINEAR_MODULES } from '../main/engine/nn/config.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { DeviceTransfer, FrozenWeights } from '../main/engine/runtime/parameter-store.ts';
@@ -103,7 +103,7 @@ export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateRe
   const device = await resolveDevice(o.device);
   const { config } = model;
   const transfer = new DeviceTransfer(device, 'float32');
-  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, weightStacks(model.config));
+  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer);
   const loadMs = performance.now() - t0;
   const maxLength = o.promptLen + o.newTokens;
   if (maxLength > config.maxPositionEmbeddings) {

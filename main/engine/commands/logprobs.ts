@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { EngineError, type CommandContext } from '../protocol.ts';
-import { weightStacks } from '../nn/config.ts';
 import { type HfModel, loadModelFolder } from '../nn/hf-model.ts';
 import type { Device } from '../runtime/devices.ts';
 import { DeviceTransfer, FrozenWeights } from '../runtime/parameter-store.ts';
@@ -68,7 +67,7 @@ async function load(dir: string, device: Device): Promise<Loaded> {
   await releaseLogprobs();
   const model = await loadModelFolder(dir);
   const transfer = new DeviceTransfer(device, 'float32');
-  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, weightStacks(model.config));
+  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer);
   const scorer = new TokenScorer({ config: model.config, weights, device });
   cached = { key, model, device, weights, transfer, scorer };
   return cached;

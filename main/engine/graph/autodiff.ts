@@ -105,7 +105,6 @@ export const RULES: Record<string, Rule> = {
       return part;
     });
   },
-  split: (gs, { params }) => [op.concat(gs, params.axis as number)],
   expand: ([g], { inputs: [x] }) => [unbroadcast(g, x.shape)],
   sum: ([g], { inputs: [x], params }) => [
     op.expand(keepReducedDims(g, x, params.axes as number[], params.keepdims as boolean), [...x.shape]),

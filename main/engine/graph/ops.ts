@@ -230,21 +230,6 @@ export function concat(xs: readonly Sym[], axis: number): Sym {
   return out;
 }
 
-/** Cut `x` along `axis` into consecutive parts of the given sizes (one ONNX Split). */
-export function split(x: Sym, axis: number, sizes: readonly number[]): Sym[] {
-  const ax = normAxis(axis, x.rank, 'split');
-  if (sizes.reduce((a, b) => a + b, 0) !== x.shape[ax]) throw new Error(`split: sizes [${sizes}] do not add up to ${x} along axis ${ax}`);
-  if (sizes.length === 1) return [x];
-  const outs = x.graph.node(
-    'Split',
-    [x, x.graph.int64s(sizes)],
-    sizes.map((n) => ({ shape: x.shape.map((d, i) => (i === ax ? n : d)), dtype: x.dtype })),
-    { axis: { i: ax } },
-  );
-  x.graph.record('split', [x], outs, { axis: ax });
-  return outs;
-}
-
 /** Broadcast to a larger shape. */
 export function expand(x: Sym, shape: readonly number[]): Sym {
   const out = broadcastShapes(x.shape, shape, 'expand');

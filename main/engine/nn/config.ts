@@ -190,28 +190,6 @@ export function weightShapes(config: LlamaConfig): [string, number[]][] {
   return out;
 }
 
-/**
- * Groups of weights that multiply the same input (q/k/v, their biases, gate/up). weightShapes
- * lists each group's members next to each other, so a store that keeps weights in that order
- * can hand out a group as one [Σ out, in] matrix without copying, and one Gemm does the work of
- * several: bigger products run much closer to the CPU's peak than small ones.
- */
-export function weightStacks(config: LlamaConfig): string[][] {
-  const stacks: string[][] = [];
-  for (let l = 0; l < config.numLayers; l++) {
-    const a = `model.layers.${l}.self_attn`;
-    stacks.push([`${a}.q_proj.weight`, `${a}.k_proj.weight`, `${a}.v_proj.weight`]);
-    if (config.attentionBias) stacks.push([`${a}.q_proj.bias`, `${a}.k_proj.bias`, `${a}.v_proj.bias`]);
-    stacks.push([`model.layers.${l}.mlp.gate_proj.weight`, `model.layers.${l}.mlp.up_proj.weight`]);
-  }
-  return stacks;
-}
-
-/** The graph input name of a weight stack. */
-export function stackName(names: readonly string[]): string {
-  return names.join('+');
-}
-
 /** The names of the linear layers LoRA can target, as PEFT calls them. */
 export const LINEAR_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LinearModule = (typeof LINEAR_MODULES)[number];

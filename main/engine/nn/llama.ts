@@ -12,11 +12,6 @@ export interface WeightSource {
   get(name: string): Sym;
   /** An extra term added to the linear layer `prefix` (e.g. LoRA: B·A·x·scale), or null. */
   linearDelta?(prefix: string, module: LinearModule, x: Sym): Sym | null;
-  /**
-   * The weights `names` (a group of `weightStacks`) stacked along their first axis, when the
-   * source holds them that way and can give the stack without a copy; else null.
-   */
-  stacked?(names: readonly string[]): Sym | null;
 }
 
 export interface ForwardInputs {
@@ -68,21 +63,6 @@ function linear(w: WeightSource, prefix: string, module: LinearModule, x: Sym, b
   return delta ? op.add(y, delta) : y;
 }
 
-/**
- * Several linear layers of the same input (q/k/v, gate/up): one Gemm over their stacked
- * weights where the source can stack them, cut back into one output per layer.
- */
-function linears(w: WeightSource, layers: readonly { prefix: string; module: LinearModule; outFeatures: number }[], x: Sym, bias: boolean): Sym[] {
-  const weights = w.stacked?.(layers.map((l) => `${l.prefix}.weight`));
-  if (!weights) return layers.map((l) => linear(w, l.prefix, l.module, x, bias));
-  const biases = bias ? (w.stacked?.(layers.map((l) => `${l.prefix}.bias`)) ?? op.concat(layers.map((l) => w.get(`${l.prefix}.bias`)), 0)) : null;
-  const outs = op.split(op.linear(x, weights, biases), -1, layers.map((l) => l.outFeatures));
-  return outs.map((y, i) => {
-    const delta = w.linearDelta?.(layers[i].prefix, layers[i].module, x);
-    return delta ? op.add(y, delta) : y;
-  });
-}
-
 /** [B, T, heads*D] -> [B, heads, T, D] */
 function splitHeads(x: Sym, heads: number, d: number): Sym {
   const [B, T] = x.shape;
@@ -93,19 +73,9 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
   const p = `model.layers.${layer}.self_attn`;
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
   const [B, T] = x.shape;
-  const [qx, kx, vx] = linears(
-    w,
-    [
-      { prefix: `${p}.q_proj`, module: 'q_proj', outFeatures: H * D },
-      { prefix: `${p}.k_proj`, module: 'k_proj', outFeatures: KVH * D },
-      { prefix: `${p}.v_proj`, module: 'v_proj', outFeatures: KVH * D },
-    ],
-    x,
-    config.attentionBias,
-  );
-  let q = splitHeads(qx, H, D);
-  let k = splitHeads(kx, KVH, D);
-  const v = splitHeads(vx, KVH, D);
+  let q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), H, D);
+  let k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), KVH, D);
+  const v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), KVH, D);
   if (config.qkNorm) {
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
@@ -125,18 +95,11 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
   return { out: linear(w, `${p}.o_proj`, 'o_proj', merged, false), k, v };
 }
 
-function mlp(config: LlamaConfig, w: WeightSource, layer: number, x: Sym): Sym {
+function mlp(w: WeightSource, layer: number, x: Sym): Sym {
   const p = `model.layers.${layer}.mlp`;
-  const [gateX, up] = linears(
-    w,
-    [
-      { prefix: `${p}.gate_proj`, module: 'gate_proj', outFeatures: config.intermediateSize },
-      { prefix: `${p}.up_proj`, module: 'up_proj', outFeatures: config.intermediateSize },
-    ],
-    x,
-    false,
-  );
-  return linear(w, `${p}.down_proj`, 'down_proj', op.mul(op.silu(gateX), up), false);
+  const gate = op.silu(linear(w, `${p}.gate_proj`, 'gate_proj', x, false));
+  const up = linear(w, `${p}.up_proj`, 'up_proj', x, false);
+  return linear(w, `${p}.down_proj`, 'down_proj', op.mul(gate, up), false);
 }
 
 /** The transformer body: embeddings through the final norm. */
@@ -150,7 +113,7 @@ export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInp
     const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), rot, inputs);
     present.push({ k: a.k, v: a.v });
     x = op.add(x, a.out);
-    x = op.add(x, mlp(config, w, l, op.rmsNorm(x, w.get(`${p}.post_attention_layernorm.weight`), config.rmsNormEps)));
+    x = op.add(x, mlp(w, l, op.rmsNorm(x, w.get(`${p}.post_attention_layernorm.weight`), config.rmsNormEps)));
   }
   return { hidden: op.rmsNorm(x, w.get('model.norm.weight'), config.rmsNormEps), present };
 }

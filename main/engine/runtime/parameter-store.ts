@@ -10,7 +10,7 @@
 import * as ort from 'onnxruntime-node';
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
-import { type LinearModule, type LlamaConfig, stackName, weightShapes, weightStacks } from '../nn/config.ts';
+import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
 import type { WeightSource } from '../nn/llama.ts';
 import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
 import type { Device } from './devices.ts';
@@ -110,97 +110,47 @@ export class FrozenWeights implements WeightBinding {
   private constructor(
     private readonly tensors: Map<string, ort.Tensor>,
     private readonly shapes: Map<string, number[]>,
-    /** Members of a stack held only as part of it (on a device, where views cannot be cut). */
-    private readonly inStack: Map<string, { stack: string; rowStart: number; rows: number }>,
     readonly dtype: StoreDType,
   ) {}
 
-  /**
-   * Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU).
-   * Each group of `stacks` (see weightStacks) whose members are all held is stored as one
-   * stacked array, copied once here; on the CPU its members stay available as views into it.
-   */
-  static async create(
-    weights: ReadonlyMap<string, HostTensor>,
-    names: readonly string[],
-    transfer: DeviceTransfer,
-    stacks: readonly (readonly string[])[] = [],
-  ): Promise<FrozenWeights> {
-    const host = (name: string): HostTensor => {
+  /** Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU). */
+  static async create(weights: ReadonlyMap<string, HostTensor>, names: readonly string[], transfer: DeviceTransfer): Promise<FrozenWeights> {
+    const arrays = names.map((name) => {
       const t = weights.get(name);
       if (!t) throw new Error(`the model has no weight "${name}"`);
-      return t;
-    };
-    const wanted = new Set(names);
-    const stacked = new Set<string>();
-    const arrays: { name: string; data: FlatArray; shape: number[] }[] = [];
-    const inStack = new Map<string, { stack: string; rowStart: number; rows: number }>();
-    const onHost = !transfer.device.keepsStateOnDevice;
-    for (const members of stacks) {
-      if (!members.every((m) => wanted.has(m))) continue;
-      const parts = members.map(host);
-      const rest = parts[0].shape.slice(1);
-      if (parts.some((p) => p.shape.slice(1).join() !== rest.join())) continue;
-      const rows = parts.map((p) => p.shape[0]);
-      const data = allocate(transfer.dtype, parts.reduce((n, p) => n + p.data.length, 0));
-      let offset = 0;
-      let rowStart = 0;
-      members.forEach((m, i) => {
-        data.set(parts[i].data, offset);
-        if (onHost) arrays.push({ name: m, data: data.subarray(offset, offset + parts[i].data.length), shape: parts[i].shape });
-        else inStack.set(m, { stack: stackName(members), rowStart, rows: rows[i] });
-        offset += parts[i].data.length;
-        rowStart += rows[i];
-        stacked.add(m);
-      });
-      arrays.push({ name: stackName(members), data, shape: [rowStart, ...rest] });
-    }
-    for (const name of names) {
-      if (stacked.has(name)) continue;
-      const t = host(name);
-      arrays.push({ name, data: transfer.dtype === 'float64' ? Float64Array.from(t.data) : t.data, shape: t.shape });
-    }
+      return { data: transfer.dtype === 'float64' ? Float64Array.from(t.data) : t.data, shape: t.shape };
+    });
     const tensors = await transfer.upload(arrays);
     return new FrozenWeights(
-      new Map(arrays.map((a, i) => [a.name, tensors[i]])),
-      new Map(arrays.map((a) => [a.name, [...a.shape]])),
-      inStack,
+      new Map(names.map((n, i) => [n, tensors[i]])),
+      new Map(names.map((n, i) => [n, [...arrays[i].shape]])),
       transfer.dtype,
     );
   }
 
   has(name: string): boolean {
-    return this.shapes.has(name) || this.inStack.has(name);
+    return this.shapes.has(name);
   }
 
-  /** Declare `name` (a weight or a stack) as an input of `g`, once per graph (`declared`). */
+  get names(): string[] {
+    return [...this.shapes.keys()];
+  }
+
+  /** Declare `name` as an input of `g` (once per graph, tracked by `declared`). */
   declare(g: Graph, name: string, declared: Map<string, Sym>): Sym {
     let s = declared.get(name);
     if (!s) {
-      const part = this.inStack.get(name);
-      if (part) {
-        // Held only inside its stack: cut it out (a copy per run; the model reads stacks).
-        const stack = this.declare(g, part.stack, declared);
-        s = op.slice(stack, 0, part.rowStart, part.rowStart + part.rows);
-      } else {
-        const shape = this.shapes.get(name);
-        if (!shape) throw new Error(`the model has no weight "${name}"`);
-        s = g.input(name, shape, this.dtype);
-      }
+      const shape = this.shapes.get(name);
+      if (!shape) throw new Error(`the model has no weight "${name}"`);
+      s = g.input(name, shape, this.dtype);
       declared.set(name, s);
     }
     return s;
   }
 
-  /** The stack of `names` as an input of `g`, or null when it is not held as one. */
-  declareStack(g: Graph, names: readonly string[], declared: Map<string, Sym>): Sym | null {
-    const name = stackName(names);
-    return this.shapes.has(name) ? this.declare(g, name, declared) : null;
-  }
-
   bind(g: Graph): WeightSource {
     const declared = new Map<string, Sym>();
-    return { get: (name) => this.declare(g, name, declared), stacked: (names) => this.declareStack(g, names, declared) };
+    return { get: (name) => this.declare(g, name, declared) };
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
@@ -234,11 +184,6 @@ export interface ParameterStoreOptions {
 export class ParameterStore implements WeightBinding {
   /** Where each trainable weight sits in the flat buffer, in a fixed order. */
   readonly layout: readonly ParamEntry[];
-  /**
-   * Trainable weight stacks (q/k/v, gate/up; see weightStacks): members adjacent in the flat
-   * buffer, so a stack is one slice of it, named by stackName and shaped [Σ rows, ...].
-   */
-  private readonly stacks: Map<string, ParamEntry & { members: string[] }>;
   /** Number of trainable values. */
   readonly size: number;
   private readonly byName: Map<string, ParamEntry>;
@@ -263,18 +208,6 @@ export class ParameterStore implements WeightBinding {
     this.byName = new Map(layout.map((e) => [e.name, e]));
     this.targets = new Map(lora ? loraTargets(config, lora).map((t) => [t.prefix, t.module]) : []);
     this.flat = flat;
-    this.stacks = new Map();
-    for (const members of weightStacks(config)) {
-      const entries = members.map((m) => this.byName.get(m));
-      if (entries.some((e) => !e)) continue;
-      const es = entries as ParamEntry[];
-      const rest = es[0].shape.slice(1).join();
-      const adjacent = es.every((e, i) => i === 0 || e.offset === es[i - 1].offset + es[i - 1].size);
-      if (!adjacent || es.some((e) => e.shape.slice(1).join() !== rest)) continue;
-      const name = stackName(members);
-      const shape = [es.reduce((n, e) => n + e.shape[0], 0), ...es[0].shape.slice(1)];
-      this.stacks.set(name, { name, members, shape, offset: es[0].offset, size: es.reduce((n, e) => n + e.size, 0) });
-    }
   }
 
   static async create(options: ParameterStoreOptions): Promise<ParameterStore> {
@@ -314,7 +247,7 @@ export class ParameterStore implements WeightBinding {
     for (const e of layout) host.set(initial.get(e.name)!.data, e.offset);
 
     const transfer = new DeviceTransfer(device, dtype);
-    const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer, weightStacks(config));
+    const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer);
     const [flat] = await transfer.upload([{ data: host, shape: [offset] }]);
     const store = new ParameterStore(config, device, dtype, lora, frozen, transfer, layout, flat);
     await store.refreshViews();
@@ -393,7 +326,7 @@ export class ParameterStore implements WeightBinding {
     const declared = new Map<string, Sym>();
     const declare = (name: string): Sym => {
       if (this.frozen.has(name)) return this.frozen.declare(g, name, declared);
-      const e = this.byName.get(name) ?? this.stacks.get(name);
+      const e = this.byName.get(name);
       if (!e) throw new Error(`the model has no weight "${name}"`);
       let s = declared.get(name);
       if (!s) {
@@ -402,10 +335,7 @@ export class ParameterStore implements WeightBinding {
       }
       return s;
     };
-    const src: WeightSource = {
-      get: declare,
-      stacked: (names) => (this.stacks.has(stackName(names)) ? declare(stackName(names)) : this.frozen.declareStack(g, names, declared)),
-    };
+    const src: WeightSource = { get: declare };
     if (this.lora && adapters) {
       const scale = loraScale(this.lora);
       src.linearDelta = (prefix, _module, x) =>
@@ -417,7 +347,7 @@ export class ParameterStore implements WeightBinding {
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
     const out = this.frozen.feeds(inputNames);
     for (const n of inputNames) {
-      if (!this.byName.has(n) && !this.stacks.has(n)) continue;
+      if (!this.byName.has(n)) continue;
       if (!this.views) throw new Error('parameter store: the per-weight tensors are being rebuilt; await the change before feeding a graph');
       out[n] = this.views.get(n)!;
     }
@@ -427,21 +357,19 @@ export class ParameterStore implements WeightBinding {
   /** Per-weight tensors of the current flat buffer: CPU subarray views, or unflatten outputs. */
   private async refreshViews(): Promise<void> {
     if (this.views) return;
-    // Every weight, and every stack as one more view of the same values.
-    const entries: ParamEntry[] = [...this.layout, ...this.stacks.values()];
     if (!this.device.keepsStateOnDevice) {
       const flat = this.flat.data as FlatArray;
-      this.views = new Map(entries.map((e) => [e.name, new ort.Tensor(this.dtype, flat.subarray(e.offset, e.offset + e.size), [...e.shape])]));
+      this.views = new Map(this.layout.map((e) => [e.name, new ort.Tensor(this.dtype, flat.subarray(e.offset, e.offset + e.size), [...e.shape])]));
       return;
     }
     if (!this.unflattenGraph) {
       const g = new Graph('unflatten');
       const flat = g.input('flat', [this.size], this.dtype);
-      entries.forEach((e, i) => g.output(`w_${i}`, op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape)));
-      this.unflattenGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: entries.map((_, i) => `w_${i}`) });
+      this.layout.forEach((e, i) => g.output(`w_${i}`, op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape)));
+      this.unflattenGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: this.layout.map((_, i) => `w_${i}`) });
     }
     const out = await this.unflattenGraph.run({ flat: this.flat });
-    this.views = new Map(entries.map((e, i) => [e.name, out[`w_${i}`]]));
+    this.views = new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
   }
 
   private dropViews(): void {
@@ -460,41 +388,11 @@ export class ParameterStore implements WeightBinding {
    */
   trainingSource(g: Graph, flat: Sym): { source: WeightSource; params: Sym[] } {
     if (flat.rank !== 1 || flat.shape[0] !== this.size) throw new Error(`trainingSource: flat input must be [${this.size}], got ${flat}`);
-    // One parameter per stack (its members are adjacent) or lone weight, in layout order, so
-    // the flattened gradients concatenate to the flat buffer's layout.
-    const cut = (e: ParamEntry) => op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape);
-    const stackOf = new Map([...this.stacks.values()].flatMap((st) => st.members.map((m) => [m, st] as const)));
-    const params: Sym[] = [];
-    const trainable = new Map<string, Sym>();
-    for (const e of this.layout) {
-      const st = stackOf.get(e.name);
-      if (!st) {
-        params.push(cut(e));
-        trainable.set(e.name, params[params.length - 1]);
-      } else if (st.members[0] === e.name) {
-        params.push(cut(st));
-        trainable.set(st.name, params[params.length - 1]);
-      }
-    }
+    const params = this.layout.map((e) => op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape));
+    const trainable = new Map(this.layout.map((e, i) => [e.name, params[i]]));
     const declared = new Map<string, Sym>();
-    const get = (name: string): Sym => {
-      const own = trainable.get(name);
-      if (own) return own;
-      const st = stackOf.get(name);
-      if (st) {
-        // A stack member on its own: rows of the stack, so its gradient still reaches it.
-        const e = this.byName.get(name)!;
-        const rowStart = (e.offset - st.offset) / (e.size / e.shape[0]);
-        const part = op.slice(trainable.get(st.name)!, 0, rowStart, rowStart + e.shape[0]);
-        trainable.set(name, part);
-        return part;
-      }
-      return this.frozen.declare(g, name, declared);
-    };
-    const source: WeightSource = {
-      get,
-      stacked: (names) => trainable.get(stackName(names)) ?? this.frozen.declareStack(g, names, declared),
-    };
+    const get = (name: string): Sym => trainable.get(name) ?? this.frozen.declare(g, name, declared);
+    const source: WeightSource = { get };
     if (this.lora) {
       const scale = loraScale(this.lora);
       source.linearDelta = (prefix, _module, x) =>

@@ -15,7 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { grad } from '../graph/autodiff.ts';
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
-import { type LlamaConfig, weightStacks } from '../nn/config.ts';
+import type { LlamaConfig } from '../nn/config.ts';
 import { MASKED, type WeightSource, causalBias, forward, lmHead } from '../nn/llama.ts';
 import { type LoraSpec, checkLoraSpec } from '../nn/lora.ts';
 import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, policyLoss, sftLoss, tokenLogprobs } from '../nn/losses.ts';
@@ -461,7 +461,7 @@ export class Trainer {
     if (!this.initialWeights) {
       throw new Error('this full fine-tuning trainer keeps no reference model: create it with keepReference: true (or a policy loss with klCoef > 0)');
     }
-    this.reference ??= FrozenWeights.create(this.initialWeights, this.store.layout.map((e) => e.name), this.store.transfer, weightStacks(this.store.config));
+    this.reference ??= FrozenWeights.create(this.initialWeights, this.store.layout.map((e) => e.name), this.store.transfer);
     return this.reference;
   }
 
