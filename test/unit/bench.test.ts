@@ -1,7 +1,7 @@
 // The benchmark harness's output format, on the built-in tiny model: one JSON line per measuring
-// command with the documented keys, and (where Python has torch) the side-by-side mode, whose
-// first losses must agree because both sides train the same weights on the same batch.
-import { spawn, spawnSync } from 'node:child_process';
+// command with the documented keys. The side-by-side modes run PyTorch, which the app's tests
+// never depend on; they are exercised by the measurements in the issue notes.
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -29,8 +29,6 @@ function bench(args: string[]): Promise<{ code: number | null; lines: Record<str
     });
   });
 }
-
-const hasTorch = spawnSync('python3', ['-c', 'import torch, transformers'], { stdio: 'ignore' }).status === 0;
 
 const COMMON = ['bench', 'impl', 'model', 'device', 'batch', 'ms_per_step', 'tokens_per_s', 'peak_rss_mb', 'threads'];
 
@@ -62,31 +60,5 @@ describe('npm run bench', () => {
     const r = await bench(['train', '--model', 'tiny-chars', '--batch', '2']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--seq is required');
-  });
-
-  it.skipIf(!hasTorch)('compare-train prints the engine line, the PyTorch line and their ratio, with equal first losses', async () => {
-    const r = await bench(['compare-train', '--model', 'tiny-chars', '--batch', '2', '--seq', '8', '--steps', '2', '--warmup', '1']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.lines).toHaveLength(3);
-    const [engine, reference, ratio] = r.lines;
-    expect(engine).toMatchObject({ bench: 'train', impl: 'autodidact' });
-    expect(reference).toMatchObject({ bench: 'train', impl: 'pytorch', threads: engine.threads, params: engine.params });
-    for (const k of Object.keys(engine)) expect(reference, k).toHaveProperty(k);
-    expect(ratio.bench).toBe('compare-train');
-    expect(ratio.ratio_ms_per_step).toBeCloseTo((engine.ms_per_step as number) / (reference.ms_per_step as number), 3);
-    expect(ratio.loss_first_abs_diff as number).toBeLessThan(1e-4);
-    // Three AdamW steps later the two still agree closely (same hyperparameters on both sides).
-    expect(Math.abs((engine.loss_last as number) - (reference.loss_last as number))).toBeLessThan(1e-2);
-  });
-
-  it.skipIf(!hasTorch)('compare-generate prints both lines and the tokens-per-second ratio', async () => {
-    const r = await bench(['compare-generate', '--model', 'tiny-chars', '--batch', '2', '--new-tokens', '3', '--repeats', '1']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.lines).toHaveLength(3);
-    const [engine, reference, ratio] = r.lines;
-    expect(engine).toMatchObject({ bench: 'generate', impl: 'autodidact', new_tokens: 3 });
-    expect(reference).toMatchObject({ bench: 'generate', impl: 'pytorch', new_tokens: 3, batch: 2 });
-    expect(ratio.bench).toBe('compare-generate');
-    expect(ratio.ratio_tokens_per_s).toBeCloseTo((engine.tokens_per_s as number) / (reference.tokens_per_s as number), 3);
   });
 });
