@@ -16,7 +16,7 @@ import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraT
 import type { Device } from './devices.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
-import type { HostTensor, WeightBinding } from './weights.ts';
+import { type HostTensor, type WeightBinding, pickFeeds } from './weights.ts';
 
 /** The float type a store computes in: float64 only for gradient checks on the CPU. */
 export type StoreDType = 'float32' | 'float64';
@@ -154,12 +154,7 @@ export class FrozenWeights implements WeightBinding {
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
-    const out: Record<string, ort.Tensor> = {};
-    for (const n of inputNames) {
-      const t = this.tensors.get(n);
-      if (t) out[n] = t;
-    }
-    return out;
+    return pickFeeds(this.tensors, inputNames);
   }
 
   release(): void {

@@ -47,11 +47,16 @@ export class HostWeights implements WeightBinding {
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
-    const out: Record<string, ort.Tensor> = {};
-    for (const n of inputNames) {
-      const t = this.tensors.get(n);
-      if (t) out[n] = t;
-    }
-    return out;
+    return pickFeeds(this.tensors, inputNames);
   }
+}
+
+/** The tensors of `tensors` that `inputNames` asks for (names it does not hold are skipped). */
+export function pickFeeds(tensors: ReadonlyMap<string, ort.Tensor>, inputNames: readonly string[]): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const n of inputNames) {
+    const t = tensors.get(n);
+    if (t) out[n] = t;
+  }
+  return out;
 }

@@ -9,28 +9,11 @@ import type { Device } from '../../../main/engine/runtime/devices.ts';
 import { CompiledGraph, cpuTensor } from '../../../main/engine/runtime/session.ts';
 import { type HostTensor, HostWeights, type WeightBinding } from '../../../main/engine/runtime/weights.ts';
 import { rng } from '../../helpers/gradcheck.ts';
+import { tinyLlama } from '../../helpers/tiny-llama.ts';
 
+/** The generation tests' default size: big enough for top-k/top-p and grouped KV heads to matter. */
 export function tinyConfig(overrides: Partial<LlamaConfig> = {}): LlamaConfig {
-  return {
-    architecture: 'llama',
-    vocabSize: 40,
-    hiddenSize: 32,
-    intermediateSize: 64,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    headDim: 8,
-    rmsNormEps: 1e-5,
-    ropeTheta: 10000,
-    ropeScaling: null,
-    maxPositionEmbeddings: 256,
-    tieWordEmbeddings: false,
-    attentionBias: false,
-    qkNorm: false,
-    bosTokenId: null,
-    eosTokenIds: [],
-    ...overrides,
-  };
+  return tinyLlama({ vocabSize: 40, hiddenSize: 32, intermediateSize: 64, numHeads: 4, numKvHeads: 2, headDim: 8, maxPositionEmbeddings: 256, ...overrides });
 }
 
 /** Random weights with roughly unit-scale activations and logits spread enough to matter. */
