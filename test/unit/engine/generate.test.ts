@@ -35,6 +35,9 @@ async function checkAgainstReference(config: LlamaConfig, weights: WeightBinding
       worstStats = Math.max(worstStats, Math.abs(s.entropies[t] - h.entropy), Math.abs(s.selfCertainties[t] - h.selfCertainty));
     });
   });
+  console.log(
+    `generation vs training on ${device.name}, T=${temperature}: max |Δ log-prob| ${worstLogprob.toExponential(2)}, max |Δ logit| ${worstLogits.toExponential(2)}`,
+  );
   expect(worstLogits, 'decode logits vs full forward').toBeLessThanOrEqual(TOL);
   expect(worstLogprob, 'generation log-probs vs training-style log-probs').toBeLessThanOrEqual(TOL);
   expect(worstStats, 'entropy and self-certainty').toBeLessThanOrEqual(TOL);
