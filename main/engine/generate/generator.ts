@@ -151,6 +151,9 @@ export class Generator {
     const { config, maxLength } = options;
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`maxLength must be an integer >= 2, got ${maxLength}`);
     if (config.numHeads % config.numKvHeads !== 0) throw new Error(`${config.numHeads} heads do not group over ${config.numKvHeads} KV heads`);
+    if (config.slidingWindow && maxLength > config.slidingWindow) {
+      throw new Error(`maxLength ${maxLength} exceeds this model's sliding attention window of ${config.slidingWindow}, which the engine does not implement`);
+    }
     // The cache and bias take the weights' float type; ask the binding what it declares.
     const dtype = options.weights.bind(new Graph('probe')).get('model.embed_tokens.weight').dtype;
     if (dtype !== 'float32' && dtype !== 'float64') throw new Error(`generation needs float32 or float64 weights, got ${dtype}`);

@@ -29,6 +29,12 @@ export interface LlamaConfig {
   qkNorm: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
+  /**
+   * Mistral's (and Qwen's optional) sliding-window attention span. The engine attends to every
+   * earlier position, which equals the window for sequences no longer than it; longer ones are
+   * refused rather than silently computed differently.
+   */
+  slidingWindow?: number | null;
 }
 
 const ARCHITECTURES: Record<string, Architecture> = {
@@ -72,6 +78,8 @@ const hfConfigSchema = z.object({
   hidden_act: z.string().default('silu'),
   bos_token_id: tokenIds,
   eos_token_id: tokenIds,
+  sliding_window: z.number().int().positive().nullish(),
+  use_sliding_window: z.boolean().optional(),
 });
 
 /** Parse a config.json object; `source` names the file in error messages. */
@@ -115,6 +123,8 @@ export function parseConfig(json: unknown, source = 'config.json'): LlamaConfig 
     qkNorm: architecture === 'qwen3',
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: c.eos_token_id == null ? [] : Array.isArray(c.eos_token_id) ? c.eos_token_id : [c.eos_token_id],
+    // Qwen configs carry a window that only applies with use_sliding_window; Mistral's applies.
+    slidingWindow: c.sliding_window != null && (c.use_sliding_window ?? architecture === 'mistral') ? c.sliding_window : null,
   };
 }
 

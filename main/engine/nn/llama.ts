@@ -104,6 +104,12 @@ function mlp(w: WeightSource, layer: number, x: Sym): Sym {
 
 /** The transformer body: embeddings through the final norm. */
 export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInputs): ForwardResult {
+  const span = (inputs.past?.[0]?.k.shape[2] ?? 0) + inputs.inputIds.shape[1];
+  if (config.slidingWindow && span > config.slidingWindow) {
+    throw new Error(
+      `a sequence of ${span} positions exceeds this model's sliding attention window of ${config.slidingWindow}, which the engine does not implement; use sequences of at most ${config.slidingWindow} tokens`,
+    );
+  }
   const embed = w.get('model.embed_tokens.weight');
   let x = op.gather(embed, inputs.inputIds);
   const rot = rotaryTables(config, inputs.positionIds, x.dtype);

@@ -4,8 +4,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { weightShapes } from '../../../main/engine/nn/config.ts';
+import { Graph } from '../../../main/engine/graph/graph.ts';
+import { parseConfig, weightShapes } from '../../../main/engine/nn/config.ts';
 import { loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
+import { causalBias, forward } from '../../../main/engine/nn/llama.ts';
+import { HostWeights } from '../../../main/engine/runtime/weights.ts';
 import { readSafetensors, writeSafetensors } from '../../../main/engine/nn/safetensors.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/models');
@@ -104,6 +107,20 @@ describe('loadModelFolder', () => {
     const empty = path.join(tmp, 'empty');
     await fs.mkdir(empty);
     await expect(loadModelFolder(empty)).rejects.toThrow(`config.json not found: ${path.join(empty, 'config.json')}`);
+  });
+
+  it('reads Mistral sliding windows (Qwen ones only when enabled) and refuses longer sequences', async () => {
+    const base = { model_type: 'mistral', vocab_size: 10, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, sliding_window: 4 };
+    const mistral = parseConfig(base);
+    expect(mistral.slidingWindow).toBe(4);
+    expect(parseConfig({ ...base, model_type: 'qwen2' }).slidingWindow).toBeNull();
+    expect(parseConfig({ ...base, model_type: 'qwen2', use_sliding_window: true }).slidingWindow).toBe(4);
+    const g = new Graph('window');
+    const w = new HostWeights(new Map(weightShapes(mistral).map(([n, shape]) => [n, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) }])));
+    const build = (T: number) =>
+      forward(mistral, w.bind(g), { inputIds: g.input(`ids${T}`, [1, T], 'int32'), positionIds: g.input(`pos${T}`, [1, T], 'int32'), attentionBias: causalBias(g, T) });
+    expect(() => build(4)).not.toThrow();
+    expect(() => build(5)).toThrow(/5 positions exceeds this model's sliding attention window of 4/);
   });
 
   it('names the file when model_type is unsupported', async () => {
