@@ -22,6 +22,7 @@ export function tinyLlama(overrides: Partial<LlamaConfig> = {}): LlamaConfig {
     qkNorm: false,
     bosTokenId: null,
     eosTokenIds: [],
+    slidingWindow: null,
     ...overrides,
   };
 }

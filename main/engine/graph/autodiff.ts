@@ -51,6 +51,7 @@ export const RULES: Record<string, Rule> = {
   sigmoid: ([g], { outputs: [y] }) => [op.mul(g, op.mul(y, op.sub(1, y)))],
   silu: ([g], e) => siluRule(g, e),
   rmsNorm: ([g], e) => rmsNormRule(g, e),
+  rope: ([g], e) => ropeRule(g, e),
   abs: ([g], { inputs: [x] }) => [op.where(op.less(x, 0), op.neg(g), g)],
   pow: ([g], { inputs: [x], params }) => {
     const p = params.p as number;
@@ -67,6 +68,10 @@ export const RULES: Record<string, Rule> = {
   matmul: ([g], { inputs: [a, b] }) => [
     unbroadcast(op.matmul(g, op.transposeLast2(b)), a.shape),
     unbroadcast(op.matmul(op.transposeLast2(a), g), b.shape),
+  ],
+  matmulT: ([g], { inputs: [a, b] }) => [
+    unbroadcast(op.matmul(g, b), a.shape),
+    unbroadcast(op.matmul(op.transposeLast2(g), a), b.shape),
   ],
   gemm: ([g], { inputs: [a, b], params }) => {
     // C = op(A) op(B); each case's products are again Gemms, so no transpose is materialised.
@@ -197,6 +202,23 @@ function rmsNormRule(g: Sym, { inputs: [x, w], params }: TapeEntry): (Sym | null
   }
   const k = op.div(op.mul(r, dot), u); // r³·mean(g·w·x), per row
   return [op.sub(op.mul(g, op.mul(r, w)), op.mul(x, k)), gw];
+}
+
+/**
+ * RoPE, y = x·cos + swap(x)·s with s = σ·sin (see op.rope). The swap of halves is a symmetric
+ * permutation, so gx = g·cos + swap(g·s): four full-size passes. gcos = g·x and
+ * gsin = σ·g·swap(x), summed to their shapes (pruned when nothing reads them).
+ */
+function ropeRule(g: Sym, { inputs: [x, c, s], params }: TapeEntry): (Sym | null)[] {
+  const signedSin = params.signedSin as Sym;
+  const gx = op.add(op.mul(g, c), op.swapHalves(op.mul(g, signedSin)));
+  const d = x.shape[x.rank - 1];
+  const sign = g.graph.constant(Array.from({ length: d }, (_, i) => (i < d / 2 ? -1 : 1)), [d], s.dtype);
+  return [
+    unbroadcast(gx, x.shape),
+    unbroadcast(op.mul(g, x), c.shape),
+    unbroadcast(op.mul(op.mul(g, op.swapHalves(x)), sign), s.shape),
+  ];
 }
 
 /** Elementwise max/min: the gradient goes to `a` where `pick(a, b)`, else to `b`. */

@@ -42,10 +42,42 @@ function liveNodes(graph: Graph): Graph['nodes'] {
   return graph.nodes.filter((_, i) => keep[i]);
 }
 
+/**
+ * Graph.output() writes each output through an Identity node, which onnxruntime runs as a full
+ * copy (17 MB for a training step's flat parameters). Where an output's source is computed by a
+ * node and feeds no other output, that node writes the output name directly instead: its uses
+ * are renamed and the Identity dropped. Sources that are graph inputs or initializers (or shared
+ * by two outputs) keep their Identity.
+ */
+function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] {
+  const outputNames = new Set(graph.outputs.map((o) => o.name));
+  const produced = new Set(nodes.flatMap((n) => n.outputs));
+  const sourceCount = new Map<string, number>();
+  for (const n of nodes) {
+    if (n.opType === 'Identity' && !n.domain && outputNames.has(n.outputs[0])) {
+      sourceCount.set(n.inputs[0], (sourceCount.get(n.inputs[0]) ?? 0) + 1);
+    }
+  }
+  const rename = new Map<string, string>();
+  const dropped = new Set<Graph['nodes'][number]>();
+  for (const n of nodes) {
+    if (n.opType !== 'Identity' || n.domain || !outputNames.has(n.outputs[0])) continue;
+    const src = n.inputs[0];
+    if (!produced.has(src) || outputNames.has(src) || sourceCount.get(src) !== 1) continue;
+    rename.set(src, n.outputs[0]);
+    dropped.add(n);
+  }
+  if (rename.size === 0) return nodes;
+  const r = (name: string) => rename.get(name) ?? name;
+  return nodes
+    .filter((n) => !dropped.has(n))
+    .map((n) => ({ ...n, inputs: n.inputs.map(r), outputs: n.outputs.map(r) }));
+}
+
 /** Serialize `graph` to ONNX bytes, ready for `InferenceSession.create`. */
 export function emitModel(graph: Graph): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
-  const nodes = liveNodes(graph);
+  const nodes = elideOutputCopies(graph, liveNodes(graph));
   const used = new Set(nodes.flatMap((n) => n.inputs));
   const model = onnx.ModelProto.create({
     irVersion: 8,

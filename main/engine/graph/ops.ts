@@ -1,7 +1,8 @@
 // The op library: each function infers its output shape, emits standard ONNX nodes, and tapes
-// differentiable primitives for `autodiff.ts`. Composite ops (RoPE, attention, ...) are written
-// in terms of the primitives, so they need no gradient rule of their own. RMSNorm and SiLU are
-// primitives emitted as the node patterns onnxruntime fuses, with compact gradient rules.
+// differentiable primitives for `autodiff.ts`. Composite ops (attention, ...) are written in
+// terms of the primitives, so they need no gradient rule of their own. RMSNorm and SiLU are
+// primitives emitted as the node patterns onnxruntime fuses, and RoPE and a @ bᵀ are primitives
+// too, all with compact gradient rules.
 import { type DType, ONNX_ELEM_TYPE, isFloat } from './dtype.ts';
 import { type Attr, type Shape, Sym, assertShape, sameShape } from './graph.ts';
 
@@ -138,6 +139,19 @@ export function matmul(a: Sym, b: Sym): Sym {
   const [out] = a.graph.node('MatMul', [a, b], [{ shape: [...batch, m, n], dtype: a.dtype }]);
   a.graph.record('matmul', [a, b], [out]);
   return out;
+}
+
+/**
+ * a @ bᵀ over the last two axes, batched like `matmul`. Emitted as Transpose + MatMul, which
+ * onnxruntime folds into a transposed product (or into b's own layout transpose). Its rule
+ * transposes only inputs of the backward products, ga = g @ b and gb = gᵀ @ a, which fold the
+ * same way; matmul's rule on a @ transpose(b) would transpose gbᵀ's output, a copy each time.
+ */
+export function matmulT(a: Sym, b: Sym): Sym {
+  const g = a.graph;
+  const y = g.untaped(() => matmul(a, transposeLast2(b)));
+  g.record('matmulT', [a, b], [y]);
+  return y;
 }
 
 /**
@@ -361,13 +375,38 @@ export function silu(x: Sym): Sym {
 /**
  * Rotary position embedding in the Hugging Face "rotate half" layout.
  * x: [..., T, D]; cos, sin: broadcastable to [..., T, D] (already duplicated over both halves).
+ * One primitive: rotate_half(x)·sin = swapHalves(x)·(σ·sin) with σ = (−1…, +1…), so the
+ * full-size passes are one Slice and three arithmetic ops (σ·sin is table-sized), and the rule
+ * is as compact (see ropeRule in autodiff.ts).
  */
 export function rope(x: Sym, cosT: Sym, sinT: Sym): Sym {
+  const g = x.graph;
   const d = x.shape[x.rank - 1];
-  const x1 = slice(x, -1, 0, d / 2);
-  const x2 = slice(x, -1, d / 2, d);
-  const rotated = concat([neg(x2), x1], -1);
-  return add(mul(x, cosT), mul(rotated, sinT));
+  if (d % 2 !== 0) throw new Error(`rope: odd head dimension in ${x}`);
+  const { y, signedSin } = g.untaped(() => {
+    const sign = g.constant(Array.from({ length: d }, (_, i) => (i < d / 2 ? -1 : 1)), [d], sinT.dtype);
+    const signedSin = mul(sinT, sign);
+    return { y: add(mul(x, cosT), mul(swapHalves(x), signedSin)), signedSin };
+  });
+  g.record('rope', [x, cosT, sinT], [y], { signedSin });
+  return y;
+}
+
+/**
+ * concat(x₂, x₁) over the last axis, as one Slice that walks a [..., 2, D/2] view backwards
+ * along its 2-axis (untaped: the swap is its own adjoint, rules call it directly).
+ */
+export function swapHalves(x: Sym): Sym {
+  const d = x.shape[x.rank - 1];
+  if (d % 2 !== 0) throw new Error(`swapHalves: odd last axis in ${x}`);
+  const g = x.graph;
+  return g.untaped(() => {
+    const view = reshape(x, [...x.shape.slice(0, -1), 2, d / 2]);
+    const [swapped] = g.node('Slice', [view, g.int64s([-1]), g.int64s([-(2 ** 40)]), g.int64s([x.rank - 1]), g.int64s([-1])], [
+      { shape: view.shape, dtype: x.dtype },
+    ]);
+    return reshape(swapped, [...x.shape]);
+  });
 }
 
 /**
@@ -385,7 +424,7 @@ export function attention(q: Sym, k: Sym, v: Sym, bias: Sym | null): Sym {
   const qg = reshape(q, [B, KVH, G, T, D]);
   const kg = unsqueeze(k, 2);
   const vg = unsqueeze(v, 2);
-  let scores = mul(matmul(qg, transposeLast2(kg)), 1 / Math.sqrt(D));
+  let scores = mul(matmulT(qg, kg), 1 / Math.sqrt(D));
   if (bias) scores = add(scores, bias);
   const out = matmul(softmax(scores, -1), vg);
   return reshape(out, [B, H, T, D]);

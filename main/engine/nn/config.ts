@@ -34,7 +34,7 @@ export interface LlamaConfig {
    * earlier position, which equals the window for sequences no longer than it; longer ones are
    * refused rather than silently computed differently.
    */
-  slidingWindow?: number | null;
+  slidingWindow: number | null;
 }
 
 const ARCHITECTURES: Record<string, Architecture> = {

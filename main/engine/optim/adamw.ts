@@ -32,6 +32,11 @@ export interface ClipResult {
   grad: Sym;
   /** The global L2 norm before clipping (a scalar); NaN or ∞ means the update must be skipped. */
   norm: Sym;
+  /**
+   * The clipping coefficient (a scalar, grad = input · coef), or null when nothing is clipped:
+   * AdamW can take the unclipped gradient and this as `gradScale`, saving a full-size pass.
+   */
+  coef: Sym | null;
 }
 
 /**
@@ -56,15 +61,17 @@ export function sumOfSquares(xs: readonly Sym[]): Sym {
 export function clipByGlobalNorm(grad: Sym, maxNorm: number | null, sumSq?: Sym): ClipResult {
   return grad.graph.untaped(() => {
     const norm = op.sqrt(sumSq ?? sumOfSquares([grad]));
-    if (maxNorm === null) return { grad, norm };
+    if (maxNorm === null) return { grad, norm, coef: null };
     const coef = op.minimum(op.div(grad.graph.scalar(maxNorm, grad.dtype), op.add(norm, 1e-6)), 1);
-    return { grad: op.mul(grad, coef), norm };
+    return { grad: op.mul(grad, coef), norm, coef };
   });
 }
 
 export interface AdamWState {
   params: Sym;
   grad: Sym;
+  /** A scalar the gradient is multiplied by first (the clipping coefficient), folded into scalars. */
+  gradScale?: Sym | null;
   /** First and second moments, shaped like `params`. */
   m: Sym;
   v: Sym;
@@ -74,20 +81,30 @@ export interface AdamWState {
   step: Sym;
 }
 
-/** One AdamW update; returns the new parameters and moments. */
+/**
+ * One AdamW update; returns the new parameters and moments. Every scalar factor is folded into
+ * one scalar before it meets a full-size tensor, so the update is 12 passes over the parameters
+ * (13 with weight decay): with ĝ = scale·g, c = sqrt(1 − β₂ᵗ),
+ *   m' = β₁m + ((1−β₁)·scale)·g,   v' = β₂v + ((1−β₂)·scale²)·g²,
+ *   p' = p·(1 − lr·wd) − (lr·c/(1 − β₁ᵗ)) · m' / (sqrt(v') + eps·c),
+ * which is PyTorch's m̂/(sqrt(v̂) + eps) multiplied through by c.
+ */
 export function adamw(s: AdamWState, hp: AdamWHyper): { params: Sym; m: Sym; v: Sym } {
   checkAdamW(hp);
   const g = s.params.graph;
   const [b1, b2] = hp.betas;
   return g.untaped(() => {
-    const m = op.add(op.mul(s.m, b1), op.mul(s.grad, 1 - b1));
-    const v = op.add(op.mul(s.v, b2), op.mul(op.mul(s.grad, s.grad), 1 - b2));
+    const scale = s.gradScale ?? null;
+    const c1 = scale ? op.mul(scale, 1 - b1) : 1 - b1;
+    const c2 = scale ? op.mul(op.mul(scale, scale), 1 - b2) : 1 - b2;
+    const m = op.add(op.mul(s.m, b1), op.mul(s.grad, c1));
+    const v = op.add(op.mul(s.v, b2), op.mul(op.mul(s.grad, s.grad), c2));
     // beta^step with the step as a runtime input: Pow(constant, step).
     const betaPow = (beta: number) => g.node('Pow', [g.scalar(beta, s.step.dtype), s.step], [{ shape: [], dtype: s.step.dtype }])[0];
     const bc1 = op.sub(1, betaPow(b1));
-    const bc2 = op.sub(1, betaPow(b2));
-    const stepSize = op.div(s.lr, bc1);
-    const denom = op.add(op.div(op.sqrt(v), op.sqrt(bc2)), hp.eps);
+    const c = op.sqrt(op.sub(1, betaPow(b2)));
+    const stepSize = op.div(op.mul(s.lr, c), bc1);
+    const denom = op.add(op.sqrt(v), op.mul(c, hp.eps));
     const decayed = hp.weightDecay === 0 ? s.params : op.mul(s.params, op.sub(1, op.mul(s.lr, hp.weightDecay)));
     const params = op.sub(decayed, op.mul(op.div(m, denom), stepSize));
     return { params, m, v };

@@ -122,6 +122,8 @@ export function hfConfigJson(config: LlamaConfig): Record<string, unknown> {
     max_position_embeddings: config.maxPositionEmbeddings,
     tie_word_embeddings: config.tieWordEmbeddings,
     attention_bias: config.attentionBias,
+    // Qwen's window applies only when switched on; Mistral's whenever it is set.
+    ...(config.slidingWindow ? { sliding_window: config.slidingWindow, use_sliding_window: true } : {}),
     bos_token_id: config.bosTokenId,
     eos_token_id: eos.length === 0 ? null : eos.length === 1 ? eos[0] : eos,
     torch_dtype: 'float32',

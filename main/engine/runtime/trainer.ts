@@ -181,7 +181,7 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
   const grads = grad(loss, params);
   const flatGrad = g.untaped(() => op.concat(grads.map((gr) => op.reshape(gr, [gr.size])), 0));
   const clipped = clipByGlobalNorm(flatGrad, spec.optimizer.maxGradNorm, sumOfSquares(grads));
-  const next = adamw({ params: flat, grad: clipped.grad, m, v, lr, step }, spec.optimizer);
+  const next = adamw({ params: flat, grad: flatGrad, gradScale: clipped.coef, m, v, lr, step }, spec.optimizer);
   // A NaN or infinite gradient must leave everything as it was (verl skips such updates too).
   // The host does that by keeping the inputs when grad_norm is not finite, which costs nothing;
   // a Where here would be three more passes over every parameter each step.

@@ -24,7 +24,7 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
 }
 
 /** One clipped AdamW update as a graph: (params, grad, m, v, lr, step) → (params, m, v, norm). */
-async function optimizerGraph(n: number, hp: AdamWHyper): Promise<CompiledGraph> {
+async function optimizerGraph(n: number, hp: AdamWHyper, foldClip = false): Promise<CompiledGraph> {
   const g = new Graph('adamw');
   const params = g.input('p', [n], dtype);
   const grad = g.input('g', [n], dtype);
@@ -33,7 +33,10 @@ async function optimizerGraph(n: number, hp: AdamWHyper): Promise<CompiledGraph>
   const lr = g.input('lr', [], dtype);
   const step = g.input('step', [], dtype);
   const clipped = clipByGlobalNorm(grad, hp.maxGradNorm);
-  const next = adamw({ params, grad: clipped.grad, m, v, lr, step }, hp);
+  // foldClip: the trainer's way, the unclipped gradient with the coefficient as gradScale.
+  const next = foldClip
+    ? adamw({ params, grad, gradScale: clipped.coef, m, v, lr, step }, hp)
+    : adamw({ params, grad: clipped.grad, m, v, lr, step }, hp);
   g.output('p_out', next.params);
   g.output('m_out', next.m);
   g.output('v_out', next.v);
@@ -72,10 +75,13 @@ class HostAdamW {
 }
 
 describe('AdamW', () => {
-  it('matches PyTorch AdamW (decoupled weight decay, bias correction) over several steps', async () => {
+  it.each([
+    ['unclipped', null, false],
+    ['clipped, coefficient folded into the scalars', 0.5, true],
+  ] as const)('matches PyTorch AdamW (decoupled weight decay, bias correction) over several steps, %s', async (_, maxGradNorm, fold) => {
     const n = 7;
-    const hp: AdamWHyper = { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1, maxGradNorm: null };
-    const graph = await optimizerGraph(n, hp);
+    const hp: AdamWHyper = { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1, maxGradNorm };
+    const graph = await optimizerGraph(n, hp, fold);
     const random = rng(3);
     const p0 = Float64Array.from({ length: n }, () => random() * 2 - 1);
     const host = new HostAdamW(p0.slice(), hp);
