@@ -1,0 +1,426 @@
+// Dataset import: JSON Lines and CSV/TSV files turned into prompt items with an optional hidden
+// answer. The answer is evaluation-only: it lives in its own field and is removed from the
+// metadata, so nothing downstream can leak it into a prompt or a reward by accident.
+// A parse returns every item or throws a DatasetError naming the file and line: an import must be
+// all-or-nothing (a half-imported dataset silently changes what a run trains on).
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+
+export type DatasetFormat = 'jsonl' | 'csv' | 'tsv';
+
+/** Which fields hold the prompt and the (evaluation-only) answer. Dotted paths reach nested JSON. */
+export interface FieldMapping {
+  prompt: string;
+  /** A field name; `null` for "this dataset has no answers"; left out to guess. */
+  answer?: string | null;
+}
+
+/** The mapping actually used, and which parts of it were guessed rather than given. */
+export interface ResolvedMapping {
+  prompt: string;
+  answer: string | null;
+  guessed: { prompt: boolean; answer: boolean };
+}
+
+export interface DatasetItem {
+  prompt: string;
+  /** The hidden label, for evaluation only; null where the item has none. */
+  answer: string | null;
+  /** Every other field of the record (never the prompt or answer fields). */
+  metadata: Record<string, unknown>;
+}
+
+export interface ParsedDataset {
+  items: DatasetItem[];
+  /** Field names seen, in order of first appearance (nested JSON objects add dotted paths). */
+  fields: string[];
+  mapping: ResolvedMapping;
+  format: DatasetFormat;
+  /** One line for the user: which fields were used and whether they were guessed. */
+  mappingNote: string;
+}
+
+export interface ParseOptions {
+  /** Overrides detection from the file extension. */
+  format?: DatasetFormat;
+  mapping?: Partial<FieldMapping>;
+}
+
+export type DatasetErrorKind =
+  | 'io'
+  | 'empty'
+  | 'format'
+  | 'bad-json'
+  | 'not-object'
+  | 'csv'
+  | 'column-count'
+  | 'header'
+  | 'missing-prompt'
+  | 'empty-prompt'
+  | 'bad-value'
+  | 'mapping';
+
+/** An error the user can act on: it names the file and, where there is one, the line. */
+export class DatasetError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number | null,
+    readonly kind: DatasetErrorKind,
+    readonly detail: string,
+  ) {
+    super(line === null ? `${file}: ${detail}` : `${file}, line ${line}: ${detail}`);
+    this.name = 'DatasetError';
+  }
+}
+
+// Order matters: the first name present wins (MATH has both "answer" and a worked "solution";
+// the short answer is the better label).
+export const PROMPT_FIELD_GUESSES = ['prompt', 'question', 'problem', 'input', 'instruction', 'query'];
+export const ANSWER_FIELD_GUESSES = [
+  'answer',
+  'final_answer',
+  'ground_truth',
+  'solution',
+  'target',
+  'output',
+  'label',
+];
+
+/** The format implied by a file name, or a DatasetError saying how to give it explicitly. */
+export function detectFormat(file: string, explicit?: DatasetFormat): DatasetFormat {
+  if (explicit) return explicit;
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.jsonl' || ext === '.ndjson' || ext === '.json') return 'jsonl';
+  if (ext === '.csv') return 'csv';
+  if (ext === '.tsv') return 'tsv';
+  throw new DatasetError(
+    file,
+    null,
+    'format',
+    `cannot tell the format from the extension "${ext || '(none)'}"; use .jsonl, .csv or .tsv, or give the format explicitly`,
+  );
+}
+
+/** One raw record and the (1-based) line it starts on. */
+interface RawRecord {
+  line: number;
+  record: Record<string, unknown>;
+}
+
+/** Parses a dataset file from disk. */
+export function loadDataset(filePath: string, options: ParseOptions = {}): ParsedDataset {
+  const format = detectFormat(filePath, options.format);
+  return parseDataset(readText(filePath), path.basename(filePath), { ...options, format });
+}
+
+/**
+ * Parses dataset text. `file` is only used in messages (and for the format when none is given).
+ * Returns every item or throws a DatasetError.
+ */
+export function parseDataset(text: string, file: string, options: ParseOptions = {}): ParsedDataset {
+  const format = detectFormat(file, options.format);
+  const { records, fields } = readRecords(text, file, format);
+  const mapping = resolveMapping(fields, options.mapping, file);
+  const items = records.map((r) => toItem(r, mapping, file));
+  return { items, fields, mapping, format, mappingNote: describeMapping(mapping) };
+}
+
+export interface DatasetPreview {
+  format: DatasetFormat;
+  fields: string[];
+  /** Null when no prompt field could be guessed (the UI then asks for one). */
+  mapping: ResolvedMapping | null;
+  mappingNote: string;
+  /** The first items under the mapping (empty when there is no mapping). */
+  items: DatasetItem[];
+  /** How many items the whole file holds, when it parses. */
+  total: number | null;
+  /** Why the file would not import as it stands; null when it would. */
+  error: DatasetError | null;
+}
+
+/**
+ * What the import dialog shows: detected fields, the guessed (or given) mapping and the first
+ * `n` items. It never throws a DatasetError; it returns it, so the user can fix the mapping.
+ */
+export function previewDataset(text: string, file: string, n = 5, options: ParseOptions = {}): DatasetPreview {
+  let format: DatasetFormat;
+  try {
+    format = detectFormat(file, options.format);
+  } catch (e) {
+    if (!(e instanceof DatasetError)) throw e;
+    return { format: 'jsonl', fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e };
+  }
+  let records: RawRecord[];
+  let fields: string[];
+  try {
+    ({ records, fields } = readRecords(text, file, format));
+  } catch (e) {
+    if (!(e instanceof DatasetError)) throw e;
+    return { format, fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e };
+  }
+  let mapping: ResolvedMapping;
+  try {
+    mapping = resolveMapping(fields, options.mapping, file);
+  } catch (e) {
+    if (!(e instanceof DatasetError)) throw e;
+    return { format, fields, mapping: null, mappingNote: '', items: [], total: null, error: e };
+  }
+  const mappingNote = describeMapping(mapping);
+  const items: DatasetItem[] = [];
+  let error: DatasetError | null = null;
+  // Convert every record, not just the first n: the preview must warn about a bad line 9000.
+  for (const r of records) {
+    try {
+      const item = toItem(r, mapping, file);
+      if (items.length < n) items.push(item);
+    } catch (e) {
+      if (!(e instanceof DatasetError)) throw e;
+      error = e;
+      break;
+    }
+  }
+  return { format, fields, mapping, mappingNote, items, total: error ? null : records.length, error };
+}
+
+function readText(filePath: string): string {
+  try {
+    return fs.readFileSync(filePath, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not a file' : String(e);
+    throw new DatasetError(filePath, null, 'io', why);
+  }
+}
+
+function readRecords(text: string, file: string, format: DatasetFormat): { records: RawRecord[]; fields: string[] } {
+  // Normalise once so both readers see LF lines and no byte-order mark.
+  const clean = (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).replace(/\r\n/g, '\n');
+  if (clean.trim() === '') throw new DatasetError(file, null, 'empty', 'the file is empty');
+  const records = format === 'jsonl' ? readJsonl(clean, file) : readDelimited(clean, file, format === 'tsv' ? '\t' : ',');
+  return { records, fields: collectFields(records) };
+}
+
+function readJsonl(text: string, file: string): RawRecord[] {
+  const lines = text.split('\n');
+  const out: RawRecord[] = [];
+  lines.forEach((raw, i) => {
+    const line = i + 1;
+    if (raw.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (e) {
+      // A pretty-printed JSON array is the commonest wrong file; say so rather than "bad JSON".
+      const hint = /^\s*\[\s*$/.test(raw) || (out.length === 0 && /^\s*\[/.test(raw))
+        ? ' (this looks like a JSON array; JSON Lines needs one object per line)'
+        : '';
+      throw new DatasetError(file, line, 'bad-json', `invalid JSON: ${(e as Error).message}${hint}`);
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      const what = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+      throw new DatasetError(file, line, 'not-object', `expected a JSON object like {"prompt": ...}, got ${what}`);
+    }
+    out.push({ line, record: value as Record<string, unknown> });
+  });
+  if (out.length === 0) throw new DatasetError(file, null, 'empty', 'the file has no records (only blank lines)');
+  return out;
+}
+
+interface CsvRow {
+  record: string[];
+  raw: string;
+  info: { lines: number };
+}
+
+function readDelimited(text: string, file: string, delimiter: string): RawRecord[] {
+  let rows: CsvRow[];
+  try {
+    // Column counts are checked below, so the message can name the header's columns.
+    rows = parseCsv(text, {
+      delimiter,
+      info: true,
+      raw: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+    }) as unknown as CsvRow[];
+  } catch (e) {
+    const err = e as { code?: unknown; lines?: unknown; raw?: unknown; message: string };
+    if (typeof err.lines !== 'number') throw new DatasetError(file, null, 'csv', `malformed CSV: ${err.message}`);
+    if (err.code === 'CSV_QUOTE_NOT_CLOSED' && typeof err.raw === 'string') {
+      // csv-parse notices at the end of the file; the useful line is where the quote opened.
+      const line = startLine({ record: [], raw: err.raw, info: { lines: err.lines } });
+      throw new DatasetError(file, line, 'csv', 'malformed CSV: a quoted field starting on this line is never closed');
+    }
+    throw new DatasetError(file, err.lines, 'csv', `malformed CSV: ${err.message.replace(/^[A-Za-z ]+: /, '')}`);
+  }
+  if (rows.length === 0) throw new DatasetError(file, null, 'empty', 'the file is empty');
+  const [headerRow, ...dataRows] = rows;
+  const header = headerRow.record.map((name, i) => name.trim() || `column${i + 1}`);
+  const seen = new Map<string, number>();
+  header.forEach((name, i) => {
+    const first = seen.get(name);
+    if (first !== undefined) {
+      throw new DatasetError(file, startLine(headerRow), 'header', `column "${name}" appears twice in the header (columns ${first + 1} and ${i + 1})`);
+    }
+    seen.set(name, i);
+  });
+  if (dataRows.length === 0) throw new DatasetError(file, null, 'empty', 'the file has a header but no rows');
+  return dataRows.map((row, r) => {
+    const line = startLine(row);
+    if (row.record.length !== header.length) {
+      throw new DatasetError(
+        file,
+        line,
+        'column-count',
+        `row ${r + 1} has ${row.record.length} columns but the header has ${header.length} (${header.join(', ')}); quote fields that contain "${delimiter === '\t' ? '\\t' : delimiter}"`,
+      );
+    }
+    // fromEntries defines own properties, so a column named "__proto__" stays a column.
+    const record: Record<string, unknown> = Object.fromEntries(header.map((name, i) => [name, row.record[i]]));
+    return { line, record };
+  });
+}
+
+// csv-parse reports the line a record ends on; a quoted multi-line field starts earlier.
+function startLine(row: CsvRow): number {
+  const body = row.raw.replace(/^\n+/, '').replace(/\n$/, '');
+  return row.info.lines - (body.match(/\n/g)?.length ?? 0);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function collectFields(records: RawRecord[]): string[] {
+  const fields = new Set<string>();
+  const walk = (obj: Record<string, unknown>, prefix: string, depth: number) => {
+    for (const [k, v] of Object.entries(obj)) {
+      const name = prefix + k;
+      fields.add(name);
+      if (depth < 4 && isPlainObject(v)) walk(v, name + '.', depth + 1);
+    }
+  };
+  for (const r of records) walk(r.record, '', 0);
+  return [...fields];
+}
+
+function resolveMapping(fields: string[], given: Partial<FieldMapping> | undefined, file: string): ResolvedMapping {
+  const pick = (candidates: string[]) => {
+    for (const c of candidates) {
+      const hit = fields.find((f) => f.toLowerCase() === c);
+      if (hit !== undefined) return hit;
+    }
+    return null;
+  };
+  const check = (role: string, name: string) => {
+    if (!fields.includes(name)) {
+      throw new DatasetError(file, null, 'mapping', `the ${role} field "${name}" is in no record; fields: ${fields.join(', ')}`);
+    }
+  };
+  let prompt: string;
+  let promptGuessed = false;
+  if (given?.prompt !== undefined) {
+    check('prompt', given.prompt);
+    prompt = given.prompt;
+  } else {
+    const guess = pick(PROMPT_FIELD_GUESSES);
+    if (guess === null) {
+      throw new DatasetError(
+        file,
+        null,
+        'mapping',
+        `no prompt field found (looked for ${PROMPT_FIELD_GUESSES.join(', ')}); choose one of: ${fields.join(', ')}`,
+      );
+    }
+    prompt = guess;
+    promptGuessed = true;
+  }
+  let answer: string | null;
+  let answerGuessed = false;
+  if (given?.answer === null) answer = null;
+  else if (given?.answer !== undefined) {
+    check('answer', given.answer);
+    answer = given.answer;
+  } else {
+    answer = pick(ANSWER_FIELD_GUESSES.filter((c) => c !== prompt.toLowerCase()));
+    answerGuessed = true;
+  }
+  if (answer !== null && answer === prompt) {
+    throw new DatasetError(file, null, 'mapping', `"${prompt}" cannot be both the prompt and the answer field`);
+  }
+  return { prompt, answer, guessed: { prompt: promptGuessed, answer: answerGuessed } };
+}
+
+function describeMapping(m: ResolvedMapping): string {
+  const tag = (g: boolean) => (g ? ' (guessed)' : '');
+  const answer = m.answer === null ? `no answer field${m.guessed.answer ? ' (none found)' : ''}` : `answer = "${m.answer}"${tag(m.guessed.answer)}`;
+  return `prompt = "${m.prompt}"${tag(m.guessed.prompt)}, ${answer}`;
+}
+
+// An exact key wins over a dotted walk, so a flat CSV column named "a.b" still works.
+function getPath(obj: Record<string, unknown>, p: string): unknown {
+  if (Object.prototype.hasOwnProperty.call(obj, p)) return obj[p];
+  let cur: unknown = obj;
+  for (const part of p.split('.')) {
+    if (!isPlainObject(cur) || !Object.prototype.hasOwnProperty.call(cur, part)) return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+// Copies only the objects along the path, so the caller's record is left intact.
+function withoutPath(obj: Record<string, unknown>, p: string): Record<string, unknown> {
+  if (Object.prototype.hasOwnProperty.call(obj, p)) {
+    const { [p]: _drop, ...rest } = obj;
+    return rest;
+  }
+  const [head, ...tail] = p.split('.');
+  const child = obj[head];
+  if (tail.length === 0 || !isPlainObject(child)) return obj;
+  return { ...obj, [head]: withoutPath(child, tail.join('.')) };
+}
+
+/** A scalar as text; throws (with the reason) for values that have no faithful text form. */
+function asText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error(`${v} is not a finite number`);
+    // JSON.parse has already rounded such a number; better to refuse than store a wrong label.
+    if (Number.isInteger(v) && !Number.isSafeInteger(v)) throw new Error(`the number ${v} is too large to read exactly; write it as a string`);
+    return String(v);
+  }
+  if (typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  throw new Error(`expected text or a number, got ${Array.isArray(v) ? 'an array' : 'an object'}`);
+}
+
+function toItem(r: RawRecord, m: ResolvedMapping, file: string): DatasetItem {
+  const rawPrompt = getPath(r.record, m.prompt);
+  if (rawPrompt === undefined || rawPrompt === null) {
+    throw new DatasetError(file, r.line, 'missing-prompt', `no prompt field "${m.prompt}" in this record`);
+  }
+  let prompt: string;
+  try {
+    prompt = asText(rawPrompt);
+  } catch (e) {
+    throw new DatasetError(file, r.line, 'bad-value', `prompt field "${m.prompt}": ${(e as Error).message}`);
+  }
+  if (prompt.trim() === '') throw new DatasetError(file, r.line, 'empty-prompt', `the prompt field "${m.prompt}" is empty`);
+  let answer: string | null = null;
+  let metadata = withoutPath(r.record, m.prompt);
+  if (m.answer !== null) {
+    const rawAnswer = getPath(r.record, m.answer);
+    // A missing or blank answer is an unlabeled item, not an error: partly labeled sets are common.
+    if (rawAnswer !== undefined && rawAnswer !== null) {
+      try {
+        answer = asText(rawAnswer);
+      } catch (e) {
+        throw new DatasetError(file, r.line, 'bad-value', `answer field "${m.answer}": ${(e as Error).message}`);
+      }
+      if (answer.trim() === '') answer = null;
+    }
+    metadata = withoutPath(metadata, m.answer);
+  }
+  return { prompt, answer, metadata };
+}
