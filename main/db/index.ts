@@ -1,0 +1,8 @@
+// The experiment database: open it with openDatabase, then use the repository functions.
+export * from './blobs.ts';
+export * from './database.ts';
+export * from './datasets.ts';
+export * from './models.ts';
+export * from './reviews.ts';
+export * from './runs.ts';
+export * from './steps.ts';

@@ -1,0 +1,161 @@
+// The experiment database's schema as an ordered list of migrations. Migration i (1-based)
+// brings a database from `PRAGMA user_version` i-1 to i. Never edit a migration that has
+// shipped: append a new one, so every existing database file upgrades the same way.
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  /** A short description, shown in errors and logs. */
+  name: string;
+  up: string | ((db: Database.Database) => void);
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    name: 'initial schema',
+    up: `
+      CREATE TABLE datasets (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        source        TEXT,                -- the imported file, or e.g. 'generator:arithmetic'
+        field_mapping TEXT NOT NULL DEFAULT '{}',  -- JSON
+        item_count    INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      );
+
+      -- eval_answer is the hidden label: evaluation only. It lives in its own column so that
+      -- the queries that feed prompts to a run never select it (see datasets.ts).
+      CREATE TABLE dataset_items (
+        dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL,
+        prompt      TEXT NOT NULL,
+        eval_answer TEXT,
+        split       TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'eval')),
+        metadata    TEXT,                  -- JSON
+        PRIMARY KEY (dataset_id, idx)
+      ) WITHOUT ROWID;
+      CREATE INDEX dataset_items_split ON dataset_items (dataset_id, split, idx);
+
+      CREATE TABLE models (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        path            TEXT NOT NULL,
+        architecture    TEXT,
+        parameter_count INTEGER,
+        dtype           TEXT,
+        created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      );
+
+      CREATE TABLE runs (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT NOT NULL,
+        method       TEXT NOT NULL,
+        model        TEXT NOT NULL,        -- a model name or folder, as the run was given it
+        dataset      TEXT NOT NULL,        -- a dataset name, file or generator
+        dataset_id   INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+        config       TEXT NOT NULL,        -- JSON: the full configuration, enough to resume
+        status       TEXT NOT NULL DEFAULT 'queued'
+                     CHECK (status IN ('queued', 'running', 'paused', 'completed', 'failed', 'stopped')),
+        error        TEXT,
+        created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        started_at   TEXT,
+        finished_at  TEXT,
+        current_step INTEGER,              -- the last step recorded, NULL before the first
+        best_metric  REAL,
+        best_step    INTEGER
+      );
+      CREATE INDEX runs_created ON runs (created_at);
+
+      -- One row per recorded step: the marker that the step's transaction committed. Every row
+      -- a step writes references it, so no metric, rollout or checkpoint can exist without it
+      -- and deleting a step deletes all of it.
+      CREATE TABLE steps (
+        run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step       INTEGER NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (run_id, step)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE metrics (
+        run_id INTEGER NOT NULL,
+        step   INTEGER NOT NULL,
+        key    TEXT NOT NULL,
+        value  REAL,                       -- NULL stores NaN (SQLite has no NaN)
+        PRIMARY KEY (run_id, step, key),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE
+      ) WITHOUT ROWID;
+      -- Charts read one key across all steps of a run.
+      CREATE INDEX metrics_by_key ON metrics (run_id, key, step);
+
+      CREATE TABLE rollouts (
+        id             INTEGER PRIMARY KEY,
+        run_id         INTEGER NOT NULL,
+        step           INTEGER NOT NULL,
+        group_idx      INTEGER NOT NULL,   -- position of the prompt group within the step
+        item_idx       INTEGER,            -- dataset_items.idx of the run's dataset, if any
+        prompt         TEXT NOT NULL,
+        pseudo_label   TEXT,               -- NULL: no label (e.g. below the SRT threshold)
+        vote_counts    TEXT NOT NULL DEFAULT '{}',  -- JSON: answer -> count
+        majority_ratio REAL,
+        label_correct  INTEGER,            -- against the hidden label; NULL where there is none
+        labeled        INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (run_id, step, group_idx),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE
+      );
+
+      CREATE TABLE samples (
+        id                INTEGER PRIMARY KEY,
+        rollout_id        INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+        idx               INTEGER NOT NULL,
+        text              TEXT NOT NULL,
+        extracted_answer  TEXT,
+        reward            REAL,
+        advantage         REAL,
+        used_for_training INTEGER NOT NULL DEFAULT 0,
+        logprobs          BLOB,            -- float32 little-endian, one per generated token
+        entropies         BLOB,            -- float32 little-endian, one per generated token
+        UNIQUE (rollout_id, idx)
+      );
+
+      CREATE TABLE checkpoints (
+        id         INTEGER PRIMARY KEY,
+        run_id     INTEGER NOT NULL,
+        step       INTEGER NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('best', 'last')),
+        path       TEXT NOT NULL,
+        metric     REAL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE
+      );
+      CREATE INDEX checkpoints_by_run ON checkpoints (run_id, kind, step);
+
+      -- A human verdict on a pseudo-label: on a rollout of a run, or on a dataset item.
+      CREATE TABLE reviews (
+        id         INTEGER PRIMARY KEY,
+        run_id     INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+        rollout_id INTEGER REFERENCES rollouts(id) ON DELETE CASCADE,
+        dataset_id INTEGER,
+        item_idx   INTEGER,
+        verdict    TEXT NOT NULL CHECK (verdict IN ('agree', 'override')),
+        label      TEXT,
+        note       TEXT,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at TEXT,
+        FOREIGN KEY (dataset_id, item_idx) REFERENCES dataset_items(dataset_id, idx) ON DELETE CASCADE,
+        CHECK (run_id IS NOT NULL OR (dataset_id IS NOT NULL AND item_idx IS NOT NULL)),
+        CHECK (verdict = 'agree' OR label IS NOT NULL)
+      );
+      CREATE INDEX reviews_by_run ON reviews (run_id, rollout_id);
+      CREATE INDEX reviews_by_item ON reviews (dataset_id, item_idx);
+
+      CREATE TABLE alerts (
+        id         INTEGER PRIMARY KEY,
+        run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step       INTEGER,
+        kind       TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      );
+      CREATE INDEX alerts_by_run ON alerts (run_id, step);
+    `,
+  },
+];

@@ -1,0 +1,410 @@
+// Training steps: everything one step produced (metrics, rollouts with their samples,
+// checkpoints, alerts) written in one transaction, and the queries that read steps back.
+//
+// A step's row in `steps` commits together with its data and every row of the step references
+// it, so after a crash a step is either wholly there or wholly absent, and a resumed run that
+// tries to write a step again is refused instead of duplicating it.
+import { blobToFloat32, float32ToBlob } from './blobs.ts';
+import { DatabaseError, type ExperimentDb } from './database.ts';
+
+export interface StepSample {
+  /** Position in its group (default: its index in the array). */
+  idx?: number;
+  text: string;
+  extractedAnswer?: string | null;
+  reward?: number | null;
+  advantage?: number | null;
+  usedForTraining?: boolean;
+  logprobs?: Float32Array | readonly number[] | null;
+  entropies?: Float32Array | readonly number[] | null;
+}
+
+export interface StepRollout {
+  /** dataset_items.idx of the prompt in the run's dataset, where it has one. */
+  itemIdx?: number | null;
+  prompt: string;
+  /** The majority answer; null where the group got no label (e.g. below a confidence threshold). */
+  pseudoLabel?: string | null;
+  voteCounts?: Record<string, number>;
+  majorityRatio?: number | null;
+  /** Pseudo-label against the hidden label; null where the item has none. */
+  labelCorrect?: boolean | null;
+  /** Whether the group was trained on with a label (default: pseudoLabel is not null). */
+  labeled?: boolean;
+  samples?: readonly StepSample[];
+}
+
+export type CheckpointKind = 'best' | 'last';
+
+export interface StepCheckpoint {
+  kind: CheckpointKind;
+  path: string;
+  metric?: number | null;
+}
+
+export interface StepAlert {
+  kind: string;
+  message: string;
+}
+
+export interface StepRecord {
+  metrics?: Record<string, number>;
+  rollouts?: readonly StepRollout[];
+  checkpoint?: StepCheckpoint;
+  /** More than one checkpoint (e.g. a step that is both the best and the last). */
+  checkpoints?: readonly StepCheckpoint[];
+  alerts?: readonly StepAlert[];
+}
+
+const bool = (b: boolean | null | undefined): number | null => (b == null ? null : b ? 1 : 0);
+// SQLite has no NaN (it would store NULL anyway); make that explicit in both directions.
+const real = (x: number | null | undefined): number | null => (x == null || Number.isNaN(x) ? null : x);
+
+/**
+ * Records step `step` of run `runId` in one transaction. Throws STEP_EXISTS if that step is
+ * already recorded and NOT_FOUND if the run is not; any error leaves nothing of the step.
+ */
+export function recordStep(db: ExperimentDb, runId: number, step: number, rec: StepRecord): void {
+  if (!Number.isInteger(step) || step < 0) throw new DatabaseError('INVALID', `Step must be an integer >= 0, got ${step}.`);
+  db.write(`step ${step} of run ${runId}`, () => {
+    if (!db.stmt('SELECT 1 FROM runs WHERE id = ?').get(runId)) throw new DatabaseError('NOT_FOUND', `No run ${runId}.`);
+    if (db.stmt('SELECT 1 FROM steps WHERE run_id = ? AND step = ?').get(runId, step)) {
+      throw new DatabaseError('STEP_EXISTS', `Step ${step} of run ${runId} is already recorded.`);
+    }
+    db.stmt('INSERT INTO steps (run_id, step) VALUES (?, ?)').run(runId, step);
+
+    const metric = db.stmt('INSERT INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)');
+    for (const [key, value] of Object.entries(rec.metrics ?? {})) metric.run(runId, step, key, real(value));
+
+    const rollout = db.stmt(
+      `INSERT INTO rollouts (run_id, step, group_idx, item_idx, prompt, pseudo_label, vote_counts, majority_ratio,
+         label_correct, labeled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const sample = db.stmt(
+      `INSERT INTO samples (rollout_id, idx, text, extracted_answer, reward, advantage, used_for_training, logprobs,
+         entropies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    (rec.rollouts ?? []).forEach((r, g) => {
+      const pseudo = r.pseudoLabel ?? null;
+      const { lastInsertRowid } = rollout.run(
+        runId,
+        step,
+        g,
+        r.itemIdx ?? null,
+        r.prompt,
+        pseudo,
+        JSON.stringify(r.voteCounts ?? {}),
+        real(r.majorityRatio),
+        bool(r.labelCorrect),
+        bool(r.labeled ?? pseudo !== null),
+      );
+      (r.samples ?? []).forEach((s, i) => {
+        sample.run(
+          lastInsertRowid,
+          s.idx ?? i,
+          s.text,
+          s.extractedAnswer ?? null,
+          real(s.reward),
+          real(s.advantage),
+          bool(s.usedForTraining ?? false),
+          s.logprobs ? float32ToBlob(s.logprobs) : null,
+          s.entropies ? float32ToBlob(s.entropies) : null,
+        );
+      });
+    });
+
+    const checkpoints = [...(rec.checkpoint ? [rec.checkpoint] : []), ...(rec.checkpoints ?? [])];
+    const ckpt = db.stmt('INSERT INTO checkpoints (run_id, step, kind, path, metric) VALUES (?, ?, ?, ?, ?)');
+    for (const c of checkpoints) {
+      ckpt.run(runId, step, c.kind, c.path, real(c.metric));
+      if (c.kind === 'best') {
+        db.stmt('UPDATE runs SET best_metric = ?, best_step = ? WHERE id = ?').run(real(c.metric), step, runId);
+      }
+    }
+
+    const alert = db.stmt('INSERT INTO alerts (run_id, step, kind, message) VALUES (?, ?, ?, ?)');
+    for (const a of rec.alerts ?? []) alert.run(runId, step, a.kind, a.message);
+
+    db.stmt('UPDATE runs SET current_step = max(coalesce(current_step, -1), ?) WHERE id = ?').run(step, runId);
+  });
+}
+
+/** The highest recorded step of a run, or null when it has none. */
+export function lastCompletedStep(db: ExperimentDb, runId: number): number | null {
+  const r = db.stmt<{ s: number | null }>('SELECT max(step) AS s FROM steps WHERE run_id = ?').get(runId);
+  return r?.s ?? null;
+}
+
+/** The recorded steps of a run, ascending. */
+export function listSteps(db: ExperimentDb, runId: number): number[] {
+  return db
+    .stmt<{ step: number }>('SELECT step FROM steps WHERE run_id = ? ORDER BY step')
+    .all(runId)
+    .map((r) => r.step);
+}
+
+/**
+ * Deletes every step of a run after `step` (with all their rows) in one transaction. Resume
+ * uses it when the last checkpoint is older than the last recorded step: the steps after the
+ * checkpoint will be trained again, so their records must go first.
+ */
+export function deleteStepsAfter(db: ExperimentDb, runId: number, step: number): number {
+  return db.write(`rolling run ${runId} back to step ${step}`, () => {
+    const n = db.stmt('DELETE FROM steps WHERE run_id = ? AND step > ?').run(runId, step).changes;
+    db.stmt('DELETE FROM alerts WHERE run_id = ? AND step > ?').run(runId, step);
+    // Progress and best are recomputed from what remains.
+    db.stmt(
+      `UPDATE runs SET
+         current_step = (SELECT max(step) FROM steps WHERE run_id = runs.id),
+         best_step = (SELECT step FROM checkpoints WHERE run_id = runs.id AND kind = 'best' ORDER BY step DESC LIMIT 1),
+         best_metric = (SELECT metric FROM checkpoints WHERE run_id = runs.id AND kind = 'best' ORDER BY step DESC LIMIT 1)
+       WHERE id = ?`,
+    ).run(runId);
+    return n;
+  });
+}
+
+// --- metrics -----------------------------------------------------------------------------
+
+export interface MetricPoint {
+  step: number;
+  key: string;
+  value: number;
+}
+
+export interface MetricQuery {
+  keys?: readonly string[];
+  fromStep?: number;
+  toStep?: number;
+}
+
+/** A run's metrics in long format, ordered by key then step; NULL values come back as NaN. */
+export function queryMetrics(db: ExperimentDb, runId: number, q: MetricQuery = {}): MetricPoint[] {
+  const where = ['run_id = ?'];
+  const args: unknown[] = [runId];
+  if (q.keys) {
+    if (q.keys.length === 0) return [];
+    where.push(`key IN (${q.keys.map(() => '?').join(', ')})`);
+    args.push(...q.keys);
+  }
+  if (q.fromStep !== undefined) {
+    where.push('step >= ?');
+    args.push(q.fromStep);
+  }
+  if (q.toStep !== undefined) {
+    where.push('step <= ?');
+    args.push(q.toStep);
+  }
+  return db
+    .stmt<{ step: number; key: string; value: number | null }>(
+      `SELECT step, key, value FROM metrics WHERE ${where.join(' AND ')} ORDER BY key, step`,
+    )
+    .all(...args)
+    .map((r) => ({ step: r.step, key: r.key, value: r.value ?? NaN }));
+}
+
+/** The metric keys a run has recorded. */
+export function metricKeys(db: ExperimentDb, runId: number): string[] {
+  return db
+    .stmt<{ key: string }>('SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key')
+    .all(runId)
+    .map((r) => r.key);
+}
+
+// --- rollouts, samples, checkpoints, alerts ----------------------------------------------
+
+export interface Rollout {
+  id: number;
+  runId: number;
+  step: number;
+  groupIdx: number;
+  itemIdx: number | null;
+  prompt: string;
+  pseudoLabel: string | null;
+  voteCounts: Record<string, number>;
+  majorityRatio: number | null;
+  labelCorrect: boolean | null;
+  labeled: boolean;
+}
+
+export interface Sample {
+  id: number;
+  rolloutId: number;
+  idx: number;
+  text: string;
+  extractedAnswer: string | null;
+  reward: number | null;
+  advantage: number | null;
+  usedForTraining: boolean;
+  logprobs: Float32Array | null;
+  entropies: Float32Array | null;
+}
+
+interface RolloutRow {
+  id: number;
+  run_id: number;
+  step: number;
+  group_idx: number;
+  item_idx: number | null;
+  prompt: string;
+  pseudo_label: string | null;
+  vote_counts: string;
+  majority_ratio: number | null;
+  label_correct: number | null;
+  labeled: number;
+}
+
+interface SampleRow {
+  id: number;
+  rollout_id: number;
+  idx: number;
+  text: string;
+  extracted_answer: string | null;
+  reward: number | null;
+  advantage: number | null;
+  used_for_training: number;
+  logprobs: Buffer | null;
+  entropies: Buffer | null;
+}
+
+const toRollout = (r: RolloutRow): Rollout => ({
+  id: r.id,
+  runId: r.run_id,
+  step: r.step,
+  groupIdx: r.group_idx,
+  itemIdx: r.item_idx,
+  prompt: r.prompt,
+  pseudoLabel: r.pseudo_label,
+  voteCounts: JSON.parse(r.vote_counts) as Record<string, number>,
+  majorityRatio: r.majority_ratio,
+  labelCorrect: r.label_correct == null ? null : r.label_correct === 1,
+  labeled: r.labeled === 1,
+});
+
+const toSample = (r: SampleRow): Sample => ({
+  id: r.id,
+  rolloutId: r.rollout_id,
+  idx: r.idx,
+  text: r.text,
+  extractedAnswer: r.extracted_answer,
+  reward: r.reward,
+  advantage: r.advantage,
+  usedForTraining: r.used_for_training === 1,
+  logprobs: blobToFloat32(r.logprobs),
+  entropies: blobToFloat32(r.entropies),
+});
+
+/** The prompt groups of one step, in group order (without their samples). */
+export function rolloutsAtStep(db: ExperimentDb, runId: number, step: number): Rollout[] {
+  return db
+    .stmt<RolloutRow>('SELECT * FROM rollouts WHERE run_id = ? AND step = ? ORDER BY group_idx')
+    .all(runId, step)
+    .map(toRollout);
+}
+
+export function getRollout(db: ExperimentDb, id: number): Rollout | undefined {
+  const r = db.stmt<RolloutRow>('SELECT * FROM rollouts WHERE id = ?').get(id);
+  return r && toRollout(r);
+}
+
+/** The samples of one prompt group, in order, with their per-token arrays. */
+export function samplesOfRollout(db: ExperimentDb, rolloutId: number): Sample[] {
+  return db
+    .stmt<SampleRow>('SELECT * FROM samples WHERE rollout_id = ? ORDER BY idx')
+    .all(rolloutId)
+    .map(toSample);
+}
+
+export interface Checkpoint {
+  id: number;
+  runId: number;
+  step: number;
+  kind: CheckpointKind;
+  path: string;
+  metric: number | null;
+  createdAt: string;
+}
+
+interface CheckpointRow {
+  id: number;
+  run_id: number;
+  step: number;
+  kind: CheckpointKind;
+  path: string;
+  metric: number | null;
+  created_at: string;
+}
+
+const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
+  id: r.id,
+  runId: r.run_id,
+  step: r.step,
+  kind: r.kind,
+  path: r.path,
+  metric: r.metric,
+  createdAt: r.created_at,
+});
+
+export function listCheckpoints(db: ExperimentDb, runId: number, kind?: CheckpointKind): Checkpoint[] {
+  const rows = kind
+    ? db.stmt<CheckpointRow>('SELECT * FROM checkpoints WHERE run_id = ? AND kind = ? ORDER BY step').all(runId, kind)
+    : db.stmt<CheckpointRow>('SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step, kind').all(runId);
+  return rows.map(toCheckpoint);
+}
+
+/** The newest checkpoint of a kind: 'last' is where a resume starts. */
+export function latestCheckpoint(db: ExperimentDb, runId: number, kind: CheckpointKind): Checkpoint | undefined {
+  const r = db
+    .stmt<CheckpointRow>('SELECT * FROM checkpoints WHERE run_id = ? AND kind = ? ORDER BY step DESC, id DESC LIMIT 1')
+    .get(runId, kind);
+  return r && toCheckpoint(r);
+}
+
+export interface Alert {
+  id: number;
+  runId: number;
+  step: number | null;
+  kind: string;
+  message: string;
+  createdAt: string;
+}
+
+/** Records an alert that belongs to no step (one found while recording a step goes in recordStep). */
+export function addAlert(db: ExperimentDb, runId: number, kind: string, message: string): void {
+  db.write(`alert for run ${runId}`, () => {
+    db.stmt('INSERT INTO alerts (run_id, step, kind, message) VALUES (?, NULL, ?, ?)').run(runId, kind, message);
+  });
+}
+
+export function listAlerts(db: ExperimentDb, runId: number): Alert[] {
+  return db
+    .stmt<{ id: number; run_id: number; step: number | null; kind: string; message: string; created_at: string }>(
+      'SELECT * FROM alerts WHERE run_id = ? ORDER BY id',
+    )
+    .all(runId)
+    .map((r) => ({ id: r.id, runId: r.run_id, step: r.step, kind: r.kind, message: r.message, createdAt: r.created_at }));
+}
+
+export interface StepDetail {
+  step: number;
+  metrics: Record<string, number>;
+  rollouts: (Rollout & { samples: Sample[] })[];
+  checkpoints: Checkpoint[];
+  alerts: Alert[];
+}
+
+/** Everything recorded for one step (the step view), or undefined if it was never recorded. */
+export function getStep(db: ExperimentDb, runId: number, step: number): StepDetail | undefined {
+  return db.read(`reading step ${step} of run ${runId}`, () => {
+    if (!db.stmt('SELECT 1 FROM steps WHERE run_id = ? AND step = ?').get(runId, step)) return undefined;
+    const metrics: Record<string, number> = {};
+    for (const m of queryMetrics(db, runId, { fromStep: step, toStep: step })) metrics[m.key] = m.value;
+    return {
+      step,
+      metrics,
+      rollouts: rolloutsAtStep(db, runId, step).map((r) => ({ ...r, samples: samplesOfRollout(db, r.id) })),
+      checkpoints: listCheckpoints(db, runId).filter((c) => c.step === step),
+      alerts: listAlerts(db, runId).filter((a) => a.step === step),
+    };
+  });
+}
