@@ -1,0 +1,502 @@
+// The label-free run loop: rollout → score → advantage → update, repeated.
+//
+// Per step: B prompts in a seeded order, N_votes samples each, answers extracted and voted on,
+// N_train votes per prompt chosen at random for the update, rewards from the scorer,
+// group-relative advantages, and one clipped policy-gradient step (with a KL loss to the
+// reference model when klCoef > 0). Everything the step did goes to `onStep` as one record,
+// which the caller stores before the next step starts.
+//
+// Hidden answers never reach a reward: items are split into prompts and answers up front, the
+// scorer's input type has no answer field, and answers are read only by `groundTruth*` code
+// that produces diagnostics.
+//
+// Resume: the loop's whole state (step, data cursor, RNG state, best metric, alert state) is
+// saved with each checkpoint, so a resumed run draws exactly the prompts, seeds and
+// down-samples the uninterrupted run would have.
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { type GeneratedSample, Generator } from '../generate/generator.ts';
+import type { LlamaConfig } from '../nn/config.ts';
+import type { TextTokenizer } from '../nn/tokenizer.ts';
+import { type ScheduleSpec, learningRate, warmupStepsFromRatio } from '../optim/schedule.ts';
+import type { Device } from '../runtime/devices.ts';
+import { SeededRng } from '../runtime/rng.ts';
+import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
+import type { HostTensor } from '../runtime/weights.ts';
+import { extractAnswer } from '../tasks/answers.ts';
+import { groupAdvantages } from './advantages.ts';
+import { type RunConfig, type RunConfigInput, parseRunConfig } from './config.ts';
+import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
+import { type GroupScore, type Scorer, type ScorerSample, majorityVoteScorer } from './rewards.ts';
+
+export interface LoopItem {
+  prompt: string;
+  /** Hidden answer: only ever used for diagnostics (ground-truth metrics). */
+  answer?: string | null;
+}
+
+export interface LoopModel {
+  config: LlamaConfig;
+  weights: ReadonlyMap<string, HostTensor>;
+  tokenizer: TextTokenizer;
+  /** The model's folder (checkpoints copy its config and tokenizer files). */
+  dir?: string;
+}
+
+export interface LoopInput {
+  config: RunConfigInput;
+  model: LoopModel;
+  device: Device;
+  /** Training prompts. */
+  items: readonly LoopItem[];
+  /** Labeled held-out prompts for val/avg@k, val/maj@k, val/pass@k (none: no validation). */
+  validation?: readonly { prompt: string; answer: string }[];
+  /** Where the `last-<step>/` and `best-<step>/` checkpoints go (none: no checkpoints). */
+  checkpointDir?: string;
+  /** A checkpoint folder to continue from (its loop state picks the next step). */
+  resumeFrom?: string;
+  /** Replaces the method's scorer (plugins, tests). */
+  scorer?: Scorer;
+}
+
+export interface SampleRecord {
+  text: string;
+  /** Extracted final answer, or null. */
+  answer: string | null;
+  reward: number;
+  /** 0 for samples not used for training. */
+  advantage: number;
+  usedForTraining: boolean;
+  /** Per generated token: log-prob under the rollout policy, and the token entropy. */
+  logprobs: Float32Array;
+  entropies: Float32Array;
+}
+
+export interface GroupRecord {
+  /** Index of the prompt in `items`. */
+  itemIndex: number;
+  prompt: string;
+  pseudoLabel: string | null;
+  voteCounts: { answer: string; count: number }[];
+  majorityRatio: number;
+  /** Pseudo-label equals the hidden answer; null when the item has none. */
+  labelCorrect: boolean | null;
+  /** False when the scorer gave this prompt no label (it got no update). */
+  labeled: boolean;
+  samples: SampleRecord[];
+}
+
+export interface CheckpointRecord {
+  kind: 'last' | 'best';
+  path: string;
+  /** The validation metric that made it best (null for 'last'). */
+  metric: { name: string; value: number } | null;
+}
+
+export interface StepRecord {
+  /** 1-based; 0 is the validation of the starting model (valBeforeTrain), which has no groups. */
+  step: number;
+  metrics: Record<string, number>;
+  groups: GroupRecord[];
+  checkpoints: CheckpointRecord[];
+  alerts: Alert[];
+}
+
+export interface LoopProgress {
+  step: number;
+  totalSteps: number;
+  phase: 'setup' | 'rollout' | 'update' | 'validation' | 'checkpoint';
+}
+
+export interface LoopHooks {
+  /** Awaited before the next step starts (store the record here). */
+  onStep?: (record: StepRecord) => void | Promise<void>;
+  onProgress?: (progress: LoopProgress) => void;
+  /** Stops the run between phases; the step in progress is dropped (never reported). */
+  signal?: AbortSignal;
+}
+
+export interface LoopResult {
+  /** The last step completed and reported. */
+  lastStep: number;
+  aborted: boolean;
+  best: { metric: string; value: number; step: number } | null;
+}
+
+/** What a checkpoint's `extra` holds. */
+export const LoopStateSchema = z.object({
+  kind: z.literal('autodidact-rl-loop'),
+  step: z.number().int().min(0),
+  /** Prompts consumed so far (position in the seeded order). */
+  cursor: z.number().int().min(0),
+  /** Training prompts the order was drawn over: resuming with another list would change it. */
+  itemCount: z.number().int().min(1),
+  rng: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+  best: z.object({ metric: z.string(), value: z.number(), step: z.number().int() }).nullable(),
+  watch: z.object({ collapsed: z.boolean(), dropped: z.boolean() }),
+});
+export type LoopState = z.infer<typeof LoopStateSchema>;
+
+/**
+ * The item index at each position of the prompt stream: epoch after epoch, each a seeded
+ * permutation of all items. A pure function of (seed, count, position), so resuming needs only
+ * the cursor.
+ */
+export class PromptOrder {
+  private readonly epochs = new Map<number, number[]>();
+  constructor(
+    private readonly seed: number,
+    private readonly count: number,
+  ) {
+    if (count <= 0) throw new Error('the run needs at least one training prompt');
+  }
+
+  at(position: number): number {
+    const epoch = Math.floor(position / this.count);
+    let perm = this.epochs.get(epoch);
+    if (!perm) {
+      perm = new SeededRng((Math.imul(this.seed, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0).shuffle(Array.from({ length: this.count }, (_, i) => i));
+      this.epochs.clear();
+      this.epochs.set(epoch, perm);
+    }
+    return perm[position % this.count];
+  }
+}
+
+export function scorerFor(config: RunConfig): Scorer {
+  if (config.method === 'ttrl') return majorityVoteScorer({ format: config.answerFormat });
+  return majorityVoteScorer({ format: config.answerFormat, threshold: config.srtThreshold, softReward: config.softReward });
+}
+
+const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
+const seconds = (since: number): number => (performance.now() - since) / 1000;
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new LoopAborted();
+}
+
+class LoopAborted extends Error {}
+
+interface ScoredGroup {
+  itemIndex: number;
+  promptIds: number[];
+  samples: GeneratedSample[];
+  texts: string[];
+  answers: (string | null)[];
+  score: GroupScore;
+  /** Indices of the votes used for training (empty when unlabeled). */
+  chosen: number[];
+  /** Advantage per vote (0 when not chosen). */
+  advantages: number[];
+}
+
+export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<LoopResult> {
+  const config = parseRunConfig(input.config);
+  const { model, device } = input;
+  const tok = model.tokenizer;
+  const scorer = input.scorer ?? scorerFor(config);
+  const signal = hooks.signal;
+  const progress = (step: number, phase: LoopProgress['phase']) => hooks.onProgress?.({ step, totalSteps: config.steps, phase });
+  progress(0, 'setup');
+
+  // Prompts are split from their hidden answers here; only `truths` holds the latter.
+  const promptIds = input.items.map((it) => tok.encode(it.prompt));
+  const truths: (string | null)[] = input.items.map((it) => it.answer ?? null);
+  const hasTruth = truths.some((t) => t !== null);
+  const validation = input.validation ?? [];
+  const valIds = validation.map((v) => tok.encode(v.prompt));
+  const longestPrompt = Math.max(...promptIds.map((p) => p.length));
+  const longestAny = Math.max(longestPrompt, ...valIds.map((p) => p.length));
+  const order = new PromptOrder(config.seed, input.items.length);
+
+  const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
+  const trainer = await Trainer.create({
+    config: model.config,
+    weights: model.weights,
+    device,
+    mode: config.mode === 'full' ? { kind: 'full' } : { kind: 'lora', rank: config.loraRank, alpha: config.loraAlpha, targetModules: config.loraTargets },
+    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef },
+    optimizer: { weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
+    batch: shape,
+    seed: config.seed,
+    source: model.dir ? { dir: model.dir } : undefined,
+  });
+  let generator: Generator | null = null;
+  try {
+    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens });
+    const gen = generator;
+    const warmupSteps = warmupStepsFromRatio(config.warmupRatio, config.steps);
+    const schedule: ScheduleSpec =
+      config.lrSchedule === 'cosine'
+        ? { kind: 'cosine', lr: config.lr, warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio }
+        : { kind: 'constant', lr: config.lr, warmupSteps };
+    const bestName = valMetricName(config.bestMetric, config.valSamples);
+    const watch = new CollapseWatch({ majorityRatio: config.collapseMajorityRatio, entropy: config.collapseEntropy, valDrop: config.collapseValDrop });
+
+    let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };
+    if (input.resumeFrom) {
+      const { extra } = await trainer.load(input.resumeFrom);
+      const parsed = LoopStateSchema.safeParse(extra);
+      if (!parsed.success) throw new Error(`${input.resumeFrom} holds no run-loop state to resume from`);
+      state = parsed.data;
+      if (state.itemCount !== input.items.length) {
+        throw new Error(`${input.resumeFrom} was saved by a run over ${state.itemCount} prompts; this one has ${input.items.length}, so the prompt order would differ`);
+      }
+      watch.state = state.watch;
+    }
+    const rng = SeededRng.fromState(state.rng);
+
+    // Validation: k samples per labeled prompt, in chunks about the size of a training rollout.
+    const validate = async (step: number): Promise<Record<string, number>> => {
+      progress(step, 'validation');
+      const k = config.valSamples;
+      const perChunk = Math.max(1, Math.floor((config.promptsPerStep * config.votes) / k));
+      const groups: { answers: (string | null)[]; truth: string }[] = [];
+      for (let start = 0; start < validation.length; start += perChunk) {
+        checkAborted(signal);
+        const out = await gen.generate({
+          promptIds: valIds.slice(start, start + perChunk),
+          samplesPerPrompt: k,
+          maxNewTokens: config.maxNewTokens,
+          temperature: config.valTemperature,
+          topP: config.valTopP,
+          // Its own seed per step, so validating never moves the training RNG.
+          seed: (config.seed * 1_000_003 + step * 7_919 + start) >>> 0,
+          stopStrings: config.stopStrings,
+          tokenizer: tok,
+          signal,
+        });
+        for (let p = 0; p * k < out.samples.length; p++) {
+          const answers = out.samples.slice(p * k, (p + 1) * k).map((s) => extractAnswer(s.text ?? '', config.answerFormat));
+          groups.push({ answers, truth: validation[start + p].answer });
+        }
+      }
+      const s = validationScores(groups, config.answerFormat);
+      return { [valMetricName('avg', k)]: s.avg, [valMetricName('maj', k)]: s.maj, [valMetricName('pass', k)]: s.pass };
+    };
+
+    // After a validation: track the best value, alert on a drop, save 'best' when it improves.
+    const afterValidation = async (step: number, metrics: Record<string, number>, record: StepRecord) => {
+      const value = metrics[bestName];
+      const improved = state.best === null || value > state.best.value;
+      if (improved) state.best = { metric: bestName, value, step };
+      else {
+        const alert = watch.onValidation(step, bestName, value, state.best!.value);
+        if (alert) record.alerts.push(alert);
+      }
+      // Step 0 is the base model itself: nothing to save.
+      if (improved && step > 0 && input.checkpointDir) {
+        progress(step, 'checkpoint');
+        const dir = path.join(input.checkpointDir, checkpointFolder('best', step));
+        await trainer.save(dir, { ...state, watch: watch.state });
+        record.checkpoints.push({ kind: 'best', path: dir, metric: { name: bestName, value } });
+      }
+    };
+
+    try {
+      if (state.step === 0 && config.valBeforeTrain && validation.length > 0 && config.valEvery > 0) {
+        const record: StepRecord = { step: 0, metrics: await validate(0), groups: [], checkpoints: [], alerts: [] };
+        await afterValidation(0, record.metrics, record);
+        await hooks.onStep?.(record);
+      }
+
+      for (let step = state.step + 1; step <= config.steps; step++) {
+        checkAborted(signal);
+        const stepStart = performance.now();
+
+        // Rollout.
+        progress(step, 'rollout');
+        const itemIndices = Array.from({ length: config.promptsPerStep }, (_, i) => order.at(state.cursor + i));
+        const rolloutStart = performance.now();
+        const rollout = await gen.generate({
+          promptIds: itemIndices.map((i) => promptIds[i]),
+          samplesPerPrompt: config.votes,
+          maxNewTokens: config.maxNewTokens,
+          temperature: config.temperature,
+          topP: config.topP,
+          topK: config.topK,
+          seed: rng.nextUint32(),
+          stopStrings: config.stopStrings,
+          tokenizer: tok,
+          signal,
+        });
+        const rolloutSeconds = seconds(rolloutStart);
+
+        // Score, down-sample, advantages.
+        const groups: ScoredGroup[] = itemIndices.map((itemIndex, p) => {
+          const samples = rollout.samples.slice(p * config.votes, (p + 1) * config.votes);
+          const texts = samples.map((s) => s.text ?? tok.decode(s.tokenIds, { skipSpecialTokens: true }));
+          const answers = texts.map((t) => extractAnswer(t, config.answerFormat));
+          const scorerSamples: ScorerSample[] = samples.map((s, i) => ({ text: texts[i], answer: answers[i], tokenCount: s.tokenIds.length }));
+          const score = scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples });
+          if (score.rewards.length !== samples.length) throw new Error(`the scorer returned ${score.rewards.length} rewards for ${samples.length} samples`);
+          // Drawn for every group, labeled or not, so the RNG stream does not depend on the labels.
+          const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));
+          const chosen = score.labeled ? shuffled.slice(0, config.trainSamples).sort((a, b) => a - b) : [];
+          const advantages = new Array<number>(config.votes).fill(0);
+          const adv = groupAdvantages(
+            chosen.map((i) => score.rewards[i]),
+            config.advantage,
+            config.advantageEpsilon,
+          );
+          chosen.forEach((i, j) => (advantages[i] = adv[j]));
+          return { itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, chosen, advantages };
+        });
+        state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
+
+        // Update.
+        checkAborted(signal);
+        progress(step, 'update');
+        const updateStart = performance.now();
+        const lr = learningRate(schedule, step - 1);
+        const update = await policyUpdate(trainer, groups, shape, config.klCoef, lr, tok.padTokenId ?? 0);
+        const updateSeconds = seconds(updateStart);
+
+        const record: StepRecord = { step, metrics: {}, groups: [], checkpoints: [], alerts: [] };
+        record.groups = groups.map((g) => groupRecord(g, g.itemIndex, input.items[g.itemIndex].prompt, truths[g.itemIndex], config));
+        const allSamples = groups.flatMap((g) => g.samples);
+        const tokens = allSamples.reduce((s, x) => s + x.tokenIds.length, 0);
+        const entropy = tokens === 0 ? 0 : allSamples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / tokens;
+        const majorityRatio = mean(groups.map((g) => g.score.majorityRatio));
+        const trained = groups.flatMap((g) => g.chosen.map((i) => ({ g, i })));
+        const m = record.metrics;
+        m[TRAIN_METRICS.majorityRatio] = majorityRatio;
+        m[TRAIN_METRICS.majorityVotingReward] = mean(trained.map(({ g, i }) => g.score.rewards[i]));
+        m[TRAIN_METRICS.entropy] = entropy;
+        m[TRAIN_METRICS.responseLength] = allSamples.length === 0 ? 0 : tokens / allSamples.length;
+        m[TRAIN_METRICS.clipRatio] = update?.clipRatio ?? 0;
+        m[TRAIN_METRICS.kl] = update?.kl ?? 0;
+        m[TRAIN_METRICS.gradNorm] = update?.gradNorm ?? 0;
+        m[TRAIN_METRICS.lr] = lr;
+        m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
+        if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config));
+
+        const alert = watch.onTrainStep(step, majorityRatio, entropy);
+        if (alert) record.alerts.push(alert);
+
+        state = { ...state, step, watch: watch.state };
+        const validateNow = validation.length > 0 && config.valEvery > 0 && (step % config.valEvery === 0 || step === config.steps);
+        if (validateNow) {
+          const val = await validate(step);
+          Object.assign(m, val);
+          await afterValidation(step, val, record);
+        }
+
+        state = { ...state, watch: watch.state };
+        const saveLast = input.checkpointDir && ((config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps);
+        if (saveLast) {
+          progress(step, 'checkpoint');
+          const dir = path.join(input.checkpointDir!, checkpointFolder('last', step));
+          await trainer.save(dir, state);
+          record.checkpoints.push({ kind: 'last', path: dir, metric: null });
+        }
+
+        const stepSeconds = seconds(stepStart);
+        m[TRAIN_METRICS.timingRollout] = rolloutSeconds;
+        m[TRAIN_METRICS.timingUpdate] = updateSeconds;
+        m[TRAIN_METRICS.timingStep] = stepSeconds;
+        m[TRAIN_METRICS.tokensPerSecond] = stepSeconds > 0 ? tokens / stepSeconds : 0;
+        await hooks.onStep?.(record);
+        // Only now that the caller has stored the record may older checkpoints go.
+        if (input.checkpointDir) {
+          const saved = (kind: 'last' | 'best') => (record.checkpoints.some((c) => c.kind === kind) ? step : null);
+          await pruneCheckpoints(input.checkpointDir, { last: saved('last'), best: saved('best') });
+        }
+      }
+      return { lastStep: state.step, aborted: false, best: state.best };
+    } catch (e) {
+      if (e instanceof LoopAborted || signal?.aborted) return { lastStep: state.step, aborted: true, best: state.best };
+      throw e;
+    }
+  } finally {
+    await generator?.release();
+    await trainer.release();
+  }
+}
+
+/**
+ * Checkpoints go to `last-<step>` and `best-<step>`, never over the previous one: a run killed
+ * after a save but before its caller stored the step still has the checkpoint the caller knows.
+ */
+export function checkpointFolder(kind: 'last' | 'best', step: number): string {
+  return `${kind}-${step}`;
+}
+
+/** For each kind just saved at a step, remove that kind's other folders (older ones, or stale ones from a killed run). */
+async function pruneCheckpoints(dir: string, saved: Record<'last' | 'best', number | null>): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const m = /^(last|best)-(\d+)$/.exec(name);
+    if (!m) continue;
+    const step = saved[m[1] as 'last' | 'best'];
+    if (step !== null && Number(m[2]) !== step) await rm(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * One policy-gradient step on the chosen samples of the labeled groups: rows are prompt +
+ * response, the loss counts response tokens only, the old log-probs are the rollout's. Returns
+ * null when no group was labeled (nothing to learn from, so the optimizer is not touched).
+ */
+async function policyUpdate(
+  trainer: Trainer,
+  groups: readonly ScoredGroup[],
+  shape: { size: number; seqLen: number },
+  klCoef: number,
+  lr: number,
+  padId: number,
+): Promise<StepResult | null> {
+  const rows = groups.flatMap((g) => g.chosen.map((i) => ({ prompt: g.promptIds, sample: g.samples[i], advantage: g.advantages[i] })));
+  if (rows.length === 0) return null;
+  const batch = makeCausalBatch(
+    rows.map((r) => ({ tokens: [...r.prompt, ...r.sample.tokenIds], lossStart: r.prompt.length })),
+    shape,
+    padId,
+  );
+  const oldLogprobs = new Float32Array(shape.size * shape.seqLen);
+  const advantages = new Float32Array(shape.size);
+  rows.forEach((r, b) => {
+    advantages[b] = r.advantage;
+    // Position t predicts token t + 1, so response token j is predicted at prompt.length − 1 + j.
+    r.sample.logprobs.forEach((lp, j) => (oldLogprobs[b * shape.seqLen + r.prompt.length - 1 + j] = lp));
+  });
+  const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
+  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr);
+}
+
+function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: string | null, config: RunConfig): GroupRecord {
+  const used = new Set(g.chosen);
+  return {
+    itemIndex,
+    prompt,
+    pseudoLabel: g.score.pseudoLabel,
+    voteCounts: g.score.voteCounts,
+    majorityRatio: g.score.majorityRatio,
+    labelCorrect: truth === null ? null : g.score.pseudoLabel !== null && isCorrect(g.score.pseudoLabel, truth, config.answerFormat),
+    labeled: g.score.labeled,
+    samples: g.samples.map((s, i) => ({
+      text: g.texts[i],
+      answer: g.answers[i],
+      reward: g.score.rewards[i],
+      advantage: g.advantages[i],
+      usedForTraining: used.has(i),
+      logprobs: Float32Array.from(s.logprobs),
+      entropies: Float32Array.from(s.entropies),
+    })),
+  };
+}
+
+/** Diagnostics against hidden answers, averaged over the prompts (or trained samples) that have one. */
+function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (string | null)[], config: RunConfig): Record<string, number> {
+  const withTruth = groups.filter((g) => truths[g.itemIndex] !== null);
+  const correct = (g: ScoredGroup, i: number) => isCorrect(g.answers[i], truths[g.itemIndex]!, config.answerFormat);
+  const labelOk = withTruth.map((g) => (g.score.pseudoLabel !== null && isCorrect(g.score.pseudoLabel, truths[g.itemIndex]!, config.answerFormat) ? 1 : 0));
+  const trained = withTruth.flatMap((g) => g.chosen.map((i) => ({ g, i })));
+  return {
+    [TRAIN_METRICS.labelAccuracy]: mean(labelOk),
+    // The pseudo reward "hits" when the sample agrees with the label; the true one when it is right.
+    [TRAIN_METRICS.rewardAccuracy]: mean(trained.map(({ g, i }) => (g.score.agreesWithLabel[i] === correct(g, i) ? 1 : 0))),
+    [TRAIN_METRICS.groundTruthReward]: mean(trained.map(({ g, i }) => (correct(g, i) ? 1 : 0))),
+    [TRAIN_METRICS.passAtN]: mean(withTruth.map((g) => (g.answers.some((_, i) => correct(g, i)) ? 1 : 0))),
+  };
+}

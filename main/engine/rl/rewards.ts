@@ -1,0 +1,98 @@
+// Scoring methods: a group of samples for one prompt in, one reward per sample out.
+//
+// Every label-free method is a `Scorer` with this one signature. The input deliberately has no
+// field for a reference answer: hidden labels live elsewhere in the loop and only feed
+// diagnostics, so no scorer can read them even by mistake.
+import { type AnswerFormat, majorityVote } from '../tasks/answers.ts';
+
+/** One sampled response as a scorer sees it. */
+export interface ScorerSample {
+  text: string;
+  /** The final answer extracted from `text`, or null when none was found. */
+  answer: string | null;
+  /** Generated tokens (for methods that look at length). */
+  tokenCount: number;
+}
+
+/** A prompt and all the samples drawn for it (the votes). */
+export interface ScorerGroup {
+  prompt: string;
+  samples: readonly ScorerSample[];
+}
+
+export interface VoteCount {
+  /** The cluster's representative answer, as first written. */
+  answer: string;
+  count: number;
+}
+
+export interface GroupScore {
+  /** One reward per sample of the group, in order. */
+  rewards: number[];
+  /** False when the method gives this prompt no label: it gets no update (SRT below τ). */
+  labeled: boolean;
+  /** The answer the rewards agree with (majority vote), or null. */
+  pseudoLabel: string | null;
+  /** Votes per answer cluster, in order of first appearance. */
+  voteCounts: VoteCount[];
+  /** Winner's count / number of samples (no-answer samples count in the denominator). */
+  majorityRatio: number;
+  /** Per sample: whether its answer agrees with the pseudo-label (what a hard 0/1 reward would give). */
+  agreesWithLabel: boolean[];
+  /** Method-specific numbers for logging. */
+  diagnostics: Record<string, number>;
+}
+
+export type Scorer = (group: ScorerGroup) => GroupScore;
+
+export interface MajorityVoteOptions {
+  /** How answers are normalised before voting. */
+  format?: AnswerFormat;
+  /** SRT's confidence threshold τ: a group whose majority ratio is below it gets no label. 0 = off (TTRL). */
+  threshold?: number;
+  /** SRT's soft reward: r_i = share of the group that gave sample i's answer (0 for no answer). */
+  softReward?: boolean;
+}
+
+/**
+ * Majority vote (TTRL, and SRT with `threshold` / `softReward`): the most frequent answer is the
+ * pseudo-label; a sample earns 1 when its answer is equivalent to it. Equivalence is decided by
+ * the vote's clustering, so "0.5" and "1/2" agree.
+ */
+export function majorityVoteScorer(options: MajorityVoteOptions = {}): Scorer {
+  const threshold = options.threshold ?? 0;
+  if (!(threshold >= 0 && threshold <= 1)) throw new Error(`majority vote threshold must be in [0, 1], got ${threshold}`);
+  return (group) => {
+    const n = group.samples.length;
+    const vote = majorityVote(
+      group.samples.map((s) => s.answer),
+      { format: options.format },
+    );
+    const voteCounts = vote.clusters.map((c) => ({ answer: c.representative, count: c.count }));
+    const agreesWithLabel = vote.clusterOf.map((c) => vote.labelCluster >= 0 && c === vote.labelCluster);
+    // A group with no usable answer has nothing to agree on, whatever the threshold.
+    const labeled = vote.label !== null && vote.majorityRatio >= threshold;
+    let rewards: number[];
+    if (!labeled) rewards = new Array<number>(n).fill(0);
+    else if (options.softReward) rewards = vote.clusterOf.map((c) => (c >= 0 ? vote.clusters[c].count / n : 0));
+    else rewards = agreesWithLabel.map((a) => (a ? 1 : 0));
+    return {
+      rewards,
+      labeled,
+      pseudoLabel: labeled ? vote.label : null,
+      voteCounts,
+      majorityRatio: vote.majorityRatio,
+      agreesWithLabel: labeled ? agreesWithLabel : new Array<boolean>(n).fill(false),
+      diagnostics: {
+        clusters: vote.clusters.length,
+        no_answer_ratio: n > 0 ? vote.clusterOf.filter((c) => c < 0).length / n : 0,
+      },
+    };
+  };
+}
+
+/** TTRL: hard reward against the majority answer, every group labeled. */
+export const ttrlScorer = (format?: AnswerFormat): Scorer => majorityVoteScorer({ format });
+
+/** SRT: majority vote with a confidence threshold τ and optionally the soft (frequency) reward. */
+export const srtScorer = (options: { format?: AnswerFormat; threshold: number; softReward?: boolean }): Scorer => majorityVoteScorer(options);

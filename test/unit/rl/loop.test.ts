@@ -1,0 +1,188 @@
+// The run loop on the built-in tiny-chars model: every metric name, the record's structure,
+// hidden answers kept out of the scorer, checkpoints, and resume with the same data order.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
+import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
+import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
+import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts';
+import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
+import { testDevice } from '../../helpers/device.ts';
+
+const CONFIG: RunConfigInput = {
+  method: 'ttrl',
+  seed: 3,
+  steps: 3,
+  promptsPerStep: 2,
+  votes: 4,
+  trainSamples: 2,
+  maxNewTokens: 8,
+  lr: 1e-3,
+  valEvery: 2,
+  valSamples: 2,
+  checkpointEvery: 1,
+};
+
+let model: HfModel;
+let tmp: string;
+const items = arithmeticItems({ difficulty: 1, count: 5, seed: 1 });
+const validation = arithmeticItems({ difficulty: 1, count: 1, seed: 1, split: 'eval' }).map((it) => ({ prompt: it.prompt, answer: it.answer! }));
+
+async function input(extra: Partial<LoopInput> = {}): Promise<LoopInput> {
+  return { config: CONFIG, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, validation, ...extra };
+}
+
+beforeAll(async () => {
+  model = await loadModelFolder(path.join(import.meta.dirname, '../../../resources/models/tiny-chars'));
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'rl-loop-'));
+});
+afterAll(async () => rm(tmp, { recursive: true, force: true }));
+
+describe('runLoop (TTRL on tiny-chars)', () => {
+  const full: StepRecord[] = [];
+  const scorerInputs: ScorerGroup[] = [];
+
+  it('runs, reports every metric, and keeps hidden answers out of the scorer', async () => {
+    const ttrl = ttrlScorer();
+    const result = await runLoop(
+      await input({
+        checkpointDir: path.join(tmp, 'full'),
+        scorer: (g) => {
+          scorerInputs.push(g);
+          return ttrl(g);
+        },
+      }),
+      { onStep: (r) => void full.push(r) },
+    );
+    expect(result).toMatchObject({ lastStep: 3, aborted: false });
+    // Step 0 is the starting model's validation; then steps 1..3.
+    expect(full.map((r) => r.step)).toEqual([0, 1, 2, 3]);
+    expect(Object.keys(full[0].metrics).sort()).toEqual(['val/avg@2', 'val/maj@2', 'val/pass@2']);
+
+    for (const r of full.slice(1)) {
+      for (const name of Object.values(TRAIN_METRICS)) {
+        expect(Number.isFinite(r.metrics[name]), `${name} at step ${r.step}`).toBe(true);
+      }
+      expect(r.groups).toHaveLength(2);
+      for (const g of r.groups) {
+        expect(items[g.itemIndex].prompt).toBe(g.prompt);
+        expect(g.samples).toHaveLength(4);
+        // A group is labeled when any sample has an answer; only labeled groups are trained on.
+        expect(g.labeled).toBe(g.pseudoLabel !== null);
+        expect(g.samples.filter((s) => s.usedForTraining)).toHaveLength(g.labeled ? 2 : 0);
+        expect(g.labelCorrect === null).toBe(false);
+        expect(g.voteCounts.reduce((s, c) => s + c.count, 0)).toBeLessThanOrEqual(4);
+        for (const s of g.samples) {
+          expect(s.logprobs).toBeInstanceOf(Float32Array);
+          expect(s.entropies.length).toBe(s.logprobs.length);
+          expect(s.logprobs.length).toBeGreaterThan(0);
+          expect(s.logprobs.length).toBeLessThanOrEqual(8);
+          if (!s.usedForTraining) expect(s.advantage).toBe(0);
+          expect(s.reward === 0 || s.reward === 1).toBe(true);
+        }
+      }
+      expect(r.metrics['actor/lr']).toBeGreaterThanOrEqual(0);
+    }
+    // Validation every 2 steps and at the end; 'last' every step.
+    expect(Object.keys(full[2].metrics)).toContain('val/maj@2');
+    expect(Object.keys(full[1].metrics)).not.toContain('val/maj@2');
+    expect(Object.keys(full[3].metrics)).toContain('val/avg@2');
+    expect(full.slice(1).map((r) => r.checkpoints.find((c) => c.kind === 'last')?.path)).toEqual([1, 2, 3].map((s) => path.join(tmp, 'full', `last-${s}`)));
+    // Older checkpoints are removed once their successor's record was handed over.
+    const best = full.flatMap((r) => r.checkpoints.filter((c) => c.kind === 'best'));
+    const kept = (await readdir(path.join(tmp, 'full'))).sort();
+    expect(kept).toEqual(['last-3', ...(best.length ? [path.basename(best[best.length - 1].path)] : [])].sort());
+
+    // The scorer sees prompts and samples only: no field could carry a hidden answer.
+    expect(scorerInputs).toHaveLength(6);
+    for (const g of scorerInputs) {
+      expect(Object.keys(g).sort()).toEqual(['prompt', 'samples']);
+      for (const s of g.samples) expect(Object.keys(s).sort()).toEqual(['answer', 'text', 'tokenCount']);
+    }
+  });
+
+  it('without hidden answers there are no ground-truth metrics, and rewards are the same', async () => {
+    const records: StepRecord[] = [];
+    await runLoop(await input({ config: { ...CONFIG, steps: 1, valEvery: 0 }, items: items.map((it) => ({ prompt: it.prompt })) }), {
+      onStep: (r) => void records.push(r),
+    });
+    expect(records.map((r) => r.step)).toEqual([1]);
+    for (const name of GROUND_TRUTH_METRICS) expect(records[0].metrics).not.toHaveProperty(name);
+    expect(records[0].metrics).toHaveProperty(TRAIN_METRICS.majorityRatio);
+    expect(records[0].groups.every((g) => g.labelCorrect === null)).toBe(true);
+    // Same seed, same starting weights: the labeled run's step 1 had identical rewards.
+    const rewards = (r: StepRecord) => r.groups.map((g) => g.samples.map((s) => s.reward));
+    expect(rewards(records[0])).toEqual(rewards(full[1]));
+  });
+
+  it('a scorer with distinct rewards drives a real update', async () => {
+    const records: StepRecord[] = [];
+    await runLoop(
+      await input({
+        // LoRA this time: the KL reference is then the base model with adapters off.
+        config: { ...CONFIG, steps: 1, valEvery: 0, advantage: 'drgrpo', mode: 'lora', loraRank: 2, loraAlpha: 4 },
+        scorer: (g) => ({
+          rewards: g.samples.map((_, i) => i),
+          labeled: true,
+          pseudoLabel: 'x',
+          voteCounts: [],
+          majorityRatio: 0,
+          agreesWithLabel: g.samples.map(() => false),
+          diagnostics: {},
+        }),
+      }),
+      { onStep: (r) => void records.push(r) },
+    );
+    const [r] = records;
+    for (const g of r.groups) {
+      const used = g.samples.filter((s) => s.usedForTraining);
+      expect(used).toHaveLength(2);
+      // Dr. GRPO on two distinct rewards a < b: advantages ∓(b − a)/2.
+      expect(used[0].advantage).toBeCloseTo(-(used[1].reward - used[0].reward) / 2, 6);
+      expect(used[0].advantage + used[1].advantage).toBeCloseTo(0, 6);
+    }
+    expect(r.metrics['actor/grad_norm']).toBeGreaterThan(1e-6);
+    expect(r.metrics['train/majority_voting_reward']).toBeGreaterThan(0);
+  });
+
+  it('SRT with τ = 1 trains only on unanimous groups', async () => {
+    const records: StepRecord[] = [];
+    await runLoop(await input({ config: { ...CONFIG, method: 'srt', srtThreshold: 1, steps: 1, valEvery: 0 } }), { onStep: (r) => void records.push(r) });
+    for (const g of records[0].groups) {
+      const unanimous = g.voteCounts.length === 1 && g.voteCounts[0].count === 4;
+      expect(g.labeled).toBe(unanimous);
+      if (!unanimous) {
+        expect(g.pseudoLabel).toBeNull();
+        expect(g.samples.every((s) => !s.usedForTraining && s.reward === 0 && s.advantage === 0)).toBe(true);
+      }
+    }
+  });
+
+  it('resuming with a different prompt list is refused', async () => {
+    await expect(runLoop(await input({ items: items.slice(0, 4), resumeFrom: path.join(tmp, 'full', 'last-3') }))).rejects.toThrow(/5 prompts/);
+  });
+
+  it('a run stopped after step 2 resumes from its checkpoint with the same step-3 data', async () => {
+    const dir = path.join(tmp, 'stopped');
+    const stop = new AbortController();
+    const first: StepRecord[] = [];
+    const r1 = await runLoop(await input({ checkpointDir: dir }), {
+      signal: stop.signal,
+      onStep: (r) => {
+        first.push(r);
+        if (r.step === 2) stop.abort();
+      },
+    });
+    expect(r1).toMatchObject({ lastStep: 2, aborted: true });
+
+    const resumed: StepRecord[] = [];
+    const r2 = await runLoop(await input({ checkpointDir: dir, resumeFrom: path.join(dir, 'last-2') }), { onStep: (r) => void resumed.push(r) });
+    expect(r2.lastStep).toBe(3);
+    expect(resumed.map((r) => r.step)).toEqual([3]);
+    const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIndex, used: g.samples.map((s) => s.usedForTraining), texts: g.samples.map((s) => s.text) }));
+    expect(view(resumed[0])).toEqual(view(full[3]));
+  });
+});
