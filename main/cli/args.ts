@@ -125,3 +125,21 @@ export function choiceFlag<T extends string>(values: Record<string, unknown>, na
   if (!choices.includes(v as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${String(v)}"`);
   return v as T;
 }
+
+/** A number flag within [min, max); undefined when absent. */
+export function numberFlag(values: Record<string, unknown>, name: string, min: number, maxExclusive: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < min || n >= maxExclusive) {
+    throw new UsageError(`--${name} must be a number ≥ ${min} and < ${maxExclusive}, got "${String(v)}"`);
+  }
+  return n;
+}
+
+/** Exactly `n` positional arguments, named in the message when missing or extra. */
+export function positionalArgs(positionals: string[], names: readonly string[]): string[] {
+  if (positionals.length < names.length) throw new UsageError(`missing ${names.slice(positionals.length).join(' ')}`);
+  if (positionals.length > names.length) throw new UsageError(`unexpected argument '${positionals[names.length]}'`);
+  return positionals;
+}

@@ -1,16 +1,50 @@
 // The `autodidact` command line: a subcommand dispatcher. Each subcommand lives in its own module
 // and declares its flags once; this file only routes, prints help, and maps errors to exit codes
-// (0 ok, 1 failure, 2 usage mistake, 130 interrupted).
+// (0 ok, 1 failure, 2 usage mistake, 130 interrupted). A command's name may have two words
+// ("datasets import"): the first word then names a group, which alone lists its commands.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DatabaseError } from '../db/index.ts';
 import { EngineError } from '../engine/protocol.ts';
+import { ImportError } from '../runs/datasets.ts';
+import { RunSetupError } from '../runs/start.ts';
 import { type CliCommand, PROGRAM, UsageError, helpText, parseFor } from './args.ts';
+import { datasetsImportCommand, datasetsListCommand } from './datasets.ts';
 import { devicesCommand } from './devices.ts';
 import { InputError } from './jsonl.ts';
 import { logprobsCommand } from './logprobs.ts';
+import { runCommand } from './run.ts';
+import { exportCommand, runsCommand, showCommand } from './runs.ts';
 
-const COMMANDS: CliCommand[] = [logprobsCommand, devicesCommand].map((c) => c as unknown as CliCommand);
+const COMMANDS: CliCommand[] = [
+  runCommand,
+  runsCommand,
+  showCommand,
+  exportCommand,
+  datasetsImportCommand,
+  datasetsListCommand,
+  logprobsCommand,
+  devicesCommand,
+].map((c) => c as unknown as CliCommand);
+
+/** The command named by the first one or two words of argv, and the words it used. */
+function lookup(words: string[]): { cmd: CliCommand; used: number } | undefined {
+  const two = COMMANDS.find((c) => words.length >= 2 && c.name === `${words[0]} ${words[1]}`);
+  if (two) return { cmd: two, used: 2 };
+  const one = COMMANDS.find((c) => c.name === words[0]);
+  return one && { cmd: one, used: 1 };
+}
+
+/** The commands of a group ("datasets" → datasets import, datasets list). */
+function groupOf(word: string): CliCommand[] {
+  return COMMANDS.filter((c) => c.name.startsWith(`${word} `));
+}
+
+function listing(commands: CliCommand[]): string[] {
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
+  return commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`);
+}
 
 function version(): string {
   const pkg = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -18,12 +52,11 @@ function version(): string {
 }
 
 function overview(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
   return [
     `usage: ${PROGRAM} <command> [options]`,
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    ...listing(COMMANDS),
     '',
     `Run '${PROGRAM} <command> --help' for a command's options.`,
     '',
@@ -38,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
-  const [name, ...rest] = argv;
+  const [name] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     process.stdout.write(overview());
     return name === undefined ? 2 : 0;
@@ -48,15 +81,26 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === 'help') {
-    const c = COMMANDS.find((x) => x.name === rest[0]);
-    process.stdout.write(c ? helpText(c) : overview());
-    return c || rest.length === 0 ? 0 : 2;
+    const found = lookup(argv.slice(1));
+    process.stdout.write(found ? helpText(found.cmd) : overview());
+    return found || argv.length === 1 ? 0 : 2;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) {
-    process.stderr.write(`${PROGRAM}: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})\n`);
+  const found = lookup(argv);
+  if (!found) {
+    const group = groupOf(name);
+    if (group.length) {
+      // A group word alone (or with an unknown second word): show what it offers.
+      const asked = argv[1] === undefined || argv[1] === '--help' || argv[1] === '-h';
+      if (!asked) process.stderr.write(`${PROGRAM}: unknown command "${name} ${argv[1]}"\n`);
+      (asked ? process.stdout : process.stderr).write(`commands of ${name}:\n${listing(group).join('\n')}\n`);
+      return argv[1] === undefined || !asked ? 2 : 0;
+    }
+    const names = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0]))];
+    process.stderr.write(`${PROGRAM}: unknown command "${name}" (commands: ${names.join(', ')})\n`);
     return 2;
   }
+  const { cmd, used } = found;
+  const rest = argv.slice(used);
   try {
     const parsed = parseFor(cmd, rest);
     if (!parsed) return 0;
@@ -71,7 +115,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${PROGRAM} ${cmd.name}: ${message}\n`);
     // Expected failures (bad input, missing files, unavailable devices) need only their message;
     // for anything else, say how to get the stack for a bug report.
-    const expected = e instanceof InputError || (e instanceof EngineError && e.code !== 'ENGINE_ERROR');
+    const expected =
+      e instanceof InputError ||
+      e instanceof ImportError ||
+      e instanceof RunSetupError ||
+      (e instanceof DatabaseError && e.code !== 'SQLITE') ||
+      (e instanceof EngineError && e.code !== 'ENGINE_ERROR');
     if (process.env.AUTODIDACT_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
     else if (!expected) process.stderr.write('(set AUTODIDACT_DEBUG=1 to print where it happened)\n');
     return 1;

@@ -1,0 +1,76 @@
+// `autodidact datasets import` and `autodidact datasets list`.
+import { listDatasets } from '../db/index.ts';
+import { importDatasetFile } from '../runs/datasets.ts';
+import { UsageError, choiceFlag, command, numberFlag, positionalArgs } from './args.ts';
+import { withDatabase } from './db.ts';
+import { writeLine } from './jsonl.ts';
+
+export const datasetsImportCommand = command({
+  name: 'datasets import',
+  summary: 'Import a JSONL, CSV or TSV file of prompts (answers optional, evaluation-only) into the database.',
+  synopsis: 'FILE [--name N] [--prompt-field F] [--answer-field F] [--format jsonl|csv|tsv] [--eval-fraction X | --eval-file FILE]',
+  positionals: true,
+  flags: {
+    name: { type: 'string', value: 'N', description: 'dataset name (default: the file name without extension)' },
+    'prompt-field': { type: 'string', value: 'F', description: 'field or column holding the prompt (default: guessed, e.g. prompt, question, problem)' },
+    'answer-field': { type: 'string', value: 'F', description: 'field holding the answer, or "none" (default: guessed, e.g. answer, solution)' },
+    format: { type: 'string', value: 'FMT', description: 'jsonl, csv or tsv (default: from the extension)' },
+    'eval-fraction': { type: 'string', value: 'X', description: 'hold out this share (0 to 1) of the labeled items for evaluation' },
+    'eval-file': { type: 'string', value: 'FILE', description: 'a second file of labeled items that forms the evaluation split' },
+    json: { type: 'boolean', description: 'print the imported dataset as one JSON object' },
+  },
+  details: `
+Answers are evaluation-only: they are stored apart from the prompts and used to measure label
+accuracy and validation scores, never to compute a reward. Nested JSON fields are reached with
+dots (--prompt-field meta.question). The import is all-or-nothing: a malformed line stops it with
+FILE:LINE and the database is left as it was. The evaluation share is chosen by a hash of each
+prompt, so importing the same file again gives the same split.`,
+  async run(values, positionals) {
+    const [file] = positionalArgs(positionals, ['FILE']);
+    const format = values.format === undefined ? undefined : choiceFlag(values, 'format', ['jsonl', 'csv', 'tsv'] as const, 'jsonl');
+    const evalFraction = numberFlag(values, 'eval-fraction', 0, 1);
+    if (evalFraction !== undefined && values['eval-file'] !== undefined) throw new UsageError('give --eval-fraction or --eval-file, not both');
+    const answer = values['answer-field'];
+    const mapping = {
+      ...(values['prompt-field'] !== undefined && { prompt: values['prompt-field'] }),
+      ...(answer !== undefined && { answer: answer === 'none' ? null : answer }),
+    };
+    const result = await withDatabase((db) =>
+      importDatasetFile(db, file, { name: values.name, format, mapping, evalFraction, evalFile: values['eval-file'] }),
+    );
+    if (values.json) {
+      await writeLine(JSON.stringify({ ...result.dataset, train: result.train, eval: result.eval }));
+    } else {
+      const d = result.dataset;
+      await writeLine(`imported dataset "${d.name}" (id ${d.id}): ${result.train} train + ${result.eval} eval items, ${d.labeledCount} with an answer`);
+      await writeLine(`fields: ${result.mappingNote}`);
+    }
+    return 0;
+  },
+});
+
+export const datasetsListCommand = command({
+  name: 'datasets list',
+  summary: 'List the imported datasets with their item counts.',
+  synopsis: '[--json]',
+  flags: {
+    json: { type: 'boolean', description: 'print one JSON array instead of a table' },
+  },
+  async run(values) {
+    const datasets = await withDatabase((db) => listDatasets(db));
+    if (values.json) {
+      await writeLine(JSON.stringify(datasets));
+      return 0;
+    }
+    if (datasets.length === 0) {
+      await writeLine("no datasets yet; import one with 'autodidact datasets import FILE'");
+      return 0;
+    }
+    const width = Math.max(4, ...datasets.map((d) => d.name.length));
+    await writeLine(`${'id'.padStart(4)}  ${'name'.padEnd(width)}  ${'items'.padStart(7)}  ${'labeled'.padStart(7)}  source`);
+    for (const d of datasets) {
+      await writeLine(`${String(d.id).padStart(4)}  ${d.name.padEnd(width)}  ${String(d.itemCount).padStart(7)}  ${String(d.labeledCount).padStart(7)}  ${d.source ?? ''}`);
+    }
+    return 0;
+  },
+});

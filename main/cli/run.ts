@@ -1,0 +1,121 @@
+// `autodidact run`: train a model on unlabeled prompts (TTRL / SRT), recording every step in the
+// database the app reads; `--resume RUN` continues a run from its last checkpoint.
+import fs from 'node:fs';
+import { describeRunConfig } from '../engine/rl/index.ts';
+import { findRun } from '../runs/report.ts';
+import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
+import { UsageError, command, intFlag } from './args.ts';
+import { withDatabase } from './db.ts';
+import { writeLine } from './jsonl.ts';
+import { Progress } from './progress.ts';
+
+/** "votes=8" → ["votes", 8]; values are JSON where they parse as JSON, else text. */
+function setting(kv: string): [string, unknown] {
+  const eq = kv.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--set expects KEY=VALUE, got "${kv}"`);
+  const raw = kv.slice(eq + 1);
+  try {
+    return [kv.slice(0, eq), JSON.parse(raw)];
+  } catch {
+    return [kv.slice(0, eq), raw];
+  }
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--config: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new RunSetupError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunSetupError(`${file}: expected a JSON object of settings`);
+  return v as Record<string, unknown>;
+}
+
+export const runCommand = command({
+  name: 'run',
+  summary: 'Train a model on its own majority votes (TTRL or SRT), recording every step in the database.',
+  synopsis: '--method ttrl|srt --model NAME|DIR --dataset NAME|FILE [--steps N] [options] | --config run.json | --resume RUN',
+  flags: {
+    method: { type: 'string', value: 'ttrl|srt', description: 'scoring method (default ttrl)' },
+    model: { type: 'string', value: 'NAME|DIR', description: 'a built-in or imported model name, or a Hugging Face model folder' },
+    dataset: { type: 'string', value: 'NAME|FILE', description: `an imported dataset, a JSONL/CSV/TSV file (imported first), or "arithmetic" (built-in generator)` },
+    steps: { type: 'string', value: 'N', description: 'training steps (default 40)' },
+    difficulty: { type: 'string', value: '1-4', description: 'difficulty of the built-in arithmetic dataset (default 2)' },
+    device: { type: 'string', value: 'DEVICE', description: 'cpu, webgpu, cuda, or auto (default cpu)' },
+    name: { type: 'string', value: 'TEXT', description: 'run name (default: method-model-dataset)' },
+    config: { type: 'string', value: 'FILE', description: 'JSON object of settings (any below, and model, dataset, device, difficulty, name); flags override it' },
+    set: { type: 'string', value: 'KEY=VALUE', multiple: true, description: 'one setting, e.g. --set votes=8 (repeatable)' },
+    resume: { type: 'string', value: 'RUN', description: 'continue run RUN (id or name) from its last checkpoint, with its stored settings' },
+  },
+  get details() {
+    const settings = describeRunConfig().map((d) => `  ${d.name} (${JSON.stringify(d.default)}): ${d.description}`);
+    return [
+      'The run is recorded in the database of the data folder (AUTODIDACT_HOME, else the app\'s folder),',
+      'its checkpoints under <data folder>/runs/<id>/. Progress goes to stderr: a bar on a terminal,',
+      'one line per step otherwise. Ctrl-C stops after the current step (status "stopped"); a',
+      'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',
+      'deleted and trained again. Settings:',
+      ...settings,
+    ].join('\n');
+  },
+  async run(values) {
+    const resumeRef = values.resume;
+    if (resumeRef !== undefined) {
+      const extra = (['method', 'model', 'dataset', 'steps', 'difficulty', 'device', 'name', 'config', 'set'] as const).filter((k) => values[k] !== undefined);
+      if (extra.length) throw new UsageError(`--resume continues with the run's stored settings; drop ${extra.map((k) => `--${k}`).join(', ')}`);
+    }
+    return withDatabase(async (db, home) => {
+      let run;
+      if (resumeRef !== undefined) run = findRun(db, resumeRef);
+      else {
+        const input: Record<string, unknown> = values.config ? readConfigFile(values.config) : {};
+        for (const k of ['method', 'model', 'dataset', 'device', 'name'] as const) if (values[k] !== undefined) input[k] = values[k];
+        if (values.steps !== undefined) input.steps = intFlag(values, 'steps', 0, 1);
+        if (values.difficulty !== undefined) input.difficulty = intFlag(values, 'difficulty', 0, 1, 4);
+        for (const kv of values.set ?? []) {
+          const [k, v] = setting(kv);
+          input[k] = v;
+        }
+        const { config, target, name } = parseStoredConfig(input, values.config ?? 'run settings');
+        run = createRecordedRun(db, home, config, target, name);
+      }
+      const total = (run.config as { steps: number }).steps;
+      let progress: Progress | null = null;
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSigint = () => {
+        if (++interrupts === 1) {
+          progress?.note('interrupted: stopping after the current step (Ctrl-C again to quit now; resume with --resume)');
+          controller.abort();
+        } else process.exit(130);
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const result = await executeRun(db, home, run, resumeRef !== undefined, {
+          signal: controller.signal,
+          onStart: (startAfter, r) => {
+            process.stderr.write(`${resumeRef !== undefined ? 'resuming' : 'started'} run ${r.id} "${r.name}"${startAfter ? ` after step ${startAfter}` : ''}\n`);
+            progress = new Progress({ total, startAt: startAfter });
+          },
+          onStep: (record) => progress?.update(record.step, record.metrics),
+        });
+        // TS cannot see the assignment inside the callback.
+        (progress as Progress | null)?.finish();
+        const r = result.run;
+        const best = result.best ? `, best ${result.best.metric} ${Number(result.best.value.toPrecision(4))} at step ${result.best.step}` : '';
+        await writeLine(`run ${r.id} ${r.status} at step ${result.lastStep}/${total}${best}`);
+        return result.aborted ? 130 : 0;
+      } finally {
+        (progress as Progress | null)?.finish();
+        process.off('SIGINT', onSigint);
+      }
+    });
+  },
+});

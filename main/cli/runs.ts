@@ -1,0 +1,110 @@
+// `autodidact runs`, `autodidact show RUN` and `autodidact export RUN`: reading recorded runs.
+import path from 'node:path';
+import { listRuns, type RunInfo } from '../db/index.ts';
+import { exportRun, findRun, summarizeRun } from '../runs/report.ts';
+import { choiceFlag, command, positionalArgs } from './args.ts';
+import { withDatabase } from './db.ts';
+import { writeLine } from './jsonl.ts';
+
+// Four significant digits without trailing zeros (0.75, not 0.7500).
+const fmt = (v: number | null | undefined): string => (v == null ? '-' : String(Number(v.toPrecision(4))));
+
+/** Steps done as "12" or "12/100" when the config says how many steps the run has. */
+function progress(r: RunInfo): string {
+  // The loop numbers training steps from 1 (step 0 is the validation of the starting model).
+  const done = r.currentStep ?? 0;
+  const total = (r.config as { steps?: unknown } | null)?.steps;
+  return typeof total === 'number' ? `${done}/${total}` : String(done);
+}
+
+export const runsCommand = command({
+  name: 'runs',
+  summary: 'List the recorded runs, newest first.',
+  synopsis: '[--json]',
+  flags: {
+    json: { type: 'boolean', description: 'print one JSON array instead of a table' },
+  },
+  async run(values) {
+    const runs = await withDatabase((db) => listRuns(db));
+    if (values.json) {
+      await writeLine(JSON.stringify(runs));
+      return 0;
+    }
+    if (runs.length === 0) {
+      await writeLine("no runs yet; start one with 'autodidact run'");
+      return 0;
+    }
+    const rows = runs.map((r) => [String(r.id), r.name, r.status, r.method, r.model, r.dataset, progress(r), fmt(r.bestMetric), r.createdAt]);
+    const head = ['id', 'name', 'status', 'method', 'model', 'dataset', 'steps', 'best', 'created'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    for (const r of [head, ...rows]) await writeLine(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+    return 0;
+  },
+});
+
+export const showCommand = command({
+  name: 'show',
+  summary: "Show one run: configuration, status, last metrics, checkpoints and alerts.",
+  synopsis: 'RUN [--json]',
+  positionals: true,
+  flags: {
+    json: { type: 'boolean', description: 'print one JSON object' },
+  },
+  details: 'RUN is a run id or a run name (as listed by `autodidact runs`).',
+  async run(values, positionals) {
+    const [ref] = positionalArgs(positionals, ['RUN']);
+    const s = await withDatabase((db) => summarizeRun(db, findRun(db, ref)));
+    if (values.json) {
+      await writeLine(JSON.stringify(s));
+      return 0;
+    }
+    const { run } = s;
+    await writeLine(`run ${run.id} "${run.name}": ${run.status}${run.error ? ` (${run.error})` : ''}`);
+    await writeLine(`  method ${run.method}, model ${run.model}, dataset ${run.dataset}, steps ${progress(run)}`);
+    await writeLine(`  created ${run.createdAt}, started ${run.startedAt ?? '-'}, finished ${run.finishedAt ?? '-'}`);
+    await writeLine('config:');
+    for (const line of JSON.stringify(run.config, null, 2).split('\n')) await writeLine(`  ${line}`);
+    const keys = Object.keys(s.lastMetrics).sort();
+    await writeLine(keys.length ? 'last metrics:' : 'last metrics: none recorded');
+    const width = Math.max(0, ...keys.map((k) => k.length));
+    for (const k of keys) await writeLine(`  ${k.padEnd(width)}  ${fmt(s.lastMetrics[k].value)}  (step ${s.lastMetrics[k].step})`);
+    const ck = (c: typeof s.bestCheckpoint) => (c ? `step ${c.step}${c.metric != null ? `, metric ${fmt(c.metric)}` : ''}: ${c.path}` : 'none');
+    await writeLine(`best checkpoint: ${ck(s.bestCheckpoint)}`);
+    await writeLine(`last checkpoint: ${ck(s.lastCheckpoint)}`);
+    await writeLine(s.alerts.length ? `alerts (${s.alerts.length}):` : 'alerts: none');
+    for (const a of s.alerts) await writeLine(`  ${a.step === null ? '' : `step ${a.step} `}[${a.kind}] ${a.message}`);
+    return 0;
+  },
+});
+
+export const exportCommand = command({
+  name: 'export',
+  summary: "Export a run's metrics (CSV) and samples (JSON Lines) to a folder.",
+  synopsis: 'RUN [--out DIR] [--layout wide|long]',
+  positionals: true,
+  flags: {
+    out: { type: 'string', value: 'DIR', description: 'folder to write into (default: ./run-<id>-export)' },
+    layout: { type: 'string', value: 'wide|long', default: 'wide', description: 'metrics.csv layout' },
+  },
+  details: `
+Writes DIR/metrics.csv and DIR/samples.jsonl.
+metrics.csv, wide: a header "step,<key>,<key>,..." (keys sorted, e.g. train/majority_ratio) and
+one row per step; a cell is empty where that step did not record the metric (validation metrics
+exist only on evaluation steps). long: "step,key,value" rows ordered by step then key.
+samples.jsonl: one line per sample, in step, group and sample order, with the fields step, group,
+item_idx, prompt, pseudo_label (the group's majority answer, null where it got none), label (the
+item's hidden answer, evaluation-only; null where the dataset has none), label_correct, sample,
+text, answer (the answer extracted from this sample), reward, advantage and used (whether the
+sample was in the training down-sample).`,
+  async run(values, positionals) {
+    const [ref] = positionalArgs(positionals, ['RUN']);
+    const layout = choiceFlag(values, 'layout', ['wide', 'long'] as const, 'wide');
+    const result = await withDatabase((db) => {
+      const run = findRun(db, ref);
+      return exportRun(db, run, path.resolve(values.out ?? `run-${run.id}-export`), layout);
+    });
+    await writeLine(`wrote ${result.metricsFile}`);
+    await writeLine(`wrote ${result.samplesFile} (${result.samples} samples)`);
+    return 0;
+  },
+});

@@ -1,0 +1,164 @@
+// Reading a run back for the command line: finding it by id or name, its summary (`show`), and
+// its export (metrics CSV, samples JSONL).
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  type Alert,
+  type Checkpoint,
+  DatabaseError,
+  type ExperimentDb,
+  type RunInfo,
+  evaluationAnswers,
+  getRun,
+  latestCheckpoint,
+  listAlerts,
+  listRuns,
+  listSteps,
+  queryMetrics,
+  rolloutsAtStep,
+  samplesOfRollout,
+} from '../db/index.ts';
+
+/** A run by id ("12") or by name; an actionable NOT_FOUND error when there is none. */
+export function findRun(db: ExperimentDb, ref: string): RunInfo {
+  if (/^\d+$/.test(ref)) {
+    const run = getRun(db, Number(ref));
+    if (run) return run;
+  }
+  const named = listRuns(db).filter((r) => r.name === ref);
+  if (named.length === 1) return named[0];
+  if (named.length > 1) {
+    throw new DatabaseError('NOT_FOUND', `${named.length} runs are named "${ref}" (ids ${named.map((r) => r.id).join(', ')}); give the id instead`);
+  }
+  throw new DatabaseError('NOT_FOUND', `no run "${ref}"; 'autodidact runs' lists the runs and their ids`);
+}
+
+export interface RunSummary {
+  run: RunInfo;
+  /** The latest value of each metric, and the step it is from. */
+  lastMetrics: Record<string, { step: number; value: number | null }>;
+  bestCheckpoint: Checkpoint | null;
+  lastCheckpoint: Checkpoint | null;
+  alerts: Alert[];
+}
+
+export function summarizeRun(db: ExperimentDb, run: RunInfo): RunSummary {
+  return db.read(`reading run ${run.id}`, () => {
+    const lastMetrics: RunSummary['lastMetrics'] = {};
+    // queryMetrics orders by key then step, so the last point of each key wins.
+    for (const m of queryMetrics(db, run.id)) lastMetrics[m.key] = { step: m.step, value: Number.isNaN(m.value) ? null : m.value };
+    return {
+      run,
+      lastMetrics,
+      bestCheckpoint: latestCheckpoint(db, run.id, 'best') ?? null,
+      lastCheckpoint: latestCheckpoint(db, run.id, 'last') ?? null,
+      alerts: listAlerts(db, run.id),
+    };
+  });
+}
+
+export type MetricsLayout = 'wide' | 'long';
+
+function csvCell(v: string | number | null): string {
+  if (v === null || (typeof v === 'number' && Number.isNaN(v))) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * A run's metrics as CSV. wide: one row per step, a column per metric key (sorted), an empty
+ * cell where a step did not record that metric. long: rows of step,key,value, by step then key.
+ * A value recorded as NaN is an empty cell in both.
+ */
+export function metricsCsv(db: ExperimentDb, runId: number, layout: MetricsLayout = 'wide'): string {
+  const points = queryMetrics(db, runId);
+  if (layout === 'long') {
+    const rows = [...points].sort((a, b) => a.step - b.step || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return ['step,key,value', ...rows.map((p) => [p.step, csvCell(p.key), csvCell(p.value)].join(','))].join('\n') + '\n';
+  }
+  const keys = [...new Set(points.map((p) => p.key))].sort();
+  const byStep = new Map<number, Map<string, number>>();
+  for (const p of points) {
+    if (!byStep.has(p.step)) byStep.set(p.step, new Map());
+    byStep.get(p.step)!.set(p.key, p.value);
+  }
+  const lines = [['step', ...keys].map(csvCell).join(',')];
+  for (const step of [...byStep.keys()].sort((a, b) => a - b)) {
+    const row = byStep.get(step)!;
+    lines.push([step, ...keys.map((k) => csvCell(row.get(k) ?? null))].join(','));
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** One line of samples.jsonl. */
+export interface SampleLine {
+  step: number;
+  group: number;
+  item_idx: number | null;
+  prompt: string;
+  pseudo_label: string | null;
+  /** The item's hidden label (evaluation-only), null where the dataset has none. */
+  label: string | null;
+  label_correct: boolean | null;
+  sample: number;
+  text: string;
+  /** The answer extracted from this sample's text. */
+  answer: string | null;
+  reward: number | null;
+  advantage: number | null;
+  used: boolean;
+}
+
+/** Every sample of a run, step by step, group by group (a generator: runs can be large). */
+export function* sampleLines(db: ExperimentDb, run: RunInfo): Generator<SampleLine> {
+  const labels = run.datasetId === null ? new Map<number, string>() : evaluationAnswers(db, run.datasetId);
+  for (const step of listSteps(db, run.id)) {
+    for (const r of rolloutsAtStep(db, run.id, step)) {
+      for (const s of samplesOfRollout(db, r.id)) {
+        yield {
+          step,
+          group: r.groupIdx,
+          item_idx: r.itemIdx,
+          prompt: r.prompt,
+          pseudo_label: r.pseudoLabel,
+          label: r.itemIdx === null ? null : (labels.get(r.itemIdx) ?? null),
+          label_correct: r.labelCorrect,
+          sample: s.idx,
+          text: s.text,
+          answer: s.extractedAnswer,
+          reward: s.reward,
+          advantage: s.advantage,
+          used: s.usedForTraining,
+        };
+      }
+    }
+  }
+}
+
+export interface ExportResult {
+  metricsFile: string;
+  samplesFile: string;
+  samples: number;
+}
+
+/** Writes `<dir>/metrics.csv` and `<dir>/samples.jsonl` (creating dir). */
+export function exportRun(db: ExperimentDb, run: RunInfo, dir: string, layout: MetricsLayout = 'wide'): ExportResult {
+  fs.mkdirSync(dir, { recursive: true });
+  const metricsFile = path.join(dir, 'metrics.csv');
+  const samplesFile = path.join(dir, 'samples.jsonl');
+  // One read snapshot: a run still training meanwhile is exported as of one moment.
+  return db.read(`exporting run ${run.id}`, () => {
+    fs.writeFileSync(metricsFile, metricsCsv(db, run.id, layout));
+    const fd = fs.openSync(samplesFile, 'w');
+    let samples = 0;
+    try {
+      for (const line of sampleLines(db, run)) {
+        fs.writeSync(fd, JSON.stringify(line) + '\n');
+        samples++;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return { metricsFile, samplesFile, samples };
+  });
+}

@@ -1,0 +1,161 @@
+// The data commands as a user runs them (node bin/autodidact.js ... with AUTODIDACT_HOME in a
+// temporary folder): datasets import / list, runs, show and export, their exit codes and errors.
+// Acceptance 4: importing a file with a malformed line names the line and leaves the database
+// unchanged.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRun, openDatabase, recordStep } from '../../main/db/index.ts';
+import { databasePath } from '../../main/runs/home.ts';
+import { tempDir } from './db/helpers.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'bin/autodidact.js');
+const FIXTURES = path.join(ROOT, 'test/fixtures/datasets');
+const tmp = tempDir('autodidact-cli-');
+const HOME = tmp.file('home');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp.dir, env: { ...process.env, AUTODIDACT_HOME: HOME } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Every row of the dataset tables, to show an import changed nothing. */
+function snapshot(): unknown {
+  const db = openDatabase(databasePath(HOME));
+  try {
+    return {
+      datasets: db.sql.prepare('SELECT * FROM datasets ORDER BY id').all(),
+      items: db.sql.prepare('SELECT * FROM dataset_items ORDER BY dataset_id, idx').all(),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+afterAll(() => tmp.remove());
+
+describe('autodidact datasets', () => {
+  it('imports a JSONL file into the database in AUTODIDACT_HOME', async () => {
+    const r = await cli(['datasets', 'import', path.join(FIXTURES, 'questions.jsonl')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/imported dataset "questions" \(id 1\): 3 train \+ 0 eval items, 2 with an answer/);
+    expect(fs.existsSync(path.join(HOME, 'autodidact.db'))).toBe(true);
+  });
+
+  it('imports a CSV with a name, explicit fields and an evaluation share', async () => {
+    const r = await cli(['datasets', 'import', path.join(FIXTURES, 'problems.csv'), '--name', 'probs', '--eval-fraction', '0.5', '--json']);
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.stdout) as { name: string; itemCount: number; train: number; eval: number };
+    expect(d.name).toBe('probs');
+    expect(d.train + d.eval).toBe(d.itemCount);
+    expect(d.eval).toBe(Math.round(d.itemCount * 0.5));
+  });
+
+  it('refuses a file with a malformed line, naming FILE:LINE, and leaves the database unchanged', async () => {
+    const before = snapshot();
+    const file = path.join(FIXTURES, 'bad-json.jsonl');
+    const r = await cli(['datasets', 'import', file, '--name', 'broken']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}:4:`);
+    expect(r.stderr).not.toMatch(/AUTODIDACT_DEBUG/);
+    expect(snapshot()).toEqual(before);
+
+    const csv = path.join(FIXTURES, 'short-row.csv');
+    const r2 = await cli(['datasets', 'import', csv]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(new RegExp(`${csv.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:`));
+    expect(snapshot()).toEqual(before);
+  });
+
+  it('refuses a duplicate name and explains usage mistakes', async () => {
+    const dup = await cli(['datasets', 'import', path.join(FIXTURES, 'questions.jsonl')]);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toMatch(/dataset named "questions" already exists/);
+    const missing = await cli(['datasets', 'import']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing FILE/);
+    const both = await cli(['datasets', 'import', 'x.jsonl', '--eval-fraction', '0.1', '--eval-file', 'y.jsonl']);
+    expect(both.code).toBe(2);
+    const group = await cli(['datasets']);
+    expect(group.code).toBe(2);
+    expect(group.stdout).toMatch(/datasets import[\s\S]*datasets list/);
+    expect((await cli(['datasets', 'import', '--help'])).stdout).toMatch(/^usage: autodidact datasets import FILE/);
+  });
+
+  it('lists the datasets', async () => {
+    const r = await cli(['datasets', 'list', '--json']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { name: string }[]).map((d) => d.name)).toEqual(['probs', 'questions']);
+    expect((await cli(['datasets', 'list'])).stdout).toMatch(/questions\s+3\s+2/);
+  });
+});
+
+describe('autodidact runs / show / export', () => {
+  beforeAll(() => {
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const run = createRun(db, { name: 'demo', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', datasetId: 1, config: { steps: 5 } });
+      for (const step of [0, 1]) {
+        recordStep(db, run.id, step, {
+          metrics: { 'train/majority_ratio': 0.5 + step / 4 },
+          rollouts: [{ itemIdx: 0, prompt: 'What is 2+3?', pseudoLabel: '5', samples: [{ text: '5', extractedAnswer: '5', reward: 1, advantage: 0, usedForTraining: true }] }],
+          ...(step === 1 && { checkpoints: [{ kind: 'best' as const, path: '/ck/1', metric: 0.5 }], alerts: [{ kind: 'collapse', message: 'entropy collapsed' }] }),
+        });
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it('lists runs as a table and as JSON', async () => {
+    const table = await cli(['runs']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^id\s+name\s+status/);
+    expect(table.stdout).toMatch(/1\s+demo\s+queued\s+ttrl\s+tiny-chars\s+questions\s+1\/5/);
+    const json = JSON.parse((await cli(['runs', '--json'])).stdout) as { id: number; currentStep: number }[];
+    expect(json).toMatchObject([{ id: 1, currentStep: 1 }]);
+  });
+
+  it('shows a run by id or name', async () => {
+    const r = await cli(['show', 'demo']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/run 1 "demo": queued/);
+    expect(r.stdout).toMatch(/train\/majority_ratio\s+0\.75\s+\(step 1\)/);
+    expect(r.stdout).toMatch(/best checkpoint: step 1, metric 0\.5: \/ck\/1/);
+    expect(r.stdout).toMatch(/step 1 \[collapse\] entropy collapsed/);
+    const json = JSON.parse((await cli(['show', '1', '--json'])).stdout) as { run: { config: unknown }; alerts: unknown[] };
+    expect(json.run.config).toEqual({ steps: 5 });
+    expect(json.alerts).toHaveLength(1);
+    const missing = await cli(['show', '99']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no run "99"/);
+  });
+
+  it('exports metrics.csv and samples.jsonl', async () => {
+    const out = tmp.file('exported');
+    const r = await cli(['export', '1', '--out', out]);
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'metrics.csv'), 'utf8')).toBe('step,train/majority_ratio\n0,0.5\n1,0.75\n');
+    const lines = fs.readFileSync(path.join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ step: 0, prompt: 'What is 2+3?', pseudo_label: '5', label: '5', answer: '5', reward: 1, used: true });
+    expect((await cli(['export', '1', '--layout', 'tall'])).code).toBe(2);
+  });
+});

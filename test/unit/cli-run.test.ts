@@ -1,0 +1,120 @@
+// `autodidact run` end to end on the built-in tiny-chars model (AUTODIDACT_HOME in a temporary
+// folder): a 2-step run recorded in the database with its status, steps and samples; and a run
+// killed with SIGKILL mid-run that --resume completes with every step exactly once
+// (acceptance 2).
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { getRun, listSteps, openDatabase, rolloutsAtStep, samplesOfRollout } from '../../main/db/index.ts';
+import { databasePath } from '../../main/runs/home.ts';
+import { tempDir } from './db/helpers.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'bin/autodidact.js');
+const tmp = tempDir('autodidact-cli-run-');
+const HOME = tmp.file('home');
+// Tiny shapes: the point is the plumbing, not learning.
+const TINY = ['--model', 'tiny-chars', '--dataset', 'arithmetic', '--set', 'promptsPerStep=2', '--set', 'votes=4', '--set', 'trainSamples=2', '--set', 'maxNewTokens=4'];
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[]): { child: ChildProcess; done: Promise<Result>; stderr: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp.dir, env: { ...process.env, AUTODIDACT_HOME: HOME, AUTODIDACT_THREADS: '1' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<Result>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { child, done, stderr: () => stderr };
+}
+
+const cli = (args: string[]) => start(args).done;
+
+function withDb<T>(fn: (db: ReturnType<typeof openDatabase>) => T): T {
+  const db = openDatabase(databasePath(HOME));
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+afterAll(() => tmp.remove());
+
+describe('autodidact run', () => {
+  it('trains 2 steps and records the run, its steps and samples', async () => {
+    const r = await cli(['run', '--method', 'ttrl', '--steps', '2', '--name', 'tiny', ...TINY, '--set', 'valEvery=0']);
+    expect(r.stderr).toMatch(/started run 1 "tiny"/);
+    expect(r.code).toBe(0);
+    // Not a terminal: one plain progress line per step.
+    expect(r.stderr).toMatch(/^step 1\/2 .*maj_ratio/m);
+    expect(r.stderr).toMatch(/^step 2\/2 {2}done/m);
+    expect(r.stdout).toMatch(/run 1 completed at step 2\/2/);
+    withDb((db) => {
+      const run = getRun(db, 1)!;
+      expect(run).toMatchObject({ status: 'completed', method: 'ttrl', model: 'tiny-chars', currentStep: 2, error: null });
+      expect(run.config).toMatchObject({ steps: 2, votes: 4, dataset: 'arithmetic', model: 'tiny-chars' });
+      expect(listSteps(db, 1)).toEqual([1, 2]);
+      const groups = rolloutsAtStep(db, 1, 1);
+      expect(groups).toHaveLength(2);
+      expect(groups[0].itemIdx).not.toBeNull();
+      const samples = samplesOfRollout(db, groups[0].id);
+      expect(samples).toHaveLength(4);
+      expect(samples.filter((s) => s.usedForTraining)).toHaveLength(groups[0].labeled ? 2 : 0);
+    });
+    const shown = await cli(['show', 'tiny']);
+    expect(shown.stdout).toMatch(/train\/majority_ratio/);
+    expect(fs.readdirSync(path.join(HOME, 'runs', '1'))).toEqual(['last-2']);
+    const again = await cli(['run', '--resume', '1']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/has completed; there is nothing to resume/);
+  });
+
+  it('refuses unknown settings before recording anything', async () => {
+    const r = await cli(['run', '--steps', '2', ...TINY, '--set', 'votez=3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown setting votez/);
+    expect(withDb((db) => getRun(db, 2))).toBeUndefined();
+  });
+
+  it('resumes a run killed with SIGKILL: every step exactly once, integrity ok', async () => {
+    const steps = 12;
+    const run = start(['run', '--steps', String(steps), '--name', 'killed', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=2']);
+    // Kill as soon as a few steps are in (at some point inside a later step).
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (/^step 5\//m.test(run.stderr())) {
+          clearInterval(timer);
+          run.child.kill('SIGKILL');
+          resolve();
+        }
+      }, 5);
+      run.done.then(() => {
+        clearInterval(timer);
+        reject(new Error(`the run ended before it could be killed:\n${run.stderr()}`));
+      }, reject);
+    });
+    await run.done;
+    const before = withDb((db) => ({ run: db.sql.prepare("SELECT id, status FROM runs WHERE name = 'killed'").get() as { id: number; status: string }, }));
+    expect(before.run.status).toBe('running');
+    const resumed = await cli(['run', '--resume', 'killed']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming run \d+ "killed" after step [2468]/);
+    withDb((db) => {
+      expect(db.sql.pragma('integrity_check', { simple: true })).toBe('ok');
+      expect(listSteps(db, before.run.id)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+      const dup = db.sql.prepare('SELECT count(*) AS n FROM (SELECT step FROM rollouts WHERE run_id = ? GROUP BY step, group_idx HAVING count(*) > 1)').get(before.run.id) as { n: number };
+      expect(dup.n).toBe(0);
+      expect(getRun(db, before.run.id)).toMatchObject({ status: 'completed', currentStep: steps });
+    });
+  });
+});
