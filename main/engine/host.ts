@@ -58,6 +58,8 @@ export class EngineHost {
   private nextId = 1;
   private exitCode: number | null = null;
   private lastError: Error | null = null;
+  /** Set by terminate(): errors the worker reports from then on are superseded by the exit. */
+  private terminating = false;
   private readonly exited: Promise<number>;
   /**
    * If this process exits while the worker is inside a native call, the process aborts (see
@@ -166,6 +168,7 @@ export class EngineHost {
    */
   async terminate(): Promise<number> {
     if (!this.alive) return this.exitCode ?? 1;
+    this.terminating = true;
     await closeGate(this.gate);
     await this.worker.terminate();
     return this.exited;
@@ -190,6 +193,9 @@ export class EngineHost {
       }
       return;
     }
+    // Once terminate() has closed the gate, a call may fail inside the worker with "the engine
+    // is stopping"; leave it to onExit, so every pending call fails the same documented way.
+    if (m.type === 'error' && this.terminating) return;
     this.settle(m.id);
     if (m.type === 'result') p.resolve(m.result);
     else p.reject(deserializeError(m.error));
