@@ -6,6 +6,7 @@
 //   compare-train     the engine, then PyTorch eager (bench/reference/train_step.py), then a ratio line
 //   compare-generate  the engine, then transformers generate() (bench/reference/generate.py), then a ratio line
 //   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
+//   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { resolveModelPath } from '../main/engine/model-paths.ts';
 import type { DeviceRequest } from '../main/engine/runtime/devices.ts';
 import { round } from './common.ts';
 import { benchGenerate, benchTrain } from './engine.ts';
+import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, summary, ttrlDemo } from './ttrl-demo.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -272,6 +274,54 @@ const commands: CliCommand[] = [
       if (!parsed) return 0;
       await writeBuiltinModel(parsed.dir, parsed.options);
       print({ bench: 'make-model', out: path.resolve(parsed.dir), ...parsed.options });
+      return 0;
+    },
+  }),
+  command({
+    name: 'ttrl-demo',
+    program: PROGRAM,
+    summary: 'The TTRL effect: base avg@16/maj@16 on labeled level-1 `+` problems, TTRL on disjoint unlabeled ones, then avg@16/maj@16 again.',
+    synopsis: '[--steps N] [--minutes M] [--seed S] [--device D] [--lr LR] [options]',
+    flags: {
+      model: { ...trainFlags.model, default: 'tiny-arith' },
+      steps: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.steps), description: 'training steps at most' },
+      minutes: { type: 'string', value: 'M', default: String(TTRL_DEMO_DEFAULTS.minutes), description: 'training stops after this many minutes' },
+      seed: { type: 'string', value: 'S', default: '0', description: 'seed of the run (prompt order, sampling) and of the evaluation sampling' },
+      device: trainFlags.device,
+      lr: { type: 'string', value: 'LR', default: String(TTRL_DEMO_DEFAULTS.lr), description: 'peak learning rate (cosine schedule)' },
+      mode: { type: 'string', value: 'full|lora', default: TTRL_DEMO_DEFAULTS.mode, description: 'full fine-tuning or LoRA' },
+      'lora-rank': { type: 'string', value: 'R', default: String(TTRL_DEMO_DEFAULTS.loraRank), description: 'LoRA rank (with --mode lora)' },
+      kl: { type: 'string', value: 'C', default: String(TTRL_DEMO_DEFAULTS.klCoef), description: 'KL loss coefficient to the base model' },
+      prompts: { type: 'string', value: 'B', default: String(TTRL_DEMO_DEFAULTS.promptsPerStep), description: 'prompts per step' },
+      votes: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.votes), description: 'votes per prompt' },
+      'train-samples': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.trainSamples), description: 'votes per prompt trained on' },
+      'val-every': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.valEvery), description: 'avg@16/maj@16 on the labeled set every N steps for the trend (0 = never)' },
+      count: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.count), description: 'labeled evaluation problems' },
+    },
+    details: 'Prints the numbers, then one JSON line: base_avg16, base_maj16, after_avg16, after_maj16, label_accuracy, wall_s, steps, trend, settings, ...',
+    async run(values) {
+      const d = TTRL_DEMO_DEFAULTS;
+      const o: TtrlDemoOptions = {
+        ...d,
+        model: required(values, 'model'),
+        device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+        steps: intFlag(values, 'steps', d.steps),
+        minutes: numberFlag(values, 'minutes', d.minutes),
+        seed: intFlag(values, 'seed', d.seed, 0),
+        lr: numberFlag(values, 'lr', d.lr),
+        mode: choiceFlag(values, 'mode', ['full', 'lora'] as const, d.mode),
+        loraRank: intFlag(values, 'lora-rank', d.loraRank),
+        klCoef: numberFlag(values, 'kl', d.klCoef),
+        promptsPerStep: intFlag(values, 'prompts', d.promptsPerStep),
+        votes: intFlag(values, 'votes', d.votes),
+        trainSamples: intFlag(values, 'train-samples', d.trainSamples),
+        valEvery: intFlag(values, 'val-every', d.valEvery, 0),
+        count: intFlag(values, 'count', d.count),
+      };
+      o.valCount = o.count;
+      const r = await ttrlDemo(o);
+      process.stdout.write(summary(r));
+      print(r);
       return 0;
     },
   }),

@@ -1,0 +1,246 @@
+// The TTRL demo: a model trained on its own majority votes overtakes its own majority vote.
+//
+//   npm run bench -- ttrl-demo [--steps N] [--minutes M] [--seed S] [--device D] [--lr LR] ...
+//
+// 1. Base avg@16 / maj@16 on the labeled set: the first `count` level-1 `+` problems of the eval
+//    split (the set bench/tiny-arith-base.ts measures, with its code, at temperature 1 / top-p 0.95).
+// 2. TTRL (runLoop) on UNLABELED problems: further eval-split level-1 `+` problems, disjoint from
+//    the labeled set. Their answers go to the loop only as hidden answers, which it reads for
+//    the ground-truth diagnostics (train/label_accuracy) and never for a reward.
+// 3. The same avg@16 / maj@16 measurement on the trained weights (the last checkpoint).
+//
+// Progress goes to stderr; stdout gets the numbers and, last, one JSON line.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveModelPath } from '../main/engine/model-paths.ts';
+import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
+import { type LoopItem, type RunConfigInput, TRAIN_METRICS, runLoop } from '../main/engine/rl/index.ts';
+import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
+import { type ArithmeticProblem, generateArithmetic } from '../main/engine/tasks/generators.ts';
+import { type BaseEvalOptions, evalProblems, evaluateBase } from './tiny-arith-base.ts';
+
+export interface TtrlDemoOptions {
+  model: string;
+  device: DeviceRequest;
+  /** Training steps (the run also stops when `minutes` of training are up). */
+  steps: number;
+  /** Wall-clock budget of the training phase, in minutes. */
+  minutes: number;
+  seed: number;
+  /** Labeled evaluation problems (the first `count` of tiny-arith-base's list). */
+  count: number;
+  /** Unlabeled training problems at most (all free ones when larger). */
+  trainCount: number;
+  lr: number;
+  mode: 'full' | 'lora';
+  loraRank: number;
+  klCoef: number;
+  promptsPerStep: number;
+  votes: number;
+  trainSamples: number;
+  /** Validate on the labeled set every this many steps during training (0 = never), for the trend. */
+  valEvery: number;
+  /** Problems of the labeled set used for the in-training validation (the first ones). */
+  valCount: number;
+}
+
+export const TTRL_DEMO_DEFAULTS: TtrlDemoOptions = {
+  model: 'tiny-arith',
+  device: 'cpu',
+  steps: 400,
+  minutes: 20,
+  seed: 0,
+  count: 200,
+  trainCount: 1000,
+  lr: 5e-5,
+  mode: 'full',
+  loraRank: 8,
+  klCoef: 0.001,
+  promptsPerStep: 16,
+  votes: 16,
+  trainSamples: 8,
+  valEvery: 50,
+  valCount: 200,
+};
+
+const TEMPERATURE = 1;
+const TOP_P = 0.95;
+const K = 16;
+const MAX_NEW_TOKENS = 8;
+
+const usesOnlyPlus = (expression: string): boolean => ![...expression].some((c) => c === '-' || c === '*');
+
+/** Level-1 `+` problems of the eval split that are not in `labeled` (by expression). */
+export function unlabeledProblems(labeled: readonly ArithmeticProblem[], max: number, dataSeed: number): ArithmeticProblem[] {
+  const taken = new Set(labeled.map((p) => p.expression));
+  // Level 1 holds about 790 distinct eval problems: take as many as the generator allows.
+  for (const n of [790, 780, 760, 720, 680, 600, 500, 400]) {
+    let pool: ArithmeticProblem[];
+    try {
+      pool = generateArithmetic({ difficulty: 1, count: n, seed: dataSeed, split: 'eval' });
+    } catch (e) {
+      if (e instanceof RangeError) continue;
+      throw e;
+    }
+    return pool.filter((p) => usesOnlyPlus(p.expression) && !taken.has(p.expression)).slice(0, max);
+  }
+  throw new Error('the eval split has too few level-1 problems');
+}
+
+async function lastCheckpoint(dir: string): Promise<string | null> {
+  let best: { step: number; name: string } | null = null;
+  for (const name of await readdir(dir)) {
+    const m = /^last-(\d+)$/.exec(name);
+    if (m && (best === null || Number(m[1]) > best.step)) best = { step: Number(m[1]), name };
+  }
+  return best ? path.join(dir, best.name) : null;
+}
+
+const pct = (x: number) => Math.round(x * 1000) / 10;
+
+export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const modelDir = resolveModelPath(o.model);
+  const evalOptions = (model: string): BaseEvalOptions => ({ model, levels: [1], ops: '+', count: o.count, k: K, temperature: TEMPERATURE, topP: TOP_P, seed: o.seed, dataSeed: 0, show: 0 });
+
+  const labeled = evalProblems([1], '+', o.count, 0);
+  const unlabeled = unlabeledProblems(labeled, o.trainCount, 0);
+  const labeledSet = new Set(labeled.map((p) => p.expression));
+  if (unlabeled.some((p) => labeledSet.has(p.expression))) throw new Error('the training problems overlap the labeled set');
+  if (unlabeled.length === 0) throw new Error('no unlabeled problems left over from the labeled set');
+  log(`ttrl-demo: ${labeled.length} labeled evaluation problems, ${unlabeled.length} disjoint unlabeled training problems`);
+
+  log('base model: measuring avg@16 / maj@16 on the labeled set');
+  const base = await evaluateBase(evalOptions(modelDir), () => {});
+  log(`base avg@16 ${pct(base.avg)}%  maj@16 ${pct(base.maj)}%  pass@16 ${pct(base.pass)}%`);
+
+  const loaded = await loadModelFolder(modelDir);
+  if (!loaded.tokenizer) throw new Error(`${modelDir} has no tokenizer.json`);
+  const device = await resolveDevice(o.device);
+  // The loop gets the answers only as hidden answers (diagnostics); its scorer never sees them.
+  const items: LoopItem[] = unlabeled.map((p) => ({ prompt: p.prompt, answer: p.answer }));
+  const validation = labeled.slice(0, o.valEvery > 0 ? o.valCount : 0).map((p) => ({ prompt: p.prompt, answer: p.answer }));
+  const config: RunConfigInput = {
+    method: 'ttrl',
+    seed: o.seed,
+    steps: o.steps,
+    promptsPerStep: o.promptsPerStep,
+    votes: o.votes,
+    trainSamples: o.trainSamples,
+    maxNewTokens: MAX_NEW_TOKENS,
+    temperature: TEMPERATURE,
+    topP: TOP_P,
+    mode: o.mode,
+    loraRank: o.loraRank,
+    loraAlpha: 2 * o.loraRank,
+    loraTargets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    lr: o.lr,
+    lrSchedule: 'cosine',
+    minLrRatio: 0.1,
+    klCoef: o.klCoef,
+    valEvery: o.valEvery,
+    valBeforeTrain: false,
+    valSamples: K,
+    valTemperature: TEMPERATURE,
+    valTopP: TOP_P,
+    checkpointEvery: 1,
+  };
+
+  const ckptDir = await mkdtemp(path.join(os.tmpdir(), 'ttrl-demo-'));
+  const controller = new AbortController();
+  const trainStart = Date.now();
+  const deadline = trainStart + o.minutes * 60_000;
+  const labelAcc: number[] = [];
+  const trend: { step: number; avg16: number; maj16: number }[] = [];
+  let after: Awaited<ReturnType<typeof evaluateBase>>;
+  let stepsDone = 0;
+  let afterSource = 'last checkpoint, tiny-arith-base evaluation';
+  try {
+    const result = await runLoop(
+      { config, model: { config: loaded.config, weights: loaded.weights, tokenizer: loaded.tokenizer, dir: loaded.dir }, device, items, validation, checkpointDir: ckptDir },
+      {
+        signal: controller.signal,
+        onStep: (r) => {
+          const m = r.metrics;
+          const la = m[TRAIN_METRICS.labelAccuracy];
+          if (la !== undefined) labelAcc.push(la);
+          const avg = m[`val/avg@${K}`];
+          if (avg !== undefined) {
+            trend.push({ step: r.step, avg16: pct(avg), maj16: pct(m[`val/maj@${K}`]) });
+            log(`  step ${r.step}: val (first ${validation.length}) avg@16 ${pct(avg)}%  maj@16 ${pct(m[`val/maj@${K}`])}%`);
+          }
+          if (r.step > 0) {
+            log(
+              `  step ${r.step}/${o.steps}  label_acc ${(la ?? NaN).toFixed(2)}  maj_ratio ${m[TRAIN_METRICS.majorityRatio].toFixed(2)}  entropy ${m[TRAIN_METRICS.entropy].toFixed(3)}  kl ${m[TRAIN_METRICS.kl].toExponential(1)}  lr ${m[TRAIN_METRICS.lr].toExponential(1)}  ${((Date.now() - trainStart) / 1000).toFixed(0)} s`,
+            );
+          }
+          // Stop when the next step would likely run past the budget.
+          const perStep = (Date.now() - trainStart) / Math.max(1, r.step);
+          if (Date.now() + perStep > deadline) controller.abort();
+        },
+      },
+    );
+    stepsDone = result.lastStep;
+    if (stepsDone === 0) throw new Error('the training budget ended before the first step');
+    if (o.mode === 'lora') {
+      // A LoRA checkpoint is an adapter, not a model folder: take the loop's last validation
+      // (the whole labeled set, same k / temperature / top-p) as the after-training numbers.
+      const last = trend[trend.length - 1];
+      if (!last) throw new Error('--mode lora needs --val-every > 0 (the after-training numbers come from the last validation)');
+      afterSource = `loop validation at step ${last.step}`;
+      after = { avg: last.avg16 / 100, maj: last.maj16 / 100, pass: NaN, noAnswer: NaN, problems: labeled.length };
+    } else {
+      const ckpt = await lastCheckpoint(ckptDir);
+      if (!ckpt) throw new Error('the run left no checkpoint to evaluate');
+      log(`trained ${stepsDone} steps in ${((Date.now() - trainStart) / 1000).toFixed(0)} s; measuring avg@16 / maj@16 on the labeled set`);
+      after = await evaluateBase(evalOptions(ckpt), () => {});
+    }
+  } finally {
+    await rm(ckptDir, { recursive: true, force: true });
+  }
+  const trainSeconds = (Date.now() - trainStart) / 1000;
+  const wall = (Date.now() - started) / 1000;
+  const labelAccuracy = labelAcc.length === 0 ? 0 : labelAcc.reduce((a, b) => a + b, 0) / labelAcc.length;
+  return {
+    bench: 'ttrl-demo',
+    base_avg16: pct(base.avg),
+    base_maj16: pct(base.maj),
+    after_avg16: pct(after.avg),
+    after_maj16: pct(after.maj),
+    label_accuracy: pct(labelAccuracy),
+    wall_s: Math.round(wall * 10) / 10,
+    base_pass16: pct(base.pass),
+    after_pass16: Number.isNaN(after.pass) ? null : pct(after.pass),
+    after_source: afterSource,
+    reached: after.avg >= base.maj,
+    steps: stepsDone,
+    train_s: Math.round(trainSeconds * 10) / 10,
+    trend,
+    settings: {
+      model: path.basename(modelDir),
+      device: device.name,
+      labeled: labeled.length,
+      unlabeled: unlabeled.length,
+      lr: o.lr,
+      mode: o.mode,
+      kl: o.klCoef,
+      prompts_per_step: o.promptsPerStep,
+      votes: o.votes,
+      train_samples: o.trainSamples,
+      temperature: TEMPERATURE,
+      top_p: TOP_P,
+      seed: o.seed,
+    },
+  };
+}
+
+/** The human-readable lines before the JSON line. */
+export function summary(r: Record<string, unknown>): string {
+  return [
+    `base   avg@16 ${r.base_avg16}%  maj@16 ${r.base_maj16}%`,
+    `after  avg@16 ${r.after_avg16}%  maj@16 ${r.after_maj16}%  (${r.steps} steps)`,
+    `label accuracy ${r.label_accuracy}%  wall ${r.wall_s} s  target after avg@16 ≥ base maj@16: ${r.reached ? 'reached' : 'not reached'}`,
+    '',
+  ].join('\n');
+}
