@@ -16,6 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseConfig, weightShapes } from '../../main/engine/nn/config.ts';
 import { type Float32Tensor, writeSafetensors } from '../../main/engine/nn/safetensors.ts';
+import { mulberry32 } from '../../main/engine/runtime/rng.ts';
 
 export interface BuiltinModelOptions {
   name: string;
@@ -159,16 +160,10 @@ export function llamaConfigJson(o: BuiltinModelOptions): Record<string, unknown>
   };
 }
 
-/** mulberry32: a tiny seeded 32-bit generator; uniform in (0, 1]. */
+/** Uniforms in (0, 1] (never 0: Box-Muller takes a logarithm) from mulberry32. */
 function uniforms(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => (next() + 1) / 4294967296;
 }
 
 /** Random-init weights: N(0, 0.02²) for matrices, ones for RMSNorm weights (as transformers inits). */

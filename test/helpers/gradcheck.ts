@@ -7,19 +7,11 @@ import type { DType } from '../../main/engine/graph/dtype.ts';
 import { Graph, type Sym } from '../../main/engine/graph/graph.ts';
 import * as op from '../../main/engine/graph/ops.ts';
 import { CompiledGraph } from '../../main/engine/runtime/session.ts';
+import { mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
 import { CHECK_DTYPE, testDevice } from './device.ts';
 
 /** A seeded generator (mulberry32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32Uniform;
 
 export interface CheckInput {
   name: string;

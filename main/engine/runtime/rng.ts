@@ -84,3 +84,25 @@ export class SeededRng {
     return items;
   }
 }
+
+/**
+ * mulberry32: a tiny, fully specified 32-bit generator for lists that must be identical on
+ * every platform (generated problems, built-in model weights, test data). Each call returns
+ * the next unsigned 32-bit integer; divide by 2^32 for a uniform in [0, 1).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+/** Uniforms in [0, 1) from mulberry32. */
+export function mulberry32Uniform(seed: number): () => number {
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
+}

@@ -4,6 +4,7 @@
 // Train/eval disjointness is by construction: a problem's split is a hash of its expression
 // alone, so no seed, count or difficulty can ever put the same problem in both splits.
 import type { DatasetItem } from './datasets.ts';
+import { mulberry32Uniform } from '../runtime/rng.ts';
 
 export const ARITHMETIC_DATASET_NAME = 'arithmetic';
 
@@ -45,17 +46,8 @@ export const defaultArithmeticTemplate = (expression: string): string => `Comput
 
 type Node = number | { op: Op; left: Node; right: Node };
 
-// mulberry32: tiny, fast and fully specified, so lists are identical across platforms.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32 is fully specified, so generated lists are identical across platforms.
+const rng = mulberry32Uniform;
 
 // FNV-1a, 32-bit.
 function hash32(s: string): number {
