@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { type DatasetInfo, type ExperimentDb, type NewDatasetItem, importDataset } from '../db/index.ts';
 import { DatasetError, type DatasetFormat, type FieldMapping, type ParsedDataset, loadDataset } from '../engine/tasks/datasets.ts';
+import { fnv1a32 } from '../engine/runtime/rng.ts';
 
 export interface ImportOptions {
   /** Dataset name; default: the file name without its extension. */
@@ -29,15 +30,6 @@ export class ImportError extends Error {
   override name = 'ImportError';
 }
 
-// FNV-1a, 32-bit: a stable order for choosing the evaluation share.
-function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 function parse(file: string, options: ImportOptions): ParsedDataset {
   try {
@@ -56,7 +48,7 @@ function parse(file: string, options: ImportOptions): ParsedDataset {
  * hash of the prompt, so re-importing the same file (in any order) gives the same split.
  */
 export function evalIndices(items: readonly { prompt: string; answer: string | null }[], fraction: number): Set<number> {
-  const labeled = items.map((it, i) => ({ i, h: hash32(it.prompt), ok: it.answer !== null })).filter((x) => x.ok);
+  const labeled = items.map((it, i) => ({ i, h: fnv1a32(it.prompt), ok: it.answer !== null })).filter((x) => x.ok);
   labeled.sort((a, b) => a.h - b.h || a.i - b.i);
   return new Set(labeled.slice(0, Math.round(items.length * fraction)).map((x) => x.i));
 }

@@ -2,7 +2,6 @@
 // temporary folder): datasets import / list, runs, show and export, their exit codes and errors.
 // Acceptance 4: importing a file with a malformed line names the line and leaves the database
 // unchanged.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,29 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRun, openDatabase, recordStep } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
 import { tempDir } from './db/helpers.ts';
+import { type CliResult, runCli } from '../helpers/cli.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin/autodidact.js');
 const FIXTURES = path.join(ROOT, 'test/fixtures/datasets');
 const tmp = tempDir('autodidact-cli-');
 const HOME = tmp.file('home');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp.dir, env: { ...process.env, AUTODIDACT_HOME: HOME } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { cwd: tmp.dir, env: { AUTODIDACT_HOME: HOME } });
 }
 
 /** Every row of the dataset tables, to show an import changed nothing. */

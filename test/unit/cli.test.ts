@@ -1,7 +1,6 @@
 // The `autodidact` command line, run as a user runs it (node bin/autodidact.js ...): the
 // logprobs output's shape, its values against an independent in-process computation and against
 // Hugging Face's logits, and the errors for malformed input and unknown flags.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,28 +12,14 @@ import { causalBias, forward, lmHead } from '../../main/engine/nn/llama.ts';
 import { resolveDevice } from '../../main/engine/runtime/devices.ts';
 import { CompiledGraph, cpuTensor } from '../../main/engine/runtime/session.ts';
 import { HostWeights } from '../../main/engine/runtime/weights.ts';
+import { type CliResult, runCli } from '../helpers/cli.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin/autodidact.js');
 const TEXTS = path.join(ROOT, 'test/fixtures/texts.jsonl');
 const MODEL = path.join(ROOT, 'resources/models/tiny-chars');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, AUTODIDACT_THREADS: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { env: { AUTODIDACT_THREADS: '1' } });
 }
 
 interface Line {
@@ -99,7 +84,7 @@ function expectClose(actual: (number | null)[], expected: (number | null)[], tol
 describe('autodidact logprobs', () => {
   let model: HfModel;
   let texts: string[];
-  let run: Run;
+  let run: CliResult;
   let tmp: string;
 
   beforeAll(async () => {

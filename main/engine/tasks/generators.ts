@@ -4,7 +4,7 @@
 // Train/eval disjointness is by construction: a problem's split is a hash of its expression
 // alone, so no seed, count or difficulty can ever put the same problem in both splits.
 import type { DatasetItem } from './datasets.ts';
-import { mulberry32Uniform } from '../runtime/rng.ts';
+import { fnv1a32, mulberry32Uniform } from '../runtime/rng.ts';
 
 export const ARITHMETIC_DATASET_NAME = 'arithmetic';
 
@@ -46,22 +46,9 @@ export const defaultArithmeticTemplate = (expression: string): string => `Comput
 
 type Node = number | { op: Op; left: Node; right: Node };
 
-// mulberry32 is fully specified, so generated lists are identical across platforms.
-const rng = mulberry32Uniform;
-
-// FNV-1a, 32-bit.
-function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 /** Which split a problem belongs to, from its expression alone. */
 export function arithmeticSplitOf(expression: string): ArithmeticSplit {
-  return hash32(`arithmetic/${expression}`) % 100 < EVAL_SHARE_PERCENT ? 'eval' : 'train';
+  return fnv1a32(`arithmetic/${expression}`) % 100 < EVAL_SHARE_PERCENT ? 'eval' : 'train';
 }
 
 function evaluate(n: Node): number {
@@ -128,7 +115,8 @@ export function generateArithmetic(options: ArithmeticOptions): ArithmeticProble
   if (!(difficulty in ARITHMETIC_LEVELS)) throw new RangeError(`difficulty must be 1-4, got ${difficulty}`);
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
   // Different streams per split and level, so eval does not just skip over train's draws.
-  const rand = rng(hash32(`${seed}/${difficulty}/${split}`));
+  // mulberry32 and FNV-1a are fully specified, so lists are identical on every platform.
+  const rand = mulberry32Uniform(fnv1a32(`${seed}/${difficulty}/${split}`));
   const seen = new Set<string>();
   const out: ArithmeticProblem[] = [];
   const maxAttempts = 200 * count + 10_000;
