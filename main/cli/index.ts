@@ -16,6 +16,7 @@ import { InputError } from './jsonl.ts';
 import { logprobsCommand } from './logprobs.ts';
 import { runCommand } from './run.ts';
 import { exportCommand, runsCommand, showCommand } from './runs.ts';
+import { serveCommand } from './serve.ts';
 
 const COMMANDS: CliCommand[] = [
   runCommand,
@@ -26,6 +27,7 @@ const COMMANDS: CliCommand[] = [
   datasetsListCommand,
   logprobsCommand,
   devicesCommand,
+  serveCommand,
 ].map((c) => c as unknown as CliCommand);
 
 /** The command named by the first one or two words of argv, and the words it used. */

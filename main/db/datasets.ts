@@ -29,6 +29,8 @@ export interface DatasetInfo {
   itemCount: number;
   /** Items that carry a hidden label (evaluation can measure only where this is > 0). */
   labeledCount: number;
+  /** Items held out for evaluation (split 'eval'); the rest are training items. */
+  evalCount: number;
   createdAt: string;
 }
 
@@ -48,6 +50,7 @@ interface DatasetRow {
   field_mapping: string;
   item_count: number;
   labeled_count: number;
+  eval_count: number;
   created_at: string;
 }
 
@@ -60,7 +63,8 @@ interface ItemRow {
 }
 
 const DATASET_COLUMNS = `id, name, source, field_mapping, item_count, created_at,
-  (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.eval_answer IS NOT NULL) AS labeled_count`;
+  (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.eval_answer IS NOT NULL) AS labeled_count,
+  (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.split = 'eval') AS eval_count`;
 
 function toInfo(r: DatasetRow): DatasetInfo {
   return {
@@ -70,6 +74,7 @@ function toInfo(r: DatasetRow): DatasetInfo {
     fieldMapping: JSON.parse(r.field_mapping) as Record<string, unknown>,
     itemCount: r.item_count,
     labeledCount: r.labeled_count,
+    evalCount: r.eval_count,
     createdAt: r.created_at,
   };
 }

@@ -137,3 +137,63 @@ export function updateReview(
 export function deleteReview(db: ExperimentDb, id: number): boolean {
   return db.write(`deleting review ${id}`, () => db.stmt('DELETE FROM reviews WHERE id = ?').run(id).changes > 0);
 }
+
+/**
+ * Sets the one review of a rollout: creates it, or replaces the verdict and label of the one
+ * there is. The run, dataset and item come from the rollout (and its run), so they cannot
+ * disagree with it. An 'agree' stores the pseudo-label it agrees with, so a run that uses the
+ * reviews reads one label per reviewed prompt either way.
+ */
+export function setRolloutReview(db: ExperimentDb, rolloutId: number, verdict: Verdict, label?: string | null): Review {
+  if (verdict !== 'agree' && verdict !== 'override') throw new DatabaseError('INVALID', `Unknown verdict "${String(verdict)}".`);
+  return db.write(`saving the review of rollout ${rolloutId}`, () => {
+    const r = db
+      .stmt<{ run_id: number; item_idx: number | null; pseudo_label: string | null; dataset_id: number | null }>(
+        `SELECT ro.run_id, ro.item_idx, ro.pseudo_label, ru.dataset_id
+           FROM rollouts ro JOIN runs ru ON ru.id = ro.run_id WHERE ro.id = ?`,
+      )
+      .get(rolloutId);
+    if (!r) throw new DatabaseError('NOT_FOUND', `No rollout ${rolloutId}.`);
+    const stored = verdict === 'agree' ? r.pseudo_label : (label ?? null);
+    check(verdict, stored);
+    // The dataset item is only named where the rollout has one (an item-less prompt has none).
+    const datasetId = r.item_idx === null ? null : r.dataset_id;
+    const existing = db.stmt<{ id: number }>('SELECT id FROM reviews WHERE rollout_id = ? ORDER BY id').all(rolloutId);
+    if (existing.length > 0) {
+      const [keep, ...extra] = existing;
+      // Older data may hold several; one review per rollout is the rule from here on.
+      for (const e of extra) db.stmt('DELETE FROM reviews WHERE id = ?').run(e.id);
+      db.stmt(
+        `UPDATE reviews SET run_id = ?, dataset_id = ?, item_idx = ?, verdict = ?, label = ?,
+           updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?`,
+      ).run(r.run_id, datasetId, r.item_idx, verdict, stored, keep.id);
+      return getReview(db, keep.id) as Review;
+    }
+    const { lastInsertRowid } = db
+      .stmt('INSERT INTO reviews (run_id, rollout_id, dataset_id, item_idx, verdict, label) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(r.run_id, rolloutId, datasetId, r.item_idx, verdict, stored);
+    return getReview(db, Number(lastInsertRowid)) as Review;
+  });
+}
+
+/** Removes the review(s) of a rollout; false when it had none. */
+export function clearRolloutReview(db: ExperimentDb, rolloutId: number): boolean {
+  return db.write(`clearing the review of rollout ${rolloutId}`, () => db.stmt('DELETE FROM reviews WHERE rollout_id = ?').run(rolloutId).changes > 0);
+}
+
+/** The reviews of the rollouts of one step of a run, by rollout id (one query). */
+export function reviewsAtStep(db: ExperimentDb, runId: number, step: number): Map<number, Review> {
+  const rows = db
+    .stmt<ReviewRow>(
+      `SELECT * FROM reviews WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = ? AND step = ?) ORDER BY id`,
+    )
+    .all(runId, step);
+  const out = new Map<number, Review>();
+  for (const row of rows) out.set(row.rollout_id!, toReview(row));
+  return out;
+}
+
+/** How many reviews a run has. */
+export function countReviews(db: ExperimentDb, runId: number): number {
+  return (db.stmt<{ n: number }>('SELECT count(*) AS n FROM reviews WHERE run_id = ?').get(runId) as { n: number }).n;
+}

@@ -158,4 +158,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX alerts_by_run ON alerts (run_id, step);
     `,
   },
+  {
+    name: 'sample token ids, label source of rollouts',
+    up: `
+      -- The generated token ids of each sample (int32 little-endian), so a viewer can show each
+      -- token beside its log-prob and entropy. NULL for samples recorded before this migration.
+      ALTER TABLE samples ADD COLUMN token_ids BLOB;
+      -- 'review': the group's pseudo-label is a person's reviewed label, not the model's vote.
+      ALTER TABLE rollouts ADD COLUMN label_source TEXT NOT NULL DEFAULT 'vote' CHECK (label_source IN ('vote', 'review'));
+    `,
+  },
 ];

@@ -17,6 +17,8 @@ export interface StepSample {
   usedForTraining?: boolean;
   logprobs?: Float32Array | readonly number[] | null;
   entropies?: Float32Array | readonly number[] | null;
+  /** The generated token ids the per-token arrays describe. */
+  tokenIds?: Int32Array | readonly number[] | null;
 }
 
 export interface StepRollout {
@@ -31,8 +33,12 @@ export interface StepRollout {
   labelCorrect?: boolean | null;
   /** Whether the group was trained on with a label (default: pseudoLabel is not null). */
   labeled?: boolean;
+  /** Where the pseudo-label came from: the model's vote (default) or a person's review. */
+  labelSource?: LabelSource;
   samples?: readonly StepSample[];
 }
+
+export type LabelSource = 'vote' | 'review';
 
 export type CheckpointKind = 'best' | 'last';
 
@@ -54,6 +60,20 @@ export interface StepRecord {
   /** More than one checkpoint (e.g. a step that is both the best and the last). */
   checkpoints?: readonly StepCheckpoint[];
   alerts?: readonly StepAlert[];
+}
+
+/** Token ids as an int32 little-endian BLOB (copies: the view may be of a larger buffer). */
+function int32ToBlob(values: Int32Array | readonly number[]): Buffer {
+  const arr = values instanceof Int32Array ? values : Int32Array.from(values);
+  return Buffer.from(arr.buffer.slice(arr.byteOffset, arr.byteOffset + arr.byteLength));
+}
+
+function blobToInt32(blob: Buffer | null): Int32Array | null {
+  if (blob == null) return null;
+  if (blob.byteLength % 4 !== 0) throw new Error(`int32 blob of ${blob.byteLength} bytes is not a multiple of 4`);
+  const out = new Int32Array(blob.byteLength / 4);
+  new Uint8Array(out.buffer).set(blob);
+  return out;
 }
 
 const bool = (b: boolean | null | undefined): number | null => (b == null ? null : b ? 1 : 0);
@@ -78,11 +98,11 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
 
     const rollout = db.stmt(
       `INSERT INTO rollouts (run_id, step, group_idx, item_idx, prompt, pseudo_label, vote_counts, majority_ratio,
-         label_correct, labeled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         label_correct, labeled, label_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const sample = db.stmt(
       `INSERT INTO samples (rollout_id, idx, text, extracted_answer, reward, advantage, used_for_training, logprobs,
-         entropies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         entropies, token_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     (rec.rollouts ?? []).forEach((r, g) => {
       const pseudo = r.pseudoLabel ?? null;
@@ -97,6 +117,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
         real(r.majorityRatio),
         bool(r.labelCorrect),
         bool(r.labeled ?? pseudo !== null),
+        r.labelSource ?? 'vote',
       );
       (r.samples ?? []).forEach((s, i) => {
         sample.run(
@@ -109,6 +130,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
           bool(s.usedForTraining ?? false),
           s.logprobs ? float32ToBlob(s.logprobs) : null,
           s.entropies ? float32ToBlob(s.entropies) : null,
+          s.tokenIds ? int32ToBlob(s.tokenIds) : null,
         );
       });
     });
@@ -225,6 +247,7 @@ export interface Rollout {
   majorityRatio: number | null;
   labelCorrect: boolean | null;
   labeled: boolean;
+  labelSource: LabelSource;
 }
 
 export interface Sample {
@@ -238,6 +261,8 @@ export interface Sample {
   usedForTraining: boolean;
   logprobs: Float32Array | null;
   entropies: Float32Array | null;
+  /** Null for samples recorded before token ids were stored. */
+  tokenIds: Int32Array | null;
 }
 
 interface RolloutRow {
@@ -252,6 +277,7 @@ interface RolloutRow {
   majority_ratio: number | null;
   label_correct: number | null;
   labeled: number;
+  label_source: LabelSource;
 }
 
 interface SampleRow {
@@ -265,6 +291,7 @@ interface SampleRow {
   used_for_training: number;
   logprobs: Buffer | null;
   entropies: Buffer | null;
+  token_ids: Buffer | null;
 }
 
 const toRollout = (r: RolloutRow): Rollout => ({
@@ -279,6 +306,7 @@ const toRollout = (r: RolloutRow): Rollout => ({
   majorityRatio: r.majority_ratio,
   labelCorrect: r.label_correct == null ? null : r.label_correct === 1,
   labeled: r.labeled === 1,
+  labelSource: r.label_source,
 });
 
 const toSample = (r: SampleRow): Sample => ({
@@ -292,6 +320,7 @@ const toSample = (r: SampleRow): Sample => ({
   usedForTraining: r.used_for_training === 1,
   logprobs: blobToFloat32(r.logprobs),
   entropies: blobToFloat32(r.entropies),
+  tokenIds: blobToInt32(r.token_ids),
 });
 
 /** The prompt groups of one step, in group order (without their samples). */

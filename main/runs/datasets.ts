@@ -3,7 +3,7 @@
 // then write the dataset and all its items in one transaction.
 import path from 'node:path';
 import { type DatasetInfo, type ExperimentDb, type NewDatasetItem, importDataset } from '../db/index.ts';
-import { DatasetError, type DatasetFormat, type FieldMapping, type ParsedDataset, loadDataset } from '../engine/tasks/datasets.ts';
+import { DatasetError, type DatasetFormat, type FieldMapping, type ParsedDataset, loadDataset, parseDataset } from '../engine/tasks/datasets.ts';
 import { fnv1a32 } from '../engine/runtime/rng.ts';
 
 export interface ImportOptions {
@@ -30,14 +30,21 @@ export class ImportError extends Error {
   override name = 'ImportError';
 }
 
+/** The source of a dataset: a file on disk, or a file's text the app was handed (web mode has no paths). */
+type Source = { kind: 'file'; file: string } | { kind: 'text'; fileName: string; text: string };
 
-function parse(file: string, options: ImportOptions): ParsedDataset {
+const sourceName = (src: Source): string => (src.kind === 'file' ? src.file : src.fileName);
+
+function parse(src: Source, options: ImportOptions): ParsedDataset {
   try {
-    return loadDataset(file, { format: options.format, mapping: options.mapping });
+    return src.kind === 'file'
+      ? loadDataset(src.file, { format: options.format, mapping: options.mapping })
+      : parseDataset(src.text, src.fileName, { format: options.format, mapping: options.mapping });
   } catch (e) {
     // loadDataset names the file by its base name; the user typed a path, so show that.
     if (e instanceof DatasetError) {
-      throw new ImportError(e.line === null ? `${file}: ${e.detail}` : `${file}:${e.line}: ${e.detail}`, { cause: e });
+      const where = sourceName(src);
+      throw new ImportError(e.line === null ? `${where}: ${e.detail}` : `${where}:${e.line}: ${e.detail}`, { cause: e });
     }
     throw e;
   }
@@ -53,15 +60,32 @@ export function evalIndices(items: readonly { prompt: string; answer: string | n
   return new Set(labeled.slice(0, Math.round(items.length * fraction)).map((x) => x.i));
 }
 
+/** Imports a dataset file from disk (the command line); a malformed line imports nothing. */
 export function importDatasetFile(db: ExperimentDb, file: string, options: ImportOptions = {}): ImportResult {
+  return importFrom(db, { kind: 'file', file }, options);
+}
+
+/**
+ * Imports a dataset from a file's text (the app: the renderer reads the file). `fileName` picks
+ * the format (unless `options.format` gives it) and names the file in errors ("NAME:LINE: ...").
+ * An `evalFile` is not available here (there is no path to read it from).
+ */
+export function importDatasetText(db: ExperimentDb, text: string, fileName: string, options: Omit<ImportOptions, 'evalFile'> = {}): ImportResult {
+  return importFrom(db, { kind: 'text', fileName, text }, options);
+}
+
+function importFrom(db: ExperimentDb, src: Source, options: ImportOptions): ImportResult {
+  const file = sourceName(src);
+  // The command line names its flags; the app names the fields of its import form.
+  const say = (cli: string, app: string) => (src.kind === 'file' ? cli : app);
   const name = options.name ?? path.basename(file, path.extname(file));
-  if (!name.trim()) throw new ImportError('the dataset name is empty; give one with --name');
+  if (!name.trim()) throw new ImportError(`the dataset name is empty; give one ${say('with --name', 'in the Name field')}`);
   const { evalFraction, evalFile } = options;
   if (evalFraction !== undefined && evalFile !== undefined) throw new ImportError('give --eval-fraction or --eval-file, not both');
   if (evalFraction !== undefined && !(evalFraction >= 0 && evalFraction < 1)) {
     throw new ImportError(`the evaluation fraction must be at least 0 and below 1, got ${evalFraction}`);
   }
-  const main = parse(file, options);
+  const main = parse(src, options);
   const items: NewDatasetItem[] = main.items.map((it) => ({ prompt: it.prompt, answer: it.answer, split: 'train', metadata: it.metadata }));
   if (evalFraction !== undefined && evalFraction > 0) {
     const labeled = main.items.filter((it) => it.answer !== null).length;
@@ -69,14 +93,14 @@ export function importDatasetFile(db: ExperimentDb, file: string, options: Impor
     // Evaluation measures against the hidden labels: an unlabeled held-out item measures nothing.
     if (labeled < wanted) {
       throw new ImportError(
-        `${file}: --eval-fraction ${evalFraction} needs ${wanted} item${wanted === 1 ? '' : 's'} with an answer, but ${labeled} have one (${main.mappingNote}); ` +
-          'name the answer column with --answer-field, lower the fraction, or give a labeled --eval-file',
+        `${file}: ${say('--eval-fraction', 'an evaluation share of')} ${evalFraction} needs ${wanted} item${wanted === 1 ? '' : 's'} with an answer, but ${labeled} have one (${main.mappingNote}); ` +
+          say('name the answer column with --answer-field, lower the fraction, or give a labeled --eval-file', 'choose the answer field or lower the evaluation share'),
       );
     }
     for (const i of evalIndices(main.items, evalFraction)) items[i].split = 'eval';
   }
   if (evalFile !== undefined) {
-    const held = parse(evalFile, options);
+    const held = parse({ kind: 'file', file: evalFile }, options);
     const unlabeled = held.items.findIndex((it) => it.answer === null);
     if (unlabeled >= 0) {
       throw new ImportError(`${evalFile}: evaluation item ${unlabeled + 1} has no answer (${held.mappingNote}); every evaluation item needs one`);
@@ -87,7 +111,8 @@ export function importDatasetFile(db: ExperimentDb, file: string, options: Impor
     db,
     {
       name,
-      source: path.resolve(file),
+      // A text upload has no path: its file name is all that is known of where it came from.
+      source: src.kind === 'file' ? path.resolve(src.file) : src.fileName,
       fieldMapping: {
         prompt: main.mapping.prompt,
         answer: main.mapping.answer,

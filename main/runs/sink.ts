@@ -20,6 +20,7 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
       majorityRatio: g.majorityRatio,
       labelCorrect: g.labelCorrect,
       labeled: g.labeled,
+      labelSource: g.labelSource,
       samples: g.samples.map((s, i) => ({
         idx: i,
         text: s.text,
@@ -29,6 +30,7 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
         usedForTraining: s.usedForTraining,
         logprobs: s.logprobs,
         entropies: s.entropies,
+        tokenIds: s.tokenIds,
       })),
     })),
     checkpoints: record.checkpoints.map((c) => ({ kind: c.kind, path: c.path, metric: c.metric?.value ?? null })),

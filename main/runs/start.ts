@@ -11,20 +11,24 @@ import {
   deleteStepsAfter,
   evaluationAnswers,
   getDataset,
+  getRollout,
+  getRun,
   importDataset,
   lastCompletedStep,
   latestCheckpoint,
   listDatasets,
   listItems,
+  listReviews,
   updateRunStatus,
 } from '../db/index.ts';
 import { resolveModelPath } from '../engine/model-paths.ts';
-import { loadModelFolder } from '../engine/nn/hf-model.ts';
-import { type LoopItem, type LoopModel, type LoopResult, type RunConfig, type StepRecord, describeRunConfig, parseRunConfig, runLoop } from '../engine/rl/index.ts';
+import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
+import { describeRunConfig, parseRunConfig } from '../engine/rl/config.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
+import { claimRun } from './owner.ts';
 import { checkpointLoopStep, databaseSink } from './sink.ts';
 
 /** A run's settings beyond the loop's own configuration (where it runs, on what). */
@@ -34,10 +38,12 @@ export interface RunTarget {
   device: DeviceRequest;
   /** Difficulty of the built-in arithmetic dataset. */
   difficulty: ArithmeticDifficulty;
+  /** A run (on the same dataset) whose reviewed labels replace the model's votes for those prompts. */
+  reviewsFrom?: number;
 }
 
 export const DEVICES: readonly DeviceRequest[] = ['cpu', 'webgpu', 'cuda', 'auto'];
-const TARGET_KEYS = ['model', 'dataset', 'device', 'difficulty', 'name'] as const;
+const TARGET_KEYS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'] as const;
 /** Sizes of the built-in arithmetic dataset as a run stores it. */
 export const ARITHMETIC_TRAIN = 512;
 export const ARITHMETIC_EVAL = 64;
@@ -50,12 +56,15 @@ export function parseStoredConfig(input: Record<string, unknown>, where: string)
   const known = new Set<string>([...describeRunConfig().map((d) => d.name), ...TARGET_KEYS]);
   const unknown = Object.keys(input).filter((k) => !known.has(k));
   if (unknown.length) throw new RunSetupError(`${where}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (settings: ${[...known].join(', ')})`);
-  const { model, dataset, device = 'cpu', difficulty = 2, name, ...rest } = input;
+  const { model, dataset, device = 'cpu', difficulty = 2, reviewsFrom, name, ...rest } = input;
   if (typeof model !== 'string' || !model) throw new RunSetupError(`${where}: no model (give --model NAME|DIR or "model" in the config file)`);
   if (typeof dataset !== 'string' || !dataset) throw new RunSetupError(`${where}: no dataset (give --dataset NAME|FILE, e.g. ${ARITHMETIC_DATASET_NAME}, or "dataset" in the config file)`);
   if (!DEVICES.includes(device as DeviceRequest)) throw new RunSetupError(`${where}: device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
   if (!(String(difficulty) in ARITHMETIC_LEVELS)) throw new RunSetupError(`${where}: difficulty must be 1, 2, 3 or 4, got ${JSON.stringify(difficulty)}`);
   if (name !== undefined && typeof name !== 'string') throw new RunSetupError(`${where}: name must be a string`);
+  if (reviewsFrom !== undefined && reviewsFrom !== null && !(Number.isInteger(reviewsFrom) && (reviewsFrom as number) >= 0)) {
+    throw new RunSetupError(`${where}: reviewsFrom must be a run id, got ${JSON.stringify(reviewsFrom)}`);
+  }
   let config: RunConfig;
   try {
     config = parseRunConfig(rest);
@@ -65,7 +74,9 @@ export function parseStoredConfig(input: Record<string, unknown>, where: string)
     const detail = issues ? issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`).join('; ') : (e as Error).message;
     throw new RunSetupError(`${where}: ${detail}`);
   }
-  return { config, target: { model, dataset, device: device as DeviceRequest, difficulty: Number(difficulty) as ArithmeticDifficulty }, name };
+  const target: RunTarget = { model, dataset, device: device as DeviceRequest, difficulty: Number(difficulty) as ArithmeticDifficulty };
+  if (typeof reviewsFrom === 'number') target.reviewsFrom = reviewsFrom;
+  return { config, target, name };
 }
 
 /** A run that cannot start as asked; the message says what to change. */
@@ -144,6 +155,9 @@ export function resolveModel(spec: string, home: string): string {
 }
 
 async function loadModel(dir: string): Promise<LoopModel> {
+  // Loaded on first use: the app's main thread imports this module for its setup functions, and
+  // the model and training code (onnxruntime, the answer checker) would cost it seconds at start.
+  const { loadModelFolder } = await import('../engine/nn/hf-model.ts');
   const m = await loadModelFolder(dir);
   if (!m.tokenizer) throw new RunSetupError(`${dir} has no tokenizer.json; a run needs the model's tokenizer to read prompts`);
   return { config: m.config, weights: m.weights, tokenizer: m.tokenizer, dir: m.dir };
@@ -159,11 +173,66 @@ export function createRecordedRun(db: ExperimentDb, home: string, config: RunCon
 }
 
 export interface ExecuteOptions {
+  /** Stops the run (status 'stopped'); the step in progress is dropped. */
   signal?: AbortSignal;
+  /** Asked at each step boundary: true ends the run 'paused' after saving a checkpoint there. */
+  pauseRequested?: () => boolean;
   /** Called after each step is committed. */
   onStep?: (record: StepRecord, run: RunInfo) => void;
   /** Called once before training with the step the loop continues after (0 for a new run). */
-  onStart?: (startAfter: number, run: RunInfo) => void;
+  onStart?: (startAfter: number, run: RunInfo, info: StartInfo) => void;
+  /** What the loop is doing (setup, rollout, update, validation, checkpoint). */
+  onProgress?: (progress: LoopProgress) => void;
+}
+
+export interface StartInfo {
+  /** The device the run trains on. */
+  device: string;
+  /** The checkpoint folder it continues from, or null. */
+  resumedFrom: string | null;
+  /** How many training prompts take a reviewed label instead of their vote. */
+  reviewedLabels: number;
+}
+
+/**
+ * The labels a person gave in run `reviewsRunId`'s reviews, by dataset item idx: an override
+ * gives its label, an agreement the rollout's pseudo-label; the latest review of an item wins
+ * (an agreement with a group that had no label removes the item's earlier override).
+ */
+export function reviewedLabels(db: ExperimentDb, reviewsRunId: number, datasetId: number): Map<number, string> {
+  const source = getRun(db, reviewsRunId);
+  if (!source) throw new RunSetupError(`reviewsFrom: there is no run ${reviewsRunId} to take reviewed labels from`);
+  if (source.datasetId !== datasetId) {
+    throw new RunSetupError(`reviewsFrom: run ${reviewsRunId} trained on dataset "${source.dataset}", not this run's; its reviews name other prompts`);
+  }
+  const reviews = listReviews(db, { runId: reviewsRunId }).sort((a, b) => (a.updatedAt ?? a.createdAt).localeCompare(b.updatedAt ?? b.createdAt) || a.id - b.id);
+  const labels = new Map<number, string>();
+  for (const r of reviews) {
+    const rollout = r.rolloutId === null ? undefined : getRollout(db, r.rolloutId);
+    const itemIdx = rollout ? rollout.itemIdx : r.datasetId === datasetId ? r.itemIdx : null;
+    if (itemIdx === null) continue;
+    // An agreement may store the label it agreed with (setRolloutReview does); else the rollout's.
+    const label = r.verdict === 'override' ? r.label : (r.label ?? rollout?.pseudoLabel ?? null);
+    if (label === null) labels.delete(itemIdx);
+    else labels.set(itemIdx, label);
+  }
+  return labels;
+}
+
+/**
+ * Sets (or with null, clears) the run whose reviewed labels a run trains with, in its stored
+ * config, so a resume with reviews is recorded with the run.
+ */
+export function setRunReviewsFrom(db: ExperimentDb, runId: number, reviewsFrom: number | null): RunInfo {
+  return db.write(`setting the reviews of run ${runId}`, () => {
+    const run = getRun(db, runId);
+    if (!run) throw new DatabaseError('NOT_FOUND', `No run ${runId}.`);
+    const config = { ...(run.config as Record<string, unknown>) };
+    if (reviewsFrom === null) delete config.reviewsFrom;
+    else config.reviewsFrom = reviewsFrom;
+    db.stmt('UPDATE runs SET config = ? WHERE id = ?').run(JSON.stringify(config), runId);
+    return getRun(db, runId)!;
+  });
 }
 
 /**
@@ -200,18 +269,36 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
   const { resumeFrom, startAfter } = resume ? prepareResume(db, run) : { startAfter: 0 };
   const checkpointDir = runDir(home, run.id);
   let current = updateRunStatus(db, run.id, 'running');
+  let release = () => {};
   try {
-    const data = loadRunData(db, run.datasetId);
-    const model = await loadModel(resolveModel(target.model, home));
-    const device = await resolveDevice(target.device);
     // The loop lists this folder after each step; a run that never checkpointed has none yet.
     fs.mkdirSync(checkpointDir, { recursive: true });
-    opts.onStart?.(startAfter, current);
+    release = claimRun(home, run.id);
+    const data = loadRunData(db, run.datasetId);
+    let labelOverrides: Map<number, string> | undefined;
+    if (target.reviewsFrom !== undefined) {
+      const byIdx = reviewedLabels(db, target.reviewsFrom, run.datasetId);
+      // The loop numbers items by their position in its list.
+      labelOverrides = new Map();
+      data.itemIdx.forEach((idx, i) => {
+        const label = byIdx.get(idx);
+        if (label !== undefined) labelOverrides!.set(i, label);
+      });
+    }
+    const model = await loadModel(resolveModel(target.model, home));
+    const device = await resolveDevice(target.device);
+    opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0 });
+    const { runLoop } = await import('../engine/rl/loop.ts');
     const result = await runLoop(
-      { config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom },
-      { signal: opts.signal, onStep: databaseSink(db, run.id, data.itemIdx, (r) => opts.onStep?.(r, current)) },
+      { config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides },
+      {
+        signal: opts.signal,
+        pauseRequested: opts.pauseRequested,
+        onProgress: opts.onProgress,
+        onStep: databaseSink(db, run.id, data.itemIdx, (r) => opts.onStep?.(r, current)),
+      },
     );
-    current = updateRunStatus(db, run.id, result.aborted ? 'stopped' : 'completed');
+    current = updateRunStatus(db, run.id, result.aborted ? 'stopped' : result.paused ? 'paused' : 'completed');
     return { ...result, run: current };
   } catch (e) {
     // The run's record must say why it ended; a failure to record that is secondary.
@@ -221,5 +308,7 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
       /* the original error is the one to report */
     }
     throw e;
+  } finally {
+    release();
   }
 }

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { type CommandTable, defineCommand } from '../protocol.ts';
 import { logprobs, logprobsParams, releaseLogprobs } from './logprobs.ts';
+import { run, runParams } from './run.ts';
 import { listDevices, ping, pingParams, selftest, selftestParams } from './system.ts';
 
 export const commands = {
@@ -15,6 +16,8 @@ export const commands = {
   selftest: defineCommand({ params: selftestParams, run: selftest }),
   /** Per-token log-probs of texts or token ids under a model folder (the model stays loaded). */
   logprobs: defineCommand({ params: logprobsParams, run: logprobs }),
+  /** Train a run recorded in the experiment database; progress: phases, committed steps, log lines. */
+  run: defineCommand({ params: runParams, run }),
 } satisfies CommandTable;
 
 export type EngineCommands = typeof commands;

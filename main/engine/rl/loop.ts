@@ -12,7 +12,11 @@
 //
 // Resume: the loop's whole state (step, data cursor, RNG state, best metric, alert state) is
 // saved with each checkpoint, so a resumed run draws exactly the prompts, seeds and
-// down-samples the uninterrupted run would have.
+// down-samples the uninterrupted run would have. A pause (`pauseRequested`) finishes the step in
+// progress and saves a checkpoint there before returning; an abort drops the step in progress.
+//
+// Reviewed labels (`labelOverrides`): a person's label for a prompt replaces its vote, and the
+// group's record says so (`labelSource: 'review'`).
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -58,6 +62,11 @@ export interface LoopInput {
   resumeFrom?: string;
   /** Replaces the method's scorer (plugins, tests). */
   scorer?: Scorer;
+  /**
+   * Labels a person reviewed, by item index (position in `items`): such a group takes this label
+   * instead of its vote (hard reward for agreeing with it), whatever the method's threshold.
+   */
+  labelOverrides?: ReadonlyMap<number, string>;
 }
 
 export interface SampleRecord {
@@ -68,6 +77,8 @@ export interface SampleRecord {
   /** 0 for samples not used for training. */
   advantage: number;
   usedForTraining: boolean;
+  /** The generated token ids (what the per-token arrays describe). */
+  tokenIds: Int32Array;
   /** Per generated token: log-prob under the rollout policy, and the token entropy. */
   logprobs: Float32Array;
   entropies: Float32Array;
@@ -84,6 +95,8 @@ export interface GroupRecord {
   labelCorrect: boolean | null;
   /** False when the scorer gave this prompt no label (it got no update). */
   labeled: boolean;
+  /** Where the pseudo-label came from: the model's vote, or a person's review (`labelOverrides`). */
+  labelSource: 'vote' | 'review';
   samples: SampleRecord[];
 }
 
@@ -115,12 +128,19 @@ export interface LoopHooks {
   onProgress?: (progress: LoopProgress) => void;
   /** Stops the run between phases; the step in progress is dropped (never reported). */
   signal?: AbortSignal;
+  /**
+   * Asked at each step boundary: true finishes the step in progress, saves a 'last' checkpoint
+   * there (when the loop has a checkpointDir) and returns with `paused`, so a resume loses nothing.
+   */
+  pauseRequested?: () => boolean;
 }
 
 export interface LoopResult {
   /** The last step completed and reported. */
   lastStep: number;
   aborted: boolean;
+  /** Ended at a step boundary on `pauseRequested`, with its 'last' checkpoint saved. */
+  paused: boolean;
   best: { metric: string; value: number; step: number } | null;
 }
 
@@ -185,6 +205,7 @@ interface ScoredGroup {
   texts: string[];
   answers: (string | null)[];
   score: GroupScore;
+  labelSource: 'vote' | 'review';
   /** Indices of the votes used for training (empty when unlabeled). */
   chosen: number[];
   /** Advantage per vote (0 when not chosen). */
@@ -301,8 +322,12 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         await hooks.onStep?.(record);
       }
 
+      // The step whose state a resume would continue from: the checkpoint resumed from, or the start.
+      let resumableAt = state.step;
       for (let step = state.step + 1; step <= config.steps; step++) {
         checkAborted(signal);
+        // Asked before any step of this session was trained: nothing to save, stop now.
+        if (hooks.pauseRequested?.() && state.step === resumableAt) return { lastStep: state.step, aborted: false, paused: true, best: state.best };
         const stepStart = performance.now();
 
         // Rollout.
@@ -329,8 +354,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const texts = samples.map((s) => s.text ?? tok.decode(s.tokenIds, { skipSpecialTokens: true }));
           const answers = texts.map((t) => extractAnswer(t, config.answerFormat));
           const scorerSamples: ScorerSample[] = samples.map((s, i) => ({ text: texts[i], answer: answers[i], tokenCount: s.tokenIds.length }));
-          const score = scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples });
-          if (score.rewards.length !== samples.length) throw new Error(`the scorer returned ${score.rewards.length} rewards for ${samples.length} samples`);
+          const voted = scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples });
+          if (voted.rewards.length !== samples.length) throw new Error(`the scorer returned ${voted.rewards.length} rewards for ${samples.length} samples`);
+          const reviewed = input.labelOverrides?.get(itemIndex);
+          const score = reviewed === undefined ? voted : withReviewedLabel(voted, answers, reviewed, config);
           // Drawn for every group, labeled or not, so the RNG stream does not depend on the labels.
           const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));
           const chosen = score.labeled ? shuffled.slice(0, config.trainSamples).sort((a, b) => a - b) : [];
@@ -341,7 +368,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
             config.advantageEpsilon,
           );
           chosen.forEach((i, j) => (advantages[i] = adv[j]));
-          return { itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, chosen, advantages };
+          return { itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, labelSource: reviewed === undefined ? ('vote' as const) : ('review' as const), chosen, advantages };
         });
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
 
@@ -384,12 +411,15 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         }
 
         state = { ...state, watch: watch.state };
-        const saveLast = input.checkpointDir && ((config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps);
+        // Read once: the answer decides both the checkpoint and the return below.
+        const pausing = step < config.steps && (hooks.pauseRequested?.() ?? false);
+        const saveLast = input.checkpointDir && (pausing || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps);
         if (saveLast) {
           progress(step, 'checkpoint');
           const dir = path.join(input.checkpointDir!, checkpointFolder('last', step));
           await trainer.save(dir, state);
           record.checkpoints.push({ kind: 'last', path: dir, metric: null });
+          resumableAt = step;
         }
 
         const stepSeconds = seconds(stepStart);
@@ -403,10 +433,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const saved = (kind: 'last' | 'best') => (record.checkpoints.some((c) => c.kind === kind) ? step : null);
           await pruneCheckpoints(input.checkpointDir, { last: saved('last'), best: saved('best') });
         }
+        if (pausing) return { lastStep: state.step, aborted: false, paused: true, best: state.best };
       }
-      return { lastStep: state.step, aborted: false, best: state.best };
+      return { lastStep: state.step, aborted: false, paused: false, best: state.best };
     } catch (e) {
-      if (e instanceof LoopAborted || signal?.aborted) return { lastStep: state.step, aborted: true, best: state.best };
+      if (e instanceof LoopAborted || signal?.aborted) return { lastStep: state.step, aborted: true, paused: false, best: state.best };
       throw e;
     }
   } finally {
@@ -464,6 +495,16 @@ async function policyUpdate(
   return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr);
 }
 
+/**
+ * A group scored against a label a person gave instead of its vote: reward 1 for agreeing with it
+ * (equivalence as in the vote), and always labeled, since the person's label is not in doubt.
+ * The vote counts and majority ratio stay the model's own (what the person overruled).
+ */
+function withReviewedLabel(voted: GroupScore, answers: readonly (string | null)[], label: string, config: RunConfig): GroupScore {
+  const agrees = answers.map((a) => isCorrect(a, label, config.answerFormat));
+  return { ...voted, labeled: true, pseudoLabel: label, agreesWithLabel: agrees, rewards: agrees.map((a) => (a ? 1 : 0)) };
+}
+
 function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: string | null, config: RunConfig): GroupRecord {
   const used = new Set(g.chosen);
   return {
@@ -474,12 +515,14 @@ function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: s
     majorityRatio: g.score.majorityRatio,
     labelCorrect: truth === null ? null : g.score.pseudoLabel !== null && isCorrect(g.score.pseudoLabel, truth, config.answerFormat),
     labeled: g.score.labeled,
+    labelSource: g.labelSource,
     samples: g.samples.map((s, i) => ({
       text: g.texts[i],
       answer: g.answers[i],
       reward: g.score.rewards[i],
       advantage: g.advantages[i],
       usedForTraining: used.has(i),
+      tokenIds: Int32Array.from(s.tokenIds),
       logprobs: Float32Array.from(s.logprobs),
       entropies: Float32Array.from(s.entropies),
     })),

@@ -1,0 +1,34 @@
+// Reviews: a person agrees with a group's pseudo-label or overrides it. One review per rollout;
+// the run, dataset and item come from the rollout. Every change announces the run's new count.
+import { ApiError } from '../../../preload/contract.ts';
+import { clearRolloutReview, countReviews, getRollout, listReviews, setRolloutReview } from '../../db/index.ts';
+import { runOrThrow } from './runs.ts';
+import { toReviewView } from './steps.ts';
+import type { ApiDeps, HandlerTable } from './types.ts';
+
+function rolloutOrThrow(deps: ApiDeps, id: number) {
+  const r = getRollout(deps.db, id);
+  if (!r) throw new ApiError('NOT_FOUND', `There is no prompt group (rollout) ${id}; its run may have been deleted or rolled back.`);
+  return r;
+}
+
+export const reviewHandlers = {
+  'reviews.set': (p, deps) => {
+    const rollout = rolloutOrThrow(deps, p.rolloutId);
+    const review = setRolloutReview(deps.db, rollout.id, p.verdict, p.label);
+    deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
+    return toReviewView(review);
+  },
+
+  'reviews.clear': (p, deps) => {
+    const rollout = rolloutOrThrow(deps, p.rolloutId);
+    const cleared = clearRolloutReview(deps.db, rollout.id);
+    if (cleared) deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
+    return { cleared };
+  },
+
+  'reviews.list': (p, deps) => {
+    runOrThrow(deps, p.runId);
+    return listReviews(deps.db, { runId: p.runId }).map(toReviewView);
+  },
+} satisfies HandlerTable<'reviews.set' | 'reviews.clear' | 'reviews.list'>;

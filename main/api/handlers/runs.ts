@@ -1,0 +1,189 @@
+// Runs: the New-run form's settings, creating (and launching) a run, the runs list and detail,
+// pause / resume / stop / delete through the run manager, metrics and the log.
+import fs from 'node:fs';
+import { z } from 'zod';
+import { ApiError, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
+import {
+  type RunInfo,
+  deleteRun,
+  getModel,
+  getRun,
+  listAlerts,
+  listCheckpoints,
+  listRuns,
+  listSteps,
+  metricKeys,
+  queryMetrics,
+  updateRunStatus,
+} from '../../db/index.ts';
+import { listBuiltinModels } from '../../engine/model-paths.ts';
+import { RunConfigSchema, describeRunConfig } from '../../engine/rl/config.ts';
+import { runDir } from '../../runs/home.ts';
+import { RunSetupError, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
+import { toRunView } from '../run-view.ts';
+import { type ApiDeps, type HandlerTable, zodIssues } from './types.ts';
+
+export function runOrThrow(deps: ApiDeps, id: number): RunInfo {
+  const run = getRun(deps.db, id);
+  if (!run) throw new ApiError('NOT_FOUND', `There is no run ${id}; it may have been deleted.`);
+  return run;
+}
+
+const view = (deps: ApiDeps, run: RunInfo): RunView => toRunView(deps.db, run, deps.runs.progress(run.id));
+const fresh = (deps: ApiDeps, id: number): RunView => view(deps, runOrThrow(deps, id));
+
+type JsonSchema = { type?: string; enum?: unknown[]; items?: JsonSchema; minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number };
+
+/** The New-run form's fields, derived from the run configuration's own schema (so they cannot drift from it). */
+export function runSettings(): RunSettingInfo[] {
+  const props = (z.toJSONSchema(RunConfigSchema, { io: 'input' }) as { properties: Record<string, JsonSchema> }).properties;
+  return describeRunConfig().map((d) => {
+    const s = props[d.name] ?? {};
+    const info: RunSettingInfo = { name: d.name, default: d.default, description: d.description, kind: 'number' };
+    if (s.type === 'array') {
+      info.kind = s.items?.enum ? 'enum-list' : 'string-list';
+      if (s.items?.enum) info.options = s.items.enum.map(String);
+    } else if (s.enum) {
+      info.kind = 'enum';
+      info.options = s.enum.map(String);
+    } else if (s.type === 'boolean') info.kind = 'boolean';
+    else if (s.type === 'integer') info.kind = 'integer';
+    // Exclusive bounds are reported as the bound itself: the form only hints, the server checks.
+    const min = s.minimum ?? s.exclusiveMinimum;
+    const max = s.maximum ?? s.exclusiveMaximum;
+    if (min !== undefined && Math.abs(min) < Number.MAX_SAFE_INTEGER) info.min = min;
+    if (max !== undefined && Math.abs(max) < Number.MAX_SAFE_INTEGER) info.max = max;
+    return info;
+  });
+}
+
+/** A model named as an added model's name means its folder (built-in names resolve by themselves). */
+function modelSpec(deps: ApiDeps, model: string): string {
+  if (listBuiltinModels().includes(model)) return model;
+  return getModel(deps.db, model)?.path ?? model;
+}
+
+const TARGET_FIELDS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'];
+const StrictRunConfig = RunConfigSchema.strict();
+
+function refuseActive(deps: ApiDeps, run: RunInfo, doing: string): void {
+  if (deps.runs.isActive(run.id)) {
+    throw new ApiError('CONFLICT', `Run ${run.id} ("${run.name}") is ${run.status === 'queued' ? 'queued' : 'training'}; stop or pause it before you ${doing} it.`);
+  }
+}
+
+export const runHandlers = {
+  'runs.settings': () => runSettings(),
+
+  'runs.create': (p, deps) => {
+    // The loop settings are checked here so a form gets each problem at its field.
+    const misplaced = Object.keys(p.config).filter((k) => TARGET_FIELDS.includes(k));
+    if (misplaced.length) {
+      throw new ApiError(
+        'BAD_REQUEST',
+        `${misplaced.join(', ')} ${misplaced.length > 1 ? 'are' : 'is'} not a loop setting; give ${misplaced.length > 1 ? 'them' : 'it'} as a field of the request`,
+        misplaced.map((k) => ({ path: `config.${k}`, message: 'not a loop setting' })),
+      );
+    }
+    const checked = StrictRunConfig.safeParse(p.config);
+    if (!checked.success) {
+      const issues = zodIssues(checked.error.issues, ['config']);
+      throw new ApiError('BAD_REQUEST', `invalid run settings: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+    }
+    if (p.useReviewsOf !== undefined) runOrThrow(deps, p.useReviewsOf);
+    const input: Record<string, unknown> = {
+      ...p.config,
+      model: modelSpec(deps, p.model),
+      dataset: p.dataset,
+      device: p.device ?? deps.settings.get().defaultDevice,
+      ...(p.difficulty !== undefined && { difficulty: p.difficulty }),
+      ...(p.useReviewsOf !== undefined && { reviewsFrom: p.useReviewsOf }),
+    };
+    const { config, target } = parseStoredConfig(input, 'run settings');
+    // Everything that can be refused is checked before the run is recorded.
+    resolveModel(target.model, deps.home);
+    if (target.reviewsFrom !== undefined) {
+      const source = getRun(deps.db, target.reviewsFrom)!;
+      const datasetId = ensureDataset(deps.db, target.dataset, target, config.seed);
+      if (source.datasetId !== datasetId) {
+        throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
+      }
+    }
+    const run = createRecordedRun(deps.db, deps.home, config, target, p.name);
+    deps.events.emit('run.status', { run: view(deps, run) });
+    if (p.start) deps.runs.start(run.id, { resume: false });
+    return fresh(deps, run.id);
+  },
+
+  'runs.list': (_p, deps) => listRuns(deps.db).map((r) => view(deps, r)),
+
+  'runs.get': (p, deps) =>
+    deps.db.read(`reading run ${p.id}`, () => {
+      const run = runOrThrow(deps, p.id);
+      return {
+        run: view(deps, run),
+        metricKeys: metricKeys(deps.db, run.id),
+        steps: listSteps(deps.db, run.id),
+        checkpoints: listCheckpoints(deps.db, run.id).map((c) => ({ step: c.step, kind: c.kind, path: c.path, metric: c.metric })),
+        alerts: listAlerts(deps.db, run.id).map((a) => ({ id: a.id, step: a.step, kind: a.kind, message: a.message, createdAt: a.createdAt })),
+      };
+    }),
+
+  'runs.pause': async (p, deps) => {
+    const run = runOrThrow(deps, p.id);
+    if (!deps.runs.isActive(run.id)) throw new ApiError('CONFLICT', `Run ${run.id} is ${run.status}, not training; only a running or queued run can pause.`);
+    await deps.runs.pause(run.id);
+    return fresh(deps, run.id);
+  },
+
+  'runs.resume': (p, deps) => {
+    const run = runOrThrow(deps, p.id);
+    refuseActive(deps, run, 'resume');
+    if (run.status === 'completed') throw new ApiError('CONFLICT', `Run ${run.id} has completed; there is nothing to resume. Start a new run with its settings instead.`);
+    // true: the run's own reviewed labels replace its votes from here on; false: back to votes only.
+    if (p.useReviews !== undefined) setRunReviewsFrom(deps.db, run.id, p.useReviews ? run.id : null);
+    deps.runs.start(run.id, { resume: true });
+    return fresh(deps, run.id);
+  },
+
+  'runs.stop': async (p, deps) => {
+    const run = runOrThrow(deps, p.id);
+    // The manager reports the status of runs it drives; only a change made here is announced here.
+    if (deps.runs.isActive(run.id)) {
+      await deps.runs.stop(run.id);
+      return fresh(deps, run.id);
+    }
+    if (run.status === 'completed' || run.status === 'failed' || run.status === 'stopped') {
+      throw new ApiError('CONFLICT', `Run ${run.id} has already ended (${run.status}).`);
+    }
+    // Paused (or left 'running' by an app that was killed): nothing trains it, so the record alone changes.
+    const v = view(deps, updateRunStatus(deps.db, run.id, 'stopped'));
+    deps.events.emit('run.status', { run: v });
+    return v;
+  },
+
+  'runs.delete': (p, deps) => {
+    const run = runOrThrow(deps, p.id);
+    refuseActive(deps, run, 'delete');
+    const deleted = deleteRun(deps.db, run.id);
+    // The record goes first: a checkpoint folder without a run is only wasted space, the reverse a broken run.
+    fs.rmSync(runDir(deps.home, run.id), { recursive: true, force: true });
+    return { deleted };
+  },
+
+  'runs.metrics': (p, deps) => {
+    runOrThrow(deps, p.id);
+    return queryMetrics(deps.db, p.id, { keys: p.keys, fromStep: p.afterStep === undefined ? undefined : p.afterStep + 1 }).map((m) => ({
+      step: m.step,
+      key: m.key,
+      value: Number.isNaN(m.value) ? null : m.value,
+    }));
+  },
+
+  'runs.log': (p, deps) => {
+    runOrThrow(deps, p.id);
+    return deps.runs.log(p.id, p.tail);
+  },
+} satisfies HandlerTable<
+  'runs.settings' | 'runs.create' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
+>;

@@ -1,0 +1,39 @@
+// What every handler module shares: the dependencies a handler gets, and the handler table type
+// that ties each channel to its params and result in preload/contract.ts, so a handler with the
+// wrong params or result (or a channel without a handler) is a compile error.
+import type { EngineHost } from '../../engine/host.ts';
+import type { ExperimentDb } from '../../db/index.ts';
+import type { RequestName, ResultOf, ValidParamsOf } from '../../../preload/contract.ts';
+import type { EventHub, RunManager, SettingsStore } from '../interfaces.ts';
+
+export interface ApiDeps {
+  db: ExperimentDb;
+  databaseFile: string;
+  /** The data folder (database, run checkpoints, imported models). */
+  home: string;
+  mode: 'electron' | 'web';
+  version: string;
+  /** Only its `call` is used (the devices probe), so tests can hand in a stand-in. */
+  engine: Pick<EngineHost, 'call'>;
+  runs: RunManager;
+  events: EventHub;
+  settings: SettingsStore;
+}
+
+export type Handler<K extends RequestName> = (params: ValidParamsOf<K>, deps: ApiDeps) => ResultOf<K> | Promise<ResultOf<K>>;
+
+/** A handler for each of the channels K. */
+export type HandlerTable<K extends RequestName> = { [C in K]: Handler<C> };
+
+/**
+ * zod's problems as `{path, message}` for a BAD_REQUEST, under `prefix` (e.g. ['config']). An
+ * unknown key is reported by zod on the object holding it; here it is named by its own path.
+ */
+export function zodIssues(issues: readonly { code: string; path: readonly PropertyKey[]; message: string }[], prefix: readonly string[] = []): { path: string; message: string }[] {
+  return issues.flatMap((i) => {
+    const base = [...prefix, ...i.path.map(String)];
+    const keys = i.code === 'unrecognized_keys' ? ((i as { keys?: string[] }).keys ?? []) : [];
+    if (keys.length) return keys.map((k) => ({ path: [...base, k].join('.'), message: `unknown field "${k}"` }));
+    return [{ path: base.join('.'), message: i.message }];
+  });
+}

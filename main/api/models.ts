@@ -1,0 +1,145 @@
+// What the Models view shows of a model folder, read from config.json and the safetensors
+// headers only: a multi-gigabyte checkpoint is never loaded to list it. The checks are those
+// loadModelFolder makes before it reads any weight (the engine's own config parser and shape
+// rules), so a folder that passes here loads for a run, and one that fails says which file or
+// field is at fault. Results are cached by folder and the files' modification times.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { type LlamaConfig, parseConfig, weightShapes } from '../engine/nn/config.ts';
+import { type SafetensorsHeader, readSafetensorsHeader } from '../engine/nn/safetensors.ts';
+import { TextTokenizer } from '../engine/nn/tokenizer.ts';
+
+export interface ModelInspection {
+  dir: string;
+  architecture: string | null;
+  parameterCount: number | null;
+  /** The element type of the stored weights (that of the embedding table): float32, float16, bfloat16. */
+  dtype: string | null;
+  /** Why the folder cannot be used (naming the file or field); null when it can. */
+  error: string | null;
+}
+
+const DTYPES: Record<string, string> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16' };
+// The files whose change changes the answer.
+const WATCHED = ['', 'config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
+
+const inspections = new Map<string, { key: string; result: Promise<ModelInspection> }>();
+
+async function versionKey(dir: string): Promise<string> {
+  const stats = await Promise.all(WATCHED.map((f) => fs.stat(path.join(dir, f)).then((s) => `${s.mtimeMs}:${s.size}`, () => '-')));
+  return stats.join('|');
+}
+
+/** Inspects a model folder (cached until one of its files changes). Never throws: problems go in `error`. */
+export async function inspectModelFolder(dir: string): Promise<ModelInspection> {
+  const abs = path.resolve(dir);
+  const key = await versionKey(abs);
+  const hit = inspections.get(abs);
+  if (hit && hit.key === key) return hit.result;
+  const result = inspect(abs);
+  inspections.set(abs, { key, result });
+  return result;
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${path.basename(file)} not found: ${file}`);
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function inspect(dir: string): Promise<ModelInspection> {
+  const out: ModelInspection = { dir, architecture: null, parameterCount: null, dtype: null, error: null };
+  try {
+    const st = await fs.stat(dir).catch(() => null);
+    if (!st) throw new Error(`model folder not found: ${dir}`);
+    if (!st.isDirectory()) throw new Error(`not a model folder (it is a file): ${dir}; choose the folder that holds config.json`);
+    const configFile = path.join(dir, 'config.json');
+    const config = parseConfig(await readJson(configFile), configFile);
+    out.architecture = config.architecture;
+    const wanted = weightShapes(config);
+    out.parameterCount = wanted.reduce((n, [, shape]) => n + shape.reduce((a, b) => a * b, 1), 0);
+    const headers = await tensorHeaders(dir);
+    checkTensors(dir, config, wanted, headers);
+    out.dtype = DTYPES[headers.get('model.embed_tokens.weight')!.entries.get('model.embed_tokens.weight')!.dtype] ?? null;
+    const tokenizer = await TextTokenizer.fromFolder(dir);
+    if (!tokenizer) throw new Error(`${dir} has no tokenizer.json; a run needs the model's tokenizer to read prompts`);
+    if (tokenizer.vocabSize > config.vocabSize) {
+      throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} token ids but config.json vocab_size is ${config.vocabSize}`);
+    }
+  } catch (e) {
+    out.error = e instanceof Error ? e.message : String(e);
+  }
+  return out;
+}
+
+/** Which safetensors header holds each tensor (the index decides, as in transformers). */
+async function tensorHeaders(dir: string): Promise<Map<string, SafetensorsHeader>> {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  const single = path.join(dir, 'model.safetensors');
+  const has = (f: string) => fs.stat(f).then(() => true, () => false);
+  const fileOf = new Map<string, SafetensorsHeader>();
+  if (await has(index)) {
+    const json = (await readJson(index)) as { weight_map?: unknown } | null;
+    if (!json || typeof json.weight_map !== 'object' || json.weight_map === null) throw new Error(`${index}: missing the "weight_map" object`);
+    const map = Object.entries(json.weight_map as Record<string, unknown>);
+    for (const [name, file] of map) {
+      if (typeof file !== 'string' || file.includes('/') || file.includes('\\')) {
+        throw new Error(`${index}: weight_map entry for "${name}" must be a file name in the same folder`);
+      }
+    }
+    const files = [...new Set(map.map(([, f]) => f as string))].sort();
+    const headers = new Map(await Promise.all(files.map(async (f) => [f, await readSafetensorsHeader(path.join(dir, f))] as const)));
+    for (const [name, file] of map) {
+      const h = headers.get(file as string)!;
+      if (!h.entries.has(name)) throw new Error(`${index} puts tensor "${name}" in ${file}, but that file does not hold it`);
+      fileOf.set(name, h);
+    }
+    return fileOf;
+  }
+  if (await has(single)) {
+    const h = await readSafetensorsHeader(single);
+    for (const name of h.entries.keys()) fileOf.set(name, h);
+    return fileOf;
+  }
+  const others = (await fs.readdir(dir)).filter((f) => f.endsWith('.bin') || f.endsWith('.pt') || f.endsWith('.gguf'));
+  const hint = others.length > 0 ? ` (found ${others.join(', ')}: convert to safetensors, e.g. save_pretrained(..., safe_serialization=True))` : '';
+  throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json${hint}`);
+}
+
+function checkTensors(dir: string, config: LlamaConfig, wanted: [string, number[]][], fileOf: Map<string, SafetensorsHeader>): void {
+  for (const [name, shape] of wanted) {
+    const h = fileOf.get(name);
+    if (!h) throw new Error(`${dir}: the checkpoint has no tensor "${name}" (shape [${shape.join(', ')}]) that config.json (${config.architecture}) requires`);
+    const e = h.entries.get(name)!;
+    if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`${h.file}: tensor "${name}" has shape [${e.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+    }
+    if (!(e.dtype in DTYPES)) {
+      throw new Error(`${h.file}: tensor "${name}" has dtype ${e.dtype}; only F32, F16, BF16 and F64 weights are supported (quantized checkpoints are not)`);
+    }
+  }
+}
+
+const tokenizers = new Map<string, { key: string; tokenizer: Promise<TextTokenizer | null> }>();
+
+/** The tokenizer of a model folder, loaded once (again only when its files change); null when it has none. */
+export async function folderTokenizer(dir: string): Promise<TextTokenizer | null> {
+  const abs = path.resolve(dir);
+  const key = await versionKey(abs);
+  const hit = tokenizers.get(abs);
+  if (hit && hit.key === key) return hit.tokenizer;
+  const tokenizer = TextTokenizer.fromFolder(abs);
+  tokenizers.set(abs, { key, tokenizer });
+  // A failed load is not cached: the next request tries again (the person may fix the file).
+  tokenizer.catch(() => tokenizers.delete(abs));
+  return tokenizer;
+}

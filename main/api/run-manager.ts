@@ -1,0 +1,344 @@
+// The run manager: trains recorded runs in the engine worker, one at a time (one onnxruntime
+// session at a time), queueing the rest, and turns what the worker reports into the app's live
+// events (status, progress with an ETA, metric points, alerts, recorded steps, log lines).
+//
+// The worker writes the run's steps and status itself, on its own database connection; this side
+// reads them back to build events, and keeps each run's log in memory and in `<runDir>/run.log`
+// so the log survives a restart.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApiError, type LogLine, type MetricPoint, type RunProgress, type RunStatus } from '../../preload/contract.ts';
+import { type ExperimentDb, type RunInfo, getRun, listAlerts, listRuns, updateRunStatus } from '../db/index.ts';
+import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../engine/commands/run-control.ts';
+import type { EngineHost } from '../engine/host.ts';
+import { EngineError } from '../engine/protocol.ts';
+import { runDir } from '../runs/home.ts';
+import { liveRunOwner } from '../runs/owner.ts';
+import type { EventHub, RunManager, StartOptions } from './interfaces.ts';
+import { toRunView } from './run-view.ts';
+
+export interface RunManagerDeps {
+  db: ExperimentDb;
+  databaseFile: string;
+  home: string;
+  engine: Pick<EngineHost, 'call'>;
+  events: EventHub;
+}
+
+/** Log lines kept in memory per run (the file keeps them all). */
+const LOG_MEMORY = 10_000;
+/** Step completions the ETA's pace is measured over. */
+const PACE_WINDOW = 5;
+
+interface Active {
+  runId: number;
+  controller: AbortController;
+  control: Int32Array;
+  progress: RunProgress;
+  /** Recent step completions (the first one: when training started), for the pace. */
+  marks: { step: number; at: number }[];
+  /** Settles when the worker call has ended and the run's final status is published. */
+  done: Promise<void>;
+}
+
+interface Queued {
+  runId: number;
+  resume: boolean;
+}
+
+const LOG_LINE = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) (info|warn|error) (.*)$/;
+
+/** The run.log format: one line per entry, continuation lines of a multi-line message indented. */
+function formatLog(line: LogLine): string {
+  return `${line.time} ${line.level} ${line.message.replace(/\n/g, '\n  ')}\n`;
+}
+
+function parseLog(text: string): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const raw of text.split('\n')) {
+    const m = LOG_LINE.exec(raw);
+    if (m) lines.push({ time: m[1], level: m[2] as LogLine['level'], message: m[3] });
+    else if (raw.startsWith('  ') && lines.length) lines[lines.length - 1].message += `\n${raw.slice(2)}`;
+  }
+  return lines;
+}
+
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export function createRunManager(deps: RunManagerDeps): RunManager {
+  const { db, databaseFile, home, engine, events } = deps;
+  const queue: Queued[] = [];
+  const logs = new Map<number, LogLine[]>();
+  let active: Active | null = null;
+  let shuttingDown = false;
+
+  const logFile = (runId: number) => path.join(runDir(home, runId), 'run.log');
+
+  const loadLog = (runId: number): LogLine[] => {
+    let lines = logs.get(runId);
+    if (!lines) {
+      let text = '';
+      try {
+        text = fs.readFileSync(logFile(runId), 'utf8');
+      } catch {
+        // No log yet (a new run) or an unreadable one: start from nothing.
+      }
+      lines = parseLog(text).slice(-LOG_MEMORY);
+      logs.set(runId, lines);
+    }
+    return lines;
+  };
+
+  const log = (runId: number, level: LogLine['level'], message: string) => {
+    const line: LogLine = { time: new Date().toISOString(), level, message };
+    const lines = loadLog(runId);
+    lines.push(line);
+    if (lines.length > LOG_MEMORY) lines.splice(0, lines.length - LOG_MEMORY);
+    try {
+      fs.mkdirSync(runDir(home, runId), { recursive: true });
+      fs.appendFileSync(logFile(runId), formatLog(line));
+    } catch (e) {
+      // The log is a convenience: a full disk must not take the run down with it.
+      if (level !== 'error') console.error(`run ${runId}: cannot write ${logFile(runId)}: ${messageOf(e)}`);
+    }
+    events.emit('run.log', { runId, lines: [line] });
+  };
+
+  const progressOf = (runId: number): RunProgress | null => {
+    if (active?.runId === runId) return { ...active.progress };
+    if (queue.some((q) => q.runId === runId)) {
+      const run = getRun(db, runId);
+      const steps = (run?.config as { steps?: number } | undefined)?.steps ?? 0;
+      return { step: run?.currentStep ?? 0, steps, phase: 'queued', etaSeconds: null };
+    }
+    return null;
+  };
+
+  const publishStatus = (runId: number) => {
+    const run = getRun(db, runId);
+    if (run) events.emit('run.status', { run: toRunView(db, run, progressOf(runId)) });
+  };
+
+  const setStatus = (runId: number, status: RunStatus, error?: string) => {
+    updateRunStatus(db, runId, status, error);
+    publishStatus(runId);
+  };
+
+  /** Seconds to the end at the pace of the recent steps, counted from the last one; null before a step has finished. */
+  const eta = (a: Active): number | null => {
+    const first = a.marks[0];
+    const last = a.marks[a.marks.length - 1];
+    if (!first || last.step <= first.step) return null;
+    const perStep = (last.at - first.at) / 1000 / (last.step - first.step);
+    const left = perStep * (a.progress.steps - last.step) - (performance.now() - last.at) / 1000;
+    return Math.max(0, Math.round(left));
+  };
+
+  const onEvent = (a: Active, ev: RunEvent) => {
+    const { runId } = a;
+    switch (ev.kind) {
+      case 'start': {
+        a.progress = { step: ev.startAfter, steps: ev.steps, phase: 'setup', etaSeconds: null };
+        a.marks = [{ step: ev.startAfter, at: performance.now() }];
+        const from = ev.resumedFrom ? ` from ${path.basename(ev.resumedFrom)}` : '';
+        log(runId, 'info', ev.startAfter > 0 || ev.resumedFrom ? `resumed after step ${ev.startAfter}${from} on ${ev.device}` : `started on ${ev.device}`);
+        publishStatus(runId);
+        break;
+      }
+      case 'phase':
+        a.progress = { ...a.progress, step: ev.step, steps: ev.steps, phase: ev.phase, etaSeconds: eta(a) };
+        events.emit('run.progress', { runId, progress: { ...a.progress } });
+        break;
+      case 'step': {
+        // Step 0 (the base model's validation) says nothing about the pace of training steps.
+        if (ev.step > 0) {
+          a.marks.push({ step: ev.step, at: performance.now() });
+          if (a.marks.length > PACE_WINDOW + 1) a.marks.shift();
+        }
+        a.progress = { ...a.progress, step: ev.step, steps: ev.steps, etaSeconds: eta(a) };
+        const points: MetricPoint[] = Object.entries(ev.metrics).map(([key, value]) => ({ step: ev.step, key, value: Number.isNaN(value) ? null : value }));
+        events.emit('run.metrics', { runId, points });
+        events.emit('run.step', { runId, step: ev.step, groups: ev.groups, labelAccuracy: ev.labelAccuracy });
+        if (ev.alerts.length) {
+          // The worker committed them with the step; their ids come from the database.
+          for (const alert of listAlerts(db, runId).filter((x) => x.step === ev.step)) {
+            events.emit('run.alert', { runId, alert: { id: alert.id, step: alert.step, kind: alert.kind, message: alert.message, createdAt: alert.createdAt } });
+          }
+        }
+        events.emit('run.progress', { runId, progress: { ...a.progress } });
+        break;
+      }
+      case 'log':
+        log(runId, ev.level, ev.message);
+        break;
+    }
+  };
+
+  /** After the worker call: make the recorded status true to what happened, and say so. */
+  const finish = (runId: number, outcome: { error?: unknown }) => {
+    let run = getRun(db, runId);
+    if (!run) return; // deleted meanwhile
+    const at = run.currentStep ?? 0;
+    const err = outcome.error;
+    if (err === undefined) {
+      const note = run.status === 'paused' ? ' (checkpoint saved; resume to continue)' : '';
+      log(runId, 'info', `${run.status} at step ${at}${note}`);
+    } else if (err instanceof EngineError && err.code === 'CANCELLED') {
+      // Stopped before the run loop could record it (e.g. still setting up).
+      if (run.status === 'running' || run.status === 'queued') run = updateRunStatus(db, runId, 'stopped');
+      log(runId, 'info', `stopped at step ${at}`);
+    } else {
+      const message = messageOf(err);
+      // The worker marks failures of the run itself; failures before that (a resume that cannot
+      // start, a worker that died) are marked here. A completed run stays completed.
+      if (run.status !== 'failed' && run.status !== 'completed') run = updateRunStatus(db, runId, 'failed', message);
+      log(runId, 'error', `failed: ${message}`);
+    }
+  };
+
+  const launch = (runId: number, resume: boolean) => {
+    const controller = new AbortController();
+    const control = new Int32Array(new SharedArrayBuffer(4));
+    const run = getRun(db, runId);
+    const steps = (run?.config as { steps?: number } | undefined)?.steps ?? 0;
+    const a: Active = {
+      runId,
+      controller,
+      control,
+      progress: { step: run?.currentStep ?? 0, steps, phase: 'starting', etaSeconds: null },
+      marks: [],
+      done: Promise.resolve(),
+    };
+    active = a;
+    a.done = engine
+      .call(
+        'run',
+        { databaseFile, home, runId, resume, control: control.buffer as SharedArrayBuffer },
+        {
+          signal: controller.signal,
+          onProgress: (ev) => {
+            // A handler that throws would cancel the call; a failed event must not end the run.
+            try {
+              onEvent(a, ev);
+            } catch (e) {
+              console.error(`run ${runId}: handling a ${ev.kind} event failed: ${messageOf(e)}`);
+            }
+          },
+        },
+      )
+      .then(
+        () => finish(runId, {}),
+        (error: unknown) => finish(runId, { error }),
+      )
+      .then(() => {
+        active = null;
+        publishStatus(runId);
+      })
+      .catch((e: unknown) => {
+        active = null;
+        console.error(`run ${runId}: recording how it ended failed: ${messageOf(e)}`);
+      })
+      .then(next);
+  };
+
+  const next = () => {
+    if (active || shuttingDown) return;
+    const q = queue.shift();
+    if (q) launch(q.runId, q.resume);
+  };
+
+  const dequeue = (runId: number): boolean => {
+    const i = queue.findIndex((q) => q.runId === runId);
+    if (i < 0) return false;
+    queue.splice(i, 1);
+    return true;
+  };
+
+  // Runs a process left 'running' or 'queued' when it died cannot be in anyone's engine now;
+  // a run the command line is training (its process alive) is left alone.
+  for (const run of listRuns(db, { status: ['running', 'queued'] })) {
+    if (liveRunOwner(home, run.id)) continue;
+    const why =
+      run.status === 'running'
+        ? `The app closed while this run was training${run.currentStep !== null ? ` (at step ${run.currentStep})` : ''}; resume it to continue from its last checkpoint.`
+        : 'The app closed before this run started (it was waiting in the queue); resume it to train.';
+    db.write(`marking run ${run.id} stopped`, () => {
+      db.stmt("UPDATE runs SET status = 'stopped', error = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?").run(why, run.id);
+    });
+    log(run.id, 'warn', why);
+  }
+
+  return {
+    start(runId: number, options: StartOptions) {
+      const run: RunInfo | undefined = getRun(db, runId);
+      if (!run) throw new ApiError('NOT_FOUND', `There is no run ${runId}.`);
+      if (active?.runId === runId) throw new ApiError('CONFLICT', `Run ${runId} is already training.`);
+      if (queue.some((q) => q.runId === runId)) throw new ApiError('CONFLICT', `Run ${runId} is already waiting in the queue.`);
+      if (shuttingDown) throw new ApiError('UNAVAILABLE', 'The app is shutting down; start the run again after it restarts.');
+      const owner = liveRunOwner(home, runId);
+      if (owner) throw new ApiError('CONFLICT', `Run ${runId} is being trained by another process (pid ${owner.pid}, e.g. 'autodidact run'); stop it there first.`);
+      if (options.resume && run.status === 'completed') throw new ApiError('CONFLICT', `Run ${runId} has completed; there is nothing to resume.`);
+      if (!options.resume && run.currentStep !== null) {
+        throw new ApiError('CONFLICT', `Run ${runId} has recorded steps already; resume it to continue, or start a new run.`);
+      }
+      if (active) {
+        queue.push({ runId, resume: options.resume });
+        log(runId, 'info', `queued behind run ${active.runId}${queue.length > 1 ? ` (${queue.length - 1} ahead of it in the queue)` : ''}`);
+        setStatus(runId, 'queued');
+        return;
+      }
+      launch(runId, options.resume);
+    },
+
+    async pause(runId: number) {
+      if (dequeue(runId)) {
+        log(runId, 'info', 'paused while waiting in the queue');
+        setStatus(runId, 'paused');
+        return;
+      }
+      const a = active;
+      if (a?.runId !== runId) return;
+      if (Atomics.exchange(a.control, RUN_CONTROL_SLOT, PAUSE_REQUESTED) !== PAUSE_REQUESTED) {
+        log(runId, 'info', `pausing: the run stops after step ${Math.max(a.progress.step, 1)} with a checkpoint`);
+      }
+      await a.done;
+    },
+
+    async stop(runId: number) {
+      if (dequeue(runId)) {
+        log(runId, 'info', 'stopped while waiting in the queue');
+        setStatus(runId, 'stopped');
+        return;
+      }
+      const a = active;
+      if (a?.runId !== runId) return;
+      if (!a.controller.signal.aborted) log(runId, 'info', 'stopping: the step in progress is dropped');
+      a.controller.abort();
+      await a.done;
+    },
+
+    progress: progressOf,
+
+    isActive(runId: number) {
+      return active?.runId === runId || queue.some((q) => q.runId === runId);
+    },
+
+    log(runId: number, tail: number) {
+      const lines = loadLog(runId);
+      return lines.slice(Math.max(0, lines.length - tail));
+    },
+
+    async shutdown() {
+      shuttingDown = true;
+      for (const q of queue.splice(0)) {
+        log(q.runId, 'info', 'paused: the app is closing');
+        setStatus(q.runId, 'paused');
+      }
+      const a = active;
+      if (!a) return;
+      Atomics.store(a.control, RUN_CONTROL_SLOT, PAUSE_REQUESTED);
+      log(a.runId, 'info', 'pausing: the app is closing');
+      await a.done;
+    },
+  };
+}

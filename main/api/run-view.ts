@@ -1,0 +1,55 @@
+// A run as the windows see it (RunView): its database record, the settings it stores, the key
+// metric at a glance and its review count. The run manager (for `run.status` events) and the
+// request handlers build it the same way, from here.
+import type { RunProgress, RunView } from '../../preload/contract.ts';
+import type { ExperimentDb, RunInfo } from '../db/index.ts';
+import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
+
+const BEST_KINDS = ['avg', 'maj', 'pass'] as const;
+
+/** The stored config as an object (a damaged one shows as empty rather than breaking the list). */
+function storedConfig(run: RunInfo): Record<string, unknown> {
+  const c = run.config;
+  return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : {};
+}
+
+const positiveInt = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : fallback);
+
+/** The validation metric that picks a run's best checkpoint, e.g. `val/maj@16`. */
+export function keyMetricName(config: Record<string, unknown>): string {
+  const kind = BEST_KINDS.find((k) => k === config.bestMetric) ?? RUN_CONFIG_DEFAULTS.bestMetric;
+  // As engine/rl/metrics.ts valMetricName names it (not imported: it would load the answer
+  // checker's math library into the main process just for a template).
+  return `val/${kind}@${positiveInt(config.valSamples, RUN_CONFIG_DEFAULTS.valSamples)}`;
+}
+
+export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress | null): RunView {
+  const config = storedConfig(run);
+  const name = keyMetricName(config);
+  const { points, reviews } = db.read(`reading run ${run.id}`, () => ({
+    points: db.stmt<{ step: number; value: number | null }>('SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step').all(run.id, name),
+    reviews: db.stmt<{ n: number }>('SELECT count(*) AS n FROM reviews WHERE run_id = ?').get(run.id)?.n ?? 0,
+  }));
+  // The best is the first step that reached the highest value (what the loop keeps as 'best').
+  let best: { value: number; step: number } | null = null;
+  for (const p of points) if (p.value !== null && (best === null || p.value > best.value)) best = { value: p.value, step: p.step };
+  return {
+    id: run.id,
+    name: run.name,
+    method: run.method,
+    model: run.model,
+    dataset: run.dataset,
+    datasetId: run.datasetId,
+    status: run.status,
+    error: run.error,
+    createdAt: run.createdAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    currentStep: run.currentStep,
+    steps: positiveInt(config.steps, RUN_CONFIG_DEFAULTS.steps),
+    config,
+    progress,
+    keyMetric: { name, value: points.at(-1)?.value ?? null, best: best?.value ?? null, bestStep: best?.step ?? null },
+    reviewCount: reviews,
+  };
+}

@@ -1,0 +1,101 @@
+// The Electron entry (bundled by scripts/build.ts to out/main/index.js, package.json "main").
+// Electron is only a shell here: the backend (main/backend.ts) is the same one `autodidact serve`
+// runs, and the window reaches it through the preload's API over IPC (main/shell/ipc.ts).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BrowserWindow, Menu, app, dialog, session } from 'electron';
+import { deferredApi, startBackend } from './backend.ts';
+import { APP_NAME } from './runs/home.ts';
+import { buildMenu } from './shell/menu.ts';
+import { registerIpc } from './shell/ipc.ts';
+import { type AppOrigin, hardenContents, hardenSession, isAppUrl } from './shell/security.ts';
+import { createElectronSettings } from './shell/settings.ts';
+import { createMainWindow } from './shell/window.ts';
+
+// Electron's userData must be the folder main/runs/home.ts computes without Electron, or a run
+// started from the command line would not show in the app. Set before 'ready', which fixes it.
+app.setName(APP_NAME);
+app.setPath('userData', path.join(app.getPath('appData'), APP_NAME));
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dev = !app.isPackaged;
+const origin: AppOrigin = {
+  indexFile: path.join(here, '../renderer/index.html'),
+  // Only a development checkout may load the page from elsewhere (vite's dev server).
+  devServerUrl: dev && process.env.VITE_DEV_SERVER_URL ? process.env.VITE_DEV_SERVER_URL : null,
+};
+const preload = path.join(here, '../preload/index.cjs');
+
+function describe(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  // A checkout's native modules are built for Node (the CLI, the tests); Electron needs its own.
+  if (/NODE_MODULE_VERSION|compiled against a different Node\.js version/.test(message)) {
+    return `${message}\n\nThe native modules are built for Node, not Electron. Run \`npm run rebuild:electron\` (and \`npm run rebuild:node\` to go back to the command line and tests).`;
+  }
+  return message;
+}
+
+async function run(): Promise<void> {
+  // One app per data folder: a second instance would open the same database and engine.
+  if (!app.requestSingleInstanceLock()) {
+    app.quit();
+    return;
+  }
+  app.on('web-contents-created', (_event, contents) => hardenContents(contents, origin));
+  await app.whenReady();
+  hardenSession(session.defaultSession, origin);
+
+  const settings = createElectronSettings();
+  let mainWindow: BrowserWindow | null = null;
+  const ready = startBackend({ mode: 'electron', settings, version: app.getVersion() });
+  ready.then(
+    (b) => {
+      Menu.setApplicationMenu(buildMenu({ api: b.api, home: b.home, version: app.getVersion(), dev, window: () => mainWindow }));
+    },
+    (e: unknown) => {
+      dialog.showErrorBox('Autodidact could not start', describe(e));
+      app.exit(1);
+    },
+  );
+  registerIpc(deferredApi(ready), (url) => isAppUrl(origin, url));
+
+  const open = () => {
+    mainWindow = createMainWindow({ settings, origin, preload, devTools: dev });
+    mainWindow.on('closed', () => (mainWindow = null));
+  };
+  open();
+
+  app.on('second-instance', () => {
+    if (!mainWindow) return open();
+    if (mainWindow.isMinimized()) mainWindow.restore();
+    mainWindow.focus();
+  });
+  // macOS keeps the app (and a running run) alive with no window; the dock icon reopens one.
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) open();
+  });
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit();
+  });
+
+  // Quitting pauses a running run at its next step (so it can resume), stops the engine worker
+  // and closes the database before the process goes.
+  let closing: Promise<void> | null = null;
+  let closed = false;
+  app.on('before-quit', (event) => {
+    if (closed) return;
+    event.preventDefault();
+    closing ??= ready
+      .then((b) => b.close())
+      .catch((e: unknown) => console.error('autodidact: closing the backend failed:', e))
+      .finally(() => {
+        closed = true;
+        app.quit();
+      });
+  });
+}
+
+run().catch((e: unknown) => {
+  dialog.showErrorBox('Autodidact could not start', describe(e));
+  app.exit(1);
+});

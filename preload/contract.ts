@@ -1,0 +1,415 @@
+// The API contract between the app's user interface and its main process: the one place to learn
+// what the app can do. Request channels map a name to zod-validated params and a result type;
+// event channels map a name to a payload type. Both transports carry exactly this contract:
+// Electron IPC (preload/index.ts exposes it as `window.autodidact`) and the WebSocket of web
+// mode (main/server/), so the renderer cannot tell them apart.
+//
+// Everything here is plain data (JSON-serialisable): no class, Buffer or typed array crosses.
+// This module must stay importable from the renderer, the preload and the main process alike:
+// it imports nothing but zod.
+import { z } from 'zod';
+
+// --- shared shapes ------------------------------------------------------------------------
+
+export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'stopped'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const DEVICE_REQUESTS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
+export type DeviceRequest = (typeof DEVICE_REQUESTS)[number];
+export const DATASET_FORMATS = ['jsonl', 'csv', 'tsv'] as const;
+
+export interface AppInfo {
+  version: string;
+  /** 'electron' in the desktop app, 'web' in `autodidact serve`. */
+  mode: 'electron' | 'web';
+  /** The data folder: database, checkpoints, imported models. */
+  dataHome: string;
+  databaseFile: string;
+  platform: string;
+}
+
+export interface Settings {
+  /** Data folder override (takes effect at the next start); null = the default per-user folder. */
+  dataFolder: string | null;
+  defaultDevice: DeviceRequest;
+  /** onnxruntime threads; null = every core. */
+  threads: number | null;
+}
+
+export interface DeviceInfo {
+  name: 'cpu' | 'webgpu' | 'cuda';
+  available: boolean;
+  /** Why it cannot run here (absent when it can). */
+  reason?: string;
+  /** Adapter or processor name, where known. */
+  adapter?: string;
+}
+
+export interface DevicesReport {
+  devices: DeviceInfo[];
+  /** What `auto` resolves to here. */
+  auto: string;
+  threads: number;
+  onnxruntime: string;
+}
+
+export interface DatasetSummary {
+  id: number;
+  name: string;
+  /** The imported file, or e.g. 'generator:arithmetic'. */
+  source: string | null;
+  itemCount: number;
+  trainCount: number;
+  evalCount: number;
+  /** How many items carry an evaluation-only answer. */
+  answerCount: number;
+  createdAt: string;
+}
+
+export interface DatasetItemView {
+  idx: number;
+  prompt: string;
+  /** The hidden label: shown to the person, never given to a reward. */
+  evalAnswer: string | null;
+  split: 'train' | 'eval';
+}
+
+export interface DatasetPreviewView {
+  format: (typeof DATASET_FORMATS)[number];
+  fields: string[];
+  mapping: { prompt: string; answer: string | null; guessed: { prompt: boolean; answer: boolean } } | null;
+  mappingNote: string;
+  items: { prompt: string; answer: string | null }[];
+  total: number | null;
+  /** Why the file would not import as it stands (with its line), or null. */
+  error: string | null;
+}
+
+export interface ModelEntry {
+  /** Null for a built-in model that was never added to the database. */
+  id: number | null;
+  name: string;
+  path: string;
+  builtin: boolean;
+  architecture: string | null;
+  parameterCount: number | null;
+  dtype: string | null;
+  /** Set when the folder cannot be loaded: the reason, naming the file or field. */
+  error: string | null;
+}
+
+/** One setting of a run, for the New-run form: its default, its one-line explanation and its type. */
+export interface RunSettingInfo {
+  name: string;
+  default: unknown;
+  description: string;
+  kind: 'number' | 'integer' | 'boolean' | 'enum' | 'string-list' | 'enum-list';
+  options?: string[];
+  min?: number;
+  max?: number;
+}
+
+export interface RunProgress {
+  step: number;
+  steps: number;
+  /** What the engine is doing now: 'rollout', 'update', 'validate', 'checkpoint', ... */
+  phase: string;
+  /** Seconds to the end at the recent pace; null until a step has finished. */
+  etaSeconds: number | null;
+}
+
+export interface RunView {
+  id: number;
+  name: string;
+  method: string;
+  model: string;
+  dataset: string;
+  datasetId: number | null;
+  status: RunStatus;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  currentStep: number | null;
+  steps: number;
+  /** The full stored configuration (loop settings, model, dataset, device). */
+  config: Record<string, unknown>;
+  /** Live progress while the run is in the engine; null otherwise. */
+  progress: RunProgress | null;
+  /** The key metric at a glance: the validation metric that picks the best checkpoint. */
+  keyMetric: { name: string; value: number | null; best: number | null; bestStep: number | null };
+  reviewCount: number;
+}
+
+export interface MetricPoint {
+  step: number;
+  key: string;
+  /** null where the value was NaN. */
+  value: number | null;
+}
+
+export interface AlertView {
+  id: number;
+  step: number | null;
+  kind: string;
+  message: string;
+  createdAt: string;
+}
+
+export interface CheckpointView {
+  step: number;
+  kind: 'best' | 'last';
+  path: string;
+  metric: number | null;
+}
+
+export interface RunDetail {
+  run: RunView;
+  metricKeys: string[];
+  steps: number[];
+  checkpoints: CheckpointView[];
+  alerts: AlertView[];
+}
+
+export interface GroupSummary {
+  rolloutId: number;
+  step: number;
+  groupIdx: number;
+  itemIdx: number | null;
+  prompt: string;
+  pseudoLabel: string | null;
+  /** The hidden label where the dataset has one (measurement only). */
+  truth: string | null;
+  voteCounts: Record<string, number>;
+  majorityRatio: number | null;
+  labelCorrect: boolean | null;
+  labeled: boolean;
+  /** High majority ratio but a wrong pseudo-label (against the hidden truth). */
+  confidentMistake: boolean;
+  /** Majority ratio below the low-consensus threshold. */
+  lowConsensus: boolean;
+  /** The prompt's pseudo-label differs from the one it got the previous time it was drawn. */
+  labelChanged: boolean;
+  previousLabel: string | null;
+  review: ReviewView | null;
+}
+
+export interface TokenView {
+  text: string;
+  logprob: number | null;
+  entropy: number | null;
+}
+
+export interface SampleView {
+  id: number;
+  idx: number;
+  text: string;
+  extractedAnswer: string | null;
+  reward: number | null;
+  advantage: number | null;
+  usedForTraining: boolean;
+  /** The response split into its tokens with their log-probs and entropies. */
+  tokens: TokenView[];
+}
+
+export interface GroupDetail {
+  group: GroupSummary;
+  samples: SampleView[];
+}
+
+export interface ReviewView {
+  id: number;
+  runId: number | null;
+  rolloutId: number | null;
+  datasetId: number | null;
+  itemIdx: number | null;
+  verdict: 'agree' | 'override';
+  label: string | null;
+  createdAt: string;
+}
+
+export interface LogLine {
+  time: string;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+// --- request channels ---------------------------------------------------------------------
+
+const id = z.number().int().nonnegative();
+const partialMapping = z.object({ prompt: z.string().min(1).optional(), answer: z.string().min(1).nullable().optional() }).strict();
+const fileUpload = {
+  /** The file's name (its extension picks the format unless `format` is given). */
+  fileName: z.string().min(1).max(1024),
+  /** The file's contents (the picker or drop reads it in the renderer: web mode has no paths). */
+  text: z.string().max(512 * 1024 * 1024),
+  format: z.enum(DATASET_FORMATS).optional(),
+  mapping: partialMapping.optional(),
+};
+
+/** Every request: its params schema, and (as a type) its result. */
+export const requests = {
+  'app.info': { params: z.object({}).strict(), result: {} as AppInfo },
+  'settings.get': { params: z.object({}).strict(), result: {} as Settings },
+  'settings.set': {
+    params: z
+      .object({ dataFolder: z.string().min(1).nullable().optional(), defaultDevice: z.enum(DEVICE_REQUESTS).optional(), threads: z.number().int().min(1).max(1024).nullable().optional() })
+      .strict(),
+    result: {} as Settings,
+  },
+  'devices.list': { params: z.object({ refresh: z.boolean().optional() }).strict(), result: {} as DevicesReport },
+
+  'datasets.list': { params: z.object({}).strict(), result: [] as DatasetSummary[] },
+  'datasets.preview': { params: z.object(fileUpload).strict(), result: {} as DatasetPreviewView },
+  'datasets.import': {
+    params: z
+      .object({ ...fileUpload, name: z.string().min(1).max(200).optional(), evalFraction: z.number().min(0).max(1).optional() })
+      .strict(),
+    result: {} as { dataset: DatasetSummary; train: number; eval: number; mappingNote: string },
+  },
+  'datasets.generate': {
+    params: z
+      .object({ difficulty: z.number().int().min(1).max(4), seed: z.number().int().min(0).default(0), name: z.string().min(1).max(200).optional() })
+      .strict(),
+    result: {} as DatasetSummary,
+  },
+  'datasets.items': {
+    params: z
+      .object({ datasetId: id, offset: z.number().int().min(0).default(0), limit: z.number().int().min(1).max(500).default(50), search: z.string().max(500).optional(), split: z.enum(['train', 'eval']).optional() })
+      .strict(),
+    result: {} as { items: DatasetItemView[]; total: number },
+  },
+  'datasets.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
+
+  'models.list': { params: z.object({}).strict(), result: [] as ModelEntry[] },
+  'models.add': { params: z.object({ path: z.string().min(1).max(4096), name: z.string().min(1).max(200).optional() }).strict(), result: {} as ModelEntry },
+  'models.remove': { params: z.object({ id }).strict(), result: {} as { removed: boolean } },
+
+  'runs.settings': { params: z.object({}).strict(), result: [] as RunSettingInfo[] },
+  'runs.create': {
+    params: z
+      .object({
+        name: z.string().min(1).max(200).optional(),
+        model: z.string().min(1).max(4096),
+        dataset: z.string().min(1).max(4096),
+        device: z.enum(DEVICE_REQUESTS).optional(),
+        difficulty: z.number().int().min(1).max(4).optional(),
+        /** Loop settings (RunConfig); unknown keys are refused, missing ones take their defaults. */
+        config: z.record(z.string(), z.unknown()).default({}),
+        /** Reviewed labels of this run replace the model's votes for those prompts. */
+        useReviewsOf: id.optional(),
+        /** Launch at once (default) or only record it. */
+        start: z.boolean().default(true),
+      })
+      .strict(),
+    result: {} as RunView,
+  },
+  'runs.list': { params: z.object({}).strict(), result: [] as RunView[] },
+  'runs.get': { params: z.object({ id }).strict(), result: {} as RunDetail },
+  'runs.pause': { params: z.object({ id }).strict(), result: {} as RunView },
+  'runs.resume': { params: z.object({ id, useReviews: z.boolean().optional() }).strict(), result: {} as RunView },
+  'runs.stop': { params: z.object({ id }).strict(), result: {} as RunView },
+  'runs.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
+  'runs.metrics': {
+    params: z.object({ id, keys: z.array(z.string().min(1)).max(200).optional(), afterStep: z.number().int().optional() }).strict(),
+    result: [] as MetricPoint[],
+  },
+  'runs.log': { params: z.object({ id, tail: z.number().int().min(1).max(10000).default(500) }).strict(), result: [] as LogLine[] },
+
+  'steps.groups': {
+    params: z
+      .object({
+        runId: id,
+        step: z.number().int().min(0),
+        filter: z.enum(['all', 'confident-mistakes', 'low-consensus', 'label-changed', 'unreviewed']).default('all'),
+      })
+      .strict(),
+    result: [] as GroupSummary[],
+  },
+  'steps.group': { params: z.object({ rolloutId: id }).strict(), result: {} as GroupDetail },
+
+  'reviews.set': {
+    params: z
+      .object({ rolloutId: id, verdict: z.enum(['agree', 'override']), label: z.string().min(1).max(1000).optional() })
+      .strict()
+      .refine((p) => p.verdict === 'agree' || p.label !== undefined, { message: 'an override needs a label', path: ['label'] }),
+    result: {} as ReviewView,
+  },
+  'reviews.clear': { params: z.object({ rolloutId: id }).strict(), result: {} as { cleared: boolean } },
+  'reviews.list': { params: z.object({ runId: id }).strict(), result: [] as ReviewView[] },
+} as const;
+
+export type RequestName = keyof typeof requests;
+export type ParamsOf<K extends RequestName> = z.input<(typeof requests)[K]['params']>;
+export type ValidParamsOf<K extends RequestName> = z.output<(typeof requests)[K]['params']>;
+export type ResultOf<K extends RequestName> = (typeof requests)[K]['result'];
+export const REQUEST_CHANNELS = Object.keys(requests) as RequestName[];
+
+// --- event channels -----------------------------------------------------------------------
+
+/** Pushed to every window; live run data is batched to at most ten updates a second per run. */
+export interface Events {
+  /** A run changed status (started, paused, completed, failed with its error, ...). */
+  'run.status': { run: RunView };
+  'run.progress': { runId: number; progress: RunProgress };
+  /** New metric points of a run (one or more steps). */
+  'run.metrics': { runId: number; points: MetricPoint[] };
+  'run.alert': { runId: number; alert: AlertView };
+  /** A step was recorded: its groups (and their samples) can now be read. */
+  'run.step': { runId: number; step: number; groups: number; labelAccuracy: number | null };
+  'run.log': { runId: number; lines: LogLine[] };
+  'datasets.changed': Record<string, never>;
+  'models.changed': Record<string, never>;
+  'reviews.changed': { runId: number | null; count: number };
+}
+export type EventName = keyof Events;
+export const EVENT_CHANNELS: EventName[] = ['run.status', 'run.progress', 'run.metrics', 'run.alert', 'run.step', 'run.log', 'datasets.changed', 'models.changed', 'reviews.changed'];
+
+// --- the object both transports provide -------------------------------------------------
+
+/** An error a request answers with: a code the UI can act on, and a message for the person. */
+export interface ApiErrorShape {
+  code: 'BAD_REQUEST' | 'NOT_FOUND' | 'CONFLICT' | 'SETUP' | 'UNAVAILABLE' | 'INTERNAL';
+  message: string;
+  /** For BAD_REQUEST: each problem with the path of the offending field. */
+  issues?: { path: string; message: string }[];
+}
+
+export class ApiError extends Error implements ApiErrorShape {
+  override name = 'ApiError';
+  constructor(
+    readonly code: ApiErrorShape['code'],
+    message: string,
+    readonly issues?: ApiErrorShape['issues'],
+  ) {
+    super(message);
+  }
+  toJSON(): ApiErrorShape {
+    return { code: this.code, message: this.message, ...(this.issues ? { issues: this.issues } : {}) };
+  }
+}
+
+/** What the renderer sees as `window.autodidact` (Electron) or gets from the WebSocket client. */
+export interface AutodidactApi {
+  invoke<K extends RequestName>(channel: K, params: ParamsOf<K>): Promise<ResultOf<K>>;
+  /** Listen to an event channel; returns the function that stops listening. */
+  on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void;
+}
+
+/** The main-process side both transports call: validated dispatch, and one stream of events. */
+export interface ApiService {
+  /** Validates `params` against the channel's schema and runs its handler; rejects with ApiError. */
+  handle(channel: string, params: unknown): Promise<unknown>;
+  subscribe(listener: <E extends EventName>(event: E, payload: Events[E]) => void): () => void;
+}
+
+// --- the WebSocket wire format (web mode) ------------------------------------------------
+
+export type ClientMessage = { type: 'request'; id: number; channel: string; params: unknown };
+export type ServerMessage =
+  | { type: 'result'; id: number; result: unknown }
+  | { type: 'error'; id: number; error: ApiErrorShape }
+  | { type: 'event'; event: EventName; payload: unknown };
+
+/** Electron IPC channel names: one for requests, one for events. */
+export const IPC_INVOKE = 'autodidact:invoke';
+export const IPC_EVENT = 'autodidact:event';

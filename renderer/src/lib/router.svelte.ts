@@ -1,0 +1,50 @@
+// Hash routes: #/datasets, #/models, #/new, #/runs, #/runs/:id, #/runs/:id/inspect?step=N,
+// #/compare?ids=1,2.
+export type Route =
+  | { name: 'datasets' }
+  | { name: 'models' }
+  | { name: 'new'; reviewsOf: number | null }
+  | { name: 'runs' }
+  | { name: 'run'; id: number }
+  | { name: 'inspect'; id: number; step: number | null }
+  | { name: 'compare'; ids: number[] };
+
+function parse(hash: string): Route {
+  const [path = '', query = ''] = hash.replace(/^#/, '').split('?');
+  const q = new URLSearchParams(query);
+  const parts = path.split('/').filter(Boolean);
+  const int = (s: string | null | undefined) => (s != null && /^\d+$/.test(s) ? Number(s) : null);
+  switch (parts[0]) {
+    case 'datasets':
+      return { name: 'datasets' };
+    case 'models':
+      return { name: 'models' };
+    case 'new':
+      return { name: 'new', reviewsOf: int(q.get('reviewsOf')) };
+    case 'compare':
+      return { name: 'compare', ids: (q.get('ids') ?? '').split(',').map(int).filter((n): n is number => n !== null) };
+    case 'runs': {
+      const id = int(parts[1]);
+      if (id === null) return { name: 'runs' };
+      if (parts[2] === 'inspect') return { name: 'inspect', id, step: int(q.get('step')) };
+      return { name: 'run', id };
+    }
+    default:
+      return { name: 'runs' };
+  }
+}
+
+export const router = $state({ route: parse(location.hash) });
+
+window.addEventListener('hashchange', () => {
+  router.route = parse(location.hash);
+});
+
+export function navigate(hash: string, replace = false): void {
+  if (replace) {
+    history.replaceState(null, '', hash);
+    router.route = parse(hash);
+  } else {
+    location.hash = hash;
+  }
+}

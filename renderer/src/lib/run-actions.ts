@@ -1,0 +1,31 @@
+// Pause, resume and stop, shared by the runs table and the run detail.
+import type { RunView } from '../../../preload/contract.ts';
+import { call } from './api.ts';
+import { runs } from './stores.svelte.ts';
+import { attempt, notify } from './toasts.svelte.ts';
+
+export const canPause = (r: RunView) => r.status === 'running' || r.status === 'queued';
+export const canResume = (r: RunView) => r.status === 'paused' || r.status === 'stopped' || r.status === 'failed';
+export const canStop = (r: RunView) => r.status === 'running' || r.status === 'queued' || r.status === 'paused';
+
+export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunView, useReviews = false): Promise<RunView | undefined> {
+  const result = await attempt(
+    action === 'resume' ? call('runs.resume', { id: run.id, ...(useReviews ? { useReviews: true } : {}) }) : call(`runs.${action}`, { id: run.id }),
+  );
+  if (result) {
+    runs.upsert(result);
+    if (useReviews) notify(`Run #${run.id} resumes with its reviewed labels`);
+  }
+  return result;
+}
+
+export const canDelete = (r: RunView) => !canStop(r);
+
+export async function deleteRun(run: RunView): Promise<boolean> {
+  const result = await attempt(call('runs.delete', { id: run.id }));
+  if (result) {
+    runs.remove(run.id);
+    notify(`Deleted run #${run.id} “${run.name}”`);
+  }
+  return !!result;
+}

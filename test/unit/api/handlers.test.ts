@@ -1,0 +1,385 @@
+// Every request channel of the API service against a real database: a good request and its
+// result, malformed requests refused with BAD_REQUEST and the offending field, unknown ids with
+// NOT_FOUND, and the errors a person can act on (a malformed dataset line, a model folder that
+// cannot load, a run that is busy).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
+import { createRun, getRun, listModels, recordStep, updateRunStatus } from '../../../main/db/index.ts';
+import { runDir } from '../../../main/runs/home.ts';
+import { DEVICES_RESULT, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const FIXTURES = path.join(ROOT, 'test/fixtures');
+
+let h: Harness;
+beforeAll(() => {
+  h = createHarness();
+});
+afterAll(() => h.close());
+
+const QUESTIONS = ['{"question": "What is 2+2?", "answer": "4"}', '{"question": "What is 3+4?", "answer": "7"}', '{"question": "What is 5+5?", "answer": 10}', '{"question": "Name a colour"}'].join('\n');
+
+describe('the request boundary', () => {
+  it('refuses an unknown channel', async () => {
+    expect(await h.refused('runs.explode', {})).toEqual({ code: 'BAD_REQUEST', message: 'unknown request channel "runs.explode"' });
+    // Inherited object keys are not channels either.
+    expect((await h.refused('toString', {})).code).toBe('BAD_REQUEST');
+  });
+
+  it('refuses wrong types, unknown keys and missing fields, naming the field', async () => {
+    const wrongType = await h.refused('runs.get', { id: 'seven' });
+    expect(wrongType.code).toBe('BAD_REQUEST');
+    expect(wrongType.issues?.map((i) => i.path)).toEqual(['id']);
+    const unknownKey = await h.refused('datasets.list', { sneaky: 1 });
+    expect(unknownKey.issues?.map((i) => i.path)).toEqual(['sneaky']);
+    const missing = await h.refused('datasets.items', {});
+    expect(missing.issues?.map((i) => i.path)).toEqual(['datasetId']);
+    const nested = await h.refused('datasets.preview', { fileName: 'a.jsonl', text: 'x', mapping: { prompt: 3 } });
+    expect(nested.issues?.map((i) => i.path)).toEqual(['mapping.prompt']);
+    const negative = await h.refused('runs.metrics', { id: -1 });
+    expect(negative.issues?.map((i) => i.path)).toEqual(['id']);
+    expect((await h.refused('app.info', 'not an object')).code).toBe('BAD_REQUEST');
+  });
+
+  it('validates every channel before its handler runs', async () => {
+    const before = { tables: datasetTables(h.db), events: h.events.emitted.length, runs: h.runs.calls.length };
+    for (const channel of REQUEST_CHANNELS as RequestName[]) {
+      const e = await h.refused(channel, { definitelyNotAField: true });
+      expect(e.code, channel).toBe('BAD_REQUEST');
+      expect(e.issues?.map((i) => i.path), channel).toContain('definitelyNotAField');
+    }
+    expect({ tables: datasetTables(h.db), events: h.events.emitted.length, runs: h.runs.calls.length }).toEqual(before);
+  });
+});
+
+describe('app, settings and devices', () => {
+  it('app.info says where the data lives', async () => {
+    const info = await h.call('app.info', {});
+    expect(info).toEqual({ version: '9.9.9', mode: 'web', dataHome: h.home, databaseFile: path.join(h.home, 'autodidact.db'), platform: `${process.platform}-${process.arch}` });
+  });
+
+  it('settings.get / settings.set change only the fields given', async () => {
+    expect(await h.call('settings.get', {})).toEqual({ dataFolder: null, defaultDevice: 'cpu', threads: null });
+    expect(await h.call('settings.set', { threads: 3 })).toEqual({ dataFolder: null, defaultDevice: 'cpu', threads: 3 });
+    expect(await h.call('settings.set', { threads: null, defaultDevice: 'auto' })).toEqual({ dataFolder: null, defaultDevice: 'auto', threads: null });
+    expect((await h.refused('settings.set', { defaultDevice: 'tpu' })).issues?.[0].path).toBe('defaultDevice');
+    expect((await h.refused('settings.set', { threads: 0 })).issues?.[0].path).toBe('threads');
+    h.settings.set({ defaultDevice: 'cpu' });
+  });
+
+  it('devices.list probes once, answers from the cache, re-probes on refresh unless a run trains', async () => {
+    const first = await h.call('devices.list', {});
+    expect(first).toEqual({ devices: DEVICES_RESULT.devices, auto: 'cpu', threads: 4, onnxruntime: '1.22.0' });
+    expect(await h.call('devices.list', {})).toEqual(first);
+    expect(h.engineCalls).toEqual(['devices']);
+    await h.call('devices.list', { refresh: true });
+    expect(h.engineCalls).toEqual(['devices', 'devices']);
+
+    const run = createRun(h.db, { name: 'busy', method: 'ttrl', model: 'tiny-chars', dataset: 'x', config: {} });
+    updateRunStatus(h.db, run.id, 'running');
+    h.runs.active.add(run.id);
+    await h.call('devices.list', { refresh: true });
+    expect(h.engineCalls).toHaveLength(2);
+    h.runs.active.delete(run.id);
+    updateRunStatus(h.db, run.id, 'stopped');
+  });
+
+  it('an unavailable device in the engine is UNAVAILABLE', async () => {
+    const { EngineError } = await import('../../../main/engine/protocol.ts');
+    const saved = h.probe.fn;
+    h.probe.fn = async () => {
+      throw new EngineError('webgpu: no adapter', 'DEVICE_UNAVAILABLE');
+    };
+    try {
+      expect(await h.refused('devices.list', { refresh: true })).toEqual({ code: 'UNAVAILABLE', message: 'webgpu: no adapter' });
+    } finally {
+      h.probe.fn = saved;
+    }
+  });
+});
+
+describe('datasets', () => {
+  let questionsId: number;
+
+  it('previews a file with its guessed mapping and first items', async () => {
+    const p = await h.call('datasets.preview', { fileName: 'questions.jsonl', text: QUESTIONS });
+    expect(p.format).toBe('jsonl');
+    expect(p.fields).toEqual(['question', 'answer']);
+    expect(p.mapping).toEqual({ prompt: 'question', answer: 'answer', guessed: { prompt: true, answer: true } });
+    expect(p.items[0]).toEqual({ prompt: 'What is 2+2?', answer: '4' });
+    expect(p.total).toBe(4);
+    expect(p.error).toBeNull();
+    const bad = await h.call('datasets.preview', { fileName: 'bad.jsonl', text: fs.readFileSync(path.join(FIXTURES, 'datasets/bad-json.jsonl'), 'utf8') });
+    expect(bad.error).toMatch(/bad\.jsonl, line 4: invalid JSON/);
+  });
+
+  it('imports a file’s text and announces it', async () => {
+    const before = h.events.of('datasets.changed').length;
+    const r = await h.call('datasets.import', { fileName: 'C:\\Users\\me\\questions.jsonl', text: QUESTIONS, evalFraction: 0.25 });
+    questionsId = r.dataset.id;
+    expect(r.dataset).toMatchObject({ name: 'questions', source: 'questions.jsonl', itemCount: 4, trainCount: 3, evalCount: 1, answerCount: 3 });
+    expect([r.train, r.eval]).toEqual([3, 1]);
+    expect(r.mappingNote).toBe('prompt = "question" (guessed), answer = "answer" (guessed)');
+    expect(h.events.of('datasets.changed').length).toBe(before + 1);
+    expect((await h.call('datasets.list', {})).map((d) => d.name)).toContain('questions');
+  });
+
+  it('refuses a file with a malformed line, naming FILE:LINE, and leaves the database unchanged', async () => {
+    const before = datasetTables(h.db);
+    const text = fs.readFileSync(path.join(FIXTURES, 'datasets/bad-json.jsonl'), 'utf8');
+    const e = await h.refused('datasets.import', { fileName: 'bad-json.jsonl', text });
+    expect(e.code).toBe('SETUP');
+    expect(e.message).toMatch(/^bad-json\.jsonl:4: invalid JSON/);
+    const csv = await h.refused('datasets.import', { fileName: 'short.csv', text: fs.readFileSync(path.join(FIXTURES, 'datasets/short-row.csv'), 'utf8') });
+    expect(csv.code).toBe('SETUP');
+    expect(csv.message).toMatch(/^short\.csv:\d+: row \d+ has \d+ columns/);
+    const mapping = await h.refused('datasets.import', { fileName: 'q.jsonl', text: QUESTIONS, mapping: { prompt: 'nope' } });
+    expect(mapping.message).toMatch(/prompt field "nope" is in no record/);
+    expect(datasetTables(h.db)).toEqual(before);
+  });
+
+  it('refuses a taken name with CONFLICT', async () => {
+    const e = await h.refused('datasets.import', { fileName: 'questions.jsonl', text: QUESTIONS });
+    expect(e.code).toBe('CONFLICT');
+    expect(e.message).toMatch(/"questions" already exists/);
+  });
+
+  it('generates the built-in arithmetic dataset, the same one a run would use', async () => {
+    const d = await h.call('datasets.generate', { difficulty: 1, seed: 3 });
+    expect(d).toMatchObject({ name: 'arithmetic-d1-s3', source: 'generator:arithmetic', trainCount: 512, evalCount: 64, answerCount: 576 });
+    expect((await h.call('datasets.generate', { difficulty: 1, seed: 3 })).id).toBe(d.id);
+    const named = await h.call('datasets.generate', { difficulty: 2, name: 'my sums' });
+    expect(named).toMatchObject({ name: 'my sums', itemCount: 576 });
+    expect((await h.refused('datasets.generate', { difficulty: 5 })).issues?.[0].path).toBe('difficulty');
+  });
+
+  it('pages and searches items, with the evaluation-only answer', async () => {
+    const all = await h.call('datasets.items', { datasetId: questionsId });
+    expect(all.total).toBe(4);
+    expect(all.items.map((i) => i.evalAnswer)).toEqual(['4', '7', '10', null]);
+    expect(all.items.filter((i) => i.split === 'eval')).toHaveLength(1);
+    const page = await h.call('datasets.items', { datasetId: questionsId, offset: 1, limit: 2 });
+    expect(page).toEqual({ total: 4, items: all.items.slice(1, 3) });
+    const found = await h.call('datasets.items', { datasetId: questionsId, search: '3+4' });
+    expect(found).toEqual({ total: 1, items: [all.items[1]] });
+    expect((await h.call('datasets.items', { datasetId: questionsId, split: 'eval' })).total).toBe(1);
+    expect((await h.refused('datasets.items', { datasetId: 9999 })).code).toBe('NOT_FOUND');
+    expect((await h.refused('datasets.items', { datasetId: questionsId, limit: 501 })).issues?.[0].path).toBe('limit');
+  });
+
+  it('deletes a dataset, but not one an active run trains on', async () => {
+    const d = await h.call('datasets.import', { fileName: 'doomed.jsonl', text: QUESTIONS });
+    const run = createRun(h.db, { name: 'uses doomed', method: 'ttrl', model: 'tiny-chars', dataset: 'doomed', datasetId: d.dataset.id, config: {} });
+    updateRunStatus(h.db, run.id, 'running');
+    h.runs.active.add(run.id);
+    expect((await h.refused('datasets.delete', { id: d.dataset.id })).code).toBe('CONFLICT');
+    h.runs.active.delete(run.id);
+    updateRunStatus(h.db, run.id, 'stopped');
+    expect(await h.call('datasets.delete', { id: d.dataset.id })).toEqual({ deleted: true });
+    expect((await h.refused('datasets.delete', { id: d.dataset.id })).code).toBe('NOT_FOUND');
+  });
+});
+
+describe('models', () => {
+  it('lists the built-in models with architecture, size and dtype from the headers', async () => {
+    const list = await h.call('models.list', {});
+    const chars = list.find((m) => m.name === 'tiny-chars')!;
+    expect(chars).toMatchObject({ id: null, builtin: true, architecture: 'llama', dtype: 'float32', error: null });
+    // The same count the engine computes when it loads the folder.
+    const { loadModelFolder } = await import('../../../main/engine/nn/hf-model.ts');
+    const loaded = await loadModelFolder(chars.path);
+    expect(chars.parameterCount).toBe(loaded.parameterCount);
+  });
+
+  it('adds a sharded Hugging Face folder and a built-in model by name', async () => {
+    const qwen = await h.call('models.add', { path: path.join(FIXTURES, 'models/qwen2') });
+    expect(qwen).toMatchObject({ name: 'qwen2', builtin: false, architecture: 'qwen2', error: null });
+    expect(qwen.id).toBeTypeOf('number');
+    const builtin = await h.call('models.add', { path: 'tiny-chars' });
+    expect(builtin).toMatchObject({ name: 'tiny-chars', builtin: true });
+    const list = await h.call('models.list', {});
+    expect(list.find((m) => m.name === 'tiny-chars')!.id).toBe(builtin.id);
+    expect(list.find((m) => m.name === 'qwen2')!.parameterCount).toBe(qwen.parameterCount);
+    expect(h.events.of('models.changed')).toHaveLength(2);
+  });
+
+  it('refuses a folder that cannot load, naming the field, and records nothing', async () => {
+    const dir = path.join(h.home, 'broken-model');
+    fs.mkdirSync(dir);
+    const config = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'models/llama3/config.json'), 'utf8')) as Record<string, unknown>;
+    delete config.hidden_size;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    const before = listModels(h.db);
+    const e = await h.refused('models.add', { path: dir });
+    expect(e.code).toBe('SETUP');
+    expect(e.message).toMatch(/config\.json: field "hidden_size"/);
+    const missing = await h.refused('models.add', { path: path.join(h.home, 'no-such-folder') });
+    expect(missing.code).toBe('SETUP');
+    expect(listModels(h.db)).toEqual(before);
+  });
+
+  it('shows an added folder that broke since with its error', async () => {
+    const dir = path.join(h.home, 'fragile');
+    fs.cpSync(path.join(FIXTURES, 'models/llama3'), dir, { recursive: true });
+    await h.call('models.add', { path: dir, name: 'fragile' });
+    fs.rmSync(path.join(dir, 'model.safetensors'));
+    const entry = (await h.call('models.list', {})).find((m) => m.name === 'fragile')!;
+    expect(entry.error).toMatch(/no model\.safetensors/);
+    // What was recorded at import still shows.
+    expect(entry.architecture).toBe('llama');
+  });
+
+  it('removes a model', async () => {
+    const m = (await h.call('models.list', {})).find((x) => x.name === 'fragile')!;
+    expect(await h.call('models.remove', { id: m.id! })).toEqual({ removed: true });
+    expect((await h.refused('models.remove', { id: m.id! })).code).toBe('NOT_FOUND');
+  });
+});
+
+describe('runs', () => {
+  it('describes every setting for the New-run form', async () => {
+    const s = await h.call('runs.settings', {});
+    const by = Object.fromEntries(s.map((x) => [x.name, x]));
+    expect(by.method).toMatchObject({ kind: 'enum', options: ['ttrl', 'srt'], default: 'ttrl' });
+    expect(by.steps).toMatchObject({ kind: 'integer', min: 1, default: 40 });
+    expect(by.steps.max).toBeUndefined();
+    expect(by.srtThreshold).toMatchObject({ kind: 'number', min: 0, max: 1 });
+    expect(by.softReward.kind).toBe('boolean');
+    expect(by.stopStrings.kind).toBe('string-list');
+    expect(by.loraTargets).toMatchObject({ kind: 'enum-list' });
+    expect(by.loraTargets.options).toContain('q_proj');
+    expect(by.lr.description).toMatch(/learning rate/);
+  });
+
+  it('creates a run with the default device, and launches it unless told not to', async () => {
+    const v = await h.call('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { steps: 3 }, start: false });
+    expect(v).toMatchObject({ name: 'ttrl-tiny-chars-questions', status: 'queued', steps: 3, dataset: 'questions', reviewCount: 0 });
+    expect(v.config).toMatchObject({ device: 'cpu', steps: 3, model: 'tiny-chars' });
+    expect(h.runs.calls.filter((c) => c.runId === v.id)).toEqual([]);
+    const started = await h.call('runs.create', { name: 'go', model: 'tiny-chars', dataset: 'questions', device: 'auto', useReviewsOf: v.id });
+    expect(started.config).toMatchObject({ device: 'auto', reviewsFrom: v.id });
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: started.id, options: { resume: false } });
+  });
+
+  it('refuses bad settings at their field and records nothing', async () => {
+    const count = (await h.call('runs.list', {})).length;
+    const bad = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { steps: 'many' } });
+    expect(bad.code).toBe('BAD_REQUEST');
+    expect(bad.issues?.map((i) => i.path)).toEqual(['config.steps']);
+    const unknown = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { stepz: 3 } });
+    expect(unknown.issues?.map((i) => i.path)).toEqual(['config.stepz']);
+    const misplaced = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { model: 'other' } });
+    expect(misplaced.issues?.map((i) => i.path)).toEqual(['config.model']);
+    const model = await h.refused('runs.create', { model: 'no-such-model', dataset: 'questions' });
+    expect(model.code).toBe('SETUP');
+    expect(model.message).toMatch(/no-such-model/);
+    const dataset = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'no-such-dataset' });
+    expect(dataset.code).toBe('SETUP');
+    const votes = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { votes: 2, trainSamples: 4 } });
+    expect(votes.code).toBe('SETUP');
+    expect(votes.message).toMatch(/trainSamples \(4\) cannot exceed votes \(2\)/);
+    expect((await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', useReviewsOf: 999 })).code).toBe('NOT_FOUND');
+    expect((await h.refused('runs.create', { dataset: 'questions' })).issues?.map((i) => i.path)).toEqual(['model']);
+    expect((await h.call('runs.list', {})).length).toBe(count);
+  });
+
+  it('lists runs newest first and shows one with its steps, checkpoints and alerts', async () => {
+    const run = createRun(h.db, { name: 'detailed', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: { steps: 2, valSamples: 4 } });
+    recordStep(h.db, run.id, 0, { metrics: { 'val/maj@4': 0.5, 'train/reward': Number.NaN }, alerts: [{ kind: 'collapse', message: 'all votes agree' }] });
+    recordStep(h.db, run.id, 1, { metrics: { 'val/maj@4': 0.75 }, checkpoints: [{ kind: 'best', path: '/ckpt/1', metric: 0.75 }, { kind: 'last', path: '/ckpt/1', metric: 0.75 }] });
+    h.runs.progressOf.set(run.id, { step: 1, steps: 2, phase: 'rollout', etaSeconds: 4 });
+    const list = await h.call('runs.list', {});
+    expect(list[0].id).toBe(run.id);
+    expect(list[0].progress).toEqual({ step: 1, steps: 2, phase: 'rollout', etaSeconds: 4 });
+    const d = await h.call('runs.get', { id: run.id });
+    expect(d.run.keyMetric).toEqual({ name: 'val/maj@4', value: 0.75, best: 0.75, bestStep: 1 });
+    expect(d.steps).toEqual([0, 1]);
+    expect(d.metricKeys).toEqual(['train/reward', 'val/maj@4']);
+    expect(d.checkpoints.map((c) => c.kind).sort()).toEqual(['best', 'last']);
+    expect(d.alerts).toMatchObject([{ step: 0, kind: 'collapse', message: 'all votes agree' }]);
+    expect(await h.call('runs.metrics', { id: run.id, keys: ['train/reward'] })).toEqual([{ step: 0, key: 'train/reward', value: null }]);
+    expect(await h.call('runs.metrics', { id: run.id, afterStep: 0 })).toEqual([{ step: 1, key: 'val/maj@4', value: 0.75 }]);
+    expect((await h.refused('runs.get', { id: 4242 })).code).toBe('NOT_FOUND');
+    expect((await h.refused('runs.metrics', { id: 4242 })).code).toBe('NOT_FOUND');
+    h.runs.progressOf.delete(run.id);
+  });
+
+  it('pauses, resumes (with its own reviews), stops and deletes through the run manager', async () => {
+    const run = await h.call('runs.create', { name: 'lifecycle', model: 'tiny-chars', dataset: 'questions' });
+    updateRunStatus(h.db, run.id, 'running');
+    expect((await h.call('runs.pause', { id: run.id })).status).toBe('paused');
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'pause', runId: run.id });
+    expect((await h.refused('runs.pause', { id: run.id })).code).toBe('CONFLICT');
+
+    await h.call('runs.resume', { id: run.id, useReviews: true });
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: run.id, options: { resume: true } });
+    expect((getRun(h.db, run.id)!.config as Record<string, unknown>).reviewsFrom).toBe(run.id);
+    expect((await h.refused('runs.resume', { id: run.id })).code).toBe('CONFLICT');
+    expect((await h.refused('runs.delete', { id: run.id })).code).toBe('CONFLICT');
+
+    expect((await h.call('runs.stop', { id: run.id })).status).toBe('stopped');
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'stop', runId: run.id });
+    await h.call('runs.resume', { id: run.id, useReviews: false });
+    expect((getRun(h.db, run.id)!.config as Record<string, unknown>).reviewsFrom).toBeUndefined();
+    await h.call('runs.stop', { id: run.id });
+    expect((await h.refused('runs.stop', { id: run.id })).code).toBe('CONFLICT');
+
+    h.runs.logs.set(run.id, [1, 2, 3].map((i) => ({ time: `t${i}`, level: 'info' as const, message: `line ${i}` })));
+    expect((await h.call('runs.log', { id: run.id, tail: 2 })).map((l) => l.message)).toEqual(['line 2', 'line 3']);
+
+    fs.mkdirSync(runDir(h.home, run.id), { recursive: true });
+    fs.writeFileSync(path.join(runDir(h.home, run.id), 'model.safetensors'), 'x');
+    expect(await h.call('runs.delete', { id: run.id })).toEqual({ deleted: true });
+    expect(fs.existsSync(runDir(h.home, run.id))).toBe(false);
+    expect((await h.refused('runs.delete', { id: run.id })).code).toBe('NOT_FOUND');
+    expect((await h.refused('runs.log', { id: run.id })).code).toBe('NOT_FOUND');
+  });
+
+  it('stops a paused run that is not in the engine, and refuses to resume a completed one', async () => {
+    const run = createRun(h.db, { name: 'idle', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: {} });
+    updateRunStatus(h.db, run.id, 'paused');
+    const stopped = await h.call('runs.stop', { id: run.id });
+    expect(stopped.status).toBe('stopped');
+    expect(h.events.of('run.status').at(-1)).toEqual({ run: stopped });
+    updateRunStatus(h.db, run.id, 'completed');
+    const e = await h.refused('runs.resume', { id: run.id });
+    expect(e.code).toBe('CONFLICT');
+    expect(e.message).toMatch(/has completed/);
+  });
+});
+
+describe('errors a person can act on', () => {
+  it('a full database refuses the import with a clear message and keeps nothing of it', async () => {
+    const full = createHarness();
+    try {
+      // SQLite's page limit makes the file "full" exactly as a full disk does (SQLITE_FULL).
+      const pages = full.db.sql.pragma('page_count', { simple: true }) as number;
+      full.db.sql.pragma(`max_page_count = ${pages + 2}`);
+      const before = datasetTables(full.db);
+      const text = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ prompt: `a fairly long prompt number ${i} `.repeat(4), answer: String(i) })).join('\n');
+      const e = await full.refused('datasets.import', { fileName: 'big.jsonl', text });
+      expect(e.code).toBe('UNAVAILABLE');
+      expect(e.message).toMatch(/is full\. Nothing of importing dataset "big" was saved; free some space and retry/);
+      expect(datasetTables(full.db)).toEqual(before);
+    } finally {
+      full.close();
+    }
+  });
+
+  it('maps the other failures to codes', async () => {
+    const { toApiError } = await import('../../../main/api/service.ts');
+    const { DatabaseError } = await import('../../../main/db/index.ts');
+    const { EngineError } = await import('../../../main/engine/protocol.ts');
+    const where = { databaseFile: '/data/autodidact.db', home: '/data' };
+    const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    expect(toApiError(enospc, where, 'runs.delete').toJSON()).toEqual({ code: 'UNAVAILABLE', message: 'The disk holding /data is full: ENOSPC: no space left on device, write. Free some space and retry.' });
+    expect(toApiError(new DatabaseError('BUSY', 'locked'), where, 'x').code).toBe('UNAVAILABLE');
+    expect(toApiError(new DatabaseError('STEP_EXISTS', 'twice'), where, 'x').code).toBe('CONFLICT');
+    expect(toApiError(new EngineError('worker died', 'WORKER_EXITED'), where, 'x').code).toBe('UNAVAILABLE');
+    expect(toApiError(new EngineError('bad graph'), where, 'x').toJSON()).toEqual({ code: 'INTERNAL', message: 'bad graph' });
+    expect(toApiError('a string', where, 'x').toJSON()).toEqual({ code: 'INTERNAL', message: 'a string' });
+  });
+});
