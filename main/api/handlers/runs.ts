@@ -124,7 +124,10 @@ export const runHandlers = {
         run: view(deps, run),
         metricKeys: metricKeys(deps.db, run.id),
         steps: listSteps(deps.db, run.id),
-        checkpoints: listCheckpoints(deps.db, run.id).map((c) => ({ step: c.step, kind: c.kind, path: c.path, metric: c.metric })),
+        // The loop keeps one folder per kind and prunes the older ones: list those still on disk.
+        checkpoints: listCheckpoints(deps.db, run.id)
+          .filter((c) => fs.existsSync(c.path))
+          .map((c) => ({ step: c.step, kind: c.kind, path: c.path, metric: c.metric })),
         alerts: listAlerts(deps.db, run.id).map((a) => ({ id: a.id, step: a.step, kind: a.kind, message: a.message, createdAt: a.createdAt })),
       };
     }),

@@ -288,8 +288,16 @@ describe('runs', () => {
 
   it('lists runs newest first and shows one with its steps, checkpoints and alerts', async () => {
     const run = createRun(h.db, { name: 'detailed', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: { steps: 2, valSamples: 4 } });
-    recordStep(h.db, run.id, 0, { metrics: { 'val/maj@4': 0.5, 'train/reward': Number.NaN }, alerts: [{ kind: 'collapse', message: 'all votes agree' }] });
-    recordStep(h.db, run.id, 1, { metrics: { 'val/maj@4': 0.75 }, checkpoints: [{ kind: 'best', path: '/ckpt/1', metric: 0.75 }, { kind: 'last', path: '/ckpt/1', metric: 0.75 }] });
+    // The loop pruned step 0's folder when it saved step 1's: only step 1's are listed.
+    const ckpt = (name: string) => path.join(runDir(h.home, run.id), name);
+    fs.mkdirSync(ckpt('best-1'), { recursive: true });
+    fs.mkdirSync(ckpt('last-1'), { recursive: true });
+    recordStep(h.db, run.id, 0, {
+      metrics: { 'val/maj@4': 0.5, 'train/reward': Number.NaN },
+      alerts: [{ kind: 'collapse', message: 'all votes agree' }],
+      checkpoints: [{ kind: 'last', path: ckpt('last-0') }],
+    });
+    recordStep(h.db, run.id, 1, { metrics: { 'val/maj@4': 0.75 }, checkpoints: [{ kind: 'best', path: ckpt('best-1'), metric: 0.75 }, { kind: 'last', path: ckpt('last-1'), metric: 0.75 }] });
     h.runs.progressOf.set(run.id, { step: 1, steps: 2, phase: 'rollout', etaSeconds: 4 });
     const list = await h.call('runs.list', {});
     expect(list[0].id).toBe(run.id);
@@ -298,7 +306,7 @@ describe('runs', () => {
     expect(d.run.keyMetric).toEqual({ name: 'val/maj@4', value: 0.75, best: 0.75, bestStep: 1 });
     expect(d.steps).toEqual([0, 1]);
     expect(d.metricKeys).toEqual(['train/reward', 'val/maj@4']);
-    expect(d.checkpoints.map((c) => c.kind).sort()).toEqual(['best', 'last']);
+    expect(d.checkpoints.map((c) => `${c.kind}-${c.step}`).sort()).toEqual(['best-1', 'last-1']);
     expect(d.alerts).toMatchObject([{ step: 0, kind: 'collapse', message: 'all votes agree' }]);
     expect(await h.call('runs.metrics', { id: run.id, keys: ['train/reward'] })).toEqual([{ step: 0, key: 'train/reward', value: null }]);
     expect(await h.call('runs.metrics', { id: run.id, afterStep: 0 })).toEqual([{ step: 1, key: 'val/maj@4', value: 0.75 }]);
