@@ -18,11 +18,23 @@
 //   (deterministic, so votes are reproducible): "2x+1" ≡ "1+2x", "(x+1)^2" ≡ "x^2+2x+1".
 // - "3\frac{1}{2}" and "3 1/2" are mixed numbers (3.5), as in MATH answers.
 // - "1,000" is one thousand (a comma followed by exactly three digits in a lone number).
-import { create, all, type MathNode } from 'mathjs';
+import { createRequire } from 'node:module';
+import type { MathJsInstance, MathNode } from 'mathjs';
 import { readBraced } from './extract.ts';
 import type { AnswerFormat } from './extract.ts';
 
-const math = create(all, {});
+// mathjs takes about a second to load; the app's main process and the command line import this
+// module (through the run settings) long before they compare an answer, so load it on first use.
+let mathjs: MathJsInstance | undefined;
+const math = {
+  parse(expr: string): MathNode {
+    if (!mathjs) {
+      const { create, all } = createRequire(import.meta.url)('mathjs') as typeof import('mathjs');
+      mathjs = create(all, {});
+    }
+    return mathjs.parse(expr);
+  },
+};
 
 export type ParsedAnswer =
   | { kind: 'scalar'; re: number[]; im: number[]; constant: boolean }
