@@ -9,14 +9,14 @@ import type { SettingsStore } from './api/interfaces.ts';
 import { type ExperimentDb, openDatabase } from './db/index.ts';
 import { EngineHost } from './engine/host.ts';
 import { databasePath } from './runs/home.ts';
-import { resolveDataHome } from './settings.ts';
+import { resolveDataHome, resolveThreads } from './settings.ts';
 
 export interface BackendOptions {
   mode: 'electron' | 'web';
   /** The data folder; default: AUTODIDACT_HOME, else the settings' data folder, else the per-user one. */
   home?: string;
   settings: SettingsStore;
-  /** onnxruntime threads; default: the settings' value, else every core. */
+  /** onnxruntime threads; default: AUTODIDACT_THREADS, else the settings' value, else every core. */
   threads?: number;
   /** The app's version (Electron knows it from app.getVersion()); default: package.json's. */
   version?: string;
@@ -56,7 +56,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
   // thread loading the API's modules. The worker starts first; the API is built on a handle that
   // waits for it, so everything that does not need the engine (datasets, runs, reviews) answers
   // as soon as the database is open, and engine calls queue until the worker is up.
-  const engineStarting = EngineHost.start({ threads: options.threads ?? saved.threads ?? undefined });
+  const engineStarting = EngineHost.start({ threads: options.threads ?? resolveThreads(saved) });
   const engineReady = engineStarting.then(() => undefined);
   engineReady.catch((e: unknown) => process.stderr.write(`autodidact: the engine did not start: ${e instanceof Error ? e.message : String(e)}\n`));
   const engine: Pick<EngineHost, 'call'> = {

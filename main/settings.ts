@@ -109,3 +109,13 @@ export function resolveDataHome(settings: Settings, env: Record<string, string |
   if (settings.dataFolder) return path.resolve(settings.dataFolder);
   return dataHome({ env });
 }
+
+/**
+ * The onnxruntime threads for the engine: AUTODIDACT_THREADS (as for the data folder, the
+ * environment wins), else the settings' value, else undefined (every core).
+ */
+export function resolveThreads(settings: Settings, env: Record<string, string | undefined> = process.env): number | undefined {
+  const fromEnv = Number(env.AUTODIDACT_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
+  return settings.threads ?? undefined;
+}

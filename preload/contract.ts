@@ -297,7 +297,7 @@ export const requests = {
         config: z.record(z.string(), z.unknown()).default({}),
         /** Reviewed labels of this run replace the model's votes for those prompts. */
         useReviewsOf: id.optional(),
-        /** Launch at once (default) or only record it. */
+        /** Launch at once (default) or only record it, as 'paused' (it has no steps: resuming it starts it). */
         start: z.boolean().default(true),
       })
       .strict(),

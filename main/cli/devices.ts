@@ -26,7 +26,8 @@ export const devicesCommand = command({
       }
       for (const d of report.devices) {
         const speed = gflops[d.name] !== undefined ? `  ${gflops[d.name].toFixed(1)} GFLOP/s` : '';
-        await writeLine(`${d.name.padEnd(7)} ${d.available ? 'available' : `not available: ${d.reason}`}${speed}`);
+        const adapter = d.adapter ? `  [${d.adapter}]` : '';
+        await writeLine(`${d.name.padEnd(7)} ${d.available ? 'available' : `not available: ${d.reason}`}${adapter}${speed}`);
       }
       await writeLine(`auto    -> ${report.auto}`);
       await writeLine(`onnxruntime ${report.onnxruntime}, ${report.threads} threads, ${report.platform}`);

@@ -1,8 +1,8 @@
 // The browser suite: a new user's first session in web mode, clicked through in headless chromium.
-// Import a dataset, add the built-in model, launch a short TTRL run, watch a chart update live,
-// open a step in the inspector, override a vote, and find the review in the database. Every
-// view is photographed to out/e2e-screenshots/. Also measured here: how long the page's event
-// handling takes while the engine trains (issue 4: under 50 ms).
+// Import a dataset, add the built-in model, set the default device in Settings, launch a short
+// TTRL run, watch a chart update live, open a step in the inspector, override a vote, and find
+// the review in the database. Every view is photographed to out/e2e-screenshots/. Also measured
+// here: how long the page's event handling takes while the engine trains (issue 4: under 50 ms).
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -85,7 +85,26 @@ describe('web mode, as a new user', () => {
     await row.getByTestId('model-remove').waitFor();
     expect(await row.textContent()).toMatch(/llama/i);
     await page.locator('[data-testid=device-row][data-device=cpu]').waitFor({ timeout: 60_000 });
+    // Each device names the hardware behind it: the CPU its model and core count.
+    expect(await page.locator('[data-testid=device-row][data-device=cpu]').textContent()).toMatch(/\d+ cores?/);
     await shot('03-models');
+  });
+
+  it('sets the default device in Settings, and the New-run form starts from it', async () => {
+    await page.getByTestId('nav-settings').click();
+    await expect.poll(() => page.getByTestId('settings-data-home').textContent()).toBe(web.home);
+    expect(await page.getByTestId('settings-device').inputValue()).toBe('auto');
+    await page.getByTestId('settings-device').selectOption('cpu');
+    await page.getByTestId('settings-save').click();
+    await page.getByTestId('settings-saved').waitFor();
+    await expect(page.getByTestId('settings-note').textContent()).resolves.toMatch(/next start/);
+    await shot('00-settings');
+    // Kept in the settings file of web mode's data folder.
+    expect(JSON.parse(fs.readFileSync(path.join(web.home, 'config.json'), 'utf8')).defaultDevice).toBe('cpu');
+
+    await page.getByTestId('nav-new').click();
+    await page.getByTestId('launch-button').waitFor();
+    await expect.poll(() => page.getByTestId('run-device').inputValue()).toBe('cpu');
   });
 
   it('launches a short TTRL run and watches its charts update live', async () => {

@@ -1,5 +1,7 @@
 // The app itself: what it is and where its data lives, its settings, and the devices it can train on.
-import type { DevicesReport, Settings } from '../../../preload/contract.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApiError, type DevicesReport, type Settings } from '../../../preload/contract.ts';
 import { listRuns } from '../../db/index.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
 
@@ -22,7 +24,12 @@ async function probeDevices(deps: ApiDeps, cache: DeviceCache): Promise<DevicesR
       .call('devices', {})
       .then((r) => {
         const report: DevicesReport = {
-          devices: r.devices.map((d) => ({ name: d.name, available: d.available, ...(d.reason !== undefined && { reason: d.reason }) })),
+          devices: r.devices.map((d) => ({
+            name: d.name,
+            available: d.available,
+            ...(d.reason !== undefined && { reason: d.reason }),
+            ...(d.adapter !== undefined && { adapter: d.adapter }),
+          })),
           auto: r.auto,
           threads: r.threads,
           onnxruntime: r.onnxruntime,
@@ -35,6 +42,24 @@ async function probeDevices(deps: ApiDeps, cache: DeviceCache): Promise<DevicesR
       });
   }
   return cache.pending;
+}
+
+/**
+ * A data folder must be absolute (a relative one would depend on where the app is started from)
+ * and must not be a file. It need not exist yet: it is created at the next start.
+ */
+function checkDataFolder(folder: string): void {
+  const refuse = (message: string) => {
+    throw new ApiError('BAD_REQUEST', `dataFolder: ${message}`, [{ path: 'dataFolder', message }]);
+  };
+  if (!path.isAbsolute(folder)) refuse(`"${folder}" is not an absolute path; give the full path of the folder`);
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(folder);
+  } catch {
+    return; // created at the next start
+  }
+  if (!stat.isDirectory()) refuse(`"${folder}" is a file, not a folder`);
 }
 
 export const appHandlers = {
@@ -51,6 +76,7 @@ export const appHandlers = {
   'settings.set': (p, deps) => {
     // Only the fields the request names change; an explicit null is a value (back to the default).
     const patch: Partial<Settings> = {};
+    if (p.dataFolder !== undefined && p.dataFolder !== null) checkDataFolder(p.dataFolder);
     if (p.dataFolder !== undefined) patch.dataFolder = p.dataFolder;
     if (p.defaultDevice !== undefined) patch.defaultDevice = p.defaultDevice;
     if (p.threads !== undefined) patch.threads = p.threads;

@@ -109,7 +109,10 @@ export const runHandlers = {
         throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
       }
     }
-    const run = createRecordedRun(deps.db, deps.home, config, target, p.name);
+    const created = createRecordedRun(deps.db, deps.home, config, target, p.name);
+    // A run saved without starting is 'paused', not 'queued': nothing queues it, and 'queued'
+    // would look as if it were about to start. It has no steps, so resuming it starts it afresh.
+    const run = p.start ? created : updateRunStatus(deps.db, created.id, 'paused');
     deps.events.emit('run.status', { run: view(deps, run) });
     if (p.start) deps.runs.start(run.id, { resume: false });
     return fresh(deps, run.id);

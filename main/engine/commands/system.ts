@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { Graph } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { EngineError, type CommandContext } from '../protocol.ts';
+import { cpuAdapterName, nvidiaGpuName, webgpuAdapterName } from '../runtime/adapters.ts';
 import { type DeviceName, type DeviceRequest, probeDevice, resolveDevice, type Device } from '../runtime/devices.ts';
 import { CompiledGraph, cpuTensor } from '../runtime/session.ts';
 
@@ -26,15 +27,29 @@ export interface DeviceReport {
   available: boolean;
   /** Why the device cannot run here (absent when it can). */
   reason?: string;
+  /** The processor or GPU behind it, where known (for a person to read; nothing depends on it). */
+  adapter?: string;
 }
 
-/** Which devices answer here, and what `auto` picks. */
+/** Which devices answer here (with the hardware behind each), and what `auto` picks. */
 export async function listDevices() {
   const names: DeviceName[] = ['cpu', 'webgpu', 'cuda'];
+  // nvidia-smi runs while the devices are probed; it has a short timeout and never fails the list.
+  const nvidia = nvidiaGpuName();
   const devices: DeviceReport[] = [];
   for (const name of names) {
     const reason = await probeDevice(name);
     devices.push(reason ? { name, available: false, reason } : { name, available: true });
+  }
+  const nvidiaName = await nvidia;
+  const adapters: Record<DeviceName, string | undefined> = {
+    cpu: cpuAdapterName(),
+    webgpu: webgpuAdapterName({ available: devices[1].available, nvidiaName }),
+    cuda: nvidiaName,
+  };
+  for (const d of devices) {
+    const adapter = adapters[d.name];
+    if (adapter) d.adapter = adapter;
   }
   const auto = await resolveDevice('auto');
   return {

@@ -1,5 +1,5 @@
 // Hash routes: #/datasets, #/models, #/new, #/runs, #/runs/:id, #/runs/:id/inspect?step=N,
-// #/compare?ids=1,2.
+// #/compare?ids=1,2, #/settings.
 export type Route =
   | { name: 'datasets' }
   | { name: 'models' }
@@ -7,7 +7,8 @@ export type Route =
   | { name: 'runs' }
   | { name: 'run'; id: number }
   | { name: 'inspect'; id: number; step: number | null }
-  | { name: 'compare'; ids: number[] };
+  | { name: 'compare'; ids: number[] }
+  | { name: 'settings' };
 
 function parse(hash: string): Route {
   const [path = '', query = ''] = hash.replace(/^#/, '').split('?');
@@ -19,6 +20,8 @@ function parse(hash: string): Route {
       return { name: 'datasets' };
     case 'models':
       return { name: 'models' };
+    case 'settings':
+      return { name: 'settings' };
     case 'new':
       return { name: 'new', reviewsOf: int(q.get('reviewsOf')) };
     case 'compare':

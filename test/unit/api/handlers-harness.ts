@@ -74,7 +74,7 @@ export class MemorySettings implements SettingsStore {
 
 export const DEVICES_RESULT = {
   devices: [
-    { name: 'cpu' as const, available: true },
+    { name: 'cpu' as const, available: true, adapter: 'Test CPU · 4 cores' },
     { name: 'webgpu' as const, available: false, reason: 'no GPU adapter' },
     { name: 'cuda' as const, available: false, reason: 'the CUDA provider is not installed' },
   ],

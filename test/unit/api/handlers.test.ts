@@ -67,12 +67,21 @@ describe('app, settings and devices', () => {
     expect(await h.call('settings.set', { threads: null, defaultDevice: 'auto' })).toEqual({ dataFolder: null, defaultDevice: 'auto', threads: null });
     expect((await h.refused('settings.set', { defaultDevice: 'tpu' })).issues?.[0].path).toBe('defaultDevice');
     expect((await h.refused('settings.set', { threads: 0 })).issues?.[0].path).toBe('threads');
+    // The data folder: absolute, not a file; it need not exist yet.
+    const folder = path.join(h.home, 'elsewhere');
+    expect(await h.call('settings.set', { dataFolder: folder })).toMatchObject({ dataFolder: folder });
+    const relative = await h.refused('settings.set', { dataFolder: 'data/here' });
+    expect(relative).toMatchObject({ code: 'BAD_REQUEST', issues: [{ path: 'dataFolder' }] });
+    expect(relative.message).toMatch(/not an absolute path/);
+    expect((await h.refused('settings.set', { dataFolder: path.join(h.home, 'autodidact.db') })).message).toMatch(/is a file/);
+    expect(await h.call('settings.set', { dataFolder: null })).toMatchObject({ dataFolder: null });
     h.settings.set({ defaultDevice: 'cpu' });
   });
 
   it('devices.list probes once, answers from the cache, re-probes on refresh unless a run trains', async () => {
     const first = await h.call('devices.list', {});
     expect(first).toEqual({ devices: DEVICES_RESULT.devices, auto: 'cpu', threads: 4, onnxruntime: '1.22.0' });
+    expect(first.devices[0].adapter).toBe('Test CPU · 4 cores');
     expect(await h.call('devices.list', {})).toEqual(first);
     expect(h.engineCalls).toEqual(['devices']);
     await h.call('devices.list', { refresh: true });
@@ -256,9 +265,16 @@ describe('runs', () => {
 
   it('creates a run with the default device, and launches it unless told not to', async () => {
     const v = await h.call('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { steps: 3 }, start: false });
-    expect(v).toMatchObject({ name: 'ttrl-tiny-chars-questions', status: 'queued', steps: 3, dataset: 'questions', reviewCount: 0 });
+    // Saved without starting: 'paused' (nothing queues it), with no steps and no start time.
+    expect(v).toMatchObject({ name: 'ttrl-tiny-chars-questions', status: 'paused', steps: 3, dataset: 'questions', reviewCount: 0, currentStep: null, startedAt: null });
     expect(v.config).toMatchObject({ device: 'cpu', steps: 3, model: 'tiny-chars' });
     expect(h.runs.calls.filter((c) => c.runId === v.id)).toEqual([]);
+    expect(getRun(h.db, v.id)?.status).toBe('paused');
+    const announced = (h.events.of('run.status') as { run: { id: number; status: string } }[]).filter((e) => e.run.id === v.id);
+    expect(announced.map((e) => e.run.status)).toEqual(['paused']);
+    // Resuming it starts it from the beginning.
+    await h.call('runs.resume', { id: v.id });
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: v.id, options: { resume: true } });
     const started = await h.call('runs.create', { name: 'go', model: 'tiny-chars', dataset: 'questions', device: 'auto', useReviewsOf: v.id });
     expect(started.config).toMatchObject({ device: 'auto', reviewsFrom: v.id });
     expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: started.id, options: { resume: false } });

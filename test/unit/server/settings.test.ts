@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_SETTINGS, createConfSettings, resolveDataHome, settingsFolder } from '../../../main/settings.ts';
+import { DEFAULT_SETTINGS, createConfSettings, resolveDataHome, resolveThreads, settingsFolder } from '../../../main/settings.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -54,5 +54,13 @@ describe('settings', () => {
     // Electron's userData folder for "Autodidact" (on Linux: under XDG_CONFIG_HOME).
     if (process.platform === 'linux') expect(resolveDataHome(DEFAULT_SETTINGS, { XDG_CONFIG_HOME: '/xdg' })).toBe('/xdg/Autodidact');
     expect(settingsFolder({ AUTODIDACT_HOME: '/tmp/h' })).toBe(path.resolve('/tmp/h'));
+  });
+
+  it('picks the engine threads: AUTODIDACT_THREADS, then the setting, then every core', () => {
+    const three = { ...DEFAULT_SETTINGS, threads: 3 };
+    expect(resolveThreads(three, { AUTODIDACT_THREADS: '2' })).toBe(2);
+    expect(resolveThreads(three, {})).toBe(3);
+    expect(resolveThreads(three, { AUTODIDACT_THREADS: 'lots' })).toBe(3);
+    expect(resolveThreads(DEFAULT_SETTINGS, {})).toBeUndefined();
   });
 });
