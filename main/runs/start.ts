@@ -28,7 +28,7 @@ import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts'
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
-import { claimRun } from './owner.ts';
+import { claimRun, liveRunOwner } from './owner.ts';
 import { checkpointLoopStep, databaseSink } from './sink.ts';
 
 /** A run's settings beyond the loop's own configuration (where it runs, on what). */
@@ -266,6 +266,12 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
 export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, resume: boolean, opts: ExecuteOptions = {}): Promise<LoopResult & { run: RunInfo }> {
   const { config, target } = parseStoredConfig(run.config as Record<string, unknown>, `run ${run.id}'s stored config`);
   if (run.datasetId === null) throw new RunSetupError(`run ${run.id}'s dataset was deleted; it cannot continue`);
+  // Another live process (the app, or a second terminal) training this run would write the same
+  // steps and checkpoint folders: refuse before touching either.
+  const owner = liveRunOwner(home, run.id);
+  if (owner && owner.pid !== process.pid) {
+    throw new RunSetupError(`run ${run.id} is being trained by another process (pid ${owner.pid}, since ${owner.startedAt}); stop it there first`);
+  }
   const { resumeFrom, startAfter } = resume ? prepareResume(db, run) : { startAfter: 0 };
   const checkpointDir = runDir(home, run.id);
   let current = updateRunStatus(db, run.id, 'running');
