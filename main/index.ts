@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BrowserWindow, Menu, app, dialog, session } from 'electron';
 import { deferredApi, startBackend } from './backend.ts';
+import { NATIVE_SQLITE_ENV, electronNativeFile } from './db/native-binding.ts';
 import { APP_NAME } from './runs/home.ts';
 import { buildMenu } from './shell/menu.ts';
 import { registerIpc } from './shell/ipc.ts';
@@ -26,11 +27,22 @@ const origin: AppOrigin = {
 };
 const preload = path.join(here, '../preload/index.cjs');
 
+// node_modules' better-sqlite3 is built for Node in a checkout (the command line and the tests
+// use it); `npm start` builds Electron's copy into out/native/ (scripts/electron-native.ts), and
+// the database (here and in the engine worker, which inherits the environment) loads that one.
+// A packaged app's node_modules were rebuilt for Electron by electron-builder.
+const electronVersion: string | undefined = process.versions.electron;
+if (dev && electronVersion && !process.env[NATIVE_SQLITE_ENV]) {
+  process.env[NATIVE_SQLITE_ENV] = electronNativeFile(path.join(here, '..'), electronVersion);
+}
+
 function describe(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
-  // A checkout's native modules are built for Node (the CLI, the tests); Electron needs its own.
+  // A native module built for another ABI (Node's, or an older Electron's).
   if (/NODE_MODULE_VERSION|compiled against a different Node\.js version/.test(message)) {
-    return `${message}\n\nThe native modules are built for Node, not Electron. Run \`npm run rebuild:electron\` (and \`npm run rebuild:node\` to go back to the command line and tests).`;
+    return dev
+      ? `${message}\n\nA native module is built for Node or another Electron, not this one. \`npm start\` builds the database's module for Electron (\`npm run rebuild:electron\` builds it again).`
+      : `${message}\n\nA native module of this installation does not fit this Electron: reinstall Autodidact.`;
   }
   return message;
 }

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { chooseNativeBinding } from './native-binding.ts';
 import { MIGRATIONS, type Migration } from './schema.ts';
 
 /** Written to the file header so another program's SQLite file is recognised as not ours. */
@@ -37,6 +38,42 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** Migrations to apply instead of the app's own (tests). */
   migrations?: readonly Migration[];
+  /**
+   * The better-sqlite3 `.node` file to load instead of the package's own build. Default: under
+   * Electron, the file AUTODIDACT_NATIVE_SQLITE names (a checkout's Electron build, see
+   * native-binding.ts); otherwise the package's own.
+   */
+  nativeBinding?: string;
+}
+
+/** Where a checkout gets its Electron build of better-sqlite3 from. */
+const NATIVE_HINT =
+  'In a checkout, `npm start` builds it for Electron (`npm run rebuild:electron` builds it again).';
+
+/** better-sqlite3's options with the native module chosen; throws a DatabaseError naming a missing file. */
+function sqliteOptions(file: string, options: OpenOptions): Database.Options {
+  const timeout = options.busyTimeoutMs ?? 5000;
+  const binding = chooseNativeBinding(options.nativeBinding);
+  if (binding === undefined) return { timeout };
+  const resolved = path.resolve(binding);
+  if (!fs.existsSync(resolved)) {
+    throw new DatabaseError(
+      'CANNOT_OPEN',
+      `Cannot open ${file}: the SQLite native module ${resolved} does not exist. ${NATIVE_HINT}`,
+    );
+  }
+  return { timeout, nativeBinding: resolved };
+}
+
+/** A native module that would not load (wrong ABI, damaged file) as a DatabaseError naming it. */
+function nativeLoadError(file: string, options: Database.Options, err: unknown): unknown {
+  const binding = typeof options.nativeBinding === 'string' ? options.nativeBinding : undefined;
+  if (!binding || (err as NodeJS.ErrnoException | null)?.code !== 'ERR_DLOPEN_FAILED') return err;
+  return new DatabaseError(
+    'CANNOT_OPEN',
+    `Cannot open ${file}: the SQLite native module ${binding} does not load (${(err as Error).message.split('\n')[0]}). ${NATIVE_HINT}`,
+    { cause: err },
+  );
 }
 
 function sqliteCode(err: unknown): string | undefined {
@@ -128,13 +165,14 @@ export class ExperimentDb {
  */
 export function openDatabase(file: string, options: OpenOptions = {}): ExperimentDb {
   const migrations = options.migrations ?? MIGRATIONS;
+  const sqlOptions = sqliteOptions(file, options);
   let sql: Database.Database;
   try {
     // The data folder may not exist yet on a first run.
     if (file !== ':memory:' && file !== '') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    sql = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+    sql = new Database(file, sqlOptions);
   } catch (err) {
-    throw translateError(file, err, 'opening the database');
+    throw translateError(file, nativeLoadError(file, sqlOptions, err), 'opening the database');
   }
   const db = new ExperimentDb(sql, file);
   try {
