@@ -76,6 +76,15 @@ function numberFlag(values: Values, name: string, fallback: number): number {
   return n;
 }
 
+/** A number of either sign (numberFlag takes none below 0). */
+function signedNumberFlag(values: Values, name: string, fallback: number): number {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${String(v)}"`);
+  return n;
+}
+
 function trainOptions(values: Values) {
   const loraRank = values['lora-rank'] === undefined ? null : intFlag(values, 'lora-rank', 8);
   return {
@@ -295,6 +304,9 @@ const commands: CliCommand[] = [
       prompts: { type: 'string', value: 'B', default: String(TTRL_DEMO_DEFAULTS.promptsPerStep), description: 'prompts per step' },
       votes: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.votes), description: 'votes per prompt' },
       'train-samples': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.trainSamples), description: 'votes per prompt trained on' },
+      entropy: { type: 'string', value: 'C', default: String(TTRL_DEMO_DEFAULTS.entropyCoef), description: 'entropy coefficient of the policy loss: < 0 minimises entropy (sharpens), > 0 is a bonus, 0 = off' },
+      srt: { type: 'string', value: 'TAU', default: String(TTRL_DEMO_DEFAULTS.srtThreshold), description: 'SRT confidence threshold: prompts whose majority ratio is below it get no pseudo-label (0 = off)' },
+      advantage: { type: 'string', value: 'grpo|drgrpo|rloo', default: TTRL_DEMO_DEFAULTS.advantage, description: 'advantage estimator' },
       'val-every': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.valEvery), description: 'avg@16/maj@16 on the labeled set every N steps for the trend (0 = never)' },
       count: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.count), description: 'labeled evaluation problems' },
     },
@@ -315,6 +327,9 @@ const commands: CliCommand[] = [
         promptsPerStep: intFlag(values, 'prompts', d.promptsPerStep),
         votes: intFlag(values, 'votes', d.votes),
         trainSamples: intFlag(values, 'train-samples', d.trainSamples),
+        entropyCoef: signedNumberFlag(values, 'entropy', d.entropyCoef),
+        srtThreshold: numberFlag(values, 'srt', d.srtThreshold),
+        advantage: choiceFlag(values, 'advantage', ['grpo', 'drgrpo', 'rloo'] as const, d.advantage),
         valEvery: intFlag(values, 'val-every', d.valEvery, 0),
         count: intFlag(values, 'count', d.count),
       };

@@ -1,5 +1,6 @@
 // Training losses as graph ops: masked token cross-entropy (supervised) and the clipped policy
-// loss with an optional k3 KL penalty to a reference model (METHODS.md; verl's conventions).
+// loss with an optional k3 KL penalty to a reference model and an optional entropy term
+// (METHODS.md; verl's conventions).
 // Every loss is a token mean over the mask of the whole batch ("token-mean" aggregation).
 import type { Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
@@ -14,6 +15,17 @@ export function tokenLogprobs(logits: Sym, targets: Sym, temperature = 1): Sym {
   const scaled = temperature === 1 ? logits : op.mul(logits, 1 / temperature);
   const picked = op.gatherLast(op.logSoftmax(scaled, -1), op.unsqueeze(targets, -1));
   return op.reshape(picked, [...targets.shape]);
+}
+
+/**
+ * Entropy of the next-token distribution at each position, H = −Σ_v p_v log p_v with
+ * p = softmax(logits / temperature): logits [B, T, V] → [B, T] (nats). Differentiable.
+ */
+export function tokenEntropy(logits: Sym, temperature = 1): Sym {
+  if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
+  const scaled = temperature === 1 ? logits : op.mul(logits, 1 / temperature);
+  const logp = op.logSoftmax(scaled, -1);
+  return op.neg(op.sum(op.mul(op.exp(logp), logp), [-1]));
 }
 
 /** Mean of x over positions where mask = 1 (0 when the mask is empty, never NaN). */
@@ -42,9 +54,15 @@ export interface PolicyLossOptions {
   clipHigh: number;
   /** KL penalty coefficient β; 0 leaves the reference out. */
   klCoef: number;
+  /**
+   * Entropy coefficient c (verl's entropy_coeff): the loss gets − c · mean token entropy.
+   * c > 0 is an entropy BONUS (rewards spread-out distributions); c < 0 is entropy
+   * MINIMISATION (sharpens the policy, the direction of TTRL's self-consistency). 0 or absent = off.
+   */
+  entropyCoef?: number;
 }
 
-export const POLICY_LOSS_DEFAULTS: PolicyLossOptions = { clipLow: 0.2, clipHigh: 0.2, klCoef: 0 };
+export const POLICY_LOSS_DEFAULTS: Required<PolicyLossOptions> = { clipLow: 0.2, clipHigh: 0.2, klCoef: 0, entropyCoef: 0 };
 
 export interface PolicyLossInputs {
   /** log π(y_t) under the policy being trained, [B, T]. */
@@ -57,10 +75,12 @@ export interface PolicyLossInputs {
   mask: Sym;
   /** log π_ref(y_t), [B, T]; required when klCoef > 0. */
   refLogprobs?: Sym | null;
+  /** Entropy of the policy's next-token distribution at each position, [B, T] (tokenEntropy); required when entropyCoef ≠ 0. */
+  entropy?: Sym | null;
 }
 
 export interface PolicyLossResult {
-  /** pgLoss + klCoef · kl: what the gradient is taken of. */
+  /** pgLoss + klCoef · kl − entropyCoef · entropy: what the gradient is taken of. */
   loss: Sym;
   /** The clipped surrogate, −min(r·A, clip(r)·A), token mean (verl's pg_loss). */
   pgLoss: Sym;
@@ -70,13 +90,17 @@ export interface PolicyLossResult {
   ppoKl: Sym;
   /** Mean k3 KL to the reference (verl's kl_loss); 0 without a reference. */
   kl: Sym;
+  /** Mean token entropy over the mask (verl's entropy_loss); 0 when no entropy was given. */
+  entropy: Sym;
 }
 
 export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions): PolicyLossResult {
   const { logprobs, oldLogprobs, advantages, mask } = inputs;
   const { clipLow, clipHigh, klCoef } = options;
+  const entropyCoef = options.entropyCoef ?? 0;
   if (!(clipLow >= 0 && clipLow < 1) || !(clipHigh >= 0)) throw new Error(`policy loss: clip range needs 0 <= clipLow < 1 and clipHigh >= 0, got ${clipLow}, ${clipHigh}`);
   if (!(klCoef >= 0)) throw new Error(`policy loss: klCoef must be >= 0, got ${klCoef}`);
+  if (!Number.isFinite(entropyCoef)) throw new Error(`policy loss: entropyCoef must be a finite number, got ${entropyCoef}`);
   const [B] = logprobs.shape;
   const adv = op.reshape(advantages, [B, 1]);
   const logRatio = op.clip(op.sub(logprobs, oldLogprobs), -20, 20);
@@ -91,8 +115,20 @@ export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions)
     ppoKl: maskedMean(op.neg(op.stopGradient(logRatio)), mask),
   }));
 
-  if (klCoef === 0) return { loss: pgLoss, pgLoss, clipRatio, ppoKl, kl: g.scalar(0, logprobs.dtype) };
-  if (!inputs.refLogprobs) throw new Error('policy loss: klCoef > 0 needs reference log-probs');
-  const kl = maskedMean(k3Kl(logprobs, inputs.refLogprobs), mask);
-  return { loss: op.add(pgLoss, op.mul(kl, klCoef)), pgLoss, clipRatio, ppoKl, kl };
+  let loss = pgLoss;
+  let kl = g.scalar(0, logprobs.dtype);
+  if (klCoef !== 0) {
+    if (!inputs.refLogprobs) throw new Error('policy loss: klCoef > 0 needs reference log-probs');
+    kl = maskedMean(k3Kl(logprobs, inputs.refLogprobs), mask);
+    loss = op.add(loss, op.mul(kl, klCoef));
+  }
+  let entropy = g.scalar(0, logprobs.dtype);
+  if (entropyCoef !== 0) {
+    if (!inputs.entropy) throw new Error('policy loss: entropyCoef != 0 needs the token entropies');
+    entropy = maskedMean(inputs.entropy, mask);
+    loss = op.sub(loss, op.mul(entropy, entropyCoef));
+  } else if (inputs.entropy) {
+    entropy = g.untaped(() => maskedMean(op.stopGradient(inputs.entropy!), mask));
+  }
+  return { loss, pgLoss, clipRatio, ppoKl, kl, entropy };
 }

@@ -43,6 +43,12 @@ export const RunConfigSchema = z.object({
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay'),
   maxGradNorm: z.number().positive().default(1).describe('Gradients are clipped to this global norm'),
   klCoef: z.number().min(0).default(0.001).describe('KL loss coefficient to the reference model (low_var_kl); 0 = no reference'),
+  entropyCoef: z
+    .number()
+    .min(-1)
+    .max(1)
+    .default(0)
+    .describe('Entropy coefficient c of the policy loss (loss − c · mean token entropy): c > 0 is an entropy bonus (exploration), c < 0 is entropy minimisation (sharpening); 0 = off (TTRL)'),
   clipLow: z.number().min(0).default(0.2).describe('PPO clip range below 1'),
   clipHigh: z.number().min(0).default(0.2).describe('PPO clip range above 1'),
 

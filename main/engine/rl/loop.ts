@@ -237,7 +237,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     weights: model.weights,
     device,
     mode: config.mode === 'full' ? { kind: 'full' } : { kind: 'lora', rank: config.loraRank, alpha: config.loraAlpha, targetModules: config.loraTargets },
-    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef },
+    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef, entropyCoef: config.entropyCoef },
     optimizer: { weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
     batch: shape,
     seed: config.seed,

@@ -18,7 +18,7 @@ import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import { MASKED, type WeightSource, causalBias, forward, lmHead } from '../nn/llama.ts';
 import { type LoraSpec, checkLoraSpec } from '../nn/lora.ts';
-import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, policyLoss, sftLoss, tokenLogprobs } from '../nn/losses.ts';
+import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../nn/losses.ts';
 import { ADAMW_DEFAULTS, type AdamWHyper, adamw, checkAdamW, clipByGlobalNorm, sumOfSquares } from '../optim/adamw.ts';
 import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
 import type { Device } from './devices.ts';
@@ -78,6 +78,8 @@ export interface StepResult {
   clipRatio?: number;
   ppoKl?: number;
   kl?: number;
+  /** Mean token entropy of the trained tokens under the current policy (only with entropyCoef ≠ 0). */
+  entropy?: number;
 }
 
 /** Names of the step graph's inputs and outputs. */
@@ -104,6 +106,7 @@ export const STEP_IO = {
   clipRatio: 'clip_ratio',
   ppoKl: 'ppo_kl',
   kl: 'kl',
+  entropy: 'entropy',
   logprobs: 'logprobs',
 } as const;
 
@@ -125,6 +128,11 @@ function declareTokenInputs(g: Graph, B: number, T: number, dtype: StoreDType): 
 
 /** Per-token log-probs of the targets, [B, T], with causal + padding masking. */
 function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temperature: number): Sym {
+  return targetLogits(config, w, b, (logits) => tokenLogprobs(logits, b.targets, temperature));
+}
+
+/** The logits [B, T, V] of the batch (causal + padding masking), handed to `head`. */
+function targetLogits<R>(config: LlamaConfig, w: WeightSource, b: BatchSyms, head: (logits: Sym) => R): R {
   const g = b.inputIds.graph;
   const [B, T] = b.inputIds.shape;
   const dtype = b.attentionMask.dtype;
@@ -132,7 +140,7 @@ function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temp
   const padding = op.reshape(op.mul(op.sub(1, b.attentionMask), MASKED), [B, 1, 1, 1, T]);
   const bias = op.add(causalBias(g, T, 0, dtype), padding);
   const { hidden } = forward(config, w, { inputIds: b.inputIds, positionIds: b.positionIds, attentionBias: bias });
-  return tokenLogprobs(lmHead(config, w, hidden), b.targets, temperature);
+  return head(lmHead(config, w, hidden));
 }
 
 export interface StepGraphSpec {
@@ -161,7 +169,12 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
 
   const { source, params } = store.trainingSource(g, flat);
   const temperature = spec.loss.kind === 'policy' ? spec.loss.temperature : 1;
-  const logprobs = targetLogprobs(store.config, source, batch, temperature);
+  // The policy loss with an entropy term also needs each position's full distribution.
+  const withEntropy = spec.loss.kind === 'policy' && (spec.loss.entropyCoef ?? 0) !== 0;
+  const { logprobs, entropy } = targetLogits(store.config, source, batch, (logits) => ({
+    logprobs: tokenLogprobs(logits, batch.targets, temperature),
+    entropy: withEntropy ? tokenEntropy(logits, temperature) : null,
+  }));
 
   let loss: Sym;
   const diagnostics: [string, Sym][] = [];
@@ -171,9 +184,10 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
     const advantages = g.input(STEP_IO.advantages, [B], dtype);
     const oldLogprobs = g.input(STEP_IO.oldLogprobs, [B, T], dtype);
     const refLogprobs = spec.loss.klCoef > 0 ? g.input(STEP_IO.refLogprobs, [B, T], dtype) : null;
-    const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs }, spec.loss);
+    const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs, entropy }, spec.loss);
     loss = r.loss;
     diagnostics.push([STEP_IO.pgLoss, r.pgLoss], [STEP_IO.clipRatio, r.clipRatio], [STEP_IO.ppoKl, r.ppoKl], [STEP_IO.kl, r.kl]);
+    if (withEntropy) diagnostics.push([STEP_IO.entropy, r.entropy]);
   }
 
   // Gradients per weight (not per slice of the flat input, which would pad each back to N),
@@ -317,6 +331,7 @@ function resolveLoss(spec: LossSpec): ResolvedLoss {
     clipLow: spec.clipLow ?? POLICY_LOSS_DEFAULTS.clipLow,
     clipHigh: spec.clipHigh ?? POLICY_LOSS_DEFAULTS.clipHigh,
     klCoef: spec.klCoef ?? POLICY_LOSS_DEFAULTS.klCoef,
+    entropyCoef: spec.entropyCoef ?? POLICY_LOSS_DEFAULTS.entropyCoef,
   };
 }
 
@@ -443,6 +458,7 @@ export class Trainer {
       result.clipRatio = value(STEP_IO.clipRatio);
       result.ppoKl = value(STEP_IO.ppoKl);
       result.kl = value(STEP_IO.kl);
+      if ((this.loss.entropyCoef ?? 0) !== 0) result.entropy = value(STEP_IO.entropy);
     }
     return result;
   }

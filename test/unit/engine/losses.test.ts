@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { grad } from '../../../main/engine/graph/autodiff.ts';
 import { Graph, type Sym } from '../../../main/engine/graph/graph.ts';
-import { k3Kl, maskedMean, policyLoss, sftLoss, tokenLogprobs } from '../../../main/engine/nn/losses.ts';
+import { k3Kl, maskedMean, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../../../main/engine/nn/losses.ts';
 import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
 import { CHECK_DTYPE, testDevice } from '../../helpers/device.ts';
 import { gradcheck, rng } from '../../helpers/gradcheck.ts';
@@ -192,5 +192,101 @@ describe('policy loss', () => {
       return Array.from(res.d.data as Float64Array, Number);
     })();
     expectClose(out, [0, -2 / 2], 'd loss / d logp');
+  });
+});
+
+describe('entropy term of the policy loss', () => {
+  const [B, T, V] = [2, 3, 5];
+  const random = rng(11);
+  const logits = Array.from({ length: B * T * V }, () => 3 * random() - 1.5);
+  const targets = [4, 0, 2, 1, 3, 3];
+  const mask = [1, 1, 0, 1, 0, 1];
+  const old = [-1.2, -1.9, -0.4, -2.0, -1.1, -1.6];
+  const adv = [0.8, -1.1];
+  const hostEntropy = (temperature: number) =>
+    Array.from({ length: B * T }, (_, r) => {
+      const z = logits.slice(r * V, (r + 1) * V).map((l) => l / temperature);
+      const lse = Math.log(z.reduce((s, v) => s + Math.exp(v), 0));
+      return -z.reduce((s, v) => s + Math.exp(v - lse) * (v - lse), 0);
+    });
+
+  it('tokenEntropy is −Σ p log p of softmax(logits / T) at each position', async () => {
+    for (const temperature of [1, 0.7]) {
+      const out = await evaluate({ logits: { values: logits, dims: [B, T, V] } }, (x) => ({ h: tokenEntropy(x.logits, temperature) }));
+      expectClose(out.h, hostEntropy(temperature), `entropy at T=${temperature}`);
+    }
+  });
+
+  it('loss = pg_loss − c · masked mean entropy, for a bonus (c > 0) and for minimisation (c < 0)', async () => {
+    const h = hostEntropy(1);
+    const meanH = h.reduce((s, v, i) => s + v * mask[i], 0) / mask.reduce((a, b) => a + b, 0);
+    for (const entropyCoef of [0.05, -0.3, 0]) {
+      const out = await evaluate(
+        {
+          logits: { values: logits, dims: [B, T, V] },
+          targets: { values: targets, dims: [B, T], int: true },
+          old: { values: old, dims: [B, T] },
+          adv: { values: adv, dims: [B] },
+          mask: { values: mask, dims: [B, T] },
+        },
+        (x) => {
+          const r = policyLoss(
+            { logprobs: tokenLogprobs(x.logits, x.targets), oldLogprobs: x.old, advantages: x.adv, mask: x.mask, entropy: tokenEntropy(x.logits) },
+            { clipLow: 0.2, clipHigh: 0.2, klCoef: 0, entropyCoef },
+          );
+          return { loss: r.loss, pgLoss: r.pgLoss, entropy: r.entropy };
+        },
+      );
+      expectClose(out.entropy, [meanH], `mean entropy (c ${entropyCoef})`);
+      expectClose(out.loss, [out.pgLoss[0] - entropyCoef * meanH], `loss (c ${entropyCoef})`);
+    }
+  });
+
+  it('needs the entropies when the coefficient is not 0', () => {
+    const gr = new Graph('no-entropy');
+    const lp = gr.input('lp', [1, 2], dtype);
+    const c = (v: number[], d: number[]) => gr.constant(v, d, dtype);
+    expect(() => policyLoss({ logprobs: lp, oldLogprobs: c([0, 0], [1, 2]), advantages: c([1], [1]), mask: c([1, 1], [1, 2]) }, { clipLow: 0.2, clipHigh: 0.2, klCoef: 0, entropyCoef: -0.1 })).toThrow(/entropy/);
+  });
+
+  it('its gradient with respect to the logits matches finite differences (entropy through the softmax)', async () => {
+    const hostLogprobs = targets.map((y, r) => {
+      const z = logits.slice(r * V, (r + 1) * V);
+      return z[y] - Math.log(z.reduce((s, v) => s + Math.exp(v), 0));
+    });
+    for (const entropyCoef of [-0.5, 0.2]) {
+      await gradcheck(
+        (x, y) => {
+          const k = (v: number[], d: number[]) => x.graph.constant(v, d, x.dtype);
+          // Old = the log-probs at the checked point (ratio 1, as on-policy): inside the clip range.
+          return policyLoss(
+            { logprobs: tokenLogprobs(x, y), oldLogprobs: k(hostLogprobs, [B, T]), advantages: k(adv, [B]), mask: k(mask, [B, T]), entropy: tokenEntropy(x) },
+            { clipLow: 0.2, clipHigh: 0.2, klCoef: 0, entropyCoef },
+          ).loss;
+        },
+        [
+          { name: 'logits', shape: [B, T, V], values: logits },
+          { name: 'targets', shape: [B, T], values: targets, int: true },
+        ],
+      );
+    }
+  });
+
+  it('minimising entropy alone (zero advantages, c < 0) moves the logits towards the most likely token', async () => {
+    const gr = new Graph('entropy-grad');
+    const x = gr.input('logits', [1, 1, 3], dtype);
+    const k = (v: number[], d: number[]) => gr.constant(v, d, dtype);
+    const r = policyLoss(
+      { logprobs: tokenLogprobs(x, gr.constant([0], [1, 1], 'int32')), oldLogprobs: k([0], [1, 1]), advantages: k([0], [1]), mask: k([1], [1, 1]), entropy: tokenEntropy(x) },
+      { clipLow: 0.2, clipHigh: 0.2, klCoef: 0, entropyCoef: -1 },
+    );
+    gr.output('d', grad(r.loss, [x])[0]);
+    const compiled = await CompiledGraph.create(gr, await testDevice());
+    const res = await compiled.run({ logits: tensor([2, 0, -1], [1, 1, 3]) });
+    await compiled.release();
+    const d = Array.from(res.d.data as Float64Array, Number);
+    // Gradient descent raises the top logit and lowers the others.
+    expect(d[0]).toBeLessThan(0);
+    expect(d[2]).toBeGreaterThan(0);
   });
 });

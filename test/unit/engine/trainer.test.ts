@@ -311,6 +311,30 @@ describe('trainer', () => {
   });
 });
 
+describe('trainer: entropy term of the policy loss', () => {
+  it('with zero advantages and entropyCoef < 0 the step only minimises entropy: it reports the entropy and lowers it', async () => {
+    const config = tinyLlama();
+    const trainer = await Trainer.create({
+      config,
+      weights: randomWeights(config),
+      device: await testDevice(),
+      mode: { kind: 'full' },
+      loss: { kind: 'policy', klCoef: 0, entropyCoef: -1 },
+      batch: SHAPE,
+    });
+    const batch = tokenBatch(config);
+    const old = await trainer.logprobs(batch);
+    const first = await trainer.step({ ...batch, advantages: [0, 0], oldLogprobs: old }, 0.02);
+    expect(first.entropy).toBeGreaterThan(0);
+    // loss = pg (0 with zero advantages) − c · entropy = + entropy.
+    expect(first.loss).toBeCloseTo(first.entropy!, 5);
+    let last = first;
+    for (let i = 0; i < 4; i++) last = await trainer.step({ ...batch, advantages: [0, 0], oldLogprobs: old }, 0.02);
+    expect(last.entropy).toBeLessThan(first.entropy!);
+    await trainer.release();
+  });
+});
+
 describe('Acceptance 3: a tiny built-in model learns a toy task', () => {
   it('tiny-chars learns to reverse three-digit strings by supervised fine-tuning', async () => {
     // The task: "<bos>123=321<eos>"; only the answer and <eos> count towards the loss.
