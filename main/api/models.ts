@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type LlamaConfig, parseConfig, weightShapes } from '../engine/nn/config.ts';
+import { readJson } from '../engine/nn/hf-model.ts';
 import { type SafetensorsHeader, readSafetensorsHeader } from '../engine/nn/safetensors.ts';
 import { TextTokenizer } from '../engine/nn/tokenizer.ts';
 
@@ -39,21 +40,6 @@ export async function inspectModelFolder(dir: string): Promise<ModelInspection> 
   const result = inspect(abs);
   inspections.set(abs, { key, result });
   return result;
-}
-
-async function readJson(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${path.basename(file)} not found: ${file}`);
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
 }
 
 async function inspect(dir: string): Promise<ModelInspection> {

@@ -25,7 +25,8 @@ export interface HfModel {
 
 const SOURCE_DTYPES: Record<string, SourceDType> = { F32: 'float32', F64: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
-async function readJson(file: string, what: string): Promise<unknown> {
+/** A JSON file of a model folder; errors name the file (`what`: how to call it when missing). */
+export async function readJson(file: string, what: string = path.basename(file)): Promise<unknown> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
