@@ -44,6 +44,8 @@ export interface TtrlDemoOptions {
   promptsPerStep: number;
   votes: number;
   trainSamples: number;
+  /** Rollout sampling temperature (also the policy loss's); the evaluation stays at 1.0 / top-p 0.95. */
+  temperature: number;
   /** Entropy coefficient of the policy loss (RunConfig.entropyCoef: < 0 minimises entropy, > 0 is a bonus, 0 = off). */
   entropyCoef: number;
   /** SRT's confidence threshold τ: an unlabeled prompt whose majority ratio is below it gets no pseudo-label (0 = plain TTRL). */
@@ -75,6 +77,7 @@ export const TTRL_DEMO_DEFAULTS: TtrlDemoOptions = {
   promptsPerStep: 16,
   votes: 16,
   trainSamples: 8,
+  temperature: 1,
   entropyCoef: 0,
   srtThreshold: 0,
   advantage: 'grpo',
@@ -150,7 +153,7 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
     votes: o.votes,
     trainSamples: o.trainSamples,
     maxNewTokens: MAX_NEW_TOKENS,
-    temperature: TEMPERATURE,
+    temperature: o.temperature,
     topP: TOP_P,
     mode: o.mode,
     loraRank: o.loraRank,
@@ -252,7 +255,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
       prompts_per_step: o.promptsPerStep,
       votes: o.votes,
       train_samples: o.trainSamples,
-      temperature: TEMPERATURE,
+      temperature: o.temperature,
+      eval_temperature: TEMPERATURE,
       top_p: TOP_P,
       seed: o.seed,
     },
