@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   DatabaseError,
+  type DatasetInfo,
   type ExperimentDb,
   type RunInfo,
   createRun,
@@ -93,6 +94,16 @@ interface RunData {
   validation: { prompt: string; answer: string }[];
 }
 
+/** The built-in generator's problems (train and labeled eval splits) stored as a dataset named `name`. */
+export function importArithmeticDataset(db: ExperimentDb, name: string, difficulty: ArithmeticDifficulty, seed: number): DatasetInfo {
+  const common = { difficulty, seed };
+  const items = [
+    ...arithmeticItems({ ...common, count: ARITHMETIC_TRAIN, split: 'train' }).map((it) => ({ ...it, split: 'train' as const })),
+    ...arithmeticItems({ ...common, count: ARITHMETIC_EVAL, split: 'eval' }).map((it) => ({ ...it, split: 'eval' as const })),
+  ];
+  return importDataset(db, { name, source: `generator:${ARITHMETIC_DATASET_NAME}`, fieldMapping: common }, items);
+}
+
 /**
  * The dataset a run names, stored in the database if it is not yet: the built-in arithmetic
  * generator (per difficulty and seed), a dataset imported before, or a file (imported now).
@@ -100,14 +111,7 @@ interface RunData {
 export function ensureDataset(db: ExperimentDb, spec: string, target: Pick<RunTarget, 'difficulty'>, seed: number): number {
   if (spec === ARITHMETIC_DATASET_NAME) {
     const name = `${ARITHMETIC_DATASET_NAME}-d${target.difficulty}-s${seed}`;
-    const existing = getDataset(db, name);
-    if (existing) return existing.id;
-    const common = { difficulty: target.difficulty, seed };
-    const items = [
-      ...arithmeticItems({ ...common, count: ARITHMETIC_TRAIN, split: 'train' }).map((it) => ({ ...it, split: 'train' as const })),
-      ...arithmeticItems({ ...common, count: ARITHMETIC_EVAL, split: 'eval' }).map((it) => ({ ...it, split: 'eval' as const })),
-    ];
-    return importDataset(db, { name, source: `generator:${ARITHMETIC_DATASET_NAME}`, fieldMapping: common }, items).id;
+    return getDataset(db, name)?.id ?? importArithmeticDataset(db, name, target.difficulty, seed).id;
   }
   const byName = getDataset(db, spec);
   if (byName) return byName.id;

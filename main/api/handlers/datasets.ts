@@ -2,11 +2,11 @@
 // built-in arithmetic generator, the paged item table (with the evaluation-only answer marked as
 // such in the view), and deletion.
 import { ApiError, type DatasetSummary } from '../../../preload/contract.ts';
-import { type DatasetInfo, deleteDataset, evaluationAnswers, getDataset, importDataset, listDatasets, listItems, listRuns } from '../../db/index.ts';
+import { type DatasetInfo, deleteDataset, evaluationAnswers, getDataset, listDatasets, listItems, listRuns } from '../../db/index.ts';
 import { importDatasetText } from '../../runs/datasets.ts';
-import { ARITHMETIC_EVAL, ARITHMETIC_TRAIN, ensureDataset } from '../../runs/start.ts';
+import { ensureDataset, importArithmeticDataset } from '../../runs/start.ts';
 import { previewDataset } from '../../engine/tasks/datasets.ts';
-import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty, arithmeticItems } from '../../engine/tasks/generators.ts';
+import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
 
 export function toDatasetSummary(d: DatasetInfo): DatasetSummary {
@@ -69,12 +69,7 @@ export const datasetHandlers = {
       id = ensureDataset(deps.db, ARITHMETIC_DATASET_NAME, { difficulty }, p.seed);
     } else {
       refuseTakenName(deps, p.name);
-      const common = { difficulty, seed: p.seed };
-      const items = [
-        ...arithmeticItems({ ...common, count: ARITHMETIC_TRAIN, split: 'train' }).map((it) => ({ ...it, split: 'train' as const })),
-        ...arithmeticItems({ ...common, count: ARITHMETIC_EVAL, split: 'eval' }).map((it) => ({ ...it, split: 'eval' as const })),
-      ];
-      id = importDataset(deps.db, { name: p.name, source: `generator:${ARITHMETIC_DATASET_NAME}`, fieldMapping: common }, items).id;
+      id = importArithmeticDataset(deps.db, p.name, difficulty, p.seed).id;
     }
     deps.events.emit('datasets.changed', {});
     return toDatasetSummary(datasetOrThrow(deps, id));
