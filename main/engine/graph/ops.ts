@@ -413,21 +413,33 @@ export function swapHalves(x: Sym): Sym {
  * Scaled dot-product attention with grouped KV heads.
  * q: [B, H, T, D]; k, v: [B, KVH, S, D] with H a multiple of KVH; bias: additive mask
  * broadcastable to [B, 1, 1, T, S] (0 where allowed, a large negative number where not).
- * The KV heads are never copied: queries are grouped as [B, KVH, H/KVH, T, D] and the
- * matmuls broadcast over the group axis.
+ * Head h reads KV head h / G (G = H / KVH), so the G query heads of one KV head are stacked
+ * along the row axis, [B, KVH, G·T, D] (a free reshape of q): every product is then a plain
+ * 4-D batched MatMul against that KV head's keys and values, never copied or broadcast, and
+ * the gradients of k and v sum over the group inside their MatMuls.
  */
 export function attention(q: Sym, k: Sym, v: Sym, bias: Sym | null): Sym {
   const [B, H, T, D] = q.shape;
-  const KVH = k.shape[1];
+  const [, KVH, S] = k.shape;
   if (H % KVH !== 0) throw new Error(`attention: ${H} query heads do not group over ${KVH} KV heads`);
   const G = H / KVH;
-  const qg = reshape(q, [B, KVH, G, T, D]);
-  const kg = unsqueeze(k, 2);
-  const vg = unsqueeze(v, 2);
-  let scores = mul(matmulT(qg, kg), 1 / Math.sqrt(D));
-  if (bias) scores = add(scores, bias);
-  const out = matmul(softmax(scores, -1), vg);
-  return reshape(out, [B, H, T, D]);
+  const rows = reshape(q, [B, KVH, G * T, D]);
+  let scores = mul(matmulT(rows, k), 1 / Math.sqrt(D));
+  if (bias) scores = add(scores, groupedBias(bias, G, T, S));
+  return reshape(matmul(softmax(scores, -1), v), [B, H, T, D]);
+}
+
+/** A mask broadcastable to [B, 1, 1, T, S] as rows of the stacked groups: [B|1, 1, G·T|1, S]. */
+function groupedBias(bias: Sym, G: number, T: number, S: number): Sym {
+  if (bias.rank > 5) throw new Error(`attention: the mask ${bias} has more than 5 axes`);
+  const shape = [...new Array<number>(5 - bias.rank).fill(1), ...bias.shape];
+  const [b0, b1, b2, b3, b4] = shape;
+  if (b1 !== 1 || b2 !== 1 || (b3 !== 1 && b3 !== T) || (b4 !== 1 && b4 !== S)) {
+    throw new Error(`attention: the mask ${bias} does not broadcast to [B, 1, 1, ${T}, ${S}]`);
+  }
+  // One group, or a mask that is the same for every query row: only the axes change.
+  if (G === 1 || b3 === 1) return reshape(bias, [b0, 1, b3, b4]);
+  return reshape(expand(reshape(bias, [b0, 1, 1, T, b4]), [b0, 1, G, T, b4]), [b0, 1, G * T, b4]);
 }
 
 // ---------------------------------------------------------------------------------------------

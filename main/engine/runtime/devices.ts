@@ -105,8 +105,10 @@ export function sessionOptions(device: Device, extra: Partial<ort.InferenceSessi
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     // AUTODIDACT_PROFILE=DIR/prefix writes onnxruntime's per-node timings (a Chrome trace JSON
-    // per session) for finding where a step spends its time.
+    // per session) for finding where a step spends its time; AUTODIDACT_OPTIMIZED_MODEL=FILE.onnx
+    // writes the graph as onnxruntime runs it, after its fusions (the last session created wins).
     ...(process.env.AUTODIDACT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.AUTODIDACT_PROFILE } : {}),
+    ...(process.env.AUTODIDACT_OPTIMIZED_MODEL ? { optimizedModelFilePath: process.env.AUTODIDACT_OPTIMIZED_MODEL } : {}),
     ...extra,
   };
 }

@@ -142,6 +142,14 @@ describe('gradient rules match finite differences', () => {
       { name: 'v', shape: [1, 2, T, 2] },
       { name: 'bias', shape: [T, T], values: bias },
     ]);
+    // A per-sequence padding mask [B, 1, 1, 1, S] (the training graph's) with two query heads per KV head.
+    const padding = [0, 0, -1e4, 0, 0, 0];
+    await gradcheck((q, k, v, b) => op.attention(q, k, v, b), [
+      { name: 'q', shape: [2, 4, T, 2] },
+      { name: 'k', shape: [2, 2, T, 2] },
+      { name: 'v', shape: [2, 2, T, 2] },
+      { name: 'bias', shape: [2, 1, 1, 1, T], values: padding },
+    ]);
   });
 });
 
