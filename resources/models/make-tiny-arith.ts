@@ -1,16 +1,17 @@
 // The built-in base model `tiny-arith`: a small Llama with the character tokenizer, trained by
 // supervised fine-tuning with the engine on easy labeled arithmetic ("Compute 12+34. Answer: "
-// → "46" then EOS), so that on harder problems it is often right but noisy: the setting in which
-// its own majority vote beats its single samples, which is what the TTRL demo needs.
+// → "46" then EOS): level-1 sums (two operands 0-99) of the `arithmetic` train split. It stops
+// part-way through learning them, so that on unseen sums (eval split) its single samples at
+// temperature 1 are often right but noisy and the majority of 16 is right much more often: the
+// setting the TTRL demo needs (bench/tiny-arith-base.ts measures it: avg@16 68.1%, maj@16 81%).
 //
 //   npx tsx resources/models/make-tiny-arith.ts                 # resources/models/tiny-arith
 //   npx tsx resources/models/make-tiny-arith.ts --out /tmp/ta --steps 400 --hidden 128
 //
-// The defaults (hidden 128, 2 layers, 2800 steps of 32 level-1 problems, lr 3e-3 cosine; about 1.5
-// minutes on 2 cores) stop part-way through the model's learning of level 1: on unseen level-1
-// additions (eval split) it is right about half the time at temperature 1, and its majority of 16
-// is right far more often (bench/tiny-arith-base.ts). Trained to 3500 steps it gets ~94% and the
-// gap closes; at 2000-2500 steps it is too weak for the vote to help.
+// The defaults: hidden 128, 2 layers, 650 steps of 32 sums, lr 3e-3 cosine (about 20 s on 2
+// cores). The model learns the sums abruptly and when is chaotic in the step count: with seed 1,
+// 550 and 800 steps have not started (avg@16 < 10%), 600 and 650 are part-way (69%), 700-1000 have
+// learned them (77-94%). Another seed or step count needs that measurement again.
 //
 // Reproducible: the random init (make-builtin-models.ts), the problems (the seeded `arithmetic`
 // generator, train split only) and the trainer are all seeded, so the same options give the same
@@ -52,8 +53,8 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   intermediate: 384,
   seed: 1,
   levels: [1],
-  ops: '+-',
-  steps: 2800,
+  ops: '+',
+  steps: 650,
   batch: 32,
   lr: 3e-3,
 };

@@ -14,7 +14,7 @@ type Op = '+' | '-' | '*';
 
 /** What each level draws from (tests check generated problems against this table). */
 export const ARITHMETIC_LEVELS: Record<ArithmeticDifficulty, { description: string; operands: [number, number]; ops: Op[]; min: number; max: number; parentheses: boolean }> = {
-  1: { description: 'two operands 0-50, + or - (never negative)', operands: [2, 2], ops: ['+', '-'], min: 0, max: 50, parentheses: false },
+  1: { description: 'two operands 0-99, + or - (never negative)', operands: [2, 2], ops: ['+', '-'], min: 0, max: 99, parentheses: false },
   2: { description: 'two operands 10-999 for + and -, 2-99 for *', operands: [2, 2], ops: ['+', '-', '*'], min: 2, max: 999, parentheses: false },
   3: { description: 'three operands 2-30, + - * with precedence', operands: [3, 3], ops: ['+', '-', '*'], min: 2, max: 30, parentheses: false },
   4: { description: 'three or four operands 2-30 with parentheses', operands: [3, 4], ops: ['+', '-', '*'], min: 2, max: 30, parentheses: true },
@@ -76,8 +76,8 @@ function draw(level: ArithmeticDifficulty, rand: () => number): Node {
   switch (level) {
     case 1: {
       const op = pickOp(['+', '-']);
-      const a = int(0, 50);
-      const b = int(0, 50);
+      const a = int(0, 99);
+      const b = int(0, 99);
       // Keep answers non-negative at the easiest level.
       return op === '-' ? { op, left: Math.max(a, b), right: Math.min(a, b) } : { op, left: a, right: b };
     }

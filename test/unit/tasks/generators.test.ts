@@ -109,8 +109,8 @@ describe('arithmetic generator', () => {
   });
 
   it('refuses counts a level cannot fill, and bad arguments', () => {
-    // Level 1 has under 4,000 distinct problems, about a fifth of them in eval.
-    expect(() => generateArithmetic({ difficulty: 1, count: 2000, split: 'eval' })).toThrow(RangeError);
+    // Level 1 has about 15,000 distinct problems, about a fifth of them in eval.
+    expect(() => generateArithmetic({ difficulty: 1, count: 5000, split: 'eval' })).toThrow(RangeError);
     expect(() => generateArithmetic({ difficulty: 5 as ArithmeticDifficulty, count: 1 })).toThrow(/difficulty/);
     expect(() => generateArithmetic({ difficulty: 1, count: -1 })).toThrow(/count/);
     expect(generateArithmetic({ difficulty: 1, count: 0 })).toEqual([]);
