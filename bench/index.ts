@@ -301,6 +301,8 @@ const commands: CliCommand[] = [
       mode: { type: 'string', value: 'full|lora', default: TTRL_DEMO_DEFAULTS.mode, description: 'full fine-tuning or LoRA' },
       'lora-rank': { type: 'string', value: 'R', default: String(TTRL_DEMO_DEFAULTS.loraRank), description: 'LoRA rank (with --mode lora)' },
       kl: { type: 'string', value: 'C', default: String(TTRL_DEMO_DEFAULTS.klCoef), description: 'KL loss coefficient to the base model' },
+      'kl-target': { type: 'string', value: 'KL', default: String(TTRL_DEMO_DEFAULTS.klTarget), description: 'adaptive KL: mean token KL to hold, starting from --kl (0 = fixed coefficient)' },
+      'kl-horizon': { type: 'string', value: 'STEPS', default: String(TTRL_DEMO_DEFAULTS.klHorizon), description: 'adaptive KL: steps over which a sustained 20% error moves the coefficient by about 20%' },
       prompts: { type: 'string', value: 'B', default: String(TTRL_DEMO_DEFAULTS.promptsPerStep), description: 'prompts per step' },
       votes: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.votes), description: 'votes per prompt' },
       'train-samples': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.trainSamples), description: 'votes per prompt trained on' },
@@ -310,6 +312,7 @@ const commands: CliCommand[] = [
       advantage: { type: 'string', value: 'grpo|drgrpo|rloo', default: TTRL_DEMO_DEFAULTS.advantage, description: 'advantage estimator' },
       'val-every': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.valEvery), description: 'avg@16/maj@16 on the labeled set every N steps for the trend (0 = never)' },
       count: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.count), description: 'labeled evaluation problems' },
+      'train-count': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.trainCount), description: 'unlabeled training problems at most (all the free ones when larger)' },
     },
     details: 'Prints the numbers, then one JSON line: base_avg16, base_maj16, after_avg16, after_maj16, label_accuracy, wall_s, steps, trend, settings, ...',
     async run(values) {
@@ -325,6 +328,8 @@ const commands: CliCommand[] = [
         mode: choiceFlag(values, 'mode', ['full', 'lora'] as const, d.mode),
         loraRank: intFlag(values, 'lora-rank', d.loraRank),
         klCoef: numberFlag(values, 'kl', d.klCoef),
+        klTarget: numberFlag(values, 'kl-target', d.klTarget),
+        klHorizon: numberFlag(values, 'kl-horizon', d.klHorizon),
         promptsPerStep: intFlag(values, 'prompts', d.promptsPerStep),
         votes: intFlag(values, 'votes', d.votes),
         trainSamples: intFlag(values, 'train-samples', d.trainSamples),
@@ -334,6 +339,7 @@ const commands: CliCommand[] = [
         advantage: choiceFlag(values, 'advantage', ['grpo', 'drgrpo', 'rloo'] as const, d.advantage),
         valEvery: intFlag(values, 'val-every', d.valEvery, 0),
         count: intFlag(values, 'count', d.count),
+        trainCount: intFlag(values, 'train-count', d.trainCount),
       };
       o.valCount = o.count;
       const r = await ttrlDemo(o);

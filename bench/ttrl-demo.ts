@@ -41,6 +41,10 @@ export interface TtrlDemoOptions {
   mode: 'full' | 'lora';
   loraRank: number;
   klCoef: number;
+  /** Adaptive KL: the mean token KL to hold, starting from klCoef (0 = fixed coefficient). */
+  klTarget: number;
+  /** Adaptive KL: steps over which a sustained 20% error moves the coefficient by about 20%. */
+  klHorizon: number;
   promptsPerStep: number;
   votes: number;
   trainSamples: number;
@@ -75,6 +79,8 @@ export const TTRL_DEMO_DEFAULTS: TtrlDemoOptions = {
   mode: 'full',
   loraRank: 8,
   klCoef: 1,
+  klTarget: 0,
+  klHorizon: 100,
   promptsPerStep: 16,
   votes: 16,
   trainSamples: 8,
@@ -164,6 +170,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
     lrSchedule: 'cosine',
     minLrRatio: 0.1,
     klCoef: o.klCoef,
+    klTarget: o.klTarget,
+    klHorizon: o.klHorizon,
     valEvery: o.valEvery,
     valBeforeTrain: false,
     valSamples: K,
@@ -197,7 +205,7 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
           }
           if (r.step > 0) {
             log(
-              `  step ${r.step}/${o.steps}  label_acc ${(la ?? NaN).toFixed(2)}  maj_ratio ${m[TRAIN_METRICS.majorityRatio].toFixed(2)}  entropy ${m[TRAIN_METRICS.entropy].toFixed(3)}  kl ${m[TRAIN_METRICS.kl].toExponential(1)}  lr ${m[TRAIN_METRICS.lr].toExponential(1)}  ${((Date.now() - trainStart) / 1000).toFixed(0)} s`,
+              `  step ${r.step}/${o.steps}  label_acc ${(la ?? NaN).toFixed(2)}  maj_ratio ${m[TRAIN_METRICS.majorityRatio].toFixed(2)}  entropy ${m[TRAIN_METRICS.entropy].toFixed(3)}  kl ${m[TRAIN_METRICS.kl].toExponential(1)}${o.klTarget > 0 ? ` (coef ${m[TRAIN_METRICS.klCoef].toFixed(3)})` : ''}  lr ${m[TRAIN_METRICS.lr].toExponential(1)}  ${((Date.now() - trainStart) / 1000).toFixed(0)} s`,
             );
           }
           // Stop when the next step would likely run past the budget.
@@ -250,6 +258,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
       lr: o.lr,
       mode: o.mode,
       kl: o.klCoef,
+      kl_target: o.klTarget,
+      kl_horizon: o.klHorizon,
       entropy_coef: o.entropyCoef,
       srt_threshold: o.srtThreshold,
       advantage: o.advantage,

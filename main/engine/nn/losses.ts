@@ -75,6 +75,12 @@ export interface PolicyLossInputs {
   mask: Sym;
   /** log π_ref(y_t), [B, T]; required when klCoef > 0. */
   refLogprobs?: Sym | null;
+  /**
+   * The KL coefficient as a scalar input, for a coefficient that changes between steps (an
+   * adaptive KL controller) without a new graph. When given it replaces the value of
+   * options.klCoef, which must still be > 0 to include the term.
+   */
+  klCoef?: Sym | null;
   /** Entropy of the policy's next-token distribution at each position, [B, T] (tokenEntropy); required when entropyCoef ≠ 0. */
   entropy?: Sym | null;
 }
@@ -120,7 +126,7 @@ export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions)
   if (klCoef !== 0) {
     if (!inputs.refLogprobs) throw new Error('policy loss: klCoef > 0 needs reference log-probs');
     kl = maskedMean(k3Kl(logprobs, inputs.refLogprobs), mask);
-    loss = op.add(loss, op.mul(kl, klCoef));
+    loss = op.add(loss, op.mul(kl, inputs.klCoef ?? klCoef));
   }
   let entropy = g.scalar(0, logprobs.dtype);
   if (entropyCoef !== 0) {

@@ -43,6 +43,8 @@ export const RunConfigSchema = z.object({
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay'),
   maxGradNorm: z.number().positive().default(1).describe('Gradients are clipped to this global norm'),
   klCoef: z.number().min(0).default(0.001).describe('KL loss coefficient to the reference model (low_var_kl); 0 = no reference'),
+  klTarget: z.number().min(0).default(0).describe('Adaptive KL: the mean token KL to hold; the coefficient starts at klCoef and is adjusted after every step (0 = fixed coefficient)'),
+  klHorizon: z.number().min(1).default(100).describe('Adaptive KL: steps over which a sustained 20% KL error moves the coefficient by about 20%'),
   entropyCoef: z
     .number()
     .min(-1)
@@ -76,6 +78,7 @@ export const RUN_CONFIG_DEFAULTS: RunConfig = RunConfigSchema.parse({});
 export function parseRunConfig(input: unknown): RunConfig {
   const config = RunConfigSchema.parse(input ?? {});
   if (config.trainSamples > config.votes) throw new Error(`trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})`);
+  if (config.klTarget > 0 && config.klCoef === 0) throw new Error('klTarget (adaptive KL) needs klCoef > 0 as the coefficient to start from');
   return config;
 }
 

@@ -30,6 +30,7 @@ import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts
 import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
+import { type KlControl, checkKlControl, nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, parseRunConfig } from './config.ts';
 import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
 import { type GroupScore, type Scorer, type ScorerSample, majorityVoteScorer } from './rewards.ts';
@@ -155,6 +156,8 @@ export const LoopStateSchema = z.object({
   rng: z.tuple([z.number(), z.number(), z.number(), z.number()]),
   best: z.object({ metric: z.string(), value: z.number(), step: z.number().int() }).nullable(),
   watch: z.object({ collapsed: z.boolean(), dropped: z.boolean() }),
+  /** The adaptive KL coefficient reached (absent: the run's fixed klCoef). */
+  klCoef: z.number().positive().optional(),
 });
 export type LoopState = z.infer<typeof LoopStateSchema>;
 
@@ -253,6 +256,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         ? { kind: 'cosine', lr: config.lr, warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio }
         : { kind: 'constant', lr: config.lr, warmupSteps };
     const bestName = valMetricName(config.bestMetric, config.valSamples);
+    const klControl: KlControl | null = config.klTarget > 0 ? { initial: config.klCoef, target: config.klTarget, horizon: config.klHorizon } : null;
+    if (klControl) checkKlControl(klControl);
     const watch = new CollapseWatch({ majorityRatio: config.collapseMajorityRatio, entropy: config.collapseEntropy, valDrop: config.collapseValDrop });
 
     let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };
@@ -377,8 +382,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         progress(step, 'update');
         const updateStart = performance.now();
         const lr = learningRate(schedule, step - 1);
-        const update = await policyUpdate(trainer, groups, shape, config.klCoef, lr, tok.padTokenId ?? 0);
+        const klCoef = state.klCoef ?? config.klCoef;
+        const update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0);
         const updateSeconds = seconds(updateStart);
+        if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
 
         const record: StepRecord = { step, metrics: {}, groups: [], checkpoints: [], alerts: [] };
         record.groups = groups.map((g) => groupRecord(g, g.itemIndex, input.items[g.itemIndex].prompt, truths[g.itemIndex], config));
@@ -394,6 +401,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         m[TRAIN_METRICS.responseLength] = allSamples.length === 0 ? 0 : tokens / allSamples.length;
         m[TRAIN_METRICS.clipRatio] = update?.clipRatio ?? 0;
         m[TRAIN_METRICS.kl] = update?.kl ?? 0;
+        m[TRAIN_METRICS.klCoef] = klCoef;
         m[TRAIN_METRICS.gradNorm] = update?.gradNorm ?? 0;
         m[TRAIN_METRICS.lr] = lr;
         m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
@@ -492,7 +500,7 @@ async function policyUpdate(
     r.sample.logprobs.forEach((lp, j) => (oldLogprobs[b * shape.seqLen + r.prompt.length - 1 + j] = lp));
   });
   const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
-  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr);
+  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, klCoef > 0 ? { klCoef } : {});
 }
 
 /**

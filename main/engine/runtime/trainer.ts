@@ -97,6 +97,7 @@ export const STEP_IO = {
   advantages: 'advantages',
   oldLogprobs: 'old_logprobs',
   refLogprobs: 'ref_logprobs',
+  klCoef: 'kl_coef',
   paramsOut: 'params_out',
   mOut: 'exp_avg_out',
   vOut: 'exp_avg_sq_out',
@@ -184,7 +185,9 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
     const advantages = g.input(STEP_IO.advantages, [B], dtype);
     const oldLogprobs = g.input(STEP_IO.oldLogprobs, [B, T], dtype);
     const refLogprobs = spec.loss.klCoef > 0 ? g.input(STEP_IO.refLogprobs, [B, T], dtype) : null;
-    const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs, entropy }, spec.loss);
+    // The coefficient is an input, so an adaptive KL controller can change it every step.
+    const klCoef = spec.loss.klCoef > 0 ? g.input(STEP_IO.klCoef, [], dtype) : null;
+    const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs, entropy, klCoef }, spec.loss);
     loss = r.loss;
     diagnostics.push([STEP_IO.pgLoss, r.pgLoss], [STEP_IO.clipRatio, r.clipRatio], [STEP_IO.ppoKl, r.ppoKl], [STEP_IO.kl, r.kl]);
     if (withEntropy) diagnostics.push([STEP_IO.entropy, r.entropy]);
@@ -404,9 +407,18 @@ export class Trainer {
     return this.options.mode;
   }
 
-  /** One update on `batch` at learning rate `lr` (from a schedule: learningRate(spec, trainer.stepCount)). */
-  async step(batch: TrainBatch, lr: number): Promise<StepResult> {
+  /**
+   * One update on `batch` at learning rate `lr` (from a schedule: learningRate(spec, trainer.stepCount)).
+   * `options.klCoef` replaces the policy loss's KL coefficient for this step (an adaptive KL
+   * controller's value); the loss must have been created with klCoef > 0.
+   */
+  async step(batch: TrainBatch, lr: number, options: { klCoef?: number } = {}): Promise<StepResult> {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`learning rate must be a finite number >= 0, got ${lr}`);
+    const klCoef = options.klCoef ?? (this.loss.kind === 'policy' ? this.loss.klCoef : 0);
+    if (options.klCoef !== undefined && !(this.loss.kind === 'policy' && this.loss.klCoef > 0)) {
+      throw new Error('a per-step klCoef needs a policy loss created with klCoef > 0 (the KL term is compiled out otherwise)');
+    }
+    if (!(Number.isFinite(klCoef) && klCoef >= 0)) throw new Error(`klCoef must be a finite number >= 0, got ${klCoef}`);
     const shape = this.options.batch;
     const dtype = this.store.dtype;
     const n = shape.size * shape.seqLen;
@@ -428,6 +440,7 @@ export class Trainer {
       if (this.loss.klCoef > 0) perToken('refLogprobs', STEP_IO.refLogprobs, 'trainer.logprobs(batch, { reference: true })');
     }
     const scalar = (x: number) => new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
+    if (this.loss.kind === 'policy' && this.loss.klCoef > 0) feeds[STEP_IO.klCoef] = scalar(klCoef);
     Object.assign(feeds, this.store.frozen.feeds(this.stepGraph.inputNames), {
       [STEP_IO.params]: this.store.flatTensor,
       [STEP_IO.m]: this.m,

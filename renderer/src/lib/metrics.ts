@@ -11,6 +11,7 @@ export const METRIC_LABELS: Record<string, string> = {
   'train/response_length': 'Response length (tokens)',
   'train/clip_ratio': 'Clip ratio',
   'actor/kl': 'KL to reference',
+  'actor/kl_coef': 'KL coefficient',
   'actor/grad_norm': 'Gradient norm',
   'actor/lr': 'Learning rate',
   'actor/pg_loss': 'Policy loss',
@@ -47,6 +48,7 @@ export const RUN_CHARTS: ChartSpec[] = [
   { id: 'validation', title: 'Validation avg@k vs maj@k', match: (k) => /^val\/(avg|maj|pass)@\d+$/.test(k), order: ['val/avg@', 'val/maj@', 'val/pass@'], unit: true, hint: 'avg@k: mean accuracy of k samples; maj@k: accuracy of their majority answer; pass@k: any correct' },
   { id: 'length', title: 'Response length', ...oneOf('train/response_length'), hint: 'Mean tokens per response' },
   { id: 'kl', title: 'KL to reference', ...oneOf('actor/kl'), hint: 'low_var_kl over response tokens' },
+  { id: 'klcoef', title: 'KL coefficient', ...oneOf('actor/kl_coef'), hint: 'Fixed, or moved each step toward the adaptive KL target' },
   { id: 'gradnorm', title: 'Gradient norm', ...oneOf('actor/grad_norm'), hint: 'Global norm before clipping' },
   { id: 'throughput', title: 'Throughput', ...oneOf('perf/tokens_per_s'), hint: 'Generated tokens per second of step time' },
 ];

@@ -80,6 +80,8 @@ function stepFeeds(store: ParameterStore, graph: CompiledGraph, batch: TrainBatc
   if (batch.advantages) feeds[STEP_IO.advantages] = tensorOf(d, batch.advantages, [SHAPE.size]);
   if (batch.oldLogprobs) feeds[STEP_IO.oldLogprobs] = tensorOf(d, batch.oldLogprobs, dims);
   if (batch.refLogprobs && graph.inputNames.includes(STEP_IO.refLogprobs)) feeds[STEP_IO.refLogprobs] = tensorOf(d, batch.refLogprobs, dims);
+  // The KL coefficient is a graph input; the cases with a KL term all use POLICY's.
+  if (graph.inputNames.includes(STEP_IO.klCoef)) feeds[STEP_IO.klCoef] = tensorOf(d, [(POLICY as { klCoef: number }).klCoef], []);
   return feeds;
 }
 
@@ -307,6 +309,17 @@ describe('trainer', () => {
     expect(Array.from(ref1)).toEqual(Array.from(ref0));
     const now = await trainer.logprobs(batch);
     expect(Array.from(now)).not.toEqual(Array.from(initial));
+
+    // The coefficient is a per-step input (an adaptive KL controller sets it): at lr 0 nothing
+    // moves, so two steps differ only by it, and loss = pg_loss + coefficient · kl each time.
+    const at = (klCoef: number) => trainer.step({ ...batch, advantages: [1, -0.5], oldLogprobs: initial, refLogprobs: ref0 }, 0, { klCoef });
+    const low = await at(0.2);
+    const high = await at(0.7);
+    expect(low.kl).toBeGreaterThan(1e-6);
+    expect(high.kl).toBeCloseTo(low.kl!, 6);
+    expect(low.loss).toBeCloseTo(low.pgLoss! + 0.2 * low.kl!, 6);
+    expect(high.loss).toBeCloseTo(high.pgLoss! + 0.7 * high.kl!, 6);
+    await expect(at(-1)).rejects.toThrow(/klCoef must be/);
     await trainer.release();
   });
 });
@@ -331,6 +344,8 @@ describe('trainer: entropy term of the policy loss', () => {
     let last = first;
     for (let i = 0; i < 4; i++) last = await trainer.step({ ...batch, advantages: [0, 0], oldLogprobs: old }, 0.02);
     expect(last.entropy).toBeLessThan(first.entropy!);
+    // Without a KL term in the graph there is no coefficient to set.
+    await expect(trainer.step({ ...batch, advantages: [0, 0], oldLogprobs: old }, 0.02, { klCoef: 0.1 })).rejects.toThrow(/klCoef > 0/);
     await trainer.release();
   });
 });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { nextKlCoef } from '../../../main/engine/rl/kl-controller.ts';
 import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts';
@@ -21,6 +22,10 @@ const CONFIG: RunConfigInput = {
   trainSamples: 2,
   maxNewTokens: 8,
   lr: 1e-3,
+  // An adaptive KL coefficient (held toward a target), so the checks below cover it too.
+  klCoef: 0.05,
+  klTarget: 0.01,
+  klHorizon: 2,
   valEvery: 2,
   valSamples: 2,
   checkpointEvery: 1,
@@ -86,6 +91,12 @@ describe('runLoop (TTRL on tiny-chars)', () => {
       }
       expect(r.metrics['actor/lr']).toBeGreaterThanOrEqual(0);
     }
+    // The KL coefficient starts at klCoef and follows the controller from each step's KL.
+    const coefs = full.slice(1).map((r) => r.metrics[TRAIN_METRICS.klCoef]);
+    expect(coefs[0]).toBe(0.05);
+    const control = { initial: 0.05, target: 0.01, horizon: 2 };
+    for (let i = 1; i < coefs.length; i++) expect(coefs[i]).toBe(nextKlCoef(coefs[i - 1], full[i].metrics[TRAIN_METRICS.kl], control));
+    expect(new Set(coefs).size).toBe(coefs.length);
     // Validation every 2 steps and at the end; 'last' every step.
     expect(Object.keys(full[2].metrics)).toContain('val/maj@2');
     expect(Object.keys(full[1].metrics)).not.toContain('val/maj@2');
@@ -184,5 +195,7 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(resumed.map((r) => r.step)).toEqual([3]);
     const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIndex, used: g.samples.map((s) => s.usedForTraining), texts: g.samples.map((s) => s.text) }));
     expect(view(resumed[0])).toEqual(view(full[3]));
+    // The adaptive KL coefficient is part of the checkpointed state.
+    expect(resumed[0].metrics[TRAIN_METRICS.klCoef]).toBe(full[3].metrics[TRAIN_METRICS.klCoef]);
   });
 });
