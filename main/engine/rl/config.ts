@@ -7,6 +7,7 @@
 // lr 5e-7 for 7B models).
 import { z } from 'zod';
 import { LINEAR_MODULES } from '../nn/config.ts';
+import { type KlControl, checkKlControl } from './kl-controller.ts';
 
 const int = (min: number) => z.number().int().min(min);
 const unit = () => z.number().min(0).max(1);
@@ -78,7 +79,7 @@ export const RUN_CONFIG_DEFAULTS: RunConfig = RunConfigSchema.parse({});
 export function parseRunConfig(input: unknown): RunConfig {
   const config = RunConfigSchema.parse(input ?? {});
   if (config.trainSamples > config.votes) throw new Error(`trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})`);
-  if (config.klTarget > 0 && config.klCoef === 0) throw new Error('klTarget (adaptive KL) needs klCoef > 0 as the coefficient to start from');
+  if (config.klTarget > 0) checkKlControl(klControlOf(config));
   return config;
 }
 
@@ -89,4 +90,9 @@ export function describeRunConfig(): { name: keyof RunConfig; default: unknown; 
     default: RUN_CONFIG_DEFAULTS[name],
     description: RunConfigSchema.shape[name].description ?? '',
   }));
+}
+
+/** The adaptive KL controller's settings (used when klTarget > 0). */
+export function klControlOf(config: RunConfig): KlControl {
+  return { initial: config.klCoef, target: config.klTarget, horizon: config.klHorizon };
 }

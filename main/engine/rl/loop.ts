@@ -30,8 +30,8 @@ import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts
 import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
-import { type KlControl, checkKlControl, nextKlCoef } from './kl-controller.ts';
-import { type RunConfig, type RunConfigInput, parseRunConfig } from './config.ts';
+import { nextKlCoef } from './kl-controller.ts';
+import { type RunConfig, type RunConfigInput, klControlOf, parseRunConfig } from './config.ts';
 import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
 import { type GroupScore, type Scorer, type ScorerSample, majorityVoteScorer } from './rewards.ts';
 
@@ -256,8 +256,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         ? { kind: 'cosine', lr: config.lr, warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio }
         : { kind: 'constant', lr: config.lr, warmupSteps };
     const bestName = valMetricName(config.bestMetric, config.valSamples);
-    const klControl: KlControl | null = config.klTarget > 0 ? { initial: config.klCoef, target: config.klTarget, horizon: config.klHorizon } : null;
-    if (klControl) checkKlControl(klControl);
+    // parseRunConfig has checked the controller's settings.
+    const klControl = config.klTarget > 0 ? klControlOf(config) : null;
     const watch = new CollapseWatch({ majorityRatio: config.collapseMajorityRatio, entropy: config.collapseEntropy, valDrop: config.collapseValDrop });
 
     let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };

@@ -414,11 +414,12 @@ export class Trainer {
    */
   async step(batch: TrainBatch, lr: number, options: { klCoef?: number } = {}): Promise<StepResult> {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`learning rate must be a finite number >= 0, got ${lr}`);
-    const klCoef = options.klCoef ?? (this.loss.kind === 'policy' ? this.loss.klCoef : 0);
-    if (options.klCoef !== undefined && !(this.loss.kind === 'policy' && this.loss.klCoef > 0)) {
-      throw new Error('a per-step klCoef needs a policy loss created with klCoef > 0 (the KL term is compiled out otherwise)');
+    const compiledKl = this.loss.kind === 'policy' ? this.loss.klCoef : 0;
+    const withKl = compiledKl > 0;
+    if (options.klCoef !== undefined) {
+      if (!withKl) throw new Error('a per-step klCoef needs a policy loss created with klCoef > 0 (the KL term is compiled out otherwise)');
+      if (!(Number.isFinite(options.klCoef) && options.klCoef >= 0)) throw new Error(`klCoef must be a finite number >= 0, got ${options.klCoef}`);
     }
-    if (!(Number.isFinite(klCoef) && klCoef >= 0)) throw new Error(`klCoef must be a finite number >= 0, got ${klCoef}`);
     const shape = this.options.batch;
     const dtype = this.store.dtype;
     const n = shape.size * shape.seqLen;
@@ -440,7 +441,7 @@ export class Trainer {
       if (this.loss.klCoef > 0) perToken('refLogprobs', STEP_IO.refLogprobs, 'trainer.logprobs(batch, { reference: true })');
     }
     const scalar = (x: number) => new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
-    if (this.loss.kind === 'policy' && this.loss.klCoef > 0) feeds[STEP_IO.klCoef] = scalar(klCoef);
+    if (withKl) feeds[STEP_IO.klCoef] = scalar(options.klCoef ?? compiledKl);
     Object.assign(feeds, this.store.frozen.feeds(this.stepGraph.inputNames), {
       [STEP_IO.params]: this.store.flatTensor,
       [STEP_IO.m]: this.m,

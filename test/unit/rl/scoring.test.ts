@@ -123,5 +123,8 @@ describe('metrics and config', () => {
     for (const f of describeRunConfig()) expect(f.description, f.name).not.toBe('');
     expect(() => parseRunConfig({ votes: 4, trainSamples: 8 })).toThrow(/trainSamples/);
     expect(() => parseRunConfig({ method: 'nope' })).toThrow();
+    // An adaptive KL target needs a coefficient to start from.
+    expect(() => parseRunConfig({ klCoef: 0, klTarget: 0.05 })).toThrow(/klCoef > 0/);
+    expect(parseRunConfig({ klCoef: 0.1, klTarget: 0.05 }).klHorizon).toBe(100);
   });
 });
