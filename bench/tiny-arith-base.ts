@@ -2,9 +2,10 @@
 // arithmetic problems (eval split), avg@16 (mean accuracy of 16 samples), maj@16 (accuracy of
 // the majority answer of the 16) and pass@16 (any of the 16 right). The demo needs
 // maj@16 − avg@16 ≥ 10 points with avg@16 well above 0: a model that is often right but noisy.
+// Sampling follows TTRL's validation (METHODS.md): temperature 0.6, top-p 0.95.
 //
 //   npx tsx bench/tiny-arith-base.ts [--model tiny-arith|DIR] [--levels 1] [--ops +] [--count 200]
-//     [--k 16] [--temperature 1] [--top-p 0.95] [--seed 0]
+//     [--k 16] [--temperature 0.6] [--top-p 0.95] [--seed 0]
 //
 // Progress goes to stderr; stdout gets one JSON line.
 import path from 'node:path';
@@ -120,7 +121,7 @@ async function main(argv: string[]): Promise<void> {
       ops: { type: 'string', default: '+' },
       count: { type: 'string', default: '200' },
       k: { type: 'string', default: '16' },
-      temperature: { type: 'string', default: '1' },
+      temperature: { type: 'string', default: '0.6' },
       'top-p': { type: 'string', default: '0.95' },
       seed: { type: 'string', default: '0' },
       'data-seed': { type: 'string', default: '0' },

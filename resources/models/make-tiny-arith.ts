@@ -1,21 +1,28 @@
 // The built-in base model `tiny-arith`: a small Llama with the character tokenizer, trained by
 // supervised fine-tuning with the engine on easy labeled arithmetic ("Compute 12+34. Answer: "
-// → "46" then EOS): level-1 sums (two operands 0-99) of the `arithmetic` train split. It stops
-// part-way through learning them, so that on unseen sums (eval split) its single samples at
-// temperature 1 are often right but noisy and the majority of 16 is right much more often: the
-// setting the TTRL demo needs (bench/tiny-arith-base.ts measures it: avg@16 68.1%, maj@16 81%).
+// → "46" then EOS): level-1 sums (two operands 0-99) of the `arithmetic` train split.
+//
+// It is built to be the model TTRL is for: one that learned from few, imperfect labels. It sees
+// only 600 distinct sums, and 30% of the answers it is shown have the tens digit moved by one
+// (answer ± 10, drawn afresh each time a sum comes round: noisy supervision). So on unseen sums
+// (eval split) its single samples are often off by ten while the majority of 16 is usually
+// right, and it has seen few enough problems that more of them, even unlabeled, can still
+// teach it. bench/tiny-arith-base.ts measures it at the TTRL validation temperature 0.6 / top-p
+// 0.95: avg@16 80.6%, maj@16 93.5% (at temperature 1: 65.6% and 90.5%).
 //
 //   npx tsx resources/models/make-tiny-arith.ts                 # resources/models/tiny-arith
-//   npx tsx resources/models/make-tiny-arith.ts --out /tmp/ta --steps 400 --hidden 128
+//   npx tsx resources/models/make-tiny-arith.ts --out /tmp/ta --distinct 0 --label-noise 0
 //
-// The defaults: hidden 128, 2 layers, 650 steps of 32 sums, lr 3e-3 cosine (about 20 s on 2
-// cores). The model learns the sums abruptly and when is chaotic in the step count: with seed 1,
-// 550 and 800 steps have not started (avg@16 < 10%), 600 and 650 are part-way (69%), 700-1000 have
-// learned them (77-94%). Another seed or step count needs that measurement again.
+// The defaults: hidden 128, 2 layers, 1400 steps of 32 sums, lr 1e-3 cosine (about 35 s on 2
+// cores). Measured at 0.6 with the other options at their defaults: 450 distinct sums generalise
+// worse (maj@16 81.5%) and the TTRL demo does not overtake them; with no label noise the samples
+// agree (600 sums: avg@16 91.4%, maj@16 91.5%), so there is no majority to learn from; noise 0.4
+// on 450 sums gives a majority right only 76% of the time, and TTRL on it falls short too.
 //
 // Reproducible: the random init (make-builtin-models.ts), the problems (the seeded `arithmetic`
-// generator, train split only) and the trainer are all seeded, so the same options give the same
-// model. The written folder is an ordinary Hugging Face model folder (no optimizer state).
+// generator, train split only), the noise and the trainer are all seeded, so the same options
+// give the same model. The written folder is an ordinary Hugging Face model folder (no
+// optimizer state).
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +32,7 @@ import { loadModelFolder } from '../../main/engine/nn/hf-model.ts';
 import { learningRate } from '../../main/engine/optim/schedule.ts';
 import { resolveDevice } from '../../main/engine/runtime/devices.ts';
 import { FILES } from '../../main/engine/runtime/checkpoints.ts';
+import { fnv1a32, mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
 import { type BatchShape, type SequenceExample, Trainer, makeCausalBatch } from '../../main/engine/runtime/trainer.ts';
 import { type ArithmeticDifficulty, type ArithmeticProblem, generateArithmetic } from '../../main/engine/tasks/generators.ts';
 import { type BuiltinModelOptions, writeBuiltinModel } from './make-builtin-models.ts';
@@ -43,6 +51,10 @@ export interface TinyArithOptions {
   steps: number;
   batch: number;
   lr: number;
+  /** Share of the answers shown whose tens digit is moved by one (answer ± 10): noisy supervision. */
+  labelNoise: number;
+  /** Distinct training problems per level, drawn from again and again (0 = fresh problems every step). */
+  distinct: number;
 }
 
 export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
@@ -54,9 +66,11 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   seed: 1,
   levels: [1],
   ops: '+',
-  steps: 650,
+  steps: 1400,
   batch: 32,
-  lr: 3e-3,
+  lr: 1e-3,
+  labelNoise: 0.3,
+  distinct: 600,
 };
 
 /** Tokens per training sequence: the longest prompt of levels 1-3 plus answer and EOS fits. */
@@ -69,8 +83,13 @@ export function usesOnly(expression: string, ops: string): boolean {
   return [...expression.replace(/^-/, '')].every((c) => !'+-*'.includes(c) || ops.includes(c));
 }
 
-/** The training problems of step `step`: seeded by (seed, step), levels taken in turn. */
+/** The training problems of step `step` (answers noised as `labelNoise` says): seeded by (seed, step). */
 export function trainingProblems(o: TinyArithOptions, step: number): ArithmeticProblem[] {
+  return withLabelNoise(o, step, o.distinct > 0 ? fromFixedSet(o, step) : freshProblems(o, step));
+}
+
+/** `batch` problems never seen before (almost: the train split is large), levels taken in turn. */
+function freshProblems(o: TinyArithOptions, step: number): ArithmeticProblem[] {
   const pools = o.levels.map((difficulty, k) =>
     generateArithmetic({ difficulty, count: 4 * o.batch, seed: o.seed * 1_000_003 + step * 131 + k, split: 'train' }).filter((p) => usesOnly(p.expression, o.ops)),
   );
@@ -84,6 +103,42 @@ export function trainingProblems(o: TinyArithOptions, step: number): ArithmeticP
   return out;
 }
 
+/** The `distinct` problems per level the model is limited to (the first of the seeded train split). */
+export function fixedTrainingSet(o: TinyArithOptions): ArithmeticProblem[][] {
+  return o.levels.map((difficulty) => {
+    const set = generateArithmetic({ difficulty, count: 3 * o.distinct, seed: o.seed, split: 'train' })
+      .filter((p) => usesOnly(p.expression, o.ops))
+      .slice(0, o.distinct);
+    if (set.length < o.distinct) throw new Error(`level ${difficulty} with ops ${o.ops} gives only ${set.length} of the ${o.distinct} distinct problems asked for`);
+    return set;
+  });
+}
+
+const fixedSets = new Map<string, ArithmeticProblem[][]>();
+
+/** `batch` problems drawn at random (seeded by step) from the fixed set, levels taken in turn. */
+function fromFixedSet(o: TinyArithOptions, step: number): ArithmeticProblem[] {
+  const key = `${o.seed}/${o.levels}/${o.ops}/${o.distinct}`;
+  const sets = fixedSets.get(key) ?? fixedTrainingSet(o);
+  fixedSets.set(key, sets);
+  const rand = mulberry32Uniform(fnv1a32(`batch/${o.seed}/${step}`));
+  return Array.from({ length: o.batch }, (_, i) => {
+    const set = sets[i % sets.length];
+    return set[Math.floor(rand() * set.length)];
+  });
+}
+
+/** Each answer moved by ± 10 with probability `labelNoise` (never below 0), seeded by step. */
+function withLabelNoise(o: TinyArithOptions, step: number, problems: ArithmeticProblem[]): ArithmeticProblem[] {
+  if (o.labelNoise <= 0) return problems;
+  const rand = mulberry32Uniform(fnv1a32(`noise/${o.seed}/${step}`));
+  return problems.map((p) => {
+    const shift = rand() < o.labelNoise ? (rand() < 0.5 ? -10 : 10) : 0;
+    const answer = Number(p.answer) + shift;
+    return shift !== 0 && answer >= 0 ? { ...p, answer: String(answer) } : p;
+  });
+}
+
 export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: string) => void = console.log): Promise<{ finalLoss: number; seconds: number }> {
   const started = Date.now();
   const init = await fs.mkdtemp(path.join(os.tmpdir(), 'tiny-arith-init-'));
@@ -94,7 +149,8 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
     const tok = model.tokenizer!;
     const eos = model.config.eosTokenIds[0];
     log(`tiny-arith: hidden ${o.hidden}, ${o.layers} layers, ${o.heads} heads, ${o.kvHeads} kv heads, intermediate ${o.intermediate} (${model.parameterCount} parameters), seed ${o.seed}`);
-    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}), ${o.steps} steps of ${o.batch}, lr ${o.lr} (cosine)`);
+    const data = `${o.distinct > 0 ? `${o.distinct} distinct problems per level` : 'fresh problems every step'}, label noise ${o.labelNoise}`;
+    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch}, lr ${o.lr} (cosine)`);
     const shape: BatchShape = { size: o.batch, seqLen: SEQ_LEN };
     const trainer = await Trainer.create({
       config: model.config,
@@ -160,11 +216,13 @@ async function main(argv: string[]): Promise<void> {
       steps: { type: 'string' },
       batch: { type: 'string' },
       lr: { type: 'string' },
+      'label-noise': { type: 'string' },
+      distinct: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X]');
+    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P]');
     return;
   }
   const d = TINY_ARITH_DEFAULTS;
@@ -172,6 +230,18 @@ async function main(argv: string[]): Promise<void> {
     if (v === undefined) return fallback;
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number, got "${v}"`);
+    return n;
+  };
+  const share = (v: string | undefined, fallback: number, flag: string) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (v.trim() === '' || !(n >= 0 && n < 1)) throw new Error(`--${flag} must be a share in [0, 1), got "${v}"`);
+    return n;
+  };
+  const count = (v: string | undefined, fallback: number, flag: string) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`--${flag} must be a whole number ≥ 0, got "${v}"`);
     return n;
   };
   const o: TinyArithOptions = {
@@ -186,6 +256,8 @@ async function main(argv: string[]): Promise<void> {
     steps: num(values.steps, d.steps, 'steps'),
     batch: num(values.batch, d.batch, 'batch'),
     lr: num(values.lr, d.lr, 'lr'),
+    labelNoise: share(values['label-noise'], d.labelNoise, 'label-noise'),
+    distinct: count(values.distinct, d.distinct, 'distinct'),
   };
   if (!/^[+\-*]+$/.test(o.ops)) throw new Error(`--ops must use only + - *, got "${o.ops}"`);
   await makeTinyArith(path.resolve(values.out ?? path.join(HERE, 'tiny-arith')), o);
