@@ -79,13 +79,14 @@ export interface TtrlDemoOptions {
 // 0-2: 96.4% vs 93.5%, 94.9% vs 94.5%, 93.8% vs 95%; seed 1 with --steps 2400: 94.3% vs 94.5%).
 //
 // The earlier base (stopped part-way through learning clean sums: avg@16 68.1%, maj@16 81% at
-// temperature 1, labels right 81% of the time) never got there, whatever the setting: at
-// temperature 1 and on 1,000 sums these settings reached 79.3%, --prompts 32 78.9%, --votes 64 78.2%, --temperature
-// 1.3 78.3%, --srt 0.5 77.3%, --kl-target 0.03 --kl-horizon 50 76.9%, --entropy=-0.05 78.5%,
-// --mode lora 70.7%; --kl 0.5 and weaker collapsed (37.1% at step 400). TTRL sharpened that
-// model toward its own majority answer more than it improved it, and a weaker KL anchor let the
-// wrong majorities take over. The base trained on 450 sums with 40% noise (at 0.6: 61.9% / 76%,
-// labels right 74%) falls short as well (74.8%): the effect needs a majority that is mostly right.
+// temperature 1, labels right 81% of the time) never got there, whatever the setting. At
+// temperature 1 and on 1,000 sums these settings reached 79.3%, --prompts 32 78.9%, --votes 64
+// 78.2%, --temperature 1.3 78.3%, --srt 0.5 77.3%, --kl-target 0.03 --kl-horizon 50 76.9%,
+// --entropy=-0.05 78.5%, --mode lora 70.7%; --kl 0.5 and weaker collapsed (37.1% at step 400).
+// TTRL sharpened that model toward its own majority answer more than it improved it, and a
+// weaker KL anchor let the wrong majorities take over. The base trained on 450 sums with 40%
+// noise (at 0.6: 61.9% / 76%, labels right 74%) falls short as well (74.8%): the effect needs a
+// majority that is mostly right.
 export const TTRL_DEMO_DEFAULTS: TtrlDemoOptions = {
   model: 'tiny-arith',
   device: 'cpu',

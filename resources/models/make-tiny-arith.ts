@@ -14,10 +14,13 @@
 //   npx tsx resources/models/make-tiny-arith.ts --out /tmp/ta --distinct 0 --label-noise 0
 //
 // The defaults: hidden 128, 2 layers, 1400 steps of 32 sums, lr 1e-3 cosine (about 35 s on 2
-// cores). Measured at 0.6 with the other options at their defaults: 450 distinct sums generalise
-// worse (maj@16 81.5%) and the TTRL demo does not overtake them; with no label noise the samples
-// agree (600 sums: avg@16 91.4%, maj@16 91.5%), so there is no majority to learn from; noise 0.4
-// on 450 sums gives a majority right only 76% of the time, and TTRL on it falls short too.
+// cores). Measured at 0.6 with the other options at their defaults: with no label noise the
+// samples agree (avg@16 91.4%, maj@16 91.5%), so there is no majority to learn from; 450
+// distinct sums generalise worse (72.3% / 81.5%, a gap under 10 points); 450 sums with noise
+// 0.4 (61.9% / 76%) give majority labels right only 74% of the time, and TTRL on that model
+// falls short of its majority (74.8%). Which step count learns the sums at all is chaotic at
+// higher rates (lr 3e-3 with noise 0.3: 650 steps part-way, 700 and 1000 not started): another
+// option needs the measurement again (bench/tiny-arith-base.ts).
 //
 // Reproducible: the random init (make-builtin-models.ts), the problems (the seeded `arithmetic`
 // generator, train split only), the noise and the trainer are all seeded, so the same options
