@@ -297,8 +297,9 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
 
 /** The human-readable lines before the JSON line. */
 export function summary(r: Record<string, unknown>): string {
+  const settings = r.settings as Record<string, unknown>;
   return [
-    `base   avg@16 ${r.base_avg16}%  maj@16 ${r.base_maj16}%  (sampled at temperature ${(r.settings as Record<string, unknown>).eval_temperature}, top-p ${(r.settings as Record<string, unknown>).top_p})`,
+    `base   avg@16 ${r.base_avg16}%  maj@16 ${r.base_maj16}%  (sampled at temperature ${settings.eval_temperature}, top-p ${settings.top_p})`,
     `after  avg@16 ${r.after_avg16}%  maj@16 ${r.after_maj16}%  (${r.steps} steps in ${r.train_s} s)`,
     `label accuracy ${r.label_accuracy}%  wall ${r.wall_s} s  target after avg@16 ≥ base maj@16: ${r.reached ? 'reached' : 'not reached'}`,
     '',

@@ -229,24 +229,16 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const d = TINY_ARITH_DEFAULTS;
-  const num = (v: string | undefined, fallback: number, flag: string) => {
+  // One parser for every numeric flag; each says what it accepts.
+  const option = (v: string | undefined, fallback: number, flag: string, valid: (n: number) => boolean, expected: string) => {
     if (v === undefined) return fallback;
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number, got "${v}"`);
+    if (v.trim() === '' || !valid(n)) throw new Error(`--${flag} must be ${expected}, got "${v}"`);
     return n;
   };
-  const share = (v: string | undefined, fallback: number, flag: string) => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (v.trim() === '' || !(n >= 0 && n < 1)) throw new Error(`--${flag} must be a share in [0, 1), got "${v}"`);
-    return n;
-  };
-  const count = (v: string | undefined, fallback: number, flag: string) => {
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`--${flag} must be a whole number ≥ 0, got "${v}"`);
-    return n;
-  };
+  const num = (v: string | undefined, fallback: number, flag: string) => option(v, fallback, flag, (n) => Number.isFinite(n) && n > 0, 'a positive number');
+  const share = (v: string | undefined, fallback: number, flag: string) => option(v, fallback, flag, (n) => n >= 0 && n < 1, 'a share in [0, 1)');
+  const count = (v: string | undefined, fallback: number, flag: string) => option(v, fallback, flag, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0');
   const o: TinyArithOptions = {
     hidden: num(values.hidden, d.hidden, 'hidden'),
     layers: num(values.layers, d.layers, 'layers'),
