@@ -5,6 +5,8 @@
 //   generate          batched sampling with the engine
 //   compare-train     the engine, then PyTorch eager (bench/reference/train_step.py), then a ratio line
 //   compare-generate  the engine, then transformers generate() (bench/reference/generate.py), then a ratio line
+//   gemm              the linear layers' products of a training step, in onnxruntime's kernel
+//   compare-gemm      the same in onnxruntime, then in PyTorch (bench/reference/gemm.py), then ratios
 //   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
 //   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
 import { spawn } from 'node:child_process';
@@ -16,6 +18,7 @@ import { resolveModelPath } from '../main/engine/model-paths.ts';
 import type { DeviceRequest } from '../main/engine/runtime/devices.ts';
 import { round } from './common.ts';
 import { benchGenerate, benchTrain } from './engine.ts';
+import { type GemmTiming, benchGemm } from './gemm.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, summary, ttrlDemo } from './ttrl-demo.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -46,6 +49,14 @@ const generateFlags = {
   warmup: { type: 'string', value: 'W', default: '1', description: 'untimed calls first' },
   device: trainFlags.device,
   seed: trainFlags.seed,
+} satisfies Flags;
+
+const gemmFlags = {
+  model: trainFlags.model,
+  batch: trainFlags.batch,
+  seq: trainFlags.seq,
+  repeats: { type: 'string', value: 'R', default: '20', description: 'timed runs of each product' },
+  warmup: { type: 'string', value: 'W', default: '5', description: 'untimed runs first' },
 } satisfies Flags;
 
 const pythonFlag = {
@@ -114,6 +125,15 @@ function generateOptions(values: Values) {
   };
 }
 
+function gemmOptions(values: Values) {
+  return {
+    model: modelDir(values),
+    batch: requiredInt(values, 'batch'),
+    seq: requiredInt(values, 'seq'),
+    repeats: intFlag(values, 'repeats', 20),
+    warmup: intFlag(values, 'warmup', 5, 0),
+  };
+}
 
 function print(result: object): void {
   process.stdout.write(JSON.stringify(result) + '\n');
@@ -151,7 +171,7 @@ function runForJson(cmd: string, args: string[], what: string): Promise<Record<s
 }
 
 /** The engine side, as a child process running this file's single-side command. */
-function engineSide(sub: 'train' | 'generate', args: string[]): Promise<Record<string, unknown>> {
+function engineSide(sub: Side, args: string[]): Promise<Record<string, unknown>> {
   return runForJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), sub, ...args], `the engine's ${sub} benchmark`);
 }
 
@@ -173,7 +193,9 @@ function referenceDevice(values: Values): string {
   return values.device === 'cuda' ? 'cuda' : 'cpu';
 }
 
-async function compare(sub: 'train' | 'generate', values: Values, flags: Flags, script: string): Promise<void> {
+type Side = 'train' | 'generate' | 'gemm';
+
+async function compare(sub: Side, values: Values, flags: Flags, script: string): Promise<void> {
   const model = modelDir(values);
   const engine = await engineSide(sub, forward(values, flags, model));
   print(engine);
@@ -181,7 +203,9 @@ async function compare(sub: 'train' | 'generate', values: Values, flags: Flags, 
   const refArgs = [
     path.join(ROOT, 'bench/reference', script),
     ...forward(values, flags, model, ['device']),
-    ...['--device', referenceDevice(values), '--threads', String(engine.threads)],
+    // gemm runs on the CPU only, on both sides.
+    ...(sub === 'gemm' ? [] : ['--device', referenceDevice(values)]),
+    ...['--threads', String(engine.threads)],
   ];
   const reference = await runForJson(python(values), refArgs, `the PyTorch reference (${script})`);
   print(reference);
@@ -191,6 +215,10 @@ async function compare(sub: 'train' | 'generate', values: Values, flags: Flags, 
     ratio.ratio_ms_per_step = round(Number(engine.ms_per_step) / Number(reference.ms_per_step), 4);
     // Same weights, same batch, same loss: the first losses agree unless something is wrong.
     ratio.loss_first_abs_diff = round(Math.abs(Number(engine.loss_first) - Number(reference.loss_first)), 6);
+  } else if (sub === 'gemm') {
+    ratio.seq = engine.seq;
+    ratio.ratio_gemm_ms_per_step = round(Number(engine.gemm_ms_per_step) / Number(reference.gemm_ms_per_step), 4);
+    ratio.gemms = gemmRatios(engine.gemms as GemmTiming[], reference.gemms as GemmTiming[]);
   } else {
     ratio.new_tokens = engine.new_tokens;
     ratio.ratio_tokens_per_s = round(Number(engine.tokens_per_s) / Number(reference.tokens_per_s), 4);
@@ -198,6 +226,15 @@ async function compare(sub: 'train' | 'generate', values: Values, flags: Flags, 
   ratio.engine_device = engine.device;
   ratio.reference_device = reference.device;
   print(ratio);
+}
+
+/** Entry by entry, engine ms / reference ms; the two sides must have listed the same products. */
+function gemmRatios(engine: GemmTiming[], reference: GemmTiming[]): object[] {
+  const key = (g: GemmTiming) => `${g.pass} ${g.m}x${g.n}x${g.k} ×${g.count}`;
+  if (engine.map(key).join() !== reference.map(key).join()) {
+    throw new Error(`the two sides timed different products:\n  engine:    ${engine.map(key).join(', ')}\n  reference: ${reference.map(key).join(', ')}`);
+  }
+  return engine.map((g, i) => ({ weight: g.weight, pass: g.pass, count: g.count, engine_ms: g.ms, reference_ms: reference[i].ms, ratio: round(g.ms / reference[i].ms, 3) }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,6 +287,31 @@ const commands: CliCommand[] = [
     async run(values) {
       generateOptions(values);
       await compare('generate', values, generateFlags, 'generate.py');
+      return 0;
+    },
+  }),
+  command({
+    name: 'gemm',
+    program: PROGRAM,
+    summary: "Time the linear layers' matrix products of one training step (forward, input and weight gradients) in onnxruntime's CPU kernel.",
+    synopsis: '--model NAME|DIR --batch B --seq T [--repeats R --warmup W]',
+    flags: gemmFlags,
+    details: "Prints one JSON line: gemm_ms_per_step (Σ count · kernel ms), gflop_per_step, and each product's m, n, k, count, ms and gflop_per_s.",
+    async run(values) {
+      print(await benchGemm(gemmOptions(values)));
+      return 0;
+    },
+  }),
+  command({
+    name: 'compare-gemm',
+    program: PROGRAM,
+    summary: 'Run `gemm` and then bench/reference/gemm.py (torch.mm) on the same products; print both lines and their ratios.',
+    synopsis: '--model NAME|DIR --batch B --seq T [--repeats R --warmup W]',
+    flags: { ...gemmFlags, ...pythonFlag },
+    details: 'The third line is {"bench": "compare-gemm", "ratio_gemm_ms_per_step": engine / reference, "gemms": [per-product ratios]}.',
+    async run(values) {
+      gemmOptions(values);
+      await compare('gemm', values, gemmFlags, 'gemm.py');
       return 0;
     },
   }),

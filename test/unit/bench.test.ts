@@ -56,6 +56,29 @@ describe('npm run bench', () => {
     expect(line.tokens_per_s as number).toBeGreaterThan(0);
   });
 
+  it("gemm times the three products of every linear layer and the LM head, FLOPs matching the model's shapes", async () => {
+    const r = await bench(['gemm', '--model', 'tiny-chars', '--batch', '2', '--seq', '8', '--repeats', '2', '--warmup', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    const line = r.lines[0] as { gemms: Record<string, unknown>[] } & Record<string, unknown>;
+    expect(line).toMatchObject({ bench: 'gemm', impl: 'autodidact', model: 'tiny-chars', batch: 2, seq: 8 });
+    // tiny-chars: hidden 128, 4 heads and 2 KV heads of 32, MLP 384, 2 layers, 103 tokens, tied.
+    const weights = [[128, 128], [64, 128], [384, 128], [128, 384], [103, 128]];
+    const counts = [2 * 2, 2 * 2, 2 * 2, 2, 1]; // q+o, k+v, gate+up, down per layer; the LM head once
+    expect(line.gemms.map((g) => [g.pass, g.weight, g.count])).toEqual(
+      weights.flatMap((w, i) => ['forward', 'input_grad', 'weight_grad'].map((pass) => [pass, w, counts[i]])),
+    );
+    const tokens = 2 * 8;
+    const flops = weights.reduce((s, [o, i], j) => s + counts[j] * 3 * 2 * tokens * o * i, 0);
+    expect(line.gflop_per_step).toBeCloseTo(flops / 1e9, 3);
+    for (const g of line.gemms) {
+      expect(2 * (g.m as number) * (g.n as number) * (g.k as number)).toBe(2 * tokens * (g.weight as number[])[0] * (g.weight as number[])[1]);
+      expect(g.ms as number).toBeGreaterThan(0);
+    }
+    const sum = line.gemms.reduce((s, g) => s + (g.count as number) * (g.ms as number), 0);
+    expect(line.gemm_ms_per_step as number).toBeCloseTo(sum, 1);
+  });
+
   it('names a missing flag', async () => {
     const r = await bench(['train', '--model', 'tiny-chars', '--batch', '2']);
     expect(r.code).toBe(2);
