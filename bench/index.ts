@@ -239,81 +239,88 @@ function gemmRatios(engine: GemmTiming[], reference: GemmTiming[]): object[] {
 
 // ---------------------------------------------------------------------------------------------
 
+/** A measurement the engine makes on its own (`name`) and side by side with its PyTorch twin (`compare-name`). */
+interface Measurement {
+  name: Side;
+  summary: string;
+  synopsis: string;
+  flags: Flags;
+  details: string;
+  /** Parses and validates the flags (before either side of a comparison starts). */
+  options: (values: Values) => unknown;
+  measure: (values: Values) => Promise<object>;
+  /** The reference script in bench/reference/, and what the comparison prints. */
+  script: string;
+  compareSummary: string;
+  compareDetails: string;
+}
+
+function measured(m: Measurement): CliCommand[] {
+  return [
+    command({
+      name: m.name,
+      program: PROGRAM,
+      summary: m.summary,
+      synopsis: m.synopsis,
+      flags: m.flags,
+      details: m.details,
+      async run(values) {
+        print(await m.measure(values));
+        return 0;
+      },
+    }),
+    command({
+      name: `compare-${m.name}`,
+      program: PROGRAM,
+      summary: m.compareSummary,
+      synopsis: m.synopsis,
+      flags: { ...m.flags, ...pythonFlag },
+      details: m.compareDetails,
+      async run(values) {
+        m.options(values);
+        await compare(m.name, values, m.flags, m.script);
+        return 0;
+      },
+    }),
+  ].map((c) => c as unknown as CliCommand);
+}
+
 const commands: CliCommand[] = [
-  command({
+  ...measured({
     name: 'train',
-    program: PROGRAM,
     summary: 'Time training steps of the engine (full fine-tuning AdamW, or LoRA) on a synthetic batch.',
     synopsis: '--model NAME|DIR --batch B --seq T [options]',
     flags: trainFlags,
     details: 'Prints one JSON line: bench, impl, model, device, batch, seq, ms_per_step, tokens_per_s, peak_rss_mb, loss_first, ...',
-    async run(values) {
-      print(await benchTrain(trainOptions(values)));
-      return 0;
-    },
+    options: trainOptions,
+    measure: (values) => benchTrain(trainOptions(values)),
+    script: 'train_step.py',
+    compareSummary: 'Run `train` and then bench/reference/train_step.py (PyTorch eager) on the same model and batch; print both lines and their ratio.',
+    compareDetails: 'The third line is {"bench": "compare-train", "ratio_ms_per_step": engine / reference, "loss_first_abs_diff": ...}.',
   }),
-  command({
+  ...measured({
     name: 'generate',
-    program: PROGRAM,
     summary: 'Time batched sampling with the engine (prefill + KV-cached decode), every row generating exactly N tokens.',
     synopsis: '--model NAME|DIR --batch B --new-tokens N [options]',
     flags: generateFlags,
     details: 'Prints one JSON line: bench, impl, model, device, batch, new_tokens, ms_per_step (per decode step), tokens_per_s, peak_rss_mb, ...',
-    async run(values) {
-      print(await benchGenerate(generateOptions(values)));
-      return 0;
-    },
+    options: generateOptions,
+    measure: (values) => benchGenerate(generateOptions(values)),
+    script: 'generate.py',
+    compareSummary: 'Run `generate` and then bench/reference/generate.py (transformers generate()); print both lines and their ratio.',
+    compareDetails: 'The third line is {"bench": "compare-generate", "ratio_tokens_per_s": engine / reference, ...}.',
   }),
-  command({
-    name: 'compare-train',
-    program: PROGRAM,
-    summary: 'Run `train` and then bench/reference/train_step.py (PyTorch eager) on the same model and batch; print both lines and their ratio.',
-    synopsis: '--model NAME|DIR --batch B --seq T [options]',
-    flags: { ...trainFlags, ...pythonFlag },
-    details: 'The third line is {"bench": "compare-train", "ratio_ms_per_step": engine / reference, "loss_first_abs_diff": ...}.',
-    async run(values) {
-      trainOptions(values); // validate before starting either side
-      await compare('train', values, trainFlags, 'train_step.py');
-      return 0;
-    },
-  }),
-  command({
-    name: 'compare-generate',
-    program: PROGRAM,
-    summary: 'Run `generate` and then bench/reference/generate.py (transformers generate()); print both lines and their ratio.',
-    synopsis: '--model NAME|DIR --batch B --new-tokens N [options]',
-    flags: { ...generateFlags, ...pythonFlag },
-    details: 'The third line is {"bench": "compare-generate", "ratio_tokens_per_s": engine / reference, ...}.',
-    async run(values) {
-      generateOptions(values);
-      await compare('generate', values, generateFlags, 'generate.py');
-      return 0;
-    },
-  }),
-  command({
+  ...measured({
     name: 'gemm',
-    program: PROGRAM,
     summary: "Time the linear layers' matrix products of one training step (forward, input and weight gradients) in onnxruntime's CPU kernel.",
     synopsis: '--model NAME|DIR --batch B --seq T [--repeats R --warmup W]',
     flags: gemmFlags,
     details: "Prints one JSON line: gemm_ms_per_step (Σ count · kernel ms), gflop_per_step, and each product's m, n, k, count, ms and gflop_per_s.",
-    async run(values) {
-      print(await benchGemm(gemmOptions(values)));
-      return 0;
-    },
-  }),
-  command({
-    name: 'compare-gemm',
-    program: PROGRAM,
-    summary: 'Run `gemm` and then bench/reference/gemm.py (torch.mm) on the same products; print both lines and their ratios.',
-    synopsis: '--model NAME|DIR --batch B --seq T [--repeats R --warmup W]',
-    flags: { ...gemmFlags, ...pythonFlag },
-    details: 'The third line is {"bench": "compare-gemm", "ratio_gemm_ms_per_step": engine / reference, "gemms": [per-product ratios]}.',
-    async run(values) {
-      gemmOptions(values);
-      await compare('gemm', values, gemmFlags, 'gemm.py');
-      return 0;
-    },
+    options: gemmOptions,
+    measure: (values) => benchGemm(gemmOptions(values)),
+    script: 'gemm.py',
+    compareSummary: 'Run `gemm` and then bench/reference/gemm.py (torch.mm) on the same products; print both lines and their ratios.',
+    compareDetails: 'The third line is {"bench": "compare-gemm", "ratio_gemm_ms_per_step": engine / reference, "gemms": [per-product ratios]}.',
   }),
   command({
     name: 'make-model',
