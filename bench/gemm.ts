@@ -60,11 +60,15 @@ export interface GemmResult {
  * and the embedding's gradient are left out: they are small, and done differently on each side.
  */
 export function stepGemms(weights: [out: number, inp: number][], tokens: number): StepGemm[] {
-  const counts = new Map<string, number>();
-  for (const [o, i] of weights) counts.set(`${o}x${i}`, (counts.get(`${o}x${i}`) ?? 0) + 1);
-  return [...counts].flatMap(([key, count]) => {
-    const [o, i] = key.split('x').map(Number);
-    const weight: [number, number] = [o, i];
+  const groups = new Map<string, { weight: [number, number]; count: number }>();
+  for (const [o, i] of weights) {
+    const key = `${o}x${i}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { weight: [o, i], count: 0 }));
+    group.count++;
+  }
+  return [...groups.values()].flatMap(({ weight, count }) => {
+    const [o, i] = weight;
     return [
       { weight, pass: 'forward', m: tokens, n: o, k: i, trans_a: false, trans_b: true, count },
       { weight, pass: 'input_grad', m: tokens, n: i, k: o, trans_a: false, trans_b: false, count },
@@ -88,15 +92,14 @@ export function linearWeights(shapes: [string, number[]][], tiedEmbeddings: bool
  * The kernel time of one Gemm node, from onnxruntime's own profile: the wall time of a run would
  * also count copying the result out to Javascript, which the engine's step never does for these.
  */
-async function timeGemm(g: StepGemm, repeats: number, warmup: number, profileDir: string): Promise<number> {
+async function timeGemm(g: StepGemm, repeats: number, warmup: number, profilePrefix: string): Promise<number> {
   const graph = new Graph('gemm');
   const a = graph.input('a', g.trans_a ? [g.k, g.m] : [g.m, g.k]);
   const b = graph.input('b', g.trans_b ? [g.n, g.k] : [g.k, g.n]);
   graph.output('c', op.gemm(a, b, g.trans_a, g.trans_b));
-  const prefix = path.join(profileDir, `gemm_${g.m}_${g.n}_${g.k}`);
   const session = await ort.InferenceSession.create(
     emitModel(graph),
-    sessionOptions({ name: 'cpu', keepsStateOnDevice: false }, { enableProfiling: true, profileFilePrefix: prefix }),
+    sessionOptions({ name: 'cpu', keepsStateOnDevice: false }, { enableProfiling: true, profileFilePrefix: profilePrefix }),
   );
   const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
   const feeds = { a: new ort.Tensor('float32', random(g.m * g.k), a.shape as number[]), b: new ort.Tensor('float32', random(g.k * g.n), b.shape as number[]) };
@@ -104,11 +107,10 @@ async function timeGemm(g: StepGemm, repeats: number, warmup: number, profileDir
   await session.endProfiling();
   await session.release();
   // onnxruntime names the file PREFIX_<date>_<time>.json.
-  const name = fs.readdirSync(profileDir).find((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'));
-  if (!name) throw new Error(`onnxruntime wrote no profile under ${prefix}`);
-  const file = path.join(profileDir, name);
-  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as { cat?: string; name: string; dur: number; args?: { op_name?: string } }[];
-  fs.rmSync(file, { force: true });
+  const dir = path.dirname(profilePrefix);
+  const name = fs.readdirSync(dir).find((f) => f.startsWith(`${path.basename(profilePrefix)}_`) && f.endsWith('.json'));
+  if (!name) throw new Error(`onnxruntime wrote no profile under ${profilePrefix}`);
+  const events = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { cat?: string; name: string; dur: number; args?: { op_name?: string } }[];
   const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.args?.op_name === 'Gemm').map((e) => e.dur / 1000);
   if (kernels.length !== warmup + repeats) throw new Error(`onnxruntime's profile holds ${kernels.length} Gemm timings, expected ${warmup + repeats}`);
   return median(kernels.slice(warmup));
@@ -120,8 +122,9 @@ export async function benchGemm(o: GemmBenchOptions): Promise<GemmResult> {
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-gemm-'));
   const gemms: GemmTiming[] = [];
   try {
-    for (const g of list) {
-      const ms = await timeGemm(g, o.repeats, o.warmup, profileDir);
+    for (const [index, g] of list.entries()) {
+      // One prefix per product: a forward and an input gradient can share a shape.
+      const ms = await timeGemm(g, o.repeats, o.warmup, path.join(profileDir, `gemm${index}`));
       gemms.push({ ...g, ms: round(ms), gflop_per_s: round((2 * g.m * g.n * g.k) / ms / 1e6, 1) });
     }
   } finally {

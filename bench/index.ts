@@ -203,8 +203,8 @@ async function compare(sub: Side, values: Values, flags: Flags, script: string):
   const refArgs = [
     path.join(ROOT, 'bench/reference', script),
     ...forward(values, flags, model, ['device']),
-    // gemm runs on the CPU only, on both sides.
-    ...(sub === 'gemm' ? [] : ['--device', referenceDevice(values)]),
+    // A measurement without a --device flag (gemm) runs on the CPU on both sides.
+    ...('device' in flags ? ['--device', referenceDevice(values)] : []),
     ...['--threads', String(engine.threads)],
   ];
   const reference = await runForJson(python(values), refArgs, `the PyTorch reference (${script})`);
@@ -240,22 +240,22 @@ function gemmRatios(engine: GemmTiming[], reference: GemmTiming[]): object[] {
 // ---------------------------------------------------------------------------------------------
 
 /** A measurement the engine makes on its own (`name`) and side by side with its PyTorch twin (`compare-name`). */
-interface Measurement {
+interface Measurement<O> {
   name: Side;
   summary: string;
   synopsis: string;
   flags: Flags;
   details: string;
   /** Parses and validates the flags (before either side of a comparison starts). */
-  options: (values: Values) => unknown;
-  measure: (values: Values) => Promise<object>;
+  options: (values: Values) => O;
+  measure: (options: O) => Promise<object>;
   /** The reference script in bench/reference/, and what the comparison prints. */
   script: string;
   compareSummary: string;
   compareDetails: string;
 }
 
-function measured(m: Measurement): CliCommand[] {
+function measured<O>(m: Measurement<O>): CliCommand[] {
   return [
     command({
       name: m.name,
@@ -265,7 +265,7 @@ function measured(m: Measurement): CliCommand[] {
       flags: m.flags,
       details: m.details,
       async run(values) {
-        print(await m.measure(values));
+        print(await m.measure(m.options(values)));
         return 0;
       },
     }),
@@ -293,7 +293,7 @@ const commands: CliCommand[] = [
     flags: trainFlags,
     details: 'Prints one JSON line: bench, impl, model, device, batch, seq, ms_per_step, tokens_per_s, peak_rss_mb, loss_first, ...',
     options: trainOptions,
-    measure: (values) => benchTrain(trainOptions(values)),
+    measure: benchTrain,
     script: 'train_step.py',
     compareSummary: 'Run `train` and then bench/reference/train_step.py (PyTorch eager) on the same model and batch; print both lines and their ratio.',
     compareDetails: 'The third line is {"bench": "compare-train", "ratio_ms_per_step": engine / reference, "loss_first_abs_diff": ...}.',
@@ -305,7 +305,7 @@ const commands: CliCommand[] = [
     flags: generateFlags,
     details: 'Prints one JSON line: bench, impl, model, device, batch, new_tokens, ms_per_step (per decode step), tokens_per_s, peak_rss_mb, ...',
     options: generateOptions,
-    measure: (values) => benchGenerate(generateOptions(values)),
+    measure: benchGenerate,
     script: 'generate.py',
     compareSummary: 'Run `generate` and then bench/reference/generate.py (transformers generate()); print both lines and their ratio.',
     compareDetails: 'The third line is {"bench": "compare-generate", "ratio_tokens_per_s": engine / reference, ...}.',
@@ -317,7 +317,7 @@ const commands: CliCommand[] = [
     flags: gemmFlags,
     details: "Prints one JSON line: gemm_ms_per_step (Σ count · kernel ms), gflop_per_step, and each product's m, n, k, count, ms and gflop_per_s.",
     options: gemmOptions,
-    measure: (values) => benchGemm(gemmOptions(values)),
+    measure: benchGemm,
     script: 'gemm.py',
     compareSummary: 'Run `gemm` and then bench/reference/gemm.py (torch.mm) on the same products; print both lines and their ratios.',
     compareDetails: 'The third line is {"bench": "compare-gemm", "ratio_gemm_ms_per_step": engine / reference, "gemms": [per-product ratios]}.',
