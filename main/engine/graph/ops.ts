@@ -393,8 +393,9 @@ export function rope(x: Sym, cosT: Sym, sinT: Sym): Sym {
 }
 
 /**
- * concat(x₂, x₁) over the last axis, as one Slice that walks a [..., 2, D/2] view backwards
- * along its 2-axis (untaped: the swap is its own adjoint, rules call it directly).
+ * concat(x₂, x₁) over the last axis, as one Gather of rows [1, 0] from a [..., 2, D/2] view
+ * (untaped: the swap is its own adjoint, rules call it directly). Gather copies whole D/2 rows;
+ * the Slice with step -1 this replaced walked them element by element, 1.5x slower on the CPU.
  */
 export function swapHalves(x: Sym): Sym {
   const d = x.shape[x.rank - 1];
@@ -402,9 +403,7 @@ export function swapHalves(x: Sym): Sym {
   const g = x.graph;
   return g.untaped(() => {
     const view = reshape(x, [...x.shape.slice(0, -1), 2, d / 2]);
-    const [swapped] = g.node('Slice', [view, g.int64s([-1]), g.int64s([-(2 ** 40)]), g.int64s([x.rank - 1]), g.int64s([-1])], [
-      { shape: view.shape, dtype: x.dtype },
-    ]);
+    const [swapped] = g.node('Gather', [view, g.int64s([1, 0])], [{ shape: view.shape, dtype: x.dtype }], { axis: { i: x.rank - 1 } });
     return reshape(swapped, [...x.shape]);
   });
 }
