@@ -108,8 +108,9 @@ export function sessionOptions(device: Device, extra: Partial<ort.InferenceSessi
     // denormal intermediates (the results are exact zeros), which made each attention softmax
     // about 9x slower: 5.3 of a step's 330 ms on bench-256, 0.6 with this. onnxruntime applies
     // it to its pool threads and, once per process, to the thread that creates the first
-    // session (the engine worker in the app), where JavaScript's doubles flush as well; no
-    // engine value lives near 1e-308.
+    // session (the engine worker in the app), where JavaScript's doubles flush as well. Only
+    // values below 1.2e-38 (float32) or 2.2e-308 (double) become zero, far under anything a
+    // step depends on (Adam's eps is 1e-8).
     extra: { session: { set_denormal_as_zero: '1' } },
     // AUTODIDACT_PROFILE=DIR/prefix writes onnxruntime's per-node timings (a Chrome trace JSON
     // per session) for finding where a step spends its time; AUTODIDACT_OPTIMIZED_MODEL=FILE.onnx
