@@ -146,6 +146,18 @@ export const RULES: Record<string, Rule> = {
     });
     return [out];
   },
+  logSoftmaxPick: ([g], { params }) => {
+    // d/dx_j Σ_k g_k·logp[i_k] = Σ_k g_k·[j = i_k] − p_j·Σ_k g_k: the scatter adds the first term.
+    const indices = params.indices as Sym;
+    const logp = params.logp as Sym;
+    const rowSum = g.shape[g.rank - 1] === 1 ? g : op.sum(g, [g.rank - 1], true);
+    const spread = op.mul(op.exp(logp), op.neg(rowSum));
+    const [gx] = g.graph.node('ScatterElements', [spread, indices, g], [{ shape: logp.shape, dtype: g.dtype }], {
+      axis: { i: logp.rank - 1 },
+      reduction: { s: 'add' },
+    });
+    return [gx];
+  },
   gatherLast: ([g], { inputs: [x], params }) => {
     const indices = params.indices as Sym;
     const [out] = g.graph.node('ScatterElements', [zerosLike(x), indices, g], [{ shape: x.shape, dtype: g.dtype }], {

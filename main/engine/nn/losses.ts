@@ -13,7 +13,7 @@ export function tokenLogprobs(logits: Sym, targets: Sym, temperature = 1): Sym {
   if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
   if (targets.rank !== logits.rank - 1) throw new Error(`tokenLogprobs: targets ${targets} do not match logits ${logits}`);
   const scaled = temperature === 1 ? logits : op.mul(logits, 1 / temperature);
-  const picked = op.gatherLast(op.logSoftmax(scaled, -1), op.unsqueeze(targets, -1));
+  const picked = op.logSoftmaxPick(scaled, op.unsqueeze(targets, -1));
   return op.reshape(picked, [...targets.shape]);
 }
 

@@ -52,7 +52,7 @@ export class TokenScorer {
         attentionBias: causalBias(g, T),
       });
       const logits = lmHead(config, w, hidden);
-      const picked = op.gatherLast(op.logSoftmax(logits, -1), targets);
+      const picked = op.logSoftmaxPick(logits, targets);
       g.output('logprobs', op.reshape(picked, [B, T]));
     });
     return g;

@@ -110,6 +110,18 @@ describe('gradient rules match finite differences', () => {
     ]);
   });
 
+  it('logSoftmaxPick (a primitive: the token log-prob, gradient by one scatter add)', async () => {
+    await gradcheck((x, i) => op.logSoftmaxPick(x, i), [
+      { name: 'x', shape: [2, 3, 5] },
+      { name: 'ids', shape: [2, 3, 1], values: [4, 0, 2, 1, 4, 4], int: true },
+    ]);
+    // Several picks per row, one of them twice: the scatter must add, and the row sum of g counts both.
+    await gradcheck((x, i) => op.logSoftmaxPick(x, i), [
+      { name: 'x', shape: [3, 4] },
+      { name: 'ids', shape: [3, 2], values: [0, 3, 2, 2, 1, 0], int: true },
+    ]);
+  });
+
   it('RMSNorm (a primitive: per-row scale recomputed in the backward)', async () => {
     await gradcheck((x, w) => op.rmsNorm(x, w, 1e-6), [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [4] }]);
     // Per-head norm (q_norm / k_norm): [B, heads, T, D] with one [D] weight; a single row.
