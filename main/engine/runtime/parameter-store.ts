@@ -95,6 +95,28 @@ export class DeviceTransfer {
     return out.out_0.data as FlatArray;
   }
 
+  /** The values of 1-D tensors one after another, as one new host array. */
+  async downloadConcatenated(parts: readonly ort.Tensor[]): Promise<FlatArray> {
+    let arrays: FlatArray[];
+    if (parts.some((t) => t.location === 'gpu-buffer')) {
+      const graph = await this.identity(
+        parts.map((t) => t.dims),
+        false,
+      );
+      const out = await graph.run(Object.fromEntries(parts.map((t, i) => [`in_${i}`, t])));
+      arrays = parts.map((_, i) => out[`out_${i}`].data as FlatArray);
+    } else {
+      arrays = parts.map((t) => t.data as FlatArray);
+    }
+    const all = allocate(this.dtype, arrays.reduce((n, a) => n + a.length, 0));
+    let offset = 0;
+    for (const a of arrays) {
+      all.set(a, offset);
+      offset += a.length;
+    }
+    return all;
+  }
+
   async release(): Promise<void> {
     const all = [...this.graphs.values()];
     this.graphs.clear();

@@ -179,11 +179,13 @@ describe('checkpoint layout', () => {
 describe('exact resume', () => {
   for (const mode of [{ kind: 'full' }, { kind: 'lora', rank: 3, alpha: 6, targetModules: ['q_proj', 'v_proj', 'gate_proj'] }] as TrainMode[]) {
     it(`train 4 steps = train 2, save, load into a fresh trainer, train 2 (${mode.kind})`, async () => {
-      const straight = await makeTrainer(mode);
+      const straight = await makeTrainer(mode, { optimizerRangeSize: Number.POSITIVE_INFINITY });
       const lossesStraight: number[] = [];
       for (let s = 0; s < 4; s++) lossesStraight.push(await trainStep(straight));
 
-      const first = await makeTrainer(mode);
+      // The optimizer updates the first trainer in pieces of 37 values and the others in one:
+      // neither the result nor the checkpoint depends on it.
+      const first = await makeTrainer(mode, { optimizerRangeSize: 37 });
       const lossesResumed: number[] = [];
       for (let s = 0; s < 2; s++) lossesResumed.push(await trainStep(first));
       const dir = path.join(tmp, `resume-${mode.kind}`);
@@ -191,7 +193,7 @@ describe('exact resume', () => {
       await first.release();
 
       // A different seed: everything that matters must come from the checkpoint.
-      const second = await makeTrainer(mode, { seed: 999 });
+      const second = await makeTrainer(mode, { seed: 999, optimizerRangeSize: Number.POSITIVE_INFINITY });
       expect(await second.load(dir)).toEqual({ step: 2, extra: { epoch: 0, cursor: 6 } });
       expect(second.stepCount).toBe(2);
       for (let s = 0; s < 2; s++) lossesResumed.push(await trainStep(second));

@@ -3,7 +3,8 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../main/engine/graph/graph.ts';
-import { type AdamWHyper, adamw, clipByGlobalNorm } from '../../../main/engine/optim/adamw.ts';
+import * as op from '../../../main/engine/graph/ops.ts';
+import { type AdamWHyper, adamw, clipByGlobalNorm, optimizerRanges, rangeOfConcatenation } from '../../../main/engine/optim/adamw.ts';
 import { learningRate, makeSchedule, warmupStepsFromRatio } from '../../../main/engine/optim/schedule.ts';
 import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
 import { CHECK_DTYPE, testDevice } from '../../helpers/device.ts';
@@ -23,8 +24,11 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
   }
 }
 
-/** One clipped AdamW update as a graph: (params, grad, m, v, lr, step) → (params, m, v, norm). */
-async function optimizerGraph(n: number, hp: AdamWHyper, foldClip = false): Promise<CompiledGraph> {
+/**
+ * One clipped AdamW update as a graph: (params, grad, m, v, lr, step) → (params, m, v, norm),
+ * with AdamW applied to pieces of at most `maxPiece` values (the trainer's optimizer ranges).
+ */
+async function optimizerGraph(n: number, hp: AdamWHyper, foldClip = false, maxPiece = Number.POSITIVE_INFINITY): Promise<CompiledGraph> {
   const g = new Graph('adamw');
   const params = g.input('p', [n], dtype);
   const grad = g.input('g', [n], dtype);
@@ -34,12 +38,13 @@ async function optimizerGraph(n: number, hp: AdamWHyper, foldClip = false): Prom
   const step = g.input('step', [], dtype);
   const clipped = clipByGlobalNorm(grad, hp.maxGradNorm);
   // foldClip: the trainer's way, the unclipped gradient with the coefficient as gradScale.
-  const next = foldClip
-    ? adamw({ params, grad, gradScale: clipped.coef, m, v, lr, step }, hp)
-    : adamw({ params, grad: clipped.grad, m, v, lr, step }, hp);
-  g.output('p_out', next.params);
-  g.output('m_out', next.m);
-  g.output('v_out', next.v);
+  const ranges = optimizerRanges([n], maxPiece);
+  const cut = (x: typeof params) => ranges.map((r) => op.slice(x, 0, r.start, r.end));
+  const state = { params: cut(params), m: cut(m), v: cut(v), lr, step };
+  const next = foldClip ? adamw({ ...state, grads: cut(grad), gradScale: clipped.coef }, hp) : adamw({ ...state, grads: cut(clipped.grad) }, hp);
+  g.output('p_out', op.concat(next.params, 0));
+  g.output('m_out', op.concat(next.m, 0));
+  g.output('v_out', op.concat(next.v, 0));
   g.output('norm', clipped.norm);
   return CompiledGraph.create(g, await testDevice());
 }
@@ -76,12 +81,13 @@ class HostAdamW {
 
 describe('AdamW', () => {
   it.each([
-    ['unclipped', null, false],
-    ['clipped, coefficient folded into the scalars', 0.5, true],
-  ] as const)('matches PyTorch AdamW (decoupled weight decay, bias correction) over several steps, %s', async (_, maxGradNorm, fold) => {
+    ['unclipped', null, false, Number.POSITIVE_INFINITY],
+    ['clipped, coefficient folded into the scalars', 0.5, true, Number.POSITIVE_INFINITY],
+    ['clipped and folded, updated in three pieces', 0.5, true, 3],
+  ] as const)('matches PyTorch AdamW (decoupled weight decay, bias correction) over several steps, %s', async (_, maxGradNorm, fold, maxPiece) => {
     const n = 7;
     const hp: AdamWHyper = { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1, maxGradNorm };
-    const graph = await optimizerGraph(n, hp, fold);
+    const graph = await optimizerGraph(n, hp, fold, maxPiece);
     const random = rng(3);
     const p0 = Float64Array.from({ length: n }, () => random() * 2 - 1);
     const host = new HostAdamW(p0.slice(), hp);
@@ -114,6 +120,54 @@ describe('AdamW', () => {
       step: tensor([1], []),
     });
     expectClose(out.p_out.data as Float64Array, [0.9, 1.1, 0.9], dtype === 'float64' ? 1e-6 : 1e-5, 'params');
+    await graph.release();
+  });
+});
+
+describe('optimizer ranges', () => {
+  const spans = (sizes: number[], max: number) => optimizerRanges(sizes, max).map((r) => [r.start, r.end]);
+
+  it('groups neighbouring small parameters, cuts a large one into equal parts, and covers the buffer once', () => {
+    expect(spans([2, 3, 4, 10, 1, 1], 5)).toEqual([
+      [0, 5],
+      [5, 9],
+      [9, 14],
+      [14, 19],
+      [19, 21],
+    ]);
+    expect(spans([11], 5)).toEqual([
+      [0, 4],
+      [4, 7],
+      [7, 11],
+    ]);
+    expect(spans([2, 3, 4], Number.POSITIVE_INFINITY)).toEqual([[0, 9]]);
+    for (const max of [1, 2, 7, 64]) {
+      const sizes = [5, 1, 1, 64, 3, 30, 2];
+      const ranges = optimizerRanges(sizes, max);
+      expect(ranges[0].start).toBe(0);
+      expect(ranges.at(-1)!.end).toBe(sizes.reduce((a, b) => a + b));
+      ranges.forEach((r, i) => {
+        expect(r.end - r.start, `range ${i} with max ${max}`).toBeGreaterThan(0);
+        expect(r.end - r.start).toBeLessThanOrEqual(max);
+        if (i > 0) expect(r.start).toBe(ranges[i - 1].end);
+      });
+    }
+  });
+
+  it('cuts a range out of a concatenation from the parts it overlaps', async () => {
+    const g = new Graph('ranges');
+    const parts = [g.input('a', [3], dtype), g.input('b', [1], dtype), g.input('c', [4], dtype)];
+    const wanted = [
+      { start: 0, end: 3 },
+      { start: 2, end: 6 },
+      { start: 5, end: 7 },
+      { start: 0, end: 8 },
+    ];
+    wanted.forEach((r, i) => g.output(`r${i}`, rangeOfConcatenation(parts, r)));
+    const graph = await CompiledGraph.create(g, await testDevice());
+    const all = [1, 2, 3, 4, 5, 6, 7, 8];
+    const out = await graph.run({ a: tensor(all.slice(0, 3), [3]), b: tensor(all.slice(3, 4), [1]), c: tensor(all.slice(4), [4]) });
+    wanted.forEach((r, i) => expect(Array.from(out[`r${i}`].data as Float64Array)).toEqual(all.slice(r.start, r.end)));
     await graph.release();
   });
 });

@@ -18,6 +18,7 @@ import {
   type TrainBatch,
   buildLogprobGraph,
   buildTrainStepGraph,
+  momentName,
   makeCausalBatch,
   positionsFromMask,
 } from '../../../main/engine/runtime/trainer.ts';
@@ -67,8 +68,8 @@ function stepFeeds(store: ParameterStore, graph: CompiledGraph, batch: TrainBatc
   const feeds: Record<string, ort.Tensor> = {
     ...store.frozen.feeds(graph.inputNames),
     [STEP_IO.params]: tensorOf(d, flat, [N]),
-    [STEP_IO.m]: tensorOf(d, new Float64Array(N), [N]),
-    [STEP_IO.v]: tensorOf(d, new Float64Array(N), [N]),
+    [momentName('m', 0)]: tensorOf(d, new Float64Array(N), [N]),
+    [momentName('v', 0)]: tensorOf(d, new Float64Array(N), [N]),
     [STEP_IO.lr]: tensorOf(d, [lr], []),
     [STEP_IO.step]: tensorOf(d, [step], []),
     [STEP_IO.inputIds]: new ort.Tensor('int32', Int32Array.from(batch.inputIds), dims),
@@ -142,7 +143,7 @@ describe('training step gradient', () => {
       const batch = await caseBatch(c, store);
       const flat = await store.readFlat();
       const out = await graph.run(stepFeeds(store, graph, batch, flat));
-      const analytic = out[STEP_IO.mOut].data as FlatArray;
+      const analytic = out[momentName('mOut', 0)].data as FlatArray;
       const gradNorm = Number(out[STEP_IO.gradNorm].data[0]);
       expect(gradNorm).toBeGreaterThan(0);
       expect(l2(analytic)).toBeCloseTo(gradNorm, 5);
@@ -170,7 +171,7 @@ describe('training step gradient', () => {
         const ref = await makeStore(c, 'float64', 'cpu');
         const refGraph = await CompiledGraph.create(buildTrainStepGraph(ref, { batch: SHAPE, loss: c.loss, optimizer: GRADIENT_PROBE }), ref.device);
         const refOut = await refGraph.run(stepFeeds(ref, refGraph, batch, await ref.readFlat()));
-        const expected = refOut[STEP_IO.mOut].data as FlatArray;
+        const expected = refOut[momentName('mOut', 0)].data as FlatArray;
         const scale = absMax(expected);
         for (let i = 0; i < expected.length; i++) {
           if (Math.abs(analytic[i] - expected[i]) > 2e-4 * scale + 1e-3 * Math.abs(expected[i])) {
@@ -207,7 +208,7 @@ describe('training step update', () => {
     const batch = tokenBatch(c.config);
     const flat = await store.readFlat();
     const probe = await CompiledGraph.create(buildTrainStepGraph(store, { batch: SHAPE, loss: c.loss, optimizer: GRADIENT_PROBE }), store.device);
-    const g = (await probe.run(stepFeeds(store, probe, batch, flat)))[STEP_IO.mOut].data as FlatArray;
+    const g = (await probe.run(stepFeeds(store, probe, batch, flat)))[momentName('mOut', 0)].data as FlatArray;
     const gradNorm = l2(g);
     // A clip threshold below the norm, so clipping is active.
     const hp: AdamWHyper = { betas: [0.9, 0.95], eps: 1e-6, weightDecay: 0.1, maxGradNorm: gradNorm / 3 };
@@ -227,17 +228,22 @@ describe('training step update', () => {
   it('skips an update whose gradient is not finite, leaving parameters, moments and the step count alone', async () => {
     const config = tinyLlama();
     const device = await testDevice();
-    const trainer = await Trainer.create({
-      config,
-      weights: randomWeights(config),
-      device,
-      mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj'] },
-      loss: { kind: 'policy' },
-      batch: SHAPE,
-    });
+    // Moments in several pieces: every one of them must be kept.
+    const create = () =>
+      Trainer.create({
+        config,
+        weights: randomWeights(config),
+        device,
+        mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj'] },
+        loss: { kind: 'policy' },
+        batch: SHAPE,
+        optimizerRangeSize: 50,
+      });
+    const [trainer, twin] = [await create(), await create()];
     const batch = tokenBatch(config);
     const old = await trainer.logprobs(batch);
-    const ok = await trainer.step({ ...batch, advantages: [1, -1], oldLogprobs: old }, 1e-2);
+    const good = { ...batch, advantages: [1, -1], oldLogprobs: old };
+    const ok = await trainer.step(good, 1e-2);
     expect(ok).toMatchObject({ step: 1, skipped: false });
     const before = await trainer.store.readFlat();
     const bad = await trainer.step({ ...batch, advantages: [NaN, 1], oldLogprobs: old }, 1e-2);
@@ -245,10 +251,17 @@ describe('training step update', () => {
     expect(bad.step).toBe(1);
     expect(trainer.stepCount).toBe(1);
     expect(await trainer.store.readFlat()).toEqual(before);
-    const next = await trainer.step({ ...batch, advantages: [1, -1], oldLogprobs: old }, 1e-2);
+    const next = await trainer.step(good, 1e-2);
     expect(next).toMatchObject({ step: 2, skipped: false });
     expect(Number.isFinite(next.loss)).toBe(true);
+    // The twin never saw the bad batch; with the same moments it lands on the same parameters.
+    await twin.step(good, 1e-2);
+    await twin.step(good, 1e-2);
+    const [a, b] = [await trainer.store.readFlat(), await twin.store.readFlat()];
+    if (TEST_DEVICE_NAME === 'cpu') expect(a).toEqual(b);
+    else a.forEach((x, i) => expect(Math.abs(x - b[i])).toBeLessThan(1e-6));
     await trainer.release();
+    await twin.release();
   });
 
   it('rejects batches that do not fit, naming the field', async () => {
