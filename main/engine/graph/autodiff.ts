@@ -158,6 +158,7 @@ export const RULES: Record<string, Rule> = {
     });
     return [gx];
   },
+  linearLogSoftmaxPick: ([g], e) => linearLogSoftmaxPickRule(g, e),
   gatherLast: ([g], { inputs: [x], params }) => {
     const indices = params.indices as Sym;
     const [out] = g.graph.node('ScatterElements', [zerosLike(x), indices, g], [{ shape: x.shape, dtype: g.dtype }], {
@@ -167,6 +168,38 @@ export const RULES: Record<string, Rule> = {
     return [out];
   },
 };
+
+/**
+ * The token log-prob from hidden states (see op.linearLogSoftmaxPick). With xs = scale·x
+ * [N, H], P = exp(logp) [N, V] and s = Σ_k g_k per row:
+ *   dxs = Σ_k g_k·W[i_k] − s·(P·W),   dW = Pᵀ·(−s·xs) + Σ_{n,k} g_nk·xs_n added into row i_nk,
+ * the last by an in-place ScatterElements add on the product's output; dx = scale·dxs.
+ */
+function linearLogSoftmaxPickRule(g: Sym, { inputs: [x, w], params }: TapeEntry): (Sym | null)[] {
+  const xs = params.xs as Sym;
+  const logp = params.logp as Sym;
+  const ids = params.ids as Sym;
+  const scale = params.scale as number;
+  const [N, H] = xs.shape;
+  const K = ids.shape[1];
+  const g2 = op.reshape(g, [N, K]);
+  const s = K === 1 ? g2 : op.sum(g2, [1], true);
+  const p = op.exp(logp);
+  // Σ_k g_k·W[i_k]: the picked rows of W, weighted.
+  const rows = op.gather(w, ids);
+  const picked = K === 1 ? op.mul(op.reshape(rows, [N, H]), g2) : op.sum(op.mul(rows, op.unsqueeze(g2, -1)), [1]);
+  const dxs = op.sub(picked, op.mul(op.gemm(p, w), s));
+  const dx = op.reshape(scale === 1 ? dxs : op.mul(dxs, scale), [...x.shape]);
+  // dW: the products' part, then each pick's g·xs added into its row.
+  const base = op.gemm(p, op.mul(xs, op.neg(s)), true, false);
+  const updates = K === 1 ? op.mul(xs, g2) : op.reshape(op.mul(op.unsqueeze(xs, 1), op.unsqueeze(g2, -1)), [N * K, H]);
+  const rowIds = op.expand(op.reshape(ids, [N * K, 1]), [N * K, H]);
+  const [dw] = g.graph.node('ScatterElements', [base, rowIds, updates], [{ shape: [...w.shape], dtype: g.dtype }], {
+    axis: { i: 0 },
+    reduction: { s: 'add' },
+  });
+  return [dx, dw];
+}
 
 /**
  * SiLU, y = x·s with s = sigmoid(x): dy/dx = s·(1 + x·(1 − s)) = s·(1 + x − y). s is computed

@@ -300,6 +300,38 @@ export function logSoftmaxPick(x: Sym, indices: Sym): Sym {
   return picked;
 }
 
+/**
+ * logSoftmax(scale · x·Wᵀ) picked at `indices`: each position's log-prob of its token straight
+ * from the last hidden states x [..., H] and the output embedding W [V, H] (indices [..., K],
+ * K picks per position). One primitive because the gradient can stay on the hidden side: with
+ * P = softmax and s the row sums of g, dlogits = scatter(g) − s·P, so
+ *   dx = scale · (Σ_k g_k·W[i_k] − s·(P·W)),   dW = −Pᵀ·(s·scale·x) + Σ scatter of g·scale·x,
+ * whose vocabulary-wide work is one Exp and the two products. Composed from linear, a logits
+ * scale and logSoftmaxPick, the rules would also scale the logits and their gradient and
+ * multiply P by s: three more passes over [tokens, V] (the temperature of a policy loss).
+ */
+export function linearLogSoftmaxPick(x: Sym, weight: Sym, indices: Sym, scale = 1): Sym {
+  const [V, H] = weight.shape;
+  if (weight.rank !== 2 || x.shape[x.rank - 1] !== H) throw new Error(`linearLogSoftmaxPick: ${x} does not fit weight ${weight}`);
+  if (indices.rank !== x.rank || indices.shape.slice(0, -1).join() !== x.shape.slice(0, -1).join()) {
+    throw new Error(`linearLogSoftmaxPick: indices ${indices} must be [..., K] over the positions of ${x}`);
+  }
+  if (!(scale > 0)) throw new Error(`linearLogSoftmaxPick: scale must be > 0, got ${scale}`);
+  const g = x.graph;
+  const N = x.size / H;
+  const K = indices.shape[indices.rank - 1];
+  const { xs, logp, ids, picked } = g.untaped(() => {
+    const flat = reshape(x, [N, H]);
+    const xs = scale === 1 ? flat : mul(flat, scale);
+    const logp = logSoftmax(gemm(xs, weight, false, true), -1);
+    const ids = reshape(indices, [N, K]);
+    return { xs, logp, ids, picked: reshape(gatherLast(logp, ids), [...indices.shape]) };
+  });
+  if (logp.shape[1] !== V) throw new Error('linearLogSoftmaxPick: internal shape mismatch');
+  g.record('linearLogSoftmaxPick', [x, weight], [picked], { xs, logp, ids, scale });
+  return picked;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reductions and normalisers
 

@@ -126,8 +126,12 @@ export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInp
 
 /** Logits [.., V] from final hidden states [.., H] (tied embeddings reuse embed_tokens). */
 export function lmHead(config: LlamaConfig, w: WeightSource, hidden: Sym): Sym {
-  const weight = config.tieWordEmbeddings ? w.get('model.embed_tokens.weight') : w.get('lm_head.weight');
-  return op.linear(hidden, weight);
+  return op.linear(hidden, lmHeadWeight(config, w));
+}
+
+/** The output embedding [V, H]: lm_head, or the input embedding when the two are tied. */
+export function lmHeadWeight(config: LlamaConfig, w: WeightSource): Sym {
+  return config.tieWordEmbeddings ? w.get('model.embed_tokens.weight') : w.get('lm_head.weight');
 }
 
 /** The additive causal mask for T new positions after P cached ones, [1, 1, 1, T, P + T]. */

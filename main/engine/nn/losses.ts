@@ -18,6 +18,18 @@ export function tokenLogprobs(logits: Sym, targets: Sym, temperature = 1): Sym {
 }
 
 /**
+ * tokenLogprobs of the logits hidden·Wᵀ, from the last hidden states [B, T, H] and the output
+ * embedding W [V, H], as one primitive (op.linearLogSoftmaxPick): its gradient never scales or
+ * rebuilds a [B, T, V] tensor beyond the softmax itself.
+ */
+export function hiddenTokenLogprobs(hidden: Sym, weight: Sym, targets: Sym, temperature = 1): Sym {
+  if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
+  if (targets.rank !== hidden.rank - 1) throw new Error(`hiddenTokenLogprobs: targets ${targets} do not match hidden states ${hidden}`);
+  const picked = op.linearLogSoftmaxPick(hidden, weight, op.unsqueeze(targets, -1), 1 / temperature);
+  return op.reshape(picked, [...targets.shape]);
+}
+
+/**
  * Entropy of the next-token distribution at each position, H = −Σ_v p_v log p_v with
  * p = softmax(logits / temperature): logits [B, T, V] → [B, T] (nats). Differentiable.
  */

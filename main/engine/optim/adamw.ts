@@ -48,8 +48,10 @@ export function sumOfSquares(xs: readonly Sym[]): Sym {
   const g = xs[0].graph;
   return g.untaped(() => {
     const parts = xs.map((x) => {
-      const sq = op.mul(x, x);
-      return op.reshape(x.rank >= 2 ? op.sum(op.sum(sq, [-1])) : op.sum(sq), [1]);
+      // ReduceSumSquare: one pass, where Mul then ReduceSum read the gradient twice.
+      const shape = x.rank >= 2 ? x.shape.slice(0, -1) : [];
+      const [rows] = g.node('ReduceSumSquare', [x], [{ shape, dtype: x.dtype }], { axes: { ints: [-1] }, keepdims: { i: 0 } });
+      return op.reshape(op.sum(rows), [1]);
     });
     return op.sum(op.concat(parts, 0));
   });

@@ -398,24 +398,13 @@ export class ParameterStore implements WeightBinding {
   // The training graph's view
 
   /**
-   * The WeightSource of a training graph whose trainable values arrive as the flat input
-   * `flat`: each trainable weight is Reshape(Slice(flat)), frozen weights are inputs by name.
-   * `params` receives the symbol of every trainable weight, in layout order: the gradient is
-   * taken with respect to these, so it is never padded back to the flat size per weight.
+   * The WeightSource of a training graph: every weight is an input by name, fed by feeds() (on
+   * the CPU, views of the flat buffer, so nothing is copied or cut in the graph). `params` are
+   * the trainable weights in layout order, the symbols the gradient is taken with respect to.
    */
-  trainingSource(g: Graph, flat: Sym): { source: WeightSource; params: Sym[] } {
-    if (flat.rank !== 1 || flat.shape[0] !== this.size) throw new Error(`trainingSource: flat input must be [${this.size}], got ${flat}`);
-    const params = this.layout.map((e) => op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape));
-    const trainable = new Map(this.layout.map((e, i) => [e.name, params[i]]));
-    const declared = new Map<string, Sym>();
-    const get = (name: string): Sym => trainable.get(name) ?? this.frozen.declare(g, name, declared);
-    const source: WeightSource = { get };
-    if (this.lora) {
-      const scale = loraScale(this.lora);
-      source.linearDelta = (prefix, _module, x) =>
-        this.targets.has(prefix) ? loraDelta(x, get(loraWeightName(prefix, 'A')), get(loraWeightName(prefix, 'B')), scale) : null;
-    }
-    return { source, params };
+  trainingSource(g: Graph): { source: WeightSource; params: Sym[] } {
+    const source = this.source(g, true);
+    return { source, params: this.layout.map((e) => source.get(e.name)) };
   }
 
   async release(): Promise<void> {

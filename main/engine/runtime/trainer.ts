@@ -16,9 +16,9 @@ import { grad } from '../graph/autodiff.ts';
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
-import { MASKED, type WeightSource, causalBias, forward, lmHead } from '../nn/llama.ts';
+import { MASKED, type WeightSource, causalBias, forward, lmHead, lmHeadWeight } from '../nn/llama.ts';
 import { type LoraSpec, checkLoraSpec } from '../nn/lora.ts';
-import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../nn/losses.ts';
+import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, hiddenTokenLogprobs, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../nn/losses.ts';
 import { ADAMW_DEFAULTS, type AdamWHyper, type FlatRange, adamw, checkAdamW, clipCoefficient, optimizerRanges, rangeOfConcatenation, sumOfSquares } from '../optim/adamw.ts';
 import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
 import type { Device } from './devices.ts';
@@ -84,7 +84,6 @@ export interface StepResult {
 
 /** Names of the step graph's inputs and outputs (the moments' are prefixes: see momentName). */
 export const STEP_IO = {
-  params: 'params',
   m: 'exp_avg',
   v: 'exp_avg_sq',
   lr: 'lr',
@@ -144,21 +143,28 @@ function declareTokenInputs(g: Graph, B: number, T: number, dtype: StoreDType): 
   };
 }
 
-/** Per-token log-probs of the targets, [B, T], with causal + padding masking. */
-function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temperature: number): Sym {
-  return targetLogits(config, w, b, (logits) => tokenLogprobs(logits, b.targets, temperature));
+/**
+ * Per-token log-probs of the targets, [B, T], with causal + padding masking; with `entropy`,
+ * also each position's entropy. The training step and the log-prob graph share this, so the
+ * log-probs a step trains on are computed exactly like the ones it is compared with.
+ */
+function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temperature: number, entropy = false): { logprobs: Sym; entropy: Sym | null } {
+  const hidden = batchHidden(config, w, b);
+  if (!entropy) return { logprobs: hiddenTokenLogprobs(hidden, lmHeadWeight(config, w), b.targets, temperature), entropy: null };
+  // The entropy needs every position's full distribution, so the logits are built once for both.
+  const logits = lmHead(config, w, hidden);
+  return { logprobs: tokenLogprobs(logits, b.targets, temperature), entropy: tokenEntropy(logits, temperature) };
 }
 
-/** The logits [B, T, V] of the batch (causal + padding masking), handed to `head`. */
-function targetLogits<R>(config: LlamaConfig, w: WeightSource, b: BatchSyms, head: (logits: Sym) => R): R {
+/** The last hidden states [B, T, H] of the batch (causal + padding masking). */
+function batchHidden(config: LlamaConfig, w: WeightSource, b: BatchSyms): Sym {
   const g = b.inputIds.graph;
   const [B, T] = b.inputIds.shape;
   const dtype = b.attentionMask.dtype;
   // Keys that are padding get MASKED for every query, on top of the causal mask.
   const padding = op.reshape(op.mul(op.sub(1, b.attentionMask), MASKED), [B, 1, 1, 1, T]);
   const bias = op.add(causalBias(g, T, 0, dtype), padding);
-  const { hidden } = forward(config, w, { inputIds: b.inputIds, positionIds: b.positionIds, attentionBias: bias });
-  return head(lmHead(config, w, hidden));
+  return forward(config, w, { inputIds: b.inputIds, positionIds: b.positionIds, attentionBias: bias }).hidden;
 }
 
 export interface StepGraphSpec {
@@ -170,17 +176,15 @@ export interface StepGraphSpec {
 }
 
 /**
- * The training step graph for `store`'s parameters. Inputs: the flat parameters, the moments
- * (one pair per optimizer range), lr, step (1-based, float), the batch, and the store's frozen
- * weights by name. Outputs: the updated flat parameters and moments, loss, grad_norm and the
- * loss's diagnostics.
+ * The training step graph for `store`'s parameters. Inputs: every weight by name (store.feeds),
+ * the moments (one pair per optimizer range), lr, step (1-based, float) and the batch. Outputs:
+ * the updated flat parameters, the moments, loss, grad_norm and the loss's diagnostics.
  */
 export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec): Graph {
   const { size: B, seqLen: T } = spec.batch;
   const dtype = store.dtype;
   const N = store.size;
   const g = new Graph('train_step');
-  const flat = g.input(STEP_IO.params, [N], dtype);
   const ranges = spec.ranges ?? [{ start: 0, end: N }];
   const m = ranges.map((r, i) => g.input(momentName('m', i), [r.end - r.start], dtype));
   const v = ranges.map((r, i) => g.input(momentName('v', i), [r.end - r.start], dtype));
@@ -189,14 +193,11 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
   const batch = declareTokenInputs(g, B, T, dtype);
   const lossMask = g.input(STEP_IO.lossMask, [B, T], dtype);
 
-  const { source, params } = store.trainingSource(g, flat);
+  const { source, params } = store.trainingSource(g);
   const temperature = spec.loss.kind === 'policy' ? spec.loss.temperature : 1;
   // The policy loss with an entropy term also needs each position's full distribution.
   const withEntropy = spec.loss.kind === 'policy' && (spec.loss.entropyCoef ?? 0) !== 0;
-  const { logprobs, entropy } = targetLogits(store.config, source, batch, (logits) => ({
-    logprobs: tokenLogprobs(logits, batch.targets, temperature),
-    entropy: withEntropy ? tokenEntropy(logits, temperature) : null,
-  }));
+  const { logprobs, entropy } = targetLogprobs(store.config, source, batch, temperature, withEntropy);
 
   let loss: Sym;
   const diagnostics: [string, Sym][] = [];
@@ -214,15 +215,16 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
     if (withEntropy) diagnostics.push([STEP_IO.entropy, r.entropy]);
   }
 
-  // Gradients per weight (not per slice of the flat input, which would pad each back to N),
-  // cut into the optimizer's ranges; clipping folds into AdamW's scalars.
+  // Parameters and gradients per weight, cut into the optimizer's ranges of the flat buffer;
+  // clipping folds into AdamW's scalars.
   const grads = grad(loss, params);
   const norm = clipCoefficient(sumOfSquares(grads), spec.optimizer.maxGradNorm);
   const next = g.untaped(() => {
-    const flatGrads = grads.map((gr) => op.reshape(gr, [gr.size]));
+    const flatten = (xs: Sym[]) => xs.map((x) => op.reshape(x, [x.size]));
+    const [flatParams, flatGrads] = [flatten(params), flatten(grads)];
     return adamw(
       {
-        params: ranges.map((r) => op.slice(flat, 0, r.start, r.end)),
+        params: ranges.map((r) => rangeOfConcatenation(flatParams, r)),
         grads: ranges.map((r) => rangeOfConcatenation(flatGrads, r)),
         gradScale: norm.coef,
         m,
@@ -250,7 +252,7 @@ export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, b
   const g = new Graph('logprobs');
   g.recording = false;
   const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
-  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g), b, temperature));
+  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g), b, temperature).logprobs);
   return g;
 }
 
@@ -500,8 +502,7 @@ export class Trainer {
     }
     const scalar = (x: number) => new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
     if (withKl) feeds[STEP_IO.klCoef] = scalar(options.klCoef ?? compiledKl);
-    Object.assign(feeds, this.store.frozen.feeds(this.stepGraph.inputNames), {
-      [STEP_IO.params]: this.store.flatTensor,
+    Object.assign(feeds, this.store.feeds(this.stepGraph.inputNames), {
       [STEP_IO.lr]: scalar(lr),
       [STEP_IO.step]: scalar(this.stepsDone + 1),
     });

@@ -122,6 +122,13 @@ describe('gradient rules match finite differences', () => {
     ]);
   });
 
+  it('linearLogSoftmaxPick (a primitive: the token log-prob from hidden states, gradient on the hidden side)', async () => {
+    const W = { name: 'w', shape: [5, 3] };
+    await gradcheck((x, w, i) => op.linearLogSoftmaxPick(x, w, i), [{ name: 'x', shape: [2, 3, 3] }, W, { name: 'ids', shape: [2, 3, 1], values: [4, 0, 2, 1, 4, 4], int: true }]);
+    // A temperature (scale ≠ 1), and several picks per position, one of them twice.
+    await gradcheck((x, w, i) => op.linearLogSoftmaxPick(x, w, i, 1 / 0.7), [{ name: 'x', shape: [3, 3] }, W, { name: 'ids', shape: [3, 2], values: [0, 3, 2, 2, 1, 0], int: true }]);
+  });
+
   it('RMSNorm (a primitive: per-row scale recomputed in the backward)', async () => {
     await gradcheck((x, w) => op.rmsNorm(x, w, 1e-6), [{ name: 'x', shape: [2, 3, 4] }, { name: 'w', shape: [4] }]);
     // Per-head norm (q_norm / k_norm): [B, heads, T, D] with one [D] weight; a single row.

@@ -67,7 +67,8 @@ function stepFeeds(store: ParameterStore, graph: CompiledGraph, batch: TrainBatc
   const N = store.size;
   const feeds: Record<string, ort.Tensor> = {
     ...store.frozen.feeds(graph.inputNames),
-    [STEP_IO.params]: tensorOf(d, flat, [N]),
+    // The trainable weights at `flat`, each a view of it.
+    ...Object.fromEntries(store.layout.map((e) => [e.name, tensorOf(d, flat.subarray(e.offset, e.offset + e.size), e.shape)])),
     [momentName('m', 0)]: tensorOf(d, new Float64Array(N), [N]),
     [momentName('v', 0)]: tensorOf(d, new Float64Array(N), [N]),
     [STEP_IO.lr]: tensorOf(d, [lr], []),
