@@ -311,7 +311,7 @@ export function logSoftmaxPick(x: Sym, indices: Sym): Sym {
  * multiply P by s: three more passes over [tokens, V] (the temperature of a policy loss).
  */
 export function linearLogSoftmaxPick(x: Sym, weight: Sym, indices: Sym, scale = 1): Sym {
-  const [V, H] = weight.shape;
+  const H = weight.shape[1];
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== H) throw new Error(`linearLogSoftmaxPick: ${x} does not fit weight ${weight}`);
   if (indices.rank !== x.rank || indices.shape.slice(0, -1).join() !== x.shape.slice(0, -1).join()) {
     throw new Error(`linearLogSoftmaxPick: indices ${indices} must be [..., K] over the positions of ${x}`);
@@ -327,7 +327,6 @@ export function linearLogSoftmaxPick(x: Sym, weight: Sym, indices: Sym, scale = 
     const ids = reshape(indices, [N, K]);
     return { xs, logp, ids, picked: reshape(gatherLast(logp, ids), [...indices.shape]) };
   });
-  if (logp.shape[1] !== V) throw new Error('linearLogSoftmaxPick: internal shape mismatch');
   g.record('linearLogSoftmaxPick', [x, weight], [picked], { xs, logp, ids, scale });
   return picked;
 }
