@@ -89,32 +89,15 @@ export class DeviceTransfer {
 
   /** The values of a tensor as a host array (on the CPU: the tensor's own array, not a copy). */
   async download(t: ort.Tensor): Promise<FlatArray> {
-    if (t.location !== 'gpu-buffer') return t.data as FlatArray;
-    const graph = await this.identity([t.dims], false);
-    const out = await graph.run({ in_0: t });
-    return out.out_0.data as FlatArray;
+    return (await this.downloadAll([t]))[0];
   }
 
-  /** The values of 1-D tensors one after another, as one new host array. */
-  async downloadConcatenated(parts: readonly ort.Tensor[]): Promise<FlatArray> {
-    let arrays: FlatArray[];
-    if (parts.some((t) => t.location === 'gpu-buffer')) {
-      const graph = await this.identity(
-        parts.map((t) => t.dims),
-        false,
-      );
-      const out = await graph.run(Object.fromEntries(parts.map((t, i) => [`in_${i}`, t])));
-      arrays = parts.map((_, i) => out[`out_${i}`].data as FlatArray);
-    } else {
-      arrays = parts.map((t) => t.data as FlatArray);
-    }
-    const all = allocate(this.dtype, arrays.reduce((n, a) => n + a.length, 0));
-    let offset = 0;
-    for (const a of arrays) {
-      all.set(a, offset);
-      offset += a.length;
-    }
-    return all;
+  /** download() of several tensors, through one graph run on a device. */
+  async downloadAll(ts: readonly ort.Tensor[]): Promise<FlatArray[]> {
+    if (!ts.some((t) => t.location === 'gpu-buffer')) return ts.map((t) => t.data as FlatArray);
+    const graph = await this.identity(ts.map((t) => t.dims), false);
+    const out = await graph.run(Object.fromEntries(ts.map((t, i) => [`in_${i}`, t])));
+    return ts.map((_, i) => out[`out_${i}`].data as FlatArray);
   }
 
   async release(): Promise<void> {

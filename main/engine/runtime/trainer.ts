@@ -585,7 +585,14 @@ export class Trainer {
    */
   async save(dir: string, extra?: unknown): Promise<void> {
     const weights = await this.store.readWeights();
-    const [m, v] = await Promise.all([this.m, this.v].map((parts) => this.store.transfer.downloadConcatenated(parts)));
+    // The moments are saved flat (float32), whatever ranges this trainer updates them in.
+    const [m, v] = await Promise.all(
+      [this.m, this.v].map(async (parts) => {
+        const flat = new Float32Array(this.store.size);
+        (await this.store.transfer.downloadAll(parts)).forEach((a, i) => flat.set(a, this.ranges[i].start));
+        return flat;
+      }),
+    );
     const state: TrainerState = {
       step: this.stepsDone,
       rng: this.rng.state(),
@@ -599,7 +606,7 @@ export class Trainer {
       config: this.config,
       lora: this.store.lora,
       weights,
-      optimizer: { m: Float32Array.from(m), v: Float32Array.from(v) },
+      optimizer: { m, v },
       state,
       source: this.options.source,
     });
