@@ -2,6 +2,7 @@
 import onnxProto from 'onnx-proto';
 import { type DType, ONNX_ELEM_TYPE } from './dtype.ts';
 import type { Attr, Graph, Shape } from './graph.ts';
+import { type Lowering, lower } from './lowering.ts';
 
 const { onnx } = onnxProto;
 const AttrType = onnx.AttributeProto.AttributeType;
@@ -74,10 +75,13 @@ function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] 
     .map((n) => ({ ...n, inputs: n.inputs.map(r), outputs: n.outputs.map(r) }));
 }
 
-/** Serialize `graph` to ONNX bytes, ready for `InferenceSession.create`. */
-export function emitModel(graph: Graph): Uint8Array {
+/**
+ * Serialize `graph` to ONNX bytes, ready for `InferenceSession.create`. `lowerings` rewrite the
+ * nodes a provider has no kernel for (see lowering.ts).
+ */
+export function emitModel(graph: Graph, lowerings: readonly Lowering[] = []): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
-  const nodes = elideOutputCopies(graph, liveNodes(graph));
+  const nodes = lower(elideOutputCopies(graph, liveNodes(graph)), lowerings, (hint) => graph.fresh(hint));
   const used = new Set(nodes.flatMap((n) => n.inputs));
   const model = onnx.ModelProto.create({
     irVersion: 8,

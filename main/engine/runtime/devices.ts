@@ -95,6 +95,18 @@ function probe(name: DeviceName): Promise<string | null> {
   return p;
 }
 
+/**
+ * On WebGPU a node the provider has no kernel for would silently run on the CPU provider, with
+ * its tensors copied to the host and back on every run; sessions refuse that instead, so a new
+ * op without a WebGPU kernel fails where it is compiled (and the test suite, which compiles every
+ * graph on WebGPU) until it gets a lowering. AUTODIDACT_ALLOW_CPU_FALLBACK=1 lets such a graph
+ * run anyway, e.g. to profile which nodes fall back. Not applied to CUDA: its provider assigns
+ * shape computations to the CPU on purpose, and it cannot be verified here.
+ */
+function refuseCpuFallback(device: Device): boolean {
+  return device.name === 'webgpu' && process.env.AUTODIDACT_ALLOW_CPU_FALLBACK !== '1';
+}
+
 export function sessionOptions(device: Device, extra: Partial<ort.InferenceSession.SessionOptions> = {}): ort.InferenceSession.SessionOptions {
   const threads = Number(process.env.AUTODIDACT_THREADS) || os.availableParallelism();
   return {
@@ -111,7 +123,7 @@ export function sessionOptions(device: Device, extra: Partial<ort.InferenceSessi
     // session (the engine worker in the app), where JavaScript's doubles flush as well. Only
     // values below 1.2e-38 (float32) or 2.2e-308 (double) become zero, far under anything a
     // step depends on (Adam's eps is 1e-8).
-    extra: { session: { set_denormal_as_zero: '1' } },
+    extra: { session: { set_denormal_as_zero: '1', ...(refuseCpuFallback(device) ? { disable_cpu_ep_fallback: '1' } : {}) } },
     // No memory pattern: with one, onnxruntime allocates a run's planned intermediates as one
     // block every run and frees it after, so each training step faults in and zeroes fresh
     // pages. Without it the arena keeps its memory between runs: in perf profiles of

@@ -3,10 +3,14 @@
 // sessions crash on Linux, and on the CPU two sessions would only fight for the same cores).
 import * as ort from 'onnxruntime-node';
 import { emitModel } from '../graph/emit.ts';
+import { loweringsFor } from '../graph/lowering.ts';
 import type { Graph } from '../graph/graph.ts';
 import { type Device, sessionOptions } from './devices.ts';
 
 let queue: Promise<unknown> = Promise.resolve();
+
+/** onnxruntime's refusal when a node would fall back to its CPU provider (see devices.ts). */
+const CPU_FALLBACK_REFUSED = /fallback to CPU EP has been explicitly disabled/;
 
 /** Run `fn` after every run queued before it has finished. */
 export function exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -33,7 +37,7 @@ export class CompiledGraph {
   ) {}
 
   static async create(graph: Graph, device: Device, options: CompileOptions = {}): Promise<CompiledGraph> {
-    const bytes = emitModel(graph);
+    const bytes = emitModel(graph, loweringsFor(device.name));
     const outputNames = graph.outputs.map((o) => o.name);
     const extra: Partial<ort.InferenceSession.SessionOptions> = {};
     if (device.keepsStateOnDevice) {
@@ -47,7 +51,16 @@ export class CompiledGraph {
     try {
       session = await exclusive(() => ort.InferenceSession.create(bytes, sessionOptions(device, extra)));
     } catch (e) {
-      throw new Error(`could not compile graph "${graph.name}" for ${device.name}: ${(e as Error).message}`);
+      const message = (e as Error).message;
+      if (CPU_FALLBACK_REFUSED.test(message)) {
+        throw new Error(
+          `could not compile graph "${graph.name}" for ${device.name}: it has nodes the ${device.name} provider has no kernel for, ` +
+            `which onnxruntime would run on the CPU, copying their tensors to the host and back on every run. ` +
+            `Add a lowering for them (main/engine/graph/lowering.ts); AUTODIDACT_PROFILE=DIR/prefix with ` +
+            `AUTODIDACT_ALLOW_CPU_FALLBACK=1 lists them (nodes whose provider is CPUExecutionProvider).`,
+        );
+      }
+      throw new Error(`could not compile graph "${graph.name}" for ${device.name}: ${message}`);
     }
     return new CompiledGraph(session, device, graph.inputs.map((s) => s.name), outputNames, bytes.length);
   }

@@ -1,0 +1,153 @@
+// Node placement on a GPU provider: every node of every graph the engine runs (training steps,
+// log-probs, prefill, decode, the parameter store's upload/cut graphs) runs on the chosen
+// provider, read from onnxruntime's own per-node profiles, so an op that would fall back to
+// the CPU provider (with host copies every run) fails here. On the CPU device there is nothing
+// to check. Also: the LogSoftmax lowering computes what the CPU kernel does, and an unlowered
+// graph is refused on WebGPU with a message that says what to do.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Generator } from '../../../main/engine/generate/generator.ts';
+import { emitModel } from '../../../main/engine/graph/emit.ts';
+import { Graph } from '../../../main/engine/graph/graph.ts';
+import { loweringsFor } from '../../../main/engine/graph/lowering.ts';
+import * as op from '../../../main/engine/graph/ops.ts';
+import { sessionOptions } from '../../../main/engine/runtime/devices.ts';
+import { CompiledGraph, cpuTensor } from '../../../main/engine/runtime/session.ts';
+import { TokenScorer } from '../../../main/engine/runtime/token-logprobs.ts';
+import { Trainer, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
+import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
+import { randomWeights, tinyLlama } from '../../helpers/tiny-llama.ts';
+
+const onGpu = TEST_DEVICE_NAME !== 'cpu';
+
+interface Placement {
+  nodes: number;
+  byProvider: Record<string, number>;
+  cpuNodes: string[];
+}
+
+/** Kernel executions by provider, read from onnxruntime profile files (Chrome trace JSON). */
+function readPlacement(dir: string): Placement {
+  const placement: Placement = { nodes: 0, byProvider: {}, cpuNodes: [] };
+  for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; args?: { provider?: string; op_name?: string } }[];
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !e.args?.provider) continue;
+      placement.nodes++;
+      placement.byProvider[e.args.provider] = (placement.byProvider[e.args.provider] ?? 0) + 1;
+      if (e.args.provider === 'CPUExecutionProvider') placement.cpuNodes.push(`${e.args.op_name} (${e.name.replace(/_kernel_time$/, '')}, ${f})`);
+    }
+  }
+  return placement;
+}
+
+/** Run `fn` with profiling on and the CPU fallback allowed, so placement is observed, not refused. */
+async function profiled(fn: () => Promise<void>): Promise<Placement> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-placement-'));
+  const saved = { profile: process.env.AUTODIDACT_PROFILE, allow: process.env.AUTODIDACT_ALLOW_CPU_FALLBACK };
+  process.env.AUTODIDACT_PROFILE = path.join(dir, 'p');
+  process.env.AUTODIDACT_ALLOW_CPU_FALLBACK = '1';
+  try {
+    await fn();
+  } finally {
+    for (const [key, value] of [['AUTODIDACT_PROFILE', saved.profile], ['AUTODIDACT_ALLOW_CPU_FALLBACK', saved.allow]] as const) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+  const placement = readPlacement(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return placement;
+}
+
+describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
+  const config = tinyLlama({ vocabSize: 37, maxPositionEmbeddings: 64 });
+  const weights = randomWeights(config);
+  const toRelease: { release(): Promise<void> }[] = [];
+  afterAll(async () => {
+    for (const r of toRelease) await r.release();
+  });
+
+  it.each([
+    ['full fine-tuning, policy loss with an entropy term', { kind: 'full' } as const, { kind: 'policy', temperature: 0.8, klCoef: 0.01, entropyCoef: 0.01 } as const],
+    ['LoRA, supervised loss', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'sft' } as const],
+  ])('%s: training step, log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss) => {
+    const device = await testDevice();
+    const batch = { size: 2, seqLen: 6 };
+    const placement = await profiled(async () => {
+      const trainer = await Trainer.create({ config, weights, device, mode, loss, batch, seed: 1 });
+      try {
+        const b = makeCausalBatch([{ tokens: [1, 5, 7, 9, 2], lossStart: 2 }, { tokens: [3, 4, 6], lossStart: 1 }], batch);
+        const filled = loss.kind === 'policy'
+          ? { ...b, oldLogprobs: new Float32Array(12).fill(-3), refLogprobs: new Float32Array(12).fill(-3), advantages: Float32Array.of(0.5, -0.5) }
+          : b;
+        await trainer.step(filled, 1e-3);
+        await trainer.logprobs(b);
+        const gen = await Generator.create({ config, weights: trainer.weights(), device, maxLength: 16 });
+        await gen.generate({ promptIds: [[1, 2, 3], [4]], samplesPerPrompt: 2, maxNewTokens: 3, temperature: 0.9, topP: 0.9, topK: 5 });
+        await gen.generate({ promptIds: [[5, 6]], maxNewTokens: 2, temperature: 0 });
+        await gen.release();
+        const scorer = new TokenScorer({ config, weights: trainer.weights(), device });
+        await scorer.score([[1, 2, 3, 4]]);
+        await scorer.release();
+      } finally {
+        await trainer.release();
+      }
+    });
+    console.log(`placement (${_name}): ${placement.nodes} node runs, ${JSON.stringify(placement.byProvider)}`);
+    expect(placement.nodes, 'profiles were read').toBeGreaterThan(100);
+    expect(placement.cpuNodes, 'nodes onnxruntime placed on the CPU provider').toEqual([]);
+  });
+
+  it('a graph with a node the provider has no kernel for is refused, with what to do', async () => {
+    const device = await testDevice();
+    const g = new Graph('raw_log_softmax');
+    g.output('y', op.logSoftmax(g.input('x', [2, 5]), -1));
+    await expect(ort.InferenceSession.create(emitModel(g), sessionOptions(device))).rejects.toThrow(/fallback to CPU EP has been explicitly disabled/);
+    // CompiledGraph lowers it, so the same graph compiles.
+    const compiled = await CompiledGraph.create(g, device);
+    toRelease.push(compiled);
+  });
+});
+
+describe('the LogSoftmax lowering', () => {
+  it('is ReduceMax, Sub, ReduceLogSumExp, Sub on WebGPU and nothing on the CPU', () => {
+    const g = new Graph('lsm');
+    g.output('y', op.logSoftmax(g.input('x', [2, 3]), 1));
+    const lowered = (loweringsFor('webgpu')[0])(g.nodes[0], (h) => g.fresh(h));
+    expect(lowered?.map((n) => n.opType)).toEqual(['ReduceMax', 'Sub', 'ReduceLogSumExp', 'Sub']);
+    expect(lowered?.[0].attrs.axes).toEqual({ ints: [1] });
+    expect(lowered?.[3].outputs).toEqual(g.nodes[0].outputs);
+    expect(loweringsFor('cpu')).toEqual([]);
+  });
+
+  it('computes the CPU kernel\'s values, also for logits far beyond exp\'s float32 range', async () => {
+    const device = await testDevice();
+    // Rows of ordinary logits, large ones (exp(x) overflows float32 past 88.7) and very negative ones.
+    const values = [0.5, -1.25, 3, 0, 2.75, 1000, 990, 1003.5, 999, 1001, -500, -520, -480, -505, -499];
+    const shape = [3, 5];
+    const g = new Graph('lsm_values');
+    g.output('y', op.logSoftmax(g.input('x', shape), -1));
+    const run = async (lowered: boolean) => {
+      const bytes = emitModel(g, lowered ? loweringsFor('webgpu') : []);
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(lowered ? device : { name: 'cpu', keepsStateOnDevice: false }));
+      const out = await session.run({ x: cpuTensor(Float32Array.from(values), shape) });
+      await session.release();
+      return out.y.data as Float32Array;
+    };
+    const reference = await run(false);
+    const lowered = await run(true);
+    // By hand for the first row: log-softmax = x - logsumexp(x).
+    const row0 = values.slice(0, 5);
+    const m = Math.max(...row0);
+    const lse = m + Math.log(row0.reduce((s, x) => s + Math.exp(x - m), 0));
+    row0.forEach((x, i) => expect(reference[i]).toBeCloseTo(x - lse, 5));
+    for (let i = 0; i < values.length; i++) {
+      expect(Number.isFinite(lowered[i]), `value ${i}`).toBe(true);
+      expect(Math.abs(lowered[i] - reference[i]), `value ${i}`).toBeLessThanOrEqual(1e-5);
+    }
+  });
+});
