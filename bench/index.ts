@@ -326,7 +326,7 @@ const commands: CliCommand[] = [
     name: 'make-model',
     program: PROGRAM,
     summary: 'Write a Llama model folder with random weights and the character-level tokenizer (e.g. the 256-hidden benchmark model).',
-    synopsis: '--out DIR [--name bench-256] [--hidden N --layers N --heads N --kv-heads N --intermediate N --seed N --max-positions N]',
+    synopsis: '--out DIR [--name bench-256] [--hidden N --layers N --heads N --kv-heads N --intermediate N --seed N --max-positions N --vocab N --untied]',
     flags: {
       out: { type: 'string', value: 'DIR', description: 'where to write the folder' },
       name: { type: 'string', value: 'NAME', description: 'a preset (tiny-chars, bench-256) the other flags adjust' },
@@ -337,12 +337,14 @@ const commands: CliCommand[] = [
       intermediate: { type: 'string', value: 'N', description: 'MLP size' },
       seed: { type: 'string', value: 'N', description: 'weights seed' },
       'max-positions': { type: 'string', value: 'N', description: 'max_position_embeddings' },
+      vocab: { type: 'string', value: 'N', description: 'vocabulary size (at least the tokenizer\'s; rows past it are never produced by the tokenizer)' },
+      untied: { type: 'boolean', description: 'an output layer of its own instead of the tied embedding' },
     },
     details: 'Same flags as `npm run models:builtin`, which does the work.',
     async run(values) {
       required(values, 'out');
       const { optionsFromArgs, writeBuiltinModel } = await import('../resources/models/make-builtin-models.ts');
-      const args = Object.entries(values).flatMap(([k, v]) => (typeof v === 'string' ? [`--${k}`, v] : []));
+      const args = Object.entries(values).flatMap(([k, v]) => (typeof v === 'string' ? [`--${k}`, v] : v === true ? [`--${k}`] : []));
       let parsed;
       try {
         parsed = optionsFromArgs(args);

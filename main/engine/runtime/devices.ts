@@ -107,10 +107,27 @@ function refuseCpuFallback(device: Device): boolean {
   return device.name === 'webgpu' && process.env.AUTODIDACT_ALLOW_CPU_FALLBACK !== '1';
 }
 
+/**
+ * AUTODIDACT_WEBGPU_OPTIONS='{"validationMode":"disabled"}' passes options to onnxruntime's
+ * WebGPU provider (validationMode, storageBufferCacheMode, ...) for measuring them. They set up
+ * the process's one WebGPU context, so the first session created decides.
+ */
+function webgpuProviderOptions(): Record<string, string> {
+  const raw = process.env.AUTODIDACT_WEBGPU_OPTIONS;
+  if (!raw) return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
+  } catch {
+    // reported below
+  }
+  throw new Error(`AUTODIDACT_WEBGPU_OPTIONS must be a JSON object of WebGPU provider options, got ${raw}`);
+}
+
 export function sessionOptions(device: Device, extra: Partial<ort.InferenceSession.SessionOptions> = {}): ort.InferenceSession.SessionOptions {
   const threads = Number(process.env.AUTODIDACT_THREADS) || os.availableParallelism();
   return {
-    executionProviders: [device.name],
+    executionProviders: [device.name === 'webgpu' ? { name: 'webgpu', ...webgpuProviderOptions() } : device.name],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
