@@ -233,15 +233,33 @@ export interface LogLine {
   message: string;
 }
 
+// --- size limits --------------------------------------------------------------------------
+
+const MIB = 1024 * 1024;
+/**
+ * The largest WebSocket message web mode reads (`ws`'s maxPayload, for a whole message however
+ * it is fragmented). A larger one closes that socket with 1009 (Message Too Big) before it is
+ * buffered. Well below V8's longest string (2^29 − 24 characters), which a message is decoded
+ * into: past that, decoding throws and the server went down with it.
+ */
+export const MAX_MESSAGE_BYTES = 256 * MIB;
+/**
+ * The longest file text a request may carry (datasets.preview / datasets.import). Its JSON
+ * (quotes, escaped newlines and backslashes, UTF-8) fits MAX_MESSAGE_BYTES for text as files
+ * hold it; the web client measures the encoded message and refuses a larger one before sending.
+ */
+export const MAX_UPLOAD_CHARS = 120 * MIB;
+
 // --- request channels ---------------------------------------------------------------------
 
 const id = z.number().int().nonnegative();
-const partialMapping = z.object({ prompt: z.string().min(1).optional(), answer: z.string().min(1).nullable().optional() }).strict();
+const fieldName = z.string().min(1).max(1024);
+const partialMapping = z.object({ prompt: fieldName.optional(), answer: fieldName.nullable().optional() }).strict();
 const fileUpload = {
   /** The file's name (its extension picks the format unless `format` is given). */
   fileName: z.string().min(1).max(1024),
   /** The file's contents (the picker or drop reads it in the renderer: web mode has no paths). */
-  text: z.string().max(512 * 1024 * 1024),
+  text: z.string().max(MAX_UPLOAD_CHARS, `a file of at most ${MAX_UPLOAD_CHARS / MIB} Mi characters can be uploaded`),
   format: z.enum(DATASET_FORMATS).optional(),
   mapping: partialMapping.optional(),
 };
@@ -310,7 +328,7 @@ export const requests = {
   'runs.stop': { params: z.object({ id }).strict(), result: {} as RunView },
   'runs.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
   'runs.metrics': {
-    params: z.object({ id, keys: z.array(z.string().min(1)).max(200).optional(), afterStep: z.number().int().optional() }).strict(),
+    params: z.object({ id, keys: z.array(z.string().min(1).max(200)).max(200).optional(), afterStep: z.number().int().optional() }).strict(),
     result: [] as MetricPoint[],
   },
   'runs.log': { params: z.object({ id, tail: z.number().int().min(1).max(10000).default(500) }).strict(), result: [] as LogLine[] },

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { ApiService, ClientMessage, ServerMessage } from '../../preload/contract.ts';
+import { type ApiService, type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage } from '../../preload/contract.ts';
 import { SECURITY_HEADERS, contentSecurityPolicy } from './csp.ts';
 import { toErrorShape } from './errors.ts';
 import { contentType, resolveStatic } from './static.ts';
@@ -25,11 +25,10 @@ import { contentType, resolveStatic } from './static.ts';
 /** Tried first when no port is given; a free port is taken when it is busy. */
 export const DEFAULT_PORT = 7860;
 export const DEFAULT_HOST = '127.0.0.1';
-/**
- * The largest WebSocket message: a dataset upload (the contract allows 512 MiB of text) plus its
- * JSON escaping. Only a client holding the token gets this far.
- */
-export const MAX_MESSAGE_BYTES = 640 * 1024 * 1024;
+/** The largest message a client may send (the contract's limit); a larger one closes its socket with 1009. */
+export { MAX_MESSAGE_BYTES };
+/** The close code of a socket whose client sent a message over MAX_MESSAGE_BYTES (RFC 6455: Message Too Big). */
+export const MESSAGE_TOO_BIG = 1009;
 /** Sent (as a request id) with the error answering a message that was not a readable request. */
 export const UNREADABLE_ID = -1;
 
@@ -238,7 +237,10 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   wss.on('connection', (ws: WebSocket) => {
     clients.add(ws);
     ws.on('close', () => clients.delete(ws));
-    ws.on('error', (e) => log(`web mode: socket error: ${e.message}`));
+    // A message over maxPayload is refused by `ws` as its header arrives, before any of it is
+    // buffered: the socket is closed with 1009 and this reports it; the server and the other
+    // sockets go on.
+    ws.on('error', (e) => log(`web mode: socket error: ${e.message}${(e as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? ` (over ${MAX_MESSAGE_BYTES} bytes; socket closed with ${MESSAGE_TOO_BIG})` : ''}`));
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         // The protocol is JSON text; binary frames mean a client that speaks something else.

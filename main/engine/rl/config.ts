@@ -24,7 +24,7 @@ export const RunConfigSchema = z.object({
   temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
   topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
   topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),
-  stopStrings: z.array(z.string()).default([]).describe('A response also ends when its text contains one of these'),
+  stopStrings: z.array(z.string().max(200)).max(32).default([]).describe('A response also ends when its text contains one of these'),
   answerFormat: z.enum(['auto', 'math', 'gsm8k', 'multiple-choice']).default('auto').describe('How final answers are extracted and compared'),
 
   srtThreshold: unit().default(0).describe('SRT τ: prompts whose majority ratio is below it get no label and no update (0 = off)'),

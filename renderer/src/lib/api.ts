@@ -2,16 +2,17 @@
 // preload provides it as `window.autodidact`; in web mode (`autodidact serve`) this module speaks
 // the contract's WebSocket wire format to `/api?token=…`. Nothing else in the renderer touches a
 // transport.
-import type {
-  ApiErrorShape,
-  AutodidactApi,
-  ClientMessage,
-  EventName,
-  Events,
-  ParamsOf,
-  RequestName,
-  ResultOf,
-  ServerMessage,
+import {
+  type ApiErrorShape,
+  type AutodidactApi,
+  type ClientMessage,
+  type EventName,
+  type Events,
+  MAX_MESSAGE_BYTES,
+  type ParamsOf,
+  type RequestName,
+  type ResultOf,
+  type ServerMessage,
 } from '../../../preload/contract.ts';
 
 declare global {
@@ -56,6 +57,15 @@ function dispatch(listeners: Set<Listener> | undefined, payload: unknown): void 
   if (timings.length > MAX_TIMINGS) timings.splice(0, timings.length - MAX_TIMINGS);
 }
 
+/** The close code of a socket whose message was over MAX_MESSAGE_BYTES (RFC 6455: Message Too Big). */
+const MESSAGE_TOO_BIG = 1009;
+const mib = (bytes: number) => `${Math.ceil(bytes / (1024 * 1024))} MiB`;
+
+/** A message's size on the wire (UTF-8), counted only when it could be near the limit. */
+function wireBytes(text: string): number {
+  return text.length * 3 <= MAX_MESSAGE_BYTES ? text.length : new TextEncoder().encode(text).length;
+}
+
 /** The web-mode transport: one WebSocket, request ids, a pending map, reconnection with backoff. */
 class WebSocketApi implements AutodidactApi {
   private socket: WebSocket | null = null;
@@ -76,6 +86,14 @@ class WebSocketApi implements AutodidactApi {
     const id = this.nextId++;
     const message: ClientMessage = { type: 'request', id, channel, params };
     const text = JSON.stringify(message);
+    // The server closes the socket of a larger message: refuse it here, where the person can
+    // be told why, and keep the connection.
+    const bytes = wireBytes(text);
+    if (bytes > MAX_MESSAGE_BYTES) {
+      return Promise.reject(
+        new RequestError({ code: 'BAD_REQUEST', message: `This request is ${mib(bytes)}; web mode takes at most ${mib(MAX_MESSAGE_BYTES)} in one request. Split the file, or use the desktop app or \`autodidact datasets import\`.` }),
+      );
+    }
     return new Promise<ResultOf<K>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, message: text });
       if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(text);
@@ -111,7 +129,7 @@ class WebSocketApi implements AutodidactApi {
       for (const text of this.queued.splice(0)) socket.send(text);
     };
     socket.onmessage = (ev) => this.receive(ev.data);
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
       // Requests in flight on a dropped connection cannot be answered any more: fail them
@@ -120,7 +138,13 @@ class WebSocketApi implements AutodidactApi {
       for (const [id, p] of this.pending) {
         if (sent.has(p.message)) continue;
         this.pending.delete(id);
-        p.reject(new RequestError({ code: 'UNAVAILABLE', message: 'The connection to Autodidact was lost before it answered.' }));
+        p.reject(
+          new RequestError(
+            ev.code === MESSAGE_TOO_BIG
+              ? { code: 'BAD_REQUEST', message: `The server refused a request over ${mib(MAX_MESSAGE_BYTES)} and closed the connection; it reconnects now.` }
+              : { code: 'UNAVAILABLE', message: 'The connection to Autodidact was lost before it answered.' },
+          ),
+        );
       }
       this.attempt++;
       this.setState('closed');

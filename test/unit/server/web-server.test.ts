@@ -6,8 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { ApiError, type ApiService, type EventName, type Events, type ServerMessage } from '../../../preload/contract.ts';
-import { UNREADABLE_ID, type WebServer, startWebServer } from '../../../main/server/index.ts';
+import { constants as bufferConstants } from 'node:buffer';
+import { ApiError, type ApiService, type EventName, type Events, MAX_MESSAGE_BYTES, MAX_UPLOAD_CHARS, type ServerMessage } from '../../../preload/contract.ts';
+import { MESSAGE_TOO_BIG, UNREADABLE_ID, type WebServer, startWebServer } from '../../../main/server/index.ts';
 
 type Listener = <E extends EventName>(event: E, payload: Events[E]) => void;
 
@@ -139,6 +140,34 @@ describe('web mode server', () => {
     expect(await nextMessage(ws)).toMatchObject({ type: 'error', id: UNREADABLE_ID });
     ws.send(JSON.stringify({ type: 'request', id: 5, channel: 'app.info', params: {} }));
     expect(await nextMessage(ws)).toMatchObject({ type: 'result', id: 5 });
+  });
+
+  it('caps a message well below the longest string it is decoded into, and above the largest upload the contract admits', () => {
+    // Decoding a message past V8's longest string threw ERR_STRING_TOO_LONG, uncaught.
+    expect(MAX_MESSAGE_BYTES).toBeLessThan(0.6 * bufferConstants.MAX_STRING_LENGTH);
+    // An upload's JSON: quotes, and escapes such as \n of two bytes for one character.
+    expect(2 * MAX_UPLOAD_CHARS + 1024 * 1024).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+  });
+
+  it('closes the socket of a message over the cap with 1009 and goes on serving the others', async () => {
+    await start();
+    const logged: string[] = [];
+    await server.close();
+    server = await startWebServer({ api: fake.api, port: 0, staticDir, log: (l) => logged.push(l) });
+    const other = await connect(`?token=${server.token}`);
+    const big = await connect(`?token=${server.token}`);
+    // Writing the rest of the frame fails once the server has hung up: expected here.
+    big.on('error', () => {});
+    const closed = new Promise<number>((resolve) => big.once('close', (code) => resolve(code)));
+    // A text frame one byte over the cap (the server refuses it from its header, unbuffered).
+    big.send(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x20), { binary: false });
+    expect(await closed).toBe(MESSAGE_TOO_BIG);
+    expect(logged.join('\n')).toContain(`over ${MAX_MESSAGE_BYTES} bytes; socket closed with 1009`);
+    other.send(JSON.stringify({ type: 'request', id: 1, channel: 'app.info', params: {} }));
+    expect(await nextMessage(other)).toMatchObject({ type: 'result', id: 1 });
+    const next = await connect(`?token=${server.token}`);
+    next.send(JSON.stringify({ type: 'request', id: 2, channel: 'app.info', params: {} }));
+    expect(await nextMessage(next)).toMatchObject({ type: 'result', id: 2 });
   });
 
   it('sends every event to every connected client', async () => {
