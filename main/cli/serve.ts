@@ -3,6 +3,7 @@
 // reached through an SSH tunnel, and for the browser tests.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,54 @@ export function rendererDir(): string {
   return process.env.AUTODIDACT_RENDERER_DIR
     ? path.resolve(process.env.AUTODIDACT_RENDERER_DIR)
     : fileURLToPath(new URL('../../out/renderer/', import.meta.url));
+}
+
+/**
+ * How to build the renderer into `outDir` from this checkout (its sources and vite), or null
+ * where there is no checkout to build from (an installed package ships the build instead).
+ */
+export function rendererBuild(outDir: string): { command: string; args: string[]; cwd: string } | null {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const config = path.join(root, 'renderer', 'vite.config.ts');
+  if (!fs.existsSync(config)) return null;
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve('vite');
+  } catch {
+    return null;
+  }
+  // vite's exports name neither its bin nor its package.json: walk up from its entry point.
+  let dir = path.dirname(entry);
+  while (path.basename(dir) !== 'vite' || !fs.existsSync(path.join(dir, 'package.json'))) {
+    if (path.dirname(dir) === dir) return null;
+    dir = path.dirname(dir);
+  }
+  const vite = path.join(dir, 'bin', 'vite.js');
+  if (!fs.existsSync(vite)) return null;
+  return { command: process.execPath, args: [vite, 'build', '--config', config, '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], cwd: root };
+}
+
+/**
+ * The built renderer in `staticDir`, built now when it is missing and a checkout can build it
+ * (a fresh checkout after `npm install`); its output goes to stderr, so stdout keeps only the
+ * address. Resolves with why the app cannot be served, or null when it can.
+ */
+async function ensureRenderer(staticDir: string): Promise<string | null> {
+  const index = path.join(staticDir, 'index.html');
+  if (fs.existsSync(index)) return null;
+  const build = rendererBuild(staticDir);
+  if (!build) return `the app is not built (${index} is missing), and there are no renderer sources here to build it from.`;
+  process.stderr.write(`The app is not built yet (${index} is missing): building it now (about half a minute, once)...\n`);
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(build.command, build.args, { cwd: build.cwd, stdio: ['ignore', process.stderr, process.stderr] });
+    child.on('error', (e) => {
+      process.stderr.write(`${e.message}\n`);
+      resolve(null);
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  if (code !== 0 || !fs.existsSync(index)) return `building the app failed (vite exited with ${code}; its output is above). Run \`npm run build:renderer\` to retry.`;
+  return null;
 }
 
 /** Open the system browser on `url`, quietly doing nothing where there is none (a headless box). */
@@ -45,14 +94,16 @@ requests without it and requests from other sites. Keep it to yourself: whoever 
 drive this machine (start runs, read datasets, load model folders by path).
 To use a remote GPU box, keep the default host and tunnel the port: ssh -L P:127.0.0.1:P box.
 Ctrl-C stops the server; a running run is paused at its next step and can be resumed.
-The page is the built renderer: run \`npm run build:renderer\` first (\`npm run serve\` does both).`,
+The page is the built renderer (out/renderer/); in a checkout where it is missing, serve builds
+it first (\`npm run build:renderer\` rebuilds it after you change the renderer).`,
   async run(values) {
     const port = values.port === undefined ? undefined : intFlag(values, 'port', DEFAULT_PORT, 0, 65535);
     const host = values.host ?? DEFAULT_HOST;
     if (host.trim() === '') throw new UsageError('--host must not be empty');
     const staticDir = rendererDir();
-    if (!fs.existsSync(path.join(staticDir, 'index.html'))) {
-      process.stderr.write(`autodidact serve: the app is not built (${path.join(staticDir, 'index.html')} is missing).\nRun \`npm run build:renderer\` first, or start with \`npm run serve\`.\n`);
+    const unbuilt = await ensureRenderer(staticDir);
+    if (unbuilt) {
+      process.stderr.write(`autodidact serve: ${unbuilt}\n`);
       return 1;
     }
 
