@@ -106,6 +106,50 @@ export interface RunSettingInfo {
   options?: string[];
   min?: number;
   max?: number;
+  /** The method whose own setting it is (shown and sent only for that method); absent for common settings. */
+  method?: string;
+}
+
+/** A metric runs log: how to label, explain and chart it. A key ending in `@k` stands for every k. */
+export interface MetricInfo {
+  key: string;
+  label: string;
+  description: string;
+  /** The chart (ChartInfo.id) that draws it; null: offered under "More metrics". */
+  chart: string | null;
+  /** Values lie in [0, 1]. */
+  unit: boolean;
+  /** Measured against hidden answers, never a reward. */
+  groundTruth: boolean;
+  /** The method that logs it; null for the metrics every run logs. */
+  method: string | null;
+}
+
+export interface ChartInfo {
+  id: string;
+  title: string;
+  hint: string;
+  unit: boolean;
+}
+
+/** A label-free method a run can use. */
+export interface MethodInfo {
+  id: string;
+  label: string;
+  description: string;
+  /** How a run of it is driven: 'group-reward' (sample a group per prompt, score it, a policy-gradient step). */
+  pipeline: string;
+  /** Names of its own settings (their descriptions are in runs.settings, tagged with the method). */
+  settings: string[];
+  /** Common settings whose default it changes (its reference recipe). */
+  defaults: Record<string, unknown>;
+}
+
+/** Every method, every metric (common ones first) and the run view's charts, from the method registry. */
+export interface MethodCatalog {
+  methods: MethodInfo[];
+  metrics: MetricInfo[];
+  charts: ChartInfo[];
 }
 
 export interface RunProgress {
@@ -303,6 +347,7 @@ export const requests = {
   'models.remove': { params: z.object({ id }).strict(), result: {} as { removed: boolean } },
 
   'runs.settings': { params: z.object({}).strict(), result: [] as RunSettingInfo[] },
+  'runs.methods': { params: z.object({}).strict(), result: {} as MethodCatalog },
   'runs.create': {
     params: z
       .object({

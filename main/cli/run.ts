@@ -1,7 +1,9 @@
-// `autodidact run`: train a model on unlabeled prompts (TTRL / SRT), recording every step in the
-// database the app reads; `--resume RUN` continues a run from its last checkpoint.
+// `autodidact run`: train a model on unlabeled prompts with a label-free method (the registry's:
+// TTRL, SRT, ...), recording every step in the database the app reads; `--resume RUN` continues a
+// run from its last checkpoint.
 import fs from 'node:fs';
-import { describeRunConfig } from '../engine/rl/index.ts';
+import { describeRunConfig } from '../engine/rl/config.ts';
+import { DEFAULT_METHOD, listMethods } from '../engine/rl/methods/registry.ts';
 import { findRun } from '../runs/report.ts';
 import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
 import { UsageError, command, intFlag } from './args.ts';
@@ -38,12 +40,22 @@ function readConfigFile(file: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+const methodIds = () => listMethods().map((m) => m.id).join('|');
+
 export const runCommand = command({
   name: 'run',
-  summary: 'Train a model on its own majority votes (TTRL or SRT), recording every step in the database.',
-  synopsis: '--method ttrl|srt --model NAME|DIR --dataset NAME|FILE [--steps N] [options] | --config run.json | --resume RUN',
+  summary: 'Train a model on rewards it derives itself from unlabeled prompts (a label-free method), recording every step in the database.',
+  get synopsis() {
+    return `--method ${methodIds()} --model NAME|DIR --dataset NAME|FILE [--steps N] [options] | --config run.json | --resume RUN`;
+  },
   flags: {
-    method: { type: 'string', value: 'ttrl|srt', description: 'scoring method (default ttrl)' },
+    method: {
+      type: 'string',
+      get value() {
+        return methodIds();
+      },
+      description: `label-free method (default ${DEFAULT_METHOD}; see Methods below)`,
+    },
     model: { type: 'string', value: 'NAME|DIR', description: 'a built-in or imported model name, or a Hugging Face model folder' },
     dataset: { type: 'string', value: 'NAME|FILE', description: `an imported dataset, a JSONL/CSV/TSV file (imported first), or "arithmetic" (built-in generator)` },
     steps: { type: 'string', value: 'N', description: 'training steps (default 40)' },
@@ -55,14 +67,27 @@ export const runCommand = command({
     resume: { type: 'string', value: 'RUN', description: 'continue run RUN (id or name) from its last checkpoint, with its stored settings' },
   },
   get details() {
-    const settings = describeRunConfig().map((d) => `  ${d.name} (${JSON.stringify(d.default)}): ${d.description}`);
+    const described = describeRunConfig();
+    const line = (d: (typeof described)[number]) => `  ${d.name} (${JSON.stringify(d.default)}): ${d.description}`;
+    const methods = listMethods().flatMap((m) => {
+      const changed = Object.entries(m.defaults ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+      return [
+        `  ${m.id}: ${m.label}. ${m.description}${changed.length ? ` Defaults: ${changed.join(', ')}.` : ''}`,
+        ...described.filter((d) => d.method === m.id).map((d) => `  ${line(d)}`),
+      ];
+    });
     return [
       'The run is recorded in the database of the data folder (AUTODIDACT_HOME, else the app\'s folder),',
       'its checkpoints under <data folder>/runs/<id>/. Progress goes to stderr: a bar on a terminal,',
       'one line per step otherwise. Ctrl-C stops after the current step (status "stopped"); a',
       'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',
-      'deleted and trained again. Settings:',
-      ...settings,
+      'deleted and trained again.',
+      '',
+      'Methods (--method ID, each with its own settings):',
+      ...methods,
+      '',
+      'Settings (--set KEY=VALUE, or keys of --config):',
+      ...described.filter((d) => d.method === undefined).map(line),
     ].join('\n');
   },
   async run(values) {

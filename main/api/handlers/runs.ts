@@ -2,7 +2,7 @@
 // pause / resume / stop / delete through the run manager, metrics and the log.
 import fs from 'node:fs';
 import { z } from 'zod';
-import { ApiError, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
+import { ApiError, type MethodCatalog, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
 import {
   type RunInfo,
   deleteRun,
@@ -17,7 +17,9 @@ import {
   updateRunStatus,
 } from '../../db/index.ts';
 import { listBuiltinModels } from '../../engine/model-paths.ts';
-import { RunConfigSchema, describeRunConfig } from '../../engine/rl/config.ts';
+import { CommonRunConfigSchema, describeRunConfig, runConfigSchema } from '../../engine/rl/config.ts';
+import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
+import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
 import { RunSetupError, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
@@ -34,13 +36,23 @@ const fresh = (deps: ApiDeps, id: number): RunView => view(deps, runOrThrow(deps
 
 type JsonSchema = { type?: string; enum?: unknown[]; items?: JsonSchema; minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number };
 
-/** The New-run form's fields, derived from the run configuration's own schema (so they cannot drift from it). */
+/** The JSON schema of each setting: the common ones' and every method's own. */
+function settingSchemas(): Record<string, JsonSchema> {
+  const props = (schema: z.ZodObject) => (z.toJSONSchema(schema, { io: 'input' }) as { properties: Record<string, JsonSchema> }).properties;
+  return Object.assign(props(CommonRunConfigSchema), ...listMethods().map((m) => props(m.settings)));
+}
+
+/** The New-run form's fields, derived from the run configuration's own schemas (so they cannot drift from them). */
 export function runSettings(): RunSettingInfo[] {
-  const props = (z.toJSONSchema(RunConfigSchema, { io: 'input' }) as { properties: Record<string, JsonSchema> }).properties;
+  const props = settingSchemas();
   return describeRunConfig().map((d) => {
     const s = props[d.name] ?? {};
-    const info: RunSettingInfo = { name: d.name, default: d.default, description: d.description, kind: 'number' };
-    if (s.type === 'array') {
+    const info: RunSettingInfo = { name: d.name, default: d.default, description: d.description, kind: 'number', ...(d.method !== undefined && { method: d.method }) };
+    if (d.name === 'method') {
+      // A string checked against the registry: the form offers the registered ones.
+      info.kind = 'enum';
+      info.options = listMethods().map((m) => m.id);
+    } else if (s.type === 'array') {
       info.kind = s.items?.enum ? 'enum-list' : 'string-list';
       if (s.items?.enum) info.options = s.items.enum.map(String);
     } else if (s.enum) {
@@ -57,6 +69,25 @@ export function runSettings(): RunSettingInfo[] {
   });
 }
 
+/** The registry as the app sees it: methods, the metric table (common, then each method's) and the charts. */
+export function methodCatalog(): MethodCatalog {
+  const metric = (m: (typeof RUN_METRICS)[number], method: string | null) => ({
+    key: m.key,
+    label: m.label,
+    description: m.description,
+    chart: m.chart,
+    unit: m.unit ?? false,
+    groundTruth: m.groundTruth ?? false,
+    method,
+  });
+  const methods = listMethods();
+  return {
+    methods: methods.map((m) => ({ id: m.id, label: m.label, description: m.description, pipeline: m.pipeline, settings: Object.keys(m.settings.shape), defaults: { ...m.defaults } })),
+    metrics: [...RUN_METRICS.map((x) => metric(x, null)), ...methods.flatMap((m) => m.metrics.map((x) => metric(x, m.id)))],
+    charts: CHARTS.map((c) => ({ id: c.id, title: c.title, hint: c.hint, unit: c.unit ?? false })),
+  };
+}
+
 /** A model named as an added model's name means its folder (built-in names resolve by themselves). */
 function modelSpec(deps: ApiDeps, model: string): string {
   if (listBuiltinModels().includes(model)) return model;
@@ -64,7 +95,6 @@ function modelSpec(deps: ApiDeps, model: string): string {
 }
 
 const TARGET_FIELDS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'];
-const StrictRunConfig = RunConfigSchema.strict();
 
 function refuseActive(deps: ApiDeps, run: RunInfo, doing: string): void {
   if (deps.runs.isActive(run.id)) {
@@ -74,6 +104,7 @@ function refuseActive(deps: ApiDeps, run: RunInfo, doing: string): void {
 
 export const runHandlers = {
   'runs.settings': () => runSettings(),
+  'runs.methods': () => methodCatalog(),
 
   'runs.create': (p, deps) => {
     // The loop settings are checked here so a form gets each problem at its field.
@@ -85,7 +116,7 @@ export const runHandlers = {
         misplaced.map((k) => ({ path: `config.${k}`, message: 'not a loop setting' })),
       );
     }
-    const checked = StrictRunConfig.safeParse(p.config);
+    const checked = runConfigSchema().strict().safeParse(p.config);
     if (!checked.success) {
       const issues = zodIssues(checked.error.issues, ['config']);
       throw new ApiError('BAD_REQUEST', `invalid run settings: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
@@ -191,5 +222,5 @@ export const runHandlers = {
     return deps.runs.log(p.id, p.tail);
   },
 } satisfies HandlerTable<
-  'runs.settings' | 'runs.create' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
+  'runs.settings' | 'runs.methods' | 'runs.create' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
 >;

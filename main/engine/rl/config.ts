@@ -1,95 +1,105 @@
 // The run configuration: every hyperparameter of a label-free run, with its default and a
 // one-line description, so the command line and the app can validate and display it from here.
-//
-// Defaults follow TTRL (METHODS.md) where they are size-independent (rollout temperature 1.0,
-// KL 0.001, clip 0.2, cosine with 3% warmup, validation at T 0.6 / top-p 0.95); sizes and the
-// learning rate are scaled to the small built-in models on a CPU (TTRL: 64 votes, 32 trained,
-// lr 5e-7 for 7B models).
+// The common settings are in common-settings.ts; each method adds its own (methods/), as flat
+// keys, and may change common defaults to its reference recipe. The full schema is built from
+// the registry.
 import { z } from 'zod';
-import { LINEAR_MODULES } from '../nn/config.ts';
+import { CommonRunConfigSchema, type CommonRunConfig, DEFAULT_METHOD } from './common-settings.ts';
 import { type KlControl, checkKlControl } from './kl-controller.ts';
+import { BUILTIN_METHODS, findMethod, listMethods, registryVersion, unknownMethodMessage } from './methods/registry.ts';
+import type { MethodDefinition } from './methods/types.ts';
 
-const int = (min: number) => z.number().int().min(min);
-const unit = () => z.number().min(0).max(1);
+export { CommonRunConfigSchema, DEFAULT_METHOD, type CommonRunConfig } from './common-settings.ts';
 
-export const RunConfigSchema = z.object({
-  method: z.enum(['ttrl', 'srt']).default('ttrl').describe('Scoring method: TTRL (majority vote) or SRT (majority vote with a confidence threshold / soft reward)'),
-  seed: int(0).default(0).describe('Seed of the prompt order, the down-sampling and the sampling'),
-  steps: int(1).default(40).describe('Training steps (updates) in the run'),
+// The built-in methods' own settings, typed (a plug-in's are checked at run time only).
+type Intersect<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+type BuiltinShape = Intersect<(typeof BUILTIN_METHODS)[number]['settings']['shape']>;
+// From the shapes, not z.output of the objects: an empty object's output is Record<string, never>.
+type BuiltinSettings = { [K in keyof BuiltinShape]: z.output<BuiltinShape[K]> };
+type BuiltinSettingsInput = { [K in keyof BuiltinShape]?: z.input<BuiltinShape[K]> };
 
-  promptsPerStep: int(1).default(4).describe('B: prompts per step'),
-  votes: int(1).default(16).describe('N_votes: samples per prompt that vote on the pseudo-label (TTRL: 64)'),
-  trainSamples: int(1).default(8).describe('N_train: votes per prompt chosen at random for the update (TTRL: 32)'),
-  maxNewTokens: int(1).default(16).describe('Longest response, in tokens'),
-  temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
-  topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
-  topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),
-  stopStrings: z.array(z.string().max(200)).max(32).default([]).describe('A response also ends when its text contains one of these'),
-  answerFormat: z.enum(['auto', 'math', 'gsm8k', 'multiple-choice']).default('auto').describe('How final answers are extracted and compared'),
+/** A validated run configuration: the common settings and every method's own (defaults filled in). */
+export type RunConfig = CommonRunConfig & BuiltinSettings;
+export type RunConfigInput = z.input<typeof CommonRunConfigSchema> & BuiltinSettingsInput;
 
-  srtThreshold: unit().default(0).describe('SRT τ: prompts whose majority ratio is below it get no label and no update (0 = off)'),
-  softReward: z.boolean().default(false).describe('SRT soft reward: a sample earns the share of votes its answer got'),
-  advantage: z.enum(['grpo', 'drgrpo', 'rloo']).default('grpo').describe('Advantage estimator: GRPO (mean/std), Dr. GRPO (mean only), RLOO (leave-one-out)'),
-  advantageEpsilon: z.number().positive().default(1e-6).describe('ε added to the std in GRPO'),
+let built: { version: number; schema: z.ZodObject } | null = null;
 
-  mode: z.enum(['full', 'lora']).default('full').describe('Train every weight, or LoRA adapters'),
-  loraRank: int(1).default(8).describe('LoRA rank r'),
-  loraAlpha: z.number().positive().default(16).describe('LoRA alpha (scale = alpha / r)'),
-  loraTargets: z.array(z.enum(LINEAR_MODULES)).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']).describe('Linear layers that get adapters'),
+/**
+ * The whole configuration's schema: the common settings and the settings of every registered
+ * method (flat keys). Rebuilt when the registry changes.
+ */
+export function runConfigSchema(): z.ZodObject {
+  if (built?.version === registryVersion()) return built.schema;
+  const shape: Record<string, z.ZodType> = {
+    ...CommonRunConfigSchema.shape,
+    // Checked against the registry at parse time, so the message lists the methods there are.
+    method: CommonRunConfigSchema.shape.method.superRefine((id, ctx) => {
+      if (!findMethod(id)) ctx.addIssue({ code: 'custom', message: unknownMethodMessage(id) });
+    }),
+  };
+  // registerMethod has checked that no two methods, and no method and the common settings, share a name.
+  for (const m of listMethods()) Object.assign(shape, m.settings.shape);
+  built = { version: registryVersion(), schema: z.object(shape) };
+  return built.schema;
+}
 
-  lr: z.number().min(0).default(1e-4).describe('Peak learning rate (TTRL: 5e-7 for 7B models; small models need more)'),
-  lrSchedule: z.enum(['cosine', 'constant']).default('cosine').describe('Learning-rate schedule after warmup'),
-  warmupRatio: unit().default(0.03).describe('Warmup as a fraction of the steps'),
-  minLrRatio: unit().default(0).describe('Cosine floor as a fraction of the peak rate'),
-  weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay'),
-  maxGradNorm: z.number().positive().default(1).describe('Gradients are clipped to this global norm'),
-  klCoef: z.number().min(0).default(0.001).describe('KL loss coefficient to the reference model (low_var_kl); 0 = no reference'),
-  klTarget: z.number().min(0).default(0).describe('Adaptive KL: the mean token KL to hold; the coefficient starts at klCoef and is adjusted after every step (0 = fixed coefficient)'),
-  klHorizon: z.number().min(1).default(100).describe('Adaptive KL: steps over which a sustained 20% KL error moves the coefficient by about 20%'),
-  entropyCoef: z
-    .number()
-    .min(-1)
-    .max(1)
-    .default(0)
-    .describe('Entropy coefficient c of the policy loss (loss − c · mean token entropy): c > 0 is an entropy bonus (exploration), c < 0 is entropy minimisation (sharpening); 0 = off (TTRL)'),
-  clipLow: z.number().min(0).default(0.2).describe('PPO clip range below 1'),
-  clipHigh: z.number().min(0).default(0.2).describe('PPO clip range above 1'),
+/** Every setting at its default (TTRL's). */
+export const RUN_CONFIG_DEFAULTS: RunConfig = parseRunConfig({});
 
-  valEvery: int(0).default(10).describe('Validate every this many steps, and at the end (0 = never)'),
-  valBeforeTrain: z.boolean().default(true).describe('Validate the starting model (reported as step 0)'),
-  valSamples: int(1).default(16).describe('k: samples per validation prompt for avg@k, maj@k, pass@k'),
-  valTemperature: z.number().min(0).default(0.6).describe('Validation sampling temperature'),
-  valTopP: z.number().gt(0).max(1).default(0.95).describe('Validation nucleus sampling'),
-
-  checkpointEvery: int(0).default(10).describe('Save the "last" checkpoint every this many steps, and at the end (0 = only at the end)'),
-  bestMetric: z.enum(['avg', 'maj', 'pass']).default('maj').describe('Validation metric (val/<name>@k) that picks the "best" checkpoint'),
-
-  collapseMajorityRatio: unit().default(0.95).describe('Collapse alert: majority ratio at or above this ...'),
-  collapseEntropy: z.number().min(0).default(0.05).describe('... while mean token entropy (nats) is at or below this'),
-  collapseValDrop: z.number().min(0).default(0.1).describe('Alert when the best-checkpoint metric falls this far below its best'),
-});
-
-export type RunConfig = z.infer<typeof RunConfigSchema>;
-export type RunConfigInput = z.input<typeof RunConfigSchema>;
-
-/** Every setting at its default. */
-export const RUN_CONFIG_DEFAULTS: RunConfig = RunConfigSchema.parse({});
-
-/** Validate a partial configuration, filling in defaults; throws with every problem listed. */
+/**
+ * Validate a partial configuration, filling in defaults (the method's own recipe first, where it
+ * changes a common default); throws with every problem listed. Settings of methods other than the
+ * chosen one are kept as given (stored configurations carry every method's settings).
+ */
 export function parseRunConfig(input: unknown): RunConfig {
-  const config = RunConfigSchema.parse(input ?? {});
+  const raw = input ?? {};
+  const named = typeof raw === 'object' ? (raw as { method?: unknown }).method : undefined;
+  const method = findMethod(typeof named === 'string' ? named : DEFAULT_METHOD);
+  const withDefaults = method?.defaults && typeof raw === 'object' ? { ...method.defaults, ...raw } : raw;
+  const parsed = runConfigSchema().safeParse(withDefaults);
+  if (!parsed.success) throw new RunConfigError(parsed.error.issues);
+  const config = parsed.data as RunConfig;
   if (config.trainSamples > config.votes) throw new Error(`trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})`);
   if (config.klTarget > 0) checkKlControl(klControlOf(config));
   return config;
 }
 
-/** Name, default and description of every setting, in schema order (for help text and forms). */
-export function describeRunConfig(): { name: keyof RunConfig; default: unknown; description: string }[] {
-  return (Object.keys(RunConfigSchema.shape) as (keyof RunConfig)[]).map((name) => ({
+/** A configuration that does not validate: every problem, each with the path of its setting. */
+export class RunConfigError extends Error {
+  override name = 'RunConfigError';
+  constructor(readonly issues: readonly { path: PropertyKey[]; message: string }[]) {
+    super(issues.map((i) => `${i.path.map(String).join('.') || 'config'}: ${i.message}`).join('; '));
+  }
+}
+
+/** The method a validated configuration names. */
+export function methodOf(config: RunConfig): MethodDefinition {
+  const m = findMethod(config.method);
+  if (!m) throw new Error(unknownMethodMessage(config.method));
+  return m;
+}
+
+export interface SettingDescription {
+  name: string;
+  default: unknown;
+  description: string;
+  /** The method whose own setting it is; absent for the common settings. */
+  method?: string;
+}
+
+function describeSchema(schema: z.ZodObject, method?: string): SettingDescription[] {
+  const defaults = schema.parse({}) as Record<string, unknown>;
+  return Object.entries(schema.shape).map(([name, field]) => ({
     name,
-    default: RUN_CONFIG_DEFAULTS[name],
-    description: RunConfigSchema.shape[name].description ?? '',
+    default: defaults[name],
+    description: (field as z.ZodType).description ?? '',
+    ...(method !== undefined && { method }),
   }));
+}
+
+/** Name, default and description of every setting: the common ones in schema order, then each method's (for help text and forms). */
+export function describeRunConfig(): SettingDescription[] {
+  return [...describeSchema(CommonRunConfigSchema), ...listMethods().flatMap((m) => describeSchema(m.settings, m.id))];
 }
 
 /** The adaptive KL controller's settings (used when klTarget > 0). */

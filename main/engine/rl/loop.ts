@@ -31,9 +31,9 @@ import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
-import { type RunConfig, type RunConfigInput, klControlOf, parseRunConfig } from './config.ts';
+import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig } from './config.ts';
 import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
-import { type GroupScore, type Scorer, type ScorerSample, majorityVoteScorer } from './rewards.ts';
+import type { GroupScore, Scorer, ScorerSample } from './rewards.ts';
 
 export interface LoopItem {
   prompt: string;
@@ -187,9 +187,10 @@ export class PromptOrder {
   }
 }
 
+/** The scorer of the run's method, given the method's own settings. */
 export function scorerFor(config: RunConfig): Scorer {
-  if (config.method === 'ttrl') return majorityVoteScorer({ format: config.answerFormat });
-  return majorityVoteScorer({ format: config.answerFormat, threshold: config.srtThreshold, softReward: config.softReward });
+  const method = methodOf(config);
+  return method.scorer(method.settings.parse(config), config);
 }
 
 const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);

@@ -37,27 +37,69 @@ export const GROUND_TRUTH_METRICS: readonly string[] = [
   TRAIN_METRICS.passAtN,
 ];
 
-/** One line per metric, for help text and chart tooltips. */
-export const METRIC_DESCRIPTIONS: Readonly<Record<string, string>> = {
-  [TRAIN_METRICS.labelAccuracy]: 'Share of prompts whose pseudo-label equals the hidden answer',
-  [TRAIN_METRICS.rewardAccuracy]: 'Share of trained samples whose pseudo reward (agrees with the label) equals the reward the hidden answer gives',
-  [TRAIN_METRICS.majorityRatio]: 'Mean over prompts of the winning answer’s share of the votes',
-  [TRAIN_METRICS.majorityVotingReward]: 'Mean pseudo reward of the trained samples',
-  [TRAIN_METRICS.groundTruthReward]: 'Mean reward against the hidden answers of the trained samples (training accuracy)',
-  [TRAIN_METRICS.passAtN]: 'Share of prompts where any of the N votes is correct',
-  [TRAIN_METRICS.entropy]: 'Mean token entropy of the rollouts (nats)',
-  [TRAIN_METRICS.responseLength]: 'Mean response length of the rollouts (tokens)',
-  [TRAIN_METRICS.clipRatio]: 'Share of response tokens whose ratio was clipped',
-  [TRAIN_METRICS.kl]: 'KL to the reference model (low_var_kl), over response tokens',
-  [TRAIN_METRICS.klCoef]: 'KL loss coefficient of the update (changes step to step under an adaptive KL target)',
-  [TRAIN_METRICS.gradNorm]: 'Global gradient norm before clipping',
-  [TRAIN_METRICS.lr]: 'Learning rate of the update',
-  [TRAIN_METRICS.pgLoss]: 'Clipped policy-gradient loss',
-  [TRAIN_METRICS.timingRollout]: 'Seconds spent sampling the votes',
-  [TRAIN_METRICS.timingUpdate]: 'Seconds spent on reference log-probs and the update',
-  [TRAIN_METRICS.timingStep]: 'Seconds for the whole step',
-  [TRAIN_METRICS.tokensPerSecond]: 'Generated tokens per second of step time',
-};
+/**
+ * A metric a run logs: its key, how people see it, and the chart that draws it. Keys ending in
+ * `@k` stand for every k (`val/avg@k` covers `val/avg@16`).
+ */
+export interface MetricDefinition {
+  key: string;
+  label: string;
+  /** One line: what it measures. */
+  description: string;
+  /** The id of the chart (CHARTS) that draws it; null: offered under "More metrics". */
+  chart: string | null;
+  /** Values lie in [0, 1]. */
+  unit?: boolean;
+  /** Measured against hidden answers (never a reward): drawn dashed beside pseudo metrics. */
+  groundTruth?: boolean;
+}
+
+/** A run view's chart: the metrics whose `chart` names it are drawn together, in table order. */
+export interface ChartDefinition {
+  id: string;
+  title: string;
+  hint: string;
+  unit?: boolean;
+}
+
+/** The charts of a run, in the order the run view shows them. */
+export const CHARTS: readonly ChartDefinition[] = [
+  { id: 'reward', title: 'Reward', unit: true, hint: 'Mean pseudo reward of the trained samples (and, for measurement, against hidden answers)' },
+  { id: 'accuracy', title: 'Label & reward accuracy', unit: true, hint: 'Measured against hidden answers only — never used for training' },
+  { id: 'majority', title: 'Majority ratio', unit: true, hint: 'Winning answer’s share of the votes; → 1 while validation falls means collapse' },
+  { id: 'entropy', title: 'Entropy', hint: 'Mean token entropy of the rollouts (nats)' },
+  { id: 'validation', title: 'Validation avg@k vs maj@k', unit: true, hint: 'avg@k: mean accuracy of k samples; maj@k: accuracy of their majority answer; pass@k: any correct' },
+  { id: 'length', title: 'Response length', hint: 'Mean tokens per response' },
+  { id: 'kl', title: 'KL to reference', hint: 'low_var_kl over response tokens' },
+  { id: 'klcoef', title: 'KL coefficient', hint: 'Fixed, or moved each step toward the adaptive KL target' },
+  { id: 'gradnorm', title: 'Gradient norm', hint: 'Global norm before clipping' },
+  { id: 'throughput', title: 'Throughput', hint: 'Generated tokens per second of step time' },
+];
+
+/** The metrics every run logs (a method's own are in its definition): one table for help, API and charts. */
+export const RUN_METRICS: readonly MetricDefinition[] = [
+  { key: TRAIN_METRICS.majorityVotingReward, label: 'Pseudo reward', chart: 'reward', unit: true, description: 'Mean pseudo reward of the trained samples' },
+  { key: TRAIN_METRICS.groundTruthReward, label: 'Reward against hidden answers', chart: 'reward', unit: true, groundTruth: true, description: 'Mean reward against the hidden answers of the trained samples (training accuracy)' },
+  { key: TRAIN_METRICS.labelAccuracy, label: 'Label accuracy', chart: 'accuracy', unit: true, groundTruth: true, description: 'Share of prompts whose pseudo-label equals the hidden answer' },
+  { key: TRAIN_METRICS.rewardAccuracy, label: 'Reward accuracy', chart: 'accuracy', unit: true, groundTruth: true, description: 'Share of trained samples whose pseudo reward (agrees with the label) equals the reward the hidden answer gives' },
+  { key: TRAIN_METRICS.majorityRatio, label: 'Majority ratio', chart: 'majority', unit: true, description: 'Mean over prompts of the winning answer’s share of the votes' },
+  { key: TRAIN_METRICS.passAtN, label: 'pass@N (train)', chart: null, unit: true, groundTruth: true, description: 'Share of prompts where any of the N votes is correct' },
+  { key: TRAIN_METRICS.entropy, label: 'Token entropy (nats)', chart: 'entropy', description: 'Mean token entropy of the rollouts (nats)' },
+  { key: 'val/avg@k', label: 'avg@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Mean accuracy of k samples per validation prompt (pass@1 estimate)' },
+  { key: 'val/maj@k', label: 'maj@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Accuracy of the majority answer of k samples per validation prompt' },
+  { key: 'val/pass@k', label: 'pass@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Share of validation prompts where any of k samples is correct' },
+  { key: TRAIN_METRICS.responseLength, label: 'Response length (tokens)', chart: 'length', description: 'Mean response length of the rollouts (tokens)' },
+  { key: TRAIN_METRICS.kl, label: 'KL to reference', chart: 'kl', description: 'KL to the reference model (low_var_kl), over response tokens' },
+  { key: TRAIN_METRICS.klCoef, label: 'KL coefficient', chart: 'klcoef', description: 'KL loss coefficient of the update (changes step to step under an adaptive KL target)' },
+  { key: TRAIN_METRICS.gradNorm, label: 'Gradient norm', chart: 'gradnorm', description: 'Global gradient norm before clipping' },
+  { key: TRAIN_METRICS.tokensPerSecond, label: 'Tokens / s', chart: 'throughput', description: 'Generated tokens per second of step time' },
+  { key: TRAIN_METRICS.clipRatio, label: 'Clip ratio', chart: null, unit: true, description: 'Share of response tokens whose ratio was clipped' },
+  { key: TRAIN_METRICS.lr, label: 'Learning rate', chart: null, description: 'Learning rate of the update' },
+  { key: TRAIN_METRICS.pgLoss, label: 'Policy loss', chart: null, description: 'Clipped policy-gradient loss' },
+  { key: TRAIN_METRICS.timingRollout, label: 'Rollout time (s)', chart: null, description: 'Seconds spent sampling the votes' },
+  { key: TRAIN_METRICS.timingUpdate, label: 'Update time (s)', chart: null, description: 'Seconds spent on reference log-probs and the update' },
+  { key: TRAIN_METRICS.timingStep, label: 'Step time (s)', chart: null, description: 'Seconds for the whole step' },
+];
 
 export const valMetricName = (kind: 'avg' | 'maj' | 'pass', k: number): string => `val/${kind}@${k}`;
 

@@ -1,29 +1,26 @@
-// Metric names (those of the TTRL reference implementation) and how the run views chart them.
+// How the run views label and chart metrics: everything comes from the method catalog
+// (`runs.methods`: the registry's metric table and charts), so a new method's metrics are
+// labelled and charted without touching the renderer.
+import type { MethodCatalog, MetricInfo } from '../../../preload/contract.ts';
 
-export const METRIC_LABELS: Record<string, string> = {
-  'train/majority_voting_reward': 'Reward (majority vote)',
-  'train/ground_truth_reward': 'Reward against hidden answers',
-  'train/label_accuracy': 'Label accuracy',
-  'train/reward_accuracy': 'Reward accuracy',
-  'train/majority_ratio': 'Majority ratio',
-  'train/pass@N': 'pass@N (train)',
-  'train/entropy': 'Token entropy (nats)',
-  'train/response_length': 'Response length (tokens)',
-  'train/clip_ratio': 'Clip ratio',
-  'actor/kl': 'KL to reference',
-  'actor/kl_coef': 'KL coefficient',
-  'actor/grad_norm': 'Gradient norm',
-  'actor/lr': 'Learning rate',
-  'actor/pg_loss': 'Policy loss',
-  'perf/tokens_per_s': 'Tokens / s',
-  'timing/step': 'Step time (s)',
-};
+/** The catalog entry of a key: exact, else its `@k` family (`val/avg@16` → `val/avg@k`). */
+export function metricInfo(catalog: MethodCatalog | null, key: string): MetricInfo | undefined {
+  if (!catalog) return undefined;
+  const exact = catalog.metrics.find((m) => m.key === key);
+  if (exact) return exact;
+  const family = key.replace(/@\d+$/, '@k');
+  return family === key ? undefined : catalog.metrics.find((m) => m.key === family);
+}
 
-export function metricLabel(key: string): string {
-  if (METRIC_LABELS[key]) return METRIC_LABELS[key];
-  const m = /^val\/(avg|maj|pass)@(\d+)$/.exec(key);
-  if (m) return `${m[1]}@${m[2]} (validation)`;
-  return key;
+export function metricLabel(catalog: MethodCatalog | null, key: string): string {
+  const info = metricInfo(catalog, key);
+  if (!info) return key;
+  const k = /@(\d+)$/.exec(key);
+  return k && info.key.endsWith('@k') ? info.label.replace('@k', `@${k[1]}`) : info.label;
+}
+
+export function metricDescription(catalog: MethodCatalog | null, key: string): string {
+  return metricInfo(catalog, key)?.description ?? '';
 }
 
 export interface ChartSpec {
@@ -32,34 +29,38 @@ export interface ChartSpec {
   /** Which of the run's metric keys the chart draws. */
   match: (key: string) => boolean;
   /** Draw order (and colour order) of the keys it knows; others follow, sorted. */
-  order?: string[];
+  order: string[];
   /** Values in [0, 1]. */
-  unit?: boolean;
+  unit: boolean;
   hint: string;
 }
 
-const oneOf = (...keys: string[]) => ({ match: (key: string) => keys.includes(key), order: keys });
-
-export const RUN_CHARTS: ChartSpec[] = [
-  { id: 'reward', title: 'Reward', ...oneOf('train/majority_voting_reward', 'train/ground_truth_reward'), unit: true, hint: 'Mean pseudo reward of the trained samples (and, for measurement, against hidden answers)' },
-  { id: 'accuracy', title: 'Label & reward accuracy', ...oneOf('train/label_accuracy', 'train/reward_accuracy'), unit: true, hint: 'Measured against hidden answers only — never used for training' },
-  { id: 'majority', title: 'Majority ratio', ...oneOf('train/majority_ratio'), unit: true, hint: 'Winning answer’s share of the votes; → 1 while validation falls means collapse' },
-  { id: 'entropy', title: 'Entropy', ...oneOf('train/entropy'), hint: 'Mean token entropy of the rollouts (nats)' },
-  { id: 'validation', title: 'Validation avg@k vs maj@k', match: (k) => /^val\/(avg|maj|pass)@\d+$/.test(k), order: ['val/avg@', 'val/maj@', 'val/pass@'], unit: true, hint: 'avg@k: mean accuracy of k samples; maj@k: accuracy of their majority answer; pass@k: any correct' },
-  { id: 'length', title: 'Response length', ...oneOf('train/response_length'), hint: 'Mean tokens per response' },
-  { id: 'kl', title: 'KL to reference', ...oneOf('actor/kl'), hint: 'low_var_kl over response tokens' },
-  { id: 'klcoef', title: 'KL coefficient', ...oneOf('actor/kl_coef'), hint: 'Fixed, or moved each step toward the adaptive KL target' },
-  { id: 'gradnorm', title: 'Gradient norm', ...oneOf('actor/grad_norm'), hint: 'Global norm before clipping' },
-  { id: 'throughput', title: 'Throughput', ...oneOf('perf/tokens_per_s'), hint: 'Generated tokens per second of step time' },
-];
-
-/** Whether a metric lives in [0, 1] (its chart then shows the whole range). */
-export function isUnitMetric(key: string): boolean {
-  return RUN_CHARTS.some((spec) => spec.unit && spec.match(key)) || key === 'train/pass@N';
+/** The charts of a run of `method`: those that draw a metric every run logs, or one of the method's own. */
+export function runCharts(catalog: MethodCatalog | null, method: string): ChartSpec[] {
+  if (!catalog) return [];
+  const logged = catalog.metrics.filter((m) => m.method === null || m.method === method);
+  return catalog.charts
+    .filter((c) => logged.some((m) => m.chart === c.id))
+    .map((c) => ({
+      id: c.id,
+      title: c.title,
+      hint: c.hint,
+      unit: c.unit,
+      match: (key: string) => metricInfo(catalog, key)?.chart === c.id,
+      // A family key `val/avg@k` orders every `val/avg@…`.
+      order: logged.filter((m) => m.chart === c.id).map((m) => (m.key.endsWith('@k') ? m.key.slice(0, -1) : m.key)),
+    }));
 }
 
-/** Keys measured against hidden answers (drawn dashed where they share a chart with pseudo metrics). */
-export const GROUND_TRUTH_KEYS = new Set(['train/ground_truth_reward', 'train/pass@N']);
+/** Whether a metric lives in [0, 1] (its chart then shows the whole range). */
+export function isUnitMetric(catalog: MethodCatalog | null, key: string): boolean {
+  return metricInfo(catalog, key)?.unit ?? false;
+}
+
+/** Measured against hidden answers (drawn dashed where it shares a chart with pseudo metrics). */
+export function isGroundTruthMetric(catalog: MethodCatalog | null, key: string): boolean {
+  return metricInfo(catalog, key)?.groundTruth ?? false;
+}
 
 /** Sort keys by a chart's order (an entry ending in '@' matches any k), then by name. */
 export function orderKeys(keys: string[], order: string[] = []): string[] {
@@ -71,3 +72,8 @@ export function orderKeys(keys: string[], order: string[] = []): string[] {
 }
 
 export const SERIES_COLORS = ['#2f6fde', '#e0782f', '#2a9d6f', '#b2479b', '#8a6d1f', '#5b5fc7', '#c4443b', '#3b8ea5'];
+
+/** A method's label (TTRL, Self-certainty); its id where the catalog does not know it (a plug-in's run). */
+export function methodLabel(catalog: MethodCatalog | null, id: string): string {
+  return catalog?.methods.find((m) => m.id === id)?.label ?? id.toUpperCase();
+}

@@ -1,6 +1,6 @@
 // App-wide state fed by events: the runs (status, progress, review counts), datasets and models.
 // Each event touches only the fields it changes, so only the affected rows re-render.
-import type { DatasetSummary, ModelEntry, RunView } from '../../../preload/contract.ts';
+import type { DatasetSummary, MethodCatalog, ModelEntry, RunView } from '../../../preload/contract.ts';
 import { api, call } from './api.ts';
 import { notify, showError } from './toasts.svelte.ts';
 
@@ -47,7 +47,25 @@ class ListStore<T> {
   }
 }
 
+/** The method registry as the app serves it (methods, metric table, charts): fixed while the app runs. */
+class CatalogStore {
+  value: MethodCatalog | null = $state(null);
+  private loading: Promise<void> | null = null;
+  /** Loads it once; later calls wait for that load. */
+  load(): Promise<void> {
+    this.loading ??= call('runs.methods', {}).then(
+      (c) => void (this.value = c),
+      (err) => {
+        this.loading = null;
+        showError(err);
+      },
+    );
+    return this.loading;
+  }
+}
+
 export const runs = new RunsStore();
+export const catalog = new CatalogStore();
 export const datasets = new ListStore<DatasetSummary>(() => call('datasets.list', {}));
 export const models = new ListStore<ModelEntry>(() => call('models.list', {}));
 
@@ -57,6 +75,7 @@ export function startStores(): void {
   if (started) return;
   started = true;
   void runs.refresh();
+  void catalog.load();
   void datasets.refresh();
   void models.refresh();
   api.on('run.status', ({ run }) => {

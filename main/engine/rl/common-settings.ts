@@ -1,0 +1,77 @@
+// The settings every label-free run has, whatever its method, with defaults and one-line
+// descriptions. A method's own settings are in its module (methods/); config.ts joins them.
+// Kept apart from config.ts so the method registry can check names against it without a cycle.
+//
+// Defaults follow TTRL (METHODS.md) where they are size-independent (rollout temperature 1.0,
+// KL 0.001, clip 0.2, cosine with 3% warmup, validation at T 0.6 / top-p 0.95); sizes and the
+// learning rate are scaled to the small built-in models on a CPU (TTRL: 64 votes, 32 trained,
+// lr 5e-7 for 7B models).
+import { z } from 'zod';
+import { LINEAR_MODULES } from '../nn/config.ts';
+
+/** The method of a configuration that names none. */
+export const DEFAULT_METHOD = 'ttrl';
+
+const int = (min: number) => z.number().int().min(min);
+const unit = () => z.number().min(0).max(1);
+
+/** The settings every method shares. */
+export const CommonRunConfigSchema = z.object({
+  method: z
+    .string()
+    .default(DEFAULT_METHOD)
+    .describe('Label-free method: how samples become rewards (the methods and their own settings are listed with them)'),
+  seed: int(0).default(0).describe('Seed of the prompt order, the down-sampling and the sampling'),
+  steps: int(1).default(40).describe('Training steps (updates) in the run'),
+
+  promptsPerStep: int(1).default(4).describe('B: prompts per step'),
+  votes: int(1).default(16).describe('N_votes: samples per prompt that vote on the pseudo-label (TTRL: 64)'),
+  trainSamples: int(1).default(8).describe('N_train: votes per prompt chosen at random for the update (TTRL: 32)'),
+  maxNewTokens: int(1).default(16).describe('Longest response, in tokens'),
+  temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
+  topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
+  topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),
+  stopStrings: z.array(z.string().max(200)).max(32).default([]).describe('A response also ends when its text contains one of these'),
+  answerFormat: z.enum(['auto', 'math', 'gsm8k', 'multiple-choice']).default('auto').describe('How final answers are extracted and compared'),
+
+  advantage: z.enum(['grpo', 'drgrpo', 'rloo']).default('grpo').describe('Advantage estimator: GRPO (mean/std), Dr. GRPO (mean only), RLOO (leave-one-out)'),
+  advantageEpsilon: z.number().positive().default(1e-6).describe('ε added to the std in GRPO'),
+
+  mode: z.enum(['full', 'lora']).default('full').describe('Train every weight, or LoRA adapters'),
+  loraRank: int(1).default(8).describe('LoRA rank r'),
+  loraAlpha: z.number().positive().default(16).describe('LoRA alpha (scale = alpha / r)'),
+  loraTargets: z.array(z.enum(LINEAR_MODULES)).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']).describe('Linear layers that get adapters'),
+
+  lr: z.number().min(0).default(1e-4).describe('Peak learning rate (TTRL: 5e-7 for 7B models; small models need more)'),
+  lrSchedule: z.enum(['cosine', 'constant']).default('cosine').describe('Learning-rate schedule after warmup'),
+  warmupRatio: unit().default(0.03).describe('Warmup as a fraction of the steps'),
+  minLrRatio: unit().default(0).describe('Cosine floor as a fraction of the peak rate'),
+  weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay'),
+  maxGradNorm: z.number().positive().default(1).describe('Gradients are clipped to this global norm'),
+  klCoef: z.number().min(0).default(0.001).describe('KL loss coefficient to the reference model (low_var_kl); 0 = no reference'),
+  klTarget: z.number().min(0).default(0).describe('Adaptive KL: the mean token KL to hold; the coefficient starts at klCoef and is adjusted after every step (0 = fixed coefficient)'),
+  klHorizon: z.number().min(1).default(100).describe('Adaptive KL: steps over which a sustained 20% KL error moves the coefficient by about 20%'),
+  entropyCoef: z
+    .number()
+    .min(-1)
+    .max(1)
+    .default(0)
+    .describe('Entropy coefficient c of the policy loss (loss − c · mean token entropy): c > 0 is an entropy bonus (exploration), c < 0 is entropy minimisation (sharpening); 0 = off (TTRL)'),
+  clipLow: z.number().min(0).default(0.2).describe('PPO clip range below 1'),
+  clipHigh: z.number().min(0).default(0.2).describe('PPO clip range above 1'),
+
+  valEvery: int(0).default(10).describe('Validate every this many steps, and at the end (0 = never)'),
+  valBeforeTrain: z.boolean().default(true).describe('Validate the starting model (reported as step 0)'),
+  valSamples: int(1).default(16).describe('k: samples per validation prompt for avg@k, maj@k, pass@k'),
+  valTemperature: z.number().min(0).default(0.6).describe('Validation sampling temperature'),
+  valTopP: z.number().gt(0).max(1).default(0.95).describe('Validation nucleus sampling'),
+
+  checkpointEvery: int(0).default(10).describe('Save the "last" checkpoint every this many steps, and at the end (0 = only at the end)'),
+  bestMetric: z.enum(['avg', 'maj', 'pass']).default('maj').describe('Validation metric (val/<name>@k) that picks the "best" checkpoint'),
+
+  collapseMajorityRatio: unit().default(0.95).describe('Collapse alert: majority ratio at or above this ...'),
+  collapseEntropy: z.number().min(0).default(0.05).describe('... while mean token entropy (nats) is at or below this'),
+  collapseValDrop: z.number().min(0).default(0.1).describe('Alert when the best-checkpoint metric falls this far below its best'),
+});
+
+export type CommonRunConfig = z.output<typeof CommonRunConfigSchema>;

@@ -1,0 +1,50 @@
+// What a label-free method is: one `MethodDefinition` per module, listed once in `registry.ts`.
+// Everything else (the run configuration's validation, the API's `runs.methods`, the New run
+// form, the command line's help, the charts) reads the registry, so adding a method is one
+// module and one registry entry.
+import type { z } from 'zod';
+import type { CommonRunConfig } from '../common-settings.ts';
+import type { MetricDefinition } from '../metrics.ts';
+import type { GroupScore, Scorer } from '../rewards.ts';
+
+/**
+ * How a run of this method is driven. 'group-reward': sample a group per prompt, score it, and
+ * take one group-relative policy-gradient step (the run loop in `loop.ts`).
+ */
+export type PipelineKind = 'group-reward';
+
+/** What a method's step metrics are computed from: every scored group of the step. */
+export interface ScoredGroupView {
+  score: GroupScore;
+  /** Indices of the samples used for the update (empty when the group got no label). */
+  chosen: readonly number[];
+}
+
+export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
+  /** Lower-case id, as `--method` and the stored config name it: `ttrl`, `self-certainty`. */
+  id: string;
+  /** Short name for people: 'TTRL'. */
+  label: string;
+  /** One line: what the reward is. */
+  description: string;
+  pipeline: PipelineKind;
+  /**
+   * The method's own settings, each with a default and a description. They are flat keys of the
+   * run configuration (e.g. `srtThreshold`), so no two methods, and no method and the common
+   * settings, may share a name.
+   */
+  settings: S;
+  /** Common settings whose default this method changes (its reference recipe), e.g. `{ klCoef: 0.005 }`. */
+  defaults?: Partial<CommonRunConfig>;
+  /** The metrics its steps log beyond the ones every run logs (`metrics.ts`). */
+  metrics: readonly MetricDefinition[];
+  /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. */
+  scorer(settings: z.output<S>, run: CommonRunConfig): Scorer;
+  /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
+  stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
+}
+
+/** Declare a method with its settings' type checked against its scorer. */
+export function defineMethod<S extends z.ZodObject>(m: MethodDefinition<S>): MethodDefinition<S> {
+  return m;
+}
