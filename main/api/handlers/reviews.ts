@@ -1,7 +1,12 @@
 // Reviews: a person agrees with a group's pseudo-label or overrides it. One review per rollout;
 // the run, dataset and item come from the rollout. Every change announces the run's new count.
+// An override's label is checked against the run's answer format and stored normalised, as
+// the votes read answers, so what a run trains toward is an answer its samples can match.
 import { ApiError } from '../../../preload/contract.ts';
-import { clearRolloutReview, countReviews, getRollout, listReviews, setRolloutReview } from '../../db/index.ts';
+import { clearRolloutReview, countReviews, getRollout, getRun, listReviews, setRolloutReview } from '../../db/index.ts';
+import type { AnswerFormat } from '../../engine/tasks/extract.ts';
+import { EXTRACTION_CHAINS } from '../../engine/tasks/extract.ts';
+import { checkReviewLabel } from '../../engine/tasks/labels.ts';
 import { runOrThrow } from './runs.ts';
 import { toReviewView } from './steps.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
@@ -15,7 +20,15 @@ function rolloutOrThrow(deps: ApiDeps, id: number) {
 export const reviewHandlers = {
   'reviews.set': (p, deps) => {
     const rollout = rolloutOrThrow(deps, p.rolloutId);
-    const review = setRolloutReview(deps.db, rollout.id, p.verdict, p.label);
+    let label = p.label;
+    if (p.verdict === 'override') {
+      const stored = (getRun(deps.db, rollout.runId)?.config as { answerFormat?: unknown } | undefined)?.answerFormat;
+      const format: AnswerFormat = typeof stored === 'string' && stored in EXTRACTION_CHAINS ? (stored as AnswerFormat) : 'auto';
+      const checked = checkReviewLabel(p.label ?? '', format);
+      if (!checked.ok) throw new ApiError('BAD_REQUEST', checked.message, [{ path: 'label', message: checked.message }]);
+      label = checked.label;
+    }
+    const review = setRolloutReview(deps.db, rollout.id, p.verdict, label);
     deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
     return toReviewView(review);
   },

@@ -153,6 +153,24 @@ describe('reviews', () => {
     expect((await h.refused('reviews.list', { runId: 98765 })).code).toBe('NOT_FOUND');
   });
 
+  it('checks an override against the run\'s answer format and stores it normalised as votes are', async () => {
+    const before = await h.call('reviews.list', { runId });
+    // Keystrokes that landed in the label box (issue 15.3): not an answer, refused, nothing stored.
+    const typo = await h.refused('reviews.set', { rolloutId: ids['1/2'], verdict: 'override', label: '53jajajo21' });
+    expect(typo.code).toBe('BAD_REQUEST');
+    expect(typo.message).toBe(
+      '"53jajajo21" is not an answer in this run\'s format (auto: a number or a math expression, e.g. 42, -3/4, \\frac{1}{2} or (1, 2)); the votes count only answers that parse, so no sample could agree with it. Did you mean "53"?',
+    );
+    expect(typo.issues?.map((i) => i.path)).toEqual(['label']);
+    expect((await h.refused('reviews.set', { rolloutId: ids['1/2'], verdict: 'override', label: 'hello world' })).issues?.[0].message).toMatch(/^"hello world" is not an answer/);
+    expect((await h.refused('reviews.set', { rolloutId: ids['1/2'], verdict: 'override', label: '   ' })).code).toBe('BAD_REQUEST');
+    expect(await h.call('reviews.list', { runId })).toEqual(before);
+    // Stored as the vote reads it: wrappers and units cleaned away.
+    expect((await h.call('reviews.set', { rolloutId: ids['1/2'], verdict: 'override', label: ' \\boxed{12} ' })).label).toBe('12');
+    expect((await h.call('reviews.set', { rolloutId: ids['1/2'], verdict: 'override', label: '53 apples' })).label).toBe('53');
+    expect(await h.call('reviews.clear', { rolloutId: ids['1/2'] })).toEqual({ cleared: true });
+  });
+
   it('lists and clears', async () => {
     expect((await h.call('reviews.list', { runId })).map((r) => [r.itemIdx, r.verdict, r.label])).toEqual([
       [1, 'agree', '7'],
