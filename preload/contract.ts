@@ -63,6 +63,17 @@ export interface DatasetSummary {
   /** How many items carry an evaluation-only answer. */
   answerCount: number;
   createdAt: string;
+  /** When it was archived (hidden from pickers; its runs and reviews keep working), or null. */
+  archivedAt: string | null;
+}
+
+/** What depends on a dataset: what deleting it would destroy, and why it may only be archived. */
+export interface DatasetUsageView {
+  runs: { id: number; name: string; status: RunStatus; /** The process training it now, if another one is. */ trainingPid: number | null }[];
+  /** Reviews of its items or of its runs' groups. */
+  reviews: number;
+  /** Deleting is allowed only when nothing depends on it; otherwise archive it. */
+  deletable: boolean;
 }
 
 export interface DatasetItemView {
@@ -320,7 +331,8 @@ export const requests = {
   },
   'devices.list': { params: z.object({ refresh: z.boolean().optional() }).strict(), result: {} as DevicesReport },
 
-  'datasets.list': { params: z.object({}).strict(), result: [] as DatasetSummary[] },
+  /** The datasets to pick from; with `includeArchived`, the archived ones too (marked by `archivedAt`). */
+  'datasets.list': { params: z.object({ includeArchived: z.boolean().optional() }).strict(), result: [] as DatasetSummary[] },
   'datasets.preview': { params: z.object(fileUpload).strict(), result: {} as DatasetPreviewView },
   'datasets.import': {
     params: z
@@ -340,6 +352,12 @@ export const requests = {
       .strict(),
     result: {} as { items: DatasetItemView[]; total: number },
   },
+  /** What depends on a dataset (runs, reviews): shown before deleting or archiving it. */
+  'datasets.usage': { params: z.object({ id }).strict(), result: {} as DatasetUsageView },
+  /** Hides a dataset from pickers; its items, runs and reviews stay and keep working. */
+  'datasets.archive': { params: z.object({ id }).strict(), result: {} as DatasetSummary },
+  'datasets.restore': { params: z.object({ id }).strict(), result: {} as DatasetSummary },
+  /** Deletes a dataset nothing depends on; CONFLICT (naming the runs and reviews) otherwise. */
   'datasets.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
 
   'models.list': { params: z.object({}).strict(), result: [] as ModelEntry[] },

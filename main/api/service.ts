@@ -52,6 +52,7 @@ export function toApiError(e: unknown, deps: Pick<ApiDeps, 'databaseFile' | 'hom
       case 'NOT_FOUND':
         return new ApiError('NOT_FOUND', e.message);
       case 'STEP_EXISTS':
+      case 'IN_USE':
         return new ApiError('CONFLICT', e.message);
       case 'INVALID':
         return new ApiError('SETUP', e.message);

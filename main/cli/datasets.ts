@@ -1,5 +1,6 @@
-// `autodidact datasets import` and `autodidact datasets list`.
-import { listDatasets } from '../db/index.ts';
+// `autodidact datasets import`, `list`, `archive`, `restore` and `delete`. A dataset runs or
+// reviews depend on is archived, never deleted (the database refuses that, naming them).
+import { DatabaseError, type DatasetInfo, type ExperimentDb, deleteDataset, getDataset, listDatasets, setDatasetArchived } from '../db/index.ts';
 import { importDatasetFile } from '../runs/datasets.ts';
 import { UsageError, choiceFlag, command, numberFlag, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
@@ -49,15 +50,23 @@ prompt, so importing the same file again gives the same split.`,
   },
 });
 
+/** A dataset by name, or by id where no dataset has that name. */
+function findDataset(db: ExperimentDb, ref: string): DatasetInfo {
+  const found = getDataset(db, ref) ?? (/^\d+$/.test(ref) ? getDataset(db, Number(ref)) : undefined);
+  if (!found) throw new DatabaseError('NOT_FOUND', `no dataset "${ref}"; 'autodidact datasets list --archived' lists them all with their ids`);
+  return found;
+}
+
 export const datasetsListCommand = command({
   name: 'datasets list',
-  summary: 'List the imported datasets with their item counts.',
-  synopsis: '[--json]',
+  summary: 'List the imported datasets with their item counts (archived ones with --archived).',
+  synopsis: '[--archived] [--json]',
   flags: {
+    archived: { type: 'boolean', description: 'list the archived datasets too' },
     json: { type: 'boolean', description: 'print one JSON array instead of a table' },
   },
   async run(values) {
-    const datasets = await withDatabase((db) => listDatasets(db));
+    const datasets = await withDatabase((db) => listDatasets(db, { archived: values.archived ? undefined : false }));
     if (values.json) {
       await writeLine(JSON.stringify(datasets));
       return 0;
@@ -69,8 +78,59 @@ export const datasetsListCommand = command({
     const width = Math.max(4, ...datasets.map((d) => d.name.length));
     await writeLine(`${'id'.padStart(4)}  ${'name'.padEnd(width)}  ${'items'.padStart(7)}  ${'labeled'.padStart(7)}  source`);
     for (const d of datasets) {
-      await writeLine(`${String(d.id).padStart(4)}  ${d.name.padEnd(width)}  ${String(d.itemCount).padStart(7)}  ${String(d.labeledCount).padStart(7)}  ${d.source ?? ''}`);
+      const archived = d.archivedAt ? `  (archived ${d.archivedAt.slice(0, 10)})` : '';
+      await writeLine(`${String(d.id).padStart(4)}  ${d.name.padEnd(width)}  ${String(d.itemCount).padStart(7)}  ${String(d.labeledCount).padStart(7)}  ${d.source ?? ''}${archived}`);
     }
+    return 0;
+  },
+});
+
+export const datasetsArchiveCommand = command({
+  name: 'datasets archive',
+  summary: 'Hide a dataset from the lists and pickers; its runs and reviews keep working (restore brings it back).',
+  synopsis: 'DATASET',
+  positionals: true,
+  flags: {},
+  async run(_values, positionals) {
+    const [ref] = positionalArgs(positionals, ['DATASET']);
+    const d = await withDatabase((db) => setDatasetArchived(db, findDataset(db, ref).id, true));
+    await writeLine(`archived dataset "${d.name}" (id ${d.id}); 'autodidact datasets restore ${d.id}' brings it back`);
+    return 0;
+  },
+});
+
+export const datasetsRestoreCommand = command({
+  name: 'datasets restore',
+  summary: 'Bring an archived dataset back to the lists and pickers.',
+  synopsis: 'DATASET',
+  positionals: true,
+  flags: {},
+  async run(_values, positionals) {
+    const [ref] = positionalArgs(positionals, ['DATASET']);
+    const d = await withDatabase((db) => setDatasetArchived(db, findDataset(db, ref).id, false));
+    await writeLine(`restored dataset "${d.name}" (id ${d.id})`);
+    return 0;
+  },
+});
+
+export const datasetsDeleteCommand = command({
+  name: 'datasets delete',
+  summary: 'Delete a dataset nothing depends on; one that runs or reviews use is refused (archive it instead).',
+  synopsis: 'DATASET',
+  positionals: true,
+  flags: {},
+  details: `
+Deleting a dataset removes its items and hidden labels for good. A dataset that a run trained on
+or that a person reviewed is never deleted: the command names those runs and reviews and exits 1;
+'autodidact datasets archive DATASET' hides it instead, and everything that uses it keeps working.`,
+  async run(_values, positionals) {
+    const [ref] = positionalArgs(positionals, ['DATASET']);
+    const message = await withDatabase((db) => {
+      const d = findDataset(db, ref);
+      deleteDataset(db, d.id); // refuses (IN_USE, naming them) when runs or reviews depend on it
+      return `deleted dataset "${d.name}" (id ${d.id}, ${d.itemCount} items)`;
+    });
+    await writeLine(message);
     return 0;
   },
 });

@@ -10,7 +10,7 @@ import { EngineError } from '../engine/protocol.ts';
 import { ImportError } from '../runs/datasets.ts';
 import { RunSetupError } from '../runs/start.ts';
 import { type CliCommand, PROGRAM, UsageError, helpText, parseFor } from './args.ts';
-import { datasetsImportCommand, datasetsListCommand } from './datasets.ts';
+import { datasetsArchiveCommand, datasetsDeleteCommand, datasetsImportCommand, datasetsListCommand, datasetsRestoreCommand } from './datasets.ts';
 import { devicesCommand } from './devices.ts';
 import { InputError } from './jsonl.ts';
 import { logprobsCommand } from './logprobs.ts';
@@ -25,6 +25,9 @@ const COMMANDS: CliCommand[] = [
   exportCommand,
   datasetsImportCommand,
   datasetsListCommand,
+  datasetsArchiveCommand,
+  datasetsRestoreCommand,
+  datasetsDeleteCommand,
   logprobsCommand,
   devicesCommand,
   serveCommand,

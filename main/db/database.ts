@@ -20,6 +20,7 @@ export type DatabaseErrorCode =
   | 'STEP_EXISTS' // recordStep for a step that is already recorded
   | 'NOT_FOUND'
   | 'INVALID'
+  | 'IN_USE' // something recorded depends on it (e.g. a dataset runs or reviews use)
   | 'SQLITE'; // any other SQLite failure
 
 export class DatabaseError extends Error {

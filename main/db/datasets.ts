@@ -32,6 +32,8 @@ export interface DatasetInfo {
   /** Items held out for evaluation (split 'eval'); the rest are training items. */
   evalCount: number;
   createdAt: string;
+  /** When a person archived it (hidden from pickers, still usable), or null. */
+  archivedAt: string | null;
 }
 
 /** A dataset item as runs and views see it: never with its hidden label. */
@@ -52,6 +54,7 @@ interface DatasetRow {
   labeled_count: number;
   eval_count: number;
   created_at: string;
+  archived_at: string | null;
 }
 
 interface ItemRow {
@@ -62,7 +65,7 @@ interface ItemRow {
   metadata: string | null;
 }
 
-const DATASET_COLUMNS = `id, name, source, field_mapping, item_count, created_at,
+const DATASET_COLUMNS = `id, name, source, field_mapping, item_count, created_at, archived_at,
   (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.eval_answer IS NOT NULL) AS labeled_count,
   (SELECT count(*) FROM dataset_items i WHERE i.dataset_id = d.id AND i.split = 'eval') AS eval_count`;
 
@@ -76,6 +79,7 @@ function toInfo(r: DatasetRow): DatasetInfo {
     labeledCount: r.labeled_count,
     evalCount: r.eval_count,
     createdAt: r.created_at,
+    archivedAt: r.archived_at,
   };
 }
 
@@ -136,13 +140,68 @@ function getDatasetOrThrow(db: ExperimentDb, idOrName: number | string): Dataset
   return d;
 }
 
-export function listDatasets(db: ExperimentDb): DatasetInfo[] {
-  return db.stmt<DatasetRow>(`SELECT ${DATASET_COLUMNS} FROM datasets d ORDER BY name`).all().map(toInfo);
+/** Datasets by name; archived ones too unless `archived: false`. */
+export function listDatasets(db: ExperimentDb, q: { archived?: boolean } = {}): DatasetInfo[] {
+  const where = q.archived === false ? 'WHERE archived_at IS NULL' : '';
+  return db.stmt<DatasetRow>(`SELECT ${DATASET_COLUMNS} FROM datasets d ${where} ORDER BY name`).all().map(toInfo);
 }
 
-/** Deletes a dataset and its items. Runs keep their `dataset` name; their dataset_id is cleared. */
+/** What depends on a dataset: the runs that train (or trained) on it and the reviews of its prompts. */
+export interface DatasetUsage {
+  runs: { id: number; name: string; status: string }[];
+  /** Reviews of the dataset's items or of its runs' rollouts: a person's work. */
+  reviews: number;
+}
+
+export function datasetUsage(db: ExperimentDb, id: number): DatasetUsage {
+  const runs = db.stmt<{ id: number; name: string; status: string }>('SELECT id, name, status FROM runs WHERE dataset_id = ? ORDER BY id').all(id);
+  const { n } = db
+    .stmt<{ n: number }>('SELECT count(*) AS n FROM reviews WHERE dataset_id = ? OR run_id IN (SELECT id FROM runs WHERE dataset_id = ?)')
+    .get(id, id) as { n: number };
+  return { runs, reviews: n };
+}
+
+/** "2 runs (#1 "a", #2 "b") and 5 reviews": what a deletion would destroy, for messages. */
+export function describeUsage(u: DatasetUsage): string {
+  const parts: string[] = [];
+  if (u.runs.length) {
+    const shown = u.runs.slice(0, 5).map((r) => `#${r.id} "${r.name}"`);
+    if (u.runs.length > shown.length) shown.push(`${u.runs.length - shown.length} more`);
+    parts.push(`${u.runs.length} run${u.runs.length === 1 ? '' : 's'} (${shown.join(', ')})`);
+  }
+  if (u.reviews) parts.push(`${u.reviews} review${u.reviews === 1 ? '' : 's'}`);
+  return parts.join(' and ');
+}
+
+/**
+ * Archives a dataset (true) or restores it (false). An archived dataset keeps its items, runs
+ * and reviews; it is only left out of pickers. Returns the dataset as it now is.
+ */
+export function setDatasetArchived(db: ExperimentDb, id: number, archived: boolean): DatasetInfo {
+  return db.write(`${archived ? 'archiving' : 'restoring'} dataset ${id}`, () => {
+    const set = archived ? "coalesce(archived_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))" : 'NULL';
+    if (db.stmt(`UPDATE datasets SET archived_at = ${set} WHERE id = ?`).run(id).changes === 0) {
+      throw new DatabaseError('NOT_FOUND', `No dataset ${id}.`);
+    }
+    return getDatasetOrThrow(db, id);
+  });
+}
+
+/**
+ * Deletes a dataset and its items, only when nothing depends on it: a dataset that runs or
+ * reviews use is refused (IN_USE, naming them), since deleting it would take the reviews with
+ * it and leave its runs without their prompts and hidden labels. Archive such a dataset instead.
+ */
 export function deleteDataset(db: ExperimentDb, id: number): boolean {
-  return db.write(`deleting dataset ${id}`, () => db.stmt('DELETE FROM datasets WHERE id = ?').run(id).changes > 0);
+  return db.write(`deleting dataset ${id}`, () => {
+    const d = getDataset(db, id);
+    if (!d) return false;
+    const usage = datasetUsage(db, id);
+    if (usage.runs.length || usage.reviews) {
+      throw new DatabaseError('IN_USE', `Dataset "${d.name}" is used by ${describeUsage(usage)}; deleting it would destroy them. Archive it instead (hidden from pickers, everything keeps working).`);
+    }
+    return db.stmt('DELETE FROM datasets WHERE id = ?').run(id).changes > 0;
+  });
 }
 
 export interface ItemQuery {

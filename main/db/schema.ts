@@ -168,4 +168,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rollouts ADD COLUMN label_source TEXT NOT NULL DEFAULT 'vote' CHECK (label_source IN ('vote', 'review'));
     `,
   },
+  {
+    name: 'archived datasets; a dataset runs or reviews depend on cannot be deleted',
+    up: `
+      -- Set when a person archives a dataset: hidden from pickers, everything that uses it keeps working.
+      ALTER TABLE datasets ADD COLUMN archived_at TEXT;
+      CREATE INDEX runs_by_dataset ON runs (dataset_id);
+      -- Deleting a dataset cascades to its items and from them to every review naming one, and
+      -- clears its runs' dataset_id (their hidden labels, their resume): the database itself
+      -- refuses while a run or review depends on it, whatever code asks. The message is a marker
+      -- that deleteDataset turns into one naming what depends on it.
+      CREATE TRIGGER datasets_keep_dependents BEFORE DELETE ON datasets
+      WHEN EXISTS (SELECT 1 FROM runs WHERE dataset_id = OLD.id) OR EXISTS (SELECT 1 FROM reviews WHERE dataset_id = OLD.id)
+      BEGIN
+        SELECT RAISE(ABORT, 'dataset in use by runs or reviews');
+      END;
+    `,
+  },
 ];

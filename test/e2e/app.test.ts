@@ -189,6 +189,48 @@ describe('web mode, as a new user', () => {
     }
   });
 
+  it('reviews by keyboard: o 53 Enter j a j a j o 21 Enter saves 53, agree, agree, 21 (issue 15.3)', async () => {
+    const rows = page.getByTestId('group-row');
+    expect(await rows.count()).toBeGreaterThanOrEqual(4);
+    const rollouts = await Promise.all([0, 1, 2, 3].map(async (i) => Number(await rows.nth(i).getAttribute('data-rollout'))));
+    await rows.first().click();
+    await page.getByTestId('sample-card').first().waitFor();
+    // The box starts empty, not with a guess that Enter would save.
+    expect(await page.getByTestId('override-input').inputValue()).toBe('');
+
+    // Exactly what a reviewer types, as fast as the keyboard sends it.
+    await page.keyboard.press('o');
+    await page.keyboard.type('53');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('jajajo21');
+    await page.keyboard.press('Enter');
+
+    const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+    const reviewOf = (id: number) => db.prepare('SELECT verdict, label FROM reviews WHERE rollout_id = ?').get(id) as { verdict: string; label: string | null } | undefined;
+    try {
+      await expect.poll(() => reviewOf(rollouts[3])?.label, { timeout: 20_000 }).toBe('21');
+      expect(reviewOf(rollouts[0])).toEqual({ verdict: 'override', label: '53' });
+      expect(reviewOf(rollouts[1])?.verdict).toBe('agree');
+      expect(reviewOf(rollouts[2])?.verdict).toBe('agree');
+      expect(reviewOf(rollouts[3])).toEqual({ verdict: 'override', label: '21' });
+      // The keys went back to the list: the fourth group is selected and has focus, the box is empty.
+      expect(await page.evaluate<string | undefined>('document.activeElement?.dataset?.testid')).toBe('group-row');
+      expect(await page.getByTestId('override-input').inputValue()).toBe('');
+
+      // A label that is not an answer in the run's format is refused at the box; the stored review stays.
+      await page.keyboard.press('o');
+      await page.keyboard.type('hello world');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.getByTestId('override-error').textContent()).toMatch(/"hello world" is not an answer in this run's format/);
+      expect(await page.getByTestId('override-input').inputValue()).toBe('hello world');
+      await shot('09b-inspector-label-refused');
+      expect(reviewOf(rollouts[3])).toEqual({ verdict: 'override', label: '21' });
+      expect((db.prepare('SELECT count(*) AS n FROM reviews WHERE label LIKE ?').get('%j%') as { n: number }).n).toBe(0);
+    } finally {
+      db.close();
+    }
+  });
+
   it('starts a second run from the reviewed labels and compares the two runs', async () => {
     await page.getByTestId('start-with-reviews').click();
     await page.waitForURL(/#\/new\?reviewsOf=\d+/);
@@ -214,6 +256,44 @@ describe('web mode, as a new user', () => {
     await page.getByTestId('compare-button').click();
     await page.getByTestId('chart-compare').waitFor();
     await shot('10-compare');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('will not delete a dataset runs and reviews use: the confirmation names them and archives it instead', async () => {
+    const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+    const reviewsBefore = () => db.prepare('SELECT * FROM reviews ORDER BY id').all();
+    const before = { reviews: reviewsBefore(), items: db.prepare('SELECT count(*) AS n FROM dataset_items').get() };
+    try {
+      await page.getByTestId('nav-datasets').click();
+      await page.locator('[data-testid=dataset-row][data-name="arith-e2e"]').click();
+      await page.getByTestId('dataset-delete').click();
+      const confirm = page.getByTestId('dataset-delete-confirm');
+      await confirm.waitFor();
+      // Both runs trained on it and the first one's four reviews depend on it: named, with their counts.
+      await expect(confirm.textContent()).resolves.toMatch(/cannot be deleted:\s*2 runs and 4 reviews\s*depend on it/);
+      expect(await page.getByTestId('dataset-usage-runs').locator('li').count()).toBe(2);
+      expect(await page.getByTestId('dataset-delete-confirm-button').count()).toBe(0);
+      await shot('11-dataset-delete-confirm');
+
+      await page.getByTestId('dataset-archive-instead').click();
+      await page.locator('[data-testid=dataset-row][data-name="arith-e2e"] [data-testid=archived-badge]').waitFor();
+      await page.getByTestId('show-archived').uncheck();
+      await expect.poll(() => page.locator('[data-testid=dataset-row][data-name="arith-e2e"]').count()).toBe(0);
+      // Out of the New-run picker, but the runs that used it still show their groups.
+      await page.getByTestId('nav-new').click();
+      await page.getByTestId('launch-button').waitFor();
+      expect(await page.getByTestId('run-dataset').locator('option', { hasText: 'arith-e2e' }).count()).toBe(0);
+      expect({ reviews: reviewsBefore(), items: db.prepare('SELECT count(*) AS n FROM dataset_items').get() }).toEqual(before);
+
+      await page.getByTestId('nav-datasets').click();
+      await page.getByTestId('show-archived').check();
+      await page.locator('[data-testid=dataset-row][data-name="arith-e2e"]').click();
+      await page.getByTestId('dataset-restore').click();
+      await expect.poll(() => page.locator('[data-testid=dataset-row][data-name="arith-e2e"] [data-testid=archived-badge]').count()).toBe(0);
+      expect((db.prepare('SELECT archived_at FROM datasets WHERE name = ?').get('arith-e2e') as { archived_at: string | null }).archived_at).toBeNull();
+    } finally {
+      db.close();
+    }
     expect(pageErrors).toEqual([]);
   });
 });

@@ -144,3 +144,35 @@ describe('autodidact runs / show / export', () => {
     expect((await cli(['export', '1', '--layout', 'tall'])).code).toBe(2);
   });
 });
+
+describe('autodidact datasets archive / restore / delete', () => {
+  it('refuses to delete a dataset a run used, naming it, and archives and restores it instead', async () => {
+    const before = snapshot();
+    const refused = await cli(['datasets', 'delete', 'questions']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Dataset "questions" is used by 1 run (#1 "demo")');
+    expect(refused.stderr).toContain('Archive it instead');
+    expect(snapshot()).toEqual(before);
+
+    const archived = await cli(['datasets', 'archive', 'questions']);
+    expect(archived.code).toBe(0);
+    expect(archived.stdout).toContain('archived dataset "questions" (id 1)');
+    const active = JSON.parse((await cli(['datasets', 'list', '--json'])).stdout) as { name: string }[];
+    expect(active.map((d) => d.name)).toEqual(['probs']);
+    expect((await cli(['datasets', 'list', '--archived'])).stdout).toMatch(/questions\s+3\s+2\s+.*\(archived \d{4}-\d\d-\d\d\)/);
+    // The run that used it still reads its dataset.
+    expect((await cli(['show', 'demo'])).code).toBe(0);
+
+    expect((await cli(['datasets', 'restore', '1'])).stdout).toContain('restored dataset "questions" (id 1)');
+    expect(snapshot()).toEqual(before);
+  });
+
+  it('deletes a dataset nothing depends on, and names a missing one', async () => {
+    const r = await cli(['datasets', 'delete', 'probs']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/deleted dataset "probs" \(id 2, \d+ items\)/);
+    const missing = await cli(['datasets', 'delete', 'probs']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`no dataset "probs"`);
+  });
+});

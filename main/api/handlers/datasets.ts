@@ -1,9 +1,21 @@
 // Datasets: the preview and import of a file the renderer read (web mode has no paths), the
 // built-in arithmetic generator, the paged item table (with the evaluation-only answer marked as
-// such in the view), and deletion.
-import { ApiError, type DatasetSummary } from '../../../preload/contract.ts';
-import { type DatasetInfo, deleteDataset, evaluationAnswers, getDataset, listDatasets, listItems, listRuns } from '../../db/index.ts';
+// such in the view), and archiving: a dataset runs or reviews depend on is archived, never
+// deleted, so no review and no run's prompts or hidden labels go with it.
+import { ApiError, type DatasetSummary, type DatasetUsageView, type RunStatus } from '../../../preload/contract.ts';
+import {
+  type DatasetInfo,
+  datasetUsage,
+  deleteDataset,
+  describeUsage,
+  evaluationAnswers,
+  getDataset,
+  listDatasets,
+  listItems,
+  setDatasetArchived,
+} from '../../db/index.ts';
 import { importDatasetText } from '../../runs/datasets.ts';
+import { liveRunOwner } from '../../runs/owner.ts';
 import { ensureDataset, importArithmeticDataset } from '../../runs/start.ts';
 import { previewDataset } from '../../engine/tasks/datasets.ts';
 import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
@@ -19,7 +31,20 @@ export function toDatasetSummary(d: DatasetInfo): DatasetSummary {
     evalCount: d.evalCount,
     answerCount: d.labeledCount,
     createdAt: d.createdAt,
+    archivedAt: d.archivedAt,
   };
+}
+
+/** The runs and reviews that depend on a dataset, with the process training each run now (this app's or another). */
+function usageOf(deps: ApiDeps, id: number): DatasetUsageView {
+  const u = datasetUsage(deps.db, id);
+  const runs = u.runs.map((r) => ({
+    id: r.id,
+    name: r.name,
+    status: r.status as RunStatus,
+    trainingPid: liveRunOwner(deps.home, r.id)?.pid ?? (deps.runs.isActive(r.id) ? process.pid : null),
+  }));
+  return { runs, reviews: u.reviews, deletable: runs.length === 0 && u.reviews === 0 };
 }
 
 function datasetOrThrow(deps: ApiDeps, id: number): DatasetInfo {
@@ -29,15 +54,17 @@ function datasetOrThrow(deps: ApiDeps, id: number): DatasetInfo {
 }
 
 function refuseTakenName(deps: ApiDeps, name: string): void {
-  if (getDataset(deps.db, name)) {
-    throw new ApiError('CONFLICT', `A dataset named "${name}" already exists; choose another name or delete that one first.`);
+  const taken = getDataset(deps.db, name);
+  if (taken) {
+    const where = taken.archivedAt ? ' (archived: restore it from the archived datasets)' : '';
+    throw new ApiError('CONFLICT', `A dataset named "${name}" already exists${where}; choose another name.`);
   }
 }
 
 const PREVIEW_ITEMS = 5;
 
 export const datasetHandlers = {
-  'datasets.list': (_p, deps) => listDatasets(deps.db).map(toDatasetSummary),
+  'datasets.list': (p, deps) => listDatasets(deps.db, { archived: p.includeArchived ? undefined : false }).map(toDatasetSummary),
 
   'datasets.preview': (p) => {
     const v = previewDataset(p.text, p.fileName, PREVIEW_ITEMS, { format: p.format, mapping: p.mapping });
@@ -86,12 +113,42 @@ export const datasetHandlers = {
     return page;
   },
 
+  'datasets.usage': (p, deps) => {
+    datasetOrThrow(deps, p.id);
+    return usageOf(deps, p.id);
+  },
+
+  'datasets.archive': (p, deps) => {
+    datasetOrThrow(deps, p.id);
+    const d = setDatasetArchived(deps.db, p.id, true);
+    deps.events.emit('datasets.changed', {});
+    return toDatasetSummary(d);
+  },
+
+  'datasets.restore': (p, deps) => {
+    datasetOrThrow(deps, p.id);
+    const d = setDatasetArchived(deps.db, p.id, false);
+    deps.events.emit('datasets.changed', {});
+    return toDatasetSummary(d);
+  },
+
   'datasets.delete': (p, deps) => {
     const d = datasetOrThrow(deps, p.id);
-    const user = listRuns(deps.db, { status: ['running', 'queued'] }).find((r) => r.datasetId === p.id && deps.runs.isActive(r.id));
-    if (user) throw new ApiError('CONFLICT', `Dataset "${d.name}" is in use by run ${user.id} ("${user.name}"); stop that run before deleting it.`);
+    const usage = usageOf(deps, p.id);
+    if (!usage.deletable) {
+      const training = usage.runs.filter((r) => r.trainingPid !== null);
+      const live = training.length
+        ? ` Run ${training.map((r) => `#${r.id}`).join(', ')} is training on it now (process ${[...new Set(training.map((r) => r.trainingPid))].join(', ')}).`
+        : '';
+      throw new ApiError(
+        'CONFLICT',
+        `Dataset "${d.name}" is used by ${describeUsage(datasetUsage(deps.db, p.id))}: deleting it would destroy the reviews and leave the runs without their prompts and hidden labels.${live} Archive it instead: it leaves the pickers, everything that uses it keeps working, and it can be restored.`,
+      );
+    }
     const deleted = deleteDataset(deps.db, p.id);
     deps.events.emit('datasets.changed', {});
     return { deleted };
   },
-} satisfies HandlerTable<'datasets.list' | 'datasets.preview' | 'datasets.import' | 'datasets.generate' | 'datasets.items' | 'datasets.delete'>;
+} satisfies HandlerTable<
+  'datasets.list' | 'datasets.preview' | 'datasets.import' | 'datasets.generate' | 'datasets.items' | 'datasets.usage' | 'datasets.archive' | 'datasets.restore' | 'datasets.delete'
+>;

@@ -66,7 +66,8 @@ class CatalogStore {
 
 export const runs = new RunsStore();
 export const catalog = new CatalogStore();
-export const datasets = new ListStore<DatasetSummary>(() => call('datasets.list', {}));
+// Archived ones too (marked by archivedAt): the Datasets view lists them apart; pickers leave them out.
+export const datasets = new ListStore<DatasetSummary>(() => call('datasets.list', { includeArchived: true }));
 export const models = new ListStore<ModelEntry>(() => call('models.list', {}));
 
 let started = false;

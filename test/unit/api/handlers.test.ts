@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
-import { createRun, getRun, listModels, recordStep, updateRunStatus } from '../../../main/db/index.ts';
+import { createReview, createRun, getRun, listModels, listReviews, recordStep, updateRunStatus } from '../../../main/db/index.ts';
 import { runDir } from '../../../main/runs/home.ts';
 import { DEVICES_RESULT, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
 
@@ -179,16 +179,51 @@ describe('datasets', () => {
     expect((await h.refused('datasets.items', { datasetId: questionsId, limit: 501 })).issues?.[0].path).toBe('limit');
   });
 
-  it('deletes a dataset, but not one an active run trains on', async () => {
+  it('deletes a dataset nothing depends on', async () => {
     const d = await h.call('datasets.import', { fileName: 'doomed.jsonl', text: QUESTIONS });
-    const run = createRun(h.db, { name: 'uses doomed', method: 'ttrl', model: 'tiny-chars', dataset: 'doomed', datasetId: d.dataset.id, config: {} });
-    updateRunStatus(h.db, run.id, 'running');
-    h.runs.active.add(run.id);
-    expect((await h.refused('datasets.delete', { id: d.dataset.id })).code).toBe('CONFLICT');
-    h.runs.active.delete(run.id);
-    updateRunStatus(h.db, run.id, 'stopped');
+    expect(await h.call('datasets.usage', { id: d.dataset.id })).toEqual({ runs: [], reviews: 0, deletable: true });
     expect(await h.call('datasets.delete', { id: d.dataset.id })).toEqual({ deleted: true });
     expect((await h.refused('datasets.delete', { id: d.dataset.id })).code).toBe('NOT_FOUND');
+    expect((await h.refused('datasets.usage', { id: d.dataset.id })).code).toBe('NOT_FOUND');
+  });
+
+  it('never deletes a dataset runs or reviews depend on: it names them and offers archiving, which keeps everything working', async () => {
+    const d = await h.call('datasets.import', { fileName: 'reviewed.jsonl', text: QUESTIONS });
+    const id = d.dataset.id;
+    const run = createRun(h.db, { name: 'uses reviewed', method: 'ttrl', model: 'tiny-chars', dataset: 'reviewed', datasetId: id, config: {} });
+    updateRunStatus(h.db, run.id, 'stopped');
+    createReview(h.db, { runId: run.id, datasetId: id, itemIdx: 0, verdict: 'override', label: '5' });
+    createReview(h.db, { runId: run.id, datasetId: id, itemIdx: 1, verdict: 'agree', label: '7' });
+    const before = { tables: datasetTables(h.db), reviews: listReviews(h.db), run: getRun(h.db, run.id) };
+
+    expect(await h.call('datasets.usage', { id })).toEqual({ runs: [{ id: run.id, name: 'uses reviewed', status: 'stopped', trainingPid: null }], reviews: 2, deletable: false });
+    const refused = await h.refused('datasets.delete', { id });
+    expect(refused.code).toBe('CONFLICT');
+    expect(refused.message).toContain(`used by 1 run (#${run.id} "uses reviewed") and 2 reviews`);
+    expect(refused.message).toContain('Archive it instead');
+    // While a run trains on it (here in this app), the refusal says so.
+    h.runs.active.add(run.id);
+    expect(await h.refused('datasets.delete', { id })).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`Run #${run.id} is training on it now (process ${process.pid})`) });
+    h.runs.active.delete(run.id);
+    expect({ tables: datasetTables(h.db), reviews: listReviews(h.db), run: getRun(h.db, run.id) }).toEqual(before);
+
+    const changes = h.events.of('datasets.changed').length;
+    const archived = await h.call('datasets.archive', { id });
+    expect(archived.archivedAt).not.toBeNull();
+    expect(h.events.of('datasets.changed').length).toBe(changes + 1);
+    // Hidden from pickers, listed with the archived ones, and everything that uses it keeps working.
+    expect((await h.call('datasets.list', {})).map((x) => x.id)).not.toContain(id);
+    expect((await h.call('datasets.list', { includeArchived: true })).find((x) => x.id === id)?.archivedAt).toBe(archived.archivedAt);
+    expect((await h.call('datasets.items', { datasetId: id })).items.map((i) => i.evalAnswer)).toEqual(['4', '7', '10', null]);
+    expect((await h.call('runs.get', { id: run.id })).run.datasetId).toBe(id);
+    expect(await h.call('reviews.list', { runId: run.id })).toHaveLength(2);
+    expect(await h.refused('datasets.import', { fileName: 'reviewed.jsonl', text: QUESTIONS })).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('archived') });
+    expect((await h.refused('datasets.delete', { id })).code).toBe('CONFLICT');
+
+    expect((await h.call('datasets.restore', { id })).archivedAt).toBeNull();
+    expect((await h.call('datasets.list', {})).map((x) => x.id)).toContain(id);
+    expect({ tables: datasetTables(h.db), reviews: listReviews(h.db), run: getRun(h.db, run.id) }).toEqual(before);
+    expect((await h.refused('datasets.archive', { id: 9999 })).code).toBe('NOT_FOUND');
   });
 });
 

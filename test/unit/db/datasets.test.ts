@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseError, type ExperimentDb, openDatabase } from '../../../main/db/database.ts';
 import {
   type NewDatasetItem,
+  datasetUsage,
   deleteDataset,
   evaluationAnswers,
   getDataset,
@@ -11,7 +12,10 @@ import {
   importDataset,
   listDatasets,
   listItems,
+  setDatasetArchived,
 } from '../../../main/db/datasets.ts';
+import { createReview, listReviews } from '../../../main/db/reviews.ts';
+import { createRun, getRun } from '../../../main/db/runs.ts';
 import { deleteModel, getModel, listModels, upsertModel } from '../../../main/db/models.ts';
 
 let db: ExperimentDb;
@@ -81,10 +85,65 @@ describe('datasets', () => {
     expect(listItems(db, d.id, { search: '5%' }).total).toBe(0);
   });
 
-  it('deletes a dataset with its items', () => {
+  it('deletes a dataset with its items when nothing depends on it', () => {
     const d = importDataset(db, { name: 'gone' }, [{ prompt: 'a' }, { prompt: 'b' }]);
+    expect(datasetUsage(db, d.id)).toEqual({ runs: [], reviews: 0 });
     expect(deleteDataset(db, d.id)).toBe(true);
     expect(count('dataset_items')).toBe(0);
+    expect(deleteDataset(db, d.id)).toBe(false);
+  });
+
+  it('refuses to delete a dataset runs or reviews depend on, naming them, and loses nothing', () => {
+    const d = importDataset(db, { name: 'reviewed' }, [{ prompt: 'a', answer: '1' }, { prompt: 'b', answer: '2' }]);
+    const run = createRun(db, { name: 'ttrl on reviewed', method: 'ttrl', model: 'tiny-chars', dataset: 'reviewed', datasetId: d.id, config: {} });
+    createReview(db, { runId: run.id, datasetId: d.id, itemIdx: 1, verdict: 'override', label: '3' });
+    const before = { items: count('dataset_items'), reviews: listReviews(db), run: getRun(db, run.id) };
+    expect(datasetUsage(db, d.id)).toEqual({ runs: [{ id: run.id, name: 'ttrl on reviewed', status: 'queued' }], reviews: 1 });
+    let err: unknown;
+    try {
+      deleteDataset(db, d.id);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DatabaseError);
+    expect((err as DatabaseError).code).toBe('IN_USE');
+    expect((err as Error).message).toBe(
+      `Dataset "reviewed" is used by 1 run (#${run.id} "ttrl on reviewed") and 1 review; deleting it would destroy them. Archive it instead (hidden from pickers, everything keeps working).`,
+    );
+    // The database itself refuses, whatever code asks.
+    expect(() => db.sql.prepare('DELETE FROM datasets WHERE id = ?').run(d.id)).toThrow(/in use by runs or reviews/);
+    expect({ items: count('dataset_items'), reviews: listReviews(db), run: getRun(db, run.id) }).toEqual(before);
+    expect(evaluationAnswers(db, d.id)).toEqual(new Map([[0, '1'], [1, '2']]));
+  });
+
+  it('a review of a dataset item alone keeps its dataset', () => {
+    const d = importDataset(db, { name: 'item review' }, [{ prompt: 'a' }]);
+    createReview(db, { datasetId: d.id, itemIdx: 0, verdict: 'override', label: '7' });
+    expect(datasetUsage(db, d.id)).toEqual({ runs: [], reviews: 1 });
+    expect(() => deleteDataset(db, d.id)).toThrow(/used by 1 review/);
+    expect(listReviews(db)).toHaveLength(1);
+  });
+
+  it('archives a dataset out of the list of usable ones and restores it, keeping everything', () => {
+    const kept = importDataset(db, { name: 'kept' }, [{ prompt: 'a' }]);
+    const old = importDataset(db, { name: 'old' }, [{ prompt: 'b', answer: '2' }]);
+    const run = createRun(db, { name: 'r', method: 'ttrl', model: 'm', dataset: 'old', datasetId: old.id, config: {} });
+    createReview(db, { runId: run.id, datasetId: old.id, itemIdx: 0, verdict: 'agree' });
+    const archived = setDatasetArchived(db, old.id, true);
+    expect(archived.archivedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    // Archiving again keeps the first date.
+    expect(setDatasetArchived(db, old.id, true).archivedAt).toBe(archived.archivedAt);
+    expect(listDatasets(db, { archived: false }).map((x) => x.name)).toEqual(['kept']);
+    expect(listDatasets(db).map((x) => [x.name, x.archivedAt !== null])).toEqual([['kept', false], ['old', true]]);
+    // Everything that uses it keeps working: the run's dataset, its items and hidden labels, the review.
+    expect(getRun(db, run.id)?.datasetId).toBe(old.id);
+    expect(listItems(db, old.id).total).toBe(1);
+    expect(evaluationAnswers(db, old.id)).toEqual(new Map([[0, '2']]));
+    expect(listReviews(db, { datasetId: old.id })).toHaveLength(1);
+    expect(setDatasetArchived(db, old.id, false).archivedAt).toBeNull();
+    expect(listDatasets(db, { archived: false }).map((x) => x.name)).toEqual(['kept', 'old']);
+    expect(getDataset(db, kept.id)?.archivedAt).toBeNull();
+    expect(() => setDatasetArchived(db, 999, true)).toThrow(/No dataset 999/);
   });
 });
 
