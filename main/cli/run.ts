@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { describeRunConfig } from '../engine/rl/config.ts';
 import { DEFAULT_METHOD, listMethods } from '../engine/rl/methods/registry.ts';
 import { findRun } from '../runs/report.ts';
-import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
+import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
 import { UsageError, command, intFlag } from './args.ts';
 import { withDatabase } from './db.ts';
 import { writeLine } from './jsonl.ts';
@@ -109,6 +109,8 @@ export const runCommand = command({
           input[k] = v;
         }
         const { config, target, name } = parseStoredConfig(input, values.config ?? 'run settings');
+        // Prompts too long for the model are refused (or their handling announced) before the run is recorded.
+        for (const note of await checkRunPrompts(db, home, config, target)) process.stderr.write(`${note}\n`);
         run = createRecordedRun(db, home, config, target, name);
       }
       const total = (run.config as { steps: number }).steps;

@@ -25,6 +25,8 @@ import {
 import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
 import { describeRunConfig, parseRunConfig } from '../engine/rl/config.ts';
+import { type ContextLimit, type LongPromptPolicy, LongPromptError, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
+import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
 import { importDatasetFile } from './datasets.ts';
@@ -92,6 +94,8 @@ interface RunData {
   /** dataset_items.idx of each training item. */
   itemIdx: number[];
   validation: { prompt: string; answer: string }[];
+  /** dataset_items.idx of each validation item. */
+  validationIdx: number[];
 }
 
 /** The built-in generator's problems (train and labeled eval splits) stored as a dataset named `name`. */
@@ -135,16 +139,69 @@ function loadRunData(db: ExperimentDb, datasetId: number): RunData {
   const answers = evaluationAnswers(db, datasetId);
   const train = listItems(db, datasetId, { split: 'train' }).items;
   if (train.length === 0) throw new RunSetupError(`dataset "${info.name}" has no training items`);
-  const validation = listItems(db, datasetId, { split: 'eval' })
-    .items.filter((it) => answers.has(it.idx))
-    .map((it) => ({ prompt: it.prompt, answer: answers.get(it.idx)! }));
+  const evalItems = listItems(db, datasetId, { split: 'eval' }).items.filter((it) => answers.has(it.idx));
   return {
     datasetId,
     datasetName: info.name,
     items: train.map((it) => ({ prompt: it.prompt, answer: answers.get(it.idx) ?? null })),
     itemIdx: train.map((it) => it.idx),
-    validation,
+    validation: evalItems.map((it) => ({ prompt: it.prompt, answer: answers.get(it.idx)! })),
+    validationIdx: evalItems.map((it) => it.idx),
   };
+}
+
+/**
+ * The run's prompts against the model's context, with the run's longPrompts policy applied:
+ * the data the loop gets (without skipped prompts, with truncated ones cut) and a line on what
+ * changed. Throws a RunSetupError naming the dataset items when the policy is 'fail'.
+ */
+export function fitRunData(data: RunData, tok: Pick<TextTokenizer, 'encode'>, limit: ContextLimit, policy: LongPromptPolicy): { data: RunData; notes: string[] } {
+  const encode = (text: string) => encodePrompt(tok, text);
+  try {
+    const train = fitPrompts(data.items, encode, limit, policy, (i) => `item ${data.itemIdx[i]} (train, "${preview(data.items[i].prompt)}")`);
+    const val = fitPrompts(data.validation, encode, limit, policy, (i) => `item ${data.validationIdx[i]} (eval, "${preview(data.validation[i].prompt)}")`);
+    if (train.kept.length === 0) throw new RunSetupError(`every training prompt of dataset "${data.datasetName}" is longer than ${train.maxPromptTokens} tokens and was skipped; nothing is left to train on`);
+    return {
+      data: {
+        ...data,
+        items: train.kept,
+        itemIdx: train.keptIndex.map((i) => data.itemIdx[i]),
+        validation: val.kept,
+        validationIdx: val.keptIndex.map((i) => data.validationIdx[i]),
+      },
+      notes: [fittedSummary('training prompts', train), fittedSummary('validation prompts', val)].filter((n): n is string => n !== null),
+    };
+  } catch (e) {
+    if (e instanceof LongPromptError) throw new RunSetupError(`dataset "${data.datasetName}": ${e.message}`);
+    throw e;
+  }
+}
+
+const preview = (text: string) => {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 40 ? `${flat.slice(0, 40)}…` : flat;
+};
+
+/** What the context check needs of a model folder: its context length and its tokenizer, without its weights. */
+async function modelContext(dir: string): Promise<{ contextLength: number; tokenizer: TextTokenizer }> {
+  const [{ parseConfig }, { readJson }, { TextTokenizer }] = await Promise.all([import('../engine/nn/config.ts'), import('../engine/nn/hf-model.ts'), import('../engine/nn/tokenizer.ts')]);
+  const configFile = path.join(dir, 'config.json');
+  const config = parseConfig(await readJson(configFile, 'config.json'), configFile);
+  const tokenizer = await TextTokenizer.fromFolder(dir);
+  if (!tokenizer) throw new RunSetupError(`${dir} has no tokenizer.json; a run needs the model's tokenizer to read prompts`);
+  return { contextLength: config.maxPositionEmbeddings, tokenizer };
+}
+
+/**
+ * The launch check (before a run is recorded): the dataset's prompts against the model's context
+ * and the run's maxNewTokens. Throws a RunSetupError naming the items that do not fit when the
+ * run's longPrompts is 'fail'; else returns what the run will do about them (a line each).
+ */
+export async function checkRunPrompts(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget): Promise<string[]> {
+  const dir = resolveModel(target.model, home);
+  const datasetId = ensureDataset(db, target.dataset, target, config.seed);
+  const { contextLength, tokenizer } = await modelContext(dir);
+  return fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(dir) }, config.longPrompts).notes;
 }
 
 /** A model folder: a path, a built-in name, or a model imported into the data folder. */
@@ -196,6 +253,8 @@ export interface StartInfo {
   resumedFrom: string | null;
   /** How many training prompts take a reviewed label instead of their vote. */
   reviewedLabels: number;
+  /** What the run's longPrompts setting did to prompts too long for the model (a line each). */
+  promptNotes: string[];
 }
 
 /**
@@ -284,7 +343,10 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
     // The loop lists this folder after each step; a run that never checkpointed has none yet.
     fs.mkdirSync(checkpointDir, { recursive: true });
     release = claimRun(home, run.id);
-    const data = loadRunData(db, run.datasetId);
+    const modelDir = resolveModel(target.model, home);
+    const model = await loadModel(modelDir);
+    const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
+    const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts);
     let labelOverrides: Map<number, string> | undefined;
     if (target.reviewsFrom !== undefined) {
       const byIdx = reviewedLabels(db, target.reviewsFrom, run.datasetId);
@@ -295,9 +357,8 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
         if (label !== undefined) labelOverrides!.set(i, label);
       });
     }
-    const model = await loadModel(resolveModel(target.model, home));
     const device = await resolveDevice(target.device);
-    opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0 });
+    opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0, promptNotes });
     const { runLoop } = await import('../engine/rl/loop.ts');
     const result = await runLoop(
       { config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides },

@@ -19,13 +19,16 @@ export interface WebMode {
   stop(): Promise<void>;
 }
 
-/** Starts `autodidact serve --port 0 --no-open` with a fresh data folder; resolves with the URL it prints. */
-export async function startWebMode(): Promise<WebMode> {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-e2e-'));
+/**
+ * Starts `autodidact serve --port 0 --no-open` with a fresh data folder (or `home`, on `port`,
+ * with `env` added); resolves with the URL it prints.
+ */
+export async function startWebMode(options: { home?: string; port?: number; env?: Record<string, string> } = {}): Promise<WebMode> {
+  const home = options.home ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-e2e-'));
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin/autodidact.js'), 'serve', '--port', '0', '--no-open'], {
+  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'bin/autodidact.js'), 'serve', '--port', String(options.port ?? 0), '--no-open'], {
     cwd: ROOT,
-    env: { ...process.env, AUTODIDACT_HOME: home },
+    env: { ...process.env, AUTODIDACT_HOME: home, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -21,7 +21,7 @@ import { CommonRunConfigSchema, describeRunConfig, runConfigSchema } from '../..
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
 import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
-import { RunSetupError, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
+import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable, zodIssues } from './types.ts';
 
@@ -106,7 +106,7 @@ export const runHandlers = {
   'runs.settings': () => runSettings(),
   'runs.methods': () => methodCatalog(),
 
-  'runs.create': (p, deps) => {
+  'runs.create': async (p, deps) => {
     // The loop settings are checked here so a form gets each problem at its field.
     const misplaced = Object.keys(p.config).filter((k) => TARGET_FIELDS.includes(k));
     if (misplaced.length) {
@@ -140,6 +140,9 @@ export const runHandlers = {
         throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
       }
     }
+    // Prompts that do not fit the model's context with maxNewTokens: refused here, naming them,
+    // unless the run skips or truncates them (its log then says which, from the engine).
+    await checkRunPrompts(deps.db, deps.home, config, target);
     const created = createRecordedRun(deps.db, deps.home, config, target, p.name);
     // A run saved without starting is 'paused', not 'queued': nothing queues it, and 'queued'
     // would look as if it were about to start. It has no steps, so resuming it starts it afresh.

@@ -10,7 +10,7 @@ export type LogLevel = 'info' | 'warn' | 'error';
 
 /** What a run reports while it trains (the `run` command's progress events). */
 export type RunEvent =
-  | { kind: 'start'; startAfter: number; steps: number; device: string; resumedFrom: string | null; reviewedLabels: number }
+  | { kind: 'start'; startAfter: number; steps: number; device: string; resumedFrom: string | null; reviewedLabels: number; promptNotes: string[] }
   | { kind: 'phase'; step: number; steps: number; phase: string }
   /** A step was committed to the database. */
   | {

@@ -64,6 +64,7 @@ export async function run(params: z.output<typeof runParams>, ctx: CommandContex
       onStart: (startAfter, _run, info) => {
         ctx.progress({ kind: 'start', startAfter, steps, ...info });
         if (info.reviewedLabels > 0) log('info', `${info.reviewedLabels} training prompts use reviewed labels instead of the vote`);
+        for (const note of info.promptNotes) log('warn', note);
       },
       onProgress: (p) => ctx.progress({ kind: 'phase', step: p.step, steps: p.totalSteps, phase: p.phase }),
       onStep: (record) => {

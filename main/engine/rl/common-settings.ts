@@ -8,6 +8,7 @@
 // lr 5e-7 for 7B models).
 import { z } from 'zod';
 import { LINEAR_MODULES } from '../nn/config.ts';
+import { LONG_PROMPT_POLICIES } from './prompts.ts';
 
 /** The method of a configuration that names none. */
 export const DEFAULT_METHOD = 'ttrl';
@@ -28,6 +29,13 @@ export const CommonRunConfigSchema = z.object({
   votes: int(1).default(16).describe('N_votes: samples per prompt that vote on the pseudo-label (TTRL: 64)'),
   trainSamples: int(1).default(8).describe('N_train: votes per prompt chosen at random for the update (TTRL: 32)'),
   maxNewTokens: int(1).default(16).describe('Longest response, in tokens'),
+  longPrompts: z
+    .enum(LONG_PROMPT_POLICIES)
+    .default('fail')
+    .describe("A prompt that with maxNewTokens does not fit the model's context (or is over maxPromptTokens): fail naming it, skip it, or truncate it (keeping its start and end)"),
+  maxPromptTokens: int(0)
+    .default(0)
+    .describe("Longest prompt, in tokens (0 = what the model's context leaves after maxNewTokens); the update's memory grows with the square of the longest prompt"),
   temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
   topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
   topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),

@@ -33,6 +33,8 @@ import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig } from './config.ts';
 import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
+import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
+import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, Scorer, ScorerSample } from './rewards.ts';
 
 export interface LoopItem {
@@ -226,16 +228,31 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   progress(0, 'setup');
 
   // Prompts are split from their hidden answers here; only `truths` holds the latter.
-  const promptIds = input.items.map((it) => tok.encode(it.prompt));
+  const promptIds = input.items.map((it) => encodePrompt(tok, it.prompt));
   const truths: (string | null)[] = input.items.map((it) => it.answer ?? null);
   const hasTruth = truths.some((t) => t !== null);
   const validation = input.validation ?? [];
-  const valIds = validation.map((v) => tok.encode(v.prompt));
+  const valIds = validation.map((v) => encodePrompt(tok, v.prompt));
+  // Every graph below is sized from the longest prompt: none may reach past the model's context
+  // (the caller applies the run's longPrompts setting first; this is the engine's own guard).
+  const limit = {
+    contextLength: model.config.maxPositionEmbeddings,
+    maxNewTokens: config.maxNewTokens,
+    maxPromptTokens: config.maxPromptTokens,
+    model: model.dir ? path.basename(model.dir) : 'the model',
+  };
+  const maxTokens = maxPromptTokens(limit);
+  const over = [
+    ...promptIds.flatMap((ids, i) => (ids.length > maxTokens ? [{ index: i, label: `training prompt ${i}`, tokens: ids.length }] : [])),
+    ...valIds.flatMap((ids, i) => (ids.length > maxTokens ? [{ index: i, label: `validation prompt ${i}`, tokens: ids.length }] : [])),
+  ];
+  if (over.length) throw new LongPromptError(longPromptMessage(over, limit), over);
   const longestPrompt = Math.max(...promptIds.map((p) => p.length));
   const longestAny = Math.max(longestPrompt, ...valIds.map((p) => p.length));
   const order = new PromptOrder(config.seed, input.items.length);
 
   const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
+  checkMemory(model.config, config, device, shape, longestPrompt, longestAny);
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -453,6 +470,31 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     await generator?.release();
     await trainer.release();
   }
+}
+
+/**
+ * Refuses, before any graph is built, a run whose graphs would not fit the memory it may use (on
+ * the CPU, where running out takes the whole process down): memory is bounded by the run's
+ * shapes, which the longest prompt decides.
+ */
+function checkMemory(c: LlamaConfig, config: RunConfig, device: Device, update: { size: number; seqLen: number }, longestPrompt: number, longestAny: number): void {
+  if (device.name !== 'cpu') return;
+  const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
+  const need = estimateRunBytes(c, {
+    update,
+    reference: config.klCoef > 0,
+    generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
+    trainable: config.mode === 'full' ? weightCount(c) : lora,
+  });
+  const limit = memoryLimitBytes();
+  if (need <= limit) return;
+  const source = process.env.AUTODIDACT_MEMORY_LIMIT ? 'AUTODIDACT_MEMORY_LIMIT' : "three quarters of this machine's memory; AUTODIDACT_MEMORY_LIMIT sets it";
+  throw new Error(
+    `this run would need about ${formatGiB(need)} of memory, more than the ${formatGiB(limit)} it may use (${source}). ` +
+      `Its update trains ${update.size} sequences of ${update.seqLen} tokens at once (promptsPerStep ${config.promptsPerStep} × trainSamples ${config.trainSamples}; ` +
+      `the longest prompt has ${longestPrompt} tokens, plus maxNewTokens ${config.maxNewTokens}), and attention memory grows with the square of that length. ` +
+      'Lower promptsPerStep or trainSamples, or set maxPromptTokens with longPrompts "skip" or "truncate".',
+  );
 }
 
 /**

@@ -35,7 +35,11 @@ export class RequestError extends Error implements ApiErrorShape {
   }
 }
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
+/**
+ * 'expired': the server answers but refuses this page's token: it restarted (each start makes a
+ * new token), so only the address it printed this time gets back in; reconnecting stops.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'expired';
 
 type Listener = (payload: never) => void;
 
@@ -123,7 +127,9 @@ class WebSocketApi implements AutodidactApi {
     this.setState('connecting');
     const socket = new WebSocket(this.url);
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       this.attempt = 0;
       this.setState('open');
       for (const text of this.queued.splice(0)) socket.send(text);
@@ -149,8 +155,30 @@ class WebSocketApi implements AutodidactApi {
       this.attempt++;
       this.setState('closed');
       const delay = Math.min(10_000, 250 * 2 ** Math.min(this.attempt, 6)) * (0.75 + Math.random() * 0.5);
-      setTimeout(() => this.connect(), delay);
+      const retry = () => setTimeout(() => this.connect(), delay);
+      // A browser does not tell why a socket was refused. When it never opened, ask the page's
+      // own address: 401 means the server is up but no longer takes this token (it restarted).
+      if (opened) retry();
+      else void this.tokenRefused().then((refused) => (refused ? this.expire() : retry()));
     };
+  }
+
+  private async tokenRefused(): Promise<boolean> {
+    try {
+      const res = await fetch(location.pathname + location.search, { method: 'HEAD', cache: 'no-store' });
+      return res.status === 401;
+    } catch {
+      return false; // not answering at all: down, or still starting
+    }
+  }
+
+  private expire(): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new RequestError({ code: 'UNAVAILABLE', message: 'Autodidact restarted; open the address `autodidact serve` printed when it started again.' }));
+    }
+    this.queued.length = 0;
+    this.setState('expired');
   }
 
   private receive(data: unknown): void {

@@ -46,6 +46,17 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(tmp, { recursive: true, force: true }));
 
+describe('runLoop and the model\'s context', () => {
+  it('refuses a prompt that with maxNewTokens does not fit the context, before building any graph', async () => {
+    // tiny-chars reads 1,024 positions; with 8 new tokens a prompt may have 1,016.
+    const long = [...items, { prompt: `${'1+'.repeat(510)}1=`, answer: null }];
+    const small = { ...CONFIG, promptsPerStep: 1, votes: 1, trainSamples: 1, klCoef: 0, klTarget: 0, valEvery: 0 };
+    await expect(runLoop(await input({ config: small, items: long, validation: [] }))).rejects.toThrow(
+      /a prompt is too long for tiny-chars: training prompt 5 has 1,023 tokens\. .* may have at most 1,016/,
+    );
+  });
+});
+
 describe('runLoop (TTRL on tiny-chars)', () => {
   const full: StepRecord[] = [];
   const scorerInputs: ScorerGroup[] = [];

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ExperimentDb, createRun, getRun, listSteps, openDatabase, recordStep, updateRunStatus } from '../../../main/db/index.ts';
+import { type ExperimentDb, createRun, getRun, listSteps, openDatabase, recordStep, rolloutsAtStep, updateRunStatus } from '../../../main/db/index.ts';
 import { runDir } from '../../../main/runs/home.ts';
-import { RunSetupError, executeRun, prepareResume } from '../../../main/runs/start.ts';
+import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig, prepareResume } from '../../../main/runs/start.ts';
 
 let db: ExperimentDb;
 beforeEach(() => {
@@ -53,5 +53,51 @@ describe('executeRun and another live trainer', () => {
       other.kill();
       fs.rmSync(home, { recursive: true, force: true });
     }
+  });
+});
+
+describe('prompts too long for the model', () => {
+  let home: string;
+  let file: string;
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-long-'));
+    file = path.join(home, 'long.jsonl');
+    // tiny-chars reads 1,024 positions; a character is a token.
+    const prompts = ['What is 1 + 1?', `What is ${'1 + '.repeat(375)}1?`, 'What is 2 + 2?', 'What is 3 + 3?'];
+    fs.writeFileSync(file, prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+  });
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+  const settings = (extra: Record<string, unknown> = {}) => parseStoredConfig({ model: 'tiny-chars', dataset: file, steps: 1, ...extra }, 'test');
+
+  it('are refused at launch, naming the dataset item, its length and the way out', async () => {
+    const { config, target } = settings();
+    const launch = checkRunPrompts(db, home, config, target);
+    await expect(launch).rejects.toThrow(RunSetupError);
+    await expect(checkRunPrompts(db, home, config, target)).rejects.toThrow(
+      /dataset "long": a prompt is too long for tiny-chars: item 1 \(train, "What is 1 \+ 1 \+ [^"]*"\) has 1,511 tokens\. .* at most 1,008\. Set longPrompts/,
+    );
+    // A longer answer leaves less room.
+    const { config: c2, target: t2 } = settings({ maxNewTokens: 1020 });
+    await expect(checkRunPrompts(db, home, c2, t2)).rejects.toThrow(/item 0 .* has 15 tokens; item 1 .* has 1,511 tokens; item 2 .* has 15 tokens, and 1 more/);
+  });
+
+  it('are announced at launch and left out of the run when it skips them; each group is recorded under its own item', async () => {
+    const { config, target } = settings({ longPrompts: 'skip', promptsPerStep: 3, votes: 2, trainSamples: 1, maxNewTokens: 4, valEvery: 0, klCoef: 0 });
+    expect(await checkRunPrompts(db, home, config, target)).toEqual([expect.stringMatching(/^training prompts longer than 1,020 tokens: skipped 1 \(item 1 \(train, "What is 1 \+ 1 \+/)]);
+    const run = createRecordedRun(db, home, config, target);
+    const notes: string[] = [];
+    const result = await executeRun(db, home, run, false, { onStart: (_after, _run, info) => notes.push(...info.promptNotes) });
+    expect(result.run.status).toBe('completed');
+    expect(notes).toHaveLength(1);
+    expect(rolloutsAtStep(db, run.id, 1).map((r) => r.itemIdx).sort()).toEqual([0, 2, 3]);
+  });
+
+  it('fail a run recorded without the launch check, with the reason, before any graph is built', async () => {
+    const { config, target } = settings();
+    const run = createRecordedRun(db, home, config, target);
+    await expect(executeRun(db, home, run, false)).rejects.toThrow(/item 1 .* has 1,511 tokens/);
+    const failed = getRun(db, run.id)!;
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/too long for tiny-chars: item 1/);
   });
 });

@@ -1,0 +1,70 @@
+// How much memory a run's graphs will take, decided before any is built. The training step holds
+// each layer's attention for every sequence of the update (B × heads × T² values), so memory grows
+// with the square of the longest prompt: on the CPU a run that does not fit would grow until the
+// kernel kills the whole app (the server with it). The loop refuses such a run at setup, with
+// what to change, instead. The estimate is deliberately on the high side: fitted to peak RSS
+// measured on the CPU provider (tiny-chars with 2 and 8 layers, sequences of 115 to 615 tokens,
+// with and without the KL reference pass: 1.0-1.45x the measured peak).
+import os from 'node:os';
+import type { LlamaConfig } from '../nn/config.ts';
+
+const GIB = 1024 ** 3;
+const F32 = 4;
+/** The process itself: Node, onnxruntime, the tokenizer and the run's bookkeeping. */
+const BASE_BYTES = 0.3 * GIB;
+
+export interface RunShapes {
+  /** Sequences in the update (promptsPerStep × trainSamples) and their padded length. */
+  update: { size: number; seqLen: number };
+  /** Whether the update also runs the reference model's log-probs (klCoef > 0). */
+  reference: boolean;
+  /** Rows generated at once (prompts × samples per prompt) and the longest prompt + response. */
+  generate: { rows: number; prompts: number; maxLength: number };
+  /** Trainable values (all weights, or the LoRA adapters). */
+  trainable: number;
+}
+
+/** Values in the model's weights. */
+export function weightCount(c: LlamaConfig): number {
+  const attention = c.hiddenSize * c.headDim * (2 * c.numHeads + 2 * c.numKvHeads);
+  const mlp = 3 * c.hiddenSize * c.intermediateSize;
+  const embeddings = c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
+  return c.numLayers * (attention + mlp + 2 * c.hiddenSize) + embeddings + c.hiddenSize;
+}
+
+/** A forward (and with `backward`, its gradient) over a [size, seqLen] batch: its activations at their peak. */
+function passBytes(c: LlamaConfig, size: number, seqLen: number, backward: boolean): number {
+  const attention = size * c.numHeads * seqLen * seqLen * F32;
+  const perToken = size * seqLen * (c.hiddenSize + c.intermediateSize) * F32;
+  const logits = size * seqLen * c.vocabSize * F32;
+  // Kept per layer for the backward pass, and live at once within one layer's attention.
+  const perLayer = backward ? 2.5 * attention + 2 * perToken : 0;
+  return c.numLayers * perLayer + 5 * attention + 2 * perToken + 3 * logits;
+}
+
+/** The estimated peak memory of a run on the CPU, in bytes. */
+export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes): number {
+  const weights = weightCount(c) * F32;
+  // Parameters, gradients, two AdamW moments and the updated parameters of what is trained.
+  const optimizer = 5 * shapes.trainable * F32;
+  const update = passBytes(c, shapes.update.size, shapes.update.seqLen, true);
+  // Each graph has its own onnxruntime arena, which keeps its peak: the passes add up.
+  const reference = shapes.reference ? weights + passBytes(c, shapes.update.size, shapes.update.seqLen, false) : 0;
+  const kvCache = 2 * c.numLayers * shapes.generate.rows * c.numKvHeads * c.headDim * shapes.generate.maxLength * F32;
+  const prefill = passBytes(c, shapes.generate.prompts, shapes.generate.maxLength, false);
+  return BASE_BYTES + weights + optimizer + update + reference + kvCache + prefill;
+}
+
+/**
+ * The most memory a run may plan for, in bytes: AUTODIDACT_MEMORY_LIMIT (bytes, or with a
+ * K, M, G or T suffix, powers of 1024), else three quarters of this machine's memory.
+ */
+export function memoryLimitBytes(env: string | undefined = process.env.AUTODIDACT_MEMORY_LIMIT): number {
+  if (env === undefined || env.trim() === '') return 0.75 * os.totalmem();
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$/i.exec(env);
+  if (!m) throw new Error(`AUTODIDACT_MEMORY_LIMIT must be a size such as 8G or 8000M, got ${JSON.stringify(env)}`);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: GIB, T: 1024 ** 4 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Number(m[1]) * unit;
+}
+
+export const formatGiB = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < 10 * GIB ? 1 : 0)} GB`;
