@@ -3,10 +3,11 @@
 // runs, and the window reaches it through the preload's API over IPC (main/shell/ipc.ts).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BrowserWindow, Menu, app, dialog, session } from 'electron';
+import { BrowserWindow, Menu, app, dialog, protocol, session } from 'electron';
 import { deferredApi, startBackend } from './backend.ts';
 import { NATIVE_SQLITE_ENV, electronNativeFile } from './db/native-binding.ts';
 import { APP_NAME } from './runs/home.ts';
+import { APP_SCHEME, APP_SCHEME_PRIVILEGES, serveAppRequest } from './shell/app-protocol.ts';
 import { buildMenu } from './shell/menu.ts';
 import { registerIpc } from './shell/ipc.ts';
 import { type AppOrigin, hardenContents, hardenSession, isAppUrl } from './shell/security.ts';
@@ -21,11 +22,14 @@ app.setPath('userData', path.join(app.getPath('appData'), APP_NAME));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dev = !app.isPackaged;
 const origin: AppOrigin = {
-  indexFile: path.join(here, '../renderer/index.html'),
+  rendererDir: path.join(here, '../renderer'),
   // Only a development checkout may load the page from elsewhere (vite's dev server).
   devServerUrl: dev && process.env.VITE_DEV_SERVER_URL ? process.env.VITE_DEV_SERVER_URL : null,
 };
 const preload = path.join(here, '../preload/index.cjs');
+// The page is served as app://autodidact/ (main/shell/app-protocol.ts); a scheme's privileges
+// must be declared before 'ready'.
+protocol.registerSchemesAsPrivileged([APP_SCHEME_PRIVILEGES]);
 
 // node_modules' better-sqlite3 is built for Node in a checkout (the command line and the tests
 // use it); `npm start` builds Electron's copy into out/native/ (scripts/electron-native.ts), and
@@ -56,6 +60,7 @@ async function run(): Promise<void> {
   app.on('web-contents-created', (_event, contents) => hardenContents(contents, origin));
   await app.whenReady();
   hardenSession(session.defaultSession, origin);
+  protocol.handle(APP_SCHEME, (request) => serveAppRequest(origin.rendererDir, request));
 
   const settings = createElectronSettings();
   let mainWindow: BrowserWindow | null = null;

@@ -1,14 +1,13 @@
 // What the desktop window may load and do. The renderer is treated as untrusted: it can reach the
 // app only through the preload's API, never navigate away, open windows, ask for permissions
 // (camera, notifications, ...) or load anything the CSP does not allow.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Session, type WebContents, shell } from 'electron';
+import { BrowserWindow, type MessageBoxOptions, type Session, type WebContents, dialog, shell } from 'electron';
 import { SECURITY_HEADERS, contentSecurityPolicy } from '../server/csp.ts';
+import { APP_HOST, APP_SCHEME } from './app-protocol.ts';
 
-/** Where the page comes from: the built index.html, or the vite dev server in development. */
+/** Where the page comes from: the renderer's build folder (served as app://), or the vite dev server in development. */
 export interface AppOrigin {
-  indexFile: string;
+  rendererDir: string;
   devServerUrl: string | null;
 }
 
@@ -22,23 +21,43 @@ export function isAppUrl(origin: AppOrigin, url: string | undefined | null): boo
     return false;
   }
   if (origin.devServerUrl) return parsed.origin === new URL(origin.devServerUrl).origin;
-  if (parsed.protocol !== 'file:') return false;
-  try {
-    return path.resolve(fileURLToPath(parsed)) === path.resolve(origin.indexFile);
-  } catch {
-    return false;
-  }
+  return parsed.protocol === `${APP_SCHEME}:` && parsed.host === APP_HOST && parsed.pathname === '/index.html';
 }
 
-/** Open a link in the system browser: http(s) only, never file:, javascript: or custom schemes. */
-export function openExternalSafely(url: string): void {
+/** The question asked before a link leaves the app, naming the address in full. */
+export function externalLinkQuestion(href: string): MessageBoxOptions {
+  return {
+    type: 'question',
+    buttons: ['Open in browser', 'Cancel'],
+    defaultId: 1,
+    cancelId: 1,
+    message: 'Open this link in your browser?',
+    detail: href,
+    noLink: true,
+  };
+}
+
+/**
+ * Open a link in the system browser, http(s) only (never file:, javascript: or custom schemes),
+ * and only after the person agreed: a page or a model's text could otherwise send them anywhere.
+ */
+export async function openExternalSafely(url: string, ask: (question: MessageBoxOptions) => Promise<number> = askInWindow): Promise<boolean> {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return;
+    return false;
   }
-  if (parsed.protocol === 'http:' || parsed.protocol === 'https:') void shell.openExternal(parsed.href);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return false;
+  if ((await ask(externalLinkQuestion(parsed.href))) !== 0) return false;
+  await shell.openExternal(parsed.href);
+  return true;
+}
+
+async function askInWindow(question: MessageBoxOptions): Promise<number> {
+  const win = BrowserWindow.getFocusedWindow();
+  const { response } = win ? await dialog.showMessageBox(win, question) : await dialog.showMessageBox(question);
+  return response;
 }
 
 /** CSP and security headers on every response, and no permission ever granted. */
@@ -65,13 +84,13 @@ export function hardenContents(contents: WebContents, origin: AppOrigin): void {
   contents.on('will-navigate', (event, url) => {
     if (isAppUrl(origin, url)) return;
     event.preventDefault();
-    openExternalSafely(url);
+    void openExternalSafely(url);
   });
   contents.on('will-redirect', (event, url) => {
     if (!isAppUrl(origin, url)) event.preventDefault();
   });
   contents.setWindowOpenHandler(({ url }) => {
-    openExternalSafely(url);
+    void openExternalSafely(url);
     return { action: 'deny' };
   });
   contents.on('will-attach-webview', (event) => event.preventDefault());

@@ -1,6 +1,7 @@
 // The main window: its saved size and position, and the locked-down web preferences.
 import { BrowserWindow, screen } from 'electron';
 import type { DesktopSettingsStore, WindowBounds } from '../settings.ts';
+import { APP_INDEX_URL } from './app-protocol.ts';
 import type { AppOrigin } from './security.ts';
 
 const DEFAULT_SIZE = { width: 1280, height: 840 };
@@ -58,7 +59,6 @@ export function createMainWindow(options: { settings: DesktopSettingsStore; orig
   win.on('unmaximize', save);
   win.on('close', save);
 
-  if (origin.devServerUrl) void win.loadURL(origin.devServerUrl);
-  else void win.loadFile(origin.indexFile);
+  void win.loadURL(origin.devServerUrl ?? APP_INDEX_URL);
   return win;
 }

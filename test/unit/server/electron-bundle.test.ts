@@ -60,7 +60,20 @@ describe('the Electron main bundle (under a stand-in electron)', () => {
     const win = find('window') as { webPreferences: Record<string, unknown>; loaded: string } & Finding;
     expect(win.webPreferences).toMatchObject({ contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true });
     expect(win.webPreferences.preload).toBe(path.join(outDir, 'preload', 'index.cjs'));
-    expect(win.loaded).toBe(`file://${path.join(outDir, 'renderer', 'index.html')}`);
+    expect(win.loaded).toBe('app://autodidact/index.html');
+  });
+
+  it('serves the page from its own app:// scheme with the CSP on every response, and nothing outside the build', () => {
+    const p = find('protocol') as Record<string, { status: number; csp: string | null; type: string; nosniff: string; body: string }> & Finding;
+    expect(p.schemes).toEqual([{ scheme: 'app', privileges: expect.objectContaining({ standard: true, secure: true }) }]);
+    expect(p.index).toMatchObject({ status: 200, type: 'text/html; charset=utf-8', nosniff: 'nosniff', body: '<!doctype html><title>Autodidact</title>' });
+    expect(p.index.csp).toMatch(/^default-src 'self'; script-src 'self';.*connect-src 'self';/);
+    expect(p.root.status).toBe(200);
+    for (const refused of ['encodedTraversal', 'dotTraversal', 'otherHost']) {
+      expect(p[refused], refused).toMatchObject({ status: 404, body: 'not found' });
+      expect(p[refused].csp, refused).toMatch(/^default-src 'self'/);
+    }
+    expect(p.post.status).toBe(405);
   });
 
   it('answers IPC requests from the app page, errors as data, and nothing to other frames', () => {
@@ -83,14 +96,19 @@ describe('the Electron main bundle (under a stand-in electron)', () => {
     expect(find('permissions')).toMatchObject({ granted: false, check: false });
   });
 
-  it('blocks navigation away and new windows, opening only http(s) links outside', () => {
-    expect(find('navigation')).toMatchObject({
+  it('blocks navigation away and new windows, opening only http(s) links outside, each after asking', () => {
+    const nav = find('navigation');
+    expect(nav).toMatchObject({
       prevented: true,
+      fileNavPrevented: true,
       inAppPrevented: false,
       denied: 'deny',
       deniedHttp: 'deny',
+      // The third link was declined in its question; javascript: and file: were never asked about.
       opened: ['https://example.org/page', 'https://example.org/new'],
     });
+    expect((nav.questions as { detail: string }[]).map((q) => q.detail)).toEqual(['https://example.org/page', 'https://example.org/new', 'https://example.org/declined']);
+    expect(nav.questions).toContainEqual(expect.objectContaining({ message: 'Open this link in your browser?', buttons: ['Open in browser', 'Cancel'] }));
   });
 
   it('postpones quitting until the backend has closed, then exits cleanly', () => {
