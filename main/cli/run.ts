@@ -81,7 +81,8 @@ export const runCommand = command({
       'its checkpoints under <data folder>/runs/<id>/. Progress goes to stderr: a bar on a terminal,',
       'one line per step otherwise. Ctrl-C stops after the current step (status "stopped"); a',
       'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',
-      'deleted and trained again.',
+      'deleted and trained again. Stop or Pause in the app (or `autodidact serve`) on the same data',
+      'folder reaches this process too: it ends after the current step, with a checkpoint there.',
       '',
       'Methods (--method ID, each with its own settings):',
       ...methods,
@@ -136,6 +137,10 @@ export const runCommand = command({
         // TS cannot see the assignment inside the callback.
         (progress as Progress | null)?.finish();
         const r = result.run;
+        if (result.requestedBy) {
+          const by = result.requestedBy;
+          process.stderr.write(`${r.status} at the request of process ${by.pid} (the app or another terminal) after step ${result.lastStep}, with a checkpoint there; continue with 'autodidact run --resume ${r.id}'\n`);
+        }
         const best = result.best ? `, best ${result.best.metric} ${Number(result.best.value.toPrecision(4))} at step ${result.best.step}` : '';
         await writeLine(`run ${r.id} ${r.status} at step ${result.lastStep}/${total}${best}`);
         return result.aborted ? 130 : 0;

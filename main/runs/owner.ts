@@ -1,6 +1,7 @@
 // Which process is training a run. executeRun writes `<runDir>/owner.json` while it trains and
 // removes it at the end, so the app starting up can tell a run another process (the command
-// line) is training from one whose process died: only the latter is marked stopped.
+// line) is training from one whose process died: only the latter is marked stopped. Another
+// process reaches the owner through a control request beside it (stop or pause after the step).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,4 +40,42 @@ export function liveRunOwner(home: string, runId: number): RunOwner | null {
     // EPERM: the process exists but belongs to another user.
     return (e as NodeJS.ErrnoException).code === 'EPERM' ? owner : null;
   }
+}
+
+/**
+ * What another process asks of the process training a run: stop (or pause) after the step in
+ * progress, with a 'last' checkpoint there, so nothing trained is lost. The owner reads it at
+ * each step boundary (executeRun); the file lives in the run's folder, so any process on this
+ * data folder (the app, `autodidact serve`, a second terminal) can reach any other.
+ */
+export interface ControlRequest {
+  action: 'stop' | 'pause';
+  /** The process that asked, for the owner's log. */
+  pid: number;
+  requestedAt: string;
+}
+
+const requestFile = (home: string, runId: number) => path.join(runDir(home, runId), 'control-request.json');
+
+export function requestControl(home: string, runId: number, action: ControlRequest['action']): void {
+  const file = requestFile(home, runId);
+  const request: ControlRequest = { action, pid: process.pid, requestedAt: new Date().toISOString() };
+  // Written whole, then renamed: the owner never reads half a request.
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(request));
+  fs.renameSync(tmp, file);
+}
+
+/** The request waiting for a run's owner, or null (none, or an unreadable file, which counts as none). */
+export function controlRequest(home: string, runId: number): ControlRequest | null {
+  try {
+    const r = JSON.parse(fs.readFileSync(requestFile(home, runId), 'utf8')) as ControlRequest;
+    return r.action === 'stop' || r.action === 'pause' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+export function clearControlRequest(home: string, runId: number): void {
+  fs.rmSync(requestFile(home, runId), { force: true });
 }

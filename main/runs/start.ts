@@ -31,7 +31,7 @@ import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts'
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
-import { claimRun, liveRunOwner } from './owner.ts';
+import { type ControlRequest, claimRun, clearControlRequest, controlRequest, liveRunOwner } from './owner.ts';
 import { checkpointLoopStep, databaseSink } from './sink.ts';
 
 /** A run's settings beyond the loop's own configuration (where it runs, on what). */
@@ -326,7 +326,13 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
 }
 
 /** Trains a recorded run (new, or resumed with `resume`), keeping its status and steps in the database. */
-export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, resume: boolean, opts: ExecuteOptions = {}): Promise<LoopResult & { run: RunInfo }> {
+export async function executeRun(
+  db: ExperimentDb,
+  home: string,
+  run: RunInfo,
+  resume: boolean,
+  opts: ExecuteOptions = {},
+): Promise<LoopResult & { run: RunInfo; /** The other process whose stop or pause ended the run, if one did. */ requestedBy: ControlRequest | null }> {
   const { config, target } = parseStoredConfig(run.config as Record<string, unknown>, `run ${run.id}'s stored config`);
   if (run.datasetId === null) throw new RunSetupError(`run ${run.id}'s dataset was deleted; it cannot continue`);
   // Another live process (the app, or a second terminal) training this run would write the same
@@ -337,12 +343,19 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
   }
   const { resumeFrom, startAfter } = resume ? prepareResume(db, run) : { startAfter: 0 };
   const checkpointDir = runDir(home, run.id);
-  let current = updateRunStatus(db, run.id, 'running');
+  let current = run;
   let release = () => {};
+  // Another process's stop or pause, read at each step boundary; whichever came first wins.
+  const control: { request: ControlRequest | null } = { request: null };
+  const requested = () => (control.request ??= controlRequest(home, run.id)) !== null;
   try {
     // The loop lists this folder after each step; a run that never checkpointed has none yet.
     fs.mkdirSync(checkpointDir, { recursive: true });
+    // A request left from an earlier session (its owner gone before reading it) is not for this one.
+    clearControlRequest(home, run.id);
+    // Claimed before the status says 'running', so no other process sees it running without an owner.
     release = claimRun(home, run.id);
+    current = updateRunStatus(db, run.id, 'running');
     const modelDir = resolveModel(target.model, home);
     const model = await loadModel(modelDir);
     const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
@@ -364,13 +377,14 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
       { config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides },
       {
         signal: opts.signal,
-        pauseRequested: opts.pauseRequested,
+        pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
         onProgress: opts.onProgress,
         onStep: databaseSink(db, run.id, data.itemIdx, (r) => opts.onStep?.(r, current)),
       },
     );
-    current = updateRunStatus(db, run.id, result.aborted ? 'stopped' : result.paused ? 'paused' : 'completed');
-    return { ...result, run: current };
+    const stopped = result.aborted || (result.paused && control.request?.action === 'stop');
+    current = updateRunStatus(db, run.id, stopped ? 'stopped' : result.paused ? 'paused' : 'completed');
+    return { ...result, run: current, requestedBy: result.paused ? control.request : null };
   } catch (e) {
     // The run's record must say why it ended; a failure to record that is secondary.
     try {
@@ -381,5 +395,6 @@ export async function executeRun(db: ExperimentDb, home: string, run: RunInfo, r
     throw e;
   } finally {
     release();
+    clearControlRequest(home, run.id);
   }
 }

@@ -21,6 +21,7 @@ import { CommonRunConfigSchema, describeRunConfig, runConfigSchema } from '../..
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
 import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
+import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable, zodIssues } from './types.ts';
@@ -102,6 +103,47 @@ function refuseActive(deps: ApiDeps, run: RunInfo, doing: string): void {
   }
 }
 
+/** The live process other than this one training a run (e.g. `autodidact run` in a terminal), or null. */
+function otherTrainer(deps: ApiDeps, run: RunInfo): RunOwner | null {
+  if (deps.runs.isActive(run.id)) return null;
+  const owner = liveRunOwner(deps.home, run.id);
+  return owner && owner.pid !== process.pid ? owner : null;
+}
+
+/** How long a stop or pause waits for another process to finish its step before answering. */
+const OTHER_TRAINER_WAIT_MS = 30_000;
+/** After that, how long its end is still watched for, to announce the run's new status. */
+const OTHER_TRAINER_FOLLOW_MS = 6 * 3600_000;
+
+/** Resolves true once no live process owns the run, false after `ms`. */
+async function trainerGone(deps: ApiDeps, runId: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (liveRunOwner(deps.home, runId)) {
+    if (Date.now() >= end) return false;
+    // Unref'd: a pending watch never keeps the app from exiting.
+    await new Promise<void>((r) => setTimeout(r, 200).unref());
+  }
+  return true;
+}
+
+/**
+ * Asks the other process training a run to stop or pause after its step (it saves a checkpoint
+ * there and records the status), waits for it, and announces the run's new status. A step that
+ * takes longer than the wait is answered with the run as it is (still running), and its end is
+ * announced when it comes.
+ */
+async function askOtherTrainer(deps: ApiDeps, run: RunInfo, action: 'stop' | 'pause'): Promise<RunView> {
+  requestControl(deps.home, run.id, action);
+  const announce = () => {
+    const now = getRun(deps.db, run.id);
+    if (now) deps.events.emit('run.status', { run: view(deps, now) });
+  };
+  if (!(await trainerGone(deps, run.id, OTHER_TRAINER_WAIT_MS))) {
+    void trainerGone(deps, run.id, OTHER_TRAINER_FOLLOW_MS).then(announce, () => {});
+  } else announce();
+  return fresh(deps, run.id);
+}
+
 export const runHandlers = {
   'runs.settings': () => runSettings(),
   'runs.methods': () => methodCatalog(),
@@ -171,6 +213,7 @@ export const runHandlers = {
 
   'runs.pause': async (p, deps) => {
     const run = runOrThrow(deps, p.id);
+    if (otherTrainer(deps, run)) return askOtherTrainer(deps, run, 'pause');
     if (!deps.runs.isActive(run.id)) throw new ApiError('CONFLICT', `Run ${run.id} is ${run.status}, not training; only a running or queued run can pause.`);
     await deps.runs.pause(run.id);
     return fresh(deps, run.id);
@@ -188,6 +231,8 @@ export const runHandlers = {
 
   'runs.stop': async (p, deps) => {
     const run = runOrThrow(deps, p.id);
+    // Another process trains it: only that process can stop it (writing 'stopped' here would not).
+    if (otherTrainer(deps, run)) return askOtherTrainer(deps, run, 'stop');
     // The manager reports the status of runs it drives; only a change made here is announced here.
     if (deps.runs.isActive(run.id)) {
       await deps.runs.stop(run.id);
@@ -205,6 +250,13 @@ export const runHandlers = {
   'runs.delete': (p, deps) => {
     const run = runOrThrow(deps, p.id);
     refuseActive(deps, run, 'delete');
+    const other = otherTrainer(deps, run);
+    if (other) {
+      throw new ApiError(
+        'CONFLICT',
+        `Run ${run.id} ("${run.name}") is being trained by another process (pid ${other.pid}, since ${other.startedAt}, e.g. 'autodidact run' in a terminal); stop it first (Stop here asks that process to stop after its step), then delete it.`,
+      );
+    }
     const deleted = deleteRun(deps.db, run.id);
     // The record goes first: a checkpoint folder without a run is only wasted space, the reverse a broken run.
     fs.rmSync(runDir(deps.home, run.id), { recursive: true, force: true });

@@ -84,6 +84,7 @@ export async function run(params: z.output<typeof runParams>, ctx: CommandContex
         for (const a of record.alerts) log('warn', `step ${record.step}: ${a.message}`);
       },
     });
+    if (result.requestedBy) log('info', `${result.run.status} at the request of process ${result.requestedBy.pid} (another app or terminal)`);
     return { status: result.run.status, lastStep: result.lastStep, best: result.best };
   } finally {
     db.close();

@@ -100,8 +100,9 @@ export interface Harness {
   close(): void;
 }
 
-export function createHarness(): Harness {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-api-'));
+/** The service on a fresh temporary data folder, or on `sharedHome` (another process's too; left in place at close). */
+export function createHarness(sharedHome?: string): Harness {
+  const home = sharedHome ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-api-'));
   const databaseFile = databasePath(home);
   const db = openDatabase(databaseFile);
   const runs = new FakeRuns(() => db);
@@ -138,7 +139,7 @@ export function createHarness(): Harness {
     },
     close() {
       db.close();
-      fs.rmSync(home, { recursive: true, force: true });
+      if (sharedHome === undefined) fs.rmSync(home, { recursive: true, force: true });
     },
   };
 }
