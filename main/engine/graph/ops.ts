@@ -203,6 +203,11 @@ export function transpose(x: Sym, perm: readonly number[]): Sym {
   }
   if (perm.every((p, i) => p === i)) return x;
   const shape = perm.map((p) => x.shape[p]);
+  // Moving only axes of size 1 leaves the elements in memory order: that is a reshape, which
+  // onnxruntime runs without a copy (on a GPU, without a kernel dispatch). Attention's head
+  // split and merge are such transposes in every decode step (one new position).
+  const sized = perm.filter((p) => x.shape[p] !== 1);
+  if (sized.every((p, i) => i === 0 || p > sized[i - 1])) return reshape(x, shape);
   const [out] = x.graph.node('Transpose', [x], [{ shape, dtype: x.dtype }], { perm: { ints: perm } });
   x.graph.record('transpose', [x], [out], { perm: [...perm] });
   return out;
