@@ -389,7 +389,12 @@ export const requests = {
   'runs.pause': { params: z.object({ id }).strict(), result: {} as RunView },
   'runs.resume': { params: z.object({ id, useReviews: z.boolean().optional() }).strict(), result: {} as RunView },
   'runs.stop': { params: z.object({ id }).strict(), result: {} as RunView },
-  'runs.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
+  /**
+   * Deletes a run with everything it recorded. A run holding reviews is refused (CONFLICT naming
+   * how many) unless `discardReviews` says the person confirmed deleting them too; a run whose
+   * reviewed labels an unfinished run trains with is refused.
+   */
+  'runs.delete': { params: z.object({ id, discardReviews: z.boolean().optional() }).strict(), result: {} as { deleted: boolean } },
   'runs.metrics': {
     params: z.object({ id, keys: z.array(z.string().min(1).max(200)).max(200).optional(), afterStep: z.number().int().optional() }).strict(),
     result: [] as MetricPoint[],

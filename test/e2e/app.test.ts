@@ -296,4 +296,21 @@ describe('web mode, as a new user', () => {
     }
     expect(pageErrors).toEqual([]);
   });
+
+  it('deleting a run that holds reviews names them in the confirmation, and deletes them only then', async () => {
+    await page.getByTestId('nav-runs').click();
+    const first = page.locator('[data-testid=run-row][data-id="1"]');
+    await first.getByTestId('run-delete').click();
+    await expect.poll(() => first.getByTestId('run-delete').textContent()).toBe('Delete with its 4 reviews');
+    await shot('12-run-delete-confirm');
+    await first.getByTestId('run-delete').click();
+    await expect.poll(() => page.locator('[data-testid=run-row][data-id="1"]').count()).toBe(0);
+    const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM reviews').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+    expect(pageErrors).toEqual([]);
+  });
 });

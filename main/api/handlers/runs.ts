@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ApiError, type MethodCatalog, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
 import {
   type RunInfo,
+  countReviews,
   deleteRun,
   getModel,
   getRun,
@@ -255,6 +256,21 @@ export const runHandlers = {
       throw new ApiError(
         'CONFLICT',
         `Run ${run.id} ("${run.name}") is being trained by another process (pid ${other.pid}, since ${other.startedAt}, e.g. 'autodidact run' in a terminal); stop it first (Stop here asks that process to stop after its step), then delete it.`,
+      );
+    }
+    // A person's reviews go only when the person said so; another run's labels never.
+    const users = listRuns(deps.db).filter((r) => r.id !== run.id && r.status !== 'completed' && (r.config as { reviewsFrom?: unknown }).reviewsFrom === run.id);
+    if (users.length) {
+      throw new ApiError(
+        'CONFLICT',
+        `Run ${run.id} ("${run.name}") gives its reviewed labels to ${users.map((r) => `run #${r.id} ("${r.name}", ${r.status})`).join(', ')}; deleting it would leave ${users.length > 1 ? 'those runs' : 'that run'} unable to resume. Delete or finish ${users.length > 1 ? 'them' : 'it'} first.`,
+      );
+    }
+    const reviews = countReviews(deps.db, run.id);
+    if (reviews > 0 && !p.discardReviews) {
+      throw new ApiError(
+        'CONFLICT',
+        `Run ${run.id} ("${run.name}") holds ${reviews} review${reviews === 1 ? '' : 's'} a person made; deleting the run deletes ${reviews === 1 ? 'it' : 'them'}. Confirm with discardReviews (the app's delete button names them), or keep the run.`,
       );
     }
     const deleted = deleteRun(deps.db, run.id);

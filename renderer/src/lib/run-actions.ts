@@ -21,8 +21,12 @@ export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunVie
 
 export const canDelete = (r: RunView) => !canStop(r);
 
+/** The confirm button's words: it names the reviews that go with the run. */
+export const deleteConfirmText = (r: RunView) => (r.reviewCount > 0 ? `Delete with its ${r.reviewCount} review${r.reviewCount === 1 ? '' : 's'}` : 'Confirm delete');
+
+/** Deletes a run after the person confirmed `deleteConfirmText(run)`, reviews included where it named them. */
 export async function deleteRun(run: RunView): Promise<boolean> {
-  const result = await attempt(call('runs.delete', { id: run.id }));
+  const result = await attempt(call('runs.delete', { id: run.id, ...(run.reviewCount > 0 ? { discardReviews: true } : {}) }));
   if (result) {
     runs.remove(run.id);
     notify(`Deleted run #${run.id} “${run.name}”`);

@@ -397,6 +397,30 @@ describe('runs', () => {
     expect((await h.refused('runs.log', { id: run.id })).code).toBe('NOT_FOUND');
   });
 
+  it('deletes a run with its reviews only when told to, and never one whose labels an unfinished run uses', async () => {
+    const reviewed = await h.call('runs.create', { name: 'reviewed run', model: 'tiny-chars', dataset: 'questions', start: false });
+    const datasetId = reviewed.datasetId!;
+    createReview(h.db, { runId: reviewed.id, datasetId, itemIdx: 0, verdict: 'override', label: '5' });
+    createReview(h.db, { runId: reviewed.id, datasetId, itemIdx: 1, verdict: 'agree', label: '7' });
+    const follower = await h.call('runs.create', { name: 'follower', model: 'tiny-chars', dataset: 'questions', useReviewsOf: reviewed.id, start: false });
+
+    // An unfinished run trains with its reviewed labels: refused even with the reviews given up.
+    const used = await h.refused('runs.delete', { id: reviewed.id, discardReviews: true });
+    expect(used.code).toBe('CONFLICT');
+    expect(used.message).toContain(`gives its reviewed labels to run #${follower.id} ("follower", paused)`);
+    updateRunStatus(h.db, follower.id, 'completed');
+
+    // The reviews are named and go only when the request says the person confirmed it.
+    const reviewsOf = () => listReviews(h.db).filter((r) => r.runId === reviewed.id);
+    const held = await h.refused('runs.delete', { id: reviewed.id });
+    expect(held).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`holds 2 reviews a person made`) });
+    expect(reviewsOf()).toHaveLength(2);
+    expect(getRun(h.db, reviewed.id)).toBeDefined();
+    expect(await h.call('runs.delete', { id: reviewed.id, discardReviews: true })).toEqual({ deleted: true });
+    expect(reviewsOf()).toHaveLength(0);
+    expect(await h.call('runs.delete', { id: follower.id })).toEqual({ deleted: true });
+  });
+
   it('stops a paused run that is not in the engine, and refuses to resume a completed one', async () => {
     const run = createRun(h.db, { name: 'idle', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: {} });
     updateRunStatus(h.db, run.id, 'paused');
