@@ -31,16 +31,16 @@ function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
  * The nodes the outputs depend on, in order. Autodiff builds gradient terms nobody reads (the
  * frozen weights' gradients under LoRA, say), and onnxruntime runs such nodes all the same.
  */
-function liveNodes(graph: Graph): Graph['nodes'] {
-  const needed = new Set(graph.outputs.map((o) => o.sym.name));
-  const keep: boolean[] = new Array(graph.nodes.length).fill(false);
-  for (let i = graph.nodes.length - 1; i >= 0; i--) {
-    const n = graph.nodes[i];
+function liveNodes(graph: Graph, nodes: Graph['nodes'] = graph.nodes): Graph['nodes'] {
+  const needed = new Set(graph.outputs.map((o) => o.name));
+  const keep: boolean[] = new Array(nodes.length).fill(false);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
     if (!n.outputs.some((o) => needed.has(o))) continue;
     keep[i] = true;
     for (const inp of n.inputs) if (inp) needed.add(inp);
   }
-  return graph.nodes.filter((_, i) => keep[i]);
+  return nodes.filter((_, i) => keep[i]);
 }
 
 /**
@@ -72,7 +72,12 @@ function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] 
   const r = (name: string) => rename.get(name) ?? name;
   return nodes
     .filter((n) => !dropped.has(n))
-    .map((n) => ({ ...n, inputs: n.inputs.map(r), outputs: n.outputs.map(r) }));
+    .map((n) => ({
+      ...n,
+      inputs: n.inputs.map(r),
+      outputs: n.outputs.map(r),
+      ...(n.equivalent ? { equivalent: { ...n.equivalent, inputs: n.equivalent.inputs.map(r) } } : {}),
+    }));
 }
 
 /**
@@ -81,7 +86,8 @@ function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] 
  */
 export function emitModel(graph: Graph, lowerings: readonly Lowering[] = []): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
-  const nodes = lower(elideOutputCopies(graph, liveNodes(graph)), lowerings, (hint) => graph.fresh(hint));
+  let nodes = elideOutputCopies(graph, liveNodes(graph));
+  if (lowerings.length > 0) nodes = liveNodes(graph, lower(nodes, lowerings, (hint) => graph.fresh(hint)));
   const used = new Set(nodes.flatMap((n) => n.inputs));
   const model = onnx.ModelProto.create({
     irVersion: 8,

@@ -21,6 +21,13 @@ export interface NodeSpec {
   outputs: readonly string[];
   attrs: Record<string, Attr>;
   domain?: string;
+  /**
+   * Set by a composite op on its last node: one node computing the same output from the
+   * composite's inputs (RMSNorm's six nodes are one SimplifiedLayerNormalization). A lowering
+   * may write it instead where a provider runs it but does not fuse the composite itself; the
+   * composite's other nodes are then pruned.
+   */
+  equivalent?: { opType: string; inputs: readonly string[]; attrs: Record<string, Attr>; domain?: string };
 }
 
 /** A tape entry: one differentiable primitive, with what its gradient rule needs. */

@@ -3,7 +3,8 @@
 // place the node on its CPU provider and copy its inputs to the host and its outputs back on
 // every run (for the token log-prob that is the [tokens × vocabulary] logits, 1.2 GB a step on
 // a 150k vocabulary). The graph library keeps emitting the op the CPU runs fastest; only the
-// written model differs per provider, and each lowering computes the same function.
+// written model differs per provider, and each lowering computes the same function. Nodes a
+// lowering leaves unread are pruned afterwards.
 import type { NodeSpec } from './graph.ts';
 
 /** Replacement nodes for `node`, or null to keep it. `fresh` names new intermediate values. */
@@ -31,9 +32,19 @@ const logSoftmaxAsReductions: Lowering = (node, fresh) => {
   ];
 };
 
+/**
+ * A composite written as the one node its op named as equivalent (NodeSpec.equivalent), where the
+ * provider has that node's kernel but onnxruntime does not fuse the composite for it: on WebGPU,
+ * RMSNorm's Pow, ReduceMean, Add, Sqrt, Div, Mul (six dispatches, twice a layer in every decode
+ * step) become one SimplifiedLayerNormalization. The CPU fuses the same pattern itself.
+ */
+function equivalentOf(opTypes: readonly string[]): Lowering {
+  return (node) => (node.equivalent && opTypes.includes(node.equivalent.opType) ? [{ ...node.equivalent, outputs: node.outputs }] : null);
+}
+
 /** The lowerings a provider needs; none on the CPU, which has a kernel for every op emitted. */
 export function loweringsFor(provider: 'cpu' | 'webgpu' | 'cuda'): Lowering[] {
-  return provider === 'webgpu' ? [logSoftmaxAsReductions] : [];
+  return provider === 'webgpu' ? [logSoftmaxAsReductions, equivalentOf(['SimplifiedLayerNormalization'])] : [];
 }
 
 /** Apply `lowerings` to `nodes` (the first that rewrites a node wins). */

@@ -410,6 +410,13 @@ export function rmsNorm(x: Sym, weight: Sym, eps: number): Sym {
     });
     return mul(div(x, sqrt(add(ms, eps))), weight);
   });
+  if (weight.rank === 1 && weight.shape[0] === x.shape[x.rank - 1]) {
+    g.nodes[g.nodes.length - 1].equivalent = {
+      opType: 'SimplifiedLayerNormalization',
+      inputs: [x.name, weight.name],
+      attrs: { axis: { i: -1 }, epsilon: { f: eps }, stash_type: { i: 1 } },
+    };
+  }
   g.record('rmsNorm', [x, weight], [y], { eps });
   return y;
 }

@@ -124,6 +124,35 @@ describe('the LogSoftmax lowering', () => {
     expect(loweringsFor('cpu')).toEqual([]);
   });
 
+  it('writes RMSNorm as one SimplifiedLayerNormalization on WebGPU, with the composite\'s values', async () => {
+    const device = await testDevice();
+    const shape = [3, 8];
+    const g = new Graph('rms');
+    const x = g.input('x', shape);
+    const w = g.input('w', [8]);
+    g.output('y', op.rmsNorm(x, w, 1e-5));
+    const loweredNodes = loweringsFor('webgpu').reduce<typeof g.nodes>((nodes, l) => nodes.flatMap((n) => l(n, (h) => g.fresh(h)) ?? [n]), g.nodes);
+    expect(loweredNodes.map((n) => n.opType)).toContain('SimplifiedLayerNormalization');
+    const xs = Float32Array.from({ length: 24 }, (_, i) => 3 * Math.sin(i));
+    const ws = Float32Array.from({ length: 8 }, (_, i) => 1 + 0.1 * i);
+    const run = async (lowered: boolean) => {
+      const session = await ort.InferenceSession.create(
+        emitModel(g, lowered ? loweringsFor('webgpu') : []),
+        sessionOptions(lowered ? device : { name: 'cpu', keepsStateOnDevice: false }, { graphOptimizationLevel: 'disabled' }),
+      );
+      const out = await session.run({ x: cpuTensor(xs, shape), w: cpuTensor(ws, [8]) });
+      await session.release();
+      return out.y.data as Float32Array;
+    };
+    const composite = await run(false);
+    const fused = await run(true);
+    // By hand for row 0: x / sqrt(mean(x²) + eps) · w.
+    const row = Array.from(xs.slice(0, 8));
+    const rms = Math.sqrt(row.reduce((a, v) => a + v * v, 0) / 8 + 1e-5);
+    row.forEach((v, i) => expect(composite[i]).toBeCloseTo((v / rms) * ws[i], 5));
+    for (let i = 0; i < 24; i++) expect(Math.abs(fused[i] - composite[i]), `value ${i}`).toBeLessThanOrEqual(1e-5);
+  });
+
   it('computes the CPU kernel\'s values, also for logits far beyond exp\'s float32 range', async () => {
     const device = await testDevice();
     // Rows of ordinary logits, large ones (exp(x) overflows float32 past 88.7) and very negative ones.
