@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ApiError, type ApiService } from '../preload/contract.ts';
 import type { SettingsStore } from './api/interfaces.ts';
 import { type ExperimentDb, openDatabase } from './db/index.ts';
-import { EngineHost } from './engine/host.ts';
+import { EngineHost, restartingEngine } from './engine/host.ts';
 import { databasePath } from './runs/home.ts';
 import { resolveDataHome, resolveThreads } from './settings.ts';
 
@@ -56,13 +56,16 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
   // thread loading the API's modules. The worker starts first; the API is built on a handle that
   // waits for it, so everything that does not need the engine (datasets, runs, reviews) answers
   // as soon as the database is open, and engine calls queue until the worker is up.
-  const engineStarting = EngineHost.start({ threads: options.threads ?? resolveThreads(saved) });
-  const engineReady = engineStarting.then(() => undefined);
+  const threads = options.threads ?? resolveThreads(saved);
+  // A worker that exits (a failure inside the engine) is replaced at the next call: the run it
+  // was training fails with the reason, and the app keeps a working engine.
+  const engine = restartingEngine(
+    () => EngineHost.start({ threads }),
+    (code) => process.stderr.write(`autodidact: the engine worker exited (code ${code}); starting a new one\n`),
+  );
+  const engineReady = engine.current().then(() => undefined);
   engineReady.catch((e: unknown) => process.stderr.write(`autodidact: the engine did not start: ${e instanceof Error ? e.message : String(e)}\n`));
-  const engine: Pick<EngineHost, 'call'> = {
-    call: (command, params, callOptions) => engineStarting.then((host) => host.call(command, params, callOptions)),
-  };
-  const stopEngine = () => engineStarting.then((host) => host.close(ENGINE_CLOSE_MS)).then(() => undefined, () => undefined);
+  const stopEngine = () => engine.latest().then((host) => host.close(ENGINE_CLOSE_MS)).then(() => undefined, () => undefined);
 
   let db: ExperimentDb | null = null;
   let modules;

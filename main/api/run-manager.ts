@@ -13,7 +13,7 @@ import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../engine/comm
 import type { EngineHost } from '../engine/host.ts';
 import { EngineError } from '../engine/protocol.ts';
 import { runDir } from '../runs/home.ts';
-import { liveRunOwner } from '../runs/owner.ts';
+import { liveRunOwner, releaseOwnClaim } from '../runs/owner.ts';
 import type { EventHub, RunManager, StartOptions } from './interfaces.ts';
 import { toRunView } from './run-view.ts';
 
@@ -176,6 +176,8 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
 
   /** After the worker call: make the recorded status true to what happened, and say so. */
   const finish = (runId: number, outcome: { error?: unknown }) => {
+    // The call has ended: no worker of this process trains the run now, even one that died.
+    releaseOwnClaim(home, runId);
     let run = getRun(db, runId);
     if (!run) return; // deleted meanwhile
     const at = run.currentStep ?? 0;

@@ -120,6 +120,11 @@ export class EngineHost {
     return this.exitCode === null;
   }
 
+  /** The worker's exit code, or null while it runs. */
+  get exitedWith(): number | null {
+    return this.exitCode;
+  }
+
   /** Calls sent and not yet answered. */
   get inFlight(): number {
     return this.pending.size;
@@ -217,4 +222,42 @@ export class EngineHost {
       p.reject(new EngineError(`the engine worker exited (code ${code}) before "${p.command}" finished${why}`, 'WORKER_EXITED'));
     }
   }
+}
+
+/** An engine whose worker is replaced when it has exited; see restartingEngine. */
+export interface RestartingEngine {
+  call: EngineHost['call'];
+  /** The worker now (starting one if the last has exited). */
+  current(): Promise<EngineHost>;
+  /** The latest worker, as it is (for closing it: never starts one). */
+  latest(): Promise<EngineHost>;
+}
+
+/**
+ * An engine that outlives its worker: a worker that exited (an uncaught error inside the engine,
+ * a native failure the thread did not survive, a terminate()) is replaced by a fresh one at the
+ * next call. The calls it was running failed with WORKER_EXITED, so a run in it ends 'failed'
+ * with that reason, and the app goes on with a working engine instead of one that refuses every
+ * call until it is restarted.
+ */
+export function restartingEngine(start: () => Promise<EngineHost>, onRestart: (exitCode: number | null) => void = () => {}): RestartingEngine {
+  let host = start();
+  // A worker that never started is not retried: its error is the answer (e.g. no onnxruntime).
+  const current = (): Promise<EngineHost> => {
+    const seen = host;
+    return seen.then((h) => {
+      if (h.alive) return h;
+      // Concurrent calls that found the same dead worker start one new worker between them.
+      if (seen === host) {
+        onRestart(h.exitedWith);
+        host = start();
+      }
+      return host;
+    });
+  };
+  return {
+    call: ((command, params, options) => current().then((h) => h.call(command, params, options))) as EngineHost['call'],
+    current,
+    latest: () => host,
+  };
 }

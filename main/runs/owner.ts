@@ -79,3 +79,18 @@ export function controlRequest(home: string, runId: number): ControlRequest | nu
 export function clearControlRequest(home: string, runId: number): void {
   fs.rmSync(requestFile(home, runId), { force: true });
 }
+
+/**
+ * Clears the run's mark when this process made it: after the engine worker training the run
+ * exited without reaching executeRun's own release (the process, and so the mark's pid, lives
+ * on, which would make the run look trained elsewhere and refuse its resume).
+ */
+export function releaseOwnClaim(home: string, runId: number): void {
+  const file = ownerFile(home, runId);
+  try {
+    const owner = JSON.parse(fs.readFileSync(file, 'utf8')) as RunOwner;
+    if (owner.pid === process.pid && owner.hostname === os.hostname()) fs.rmSync(file, { force: true });
+  } catch {
+    // no mark, or an unreadable one: nothing of ours to clear
+  }
+}

@@ -21,7 +21,7 @@ import {
   samplesOfRollout,
   updateRunStatus,
 } from '../../../main/db/index.ts';
-import { EngineHost } from '../../../main/engine/host.ts';
+import { EngineHost, restartingEngine } from '../../../main/engine/host.ts';
 import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { databasePath, runDir } from '../../../main/runs/home.ts';
 import { claimRun } from '../../../main/runs/owner.ts';
@@ -235,5 +235,34 @@ describe('run manager', () => {
     release();
     createRunManager({ db, databaseFile: DB_FILE, home: HOME, engine, events: createEventHub() });
     expect(getRun(db, elsewhere.id)!.status).toBe('stopped');
+  });
+});
+
+describe('run manager when the engine worker dies', () => {
+  it('fails the run with the reason, and trains on: the run resumes on a new worker', async () => {
+    const engine2 = restartingEngine(() => EngineHost.start({ threads: 1 }));
+    const hub2 = createEventHub({ intervalMs: 20 });
+    const events: { event: EventName; payload: unknown }[] = [];
+    hub2.subscribe((event, payload) => void events.push({ event, payload }));
+    const manager2 = createRunManager({ db, databaseFile: DB_FILE, home: HOME, engine: engine2, events: hub2 });
+    const until = (pred: (e: { event: EventName; payload: unknown }) => boolean) =>
+      expect.poll(() => events.some(pred), { timeout: 90_000, interval: 50 }).toBe(true);
+    try {
+      const run = newRun(4, { checkpointEvery: 1 });
+      manager2.start(run.id, { resume: false });
+      await until((e) => e.event === 'run.step' && (e.payload as Events['run.step']).runId === run.id && (e.payload as Events['run.step']).step >= 1);
+      // The worker goes away mid-run, as after a failure inside the engine it cannot survive.
+      await (await engine2.current()).terminate();
+      await until((e) => e.event === 'run.status' && (e.payload as Events['run.status']).run.id === run.id && (e.payload as Events['run.status']).run.status === 'failed');
+      expect(getRun(db, run.id)!.error).toMatch(/the engine worker exited \(code \d+\) before "run" finished/);
+      // Not mistaken for a run another process trains, and a new worker takes it.
+      manager2.start(run.id, { resume: true });
+      await until((e) => e.event === 'run.status' && (e.payload as Events['run.status']).run.id === run.id && (e.payload as Events['run.status']).run.status === 'completed');
+      expect(listSteps(db, run.id)).toEqual([1, 2, 3, 4]);
+    } finally {
+      await manager2.shutdown();
+      hub2.close();
+      await (await engine2.latest()).close();
+    }
   });
 });

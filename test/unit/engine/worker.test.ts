@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selftest } from '../../../main/engine/commands/system.ts';
-import { EngineHost } from '../../../main/engine/host.ts';
+import { EngineHost, restartingEngine } from '../../../main/engine/host.ts';
 import { EngineError } from '../../../main/engine/protocol.ts';
 
 /**
@@ -185,5 +185,26 @@ describe('engine host lifecycle', () => {
     });
     expect(child.signal, child.stderr).toBeNull();
     expect(child.status, child.stderr).toBe(3);
+  });
+
+  it('replaces a worker that exited at the next call, after failing the call it was running', async () => {
+    const restarts: (number | null)[] = [];
+    const engine = restartingEngine(() => EngineHost.start(), (code) => restarts.push(code));
+    const first = await engine.current();
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const call = engine.call('selftest', { size: 256, seconds: 60 }, { onProgress: () => started() });
+    await running;
+    const outcome = rejection(call);
+    await first.terminate();
+    expect((await outcome).code).toBe('WORKER_EXITED');
+    // Two calls at once after the exit: one new worker answers both.
+    const [a, b] = await Promise.all([engine.call('ping', { echo: 'a' }), engine.call('ping', { echo: 'b' })]);
+    expect([a.echo, b.echo]).toEqual(['a', 'b']);
+    expect(a.threadId).toBe(b.threadId);
+    expect(restarts).toEqual([first.exitedWith]);
+    const second = await engine.current();
+    expect(second).not.toBe(first);
+    expect(await second.close()).toBe(0);
   });
 });

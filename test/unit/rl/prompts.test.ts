@@ -70,6 +70,15 @@ describe('fitPrompts', () => {
     expect(fittedSummary('training prompts', fitted)).toBe('training prompts longer than 48 tokens: truncated 1 to 48 tokens (item 1)');
   });
 
+  it('encodes only the prompts whose length alone cannot show that they fit', () => {
+    const encoded: string[] = [];
+    const spy = (text: string) => (encoded.push(text), encode(text));
+    // 48 tokens: up to 10 characters pass on their length (3 bytes each, 16 special tokens).
+    const fitted = fitPrompts(items(['0123456789', '01234567890', 'x'.repeat(100)]), spy, limit, 'skip', label);
+    expect(encoded).toEqual(['01234567890', 'x'.repeat(100)]);
+    expect(fitted.keptIndex).toEqual([0, 1]);
+  });
+
   it('truncates by tokens where characters and tokens differ', () => {
     // A tokenizer that makes each "ab" one token: the cut still fits exactly.
     const pairs = (text: string) => [1, ...(text.match(/ab|./gs) ?? []).map((t) => t.length)];
