@@ -99,7 +99,7 @@ export async function evaluateBase(o: BaseEvalOptions, log: (s: string) => void 
         noAnswer += answers.filter((a) => a === null).length;
         correct += right;
         if (right > 0) passRight++;
-        const { label } = majorityVote(answers);
+        const { label } = majorityVote(answers, { ties: 'first' }); // as validation's maj@k
         if (label !== null && answersEquivalent(label, p.answer)) majRight++;
         if (start + i < o.show) log(`  ${p.expression} = ${p.answer}: ${answers.join(' ')}`);
       });

@@ -163,6 +163,25 @@ export interface MethodCatalog {
   charts: ChartInfo[];
 }
 
+/** How a run formats its prompts (the run setting `promptFormat`). */
+export const PROMPT_FORMATS = ['raw', 'chat'] as const;
+
+/** A prompt exactly as the model will be given it, for the New-run view. */
+export interface PromptPreview {
+  /** The prompt as the dataset holds it. */
+  prompt: string;
+  /** Which training item it is (dataset_items.idx), or null for a prompt given in the request. */
+  itemIdx: number | null;
+  promptFormat: (typeof PROMPT_FORMATS)[number];
+  /** The token ids decoded with their special tokens (BOS, the chat template's markers): what the model reads. */
+  text: string;
+  tokenCount: number;
+  /** Whether the model has a chat template (promptFormat 'chat' needs one). */
+  hasChatTemplate: boolean;
+  /** The model's context length (config.json's max_position_embeddings), where it says. */
+  contextLength: number | null;
+}
+
 export interface RunProgress {
   step: number;
   steps: number;
@@ -383,6 +402,22 @@ export const requests = {
       })
       .strict(),
     result: {} as RunView,
+  },
+  /** A prompt of a dataset (its first training item), or one given here, as the model will see it under `promptFormat`. */
+  'runs.previewPrompt': {
+    params: z
+      .object({
+        model: z.string().min(1).max(4096),
+        dataset: z.string().min(1).max(4096).optional(),
+        /** Difficulty and seed of the built-in arithmetic dataset, as runs.create takes them. */
+        difficulty: z.number().int().min(1).max(4).optional(),
+        seed: z.number().int().min(0).optional(),
+        prompt: z.string().max(1_000_000).optional(),
+        promptFormat: z.enum(PROMPT_FORMATS).default('raw'),
+      })
+      .strict()
+      .refine((p) => p.dataset !== undefined || p.prompt !== undefined, { message: 'give a dataset or a prompt', path: ['dataset'] }),
+    result: {} as PromptPreview,
   },
   'runs.list': { params: z.object({}).strict(), result: [] as RunView[] },
   'runs.get': { params: z.object({ id }).strict(), result: {} as RunDetail },

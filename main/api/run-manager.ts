@@ -184,7 +184,9 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
     const err = outcome.error;
     if (err === undefined) {
       const note = run.status === 'paused' ? ' (checkpoint saved; resume to continue)' : '';
-      log(runId, 'info', `${run.status} at step ${at}${note}`);
+      // A run the loop stopped itself (the signal check) says why.
+      if (run.status === 'stopped' && run.error) log(runId, 'warn', `stopped at step ${at}: ${run.error}`);
+      else log(runId, 'info', `${run.status} at step ${at}${note}`);
     } else if (err instanceof EngineError && err.code === 'CANCELLED') {
       // Stopped before the run loop could record it (e.g. still setting up).
       if (run.status === 'running' || run.status === 'queued') run = updateRunStatus(db, runId, 'stopped');

@@ -83,6 +83,10 @@ export const runCommand = command({
       'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',
       'deleted and trained again. Stop or Pause in the app (or `autodidact serve`) on the same data',
       'folder reaches this process too: it ends after the current step, with a checkpoint there.',
+      'Alerts (collapse, validation drop, weak learning signal) are printed',
+      'as warnings. The signal check looks at every step\'s rollout before its update (step 1: a',
+      'pre-flight check); with signalAction=stop a weak signal stops the run there (status "stopped",',
+      'exit status 3), and --resume trains on past the alert.',
       '',
       'Methods (--method ID, each with its own settings):',
       ...methods,
@@ -132,7 +136,10 @@ export const runCommand = command({
             process.stderr.write(`${resumeRef !== undefined ? 'resuming' : 'started'} run ${r.id} "${r.name}"${startAfter ? ` after step ${startAfter}` : ''}\n`);
             progress = new Progress({ total, startAt: startAfter });
           },
-          onStep: (record) => progress?.update(record.step, record.metrics),
+          onStep: (record) => {
+            for (const a of record.alerts) progress?.note(`warning: step ${record.step}: ${a.kind}: ${a.message}`);
+            progress?.update(record.step, record.metrics);
+          },
         });
         // TS cannot see the assignment inside the callback.
         (progress as Progress | null)?.finish();
@@ -143,6 +150,10 @@ export const runCommand = command({
         }
         const best = result.best ? `, best ${result.best.metric} ${Number(result.best.value.toPrecision(4))} at step ${result.best.step}` : '';
         await writeLine(`run ${r.id} ${r.status} at step ${result.lastStep}/${total}${best}`);
+        if (result.signalStop) {
+          process.stderr.write(`${r.error}\n`);
+          return 3;
+        }
         return result.aborted ? 130 : 0;
       } finally {
         (progress as Progress | null)?.finish();

@@ -117,7 +117,8 @@ export function updateRunStatus(db: ExperimentDb, id: number, status: RunStatus,
         : FINISHED.has(status)
           ? `finished_at = ${now}, error = ?`
           : 'error = NULL';
-    const args = FINISHED.has(status) ? [status, status === 'failed' ? (error ?? null) : null, id] : [status, id];
+    // A failed run keeps its error; a stopped one the reason it was stopped for, where there is one.
+    const args = FINISHED.has(status) ? [status, status === 'failed' || status === 'stopped' ? (error ?? null) : null, id] : [status, id];
     const res = db.stmt(`UPDATE runs SET status = ?, ${sets} WHERE id = ?`).run(...args);
     if (res.changes === 0) throw new DatabaseError('NOT_FOUND', `No run ${id}.`);
     return getRun(db, id) as RunInfo;

@@ -25,7 +25,7 @@ import {
 import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
 import { describeRunConfig, parseRunConfig } from '../engine/rl/config.ts';
-import { type ContextLimit, type LongPromptPolicy, LongPromptError, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
+import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
@@ -155,8 +155,15 @@ function loadRunData(db: ExperimentDb, datasetId: number): RunData {
  * the data the loop gets (without skipped prompts, with truncated ones cut) and a line on what
  * changed. Throws a RunSetupError naming the dataset items when the policy is 'fail'.
  */
-export function fitRunData(data: RunData, tok: Pick<TextTokenizer, 'encode'>, limit: ContextLimit, policy: LongPromptPolicy): { data: RunData; notes: string[] } {
-  const encode = (text: string) => encodePrompt(tok, text);
+export function fitRunData(
+  data: RunData,
+  tok: Pick<TextTokenizer, 'encode' | 'applyChatTemplate'>,
+  limit: ContextLimit,
+  policy: LongPromptPolicy,
+  format: PromptFormat,
+): { data: RunData; notes: string[] } {
+  // Counted as the loop will encode them (a chat template's tokens included).
+  const encode = (text: string) => encodePrompt(tok, text, format);
   try {
     const train = fitPrompts(data.items, encode, limit, policy, (i) => `item ${data.itemIdx[i]} (train, "${preview(data.items[i].prompt)}")`);
     const val = fitPrompts(data.validation, encode, limit, policy, (i) => `item ${data.validationIdx[i]} (eval, "${preview(data.validation[i].prompt)}")`);
@@ -201,7 +208,7 @@ export async function checkRunPrompts(db: ExperimentDb, home: string, config: Ru
   const dir = resolveModel(target.model, home);
   const datasetId = ensureDataset(db, target.dataset, target, config.seed);
   const { contextLength, tokenizer } = await modelContext(dir);
-  return fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(dir) }, config.longPrompts).notes;
+  return fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(dir) }, config.longPrompts, config.promptFormat).notes;
 }
 
 /** A model folder: a path, a built-in name, or a model imported into the data folder. */
@@ -359,7 +366,7 @@ export async function executeRun(
     const modelDir = resolveModel(target.model, home);
     const model = await loadModel(modelDir);
     const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
-    const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts);
+    const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts, config.promptFormat);
     let labelOverrides: Map<number, string> | undefined;
     if (target.reviewsFrom !== undefined) {
       const byIdx = reviewedLabels(db, target.reviewsFrom, run.datasetId);
@@ -382,6 +389,12 @@ export async function executeRun(
         onStep: databaseSink(db, run.id, data.itemIdx, (r) => opts.onStep?.(r, current)),
       },
     );
+    if (result.signalStop) {
+      const { step, message } = result.signalStop;
+      const why = `Stopped by the signal check at step ${step} (signalAction: stop), before that step's update. ${message} Resume to train on past this alert.`;
+      current = updateRunStatus(db, run.id, 'stopped', why);
+      return { ...result, run: current, requestedBy: null };
+    }
     const stopped = result.aborted || (result.paused && control.request?.action === 'stop');
     current = updateRunStatus(db, run.id, stopped ? 'stopped' : result.paused ? 'paused' : 'completed');
     return { ...result, run: current, requestedBy: result.paused ? control.request : null };

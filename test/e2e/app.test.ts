@@ -311,6 +311,49 @@ describe('web mode, as a new user', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('previews the prompt as the model sees it, with its token count, raw and in the chat template', async () => {
+    await page.getByTestId('nav-new').click();
+    await page.getByTestId('run-model').selectOption(modelCopy());
+    await page.getByTestId('run-dataset').selectOption('arith-e2e');
+    const preview = page.getByTestId('prompt-preview');
+    // The dataset's first training prompt, with tiny-arith's BOS: one token per character plus the BOS.
+    await expect.poll(() => preview.textContent(), { timeout: 30_000 }).toMatch(/^<\|bos\|>\S/);
+    const raw = (await preview.textContent())!;
+    await expect.poll(() => page.getByTestId('prompt-preview-tokens').textContent()).toMatch(new RegExp(`^\\s*${raw.length - '<|bos|>'.length + 1} tokens \\+ up to \\d+ new, of a 64-token context`));
+    await page.getByTestId('input-promptFormat').selectOption('chat');
+    await expect.poll(() => preview.textContent()).toBe(`<|bos|><|user|>\n${raw.slice('<|bos|>'.length)}<|eos|><|assistant|>\n`);
+    await shot('13-new-run-prompt-preview');
+    await page.getByTestId('input-promptFormat').selectOption('raw');
+    await expect.poll(() => preview.textContent()).toBe(raw);
+  });
+
+  it('warns of a weak learning signal in the run view, and stops the run when set to', async () => {
+    // The untrained tiny-chars cannot answer sums: the pre-flight check finds noise.
+    await page.getByTestId('nav-new').click();
+    const tinyChars = await page.getByTestId('run-model').locator('option', { hasText: /^\s*tiny-chars \(built-in\)/ }).getAttribute('value');
+    await page.getByTestId('run-model').selectOption(tinyChars!);
+    await page.getByTestId('run-dataset').selectOption('__arithmetic__');
+    await page.getByTestId('run-difficulty').selectOption('1');
+    await page.getByTestId('run-device').selectOption('cpu');
+    await setSetting('steps', '3');
+    await setSetting('promptsPerStep', '4');
+    await setSetting('votes', '16');
+    await setSetting('trainSamples', '8');
+    await setSetting('maxNewTokens', '8');
+    await setSetting('valEvery', '0');
+    await page.getByTestId('input-signalAction').selectOption('stop');
+    await page.getByTestId('launch-button').click();
+    await page.waitForURL(/#\/runs\/\d+$/);
+    await expect.poll(async () => (await page.getByTestId('run-detail-status').textContent())?.toLowerCase(), { timeout: 300_000 }).toContain('stopped');
+    const alert = page.locator('[data-testid=run-alert][data-kind=weak_signal]');
+    await alert.waitFor({ timeout: 30_000 });
+    expect(await alert.textContent()).toMatch(/Weak learning signal.*step 1.*Pre-flight check \(step 1's rollout, before any update\): weak learning signal: /s);
+    await expect.poll(() => page.getByTestId('run-error').textContent()).toMatch(/^Stopped by the signal check at step 1 \(signalAction: stop\)/);
+    await expect.poll(() => page.getByTestId('run-log').textContent()).toMatch(/stopped at step 1: Stopped by the signal check/);
+    expect(await page.getByTestId('run-resume').isVisible()).toBe(true);
+    await shot('14-run-weak-signal');
     expect(pageErrors).toEqual([]);
   });
 });

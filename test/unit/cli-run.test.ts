@@ -86,6 +86,29 @@ describe('autodidact run', () => {
     expect(withDb((db) => getRun(db, 2))).toBeUndefined();
   });
 
+  it('warns of a weak learning signal; with signalAction=stop stops before the first update (exit 3, the reason recorded) and --resume trains on', async () => {
+    // tiny-chars is untrained: it cannot answer the sums, so the pre-flight check finds noise.
+    const args = ['run', '--steps', '3', '--name', 'noise', '--model', 'tiny-chars', '--dataset', 'arithmetic', '--difficulty', '1', '--set', 'votes=16', '--set', 'trainSamples=8', '--set', 'maxNewTokens=8', '--set', 'valEvery=0', '--set', 'signalAction=stop'];
+    const r = await cli(args);
+    expect(r.stderr).toMatch(/^warning: step 1: weak_signal: Pre-flight check \(step 1's rollout, before any update\): weak learning signal: /m);
+    expect(r.stdout).toMatch(/run \d+ stopped at step 1\/3/);
+    expect(r.stderr).toMatch(/^Stopped by the signal check at step 1 \(signalAction: stop\)/m);
+    expect(r.code, r.stderr).toBe(3);
+    const id = withDb((db) => (db.sql.prepare("SELECT id FROM runs WHERE name = 'noise'").get() as { id: number }).id);
+    withDb((db) => {
+      const run = getRun(db, id)!;
+      expect(run).toMatchObject({ status: 'stopped', currentStep: 1 });
+      expect(run.error).toMatch(/^Stopped by the signal check at step 1 .*weak learning signal: .*Resume to train on past this alert\.$/);
+      expect(listSteps(db, id)).toEqual([1]);
+      const alerts = db.sql.prepare('SELECT kind FROM alerts WHERE run_id = ?').all(id) as { kind: string }[];
+      expect(alerts.map((a) => a.kind)).toEqual(['weak_signal']);
+    });
+    const resumed = await cli(['run', '--resume', 'noise']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).not.toMatch(/weak_signal/);
+    withDb((db) => expect(getRun(db, id)).toMatchObject({ status: 'completed', currentStep: 3, error: null }));
+  });
+
   it('resumes a run killed with SIGKILL: every step exactly once, integrity ok', async () => {
     const steps = 12;
     const run = start(['run', '--steps', String(steps), '--name', 'killed', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=2']);

@@ -23,6 +23,7 @@ import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
 import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
+import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable, zodIssues } from './types.ts';
@@ -292,6 +293,8 @@ export const runHandlers = {
     runOrThrow(deps, p.id);
     return deps.runs.log(p.id, p.tail);
   },
+
+  'runs.previewPrompt': (p, deps) => previewPrompt(deps.db, deps.home, { ...p, model: modelSpec(deps, p.model) }),
 } satisfies HandlerTable<
-  'runs.settings' | 'runs.methods' | 'runs.create' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
+  'runs.settings' | 'runs.methods' | 'runs.create' | 'runs.previewPrompt' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
 >;

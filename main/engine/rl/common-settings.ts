@@ -8,7 +8,7 @@
 // lr 5e-7 for 7B models).
 import { z } from 'zod';
 import { LINEAR_MODULES } from '../nn/config.ts';
-import { LONG_PROMPT_POLICIES } from './prompts.ts';
+import { LONG_PROMPT_POLICIES, PROMPT_FORMATS } from './prompts.ts';
 
 /** The method of a configuration that names none. */
 export const DEFAULT_METHOD = 'ttrl';
@@ -40,7 +40,16 @@ export const CommonRunConfigSchema = z.object({
   topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
   topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),
   stopStrings: z.array(z.string().max(200)).max(32).default([]).describe('A response also ends when its text contains one of these'),
+  promptFormat: z
+    .enum(PROMPT_FORMATS)
+    .default('raw')
+    .describe('How a prompt is given to the model: as written (raw, with the tokenizer’s special tokens), or as a user message in the model’s chat template (chat)'),
   answerFormat: z.enum(['auto', 'math', 'gsm8k', 'multiple-choice']).default('auto').describe('How final answers are extracted and compared'),
+
+  voteTies: z
+    .enum(['no-label', 'first'])
+    .default('no-label')
+    .describe('A vote whose most frequent answers tie: no label and no update (no-label), or the answer seen first wins (first, as TTRL’s reference code)'),
 
   advantage: z.enum(['grpo', 'drgrpo', 'rloo']).default('grpo').describe('Advantage estimator: GRPO (mean/std), Dr. GRPO (mean only), RLOO (leave-one-out)'),
   advantageEpsilon: z.number().positive().default(1e-6).describe('ε added to the std in GRPO'),
@@ -80,6 +89,16 @@ export const CommonRunConfigSchema = z.object({
   collapseMajorityRatio: unit().default(0.95).describe('Collapse alert: majority ratio at or above this ...'),
   collapseEntropy: z.number().min(0).default(0.05).describe('... while mean token entropy (nats) is at or below this'),
   collapseValDrop: z.number().min(0).default(0.1).describe('Alert when the best-checkpoint metric falls this far below its best'),
+
+  // The signal check (signal.ts): each step's rollout is checked before its update.
+  signalMinExtraction: unit().default(0.5).describe('Weak-signal alert: share of samples with an extracted answer below this (0 = off)'),
+  signalMinLift: z.number().min(0).default(1.05).describe('Weak-signal alert: mean majority ratio below this many times the ratio chance gives (0 = off)'),
+  signalMinGroupsWithSignal: unit().default(0.1).describe('Weak-signal alert: share of prompts with any non-zero advantage below this (0 = off)'),
+  signalWindow: int(1).default(3).describe('Weak-signal alert: the checks use the mean of the last this many steps (the first step, the pre-flight check, counts alone)'),
+  signalAction: z
+    .enum(['warn', 'stop'])
+    .default('warn')
+    .describe('On a weak-signal alert: warn and train on, or stop the run before that step’s update (status stopped, with the reason; resuming continues past the alert)'),
 });
 
 export type CommonRunConfig = z.output<typeof CommonRunConfigSchema>;

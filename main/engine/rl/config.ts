@@ -8,6 +8,7 @@ import { CommonRunConfigSchema, type CommonRunConfig, DEFAULT_METHOD } from './c
 import { type KlControl, checkKlControl } from './kl-controller.ts';
 import { BUILTIN_METHODS, findMethod, listMethods, registryVersion, unknownMethodMessage } from './methods/registry.ts';
 import type { MethodDefinition } from './methods/types.ts';
+import type { SignalThresholds } from './signal.ts';
 
 export { CommonRunConfigSchema, DEFAULT_METHOD, type CommonRunConfig } from './common-settings.ts';
 
@@ -105,4 +106,9 @@ export function describeRunConfig(): SettingDescription[] {
 /** The adaptive KL controller's settings (used when klTarget > 0). */
 export function klControlOf(config: RunConfig): KlControl {
   return { initial: config.klCoef, target: config.klTarget, horizon: config.klHorizon };
+}
+
+/** The signal check's thresholds and window (signal.ts). */
+export function signalThresholdsOf(config: RunConfig): SignalThresholds & { window: number } {
+  return { minExtraction: config.signalMinExtraction, minLift: config.signalMinLift, minGroupsWithSignal: config.signalMinGroupsWithSignal, window: config.signalWindow };
 }

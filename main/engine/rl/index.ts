@@ -5,3 +5,4 @@ export * from './config.ts';
 export * from './loop.ts';
 export * from './metrics.ts';
 export * from './rewards.ts';
+export * from './signal.ts';

@@ -31,11 +31,12 @@ import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
-import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig } from './config.ts';
+import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
 import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, Scorer, ScorerSample } from './rewards.ts';
+import { type SignalGroup, SignalWatch, signalMetrics } from './signal.ts';
 
 export interface LoopItem {
   prompt: string;
@@ -144,6 +145,11 @@ export interface LoopResult {
   aborted: boolean;
   /** Ended at a step boundary on `pauseRequested`, with its 'last' checkpoint saved. */
   paused: boolean;
+  /**
+   * Set when the signal check stopped the run (`signalAction: 'stop'`): that step was rolled out
+   * and recorded but not trained, and its 'last' checkpoint saved, so a resume continues after it.
+   */
+  signalStop?: { step: number; message: string };
   best: { metric: string; value: number; step: number } | null;
 }
 
@@ -160,6 +166,8 @@ export const LoopStateSchema = z.object({
   watch: z.object({ collapsed: z.boolean(), dropped: z.boolean() }),
   /** The adaptive KL coefficient reached (absent: the run's fixed klCoef). */
   klCoef: z.number().positive().optional(),
+  /** The signal check's alert state (absent in checkpoints saved before it existed). */
+  signal: z.object({ weak: z.boolean(), recent: z.array(z.record(z.string(), z.number())).optional() }).optional(),
 });
 export type LoopState = z.infer<typeof LoopStateSchema>;
 
@@ -228,11 +236,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   progress(0, 'setup');
 
   // Prompts are split from their hidden answers here; only `truths` holds the latter.
-  const promptIds = input.items.map((it) => encodePrompt(tok, it.prompt));
+  const promptIds = input.items.map((it) => encodePrompt(tok, it.prompt, config.promptFormat));
   const truths: (string | null)[] = input.items.map((it) => it.answer ?? null);
   const hasTruth = truths.some((t) => t !== null);
   const validation = input.validation ?? [];
-  const valIds = validation.map((v) => encodePrompt(tok, v.prompt));
+  const valIds = validation.map((v) => encodePrompt(tok, v.prompt, config.promptFormat));
   // Every graph below is sized from the longest prompt: none may reach past the model's context
   // (the caller applies the run's longPrompts setting first; this is the engine's own guard).
   const limit = {
@@ -277,6 +285,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     // parseRunConfig has checked the controller's settings.
     const klControl = config.klTarget > 0 ? klControlOf(config) : null;
     const watch = new CollapseWatch({ majorityRatio: config.collapseMajorityRatio, entropy: config.collapseEntropy, valDrop: config.collapseValDrop });
+    const signalWatch = new SignalWatch(signalThresholdsOf(config));
 
     let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };
     if (input.resumeFrom) {
@@ -288,6 +297,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         throw new Error(`${input.resumeFrom} was saved by a run over ${state.itemCount} prompts; this one has ${input.items.length}, so the prompt order would differ`);
       }
       watch.state = state.watch;
+      if (state.signal) signalWatch.state = state.signal;
     }
     const rng = SeededRng.fromState(state.rng);
 
@@ -395,41 +405,55 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         });
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
 
-        // Update.
+        // The signal check, on this rollout before its update (at step 1: the pre-flight check).
+        const majorityRatio = mean(groups.map((g) => g.score.majorityRatio));
+        const signalNumbers = signalMetrics(groups.map(signalGroup));
+        const signalAlert = signalWatch.onStep(step, { ...signalNumbers, [TRAIN_METRICS.majorityRatio]: majorityRatio }, step === 1);
+        const stopForSignal = signalAlert !== null && config.signalAction === 'stop';
+
+        // Update (none when the signal check stops the run: nothing is learned from noise).
         checkAborted(signal);
-        progress(step, 'update');
-        const updateStart = performance.now();
         const lr = learningRate(schedule, step - 1);
         const klCoef = state.klCoef ?? config.klCoef;
-        const update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0);
-        const updateSeconds = seconds(updateStart);
-        if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
+        let update: StepResult | null = null;
+        let updateSeconds = 0;
+        if (!stopForSignal) {
+          progress(step, 'update');
+          const updateStart = performance.now();
+          update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0);
+          updateSeconds = seconds(updateStart);
+          if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
+        }
 
         const record: StepRecord = { step, metrics: {}, groups: [], checkpoints: [], alerts: [] };
         record.groups = groups.map((g) => groupRecord(g, g.itemIndex, input.items[g.itemIndex].prompt, truths[g.itemIndex], config));
         const allSamples = groups.flatMap((g) => g.samples);
         const tokens = allSamples.reduce((s, x) => s + x.tokenIds.length, 0);
         const entropy = tokens === 0 ? 0 : allSamples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / tokens;
-        const majorityRatio = mean(groups.map((g) => g.score.majorityRatio));
         const trained = groups.flatMap((g) => g.chosen.map((i) => ({ g, i })));
         const m = record.metrics;
         m[TRAIN_METRICS.majorityRatio] = majorityRatio;
         m[TRAIN_METRICS.majorityVotingReward] = mean(trained.map(({ g, i }) => g.score.rewards[i]));
         m[TRAIN_METRICS.entropy] = entropy;
         m[TRAIN_METRICS.responseLength] = allSamples.length === 0 ? 0 : tokens / allSamples.length;
-        m[TRAIN_METRICS.clipRatio] = update?.clipRatio ?? 0;
-        m[TRAIN_METRICS.kl] = update?.kl ?? 0;
-        m[TRAIN_METRICS.klCoef] = klCoef;
-        m[TRAIN_METRICS.gradNorm] = update?.gradNorm ?? 0;
-        m[TRAIN_METRICS.lr] = lr;
-        m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
+        // A step stopped before its update has no update figures (a gap in those charts, not zeros).
+        if (!stopForSignal) {
+          m[TRAIN_METRICS.clipRatio] = update?.clipRatio ?? 0;
+          m[TRAIN_METRICS.kl] = update?.kl ?? 0;
+          m[TRAIN_METRICS.klCoef] = klCoef;
+          m[TRAIN_METRICS.gradNorm] = update?.gradNorm ?? 0;
+          m[TRAIN_METRICS.lr] = lr;
+          m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
+        }
+        Object.assign(m, signalNumbers);
         if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config));
+        if (signalAlert) record.alerts.push(signalAlert);
 
         const alert = watch.onTrainStep(step, majorityRatio, entropy);
         if (alert) record.alerts.push(alert);
 
-        state = { ...state, step, watch: watch.state };
-        const validateNow = validation.length > 0 && config.valEvery > 0 && (step % config.valEvery === 0 || step === config.steps);
+        state = { ...state, step, watch: watch.state, signal: signalWatch.state };
+        const validateNow = !stopForSignal && validation.length > 0 && config.valEvery > 0 && (step % config.valEvery === 0 || step === config.steps);
         if (validateNow) {
           const val = await validate(step);
           Object.assign(m, val);
@@ -439,7 +463,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         state = { ...state, watch: watch.state };
         // Read once: the answer decides both the checkpoint and the return below.
         const pausing = step < config.steps && (hooks.pauseRequested?.() ?? false);
-        const saveLast = input.checkpointDir && (pausing || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps);
+        const saveLast = input.checkpointDir && (pausing || stopForSignal || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps);
         if (saveLast) {
           progress(step, 'checkpoint');
           const dir = path.join(input.checkpointDir!, checkpointFolder('last', step));
@@ -459,6 +483,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const saved = (kind: 'last' | 'best') => (record.checkpoints.some((c) => c.kind === kind) ? step : null);
           await pruneCheckpoints(input.checkpointDir, { last: saved('last'), best: saved('best') });
         }
+        if (stopForSignal) return { lastStep: state.step, aborted: false, paused: false, best: state.best, signalStop: { step, message: signalAlert.message } };
         if (pausing) return { lastStep: state.step, aborted: false, paused: true, best: state.best };
       }
       return { lastStep: state.step, aborted: false, paused: false, best: state.best };
@@ -554,6 +579,20 @@ async function policyUpdate(
 function withReviewedLabel(voted: GroupScore, answers: readonly (string | null)[], label: string, config: RunConfig): GroupScore {
   const agrees = answers.map((a) => isCorrect(a, label, config.answerFormat));
   return { ...voted, labeled: true, pseudoLabel: label, agreesWithLabel: agrees, rewards: agrees.map((a) => (a ? 1 : 0)) };
+}
+
+/** What the signal check reads from a scored group. */
+function signalGroup(g: ScoredGroup): SignalGroup {
+  const counts = g.score.voteCounts.map((v) => v.count);
+  const top = Math.max(0, ...counts);
+  return {
+    samples: g.samples.length,
+    extracted: g.answers.filter((a) => a !== null).length,
+    clusterCounts: counts,
+    majorityRatio: g.score.majorityRatio,
+    tied: top > 0 && counts.filter((c) => c === top).length > 1,
+    trainedAdvantages: g.chosen.map((i) => g.advantages[i]),
+  };
 }
 
 function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: string | null, config: RunConfig): GroupRecord {

@@ -6,6 +6,7 @@
 // query never depends on the run's settings. Validation keys carry the literal k
 // (`val/avg@16`), because runs are compared on a given k (the demo reports avg@16 and maj@16).
 import { type AnswerFormat, answersEquivalent, majorityVote } from '../tasks/answers.ts';
+import { SIGNAL_METRICS } from './signal.ts';
 
 /** Keys every training step reports. Those marked ground truth only appear when items have hidden answers. */
 export const TRAIN_METRICS = {
@@ -66,7 +67,8 @@ export interface ChartDefinition {
 export const CHARTS: readonly ChartDefinition[] = [
   { id: 'reward', title: 'Reward', unit: true, hint: 'Mean pseudo reward of the trained samples (and, for measurement, against hidden answers)' },
   { id: 'accuracy', title: 'Label & reward accuracy', unit: true, hint: 'Measured against hidden answers only — never used for training' },
-  { id: 'majority', title: 'Majority ratio', unit: true, hint: 'Winning answer’s share of the votes; → 1 while validation falls means collapse' },
+  { id: 'majority', title: 'Majority ratio', unit: true, hint: 'Winning answer’s share of the votes, and what chance would give (answers drawn at random from the distinct answers seen); → 1 while validation falls means collapse' },
+  { id: 'signal', title: 'Signal check', unit: true, hint: 'Share of samples with an answer, of prompts whose trained samples got a non-zero advantage, and of tied votes: a weak signal means training on noise' },
   { id: 'entropy', title: 'Entropy', hint: 'Mean token entropy of the rollouts (nats)' },
   { id: 'validation', title: 'Validation avg@k vs maj@k', unit: true, hint: 'avg@k: mean accuracy of k samples; maj@k: accuracy of their majority answer; pass@k: any correct' },
   { id: 'length', title: 'Response length', hint: 'Mean tokens per response' },
@@ -83,6 +85,11 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: TRAIN_METRICS.labelAccuracy, label: 'Label accuracy', chart: 'accuracy', unit: true, groundTruth: true, description: 'Share of prompts whose pseudo-label equals the hidden answer' },
   { key: TRAIN_METRICS.rewardAccuracy, label: 'Reward accuracy', chart: 'accuracy', unit: true, groundTruth: true, description: 'Share of trained samples whose pseudo reward (agrees with the label) equals the reward the hidden answer gives' },
   { key: TRAIN_METRICS.majorityRatio, label: 'Majority ratio', chart: 'majority', unit: true, description: 'Mean over prompts of the winning answer’s share of the votes' },
+  { key: SIGNAL_METRICS.majorityRatioChance, label: 'Majority ratio by chance', chart: 'majority', unit: true, description: 'Mean over prompts of the majority ratio chance would give: answers drawn at random from the distinct answers seen (at least 2)' },
+  { key: SIGNAL_METRICS.extractionRate, label: 'Answers extracted', chart: 'signal', unit: true, description: 'Share of samples with an extracted answer' },
+  { key: SIGNAL_METRICS.groupsWithSignal, label: 'Prompts with signal', chart: 'signal', unit: true, description: 'Share of prompts whose trained samples got any non-zero advantage (the rest teach nothing)' },
+  { key: SIGNAL_METRICS.tiedGroups, label: 'Tied votes', chart: 'signal', unit: true, description: 'Share of prompts whose vote tied for the most votes' },
+  { key: SIGNAL_METRICS.majorityLift, label: 'Majority ÷ chance', chart: null, description: 'Mean majority ratio ÷ mean chance majority ratio: about 1 or below when the votes look like random guesses' },
   { key: TRAIN_METRICS.passAtN, label: 'pass@N (train)', chart: null, unit: true, groundTruth: true, description: 'Share of prompts where any of the N votes is correct' },
   { key: TRAIN_METRICS.entropy, label: 'Token entropy (nats)', chart: 'entropy', description: 'Mean token entropy of the rollouts (nats)' },
   { key: 'val/avg@k', label: 'avg@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Mean accuracy of k samples per validation prompt (pass@1 estimate)' },
@@ -124,7 +131,8 @@ export function validationScores(groups: readonly ValidationGroup[], format: Ans
     const correct = g.answers.map((a) => isCorrect(a, g.truth, format));
     avg += correct.filter(Boolean).length / Math.max(1, correct.length);
     pass += correct.some(Boolean) ? 1 : 0;
-    const vote = majorityVote(g.answers, { format });
+    // maj@k as TTRL measures it: a tie goes to the answer seen first (Counter.most_common).
+    const vote = majorityVote(g.answers, { format, ties: 'first' });
     maj += vote.label !== null && isCorrect(vote.label, g.truth, format) ? 1 : 0;
   }
   const n = groups.length;
@@ -132,7 +140,7 @@ export function validationScores(groups: readonly ValidationGroup[], format: Ans
 }
 
 export interface Alert {
-  kind: 'collapse' | 'validation_drop';
+  kind: 'collapse' | 'validation_drop' | 'weak_signal';
   step: number;
   message: string;
   /** The numbers that triggered it. */

@@ -11,9 +11,30 @@ import type { TextTokenizer } from '../nn/tokenizer.ts';
 export const LONG_PROMPT_POLICIES = ['fail', 'skip', 'truncate'] as const;
 export type LongPromptPolicy = (typeof LONG_PROMPT_POLICIES)[number];
 
-/** The token ids the run loop generates from for a prompt (the one place that decides it). */
-export function encodePrompt(tok: Pick<TextTokenizer, 'encode'>, prompt: string): number[] {
+/**
+ * How a prompt is given to the model (the run's `promptFormat`). 'raw': as written, with the
+ * tokenizer's special tokens (e.g. BOS), which is how the built-in models were taught. 'chat': as
+ * one user message in the model's chat template, with the generation prompt (the assistant's
+ * turn) appended, as instruct models expect.
+ */
+export const PROMPT_FORMATS = ['raw', 'chat'] as const;
+export type PromptFormat = (typeof PROMPT_FORMATS)[number];
+
+type PromptTokenizer = Pick<TextTokenizer, 'encode' | 'applyChatTemplate'>;
+
+/**
+ * The token ids the run loop generates from for a prompt (the one place that decides it: the
+ * loop, the context check and the New-run view's preview all encode with it).
+ */
+export function encodePrompt(tok: PromptTokenizer, prompt: string, format: PromptFormat = 'raw'): number[] {
+  if (format === 'chat') return tok.encode(tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true }), { addSpecialTokens: false });
   return tok.encode(prompt);
+}
+
+/** A prompt as the model reads it: its ids, and those ids decoded with their special tokens (the preview). */
+export function renderPrompt(tok: PromptTokenizer & Pick<TextTokenizer, 'decode'>, prompt: string, format: PromptFormat): { ids: number[]; text: string } {
+  const ids = encodePrompt(tok, prompt, format);
+  return { ids, text: tok.decode(ids, { skipSpecialTokens: false }) };
 }
 
 export interface ContextLimit {

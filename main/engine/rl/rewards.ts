@@ -3,7 +3,7 @@
 // Every label-free method is a `Scorer` with this one signature. The input deliberately has no
 // field for a reference answer: hidden labels live elsewhere in the loop and only feed
 // diagnostics, so no scorer can read them even by mistake.
-import { type AnswerFormat, majorityVote } from '../tasks/answers.ts';
+import { type AnswerFormat, type VoteTies, majorityVote } from '../tasks/answers.ts';
 
 /** One sampled response as a scorer sees it. */
 export interface ScorerSample {
@@ -52,6 +52,8 @@ export interface MajorityVoteOptions {
   threshold?: number;
   /** SRT's soft reward: r_i = share of the group that gave sample i's answer (0 for no answer). */
   softReward?: boolean;
+  /** A tie for the most votes: no label (default) or the answer seen first. */
+  ties?: VoteTies;
 }
 
 /**
@@ -66,11 +68,11 @@ export function majorityVoteScorer(options: MajorityVoteOptions = {}): Scorer {
     const n = group.samples.length;
     const vote = majorityVote(
       group.samples.map((s) => s.answer),
-      { format: options.format },
+      { format: options.format, ties: options.ties },
     );
     const voteCounts = vote.clusters.map((c) => ({ answer: c.representative, count: c.count }));
     const agreesWithLabel = vote.clusterOf.map((c) => vote.labelCluster >= 0 && c === vote.labelCluster);
-    // A group with no usable answer has nothing to agree on, whatever the threshold.
+    // A group with no usable answer (or a tie, under ties 'no-label') has nothing to agree on, whatever the threshold.
     const labeled = vote.label !== null && vote.majorityRatio >= threshold;
     let rewards: number[];
     if (!labeled) rewards = new Array<number>(n).fill(0);
@@ -85,6 +87,7 @@ export function majorityVoteScorer(options: MajorityVoteOptions = {}): Scorer {
       agreesWithLabel: labeled ? agreesWithLabel : new Array<boolean>(n).fill(false),
       diagnostics: {
         clusters: vote.clusters.length,
+        tied: vote.tied ? 1 : 0,
         no_answer_ratio: n > 0 ? vote.clusterOf.filter((c) => c < 0).length / n : 0,
       },
     };
@@ -92,7 +95,7 @@ export function majorityVoteScorer(options: MajorityVoteOptions = {}): Scorer {
 }
 
 /** TTRL: hard reward against the majority answer, every group labeled. */
-export const ttrlScorer = (format?: AnswerFormat): Scorer => majorityVoteScorer({ format });
+export const ttrlScorer = (format?: AnswerFormat, ties?: VoteTies): Scorer => majorityVoteScorer({ format, ties });
 
 /** SRT: majority vote with a confidence threshold τ and optionally the soft (frequency) reward. */
-export const srtScorer = (options: { format?: AnswerFormat; threshold: number; softReward?: boolean }): Scorer => majorityVoteScorer(options);
+export const srtScorer = (options: { format?: AnswerFormat; threshold: number; softReward?: boolean; ties?: VoteTies }): Scorer => majorityVoteScorer(options);

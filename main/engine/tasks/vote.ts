@@ -16,20 +16,37 @@ export interface VoteCluster {
 export interface VoteResult {
   /** Clusters in order of first appearance. */
   clusters: VoteCluster[];
-  /** The largest cluster's representative; null when no sample has a usable answer. */
+  /**
+   * The largest cluster's representative; null when no sample has a usable answer, or when the
+   * largest count is shared by several clusters and `ties` is 'no-label'.
+   */
   label: string | null;
   /** Index into clusters of the winner, or -1. */
   labelCluster: number;
-  /** Winner's count / n, where n counts every sample (no-answer ones included); 0 with no label. */
+  /**
+   * The largest cluster's count / n, where n counts every sample (no-answer ones included), tied
+   * or not: what share the best-supported answer got; 0 when no sample has a usable answer.
+   */
   majorityRatio: number;
+  /** Several clusters share the largest count (e.g. 16 different answers from 16 samples). */
+  tied: boolean;
   n: number;
   /** Per sample: its cluster index, or -1 (no answer or unparseable). */
   clusterOf: number[];
 }
 
+/**
+ * What a tie for the most votes gives: 'no-label' (the default) gives no pseudo-label, since
+ * picking one of equally supported answers would train on an arbitrary choice (16 samples with 16
+ * different answers would otherwise make a 1-in-16 "majority"); 'first' gives the answer seen
+ * first, as TTRL's reference code (Counter.most_common) does.
+ */
+export type VoteTies = 'no-label' | 'first';
+
 export interface VoteOptions {
   format?: AnswerFormat;
   rtol?: number;
+  ties?: VoteTies;
 }
 
 export function majorityVote(answers: readonly (string | null)[], opts: VoteOptions = {}): VoteResult {
@@ -56,17 +73,21 @@ export function majorityVote(answers: readonly (string | null)[], opts: VoteOpti
       clusterOf.push(clusters.length - 1);
     }
   });
-  // Ties go to the cluster whose first member came first, i.e. the earliest-created cluster.
+  // The earliest-created cluster among those with the most votes (the winner under 'first').
   let best = -1;
   clusters.forEach((cl, k) => {
     if (best < 0 || cl.count > clusters[best].count) best = k;
   });
   const n = answers.length;
+  const top = best >= 0 ? clusters[best].count : 0;
+  const tied = clusters.filter((cl) => cl.count === top).length > 1;
+  const winner = tied && (opts.ties ?? 'no-label') === 'no-label' ? -1 : best;
   return {
     clusters: clusters.map(({ representative, normalized, members, count }) => ({ representative, normalized, members, count })),
-    label: best >= 0 ? clusters[best].representative : null,
-    labelCluster: best,
-    majorityRatio: best >= 0 && n > 0 ? clusters[best].count / n : 0,
+    label: winner >= 0 ? clusters[winner].representative : null,
+    labelCluster: winner,
+    majorityRatio: n > 0 ? top / n : 0,
+    tied,
     n,
     clusterOf,
   };

@@ -77,3 +77,10 @@ export const SERIES_COLORS = ['#2f6fde', '#e0782f', '#2a9d6f', '#b2479b', '#8a6d
 export function methodLabel(catalog: MethodCatalog | null, id: string): string {
   return catalog?.methods.find((m) => m.id === id)?.label ?? id.toUpperCase();
 }
+
+/** How an alert's kind reads in the run view. */
+export const ALERT_LABELS: Record<string, string> = {
+  collapse: 'Collapse',
+  validation_drop: 'Validation drop',
+  weak_signal: 'Weak learning signal',
+};

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
+import { PROMPT_FORMATS, REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
+import { PROMPT_FORMATS as ENGINE_PROMPT_FORMATS } from '../../../main/engine/rl/prompts.ts';
 import { createReview, createRun, getRun, listModels, listReviews, recordStep, updateRunStatus } from '../../../main/db/index.ts';
 import { runDir } from '../../../main/runs/home.ts';
 import { DEVICES_RESULT, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
@@ -296,6 +297,38 @@ describe('runs', () => {
     expect(by.loraTargets).toMatchObject({ kind: 'enum-list' });
     expect(by.loraTargets.options).toContain('q_proj');
     expect(by.lr.description).toMatch(/learning rate/);
+  });
+
+  it('previews a prompt exactly as the model will see it, raw or in the chat template, with its token count', async () => {
+    const first = (await h.call('datasets.items', { datasetId: (await h.call('datasets.list', {})).find((d) => d.name === 'questions')!.id, split: 'train', limit: 1 })).items[0];
+    // tiny-arith's tokenizer has one token per character, plus its special tokens.
+    const raw = await h.call('runs.previewPrompt', { model: 'tiny-arith', dataset: 'questions' });
+    expect(raw).toEqual({
+      prompt: first.prompt,
+      itemIdx: first.idx,
+      promptFormat: 'raw',
+      text: `<|bos|>${first.prompt}`,
+      tokenCount: 1 + first.prompt.length,
+      hasChatTemplate: true,
+      contextLength: 64,
+    });
+    const chat = await h.call('runs.previewPrompt', { model: 'tiny-arith', prompt: 'What is 2+2?', promptFormat: 'chat' });
+    expect(chat).toMatchObject({ itemIdx: null, text: '<|bos|><|user|>\nWhat is 2+2?<|eos|><|assistant|>\n', tokenCount: 12 + 6 });
+    // The built-in generator's first training sum, as runs.create would generate it.
+    const sums = await h.call('runs.previewPrompt', { model: 'tiny-arith', dataset: 'arithmetic', difficulty: 1, seed: 0 });
+    expect(sums.itemIdx).toBe(0);
+    expect(sums.text).toBe(`<|bos|>${sums.prompt}`);
+    // The engine's formats and the contract's are the same list.
+    expect(PROMPT_FORMATS).toEqual(ENGINE_PROMPT_FORMATS);
+  });
+
+  it('refuses a prompt preview it cannot make, saying why', async () => {
+    expect((await h.refused('runs.previewPrompt', { model: 'tiny-arith' })).issues?.map((i) => i.path)).toEqual(['dataset']);
+    expect((await h.refused('runs.previewPrompt', { model: 'tiny-arith', dataset: 'questions', promptFormat: 'jinja' as 'chat' })).code).toBe('BAD_REQUEST');
+    const missing = await h.refused('runs.previewPrompt', { model: 'tiny-arith', dataset: 'no-such-dataset' });
+    expect(missing).toMatchObject({ code: 'SETUP' });
+    expect(missing.message).toMatch(/dataset "no-such-dataset" is not imported/);
+    expect((await h.refused('runs.previewPrompt', { model: 'no-such-model', prompt: 'x' })).code).toBe('SETUP');
   });
 
   it('creates a run with the default device, and launches it unless told not to', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
 import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
+import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
 import { testDevice } from '../../helpers/device.ts';
 
@@ -91,6 +92,18 @@ describe('runLoop controls', () => {
     const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIndex, texts: g.samples.map((s) => s.text) }));
     expect(view(resumed[0])).toEqual(view(straight[2]));
     expect(view(first[1])).toEqual(view(straight[1]));
+  });
+
+  it("promptFormat 'chat' gives the model each prompt in its chat template (what the preview shows)", async () => {
+    const tok = model.tokenizer!;
+    const chat = await collect(await input({ config: { ...CONFIG, steps: 1, promptFormat: 'chat' } }));
+    // The same prompts written out in the template by hand (the raw format adds the BOS itself) draw the very same samples.
+    const byHand = items.map((it) => ({ ...it, prompt: `<|user|>\n${it.prompt}<|eos|><|assistant|>\n` }));
+    expect(tok.encode(byHand[0].prompt)).toEqual(encodePrompt(tok, items[0].prompt, 'chat'));
+    const manual = await collect(await input({ config: { ...CONFIG, steps: 1 }, items: byHand }));
+    const texts = (r: StepRecord) => r.groups.map((g) => g.samples.map((s) => s.text));
+    expect(texts(chat.records[0])).toEqual(texts(manual.records[0]));
+    expect(texts(chat.records[0])).not.toEqual(texts(plain[0]));
   });
 
   it('a pause asked for before any step stops at once, with nothing trained', async () => {

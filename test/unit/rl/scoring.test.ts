@@ -61,10 +61,21 @@ describe('majority-vote scorers', () => {
   });
 
   it('equivalence, not string match: 1/2 and 0.5 vote together', () => {
-    const s = ttrlScorer()(group(['1/2', '0.5', '3', '3']));
-    // Tie 2–2 (1/2 ≡ 0.5): the cluster seen first wins.
+    const s = ttrlScorer()(group(['1/2', '0.5', '0.5', '3']));
     expect(s.pseudoLabel).toBe('1/2');
-    expect(s.rewards).toEqual([1, 1, 0, 0]);
+    expect(s.rewards).toEqual([1, 1, 1, 0]);
+  });
+
+  it('a tie for the most votes gives no label and no reward; ties "first" gives the answer seen first', () => {
+    // 2–2 (1/2 ≡ 0.5 against 3, 3): majority ratio 2/4 = 0.5, shared by two answers.
+    const tie = ttrlScorer()(group(['1/2', '0.5', '3', '3']));
+    expect(tie).toMatchObject({ labeled: false, pseudoLabel: null, rewards: [0, 0, 0, 0], agreesWithLabel: [false, false, false, false], majorityRatio: 0.5 });
+    expect(tie.diagnostics.tied).toBe(1);
+    const first = ttrlScorer(undefined, 'first')(group(['1/2', '0.5', '3', '3']));
+    expect(first).toMatchObject({ labeled: true, pseudoLabel: '1/2', rewards: [1, 1, 0, 0] });
+    expect(first.diagnostics.tied).toBe(1);
+    // SRT's threshold does not rescue a tie either.
+    expect(srtScorer({ threshold: 0 })(group(['7', '8'])).labeled).toBe(false);
   });
 
   it('SRT threshold: below τ no label and no reward; at τ a label', () => {

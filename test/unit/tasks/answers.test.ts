@@ -229,10 +229,23 @@ describe('majority vote', () => {
     expect(r.clusterOf).toEqual([0, 0, 0, 1, -1]);
   });
 
-  it('breaks ties by the cluster whose first member appears earliest', () => {
-    expect(majorityVote(['7', '8', '8', '7']).label).toBe('7');
-    expect(majorityVote(['8', '7', '7', '8']).label).toBe('8');
-    expect(majorityVote(['1', '2', '3']).label).toBe('1');
+  it('gives no label on a tie for the most votes, but reports the tie and the top share', () => {
+    // 2–2: no answer is better supported than the other.
+    expect(majorityVote(['7', '8', '8', '7'])).toMatchObject({ label: null, labelCluster: -1, tied: true, majorityRatio: 0.5 });
+    // 16 different answers from 16 samples: a "majority" of 1/16 = 0.0625 would be an arbitrary pick.
+    const spread = majorityVote(Array.from({ length: 16 }, (_, i) => String(i + 1)));
+    expect(spread).toMatchObject({ label: null, tied: true, majorityRatio: 1 / 16 });
+    expect(spread.clusters).toHaveLength(16);
+    // A plurality that is not shared is a label: 2 of 4 beats 1 and 1 (ratio 2/4 = 0.5).
+    expect(majorityVote(['3', '5', '3', '9'])).toMatchObject({ label: '3', labelCluster: 0, tied: false, majorityRatio: 0.5 });
+    // A tie below the top does not matter: 2 of 5 for '9', then 1–1–1... here 1 and 1 for '4', '6'.
+    expect(majorityVote(['4', '9', '6', '9', null])).toMatchObject({ label: '9', tied: false, majorityRatio: 2 / 5 });
+  });
+
+  it("with ties: 'first', breaks ties by the cluster whose first member appears earliest (TTRL's Counter.most_common)", () => {
+    expect(majorityVote(['7', '8', '8', '7'], { ties: 'first' })).toMatchObject({ label: '7', tied: true, majorityRatio: 0.5 });
+    expect(majorityVote(['8', '7', '7', '8'], { ties: 'first' }).label).toBe('8');
+    expect(majorityVote(['1', '2', '3'], { ties: 'first' })).toMatchObject({ label: '1', tied: true, majorityRatio: 1 / 3 });
   });
 
   it('counts no-answer samples in n and never lets them win', () => {
@@ -244,7 +257,7 @@ describe('majority vote', () => {
 
   it('gives no label when no sample has an answer', () => {
     const r = majorityVote([null, null]);
-    expect(r).toMatchObject({ label: null, labelCluster: -1, majorityRatio: 0, clusters: [] });
+    expect(r).toMatchObject({ label: null, labelCluster: -1, majorityRatio: 0, clusters: [], tied: false });
     expect(majorityVote([]).label).toBeNull();
   });
 
@@ -258,8 +271,8 @@ describe('majority vote', () => {
   it('clusters thousands separators, units and symbolic forms', () => {
     const r = majorityVote(['1,200', '1200 dollars', '$1200', '1 200', '1201']);
     expect(r.clusters.map((c) => c.count)).toEqual([4, 1]);
-    const s = majorityVote(['(x+1)^2', 'x^2+1', 'x^2+2x+1', '1+x^2']);
-    expect(s.label).toBe('(x+1)^2'); // 2–2 tie: the earlier cluster wins
+    const s = majorityVote(['(x+1)^2', 'x^2+1', 'x^2+2x+1', '1+x^2'], { ties: 'first' });
+    expect(s.label).toBe('(x+1)^2'); // 2–2 tie: under 'first' the earlier cluster wins
     expect(s.clusters.map((c) => c.members)).toEqual([
       [0, 2],
       [1, 3],

@@ -14,5 +14,5 @@ export const srt = defineMethod({
     softReward: z.boolean().default(false).describe('SRT soft reward: a sample earns the share of votes its answer got'),
   }),
   metrics: [],
-  scorer: (s, run) => majorityVoteScorer({ format: run.answerFormat, threshold: s.srtThreshold, softReward: s.softReward }),
+  scorer: (s, run) => majorityVoteScorer({ format: run.answerFormat, threshold: s.srtThreshold, softReward: s.softReward, ties: run.voteTies }),
 });

@@ -11,5 +11,5 @@ export const ttrl = defineMethod({
   pipeline: 'group-reward',
   settings: z.object({}),
   metrics: [],
-  scorer: (_settings, run) => majorityVoteScorer({ format: run.answerFormat }),
+  scorer: (_settings, run) => majorityVoteScorer({ format: run.answerFormat, ties: run.voteTies }),
 });
