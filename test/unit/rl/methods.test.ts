@@ -45,8 +45,9 @@ describe('the built-in methods', () => {
   it('a config stored before the registry still loads, with the same settings', () => {
     const { config, target } = parseStoredConfig(STORED_BEFORE_REGISTRY, 'run 1’s stored config');
     const { model, dataset, device, difficulty, ...loop } = STORED_BEFORE_REGISTRY;
-    // Settings added since take their defaults.
-    expect(config).toEqual({ ...loop, longPrompts: 'fail', maxPromptTokens: 0 });
+    // Settings added since (long prompts, the prompt format, the tie rule, the signal check) take their defaults.
+    const added = { longPrompts: 'fail', maxPromptTokens: 0, promptFormat: 'raw', voteTies: 'no-label', signalMinExtraction: 0.5, signalMinLift: 1.05, signalMinGroupsWithSignal: 0.1, signalWindow: 3, signalAction: 'warn' };
+    expect(config).toEqual({ ...loop, ...added });
     expect(target).toEqual({ model, dataset, device, difficulty });
     const srt = parseStoredConfig({ ...STORED_BEFORE_REGISTRY, method: 'srt', srtThreshold: 0.6, softReward: true }, 'run 2').config;
     expect(srt).toMatchObject({ method: 'srt', srtThreshold: 0.6, softReward: true });
