@@ -164,9 +164,11 @@ export function fitRunData(
 ): { data: RunData; notes: string[] } {
   // Counted as the loop will encode them (a chat template's tokens included).
   const encode = (text: string) => encodePrompt(tok, text, format);
+  // What a chat template adds around every prompt, so no prompt is passed on its length alone without it.
+  const wrapper = format === 'chat' ? encode('').length : 0;
   try {
-    const train = fitPrompts(data.items, encode, limit, policy, (i) => `item ${data.itemIdx[i]} (train, "${preview(data.items[i].prompt)}")`);
-    const val = fitPrompts(data.validation, encode, limit, policy, (i) => `item ${data.validationIdx[i]} (eval, "${preview(data.validation[i].prompt)}")`);
+    const train = fitPrompts(data.items, encode, limit, policy, (i) => `item ${data.itemIdx[i]} (train, "${preview(data.items[i].prompt)}")`, wrapper);
+    const val = fitPrompts(data.validation, encode, limit, policy, (i) => `item ${data.validationIdx[i]} (eval, "${preview(data.validation[i].prompt)}")`, wrapper);
     if (train.kept.length === 0) throw new RunSetupError(`every training prompt of dataset "${data.datasetName}" is longer than ${train.maxPromptTokens} tokens and was skipped; nothing is left to train on`);
     return {
       data: {

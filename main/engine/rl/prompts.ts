@@ -151,12 +151,14 @@ export function fitPrompts<T extends { prompt: string }>(
   limit: ContextLimit,
   policy: LongPromptPolicy,
   label: (index: number) => string,
+  /** Tokens `encode` adds around any prompt beyond a tokenizer's few special ones (a chat template's). */
+  wrapperTokens = 0,
 ): FittedPrompts<T> {
   const max = maxPromptTokens(limit);
   const result: FittedPrompts<T> = { kept: [], keptIndex: [], skipped: [], truncated: [], maxPromptTokens: max };
   const over: LongPrompt[] = [];
   items.forEach((item, index) => {
-    const tokens = surelyFits(item.prompt, max) ? 0 : encode(item.prompt).length;
+    const tokens = surelyFits(item.prompt, max - wrapperTokens) ? 0 : encode(item.prompt).length;
     if (tokens <= max) {
       result.kept.push(item);
       result.keptIndex.push(index);

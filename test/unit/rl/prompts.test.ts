@@ -79,6 +79,18 @@ describe('fitPrompts', () => {
     expect(fitted.keptIndex).toEqual([0, 1]);
   });
 
+  it('counts a chat template around every prompt: a short prompt is encoded, and refused, when the template makes it too long', () => {
+    // A template adding 40 tokens (BOS + 39 around the text): "0123456789" alone would pass on its length.
+    const chat = (text: string) => [1, ...Array<number>(39).fill(7), ...[...text].map((c) => c.codePointAt(0)!)];
+    expect(chat('0123456789')).toHaveLength(50); // > 48
+    const encoded: string[] = [];
+    const spy = (text: string) => (encoded.push(text), chat(text));
+    const fitted = fitPrompts(items(['0123456789', 'abc']), spy, limit, 'skip', label, chat('').length);
+    expect(encoded).toEqual(['0123456789', 'abc']);
+    expect(fitted.skipped.map((p) => p.tokens)).toEqual([50]);
+    expect(fitted.keptIndex).toEqual([1]);
+  });
+
   it('truncates by tokens where characters and tokens differ', () => {
     // A tokenizer that makes each "ab" one token: the cut still fits exactly.
     const pairs = (text: string) => [1, ...(text.match(/ab|./gs) ?? []).map((t) => t.length)];
