@@ -334,6 +334,16 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
   return { resumeFrom: ckpt.path, startAfter: ckpt.step };
 }
 
+/**
+ * A recorded run's settings as it was trained: a run recorded before a setting that changes
+ * training existed keeps that setting's earlier behaviour, so a resume continues the same run.
+ * Before `voteTies`, a tie went to the answer seen first. (Settings that only add warnings, or
+ * whose default is the earlier behaviour, take their defaults.)
+ */
+export function recordedSettings(stored: Record<string, unknown>): Record<string, unknown> {
+  return 'voteTies' in stored ? stored : { ...stored, voteTies: 'first' };
+}
+
 /** Trains a recorded run (new, or resumed with `resume`), keeping its status and steps in the database. */
 export async function executeRun(
   db: ExperimentDb,
@@ -342,7 +352,7 @@ export async function executeRun(
   resume: boolean,
   opts: ExecuteOptions = {},
 ): Promise<LoopResult & { run: RunInfo; /** The other process whose stop or pause ended the run, if one did. */ requestedBy: ControlRequest | null }> {
-  const { config, target } = parseStoredConfig(run.config as Record<string, unknown>, `run ${run.id}'s stored config`);
+  const { config, target } = parseStoredConfig(recordedSettings(run.config as Record<string, unknown>), `run ${run.id}'s stored config`);
   if (run.datasetId === null) throw new RunSetupError(`run ${run.id}'s dataset was deleted; it cannot continue`);
   // Another live process (the app, or a second terminal) training this run would write the same
   // steps and checkpoint folders: refuse before touching either.

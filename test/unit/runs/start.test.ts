@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ExperimentDb, createRun, getRun, listSteps, openDatabase, recordStep, rolloutsAtStep, updateRunStatus } from '../../../main/db/index.ts';
 import { runDir } from '../../../main/runs/home.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig, prepareResume } from '../../../main/runs/start.ts';
+import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig, prepareResume, recordedSettings } from '../../../main/runs/start.ts';
 
 let db: ExperimentDb;
 beforeEach(() => {
@@ -99,5 +99,14 @@ describe('prompts too long for the model', () => {
     const failed = getRun(db, run.id)!;
     expect(failed.status).toBe('failed');
     expect(failed.error).toMatch(/too long for tiny-chars: item 1/);
+  });
+});
+
+describe('a run recorded before a setting existed', () => {
+  it('resumes with the tie rule it was trained with (the answer seen first), while a new run gets no label on a tie', () => {
+    const before = { model: 'tiny-chars', dataset: 'arithmetic', method: 'ttrl', steps: 3 };
+    expect(parseStoredConfig(recordedSettings(before), 'run 1').config.voteTies).toBe('first');
+    expect(parseStoredConfig(recordedSettings({ ...before, voteTies: 'no-label' }), 'run 2').config.voteTies).toBe('no-label');
+    expect(parseStoredConfig(before, 'run settings').config.voteTies).toBe('no-label');
   });
 });
