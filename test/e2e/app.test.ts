@@ -353,6 +353,8 @@ describe('web mode, as a new user', () => {
     await expect.poll(() => page.getByTestId('run-error').textContent()).toMatch(/^Stopped by the signal check at step 1 \(signalAction: stop\)/);
     await expect.poll(() => page.getByTestId('run-log').textContent()).toMatch(/stopped at step 1: Stopped by the signal check/);
     expect(await page.getByTestId('run-resume').isVisible()).toBe(true);
+    // The screenshot shows the run's header: its status, the stop reason and the alert.
+    await page.getByTestId('run-title').scrollIntoViewIfNeeded();
     await shot('14-run-weak-signal');
     expect(pageErrors).toEqual([]);
   });
