@@ -140,6 +140,7 @@ export const runCommand = command({
             for (const a of record.alerts) progress?.note(`warning: step ${record.step}: ${a.kind}: ${a.message}`);
             progress?.update(record.step, record.metrics);
           },
+          onWait: (message) => (progress ? progress.note(message) : process.stderr.write(`${message}\n`)),
         });
         // TS cannot see the assignment inside the callback.
         (progress as Progress | null)?.finish();

@@ -35,7 +35,7 @@ export class DatabaseError extends Error {
 }
 
 export interface OpenOptions {
-  /** How long a write waits for another connection's lock, in ms (default 5000). */
+  /** How long a write waits for another connection's lock, in ms (default: AUTODIDACT_BUSY_TIMEOUT_MS, else 5000). */
   busyTimeoutMs?: number;
   /** Migrations to apply instead of the app's own (tests). */
   migrations?: readonly Migration[];
@@ -51,9 +51,18 @@ export interface OpenOptions {
 const NATIVE_HINT =
   'In a checkout, `npm start` builds it for Electron (`npm run rebuild:electron` builds it again).';
 
+/** The busy timeout of connections that name none: AUTODIDACT_BUSY_TIMEOUT_MS (a whole number of ms), else 5 s. */
+function defaultBusyTimeout(): number {
+  const env = process.env.AUTODIDACT_BUSY_TIMEOUT_MS;
+  if (env === undefined || env === '') return 5000;
+  const ms = Number(env);
+  if (!Number.isInteger(ms) || ms < 0) throw new DatabaseError('INVALID', `AUTODIDACT_BUSY_TIMEOUT_MS must be a whole number of milliseconds, got "${env}".`);
+  return ms;
+}
+
 /** better-sqlite3's options with the native module chosen; throws a DatabaseError naming a missing file. */
 function sqliteOptions(file: string, options: OpenOptions): Database.Options {
-  const timeout = options.busyTimeoutMs ?? 5000;
+  const timeout = options.busyTimeoutMs ?? defaultBusyTimeout();
   const binding = chooseNativeBinding(options.nativeBinding);
   if (binding === undefined) return { timeout };
   const resolved = path.resolve(binding);

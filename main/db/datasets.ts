@@ -1,6 +1,7 @@
 // Datasets and their items. The hidden label (`eval_answer`) is evaluation-only: no function
 // that returns items selects it. The one way to read it is `evaluationAnswers`, which the
 // evaluation and metrics code calls by name; reward code has no reason to.
+import os from 'node:os';
 import { DatabaseError, type ExperimentDb } from './database.ts';
 
 export type Split = 'train' | 'eval';
@@ -93,44 +94,162 @@ function toItem(r: ItemRow): DatasetItem {
   };
 }
 
+/** How long one transaction of an import may hold the write lock, and the pause after it. */
+export interface ImportPacing {
+  /** Milliseconds of inserting per transaction (default 100). */
+  batchMs?: number;
+  /** Milliseconds the lock is left free between transactions (default 20). */
+  pauseMs?: number;
+}
+
 /**
- * Creates a dataset with all its items in one transaction. `items` may be a generator that
- * parses a file as it goes: if it throws (a malformed line) or an item is invalid, nothing is
- * stored, not even the dataset's row.
+ * A writer in another process waits for the lock up to its busy timeout (5 s), polling at most
+ * every 100 ms. An import writing for 100 ms and then leaving the lock free for 20 ms lets such
+ * a poll in about one time in six, so a run's step waits a fraction of a second, not the import.
  */
-export function importDataset(db: ExperimentDb, dataset: NewDataset, items: Iterable<NewDatasetItem>): DatasetInfo {
-  return db.write(`importing dataset "${dataset.name}"`, () => {
-    if (db.stmt('SELECT 1 FROM datasets WHERE name = ?').get(dataset.name)) {
-      throw new DatabaseError('INVALID', `A dataset named "${dataset.name}" already exists.`);
+const DEFAULT_PACING: Required<ImportPacing> = { batchMs: 100, pauseMs: 20 };
+
+interface ImportOwner {
+  pid: number;
+  hostname: string;
+  startedAt: string;
+}
+
+/** Whether the process that staged an import is still alive (this one, or another machine's: assumed so). */
+function ownerAlive(owner: ImportOwner): boolean {
+  if (owner.hostname !== os.hostname() || !Number.isInteger(owner.pid)) return true;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Deletes a dataset's items in short transactions, then its row (runs on it keep their name; dataset_id is cleared). */
+function removeInBatches(db: ExperimentDb, id: number, pacing: Required<ImportPacing>): void {
+  const chunk = 20_000;
+  for (;;) {
+    const removed = db.write(`removing the staged items of dataset ${id}`, () =>
+      db.stmt('DELETE FROM dataset_items WHERE dataset_id = ? AND idx IN (SELECT idx FROM dataset_items WHERE dataset_id = ? ORDER BY idx LIMIT ?)').run(id, id, chunk).changes,
+    );
+    if (removed < chunk) break;
+    sleepSync(pacing.pauseMs);
+  }
+  db.write(`removing dataset ${id}`, () => db.stmt('DELETE FROM datasets WHERE id = ?').run(id));
+}
+
+/** Removes the staged datasets of importers that died (killed mid-import); returns how many. */
+export function sweepAbandonedImports(db: ExperimentDb, pacing: ImportPacing = {}): number {
+  const rows = db.stmt<{ id: number; import_owner: string }>('SELECT id, import_owner FROM datasets WHERE import_owner IS NOT NULL').all();
+  let n = 0;
+  for (const r of rows) {
+    let owner: ImportOwner;
+    try {
+      owner = JSON.parse(r.import_owner) as ImportOwner;
+    } catch {
+      owner = { pid: NaN, hostname: os.hostname(), startedAt: '' };
+    }
+    if (ownerAlive(owner)) continue;
+    removeInBatches(db, r.id, { ...DEFAULT_PACING, ...pacing });
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Creates a dataset with all its items, all or nothing for every reader: the items are written
+ * in short transactions under a dataset row no query shows (`import_owner` set), so a run
+ * recording its steps in another process waits a moment, never the whole import; one last short
+ * transaction publishes the dataset. `items` may be a generator that parses a file as it goes:
+ * if it throws (a malformed line) or an item is invalid, the staged rows are deleted and nothing
+ * was ever visible, not even the dataset's row.
+ */
+export function importDataset(db: ExperimentDb, dataset: NewDataset, items: Iterable<NewDatasetItem>, pacing: ImportPacing = {}): DatasetInfo {
+  const pace = { ...DEFAULT_PACING, ...pacing };
+  sweepAbandonedImports(db, pace);
+  const owner: ImportOwner = { pid: process.pid, hostname: os.hostname(), startedAt: new Date().toISOString() };
+  const id = db.write(`importing dataset "${dataset.name}"`, () => {
+    const taken = db.stmt<{ import_owner: string | null }>('SELECT import_owner FROM datasets WHERE name = ?').get(dataset.name);
+    if (taken) {
+      const by = taken.import_owner === null ? null : (JSON.parse(taken.import_owner) as ImportOwner);
+      throw new DatabaseError('INVALID', by ? `A dataset named "${dataset.name}" is being imported by another process (pid ${by.pid}, since ${by.startedAt}).` : `A dataset named "${dataset.name}" already exists.`);
     }
     const { lastInsertRowid } = db
-      .stmt('INSERT INTO datasets (name, source, field_mapping) VALUES (?, ?, ?)')
-      .run(dataset.name, dataset.source ?? null, JSON.stringify(dataset.fieldMapping ?? {}));
-    const id = Number(lastInsertRowid);
+      .stmt('INSERT INTO datasets (name, source, field_mapping, import_owner) VALUES (?, ?, ?, ?)')
+      .run(dataset.name, dataset.source ?? null, JSON.stringify(dataset.fieldMapping ?? {}), JSON.stringify(owner));
+    return Number(lastInsertRowid);
+  });
+  // Staged rows need no fsync of their own: until the publish (synchronous=FULL again, which
+  // syncs everything before it) a power loss only loses rows no reader could see.
+  const synchronous = db.sql.pragma('synchronous', { simple: true }) as number;
+  try {
+    db.sql.pragma('synchronous = NORMAL');
     const insert = db.stmt(
       'INSERT INTO dataset_items (dataset_id, idx, prompt, eval_answer, split, metadata) VALUES (?, ?, ?, ?, ?, ?)',
     );
+    const iterator = items[Symbol.iterator]();
     let idx = 0;
-    for (const item of items) {
-      if (typeof item.prompt !== 'string' || item.prompt.length === 0) {
-        throw new DatabaseError('INVALID', `Dataset item ${idx} has no prompt.`);
-      }
-      const split = item.split ?? 'train';
-      if (split !== 'train' && split !== 'eval') {
-        throw new DatabaseError('INVALID', `Dataset item ${idx} has split "${String(split)}" (expected train or eval).`);
-      }
-      const answer = item.answer == null ? null : String(item.answer);
-      insert.run(id, idx, item.prompt, answer, split, item.metadata == null ? null : JSON.stringify(item.metadata));
-      idx++;
+    let done = false;
+    while (!done) {
+      if (idx > 0) sleepSync(pace.pauseMs);
+      db.write(`importing dataset "${dataset.name}"`, () => {
+        const until = performance.now() + pace.batchMs;
+        do {
+          const next = iterator.next();
+          if (next.done) {
+            done = true;
+            return;
+          }
+          insert.run(id, idx, ...itemColumns(next.value, idx));
+          idx++;
+          // Checking the clock every 64 rows keeps its cost out of the loop.
+        } while ((idx & 63) !== 0 || performance.now() < until);
+      });
     }
-    db.stmt('UPDATE datasets SET item_count = ? WHERE id = ?').run(idx, id);
+    db.sql.pragma(`synchronous = ${synchronous}`);
+    db.write(`publishing dataset "${dataset.name}"`, () => {
+      db.stmt('UPDATE datasets SET item_count = ?, import_owner = NULL WHERE id = ?').run(idx, id);
+    });
     return getDatasetOrThrow(db, id);
-  });
+  } catch (e) {
+    db.sql.pragma(`synchronous = ${synchronous}`);
+    try {
+      removeInBatches(db, id, pace);
+    } catch {
+      /* left staged (invisible): the next import sweeps it once this process has ended */
+    }
+    throw e;
+  }
+}
+
+/** The columns of one item after idx, or a DatabaseError naming the item. */
+function itemColumns(item: NewDatasetItem, idx: number): [string, string | null, Split, string | null] {
+  if (typeof item.prompt !== 'string' || item.prompt.length === 0) {
+    throw new DatabaseError('INVALID', `Dataset item ${idx} has no prompt.`);
+  }
+  const split = item.split ?? 'train';
+  if (split !== 'train' && split !== 'eval') {
+    throw new DatabaseError('INVALID', `Dataset item ${idx} has split "${String(split)}" (expected train or eval).`);
+  }
+  const answer = item.answer == null ? null : String(item.answer);
+  let metadata: string | null = null;
+  try {
+    metadata = item.metadata == null ? null : JSON.stringify(item.metadata);
+  } catch (e) {
+    // JSON.stringify recurses: metadata nested thousands of levels deep overflows the stack.
+    if (e instanceof RangeError) throw new DatabaseError('INVALID', `Dataset item ${idx}: its metadata nests too deeply to store (${e.message}).`);
+    throw e;
+  }
+  return [item.prompt, answer, split, metadata];
 }
 
 export function getDataset(db: ExperimentDb, idOrName: number | string): DatasetInfo | undefined {
   const where = typeof idOrName === 'number' ? 'id = ?' : 'name = ?';
-  const row = db.stmt<DatasetRow>(`SELECT ${DATASET_COLUMNS} FROM datasets d WHERE ${where}`).get(idOrName);
+  // A dataset an import is still staging does not exist yet for anyone.
+  const row = db.stmt<DatasetRow>(`SELECT ${DATASET_COLUMNS} FROM datasets d WHERE ${where} AND import_owner IS NULL`).get(idOrName);
   return row && toInfo(row);
 }
 
@@ -140,10 +259,10 @@ function getDatasetOrThrow(db: ExperimentDb, idOrName: number | string): Dataset
   return d;
 }
 
-/** Datasets by name; archived ones too unless `archived: false`. */
+/** Datasets by name; archived ones too unless `archived: false`. A dataset an import is still staging is never listed. */
 export function listDatasets(db: ExperimentDb, q: { archived?: boolean } = {}): DatasetInfo[] {
-  const where = q.archived === false ? 'WHERE archived_at IS NULL' : '';
-  return db.stmt<DatasetRow>(`SELECT ${DATASET_COLUMNS} FROM datasets d ${where} ORDER BY name`).all().map(toInfo);
+  const where = q.archived === false ? 'AND archived_at IS NULL' : '';
+  return db.stmt<DatasetRow>(`SELECT ${DATASET_COLUMNS} FROM datasets d WHERE import_owner IS NULL ${where} ORDER BY name`).all().map(toInfo);
 }
 
 /** What depends on a dataset: the runs that train (or trained) on it and the reviews of its prompts. */

@@ -185,4 +185,14 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    name: 'datasets staged by an import',
+    up: `
+      -- Set while an import writes the dataset's items in short transactions (so a run in
+      -- another process is never locked out for long): JSON {pid, hostname, startedAt} of the
+      -- importing process. Such a dataset is invisible until the import publishes it (sets this
+      -- NULL) in one short transaction; a failed import deletes it, a dead importer's is swept.
+      ALTER TABLE datasets ADD COLUMN import_owner TEXT;
+    `,
+  },
 ];

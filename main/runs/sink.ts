@@ -2,7 +2,7 @@
 // one recordStep call (one transaction), so a step is in the database whole or not at all.
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ExperimentDb, type StepRecord as DbStepRecord, recordStep } from '../db/index.ts';
+import { DatabaseError, type ExperimentDb, type StepRecord as DbStepRecord, recordStep } from '../db/index.ts';
 import type { StepRecord as LoopStepRecord } from '../engine/rl/index.ts';
 
 /**
@@ -38,11 +38,45 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
   };
 }
 
-/** The loop's onStep hook for a run: writes each step, then tells `after` (progress display). */
-export function databaseSink(db: ExperimentDb, runId: number, itemIdx: readonly number[], after?: (record: LoopStepRecord) => void) {
-  return (record: LoopStepRecord): void => {
-    recordStep(db, runId, record.step, toDbStep(record, itemIdx));
-    after?.(record);
+/**
+ * How long a step's record keeps retrying while another process holds the database's write
+ * lock (an import, a second run) before the run gives up. The record is in memory, and a
+ * transaction that failed left nothing, so waiting loses nothing.
+ */
+export const STEP_WRITE_PATIENCE_MS = 10 * 60_000;
+
+export interface SinkOptions {
+  /** Called after each step is committed (progress display). */
+  after?: (record: LoopStepRecord) => void;
+  /** Called when a step's write finds the database busy and will be retried. */
+  onWait?: (message: string) => void;
+  /** Overrides STEP_WRITE_PATIENCE_MS (tests). */
+  patienceMs?: number;
+}
+
+/**
+ * The loop's onStep hook for a run: writes each step (one transaction). A database another
+ * process keeps busy past the busy timeout makes the step wait and retry, not fail the run.
+ */
+export function databaseSink(db: ExperimentDb, runId: number, itemIdx: readonly number[], options: SinkOptions = {}) {
+  const patience = options.patienceMs ?? STEP_WRITE_PATIENCE_MS;
+  return async (record: LoopStepRecord): Promise<void> => {
+    const rec = toDbStep(record, itemIdx);
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        recordStep(db, runId, record.step, rec);
+        break;
+      } catch (e) {
+        const waited = Date.now() - started;
+        if (!(e instanceof DatabaseError && e.code === 'BUSY')) throw e;
+        if (waited >= patience) throw new DatabaseError('BUSY', `${e.message} It waited ${Math.round(waited / 1000)} s for another process (an import, another run) to finish writing.`, { cause: e });
+        options.onWait?.(`step ${record.step}: the database is busy (another process is writing to it); waiting to save the step (${Math.round(waited / 1000)} s so far)`);
+        // The busy timeout has already waited; a short pause lets the event loop breathe.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * attempt, 1000)));
+      }
+    }
+    options.after?.(record);
   };
 }
 

@@ -253,6 +253,8 @@ export interface ExecuteOptions {
   onStart?: (startAfter: number, run: RunInfo, info: StartInfo) => void;
   /** What the loop is doing (setup, rollout, update, validation, checkpoint). */
   onProgress?: (progress: LoopProgress) => void;
+  /** Called when a step waits for the database because another process holds its write lock. */
+  onWait?: (message: string) => void;
 }
 
 export interface StartInfo {
@@ -398,7 +400,7 @@ export async function executeRun(
         signal: opts.signal,
         pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
         onProgress: opts.onProgress,
-        onStep: databaseSink(db, run.id, data.itemIdx, (r) => opts.onStep?.(r, current)),
+        onStep: databaseSink(db, run.id, data.itemIdx, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
       },
     );
     if (result.signalStop) {

@@ -67,6 +67,7 @@ export async function run(params: z.output<typeof runParams>, ctx: CommandContex
         for (const note of info.promptNotes) log('warn', note);
       },
       onProgress: (p) => ctx.progress({ kind: 'phase', step: p.step, steps: p.totalSteps, phase: p.phase }),
+      onWait: (message) => log('warn', message),
       onStep: (record) => {
         const labelAccuracy = record.metrics[TRAIN_METRICS.labelAccuracy];
         ctx.progress({
