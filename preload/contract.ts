@@ -16,6 +16,8 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export const DEVICE_REQUESTS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
 export type DeviceRequest = (typeof DEVICE_REQUESTS)[number];
 export const DATASET_FORMATS = ['jsonl', 'csv', 'tsv'] as const;
+/** The encodings a dataset file may be declared in; without one it must be UTF-8. */
+export const DATASET_ENCODINGS = ['utf-8', 'windows-1252', 'latin1', 'utf-16le', 'utf-16be'] as const;
 
 export interface AppInfo {
   version: string;
@@ -323,6 +325,8 @@ export const MAX_MESSAGE_BYTES = 256 * MIB;
  * hold it; the web client measures the encoded message and refuses a larger one before sending.
  */
 export const MAX_UPLOAD_CHARS = 120 * MIB;
+/** The largest file whose bytes a request may carry (base64 `data`: 160 MiB of text, within MAX_MESSAGE_BYTES). */
+export const MAX_UPLOAD_BYTES = 120 * MIB;
 
 // --- request channels ---------------------------------------------------------------------
 
@@ -332,11 +336,26 @@ const partialMapping = z.object({ prompt: fieldName.optional(), answer: fieldNam
 const fileUpload = {
   /** The file's name (its extension picks the format unless `format` is given). */
   fileName: z.string().min(1).max(1024),
-  /** The file's contents (the picker or drop reads it in the renderer: web mode has no paths). */
-  text: z.string().max(MAX_UPLOAD_CHARS, `a file of at most ${MAX_UPLOAD_CHARS / MIB} Mi characters can be uploaded`),
+  /** The file's contents as text (web mode has no paths), or else `data`. */
+  text: z.string().max(MAX_UPLOAD_CHARS, `a file of at most ${MAX_UPLOAD_CHARS / MIB} Mi characters can be uploaded`).optional(),
+  /**
+   * The file's bytes, base64 (what the picker and drop send): the app decodes them as UTF-8, or
+   * from `encoding`, and refuses bytes that are not text in it, naming the line.
+   */
+  data: z
+    .string()
+    .max(Math.ceil(MAX_UPLOAD_BYTES / 3) * 4, `a file of at most ${MAX_UPLOAD_BYTES / MIB} MiB can be uploaded`)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64')
+    .optional(),
+  encoding: z.enum(DATASET_ENCODINGS).optional(),
   format: z.enum(DATASET_FORMATS).optional(),
   mapping: partialMapping.optional(),
 };
+/** A file upload carries its contents once: as text, or as base64 bytes with an optional encoding. */
+const oneContents = <T extends { text?: string; data?: string; encoding?: string }>(schema: z.ZodType<T>) =>
+  schema
+    .refine((p) => (p.text === undefined) !== (p.data === undefined), { message: 'give the file as text or as data (base64), exactly one of the two', path: ['data'] })
+    .refine((p) => p.encoding === undefined || p.data !== undefined, { message: 'an encoding applies to data (the bytes); text is decoded already', path: ['encoding'] });
 
 /** Every request: its params schema, and (as a type) its result. */
 export const requests = {
@@ -352,11 +371,9 @@ export const requests = {
 
   /** The datasets to pick from; with `includeArchived`, the archived ones too (marked by `archivedAt`). */
   'datasets.list': { params: z.object({ includeArchived: z.boolean().optional() }).strict(), result: [] as DatasetSummary[] },
-  'datasets.preview': { params: z.object(fileUpload).strict(), result: {} as DatasetPreviewView },
+  'datasets.preview': { params: oneContents(z.object(fileUpload).strict()), result: {} as DatasetPreviewView },
   'datasets.import': {
-    params: z
-      .object({ ...fileUpload, name: z.string().min(1).max(200).optional(), evalFraction: z.number().min(0).max(1).optional() })
-      .strict(),
+    params: oneContents(z.object({ ...fileUpload, name: z.string().min(1).max(200).optional(), evalFraction: z.number().min(0).max(1).optional() }).strict()),
     result: {} as { dataset: DatasetSummary; train: number; eval: number; mappingNote: string },
   },
   'datasets.generate': {

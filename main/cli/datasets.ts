@@ -2,6 +2,7 @@
 // reviews depend on is archived, never deleted (the database refuses that, naming them).
 import { DatabaseError, type DatasetInfo, type ExperimentDb, deleteDataset, getDataset, listDatasets, setDatasetArchived } from '../db/index.ts';
 import { importDatasetFile } from '../runs/datasets.ts';
+import { DATASET_ENCODINGS, MAX_DATASET_BYTES } from '../engine/tasks/dataset-file.ts';
 import { UsageError, choiceFlag, command, numberFlag, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
 import { writeLine } from './jsonl.ts';
@@ -9,13 +10,14 @@ import { writeLine } from './jsonl.ts';
 export const datasetsImportCommand = command({
   name: 'datasets import',
   summary: 'Import a JSONL, CSV or TSV file of prompts (answers optional, evaluation-only) into the database.',
-  synopsis: 'FILE [--name N] [--prompt-field F] [--answer-field F] [--format jsonl|csv|tsv] [--eval-fraction X | --eval-file FILE]',
+  synopsis: 'FILE [--name N] [--prompt-field F] [--answer-field F] [--format jsonl|csv|tsv] [--encoding E] [--eval-fraction X | --eval-file FILE]',
   positionals: true,
   flags: {
     name: { type: 'string', value: 'N', description: 'dataset name (default: the file name without extension)' },
     'prompt-field': { type: 'string', value: 'F', description: 'field or column holding the prompt (default: guessed, e.g. prompt, question, problem)' },
     'answer-field': { type: 'string', value: 'F', description: 'field holding the answer, or "none" (default: guessed, e.g. answer, solution)' },
     format: { type: 'string', value: 'FMT', description: 'jsonl, csv or tsv (default: from the extension)' },
+    encoding: { type: 'string', value: 'E', description: `the file's encoding when it is not UTF-8: ${DATASET_ENCODINGS.filter((e) => e !== 'utf-8').join(', ')}` },
     'eval-fraction': { type: 'string', value: 'X', description: 'hold out this share (0 to 1) of the labeled items for evaluation' },
     'eval-file': { type: 'string', value: 'FILE', description: 'a second file of labeled items that forms the evaluation split' },
     json: { type: 'boolean', description: 'print the imported dataset as one JSON object' },
@@ -25,10 +27,14 @@ Answers are evaluation-only: they are stored apart from the prompts and used to 
 accuracy and validation scores, never to compute a reward. Nested JSON fields are reached with
 dots (--prompt-field meta.question). The import is all-or-nothing: a malformed line stops it with
 FILE:LINE and the database is left as it was. The evaluation share is chosen by a hash of each
-prompt, so importing the same file again gives the same split.`,
+prompt, so importing the same file again gives the same split. A file must be UTF-8 unless
+--encoding names its encoding (latin1 reads as windows-1252, its superset); a file that is not,
+holds a NUL character or an unpaired surrogate is refused with the line. Only regular files of at
+most ${MAX_DATASET_BYTES / (1024 * 1024)} MiB are read.`,
   async run(values, positionals) {
     const [file] = positionalArgs(positionals, ['FILE']);
     const format = values.format === undefined ? undefined : choiceFlag(values, 'format', ['jsonl', 'csv', 'tsv'] as const, 'jsonl');
+    const encoding = values.encoding === undefined ? undefined : choiceFlag(values, 'encoding', DATASET_ENCODINGS, 'utf-8');
     const evalFraction = numberFlag(values, 'eval-fraction', 0, 1);
     if (evalFraction !== undefined && values['eval-file'] !== undefined) throw new UsageError('give --eval-fraction or --eval-file, not both');
     const answer = values['answer-field'];
@@ -37,7 +43,7 @@ prompt, so importing the same file again gives the same split.`,
       ...(answer !== undefined && { answer: answer === 'none' ? null : answer }),
     };
     const result = await withDatabase((db) =>
-      importDatasetFile(db, file, { name: values.name, format, mapping, evalFraction, evalFile: values['eval-file'] }),
+      importDatasetFile(db, file, { name: values.name, format, encoding, mapping, evalFraction, evalFile: values['eval-file'] }),
     );
     if (values.json) {
       await writeLine(JSON.stringify({ ...result.dataset, train: result.train, eval: result.eval }));

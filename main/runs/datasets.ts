@@ -1,9 +1,10 @@
 // Importing a dataset file into the experiment database: parse the whole file first (a
 // malformed line stops everything before the database is touched), choose the evaluation split,
-// then write the dataset and all its items in one transaction.
+// then write the dataset and all its items (staged in short transactions, published at once).
 import path from 'node:path';
 import { type DatasetInfo, type ExperimentDb, type NewDatasetItem, importDataset } from '../db/index.ts';
-import { DatasetError, type DatasetFormat, type FieldMapping, type ParsedDataset, loadDataset, parseDataset } from '../engine/tasks/datasets.ts';
+import { DatasetError, type DatasetFormat, type FieldMapping, type ParsedDataset, decodeDataset, loadDataset, parseDataset } from '../engine/tasks/datasets.ts';
+import type { DatasetEncoding } from '../engine/tasks/dataset-file.ts';
 import { fnv1a32 } from '../engine/runtime/rng.ts';
 
 export interface ImportOptions {
@@ -11,6 +12,8 @@ export interface ImportOptions {
   name?: string;
   format?: DatasetFormat;
   mapping?: Partial<FieldMapping>;
+  /** The file's encoding when it is not UTF-8 (a file, or bytes handed over). */
+  encoding?: DatasetEncoding;
   /** Share of the file's items (0 to 1) held out, labeled, for evaluation. */
   evalFraction?: number;
   /** A second file whose items form the evaluation split (same format and mapping). */
@@ -30,16 +33,17 @@ export class ImportError extends Error {
   override name = 'ImportError';
 }
 
-/** The source of a dataset: a file on disk, or a file's text the app was handed (web mode has no paths). */
-type Source = { kind: 'file'; file: string } | { kind: 'text'; fileName: string; text: string };
+/** The source of a dataset: a file on disk, or a file's text or bytes the app was handed (web mode has no paths). */
+type Source = { kind: 'file'; file: string } | { kind: 'text'; fileName: string; text: string } | { kind: 'bytes'; fileName: string; bytes: Uint8Array };
 
 const sourceName = (src: Source): string => (src.kind === 'file' ? src.file : src.fileName);
 
 function parse(src: Source, options: ImportOptions): ParsedDataset {
   try {
-    return src.kind === 'file'
-      ? loadDataset(src.file, { format: options.format, mapping: options.mapping })
-      : parseDataset(src.text, src.fileName, { format: options.format, mapping: options.mapping });
+    const how = { format: options.format, mapping: options.mapping, encoding: options.encoding };
+    if (src.kind === 'file') return loadDataset(src.file, how);
+    const text = src.kind === 'text' ? src.text : decodeDataset(src.bytes, src.fileName, options.encoding);
+    return parseDataset(text, src.fileName, how);
   } catch (e) {
     // loadDataset names the file by its base name; the user typed a path, so show that.
     if (e instanceof DatasetError) {
@@ -72,6 +76,14 @@ export function importDatasetFile(db: ExperimentDb, file: string, options: Impor
  */
 export function importDatasetText(db: ExperimentDb, text: string, fileName: string, options: Omit<ImportOptions, 'evalFile'> = {}): ImportResult {
   return importFrom(db, { kind: 'text', fileName, text }, options);
+}
+
+/**
+ * Imports a dataset from a file's bytes (the app: the picker sends them), decoded as UTF-8 or
+ * from `options.encoding`; bytes that are not text in it are refused with NAME:LINE.
+ */
+export function importDatasetBytes(db: ExperimentDb, bytes: Uint8Array, fileName: string, options: Omit<ImportOptions, 'evalFile'> = {}): ImportResult {
+  return importFrom(db, { kind: 'bytes', fileName, bytes }, options);
 }
 
 function importFrom(db: ExperimentDb, src: Source, options: ImportOptions): ImportResult {
@@ -117,6 +129,7 @@ function importFrom(db: ExperimentDb, src: Source, options: ImportOptions): Impo
         prompt: main.mapping.prompt,
         answer: main.mapping.answer,
         format: main.format,
+        ...(options.encoding !== undefined && { encoding: options.encoding }),
         ...(evalFile !== undefined && { evalFile: path.resolve(evalFile) }),
         ...(evalFraction !== undefined && { evalFraction }),
       },

@@ -1,10 +1,19 @@
 // The application menu. "Import dataset…" imports through the same API the views use (with the
 // guessed field mapping); the Datasets view offers the preview and mapping before importing.
-import fs from 'node:fs';
 import path from 'node:path';
 import { type BrowserWindow, Menu, type MenuItemConstructorOptions, app, dialog, shell } from 'electron';
 import type { ApiService, ResultOf } from '../../preload/contract.ts';
 import { toErrorShape } from '../server/errors.ts';
+import { DatasetFileError, readDatasetBytes } from '../engine/tasks/dataset-file.ts';
+
+/** readDatasetBytes with the file named in its error. */
+function readDatasetFileBytes(file: string): Uint8Array {
+  try {
+    return readDatasetBytes(file);
+  } catch (e) {
+    throw e instanceof DatasetFileError ? new Error(`${file}: ${e.detail}`) : e;
+  }
+}
 
 export interface MenuContext {
   api: ApiService;
@@ -28,8 +37,10 @@ async function importDataset(ctx: MenuContext): Promise<void> {
   const file = picked.filePaths[0];
   if (picked.canceled || !file) return;
   try {
-    const text = await fs.promises.readFile(file, 'utf8');
-    const done = (await ctx.api.handle('datasets.import', { fileName: path.basename(file), text })) as ResultOf<'datasets.import'>;
+    // The bytes of a regular file of bounded size (a FIFO would never end), not text: the app
+    // refuses a file that is not UTF-8 rather than store replacement characters.
+    const data = Buffer.from(readDatasetFileBytes(file)).toString('base64');
+    const done = (await ctx.api.handle('datasets.import', { fileName: path.basename(file), data })) as ResultOf<'datasets.import'>;
     const info = { type: 'info' as const, title: 'Dataset imported', message: `Imported “${done.dataset.name}”: ${done.train} training and ${done.eval} evaluation items.`, detail: done.mappingNote };
     if (win) await dialog.showMessageBox(win, info);
     else await dialog.showMessageBox(info);

@@ -75,6 +75,17 @@ describe('web mode, as a new user', () => {
     await shot('02-datasets-items');
   });
 
+  it('refuses a Latin-1 file naming the line and the bytes, and imports it once its encoding is chosen', async () => {
+    await page.getByTestId('import-file').setInputFiles({ name: 'accents.csv', mimeType: 'text/csv', buffer: Buffer.from('question,answer\nCaf\xe9 au lait?,oui\n', 'latin1') });
+    await expect.poll(() => page.getByTestId('import-error').textContent()).toMatch(/accents\.csv, line 2: the bytes E9 20 61 75 at column 4 are not valid UTF-8/);
+    expect(await page.getByTestId('import-button').isDisabled()).toBe(true);
+    await page.getByTestId('import-encoding').selectOption('windows-1252');
+    await expect.poll(() => page.getByTestId('preview-row').first().textContent()).toContain('Café au lait?');
+    await page.getByTestId('import-button').click();
+    await page.locator('[data-testid=dataset-row][data-name="accents"]').click();
+    await expect.poll(() => page.getByTestId('item-row').first().textContent()).toContain('Café au lait?');
+  });
+
   it('adds the built-in model from its folder and lists the devices', async () => {
     await page.getByTestId('nav-models').click();
     // The built-in model's folder copied elsewhere, as a Hugging Face folder on disk would be.

@@ -2,11 +2,12 @@
 // temporary folder): datasets import / list, runs, show and export, their exit codes and errors.
 // Acceptance 4: importing a file with a malformed line names the line and leaves the database
 // unchanged.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRun, openDatabase, recordStep } from '../../main/db/index.ts';
+import { createRun, deleteDataset, openDatabase, recordStep } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
 import { tempDir } from './db/helpers.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
@@ -82,6 +83,36 @@ describe('autodidact datasets', () => {
     expect(group.code).toBe(2);
     expect(group.stdout).toMatch(/datasets import[\s\S]*datasets list/);
     expect((await cli(['datasets', 'import', '--help'])).stdout).toMatch(/^usage: autodidact datasets import FILE/);
+  });
+
+  it('refuses a Latin-1 file naming FILE:LINE and the encoding, imports it with --encoding; refuses a FIFO at once', async () => {
+    const before = snapshot();
+    const file = tmp.file('accents.csv');
+    fs.writeFileSync(file, Buffer.from('question,answer\nCaf\xe9 au lait?,yes\n', 'latin1'));
+    const refused = await cli(['datasets', 'import', file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${file}:2: the bytes E9 20 61 75 at column 4 are not valid UTF-8`);
+    expect(refused.stderr).toMatch(/legacy encoding such as Windows-1252 or Latin-1/);
+    expect(snapshot()).toEqual(before);
+    const fifo = tmp.file('pipe.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const pipe = await cli(['datasets', 'import', fifo]);
+    expect(pipe.code).toBe(1);
+    expect(pipe.stderr).toContain(`${fifo}: is a named pipe (FIFO), not a regular file`);
+    expect(snapshot()).toEqual(before);
+    const r = await cli(['datasets', 'import', file, '--encoding', 'latin1', '--json']);
+    expect(r.stderr).toBe('');
+    const d = JSON.parse(r.stdout) as { id: number; itemCount: number; fieldMapping: { encoding?: string } };
+    expect(d.itemCount).toBe(1);
+    expect(d.fieldMapping.encoding).toBe('latin1');
+    const db = openDatabase(databasePath(HOME));
+    try {
+      expect(db.sql.prepare('SELECT prompt FROM dataset_items WHERE dataset_id = ?').get(d.id)).toEqual({ prompt: 'Café au lait?' });
+      // The later tests count on the datasets above only.
+      deleteDataset(db, d.id);
+    } finally {
+      db.close();
+    }
   });
 
   it('lists the datasets', async () => {

@@ -14,11 +14,12 @@ import {
   listItems,
   setDatasetArchived,
 } from '../../db/index.ts';
-import { importDatasetText } from '../../runs/datasets.ts';
+import { importDatasetBytes, importDatasetText } from '../../runs/datasets.ts';
 import { liveRunOwner } from '../../runs/owner.ts';
 import { ensureDataset, importArithmeticDataset } from '../../runs/start.ts';
-import { previewDataset } from '../../engine/tasks/datasets.ts';
+import { DatasetError, decodeDataset, previewDataset } from '../../engine/tasks/datasets.ts';
 import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
+import type { DatasetEncoding } from '../../engine/tasks/dataset-file.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
 
 export function toDatasetSummary(d: DatasetInfo): DatasetSummary {
@@ -63,11 +64,28 @@ function refuseTakenName(deps: ApiDeps, name: string): void {
 
 const PREVIEW_ITEMS = 5;
 
+type Upload = { fileName: string; text?: string; data?: string; encoding?: DatasetEncoding };
+
+/** The upload's text: as sent, or its bytes decoded (UTF-8 unless it names the encoding); a DatasetError names the line. */
+function uploadText(p: Upload, base: string): string {
+  if (p.data === undefined) return p.text ?? '';
+  return decodeDataset(Buffer.from(p.data, 'base64'), base, p.encoding);
+}
+
+const baseName = (fileName: string) => fileName.replace(/^.*[\\/]/, '');
+
 export const datasetHandlers = {
   'datasets.list': (p, deps) => listDatasets(deps.db, { archived: p.includeArchived ? undefined : false }).map(toDatasetSummary),
 
   'datasets.preview': (p) => {
-    const v = previewDataset(p.text, p.fileName, PREVIEW_ITEMS, { format: p.format, mapping: p.mapping });
+    let text: string;
+    try {
+      text = uploadText(p, baseName(p.fileName));
+    } catch (e) {
+      if (!(e instanceof DatasetError)) throw e;
+      return { format: p.format ?? 'jsonl', fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e.message };
+    }
+    const v = previewDataset(text, p.fileName, PREVIEW_ITEMS, { format: p.format, mapping: p.mapping });
     return {
       format: v.format,
       fields: v.fields,
@@ -80,10 +98,11 @@ export const datasetHandlers = {
   },
 
   'datasets.import': (p, deps) => {
-    const base = p.fileName.replace(/^.*[\\/]/, '');
+    const base = baseName(p.fileName);
     const name = p.name ?? base.replace(/\.[^.]*$/, '');
     refuseTakenName(deps, name);
-    const r = importDatasetText(deps.db, p.text, base, { name, format: p.format, mapping: p.mapping, evalFraction: p.evalFraction });
+    const options = { name, format: p.format, mapping: p.mapping, evalFraction: p.evalFraction, encoding: p.encoding };
+    const r = p.data !== undefined ? importDatasetBytes(deps.db, Buffer.from(p.data, 'base64'), base, options) : importDatasetText(deps.db, p.text ?? '', base, options);
     deps.events.emit('datasets.changed', {});
     return { dataset: toDatasetSummary(r.dataset), train: r.train, eval: r.eval, mappingNote: r.mappingNote };
   },

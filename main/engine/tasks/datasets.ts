@@ -3,9 +3,9 @@
 // metadata, so nothing downstream can leak it into a prompt or a reward by accident.
 // A parse returns every item or throws a DatasetError naming the file and line: an import must be
 // all-or-nothing (a half-imported dataset silently changes what a run trains on).
-import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { type DatasetEncoding, DatasetFileError, decodeDatasetBytes, readDatasetBytes } from './dataset-file.ts';
 
 export type DatasetFormat = 'jsonl' | 'csv' | 'tsv';
 
@@ -45,10 +45,17 @@ export interface ParseOptions {
   /** Overrides detection from the file extension. */
   format?: DatasetFormat;
   mapping?: Partial<FieldMapping>;
+  /** The file's encoding when it is not UTF-8 (files only; text has been decoded already). */
+  encoding?: DatasetEncoding;
 }
 
 export type DatasetErrorKind =
   | 'io'
+  | 'not-a-file'
+  | 'too-large'
+  | 'encoding'
+  | 'bad-text'
+  | 'too-deep'
   | 'empty'
   | 'format'
   | 'bad-json'
@@ -108,10 +115,32 @@ interface RawRecord {
   record: Record<string, unknown>;
 }
 
-/** Parses a dataset file from disk. */
+/**
+ * How deep a record's other fields (kept as metadata) may nest. Storing metadata serialises it
+ * recursively, so a file nesting thousands of levels would overflow the stack; real records
+ * nest a handful.
+ */
+export const MAX_METADATA_DEPTH = 100;
+
+/** Parses a dataset file from disk: a regular file, UTF-8 unless `options.encoding` names another. */
 export function loadDataset(filePath: string, options: ParseOptions = {}): ParsedDataset {
   const format = detectFormat(filePath, options.format);
-  return parseDataset(readText(filePath), path.basename(filePath), { ...options, format });
+  let bytes: Uint8Array;
+  try {
+    bytes = readDatasetBytes(filePath);
+  } catch (e) {
+    throw e instanceof DatasetFileError ? new DatasetError(filePath, e.line, e.kind, e.detail) : e;
+  }
+  return parseDataset(decodeDataset(bytes, path.basename(filePath), options.encoding), path.basename(filePath), { ...options, format });
+}
+
+/** A file's bytes as text (UTF-8, or the `encoding` given), or a DatasetError naming `file`, the line and the encoding. */
+export function decodeDataset(bytes: Uint8Array, file: string, encoding?: DatasetEncoding): string {
+  try {
+    return decodeDatasetBytes(bytes, encoding);
+  } catch (e) {
+    throw e instanceof DatasetFileError ? new DatasetError(file, e.line, e.kind, e.detail) : e;
+  }
 }
 
 /**
@@ -182,16 +211,6 @@ export function previewDataset(text: string, file: string, n = 5, options: Parse
     }
   }
   return { format, fields, mapping, mappingNote, items, total: error ? null : records.length, error };
-}
-
-function readText(filePath: string): string {
-  try {
-    return fs.readFileSync(filePath, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not a file' : String(e);
-    throw new DatasetError(filePath, null, 'io', why);
-  }
 }
 
 function readRecords(text: string, file: string, format: DatasetFormat): { records: RawRecord[]; fields: string[] } {
@@ -395,6 +414,35 @@ function asText(v: unknown): string {
   throw new Error(`expected text or a number, got ${Array.isArray(v) ? 'an array' : 'an object'}`);
 }
 
+/**
+ * Why a value cannot be stored as text faithfully, or null: a NUL ends strings in many SQLite
+ * readers, and an unpaired UTF-16 surrogate (a JSON escape like "\\ud800") has no UTF-8 form.
+ */
+function textFault(s: string): string | null {
+  const nul = s.indexOf('\0');
+  if (nul >= 0) return `holds a NUL character (U+0000) at character ${nul + 1}`;
+  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.exec(s);
+  if (lone) {
+    const code = lone[0].charCodeAt(0).toString(16).toUpperCase();
+    return `holds an unpaired surrogate (\\u${code}) at character ${lone.index + 1}, which no UTF-8 text can store; fix that escape in the file`;
+  }
+  return null;
+}
+
+/** The first top-level field of `record` whose value nests deeper than `max` levels, or null (no recursion, so no stack to overflow). */
+function tooDeepField(record: Record<string, unknown>, max: number): string | null {
+  for (const [key, value] of Object.entries(record)) {
+    const stack: [unknown, number][] = [[value, 1]];
+    while (stack.length > 0) {
+      const [v, depth] = stack.pop()!;
+      if (v === null || typeof v !== 'object') continue;
+      if (depth > max) return key;
+      for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, depth + 1]);
+    }
+  }
+  return null;
+}
+
 function toItem(r: RawRecord, m: ResolvedMapping, file: string): DatasetItem {
   const rawPrompt = getPath(r.record, m.prompt);
   if (rawPrompt === undefined || rawPrompt === null) {
@@ -407,6 +455,8 @@ function toItem(r: RawRecord, m: ResolvedMapping, file: string): DatasetItem {
     throw new DatasetError(file, r.line, 'bad-value', `prompt field "${m.prompt}": ${(e as Error).message}`);
   }
   if (prompt.trim() === '') throw new DatasetError(file, r.line, 'empty-prompt', `the prompt field "${m.prompt}" is empty`);
+  const promptFault = textFault(prompt);
+  if (promptFault) throw new DatasetError(file, r.line, 'bad-text', `the prompt field "${m.prompt}" ${promptFault}`);
   let answer: string | null = null;
   let metadata = withoutPath(r.record, m.prompt);
   if (m.answer !== null) {
@@ -419,8 +469,14 @@ function toItem(r: RawRecord, m: ResolvedMapping, file: string): DatasetItem {
         throw new DatasetError(file, r.line, 'bad-value', `answer field "${m.answer}": ${(e as Error).message}`);
       }
       if (answer.trim() === '') answer = null;
+      const answerFault = answer === null ? null : textFault(answer);
+      if (answerFault) throw new DatasetError(file, r.line, 'bad-text', `the answer field "${m.answer}" ${answerFault}`);
     }
     metadata = withoutPath(metadata, m.answer);
+  }
+  const deep = tooDeepField(metadata, MAX_METADATA_DEPTH);
+  if (deep !== null) {
+    throw new DatasetError(file, r.line, 'too-deep', `the field "${deep}" nests more than ${MAX_METADATA_DEPTH} levels of objects or arrays; flatten it or leave it out`);
   }
   return { prompt, answer, metadata };
 }

@@ -151,6 +151,29 @@ describe('datasets', () => {
     expect(datasetTables(h.db)).toEqual(before);
   });
 
+  it('takes a file as bytes: refuses what is not UTF-8 naming the line and encoding, converts a given encoding', async () => {
+    const latin1 = Buffer.from('{"question": "Caf\xe9?", "answer": "oui"}\n', 'latin1').toString('base64');
+    const p = await h.call('datasets.preview', { fileName: 'cafe.jsonl', data: latin1 });
+    expect(p.error).toMatch(/^cafe\.jsonl, line 1: the bytes E9 3F 22 2C at column 18 are not valid UTF-8.*Windows-1252 or Latin-1/);
+    expect((await h.call('datasets.preview', { fileName: 'cafe.jsonl', data: latin1, encoding: 'latin1' })).items).toEqual([{ prompt: 'Café?', answer: 'oui' }]);
+    const before = datasetTables(h.db);
+    const e = await h.refused('datasets.import', { fileName: 'cafe.jsonl', data: latin1 });
+    expect(e.code).toBe('SETUP');
+    expect(e.message).toMatch(/^cafe\.jsonl:1: the bytes E9/);
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"prompt": "x"}\n', 'utf16le')]).toString('base64');
+    expect((await h.refused('datasets.import', { fileName: 'wide.jsonl', data: utf16 })).message).toMatch(/encoding is UTF-16 \(little-endian\)/);
+    expect(datasetTables(h.db)).toEqual(before);
+    const r = await h.call('datasets.import', { fileName: 'cafe.jsonl', data: latin1, encoding: 'windows-1252' });
+    expect(r.dataset).toMatchObject({ name: 'cafe', itemCount: 1 });
+    expect((await h.call('datasets.items', { datasetId: r.dataset.id })).items[0].prompt).toBe('Café?');
+    // The contents come once: as text or as bytes; an encoding only with bytes.
+    expect((await h.refused('datasets.import', { fileName: 'x.jsonl', text: 'a', data: 'YQ==' })).issues?.map((i) => i.path)).toEqual(['data']);
+    expect((await h.refused('datasets.import', { fileName: 'x.jsonl' })).issues?.map((i) => i.path)).toEqual(['data']);
+    expect((await h.refused('datasets.preview', { fileName: 'x.jsonl', text: 'a', encoding: 'latin1' })).issues?.map((i) => i.path)).toEqual(['encoding']);
+    expect((await h.refused('datasets.preview', { fileName: 'x.jsonl', data: 'not base64!' })).issues?.map((i) => i.path)).toEqual(['data']);
+    await h.call('datasets.delete', { id: r.dataset.id });
+  });
+
   it('refuses a taken name with CONFLICT', async () => {
     const e = await h.refused('datasets.import', { fileName: 'questions.jsonl', text: QUESTIONS });
     expect(e.code).toBe('CONFLICT');
