@@ -273,6 +273,8 @@ export interface TokenView {
   text: string;
   logprob: number | null;
   entropy: number | null;
+  /** KL(uniform ‖ p) of the distribution the token was sampled from; null for samples stored before it was kept. */
+  selfCertainty: number | null;
 }
 
 export interface SampleView {
@@ -283,7 +285,9 @@ export interface SampleView {
   reward: number | null;
   advantage: number | null;
   usedForTraining: boolean;
-  /** The response split into its tokens with their log-probs and entropies. */
+  /** The method's parts of the reward (certainty, prior, judge score, ...); null where it gave none. */
+  details: Record<string, number> | null;
+  /** The response split into its tokens with their log-probs, entropies and self-certainties. */
   tokens: TokenView[];
 }
 

@@ -195,4 +195,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE datasets ADD COLUMN import_owner TEXT;
     `,
   },
+  {
+    name: 'sample self-certainty and reward details',
+    up: `
+      -- Per generated token, the self-certainty KL(U || p) the generator computes (float32
+      -- little-endian), and the method's parts of the sample's reward (JSON: name -> number).
+      -- NULL for samples recorded before this migration, or whose method gives no parts.
+      ALTER TABLE samples ADD COLUMN self_certainties BLOB;
+      ALTER TABLE samples ADD COLUMN details TEXT;
+    `,
+  },
 ];

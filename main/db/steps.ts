@@ -19,6 +19,10 @@ export interface StepSample {
   entropies?: Float32Array | readonly number[] | null;
   /** The generated token ids the per-token arrays describe. */
   tokenIds?: Int32Array | readonly number[] | null;
+  /** Per generated token: the self-certainty of the sampling distribution. */
+  selfCertainties?: Float32Array | readonly number[] | null;
+  /** The method's parts of the reward (certainty, prior, ...). */
+  details?: Record<string, number> | null;
 }
 
 export interface StepRollout {
@@ -102,7 +106,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
     );
     const sample = db.stmt(
       `INSERT INTO samples (rollout_id, idx, text, extracted_answer, reward, advantage, used_for_training, logprobs,
-         entropies, token_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         entropies, token_ids, self_certainties, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     (rec.rollouts ?? []).forEach((r, g) => {
       const pseudo = r.pseudoLabel ?? null;
@@ -131,6 +135,8 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
           s.logprobs ? float32ToBlob(s.logprobs) : null,
           s.entropies ? float32ToBlob(s.entropies) : null,
           s.tokenIds ? int32ToBlob(s.tokenIds) : null,
+          s.selfCertainties ? float32ToBlob(s.selfCertainties) : null,
+          s.details ? JSON.stringify(s.details) : null,
         );
       });
     });
@@ -263,6 +269,10 @@ export interface Sample {
   entropies: Float32Array | null;
   /** Null for samples recorded before token ids were stored. */
   tokenIds: Int32Array | null;
+  /** Null for samples recorded before self-certainty was stored. */
+  selfCertainties: Float32Array | null;
+  /** The method's parts of the reward; null where it gave none. */
+  details: Record<string, number> | null;
 }
 
 interface RolloutRow {
@@ -292,6 +302,8 @@ interface SampleRow {
   logprobs: Buffer | null;
   entropies: Buffer | null;
   token_ids: Buffer | null;
+  self_certainties: Buffer | null;
+  details: string | null;
 }
 
 const toRollout = (r: RolloutRow): Rollout => ({
@@ -321,6 +333,8 @@ const toSample = (r: SampleRow): Sample => ({
   logprobs: blobToFloat32(r.logprobs),
   entropies: blobToFloat32(r.entropies),
   tokenIds: blobToInt32(r.token_ids),
+  selfCertainties: blobToFloat32(r.self_certainties),
+  details: r.details === null ? null : (JSON.parse(r.details) as Record<string, number>),
 });
 
 /** The prompt groups of one step, in group order (without their samples). */

@@ -31,6 +31,8 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
         logprobs: s.logprobs,
         entropies: s.entropies,
         tokenIds: s.tokenIds,
+        selfCertainties: s.selfCertainties,
+        details: s.details ?? null,
       })),
     })),
     checkpoints: record.checkpoints.map((c) => ({ kind: c.kind, path: c.path, metric: c.metric?.value ?? null })),

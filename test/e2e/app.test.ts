@@ -190,6 +190,9 @@ describe('web mode, as a new user', () => {
     await page.locator('[data-testid=review-badge][data-verdict=override]').first().waitFor();
     await page.getByTestId('shade-entropy').click();
     await shot('09-inspector-reviewed');
+    // Tokens shaded by the self-certainty the run kept for each of them.
+    await page.getByTestId('shade-certainty').click();
+    await expect.poll(() => page.getByTestId('sample-tokens').first().locator('span').first().getAttribute('title')).toMatch(/self-certainty -?\d+\.\d{3} nats/);
 
     const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
     try {

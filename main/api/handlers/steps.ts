@@ -127,14 +127,19 @@ export function tokenTexts(tokenizer: Pick<TextTokenizer, 'decode'>, ids: ArrayL
 const score = (a: Float32Array | null, i: number): number | null => (a && i < a.length && Number.isFinite(a[i]) ? a[i] : null);
 
 /** A sample's tokens with their scores: decoded ids where stored, else characters where the counts agree. */
-export function sampleTokens(s: Pick<Sample, 'text' | 'tokenIds' | 'logprobs' | 'entropies'>, tokenizer: Pick<TextTokenizer, 'decode'> | null): TokenView[] {
-  const pair = (texts: string[]): TokenView[] => texts.map((text, i) => ({ text, logprob: score(s.logprobs, i), entropy: score(s.entropies, i) }));
+export function sampleTokens(
+  s: Pick<Sample, 'text' | 'tokenIds' | 'logprobs' | 'entropies'> & Partial<Pick<Sample, 'selfCertainties'>>,
+  tokenizer: Pick<TextTokenizer, 'decode'> | null,
+): TokenView[] {
+  const certainty = s.selfCertainties ?? null;
+  const pair = (texts: string[]): TokenView[] =>
+    texts.map((text, i) => ({ text, logprob: score(s.logprobs, i), entropy: score(s.entropies, i), selfCertainty: score(certainty, i) }));
   if (s.tokenIds && tokenizer) return pair(tokenTexts(tokenizer, s.tokenIds));
   // Older rows store no ids; the built-in models are character-level, where a character is a token.
   const chars = [...s.text];
   const n = s.logprobs?.length ?? s.entropies?.length ?? -1;
   if (n === chars.length) return pair(chars);
-  return s.text === '' ? [] : [{ text: s.text, logprob: null, entropy: null }];
+  return s.text === '' ? [] : [{ text: s.text, logprob: null, entropy: null, selfCertainty: null }];
 }
 
 async function runTokenizer(deps: ApiDeps, run: RunInfo): Promise<TextTokenizer | null> {
@@ -169,6 +174,7 @@ export const stepHandlers = {
         reward: s.reward,
         advantage: s.advantage,
         usedForTraining: s.usedForTraining,
+        details: s.details,
         tokens: sampleTokens(s, tokenizer),
       })),
     };

@@ -28,14 +28,14 @@ import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
 import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
 import type { HostTensor } from '../runtime/weights.ts';
-import { extractAnswer } from '../tasks/answers.ts';
+import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
 import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
-import type { GroupScore, Scorer, ScorerSample } from './rewards.ts';
+import type { GroupScore, Scorer, ScorerSample, VoteCount } from './rewards.ts';
 import { type SignalGroup, SignalWatch, signalMetrics } from './signal.ts';
 
 export interface LoopItem {
@@ -83,9 +83,12 @@ export interface SampleRecord {
   usedForTraining: boolean;
   /** The generated token ids (what the per-token arrays describe). */
   tokenIds: Int32Array;
-  /** Per generated token: log-prob under the rollout policy, and the token entropy. */
+  /** Per generated token: log-prob under the rollout policy, the token entropy and the self-certainty. */
   logprobs: Float32Array;
   entropies: Float32Array;
+  selfCertainties: Float32Array;
+  /** The method's parts of this sample's reward (certainty, prior, ...); absent when it has none. */
+  details?: Record<string, number>;
 }
 
 export interface GroupRecord {
@@ -212,6 +215,18 @@ function checkAborted(signal: AbortSignal | undefined): void {
 
 class LoopAborted extends Error {}
 
+/**
+ * A group's vote as the record and the collapse watch see it: the method's own (vote methods), or
+ * the loop's majority vote over the answers for methods that do not vote (then no pseudo-label:
+ * the method gave none, and nothing agrees with one).
+ */
+interface GroupVote {
+  pseudoLabel: string | null;
+  voteCounts: VoteCount[];
+  majorityRatio: number;
+  agreesWithLabel: boolean[] | null;
+}
+
 interface ScoredGroup {
   itemIndex: number;
   promptIds: number[];
@@ -219,6 +234,7 @@ interface ScoredGroup {
   texts: string[];
   answers: (string | null)[];
   score: GroupScore;
+  vote: GroupVote;
   labelSource: 'vote' | 'review';
   /** Indices of the votes used for training (empty when unlabeled). */
   chosen: number[];
@@ -382,15 +398,26 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         const rolloutSeconds = seconds(rolloutStart);
 
         // Score, down-sample, advantages.
-        const groups: ScoredGroup[] = itemIndices.map((itemIndex, p) => {
+        // One group at a time, in order: the RNG draws below must not depend on when a scorer answers.
+        const groups: ScoredGroup[] = [];
+        for (const [p, itemIndex] of itemIndices.entries()) {
+          checkAborted(signal);
           const samples = rollout.samples.slice(p * config.votes, (p + 1) * config.votes);
           const texts = samples.map((s) => s.text ?? tok.decode(s.tokenIds, { skipSpecialTokens: true }));
           const answers = texts.map((t) => extractAnswer(t, config.answerFormat));
-          const scorerSamples: ScorerSample[] = samples.map((s, i) => ({ text: texts[i], answer: answers[i], tokenCount: s.tokenIds.length }));
-          const voted = scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples });
-          if (voted.rewards.length !== samples.length) throw new Error(`the scorer returned ${voted.rewards.length} rewards for ${samples.length} samples`);
+          const scorerSamples: ScorerSample[] = samples.map((s, i) => ({
+            text: texts[i],
+            answer: answers[i],
+            tokenCount: s.tokenIds.length,
+            tokenIds: s.tokenIds,
+            logprobs: s.logprobs,
+            entropies: s.entropies,
+            selfCertainties: s.selfCertainties,
+          }));
+          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal });
+          checkScore(scored, samples.length);
           const reviewed = input.labelOverrides?.get(itemIndex);
-          const score = reviewed === undefined ? voted : withReviewedLabel(voted, answers, reviewed, config);
+          const score = reviewed === undefined ? scored : withReviewedLabel(scored, answers, reviewed, config);
           // Drawn for every group, labeled or not, so the RNG stream does not depend on the labels.
           const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));
           const chosen = score.labeled ? shuffled.slice(0, config.trainSamples).sort((a, b) => a - b) : [];
@@ -401,12 +428,13 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
             config.advantageEpsilon,
           );
           chosen.forEach((i, j) => (advantages[i] = adv[j]));
-          return { itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, labelSource: reviewed === undefined ? ('vote' as const) : ('review' as const), chosen, advantages };
-        });
+          const vote = groupVote(score, answers, config);
+          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages });
+        }
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
 
         // The signal check, on this rollout before its update (at step 1: the pre-flight check).
-        const majorityRatio = mean(groups.map((g) => g.score.majorityRatio));
+        const majorityRatio = mean(groups.map((g) => g.vote.majorityRatio));
         const signalNumbers = signalMetrics(groups.map(signalGroup));
         const signalAlert = signalWatch.onStep(step, { ...signalNumbers, [TRAIN_METRICS.majorityRatio]: majorityRatio }, step === 1);
         const stopForSignal = signalAlert !== null && config.signalAction === 'stop';
@@ -583,27 +611,51 @@ function withReviewedLabel(voted: GroupScore, answers: readonly (string | null)[
 
 /** What the signal check reads from a scored group. */
 function signalGroup(g: ScoredGroup): SignalGroup {
-  const counts = g.score.voteCounts.map((v) => v.count);
+  const counts = g.vote.voteCounts.map((v) => v.count);
   const top = Math.max(0, ...counts);
   return {
     samples: g.samples.length,
     extracted: g.answers.filter((a) => a !== null).length,
     clusterCounts: counts,
-    majorityRatio: g.score.majorityRatio,
+    majorityRatio: g.vote.majorityRatio,
     tied: top > 0 && counts.filter((c) => c === top).length > 1,
     trainedAdvantages: g.chosen.map((i) => g.advantages[i]),
   };
 }
 
+/** A scorer's answer checked where a mistake would otherwise surface far away (a NaN advantage, a short record). */
+function checkScore(score: GroupScore, n: number): void {
+  if (score.rewards.length !== n) throw new Error(`the scorer returned ${score.rewards.length} rewards for ${n} samples`);
+  if (score.details !== undefined && score.details.length !== n) throw new Error(`the scorer returned reward details for ${score.details.length} of ${n} samples`);
+  for (const [name, per] of [['agreesWithLabel', score.agreesWithLabel]] as const) {
+    if (per !== undefined && per.length !== n) throw new Error(`the scorer returned ${name} for ${per.length} of ${n} samples`);
+  }
+}
+
+/** The group's vote: the method's own where it voted, else the loop's (with no pseudo-label). */
+function groupVote(score: GroupScore, answers: readonly (string | null)[], config: RunConfig): GroupVote {
+  if (score.pseudoLabel !== undefined && score.voteCounts !== undefined && score.majorityRatio !== undefined) {
+    return { pseudoLabel: score.pseudoLabel, voteCounts: score.voteCounts, majorityRatio: score.majorityRatio, agreesWithLabel: score.agreesWithLabel ?? null };
+  }
+  const vote = majorityVote(answers, { format: config.answerFormat });
+  return {
+    pseudoLabel: score.pseudoLabel ?? null,
+    voteCounts: vote.clusters.map((c) => ({ answer: c.representative, count: c.count })),
+    majorityRatio: vote.majorityRatio,
+    agreesWithLabel: score.agreesWithLabel ?? null,
+  };
+}
+
 function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: string | null, config: RunConfig): GroupRecord {
   const used = new Set(g.chosen);
+  const label = g.vote.pseudoLabel;
   return {
     itemIndex,
     prompt,
-    pseudoLabel: g.score.pseudoLabel,
-    voteCounts: g.score.voteCounts,
-    majorityRatio: g.score.majorityRatio,
-    labelCorrect: truth === null ? null : g.score.pseudoLabel !== null && isCorrect(g.score.pseudoLabel, truth, config.answerFormat),
+    pseudoLabel: label,
+    voteCounts: g.vote.voteCounts,
+    majorityRatio: g.vote.majorityRatio,
+    labelCorrect: truth === null ? null : label !== null && isCorrect(label, truth, config.answerFormat),
     labeled: g.score.labeled,
     labelSource: g.labelSource,
     samples: g.samples.map((s, i) => ({
@@ -615,6 +667,8 @@ function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: s
       tokenIds: Int32Array.from(s.tokenIds),
       logprobs: Float32Array.from(s.logprobs),
       entropies: Float32Array.from(s.entropies),
+      selfCertainties: Float32Array.from(s.selfCertainties),
+      ...(g.score.details && { details: g.score.details[i] }),
     })),
   };
 }
@@ -623,12 +677,19 @@ function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: s
 function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (string | null)[], config: RunConfig): Record<string, number> {
   const withTruth = groups.filter((g) => truths[g.itemIndex] !== null);
   const correct = (g: ScoredGroup, i: number) => isCorrect(g.answers[i], truths[g.itemIndex]!, config.answerFormat);
-  const labelOk = withTruth.map((g) => (g.score.pseudoLabel !== null && isCorrect(g.score.pseudoLabel, truths[g.itemIndex]!, config.answerFormat) ? 1 : 0));
   const trained = withTruth.flatMap((g) => g.chosen.map((i) => ({ g, i })));
-  return {
-    [TRAIN_METRICS.labelAccuracy]: mean(labelOk),
+  const metrics: Record<string, number> = {};
+  // Label and reward accuracy measure a vote's pseudo-label: only for methods that give one.
+  if (withTruth.every((g) => g.score.pseudoLabel !== undefined)) {
+    const labelOk = withTruth.map((g) => (g.vote.pseudoLabel !== null && isCorrect(g.vote.pseudoLabel, truths[g.itemIndex]!, config.answerFormat) ? 1 : 0));
+    metrics[TRAIN_METRICS.labelAccuracy] = mean(labelOk);
+  }
+  if (withTruth.every((g) => g.vote.agreesWithLabel !== null)) {
     // The pseudo reward "hits" when the sample agrees with the label; the true one when it is right.
-    [TRAIN_METRICS.rewardAccuracy]: mean(trained.map(({ g, i }) => (g.score.agreesWithLabel[i] === correct(g, i) ? 1 : 0))),
+    metrics[TRAIN_METRICS.rewardAccuracy] = mean(trained.map(({ g, i }) => (g.vote.agreesWithLabel![i] === correct(g, i) ? 1 : 0)));
+  }
+  return {
+    ...metrics,
     [TRAIN_METRICS.groundTruthReward]: mean(trained.map(({ g, i }) => (correct(g, i) ? 1 : 0))),
     [TRAIN_METRICS.passAtN]: mean(withTruth.map((g) => (g.answers.some((_, i) => correct(g, i)) ? 1 : 0))),
   };

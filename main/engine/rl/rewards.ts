@@ -5,19 +5,32 @@
 // diagnostics, so no scorer can read them even by mistake.
 import { type AnswerFormat, type VoteTies, majorityVote } from '../tasks/answers.ts';
 
-/** One sampled response as a scorer sees it. */
+/** One sampled response as a scorer sees it: its text and answer, and what the generator measured per token. */
 export interface ScorerSample {
   text: string;
   /** The final answer extracted from `text`, or null when none was found. */
   answer: string | null;
   /** Generated tokens (for methods that look at length). */
   tokenCount: number;
+  /** The generated token ids (what the per-token arrays below describe). */
+  tokenIds: readonly number[];
+  /** Per generated token, from the rollout policy's softmax(logits / T): the token's log-prob, ... */
+  logprobs: readonly number[];
+  /** ... the distribution's entropy (nats), ... */
+  entropies: readonly number[];
+  /** ... and its self-certainty KL(U ‖ p) = logsumexp(z) − mean(z) − log V (Intuitor). */
+  selfCertainties: readonly number[];
 }
 
 /** A prompt and all the samples drawn for it (the votes). */
 export interface ScorerGroup {
   prompt: string;
   samples: readonly ScorerSample[];
+}
+
+/** What a scorer may use besides the group: the run's cancellation (services join it later). */
+export interface ScorerContext {
+  signal?: AbortSignal;
 }
 
 export interface VoteCount {
@@ -31,19 +44,30 @@ export interface GroupScore {
   rewards: number[];
   /** False when the method gives this prompt no label: it gets no update (SRT below τ). */
   labeled: boolean;
-  /** The answer the rewards agree with (majority vote), or null. */
-  pseudoLabel: string | null;
-  /** Votes per answer cluster, in order of first appearance. */
-  voteCounts: VoteCount[];
-  /** Winner's count / number of samples (no-answer samples count in the denominator). */
-  majorityRatio: number;
-  /** Per sample: whether its answer agrees with the pseudo-label (what a hard 0/1 reward would give). */
-  agreesWithLabel: boolean[];
+  /** Vote methods: the answer the rewards agree with (majority vote), or null. */
+  pseudoLabel?: string | null;
+  /** Vote methods: votes per answer cluster, in order of first appearance. */
+  voteCounts?: VoteCount[];
+  /** Vote methods: winner's count / number of samples (no-answer samples count in the denominator). */
+  majorityRatio?: number;
+  /** Vote methods, per sample: whether its answer agrees with the pseudo-label (what a hard 0/1 reward would give). */
+  agreesWithLabel?: boolean[];
+  /** Per sample: the method's parts of its reward (certainty, prior, factor, ...), stored with the sample. */
+  details?: Record<string, number>[];
   /** Method-specific numbers for logging. */
-  diagnostics: Record<string, number>;
+  diagnostics?: Record<string, number>;
 }
 
-export type Scorer = (group: ScorerGroup) => GroupScore;
+/** A majority vote's score: every vote field is there. */
+export type VoteScore = Required<Omit<GroupScore, 'details'>>;
+
+/** A label-free method's reward: one group in, one reward per sample out (possibly after asking a model). */
+export type Scorer = (group: ScorerGroup, context: ScorerContext) => GroupScore | Promise<GroupScore>;
+
+/** What a majority vote reads of a group: the answers. */
+export interface VoteGroup {
+  samples: readonly Pick<ScorerSample, 'answer'>[];
+}
 
 export interface MajorityVoteOptions {
   /** How answers are normalised before voting. */
@@ -61,7 +85,7 @@ export interface MajorityVoteOptions {
  * pseudo-label; a sample earns 1 when its answer is equivalent to it. Equivalence is decided by
  * the vote's clustering, so "0.5" and "1/2" agree.
  */
-export function majorityVoteScorer(options: MajorityVoteOptions = {}): Scorer {
+export function majorityVoteScorer(options: MajorityVoteOptions = {}): (group: VoteGroup) => VoteScore {
   const threshold = options.threshold ?? 0;
   if (!(threshold >= 0 && threshold <= 1)) throw new Error(`majority vote threshold must be in [0, 1], got ${threshold}`);
   return (group) => {
@@ -95,7 +119,7 @@ export function majorityVoteScorer(options: MajorityVoteOptions = {}): Scorer {
 }
 
 /** TTRL: hard reward against the majority answer, every group labeled. */
-export const ttrlScorer = (format?: AnswerFormat, ties?: VoteTies): Scorer => majorityVoteScorer({ format, ties });
+export const ttrlScorer = (format?: AnswerFormat, ties?: VoteTies) => majorityVoteScorer({ format, ties });
 
 /** SRT: majority vote with a confidence threshold τ and optionally the soft (frequency) reward. */
-export const srtScorer = (options: { format?: AnswerFormat; threshold: number; softReward?: boolean; ties?: VoteTies }): Scorer => majorityVoteScorer(options);
+export const srtScorer = (options: { format?: AnswerFormat; threshold: number; softReward?: boolean; ties?: VoteTies }) => majorityVoteScorer(options);

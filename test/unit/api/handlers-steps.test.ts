@@ -40,7 +40,18 @@ beforeAll(async () => {
         // Confidently wrong, and a different label than at step 0.
         ...group(0, '5', 0.9, false),
         samples: [
-          { text, tokenIds: tokenizer.encode(text, { addSpecialTokens: false }), logprobs: [...text].map((_, i) => -i / 10), entropies: [...text].map((_, i) => i / 4), reward: 1, advantage: 0.5, usedForTraining: true, extractedAnswer: '15' },
+          {
+            text,
+            tokenIds: tokenizer.encode(text, { addSpecialTokens: false }),
+            logprobs: [...text].map((_, i) => -i / 10),
+            entropies: [...text].map((_, i) => i / 4),
+            selfCertainties: [...text].map((_, i) => i / 8),
+            details: { certainty: 0.25 },
+            reward: 1,
+            advantage: 0.5,
+            usedForTraining: true,
+            extractedAnswer: '15',
+          },
           // An older row: no ids, one score per character.
           { text: 'abc', logprobs: [-1, -2, -3], entropies: [0.1, 0.2, 0.3] },
           // No ids and counts that do not match the characters.
@@ -93,20 +104,22 @@ describe('steps.groups', () => {
 });
 
 describe('steps.group', () => {
-  it('pairs each token with its log-prob and entropy', async () => {
+  it('pairs each token with its log-prob, entropy and self-certainty, and gives the reward details', async () => {
     const g = await h.call('steps.group', { rolloutId: ids['1/0'] });
     expect(g.group).toMatchObject({ itemIdx: 0, confidentMistake: true });
     const [decoded, chars, whole] = g.samples;
-    expect(decoded).toMatchObject({ idx: 0, text: '12+3=15', extractedAnswer: '15', reward: 1, advantage: 0.5, usedForTraining: true });
+    expect(decoded).toMatchObject({ idx: 0, text: '12+3=15', extractedAnswer: '15', reward: 1, advantage: 0.5, usedForTraining: true, details: { certainty: 0.25 } });
     expect(decoded.tokens.map((t) => t.text).join('')).toBe('12+3=15');
     expect(decoded.tokens).toHaveLength(7);
-    expect(decoded.tokens[3]).toEqual({ text: '3', logprob: Math.fround(-0.3), entropy: 0.75 });
+    expect(decoded.tokens[3]).toEqual({ text: '3', logprob: Math.fround(-0.3), entropy: 0.75, selfCertainty: 0.375 });
+    // Rows recorded before self-certainty and details were kept: null.
+    expect(chars.details).toBeNull();
     expect(chars.tokens).toEqual([
-      { text: 'a', logprob: -1, entropy: Math.fround(0.1) },
-      { text: 'b', logprob: -2, entropy: Math.fround(0.2) },
-      { text: 'c', logprob: -3, entropy: Math.fround(0.3) },
+      { text: 'a', logprob: -1, entropy: Math.fround(0.1), selfCertainty: null },
+      { text: 'b', logprob: -2, entropy: Math.fround(0.2), selfCertainty: null },
+      { text: 'c', logprob: -3, entropy: Math.fround(0.3), selfCertainty: null },
     ]);
-    expect(whole.tokens).toEqual([{ text: 'xyz', logprob: null, entropy: null }]);
+    expect(whole.tokens).toEqual([{ text: 'xyz', logprob: null, entropy: null, selfCertainty: null }]);
     expect((await h.refused('steps.group', { rolloutId: 123456 })).code).toBe('NOT_FOUND');
   });
 
@@ -119,7 +132,7 @@ describe('steps.group', () => {
     expect(tokenTexts(fake, [1, 3])).toEqual(['he', '\uFFFD']);
     expect(tokenTexts(fake, [])).toEqual([]);
     // Ids without their tokenizer fall back to the text.
-    expect(sampleTokens({ text: 'hi', tokenIds: Int32Array.from([1]), logprobs: null, entropies: null }, null)).toEqual([{ text: 'hi', logprob: null, entropy: null }]);
+    expect(sampleTokens({ text: 'hi', tokenIds: Int32Array.from([1]), logprobs: null, entropies: null }, null)).toEqual([{ text: 'hi', logprob: null, entropy: null, selfCertainty: null }]);
   });
 });
 

@@ -122,7 +122,7 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(scorerInputs).toHaveLength(6);
     for (const g of scorerInputs) {
       expect(Object.keys(g).sort()).toEqual(['prompt', 'samples']);
-      for (const s of g.samples) expect(Object.keys(s).sort()).toEqual(['answer', 'text', 'tokenCount']);
+      for (const s of g.samples) expect(Object.keys(s).sort()).toEqual(['answer', 'entropies', 'logprobs', 'selfCertainties', 'text', 'tokenCount', 'tokenIds']);
     }
   });
 

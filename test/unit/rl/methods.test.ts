@@ -83,8 +83,8 @@ describe('a method added with one registration', () => {
 
   it('drives the loop’s scorer', () => {
     const scorer = scorerFor(parseRunConfig({ method: 'test-constant', constantReward: 0.75 }));
-    const sample = { text: 'x', answer: null, tokenCount: 1 };
-    expect((scorer({ prompt: 'p', samples: [sample, sample] }) as { rewards: number[] }).rewards).toEqual([0.75, 0.75]);
+    const sample = { text: 'x', answer: null, tokenCount: 1, tokenIds: [7], logprobs: [-0.5], entropies: [1], selfCertainties: [0.2] };
+    expect((scorer({ prompt: 'p', samples: [sample, sample] }, {}) as { rewards: number[] }).rewards).toEqual([0.75, 0.75]);
   });
 
   it('is in the contract: runs.methods lists it with its metrics, runs.settings with its setting', async () => {

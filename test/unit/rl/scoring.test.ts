@@ -7,7 +7,7 @@ import { type ScorerGroup, majorityVoteScorer, srtScorer, ttrlScorer } from '../
 
 const group = (answers: (string | null)[]): ScorerGroup => ({
   prompt: 'Compute 2+2. Answer: ',
-  samples: answers.map((answer) => ({ text: answer ?? 'no idea', answer, tokenCount: 3 })),
+  samples: answers.map((answer) => ({ text: answer ?? 'no idea', answer, tokenCount: 3, tokenIds: [1, 2, 3], logprobs: [-1, -1, -1], entropies: [1, 1, 1], selfCertainties: [1, 1, 1] })),
 });
 
 describe('advantages', () => {
