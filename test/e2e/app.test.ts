@@ -372,4 +372,43 @@ describe('web mode, as a new user', () => {
     await shot('14-run-weak-signal');
     expect(pageErrors).toEqual([]);
   });
+
+  it('launches a self-certainty run from the form: the recipe and settings of each method come from the registry, and its own metric is charted', async () => {
+    await page.getByTestId('nav-new').click();
+    await page.getByTestId('launch-button').waitFor();
+    // Token entropy brings its own setting and RENT's 5 samples; self-certainty Intuitor's 8 and KL 0.005.
+    await page.getByTestId('method-token-entropy').click();
+    await page.getByTestId('setting-entropyLastTokens').waitFor();
+    expect(await page.getByTestId('input-votes').inputValue()).toBe('5');
+    await page.getByTestId('method-self-certainty').click();
+    await expect.poll(() => page.getByTestId('input-votes').inputValue()).toBe('8');
+    expect(await page.getByTestId('input-klCoef').inputValue()).toBe('0.005');
+    expect(await page.getByTestId('setting-entropyLastTokens').count()).toBe(0);
+    await page.getByTestId('run-model').selectOption(modelCopy());
+    await page.getByTestId('run-dataset').selectOption('__arithmetic__');
+    await page.getByTestId('run-difficulty').selectOption('1');
+    await page.getByTestId('run-device').selectOption('cpu');
+    await setSetting('steps', '2');
+    await setSetting('promptsPerStep', '2');
+    await setSetting('maxNewTokens', '6');
+    await setSetting('valEvery', '0');
+    await shot('13-new-run-self-certainty');
+    await page.getByTestId('launch-button').click();
+    await page.waitForURL(/#\/runs\/\d+$/);
+    await expect.poll(async () => (await page.getByTestId('run-detail-status').textContent())?.toLowerCase(), { timeout: 300_000 }).toContain('completed');
+    // Its own chart, from the method's definition: mean, min and max per step.
+    const chart = page.getByTestId('chart-self-certainty');
+    await expect.poll(async () => Number((await chart.getAttribute('data-points')) ?? 0), { timeout: 30_000 }).toBe(3 * 2);
+    await shot('14-run-detail-self-certainty');
+    const id = Number(/#\/runs\/(\d+)$/.exec(page.url())![1]);
+    const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+    try {
+      const run = db.prepare('SELECT method, config FROM runs WHERE id = ?').get(id) as { method: string; config: string };
+      expect(run.method).toBe('self-certainty');
+      expect(JSON.parse(run.config)).toMatchObject({ votes: 8, trainSamples: 8, klCoef: 0.005, steps: 2 });
+    } finally {
+      db.close();
+    }
+    expect(pageErrors).toEqual([]);
+  });
 });

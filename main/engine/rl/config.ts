@@ -62,6 +62,8 @@ export function parseRunConfig(input: unknown): RunConfig {
   const config = parsed.data as RunConfig;
   if (config.trainSamples > config.votes) throw new Error(`trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})`);
   if (config.klTarget > 0) checkKlControl(klControlOf(config));
+  const chosen = methodOf(config);
+  chosen.check?.(chosen.settings.parse(config));
   return config;
 }
 

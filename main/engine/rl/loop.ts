@@ -32,7 +32,7 @@ import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
-import { type Alert, CollapseWatch, TRAIN_METRICS, isCorrect, valMetricName, validationScores } from './metrics.ts';
+import { type Alert, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, Scorer, ScorerSample, VoteCount } from './rewards.ts';
@@ -247,6 +247,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const { model, device } = input;
   const tok = model.tokenizer;
   const scorer = input.scorer ?? scorerFor(config);
+  // The method's own step metrics read its scores: not for a scorer put in its place.
+  const method = methodOf(config);
+  const methodSettings = method.settings.parse(config);
+  const methodMetrics = input.scorer ? undefined : method.stepMetrics;
   const signal = hooks.signal;
   const progress = (step: number, phase: LoopProgress['phase']) => hooks.onProgress?.({ step, totalSteps: config.steps, phase });
   progress(0, 'setup');
@@ -474,6 +478,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
         }
         Object.assign(m, signalNumbers);
+        if (methodMetrics) Object.assign(m, methodMetrics(groups, methodSettings));
         if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config));
         if (signalAlert) record.alerts.push(signalAlert);
 
@@ -632,10 +637,10 @@ function checkScore(score: GroupScore, n: number): void {
   }
 }
 
-/** The group's vote: the method's own where it voted, else the loop's (with no pseudo-label). */
+/** The group's vote: the method's own where it counted votes, else the loop's; a pseudo-label only where the method gave one. */
 function groupVote(score: GroupScore, answers: readonly (string | null)[], config: RunConfig): GroupVote {
-  if (score.pseudoLabel !== undefined && score.voteCounts !== undefined && score.majorityRatio !== undefined) {
-    return { pseudoLabel: score.pseudoLabel, voteCounts: score.voteCounts, majorityRatio: score.majorityRatio, agreesWithLabel: score.agreesWithLabel ?? null };
+  if (score.voteCounts !== undefined && score.majorityRatio !== undefined) {
+    return { pseudoLabel: score.pseudoLabel ?? null, voteCounts: score.voteCounts, majorityRatio: score.majorityRatio, agreesWithLabel: score.agreesWithLabel ?? null };
   }
   const vote = majorityVote(answers, { format: config.answerFormat });
   return {
@@ -688,9 +693,14 @@ function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (st
     // The pseudo reward "hits" when the sample agrees with the label; the true one when it is right.
     metrics[TRAIN_METRICS.rewardAccuracy] = mean(trained.map(({ g, i }) => (g.vote.agreesWithLabel![i] === correct(g, i) ? 1 : 0)));
   }
-  return {
-    ...metrics,
-    [TRAIN_METRICS.groundTruthReward]: mean(trained.map(({ g, i }) => (correct(g, i) ? 1 : 0))),
-    [TRAIN_METRICS.passAtN]: mean(withTruth.map((g) => (g.answers.some((_, i) => correct(g, i)) ? 1 : 0))),
-  };
+  metrics[TRAIN_METRICS.groundTruthReward] = mean(trained.map(({ g, i }) => (correct(g, i) ? 1 : 0)));
+  metrics[TRAIN_METRICS.passAtN] = mean(withTruth.map((g) => (g.answers.some((_, i) => correct(g, i)) ? 1 : 0)));
+  // Every sample of the labeled groups (an unlabeled group's rewards are placeholders).
+  const scored = withTruth.filter((g) => g.score.labeled).flatMap((g) => g.score.rewards.map((r, i) => ({ r, ok: correct(g, i) })));
+  const correlation = pointBiserial(
+    scored.map((x) => x.r),
+    scored.map((x) => x.ok),
+  );
+  if (correlation !== null) metrics[REWARD_TRUTH_CORRELATION] = correlation;
+  return metrics;
 }

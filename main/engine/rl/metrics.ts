@@ -30,12 +30,38 @@ export const TRAIN_METRICS = {
   tokensPerSecond: 'perf/tokens_per_s',
 } as const;
 
+/**
+ * How well a method's reward tracks the truth (TTRL's urlvr branch logs it as
+ * `train/certainty/point_biserial_correlation`). Not in TRAIN_METRICS: a step where every reward,
+ * or every correctness, is the same has none.
+ */
+export const REWARD_TRUTH_CORRELATION = 'train/reward_truth_correlation';
+
+/** Pearson correlation of `x` with the 0/1 `y` (point-biserial); null when either is constant or empty. */
+export function pointBiserial(x: readonly number[], y: readonly boolean[]): number | null {
+  const n = x.length;
+  if (n === 0 || y.length !== n) return null;
+  const yn = y.map((b) => (b ? 1 : 0));
+  const mx = x.reduce((a, b) => a + b, 0) / n;
+  const my = yn.reduce((a: number, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (x[i] - mx) * (yn[i] - my);
+    sxx += (x[i] - mx) ** 2;
+    syy += (yn[i] - my) ** 2;
+  }
+  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : null;
+}
+
 /** The keys that need hidden answers (diagnostics only). */
 export const GROUND_TRUTH_METRICS: readonly string[] = [
   TRAIN_METRICS.labelAccuracy,
   TRAIN_METRICS.rewardAccuracy,
   TRAIN_METRICS.groundTruthReward,
   TRAIN_METRICS.passAtN,
+  REWARD_TRUTH_CORRELATION,
 ];
 
 /**
@@ -65,7 +91,7 @@ export interface ChartDefinition {
 
 /** The charts of a run, in the order the run view shows them. */
 export const CHARTS: readonly ChartDefinition[] = [
-  { id: 'reward', title: 'Reward', unit: true, hint: 'Mean pseudo reward of the trained samples (and, for measurement, against hidden answers)' },
+  { id: 'reward', title: 'Reward', hint: 'Mean pseudo reward of the trained samples (and, for measurement, against hidden answers)' },
   { id: 'accuracy', title: 'Label & reward accuracy', unit: true, hint: 'Measured against hidden answers only — never used for training' },
   { id: 'majority', title: 'Majority ratio', unit: true, hint: 'Winning answer’s share of the votes, and what chance would give (answers drawn at random from the distinct answers seen); → 1 while validation falls means collapse' },
   { id: 'signal', title: 'Signal check', unit: true, hint: 'Share of samples with an answer, of prompts whose trained samples got a non-zero advantage, and of tied votes: a weak signal means training on noise' },
@@ -76,11 +102,13 @@ export const CHARTS: readonly ChartDefinition[] = [
   { id: 'klcoef', title: 'KL coefficient', hint: 'Fixed, or moved each step toward the adaptive KL target' },
   { id: 'gradnorm', title: 'Gradient norm', hint: 'Global norm before clipping' },
   { id: 'throughput', title: 'Throughput', hint: 'Generated tokens per second of step time' },
+  { id: 'correlation', title: 'Proxy–truth correlation', hint: 'Point-biserial correlation of the reward with correctness against hidden answers: how honest the method’s signal is on this data' },
 ];
 
 /** The metrics every run logs (a method's own are in its definition): one table for help, API and charts. */
 export const RUN_METRICS: readonly MetricDefinition[] = [
-  { key: TRAIN_METRICS.majorityVotingReward, label: 'Pseudo reward', chart: 'reward', unit: true, description: 'Mean pseudo reward of the trained samples' },
+  // Not in [0, 1] for every method (token entropy's rewards are negative).
+  { key: TRAIN_METRICS.majorityVotingReward, label: 'Pseudo reward', chart: 'reward', description: 'Mean pseudo reward of the trained samples' },
   { key: TRAIN_METRICS.groundTruthReward, label: 'Reward against hidden answers', chart: 'reward', unit: true, groundTruth: true, description: 'Mean reward against the hidden answers of the trained samples (training accuracy)' },
   { key: TRAIN_METRICS.labelAccuracy, label: 'Label accuracy', chart: 'accuracy', unit: true, groundTruth: true, description: 'Share of prompts whose pseudo-label equals the hidden answer' },
   { key: TRAIN_METRICS.rewardAccuracy, label: 'Reward accuracy', chart: 'accuracy', unit: true, groundTruth: true, description: 'Share of trained samples whose pseudo reward (agrees with the label) equals the reward the hidden answer gives' },
@@ -90,6 +118,7 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: SIGNAL_METRICS.groupsWithSignal, label: 'Prompts with signal', chart: 'signal', unit: true, description: 'Share of prompts whose trained samples got any non-zero advantage (the rest teach nothing)' },
   { key: SIGNAL_METRICS.tiedGroups, label: 'Tied votes', chart: 'signal', unit: true, description: 'Share of prompts whose vote tied for the most votes' },
   { key: SIGNAL_METRICS.majorityLift, label: 'Majority ÷ chance', chart: null, description: 'Mean majority ratio ÷ mean chance majority ratio: about 1 or below when the votes look like random guesses' },
+  { key: REWARD_TRUTH_CORRELATION, label: 'Proxy–truth correlation', chart: 'correlation', groundTruth: true, description: 'Point-biserial correlation, over the samples of labeled groups, of the reward with being correct against the hidden answer (absent when either is constant)' },
   { key: TRAIN_METRICS.passAtN, label: 'pass@N (train)', chart: null, unit: true, groundTruth: true, description: 'Share of prompts where any of the N votes is correct' },
   { key: TRAIN_METRICS.entropy, label: 'Token entropy (nats)', chart: 'entropy', description: 'Mean token entropy of the rollouts (nats)' },
   { key: 'val/avg@k', label: 'avg@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Mean accuracy of k samples per validation prompt (pass@1 estimate)' },

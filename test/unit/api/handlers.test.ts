@@ -311,7 +311,7 @@ describe('runs', () => {
   it('describes every setting for the New-run form', async () => {
     const s = await h.call('runs.settings', {});
     const by = Object.fromEntries(s.map((x) => [x.name, x]));
-    expect(by.method).toMatchObject({ kind: 'enum', options: ['ttrl', 'srt'], default: 'ttrl' });
+    expect(by.method).toMatchObject({ kind: 'enum', options: ['ttrl', 'srt', 'self-certainty', 'token-entropy'], default: 'ttrl' });
     expect(by.steps).toMatchObject({ kind: 'integer', min: 1, default: 40 });
     expect(by.steps.max).toBeUndefined();
     expect(by.srtThreshold).toMatchObject({ kind: 'number', min: 0, max: 1 });

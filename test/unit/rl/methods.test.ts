@@ -8,7 +8,7 @@ import { runCommand } from '../../../main/cli/run.ts';
 import { RUN_CONFIG_DEFAULTS, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { scorerFor } from '../../../main/engine/rl/loop.ts';
 import { RUN_METRICS } from '../../../main/engine/rl/metrics.ts';
-import { listMethods, registerMethod } from '../../../main/engine/rl/methods/registry.ts';
+import { BUILTIN_METHODS, listMethods, registerMethod } from '../../../main/engine/rl/methods/registry.ts';
 import { defineMethod } from '../../../main/engine/rl/methods/types.ts';
 import { parseStoredConfig } from '../../../main/runs/start.ts';
 import { type Harness, createHarness } from '../api/handlers-harness.ts';
@@ -34,6 +34,8 @@ const STORED_BEFORE_REGISTRY = {
   model: 'tiny-arith', dataset: 'arithmetic', device: 'cpu', difficulty: 1,
 };
 
+const BUILTIN = BUILTIN_METHODS.map((m) => m.id).join(', ');
+
 describe('the built-in methods', () => {
   it('TTRL and SRT are the first entries, SRT with its own settings', () => {
     expect(listMethods().slice(0, 2).map((m) => m.id)).toEqual(['ttrl', 'srt']);
@@ -45,8 +47,8 @@ describe('the built-in methods', () => {
   it('a config stored before the registry still loads, with the same settings', () => {
     const { config, target } = parseStoredConfig(STORED_BEFORE_REGISTRY, 'run 1’s stored config');
     const { model, dataset, device, difficulty, ...loop } = STORED_BEFORE_REGISTRY;
-    // Settings added since (long prompts, the prompt format, the tie rule, the signal check) take their defaults.
-    const added = { longPrompts: 'fail', maxPromptTokens: 0, promptFormat: 'raw', voteTies: 'no-label', signalMinExtraction: 0.5, signalMinLift: 1.05, signalMinGroupsWithSignal: 0.1, signalWindow: 3, signalAction: 'warn' };
+    // Settings added since (long prompts, the prompt format, the tie rule, the signal check, other methods' own) take their defaults.
+    const added = { longPrompts: 'fail', maxPromptTokens: 0, promptFormat: 'raw', voteTies: 'no-label', signalMinExtraction: 0.5, signalMinLift: 1.05, signalMinGroupsWithSignal: 0.1, signalWindow: 3, signalAction: 'warn', entropyLastTokens: 0 };
     expect(config).toEqual({ ...loop, ...added });
     expect(target).toEqual({ model, dataset, device, difficulty });
     const srt = parseStoredConfig({ ...STORED_BEFORE_REGISTRY, method: 'srt', srtThreshold: 0.6, softReward: true }, 'run 2').config;
@@ -54,7 +56,7 @@ describe('the built-in methods', () => {
   });
 
   it('an unknown method is refused with the list of methods', () => {
-    expect(() => parseRunConfig({ method: 'nope' })).toThrow(/unknown method "nope"; the methods are ttrl, srt/);
+    expect(() => parseRunConfig({ method: 'nope' })).toThrow(`unknown method "nope"; the methods are ${BUILTIN}`);
     expect(() => parseStoredConfig({ ...STORED_BEFORE_REGISTRY, method: 'nope' }, 'run.json')).toThrow(/run\.json: method: unknown method "nope"/);
   });
 });
@@ -89,8 +91,8 @@ describe('a method added with one registration', () => {
 
   it('is in the contract: runs.methods lists it with its metrics, runs.settings with its setting', async () => {
     const catalog = await h.call('runs.methods', {});
-    expect(catalog.methods.map((m) => m.id)).toEqual(['ttrl', 'srt', 'test-constant']);
-    expect(catalog.methods[2]).toEqual({
+    expect(catalog.methods.map((m) => m.id)).toEqual([...BUILTIN_METHODS.map((m) => m.id), 'test-constant']);
+    expect(catalog.methods.at(-1)).toEqual({
       id: 'test-constant',
       label: 'Constant (test)',
       description: 'Every sample earns the same reward.',
@@ -105,7 +107,7 @@ describe('a method added with one registration', () => {
     for (const m of catalog.metrics) if (m.chart !== null) expect(charts.has(m.chart), m.key).toBe(true);
 
     const settings = await h.call('runs.settings', {});
-    expect(settings.find((s) => s.name === 'method')?.options).toEqual(['ttrl', 'srt', 'test-constant']);
+    expect(settings.find((s) => s.name === 'method')?.options).toEqual([...BUILTIN_METHODS.map((m) => m.id), 'test-constant']);
     expect(settings.find((s) => s.name === 'constantReward')).toMatchObject({ kind: 'number', min: 0, max: 1, default: 0.5, method: 'test-constant' });
     expect(settings.find((s) => s.name === 'srtThreshold')?.method).toBe('srt');
     expect(settings.find((s) => s.name === 'votes')?.method).toBeUndefined();
@@ -119,12 +121,12 @@ describe('a method added with one registration', () => {
     expect(bad.code).toBe('BAD_REQUEST');
     expect(bad.issues?.map((i) => i.path)).toEqual(['config.constantReward']);
     const unknown = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'arithmetic', config: { method: 'test-nothing' } });
-    expect(unknown.issues).toEqual([{ path: 'config.method', message: 'unknown method "test-nothing"; the methods are ttrl, srt, test-constant' }]);
+    expect(unknown.issues).toEqual([{ path: 'config.method', message: `unknown method "test-nothing"; the methods are ${BUILTIN}, test-constant` }]);
   });
 
   it('is in the command line’s help and --method choices', () => {
     const help = helpText(runCommand as never);
-    expect(help).toContain('--method ttrl|srt|test-constant');
+    expect(help).toContain(`--method ${BUILTIN_METHODS.map((m) => m.id).join('|')}|test-constant`);
     expect(help).toMatch(/test-constant: Constant \(test\)\. Every sample earns the same reward\. Defaults: klCoef=0\.005\./);
     expect(help).toMatch(/constantReward \(0\.5\): The reward every sample earns/);
   });

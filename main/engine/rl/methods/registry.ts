@@ -1,12 +1,15 @@
 // The one list of label-free methods. A built-in method is a module in this folder and one entry
 // in BUILTIN_METHODS; a plug-in (or a test) adds one with `registerMethod`.
 import { CommonRunConfigSchema, DEFAULT_METHOD } from '../common-settings.ts';
+import { CHARTS } from '../metrics.ts';
+import { selfCertainty } from './self-certainty.ts';
 import { srt } from './srt.ts';
+import { tokenEntropy } from './token-entropy.ts';
 import { ttrl } from './ttrl.ts';
 import type { MethodDefinition } from './types.ts';
 
 /** The built-in methods, in the order the New run form and the help list them. */
-export const BUILTIN_METHODS = [ttrl, srt] as const;
+export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy] as const;
 
 export { DEFAULT_METHOD };
 
@@ -56,6 +59,9 @@ export function registerMethod(def: MethodDefinition): () => void {
   for (const metric of def.metrics) {
     const owner = metricOwner(metric.key);
     if (owner) throw new Error(`method "${def.id}": metric "${metric.key}" is already logged by method "${owner.id}"`);
+  }
+  for (const chart of def.charts ?? []) {
+    if (CHARTS.some((c) => c.id === chart.id) || methods.some((m) => m.charts?.some((c) => c.id === chart.id))) throw new Error(`method "${def.id}": chart "${chart.id}" already exists`);
   }
   methods.push(def);
   version++;

@@ -4,7 +4,7 @@
 // module and one registry entry.
 import type { z } from 'zod';
 import type { CommonRunConfig } from '../common-settings.ts';
-import type { MetricDefinition } from '../metrics.ts';
+import type { ChartDefinition, MetricDefinition } from '../metrics.ts';
 import type { GroupScore, Scorer } from '../rewards.ts';
 
 /**
@@ -38,6 +38,10 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   defaults?: Partial<CommonRunConfig>;
   /** The metrics its steps log beyond the ones every run logs (`metrics.ts`). */
   metrics: readonly MetricDefinition[];
+  /** Charts of its own that its metrics name (the common ones are in `metrics.ts`). */
+  charts?: readonly ChartDefinition[];
+  /** Checks across its settings that their schema cannot express; a problem is an Error naming the settings. */
+  check?(settings: z.output<S>): void;
   /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. */
   scorer(settings: z.output<S>, run: CommonRunConfig): Scorer;
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */

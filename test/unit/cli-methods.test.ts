@@ -1,0 +1,62 @@
+// `autodidact run --method <id>` end to end for the certainty methods on the built-in tiny-arith
+// model (AUTODIDACT_HOME in a temporary folder): each run completes, records its method, its
+// own metrics under their reference names, the proxy–truth correlation where it is defined,
+// and per sample its reward details and self-certainties.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listRuns, metricKeys, openDatabase, rolloutsAtStep, samplesOfRollout } from '../../main/db/index.ts';
+import { databasePath } from '../../main/runs/home.ts';
+import { tempDir } from './db/helpers.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'bin/autodidact.js');
+const tmp = tempDir('autodidact-cli-methods-');
+const HOME = tmp.file('home');
+// Small shapes: the point is the plumbing of each method, not learning.
+const SMALL = ['--model', 'tiny-arith', '--dataset', 'arithmetic', '--difficulty', '1', '--steps', '2', '--set', 'promptsPerStep=3', '--set', 'maxNewTokens=8', '--set', 'valEvery=0'];
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp.dir, env: { ...process.env, AUTODIDACT_HOME: HOME, AUTODIDACT_THREADS: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+afterAll(() => tmp.remove());
+
+describe('autodidact run --method', () => {
+  it.each([
+    ['self-certainty', ['self_certainty/mean', 'self_certainty/std', 'self_certainty/min', 'self_certainty/max'], 'certainty', { votes: 8, trainSamples: 8, klCoef: 0.005 }],
+    ['token-entropy', ['entropy/valid_ratio', 'entropy/all_entropy_mean'], 'entropy', { votes: 5, trainSamples: 5, klCoef: 0.001 }],
+  ])('%s trains and records its own metrics and reward details', async (method, metrics, part, recipe) => {
+    const r = await cli(['run', '--method', method, '--name', method, ...SMALL]);
+    expect(r.stderr).toMatch(new RegExp(`started run \\d+ "${method}"`));
+    expect(r.code).toBe(0);
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const run = listRuns(db).find((x) => x.name === method)!;
+      expect(run).toMatchObject({ status: 'completed', method, currentStep: 2, error: null });
+      expect(run.config).toMatchObject({ method, ...recipe });
+      const keys = metricKeys(db, run.id);
+      for (const key of metrics) expect(keys, key).toContain(key);
+      expect(keys).toContain('train/ground_truth_reward');
+      // No vote, so no label to be accurate.
+      expect(keys).not.toContain('train/label_accuracy');
+      const [group] = rolloutsAtStep(db, run.id, 1);
+      expect(group.pseudoLabel).toBeNull();
+      for (const s of samplesOfRollout(db, group.id)) {
+        expect(s.details).toHaveProperty(part);
+        expect(s.selfCertainties?.length).toBe(s.tokenIds?.length);
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
