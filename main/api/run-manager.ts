@@ -12,6 +12,7 @@ import { type ExperimentDb, type RunInfo, getRun, listAlerts, listRuns, updateRu
 import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../engine/commands/run-control.ts';
 import type { EngineHost } from '../engine/host.ts';
 import { EngineError } from '../engine/protocol.ts';
+import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { runDir } from '../runs/home.ts';
 import { liveRunOwner, releaseOwnClaim } from '../runs/owner.ts';
 import type { EventHub, RunManager, StartOptions } from './interfaces.ts';
@@ -270,6 +271,8 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
       db.stmt("UPDATE runs SET status = 'stopped', error = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?").run(why, run.id);
     });
     log(run.id, 'warn', why);
+    // Its process died, maybe inside a checkpoint save: its work folders are garbage (tens of GB at 7B).
+    removeInterruptedSaves(runDir(home, run.id));
   }
 
   return {

@@ -28,6 +28,7 @@ import { describeRunConfig, parseRunConfig } from '../engine/rl/config.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
+import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
@@ -362,8 +363,11 @@ export async function executeRun(
   if (owner && owner.pid !== process.pid) {
     throw new RunSetupError(`run ${run.id} is being trained by another process (pid ${owner.pid}, since ${owner.startedAt}); stop it there first`);
   }
-  const { resumeFrom, startAfter } = resume ? prepareResume(db, run) : { startAfter: 0 };
   const checkpointDir = runDir(home, run.id);
+  // What saves killed mid-way left (a live process's work folders are left alone), before a
+  // resume looks for its checkpoint: one killed between its two renames is put back.
+  removeInterruptedSaves(checkpointDir);
+  const { resumeFrom, startAfter } = resume ? prepareResume(db, run) : { startAfter: 0 };
   let current = run;
   let release = () => {};
   // Another process's stop or pause, read at each step boundary; whichever came first wins.

@@ -129,8 +129,19 @@ describe('autodidact run', () => {
     await run.done;
     const before = withDb((db) => ({ run: db.sql.prepare("SELECT id, status FROM runs WHERE name = 'killed'").get() as { id: number; status: string }, }));
     expect(before.run.status).toBe('running');
+    // A save killed mid-way leaves its work folder (pid 2^22 + 7: above Linux's pid_max, so dead);
+    // one a live process (this one) is writing must survive the cleanup.
+    const runFolder = path.join(HOME, 'runs', String(before.run.id));
+    const deadSave = path.join(runFolder, '.last-6.tmp-4194311-deadbeef');
+    const liveSave = path.join(runFolder, `.last-6.tmp-${process.pid}-deadbeef`);
+    for (const d of [deadSave, liveSave]) {
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'model.safetensors'), 'partial');
+    }
     const resumed = await cli(['run', '--resume', 'killed']);
     expect(resumed.code).toBe(0);
+    expect(fs.existsSync(deadSave)).toBe(false);
+    expect(fs.existsSync(liveSave)).toBe(true);
     expect(resumed.stderr).toMatch(/resuming run \d+ "killed" after step [2468]/);
     withDb((db) => {
       expect(db.sql.pragma('integrity_check', { simple: true })).toBe('ok');

@@ -6,6 +6,7 @@
 // RNG state and run-loop state (trainer_state.json). A checkpoint folder is written next to
 // its destination and renamed into place, so a crash never leaves half of one.
 import { randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -147,6 +148,53 @@ async function readJson(file: string): Promise<unknown> {
 
 async function writeJson(file: string, value: unknown): Promise<void> {
   await fs.writeFile(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * The folders replaceDir works in beside the target NAME: `.NAME.tmp-PID-HEX` (being written)
+ * and `.NAME.old-PID-HEX` (the folder it replaces, until the new one is in place).
+ */
+const SAVE_WORK_FOLDER = /^\.(.+)\.(tmp|old)-(\d+)-[0-9a-f]{8}$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Clears what saves killed mid-way left in `dir`: a `.tmp-` folder is removed; an `.old-` folder
+ * is removed too, unless its checkpoint never got its replacement (killed between the two
+ * renames), in which case it is put back under its name. Folders of a live process (this one
+ * included) are left alone: it may be writing them. Returns what was removed or restored.
+ */
+export function removeInterruptedSaves(dir: string): { removed: string[]; restored: string[] } {
+  const out = { removed: [] as string[], restored: [] as string[] };
+  let names: string[];
+  try {
+    names = fsSync.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  // .tmp- first: of a killed replacement, the old folder is the one to keep.
+  const work = names.map((name) => ({ name, m: SAVE_WORK_FOLDER.exec(name) })).filter((w) => w.m !== null);
+  work.sort((a, b) => (a.m![2] === b.m![2] ? 0 : a.m![2] === 'tmp' ? -1 : 1));
+  for (const { name, m } of work) {
+    const pid = Number(m![3]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    const target = path.join(dir, m![1]);
+    if (m![2] === 'old' && !fsSync.existsSync(target)) {
+      fsSync.renameSync(path.join(dir, name), target);
+      out.restored.push(m![1]);
+    } else {
+      fsSync.rmSync(path.join(dir, name), { recursive: true, force: true });
+      out.removed.push(name);
+    }
+  }
+  return out;
 }
 
 /** Write a folder at `dir` through `fill`, replacing any folder there only once it is complete. */

@@ -219,10 +219,17 @@ describe('run manager', () => {
     // A run a live process (the command line, say) is training is left alone.
     updateRunStatus(db, elsewhere.id, 'running');
     const release = claimRun(HOME, elsewhere.id);
+    // Work folders of checkpoint saves killed mid-way (pid 2^22 + 7: above Linux's pid_max, never alive).
+    const leftovers = ['.last-2.tmp-4194311-0badcafe', '.best-1.old-4194311-0badcafe'];
+    for (const id of [running.id, elsewhere.id]) for (const name of leftovers) fs.mkdirSync(path.join(runDir(HOME, id), name, 'junk'), { recursive: true });
+    fs.mkdirSync(path.join(runDir(HOME, running.id), 'best-1'), { recursive: true });
     // The first run's log, written by the manager above, must be readable by a new one.
     const firstRun = 1;
     const before = manager.log(firstRun, 1000);
     const second = createRunManager({ db, databaseFile: DB_FILE, home: HOME, engine, events: createEventHub() });
+    // Cleaned for the dead process's run; the live run's folder is its process's business.
+    expect(fs.readdirSync(runDir(HOME, running.id)).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(fs.readdirSync(runDir(HOME, elsewhere.id)).filter((n) => n.startsWith('.')).sort()).toEqual([...leftovers].sort());
     for (const id of [running.id, queued.id]) {
       const r = getRun(db, id)!;
       expect(r.status).toBe('stopped');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../main/engine/nn/config.ts';
 import { loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { readSafetensors } from '../../../main/engine/nn/safetensors.ts';
-import { FILES, hfConfigJson } from '../../../main/engine/runtime/checkpoints.ts';
+import { FILES, hfConfigJson, removeInterruptedSaves } from '../../../main/engine/runtime/checkpoints.ts';
 import { SeededRng } from '../../../main/engine/runtime/rng.ts';
 import { type BatchShape, type TrainMode, Trainer, type TrainerOptions, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
 import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
@@ -217,4 +217,34 @@ describe('exact resume', () => {
       await second.release();
     });
   }
+});
+
+describe('work folders of interrupted saves', () => {
+  it('removes a dead process\'s, puts back a replaced checkpoint that lost its replacement, and leaves a live process\'s alone', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'autodidact-interrupted-'));
+    try {
+      const dead = 2 ** 22 + 7; // above Linux's pid_max: no process has it
+      const made = async (name: string, file = 'model.safetensors') => {
+        await fs.mkdir(path.join(dir, name), { recursive: true });
+        await fs.writeFile(path.join(dir, name, file), name);
+      };
+      await made('last-4');
+      await made(`.last-6.tmp-${dead}-0123abcd`); // killed while writing a new folder
+      await made(`.last-4.old-${dead}-0123abcd`); // killed after the replacement was in place
+      await made(`.best-2.tmp-${dead}-89abcdef`); // killed between the two renames: best-2 is in .old-
+      await made(`.best-2.old-${dead}-89abcdef`);
+      await made(`.last-8.tmp-${process.ppid}-00000000`); // a live process is writing it
+      await made(`.last-9.tmp-${process.pid}-00000000`); // so is this one
+      await made('.notes'); // not a save's
+      const { removed, restored } = removeInterruptedSaves(dir);
+      expect(removed.sort()).toEqual([`.best-2.tmp-${dead}-89abcdef`, `.last-4.old-${dead}-0123abcd`, `.last-6.tmp-${dead}-0123abcd`]);
+      expect(restored).toEqual(['best-2']);
+      expect((await fs.readdir(dir)).sort()).toEqual([`.last-8.tmp-${process.ppid}-00000000`, `.last-9.tmp-${process.pid}-00000000`, '.notes', 'best-2', 'last-4'].sort());
+      expect(await fs.readFile(path.join(dir, 'best-2', 'model.safetensors'), 'utf8')).toBe(`.best-2.old-${dead}-89abcdef`);
+      expect(await fs.readFile(path.join(dir, 'last-4', 'model.safetensors'), 'utf8')).toBe('last-4');
+      expect(removeInterruptedSaves(path.join(dir, 'missing'))).toEqual({ removed: [], restored: [] });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
 });
