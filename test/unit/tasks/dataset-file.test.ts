@@ -6,10 +6,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DatasetError, MAX_METADATA_DEPTH, loadDataset } from '../../../main/engine/tasks/datasets.ts';
+import { MAX_METADATA_DEPTH, loadDataset } from '../../../main/engine/tasks/datasets.ts';
 import { MAX_DATASET_BYTES, decodeDatasetBytes, firstInvalidUtf8, readDatasetBytes } from '../../../main/engine/tasks/dataset-file.ts';
 import { importDataset, listDatasets, openDatabase } from '../../../main/db/index.ts';
 import { tempDir } from '../db/helpers.ts';
+import { datasetError } from '../../helpers/datasets.ts';
 
 const tmp = tempDir('autodidact-dataset-file-');
 afterAll(() => tmp.remove());
@@ -22,15 +23,6 @@ function fixture(bytes: Uint8Array | string, ext = 'jsonl'): string {
   return file;
 }
 
-function refusal(fn: () => unknown): DatasetError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DatasetError);
-    return e as DatasetError;
-  }
-  throw new Error('expected a DatasetError');
-}
 
 const ascii = (s: string) => Buffer.from(s, 'latin1');
 
@@ -40,7 +32,7 @@ describe('encodings', () => {
 
   it('refuses a Latin-1 file, naming the line, the bytes and the likely encoding', () => {
     const file = fixture(latin1);
-    const e = refusal(() => loadDataset(file));
+    const e = datasetError(() => loadDataset(file));
     expect(e.kind).toBe('encoding');
     expect(e.file).toBe(path.basename(file));
     expect(e.line).toBe(2);
@@ -55,7 +47,7 @@ describe('encodings', () => {
     const ds = loadDataset(fixture(cp1252, 'csv'), { encoding: 'windows-1252' });
     expect(ds.items[0].prompt).toBe('“quoted” text');
     expect(decodeDatasetBytes(Uint8Array.from([0x80, 0x81, 0x9f, 0xe9]), 'windows-1252')).toBe('€\u0081Ÿé');
-    expect(refusal(() => loadDataset(fixture(cp1252, 'csv'))).line).toBe(2);
+    expect(datasetError(() => loadDataset(fixture(cp1252, 'csv'))).line).toBe(2);
   });
 
   it('says a UTF-16 or UTF-32 file is in that encoding, with or without a byte-order mark', () => {
@@ -69,7 +61,7 @@ describe('encodings', () => {
       [Buffer.concat([Buffer.from([0xff, 0xfe, 0, 0]), Buffer.from(Uint32Array.from([...text].map((c) => c.charCodeAt(0))).buffer)]), /encoding is UTF-32 \(little-endian\)/],
     ];
     for (const [bytes, message] of cases) {
-      const e = refusal(() => loadDataset(fixture(bytes)));
+      const e = datasetError(() => loadDataset(fixture(bytes)));
       expect(e.kind).toBe('encoding');
       expect(e.message).toMatch(message);
     }
@@ -91,18 +83,18 @@ describe('encodings', () => {
 describe('text no database reader should get', () => {
   it('refuses a NUL character in a prompt or an answer, from a CSV byte or a JSON escape', () => {
     const csv = fixture(ascii('prompt,answer\nfine,1\nbad\x00prompt,2\n'), 'csv');
-    const e = refusal(() => loadDataset(csv));
+    const e = datasetError(() => loadDataset(csv));
     expect([e.kind, e.line]).toEqual(['bad-text', 3]);
     expect(e.message).toMatch(/the prompt field "prompt" holds a NUL character \(U\+0000\) at character 4/);
     const json = fixture('{"prompt": "q", "answer": "4\\u0000"}\n');
-    expect(refusal(() => loadDataset(json)).message).toMatch(/line 1: the answer field "answer" holds a NUL character/);
+    expect(datasetError(() => loadDataset(json)).message).toMatch(/line 1: the answer field "answer" holds a NUL character/);
   });
 
   it('refuses an unpaired surrogate (no UTF-8 form), keeps a proper pair', () => {
-    const e = refusal(() => loadDataset(fixture('{"prompt": "ok"}\n{"prompt": "x\\ud800y"}\n')));
+    const e = datasetError(() => loadDataset(fixture('{"prompt": "ok"}\n{"prompt": "x\\ud800y"}\n')));
     expect([e.kind, e.line]).toEqual(['bad-text', 2]);
     expect(e.message).toMatch(/unpaired surrogate \(\\uD800\) at character 2/);
-    expect(refusal(() => loadDataset(fixture('{"prompt": "\\udc00"}\n'))).message).toMatch(/\\uDC00/);
+    expect(datasetError(() => loadDataset(fixture('{"prompt": "\\udc00"}\n'))).message).toMatch(/\\uDC00/);
     expect(loadDataset(fixture('{"prompt": "\\ud83d\\ude00"}\n')).items[0].prompt).toBe('😀');
   });
 });
@@ -112,7 +104,7 @@ describe('deeply nested metadata', () => {
 
   it('refuses a field nested past the limit, naming the line and field, instead of overflowing the stack', () => {
     const file = fixture(`{"prompt": "shallow", "meta": {"a": [1]}}\n{"prompt": "deep", "meta": ${nested(8000)}}\n`);
-    const e = refusal(() => loadDataset(file));
+    const e = datasetError(() => loadDataset(file));
     expect([e.kind, e.line]).toEqual(['too-deep', 2]);
     expect(e.message).toContain(`the field "meta" nests more than ${MAX_METADATA_DEPTH} levels`);
     expect(loadDataset(fixture(`{"prompt": "p", "meta": ${nested(MAX_METADATA_DEPTH)}}\n`)).items).toHaveLength(1);
@@ -138,7 +130,7 @@ describe('special files', () => {
   it('refuses a FIFO at once instead of waiting for a writer', () => {
     const fifo = tmp.file('pipe.jsonl');
     execFileSync('mkfifo', [fifo]);
-    const e = refusal(() => loadDataset(fifo));
+    const e = datasetError(() => loadDataset(fifo));
     expect(e.kind).toBe('not-a-file');
     expect(e.message).toBe(`${fifo}: is a named pipe (FIFO), not a regular file; only regular files are imported`);
   });
@@ -146,7 +138,7 @@ describe('special files', () => {
   it('follows a link, and refuses one to a device (/dev/zero never ends)', () => {
     const zero = tmp.file('zero.jsonl');
     fs.symlinkSync('/dev/zero', zero);
-    expect(refusal(() => loadDataset(zero)).message).toMatch(/is a character device, not a regular file/);
+    expect(datasetError(() => loadDataset(zero)).message).toMatch(/is a character device, not a regular file/);
     const link = tmp.file('link.jsonl');
     fs.symlinkSync(fixture('{"prompt": "via a link"}\n'), link);
     expect(loadDataset(link).items[0].prompt).toBe('via a link');
@@ -157,7 +149,7 @@ describe('special files', () => {
     const huge = tmp.file('huge.jsonl');
     fs.writeFileSync(huge, '');
     fs.truncateSync(huge, MAX_DATASET_BYTES + 1);
-    const e = refusal(() => loadDataset(huge));
+    const e = datasetError(() => loadDataset(huge));
     expect(e.kind).toBe('too-large');
     expect(e.message).toMatch(/the file is 512 MiB, more than the 512 MiB a dataset file may have/);
     expect(() => readDatasetBytes(fixture('x'.repeat(100)), 99)).toThrow(/more than the 0\.00 MiB/);

@@ -1,26 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import {
-  DatasetError,
   detectFormat,
   loadDataset,
   parseDataset,
   previewDataset,
   type DatasetErrorKind,
 } from '../../../main/engine/tasks/datasets.ts';
+import { datasetError } from '../../helpers/datasets.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/datasets/${name}`, import.meta.url));
 
-/** Runs `fn`, expects a DatasetError, and returns it for closer checks. */
-function datasetError(fn: () => unknown): DatasetError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DatasetError);
-    return e as DatasetError;
-  }
-  throw new Error('expected a DatasetError');
-}
 
 function expectLineError(fn: () => unknown, file: string, line: number, kind: DatasetErrorKind, text?: RegExp) {
   const e = datasetError(fn);
