@@ -6,6 +6,7 @@ import { DATASET_ENCODINGS, MAX_DATASET_BYTES } from '../engine/tasks/dataset-fi
 import { UsageError, choiceFlag, command, numberFlag, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
 import { writeLine } from './jsonl.ts';
+import { printable } from './printable.ts';
 
 export const datasetsImportCommand = command({
   name: 'datasets import',
@@ -49,8 +50,9 @@ most ${MAX_DATASET_BYTES / (1024 * 1024)} MiB are read.`,
       await writeLine(JSON.stringify({ ...result.dataset, train: result.train, eval: result.eval }));
     } else {
       const d = result.dataset;
-      await writeLine(`imported dataset "${d.name}" (id ${d.id}): ${result.train} train + ${result.eval} eval items, ${d.labeledCount} with an answer`);
-      await writeLine(`fields: ${result.mappingNote}`);
+      // The name and the field names come from the file.
+      await writeLine(printable(`imported dataset "${d.name}" (id ${d.id}): ${result.train} train + ${result.eval} eval items, ${d.labeledCount} with an answer`));
+      await writeLine(printable(`fields: ${result.mappingNote}`));
     }
     return 0;
   },

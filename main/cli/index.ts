@@ -17,6 +17,7 @@ import { logprobsCommand } from './logprobs.ts';
 import { runCommand } from './run.ts';
 import { exportCommand, runsCommand, showCommand } from './runs.ts';
 import { serveCommand } from './serve.ts';
+import { printable } from './printable.ts';
 
 const COMMANDS: CliCommand[] = [
   runCommand,
@@ -112,11 +113,12 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(parsed.values, parsed.positionals);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`${PROGRAM} ${cmd.name}: ${e.message}\nRun '${PROGRAM} ${cmd.name} --help' for usage.\n`);
+      process.stderr.write(`${PROGRAM} ${cmd.name}: ${printable(e.message)}\nRun '${PROGRAM} ${cmd.name} --help' for usage.\n`);
       return 2;
     }
     if (e instanceof EngineError && e.code === 'CANCELLED') return 130;
-    const message = e instanceof Error ? e.message : String(e);
+    // Messages quote files (a malformed line, a column name): never their control characters.
+    const message = printable(e instanceof Error ? e.message : String(e));
     process.stderr.write(`${PROGRAM} ${cmd.name}: ${message}\n`);
     // Expected failures (bad input, missing files, unavailable devices) need only their message;
     // for anything else, say how to get the stack for a bug report.

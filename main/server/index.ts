@@ -118,10 +118,16 @@ function requestUrl(req: http.IncomingMessage): URL {
   return new URL(target.startsWith('/') ? `http://local${target}` : 'http://local/');
 }
 
-function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+/**
+ * An answer written on the raw socket (a refused WebSocket upgrade, a request Node's parser
+ * rejected), with the same CSP and security headers as every other response.
+ */
+function refuseRaw(socket: Duplex, status: number, reason: string): void {
   const body = `${reason}\n`;
+  const headers = { ...SECURITY_HEADERS, 'Content-Security-Policy': contentSecurityPolicy(), 'Cache-Control': 'no-store' };
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('') +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
@@ -208,17 +214,25 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
   const clients = new Set<WebSocket>();
 
+  // Node answers a request it cannot parse (400) or whose headers are too large (431) itself,
+  // without our headers, unless a listener answers instead.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || err.code === 'ECONNRESET') return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    refuseRaw(socket, status, status === 431 ? 'The request headers are too large.' : status === 408 ? 'The request took too long.' : 'The request is malformed.');
+  });
+
   server.on('upgrade', (req, socket, headBytes) => {
     socket.on('error', () => socket.destroy());
     const url = requestUrl(req);
     const hostHeader = ownHost(req);
-    if (url.pathname !== '/api') return refuseUpgrade(socket, 404, 'The API socket is at /api.');
-    if (!hostHeader) return refuseUpgrade(socket, 421, 'Wrong host.');
-    if (!sameSecret(url.searchParams.get('token'), token)) return refuseUpgrade(socket, 401, 'A valid token is needed.');
+    if (url.pathname !== '/api') return refuseRaw(socket, 404, 'The API socket is at /api.');
+    if (!hostHeader) return refuseRaw(socket, 421, 'Wrong host.');
+    if (!sameSecret(url.searchParams.get('token'), token)) return refuseRaw(socket, 401, 'A valid token is needed.');
     // Browsers always send Origin; a page from another site must not reach the API. Clients that
     // are not browsers send none and are held to the token alone.
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `http://${hostHeader}`) return refuseUpgrade(socket, 403, 'Foreign origin.');
+    if (origin !== undefined && origin !== `http://${hostHeader}`) return refuseRaw(socket, 403, 'Foreign origin.');
     wss.handleUpgrade(req, socket, headBytes, (ws) => wss.emit('connection', ws, req));
   });
 

@@ -115,6 +115,18 @@ describe('autodidact datasets', () => {
     }
   });
 
+  it('shows a file\'s control characters escaped in its messages, never raw on the terminal', async () => {
+    const file = tmp.file('escapes.jsonl');
+    // An OSC sequence that would retitle the terminal, and a CSI that would clear it.
+    fs.writeFileSync(file, '{"prompt": "fine"}\n\x1b]0;pwned\x07\x1b[2J{"prompt": 1\n');
+    const r = await cli(['datasets', 'import', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}:2: invalid JSON`);
+    expect(r.stderr).toContain("Unexpected token '\\x1b', \"\\x1b]0;pwned\\x07\"");
+    // eslint-disable-next-line no-control-regex -- no control character may reach the terminal
+    expect(r.stderr).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+  });
+
   it('lists the datasets', async () => {
     const r = await cli(['datasets', 'list', '--json']);
     expect(r.code).toBe(0);

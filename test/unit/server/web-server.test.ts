@@ -2,6 +2,7 @@
 // static files, the WebSocket protocol and event broadcast.
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +100,31 @@ describe('web mode server', () => {
     await first.close();
     const second = await start();
     expect(second.token).not.toBe(firstToken);
+  });
+
+  it('answers refused upgrades and requests Node cannot parse (400, 431) with the CSP and security headers', async () => {
+    await start();
+    /** The raw answer to `request` written on a fresh connection. */
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const c = net.connect(server.port, '127.0.0.1', () => c.end(request));
+        let out = '';
+        c.setEncoding('latin1');
+        c.on('data', (d) => (out += d));
+        c.on('close', () => resolve(out));
+        c.on('error', reject);
+      });
+    const upgrade = (query: string) => `GET /api${query} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+    const answers = {
+      401: await raw(upgrade('')),
+      400: await raw('NOT HTTP AT ALL\r\n\r\n'),
+      431: await raw(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    };
+    for (const [status, answer] of Object.entries(answers)) {
+      expect(answer).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(answer).toMatch(/\r\nContent-Security-Policy: default-src 'self'[^\r]*\r\n/);
+      expect(answer).toMatch(/\r\nX-Content-Type-Options: nosniff\r\n/);
+    }
   });
 
   it('refuses the socket without a token, with a wrong one, or from a foreign origin', async () => {
