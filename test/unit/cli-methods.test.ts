@@ -1,4 +1,4 @@
-// `autodidact run --method <id>` end to end for the certainty methods on the built-in tiny-arith
+// `autodidact run --method <id>` end to end for the certainty and cluster methods on the built-in tiny-arith
 // model (AUTODIDACT_HOME in a temporary folder): each run completes, records its method, its
 // own metrics under their reference names, the proxy–truth correlation where it is defined,
 // and per sample its reward details and self-certainties.
@@ -35,6 +35,7 @@ describe('autodidact run --method', () => {
   it.each([
     ['self-certainty', ['self_certainty/mean', 'self_certainty/std', 'self_certainty/min', 'self_certainty/max'], 'certainty', { votes: 8, trainSamples: 8, klCoef: 0.005 }],
     ['token-entropy', ['entropy/valid_ratio', 'entropy/all_entropy_mean'], 'entropy', { votes: 5, trainSamples: 5, klCoef: 0.001 }],
+    ['semantic-clusters', ['semantic/entropy', 'semantic/skipped_ratio'], 'cluster_share', { votes: 16, trainSamples: 16, klCoef: 0 }],
   ])('%s trains and records its own metrics and reward details', async (method, metrics, part, recipe) => {
     const r = await cli(['run', '--method', method, '--name', method, ...SMALL]);
     expect(r.stderr).toMatch(new RegExp(`started run \\d+ "${method}"`));

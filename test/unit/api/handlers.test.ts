@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROMPT_FORMATS, REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
 import { PROMPT_FORMATS as ENGINE_PROMPT_FORMATS } from '../../../main/engine/rl/prompts.ts';
 import { createReview, createRun, getRun, listModels, listReviews, recordStep, updateRunStatus } from '../../../main/db/index.ts';
+import { BUILTIN_METHODS } from '../../../main/engine/rl/methods/registry.ts';
 import { runDir } from '../../../main/runs/home.ts';
 import { DEVICES_RESULT, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
 
@@ -311,7 +312,7 @@ describe('runs', () => {
   it('describes every setting for the New-run form', async () => {
     const s = await h.call('runs.settings', {});
     const by = Object.fromEntries(s.map((x) => [x.name, x]));
-    expect(by.method).toMatchObject({ kind: 'enum', options: ['ttrl', 'srt', 'self-certainty', 'token-entropy'], default: 'ttrl' });
+    expect(by.method).toMatchObject({ kind: 'enum', options: BUILTIN_METHODS.map((m) => m.id), default: 'ttrl' });
     expect(by.steps).toMatchObject({ kind: 'integer', min: 1, default: 40 });
     expect(by.steps.max).toBeUndefined();
     expect(by.srtThreshold).toMatchObject({ kind: 'number', min: 0, max: 1 });

@@ -3,13 +3,14 @@
 import { CommonRunConfigSchema, DEFAULT_METHOD } from '../common-settings.ts';
 import { CHARTS } from '../metrics.ts';
 import { selfCertainty } from './self-certainty.ts';
+import { semanticClusters } from './semantic-clusters.ts';
 import { srt } from './srt.ts';
 import { tokenEntropy } from './token-entropy.ts';
 import { ttrl } from './ttrl.ts';
 import type { MethodDefinition } from './types.ts';
 
 /** The built-in methods, in the order the New run form and the help list them. */
-export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy] as const;
+export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters] as const;
 
 export { DEFAULT_METHOD };
 
