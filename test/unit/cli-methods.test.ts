@@ -36,6 +36,7 @@ describe('autodidact run --method', () => {
     ['self-certainty', ['self_certainty/mean', 'self_certainty/std', 'self_certainty/min', 'self_certainty/max'], 'certainty', { votes: 8, trainSamples: 8, klCoef: 0.005 }],
     ['token-entropy', ['entropy/valid_ratio', 'entropy/all_entropy_mean'], 'entropy', { votes: 5, trainSamples: 5, klCoef: 0.001 }],
     ['semantic-clusters', ['semantic/entropy', 'semantic/skipped_ratio'], 'cluster_share', { votes: 16, trainSamples: 16, klCoef: 0 }],
+    ['trajectory-likelihood', ['likelihood/mean_logprob'], 'mean_logprob', { votes: 16, trainSamples: 8, klCoef: 0.001 }],
   ])('%s trains and records its own metrics and reward details', async (method, metrics, part, recipe) => {
     const r = await cli(['run', '--method', method, '--name', method, ...SMALL]);
     expect(r.stderr).toMatch(new RegExp(`started run \\d+ "${method}"`));

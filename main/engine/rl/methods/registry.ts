@@ -6,11 +6,12 @@ import { selfCertainty } from './self-certainty.ts';
 import { semanticClusters } from './semantic-clusters.ts';
 import { srt } from './srt.ts';
 import { tokenEntropy } from './token-entropy.ts';
+import { trajectoryLikelihood } from './trajectory-likelihood.ts';
 import { ttrl } from './ttrl.ts';
 import type { MethodDefinition } from './types.ts';
 
 /** The built-in methods, in the order the New run form and the help list them. */
-export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters] as const;
+export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood] as const;
 
 export { DEFAULT_METHOD };
 
