@@ -2,31 +2,20 @@
 // model (AUTODIDACT_HOME in a temporary folder): each run completes, records its method, its
 // own metrics under their reference names, the proxy–truth correlation where it is defined,
 // and per sample its reward details and self-certainties.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listRuns, metricKeys, openDatabase, rolloutsAtStep, samplesOfRollout } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
+import { type CliResult, runCli } from '../helpers/cli.ts';
 import { tempDir } from './db/helpers.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin/autodidact.js');
 const tmp = tempDir('autodidact-cli-methods-');
 const HOME = tmp.file('home');
 // Small shapes: the point is the plumbing of each method, not learning.
 const SMALL = ['--model', 'tiny-arith', '--dataset', 'arithmetic', '--difficulty', '1', '--steps', '2', '--set', 'promptsPerStep=3', '--set', 'maxNewTokens=8', '--set', 'valEvery=0'];
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp.dir, env: { ...process.env, AUTODIDACT_HOME: HOME, AUTODIDACT_THREADS: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** `autodidact ...args` on the test's data folder. */
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { cwd: tmp.dir, env: { AUTODIDACT_HOME: HOME, AUTODIDACT_THREADS: '1' } });
 }
 
 afterAll(() => tmp.remove());
