@@ -465,6 +465,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         const trained = groups.flatMap((g) => g.chosen.map((i) => ({ g, i })));
         const m = record.metrics;
         m[TRAIN_METRICS.majorityRatio] = majorityRatio;
+        m[TRAIN_METRICS.labeledRatio] = groups.length === 0 ? 0 : groups.filter((g) => g.score.labeled).length / groups.length;
         m[TRAIN_METRICS.majorityVotingReward] = mean(trained.map(({ g, i }) => g.score.rewards[i]));
         m[TRAIN_METRICS.entropy] = entropy;
         m[TRAIN_METRICS.responseLength] = allSamples.length === 0 ? 0 : tokens / allSamples.length;

@@ -170,9 +170,11 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['train/majority_voting_reward']).toBeGreaterThan(0);
   });
 
-  it('SRT with τ = 1 trains only on unanimous groups', async () => {
+  it('SRT with τ = 1 trains only on unanimous groups, and logs the share it labeled', async () => {
     const records: StepRecord[] = [];
     await runLoop(await input({ config: { ...CONFIG, method: 'srt', srtThreshold: 1, steps: 1, valEvery: 0 } }), { onStep: (r) => void records.push(r) });
+    const unanimousGroups = records[0].groups.filter((g) => g.voteCounts.length === 1 && g.voteCounts[0].count === 4).length;
+    expect(records[0].metrics['train/labeled_ratio']).toBeCloseTo(unanimousGroups / records[0].groups.length, 12);
     for (const g of records[0].groups) {
       const unanimous = g.voteCounts.length === 1 && g.voteCounts[0].count === 4;
       expect(g.labeled).toBe(unanimous);
