@@ -37,6 +37,7 @@ import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './me
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, Scorer, ScorerSample, VoteCount } from './rewards.ts';
 import { type SignalGroup, SignalWatch, signalMetrics } from './signal.ts';
+import { mean } from './stats.ts';
 
 export interface LoopItem {
   prompt: string;
@@ -206,7 +207,6 @@ export function scorerFor(config: RunConfig): Scorer {
   return method.scorer(method.settings.parse(config), config);
 }
 
-const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 const seconds = (since: number): number => (performance.now() - since) / 1000;
 
 function checkAborted(signal: AbortSignal | undefined): void {
@@ -633,9 +633,7 @@ function signalGroup(g: ScoredGroup): SignalGroup {
 function checkScore(score: GroupScore, n: number): void {
   if (score.rewards.length !== n) throw new Error(`the scorer returned ${score.rewards.length} rewards for ${n} samples`);
   if (score.details !== undefined && score.details.length !== n) throw new Error(`the scorer returned reward details for ${score.details.length} of ${n} samples`);
-  for (const [name, per] of [['agreesWithLabel', score.agreesWithLabel]] as const) {
-    if (per !== undefined && per.length !== n) throw new Error(`the scorer returned ${name} for ${per.length} of ${n} samples`);
-  }
+  if (score.agreesWithLabel !== undefined && score.agreesWithLabel.length !== n) throw new Error(`the scorer returned agreesWithLabel for ${score.agreesWithLabel.length} of ${n} samples`);
 }
 
 /** The group's vote: the method's own where it counted votes, else the loop's; a pseudo-label only where the method gave one. */

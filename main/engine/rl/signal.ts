@@ -25,6 +25,7 @@
 // pre-flight check: it costs no extra generation, uses exactly the run's prompts and sampling,
 // and with `signalAction: 'stop'` the run stops before a single update on noise.
 import type { Alert } from './metrics.ts';
+import { mean } from './stats.ts';
 
 export const SIGNAL_METRICS = {
   extractionRate: 'signal/extraction_rate',
@@ -112,8 +113,6 @@ export function chanceMajorityRatio(group: Pick<SignalGroup, 'samples' | 'cluste
   if (group.samples === 0 || m === 0) return 0;
   return expectedLargestCount(m, Math.max(group.clusterCounts.length, 2)) / group.samples;
 }
-
-const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 /** The step's signal metrics (keys of SIGNAL_METRICS). */
 export function signalMetrics(groups: readonly SignalGroup[]): Record<string, number> {

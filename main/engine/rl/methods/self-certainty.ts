@@ -5,7 +5,7 @@
 // leaves out the − log V; a constant per token, it cancels in the group-relative advantage.
 // Defaults as Intuitor's: 8 samples per prompt, all trained on, KL 0.005 (low_var_kl).
 import { z } from 'zod';
-import { mean, summary } from './stats.ts';
+import { mean, summary } from '../stats.ts';
 import { defineMethod } from './types.ts';
 
 /** The reward of one response: its mean per-token self-certainty (0 for an empty response). */

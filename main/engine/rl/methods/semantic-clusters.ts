@@ -8,7 +8,7 @@
 // Defaults as EMPO's (verl): 16 samples per prompt, all trained on, no KL.
 import { z } from 'zod';
 import { majorityVote } from '../../tasks/answers.ts';
-import { mean } from './stats.ts';
+import { mean } from '../stats.ts';
 import { defineMethod } from './types.ts';
 
 /** Semantic entropy −Σ p_c log p_c of clusters with `counts` members among `answered` responses (0 when none). */

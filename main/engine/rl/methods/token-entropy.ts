@@ -5,7 +5,7 @@
 // Defaults as RENT's: 5 samples per prompt, all trained on, KL 0.001.
 import { z } from 'zod';
 import type { ScorerSample } from '../rewards.ts';
-import { mean } from './stats.ts';
+import { mean } from '../stats.ts';
 import { defineMethod } from './types.ts';
 
 /** RENT's entropy_base: the entropy a response without an answer is given. */

@@ -3,7 +3,7 @@
 // the sequence variant the probability of the whole response, exp(Σ_t log π(y_t)). The
 // log-probs are the ones the generator returned (softmax(logits / T) of the current policy).
 import { z } from 'zod';
-import { mean } from './stats.ts';
+import { mean } from '../stats.ts';
 import { defineMethod } from './types.ts';
 
 /** Mean token log-prob of a response (0 for an empty one). */

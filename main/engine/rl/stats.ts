@@ -1,4 +1,4 @@
-// Small statistics the methods' rewards and step metrics share.
+// Small statistics the loop, the signal check and the methods' rewards share.
 
 export const mean = (xs: readonly number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 
