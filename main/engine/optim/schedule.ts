@@ -1,6 +1,9 @@
 // Learning-rate schedules, computed on the host and fed to the training graph as its `lr` input
 // (so changing the rate never recompiles the step). `step` is the 0-based index of the update
-// about to run, as in Hugging Face's LambdaLR schedules: with warmup, update 0 runs at lr 0.
+// about to run. Warmup rises linearly over warmupSteps + 1 intervals, so update 0 already moves
+// the weights (lr/(w+1)) and update w is the first at the full rate. Hugging Face's LambdaLR
+// starts at 0 instead, which in RL spends a whole rollout on an update that changes nothing
+// (with 40 steps and 3% warmup, step 1 trained at lr 0).
 
 export type ScheduleSpec =
   | { kind: 'constant'; lr: number; warmupSteps?: number }
@@ -31,7 +34,7 @@ export function learningRate(spec: ScheduleSpec, step: number): number {
   check(spec);
   if (!Number.isInteger(step) || step < 0) throw new Error(`schedule: step must be an integer >= 0, got ${step}`);
   const warmup = spec.warmupSteps ?? 0;
-  if (step < warmup) return (spec.lr * step) / Math.max(1, warmup);
+  if (step < warmup) return (spec.lr * (step + 1)) / (warmup + 1);
   if (spec.kind === 'constant') return spec.lr;
   // Past totalSteps the rate stays at its floor instead of rising again along the cosine.
   const progress = Math.min(1, (step - warmup) / Math.max(1, spec.totalSteps - warmup));

@@ -209,13 +209,14 @@ describe('learning-rate schedules', () => {
   it('constant, with and without linear warmup', () => {
     expect(learningRate({ kind: 'constant', lr: 0.1 }, 0)).toBe(0.1);
     const warm = makeSchedule({ kind: 'constant', lr: 0.1, warmupSteps: 4 });
-    [0, 0.025, 0.05, 0.075, 0.1, 0.1].forEach((want, i) => expect(warm([0, 1, 2, 3, 4, 100][i])).toBeCloseTo(want, 15));
+    // Rising over warmup + 1 intervals: no update runs at lr 0, update 4 is the first at full rate.
+    [0.02, 0.04, 0.06, 0.08, 0.1, 0.1].forEach((want, i) => expect(warm([0, 1, 2, 3, 4, 100][i])).toBeCloseTo(want, 15));
   });
 
   it('cosine with warmup decays from lr to the floor at totalSteps and stays there', () => {
     const spec = { kind: 'cosine' as const, lr: 1, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
-    expect(learningRate(spec, 0)).toBe(0);
-    expect(learningRate(spec, 5)).toBeCloseTo(0.5, 12);
+    expect(learningRate(spec, 0)).toBeCloseTo(1 / 11, 12);
+    expect(learningRate(spec, 5)).toBeCloseTo(6 / 11, 12);
     expect(learningRate(spec, 10)).toBeCloseTo(1, 12);
     // Halfway through the decay: floor + (1 - floor) / 2.
     expect(learningRate(spec, 60)).toBeCloseTo(0.55, 12);
@@ -230,6 +231,10 @@ describe('learning-rate schedules', () => {
 
   it('warmup from a ratio of the run, and actionable errors', () => {
     expect(warmupStepsFromRatio(0.03, 100)).toBe(3);
+    // The default run (40 steps, 3% warmup: one warmup update) trains from its first step.
+    const defaultRun = { kind: 'cosine' as const, lr: 1e-6, warmupSteps: warmupStepsFromRatio(0.03, 40), totalSteps: 40 };
+    expect(learningRate(defaultRun, 0)).toBeCloseTo(0.5e-6, 18);
+    expect(learningRate(defaultRun, 1)).toBeCloseTo(1e-6, 18);
     expect(warmupStepsFromRatio(0.03, 20)).toBe(0);
     expect(() => learningRate({ kind: 'cosine', lr: 1, totalSteps: 0 }, 0)).toThrow(/totalSteps/);
     expect(() => learningRate({ kind: 'constant', lr: -1 }, 0)).toThrow(/lr/);
