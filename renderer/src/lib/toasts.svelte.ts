@@ -1,6 +1,7 @@
 // Dismissible notices: request errors (their messages name the file, line or setting) and
-// confirmations.
+// confirmations. Each goes away by itself (toast-timers.ts), and stays while the pointer is on it.
 import { RequestError } from './api.ts';
+import { DismissTimers, toastLifetime } from './toast-timers.ts';
 
 export interface Toast {
   id: number;
@@ -12,16 +13,26 @@ export interface Toast {
 let nextId = 1;
 export const toasts: Toast[] = $state([]);
 
+/** At most this many notices at once; the oldest give way. */
+const MAX_TOASTS = 4;
+
+const timers = new DismissTimers((id) => dismiss(id));
+
 export function dismiss(id: number): void {
+  timers.clear(id);
   const i = toasts.findIndex((t) => t.id === id);
   if (i >= 0) toasts.splice(i, 1);
 }
 
+/** The pointer is on a notice: it stays until the pointer leaves. */
+export const holdToast = (id: number) => timers.hold(id);
+export const releaseToast = (id: number) => timers.release(id);
+
 export function notify(message: string, kind: Toast['kind'] = 'info', detail?: string): void {
   const id = nextId++;
   toasts.push({ id, kind, message, ...(detail ? { detail } : {}) });
-  if (toasts.length > 5) toasts.splice(0, toasts.length - 5);
-  if (kind === 'info') setTimeout(() => dismiss(id), 4000);
+  while (toasts.length > MAX_TOASTS) dismiss(toasts[0].id);
+  timers.start(id, toastLifetime(kind, message, detail));
 }
 
 /** Show a failed request's message (and each bad field). */
