@@ -32,10 +32,11 @@ import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
+import { FrozenJudge } from './judge.ts';
 import { type Alert, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
-import type { GroupScore, Scorer, ScorerSample, VoteCount } from './rewards.ts';
+import type { GroupScore, JudgeExchange, Scorer, ScorerSample, VoteCount } from './rewards.ts';
 import { type SignalGroup, SignalWatch, signalMetrics } from './signal.ts';
 import { mean } from './stats.ts';
 
@@ -90,6 +91,8 @@ export interface SampleRecord {
   selfCertainties: Float32Array;
   /** The method's parts of this sample's reward (certainty, prior, ...); absent when it has none. */
   details?: Record<string, number>;
+  /** What the judge was asked about this sample and answered; absent when it was not asked. */
+  judge?: JudgeExchange;
 }
 
 export interface GroupRecord {
@@ -251,6 +254,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const method = methodOf(config);
   const methodSettings = method.settings.parse(config);
   const methodMetrics = input.scorer ? undefined : method.stepMetrics;
+  const needsJudge = method.services?.judge === true;
   const signal = hooks.signal;
   const progress = (step: number, phase: LoopProgress['phase']) => hooks.onProgress?.({ step, totalSteps: config.steps, phase });
   progress(0, 'setup');
@@ -280,7 +284,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const order = new PromptOrder(config.seed, input.items.length);
 
   const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
-  checkMemory(model.config, config, device, shape, longestPrompt, longestAny);
+  checkMemory(model.config, config, device, shape, longestPrompt, longestAny, needsJudge);
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -291,11 +295,21 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     batch: shape,
     seed: config.seed,
     source: model.dir ? { dir: model.dir } : undefined,
+    // The judge reads the weights the run started from: under full fine-tuning, the reference.
+    keepReference: config.klCoef > 0 || needsJudge,
   });
   let generator: Generator | null = null;
+  let judgeGenerator: Generator | null = null;
   try {
     generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens });
     const gen = generator;
+    let judge: FrozenJudge | null = null;
+    if (needsJudge) {
+      // Judge prompts hold a response, so their length is known only when they are asked: any that fits the model.
+      const contextLength = Math.min(model.config.maxPositionEmbeddings, model.config.slidingWindow ?? Infinity);
+      judgeGenerator = await Generator.create({ config: model.config, weights: await trainer.referenceWeights(), device, maxLength: contextLength });
+      judge = new FrozenJudge({ generator: judgeGenerator, tokenizer: tok, promptFormat: config.promptFormat, contextLength });
+    }
     const warmupSteps = warmupStepsFromRatio(config.warmupRatio, config.steps);
     const schedule: ScheduleSpec =
       config.lrSchedule === 'cosine'
@@ -418,7 +432,9 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
             entropies: s.entropies,
             selfCertainties: s.selfCertainties,
           }));
-          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal });
+          // The judge's sampling seed depends on the run's seed, the step and the group only.
+          const judgeSeed = (Math.imul(config.seed, 0x9e3779b1) ^ Math.imul(step, 0x85ebca6b) ^ Math.imul(p + 1, 0xc2b2ae35)) >>> 0;
+          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, ...(judge && { judge: judge.bind(judgeSeed, signal) }) });
           checkScore(scored, samples.length);
           const reviewed = input.labelOverrides?.get(itemIndex);
           const score = reviewed === undefined ? scored : withReviewedLabel(scored, answers, reviewed, config);
@@ -527,6 +543,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     }
   } finally {
     await generator?.release();
+    await judgeGenerator?.release();
     await trainer.release();
   }
 }
@@ -536,12 +553,12 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
  * the CPU, where running out takes the whole process down): memory is bounded by the run's
  * shapes, which the longest prompt decides.
  */
-function checkMemory(c: LlamaConfig, config: RunConfig, device: Device, update: { size: number; seqLen: number }, longestPrompt: number, longestAny: number): void {
+function checkMemory(c: LlamaConfig, config: RunConfig, device: Device, update: { size: number; seqLen: number }, longestPrompt: number, longestAny: number, judge: boolean): void {
   if (device.name !== 'cpu') return;
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
   const need = estimateRunBytes(c, {
     update,
-    reference: config.klCoef > 0,
+    reference: config.klCoef > 0 || judge,
     generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
     trainable: config.mode === 'full' ? weightCount(c) : lora,
   });
@@ -634,6 +651,7 @@ function checkScore(score: GroupScore, n: number): void {
   if (score.rewards.length !== n) throw new Error(`the scorer returned ${score.rewards.length} rewards for ${n} samples`);
   if (score.details !== undefined && score.details.length !== n) throw new Error(`the scorer returned reward details for ${score.details.length} of ${n} samples`);
   if (score.agreesWithLabel !== undefined && score.agreesWithLabel.length !== n) throw new Error(`the scorer returned agreesWithLabel for ${score.agreesWithLabel.length} of ${n} samples`);
+  if (score.judge !== undefined && score.judge.length !== n) throw new Error(`the scorer returned judge exchanges for ${score.judge.length} of ${n} samples`);
 }
 
 /** The group's vote: the method's own where it counted votes, else the loop's; a pseudo-label only where the method gave one. */
@@ -673,6 +691,7 @@ function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: s
       entropies: Float32Array.from(s.entropies),
       selfCertainties: Float32Array.from(s.selfCertainties),
       ...(g.score.details && { details: g.score.details[i] }),
+      ...(g.score.judge?.[i] && { judge: g.score.judge[i] }),
     })),
   };
 }

@@ -4,6 +4,7 @@
 // field for a reference answer: hidden labels live elsewhere in the loop and only feed
 // diagnostics, so no scorer can read them even by mistake.
 import { type AnswerFormat, type VoteTies, majorityVote } from '../tasks/answers.ts';
+import type { Judge } from './judge.ts';
 
 /** One sampled response as a scorer sees it: its text and answer, and what the generator measured per token. */
 export interface ScorerSample {
@@ -28,9 +29,17 @@ export interface ScorerGroup {
   samples: readonly ScorerSample[];
 }
 
-/** What a scorer may use besides the group: the run's cancellation (services join it later). */
+/** What a scorer may use besides the group: the run's cancellation, and the services its method asks for. */
 export interface ScorerContext {
   signal?: AbortSignal;
+  /** The frozen model as a judge (`judge.ts`), for a method whose definition asks for it (`services.judge`). */
+  judge?: Judge;
+}
+
+/** One question put to the judge about a sample, and what it answered: recorded with the sample. */
+export interface JudgeExchange {
+  prompt: string;
+  response: string;
 }
 
 export interface VoteCount {
@@ -54,12 +63,14 @@ export interface GroupScore {
   agreesWithLabel?: boolean[];
   /** Per sample: the method's parts of its reward (certainty, prior, factor, ...), stored with the sample. */
   details?: Record<string, number>[];
+  /** Per sample: what the judge was asked about it and answered (null: not asked), stored with the sample. */
+  judge?: (JudgeExchange | null)[];
   /** Method-specific numbers for logging. */
   diagnostics?: Record<string, number>;
 }
 
 /** A majority vote's score: every vote field is there. */
-export type VoteScore = Required<Omit<GroupScore, 'details'>>;
+export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge'>>;
 
 /** A label-free method's reward: one group in, one reward per sample out (possibly after asking a model). */
 export type Scorer = (group: ScorerGroup, context: ScorerContext) => GroupScore | Promise<GroupScore>;

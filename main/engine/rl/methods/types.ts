@@ -29,6 +29,11 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   description: string;
   pipeline: PipelineKind;
   /**
+   * What its scorer needs in its context beyond the group: `judge`, the frozen model (the run
+   * then keeps the reference weights under full fine-tuning even without a KL term).
+   */
+  services?: { judge?: boolean };
+  /**
    * The method's own settings, each with a default and a description. They are flat keys of the
    * run configuration (e.g. `srtThreshold`), so no two methods, and no method and the common
    * settings, may share a name.

@@ -1,0 +1,126 @@
+// The judge service against the real engine on the built-in tiny-arith model: its verdicts are
+// probabilities, its prompts are the run's encoding (chat template or raw), and it judges with
+// the weights the run started from, whatever the policy has learned since (under LoRA: the
+// base with the adapters off; under full fine-tuning: the reference the trainer keeps).
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Generator } from '../../../main/engine/generate/generator.ts';
+import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
+import type { TextTokenizer } from '../../../main/engine/nn/tokenizer.ts';
+import { FrozenJudge } from '../../../main/engine/rl/judge.ts';
+import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
+import { type BatchShape, Trainer, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
+import { testDevice } from '../../helpers/device.ts';
+
+const MODEL = path.join(import.meta.dirname, '../../../resources/models/tiny-arith');
+const SHAPE: BatchShape = { size: 4, seqLen: 28 };
+const PROMPTS = ['Compute 12+34. Answer: 46', 'Compute 12+34. Answer: 56', 'Compute 7+8. Answer: 15', 'Compute 3+4. Answer: 9'];
+const YES_NO = [['Y', 'y'], ['N', 'n']];
+
+let model: HfModel;
+let tok: TextTokenizer;
+
+beforeAll(async () => {
+  model = await loadModelFolder(MODEL);
+  tok = model.tokenizer!;
+});
+
+const judges: Generator[] = [];
+afterAll(async () => {
+  for (const g of judges) await g.release();
+});
+
+async function judgeOver(trainer: Trainer, frozen: boolean, promptFormat: 'raw' | 'chat' = 'raw'): Promise<FrozenJudge> {
+  const contextLength = model.config.maxPositionEmbeddings;
+  const weights = frozen ? await trainer.referenceWeights() : trainer.weights();
+  const generator = await Generator.create({ config: model.config, weights, device: trainer.store.device, maxLength: contextLength });
+  judges.push(generator);
+  return new FrozenJudge({ generator, tokenizer: tok, promptFormat, contextLength });
+}
+
+/** One policy-gradient step that makes the sums' answers more likely (lr large enough to move a tiny model). */
+async function update(trainer: Trainer): Promise<void> {
+  const rows = ['Compute 12+34. Answer: 46', 'Compute 7+8. Answer: 15', 'Compute 3+4. Answer: 7', 'Compute 9+9. Answer: 18'].map((t) => ({ tokens: tok.encode(t), lossStart: tok.encode('Compute 12+34. Answer: ').length }));
+  const batch = makeCausalBatch(rows, SHAPE, tok.padTokenId ?? 0);
+  const oldLogprobs = await trainer.logprobs(batch);
+  await trainer.step({ ...batch, advantages: [1, -1, 1, -1], oldLogprobs }, 0.05);
+}
+
+const flatten = (v: { probabilities: number[] }[]) => v.flatMap((x) => x.probabilities);
+
+describe('the judge', () => {
+  it.each(['lora', 'full'] as const)('judges with the starting weights after a %s update that changes the policy', async (mode) => {
+    const trainer = await Trainer.create({
+      config: model.config,
+      weights: model.weights,
+      device: await testDevice(),
+      mode: mode === 'full' ? { kind: 'full' } : { kind: 'lora', rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'] },
+      loss: { kind: 'policy', klCoef: 0 },
+      batch: SHAPE,
+      keepReference: true,
+    });
+    try {
+      const frozen = (await judgeOver(trainer, true)).bind(1);
+      const policy = (await judgeOver(trainer, false)).bind(1);
+      const before = await frozen.verdicts(PROMPTS, YES_NO);
+      // A verdict is a probability: one per class, each in [0, 1], summing to 1.
+      expect(before).toHaveLength(PROMPTS.length);
+      for (const v of before) {
+        expect(v.probabilities).toHaveLength(2);
+        for (const p of v.probabilities) expect(p).toBeGreaterThanOrEqual(0);
+        expect(v.probabilities[0] + v.probabilities[1]).toBeCloseTo(1, 12);
+      }
+      // Before any update, policy and judge are the same model.
+      const policyBefore = await policy.verdicts(PROMPTS, YES_NO);
+      flatten(policyBefore).forEach((p, i) => expect(p).toBeCloseTo(flatten(before)[i], 5));
+      const textBefore = await frozen.generate(PROMPTS, { maxNewTokens: 4, temperature: 0 });
+
+      await update(trainer);
+
+      const policyAfter = flatten(await policy.verdicts(PROMPTS, YES_NO));
+      const moved = Math.max(...policyAfter.map((p, i) => Math.abs(p - flatten(policyBefore)[i])));
+      expect(moved).toBeGreaterThan(1e-4);
+      // The judge's numbers are exactly what they were.
+      expect(flatten(await frozen.verdicts(PROMPTS, YES_NO))).toEqual(flatten(before));
+      expect(await frozen.generate(PROMPTS, { maxNewTokens: 4, temperature: 0 })).toEqual(textBefore);
+    } finally {
+      await trainer.release();
+    }
+  });
+
+  it('encodes its prompts as the run does, batched, seeded, and stops when the run is cancelled', async () => {
+    const trainer = await Trainer.create({ config: model.config, weights: model.weights, device: await testDevice(), mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj'] }, loss: { kind: 'policy' }, batch: SHAPE });
+    try {
+      const chat = await judgeOver(trainer, true, 'chat');
+      // The same ids generated directly: the judge puts its prompts in the model's chat template.
+      const direct = await Generator.create({ config: model.config, weights: await trainer.referenceWeights(), device: trainer.store.device, maxLength: model.config.maxPositionEmbeddings });
+      judges.push(direct);
+      const ids = PROMPTS.map((p) => encodePrompt(tok, p, 'chat'));
+      expect(tok.decode(ids[0], { skipSpecialTokens: false })).toContain('<|user|>');
+      const expected = await direct.generate({ promptIds: ids, maxNewTokens: 6, temperature: 1, seed: 5, tokenizer: tok });
+      const texts = await chat.bind(5).generate(PROMPTS, { maxNewTokens: 6, temperature: 1 });
+      expect(texts).toEqual(expected.samples.map((s) => s.text));
+      // The seed is the group's: the same seed samples the same text, another seed may not.
+      expect(await chat.bind(5).generate(PROMPTS, { maxNewTokens: 6, temperature: 1 })).toEqual(texts);
+
+      const controller = new AbortController();
+      controller.abort(new Error('the run is stopping'));
+      await expect(chat.bind(5, controller.signal).verdicts(PROMPTS, YES_NO)).rejects.toThrow(/the run is stopping/);
+    } finally {
+      await trainer.release();
+    }
+  });
+
+  it('refuses verdict words it cannot tell apart and prompts that do not fit the context, saying what to change', async () => {
+    const trainer = await Trainer.create({ config: model.config, weights: model.weights, device: await testDevice(), mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj'] }, loss: { kind: 'policy' }, batch: SHAPE });
+    try {
+      const judge = await judgeOver(trainer, true);
+      await expect(judge.bind(0).verdicts(PROMPTS, [['yes'], ['yeah']])).rejects.toThrow(/\[yes\] and \[yeah\] start with the same token "y"/);
+      await expect(judge.bind(0).verdicts(PROMPTS, [['yes']])).rejects.toThrow(/at least two classes/);
+      const long = 'Compute 1+1. '.repeat(6);
+      await expect(judge.bind(0).generate([long], { maxNewTokens: 8, temperature: 0 })).rejects.toThrow(/judge prompt 1 has \d+ tokens .* exceeds the model's context of 64 positions\. Shorten the method's judge template/);
+    } finally {
+      await trainer.release();
+    }
+  });
+});
