@@ -123,6 +123,12 @@ export interface RunSettingInfo {
   method?: string;
 }
 
+/** A problem with a run's settings: the setting to change and a sentence that names it. */
+export interface SettingProblem {
+  setting: string;
+  message: string;
+}
+
 /** A metric runs log: how to label, explain and chart it. A key ending in `@k` stands for every k. */
 export interface MetricInfo {
   key: string;
@@ -406,6 +412,14 @@ export const requests = {
 
   'runs.settings': { params: z.object({}).strict(), result: [] as RunSettingInfo[] },
   'runs.methods': { params: z.object({}).strict(), result: {} as MethodCatalog },
+  /**
+   * Every problem with a run's settings (as runs.create takes them in `config`), each at its
+   * setting: the New run form shows them inline before Launch. Empty when runs.create would take them.
+   */
+  'runs.checkConfig': {
+    params: z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
+    result: {} as { problems: SettingProblem[] },
+  },
   'runs.create': {
     params: z
       .object({

@@ -10,6 +10,7 @@ import { DatabaseError, translateError } from '../db/index.ts';
 import { EngineError } from '../engine/protocol.ts';
 import { DatasetError } from '../engine/tasks/datasets.ts';
 import { ImportError } from '../runs/datasets.ts';
+import { PHRASED, fieldIssues, issuesText } from '../issues.ts';
 import { RunSetupError } from '../runs/start.ts';
 import { appHandlers } from './handlers/app.ts';
 import { datasetHandlers } from './handlers/datasets.ts';
@@ -17,7 +18,7 @@ import { modelHandlers } from './handlers/models.ts';
 import { reviewHandlers } from './handlers/reviews.ts';
 import { runHandlers } from './handlers/runs.ts';
 import { stepHandlers } from './handlers/steps.ts';
-import { type ApiDeps, type Handler, type HandlerTable, zodIssues } from './handlers/types.ts';
+import { type ApiDeps, type Handler, type HandlerTable } from './handlers/types.ts';
 
 export type { ApiDeps } from './handlers/types.ts';
 
@@ -33,11 +34,10 @@ const HANDLERS: HandlerTable<RequestName> = {
 
 const isChannel = (c: string): c is RequestName => Object.prototype.hasOwnProperty.call(requests, c);
 
-/** A zod failure as a BAD_REQUEST naming each offending field. */
-function badRequest(channel: string, err: ZodError): ApiError {
-  const issues = zodIssues(err.issues);
-  const detail = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
-  return new ApiError('BAD_REQUEST', `invalid request "${channel}": ${detail}`, issues);
+/** A zod failure (worded by PHRASED) as a BAD_REQUEST naming each offending field. */
+function badRequest(err: ZodError): ApiError {
+  const issues = fieldIssues(err.issues);
+  return new ApiError('BAD_REQUEST', issuesText(issues), issues);
 }
 
 const isDiskFull = (e: unknown): boolean => (e as NodeJS.ErrnoException | null)?.code === 'ENOSPC';
@@ -84,8 +84,8 @@ export function createApiService(deps: ApiDeps): ApiService {
       if (typeof channel !== 'string' || !isChannel(channel)) {
         throw new ApiError('BAD_REQUEST', `unknown request channel ${JSON.stringify(channel)}`);
       }
-      const parsed = requests[channel].params.safeParse(params ?? {});
-      if (!parsed.success) throw badRequest(channel, parsed.error);
+      const parsed = requests[channel].params.safeParse(params ?? {}, PHRASED);
+      if (!parsed.success) throw badRequest(parsed.error);
       const handler = HANDLERS[channel] as Handler<RequestName>;
       try {
         return await handler(parsed.data as never, deps);

@@ -24,12 +24,13 @@ import {
 } from '../db/index.ts';
 import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
-import { describeRunConfig, parseRunConfig } from '../engine/rl/config.ts';
+import { checkRunConfig, describeRunConfig } from '../engine/rl/config.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
 import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
+import { issuesText } from '../issues.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
 import { type ControlRequest, claimRun, clearControlRequest, controlRequest, liveRunOwner } from './owner.ts';
@@ -69,15 +70,9 @@ export function parseStoredConfig(input: Record<string, unknown>, where: string)
   if (reviewsFrom !== undefined && reviewsFrom !== null && !(Number.isInteger(reviewsFrom) && (reviewsFrom as number) >= 0)) {
     throw new RunSetupError(`${where}: reviewsFrom must be a run id, got ${JSON.stringify(reviewsFrom)}`);
   }
-  let config: RunConfig;
-  try {
-    config = parseRunConfig(rest);
-  } catch (e) {
-    // zod lists every problem with its path; keep them on one line each.
-    const issues = (e as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
-    const detail = issues ? issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`).join('; ') : (e as Error).message;
-    throw new RunSetupError(`${where}: ${detail}`);
-  }
+  const checked = checkRunConfig(rest);
+  if (checked.problems) throw new RunSetupError(`${where}: ${issuesText(checked.problems)}`);
+  const config = checked.config;
   const target: RunTarget = { model, dataset, device: device as DeviceRequest, difficulty: Number(difficulty) as ArithmeticDifficulty };
   if (typeof reviewsFrom === 'number') target.reviewsFrom = reviewsFrom;
   return { config, target, name };

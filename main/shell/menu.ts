@@ -45,9 +45,8 @@ async function importDataset(ctx: MenuContext): Promise<void> {
     if (win) await dialog.showMessageBox(win, info);
     else await dialog.showMessageBox(info);
   } catch (e) {
-    const error = toErrorShape(e);
-    const detail = error.issues?.map((i) => `${i.path}: ${i.message}`).join('\n');
-    dialog.showErrorBox('The dataset was not imported', detail ? `${error.message}\n${detail}` : error.message);
+    // A BAD_REQUEST's message already words each of its issues, naming the field.
+    dialog.showErrorBox('The dataset was not imported', toErrorShape(e).message);
   }
 }
 

@@ -18,7 +18,8 @@ import {
   updateRunStatus,
 } from '../../db/index.ts';
 import { listBuiltinModels } from '../../engine/model-paths.ts';
-import { CommonRunConfigSchema, describeRunConfig, runConfigSchema } from '../../engine/rl/config.ts';
+import { issuesText } from '../../issues.ts';
+import { CommonRunConfigSchema, checkRunConfig, describeRunConfig } from '../../engine/rl/config.ts';
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
 import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
@@ -26,7 +27,7 @@ import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts
 import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
-import { type ApiDeps, type HandlerTable, zodIssues } from './types.ts';
+import { type ApiDeps, type HandlerTable } from './types.ts';
 
 export function runOrThrow(deps: ApiDeps, id: number): RunInfo {
   const run = getRun(deps.db, id);
@@ -160,10 +161,11 @@ export const runHandlers = {
         misplaced.map((k) => ({ path: `config.${k}`, message: 'not a loop setting' })),
       );
     }
-    const checked = runConfigSchema().strict().safeParse(p.config);
-    if (!checked.success) {
-      const issues = zodIssues(checked.error.issues, ['config']);
-      throw new ApiError('BAD_REQUEST', `invalid run settings: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+    // Every setting and the checks across them, as the form's runs.checkConfig shows them.
+    const checked = checkRunConfig(p.config, { strict: true });
+    if (checked.problems) {
+      const issues = checked.problems.map((x) => ({ path: `config.${x.setting}`, message: x.message }));
+      throw new ApiError('BAD_REQUEST', `The run settings need a change: ${issuesText(issues)}`, issues);
     }
     if (p.useReviewsOf !== undefined) runOrThrow(deps, p.useReviewsOf);
     const input: Record<string, unknown> = {
@@ -195,6 +197,8 @@ export const runHandlers = {
     if (p.start) deps.runs.start(run.id, { resume: false });
     return fresh(deps, run.id);
   },
+
+  'runs.checkConfig': (p) => ({ problems: checkRunConfig(p.config, { strict: true }).problems ?? [] }),
 
   'runs.list': (_p, deps) => listRuns(deps.db).map((r) => view(deps, r)),
 
@@ -296,5 +300,5 @@ export const runHandlers = {
 
   'runs.previewPrompt': (p, deps) => previewPrompt(deps.db, deps.home, { ...p, model: modelSpec(deps, p.model) }),
 } satisfies HandlerTable<
-  'runs.settings' | 'runs.methods' | 'runs.create' | 'runs.previewPrompt' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
+  'runs.settings' | 'runs.methods' | 'runs.checkConfig' | 'runs.create' | 'runs.previewPrompt' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
 >;

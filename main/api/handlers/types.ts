@@ -24,16 +24,3 @@ export type Handler<K extends RequestName> = (params: ValidParamsOf<K>, deps: Ap
 
 /** A handler for each of the channels K. */
 export type HandlerTable<K extends RequestName> = { [C in K]: Handler<C> };
-
-/**
- * zod's problems as `{path, message}` for a BAD_REQUEST, under `prefix` (e.g. ['config']). An
- * unknown key is reported by zod on the object holding it; here it is named by its own path.
- */
-export function zodIssues(issues: readonly { code: string; path: readonly PropertyKey[]; message: string }[], prefix: readonly string[] = []): { path: string; message: string }[] {
-  return issues.flatMap((i) => {
-    const base = [...prefix, ...i.path.map(String)];
-    const keys = i.code === 'unrecognized_keys' ? ((i as { keys?: string[] }).keys ?? []) : [];
-    if (keys.length) return keys.map((k) => ({ path: [...base, k].join('.'), message: `unknown field "${k}"` }));
-    return [{ path: base.join('.'), message: i.message }];
-  });
-}

@@ -5,9 +5,10 @@
 // the registry.
 import { z } from 'zod';
 import { CommonRunConfigSchema, type CommonRunConfig, DEFAULT_METHOD } from './common-settings.ts';
-import { type KlControl, checkKlControl } from './kl-controller.ts';
+import { fieldIssues, issuesText, PHRASED } from '../../issues.ts';
+import { type KlControl, klControlProblems } from './kl-controller.ts';
 import { BUILTIN_METHODS, findMethod, listMethods, registryVersion, unknownMethodMessage } from './methods/registry.ts';
-import type { MethodDefinition } from './methods/types.ts';
+import type { MethodDefinition, SettingProblem } from './methods/types.ts';
 import type { SignalThresholds } from './signal.ts';
 
 export { CommonRunConfigSchema, DEFAULT_METHOD, type CommonRunConfig } from './common-settings.ts';
@@ -48,30 +49,50 @@ export function runConfigSchema(): z.ZodObject {
 export const RUN_CONFIG_DEFAULTS: RunConfig = parseRunConfig({});
 
 /**
- * Validate a partial configuration, filling in defaults (the method's own recipe first, where it
- * changes a common default); throws with every problem listed. Settings of methods other than the
- * chosen one are kept as given (stored configurations carry every method's settings).
+ * A partial configuration checked, with defaults filled in (the method's own recipe first, where
+ * it changes a common default), or every problem with it, each at its setting: each setting
+ * against its schema (worded for a person), then the checks across settings (trainSamples
+ * against votes, the adaptive KL controller's start, the chosen method's own `check`). The
+ * command line, `runs.create` and the New run form (`runs.checkConfig`) all ask this. With
+ * `strict`, a key that is no setting is a problem too. Settings of methods other than the chosen
+ * one are kept as given (stored configurations carry every method's settings).
  */
-export function parseRunConfig(input: unknown): RunConfig {
+export function checkRunConfig(input: unknown, options: { strict?: boolean } = {}): { config: RunConfig; problems?: undefined } | { problems: SettingProblem[] } {
   const raw = input ?? {};
   const named = typeof raw === 'object' ? (raw as { method?: unknown }).method : undefined;
   const method = findMethod(typeof named === 'string' ? named : DEFAULT_METHOD);
   const withDefaults = method?.defaults && typeof raw === 'object' ? { ...method.defaults, ...raw } : raw;
-  const parsed = runConfigSchema().safeParse(withDefaults);
-  if (!parsed.success) throw new RunConfigError(parsed.error.issues);
+  const schema = options.strict ? runConfigSchema().strict() : runConfigSchema();
+  const parsed = schema.safeParse(withDefaults, PHRASED);
+  if (!parsed.success) {
+    return {
+      problems: fieldIssues(parsed.error.issues).map((i) => ({
+        setting: i.path || 'config',
+        message: i.message.replace(/ is not a known field$/, ' is not a run setting'),
+      })),
+    };
+  }
   const config = parsed.data as RunConfig;
-  if (config.trainSamples > config.votes) throw new Error(`trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})`);
-  if (config.klTarget > 0) checkKlControl(klControlOf(config));
+  const problems: SettingProblem[] = [];
+  if (config.trainSamples > config.votes) problems.push({ setting: 'trainSamples', message: `trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})` });
+  if (config.klTarget > 0) problems.push(...klControlProblems(klControlOf(config)));
   const chosen = methodOf(config);
-  chosen.check?.(chosen.settings.parse(config));
-  return config;
+  problems.push(...(chosen.check?.(chosen.settings.parse(config)) ?? []));
+  return problems.length ? { problems } : { config };
 }
 
-/** A configuration that does not validate: every problem, each with the path of its setting. */
+/** A checked configuration with its defaults (checkRunConfig); throws RunConfigError with every problem. */
+export function parseRunConfig(input: unknown): RunConfig {
+  const checked = checkRunConfig(input);
+  if (checked.problems) throw new RunConfigError(checked.problems);
+  return checked.config;
+}
+
+/** A configuration that does not validate: every problem, each at its setting. */
 export class RunConfigError extends Error {
   override name = 'RunConfigError';
-  constructor(readonly issues: readonly { path: PropertyKey[]; message: string }[]) {
-    super(issues.map((i) => `${i.path.map(String).join('.') || 'config'}: ${i.message}`).join('; '));
+  constructor(readonly problems: readonly SettingProblem[]) {
+    super(issuesText(problems));
   }
 }
 

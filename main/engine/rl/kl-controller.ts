@@ -25,8 +25,16 @@ export function nextKlCoef(coef: number, kl: number, control: KlControl): number
   return coef * (1 + error / control.horizon);
 }
 
+/** What is wrong with a controller's settings, each at the run setting that sets it (none: it can run). */
+export function klControlProblems(control: KlControl): { setting: 'klCoef' | 'klTarget' | 'klHorizon'; message: string }[] {
+  const problems: { setting: 'klCoef' | 'klTarget' | 'klHorizon'; message: string }[] = [];
+  if (!(control.initial > 0)) problems.push({ setting: 'klCoef', message: `an adaptive KL coefficient (klTarget > 0) needs klCoef > 0 to start from, got ${control.initial}` });
+  if (!(control.target > 0)) problems.push({ setting: 'klTarget', message: `klTarget must be > 0, got ${control.target}` });
+  if (!(control.horizon >= 1)) problems.push({ setting: 'klHorizon', message: `klHorizon must be >= 1 step, got ${control.horizon}` });
+  return problems;
+}
+
 export function checkKlControl(control: KlControl): void {
-  if (!(control.initial > 0)) throw new Error(`an adaptive KL coefficient needs klCoef > 0 to start from, got ${control.initial}`);
-  if (!(control.target > 0)) throw new Error(`klTarget must be > 0, got ${control.target}`);
-  if (!(control.horizon >= 1)) throw new Error(`klHorizon must be >= 1 step, got ${control.horizon}`);
+  const [first] = klControlProblems(control);
+  if (first) throw new Error(first.message);
 }

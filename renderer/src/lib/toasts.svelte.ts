@@ -1,6 +1,5 @@
 // Dismissible notices: request errors (their messages name the file, line or setting) and
 // confirmations. Each goes away by itself (toast-timers.ts), and stays while the pointer is on it.
-import { RequestError } from './api.ts';
 import { DismissTimers, toastLifetime } from './toast-timers.ts';
 
 export interface Toast {
@@ -35,14 +34,9 @@ export function notify(message: string, kind: Toast['kind'] = 'info', detail?: s
   timers.start(id, toastLifetime(kind, message, detail));
 }
 
-/** Show a failed request's message (and each bad field). */
+/** Show a failed request's message (a refused request's names each bad field and what it takes). */
 export function showError(err: unknown): void {
-  if (err instanceof RequestError) {
-    const detail = err.issues?.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('\n');
-    notify(err.message, 'error', detail || undefined);
-  } else {
-    notify(err instanceof Error ? err.message : String(err), 'error');
-  }
+  notify(err instanceof Error ? err.message : String(err), 'error');
 }
 
 /** Run a request; on failure show its error and return undefined. */

@@ -44,6 +44,11 @@ describe('the request boundary', () => {
     const negative = await h.refused('runs.metrics', { id: -1 });
     expect(negative.issues?.map((i) => i.path)).toEqual(['id']);
     expect((await h.refused('app.info', 'not an object')).code).toBe('BAD_REQUEST');
+    // Each problem worded for a person, naming its field (issue 15.12: zod's own words stay out).
+    expect(wrongType.message).toBe('id must be a number');
+    expect(missing.message).toBe('datasetId is required');
+    expect(negative.message).toBe('id must be at least 0');
+    expect((await h.refused('settings.set', { defaultDevice: 'tpu' })).message).toBe('defaultDevice must be one of "auto", "cpu", "webgpu", "cuda"');
   });
 
   it('validates every channel before its handler runs', async () => {
@@ -52,6 +57,8 @@ describe('the request boundary', () => {
       const e = await h.refused(channel, { definitelyNotAField: true });
       expect(e.code, channel).toBe('BAD_REQUEST');
       expect(e.issues?.map((i) => i.path), channel).toContain('definitelyNotAField');
+      // Worded for a person, naming the field (issue 15.12), never zod's "Unrecognized key".
+      expect(e.message, channel).toMatch(/"definitelyNotAField" is not a known field/);
     }
     expect({ tables: datasetTables(h.db), events: h.events.emitted.length, runs: h.runs.calls.length }).toEqual(before);
   });
@@ -372,6 +379,16 @@ describe('runs', () => {
     expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: started.id, options: { resume: false } });
   });
 
+  it('runs.checkConfig gives the form every problem at its setting, as runs.create would refuse it', async () => {
+    expect(await h.call('runs.checkConfig', { config: {} })).toEqual({ problems: [] });
+    expect(await h.call('runs.checkConfig', { config: { votes: 4, trainSamples: 8, steps: 0 } })).toEqual({ problems: [{ setting: 'steps', message: 'steps must be at least 1' }] });
+    // Once each setting is valid, the checks across them.
+    expect(await h.call('runs.checkConfig', { config: { votes: 4, trainSamples: 8 } })).toEqual({ problems: [{ setting: 'trainSamples', message: 'trainSamples (8) cannot exceed votes (4)' }] });
+    // A method's recipe counts: semantic clusters trains 16 of 16 votes by default, so votes 8 alone is a problem.
+    expect(await h.call('runs.checkConfig', { config: { method: 'semantic-clusters', votes: 8 } })).toEqual({ problems: [{ setting: 'trainSamples', message: 'trainSamples (16) cannot exceed votes (8)' }] });
+    expect(await h.call('runs.checkConfig', { config: { stepz: 1 } })).toEqual({ problems: [{ setting: 'stepz', message: '"stepz" is not a run setting' }] });
+  });
+
   it('refuses bad settings at their field and records nothing', async () => {
     const count = (await h.call('runs.list', {})).length;
     const bad = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { steps: 'many' } });
@@ -386,9 +403,13 @@ describe('runs', () => {
     expect(model.message).toMatch(/no-such-model/);
     const dataset = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'no-such-dataset' });
     expect(dataset.code).toBe('SETUP');
+    // A check across settings is refused at the setting to change, as the form's runs.checkConfig shows it.
     const votes = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { votes: 2, trainSamples: 4 } });
-    expect(votes.code).toBe('SETUP');
-    expect(votes.message).toMatch(/trainSamples \(4\) cannot exceed votes \(2\)/);
+    expect(votes).toEqual({
+      code: 'BAD_REQUEST',
+      message: 'The run settings need a change: trainSamples (4) cannot exceed votes (2)',
+      issues: [{ path: 'config.trainSamples', message: 'trainSamples (4) cannot exceed votes (2)' }],
+    });
     expect((await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', useReviewsOf: 999 })).code).toBe('NOT_FOUND');
     expect((await h.refused('runs.create', { dataset: 'questions' })).issues?.map((i) => i.path)).toEqual(['model']);
     expect((await h.call('runs.list', {})).length).toBe(count);

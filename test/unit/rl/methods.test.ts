@@ -59,7 +59,7 @@ describe('the built-in methods', () => {
 
   it('an unknown method is refused with the list of methods', () => {
     expect(() => parseRunConfig({ method: 'nope' })).toThrow(`unknown method "nope"; the methods are ${BUILTIN}`);
-    expect(() => parseStoredConfig({ ...STORED_BEFORE_REGISTRY, method: 'nope' }, 'run.json')).toThrow(/run\.json: method: unknown method "nope"/);
+    expect(() => parseStoredConfig({ ...STORED_BEFORE_REGISTRY, method: 'nope' }, 'run.json')).toThrow(/run\.json: unknown method "nope"/);
   });
 });
 

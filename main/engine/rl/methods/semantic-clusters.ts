@@ -32,9 +32,7 @@ export const semanticClusters = defineMethod({
     { key: 'semantic/entropy', label: 'Semantic entropy', chart: 'semantic', description: 'Mean over groups of the entropy of their answer clusters (nats; responses without an answer left out)' },
     { key: 'semantic/skipped_ratio', label: 'Groups skipped by the band', chart: 'semantic', unit: true, description: 'Share of groups whose largest cluster’s share was outside the confidence band (no update)' },
   ],
-  check: (s) => {
-    if (s.clusterBandLow > s.clusterBandHigh) throw new Error(`clusterBandLow (${s.clusterBandLow}) cannot exceed clusterBandHigh (${s.clusterBandHigh})`);
-  },
+  check: (s) => (s.clusterBandLow > s.clusterBandHigh ? [{ setting: 'clusterBandLow', message: `clusterBandLow (${s.clusterBandLow}) cannot exceed clusterBandHigh (${s.clusterBandHigh})` }] : []),
   scorer: (s, run) => (group) => {
     const n = group.samples.length;
     const vote = majorityVote(

@@ -45,12 +45,18 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   metrics: readonly MetricDefinition[];
   /** Charts of its own that its metrics name (the common ones are in `metrics.ts`). */
   charts?: readonly ChartDefinition[];
-  /** Checks across its settings that their schema cannot express; a problem is an Error naming the settings. */
-  check?(settings: z.output<S>): void;
+  /** Checks across its settings that their schema cannot express: each problem at the setting to change (none: fine). */
+  check?(settings: z.output<S>): SettingProblem[];
   /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. */
   scorer(settings: z.output<S>, run: CommonRunConfig): Scorer;
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
   stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
+}
+
+/** A problem with a run's settings that no one setting's schema sees: the setting to change, and a sentence naming it. */
+export interface SettingProblem {
+  setting: string;
+  message: string;
 }
 
 /** Declare a method with its settings' type checked against its scorer. */
