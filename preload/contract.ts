@@ -229,6 +229,30 @@ export interface MetricPoint {
   value: number | null;
 }
 
+/** When a step was recorded and the tokens it processed: the wall-time and tokens x-axes of charts. */
+export interface StepTimeView {
+  step: number;
+  /** ISO 8601 (UTC) time the step was recorded. */
+  recordedAt: string;
+  /** Prompt plus completion tokens of the step's rollout; null for validation-only steps and steps recorded before tokens were kept. */
+  tokens: number | null;
+}
+
+/** The files of a run's export, as `autodidact export` writes them. */
+export const EXPORT_KINDS = ['metrics', 'samples', 'completions'] as const;
+export type ExportKind = (typeof EXPORT_KINDS)[number];
+
+/** One exported file, for the page to save: text as it is, binary (Parquet) as base64. */
+export interface ExportedFile {
+  fileName: string;
+  mediaType: string;
+  encoding: 'utf-8' | 'base64';
+  data: string;
+}
+
+/** The largest export the app hands over in one message; `autodidact export` writes larger ones to a folder. */
+export const MAX_EXPORT_BYTES = 100 * 1024 * 1024;
+
 export interface AlertView {
   id: number;
   step: number | null;
@@ -470,6 +494,13 @@ export const requests = {
     result: [] as MetricPoint[],
   },
   'runs.log': { params: z.object({ id, tail: z.number().int().min(1).max(10000).default(500) }).strict(), result: [] as LogLine[] },
+  /** When each step was recorded and its tokens (after `afterStep` when given): charts' wall-time and tokens axes. */
+  'runs.timeline': { params: z.object({ id, afterStep: z.number().int().optional() }).strict(), result: [] as StepTimeView[] },
+  /** One file of the run's export (the same code as `autodidact export`): metrics.csv, samples.jsonl or completions.parquet. */
+  'runs.export': {
+    params: z.object({ id, kind: z.enum(EXPORT_KINDS), layout: z.enum(['wide', 'long']).default('wide') }).strict(),
+    result: {} as ExportedFile,
+  },
 
   'steps.groups': {
     params: z

@@ -79,7 +79,7 @@ export const showCommand = command({
 
 export const exportCommand = command({
   name: 'export',
-  summary: "Export a run's metrics (CSV) and samples (JSON Lines) to a folder.",
+  summary: "Export a run's metrics (CSV), samples (JSON Lines) and completions (Parquet) to a folder.",
   synopsis: 'RUN [--out DIR] [--layout wide|long]',
   positionals: true,
   flags: {
@@ -87,7 +87,8 @@ export const exportCommand = command({
     layout: { type: 'string', value: 'wide|long', default: 'wide', description: 'metrics.csv layout' },
   },
   details: `
-Writes DIR/metrics.csv and DIR/samples.jsonl.
+Writes DIR/metrics.csv, DIR/samples.jsonl and DIR/completions.parquet (the app's run view
+exports the same three files).
 metrics.csv, wide: a header "step,<key>,<key>,..." (keys sorted, e.g. train/majority_ratio) and
 one row per step; a cell is empty where that step did not record the metric (validation metrics
 exist only on evaluation steps). long: "step,key,value" rows ordered by step then key.
@@ -95,7 +96,10 @@ samples.jsonl: one line per sample, in step, group and sample order, with the fi
 item_idx, prompt, pseudo_label (the group's majority answer, null where it got none), label (the
 item's hidden answer, evaluation-only; null where the dataset has none), label_correct, sample,
 text, answer (the answer extracted from this sample), reward, advantage and used (whether the
-sample was in the training down-sample).`,
+sample was in the training down-sample).
+completions.parquet: the samples as TRL's completions log has them (GRPOTrainer's
+log_completions): step, prompt, completion, reward, reward/<part> for each part of the reward a
+method reports, advantage, then group, sample, answer, pseudo_label and used.`,
   async run(values, positionals) {
     const [ref] = positionalArgs(positionals, ['RUN']);
     const layout = choiceFlag(values, 'layout', ['wide', 'long'] as const, 'wide');
@@ -105,6 +109,7 @@ sample was in the training down-sample).`,
     });
     await writeLine(`wrote ${result.metricsFile}`);
     await writeLine(`wrote ${result.samplesFile} (${result.samples} samples)`);
+    await writeLine(`wrote ${result.completionsFile}`);
     return 0;
   },
 });

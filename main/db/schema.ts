@@ -205,4 +205,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE samples ADD COLUMN details TEXT;
     `,
   },
+  {
+    name: 'tokens of each step',
+    up: `
+      -- The tokens a step's rollout processed: every sample's prompt and completion tokens (TRL's
+      -- num_tokens counts the same), so charts can put tokens seen on the x-axis. NULL for steps
+      -- recorded before this migration and for validation-only steps.
+      ALTER TABLE steps ADD COLUMN tokens INTEGER;
+    `,
+  },
 ];

@@ -59,6 +59,8 @@ export interface StepAlert {
 
 export interface StepRecord {
   metrics?: Record<string, number>;
+  /** Prompt plus completion tokens of every sample of the step's rollout (none for a validation-only step). */
+  tokens?: number | null;
   rollouts?: readonly StepRollout[];
   checkpoint?: StepCheckpoint;
   /** More than one checkpoint (e.g. a step that is both the best and the last). */
@@ -95,7 +97,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
     if (db.stmt('SELECT 1 FROM steps WHERE run_id = ? AND step = ?').get(runId, step)) {
       throw new DatabaseError('STEP_EXISTS', `Step ${step} of run ${runId} is already recorded.`);
     }
-    db.stmt('INSERT INTO steps (run_id, step) VALUES (?, ?)').run(runId, step);
+    db.stmt('INSERT INTO steps (run_id, step, tokens) VALUES (?, ?, ?)').run(runId, step, rec.tokens ?? null);
 
     const metric = db.stmt('INSERT INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)');
     for (const [key, value] of Object.entries(rec.metrics ?? {})) metric.run(runId, step, key, real(value));
@@ -169,6 +171,21 @@ export function listSteps(db: ExperimentDb, runId: number): number[] {
     .stmt<{ step: number }>('SELECT step FROM steps WHERE run_id = ? ORDER BY step')
     .all(runId)
     .map((r) => r.step);
+}
+
+export interface StepTime {
+  step: number;
+  /** When the step was recorded (ISO 8601, UTC, milliseconds). */
+  recordedAt: string;
+  /** Tokens the step's rollout processed (prompts and completions); null where not recorded. */
+  tokens: number | null;
+}
+
+/** When each step of a run was recorded and how many tokens it processed, ascending (after `afterStep` if given). */
+export function stepTimeline(db: ExperimentDb, runId: number, afterStep = -1): StepTime[] {
+  return db
+    .stmt<StepTime>('SELECT step, created_at AS recordedAt, tokens FROM steps WHERE run_id = ? AND step > ? ORDER BY step')
+    .all(runId, afterStep);
 }
 
 /**

@@ -1,7 +1,9 @@
-// Reading a run back for the command line: finding it by id or name, its summary (`show`), and
-// its export (metrics CSV, samples JSONL).
+// Reading a run back for the command line and the app: finding it by id or name, its summary
+// (`show`), and its export (metrics CSV, samples JSONL, TRL-style completions Parquet), which
+// `autodidact export` writes to a folder and the `runs.export` request hands to the app.
 import fs from 'node:fs';
 import path from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import {
   type Alert,
   type Checkpoint,
@@ -135,17 +137,72 @@ export function* sampleLines(db: ExperimentDb, run: RunInfo): Generator<SampleLi
   }
 }
 
+/** Every sample of a run as JSON Lines (samples.jsonl), in one string. */
+export function samplesJsonl(db: ExperimentDb, run: RunInfo): string {
+  let out = '';
+  for (const line of sampleLines(db, run)) out += JSON.stringify(line) + '\n';
+  return out;
+}
+
+/** The fixed columns of completions.parquet, in order; the method's reward parts follow `reward` as `reward/<part>`. */
+export const COMPLETION_COLUMNS = ['step', 'prompt', 'completion', 'reward', 'advantage', 'group', 'sample', 'answer', 'pseudo_label', 'used'] as const;
+
+/**
+ * Every sample of a run as a Parquet file shaped like TRL's completions log (GRPOTrainer's
+ * `log_completions`: step, prompt, completion, the rewards, advantage), so the tools that read
+ * TRL's tables read it: one row per sample; `reward` is the method's reward and `reward/<part>`
+ * each part a method reports (self-certainty's certainty, ...), then group, sample, the extracted
+ * answer, the group's pseudo-label and whether the sample was trained on. Hidden labels stay out.
+ */
+export function completionsParquet(db: ExperimentDb, run: RunInfo): Uint8Array {
+  return db.read(`exporting the completions of run ${run.id}`, () => {
+    const rows: { line: SampleLine; details: Record<string, number> | null }[] = [];
+    for (const step of listSteps(db, run.id)) {
+      for (const r of rolloutsAtStep(db, run.id, step)) {
+        for (const s of samplesOfRollout(db, r.id)) {
+          rows.push({
+            line: { step, group: r.groupIdx, item_idx: r.itemIdx, prompt: r.prompt, pseudo_label: r.pseudoLabel, label: null, label_correct: null, sample: s.idx, text: s.text, answer: s.extractedAnswer, reward: s.reward, advantage: s.advantage, used: s.usedForTraining },
+            details: s.details,
+          });
+        }
+      }
+    }
+    const parts = [...new Set(rows.flatMap((r) => Object.keys(r.details ?? {})))].sort();
+    const col = <T>(f: (r: (typeof rows)[number]) => T) => rows.map(f);
+    const buffer = parquetWriteBuffer({
+      columnData: [
+        { name: 'step', data: col((r) => r.line.step), type: 'INT32', nullable: false },
+        { name: 'prompt', data: col((r) => r.line.prompt), type: 'STRING', nullable: false },
+        { name: 'completion', data: col((r) => r.line.text), type: 'STRING', nullable: false },
+        { name: 'reward', data: col((r) => r.line.reward), type: 'DOUBLE' },
+        ...parts.map((part) => ({ name: `reward/${part}`, data: col((r) => r.details?.[part] ?? null), type: 'DOUBLE' as const })),
+        { name: 'advantage', data: col((r) => r.line.advantage), type: 'DOUBLE' },
+        { name: 'group', data: col((r) => r.line.group), type: 'INT32', nullable: false },
+        { name: 'sample', data: col((r) => r.line.sample), type: 'INT32', nullable: false },
+        { name: 'answer', data: col((r) => r.line.answer), type: 'STRING' },
+        { name: 'pseudo_label', data: col((r) => r.line.pseudo_label), type: 'STRING' },
+        { name: 'used', data: col((r) => r.line.used), type: 'BOOLEAN', nullable: false },
+      ],
+      kvMetadata: [{ key: 'autodidact.run', value: JSON.stringify({ id: run.id, name: run.name, method: run.method, model: run.model, dataset: run.dataset }) }],
+      createdBy: 'autodidact',
+    });
+    return new Uint8Array(buffer);
+  });
+}
+
 export interface ExportResult {
   metricsFile: string;
   samplesFile: string;
+  completionsFile: string;
   samples: number;
 }
 
-/** Writes `<dir>/metrics.csv` and `<dir>/samples.jsonl` (creating dir). */
+/** Writes `<dir>/metrics.csv`, `<dir>/samples.jsonl` and `<dir>/completions.parquet` (creating dir). */
 export function exportRun(db: ExperimentDb, run: RunInfo, dir: string, layout: MetricsLayout = 'wide'): ExportResult {
   fs.mkdirSync(dir, { recursive: true });
   const metricsFile = path.join(dir, 'metrics.csv');
   const samplesFile = path.join(dir, 'samples.jsonl');
+  const completionsFile = path.join(dir, 'completions.parquet');
   // One read snapshot: a run still training meanwhile is exported as of one moment.
   return db.read(`exporting run ${run.id}`, () => {
     fs.writeFileSync(metricsFile, metricsCsv(db, run.id, layout));
@@ -159,6 +216,7 @@ export function exportRun(db: ExperimentDb, run: RunInfo, dir: string, layout: M
     } finally {
       fs.closeSync(fd);
     }
-    return { metricsFile, samplesFile, samples };
+    fs.writeFileSync(completionsFile, completionsParquet(db, run));
+    return { metricsFile, samplesFile, completionsFile, samples };
   });
 }

@@ -12,6 +12,7 @@ import type { StepRecord as LoopStepRecord } from '../engine/rl/index.ts';
 export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): DbStepRecord {
   return {
     metrics: record.metrics,
+    tokens: record.tokens ?? null,
     rollouts: record.groups.map((g) => ({
       itemIdx: itemIdx[g.itemIndex] ?? null,
       prompt: g.prompt,

@@ -176,7 +176,7 @@ describe('autodidact runs / show / export', () => {
     expect(missing.stderr).toMatch(/no run "99"/);
   });
 
-  it('exports metrics.csv and samples.jsonl', async () => {
+  it('exports metrics.csv, samples.jsonl and completions.parquet', async () => {
     const out = tmp.file('exported');
     const r = await cli(['export', '1', '--out', out]);
     expect(r.code).toBe(0);
@@ -184,6 +184,8 @@ describe('autodidact runs / show / export', () => {
     const lines = fs.readFileSync(path.join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ step: 0, prompt: 'What is 2+3?', pseudo_label: '5', label: '5', answer: '5', reward: 1, used: true });
+    expect(r.stdout).toContain(`wrote ${path.join(out, 'completions.parquet')}`);
+    expect(fs.readFileSync(path.join(out, 'completions.parquet')).subarray(0, 4).toString()).toBe('PAR1');
     expect((await cli(['export', '1', '--layout', 'tall'])).code).toBe(2);
   });
 });

@@ -2,7 +2,7 @@
 // pause / resume / stop / delete through the run manager, metrics and the log.
 import fs from 'node:fs';
 import { z } from 'zod';
-import { ApiError, type MethodCatalog, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
+import { ApiError, type ExportedFile, MAX_EXPORT_BYTES, type MethodCatalog, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
 import {
   type RunInfo,
   countReviews,
@@ -15,6 +15,7 @@ import {
   listSteps,
   metricKeys,
   queryMetrics,
+  stepTimeline,
   updateRunStatus,
 } from '../../db/index.ts';
 import { listBuiltinModels } from '../../engine/model-paths.ts';
@@ -25,6 +26,7 @@ import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { previewPrompt } from '../../runs/prompt-preview.ts';
+import { completionsParquet, metricsCsv, samplesJsonl } from '../../runs/report.ts';
 import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable } from './types.ts';
@@ -298,7 +300,53 @@ export const runHandlers = {
     return deps.runs.log(p.id, p.tail);
   },
 
+  'runs.timeline': (p, deps) => {
+    runOrThrow(deps, p.id);
+    return stepTimeline(deps.db, p.id, p.afterStep);
+  },
+
+  'runs.export': (p, deps) =>
+    deps.db.read(`exporting run ${p.id}`, (): ExportedFile => {
+      const run = runOrThrow(deps, p.id);
+      const base = `run-${run.id}`;
+      let file: ExportedFile;
+      if (p.kind === 'completions') {
+        const bytes = completionsParquet(deps.db, run);
+        tooLarge(run.id, bytes.byteLength);
+        file = { fileName: `${base}-completions.parquet`, mediaType: 'application/vnd.apache.parquet', encoding: 'base64', data: Buffer.from(bytes).toString('base64') };
+      } else {
+        const text = p.kind === 'metrics' ? metricsCsv(deps.db, run.id, p.layout) : samplesJsonl(deps.db, run);
+        file = p.kind === 'metrics' ? { fileName: `${base}-metrics.csv`, mediaType: 'text/csv', encoding: 'utf-8', data: text } : { fileName: `${base}-samples.jsonl`, mediaType: 'application/jsonl', encoding: 'utf-8', data: text };
+        tooLarge(run.id, Buffer.byteLength(text));
+      }
+      return file;
+    }),
+
   'runs.previewPrompt': (p, deps) => previewPrompt(deps.db, deps.home, { ...p, model: modelSpec(deps, p.model) }),
 } satisfies HandlerTable<
-  'runs.settings' | 'runs.methods' | 'runs.checkConfig' | 'runs.create' | 'runs.previewPrompt' | 'runs.list' | 'runs.get' | 'runs.pause' | 'runs.resume' | 'runs.stop' | 'runs.delete' | 'runs.metrics' | 'runs.log'
+  | 'runs.settings'
+  | 'runs.methods'
+  | 'runs.checkConfig'
+  | 'runs.create'
+  | 'runs.previewPrompt'
+  | 'runs.list'
+  | 'runs.get'
+  | 'runs.pause'
+  | 'runs.resume'
+  | 'runs.stop'
+  | 'runs.delete'
+  | 'runs.metrics'
+  | 'runs.log'
+  | 'runs.timeline'
+  | 'runs.export'
 >;
+
+/** An export too large for one message is refused with the command that writes it to a folder instead. */
+function tooLarge(runId: number, bytes: number): void {
+  if (bytes <= MAX_EXPORT_BYTES) return;
+  throw new ApiError(
+    'CONFLICT',
+    `This export of run ${runId} is ${(bytes / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_EXPORT_BYTES / 2 ** 20} MiB the app hands over at once; ` +
+      `write it to a folder with \`autodidact export ${runId} --out DIR\`.`,
+  );
+}

@@ -125,6 +125,8 @@ export interface StepRecord {
   groups: GroupRecord[];
   checkpoints: CheckpointRecord[];
   alerts: Alert[];
+  /** Prompt plus completion tokens of every sample of the rollout (TRL's num_tokens per step); absent for step 0. */
+  tokens?: number;
 }
 
 export interface LoopProgress {
@@ -477,6 +479,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         record.groups = groups.map((g) => groupRecord(g, g.itemIndex, input.items[g.itemIndex].prompt, truths[g.itemIndex], config));
         const allSamples = groups.flatMap((g) => g.samples);
         const tokens = allSamples.reduce((s, x) => s + x.tokenIds.length, 0);
+        record.tokens = groups.reduce((s, g) => s + g.samples.length * g.promptIds.length, tokens);
         const entropy = tokens === 0 ? 0 : allSamples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / tokens;
         const trained = groups.flatMap((g) => g.chosen.map((i) => ({ g, i })));
         const m = record.metrics;

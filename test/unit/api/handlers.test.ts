@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROMPT_FORMATS, REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
 import { PROMPT_FORMATS as ENGINE_PROMPT_FORMATS } from '../../../main/engine/rl/prompts.ts';
@@ -442,6 +443,35 @@ describe('runs', () => {
     expect((await h.refused('runs.get', { id: 4242 })).code).toBe('NOT_FOUND');
     expect((await h.refused('runs.metrics', { id: 4242 })).code).toBe('NOT_FOUND');
     h.runs.progressOf.delete(run.id);
+  });
+
+  it('exports a run as the CLI does: metrics CSV, samples JSONL and completions Parquet, as files the page can save', async () => {
+    const run = createRun(h.db, { name: 'exported', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: { steps: 1 } });
+    recordStep(h.db, run.id, 0, { metrics: { 'val/maj@4': 0.5 } });
+    recordStep(h.db, run.id, 1, {
+      metrics: { 'train/majority_ratio': 0.75 },
+      tokens: 321,
+      rollouts: [{ prompt: 'What is 2+2?', pseudoLabel: '4', samples: [{ text: 'it is 4', extractedAnswer: '4', reward: 1, advantage: 0.5, usedForTraining: true }] }],
+    });
+    const metrics = await h.call('runs.export', { id: run.id, kind: 'metrics' });
+    expect(metrics).toEqual({ fileName: `run-${run.id}-metrics.csv`, mediaType: 'text/csv', encoding: 'utf-8', data: 'step,train/majority_ratio,val/maj@4\n0,,0.5\n1,0.75,\n' });
+    expect((await h.call('runs.export', { id: run.id, kind: 'metrics', layout: 'long' })).data).toBe('step,key,value\n0,val/maj@4,0.5\n1,train/majority_ratio,0.75\n');
+    const samples = await h.call('runs.export', { id: run.id, kind: 'samples' });
+    expect(samples.fileName).toBe(`run-${run.id}-samples.jsonl`);
+    expect(JSON.parse(samples.data.trim())).toMatchObject({ step: 1, prompt: 'What is 2+2?', text: 'it is 4', reward: 1, used: true });
+    const completions = await h.call('runs.export', { id: run.id, kind: 'completions' });
+    expect(completions).toMatchObject({ fileName: `run-${run.id}-completions.parquet`, mediaType: 'application/vnd.apache.parquet', encoding: 'base64' });
+    const bytes = Buffer.from(completions.data, 'base64');
+    expect(await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) })).toMatchObject([{ step: 1, prompt: 'What is 2+2?', completion: 'it is 4', reward: 1, advantage: 0.5 }]);
+    expect((await h.refused('runs.export', { id: run.id, kind: 'everything' })).issues?.[0].path).toBe('kind');
+    expect((await h.refused('runs.export', { id: 4242, kind: 'metrics' })).code).toBe('NOT_FOUND');
+
+    // The timeline the charts' wall-time and tokens axes read.
+    const timeline = await h.call('runs.timeline', { id: run.id });
+    expect(timeline.map((t) => [t.step, t.tokens])).toEqual([[0, null], [1, 321]]);
+    expect(Number.isFinite(Date.parse(timeline[1].recordedAt))).toBe(true);
+    expect((await h.call('runs.timeline', { id: run.id, afterStep: 0 })).map((t) => t.step)).toEqual([1]);
+    expect((await h.refused('runs.timeline', { id: 4242 })).code).toBe('NOT_FOUND');
   });
 
   it('pauses, resumes (with its own reviews), stops and deletes through the run manager', async () => {

@@ -21,6 +21,7 @@ import {
   recordStep,
   rolloutsAtStep,
   samplesOfRollout,
+  stepTimeline,
 } from '../../../main/db/steps.ts';
 import { METRIC_KEYS, makeStep } from './step-fixture.ts';
 
@@ -71,6 +72,21 @@ describe('recordStep', () => {
     expect(detail.alerts).toMatchObject([{ kind: 'collapse', message: 'entropy falling', step: 0 }]);
     expect(getRun(db, runId)).toMatchObject({ currentStep: 0, bestMetric: 0.5, bestStep: 0 });
     expect(getStep(db, runId, 1)).toBeUndefined();
+  });
+
+  it('keeps when each step was recorded and the tokens it processed (the charts\' wall-time and tokens axes)', () => {
+    const before = Date.now();
+    recordStep(db, runId, 0, { metrics: { 'val/maj@4': 0.5 } });
+    recordStep(db, runId, 1, { ...makeStep(1), tokens: 1234 });
+    recordStep(db, runId, 2, { ...makeStep(2), tokens: 999 });
+    const timeline = stepTimeline(db, runId);
+    expect(timeline.map((t) => [t.step, t.tokens])).toEqual([[0, null], [1, 1234], [2, 999]]);
+    for (const t of timeline) {
+      expect(t.recordedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(Date.parse(t.recordedAt)).toBeGreaterThanOrEqual(before - 1000);
+      expect(Date.parse(t.recordedAt)).toBeLessThanOrEqual(Date.now() + 1000);
+    }
+    expect(stepTimeline(db, runId, 1).map((t) => t.step)).toEqual([2]);
   });
 
   it('refuses a step that is already recorded, and keeps the first', () => {

@@ -9,6 +9,7 @@ import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
 import { nextKlCoef } from '../../../main/engine/rl/kl-controller.ts';
 import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
+import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
 import { testDevice } from '../../helpers/device.ts';
@@ -101,7 +102,11 @@ describe('runLoop (TTRL on tiny-chars)', () => {
         }
       }
       expect(r.metrics['actor/lr']).toBeGreaterThanOrEqual(0);
+      // Tokens seen (the charts' tokens axis): each sample's prompt and completion, as TRL counts num_tokens.
+      const promptTokens = (prompt: string) => encodePrompt(model.tokenizer!, prompt, 'raw').length;
+      expect(r.tokens).toBe(r.groups.reduce((sum, g) => sum + g.samples.reduce((t, x) => t + promptTokens(g.prompt) + x.logprobs.length, 0), 0));
     }
+    expect(full[0].tokens).toBeUndefined();
     // The KL coefficient starts at klCoef and follows the controller from each step's KL.
     const coefs = full.slice(1).map((r) => r.metrics[TRAIN_METRICS.klCoef]);
     expect(coefs[0]).toBe(0.05);

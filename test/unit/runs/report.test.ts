@@ -2,10 +2,11 @@
 // layouts and the samples JSONL, on a database populated through main/db (no training).
 import fs from 'node:fs';
 import path from 'node:path';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ExperimentDb, createRun, importDataset, openDatabase, recordStep } from '../../../main/db/index.ts';
 import { evalIndices, importDatasetFile } from '../../../main/runs/datasets.ts';
-import { exportRun, findRun, metricsCsv, sampleLines, summarizeRun } from '../../../main/runs/report.ts';
+import { COMPLETION_COLUMNS, completionsParquet, exportRun, findRun, metricsCsv, sampleLines, samplesJsonl, summarizeRun } from '../../../main/runs/report.ts';
 import { tempDir } from '../db/helpers.ts';
 
 const tmp = tempDir('autodidact-runs-');
@@ -30,7 +31,7 @@ beforeAll(() => {
           labelCorrect: true,
           samples: [
             { text: 'a', extractedAnswer: String(2 * (step + 1)), reward: 1, advantage: 0.5, usedForTraining: true },
-            { text: 'b, "quoted"', extractedAnswer: '7', reward: 0, advantage: -0.5, usedForTraining: false },
+            { text: 'b, "quoted"', extractedAnswer: '7', reward: 0, advantage: -0.5, usedForTraining: false, ...(step === 1 && { details: { certainty: 0.25 } }) },
           ],
         },
       ],
@@ -82,13 +83,34 @@ describe('samples export', () => {
     expect(lines[2]).toMatchObject({ step: 1, group: 0, item_idx: 1, pseudo_label: '4', label: '4', sample: 0, answer: '4', reward: 1, advantage: 0.5, used: true });
     expect(lines[3]).toMatchObject({ text: 'b, "quoted"', used: false, reward: 0 });
   });
-  it('writes metrics.csv and samples.jsonl', () => {
+  it('writes metrics.csv, samples.jsonl and completions.parquet', async () => {
     const out = tmp.file('export');
     const r = exportRun(db, findRun(db, 'demo'), out, 'long');
     expect(r.samples).toBe(4);
     expect(fs.readFileSync(path.join(out, 'metrics.csv'), 'utf8')).toMatch(/^step,key,value\n/);
-    const rows = fs.readFileSync(path.join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number });
+    const text = fs.readFileSync(path.join(out, 'samples.jsonl'), 'utf8');
+    expect(text).toBe(samplesJsonl(db, findRun(db, 'demo')));
+    const rows = text.trim().split('\n').map((l) => JSON.parse(l) as { step: number });
     expect(rows.map((x) => x.step)).toEqual([0, 0, 1, 1]);
+    const file = fs.readFileSync(r.completionsFile);
+    const parquet = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength);
+    expect(await parquetReadObjects({ file: parquet })).toHaveLength(4);
+  });
+
+  it('completions.parquet has TRL\'s completions columns (step, prompt, completion, rewards, advantage), read back by a Parquet reader', async () => {
+    const bytes = completionsParquet(db, findRun(db, 'demo'));
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const meta = parquetMetadata(file);
+    expect(meta.schema.slice(1).map((c) => c.name)).toEqual(['step', 'prompt', 'completion', 'reward', 'reward/certainty', 'advantage', 'group', 'sample', 'answer', 'pseudo_label', 'used']);
+    expect(COMPLETION_COLUMNS.slice(0, 4)).toEqual(['step', 'prompt', 'completion', 'reward']);
+    expect(JSON.parse(meta.key_value_metadata!.find((k) => k.key === 'autodidact.run')!.value!)).toMatchObject({ id: runId, name: 'demo', method: 'ttrl' });
+    const rows = await parquetReadObjects({ file });
+    expect(rows).toEqual([
+      { step: 0, prompt: 'what is 1+1?', completion: 'a', reward: 1, 'reward/certainty': null, advantage: 0.5, group: 0, sample: 0, answer: '2', pseudo_label: '2', used: true },
+      { step: 0, prompt: 'what is 1+1?', completion: 'b, "quoted"', reward: 0, 'reward/certainty': null, advantage: -0.5, group: 0, sample: 1, answer: '7', pseudo_label: '2', used: false },
+      { step: 1, prompt: 'what is 2+2?', completion: 'a', reward: 1, 'reward/certainty': null, advantage: 0.5, group: 0, sample: 0, answer: '4', pseudo_label: '4', used: true },
+      { step: 1, prompt: 'what is 2+2?', completion: 'b, "quoted"', reward: 0, 'reward/certainty': 0.25, advantage: -0.5, group: 0, sample: 1, answer: '7', pseudo_label: '4', used: false },
+    ]);
   });
 });
 
