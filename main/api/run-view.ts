@@ -4,24 +4,7 @@
 import type { RunProgress, RunView } from '../../preload/contract.ts';
 import type { ExperimentDb, RunInfo } from '../db/index.ts';
 import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
-
-const BEST_KINDS = ['avg', 'maj', 'pass'] as const;
-
-/** The stored config as an object (a damaged one shows as empty rather than breaking the list). */
-function storedConfig(run: RunInfo): Record<string, unknown> {
-  const c = run.config;
-  return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : {};
-}
-
-const positiveInt = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : fallback);
-
-/** The validation metric that picks a run's best checkpoint, e.g. `val/maj@16`. */
-export function keyMetricName(config: Record<string, unknown>): string {
-  const kind = BEST_KINDS.find((k) => k === config.bestMetric) ?? RUN_CONFIG_DEFAULTS.bestMetric;
-  // As engine/rl/metrics.ts valMetricName names it (not imported: it would load the answer
-  // checker's math library into the main process just for a template).
-  return `val/${kind}@${positiveInt(config.valSamples, RUN_CONFIG_DEFAULTS.valSamples)}`;
-}
+import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts';
 
 export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress | null): RunView {
   const config = storedConfig(run);

@@ -66,6 +66,8 @@ export interface StepRecord {
   /** More than one checkpoint (e.g. a step that is both the best and the last). */
   checkpoints?: readonly StepCheckpoint[];
   alerts?: readonly StepAlert[];
+  /** The run's best validation value so far, reached at this step (step 0, the base model, included). */
+  best?: number;
 }
 
 /** Token ids as an int32 little-endian BLOB (copies: the view may be of a larger buffer). */
@@ -145,12 +147,11 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
 
     const checkpoints = [...(rec.checkpoint ? [rec.checkpoint] : []), ...(rec.checkpoints ?? [])];
     const ckpt = db.stmt('INSERT INTO checkpoints (run_id, step, kind, path, metric) VALUES (?, ?, ?, ?, ?)');
-    for (const c of checkpoints) {
-      ckpt.run(runId, step, c.kind, c.path, real(c.metric));
-      if (c.kind === 'best') {
-        db.stmt('UPDATE runs SET best_metric = ?, best_step = ? WHERE id = ?').run(real(c.metric), step, runId);
-      }
-    }
+    for (const c of checkpoints) ckpt.run(runId, step, c.kind, c.path, real(c.metric));
+    // The run's best is its best validation, whether or not a checkpoint holds it (step 0 is the
+    // base model: the view and the database must agree on it). A 'best' checkpoint is one.
+    const best = rec.best ?? checkpoints.find((c) => c.kind === 'best')?.metric;
+    if (best !== undefined && best !== null) db.stmt('UPDATE runs SET best_metric = ?, best_step = ? WHERE id = ?').run(real(best), step, runId);
 
     const alert = db.stmt('INSERT INTO alerts (run_id, step, kind, message) VALUES (?, ?, ?, ?)');
     for (const a of rec.alerts ?? []) alert.run(runId, step, a.kind, a.message);
@@ -191,20 +192,22 @@ export function stepTimeline(db: ExperimentDb, runId: number, afterStep = -1): S
 /**
  * Deletes every step of a run after `step` (with all their rows) in one transaction. Resume
  * uses it when the last checkpoint is older than the last recorded step: the steps after the
- * checkpoint will be trained again, so their records must go first.
+ * checkpoint will be trained again, so their records must go first. The run's best is recomputed
+ * from the validation metric `bestKey` (e.g. `val/maj@16`) of the steps that remain.
  */
-export function deleteStepsAfter(db: ExperimentDb, runId: number, step: number): number {
+export function deleteStepsAfter(db: ExperimentDb, runId: number, step: number, bestKey: string): number {
   return db.write(`rolling run ${runId} back to step ${step}`, () => {
     const n = db.stmt('DELETE FROM steps WHERE run_id = ? AND step > ?').run(runId, step).changes;
     db.stmt('DELETE FROM alerts WHERE run_id = ? AND step > ?').run(runId, step);
-    // Progress and best are recomputed from what remains.
+    // Progress and best are recomputed from what remains (the best: the first step that reached the highest value).
+    const best = `(SELECT %s FROM metrics WHERE run_id = runs.id AND key = @key AND value IS NOT NULL ORDER BY value DESC, step ASC LIMIT 1)`;
     db.stmt(
       `UPDATE runs SET
          current_step = (SELECT max(step) FROM steps WHERE run_id = runs.id),
-         best_step = (SELECT step FROM checkpoints WHERE run_id = runs.id AND kind = 'best' ORDER BY step DESC LIMIT 1),
-         best_metric = (SELECT metric FROM checkpoints WHERE run_id = runs.id AND kind = 'best' ORDER BY step DESC LIMIT 1)
-       WHERE id = ?`,
-    ).run(runId);
+         best_step = ${best.replace('%s', 'step')},
+         best_metric = ${best.replace('%s', 'value')}
+       WHERE id = @id`,
+    ).run({ id: runId, key: bestKey });
     return n;
   });
 }

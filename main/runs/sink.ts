@@ -37,6 +37,7 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
       })),
     })),
     checkpoints: record.checkpoints.map((c) => ({ kind: c.kind, path: c.path, metric: c.metric?.value ?? null })),
+    ...(record.best && { best: record.best.value }),
     alerts: record.alerts.map((a) => ({ kind: a.kind, message: a.message })),
   };
 }

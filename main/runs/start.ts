@@ -33,6 +33,7 @@ import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, 
 import { issuesText } from '../issues.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
+import { keyMetricName, storedConfig } from './key-metric.ts';
 import { type ControlRequest, claimRun, clearControlRequest, controlRequest, liveRunOwner } from './owner.ts';
 import { checkpointLoopStep, databaseSink } from './sink.ts';
 
@@ -54,7 +55,7 @@ export const ARITHMETIC_TRAIN = 512;
 export const ARITHMETIC_EVAL = 64;
 
 /** What a run stores as its config: the loop configuration and the target, flat, so it can be re-read for a resume. */
-export type StoredConfig = RunConfig & RunTarget;
+export type StoredConfig = RunConfig & Omit<RunTarget, 'difficulty'> & { difficulty?: ArithmeticDifficulty };
 
 /** A run configuration from JSON (a --config file, or merged flags): unknown keys are mistakes, not ignored. */
 export function parseStoredConfig(input: Record<string, unknown>, where: string): { config: RunConfig; target: RunTarget; name?: string } {
@@ -233,7 +234,10 @@ async function loadModel(dir: string): Promise<LoopModel> {
 export function createRecordedRun(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, name?: string): RunInfo {
   resolveModel(target.model, home); // fail before recording anything
   const datasetId = ensureDataset(db, target.dataset, target, config.seed);
-  const stored: StoredConfig = { ...config, ...target };
+  // The difficulty is the built-in generator's; a run on any other dataset does not store it
+  // (issue 15.10: a run on a generated d1 dataset showed the default `difficulty 2`).
+  const { difficulty, ...rest } = target;
+  const stored: StoredConfig = { ...config, ...rest, ...(target.dataset === ARITHMETIC_DATASET_NAME && { difficulty }) };
   const datasetName = getDataset(db, datasetId)!.name;
   return createRun(db, { name: name ?? `${config.method}-${path.basename(target.model)}-${datasetName}`, method: config.method, model: target.model, dataset: datasetName, datasetId, config: stored });
 }
@@ -314,7 +318,7 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
   const ckpt = latestCheckpoint(db, run.id, 'last');
   if (!ckpt) {
     // No checkpoint: the run starts over, so none of its steps (step 0 included) may remain.
-    deleteStepsAfter(db, run.id, -1);
+    deleteStepsAfter(db, run.id, -1, keyMetricName(storedConfig(run)));
     return { startAfter: 0 };
   }
   const onDisk = checkpointLoopStep(ckpt.path);
@@ -328,7 +332,7 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
         'that step cannot be recovered. Start a new run with the same settings (autodidact show shows them).',
     );
   }
-  deleteStepsAfter(db, run.id, ckpt.step);
+  deleteStepsAfter(db, run.id, ckpt.step, keyMetricName(storedConfig(run)));
   return { resumeFrom: ckpt.path, startAfter: ckpt.step };
 }
 

@@ -127,6 +127,8 @@ export interface StepRecord {
   alerts: Alert[];
   /** Prompt plus completion tokens of every sample of the rollout (TRL's num_tokens per step); absent for step 0. */
   tokens?: number;
+  /** Set when this step's validation is the run's best so far (step 0, the base model, included). */
+  best?: { metric: string; value: number };
 }
 
 export interface LoopProgress {
@@ -370,9 +372,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     const afterValidation = async (step: number, metrics: Record<string, number>, record: StepRecord) => {
       const value = metrics[bestName];
       const improved = state.best === null || value > state.best.value;
-      if (improved) state.best = { metric: bestName, value, step };
-      else {
-        const alert = watch.onValidation(step, bestName, value, state.best!.value);
+      if (improved) {
+        state.best = { metric: bestName, value, step };
+        record.best = { metric: bestName, value };
+      } else {
+        const alert = watch.onValidation(step, bestName, value, state.best!, input.checkpointDir !== undefined);
         if (alert) record.alerts.push(alert);
       }
       // Step 0 is the base model itself: nothing to save.

@@ -213,16 +213,27 @@ export class CollapseWatch {
     };
   }
 
-  onValidation(step: number, metric: string, value: number, best: number): Alert | null {
-    const now = best - value >= this.limits.valDrop;
+  /**
+   * A validation `valDrop` below the run's best. The advice names only what exists: a best at
+   * step 0 is the base model, which no checkpoint holds; a run saving no checkpoints has none.
+   */
+  onValidation(step: number, metric: string, value: number, best: { value: number; step: number }, savesCheckpoints: boolean): Alert | null {
+    const now = best.value - value >= this.limits.valDrop;
     const fire = now && !this.state.dropped;
     this.state = { ...this.state, dropped: now };
     if (!fire) return null;
+    const fell = `${metric} fell to ${value.toFixed(3)} from its best ${best.value.toFixed(3)}`;
+    const advice =
+      best.step === 0
+        ? 'at step 0, before any training: the run has made the model worse than the base model, and no checkpoint beats it; stop the run and start again with other settings (e.g. a lower lr)'
+        : savesCheckpoints
+          ? `at step ${best.step}: consider the "best" checkpoint (best-${best.step})`
+          : `at step ${best.step} (this run saves no checkpoints)`;
     return {
       kind: 'validation_drop',
       step,
-      message: `${metric} fell to ${value.toFixed(3)} from its best ${best.toFixed(3)}: consider the "best" checkpoint`,
-      values: { [metric]: value, best },
+      message: `${fell} ${advice}`,
+      values: { [metric]: value, best: best.value, best_step: best.step },
     };
   }
 }

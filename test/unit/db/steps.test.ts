@@ -143,15 +143,16 @@ describe('recordStep', () => {
   });
 
   it('rolls a run back to a checkpoint so a resume can write the later steps again', () => {
+    const val = (step: number, value: number) => ({ ...makeStep(step), metrics: { ...makeStep(step).metrics, 'val/maj@16': value } });
     const first = [{ kind: 'best', path: '/b0', metric: 0.2 }, { kind: 'last', path: '/l0' }] as const;
-    recordStep(db, runId, 0, { ...makeStep(0), checkpoints: first });
+    recordStep(db, runId, 0, { ...val(0, 0.2), checkpoints: first });
     recordStep(db, runId, 1, makeStep(1));
     const best = { kind: 'best', path: '/b2', metric: 0.4 } as const;
-    recordStep(db, runId, 2, { ...makeStep(2), checkpoint: best, alerts: [{ kind: 'k', message: 'm' }] });
+    recordStep(db, runId, 2, { ...val(2, 0.4), checkpoint: best, alerts: [{ kind: 'k', message: 'm' }] });
     addAlert(db, runId, 'note', 'outside any step');
     expect(latestCheckpoint(db, runId, 'last')?.step).toBe(0);
     expect(getRun(db, runId)).toMatchObject({ bestStep: 2, bestMetric: 0.4, currentStep: 2 });
-    expect(deleteStepsAfter(db, runId, 0)).toBe(2);
+    expect(deleteStepsAfter(db, runId, 0, 'val/maj@16')).toBe(2);
     expect(listSteps(db, runId)).toEqual([0]);
     expect(getRun(db, runId)).toMatchObject({ bestStep: 0, bestMetric: 0.2, currentStep: 0 });
     expect(listCheckpoints(db, runId).map((c) => c.path)).toEqual(['/b0', '/l0']);
@@ -160,6 +161,22 @@ describe('recordStep', () => {
     expect(count('samples')).toBe(32);
     recordStep(db, runId, 1, makeStep(1));
     expect(listSteps(db, runId)).toEqual([0, 1]);
+  });
+
+  it("records the run's best validation even where no checkpoint holds it (step 0, the base model)", () => {
+    // Issue 15.10: the window showed "best 0.438 @ step 0" while the database's best was NULL.
+    const val = (step: number, value: number) => ({ ...makeStep(step), metrics: { ...makeStep(step).metrics, 'val/maj@16': value } });
+    recordStep(db, runId, 0, { ...val(0, 0.438), best: 0.438 });
+    expect(getRun(db, runId)).toMatchObject({ bestStep: 0, bestMetric: 0.438 });
+    recordStep(db, runId, 1, val(1, 0.3));
+    recordStep(db, runId, 2, { ...val(2, 0.5), best: 0.5, checkpoint: { kind: 'best', path: '/b2', metric: 0.5 } });
+    expect(getRun(db, runId)).toMatchObject({ bestStep: 2, bestMetric: 0.5 });
+    // Rolled back past it: the best is recomputed from the validations that remain (the first of equals).
+    recordStep(db, runId, 3, val(3, 0.438));
+    deleteStepsAfter(db, runId, 1, 'val/maj@16');
+    expect(getRun(db, runId)).toMatchObject({ bestStep: 0, bestMetric: 0.438 });
+    deleteStepsAfter(db, runId, -1, 'val/maj@16');
+    expect(getRun(db, runId)).toMatchObject({ bestStep: null, bestMetric: null });
   });
 });
 
@@ -204,5 +221,14 @@ describe('reviews', () => {
     expect(() => updateReview(db, agree.id, { label: null })).toThrow(/needs the label/);
     expect(deleteReview(db, agree.id)).toBe(true);
     expect(getReview(db, agree.id)).toBeUndefined();
+  });
+});
+
+describe('the loop sink', () => {
+  it("carries a step's best validation to the run, step 0 included", async () => {
+    const { toDbStep } = await import('../../../main/runs/sink.ts');
+    const loopRecord = { step: 0, metrics: { 'val/maj@16': 0.438 }, groups: [], checkpoints: [], alerts: [], best: { metric: 'val/maj@16', value: 0.438 } };
+    recordStep(db, runId, 0, toDbStep(loopRecord, []));
+    expect(getRun(db, runId)).toMatchObject({ bestStep: 0, bestMetric: 0.438 });
   });
 });

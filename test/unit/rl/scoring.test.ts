@@ -123,8 +123,20 @@ describe('metrics and config', () => {
     expect(w.onTrainStep(1, 0.97, 0.2)).toBeNull();
     expect(w.onTrainStep(2, 0.97, 0.01)?.kind).toBe('collapse');
     expect(w.onTrainStep(3, 1, 0.0)).toBeNull();
-    expect(w.onValidation(3, 'val/maj@16', 0.55, 0.6)).toBeNull();
-    expect(w.onValidation(4, 'val/maj@16', 0.4, 0.6)?.kind).toBe('validation_drop');
+    expect(w.onValidation(3, 'val/maj@16', 0.55, { value: 0.6, step: 2 }, true)).toBeNull();
+    const drop = w.onValidation(4, 'val/maj@16', 0.4, { value: 0.6, step: 2 }, true);
+    expect(drop?.kind).toBe('validation_drop');
+    expect(drop?.message).toBe('val/maj@16 fell to 0.400 from its best 0.600 at step 2: consider the "best" checkpoint (best-2)');
+  });
+
+  it('a validation drop recommends only a checkpoint that exists', () => {
+    // Issue 15.10: the alert recommended a "best" checkpoint when the best was step 0, the base model, which none holds.
+    const limits = { majorityRatio: 0.95, entropy: 0.05, valDrop: 0.1 };
+    const base = new CollapseWatch(limits).onValidation(5, 'val/maj@16', 0.3, { value: 0.438, step: 0 }, true);
+    expect(base?.message).toMatch(/^val\/maj@16 fell to 0\.300 from its best 0\.438 at step 0, before any training: .*no checkpoint beats it/);
+    expect(base?.message).not.toMatch(/consider the "best" checkpoint/);
+    const none = new CollapseWatch(limits).onValidation(5, 'val/maj@16', 0.3, { value: 0.5, step: 3 }, false);
+    expect(none?.message).toBe('val/maj@16 fell to 0.300 from its best 0.500 at step 3 (this run saves no checkpoints)');
   });
 
   it('defaults validate, every setting is described, trainSamples ≤ votes', () => {

@@ -102,6 +102,24 @@ describe('prompts too long for the model', () => {
   });
 });
 
+describe('the stored config', () => {
+  it("keeps a difficulty only for the built-in generator, whose problems it picks", () => {
+    // Issue 15.10: a run on a generated d1 dataset showed the default `difficulty 2`.
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-difficulty-'));
+    try {
+      const generated = parseStoredConfig({ model: 'tiny-chars', dataset: 'arithmetic', difficulty: 1, steps: 1 }, 'test');
+      const onGenerator = createRecordedRun(db, home, generated.config, generated.target);
+      expect(onGenerator.config).toMatchObject({ dataset: 'arithmetic', difficulty: 1 });
+      const imported = parseStoredConfig({ model: 'tiny-chars', dataset: onGenerator.dataset, steps: 1 }, 'test');
+      const onImported = createRecordedRun(db, home, imported.config, imported.target);
+      expect(onImported.dataset).toBe('arithmetic-d1-s0');
+      expect(onImported.config).not.toHaveProperty('difficulty');
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a run recorded before a setting existed', () => {
   it('resumes with the tie rule it was trained with (the answer seen first), while a new run gets no label on a tie', () => {
     const before = { model: 'tiny-chars', dataset: 'arithmetic', method: 'ttrl', steps: 3 };
