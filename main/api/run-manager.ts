@@ -12,10 +12,12 @@ import { type ExperimentDb, type RunInfo, getRun, listAlerts, listRuns, updateRu
 import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../engine/commands/run-control.ts';
 import type { EngineHost } from '../engine/host.ts';
 import { EngineError } from '../engine/protocol.ts';
+import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
 import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { runDir } from '../runs/home.ts';
 import { liveRunOwner, releaseOwnClaim } from '../runs/owner.ts';
 import type { EventHub, RunManager, StartOptions } from './interfaces.ts';
+import { RunPace } from '../runs/run-pace.ts';
 import { toRunView } from './run-view.ts';
 
 export interface RunManagerDeps {
@@ -28,16 +30,14 @@ export interface RunManagerDeps {
 
 /** Log lines kept in memory per run (the file keeps them all). */
 const LOG_MEMORY = 10_000;
-/** Step completions the ETA's pace is measured over. */
-const PACE_WINDOW = 5;
 
 interface Active {
   runId: number;
   controller: AbortController;
   control: Int32Array;
   progress: RunProgress;
-  /** Recent step completions (the first one: when training started), for the pace. */
-  marks: { step: number; at: number }[];
+  /** The pace of its training steps, for the ETA. */
+  pace: RunPace;
   /** Settles when the worker call has ended and the run's final status is published. */
   done: Promise<void>;
 }
@@ -125,14 +125,10 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
     publishStatus(runId);
   };
 
-  /** Seconds to the end at the pace of the recent steps, counted from the last one; null before a step has finished. */
-  const eta = (a: Active): number | null => {
-    const first = a.marks[0];
-    const last = a.marks[a.marks.length - 1];
-    if (!first || last.step <= first.step) return null;
-    const perStep = (last.at - first.at) / 1000 / (last.step - first.step);
-    const left = perStep * (a.progress.steps - last.step) - (performance.now() - last.at) / 1000;
-    return Math.max(0, Math.round(left));
+  /** How often a run validates, from its stored settings (the ETA adds the validations to come). */
+  const valEveryOf = (runId: number): number => {
+    const v = (getRun(db, runId)?.config as { valEvery?: unknown } | undefined)?.valEvery;
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : RUN_CONFIG_DEFAULTS.valEvery;
   };
 
   const onEvent = (a: Active, ev: RunEvent) => {
@@ -140,23 +136,20 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
     switch (ev.kind) {
       case 'start': {
         a.progress = { step: ev.startAfter, steps: ev.steps, phase: 'setup', etaSeconds: null };
-        a.marks = [{ step: ev.startAfter, at: performance.now() }];
+        a.pace = new RunPace(ev.steps, valEveryOf(runId));
         const from = ev.resumedFrom ? ` from ${path.basename(ev.resumedFrom)}` : '';
         log(runId, 'info', ev.startAfter > 0 || ev.resumedFrom ? `resumed after step ${ev.startAfter}${from} on ${ev.device}` : `started on ${ev.device}`);
         publishStatus(runId);
         break;
       }
       case 'phase':
-        a.progress = { ...a.progress, step: ev.step, steps: ev.steps, phase: ev.phase, etaSeconds: eta(a) };
+        a.pace.phase(ev.phase, performance.now());
+        a.progress = { ...a.progress, step: ev.step, steps: ev.steps, phase: ev.phase, etaSeconds: a.pace.eta(performance.now()) };
         events.emit('run.progress', { runId, progress: { ...a.progress } });
         break;
       case 'step': {
-        // Step 0 (the base model's validation) says nothing about the pace of training steps.
-        if (ev.step > 0) {
-          a.marks.push({ step: ev.step, at: performance.now() });
-          if (a.marks.length > PACE_WINDOW + 1) a.marks.shift();
-        }
-        a.progress = { ...a.progress, step: ev.step, steps: ev.steps, etaSeconds: eta(a) };
+        a.pace.step(ev.step, performance.now());
+        a.progress = { ...a.progress, step: ev.step, steps: ev.steps, etaSeconds: a.pace.eta(performance.now()) };
         const points: MetricPoint[] = Object.entries(ev.metrics).map(([key, value]) => ({ step: ev.step, key, value: Number.isNaN(value) ? null : value }));
         events.emit('run.metrics', { runId, points });
         events.emit('run.step', { runId, step: ev.step, groups: ev.groups, labelAccuracy: ev.labelAccuracy });
@@ -211,7 +204,7 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
       controller,
       control,
       progress: { step: run?.currentStep ?? 0, steps, phase: 'starting', etaSeconds: null },
-      marks: [],
+      pace: new RunPace(steps, 0),
       done: Promise.resolve(),
     };
     active = a;

@@ -1,6 +1,7 @@
 // Progress of long work on stderr: on a terminal, one line redrawn in place (a bar, the step,
 // the ETA and the key metrics); otherwise (a log file, CI) one plain line per step, since
 // carriage returns make a mess of logs.
+import { RunPace } from '../runs/run-pace.ts';
 
 /** The metrics worth a glance while a run trains, with their short labels. */
 const KEY_METRICS: [RegExp, string][] = [
@@ -31,8 +32,8 @@ export function keyMetrics(metrics: Record<string, number>): string {
 
 export interface ProgressOptions {
   total: number;
-  /** Steps already done before this process started (a resumed run): not counted in the ETA. */
-  startAt?: number;
+  /** The run validates every this many steps (and at its last): the ETA adds those to come. */
+  valEvery?: number;
   stream?: NodeJS.WriteStream;
   /** Redraw in place (default: whether the stream is a terminal). */
   tty?: boolean;
@@ -43,24 +44,26 @@ export class Progress {
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
   private readonly now: () => number;
-  private readonly started: number;
-  private readonly startAt: number;
+  /** The pace of training steps (setup and validations apart), for the ETA. */
+  private readonly pace: RunPace;
   private drawn = false;
 
   constructor(private readonly opts: ProgressOptions) {
     this.stream = opts.stream ?? process.stderr;
     this.tty = opts.tty ?? Boolean(this.stream.isTTY);
     this.now = opts.now ?? Date.now;
-    this.started = this.now();
-    this.startAt = opts.startAt ?? 0;
+    this.pace = new RunPace(opts.total, opts.valEvery ?? 0);
   }
 
-  /** The line for `done` steps out of the total (exposed for tests). */
-  line(done: number, metrics: Record<string, number>): string {
+  /** The loop entered `phase` (validation time is kept out of the pace). */
+  phase(phase: string): void {
+    this.pace.phase(phase, this.now());
+  }
+
+  /** The line for `done` steps out of the total. */
+  private line(done: number, metrics: Record<string, number>): string {
     const { total } = this.opts;
-    const ranHere = done - this.startAt;
-    const perStep = ranHere > 0 ? (this.now() - this.started) / 1000 / ranHere : NaN;
-    const eta = done >= total ? 'done' : `ETA ${formatDuration(perStep * (total - done))}`;
+    const eta = done >= total ? 'done' : `ETA ${formatDuration(this.pace.eta(this.now()) ?? NaN)}`;
     const km = keyMetrics(metrics);
     if (!this.tty) return `step ${done}/${total}  ${eta}${km ? `  ${km}` : ''}`;
     const width = 20;
@@ -68,7 +71,9 @@ export class Progress {
     return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}  ${eta}${km ? `  ${km}` : ''}`;
   }
 
+  /** Step `done` was recorded. */
   update(done: number, metrics: Record<string, number> = {}): void {
+    this.pace.step(done, this.now());
     const text = this.line(done, metrics);
     if (!this.tty) {
       this.stream.write(`${text}\n`);

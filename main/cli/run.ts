@@ -134,12 +134,13 @@ export const runCommand = command({
           signal: controller.signal,
           onStart: (startAfter, r) => {
             process.stderr.write(`${resumeRef !== undefined ? 'resuming' : 'started'} run ${r.id} "${r.name}"${startAfter ? ` after step ${startAfter}` : ''}\n`);
-            progress = new Progress({ total, startAt: startAfter });
+            progress = new Progress({ total, valEvery: (run.config as { valEvery: number }).valEvery });
           },
           onStep: (record) => {
             for (const a of record.alerts) progress?.note(`warning: step ${record.step}: ${a.kind}: ${a.message}`);
             progress?.update(record.step, record.metrics);
           },
+          onProgress: (p) => progress?.phase(p.phase),
           onWait: (message) => (progress ? progress.note(message) : process.stderr.write(`${message}\n`)),
         });
         // TS cannot see the assignment inside the callback.

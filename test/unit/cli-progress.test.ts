@@ -1,5 +1,5 @@
 // The progress display of long commands: a redrawn bar on a terminal, plain lines otherwise,
-// with the ETA counting only steps run by this process (a resumed run starts part-way).
+// with the ETA at the pace of training steps run by this process (setup and validations apart).
 import { describe, expect, it } from 'vitest';
 import { Progress, formatDuration, keyMetrics } from '../../main/cli/progress.ts';
 
@@ -14,19 +14,28 @@ describe('Progress', () => {
     let now = 0;
     const out = sink(false);
     const p = new Progress({ total: 10, stream: out.stream, now: () => now });
-    now = 2000;
+    now = 20_000;
+    // The first step (setup, graph compilation) gives no pace yet.
     p.update(1, { 'train/majority_ratio': 0.5, 'train/entropy': 1.23456, 'actor/lr': 1e-4 });
+    now = 22_000;
+    p.update(2, {});
     p.finish();
-    expect(out.text()).toBe('step 1/10  ETA 18s  maj_ratio 0.5  entropy 1.23\n');
+    expect(out.text()).toBe('step 1/10  ETA ?  maj_ratio 0.5  entropy 1.23\nstep 2/10  ETA 16s\n');
   });
 
   it('redraws a bar in place on a terminal, cut to its width, and ends the line on finish', () => {
     let now = 0;
     const out = sink(true);
-    const p = new Progress({ total: 4, startAt: 2, stream: out.stream, now: () => now });
-    now = 10_000;
+    const p = new Progress({ total: 4, valEvery: 2, stream: out.stream, now: () => now });
+    // A resumed run: its first step here marks the start; then one step of 10 s, then a 3 s validation.
+    now = 5000;
+    p.update(2, {});
+    now = 15_000;
+    p.phase('validation');
+    now = 18_000;
     p.update(3, { 'val/maj@16': 0.25 });
-    expect(out.text()).toBe('\r\x1b[2K[###############-----] 3/4  ETA 10s  val/maj@16 0.25');
+    // One step at 10 s plus the validation at step 4.
+    expect(out.text().endsWith('\r\x1b[2K[###############-----] 3/4  ETA 13s  val/maj@16 0.25')).toBe(true);
     p.update(4, {});
     p.finish();
     expect(out.text().endsWith('[####################] 4/4  done\n')).toBe(true);
