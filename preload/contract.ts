@@ -115,7 +115,8 @@ export interface RunSettingInfo {
   name: string;
   default: unknown;
   description: string;
-  kind: 'number' | 'integer' | 'boolean' | 'enum' | 'string-list' | 'enum-list';
+  /** 'text': free text, possibly several lines (a prompt template). */
+  kind: 'number' | 'integer' | 'boolean' | 'enum' | 'string-list' | 'enum-list' | 'text';
   options?: string[];
   min?: number;
   max?: number;

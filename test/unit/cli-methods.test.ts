@@ -50,4 +50,32 @@ describe('autodidact run --method', () => {
       db.close();
     }
   });
+
+  it('consistency-judge trains with the frozen judge and records its parts of each reward', async () => {
+    // tiny-arith's context is 64 positions: a short judge template (question + response + 7 characters).
+    const r = await cli(['run', '--method', 'consistency-judge', '--name', 'judge', ...SMALL, '--set', 'judgeTemplate=Check {question}{response}? ']);
+    expect(r.stderr).toMatch(/started run \d+ "judge"/);
+    expect(r.code).toBe(0);
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const run = listRuns(db).find((x) => x.name === 'judge')!;
+      expect(run).toMatchObject({ status: 'completed', method: 'consistency-judge', currentStep: 2, error: null });
+      expect(run.config).toMatchObject({ votes: 8, trainSamples: 8, klCoef: 0.01, advantage: 'drgrpo', judgeMode: 'verdict' });
+      const keys = metricKeys(db, run.id);
+      for (const key of ['self_judge/judge_score', 'self_judge/factor', 'self_judge/final_reward', 'self_judge/format_penalty', 'self_judge/confident_ratio']) expect(keys, key).toContain(key);
+      for (const group of rolloutsAtStep(db, run.id, 1)) {
+        for (const s of samplesOfRollout(db, group.id)) {
+          const d = s.details!;
+          // A verdict probability, and the reward made of its parts.
+          expect(d.judge_score).toBeGreaterThanOrEqual(0);
+          expect(d.judge_score).toBeLessThanOrEqual(1);
+          expect(d.factor).toBeGreaterThanOrEqual(0.8);
+          expect(d.factor).toBeLessThanOrEqual(1.2);
+          expect(s.reward).toBeCloseTo(Math.min(1, Math.max(0, d.prior * d.factor + d.format_penalty)), 6);
+        }
+      }
+    } finally {
+      db.close();
+    }
+  });
 });

@@ -65,6 +65,7 @@ export function runSettings(): RunSettingInfo[] {
       info.kind = 'enum';
       info.options = s.enum.map(String);
     } else if (s.type === 'boolean') info.kind = 'boolean';
+    else if (s.type === 'string') info.kind = 'text';
     else if (s.type === 'integer') info.kind = 'integer';
     // Exclusive bounds are reported as the bound itself: the form only hints, the server checks.
     const min = s.minimum ?? s.exclusiveMinimum;

@@ -326,6 +326,8 @@ describe('runs', () => {
     expect(by.srtThreshold).toMatchObject({ kind: 'number', min: 0, max: 1 });
     expect(by.softReward.kind).toBe('boolean');
     expect(by.stopStrings.kind).toBe('string-list');
+    expect(by.judgeTemplate).toMatchObject({ kind: 'text', method: 'consistency-judge' });
+    expect(by.judgeTemplate.default).toContain('{response}');
     expect(by.loraTargets).toMatchObject({ kind: 'enum-list' });
     expect(by.loraTargets.options).toContain('q_proj');
     expect(by.lr.description).toMatch(/learning rate/);
