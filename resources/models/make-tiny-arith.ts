@@ -166,7 +166,7 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
       seed: o.seed,
       source: { dir: init },
     });
-    const schedule = { kind: 'cosine' as const, lr: o.lr, warmupSteps: Math.min(50, Math.floor(o.steps / 10)), totalSteps: o.steps, minLrRatio: 0.05 };
+    const schedule = { kind: 'cosine' as const, lr: o.lr, warmupSteps: Math.min(50, Math.floor(o.steps / 10)), warmupFromZero: true, totalSteps: o.steps, minLrRatio: 0.05 };
     const example = (p: ArithmeticProblem): SequenceExample => {
       const prompt = tok.encode(p.prompt);
       const answer = tok.encode(p.answer, { addSpecialTokens: false });

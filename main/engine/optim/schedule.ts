@@ -3,14 +3,17 @@
 // about to run. Warmup rises linearly over warmupSteps + 1 intervals, so update 0 already moves
 // the weights (lr/(w+1)) and update w is the first at the full rate. Hugging Face's LambdaLR
 // starts at 0 instead, which in RL spends a whole rollout on an update that changes nothing
-// (with 40 steps and 3% warmup, step 1 trained at lr 0).
+// (with 40 steps and 3% warmup, step 1 trained at lr 0). `warmupFromZero` keeps LambdaLR's ramp
+// for recipes measured with it (the built-in models rebuild bit-identical).
 
 export type ScheduleSpec =
-  | { kind: 'constant'; lr: number; warmupSteps?: number }
+  | { kind: 'constant'; lr: number; warmupSteps?: number; warmupFromZero?: boolean }
   | {
       kind: 'cosine';
       lr: number;
       warmupSteps?: number;
+      /** Hugging Face's LambdaLR warmup: update 0 at lr 0, update w the first at the full rate. */
+      warmupFromZero?: boolean;
       totalSteps: number;
       /** The floor the rate decays to, as a fraction of `lr` (verl's min_lr_ratio; default 0). */
       minLrRatio?: number;
@@ -34,7 +37,7 @@ export function learningRate(spec: ScheduleSpec, step: number): number {
   check(spec);
   if (!Number.isInteger(step) || step < 0) throw new Error(`schedule: step must be an integer >= 0, got ${step}`);
   const warmup = spec.warmupSteps ?? 0;
-  if (step < warmup) return (spec.lr * (step + 1)) / (warmup + 1);
+  if (step < warmup) return spec.warmupFromZero ? (spec.lr * step) / warmup : (spec.lr * (step + 1)) / (warmup + 1);
   if (spec.kind === 'constant') return spec.lr;
   // Past totalSteps the rate stays at its floor instead of rising again along the cosine.
   const progress = Math.min(1, (step - warmup) / Math.max(1, spec.totalSteps - warmup));

@@ -217,6 +217,10 @@ describe('learning-rate schedules', () => {
     const spec = { kind: 'cosine' as const, lr: 1, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
     expect(learningRate(spec, 0)).toBeCloseTo(1 / 11, 12);
     expect(learningRate(spec, 5)).toBeCloseTo(6 / 11, 12);
+    // LambdaLR's ramp, as the built-in models were trained with.
+    expect(learningRate({ ...spec, warmupFromZero: true }, 0)).toBe(0);
+    expect(learningRate({ ...spec, warmupFromZero: true }, 5)).toBeCloseTo(0.5, 12);
+    expect(learningRate({ ...spec, warmupFromZero: true }, 10)).toBeCloseTo(1, 12);
     expect(learningRate(spec, 10)).toBeCloseTo(1, 12);
     // Halfway through the decay: floor + (1 - floor) / 2.
     expect(learningRate(spec, 60)).toBeCloseTo(0.55, 12);
