@@ -318,6 +318,8 @@ export interface SampleView {
   usedForTraining: boolean;
   /** The method's parts of the reward (certainty, prior, judge score, ...); null where it gave none. */
   details: Record<string, number> | null;
+  /** What the method's judge (a frozen copy of the model) was asked about this sample and answered; null where none was asked. */
+  judge: { prompt: string; response: string } | null;
   /** The response split into its tokens with their log-probs, entropies and self-certainties. */
   tokens: TokenView[];
 }

@@ -214,4 +214,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE steps ADD COLUMN tokens INTEGER;
     `,
   },
+  {
+    name: 'what the judge was asked about each sample',
+    up: `
+      -- JSON {prompt, response}: the prompt a judge method put to the frozen model about this
+      -- sample and what it answered, so a person can read why the sample got its reward. NULL
+      -- where the method asks no judge, and for samples recorded before this migration.
+      ALTER TABLE samples ADD COLUMN judge TEXT;
+    `,
+  },
 ];

@@ -23,6 +23,14 @@ export interface StepSample {
   selfCertainties?: Float32Array | readonly number[] | null;
   /** The method's parts of the reward (certainty, prior, ...). */
   details?: Record<string, number> | null;
+  /** What the method's judge was asked about this sample, and answered. */
+  judge?: JudgeExchange | null;
+}
+
+/** A question put to a judge model about a sample, and its answer. */
+export interface JudgeExchange {
+  prompt: string;
+  response: string;
 }
 
 export interface StepRollout {
@@ -110,7 +118,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
     );
     const sample = db.stmt(
       `INSERT INTO samples (rollout_id, idx, text, extracted_answer, reward, advantage, used_for_training, logprobs,
-         entropies, token_ids, self_certainties, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         entropies, token_ids, self_certainties, details, judge) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     (rec.rollouts ?? []).forEach((r, g) => {
       const pseudo = r.pseudoLabel ?? null;
@@ -141,6 +149,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
           s.tokenIds ? int32ToBlob(s.tokenIds) : null,
           s.selfCertainties ? float32ToBlob(s.selfCertainties) : null,
           s.details ? JSON.stringify(s.details) : null,
+          s.judge ? JSON.stringify({ prompt: s.judge.prompt, response: s.judge.response }) : null,
         );
       });
     });
@@ -293,6 +302,8 @@ export interface Sample {
   selfCertainties: Float32Array | null;
   /** The method's parts of the reward; null where it gave none. */
   details: Record<string, number> | null;
+  /** What the method's judge was asked about the sample and answered; null where none was asked. */
+  judge: JudgeExchange | null;
 }
 
 interface RolloutRow {
@@ -324,6 +335,7 @@ interface SampleRow {
   token_ids: Buffer | null;
   self_certainties: Buffer | null;
   details: string | null;
+  judge: string | null;
 }
 
 const toRollout = (r: RolloutRow): Rollout => ({
@@ -355,6 +367,7 @@ const toSample = (r: SampleRow): Sample => ({
   tokenIds: blobToInt32(r.token_ids),
   selfCertainties: blobToFloat32(r.self_certainties),
   details: r.details === null ? null : (JSON.parse(r.details) as Record<string, number>),
+  judge: r.judge === null ? null : (JSON.parse(r.judge) as JudgeExchange),
 });
 
 /** The prompt groups of one step, in group order (without their samples). */

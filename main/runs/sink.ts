@@ -34,6 +34,7 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
         tokenIds: s.tokenIds,
         selfCertainties: s.selfCertainties,
         details: s.details ?? null,
+        judge: s.judge ?? null,
       })),
     })),
     checkpoints: record.checkpoints.map((c) => ({ kind: c.kind, path: c.path, metric: c.metric?.value ?? null })),

@@ -72,6 +72,9 @@ describe('autodidact run --method', () => {
           expect(d.factor).toBeGreaterThanOrEqual(0.8);
           expect(d.factor).toBeLessThanOrEqual(1.2);
           expect(s.reward).toBeCloseTo(Math.min(1, Math.max(0, d.prior * d.factor + d.format_penalty)), 6);
+          // What the judge was asked (the template filled in with the prompt and this response) and answered.
+          expect(s.judge!.prompt).toBe(`Check ${group.prompt}${s.text}? `);
+          expect(typeof s.judge!.response).toBe('string');
         }
       }
     } finally {

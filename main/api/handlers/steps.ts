@@ -175,6 +175,7 @@ export const stepHandlers = {
         advantage: s.advantage,
         usedForTraining: s.usedForTraining,
         details: s.details,
+        judge: s.judge,
         tokens: sampleTokens(s, tokenizer),
       })),
     };

@@ -47,6 +47,7 @@ beforeAll(async () => {
             entropies: [...text].map((_, i) => i / 4),
             selfCertainties: [...text].map((_, i) => i / 8),
             details: { certainty: 0.25 },
+            judge: { prompt: 'Check 12+3=15?', response: 'Yes' },
             reward: 1,
             advantage: 0.5,
             usedForTraining: true,
@@ -104,16 +105,17 @@ describe('steps.groups', () => {
 });
 
 describe('steps.group', () => {
-  it('pairs each token with its log-prob, entropy and self-certainty, and gives the reward details', async () => {
+  it('pairs each token with its log-prob, entropy and self-certainty, and gives the reward details and the judge’s exchange', async () => {
     const g = await h.call('steps.group', { rolloutId: ids['1/0'] });
     expect(g.group).toMatchObject({ itemIdx: 0, confidentMistake: true });
     const [decoded, chars, whole] = g.samples;
-    expect(decoded).toMatchObject({ idx: 0, text: '12+3=15', extractedAnswer: '15', reward: 1, advantage: 0.5, usedForTraining: true, details: { certainty: 0.25 } });
+    expect(decoded).toMatchObject({ idx: 0, text: '12+3=15', extractedAnswer: '15', reward: 1, advantage: 0.5, usedForTraining: true, details: { certainty: 0.25 }, judge: { prompt: 'Check 12+3=15?', response: 'Yes' } });
     expect(decoded.tokens.map((t) => t.text).join('')).toBe('12+3=15');
     expect(decoded.tokens).toHaveLength(7);
     expect(decoded.tokens[3]).toEqual({ text: '3', logprob: Math.fround(-0.3), entropy: 0.75, selfCertainty: 0.375 });
     // Rows recorded before self-certainty and details were kept: null.
     expect(chars.details).toBeNull();
+    expect(chars.judge).toBeNull();
     expect(chars.tokens).toEqual([
       { text: 'a', logprob: -1, entropy: Math.fround(0.1), selfCertainty: null },
       { text: 'b', logprob: -2, entropy: Math.fround(0.2), selfCertainty: null },
