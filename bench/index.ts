@@ -9,6 +9,7 @@
 //   compare-gemm      the same in onnxruntime, then in PyTorch (bench/reference/gemm.py), then ratios
 //   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
 //   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
+//   methods           every label-free method on the same demo and budget, over seeds: a table and JSON lines
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,8 @@ import { round } from './common.ts';
 import { benchGenerate, benchTrain } from './engine.ts';
 import { type GemmTiming, benchGemm } from './gemm.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, summary, ttrlDemo } from './ttrl-demo.ts';
+import { METHODS_BENCH_DEFAULTS, methodsBench, methodsTable } from './methods.ts';
+import { listMethods } from '../main/engine/rl/methods/registry.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -418,6 +421,50 @@ const commands: CliCommand[] = [
       const r = await ttrlDemo(o);
       process.stdout.write(summary(r));
       print(r);
+      return 0;
+    },
+  }),
+  command({
+    name: 'methods',
+    program: PROGRAM,
+    summary: 'Every label-free method on the TTRL demo with the same budget and seeds: base and after avg@16/maj@16, label and reward accuracy, reward–truth correlation, wall time.',
+    synopsis: '[--methods A,B] [--seeds 0,1,2] [--steps N] [--minutes M] [--device D]',
+    flags: {
+      model: { ...trainFlags.model, default: 'tiny-arith' },
+      methods: { type: 'string', value: 'A,B', description: 'method ids, comma-separated (default: every registered method)' },
+      seeds: { type: 'string', value: 'S,S', default: METHODS_BENCH_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
+      steps: { type: 'string', value: 'N', default: String(METHODS_BENCH_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
+      minutes: { type: 'string', value: 'M', default: String(METHODS_BENCH_DEFAULTS.minutes), description: 'training of one run stops after this many minutes' },
+      device: trainFlags.device,
+      count: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.count), description: 'labeled evaluation problems' },
+      'train-count': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.trainCount), description: 'unlabeled training problems at most' },
+    },
+    details: 'Prints one JSON line per method and seed as each finishes (bench, method, seed, base_avg16, after_avg16, label_accuracy, reward_accuracy, reward_truth_correlation, wall_s, settings, ...), then the table.',
+    async run(values) {
+      const list = (v: string | undefined, what: string): string[] => {
+        const items = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        if (v !== undefined && items.length === 0) throw new UsageError(`--${what} needs at least one value`);
+        return items;
+      };
+      const methods = values.methods !== undefined ? list(values.methods, 'methods') : listMethods().map((m) => m.id);
+      const seeds = list(values.seeds, 'seeds').map((s) => {
+        if (!/^\d+$/.test(s)) throw new UsageError(`--seeds: "${s}" is not a whole number`);
+        return Number(s);
+      });
+      const d = TTRL_DEMO_DEFAULTS;
+      const demo: TtrlDemoOptions = {
+        ...d,
+        model: required(values, 'model'),
+        device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+        steps: intFlag(values, 'steps', METHODS_BENCH_DEFAULTS.steps),
+        minutes: numberFlag(values, 'minutes', METHODS_BENCH_DEFAULTS.minutes),
+        count: intFlag(values, 'count', d.count),
+        trainCount: intFlag(values, 'train-count', d.trainCount),
+        // The trend's validations would cost every run the same extra time and say nothing the after numbers do not.
+        valEvery: 0,
+      };
+      const rows = await methodsBench({ methods, seeds, demo }, print);
+      process.stdout.write(methodsTable(rows));
       return 0;
     },
   }),

@@ -22,13 +22,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
-import { type LoopItem, type RunConfigInput, TRAIN_METRICS, runLoop } from '../main/engine/rl/index.ts';
+import { type LoopItem, REWARD_TRUTH_CORRELATION, type RunConfigInput, TRAIN_METRICS, runLoop } from '../main/engine/rl/index.ts';
 import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { type ArithmeticProblem, generateArithmetic } from '../main/engine/tasks/generators.ts';
-import { type BaseEvalOptions, evalProblems, evaluateBase } from './tiny-arith-base.ts';
+import { type BaseEvalOptions, type BaseEvalResult, evalProblems, evaluateBase } from './tiny-arith-base.ts';
 
 export interface TtrlDemoOptions {
   model: string;
+  /** The label-free method that rewards the rollouts (a registry id); absent: TTRL, or SRT when srtThreshold > 0. */
+  method?: string;
+  /** The method's own settings (its registry schema's keys), beyond srtThreshold. */
+  methodSettings?: Record<string, unknown>;
+  /** The base model's avg/maj@16 for this seed, when already measured (the methods bench shares it). */
+  base?: BaseEvalResult;
   device: DeviceRequest;
   /** Training steps (the run also stops when `minutes` of training are up). */
   steps: number;
@@ -159,8 +165,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
   if (unlabeled.length === 0) throw new Error('no unlabeled problems left over from the labeled set');
   log(`ttrl-demo: ${labeled.length} labeled evaluation problems, ${unlabeled.length} disjoint unlabeled training problems`);
 
-  log('base model: measuring avg@16 / maj@16 on the labeled set');
-  const base = await evaluateBase(evalOptions(modelDir), () => {});
+  if (!o.base) log('base model: measuring avg@16 / maj@16 on the labeled set');
+  const base = o.base ?? (await evaluateBase(evalOptions(modelDir), () => {}));
   log(`base avg@16 ${pct(base.avg)}%  maj@16 ${pct(base.maj)}%  pass@16 ${pct(base.pass)}%`);
 
   const loaded = await loadModelFolder(modelDir);
@@ -170,8 +176,9 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
   const items: LoopItem[] = unlabeled.map((p) => ({ prompt: p.prompt, answer: p.answer }));
   const validation = labeled.slice(0, o.valEvery > 0 ? o.valCount : 0).map((p) => ({ prompt: p.prompt, answer: p.answer }));
   const config: RunConfigInput = {
-    method: o.srtThreshold > 0 ? 'srt' : 'ttrl',
-    srtThreshold: o.srtThreshold,
+    method: o.method ?? (o.srtThreshold > 0 ? 'srt' : 'ttrl'),
+    ...(o.srtThreshold > 0 && { srtThreshold: o.srtThreshold }),
+    ...o.methodSettings,
     advantage: o.advantage,
     entropyCoef: o.entropyCoef,
     seed: o.seed,
@@ -205,6 +212,10 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
   const trainStart = Date.now();
   const deadline = trainStart + o.minutes * 60_000;
   const labelAcc: number[] = [];
+  // Per step, where the loop logs them: how often the reward agrees with the hidden answer's, and
+  // how well it tracks correctness (point-biserial correlation); NaN steps (no variance) are skipped.
+  const rewardAcc: number[] = [];
+  const correlation: number[] = [];
   const trend: { step: number; avg16: number; maj16: number }[] = [];
   let after: Awaited<ReturnType<typeof evaluateBase>>;
   let stepsDone = 0;
@@ -218,7 +229,11 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
         onStep: (r) => {
           const m = r.metrics;
           const la = m[TRAIN_METRICS.labelAccuracy];
-          if (la !== undefined) labelAcc.push(la);
+          if (la !== undefined && Number.isFinite(la)) labelAcc.push(la);
+          const ra = m[TRAIN_METRICS.rewardAccuracy];
+          if (ra !== undefined && Number.isFinite(ra)) rewardAcc.push(ra);
+          const rc = m[REWARD_TRUTH_CORRELATION];
+          if (rc !== undefined && Number.isFinite(rc)) correlation.push(rc);
           const avg = m[`val/avg@${K}`];
           if (avg !== undefined) {
             trend.push({ step: r.step, avg16: pct(avg), maj16: pct(m[`val/maj@${K}`]) });
@@ -226,7 +241,7 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
           }
           if (r.step > 0) {
             log(
-              `  step ${r.step}/${o.steps}  label_acc ${(la ?? NaN).toFixed(2)}  maj_ratio ${m[TRAIN_METRICS.majorityRatio].toFixed(2)}  entropy ${m[TRAIN_METRICS.entropy].toFixed(3)}  kl ${m[TRAIN_METRICS.kl].toExponential(1)}${o.klTarget > 0 ? ` (coef ${m[TRAIN_METRICS.klCoef].toFixed(3)})` : ''}  lr ${m[TRAIN_METRICS.lr].toExponential(1)}  ${((Date.now() - trainStart) / 1000).toFixed(0)} s`,
+              `  step ${r.step}/${o.steps}  label_acc ${(la ?? NaN).toFixed(2)}  maj_ratio ${(m[TRAIN_METRICS.majorityRatio] ?? NaN).toFixed(2)}  entropy ${m[TRAIN_METRICS.entropy].toFixed(3)}  kl ${m[TRAIN_METRICS.kl].toExponential(1)}${o.klTarget > 0 ? ` (coef ${m[TRAIN_METRICS.klCoef].toFixed(3)})` : ''}  lr ${m[TRAIN_METRICS.lr].toExponential(1)}  ${((Date.now() - trainStart) / 1000).toFixed(0)} s`,
             );
           }
           // Stop when the next step would likely run past the budget.
@@ -255,14 +270,17 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
     await rm(ckptDir, { recursive: true, force: true });
   }
   const wall = (Date.now() - started) / 1000;
-  const labelAccuracy = labelAcc.length === 0 ? 0 : labelAcc.reduce((a, b) => a + b, 0) / labelAcc.length;
+  const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
   return {
     bench: 'ttrl-demo',
+    method: config.method,
     base_avg16: pct(base.avg),
     base_maj16: pct(base.maj),
     after_avg16: pct(after.avg),
     after_maj16: pct(after.maj),
-    label_accuracy: pct(labelAccuracy),
+    label_accuracy: labelAcc.length ? pct(mean(labelAcc)) : null,
+    reward_accuracy: rewardAcc.length ? pct(mean(rewardAcc)) : null,
+    reward_truth_correlation: correlation.length ? Math.round(mean(correlation) * 1000) / 1000 : null,
     wall_s: Math.round(wall * 10) / 10,
     base_pass16: pct(base.pass),
     after_pass16: Number.isNaN(after.pass) ? null : pct(after.pass),

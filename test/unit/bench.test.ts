@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-function bench(args: string[]): Promise<{ code: number | null; lines: Record<string, unknown>[]; stderr: string }> {
+function bench(args: string[]): Promise<{ code: number | null; lines: Record<string, unknown>[]; stderr: string; table: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/index.ts'), ...args], {
       cwd: ROOT,
@@ -20,12 +20,11 @@ function bench(args: string[]): Promise<{ code: number | null; lines: Record<str
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => {
-      const lines = stdout
-        .trim()
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ code, lines, stderr });
+      // JSON lines, and (the methods bench) a table of other lines after them.
+      const all = stdout.trim().split('\n').filter((l) => l !== '');
+      const lines = all.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const table = all.filter((l) => !l.startsWith('{')).join('\n');
+      resolve({ code, lines, stderr, table });
     });
   });
 }
@@ -83,5 +82,24 @@ describe('npm run bench', () => {
     const r = await bench(['train', '--model', 'tiny-chars', '--batch', '2']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--seq is required');
+  });
+
+  it('methods: every method named runs on the same demo and base, one JSON line each, then a table', async () => {
+    const r = await bench(['methods', '--methods', 'ttrl,token-entropy', '--seeds', '0', '--steps', '1', '--count', '4', '--train-count', '16']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.lines.filter((l) => l.bench === 'methods');
+    expect(rows.map((x) => x.method)).toEqual(['ttrl', 'token-entropy']);
+    for (const row of rows) {
+      expect(row).toMatchObject({ seed: 0, steps: 1 });
+      for (const k of ['base_avg16', 'base_maj16', 'after_avg16', 'after_maj16', 'wall_s']) expect(typeof row[k], k).toBe('number');
+      expect(row).toHaveProperty('reward_truth_correlation');
+    }
+    // One base measurement per seed, shared by every method.
+    expect(rows[1].base_avg16).toBe(rows[0].base_avg16);
+    // TTRL votes: its labels are scored; token entropy has none.
+    expect(typeof rows[0].label_accuracy).toBe('number');
+    expect(rows[1].label_accuracy).toBeNull();
+    expect(r.table).toMatch(/\| method +\| seed \| base avg@16/);
+    expect(r.table).toMatch(/^ttrl: avg@16 [+-]\d+\.\d points over the base \(sd —, 1 seed\)$/m);
   });
 });

@@ -1,0 +1,106 @@
+// Every label-free method on the arithmetic demo with the same budget: the TTRL demo's setup
+// (bench/ttrl-demo.ts: tiny-arith, 200 labeled level-1 sums to measure, the other sums unlabeled
+// to train on, its learning rate and KL anchor) with the reward swapped. Per method and seed:
+// base and after avg@16 / maj@16, how often the majority label is right (vote methods), how often
+// the reward agrees with the hidden answer's, the per-step point-biserial correlation of reward
+// and correctness (is the proxy honest on this data?), and wall time.
+//
+// The common settings are the demo's for every method, so only the reward differs; a method's
+// own settings take their defaults (but SRT's τ, whose default 0 makes it TTRL: the bench runs
+// it at 0.5), and so does its advantage estimator where the method sets one (consistency-judge:
+// no std normalisation), since that is part of its formula. A method that cannot run on the
+// demo's model (its judge prompt does not fit the context, say) gets a row with its error, and
+// the others still run.
+//
+//   npm run bench -- methods [--methods ttrl,srt,...] [--seeds 0,1,2] [--steps N] [--minutes M]
+//
+// Progress goes to stderr; stdout gets a table, then one JSON line per method and seed.
+import { listMethods } from '../main/engine/rl/methods/registry.ts';
+import { resolveModelPath } from '../main/engine/model-paths.ts';
+import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, ttrlDemo } from './ttrl-demo.ts';
+import { evaluateBase } from './tiny-arith-base.ts';
+
+export interface MethodsBenchOptions {
+  methods: string[];
+  seeds: number[];
+  /** The demo's options shared by every run (steps and minutes are the budget). */
+  demo: TtrlDemoOptions;
+}
+
+export type MethodRow = Record<string, unknown> & { method: string; seed: number };
+
+/** Settings the bench gives a method instead of its defaults, and why (see above). */
+export const BENCH_METHOD_SETTINGS: Record<string, Record<string, unknown>> = { srt: { srtThreshold: 0.5 } };
+
+/** The runs, one per method and seed, each a JSON-able row; `onRow` sees each as it finishes. */
+export async function methodsBench(o: MethodsBenchOptions, onRow: (row: MethodRow) => void = () => {}, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<MethodRow[]> {
+  const known = new Map(listMethods().map((m) => [m.id, m]));
+  for (const id of o.methods) if (!known.has(id)) throw new Error(`unknown method "${id}"; the methods are ${[...known.keys()].join(', ')}`);
+  const rows: MethodRow[] = [];
+  for (const seed of o.seeds) {
+    // The base model is measured once per seed: every method starts from the same numbers.
+    const d = { ...o.demo, seed };
+    log(`seed ${seed}: measuring the base model's avg@16 / maj@16`);
+    const base = await evaluateBase(
+      { model: resolveModelPath(d.model), levels: [1], ops: '+', count: d.count, k: 16, temperature: d.evalTemperature, topP: 0.95, seed, dataSeed: 0, show: 0 },
+      () => {},
+    );
+    for (const id of o.methods) {
+      const method = known.get(id)!;
+      log(`seed ${seed}: ${method.label} (${id})`);
+      const advantage = (method.defaults?.advantage as TtrlDemoOptions['advantage'] | undefined) ?? d.advantage;
+      const methodSettings = BENCH_METHOD_SETTINGS[id] ?? {};
+      let row: MethodRow;
+      try {
+        const r = await ttrlDemo({ ...d, method: id, methodSettings, srtThreshold: 0, advantage, base }, (s) => log(`  ${s}`));
+        row = { bench: 'methods', method: id, seed, ...without(r, ['bench', 'method', 'trend']), method_settings: methodSettings };
+      } catch (e) {
+        const error = e instanceof Error ? e.message : String(e);
+        log(`  ${id} failed: ${error}`);
+        row = { bench: 'methods', method: id, seed, error, base_avg16: Math.round(base.avg * 1000) / 10, base_maj16: Math.round(base.maj * 1000) / 10 };
+      }
+      rows.push(row);
+      onRow(row);
+    }
+  }
+  return rows;
+}
+
+function without(r: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(r).filter(([k]) => !keys.includes(k)));
+}
+
+const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—');
+
+/** The rows as a table, then per method the mean ± standard deviation over seeds of after avg@16. */
+export function methodsTable(rows: readonly MethodRow[]): string {
+  const header = ['method', 'seed', 'base avg@16', 'base maj@16', 'after avg@16', 'after maj@16', 'label acc', 'reward acc', 'reward~truth r', 'steps', 'wall s'];
+  const ran = rows.filter((r) => r.error === undefined);
+  const body = ran.map((r) => [
+    r.method,
+    String(r.seed),
+    fmt(r.base_avg16),
+    fmt(r.base_maj16),
+    fmt(r.after_avg16),
+    fmt(r.after_maj16),
+    fmt(r.label_accuracy),
+    fmt(r.reward_accuracy),
+    fmt(r.reward_truth_correlation, 3),
+    String(r.steps),
+    fmt(r.wall_s, 0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  const out = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line), ''];
+  const methods = [...new Set(ran.map((r) => r.method))];
+  for (const m of methods) {
+    const gains = ran.filter((r) => r.method === m).map((r) => (r.after_avg16 as number) - (r.base_avg16 as number));
+    const mean = gains.reduce((a, b) => a + b, 0) / gains.length;
+    const sd = gains.length > 1 ? Math.sqrt(gains.reduce((a, b) => a + (b - mean) ** 2, 0) / (gains.length - 1)) : NaN;
+    out.push(`${m}: avg@16 ${mean >= 0 ? '+' : ''}${mean.toFixed(1)} points over the base (sd ${fmt(sd)}, ${gains.length} seed${gains.length > 1 ? 's' : ''})`);
+  }
+  for (const r of rows.filter((x) => x.error !== undefined)) out.push(`${r.method} (seed ${r.seed}) failed: ${String(r.error)}`);
+  return out.join('\n') + '\n';
+}
+
+export const METHODS_BENCH_DEFAULTS = { seeds: [0, 1, 2], steps: 400, minutes: TTRL_DEMO_DEFAULTS.minutes } as const;
