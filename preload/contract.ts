@@ -221,6 +221,10 @@ export interface RunView {
   /** The key metric at a glance: the validation metric that picks the best checkpoint. */
   keyMetric: { name: string; value: number | null; best: number | null; bestStep: number | null };
   reviewCount: number;
+  /** A person's tags on the run, sorted. */
+  tags: string[];
+  /** When its last step was recorded (a paused run's duration ends there); null before the first. */
+  lastStepAt: string | null;
 }
 
 export interface MetricPoint {
@@ -365,10 +369,15 @@ export const MAX_UPLOAD_CHARS = 120 * MIB;
 /** The largest file whose bytes a request may carry (base64 `data`: 160 MiB of text, within MAX_MESSAGE_BYTES). */
 export const MAX_UPLOAD_BYTES = 120 * MIB;
 
+/** The longest tag of a run, in characters. */
+export const MAX_TAG_LENGTH = 40;
+
 // --- request channels ---------------------------------------------------------------------
 
 const id = z.number().int().nonnegative();
 const fieldName = z.string().min(1).max(1024);
+// eslint-disable-next-line no-control-regex
+const tag = z.string().trim().min(1).max(MAX_TAG_LENGTH).regex(/^[^\u0000-\u001f\u007f]*$/, 'a tag is one line of text, without tabs or line breaks');
 const partialMapping = z.object({ prompt: fieldName.optional(), answer: fieldName.nullable().optional() }).strict();
 const fileUpload = {
   /** The file's name (its extension picks the format unless `format` is given). */
@@ -482,6 +491,11 @@ export const requests = {
     result: {} as PromptPreview,
   },
   'runs.list': { params: z.object({}).strict(), result: [] as RunView[] },
+  /** Adds and removes a person's tags on a run (announced as a run.status event with the run as it is now). */
+  'runs.tag': {
+    params: z.object({ id, add: z.array(tag).max(20).default([]), remove: z.array(tag).max(20).default([]) }).strict(),
+    result: {} as RunView,
+  },
   'runs.get': { params: z.object({ id }).strict(), result: {} as RunDetail },
   'runs.pause': { params: z.object({ id }).strict(), result: {} as RunView },
   'runs.resume': { params: z.object({ id, useReviews: z.boolean().optional() }).strict(), result: {} as RunView },
@@ -538,7 +552,7 @@ export const REQUEST_CHANNELS = Object.keys(requests) as RequestName[];
 
 /** Pushed to every window; live run data is batched to at most ten updates a second per run. */
 export interface Events {
-  /** A run changed status (started, paused, completed, failed with its error, ...). */
+  /** A run changed status (started, paused, completed, failed with its error, ...), or its tags. */
   'run.status': { run: RunView };
   'run.progress': { runId: number; progress: RunProgress };
   /** New metric points of a run (one or more steps). */

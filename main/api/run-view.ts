@@ -9,9 +9,10 @@ import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts'
 export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress | null): RunView {
   const config = storedConfig(run);
   const name = keyMetricName(config);
-  const { points, reviews } = db.read(`reading run ${run.id}`, () => ({
+  const { points, reviews, lastStepAt } = db.read(`reading run ${run.id}`, () => ({
     points: db.stmt<{ step: number; value: number | null }>('SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step').all(run.id, name),
     reviews: db.stmt<{ n: number }>('SELECT count(*) AS n FROM reviews WHERE run_id = ?').get(run.id)?.n ?? 0,
+    lastStepAt: db.stmt<{ at: string | null }>('SELECT max(created_at) AS at FROM steps WHERE run_id = ?').get(run.id)?.at ?? null,
   }));
   // The best is the first step that reached the highest value (what the loop keeps as 'best').
   let best: { value: number; step: number } | null = null;
@@ -34,5 +35,7 @@ export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress 
     progress,
     keyMetric: { name, value: points.at(-1)?.value ?? null, best: best?.value ?? null, bestStep: best?.step ?? null },
     reviewCount: reviews,
+    tags: run.tags,
+    lastStepAt,
   };
 }

@@ -15,13 +15,14 @@ import { devicesCommand } from './devices.ts';
 import { InputError } from './jsonl.ts';
 import { logprobsCommand } from './logprobs.ts';
 import { runCommand } from './run.ts';
-import { exportCommand, runsCommand, showCommand } from './runs.ts';
+import { exportCommand, runsCommand, runsTagCommand, showCommand } from './runs.ts';
 import { serveCommand } from './serve.ts';
 import { printable } from './printable.ts';
 
 const COMMANDS: CliCommand[] = [
   runCommand,
   runsCommand,
+  runsTagCommand,
   showCommand,
   exportCommand,
   datasetsImportCommand,

@@ -1,10 +1,12 @@
 // `autodidact runs`, `autodidact show RUN` and `autodidact export RUN`: reading recorded runs.
 import path from 'node:path';
-import { listRuns, type RunInfo } from '../db/index.ts';
+import { listRuns, type RunInfo, tagRun } from '../db/index.ts';
 import { exportRun, findRun, summarizeRun } from '../runs/report.ts';
-import { choiceFlag, command, positionalArgs } from './args.ts';
+import { UsageError, choiceFlag, command, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
 import { writeLine } from './jsonl.ts';
+import { printable } from './printable.ts';
+import { MAX_TAG_LENGTH } from '../../preload/contract.ts';
 
 // Four significant digits without trailing zeros (0.75, not 0.7500).
 const fmt = (v: number | null | undefined): string => (v == null ? '-' : String(Number(v.toPrecision(4))));
@@ -19,25 +21,48 @@ function progress(r: RunInfo): string {
 
 export const runsCommand = command({
   name: 'runs',
-  summary: 'List the recorded runs, newest first.',
-  synopsis: '[--json]',
+  summary: 'List the recorded runs, newest first, with their tags.',
+  synopsis: '[--tag TAG] [--json]',
   flags: {
+    tag: { type: 'string', value: 'TAG', description: "only the runs with this tag ('autodidact runs tag' sets them)" },
     json: { type: 'boolean', description: 'print one JSON array instead of a table' },
   },
   async run(values) {
-    const runs = await withDatabase((db) => listRuns(db));
+    const runs = await withDatabase((db) => listRuns(db, values.tag === undefined ? {} : { tag: values.tag.trim() }));
     if (values.json) {
       await writeLine(JSON.stringify(runs));
       return 0;
     }
     if (runs.length === 0) {
-      await writeLine("no runs yet; start one with 'autodidact run'");
+      await writeLine(values.tag === undefined ? "no runs yet; start one with 'autodidact run'" : printable(`no run has the tag "${values.tag}"`));
       return 0;
     }
-    const rows = runs.map((r) => [String(r.id), r.name, r.status, r.method, r.model, r.dataset, progress(r), fmt(r.bestMetric), r.createdAt]);
-    const head = ['id', 'name', 'status', 'method', 'model', 'dataset', 'steps', 'best', 'created'];
+    const rows = runs.map((r) => [String(r.id), r.name, r.status, r.method, r.model, r.dataset, progress(r), fmt(r.bestMetric), r.createdAt, r.tags.join(',')]);
+    const head = ['id', 'name', 'status', 'method', 'model', 'dataset', 'steps', 'best', 'created', 'tags'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    for (const r of [head, ...rows]) await writeLine(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+    // Names and tags are a person's text: never their control characters.
+    for (const r of [head, ...rows]) await writeLine(printable(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()));
+    return 0;
+  },
+});
+
+export const runsTagCommand = command({
+  name: 'runs tag',
+  summary: 'Tag a run (or with --untag remove tags), to find and group runs.',
+  synopsis: 'RUN TAG... [--untag]',
+  positionals: true,
+  flags: {
+    untag: { type: 'boolean', description: 'remove the tags instead of adding them' },
+  },
+  details: `RUN is a run id or a run name. A tag is one line of text of at most ${MAX_TAG_LENGTH} characters
+(spaces around it are dropped); 'autodidact runs' lists each run's tags and --tag TAG filters by one.
+The app's runs list shows and edits the same tags.`,
+  async run(values, positionals) {
+    const [ref, ...tags] = positionals;
+    if (ref === undefined) throw new UsageError('missing RUN TAG...');
+    if (tags.length === 0) throw new UsageError('missing TAG: name at least one tag');
+    const run = await withDatabase((db) => tagRun(db, findRun(db, ref).id, values.untag ? { remove: tags } : { add: tags }));
+    await writeLine(printable(`run ${run.id} "${run.name}": ${run.tags.length ? `tags ${run.tags.join(', ')}` : 'no tags'}`));
     return 0;
   },
 });
@@ -62,6 +87,7 @@ export const showCommand = command({
     await writeLine(`run ${run.id} "${run.name}": ${run.status}${run.error ? ` (${run.error})` : ''}`);
     await writeLine(`  method ${run.method}, model ${run.model}, dataset ${run.dataset}, steps ${progress(run)}`);
     await writeLine(`  created ${run.createdAt}, started ${run.startedAt ?? '-'}, finished ${run.finishedAt ?? '-'}`);
+    if (run.tags.length) await writeLine(printable(`  tags ${run.tags.join(', ')}`));
     await writeLine('config:');
     for (const line of JSON.stringify(run.config, null, 2).split('\n')) await writeLine(`  ${line}`);
     const keys = Object.keys(s.lastMetrics).sort();

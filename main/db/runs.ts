@@ -1,5 +1,6 @@
 // Runs: one training run each, with the full configuration it was started with (enough to
 // resume it), its status and error, and the progress the step writer keeps up to date.
+import { MAX_TAG_LENGTH } from '../../preload/contract.ts';
 import { DatabaseError, type ExperimentDb } from './database.ts';
 
 export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'stopped'] as const;
@@ -32,6 +33,8 @@ export interface RunInfo {
   currentStep: number | null;
   bestMetric: number | null;
   bestStep: number | null;
+  /** A person's tags on the run, sorted. */
+  tags: string[];
 }
 
 interface RunRow {
@@ -50,7 +53,12 @@ interface RunRow {
   current_step: number | null;
   best_metric: number | null;
   best_step: number | null;
+  /** JSON array of the run's tags. */
+  tags: string;
 }
+
+/** A run row with its tags (one JSON array, so a list is still one query). */
+const RUN_SELECT = "SELECT runs.*, (SELECT json_group_array(tag) FROM run_tags WHERE run_tags.run_id = runs.id) AS tags FROM runs";
 
 const toRun = (r: RunRow): RunInfo => ({
   id: r.id,
@@ -68,6 +76,7 @@ const toRun = (r: RunRow): RunInfo => ({
   currentStep: r.current_step,
   bestMetric: r.best_metric,
   bestStep: r.best_step,
+  tags: (JSON.parse(r.tags) as string[]).sort(),
 });
 
 export function createRun(db: ExperimentDb, run: NewRun): RunInfo {
@@ -82,12 +91,14 @@ export function createRun(db: ExperimentDb, run: NewRun): RunInfo {
 }
 
 export function getRun(db: ExperimentDb, id: number): RunInfo | undefined {
-  const r = db.stmt<RunRow>('SELECT * FROM runs WHERE id = ?').get(id);
+  const r = db.stmt<RunRow>(`${RUN_SELECT} WHERE id = ?`).get(id);
   return r && toRun(r);
 }
 
 export interface RunQuery {
   status?: RunStatus | readonly RunStatus[];
+  /** Only runs with this tag. */
+  tag?: string;
   limit?: number;
   offset?: number;
 }
@@ -95,10 +106,14 @@ export interface RunQuery {
 /** Runs, newest first. */
 export function listRuns(db: ExperimentDb, q: RunQuery = {}): RunInfo[] {
   const statuses = q.status === undefined ? [] : typeof q.status === 'string' ? [q.status] : [...q.status];
-  const where = statuses.length ? `WHERE status IN (${statuses.map(() => '?').join(', ')})` : '';
+  const conditions = [
+    ...(statuses.length ? [`status IN (${statuses.map(() => '?').join(', ')})`] : []),
+    ...(q.tag !== undefined ? ['EXISTS (SELECT 1 FROM run_tags WHERE run_tags.run_id = runs.id AND tag = ?)'] : []),
+  ];
+  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   return db
-    .stmt<RunRow>(`SELECT * FROM runs ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`)
-    .all(...statuses, q.limit ?? -1, q.offset ?? 0)
+    .stmt<RunRow>(`${RUN_SELECT} ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`)
+    .all(...statuses, ...(q.tag !== undefined ? [q.tag] : []), q.limit ?? -1, q.offset ?? 0)
     .map(toRun);
 }
 
@@ -128,4 +143,26 @@ export function updateRunStatus(db: ExperimentDb, id: number, status: RunStatus,
 /** Deletes a run and everything it recorded (steps, metrics, rollouts, samples, ...). */
 export function deleteRun(db: ExperimentDb, id: number): boolean {
   return db.write(`deleting run ${id}`, () => db.stmt('DELETE FROM runs WHERE id = ?').run(id).changes > 0);
+}
+
+/** A tag as stored (trimmed), or an INVALID error saying what is wrong with it. */
+export function checkTag(tag: string): string {
+  const t = tag.trim();
+  if (t === '') throw new DatabaseError('INVALID', 'A tag cannot be empty.');
+  if (t.length > MAX_TAG_LENGTH) throw new DatabaseError('INVALID', `The tag "${t.slice(0, MAX_TAG_LENGTH)}…" is ${t.length} characters long; a tag has at most ${MAX_TAG_LENGTH}.`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(t)) throw new DatabaseError('INVALID', `The tag ${JSON.stringify(t)} holds a control character (a tab or line break); a tag is one line of text.`);
+  return t;
+}
+
+/** Adds and removes tags of a run in one transaction (adding one it has, or removing one it lacks, changes nothing). */
+export function tagRun(db: ExperimentDb, id: number, change: { add?: readonly string[]; remove?: readonly string[] }): RunInfo {
+  const add = (change.add ?? []).map(checkTag);
+  const remove = (change.remove ?? []).map(checkTag);
+  return db.write(`tagging run ${id}`, () => {
+    if (!getRun(db, id)) throw new DatabaseError('NOT_FOUND', `No run ${id}.`);
+    for (const t of remove) db.stmt('DELETE FROM run_tags WHERE run_id = ? AND tag = ?').run(id, t);
+    for (const t of add) db.stmt('INSERT OR IGNORE INTO run_tags (run_id, tag) VALUES (?, ?)').run(id, t);
+    return getRun(db, id) as RunInfo;
+  });
 }

@@ -223,4 +223,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE samples ADD COLUMN judge TEXT;
     `,
   },
+  {
+    name: 'run tags',
+    up: `
+      -- A person's labels on runs ("baseline", "lr-sweep"), for finding and grouping them; they go with the run.
+      CREATE TABLE run_tags (
+        run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        tag        TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (run_id, tag)
+      ) WITHOUT ROWID;
+      CREATE INDEX run_tags_by_tag ON run_tags (tag, run_id);
+    `,
+  },
 ];

@@ -161,6 +161,22 @@ describe('autodidact runs / show / export', () => {
     expect(json).toMatchObject([{ id: 1, currentStep: 1 }]);
   });
 
+  it('tags a run and untags it; runs lists the tags and filters by one (issue 15.9)', async () => {
+    const tagged = await cli(['runs', 'tag', 'demo', 'baseline', ' lr-sweep ']);
+    expect(tagged).toMatchObject({ code: 0, stdout: 'run 1 "demo": tags baseline, lr-sweep\n' });
+    expect((await cli(['runs'])).stdout).toMatch(/\s+tags\n.*\s+baseline,lr-sweep\n$/s);
+    expect((await cli(['runs', '--tag', 'baseline'])).stdout).toMatch(/^1\s+demo/m);
+    expect((await cli(['runs', '--tag', 'other'])).stdout).toBe('no run has the tag "other"\n');
+    expect((await cli(['show', '1'])).stdout).toMatch(/^ {2}tags baseline, lr-sweep$/m);
+    expect(await cli(['runs', 'tag', '1', 'lr-sweep', '--untag'])).toMatchObject({ code: 0, stdout: 'run 1 "demo": tags baseline\n' });
+    const json = JSON.parse((await cli(['runs', '--json'])).stdout) as { tags: string[] }[];
+    expect(json[0].tags).toEqual(['baseline']);
+    // Mistakes are named: no tag, a tag over the length, an unknown run.
+    expect(await cli(['runs', 'tag', '1'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/missing TAG/) });
+    expect(await cli(['runs', 'tag', '1', 'x'.repeat(41)])).toMatchObject({ code: 1, stderr: expect.stringMatching(/is 41 characters long; a tag has at most 40/) });
+    expect(await cli(['runs', 'tag', '99', 'x'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/no run "99"/) });
+  });
+
   it('shows a run by id or name', async () => {
     const r = await cli(['show', 'demo']);
     expect(r.code).toBe(0);

@@ -16,6 +16,7 @@ import {
   metricKeys,
   queryMetrics,
   stepTimeline,
+  tagRun,
   updateRunStatus,
 } from '../../db/index.ts';
 import { listBuiltinModels } from '../../engine/model-paths.ts';
@@ -205,6 +206,12 @@ export const runHandlers = {
 
   'runs.list': (_p, deps) => listRuns(deps.db).map((r) => view(deps, r)),
 
+  'runs.tag': (p, deps) => {
+    const v = view(deps, tagRun(deps.db, runOrThrow(deps, p.id).id, p));
+    deps.events.emit('run.status', { run: v });
+    return v;
+  },
+
   'runs.get': (p, deps) =>
     deps.db.read(`reading run ${p.id}`, () => {
       const run = runOrThrow(deps, p.id);
@@ -331,6 +338,7 @@ export const runHandlers = {
   | 'runs.create'
   | 'runs.previewPrompt'
   | 'runs.list'
+  | 'runs.tag'
   | 'runs.get'
   | 'runs.pause'
   | 'runs.resume'

@@ -418,6 +418,20 @@ describe('runs', () => {
     expect((await h.call('runs.list', {})).length).toBe(count);
   });
 
+  it('runs.tag adds and removes tags, announces the run, and refuses a tag that is not one line of text (issue 15.9)', async () => {
+    const run = createRun(h.db, { name: 'taggable', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: {} });
+    const before = h.events.emitted.length;
+    const tagged = await h.call('runs.tag', { id: run.id, add: ['baseline', ' sweep '] });
+    expect(tagged.tags).toEqual(['baseline', 'sweep']);
+    expect(h.events.emitted.slice(before)).toEqual([{ event: 'run.status', payload: { run: tagged } }]);
+    expect((await h.call('runs.tag', { id: run.id, remove: ['sweep'] })).tags).toEqual(['baseline']);
+    expect((await h.call('runs.list', {})).find((r) => r.id === run.id)?.tags).toEqual(['baseline']);
+    const bad = await h.refused('runs.tag', { id: run.id, add: ['a\tb'] });
+    expect(bad).toMatchObject({ code: 'BAD_REQUEST', message: 'a tag is one line of text, without tabs or line breaks', issues: [{ path: 'add.0' }] });
+    expect((await h.refused('runs.tag', { id: run.id, add: ['x'.repeat(41)] })).message).toBe('add item 1 must be at most 40 characters long');
+    expect((await h.refused('runs.tag', { id: 999, add: ['x'] })).code).toBe('NOT_FOUND');
+  });
+
   it('lists runs newest first and shows one with its steps, checkpoints and alerts', async () => {
     const run = createRun(h.db, { name: 'detailed', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: { steps: 2, valSamples: 4 } });
     // The loop pruned step 0's folder when it saved step 1's: only step 1's are listed.
@@ -436,6 +450,8 @@ describe('runs', () => {
     expect(list[0].progress).toEqual({ step: 1, steps: 2, phase: 'rollout', etaSeconds: 4 });
     const d = await h.call('runs.get', { id: run.id });
     expect(d.run.keyMetric).toEqual({ name: 'val/maj@4', value: 0.75, best: 0.75, bestStep: 1 });
+    // Where a paused run's duration ends: its last step.
+    expect(d.run.lastStepAt).toBe((h.db.sql.prepare('SELECT max(created_at) AS at FROM steps WHERE run_id = ?').get(run.id) as { at: string }).at);
     expect(d.steps).toEqual([0, 1]);
     expect(d.metricKeys).toEqual(['train/reward', 'val/maj@4']);
     expect(d.checkpoints.map((c) => `${c.kind}-${c.step}`).sort()).toEqual(['best-1', 'last-1']);
