@@ -411,4 +411,42 @@ describe('web mode, as a new user', () => {
     }
     expect(pageErrors).toEqual([]);
   });
+
+  it('launches a consistency × self-judge run from the form with its own judge template, and reads the judge’s answer in the inspector', async () => {
+    await page.getByTestId('nav-new').click();
+    // The form's settings are loaded before the method is chosen (its recipe applies to loaded settings).
+    await page.getByTestId('input-klCoef').waitFor();
+    await page.getByTestId('method-consistency-judge').click();
+    // The method's recipe and its template, a text field, come from the registry.
+    await expect.poll(() => page.getByTestId('input-klCoef').inputValue(), { timeout: 15_000 }).toBe('0.01');
+    await expect.poll(() => page.getByTestId('input-judgeTemplate').inputValue(), { timeout: 15_000 }).toContain('{response}');
+    const tinyArith = await page.getByTestId('run-model').locator('option', { hasText: /^\s*tiny-arith \(built-in\)/ }).getAttribute('value');
+    await page.getByTestId('run-model').selectOption(tinyArith!);
+    await page.getByTestId('run-dataset').selectOption('__arithmetic__');
+    await page.getByTestId('run-difficulty').selectOption('1');
+    await page.getByTestId('run-device').selectOption('cpu');
+    await setSetting('steps', '2');
+    await setSetting('promptsPerStep', '2');
+    await setSetting('maxNewTokens', '6');
+    await setSetting('valEvery', '0');
+    // tiny-arith reads 64 positions: a template short enough for the question and a response.
+    await setSetting('judgeTemplate', 'Check {question}{response}? ');
+    await page.getByTestId('launch-button').click();
+    await page.waitForURL(/#\/runs\/\d+$/);
+    await expect.poll(async () => (await page.getByTestId('run-detail-status').textContent())?.toLowerCase(), { timeout: 300_000 }).toContain('completed');
+    await page.getByTestId('chart-self-judge').waitFor();
+
+    await page.getByTestId('open-inspector').click();
+    await page.getByTestId('group-row').first().click();
+    const card = page.getByTestId('sample-card').first();
+    await card.waitFor();
+    // The reward's parts, and what the judge was asked about this sample and answered.
+    for (const part of ['prior', 'judge_score', 'factor', 'format_penalty']) await card.locator(`[data-testid=sample-detail][data-part=${part}]`).waitFor();
+    const judge = card.getByTestId('sample-judge');
+    await judge.locator('summary').click();
+    expect(await judge.getByTestId('judge-prompt').textContent()).toMatch(/^Check Compute \d+[-+*]\d+\. Answer: .*\? $/s);
+    expect(await judge.getByTestId('judge-response').textContent()).toBeTruthy();
+    await shot('15-inspector-judge');
+    expect(pageErrors).toEqual([]);
+  });
 });
