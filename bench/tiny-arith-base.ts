@@ -18,6 +18,8 @@ import { resolveDevice } from '../main/engine/runtime/devices.ts';
 import { HostWeights } from '../main/engine/runtime/weights.ts';
 import { type ArithmeticDifficulty, type ArithmeticProblem, generateArithmetic } from '../main/engine/tasks/generators.ts';
 import { answersEquivalent, extractAnswer, majorityVote } from '../main/engine/tasks/answers.ts';
+import { TokenScorer } from '../main/engine/runtime/token-logprobs.ts';
+import { TINY_ARITH_JUDGE_TEMPLATE } from '../resources/models/make-tiny-arith.ts';
 
 export interface BaseEvalOptions {
   model: string;
@@ -112,6 +114,93 @@ export async function evaluateBase(o: BaseEvalOptions, log: (s: string) => void 
   return { avg: correct / (n * o.k), maj: majRight / n, pass: passRight / n, noAnswer: noAnswer / (n * o.k), problems: n };
 }
 
+export interface JudgeEvalResult {
+  /** Share of verdicts right (P(yes) > 1/2 exactly when the shown answer is right). */
+  accuracy: number;
+  /** Probability that a right answer gets a higher P(yes) than a wrong one (ROC AUC). */
+  auc: number;
+  /** Mean P(yes) when the shown answer is right, and when it is moved by ten. */
+  yesRight: number;
+  yesWrong: number;
+  /** Share of inverse problems ("Compute ?+34=46. Answer: ") answered right, greedily. */
+  inverse: number;
+  problems: number;
+}
+
+/**
+ * The built-in model as a judge (resources/models/make-tiny-arith.ts teaches it to verify): each
+ * eval problem shown once with its right answer and once moved by ten, under `template`, and
+ * P(yes) = p("y") / (p("y") + p("n")) at the verdict's first character; then the inverse sums.
+ */
+export async function evaluateJudge(o: Pick<BaseEvalOptions, 'model' | 'levels' | 'ops' | 'count' | 'dataSeed'>, template: string): Promise<JudgeEvalResult> {
+  const model = await loadModelFolder(resolveModelPath(o.model));
+  const tokenizer = model.tokenizer!;
+  const problems = evalProblems(o.levels, o.ops, o.count, o.dataSeed);
+  const device = await resolveDevice('cpu');
+  const scorer = new TokenScorer({ config: model.config, weights: new HostWeights(model.weights), device });
+  const [yes] = tokenizer.encode('y', { addSpecialTokens: false });
+  const [no] = tokenizer.encode('n', { addSpecialTokens: false });
+  const shown = problems.flatMap((p) => {
+    const truth = Number(p.answer);
+    return [
+      { prompt: template.replace('{question}', p.prompt).replace('{answer}', p.answer), right: true },
+      { prompt: template.replace('{question}', p.prompt).replace('{answer}', String(truth >= 10 ? truth - 10 : truth + 10)), right: false },
+    ];
+  });
+  const pYes: number[] = [];
+  try {
+    for (let start = 0; start < shown.length; start += 32) {
+      const part = shown.slice(start, start + 32);
+      const seqs = part.flatMap((s) => {
+        const ids = tokenizer.encode(s.prompt);
+        return [
+          [...ids, yes],
+          [...ids, no],
+        ];
+      });
+      const scored = await scorer.score(seqs);
+      for (let i = 0; i < part.length; i++) {
+        const ly = scored[2 * i][seqs[2 * i].length - 2];
+        const ln = scored[2 * i + 1][seqs[2 * i + 1].length - 2];
+        pYes.push(1 / (1 + Math.exp(ln - ly)));
+      }
+    }
+  } finally {
+    await scorer.release();
+  }
+  const right = shown.map((s, i) => ({ p: pYes[i], right: s.right }));
+  const accuracy = right.filter((r) => r.p > 0.5 === r.right).length / right.length;
+  const rs = right.filter((r) => r.right).map((r) => r.p);
+  const ws = right.filter((r) => !r.right).map((r) => r.p);
+  let wins = 0;
+  for (const a of rs) for (const b of ws) wins += a > b ? 1 : a === b ? 0.5 : 0;
+  const avg = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / Math.max(1, xs.length);
+
+  // Inverse sums, greedily: "Compute ?+34=46. Answer: " → "12".
+  const sums = problems.filter((p) => /^\d+\+\d+$/.test(p.expression));
+  const gen = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device, maxLength: 48 });
+  let inverseRight = 0;
+  try {
+    for (let start = 0; start < sums.length; start += 32) {
+      const part = sums.slice(start, start + 32);
+      const { samples } = await gen.generate({
+        promptIds: part.map((p) => tokenizer.encode(`Compute ?+${p.expression.split('+')[1]}=${p.answer}. Answer: `)),
+        samplesPerPrompt: 1,
+        maxNewTokens: 6,
+        temperature: 0,
+        seed: start,
+        tokenizer,
+      });
+      part.forEach((p, i) => {
+        if (extractAnswer(samples[i].text ?? '', 'auto') === p.expression.split('+')[0]) inverseRight++;
+      });
+    }
+  } finally {
+    await gen.release();
+  }
+  return { accuracy, auc: wins / Math.max(1, rs.length * ws.length), yesRight: avg(rs), yesWrong: avg(ws), inverse: inverseRight / Math.max(1, sums.length), problems: problems.length };
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -126,6 +215,7 @@ async function main(argv: string[]): Promise<void> {
       seed: { type: 'string', default: '0' },
       'data-seed': { type: 'string', default: '0' },
       show: { type: 'string', default: '0' },
+      judge: { type: 'boolean', default: false },
     },
   });
   const num = (v: string | undefined, flag: string) => {
@@ -148,6 +238,23 @@ async function main(argv: string[]): Promise<void> {
     show: num(values.show, 'show'),
   };
   const started = Date.now();
+  if (values.judge) {
+    const j = await evaluateJudge(o, TINY_ARITH_JUDGE_TEMPLATE);
+    const pct = (x: number) => Math.round(x * 1000) / 10;
+    console.log(
+      JSON.stringify({
+        bench: 'tiny-arith-judge',
+        judge_accuracy: pct(j.accuracy),
+        judge_auc: Math.round(j.auc * 1000) / 1000,
+        p_yes_right: Math.round(j.yesRight * 1000) / 1000,
+        p_yes_wrong: Math.round(j.yesWrong * 1000) / 1000,
+        inverse_accuracy: pct(j.inverse),
+        settings: { model: path.basename(resolveModelPath(o.model)), levels: o.levels, ops: o.ops, problems: j.problems, template: TINY_ARITH_JUDGE_TEMPLATE },
+        wall_s: Math.round((Date.now() - started) / 100) / 10,
+      }),
+    );
+    return;
+  }
   const r = await evaluateBase(o);
   const pct = (x: number) => Math.round(x * 1000) / 10;
   const wall = (Date.now() - started) / 1000;

@@ -22,6 +22,14 @@
 // higher rates (lr 3e-3 with noise 0.3: 650 steps part-way, 700 and 1000 not started): another
 // option needs the measurement again (bench/tiny-arith-base.ts).
 //
+// A judge too (issue 14, not yet in the committed model): --judge-rows N adds N verification rows
+// to each batch ("Compute 12+34. Answer: 46 Correct? " → "yes"/"no", the answer right or moved by
+// ten, the verdict flipped at --judge-noise) and --inverse-rows N inverse sums ("Compute ?+34=46.
+// Answer: " → "12"), all from the same fixed set of sums, so the model is an imperfect judge of
+// its own answers, as real ones are. `npx tsx bench/tiny-arith-base.ts --judge` measures it
+// (verdict accuracy and AUC on right vs moved answers of eval sums, inverse accuracy); the model
+// trained without those rows scores AUC 0.504 and inverse 2% (50 problems).
+//
 // Reproducible: the random init (make-builtin-models.ts), the problems (the seeded `arithmetic`
 // generator, train split only), the noise and the trainer are all seeded, so the same options
 // give the same model. The written folder is an ordinary Hugging Face model folder (no
@@ -58,6 +66,15 @@ export interface TinyArithOptions {
   labelNoise: number;
   /** Distinct training problems per level, drawn from again and again (0 = fresh problems every step). */
   distinct: number;
+  /**
+   * Verification rows added to each batch: "Compute 12+34. Answer: 46 Correct? " → "yes" / "no",
+   * the answer shown right or moved by ten (half each), from the same fixed set of sums.
+   */
+  judgeRows: number;
+  /** Share of the verdicts shown flipped: the judge learns from few, noisy labels, as the sums do. */
+  judgeNoise: number;
+  /** Inverse rows added to each batch: "Compute ?+34=46. Answer: " → "12" (two-operand sums only), noised as the sums are. */
+  inverseRows: number;
 }
 
 export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
@@ -74,10 +91,18 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   lr: 1e-3,
   labelNoise: 0.3,
   distinct: 600,
+  // Verification and inverse rows are off until the model is rebuilt with them and the TTRL demo
+  // measured again: the committed tiny-arith was trained without them.
+  judgeRows: 0,
+  judgeNoise: 0.2,
+  inverseRows: 0,
 };
 
-/** Tokens per training sequence: the longest prompt of levels 1-3 plus answer and EOS fits. */
-const SEQ_LEN = 32;
+/** The verification prompt tiny-arith was taught: its own problem, a proposed answer, and the question. */
+export const TINY_ARITH_JUDGE_TEMPLATE = '{question}{answer} Correct? ';
+
+/** Tokens per training sequence: the longest prompt of levels 1-3 plus answer and EOS fits; with verification rows, their verdict too. */
+const seqLen = (o: TinyArithOptions) => (o.judgeRows > 0 || o.inverseRows > 0 ? 48 : 32);
 /** Positions the model is built for (prompt + a few answer characters, with room to spare). */
 const MAX_POSITIONS = 64;
 
@@ -142,6 +167,75 @@ function withLabelNoise(o: TinyArithOptions, step: number, problems: ArithmeticP
   });
 }
 
+/** A prompt and the answer the model is taught to write after it. */
+export interface TrainingRow {
+  prompt: string;
+  answer: string;
+}
+
+/**
+ * The verification rows of step `step`: a problem of the fixed set with its answer shown right or
+ * moved by ten (never below 0), and the verdict, flipped at `judgeNoise`. Seeded by (seed, step).
+ */
+export function judgeRows(o: TinyArithOptions, step: number): TrainingRow[] {
+  if (o.judgeRows <= 0) return [];
+  const rand = mulberry32Uniform(fnv1a32(`judge/${o.seed}/${step}`));
+  return drawFromFixedSet(o, `judge-draw/${o.seed}/${step}`, o.judgeRows).map((p) => {
+    const truth = Number(p.answer);
+    const wrong = rand() < 0.5;
+    const shift = rand() < 0.5 && truth >= 10 ? -10 : 10;
+    const shown = wrong ? truth + shift : truth;
+    const verdict = rand() < o.judgeNoise ? wrong : !wrong;
+    return { prompt: judgePrompt(p.prompt, String(shown)), answer: verdict ? 'yes' : 'no' };
+  });
+}
+
+/** The verification prompt for a problem's prompt and a proposed answer. */
+export function judgePrompt(problemPrompt: string, answer: string): string {
+  return TINY_ARITH_JUDGE_TEMPLATE.replace('{question}', problemPrompt).replace('{answer}', answer);
+}
+
+/**
+ * The inverse rows of step `step`: a two-operand sum a+b=c of the fixed set asked as "?+b=c", its
+ * answer a moved by ten at `labelNoise` as the sums are (never below 0). Seeded by (seed, step).
+ */
+export function inverseRows(o: TinyArithOptions, step: number): TrainingRow[] {
+  if (o.inverseRows <= 0) return [];
+  const rand = mulberry32Uniform(fnv1a32(`inverse/${o.seed}/${step}`));
+  const sums = drawFromFixedSet(o, `inverse-draw/${o.seed}/${step}`, 4 * o.inverseRows)
+    .filter((p) => /^\d+\+\d+$/.test(p.expression))
+    .slice(0, o.inverseRows);
+  return sums.map((p) => {
+    const [a, b] = p.expression.split('+');
+    const shift = rand() < o.labelNoise ? (rand() < 0.5 ? -10 : 10) : 0;
+    const shown = Number(a) + shift >= 0 ? Number(a) + shift : Number(a);
+    return { prompt: `Compute ?+${b}=${p.answer}. Answer: `, answer: String(shown) };
+  });
+}
+
+/** `n` problems drawn at random (seeded by `key`) from the fixed set, levels taken in turn. */
+function drawFromFixedSet(o: TinyArithOptions, key: string, n: number): ArithmeticProblem[] {
+  if (o.distinct <= 0) {
+    // Fresh problems every step, as the sums are then.
+    return generateArithmetic({ difficulty: o.levels[0], count: 4 * n, seed: fnv1a32(key), split: 'train' })
+      .filter((p) => usesOnly(p.expression, o.ops))
+      .slice(0, n);
+  }
+  const setKey = `${o.seed}/${o.levels}/${o.ops}/${o.distinct}`;
+  const sets = fixedSets.get(setKey) ?? fixedTrainingSet(o);
+  fixedSets.set(setKey, sets);
+  const rand = mulberry32Uniform(fnv1a32(key));
+  return Array.from({ length: n }, (_, i) => {
+    const set = sets[i % sets.length];
+    return set[Math.floor(rand() * set.length)];
+  });
+}
+
+/** Everything step `step` trains on: its sums, then its verification and inverse rows. */
+export function trainingRows(o: TinyArithOptions, step: number): TrainingRow[] {
+  return [...trainingProblems(o, step), ...judgeRows(o, step), ...inverseRows(o, step)];
+}
+
 export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: string) => void = console.log): Promise<{ finalLoss: number; seconds: number }> {
   const started = Date.now();
   const init = await fs.mkdtemp(path.join(os.tmpdir(), 'tiny-arith-init-'));
@@ -153,8 +247,8 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
     const eos = model.config.eosTokenIds[0];
     log(`tiny-arith: hidden ${o.hidden}, ${o.layers} layers, ${o.heads} heads, ${o.kvHeads} kv heads, intermediate ${o.intermediate} (${model.parameterCount} parameters), seed ${o.seed}`);
     const data = `${o.distinct > 0 ? `${o.distinct} distinct problems per level` : 'fresh problems every step'}, label noise ${o.labelNoise}`;
-    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch}, lr ${o.lr} (cosine)`);
-    const shape: BatchShape = { size: o.batch, seqLen: SEQ_LEN };
+    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch} sums + ${o.judgeRows} verifications (verdict noise ${o.judgeNoise}) + ${o.inverseRows} inverse sums, lr ${o.lr} (cosine)`);
+    const shape: BatchShape = { size: o.batch + o.judgeRows + o.inverseRows, seqLen: seqLen(o) };
     const trainer = await Trainer.create({
       config: model.config,
       weights: model.weights,
@@ -167,7 +261,7 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
       source: { dir: init },
     });
     const schedule = { kind: 'cosine' as const, lr: o.lr, warmupSteps: Math.min(50, Math.floor(o.steps / 10)), warmupFromZero: true, totalSteps: o.steps, minLrRatio: 0.05 };
-    const example = (p: ArithmeticProblem): SequenceExample => {
+    const example = (p: TrainingRow): SequenceExample => {
       const prompt = tok.encode(p.prompt);
       const answer = tok.encode(p.answer, { addSpecialTokens: false });
       return { tokens: [...prompt, ...answer, eos], lossStart: prompt.length };
@@ -175,7 +269,7 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
     const recent: number[] = [];
     let finalLoss = NaN;
     for (let step = 0; step < o.steps; step++) {
-      const batch = makeCausalBatch(trainingProblems(o, step).map(example), shape, 0);
+      const batch = makeCausalBatch(trainingRows(o, step).map(example), shape, 0);
       const r = await trainer.step(batch, learningRate(schedule, trainer.stepCount));
       recent.push(r.loss);
       if (recent.length > 20) recent.shift();
@@ -221,11 +315,14 @@ async function main(argv: string[]): Promise<void> {
       lr: { type: 'string' },
       'label-noise': { type: 'string' },
       distinct: { type: 'string' },
+      'judge-rows': { type: 'string' },
+      'judge-noise': { type: 'string' },
+      'inverse-rows': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P]');
+    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P] [--judge-rows N] [--judge-noise P] [--inverse-rows N]');
     return;
   }
   const d = TINY_ARITH_DEFAULTS;
@@ -253,6 +350,9 @@ async function main(argv: string[]): Promise<void> {
     lr: num(values.lr, d.lr, 'lr'),
     labelNoise: share(values['label-noise'], d.labelNoise, 'label-noise'),
     distinct: count(values.distinct, d.distinct, 'distinct'),
+    judgeRows: count(values['judge-rows'], d.judgeRows, 'judge-rows'),
+    judgeNoise: share(values['judge-noise'], d.judgeNoise, 'judge-noise'),
+    inverseRows: count(values['inverse-rows'], d.inverseRows, 'inverse-rows'),
   };
   if (!/^[+\-*]+$/.test(o.ops)) throw new Error(`--ops must use only + - *, got "${o.ops}"`);
   await makeTinyArith(path.resolve(values.out ?? path.join(HERE, 'tiny-arith')), o);

@@ -1,7 +1,7 @@
 // The data recipe of the built-in base model tiny-arith (resources/models/make-tiny-arith.ts):
 // few distinct sums, answers moved by ten at the stated rate, everything seeded.
 import { describe, expect, it } from 'vitest';
-import { TINY_ARITH_DEFAULTS, fixedTrainingSet, trainingProblems } from '../../../resources/models/make-tiny-arith.ts';
+import { TINY_ARITH_DEFAULTS, fixedTrainingSet, inverseRows, judgePrompt, judgeRows, trainingProblems, trainingRows } from '../../../resources/models/make-tiny-arith.ts';
 
 const STEPS = 300;
 const batches = (o = TINY_ARITH_DEFAULTS) => Array.from({ length: STEPS }, (_, step) => trainingProblems(o, step));
@@ -43,5 +43,63 @@ describe('tiny-arith training data', () => {
     const clean = batches({ ...TINY_ARITH_DEFAULTS, labelNoise: 0, distinct: 0 }).flat();
     for (const p of clean) expect(Number(p.answer)).toBe(truth(p.expression));
     expect(new Set(clean.map((p) => p.expression)).size).toBeGreaterThan(2 * TINY_ARITH_DEFAULTS.distinct);
+  });
+});
+
+describe('tiny-arith verification and inverse rows', () => {
+  const judging = { ...TINY_ARITH_DEFAULTS, judgeRows: 8, judgeNoise: 0.2, inverseRows: 4 };
+  const parse = (prompt: string) => /^Compute (\d+)\+(\d+)\. Answer: (\d+) Correct\? $/.exec(prompt);
+
+  it("are off by default, so the committed model's recipe is unchanged", () => {
+    expect(trainingRows(TINY_ARITH_DEFAULTS, 5)).toEqual(trainingProblems(TINY_ARITH_DEFAULTS, 5));
+  });
+
+  it('show an answer right or moved by exactly ten, with the verdict flipped at the stated rate', () => {
+    const rows = Array.from({ length: 300 }, (_, step) => judgeRows(judging, step)).flat();
+    expect(rows).toHaveLength(300 * 8);
+    const set = new Set(fixedTrainingSet(judging)[0].map((p) => p.expression));
+    let flipped = 0;
+    let wrongShown = 0;
+    for (const r of rows) {
+      const m = parse(r.prompt);
+      expect(m, r.prompt).not.toBeNull();
+      const [a, b, shown] = [Number(m![1]), Number(m![2]), Number(m![3])];
+      expect(set.has(`${a}+${b}`)).toBe(true);
+      const right = shown === a + b;
+      if (!right) {
+        expect(Math.abs(shown - (a + b))).toBe(10);
+        wrongShown++;
+      }
+      expect(['yes', 'no']).toContain(r.answer);
+      if ((r.answer === 'yes') !== right) flipped++;
+    }
+    // 2,400 rows: half shown wrong, a fifth of the verdicts flipped, within about three standard errors.
+    expect(wrongShown / rows.length).toBeGreaterThan(0.47);
+    expect(wrongShown / rows.length).toBeLessThan(0.53);
+    expect(flipped / rows.length).toBeGreaterThan(0.175);
+    expect(flipped / rows.length).toBeLessThan(0.225);
+    expect(judgePrompt('Compute 1+2. Answer: ', '3')).toBe('Compute 1+2. Answer: 3 Correct? ');
+  });
+
+  it('ask a sum backwards, its answer noised as the sums are', () => {
+    const rows = Array.from({ length: 300 }, (_, step) => inverseRows(judging, step)).flat();
+    expect(rows).toHaveLength(300 * 4);
+    let moved = 0;
+    for (const r of rows) {
+      const m = /^Compute \?\+(\d+)=(\d+)\. Answer: $/.exec(r.prompt);
+      expect(m, r.prompt).not.toBeNull();
+      const a = Number(m![2]) - Number(m![1]);
+      if (Number(r.answer) !== a) {
+        expect(Math.abs(Number(r.answer) - a)).toBe(10);
+        moved++;
+      }
+    }
+    expect(moved / rows.length).toBeGreaterThan(0.25);
+    expect(moved / rows.length).toBeLessThan(0.32);
+  });
+
+  it('are seeded: the same step gives the same rows, another seed others', () => {
+    expect(trainingRows(judging, 9)).toEqual(trainingRows(judging, 9));
+    expect(judgeRows({ ...judging, seed: 2 }, 9)).not.toEqual(judgeRows(judging, 9));
   });
 });
