@@ -24,7 +24,7 @@ import {
 } from '../db/index.ts';
 import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
-import { checkRunConfig, describeRunConfig } from '../engine/rl/config.ts';
+import { checkRunConfig, describeRunConfig, methodOf } from '../engine/rl/config.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
@@ -207,7 +207,23 @@ export async function checkRunPrompts(db: ExperimentDb, home: string, config: Ru
   const dir = resolveModel(target.model, home);
   const datasetId = ensureDataset(db, target.dataset, target, config.seed);
   const { contextLength, tokenizer } = await modelContext(dir);
-  return fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(dir) }, config.longPrompts, config.promptFormat).notes;
+  const model = path.basename(dir);
+  const fitted = fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model }, config.longPrompts, config.promptFormat);
+  // The method's own check against the model (e.g. its judge's prompts around the longest training prompt).
+  const method = methodOf(config);
+  if (method.checkLaunch) {
+    const items = fitted.data.items;
+    const longest = items.reduce((best, it, i) => (it.prompt.length > items[best].prompt.length ? i : best), 0);
+    const problems = method.checkLaunch(method.settings.parse(config), {
+      encode: (text) => encodePrompt(tokenizer, text, config.promptFormat),
+      contextLength,
+      model,
+      maxNewTokens: config.maxNewTokens,
+      longestPrompt: { text: items[longest].prompt, label: `item ${fitted.data.itemIdx[longest]}` },
+    });
+    if (problems.length) throw new RunSetupError(`${config.method}: ${issuesText(problems)}`);
+  }
+  return fitted.notes;
 }
 
 /** A model folder: a path, a built-in name, or a model imported into the data folder. */

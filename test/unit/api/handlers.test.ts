@@ -382,6 +382,19 @@ describe('runs', () => {
     expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: started.id, options: { resume: false } });
   });
 
+  it('refuses at launch a judge template whose prompts cannot fit the model with a response and the verdict, saying what to change', async () => {
+    // tiny-arith reads 64 positions: the default template alone is longer.
+    const long = await h.refused('runs.create', { model: 'tiny-arith', dataset: 'questions', config: { method: 'consistency-judge' }, start: false });
+    expect(long.code).toBe('SETUP');
+    expect(long.message).toMatch(
+      /^consistency-judge: the judge's prompt \(judgeTemplate\) about the longest training prompt \(item \d+\) takes \d+ tokens before the response, up to 16 more with a response \(maxNewTokens\), and the judge writes 1 \(its verdict\): \d+ tokens, more than the 64 positions tiny-arith reads\. Shorten judgeTemplate or lower maxNewTokens$/,
+    );
+    const score = await h.refused('runs.create', { model: 'tiny-arith', dataset: 'questions', config: { method: 'consistency-judge', judgeMode: 'score', judgeTemplate: '{response}', maxNewTokens: 8 }, start: false });
+    expect(score.message).toMatch(/and the judge writes 64 \(judgeMaxTokens\).*Shorten judgeTemplate, lower judgeMaxTokens or lower maxNewTokens$/);
+    const fits = await h.call('runs.create', { name: 'judged', model: 'tiny-arith', dataset: 'questions', config: { method: 'consistency-judge', judgeTemplate: 'Check {question}{response}? ', maxNewTokens: 8 }, start: false });
+    expect(fits).toMatchObject({ name: 'judged', method: 'consistency-judge', status: 'paused' });
+  });
+
   it('runs.checkConfig gives the form every problem at its setting, as runs.create would refuse it', async () => {
     expect(await h.call('runs.checkConfig', { config: {} })).toEqual({ problems: [] });
     expect(await h.call('runs.checkConfig', { config: { votes: 4, trainSamples: 8, steps: 0 } })).toEqual({ problems: [{ setting: 'steps', message: 'steps must be at least 1' }] });

@@ -129,6 +129,23 @@ export const consistencyJudge = defineMethod({
     ...(/\{(response|answer)\}/.test(s.judgeTemplate) ? [] : [{ setting: 'judgeTemplate', message: 'judgeTemplate must contain {response} or {answer}: the judge has to see what it judges' }]),
     ...(s.judgeLow < s.judgeHigh ? [] : [{ setting: 'judgeLow', message: `judgeLow (${s.judgeLow}) must be below judgeHigh (${s.judgeHigh})` }]),
   ],
+  // The judge's prompt holds a training prompt and a response of up to maxNewTokens tokens, and
+  // the judge writes after it: refused at launch when that cannot fit, rather than at step 1.
+  checkLaunch: (s, launch) => {
+    const around = launch.encode(fillJudgeTemplate(s.judgeTemplate, { question: launch.longestPrompt.text, response: '', answer: '' })).length;
+    const judgeTokens = s.judgeMode === 'verdict' ? 1 : s.judgeMaxTokens;
+    const need = around + launch.maxNewTokens + judgeTokens;
+    if (need <= launch.contextLength) return [];
+    return [
+      {
+        setting: 'judgeTemplate',
+        message:
+          `the judge's prompt (judgeTemplate) about the longest training prompt (${launch.longestPrompt.label}) takes ${around} tokens before the response, up to ${launch.maxNewTokens} more with a response (maxNewTokens), ` +
+          `and the judge writes ${judgeTokens} (${s.judgeMode === 'verdict' ? 'its verdict' : 'judgeMaxTokens'}): ${need} tokens, more than the ${launch.contextLength} positions ${launch.model} reads. ` +
+          `Shorten judgeTemplate${s.judgeMode === 'score' ? ', lower judgeMaxTokens' : ''} or lower maxNewTokens`,
+      },
+    ];
+  },
   scorer: (s, run) => async (group, context) => {
     const { judge } = context;
     if (!judge) throw new Error('the consistency-judge method needs the judge service in its scorer context (the run loop gives it to methods with services.judge)');

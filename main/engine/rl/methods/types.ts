@@ -47,10 +47,28 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   charts?: readonly ChartDefinition[];
   /** Checks across its settings that their schema cannot express: each problem at the setting to change (none: fine). */
   check?(settings: z.output<S>): SettingProblem[];
+  /**
+   * Checks at launch against the model (before the run is recorded): e.g. that the prompts it
+   * builds around the run's prompts fit the model's context. Each problem at the setting to change.
+   */
+  checkLaunch?(settings: z.output<S>, launch: LaunchContext): SettingProblem[];
   /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. */
   scorer(settings: z.output<S>, run: CommonRunConfig): Scorer;
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
   stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
+}
+
+/** What a method's launch check knows of the run: the model's context, and its longest training prompt. */
+export interface LaunchContext {
+  /** Encodes a prompt as the run's prompts are (promptFormat: raw, or in the chat template). */
+  encode(text: string): number[];
+  /** The model's max_position_embeddings, and its folder's name. */
+  contextLength: number;
+  model: string;
+  /** The run's maxNewTokens: the longest response. */
+  maxNewTokens: number;
+  /** The longest training prompt (in characters) the run keeps, and how a person finds it. */
+  longestPrompt: { text: string; label: string };
 }
 
 /** A problem with a run's settings that no one setting's schema sees: the setting to change, and a sentence naming it. */
