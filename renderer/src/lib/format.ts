@@ -44,6 +44,14 @@ export function fmtTime(iso: string | null | undefined): string {
   return d.toDateString() === today.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
+/** A date and time, always with the date (a list sorted by date reads down it). */
+export function fmtDateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString([], { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
 /** A model as people name it: the folder's last part (a built-in name stays as it is). */
 export function modelName(pathOrName: string): string {
   const parts = pathOrName.split(/[\\/]/).filter(Boolean);
