@@ -17,6 +17,7 @@ import { logprobsCommand } from './logprobs.ts';
 import { runCommand } from './run.ts';
 import { exportCommand, runsCommand, runsTagCommand, showCommand } from './runs.ts';
 import { serveCommand } from './serve.ts';
+import { serveModelCommand } from './serve-model.ts';
 import { printable } from './printable.ts';
 
 const COMMANDS: CliCommand[] = [
@@ -33,6 +34,7 @@ const COMMANDS: CliCommand[] = [
   logprobsCommand,
   devicesCommand,
   serveCommand,
+  serveModelCommand,
 ].map((c) => c as unknown as CliCommand);
 
 /** The command named by the first one or two words of argv, and the words it used. */

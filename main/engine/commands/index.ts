@@ -3,6 +3,7 @@
 // table, so both sides stay in step without a second declaration.
 import { z } from 'zod';
 import { type CommandTable, defineCommand } from '../protocol.ts';
+import { chat, chatLoad, chatLoadParams, chatParams, releaseChat } from './chat.ts';
 import { logprobs, logprobsParams, releaseLogprobs } from './logprobs.ts';
 import { run, runParams } from './run.ts';
 import { listDevices, ping, pingParams, selftest, selftestParams } from './system.ts';
@@ -16,6 +17,10 @@ export const commands = {
   selftest: defineCommand({ params: selftestParams, run: selftest }),
   /** Per-token log-probs of texts or token ids under a model folder (the model stays loaded). */
   logprobs: defineCommand({ params: logprobsParams, run: logprobs }),
+  /** Load a model folder for chat completions (serve-model); says its context length. */
+  chatLoad: defineCommand({ params: chatLoadParams, run: chatLoad }),
+  /** A chat completion: the chat template, n samples, the text streamed as progress (the model stays loaded). */
+  chat: defineCommand({ params: chatParams, run: chat }),
   /** Train a run recorded in the experiment database; progress: phases, committed steps, log lines. */
   run: defineCommand({ params: runParams, run }),
 } satisfies CommandTable;
@@ -26,4 +31,5 @@ export type CommandName = keyof EngineCommands;
 /** Release what the commands hold between calls (cached models and sessions). */
 export async function disposeCommands(): Promise<void> {
   await releaseLogprobs();
+  await releaseChat();
 }

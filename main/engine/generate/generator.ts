@@ -67,6 +67,11 @@ export interface GenerateRequest {
   /** Also return each step's logits [V] per sample (large; tests and debugging). */
   returnLogits?: boolean;
   onProgress?: (p: GenerationProgress) => void;
+  /**
+   * After every step: the token each row sampled, null for rows that had already finished (a
+   * server streams the text as it comes from these).
+   */
+  onTokens?: (tokens: readonly (number | null)[], step: number) => void;
   /** Checked before every graph run; generation stops with the signal's reason. */
   signal?: AbortSignal;
 }
@@ -260,6 +265,7 @@ export class Generator {
       const entropy = out[IO.entropy].data as Float32Array;
       const certainty = out[IO.selfCertainty].data as Float32Array;
       const logits = emitLogits ? (out[IO.logits].data as Float32Array) : null;
+      const wasFinished = req.onTokens ? finished.slice() : finished;
       for (let b = 0; b < B; b++) {
         if (finished[b]) continue;
         const s = samples[b];
@@ -286,6 +292,7 @@ export class Generator {
         }
       }
       req.onProgress?.({ step, maxNewTokens: M, rows: B, finishedRows, generatedTokens });
+      if (req.onTokens) req.onTokens(Array.from(token.subarray(0, B), (t, b) => (wasFinished[b] ? null : t)), step);
       return finishedRows < B;
     };
 
