@@ -203,6 +203,8 @@ export interface RunProgress {
 export interface RunView {
   id: number;
   name: string;
+  /** local: trained by this app; external: trained by verl on a cluster and imported (`autodidact cluster import`), never started or resumed here. */
+  kind: 'local' | 'external';
   method: string;
   model: string;
   dataset: string;

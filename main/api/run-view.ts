@@ -20,6 +20,7 @@ export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress 
   return {
     id: run.id,
     name: run.name,
+    kind: run.kind,
     method: run.method,
     model: run.model,
     dataset: run.dataset,

@@ -9,7 +9,10 @@ import { DatabaseError } from '../db/index.ts';
 import { EngineError } from '../engine/protocol.ts';
 import { ImportError } from '../runs/datasets.ts';
 import { RunSetupError } from '../runs/start.ts';
+import { ClusterImportError } from '../cluster/import.ts';
+import { ClusterFileError } from '../cluster/verl-files.ts';
 import { type CliCommand, PROGRAM, UsageError, helpText, parseFor } from './args.ts';
+import { clusterExportCommand, clusterImportCommand } from './cluster.ts';
 import { datasetsArchiveCommand, datasetsDeleteCommand, datasetsImportCommand, datasetsListCommand, datasetsRestoreCommand } from './datasets.ts';
 import { devicesCommand } from './devices.ts';
 import { InputError } from './jsonl.ts';
@@ -31,6 +34,8 @@ const COMMANDS: CliCommand[] = [
   datasetsArchiveCommand,
   datasetsRestoreCommand,
   datasetsDeleteCommand,
+  clusterExportCommand,
+  clusterImportCommand,
   logprobsCommand,
   devicesCommand,
   serveCommand,
@@ -129,6 +134,8 @@ export async function main(argv: string[]): Promise<number> {
       e instanceof InputError ||
       e instanceof ImportError ||
       e instanceof RunSetupError ||
+      e instanceof ClusterImportError ||
+      e instanceof ClusterFileError ||
       (e instanceof DatabaseError && e.code !== 'SQLITE') ||
       (e instanceof EngineError && e.code !== 'ENGINE_ERROR');
     if (process.env.AUTODIDACT_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);

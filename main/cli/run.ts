@@ -23,7 +23,8 @@ function setting(kv: string): [string, unknown] {
   }
 }
 
-function readConfigFile(file: string): Record<string, unknown> {
+/** A --config file's settings (a JSON object). */
+export function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

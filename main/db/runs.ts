@@ -7,8 +7,14 @@ export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed
 export type RunStatus = (typeof RUN_STATUSES)[number];
 const FINISHED: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'stopped']);
 
+/** local: trained by this app; external: trained elsewhere (verl) and imported. */
+export const RUN_KINDS = ['local', 'external'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+
 export interface NewRun {
   name: string;
+  /** Default 'local'. */
+  kind?: RunKind;
   method: string;
   model: string;
   dataset: string;
@@ -19,6 +25,7 @@ export interface NewRun {
 export interface RunInfo {
   id: number;
   name: string;
+  kind: RunKind;
   method: string;
   model: string;
   dataset: string;
@@ -40,6 +47,7 @@ export interface RunInfo {
 interface RunRow {
   id: number;
   name: string;
+  kind: RunKind;
   method: string;
   model: string;
   dataset: string;
@@ -63,6 +71,7 @@ const RUN_SELECT = "SELECT runs.*, (SELECT json_group_array(tag) FROM run_tags W
 const toRun = (r: RunRow): RunInfo => ({
   id: r.id,
   name: r.name,
+  kind: r.kind,
   method: r.method,
   model: r.model,
   dataset: r.dataset,
@@ -84,8 +93,10 @@ export function createRun(db: ExperimentDb, run: NewRun): RunInfo {
   if (config === undefined) throw new DatabaseError('INVALID', 'A run needs a JSON-serialisable config.');
   return db.write(`creating run "${run.name}"`, () => {
     const { lastInsertRowid } = db
-      .stmt('INSERT INTO runs (name, method, model, dataset, dataset_id, config) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(run.name, run.method, run.model, run.dataset, run.datasetId ?? null, config);
+      // kind only when it is not the column's default, so a database before migration 9 (the
+      // upgrade tests write one) still takes a run of this app.
+      .stmt(`INSERT INTO runs (name, method, model, dataset, dataset_id, config${run.kind && run.kind !== 'local' ? ', kind' : ''}) VALUES (?, ?, ?, ?, ?, ?${run.kind && run.kind !== 'local' ? ', ?' : ''})`)
+      .run(run.name, run.method, run.model, run.dataset, run.datasetId ?? null, config, ...(run.kind && run.kind !== 'local' ? [run.kind] : []));
     return getRun(db, Number(lastInsertRowid)) as RunInfo;
   });
 }

@@ -236,4 +236,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX run_tags_by_tag ON run_tags (tag, run_id);
     `,
   },
+  {
+    name: 'external runs',
+    up: `
+      -- 'external': a run trained elsewhere (verl on a cluster) whose metrics and rollouts were
+      -- imported (autodidact cluster import); it is read, inspected and reviewed like any other,
+      -- but this app never starts or resumes it.
+      ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'local' CHECK (kind IN ('local', 'external'));
+    `,
+  },
 ];

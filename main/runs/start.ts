@@ -362,6 +362,12 @@ export function recordedSettings(stored: Record<string, unknown>): Record<string
   return 'voteTies' in stored ? stored : { ...stored, voteTies: 'first' };
 }
 
+/** Why a run imported from a cluster cannot be trained here (null for a run of this app). */
+export function externalRunRefusal(run: Pick<RunInfo, 'id' | 'name' | 'kind'>, doing: string): string | null {
+  if (run.kind !== 'external') return null;
+  return `Run ${run.id} ("${run.name}") was trained by verl on a cluster and imported; it cannot ${doing} here. 'autodidact cluster import DIR --follow' reads more of it while the cluster trains; to train it here, start a new run with its settings.`;
+}
+
 /** Trains a recorded run (new, or resumed with `resume`), keeping its status and steps in the database. */
 export async function executeRun(
   db: ExperimentDb,
@@ -370,6 +376,8 @@ export async function executeRun(
   resume: boolean,
   opts: ExecuteOptions = {},
 ): Promise<LoopResult & { run: RunInfo; /** The other process whose stop or pause ended the run, if one did. */ requestedBy: ControlRequest | null }> {
+  const refusal = externalRunRefusal(run, resume ? 'resume' : 'start');
+  if (refusal) throw new RunSetupError(refusal);
   const { config, target } = parseStoredConfig(recordedSettings(run.config as Record<string, unknown>), `run ${run.id}'s stored config`);
   if (run.datasetId === null) throw new RunSetupError(`run ${run.id}'s dataset was deleted; it cannot continue`);
   // Another live process (the app, or a second terminal) training this run would write the same

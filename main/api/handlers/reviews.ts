@@ -7,9 +7,21 @@ import { clearRolloutReview, countReviews, getRollout, getRun, listReviews, setR
 import type { AnswerFormat } from '../../engine/tasks/extract.ts';
 import { EXTRACTION_CHAINS } from '../../engine/tasks/extract.ts';
 import { checkReviewLabel } from '../../engine/tasks/labels.ts';
+import { syncReviewedLabels } from '../../cluster/reviewed-labels.ts';
 import { runOrThrow } from './runs.ts';
 import { toReviewView } from './steps.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
+
+/** A review of a run imported from a cluster goes to its folder's reviewed-labels file, which the cluster's reward reads. */
+function syncCluster(deps: ApiDeps, runId: number): void {
+  const run = getRun(deps.db, runId);
+  if (run?.kind !== 'external') return;
+  try {
+    syncReviewedLabels(deps.db, run);
+  } catch (e) {
+    throw new ApiError('UNAVAILABLE', (e as Error).message);
+  }
+}
 
 function rolloutOrThrow(deps: ApiDeps, id: number) {
   const r = getRollout(deps.db, id);
@@ -30,13 +42,17 @@ export const reviewHandlers = {
     }
     const review = setRolloutReview(deps.db, rollout.id, p.verdict, label);
     deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
+    syncCluster(deps, rollout.runId);
     return toReviewView(review);
   },
 
   'reviews.clear': (p, deps) => {
     const rollout = rolloutOrThrow(deps, p.rolloutId);
     const cleared = clearRolloutReview(deps.db, rollout.id);
-    if (cleared) deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
+    if (cleared) {
+      deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
+      syncCluster(deps, rollout.runId);
+    }
     return { cleared };
   },
 

@@ -28,7 +28,7 @@ import { runDir } from '../../runs/home.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { completionsParquet, metricsCsv, samplesJsonl } from '../../runs/report.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
+import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, externalRunRefusal, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable } from './types.ts';
 
@@ -108,6 +108,12 @@ function refuseActive(deps: ApiDeps, run: RunInfo, doing: string): void {
   if (deps.runs.isActive(run.id)) {
     throw new ApiError('CONFLICT', `Run ${run.id} ("${run.name}") is ${run.status === 'queued' ? 'queued' : 'training'}; stop or pause it before you ${doing} it.`);
   }
+}
+
+/** A run imported from a cluster is only read here: pausing or resuming it means nothing. */
+function refuseExternal(run: RunInfo, doing: string): void {
+  const refusal = externalRunRefusal(run, doing);
+  if (refusal) throw new ApiError('CONFLICT', refusal);
 }
 
 /** The live process other than this one training a run (e.g. `autodidact run` in a terminal), or null. */
@@ -229,6 +235,7 @@ export const runHandlers = {
 
   'runs.pause': async (p, deps) => {
     const run = runOrThrow(deps, p.id);
+    refuseExternal(run, 'pause');
     if (otherTrainer(deps, run)) return askOtherTrainer(deps, run, 'pause');
     if (!deps.runs.isActive(run.id)) throw new ApiError('CONFLICT', `Run ${run.id} is ${run.status}, not training; only a running or queued run can pause.`);
     await deps.runs.pause(run.id);
@@ -237,6 +244,7 @@ export const runHandlers = {
 
   'runs.resume': (p, deps) => {
     const run = runOrThrow(deps, p.id);
+    refuseExternal(run, 'resume');
     refuseActive(deps, run, 'resume');
     if (run.status === 'completed') throw new ApiError('CONFLICT', `Run ${run.id} has completed; there is nothing to resume. Start a new run with its settings instead.`);
     // true: the run's own reviewed labels replace its votes from here on; false: back to votes only.

@@ -4,8 +4,9 @@ import { call } from './api.ts';
 import { runs } from './stores.svelte.ts';
 import { attempt, notify } from './toasts.svelte.ts';
 
-export const canPause = (r: RunView) => r.status === 'running' || r.status === 'queued';
-export const canResume = (r: RunView) => r.status === 'paused' || r.status === 'stopped' || r.status === 'failed';
+// A run imported from a cluster (kind external) is trained there: it is only followed here.
+export const canPause = (r: RunView) => r.kind !== 'external' && (r.status === 'running' || r.status === 'queued');
+export const canResume = (r: RunView) => r.kind !== 'external' && (r.status === 'paused' || r.status === 'stopped' || r.status === 'failed');
 export const canStop = (r: RunView) => r.status === 'running' || r.status === 'queued' || r.status === 'paused';
 
 export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunView, useReviews = false): Promise<RunView | undefined> {
