@@ -93,10 +93,8 @@ export function createRun(db: ExperimentDb, run: NewRun): RunInfo {
   if (config === undefined) throw new DatabaseError('INVALID', 'A run needs a JSON-serialisable config.');
   return db.write(`creating run "${run.name}"`, () => {
     const { lastInsertRowid } = db
-      // kind only when it is not the column's default, so a database before migration 9 (the
-      // upgrade tests write one) still takes a run of this app.
-      .stmt(`INSERT INTO runs (name, method, model, dataset, dataset_id, config${run.kind && run.kind !== 'local' ? ', kind' : ''}) VALUES (?, ?, ?, ?, ?, ?${run.kind && run.kind !== 'local' ? ', ?' : ''})`)
-      .run(run.name, run.method, run.model, run.dataset, run.datasetId ?? null, config, ...(run.kind && run.kind !== 'local' ? [run.kind] : []));
+      .stmt('INSERT INTO runs (name, kind, method, model, dataset, dataset_id, config) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(run.name, run.kind ?? 'local', run.method, run.model, run.dataset, run.datasetId ?? null, config);
     return getRun(db, Number(lastInsertRowid)) as RunInfo;
   });
 }

@@ -10,6 +10,7 @@ function run(id: number, over: Partial<RunView>): RunView {
   return {
     id,
     name: `run-${id}`,
+    kind: 'local',
     method: 'ttrl',
     model: 'tiny-chars',
     dataset: 'arith',

@@ -98,7 +98,8 @@ describe('token ids and label sources in the database', () => {
     try {
       const file = tmp.file('old.db');
       const old = openDatabase(file, { migrations: MIGRATIONS.slice(0, 1) });
-      const run = createRun(old, { name: 'r', method: 'ttrl', model: 'm', dataset: 'd', config: {} });
+      // As that version wrote it: today's createRun reads columns and tables added since.
+      const run = { id: Number(old.sql.prepare("INSERT INTO runs (name, method, model, dataset, config) VALUES ('r', 'ttrl', 'm', 'd', '{}')").run().lastInsertRowid) };
       old.sql.prepare("INSERT INTO steps (run_id, step) VALUES (?, 1)").run(run.id);
       const rid = old.sql.prepare("INSERT INTO rollouts (run_id, step, group_idx, prompt) VALUES (?, 1, 0, 'p')").run(run.id).lastInsertRowid;
       old.sql.prepare("INSERT INTO samples (rollout_id, idx, text) VALUES (?, 0, 't')").run(rid);
