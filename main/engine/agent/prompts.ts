@@ -1,0 +1,61 @@
+// What an agent model reads and writes each turn, in OPID's (verl-agent's) format: the first
+// user message names the environment, the task, the observation and the admissible actions and
+// asks for reasoning in <think> </think> and the action in <action> </action>; each later user
+// message carries the new observation and actions (the earlier turns are the conversation
+// itself). The reply's action is what lies between the first <action> and </action>, lower
+// case, as verl-agent's alfworld/webshop projections read it.
+
+export interface TurnView {
+  task: string;
+  observation: string;
+  admissibleActions: readonly string[];
+  /** 1 for the first turn. */
+  step: number;
+}
+
+export const AGENT_SETTINGS: Record<string, { intro: string }> = {
+  household: { intro: 'You are an expert agent operating in the ALFRED Embodied Environment.' },
+  shop: { intro: 'You are an expert autonomous agent operating in the WebShop e-commerce environment.' },
+};
+
+const ASK =
+  "Now it's your turn to take an action.\n" +
+  'You should first reason step-by-step about the current situation. This reasoning process MUST be enclosed within <think> </think> tags.\n' +
+  "Once you've finished your reasoning, you should choose an admissible action for current step and present it within <action> </action> tags.";
+
+function actions(list: readonly string[]): string {
+  return list.map((a) => `'${a}'`).join(', ');
+}
+
+/** The user message of one turn. */
+export function turnMessage(envId: string, view: TurnView): string {
+  const setting = AGENT_SETTINGS[envId];
+  if (!setting) throw new Error(`no agent prompt for environment "${envId}" (known: ${Object.keys(AGENT_SETTINGS).join(', ')})`);
+  const now =
+    `Your current observation is: ${view.observation}\n` + `Your admissible actions of the current situation are: [${actions(view.admissibleActions)}].`;
+  if (view.step === 1) return `${setting.intro} Your task is to: ${view.task}\n${now}\n\n${ASK}`;
+  return `You are now at step ${view.step}. ${now}\n\n${ASK}`;
+}
+
+export interface ParsedAction {
+  /** The action to send to the environment (the reply's last 30 characters when it has no tags). */
+  action: string;
+  /** The reply has <think>…</think> and <action>…</action> (verl-agent's validity). */
+  formatValid: boolean;
+}
+
+/** The action in a reply, and whether the reply has the asked-for form. */
+export function parseAgentAction(reply: string): ParsedAction {
+  const lower = reply.toLowerCase();
+  const start = lower.indexOf('<action>');
+  const end = lower.indexOf('</action>', start + 1);
+  if (start < 0 || end < 0) return { action: lower.slice(-30), formatValid: false };
+  const action = lower.slice(start + '<action>'.length, end).trim();
+  const thought = /<think>[\s\S]*?<\/think>/.test(lower);
+  return { action, formatValid: thought && action.length > 0 };
+}
+
+/** The reply the scripted expert gives for an action (what the warm start teaches). */
+export function expertReply(action: string, thought = ''): string {
+  return `<think>${thought}</think><action>${action}</action>`;
+}
