@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiError, type ApiService } from '../preload/contract.ts';
+import type { ApiDeps } from './api/handlers/types.ts';
 import type { SettingsStore } from './api/interfaces.ts';
 import { type ExperimentDb, openDatabase } from './db/index.ts';
 import { EngineHost, restartingEngine } from './engine/host.ts';
@@ -20,6 +21,8 @@ export interface BackendOptions {
   threads?: number;
   /** The app's version (Electron knows it from app.getVersion()); default: package.json's. */
   version?: string;
+  /** The desktop shell's folder dialog; web mode has none (a request never names a path there). */
+  pickFolder?: ApiDeps['pickFolder'];
 }
 
 export interface Backend {
@@ -80,7 +83,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
   const [{ createEventHub }, { createRunManager }, { createApiService }] = modules;
   const events = createEventHub();
   const runs = createRunManager({ db, databaseFile, home, engine, events });
-  const api = createApiService({ db, databaseFile, home, mode, version: options.version ?? packageVersion(), engine, runs, events, settings });
+  const api = createApiService({ db, databaseFile, home, mode, version: options.version ?? packageVersion(), engine, runs, events, settings, pickFolder: options.pickFolder });
 
   let closing: Promise<void> | null = null;
   return {

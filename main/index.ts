@@ -8,6 +8,7 @@ import { deferredApi, startBackend } from './backend.ts';
 import { NATIVE_SQLITE_ENV, electronNativeFile } from './db/native-binding.ts';
 import { APP_NAME } from './runs/home.ts';
 import { APP_SCHEME, APP_SCHEME_PRIVILEGES, serveAppRequest } from './shell/app-protocol.ts';
+import { folderPicker } from './shell/dialogs.ts';
 import { buildMenu } from './shell/menu.ts';
 import { registerIpc } from './shell/ipc.ts';
 import { type AppOrigin, hardenContents, hardenSession, isAppUrl } from './shell/security.ts';
@@ -64,7 +65,8 @@ async function run(): Promise<void> {
 
   const settings = createElectronSettings();
   let mainWindow: BrowserWindow | null = null;
-  const ready = startBackend({ mode: 'electron', settings, version: app.getVersion() });
+  // The page never names a path: the folders it needs, the person picks in the system's dialog.
+  const ready = startBackend({ mode: 'electron', settings, version: app.getVersion(), pickFolder: folderPicker(() => mainWindow) });
   ready.then(
     (b) => {
       Menu.setApplicationMenu(buildMenu({ api: b.api, home: b.home, version: app.getVersion(), dev, window: () => mainWindow }));

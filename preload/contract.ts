@@ -92,9 +92,15 @@ export interface DatasetPreviewView {
   mapping: { prompt: string; answer: string | null; guessed: { prompt: boolean; answer: boolean } } | null;
   mappingNote: string;
   items: { prompt: string; answer: string | null }[];
+  /** How many items the file holds (when it parses); with `partial`, how many its first PREVIEW_MAX_BYTES hold: at least that many. */
   total: number | null;
   /** Why the file would not import as it stands (with its line), or null. */
   error: string | null;
+  /**
+   * True when only the file's first PREVIEW_MAX_BYTES were read (cut at a line boundary): the
+   * fields, the mapping and the error are those of that part, and the import checks the rest.
+   */
+  partial: boolean;
 }
 
 export interface ModelEntry {
@@ -370,6 +376,25 @@ export const MAX_MESSAGE_BYTES = 256 * MIB;
 export const MAX_UPLOAD_CHARS = 120 * MIB;
 /** The largest file whose bytes a request may carry (base64 `data`: 160 MiB of text, within MAX_MESSAGE_BYTES). */
 export const MAX_UPLOAD_BYTES = 120 * MIB;
+/**
+ * How much of a file `datasets.preview` reads: its first MiB (cut at a line boundary), so a
+ * preview answers in a fraction of a second whatever the file's size and never holds up the
+ * app's main thread; the import reads everything. A client may send only this much and one byte
+ * more (so the app knows there is more).
+ */
+export const PREVIEW_MAX_BYTES = 1 * MIB;
+
+// --- what a person runs on the app's machine ------------------------------------------------
+
+/** A word for a POSIX shell: quoted when it holds anything but the characters paths usually hold. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that adds a model folder to the data folder `home` (web mode's way to add one). */
+export function modelsAddCommand(home: string): string {
+  return `AUTODIDACT_HOME=${shellQuote(home)} autodidact models add FOLDER [--name NAME]`;
+}
 
 /** The longest tag of a run, in characters. */
 export const MAX_TAG_LENGTH = 40;
@@ -384,7 +409,7 @@ const partialMapping = z.object({ prompt: fieldName.optional(), answer: fieldNam
 const fileUpload = {
   /** The file's name (its extension picks the format unless `format` is given). */
   fileName: z.string().min(1).max(1024),
-  /** The file's contents as text (web mode has no paths), or else `data`. */
+  /** The file's contents as text (a request never carries a path), or else `data`. */
   text: z.string().max(MAX_UPLOAD_CHARS, `a file of at most ${MAX_UPLOAD_CHARS / MIB} Mi characters can be uploaded`).optional(),
   /**
    * The file's bytes, base64 (what the picker and drop send): the app decodes them as UTF-8, or
@@ -399,6 +424,11 @@ const fileUpload = {
   format: z.enum(DATASET_FORMATS).optional(),
   mapping: partialMapping.optional(),
 };
+/**
+ * A preview's upload: the same fields, but its base64 is checked only as far as the preview
+ * reads it (the handler checks that part), not scanned whole on the main thread.
+ */
+const previewUpload = { ...fileUpload, data: z.string().max(Math.ceil(MAX_UPLOAD_BYTES / 3) * 4, `a file of at most ${MAX_UPLOAD_BYTES / MIB} MiB can be uploaded`).optional() };
 /** A file upload carries its contents once: as text, or as base64 bytes with an optional encoding. */
 const oneContents = <T extends { text?: string; data?: string; encoding?: string }>(schema: z.ZodType<T>) =>
   schema
@@ -409,17 +439,34 @@ const oneContents = <T extends { text?: string; data?: string; encoding?: string
 export const requests = {
   'app.info': { params: z.object({}).strict(), result: {} as AppInfo },
   'settings.get': { params: z.object({}).strict(), result: {} as Settings },
+  /**
+   * Changes the fields given. The data folder takes no path from a request (the page is not
+   * trusted with the file system): only null, back to the default; settings.chooseDataFolder
+   * lets the person pick one in the desktop app.
+   */
   'settings.set': {
     params: z
-      .object({ dataFolder: z.string().min(1).nullable().optional(), defaultDevice: z.enum(DEVICE_REQUESTS).optional(), threads: z.number().int().min(1).max(1024).nullable().optional() })
+      .object({
+        dataFolder: z
+          .null({ error: 'only null (back to the default folder) can be set here; choose a folder with "Choose…" in the desktop app, or start autodidact serve with AUTODIDACT_HOME=DIR' })
+          .optional(),
+        defaultDevice: z.enum(DEVICE_REQUESTS).optional(),
+        threads: z.number().int().min(1).max(1024).nullable().optional(),
+      })
       .strict(),
     result: {} as Settings,
   },
+  /**
+   * Desktop only: the person picks the data folder in the system's folder dialog (used from the
+   * next start). `chosen` is false when they cancelled (nothing changed). Web mode answers
+   * UNAVAILABLE: its data folder is the one `autodidact serve` was started with.
+   */
+  'settings.chooseDataFolder': { params: z.object({}).strict(), result: {} as { chosen: boolean; settings: Settings } },
   'devices.list': { params: z.object({ refresh: z.boolean().optional() }).strict(), result: {} as DevicesReport },
 
   /** The datasets to pick from; with `includeArchived`, the archived ones too (marked by `archivedAt`). */
   'datasets.list': { params: z.object({ includeArchived: z.boolean().optional() }).strict(), result: [] as DatasetSummary[] },
-  'datasets.preview': { params: oneContents(z.object(fileUpload).strict()), result: {} as DatasetPreviewView },
+  'datasets.preview': { params: oneContents(z.object(previewUpload).strict()), result: {} as DatasetPreviewView },
   'datasets.import': {
     params: oneContents(z.object({ ...fileUpload, name: z.string().min(1).max(200).optional(), evalFraction: z.number().min(0).max(1).optional() }).strict()),
     result: {} as { dataset: DatasetSummary; train: number; eval: number; mappingNote: string },
@@ -445,7 +492,13 @@ export const requests = {
   'datasets.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
 
   'models.list': { params: z.object({}).strict(), result: [] as ModelEntry[] },
-  'models.add': { params: z.object({ path: z.string().min(1).max(4096), name: z.string().min(1).max(200).optional() }).strict(), result: {} as ModelEntry },
+  /**
+   * Desktop only: the person picks a model folder in the system's folder dialog, which is checked
+   * and added (under `name`, default the folder's name). `added` is null when they cancelled.
+   * Web mode answers UNAVAILABLE, naming the command that adds a folder on the server's machine
+   * (`autodidact models add FOLDER`): a request never names a path.
+   */
+  'models.add': { params: z.object({ name: z.string().min(1).max(200).optional() }).strict(), result: {} as { added: ModelEntry | null } },
   'models.remove': { params: z.object({ id }).strict(), result: {} as { removed: boolean } },
 
   'runs.settings': { params: z.object({}).strict(), result: [] as RunSettingInfo[] },
@@ -458,6 +511,11 @@ export const requests = {
     params: z.object({ config: z.record(z.string(), z.unknown()) }).strict(),
     result: {} as { problems: SettingProblem[] },
   },
+  /**
+   * `model` is a model of models.list: a built-in or added model's name, or exactly the path it
+   * lists; `dataset` a stored dataset's name or "arithmetic" (the built-in generator). Neither is
+   * ever read as a path: files come in through datasets.import and models.add.
+   */
   'runs.create': {
     params: z
       .object({
@@ -476,7 +534,7 @@ export const requests = {
       .strict(),
     result: {} as RunView,
   },
-  /** A prompt of a dataset (its first training item), or one given here, as the model will see it under `promptFormat`. */
+  /** A prompt of a dataset (its first training item), or one given here, as the model will see it under `promptFormat`; `model` and `dataset` as in runs.create. */
   'runs.previewPrompt': {
     params: z
       .object({

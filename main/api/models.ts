@@ -1,10 +1,16 @@
-// What the Models view shows of a model folder, read from config.json and the safetensors
-// headers only: a multi-gigabyte checkpoint is never loaded to list it. The checks are those
-// loadModelFolder makes before it reads any weight (the engine's own config parser and shape
-// rules), so a folder that passes here loads for a run, and one that fails says which file or
-// field is at fault. Results are cached by folder and the files' modification times.
+// The models the app knows (the built-in ones and the folders a person added) and what the
+// Models view shows of each, read from config.json and the safetensors headers only: a
+// multi-gigabyte checkpoint is never loaded to list it. The checks are those loadModelFolder
+// makes before it reads any weight (the engine's own config parser and shape rules), so a folder
+// that passes here loads for a run, and one that fails says which file or field is at fault.
+// Results are cached by folder and the files' modification times. Adding, listing and removing
+// are shared by the API (models.*) and the command line (`autodidact models`); `knownModel` is
+// how a request names a model: only one of these, never an arbitrary path.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { ModelEntry } from '../../preload/contract.ts';
+import { type ExperimentDb, type ModelInfo, deleteModel, getModel, listModels, upsertModel } from '../db/index.ts';
+import { builtinModelsDir, listBuiltinModels } from '../engine/model-paths.ts';
 import { type LlamaConfig, parseConfig, weightShapes } from '../engine/nn/config.ts';
 import { readJson } from '../engine/nn/hf-model.ts';
 import { type SafetensorsHeader, readSafetensorsHeader } from '../engine/nn/safetensors.ts';
@@ -128,4 +134,95 @@ export async function folderTokenizer(dir: string): Promise<TextTokenizer | null
   // A failed load is not cached: the next request tries again (the person may fix the file).
   tokenizer.catch(() => tokenizers.delete(abs));
   return tokenizer;
+}
+
+/** A folder that cannot be added: it does not load (SETUP), or its name is taken (CONFLICT). */
+export class ModelFolderError extends Error {
+  override name = 'ModelFolderError';
+  constructor(
+    readonly code: 'SETUP' | 'CONFLICT',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const samePath = (a: string, b: string) => path.resolve(a) === path.resolve(b);
+
+async function entry(name: string, dir: string, builtin: boolean, stored: ModelInfo | undefined): Promise<ModelEntry> {
+  const i = await inspectModelFolder(dir);
+  return {
+    id: stored?.id ?? null,
+    name,
+    path: dir,
+    builtin,
+    // Fresh from the folder where it loads; what was recorded at import where it no longer does.
+    architecture: i.architecture ?? stored?.architecture ?? null,
+    parameterCount: i.parameterCount ?? stored?.parameterCount ?? null,
+    dtype: i.dtype ?? stored?.dtype ?? null,
+    error: i.error,
+  };
+}
+
+const builtinFolders = () => listBuiltinModels().map((name) => ({ name, dir: path.join(builtinModelsDir(), name) }));
+
+/** The built-in models (with their database row where one was added), then the added folders. */
+export async function listModelEntries(db: ExperimentDb): Promise<ModelEntry[]> {
+  const stored = listModels(db);
+  const builtins = builtinFolders();
+  const isBuiltinPath = (p: string) => builtins.some((b) => samePath(b.dir, p));
+  return Promise.all([
+    ...builtins.map((b) => entry(b.name, b.dir, true, stored.find((m) => samePath(m.path, b.dir)))),
+    ...stored.filter((m) => !isBuiltinPath(m.path)).map((m) => entry(m.name, m.path, false, m)),
+  ]);
+}
+
+/**
+ * Adds a model folder a person chose (the desktop app's dialog, or the command line), under
+ * `name` (default: a built-in model's name, else the folder's). A folder that cannot load, or a
+ * name another folder has, records nothing.
+ */
+export async function addModelFolder(db: ExperimentDb, folder: string, name?: string): Promise<ModelEntry> {
+  const dir = path.resolve(folder);
+  const st = await fs.stat(dir).catch(() => null);
+  if (!st) throw new ModelFolderError('SETUP', `model folder not found: ${dir}`);
+  if (!st.isDirectory()) throw new ModelFolderError('SETUP', `${dir} is a file; choose the model's folder (the one holding config.json)`);
+  const i = await inspectModelFolder(dir);
+  if (i.error) throw new ModelFolderError('SETUP', `${dir} cannot be used as a model: ${i.error}`);
+  const builtin = builtinFolders().find((b) => samePath(b.dir, dir))?.name;
+  const chosen = name ?? builtin ?? path.basename(dir);
+  const taken = getModel(db, chosen);
+  if (taken && !samePath(taken.path, dir)) {
+    throw new ModelFolderError('CONFLICT', `A model named "${chosen}" is already added (from ${taken.path}); give this one another name.`);
+  }
+  const m = upsertModel(db, { name: chosen, path: dir, architecture: i.architecture, parameterCount: i.parameterCount, dtype: i.dtype });
+  return entry(m.name, m.path, builtin !== undefined, m);
+}
+
+/** Forgets an added model (by id or name); its files stay where they are. Null when there is none. */
+export function removeModel(db: ExperimentDb, idOrName: number | string): ModelInfo | null {
+  const m = getModel(db, idOrName);
+  if (!m) return null;
+  deleteModel(db, m.id);
+  return m;
+}
+
+/**
+ * The model a request names, as runs store it: a built-in model's name (kept as the name), an
+ * added model's name or exactly a path models.list lists (its folder). Anything else is null,
+ * whether or not a folder of that name exists: the file system is never asked about it.
+ */
+export function knownModel(db: ExperimentDb, spec: string): string | null {
+  const builtins = builtinFolders();
+  if (builtins.some((b) => b.name === spec)) return spec;
+  const builtinDir = builtins.find((b) => b.dir === spec);
+  if (builtinDir) return builtinDir.dir;
+  const stored = listModels(db);
+  return (stored.find((m) => m.name === spec) ?? stored.find((m) => m.path === spec))?.path ?? null;
+}
+
+/** The refusal of a model no list holds: the same words for every such name, existing file or not. */
+export function unknownModelMessage(db: ExperimentDb, spec: string, addHow: string): string {
+  const names = [...listBuiltinModels(), ...listModels(db).map((m) => m.name)];
+  return `model "${spec}" is not one of the app's models (${names.length ? names.join(', ') : 'none yet'}); a request names a model by its name in Models, never by a path. ${addHow}`;
 }

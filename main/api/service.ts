@@ -12,6 +12,7 @@ import { DatasetError } from '../engine/tasks/datasets.ts';
 import { ImportError } from '../runs/datasets.ts';
 import { PHRASED, fieldIssues, issuesText } from '../issues.ts';
 import { RunSetupError } from '../runs/start.ts';
+import { ModelFolderError } from './models.ts';
 import { appHandlers } from './handlers/app.ts';
 import { datasetHandlers } from './handlers/datasets.ts';
 import { modelHandlers } from './handlers/models.ts';
@@ -70,6 +71,7 @@ export function toApiError(e: unknown, deps: Pick<ApiDeps, 'databaseFile' | 'hom
     return new ApiError('UNAVAILABLE', `The disk holding ${deps.home} is full: ${(e as Error).message}. Free some space and retry.`);
   }
   if (e instanceof RunSetupError || e instanceof ImportError || e instanceof DatasetError) return new ApiError('SETUP', e.message);
+  if (e instanceof ModelFolderError) return new ApiError(e.code, e.message);
   if (e instanceof EngineError) {
     if (e.code === 'DEVICE_UNAVAILABLE' || e.code === 'WORKER_EXITED') return new ApiError('UNAVAILABLE', e.message);
     if (e.code === 'NOT_FOUND') return new ApiError('NOT_FOUND', e.message);

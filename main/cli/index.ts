@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DatabaseError } from '../db/index.ts';
 import { EngineError } from '../engine/protocol.ts';
+import { ModelFolderError } from '../api/models.ts';
 import { ImportError } from '../runs/datasets.ts';
 import { RunSetupError } from '../runs/start.ts';
 import { ClusterImportError } from '../cluster/import.ts';
@@ -17,6 +18,7 @@ import { datasetsArchiveCommand, datasetsDeleteCommand, datasetsImportCommand, d
 import { devicesCommand } from './devices.ts';
 import { InputError } from './jsonl.ts';
 import { logprobsCommand } from './logprobs.ts';
+import { modelsAddCommand, modelsListCommand, modelsRemoveCommand } from './models.ts';
 import { runCommand } from './run.ts';
 import { exportCommand, runsCommand, runsTagCommand, showCommand } from './runs.ts';
 import { serveCommand } from './serve.ts';
@@ -36,6 +38,9 @@ const COMMANDS: CliCommand[] = [
   datasetsDeleteCommand,
   clusterExportCommand,
   clusterImportCommand,
+  modelsAddCommand,
+  modelsListCommand,
+  modelsRemoveCommand,
   logprobsCommand,
   devicesCommand,
   serveCommand,
@@ -136,6 +141,7 @@ export async function main(argv: string[]): Promise<number> {
       e instanceof RunSetupError ||
       e instanceof ClusterImportError ||
       e instanceof ClusterFileError ||
+      e instanceof ModelFolderError ||
       (e instanceof DatabaseError && e.code !== 'SQLITE') ||
       (e instanceof EngineError && e.code !== 'ENGINE_ERROR');
     if (process.env.AUTODIDACT_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);

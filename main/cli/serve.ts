@@ -91,7 +91,9 @@ export const serveCommand = command({
   details: `
 The address printed holds a random token made at each start; the page and the API refuse
 requests without it and requests from other sites. Keep it to yourself: whoever has it can
-drive this machine (start runs, read datasets, load model folders by path).
+drive the app (start runs, read and import datasets). The page names no path on this machine:
+add model folders with 'autodidact models add FOLDER'; the data folder is AUTODIDACT_HOME (or
+the desktop app's setting).
 To use a remote GPU box, keep the default host and tunnel the port: ssh -L P:127.0.0.1:P box.
 Ctrl-C stops the server; a running run is paused at its next step and can be resumed.
 The page is the built renderer (out/renderer/); in a checkout where it is missing, serve builds
@@ -137,8 +139,8 @@ it first (\`npm run build:renderer\` rebuilds it after you change the renderer).
     if (server.exposed) {
       const other = host === '0.0.0.0' || host === '::' ? ` (from other machines: http://${os.hostname()}:${server.port}/?token=...)` : '';
       process.stderr.write(
-        `warning: bound to ${host}, which other machines can reach${other}. Anyone who gets the token can drive this ` +
-          'machine: start runs, read every dataset, load files by path. Prefer the default 127.0.0.1 and an SSH tunnel.\n',
+        `warning: bound to ${host}, which other machines can reach${other}. Anyone who gets the token can drive the ` +
+          'app: start runs, read every dataset, fill the disk with uploads. Prefer the default 127.0.0.1 and an SSH tunnel.\n',
       );
     }
     if (!values['no-open']) openBrowser(server.url);

@@ -105,27 +105,43 @@ export function importArithmeticDataset(db: ExperimentDb, name: string, difficul
   return importDataset(db, { name, source: `generator:${ARITHMETIC_DATASET_NAME}`, fieldMapping: common }, items);
 }
 
+/** Where a run's dataset may come from besides the database: `files` false (the API) never reads a path. */
+export interface DatasetSources {
+  files?: boolean;
+}
+
 /**
  * The dataset a run names, stored in the database if it is not yet: the built-in arithmetic
- * generator (per difficulty and seed), a dataset imported before, or a file (imported now).
+ * generator (per difficulty and seed), a dataset imported before, or (unless `files` is false) a
+ * file, imported now.
  */
-export function ensureDataset(db: ExperimentDb, spec: string, target: Pick<RunTarget, 'difficulty'>, seed: number): number {
+export function ensureDataset(db: ExperimentDb, spec: string, target: Pick<RunTarget, 'difficulty'>, seed: number, { files = true }: DatasetSources = {}): number {
   if (spec === ARITHMETIC_DATASET_NAME) {
     const name = `${ARITHMETIC_DATASET_NAME}-d${target.difficulty}-s${seed}`;
     return getDataset(db, name)?.id ?? importArithmeticDataset(db, name, target.difficulty, seed).id;
   }
   const byName = getDataset(db, spec);
   if (byName) return byName.id;
-  if (fs.existsSync(spec) && fs.statSync(spec).isFile()) {
+  if (files && fs.existsSync(spec) && fs.statSync(spec).isFile()) {
     const source = path.resolve(spec);
     const same = listDatasets(db).find((d) => d.source === source);
     if (same) return same.id;
     return importDatasetFile(db, spec).dataset.id;
   }
   const names = listDatasets(db).map((d) => d.name);
+  if (!files) throw new RunSetupError(unknownDatasetMessage(spec));
   throw new RunSetupError(
     `dataset "${spec}" is neither a file, the built-in "${ARITHMETIC_DATASET_NAME}", nor an imported dataset` +
       (names.length ? ` (imported: ${names.join(', ')})` : " (none imported yet: 'autodidact datasets import FILE')"),
+  );
+}
+
+/** The refusal of a dataset name the database lacks, where no file is read: the same words whether or not such a file exists. */
+export function unknownDatasetMessage(spec: string): string {
+  return (
+    `dataset "${spec}" is not one of the app's datasets (nor "${ARITHMETIC_DATASET_NAME}", the built-in generator); a request names a dataset, never a file. ` +
+    "To train on a file, import it first (Datasets: the page uploads its contents; or 'autodidact datasets import FILE' on the app's machine), " +
+    "or start the run from a terminal there: 'autodidact run --dataset FILE'."
   );
 }
 
@@ -203,9 +219,9 @@ async function modelContext(dir: string): Promise<{ contextLength: number; token
  * and the run's maxNewTokens. Throws a RunSetupError naming the items that do not fit when the
  * run's longPrompts is 'fail'; else returns what the run will do about them (a line each).
  */
-export async function checkRunPrompts(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget): Promise<string[]> {
+export async function checkRunPrompts(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, sources: DatasetSources = {}): Promise<string[]> {
   const dir = resolveModel(target.model, home);
-  const datasetId = ensureDataset(db, target.dataset, target, config.seed);
+  const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
   const { contextLength, tokenizer } = await modelContext(dir);
   const model = path.basename(dir);
   const fitted = fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model }, config.longPrompts, config.promptFormat);
@@ -247,9 +263,9 @@ async function loadModel(dir: string): Promise<LoopModel> {
 }
 
 /** Records a new run (status queued) with its full configuration, importing its dataset if needed. */
-export function createRecordedRun(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, name?: string): RunInfo {
+export function createRecordedRun(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, name?: string, sources: DatasetSources = {}): RunInfo {
   resolveModel(target.model, home); // fail before recording anything
-  const datasetId = ensureDataset(db, target.dataset, target, config.seed);
+  const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
   // The difficulty is the built-in generator's; a run on any other dataset does not store it
   // (issue 15.10: a run on a generated d1 dataset showed the default `difficulty 2`).
   const { difficulty, ...rest } = target;

@@ -1,14 +1,15 @@
 // The browser suite: a new user's first session in web mode, clicked through in headless chromium.
-// Import a dataset, add the built-in model, set the default device in Settings, launch a short
-// TTRL run, watch a chart update live, open a step in the inspector, override a vote, and find
-// the review in the database. Every view is photographed to out/e2e-screenshots/. Also measured
-// here: how long the page's event handling takes while the engine trains (issue 4: under 50 ms).
+// Import a dataset, add a model folder (with the command the page shows: web mode names no server
+// paths), set the default device in Settings, launch a short TTRL run, watch a chart update live,
+// open a step in the inspector, override a vote, and find the review in the database. Every view
+// is photographed to out/e2e-screenshots/. Also measured here: how long the page's event handling
+// takes while the engine trains (issue 4: under 50 ms).
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/cli.ts';
+import { ROOT, runCli } from '../helpers/cli.ts';
 import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
 
 const DATASET = path.join(ROOT, 'test/fixtures/datasets/arithmetic-52.jsonl');
@@ -86,12 +87,17 @@ describe('web mode, as a new user', () => {
     await expect.poll(() => page.getByTestId('item-row').first().textContent()).toContain('Café au lait?');
   });
 
-  it('adds the built-in model from its folder and lists the devices', async () => {
+  it('adds a model folder with the command the page shows (it names no path on the server) and lists the devices', async () => {
     await page.getByTestId('nav-models').click();
-    // The built-in model's folder copied elsewhere, as a Hugging Face folder on disk would be.
+    // Web mode: no field takes a server path; the page shows the command that adds a folder there.
+    await expect.poll(() => page.getByTestId('model-add-command').textContent()).toBe(`AUTODIDACT_HOME=${web.home} autodidact models add FOLDER [--name NAME]`);
+    expect(await page.getByTestId('model-add').count()).toBe(0);
+    // The built-in model's folder copied elsewhere, as a Hugging Face folder on disk would be,
+    // added as the page says.
     fs.cpSync(BUILTIN_MODEL, modelCopy(), { recursive: true });
-    await page.getByTestId('model-path').fill(modelCopy());
-    await page.getByTestId('model-add').click();
+    const added = await runCli(['models', 'add', modelCopy()], { env: { AUTODIDACT_HOME: web.home } });
+    expect(added.stderr).toBe('');
+    await page.getByTestId('models-refresh').click();
     const row = page.locator('[data-testid=model-row][data-name="my-tiny-arith"]');
     await row.getByTestId('model-remove').waitFor();
     expect(await row.textContent()).toMatch(/llama/i);
@@ -104,6 +110,9 @@ describe('web mode, as a new user', () => {
   it('sets the default device in Settings, and the New-run form starts from it', async () => {
     await page.getByTestId('nav-settings').click();
     await expect.poll(() => page.getByTestId('settings-data-home').textContent()).toBe(web.home);
+    // The data folder is not chosen from a web page: it says how serve picks it.
+    expect(await page.getByTestId('settings-folder-web').textContent()).toMatch(/AUTODIDACT_HOME=FOLDER autodidact serve/);
+    expect(await page.getByTestId('settings-choose-folder').count()).toBe(0);
     expect(await page.getByTestId('settings-device').inputValue()).toBe('auto');
     await page.getByTestId('settings-device').selectOption('cpu');
     await page.getByTestId('settings-save').click();

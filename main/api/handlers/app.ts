@@ -45,21 +45,17 @@ async function probeDevices(deps: ApiDeps, cache: DeviceCache): Promise<DevicesR
 }
 
 /**
- * A data folder must be absolute (a relative one would depend on where the app is started from)
- * and must not be a file. It need not exist yet: it is created at the next start.
+ * A picked data folder must be absolute (a relative one would depend on where the app is started
+ * from) and a folder. (The dialog gives both; the check keeps a bad picker from storing junk.)
  */
 function checkDataFolder(folder: string): void {
-  const refuse = (message: string) => {
-    throw new ApiError('BAD_REQUEST', `dataFolder: ${message}`, [{ path: 'dataFolder', message }]);
-  };
-  if (!path.isAbsolute(folder)) refuse(`"${folder}" is not an absolute path; give the full path of the folder`);
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(folder);
-  } catch {
-    return; // created at the next start
-  }
-  if (!stat.isDirectory()) refuse(`"${folder}" is a file, not a folder`);
+  if (!path.isAbsolute(folder)) throw new ApiError('SETUP', `the data folder "${folder}" is not an absolute path; choose the folder again`);
+  if (!fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw new ApiError('SETUP', `the data folder "${folder}" is not a folder; choose the folder again`);
+}
+
+/** How web mode's data folder is chosen: by how `autodidact serve` is started. */
+export function webDataFolderHint(deps: Pick<ApiDeps, 'home'>): string {
+  return `web mode uses the data folder it was started with (now ${deps.home}); to use another, restart it as AUTODIDACT_HOME=FOLDER autodidact serve`;
 }
 
 export const appHandlers = {
@@ -76,11 +72,18 @@ export const appHandlers = {
   'settings.set': (p, deps) => {
     // Only the fields the request names change; an explicit null is a value (back to the default).
     const patch: Partial<Settings> = {};
-    if (p.dataFolder !== undefined && p.dataFolder !== null) checkDataFolder(p.dataFolder);
     if (p.dataFolder !== undefined) patch.dataFolder = p.dataFolder;
     if (p.defaultDevice !== undefined) patch.defaultDevice = p.defaultDevice;
     if (p.threads !== undefined) patch.threads = p.threads;
     return deps.settings.set(patch);
+  },
+
+  'settings.chooseDataFolder': async (_p, deps) => {
+    if (!deps.pickFolder) throw new ApiError('UNAVAILABLE', `The data folder cannot be chosen from the page: ${webDataFolderHint(deps)}.`);
+    const folder = await deps.pickFolder('dataFolder');
+    if (folder === null) return { chosen: false, settings: deps.settings.get() };
+    checkDataFolder(folder);
+    return { chosen: true, settings: deps.settings.set({ dataFolder: folder }) };
   },
 
   'devices.list': async (p, deps) => {
@@ -91,4 +94,4 @@ export const appHandlers = {
     if (cache.report && (!p.refresh || anyRunInEngine(deps))) return cache.report;
     return probeDevices(deps, cache);
   },
-} satisfies HandlerTable<'app.info' | 'settings.get' | 'settings.set' | 'devices.list'>;
+} satisfies HandlerTable<'app.info' | 'settings.get' | 'settings.set' | 'settings.chooseDataFolder' | 'devices.list'>;

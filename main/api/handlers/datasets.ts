@@ -2,7 +2,7 @@
 // built-in arithmetic generator, the paged item table (with the evaluation-only answer marked as
 // such in the view), and archiving: a dataset runs or reviews depend on is archived, never
 // deleted, so no review and no run's prompts or hidden labels go with it.
-import { ApiError, type DatasetSummary, type DatasetUsageView, type RunStatus } from '../../../preload/contract.ts';
+import { ApiError, type DatasetSummary, type DatasetUsageView, PREVIEW_MAX_BYTES, type RunStatus } from '../../../preload/contract.ts';
 import {
   type DatasetInfo,
   datasetUsage,
@@ -19,7 +19,7 @@ import { liveRunOwner } from '../../runs/owner.ts';
 import { ensureDataset, importArithmeticDataset } from '../../runs/start.ts';
 import { DatasetError, decodeDataset, previewDataset } from '../../engine/tasks/datasets.ts';
 import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
-import type { DatasetEncoding } from '../../engine/tasks/dataset-file.ts';
+import { type DatasetEncoding, leadingLines } from '../../engine/tasks/dataset-file.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
 
 export function toDatasetSummary(d: DatasetInfo): DatasetSummary {
@@ -63,13 +63,33 @@ function refuseTakenName(deps: ApiDeps, name: string): void {
 }
 
 const PREVIEW_ITEMS = 5;
+const MIB = 1024 * 1024;
 
 type Upload = { fileName: string; text?: string; data?: string; encoding?: DatasetEncoding };
 
-/** The upload's text: as sent, or its bytes decoded (UTF-8 unless it names the encoding); a DatasetError names the line. */
-function uploadText(p: Upload, base: string): string {
-  if (p.data === undefined) return p.text ?? '';
-  return decodeDataset(Buffer.from(p.data, 'base64'), base, p.encoding);
+/**
+ * What a preview reads of an upload: its first whole lines within PREVIEW_MAX_BYTES (characters
+ * for text), decoded; `partial` when the file goes on. Only that much base64 is decoded, so a
+ * preview costs the same for a 100 MB file as for a 4 MB one. A DatasetError names the line.
+ */
+function previewText(p: Upload, base: string): { text: string; partial: boolean } {
+  if (p.data === undefined) {
+    const text = p.text ?? '';
+    if (text.length <= PREVIEW_MAX_BYTES) return { text, partial: false };
+    const end = text.lastIndexOf('\n', PREVIEW_MAX_BYTES - 1) + 1;
+    if (end === 0) throw new DatasetError(base, 1, 'too-large', `the first line is longer than ${PREVIEW_MAX_BYTES / MIB} Mi characters, more than a preview reads; a dataset holds one record per line`);
+    return { text: text.slice(0, end), partial: true };
+  }
+  // Whole base64 quads for one byte more than the preview reads, to know whether the file goes on;
+  // only they are checked (the contract does not scan a 160 MB string on this thread).
+  const quads = p.data.slice(0, Math.ceil((PREVIEW_MAX_BYTES + 1) / 3) * 4);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(quads)) throw new ApiError('BAD_REQUEST', 'invalid request "datasets.preview": data: expected base64', [{ path: 'data', message: 'expected base64' }]);
+  const head = Buffer.from(quads, 'base64');
+  const lines = leadingLines(head, PREVIEW_MAX_BYTES, p.encoding);
+  if (lines.partial && lines.bytes.length === 0) {
+    throw new DatasetError(base, 1, 'too-large', `the first line is longer than ${PREVIEW_MAX_BYTES / MIB} MiB, more than a preview reads; a dataset holds one record per line`);
+  }
+  return { text: decodeDataset(lines.bytes, base, p.encoding), partial: lines.partial };
 }
 
 const baseName = (fileName: string) => fileName.replace(/^.*[\\/]/, '');
@@ -78,14 +98,14 @@ export const datasetHandlers = {
   'datasets.list': (p, deps) => listDatasets(deps.db, { archived: p.includeArchived ? undefined : false }).map(toDatasetSummary),
 
   'datasets.preview': (p) => {
-    let text: string;
+    let read: { text: string; partial: boolean };
     try {
-      text = uploadText(p, baseName(p.fileName));
+      read = previewText(p, baseName(p.fileName));
     } catch (e) {
       if (!(e instanceof DatasetError)) throw e;
-      return { format: p.format ?? 'jsonl', fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e.message };
+      return { format: p.format ?? 'jsonl', fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e.message, partial: false };
     }
-    const v = previewDataset(text, p.fileName, PREVIEW_ITEMS, { format: p.format, mapping: p.mapping });
+    const v = previewDataset(read.text, p.fileName, PREVIEW_ITEMS, { format: p.format, mapping: p.mapping }, read.partial);
     return {
       format: v.format,
       fields: v.fields,
@@ -94,6 +114,7 @@ export const datasetHandlers = {
       items: v.items.map((it) => ({ prompt: it.prompt, answer: it.answer })),
       total: v.total,
       error: v.error ? v.error.message : null,
+      partial: read.partial,
     };
   },
 

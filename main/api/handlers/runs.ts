@@ -2,12 +2,12 @@
 // pause / resume / stop / delete through the run manager, metrics and the log.
 import fs from 'node:fs';
 import { z } from 'zod';
-import { ApiError, type ExportedFile, MAX_EXPORT_BYTES, type MethodCatalog, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
+import { ApiError, type ExportedFile, MAX_EXPORT_BYTES, type MethodCatalog, modelsAddCommand, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
 import {
   type RunInfo,
   countReviews,
   deleteRun,
-  getModel,
+  getDataset,
   getRun,
   listAlerts,
   listCheckpoints,
@@ -19,7 +19,7 @@ import {
   tagRun,
   updateRunStatus,
 } from '../../db/index.ts';
-import { listBuiltinModels } from '../../engine/model-paths.ts';
+import { ARITHMETIC_DATASET_NAME } from '../../engine/tasks/generators.ts';
 import { issuesText } from '../../issues.ts';
 import { CommonRunConfigSchema, checkRunConfig, describeRunConfig } from '../../engine/rl/config.ts';
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
@@ -28,7 +28,8 @@ import { runDir } from '../../runs/home.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { completionsParquet, metricsCsv, samplesJsonl } from '../../runs/report.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, externalRunRefusal, parseStoredConfig, resolveModel, setRunReviewsFrom } from '../../runs/start.ts';
+import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, externalRunRefusal, parseStoredConfig, resolveModel, setRunReviewsFrom, unknownDatasetMessage } from '../../runs/start.ts';
+import { knownModel, unknownModelMessage } from '../models.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable } from './types.ts';
 
@@ -96,11 +97,27 @@ export function methodCatalog(): MethodCatalog {
   };
 }
 
-/** A model named as an added model's name means its folder (built-in names resolve by themselves). */
-function modelSpec(deps: ApiDeps, model: string): string {
-  if (listBuiltinModels().includes(model)) return model;
-  return getModel(deps.db, model)?.path ?? model;
+/**
+ * The model a request names, as a run stores it: a built-in model's name, or an added model's
+ * folder (named by its name or by the path models.list lists). Anything else is refused in the
+ * same words whether or not a folder of that name exists: a request never reaches the file
+ * system by path, and learns nothing about it.
+ */
+function requestedModel(deps: ApiDeps, model: string): string {
+  const known = knownModel(deps.db, model);
+  if (known !== null) return known;
+  const addHow = deps.pickFolder ? 'Add the folder in Models first (Add a model folder…).' : `Add it on the machine running the app: ${modelsAddCommand(deps.home)}.`;
+  throw new ApiError('SETUP', unknownModelMessage(deps.db, model, addHow));
 }
+
+/** A stored dataset's name or the built-in generator's; never a file (see unknownDatasetMessage). */
+function requestedDataset(deps: ApiDeps, dataset: string): string {
+  if (dataset === ARITHMETIC_DATASET_NAME || getDataset(deps.db, dataset)) return dataset;
+  throw new ApiError('SETUP', unknownDatasetMessage(dataset));
+}
+
+/** The dataset of a run the API creates is never read from a path, even if it is deleted meanwhile. */
+const NO_FILES = { files: false } as const;
 
 const TARGET_FIELDS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'];
 
@@ -180,8 +197,8 @@ export const runHandlers = {
     if (p.useReviewsOf !== undefined) runOrThrow(deps, p.useReviewsOf);
     const input: Record<string, unknown> = {
       ...p.config,
-      model: modelSpec(deps, p.model),
-      dataset: p.dataset,
+      model: requestedModel(deps, p.model),
+      dataset: requestedDataset(deps, p.dataset),
       device: p.device ?? deps.settings.get().defaultDevice,
       ...(p.difficulty !== undefined && { difficulty: p.difficulty }),
       ...(p.useReviewsOf !== undefined && { reviewsFrom: p.useReviewsOf }),
@@ -191,15 +208,15 @@ export const runHandlers = {
     resolveModel(target.model, deps.home);
     if (target.reviewsFrom !== undefined) {
       const source = getRun(deps.db, target.reviewsFrom)!;
-      const datasetId = ensureDataset(deps.db, target.dataset, target, config.seed);
+      const datasetId = ensureDataset(deps.db, target.dataset, target, config.seed, NO_FILES);
       if (source.datasetId !== datasetId) {
         throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
       }
     }
     // Prompts that do not fit the model's context with maxNewTokens: refused here, naming them,
     // unless the run skips or truncates them (its log then says which, from the engine).
-    await checkRunPrompts(deps.db, deps.home, config, target);
-    const created = createRecordedRun(deps.db, deps.home, config, target, p.name);
+    await checkRunPrompts(deps.db, deps.home, config, target, NO_FILES);
+    const created = createRecordedRun(deps.db, deps.home, config, target, p.name, NO_FILES);
     // A run saved without starting is 'paused', not 'queued': nothing queues it, and 'queued'
     // would look as if it were about to start. It has no steps, so resuming it starts it afresh.
     const run = p.start ? created : updateRunStatus(deps.db, created.id, 'paused');
@@ -338,7 +355,8 @@ export const runHandlers = {
       return file;
     }),
 
-  'runs.previewPrompt': (p, deps) => previewPrompt(deps.db, deps.home, { ...p, model: modelSpec(deps, p.model) }),
+  'runs.previewPrompt': (p, deps) =>
+    previewPrompt(deps.db, deps.home, { ...p, model: requestedModel(deps, p.model), ...(p.dataset !== undefined && { dataset: requestedDataset(deps, p.dataset) }) }),
 } satisfies HandlerTable<
   | 'runs.settings'
   | 'runs.methods'

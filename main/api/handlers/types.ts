@@ -18,7 +18,15 @@ export interface ApiDeps {
   runs: RunManager;
   events: EventHub;
   settings: SettingsStore;
+  /**
+   * The desktop shell's folder dialog (the person picks; null when they cancel). Absent in web
+   * mode, where no request may name a path on the server: folders come from the command line.
+   */
+  pickFolder?: (purpose: FolderPurpose) => Promise<string | null>;
 }
+
+/** What a folder is picked for (the dialog's title and button say it). */
+export type FolderPurpose = 'model' | 'dataFolder';
 
 export type Handler<K extends RequestName> = (params: ValidParamsOf<K>, deps: ApiDeps) => ResultOf<K> | Promise<ResultOf<K>>;
 

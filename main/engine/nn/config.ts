@@ -82,6 +82,14 @@ const hfConfigSchema = z.object({
   use_sliding_window: z.boolean().optional(),
 });
 
+/**
+ * A value of config.json for a message: shown where it is a short name ("gpt2"), else left out,
+ * so a file that is not a model's config is never quoted back.
+ */
+function shown(value: unknown): string {
+  return typeof value === 'string' && /^[\w.-]{1,40}$/.test(value) ? ` "${value}"` : '';
+}
+
 /** Parse a config.json object; `source` names the file in error messages. */
 export function parseConfig(json: unknown, source = 'config.json'): LlamaConfig {
   const parsed = hfConfigSchema.safeParse(json);
@@ -93,10 +101,10 @@ export function parseConfig(json: unknown, source = 'config.json'): LlamaConfig 
   const architecture = ARCHITECTURES[c.model_type];
   if (!architecture) {
     throw new Error(
-      `${source}: model_type "${c.model_type}" is not supported; supported: ${Object.keys(ARCHITECTURES).join(', ')} (Llama 2/3, Qwen2/2.5, Qwen3, Mistral, SmolLM, TinyLlama)`,
+      `${source}: model_type${shown(c.model_type)} is not supported; supported: ${Object.keys(ARCHITECTURES).join(', ')} (Llama 2/3, Qwen2/2.5, Qwen3, Mistral, SmolLM, TinyLlama)`,
     );
   }
-  if (c.hidden_act !== 'silu') throw new Error(`${source}: hidden_act "${c.hidden_act}" is not supported (only silu)`);
+  if (c.hidden_act !== 'silu') throw new Error(`${source}: hidden_act${shown(c.hidden_act)} is not supported (only silu)`);
   if (c.mlp_bias) throw new Error(`${source}: mlp_bias true is not supported (the MLP projections have no biases here)`);
   const numKvHeads = c.num_key_value_heads ?? c.num_attention_heads;
   if (c.num_attention_heads % numKvHeads !== 0) {
@@ -143,7 +151,7 @@ function parseRopeScaling(rs: z.infer<typeof ropeSchema> | null | undefined, max
     };
   }
   if (kind === 'linear') return { type: 'linear', factor: rs.factor ?? 1 };
-  throw new Error(`${source}: rope_scaling type "${kind}" is not supported (default, linear, llama3)`);
+  throw new Error(`${source}: rope_scaling type${shown(kind)} is not supported (default, linear, llama3)`);
 }
 
 /** RoPE inverse frequencies, as Hugging Face computes them (float32), with scaling applied. */

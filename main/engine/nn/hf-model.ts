@@ -4,6 +4,7 @@
 // weight data is read, so a wrong or partial download fails fast and says which file is at fault.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { parseJsonText } from './json-text.ts';
 import { type LlamaConfig, parseConfig, weightShapes } from './config.ts';
 import { type Float32Tensor, type SafetensorsHeader, readSafetensors, readSafetensorsHeader } from './safetensors.ts';
 import { TextTokenizer } from './tokenizer.ts';
@@ -34,11 +35,7 @@ export async function readJson(file: string, what: string = path.basename(file))
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${what} not found: ${file}`);
     throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  return parseJsonText(text, file);
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '../graph/dtype.ts';
+import { parseJsonText } from './json-text.ts';
 
 export interface Float32Tensor {
   shape: number[];
@@ -71,12 +72,7 @@ async function readHeader(fh: fs.FileHandle, file: string): Promise<SafetensorsH
   }
   const headerBuf = Buffer.alloc(headerLen);
   await readExactly(fh, headerBuf, 8, file, 'the header');
-  let json: unknown;
-  try {
-    json = JSON.parse(headerBuf.toString('utf8'));
-  } catch (e) {
-    throw new Error(`${file}: the safetensors header is not valid JSON (${(e as Error).message})`);
-  }
+  const json = parseJsonText(headerBuf.toString('utf8'), `${file}: the safetensors header`);
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: the safetensors header is not a JSON object`);
 
   const dataStart = 8 + headerLen;

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { parseJsonText } from './json-text.ts';
 
 // The package's .d.ts files use extensionless relative imports that NodeNext resolution cannot
 // follow, so its classes type as `any`; this is the part of its API used here.
@@ -156,12 +157,7 @@ async function readJsonIfExists(file: string): Promise<Record<string, unknown> |
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new Error(`cannot read ${file}: ${(e as Error).message}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = parseJsonText(text, file);
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file} must hold a JSON object`);
   return json as Record<string, unknown>;
 }

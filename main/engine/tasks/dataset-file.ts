@@ -187,3 +187,25 @@ export function decodeDatasetBytes(bytes: Uint8Array, encoding?: DatasetEncoding
     );
   }
 }
+
+/**
+ * The first whole lines of a file's bytes within `max` bytes, for a preview: cut after the last
+ * line feed of the first `max` bytes (in UTF-16, after a whole LF code unit), or empty when a
+ * first line alone is longer. `partial` says the bytes went on past it.
+ */
+export function leadingLines(bytes: Uint8Array, max: number, encoding?: DatasetEncoding): { bytes: Uint8Array; partial: boolean } {
+  if (bytes.length <= max) return { bytes, partial: false };
+  let end = 0;
+  if (encoding === 'utf-16le' || encoding === 'utf-16be') {
+    const [lo, hi] = encoding === 'utf-16le' ? [0x0a, 0] : [0, 0x0a];
+    for (let i = (max & ~1) - 2; i >= 0; i -= 2) {
+      if (bytes[i] === lo && bytes[i + 1] === hi) {
+        end = i + 2;
+        break;
+      }
+    }
+  } else {
+    end = bytes.subarray(0, max).lastIndexOf(0x0a) + 1;
+  }
+  return { bytes: bytes.subarray(0, end), partial: true };
+}

@@ -61,6 +61,8 @@ export type DatasetErrorKind =
   | 'bad-json'
   | 'not-object'
   | 'csv'
+  /** A quoted field still open at the end of the text (where a preview cut it, perhaps). */
+  | 'csv-unclosed'
   | 'column-count'
   | 'header'
   | 'missing-prompt'
@@ -172,8 +174,10 @@ export interface DatasetPreview {
 /**
  * What the import dialog shows: detected fields, the guessed (or given) mapping and the first
  * `n` items. It never throws a DatasetError; it returns it, so the user can fix the mapping.
+ * `truncated`: the text is the first lines of a longer file (see leadingLines), so a CSV record
+ * whose quoted field runs past its end is left out rather than called unclosed.
  */
-export function previewDataset(text: string, file: string, n = 5, options: ParseOptions = {}): DatasetPreview {
+export function previewDataset(text: string, file: string, n = 5, options: ParseOptions = {}, truncated = false): DatasetPreview {
   let format: DatasetFormat;
   try {
     format = detectFormat(file, options.format);
@@ -184,7 +188,13 @@ export function previewDataset(text: string, file: string, n = 5, options: Parse
   let records: RawRecord[];
   let fields: string[];
   try {
-    ({ records, fields } = readRecords(text, file, format));
+    try {
+      ({ records, fields } = readRecords(text, file, format));
+    } catch (e) {
+      if (!(truncated && e instanceof DatasetError && e.kind === 'csv-unclosed' && e.line !== null && e.line > 2)) throw e;
+      // The cut fell inside the record opening on that line: preview the lines before it.
+      ({ records, fields } = readRecords(firstLines(text, e.line - 1), file, format));
+    }
   } catch (e) {
     if (!(e instanceof DatasetError)) throw e;
     return { format, fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e };
@@ -211,6 +221,13 @@ export function previewDataset(text: string, file: string, n = 5, options: Parse
     }
   }
   return { format, fields, mapping, mappingNote, items, total: error ? null : records.length, error };
+}
+
+/** The first `lines` lines of a text (with their line feeds). */
+function firstLines(text: string, lines: number): string {
+  let end = 0;
+  for (let i = 0; i < lines && end >= 0; i++) end = text.indexOf('\n', end) + 1 || -1;
+  return end < 0 ? text : text.slice(0, end);
 }
 
 function readRecords(text: string, file: string, format: DatasetFormat): { records: RawRecord[]; fields: string[] } {
@@ -270,7 +287,7 @@ function readDelimited(text: string, file: string, delimiter: string): RawRecord
     if (err.code === 'CSV_QUOTE_NOT_CLOSED' && typeof err.raw === 'string') {
       // csv-parse notices at the end of the file; the useful line is where the quote opened.
       const line = startLine({ record: [], raw: err.raw, info: { lines: err.lines } });
-      throw new DatasetError(file, line, 'csv', 'malformed CSV: a quoted field starting on this line is never closed');
+      throw new DatasetError(file, line, 'csv-unclosed', 'malformed CSV: a quoted field starting on this line is never closed');
     }
     throw new DatasetError(file, err.lines, 'csv', `malformed CSV: ${err.message.replace(/^[A-Za-z ]+: /, '')}`);
   }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { ApiErrorShape, Events, EventName, LogLine, ParamsOf, RequestName, ResultOf, RunProgress, Settings } from '../../../preload/contract.ts';
 import type { EventHub, RunManager, SettingsStore, StartOptions } from '../../../main/api/interfaces.ts';
 import { type ApiDeps, createApiService } from '../../../main/api/service.ts';
+import type { FolderPurpose } from '../../../main/api/handlers/types.ts';
 import { type ExperimentDb, openDatabase, updateRunStatus } from '../../../main/db/index.ts';
 import { databasePath } from '../../../main/runs/home.ts';
 
@@ -100,8 +101,22 @@ export interface Harness {
   close(): void;
 }
 
-/** The service on a fresh temporary data folder, or on `sharedHome` (another process's too; left in place at close). */
-export function createHarness(sharedHome?: string): Harness {
+/** A stand-in for the desktop shell's folder dialog: answers what `answers` holds, in turn, and records what it was asked for. */
+export class FakePicker {
+  readonly asked: FolderPurpose[] = [];
+  constructor(readonly answers: (string | null)[] = []) {}
+  readonly pick = async (purpose: FolderPurpose): Promise<string | null> => {
+    this.asked.push(purpose);
+    if (this.answers.length === 0) throw new Error(`the test picker was asked for a ${purpose} folder it has no answer for`);
+    return this.answers.shift()!;
+  };
+}
+
+/**
+ * The service on a fresh temporary data folder, or on `sharedHome` (another process's too; left
+ * in place at close). In web mode, unless a `picker` makes it the desktop app's.
+ */
+export function createHarness(sharedHome?: string, options: { picker?: FakePicker } = {}): Harness {
   const home = sharedHome ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-api-'));
   const databaseFile = databasePath(home);
   const db = openDatabase(databaseFile);
@@ -117,7 +132,18 @@ export function createHarness(sharedHome?: string): Harness {
       return probe.fn();
     },
   } as unknown as ApiDeps['engine'];
-  const deps: ApiDeps = { db, databaseFile, home, mode: 'web', version: '9.9.9', engine, runs, events, settings };
+  const deps: ApiDeps = {
+    db,
+    databaseFile,
+    home,
+    mode: options.picker ? 'electron' : 'web',
+    version: '9.9.9',
+    engine,
+    runs,
+    events,
+    settings,
+    ...(options.picker && { pickFolder: options.picker.pick }),
+  };
   const api = createApiService(deps);
   return {
     home,

@@ -12,7 +12,9 @@ import { PROMPT_FORMATS as ENGINE_PROMPT_FORMATS } from '../../../main/engine/rl
 import { createReview, createRun, getRun, listModels, listReviews, recordStep, updateRunStatus } from '../../../main/db/index.ts';
 import { BUILTIN_METHODS } from '../../../main/engine/rl/methods/registry.ts';
 import { runDir } from '../../../main/runs/home.ts';
-import { DEVICES_RESULT, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
+import { addModelFolder } from '../../../main/api/models.ts';
+import { builtinModelsDir } from '../../../main/engine/model-paths.ts';
+import { DEVICES_RESULT, FakePicker, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const FIXTURES = path.join(ROOT, 'test/fixtures');
@@ -77,13 +79,8 @@ describe('app, settings and devices', () => {
     expect(await h.call('settings.set', { threads: null, defaultDevice: 'auto' })).toEqual({ dataFolder: null, defaultDevice: 'auto', threads: null });
     expect((await h.refused('settings.set', { defaultDevice: 'tpu' })).issues?.[0].path).toBe('defaultDevice');
     expect((await h.refused('settings.set', { threads: 0 })).issues?.[0].path).toBe('threads');
-    // The data folder: absolute, not a file; it need not exist yet.
-    const folder = path.join(h.home, 'elsewhere');
-    expect(await h.call('settings.set', { dataFolder: folder })).toMatchObject({ dataFolder: folder });
-    const relative = await h.refused('settings.set', { dataFolder: 'data/here' });
-    expect(relative).toMatchObject({ code: 'BAD_REQUEST', issues: [{ path: 'dataFolder' }] });
-    expect(relative.message).toMatch(/not an absolute path/);
-    expect((await h.refused('settings.set', { dataFolder: path.join(h.home, 'autodidact.db') })).message).toMatch(/is a file/);
+    // The data folder: only back to the default (a folder is picked in a dialog: paths.test.ts).
+    h.settings.set({ dataFolder: path.join(h.home, 'elsewhere') });
     expect(await h.call('settings.set', { dataFolder: null })).toMatchObject({ dataFolder: null });
     h.settings.set({ defaultDevice: 'cpu' });
   });
@@ -271,16 +268,24 @@ describe('models', () => {
     expect(chars.parameterCount).toBe(loaded.parameterCount);
   });
 
-  it('adds a sharded Hugging Face folder and a built-in model by name', async () => {
-    const qwen = await h.call('models.add', { path: path.join(FIXTURES, 'models/qwen2') });
-    expect(qwen).toMatchObject({ name: 'qwen2', builtin: false, architecture: 'qwen2', error: null });
-    expect(qwen.id).toBeTypeOf('number');
-    const builtin = await h.call('models.add', { path: 'tiny-chars' });
-    expect(builtin).toMatchObject({ name: 'tiny-chars', builtin: true });
-    const list = await h.call('models.list', {});
-    expect(list.find((m) => m.name === 'tiny-chars')!.id).toBe(builtin.id);
-    expect(list.find((m) => m.name === 'qwen2')!.parameterCount).toBe(qwen.parameterCount);
-    expect(h.events.of('models.changed')).toHaveLength(2);
+  it('adds a sharded Hugging Face folder and a built-in model picked in the dialog', async () => {
+    // The desktop app: the folder comes from the shell's dialog, on the same database.
+    const picker = new FakePicker([path.join(FIXTURES, 'models/qwen2'), path.join(builtinModelsDir(), 'tiny-chars')]);
+    const desktop = createHarness(h.home, { picker });
+    try {
+      const qwen = (await desktop.call('models.add', {})).added!;
+      expect(qwen).toMatchObject({ name: 'qwen2', builtin: false, architecture: 'qwen2', error: null });
+      expect(qwen.id).toBeTypeOf('number');
+      const builtin = (await desktop.call('models.add', {})).added!;
+      expect(builtin).toMatchObject({ name: 'tiny-chars', builtin: true });
+      const list = await h.call('models.list', {});
+      expect(list.find((m) => m.name === 'tiny-chars')!.id).toBe(builtin.id);
+      expect(list.find((m) => m.name === 'qwen2')!.parameterCount).toBe(qwen.parameterCount);
+      expect(desktop.events.of('models.changed')).toHaveLength(2);
+      expect(picker.asked).toEqual(['model', 'model']);
+    } finally {
+      desktop.close();
+    }
   });
 
   it('refuses a folder that cannot load, naming the field, and records nothing', async () => {
@@ -290,18 +295,23 @@ describe('models', () => {
     delete config.hidden_size;
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
     const before = listModels(h.db);
-    const e = await h.refused('models.add', { path: dir });
-    expect(e.code).toBe('SETUP');
-    expect(e.message).toMatch(/config\.json: field "hidden_size"/);
-    const missing = await h.refused('models.add', { path: path.join(h.home, 'no-such-folder') });
-    expect(missing.code).toBe('SETUP');
+    const desktop = createHarness(h.home, { picker: new FakePicker([dir, path.join(h.home, 'no-such-folder')]) });
+    try {
+      const e = await desktop.refused('models.add', {});
+      expect(e.code).toBe('SETUP');
+      expect(e.message).toMatch(/config\.json: field "hidden_size"/);
+      const missing = await desktop.refused('models.add', {});
+      expect(missing.code).toBe('SETUP');
+    } finally {
+      desktop.close();
+    }
     expect(listModels(h.db)).toEqual(before);
   });
 
   it('shows an added folder that broke since with its error', async () => {
     const dir = path.join(h.home, 'fragile');
     fs.cpSync(path.join(FIXTURES, 'models/llama3'), dir, { recursive: true });
-    await h.call('models.add', { path: dir, name: 'fragile' });
+    await addModelFolder(h.db, dir, 'fragile');
     fs.rmSync(path.join(dir, 'model.safetensors'));
     const entry = (await h.call('models.list', {})).find((m) => m.name === 'fragile')!;
     expect(entry.error).toMatch(/no model\.safetensors/);
@@ -361,7 +371,7 @@ describe('runs', () => {
     expect((await h.refused('runs.previewPrompt', { model: 'tiny-arith', dataset: 'questions', promptFormat: 'jinja' as 'chat' })).code).toBe('BAD_REQUEST');
     const missing = await h.refused('runs.previewPrompt', { model: 'tiny-arith', dataset: 'no-such-dataset' });
     expect(missing).toMatchObject({ code: 'SETUP' });
-    expect(missing.message).toMatch(/dataset "no-such-dataset" is not imported/);
+    expect(missing.message).toMatch(/dataset "no-such-dataset" is not one of the app's datasets/);
     expect((await h.refused('runs.previewPrompt', { model: 'no-such-model', prompt: 'x' })).code).toBe('SETUP');
   });
 

@@ -155,7 +155,7 @@ describe('CSV', () => {
 
   it('reports an unclosed quote', () => {
     const e = datasetError(() => loadDataset(fixture('unclosed-quote.csv')));
-    expect(e.kind).toBe('csv');
+    expect(e.kind).toBe('csv-unclosed');
     expect(e.file).toBe('unclosed-quote.csv');
     expect(e.line).toBe(3);
     expect(e.message).toMatch(/never closed/);
