@@ -1,12 +1,14 @@
 // `autodidact serve-model` as a real process on loopback with the built-in tiny-chars model,
 // driven by the `openai` npm client: models, a chat completion, a streamed one (the same text),
 // stop strings, n, seeds, errors in OpenAI's shape for bad requests, a refused token, and a
-// client that disconnects mid-stream.
+// client that disconnects mid-stream. And the app's own endpoint client (what an analyzer or a
+// judge pointed at an OpenAI-compatible endpoint uses) against the same server.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChatEndpoint, EndpointError } from '../../main/engine/agent/endpoint.ts';
 import { resolveModelPath } from '../../main/engine/model-paths.ts';
 import { TextTokenizer } from '../../main/engine/nn/tokenizer.ts';
 import { encodePrompt } from '../../main/engine/rl/prompts.ts';
@@ -188,5 +190,27 @@ describe('autodidact serve-model', () => {
     expect(next.choices).toHaveLength(1);
     for (let i = 0; i < 100 && !stderr.slice(before).includes('cancelled'); i++) await new Promise((r) => setTimeout(r, 50));
     expect(stderr.slice(before)).toContain('the client disconnected; generation cancelled');
+  });
+
+  it("the app's chat endpoint client gets the same answer, with the key from the environment, and names what failed", async () => {
+    process.env.AUTODIDACT_TEST_ENDPOINT_KEY = token;
+    const endpoint = new ChatEndpoint({ url: `${baseURL}/`, model: MODEL, keyEnv: 'AUTODIDACT_TEST_ENDPOINT_KEY' });
+    const got = await endpoint.complete([{ role: 'user', content: 'Hello' }], { temperature: 0, maxTokens: 12 });
+    const want = await client.chat.completions.create({ model: MODEL, messages: hello, temperature: 0, max_tokens: 12 });
+    expect(got).toEqual({ text: want.choices[0].message.content, finishReason: want.choices[0].finish_reason, promptTokens: want.usage!.prompt_tokens, completionTokens: want.usage!.completion_tokens });
+
+    process.env.AUTODIDACT_TEST_ENDPOINT_KEY = 'wrong-key';
+    await expect(endpoint.complete([{ role: 'user', content: 'Hello' }])).rejects.toThrow(`the chat endpoint ${baseURL}/chat/completions answered 401: Incorrect bearer token`);
+    delete process.env.AUTODIDACT_TEST_ENDPOINT_KEY;
+    await expect(endpoint.complete([{ role: 'user', content: 'Hello' }])).rejects.toThrow('the environment variable AUTODIDACT_TEST_ENDPOINT_KEY, named as the chat endpoint\'s key, is not set');
+    process.env.AUTODIDACT_TEST_ENDPOINT_KEY = token;
+    const other = new ChatEndpoint({ url: baseURL, model: 'big-model', keyEnv: 'AUTODIDACT_TEST_ENDPOINT_KEY' });
+    const err = await other.complete([{ role: 'user', content: 'Hello' }]).catch((e) => e);
+    expect(err).toBeInstanceOf(EndpointError);
+    expect(err).toMatchObject({ status: 404, message: expect.stringContaining("The model 'big-model' does not exist") });
+    const closed = new ChatEndpoint({ url: 'http://127.0.0.1:9/v1', model: MODEL });
+    await expect(closed.complete([{ role: 'user', content: 'Hello' }])).rejects.toThrow('cannot reach the chat endpoint http://127.0.0.1:9/v1/chat/completions');
+    expect(() => new ChatEndpoint({ url: 'ftp://x', model: MODEL })).toThrow('must start with http:// or https://');
+    delete process.env.AUTODIDACT_TEST_ENDPOINT_KEY;
   });
 });

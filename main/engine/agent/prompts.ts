@@ -59,3 +59,40 @@ export function parseAgentAction(reply: string): ParsedAction {
 export function expertReply(action: string, thought = ''): string {
   return `<think>${thought}</think><action>${action}</action>`;
 }
+
+export interface TurnSkills {
+  episodeSkill?: string;
+  stepSkill?: string;
+}
+
+const ANCHOR = "Now it's your turn";
+
+/** `block` placed after `at` characters of `text`, a blank line on each side (OPID's spacing). */
+function insertAt(text: string, at: number, block: string): string {
+  const prefix = text.slice(0, at).trimEnd();
+  const suffix = text.slice(at).trimStart();
+  return [prefix, block, suffix].filter(Boolean).join('\n\n');
+}
+
+/**
+ * The teacher's view of a turn for OPID's re-scoring: the same user message with one skill added,
+ * the step skill where there is one, else the episode skill (OPID's "step_priority" mode),
+ * worded and placed as its build_augmented_observation_text places them: episode guidance after
+ * the task line (before "Now it's your turn" in turns without one), step guidance before
+ * "Now it's your turn".
+ */
+export function withSkill(userMessage: string, skills: TurnSkills): string {
+  const step = skills.stepSkill?.trim();
+  const episode = skills.episodeSkill?.trim();
+  const anchor = userMessage.indexOf(ANCHOR);
+  const beforeAnchor = anchor >= 0 ? anchor : userMessage.length;
+  if (step) {
+    return insertAt(userMessage, beforeAnchor, `**Critical-Step Guidance**\nUse this current-step guidance for this decision only:\n[${step}]`);
+  }
+  if (episode) {
+    const block = `**Episode-Level Guidance**\nRefer to this episode-level guidance when deciding what action to take in the current episode:\n[${episode}]`;
+    const task = /^.*\bYour task is to:.*(?:\n|$)/m.exec(userMessage);
+    return insertAt(userMessage, task ? task.index + task[0].length : beforeAnchor, block);
+  }
+  return userMessage;
+}

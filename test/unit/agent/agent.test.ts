@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeConversation } from '../../../main/engine/agent/conversation.ts';
 import { expertPolicy, runEpisode } from '../../../main/engine/agent/episode.ts';
-import { expertReply, parseAgentAction, turnMessage } from '../../../main/engine/agent/prompts.ts';
+import { expertReply, parseAgentAction, turnMessage, withSkill } from '../../../main/engine/agent/prompts.ts';
 import { DIFFICULTIES, NOTHING_HAPPENS, environment, taskSet } from '../../../main/engine/envs/index.ts';
 import { resolveModelPath } from '../../../main/engine/model-paths.ts';
 import { TextTokenizer, type ChatMessage } from '../../../main/engine/nn/tokenizer.ts';
@@ -25,6 +25,29 @@ describe('agent turns', () => {
     const later = turnMessage('shop', { task: 't', observation: 'o', admissibleActions: ['click[buy now]'], step: 4 });
     expect(later.startsWith("You are now at step 4. Your current observation is: o\nYour admissible actions of the current situation are: ['click[buy now]'].")).toBe(true);
     expect(() => turnMessage('sokoban', { task: 't', observation: 'o', admissibleActions: [], step: 1 })).toThrow('no agent prompt for environment "sokoban"');
+  });
+});
+
+describe("the teacher's view (OPID's skill in the observation)", () => {
+  const first = turnMessage('household', { task: 'put a mug in cabinet.', observation: 'o', admissibleActions: ['look'], step: 1 });
+  const later = turnMessage('household', { task: 'put a mug in cabinet.', observation: 'o', admissibleActions: ['look'], step: 3 });
+  const now = "Now it's your turn to take an action.";
+
+  it('puts the episode skill after the task line, or before the request in later turns', () => {
+    const block = '**Episode-Level Guidance**\nRefer to this episode-level guidance when deciding what action to take in the current episode:\n[Find the mug first, then the cabinet.]';
+    expect(withSkill(first, { episodeSkill: ' Find the mug first, then the cabinet. ' })).toBe(
+      `You are an expert agent operating in the ALFRED Embodied Environment. Your task is to: put a mug in cabinet.\n\n${block}\n\nYour current observation is: o\nYour admissible actions of the current situation are: ['look'].\n\n${first.slice(first.indexOf(now))}`,
+    );
+    const l = withSkill(later, { episodeSkill: 'Find the mug first, then the cabinet.' });
+    expect(l).toBe(`${later.slice(0, later.indexOf(now)).trimEnd()}\n\n${block}\n\n${later.slice(later.indexOf(now))}`);
+  });
+
+  it('prefers the step skill, placed before the request; without skills the message is unchanged', () => {
+    const s = withSkill(first, { episodeSkill: 'E', stepSkill: 'Open the cabinet before taking.' });
+    expect(s).toBe(`${first.slice(0, first.indexOf(now)).trimEnd()}\n\n**Critical-Step Guidance**\nUse this current-step guidance for this decision only:\n[Open the cabinet before taking.]\n\n${first.slice(first.indexOf(now))}`);
+    expect(s).not.toContain('[E]');
+    expect(withSkill(first, {})).toBe(first);
+    expect(withSkill(first, { stepSkill: '  ', episodeSkill: '' })).toBe(first);
   });
 });
 
