@@ -12,6 +12,7 @@ import { ClusterReader, importClusterRun } from '../../../main/cluster/import.ts
 import { CLUSTER_FILES } from '../../../main/cluster/launch.ts';
 import { ClusterFileError, JsonlTail } from '../../../main/cluster/verl-files.ts';
 import { type ExperimentDb, createRun, getRun, getStep, importDataset, listRuns, listSteps, openDatabase, queryMetrics } from '../../../main/db/index.ts';
+import { liveRunOwner, requestControl } from '../../../main/runs/owner.ts';
 import { createHarness } from '../api/handlers-harness.ts';
 import { tempDir } from '../db/helpers.ts';
 
@@ -287,5 +288,29 @@ describe('an imported run in the app', () => {
     await h.call('reviews.clear', { rolloutId: group.id });
     expect((JSON.parse(fs.readFileSync(path.join(dir, CLUSTER_FILES.reviewedLabels), 'utf8')) as { labels: object }).labels).toEqual({});
     h.close();
+  });
+});
+
+describe('following a cluster run', () => {
+  it("ends when the app's Stop asks (a control request), the run left stopped with what to do next", async () => {
+    const { run: local } = setup(db);
+    const dir = exported(db, local.id, [1]);
+    const metrics = path.join(dir, CLUSTER_FILES.metrics);
+    fs.writeFileSync(metrics, fs.readFileSync(metrics, 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    const home = path.join(tmp.dir, 'home-follow');
+    let runId = -1;
+    const following = importClusterRun(db, dir, {
+      home,
+      follow: true,
+      pollMs: 5,
+      onPass: (_r, run) => {
+        runId = run.id;
+        if (liveRunOwner(home, run.id)?.pid === process.pid) requestControl(home, run.id, 'stop');
+      },
+    });
+    const summary = await following;
+    expect(summary.run).toMatchObject({ id: runId, status: 'stopped', currentStep: 1 });
+    expect(summary.run.error).toMatch(/up to step 1; 'autodidact cluster import .* brings the rest/);
+    expect(liveRunOwner(home, runId)).toBeNull();
   });
 });
