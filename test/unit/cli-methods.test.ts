@@ -1,10 +1,12 @@
-// `autodidact run --method <id>` end to end for the certainty and cluster methods on the built-in tiny-arith
+// `autodidact run --method <id>` end to end for the certainty, cluster, judge and teacher methods on the built-in tiny-arith
 // model (AUTODIDACT_HOME in a temporary folder): each run completes, records its method, its
 // own metrics under their reference names, the proxy–truth correlation where it is defined,
 // and per sample its reward details and self-certainties.
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listRuns, metricKeys, openDatabase, rolloutsAtStep, samplesOfRollout } from '../../main/db/index.ts';
-import { databasePath } from '../../main/runs/home.ts';
+import { databasePath, runDir } from '../../main/runs/home.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { tempDir } from './db/helpers.ts';
 
@@ -77,6 +79,28 @@ describe('autodidact run --method', () => {
           expect(typeof s.judge!.response).toBe('string');
         }
       }
+    } finally {
+      db.close();
+    }
+  });
+
+  it('co-rewarding trains against its EMA teacher’s labels, logs how right teacher and policy are, and saves the teacher', async () => {
+    const r = await cli(['run', '--method', 'co-rewarding', '--name', 'teacher', ...SMALL]);
+    expect(r.stderr).toMatch(/started run \d+ "teacher"/);
+    expect(r.code).toBe(0);
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const run = listRuns(db).find((x) => x.name === 'teacher')!;
+      expect(run).toMatchObject({ status: 'completed', method: 'co-rewarding', currentStep: 2, error: null });
+      expect(run.config).toMatchObject({ votes: 8, trainSamples: 8, klCoef: 0.001, teacherAlphaStart: 0.01, teacherAlphaEnd: 1e-5 });
+      const keys = metricKeys(db, run.id);
+      for (const key of ['coreward/pseudo_acc', 'coreward/pseudo_ref_acc', 'coreward/pseudo_policy_acc', 'coreward/teacher_majority_ratio', 'coreward/policy_teacher_agreement', 'train/label_accuracy']) expect(keys, key).toContain(key);
+      // Each group's label is the teacher's, and a sample's reward says whether it agrees.
+      for (const group of rolloutsAtStep(db, run.id, 1)) {
+        for (const s of samplesOfRollout(db, group.id)) expect(s.reward).toBe(group.pseudoLabel !== null && s.extractedAnswer !== null && Number(s.extractedAnswer) === Number(group.pseudoLabel) ? 1 : 0);
+      }
+      const last = fs.readdirSync(runDir(HOME, run.id)).find((d) => d.startsWith('last-'))!;
+      expect(fs.existsSync(path.join(runDir(HOME, run.id), last, 'teacher.safetensors'))).toBe(true);
     } finally {
       db.close();
     }

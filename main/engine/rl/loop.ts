@@ -27,12 +27,14 @@ import { type ScheduleSpec, learningRate, warmupStepsFromRatio } from '../optim/
 import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
 import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
+import type { TrainableCopy } from '../runtime/parameter-store.ts';
 import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
 import { FrozenJudge } from './judge.ts';
+import { EmaTeacher, emaAlpha } from './teacher.ts';
 import { type Alert, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
@@ -259,6 +261,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const methodSettings = method.settings.parse(config);
   const methodMetrics = input.scorer ? undefined : method.stepMetrics;
   const needsJudge = method.services?.judge === true;
+  const teacherSchedule = method.services?.teacher?.(methodSettings) ?? null;
   const signal = hooks.signal;
   const progress = (step: number, phase: LoopProgress['phase']) => hooks.onProgress?.({ step, totalSteps: config.steps, phase });
   progress(0, 'setup');
@@ -288,7 +291,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const order = new PromptOrder(config.seed, input.items.length);
 
   const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
-  checkMemory(model.config, config, device, shape, longestPrompt, longestAny, needsJudge);
+  checkMemory(model.config, config, device, shape, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -304,6 +307,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   });
   let generator: Generator | null = null;
   let judgeGenerator: Generator | null = null;
+  let teacherGenerator: Generator | null = null;
+  let teacherCopy: TrainableCopy | null = null;
   try {
     generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens });
     const gen = generator;
@@ -326,8 +331,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     const signalWatch = new SignalWatch(signalThresholdsOf(config));
 
     let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };
+    let resumedTeacher: Float32Array | null = null;
     if (input.resumeFrom) {
-      const { extra } = await trainer.load(input.resumeFrom);
+      const { extra, teacher: savedTeacher } = await trainer.load(input.resumeFrom);
+      resumedTeacher = savedTeacher;
       const parsed = LoopStateSchema.safeParse(extra);
       if (!parsed.success) throw new Error(`${input.resumeFrom} holds no run-loop state to resume from`);
       state = parsed.data;
@@ -338,6 +345,24 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
       if (state.signal) signalWatch.state = state.signal;
     }
     const rng = SeededRng.fromState(state.rng);
+
+    // The EMA teacher starts as the policy (or as it was saved with the checkpoint resumed from).
+    let teacher: EmaTeacher | null = null;
+    if (teacherSchedule) {
+      const values = resumedTeacher ? widen(resumedTeacher, trainer) : await trainer.store.readFlat();
+      teacherCopy = await trainer.store.trainableCopy(values);
+      teacherGenerator = await Generator.create({ config: model.config, weights: teacherCopy, device, maxLength: longestAny + config.maxNewTokens });
+      teacher = new EmaTeacher({
+        copy: teacherCopy,
+        values,
+        generator: teacherGenerator,
+        tokenizer: tok,
+        promptFormat: config.promptFormat,
+        answerFormat: config.answerFormat,
+        sampling: { maxNewTokens: config.maxNewTokens, temperature: config.temperature, topP: config.topP, topK: config.topK, stopStrings: config.stopStrings },
+      });
+    }
+    const teacherValues = () => (teacher ? { teacher: teacher.values } : {});
 
     // Validation: k samples per labeled prompt, in chunks about the size of a training rollout.
     const validate = async (step: number): Promise<Record<string, number>> => {
@@ -383,7 +408,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
       if (improved && step > 0 && input.checkpointDir) {
         progress(step, 'checkpoint');
         const dir = path.join(input.checkpointDir, checkpointFolder('best', step));
-        await trainer.save(dir, { ...state, watch: watch.state });
+        await trainer.save(dir, { ...state, watch: watch.state }, teacherValues());
         record.checkpoints.push({ kind: 'best', path: dir, metric: { name: bestName, value } });
       }
     };
@@ -440,7 +465,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           }));
           // The judge's sampling seed depends on the run's seed, the step and the group only.
           const judgeSeed = (Math.imul(config.seed, 0x9e3779b1) ^ Math.imul(step, 0x85ebca6b) ^ Math.imul(p + 1, 0xc2b2ae35)) >>> 0;
-          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, ...(judge && { judge: judge.bind(judgeSeed, signal) }) });
+          const services = { ...(judge && { judge: judge.bind(judgeSeed, signal) }), ...(teacher && { teacher: teacher.bind((judgeSeed ^ 0x5bd1e995) >>> 0, signal) }) };
+          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, ...services });
           checkScore(scored, samples.length);
           const reviewed = input.labelOverrides?.get(itemIndex);
           const score = reviewed === undefined ? scored : withReviewedLabel(scored, answers, reviewed, config);
@@ -477,6 +503,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0);
           updateSeconds = seconds(updateStart);
           if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
+          // The teacher follows the policy slowly, after every update that changed it.
+          if (teacher && teacherSchedule && update && !update.skipped) await teacher.update(await trainer.store.readFlat(), emaAlpha(step, config.steps, teacherSchedule.alphaStart, teacherSchedule.alphaEnd));
         }
 
         const record: StepRecord = { step, metrics: {}, groups: [], checkpoints: [], alerts: [] };
@@ -503,7 +531,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         }
         Object.assign(m, signalNumbers);
         if (methodMetrics) Object.assign(m, methodMetrics(groups, methodSettings));
-        if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config));
+        if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config), methodTruthMetrics(input.scorer ? undefined : method.truthMetrics, groups, truths, config));
         if (signalAlert) record.alerts.push(signalAlert);
 
         const alert = watch.onTrainStep(step, majorityRatio, entropy);
@@ -524,7 +552,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         if (saveLast) {
           progress(step, 'checkpoint');
           const dir = path.join(input.checkpointDir!, checkpointFolder('last', step));
-          await trainer.save(dir, state);
+          await trainer.save(dir, state, teacherValues());
           record.checkpoints.push({ kind: 'last', path: dir, metric: null });
           resumableAt = step;
         }
@@ -551,8 +579,15 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   } finally {
     await generator?.release();
     await judgeGenerator?.release();
+    await teacherGenerator?.release();
+    teacherCopy?.release();
     await trainer.release();
   }
+}
+
+/** A saved teacher's float32 values in the store's float type. */
+function widen(values: Float32Array, trainer: Trainer): Float32Array | Float64Array {
+  return trainer.store.dtype === 'float64' ? Float64Array.from(values) : values;
 }
 
 /**
@@ -560,14 +595,23 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
  * the CPU, where running out takes the whole process down): memory is bounded by the run's
  * shapes, which the longest prompt decides.
  */
-function checkMemory(c: LlamaConfig, config: RunConfig, device: Device, update: { size: number; seqLen: number }, longestPrompt: number, longestAny: number, judge: boolean): void {
+function checkMemory(
+  c: LlamaConfig,
+  config: RunConfig,
+  device: Device,
+  update: { size: number; seqLen: number },
+  longestPrompt: number,
+  longestAny: number,
+  services: { judge: boolean; teacher: boolean },
+): void {
   if (device.name !== 'cpu') return;
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
   const need = estimateRunBytes(c, {
     update,
-    reference: config.klCoef > 0 || judge,
+    reference: config.klCoef > 0 || services.judge,
     generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
     trainable: config.mode === 'full' ? weightCount(c) : lora,
+    teacher: services.teacher,
   });
   const limit = memoryLimitBytes();
   if (need <= limit) return;
@@ -701,6 +745,15 @@ function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: s
       ...(g.score.judge?.[i] && { judge: g.score.judge[i] }),
     })),
   };
+}
+
+/** A method's `truthMetrics`: per metric, the share of prompts with a hidden answer whose label of that name is right. */
+function methodTruthMetrics(wanted: Record<string, string> | undefined, groups: readonly ScoredGroup[], truths: readonly (string | null)[], config: RunConfig): Record<string, number> {
+  const withTruth = groups.filter((g) => truths[g.itemIndex] !== null && g.score.labels !== undefined);
+  if (!wanted || withTruth.length === 0) return {};
+  return Object.fromEntries(
+    Object.entries(wanted).map(([key, name]) => [key, mean(withTruth.map((g) => (isCorrect(g.score.labels![name] ?? null, truths[g.itemIndex]!, config.answerFormat) ? 1 : 0)))]),
+  );
 }
 
 /** Diagnostics against hidden answers, averaged over the prompts (or trained samples) that have one. */

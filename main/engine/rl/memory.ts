@@ -22,6 +22,8 @@ export interface RunShapes {
   generate: { rows: number; prompts: number; maxLength: number };
   /** Trainable values (all weights, or the LoRA adapters). */
   trainable: number;
+  /** An EMA teacher: its values of the trainable weights on the host and on the device. */
+  teacher?: boolean;
 }
 
 /** Values in the model's weights. */
@@ -52,7 +54,8 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes): number {
   const reference = shapes.reference ? weights + passBytes(c, shapes.update.size, shapes.update.seqLen, false) : 0;
   const kvCache = 2 * c.numLayers * shapes.generate.rows * c.numKvHeads * c.headDim * shapes.generate.maxLength * F32;
   const prefill = passBytes(c, shapes.generate.prompts, shapes.generate.maxLength, false);
-  return BASE_BYTES + weights + optimizer + update + reference + kvCache + prefill;
+  const teacher = shapes.teacher ? 2 * shapes.trainable * F32 : 0;
+  return BASE_BYTES + weights + optimizer + update + reference + kvCache + prefill + teacher;
 }
 
 /**

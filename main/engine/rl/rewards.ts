@@ -5,6 +5,7 @@
 // diagnostics, so no scorer can read them even by mistake.
 import { type AnswerFormat, type VoteTies, majorityVote } from '../tasks/answers.ts';
 import type { Judge } from './judge.ts';
+import type { Teacher } from './teacher.ts';
 
 /** One sampled response as a scorer sees it: its text and answer, and what the generator measured per token. */
 export interface ScorerSample {
@@ -34,6 +35,8 @@ export interface ScorerContext {
   signal?: AbortSignal;
   /** The frozen model as a judge (`judge.ts`), for a method whose definition asks for it (`services.judge`). */
   judge?: Judge;
+  /** The EMA teacher (`teacher.ts`), for a method whose definition asks for it (`services.teacher`). */
+  teacher?: Teacher;
 }
 
 /** One question put to the judge about a sample, and what it answered: recorded with the sample. */
@@ -61,6 +64,11 @@ export interface GroupScore {
   majorityRatio?: number;
   /** Vote methods, per sample: whether its answer agrees with the pseudo-label (what a hard 0/1 reward would give). */
   agreesWithLabel?: boolean[];
+  /**
+   * Labels the method weighed, by name (e.g. the teacher's and the policy's majority answers):
+   * its definition's `truthMetrics` say which metric measures which against the hidden answers.
+   */
+  labels?: Record<string, string | null>;
   /** Per sample: the method's parts of its reward (certainty, prior, factor, ...), stored with the sample. */
   details?: Record<string, number>[];
   /** Per sample: what the judge was asked about it and answered (null: not asked), stored with the sample. */
@@ -70,7 +78,7 @@ export interface GroupScore {
 }
 
 /** A majority vote's score: every vote field is there. */
-export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge'>>;
+export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels'>>;
 
 /** A label-free method's reward: one group in, one reward per sample out (possibly after asking a model). */
 export type Scorer = (group: ScorerGroup, context: ScorerContext) => GroupScore | Promise<GroupScore>;

@@ -23,6 +23,7 @@ export const FILES = {
   adapterConfig: 'adapter_config.json',
   optimizer: 'optimizer.safetensors',
   state: 'trainer_state.json',
+  teacher: 'teacher.safetensors',
 } as const;
 
 /** Files of the base model folder that make a full checkpoint a complete model folder. */
@@ -81,6 +82,8 @@ export interface CheckpointContents {
   optimizer?: { m: Float32Array; v: Float32Array } | null;
   state?: TrainerState | null;
   source?: CheckpointSource;
+  /** An EMA teacher's values of the trainable weights, flat in the state's layout order. */
+  teacher?: Float32Array | null;
 }
 
 const ARCHITECTURE_CLASS: Record<LlamaConfig['architecture'], string> = {
@@ -254,6 +257,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
         ['exp_avg_sq', { shape: [n], data: c.optimizer.v }],
       ]);
     }
+    if (c.teacher) await writeSafetensors(path.join(tmp, FILES.teacher), [['ema', { shape: [c.teacher.length], data: c.teacher }]], meta);
     if (c.state) await writeJson(path.join(tmp, FILES.state), { format: 'autodidact-trainer-state', version: 1, ...c.state });
   });
 }
@@ -266,6 +270,8 @@ export interface LoadedCheckpoint {
   weights: Map<string, Float32Tensor>;
   optimizer: { m: Float32Array; v: Float32Array } | null;
   state: TrainerState | null;
+  /** An EMA teacher's flat values, when one was saved. */
+  teacher: Float32Array | null;
 }
 
 /** Read a checkpoint folder: a PEFT adapter or a Hugging Face model, with trainer state if saved. */
@@ -309,5 +315,11 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     if (!m || !v) throw new Error(`${path.join(abs, FILES.optimizer)}: expected tensors exp_avg and exp_avg_sq`);
     optimizer = { m: m.data, v: v.data };
   }
-  return { lora, config, weights, optimizer, state };
+  let teacher: Float32Array | null = null;
+  if (await exists(path.join(abs, FILES.teacher))) {
+    const ema = (await readSafetensors(path.join(abs, FILES.teacher))).get('ema');
+    if (!ema) throw new Error(`${path.join(abs, FILES.teacher)}: expected the tensor ema`);
+    teacher = ema.data;
+  }
+  return { lora, config, weights, optimizer, state, teacher };
 }

@@ -377,6 +377,17 @@ export class ParameterStore implements WeightBinding {
     this.views = null;
   }
 
+  /**
+   * Another set of values for the trainable weights, fed together with this store's frozen ones
+   * (an EMA teacher: under LoRA the same base with its own adapters). Its values are its own
+   * copy; `write` replaces them.
+   */
+  async trainableCopy(values: FlatArray): Promise<TrainableCopy> {
+    const copy = new TrainableCopy(this, (g) => this.source(g, true));
+    await copy.write(values);
+    return copy;
+  }
+
   // -------------------------------------------------------------------------------------------
   // The training graph's view
 
@@ -397,5 +408,42 @@ export class ParameterStore implements WeightBinding {
     if (this.unflattenGraph) await this.unflattenGraph.release();
     this.unflattenGraph = null;
     await this.transfer.release();
+  }
+}
+
+/** The trainable weights of a store with other values (`ParameterStore.trainableCopy`). */
+export class TrainableCopy implements WeightBinding {
+  private tensors = new Map<string, ort.Tensor>();
+
+  constructor(
+    private readonly store: ParameterStore,
+    private readonly source: (g: Graph) => WeightSource,
+  ) {}
+
+  bind(g: Graph): WeightSource {
+    return this.source(g);
+  }
+
+  feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
+    return { ...this.store.frozen.feeds(inputNames), ...pickFeeds(this.tensors, inputNames) };
+  }
+
+  /** Replace every value (flat, in the store's layout); tensors from earlier feeds() must not be fed again. */
+  async write(values: FlatArray): Promise<void> {
+    if (values.length !== this.store.size) throw new Error(`trainable copy: expected ${this.store.size} values, got ${values.length}`);
+    const { layout, dtype, transfer } = this.store;
+    const arrays = layout.map((e) => {
+      const data = allocate(dtype, e.size);
+      data.set(values.subarray(e.offset, e.offset + e.size));
+      return { data, shape: e.shape };
+    });
+    const next = await transfer.upload(arrays);
+    this.release();
+    this.tensors = new Map(layout.map((e, i) => [e.name, next[i]]));
+  }
+
+  release(): void {
+    for (const t of this.tensors.values()) disposeTensor(t);
+    this.tensors.clear();
   }
 }

@@ -581,9 +581,10 @@ export class Trainer {
   /**
    * Save a checkpoint into `dir` (replaced as a whole, atomically): the weights as a Hugging
    * Face model folder (full) or a PEFT adapter (LoRA), plus the optimizer moments, step and RNG
-   * state for an exact resume. `extra` is stored as is (the run loop's own state).
+   * state for an exact resume. `extra` is stored as is (the run loop's own state), `teacher` (an EMA
+   * teacher's flat values) beside them.
    */
-  async save(dir: string, extra?: unknown): Promise<void> {
+  async save(dir: string, extra?: unknown, options: { teacher?: FlatArray | null } = {}): Promise<void> {
     const weights = await this.store.readWeights();
     // The moments are saved flat (float32), whatever ranges this trainer updates them in.
     const [m, v] = await Promise.all(
@@ -609,6 +610,7 @@ export class Trainer {
       optimizer: { m, v },
       state,
       source: this.options.source,
+      teacher: options.teacher ? Float32Array.from(options.teacher) : null,
     });
   }
 
@@ -617,7 +619,7 @@ export class Trainer {
    * matching shapes (weights only: optimizer state and step start from zero). Returns the
    * run loop's `extra` state, if any.
    */
-  async load(dir: string): Promise<{ step: number; extra?: unknown }> {
+  async load(dir: string): Promise<{ step: number; extra?: unknown; teacher: Float32Array | null }> {
     const ckpt = await loadCheckpoint(dir);
     const lora = this.store.lora;
     if ((ckpt.lora === null) !== (lora === null)) {
@@ -654,7 +656,8 @@ export class Trainer {
     this.v = v;
     this.stepsDone = ckpt.state?.step ?? 0;
     if (ckpt.state?.rng) this.rng.setState(ckpt.state.rng);
-    return { step: this.stepsDone, extra: ckpt.state?.extra };
+    if (ckpt.teacher && ckpt.teacher.length !== this.store.size) throw new Error(`${dir}: the teacher has ${ckpt.teacher.length} values, this trainer has ${this.store.size} parameters`);
+    return { step: this.stepsDone, extra: ckpt.state?.extra, teacher: ckpt.teacher };
   }
 
   /** Free every session and device tensor; the trainer and its weights() are unusable after. */

@@ -159,7 +159,7 @@ describe('checkpoint layout', () => {
     const options = { config: model.config, device: await testDevice(), mode: { kind: 'full' as const }, loss: { kind: 'sft' as const }, batch: { size: 1, seqLen: 5 } };
     const fromFolder = await Trainer.create({ ...options, weights: model.weights });
     const loaded = await Trainer.create({ ...options, weights: other });
-    expect(await loaded.load(TINY_CHARS)).toEqual({ step: 0, extra: undefined });
+    expect(await loaded.load(TINY_CHARS)).toEqual({ step: 0, extra: undefined, teacher: null });
     const batch = { inputIds: [1, 40, 41, 42, 43], targets: [40, 41, 42, 43, 2] };
     expect(Array.from(await loaded.logprobs(batch))).toEqual(Array.from(await fromFolder.logprobs(batch)));
     await fromFolder.release();
@@ -189,12 +189,14 @@ describe('exact resume', () => {
       const lossesResumed: number[] = [];
       for (let s = 0; s < 2; s++) lossesResumed.push(await trainStep(first));
       const dir = path.join(tmp, `resume-${mode.kind}`);
-      await first.save(dir, { epoch: 0, cursor: 6 });
+      // An EMA teacher's values are saved beside the weights (teacher.safetensors) and come back as they were.
+      const teacher = Float32Array.from(await first.store.readFlat(), (x, i) => x + i / 1000);
+      await first.save(dir, { epoch: 0, cursor: 6 }, { teacher });
       await first.release();
 
       // A different seed: everything that matters must come from the checkpoint.
       const second = await makeTrainer(mode, { seed: 999, optimizerRangeSize: Number.POSITIVE_INFINITY });
-      expect(await second.load(dir)).toEqual({ step: 2, extra: { epoch: 0, cursor: 6 } });
+      expect(await second.load(dir)).toEqual({ step: 2, extra: { epoch: 0, cursor: 6 }, teacher });
       expect(second.stepCount).toBe(2);
       for (let s = 0; s < 2; s++) lossesResumed.push(await trainStep(second));
 

@@ -30,9 +30,10 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   pipeline: PipelineKind;
   /**
    * What its scorer needs in its context beyond the group: `judge`, the frozen model (the run
-   * then keeps the reference weights under full fine-tuning even without a KL term).
+   * then keeps the reference weights under full fine-tuning even without a KL term); `teacher`,
+   * an EMA copy of the policy (`rl/teacher.ts`), with its α schedule from the method's settings.
    */
-  services?: { judge?: boolean };
+  services?: { judge?: boolean; teacher?(settings: z.output<S>): { alphaStart: number; alphaEnd: number } };
   /**
    * The method's own settings, each with a default and a description. They are flat keys of the
    * run configuration (e.g. `srtThreshold`), so no two methods, and no method and the common
@@ -54,6 +55,12 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   checkLaunch?(settings: z.output<S>, launch: LaunchContext): SettingProblem[];
   /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. */
   scorer(settings: z.output<S>, run: CommonRunConfig): Scorer;
+  /**
+   * Metrics (keys of `metrics`) the loop computes against the hidden answers, where the data has
+   * them: the share of prompts whose label of that name (`GroupScore.labels`) is right. The
+   * scorer never sees the answers.
+   */
+  truthMetrics?: Record<string, string>;
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
   stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
 }
