@@ -277,7 +277,7 @@ describe('web mode, as a new user', () => {
     await page.getByTestId('run-select').nth(0).check();
     await page.getByTestId('run-select').nth(1).check();
     await page.getByTestId('compare-button').click();
-    await page.getByTestId('chart-compare').waitFor();
+    await page.getByTestId('chart-compare-0').waitFor();
     await shot('10-compare');
     expect(pageErrors).toEqual([]);
   });

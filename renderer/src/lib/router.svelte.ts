@@ -1,9 +1,9 @@
-// Hash routes: #/datasets, #/models, #/new, #/runs, #/runs/:id, #/runs/:id/inspect?step=N,
+// Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N,
 // #/compare?ids=1,2, #/settings.
 export type Route =
   | { name: 'datasets' }
   | { name: 'models' }
-  | { name: 'new'; reviewsOf: number | null }
+  | { name: 'new'; reviewsOf: number | null; cloneOf: number | null }
   | { name: 'runs' }
   | { name: 'run'; id: number }
   | { name: 'inspect'; id: number; step: number | null }
@@ -23,7 +23,7 @@ function parse(hash: string): Route {
     case 'settings':
       return { name: 'settings' };
     case 'new':
-      return { name: 'new', reviewsOf: int(q.get('reviewsOf')) };
+      return { name: 'new', reviewsOf: int(q.get('reviewsOf')), cloneOf: int(q.get('cloneOf')) };
     case 'compare':
       return { name: 'compare', ids: (q.get('ids') ?? '').split(',').map(int).filter((n): n is number => n !== null) };
     case 'runs': {
