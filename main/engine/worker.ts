@@ -7,6 +7,7 @@
 // AbortSignal, which commands check between runs.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { PHRASED } from '../issues.ts';
 import { commands, disposeCommands } from './commands/index.ts';
 import { closeGate, gated } from './native-gate.ts';
 import { type CommandTable, EngineError, type HostMessage, type WorkerMessage, serializeError } from './protocol.ts';
@@ -55,11 +56,10 @@ async function call(id: number, command: string, rawParams: unknown): Promise<vo
     if (shuttingDown) throw new EngineError('the engine is shutting down', 'WORKER_EXITED');
     const spec = Object.hasOwn(table, command) ? table[command] : undefined;
     if (!spec) throw new EngineError(`unknown engine command "${command}"; known: ${Object.keys(table).join(', ')}`, 'UNKNOWN_COMMAND');
-    const parsed = spec.params.safeParse(rawParams ?? {});
+    const parsed = spec.params.safeParse(rawParams ?? {}, PHRASED);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      const where = issue.path.length ? `parameter "${issue.path.join('.')}"` : 'parameters';
-      throw new EngineError(`${command}: ${where}: ${issue.message}`, 'BAD_PARAMS', { path: issue.path.map(String) });
+      throw new EngineError(`${command}: ${issue.message}`, 'BAD_PARAMS', { path: issue.path.map(String) });
     }
     const result = await spec.run(parsed.data, {
       signal: controller.signal,

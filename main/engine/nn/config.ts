@@ -2,6 +2,7 @@
 // One struct covers Llama 2/3, Qwen2/2.5, Qwen3, Mistral, SmolLM and TinyLlama: they differ
 // only in q/k/v biases (Qwen2), per-head q/k RMSNorm (Qwen3), RoPE scaling and tied embeddings.
 import { z } from 'zod';
+import { PHRASED } from '../../issues.ts';
 
 export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'mistral';
 
@@ -92,11 +93,8 @@ function shown(value: unknown): string {
 
 /** Parse a config.json object; `source` names the file in error messages. */
 export function parseConfig(json: unknown, source = 'config.json'): LlamaConfig {
-  const parsed = hfConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`${source}: field "${issue.path.join('.')}": ${issue.message}`);
-  }
+  const parsed = hfConfigSchema.safeParse(json, PHRASED);
+  if (!parsed.success) throw new Error(`${source}: ${parsed.error.issues[0].message}`);
   const c = parsed.data;
   const architecture = ARCHITECTURES[c.model_type];
   if (!architecture) {

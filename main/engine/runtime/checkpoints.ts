@@ -10,6 +10,7 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { PHRASED } from '../../issues.ts';
 import { type LlamaConfig, parseConfig, weightShapes } from '../nn/config.ts';
 import { loadModelFolder } from '../nn/hf-model.ts';
 import { type LoraSpec, loraSpecFromPeftConfig, peftAdapterConfig } from '../nn/lora.ts';
@@ -299,11 +300,8 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
 
   let state: TrainerState | null = null;
   if (await exists(path.join(abs, FILES.state))) {
-    const parsed = stateSchema.safeParse(await readJson(path.join(abs, FILES.state)));
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new Error(`${path.join(abs, FILES.state)}: field "${issue.path.join('.')}": ${issue.message}`);
-    }
+    const parsed = stateSchema.safeParse(await readJson(path.join(abs, FILES.state)), PHRASED);
+    if (!parsed.success) throw new Error(`${path.join(abs, FILES.state)}: ${parsed.error.issues[0].message}`);
     const { format: _format, version: _version, ...rest } = parsed.data;
     state = rest as TrainerState;
   }

@@ -299,7 +299,7 @@ describe('models', () => {
     try {
       const e = await desktop.refused('models.add', {});
       expect(e.code).toBe('SETUP');
-      expect(e.message).toMatch(/config\.json: field "hidden_size"/);
+      expect(e.message).toMatch(/config\.json: hidden_size is required$/);
       const missing = await desktop.refused('models.add', {});
       expect(missing.code).toBe('SETUP');
     } finally {
