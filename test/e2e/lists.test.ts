@@ -227,6 +227,8 @@ describe('long names and prompts elsewhere (issue 15.11)', () => {
     await page.getByTestId('sample-card').first().waitFor();
     await expectInWindow(page.getByTestId('clear-review'), 'the Clear button');
     await expectInWindow(page.getByTestId('override-button'), 'the Override button');
+    // The group list shows a prompt's start on one line, the whole prompt in its title.
+    await expectCut(page.getByTestId('group-row').first().locator('.g-prompt'), LONG_PROMPT);
     const prompt = await page.getByTestId('group-prompt').evaluate((el) => ({ width: el.scrollWidth <= el.clientWidth, height: el.clientHeight }));
     expect(prompt.width).toBe(true);
     expect(prompt.height).toBeLessThanOrEqual(240);
