@@ -8,7 +8,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyzeEpisode } from '../../main/engine/agent/analyzer.ts';
 import { ChatEndpoint, EndpointError } from '../../main/engine/agent/endpoint.ts';
+import { expertPolicy, runEpisode } from '../../main/engine/agent/episode.ts';
+import { environment, taskSet } from '../../main/engine/envs/index.ts';
 import { resolveModelPath } from '../../main/engine/model-paths.ts';
 import { TextTokenizer } from '../../main/engine/nn/tokenizer.ts';
 import { encodePrompt } from '../../main/engine/rl/prompts.ts';
@@ -211,6 +214,33 @@ describe('autodidact serve-model', () => {
     const closed = new ChatEndpoint({ url: 'http://127.0.0.1:9/v1', model: MODEL });
     await expect(closed.complete([{ role: 'user', content: 'Hello' }])).rejects.toThrow('cannot reach the chat endpoint http://127.0.0.1:9/v1/chat/completions');
     expect(() => new ChatEndpoint({ url: 'ftp://x', model: MODEL })).toThrow('must start with http:// or https://');
+    delete process.env.AUTODIDACT_TEST_ENDPOINT_KEY;
+  });
+
+  it('an analyzer pointed at the endpoint asks it about an episode; an answer without an analysis gives no skill', async () => {
+    process.env.AUTODIDACT_TEST_ENDPOINT_KEY = token;
+    const endpoint = new ChatEndpoint({ url: baseURL, model: MODEL, keyEnv: 'AUTODIDACT_TEST_ENDPOINT_KEY' });
+    const env = environment('household').create();
+    const task = taskSet({ env: 'household', difficulty: 'easy', count: 1, seed: 2, split: 'train' })[0];
+    const first = env.reset(task).observation;
+    const episode = await runEpisode(env, task, expertPolicy(env));
+    // A short template (the setting is editable): tiny-chars has 1,024 positions.
+    const template = 'Task: {task}\nOutcome: {outcome} in {steps} steps.\nAnswer with JSON: {"episode_skill": "..."}';
+    const asked: string[] = [];
+    const analysis = await analyzeEpisode(
+      episode,
+      first,
+      async (messages) => {
+        asked.push(messages[0].content);
+        return (await endpoint.complete(messages, { temperature: 0, maxTokens: 48 })).text;
+      },
+      template,
+    );
+    expect(asked).toEqual([`Task: ${episode.goal}\nOutcome: success in ${episode.turns.length} steps.\nAnswer with JSON: {"episode_skill": "..."}`]);
+    // tiny-chars writes characters, not analyses: the episode gets no skill, and why is kept.
+    const direct = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: asked[0] }], temperature: 0, max_tokens: 48 });
+    expect(analysis).toMatchObject({ ok: false, raw: direct.choices[0].message.content });
+    expect(analysis.ok ? '' : analysis.reason).toMatch(/^the answer/);
     delete process.env.AUTODIDACT_TEST_ENDPOINT_KEY;
   });
 });
