@@ -257,7 +257,9 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
   for (const run of listRuns(db, { status: ['running', 'queued'] })) {
     if (liveRunOwner(home, run.id)) continue;
     const why =
-      run.status === 'running'
+      run.kind === 'external'
+        ? `The process following this run's cluster folder ended${run.currentStep !== null ? ` at step ${run.currentStep}` : ''}; 'autodidact cluster import DIR --follow' reads on from there.`
+        : run.status === 'running'
         ? `The app closed while this run was training${run.currentStep !== null ? ` (at step ${run.currentStep})` : ''}; resume it to continue from its last checkpoint.`
         : 'The app closed before this run started (it was waiting in the queue); resume it to train.';
     db.write(`marking run ${run.id} stopped`, () => {

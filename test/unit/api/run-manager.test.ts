@@ -13,6 +13,7 @@ import { toRunView } from '../../../main/api/run-view.ts';
 import {
   type ExperimentDb,
   createReview,
+  createRun,
   getRun,
   latestCheckpoint,
   listSteps,
@@ -219,6 +220,9 @@ describe('run manager', () => {
     // A run a live process (the command line, say) is training is left alone.
     updateRunStatus(db, elsewhere.id, 'running');
     const release = claimRun(HOME, elsewhere.id);
+    // An imported cluster run whose `autodidact cluster import --follow` died: nothing to resume here.
+    const followed = createRun(db, { name: 'verl', kind: 'external', method: 'ttrl', model: 'm', dataset: 'd', config: { steps: 9, external: { source: 'verl', dir: tmp.dir } } });
+    updateRunStatus(db, followed.id, 'running');
     // Work folders of checkpoint saves killed mid-way (pid 2^22 + 7: above Linux's pid_max, never alive).
     const leftovers = ['.last-2.tmp-4194311-0badcafe', '.best-1.old-4194311-0badcafe'];
     for (const id of [running.id, elsewhere.id]) for (const name of leftovers) fs.mkdirSync(path.join(runDir(HOME, id), name, 'junk'), { recursive: true });
@@ -236,6 +240,7 @@ describe('run manager', () => {
       expect(r.error).toMatch(/The app closed (while this run was training|before this run started)/);
       expect(second.log(id, 1)[0]).toMatchObject({ level: 'warn', message: r.error });
     }
+    expect(getRun(db, followed.id)).toMatchObject({ status: 'stopped', error: "The process following this run's cluster folder ended; 'autodidact cluster import DIR --follow' reads on from there." });
     expect(second.log(firstRun, 1000)).toEqual(before);
     expect(getRun(db, elsewhere.id)!.status).toBe('running');
     expect(() => second.start(elsewhere.id, { resume: true })).toThrow(/being trained by another process/);
