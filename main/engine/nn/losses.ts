@@ -81,7 +81,7 @@ export interface PolicyLossInputs {
   logprobs: Sym;
   /** log π_old(y_t) from the policy that sampled the tokens, [B, T]. */
   oldLogprobs: Sym;
-  /** One advantage per sequence, [B], broadcast to its tokens. */
+  /** One advantage per sequence, [B], broadcast to its tokens; or one per token, [B, T] (OPID's dense signal). */
   advantages: Sym;
   /** 1 for response tokens that count, 0 elsewhere, [B, T]. */
   mask: Sym;
@@ -120,7 +120,10 @@ export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions)
   if (!(klCoef >= 0)) throw new Error(`policy loss: klCoef must be >= 0, got ${klCoef}`);
   if (!Number.isFinite(entropyCoef)) throw new Error(`policy loss: entropyCoef must be a finite number, got ${entropyCoef}`);
   const [B] = logprobs.shape;
-  const adv = op.reshape(advantages, [B, 1]);
+  if (advantages.shape.length === 2 && advantages.shape.join() !== logprobs.shape.join()) {
+    throw new Error(`policy loss: per-token advantages are [${advantages.shape.join(', ')}], the log-probs [${logprobs.shape.join(', ')}]`);
+  }
+  const adv = advantages.shape.length === 2 ? advantages : op.reshape(advantages, [B, 1]);
   const logRatio = op.clip(op.sub(logprobs, oldLogprobs), -20, 20);
   const ratio = op.exp(logRatio);
   const unclipped = op.neg(op.mul(ratio, adv));

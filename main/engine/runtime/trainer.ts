@@ -31,9 +31,15 @@ export type TrainMode = { kind: 'full' } | ({ kind: 'lora' } & LoraSpec);
 
 export type LossSpec =
   | { kind: 'sft' }
-  | ({ kind: 'policy'; /** Logits are divided by this before the log-softmax (the rollout temperature). */ temperature?: number } & Partial<PolicyLossOptions>);
+  | ({
+      kind: 'policy';
+      /** Logits are divided by this before the log-softmax (the rollout temperature). */
+      temperature?: number;
+      /** Advantages per token ([size · seqLen], e.g. OPID's A + w·Δ) instead of one per sequence. */
+      tokenAdvantages?: boolean;
+    } & Partial<PolicyLossOptions>);
 
-type ResolvedLoss = { kind: 'sft' } | ({ kind: 'policy'; temperature: number } & PolicyLossOptions);
+type ResolvedLoss = { kind: 'sft' } | ({ kind: 'policy'; temperature: number; tokenAdvantages?: boolean } & PolicyLossOptions);
 
 export interface BatchShape {
   /** Sequences per step. */
@@ -204,7 +210,7 @@ export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec):
   if (spec.loss.kind === 'sft') {
     loss = sftLoss(logprobs, lossMask).loss;
   } else {
-    const advantages = g.input(STEP_IO.advantages, [B], dtype);
+    const advantages = g.input(STEP_IO.advantages, spec.loss.tokenAdvantages === true ? [B, T] : [B], dtype);
     const oldLogprobs = g.input(STEP_IO.oldLogprobs, [B, T], dtype);
     const refLogprobs = spec.loss.klCoef > 0 ? g.input(STEP_IO.refLogprobs, [B, T], dtype) : null;
     // The coefficient is an input, so an adaptive KL controller can change it every step.
@@ -306,6 +312,13 @@ export interface SequenceExample {
   tokens: readonly number[];
   /** Index of the first token whose prediction counts towards the loss (default 1: all). */
   lossStart?: number;
+  /**
+   * Per token, 1 where its prediction counts (a multi-turn conversation's assistant turns);
+   * replaces lossStart. The first token is never predicted.
+   */
+  trainTokens?: ArrayLike<number>;
+  /** Per token, the advantage of its prediction (a loss with tokenAdvantages). */
+  tokenAdvantages?: ArrayLike<number>;
 }
 
 /**
@@ -313,15 +326,20 @@ export interface SequenceExample {
  * tokens[t + 1]; the loss counts predictions of tokens[lossStart..]. A sequence may hold up to
  * seqLen + 1 tokens; missing rows are all padding.
  */
-export function makeCausalBatch(examples: readonly SequenceExample[], shape: BatchShape, padId = 0): TrainBatch & { attentionMask: Float32Array } {
+export function makeCausalBatch(examples: readonly SequenceExample[], shape: BatchShape, padId = 0): TrainBatch & { attentionMask: Float32Array; tokenAdvantages?: Float32Array } {
   if (examples.length > shape.size) throw new Error(`makeCausalBatch: ${examples.length} sequences do not fit a batch of ${shape.size}`);
   const n = shape.size * shape.seqLen;
   const inputIds = new Int32Array(n).fill(padId);
   const targets = new Int32Array(n).fill(padId);
   const attentionMask = new Float32Array(n);
   const lossMask = new Float32Array(n);
+  const withAdvantages = examples.some((ex) => ex.tokenAdvantages);
+  const tokenAdvantages = withAdvantages ? new Float32Array(n) : undefined;
   examples.forEach((ex, b) => {
     const L = ex.tokens.length;
+    for (const [name, values] of [['trainTokens', ex.trainTokens], ['tokenAdvantages', ex.tokenAdvantages]] as const) {
+      if (values && values.length !== L) throw new Error(`makeCausalBatch: sequence ${b} has ${L} tokens but ${values.length} ${name}`);
+    }
     if (L < 2) throw new Error(`makeCausalBatch: sequence ${b} has ${L} token(s); it needs at least 2 to predict anything`);
     if (L > shape.seqLen + 1) throw new Error(`makeCausalBatch: sequence ${b} has ${L} tokens; seqLen ${shape.seqLen} fits at most ${shape.seqLen + 1}`);
     const start = ex.lossStart ?? 1;
@@ -330,10 +348,11 @@ export function makeCausalBatch(examples: readonly SequenceExample[], shape: Bat
       inputIds[i] = ex.tokens[t];
       targets[i] = ex.tokens[t + 1];
       attentionMask[i] = 1;
-      lossMask[i] = t + 1 >= start ? 1 : 0;
+      lossMask[i] = ex.trainTokens ? (ex.trainTokens[t + 1] ? 1 : 0) : t + 1 >= start ? 1 : 0;
+      if (tokenAdvantages && ex.tokenAdvantages) tokenAdvantages[i] = ex.tokenAdvantages[t + 1];
     }
   });
-  return { inputIds, targets, attentionMask, lossMask };
+  return { inputIds, targets, attentionMask, lossMask, ...(tokenAdvantages ? { tokenAdvantages } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,6 +395,7 @@ function resolveLoss(spec: LossSpec): ResolvedLoss {
     clipHigh: spec.clipHigh ?? POLICY_LOSS_DEFAULTS.clipHigh,
     klCoef: spec.klCoef ?? POLICY_LOSS_DEFAULTS.klCoef,
     entropyCoef: spec.entropyCoef ?? POLICY_LOSS_DEFAULTS.entropyCoef,
+    tokenAdvantages: spec.tokenAdvantages ?? false,
   };
 }
 
@@ -493,10 +513,16 @@ export class Trainer {
         if (a.length !== n) throw new Error(`batch.${name} has ${a.length} values; the batch needs ${n}`);
         feeds[input] = new ort.Tensor(dtype, floats(dtype, a), [shape.size, shape.seqLen]);
       };
-      if (!batch.advantages || batch.advantages.length !== shape.size) {
-        throw new Error(`the policy loss needs batch.advantages with one value per sequence (${shape.size})`);
+      const perTokenAdvantages = this.loss.tokenAdvantages === true;
+      const want = perTokenAdvantages ? n : shape.size;
+      if (!batch.advantages || batch.advantages.length !== want) {
+        throw new Error(
+          perTokenAdvantages
+            ? `the policy loss (tokenAdvantages) needs batch.advantages with one value per position (${n})`
+            : `the policy loss needs batch.advantages with one value per sequence (${shape.size})`,
+        );
       }
-      feeds[STEP_IO.advantages] = new ort.Tensor(dtype, floats(dtype, batch.advantages), [shape.size]);
+      feeds[STEP_IO.advantages] = new ort.Tensor(dtype, floats(dtype, batch.advantages), perTokenAdvantages ? [shape.size, shape.seqLen] : [shape.size]);
       perToken('oldLogprobs', STEP_IO.oldLogprobs, 'the sampling policy’s log-probs, from generation or trainer.logprobs()');
       if (this.loss.klCoef > 0) perToken('refLogprobs', STEP_IO.refLogprobs, 'trainer.logprobs(batch, { reference: true })');
     }

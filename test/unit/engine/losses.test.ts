@@ -93,7 +93,8 @@ function hostPolicy(c: PolicyCase, T: number, clipLow: number, clipHigh: number,
     if (!c.mask[i]) return;
     const logRatio = clamp(lp - c.old[i], -20, 20);
     const r = Math.exp(logRatio);
-    const a = c.adv[Math.floor(i / T)];
+    // One advantage per sequence, or (OPID's dense signal) one per token.
+    const a = c.adv.length === c.lp.length ? c.adv[i] : c.adv[Math.floor(i / T)];
     const l1 = -a * r;
     const l2 = -a * clamp(r, 1 - clipLow, 1 + clipHigh);
     pg += Math.max(l1, l2);
@@ -143,6 +144,26 @@ describe('policy loss', () => {
     const h = hostPolicy(c, T, 0.2, 0.2, 0);
     expect(h.clipRatio).toBeGreaterThan(0);
     expect(h.clipRatio).toBeLessThan(1);
+  });
+
+  it('takes one advantage per token ([B, T]) as well, each token weighted by its own', async () => {
+    const perToken: PolicyCase = { ...c, adv: [1.5, -0.2, 0.7, 9, -0.7, 2.0, -1.1, 9] };
+    const tokenInputs = { ...inputs, adv: { values: perToken.adv, dims: [2, T] } };
+    const out = await evaluate(tokenInputs, (x) => {
+      const r = policyLoss({ logprobs: x.lp, oldLogprobs: x.old, advantages: x.adv, mask: x.mask, refLogprobs: x.ref }, { clipLow: 0.2, clipHigh: 0.28, klCoef: 0.5 });
+      return { loss: r.loss, pgLoss: r.pgLoss, clipRatio: r.clipRatio };
+    });
+    const want = hostPolicy(perToken, T, 0.2, 0.28, 0.5);
+    expectClose(out.pgLoss, [want.pgLoss], 'pg_loss, per-token advantages');
+    expectClose(out.clipRatio, [want.clipRatio], 'clip_ratio, per-token advantages');
+    expectClose(out.loss, [want.loss], 'loss, per-token advantages');
+    // Broadcasting each sequence's advantage over its tokens gives the per-sequence loss.
+    const broadcast = { ...inputs, adv: { values: [1.5, 1.5, 1.5, 1.5, -0.7, -0.7, -0.7, -0.7], dims: [2, T] } };
+    const same = await evaluate(broadcast, (x) => ({ pg: policyLoss({ logprobs: x.lp, oldLogprobs: x.old, advantages: x.adv, mask: x.mask }, { clipLow: 0.2, clipHigh: 0.2, klCoef: 0 }).pgLoss }));
+    expectClose(same.pg, [hostPolicy(c, T, 0.2, 0.2, 0).pgLoss], 'pg_loss, broadcast');
+    await expect(
+      evaluate({ ...inputs, adv: { values: [1, 2, 3, 4, 5, 6], dims: [2, 3] } }, (x) => ({ pg: policyLoss({ logprobs: x.lp, oldLogprobs: x.old, advantages: x.adv, mask: x.mask }, { clipLow: 0.2, clipHigh: 0.2, klCoef: 0 }).pgLoss })),
+    ).rejects.toThrow('per-token advantages are [2, 3], the log-probs [2, 4]');
   });
 
   it('k3 is exp(ref − logp) − (ref − logp) − 1, non-negative, clamped to [−10, 10]', async () => {

@@ -338,6 +338,43 @@ describe('trainer', () => {
   });
 });
 
+describe('trainer: per-token advantages (tokenAdvantages)', () => {
+  it("make the same step as per-sequence ones broadcast over their tokens, and differ when tokens differ", async () => {
+    const config = tinyLlama();
+    const weights = randomWeights(config);
+    const device = await testDevice();
+    const make = (tokenAdvantages: boolean) =>
+      Trainer.create({ config, weights, device, mode: { kind: 'full' }, loss: { kind: 'policy', klCoef: 0, tokenAdvantages }, batch: SHAPE, dtype: DTYPE });
+    const [perSequence, perToken, varied] = await Promise.all([make(false), make(true), make(true)]);
+    const batch = tokenBatch(config);
+    const old = await perSequence.logprobs(batch);
+    const a = await perSequence.step({ ...batch, advantages: [0.8, -0.5], oldLogprobs: old }, 0.02);
+    const b = await perToken.step({ ...batch, advantages: [0.8, 0.8, 0.8, 0.8, 0.8, -0.5, -0.5, -0.5, -0.5, -0.5], oldLogprobs: old }, 0.02);
+    expect(b.loss).toBeCloseTo(a.loss, 6);
+    expect(b.gradNorm).toBeCloseTo(a.gradNorm, 6);
+    const [wa, wb] = await Promise.all([perSequence.logprobs(batch), perToken.logprobs(batch)]);
+    for (let i = 0; i < wa.length; i++) expect(wb[i]).toBeCloseTo(wa[i], 6);
+    const c = await varied.step({ ...batch, advantages: [0.8, -0.8, 0.8, 0.8, 0.8, -0.5, -0.5, 0.5, -0.5, -0.5], oldLogprobs: old }, 0.02);
+    expect(Math.abs(c.gradNorm - a.gradNorm)).toBeGreaterThan(1e-6);
+    await expect(perToken.step({ ...batch, advantages: [0.8, -0.5], oldLogprobs: old }, 0.02)).rejects.toThrow('one value per position (10)');
+    await Promise.all([perSequence.release(), perToken.release(), varied.release()]);
+  });
+
+  it('makeCausalBatch trains the tokens a mask names and places per-token advantages on the positions predicting them', () => {
+    const b = makeCausalBatch(
+      [
+        { tokens: [5, 6, 7, 8], trainTokens: [0, 0, 1, 1], tokenAdvantages: [0, 0, 0.5, -1] },
+        { tokens: [9, 10, 11], lossStart: 2 },
+      ],
+      { size: 2, seqLen: 4 },
+    );
+    // Position t predicts token t + 1.
+    expect(Array.from(b.lossMask)).toEqual([0, 1, 1, 0, 0, 1, 0, 0]);
+    expect(Array.from(b.tokenAdvantages!)).toEqual([0, 0.5, -1, 0, 0, 0, 0, 0]);
+    expect(() => makeCausalBatch([{ tokens: [1, 2, 3], trainTokens: [0, 1] }], { size: 1, seqLen: 4 })).toThrow('sequence 0 has 3 tokens but 2 trainTokens');
+  });
+});
+
 describe('trainer: entropy term of the policy loss', () => {
   it('with zero advantages and entropyCoef < 0 the step only minimises entropy: it reports the entropy and lowers it', async () => {
     const config = tinyLlama();
