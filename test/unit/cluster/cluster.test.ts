@@ -11,7 +11,7 @@ import { exportForVerl } from '../../../main/cluster/export.ts';
 import { ClusterReader, importClusterRun } from '../../../main/cluster/import.ts';
 import { CLUSTER_FILES } from '../../../main/cluster/launch.ts';
 import { ClusterFileError, JsonlTail } from '../../../main/cluster/verl-files.ts';
-import { type ExperimentDb, createRun, getRun, getStep, importDataset, listRuns, listSteps, openDatabase, queryMetrics } from '../../../main/db/index.ts';
+import { type ExperimentDb, createRun, getRun, getStep, importDataset, listRuns, listSteps, openDatabase, queryMetrics, stepTimeline } from '../../../main/db/index.ts';
 import { liveRunOwner, requestControl } from '../../../main/runs/owner.ts';
 import { createHarness } from '../api/handlers-harness.ts';
 import { tempDir } from '../db/helpers.ts';
@@ -150,6 +150,9 @@ describe('cluster import', () => {
     expect(at('actor/entropy')).toEqual(at('train/entropy'));
     expect(at('val/maj@4')).toEqual([[0, 0.5], [3, 1]]);
     expect(at('val/avg@4')).toEqual([[0, 0.25], [3, 0.5]]);
+    expect(at('val/pass@4')).toEqual([[0, 0.5], [3, 1]]);
+    // Tokens for the charts' tokens axis: verl's perf/total_num_tokens.
+    expect(stepTimeline(db, run.id).map((t) => [t.step, t.tokens])).toEqual([[0, null], [1, 312], [2, 300], [3, 290]]);
     expect(at('actor/ppo_kl')).toEqual([[1, NaN]]);
     expect(at('train/majority_ratio')).toEqual([[1, 0.625], [2, 0.875], [3, 0.75]]);
     expect(at('train/label_accuracy')).toEqual([[1, 0.5], [2, 1], [3, 1]]);
