@@ -105,4 +105,23 @@ describe('autodidact run --method', () => {
       db.close();
     }
   });
+
+  it('semantic-clusters with clusterEquivalence judge clusters by the frozen judge and records its questions', async () => {
+    const r = await cli(['run', '--method', 'semantic-clusters', '--name', 'judged-clusters', ...SMALL, '--set', 'clusterEquivalence=judge', '--set', 'clusterJudgeTemplate={first}={second}? ']);
+    expect(r.code).toBe(0);
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const run = listRuns(db).find((x) => x.name === 'judged-clusters')!;
+      expect(run).toMatchObject({ status: 'completed', currentStep: 2, error: null });
+      const samples = rolloutsAtStep(db, run.id, 1).flatMap((g) => samplesOfRollout(db, g.id));
+      // The first answer of a group starts a cluster unasked; an answer unlike every cluster so far is asked about.
+      expect(samples.some((s) => s.judge !== null)).toBe(true);
+      for (const s of samples) {
+        expect(s.details).toHaveProperty('cluster_share');
+        if (s.judge) expect(s.judge.prompt).toMatch(/^.*=.*\? $/s);
+      }
+    } finally {
+      db.close();
+    }
+  });
 });

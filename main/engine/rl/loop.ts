@@ -260,7 +260,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const method = methodOf(config);
   const methodSettings = method.settings.parse(config);
   const methodMetrics = input.scorer ? undefined : method.stepMetrics;
-  const needsJudge = method.services?.judge === true;
+  const needsJudge = method.services?.judge?.(methodSettings) === true;
   const teacherSchedule = method.services?.teacher?.(methodSettings) ?? null;
   const signal = hooks.signal;
   const progress = (step: number, phase: LoopProgress['phase']) => hooks.onProgress?.({ step, totalSteps: config.steps, phase });

@@ -5,6 +5,7 @@ import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { scorerFor } from '../../../main/engine/rl/loop.ts';
 import { getMethod } from '../../../main/engine/rl/methods/registry.ts';
 import { semanticEntropy } from '../../../main/engine/rl/methods/semantic-clusters.ts';
+import type { Judge } from '../../../main/engine/rl/judge.ts';
 import type { GroupScore, ScorerGroup } from '../../../main/engine/rl/rewards.ts';
 
 const group = (answers: (string | null)[]): ScorerGroup => ({
@@ -69,5 +70,45 @@ describe('semantic clusters (EMPO)', () => {
 
   it('takes EMPO’s defaults: 16 samples, all trained, no KL', () => {
     expect(parseRunConfig({ method: 'semantic-clusters' })).toMatchObject({ votes: 16, trainSamples: 16, klCoef: 0, clusterBandLow: 0, clusterBandHigh: 1 });
+  });
+
+  it('clusters free-form answers by the judge’s verdict (clusterEquivalence judge), asking once per answer, and records what decided each', async () => {
+    const config = parseRunConfig({ method: 'semantic-clusters', clusterEquivalence: 'judge' });
+    const method = getMethod('semantic-clusters');
+    // The judge is asked for only where the setting wants it.
+    expect(method.services!.judge!(method.settings.parse(config))).toBe(true);
+    expect(method.services!.judge!(method.settings.parse(parseRunConfig({ method: 'semantic-clusters' })))).toBe(false);
+    // A fake judge: two answers are the same when both name Paris or both name Lyon.
+    const asked: string[][] = [];
+    const city = (t: string) => (/paris/i.test(t) ? 'paris' : /lyon/i.test(t) ? 'lyon' : t);
+    const judge: Judge = {
+      generate: async () => [],
+      verdicts: async (prompts) => {
+        asked.push([...prompts]);
+        return prompts.map((p) => {
+          const [, first, second] = /First: (.*)\nSecond: (.*)\n/.exec(p)!;
+          const same = city(first) === city(second) ? 0.9 : 0.1;
+          return { probabilities: [same, 1 - same], greedy: same > 0.5 ? 'Yes' : 'No' };
+        });
+      },
+    };
+    const answers = ['Paris', 'paris, France', 'Lyon', 'Paris', null, 'the city of Lyon'];
+    const s = await scorerFor(config)(group(answers), { judge });
+    // Paris starts a cluster; "paris, France" is asked about Paris (same); Lyon about Paris (not:
+    // a new cluster); the second "Paris" is identical, not asked; no answer, not asked; "the city
+    // of Lyon" about both, and joins Lyon. Clusters of 3 and 2 among 6.
+    expect(asked.map((a) => a.length)).toEqual([1, 1, 2]);
+    [3 / 6, 3 / 6, 2 / 6, 3 / 6, 0, 2 / 6].forEach((x, i) => expect(s.rewards[i]).toBeCloseTo(x, 12));
+    expect(s.voteCounts).toEqual([
+      { answer: 'Paris', count: 3 },
+      { answer: 'Lyon', count: 2 },
+    ]);
+    expect(s.judge![0]).toBeNull();
+    expect(s.judge![1]).toEqual({ prompt: 'Do these two answers say the same thing?\nFirst: paris, France\nSecond: Paris\nAnswer Yes or No.', response: 'Yes (P(same) = 0.900)' });
+    expect(s.judge![2]!.response).toBe('No (P(same) = 0.100)');
+    expect(s.judge![3]).toBeNull();
+    expect(s.judge![5]!.prompt).toContain('Second: Lyon');
+    expect(() => parseRunConfig({ method: 'semantic-clusters', clusterEquivalence: 'judge', clusterJudgeTemplate: 'Same? {first}' })).toThrow(/clusterJudgeTemplate must contain \{first\} and \{second\}/);
+    await expect(Promise.resolve(scorerFor(config)(group(['a']), {}))).rejects.toThrow(/need the judge service/);
   });
 });

@@ -91,7 +91,7 @@ export const consistencyJudge = defineMethod({
   label: 'Consistency × self-judge',
   description: 'A consistency prior from the group’s answers (1/0 against a confident majority, else the answer’s share), nudged ±20% by a frozen judge’s score of each response.',
   pipeline: 'group-reward',
-  services: { judge: true },
+  services: { judge: () => true },
   settings: z.object({
     judgeTemplate: z
       .string()

@@ -29,11 +29,11 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
   description: string;
   pipeline: PipelineKind;
   /**
-   * What its scorer needs in its context beyond the group: `judge`, the frozen model (the run
+   * What its scorer needs in its context beyond the group, given its settings: `judge`, the frozen model (the run
    * then keeps the reference weights under full fine-tuning even without a KL term); `teacher`,
    * an EMA copy of the policy (`rl/teacher.ts`), with its α schedule from the method's settings.
    */
-  services?: { judge?: boolean; teacher?(settings: z.output<S>): { alphaStart: number; alphaEnd: number } };
+  services?: { judge?(settings: z.output<S>): boolean; teacher?(settings: z.output<S>): { alphaStart: number; alphaEnd: number } };
   /**
    * The method's own settings, each with a default and a description. They are flat keys of the
    * run configuration (e.g. `srtThreshold`), so no two methods, and no method and the common
