@@ -94,7 +94,7 @@ async function expectInWindow(locator: Locator, what: string): Promise<void> {
 }
 
 /** Cut with an ellipsis, its whole text in its title. */
-async function expectCut(locator: Locator, full: string): Promise<void> {
+async function expectCut(locator: Locator, full: string | null): Promise<void> {
   const m = await locator.evaluate((el) => ({ overflow: el.ownerDocument.defaultView!.getComputedStyle(el).textOverflow, cut: el.scrollWidth > el.clientWidth, title: el.getAttribute('title') }));
   expect(m).toEqual({ overflow: 'ellipsis', cut: true, title: full });
 }
@@ -219,6 +219,20 @@ describe('long names and prompts elsewhere (issue 15.11)', () => {
     await expectCut(page.getByTestId('run-title'), `#1 ${LONG_NAME}`);
     await expectInWindow(page.getByTestId('open-inspector'), 'the Inspect button');
     await shot('lists-03-run-detail-1024');
+  });
+
+  it('the comparison cuts a long name and keeps the page within the window', async () => {
+    await page.goto(`${web.url}#/runs`);
+    await page.locator('[data-testid=run-row][data-id="1"]').getByTestId('run-select').check();
+    await page.locator('[data-testid=run-row][data-id="2"]').getByTestId('run-select').check();
+    await page.getByTestId('compare-button').click();
+    await page.getByTestId('compare-table').waitFor();
+    await shot('lists-03b-compare-1024');
+    await expectCut(page.getByTestId('compare-table').locator('td.name').first(), null);
+    for (const remove of await page.getByTestId('compare-remove').all()) await expectInWindow(remove, 'a Remove button');
+    for (const clone of await page.getByTestId('compare-clone').all()) await expectInWindow(clone, 'a Clone button');
+    await page.locator('[data-testid=compare-table] a', { hasText: LONG_NAME.slice(0, 20) }).first().click();
+    await page.getByTestId('run-title').waitFor();
   });
 
   it('the inspector keeps the Clear button in its panel, and a long prompt in its box', async () => {
