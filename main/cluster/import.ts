@@ -24,7 +24,7 @@ import { SIGNAL_METRICS } from '../engine/rl/signal.ts';
 import { answersEquivalent } from '../engine/tasks/equivalence.ts';
 import type { AnswerFormat } from '../engine/tasks/extract.ts';
 import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts';
-import { claimRun, clearControlRequest, controlRequest } from '../runs/owner.ts';
+import { claimRun, clearControlRequest, controlRequest, liveRunOwner } from '../runs/owner.ts';
 import type { ClusterManifest } from './export.ts';
 import { CLUSTER_FILES } from './launch.ts';
 import { externalSource } from './reviewed-labels.ts';
@@ -298,6 +298,11 @@ export async function importClusterRun(db: ExperimentDb, dirArg: string, options
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ClusterImportError(`${dirArg} is not a folder`);
   const manifest = readManifest(dir);
   let run = externalRunFor(db, dir, manifest);
+  // Two readers of one folder would fight over the run's status (and the second's summary would be wrong).
+  const other = liveRunOwner(options.home, run.id);
+  if (other && other.pid !== process.pid) {
+    throw new ClusterImportError(`run ${run.id} ("${run.name}") is being followed by another process (pid ${other.pid}, since ${other.startedAt}): it imports the new steps already; stop it (Ctrl-C there, or Stop in the app) to import from here`);
+  }
   const reader = new ClusterReader(db, run, dir);
   const total = positiveInt(storedConfig(run).steps, Number.MAX_SAFE_INTEGER);
   let steps = 0;

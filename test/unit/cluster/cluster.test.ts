@@ -4,6 +4,7 @@
 // see its README), re-imports, truncated and malformed lines, --follow on growing files, and a
 // review of the imported run written to the cluster's reviewed-labels file.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -315,5 +316,20 @@ describe('following a cluster run', () => {
     expect(summary.run).toMatchObject({ id: runId, status: 'stopped', currentStep: 1 });
     expect(summary.run.error).toMatch(/up to step 1; 'autodidact cluster import .* brings the rest/);
     expect(liveRunOwner(home, runId)).toBeNull();
+  });
+});
+
+describe('two readers of one folder', () => {
+  it('refuses to import a run another live process is following, naming it', async () => {
+    const { run: local } = setup(db);
+    const dir = exported(db, local.id);
+    const first = await importClusterRun(db, dir, { home: path.join(tmp.dir, 'home-two') });
+    // The parent of this test process stands in for a live `cluster import --follow`.
+    const home = path.join(tmp.dir, 'home-two');
+    fs.mkdirSync(path.join(home, 'runs', String(first.run.id)), { recursive: true });
+    fs.writeFileSync(path.join(home, 'runs', String(first.run.id), 'owner.json'), JSON.stringify({ pid: process.ppid, hostname: os.hostname(), startedAt: '2026-12-04T12:00:00Z' }));
+    expect(liveRunOwner(home, first.run.id)?.pid).toBe(process.ppid);
+    await expect(importClusterRun(db, dir, { home })).rejects.toThrow(`run ${first.run.id} ("local-ttrl (verl)") is being followed by another process (pid ${process.ppid}, since 2026-12-04T12:00:00Z)`);
+    expect(getRun(db, first.run.id)?.status).toBe('completed');
   });
 });
