@@ -310,6 +310,21 @@ export interface GroupSummary {
   labelChanged: boolean;
   previousLabel: string | null;
   review: ReviewView | null;
+  /** 'review': the group trained toward a person's label (a run started from reviews), not its vote. */
+  labelSource: 'vote' | 'review';
+  /** For a group that took a person's label: how many of its samples agree with it (0: the group gave no gradient). */
+  reviewMatches: number | null;
+}
+
+/** A page of the review queue, with the counts over every group the selection matches. */
+export interface GroupPage {
+  groups: GroupSummary[];
+  /** How many groups match, and how many of those a person reviewed ("x of y reviewed"). */
+  total: number;
+  reviewed: number;
+  offset: number;
+  /** The run's newest group (rollout id) when counted: `reviews.agreeAll` goes no further. */
+  asOf: number | null;
 }
 
 export interface TokenView {
@@ -349,8 +364,15 @@ export interface ReviewView {
   itemIdx: number | null;
   verdict: 'agree' | 'override';
   label: string | null;
+  /** The reviewer's note (why, what to look at), or null. */
+  note: string | null;
   createdAt: string;
 }
+
+/** The review queue's filters: every group, or those a reviewer most needs to see. */
+export const GROUP_FILTERS = ['all', 'confident-mistakes', 'low-consensus', 'label-changed', 'unreviewed', 'reviewed', 'review-label'] as const;
+/** The default thresholds of the queue's flags (each a control in the inspector). */
+export const REVIEW_THRESHOLDS = { confidentAbove: 0.7, lowConsensusBelow: 0.5 } as const;
 
 export interface LogLine {
   time: string;
@@ -434,6 +456,17 @@ const oneContents = <T extends { text?: string; data?: string; encoding?: string
   schema
     .refine((p) => (p.text === undefined) !== (p.data === undefined), { message: 'give the file as text or as data (base64), exactly one of the two', path: ['data'] })
     .refine((p) => p.encoding === undefined || p.data !== undefined, { message: 'an encoding applies to data (the bytes); text is decoded already', path: ['encoding'] });
+
+/** Which groups of a run the review queue (and a bulk agreement) covers. */
+const groupSelection = {
+  runId: id,
+  /** One step; every step of the run when absent. */
+  step: z.number().int().min(0).optional(),
+  filter: z.enum(GROUP_FILTERS).default('all'),
+  confidentAbove: z.number().min(0).max(1).default(REVIEW_THRESHOLDS.confidentAbove),
+  lowConsensusBelow: z.number().min(0).max(1).default(REVIEW_THRESHOLDS.lowConsensusBelow),
+};
+const reviewNote = z.string().max(2000, 'a note of at most 2000 characters');
 
 /** Every request: its params schema, and (as a type) its result. */
 export const requests = {
@@ -579,24 +612,34 @@ export const requests = {
     result: {} as ExportedFile,
   },
 
-  'steps.groups': {
-    params: z
-      .object({
-        runId: id,
-        step: z.number().int().min(0),
-        filter: z.enum(['all', 'confident-mistakes', 'low-consensus', 'label-changed', 'unreviewed']).default('all'),
-      })
-      .strict(),
-    result: [] as GroupSummary[],
-  },
+  /**
+   * The review queue: a run's prompt groups in one step, or across all its steps (no `step`), in
+   * step and group order, a page at a time. `confident-mistakes`: a wrong pseudo-label (against
+   * the hidden truth) with a majority ratio of at least `confidentAbove`; `low-consensus`: a ratio
+   * below `lowConsensusBelow`; `label-changed`: a pseudo-label unlike the prompt's previous draw;
+   * `review-label`: groups that trained toward a person's label (a run started from reviews).
+   */
+  'steps.groups': { params: z.object(groupSelection).extend({ offset: z.number().int().min(0).default(0), limit: z.number().int().min(1).max(1000).default(200) }).strict(), result: {} as GroupPage },
   'steps.group': { params: z.object({ rolloutId: id }).strict(), result: {} as GroupDetail },
 
+  /** Sets a group's review; a `note` given replaces the review's note, none keeps it. */
   'reviews.set': {
     params: z
-      .object({ rolloutId: id, verdict: z.enum(['agree', 'override']), label: z.string().min(1).max(1000).optional() })
+      .object({ rolloutId: id, verdict: z.enum(['agree', 'override']), label: z.string().min(1).max(1000).optional(), note: reviewNote.optional() })
       .strict()
       .refine((p) => p.verdict === 'agree' || p.label !== undefined, { message: 'an override needs a label', path: ['label'] }),
     result: {} as ReviewView,
+  },
+  /** Sets (null: removes) the note of a group's review; NOT_FOUND when the group has no review yet. */
+  'reviews.note': { params: z.object({ rolloutId: id, note: reviewNote.nullable() }).strict(), result: {} as ReviewView },
+  /**
+   * Agrees with the pseudo-label of every unreviewed group the selection matches, up to `asOf`
+   * (the queue's answer: no group recorded since the person saw the count). Skips groups with no
+   * pseudo-label, and groups whose prompt the person reviewed at another step of the run.
+   */
+  'reviews.agreeAll': {
+    params: z.object(groupSelection).extend({ asOf: id }).strict(),
+    result: {} as { agreed: number; noLabel: number; reviewedElsewhere: number },
   },
   'reviews.clear': { params: z.object({ rolloutId: id }).strict(), result: {} as { cleared: boolean } },
   'reviews.list': { params: z.object({ runId: id }).strict(), result: [] as ReviewView[] },

@@ -3,6 +3,7 @@ export * from './blobs.ts';
 export * from './database.ts';
 export * from './datasets.ts';
 export * from './models.ts';
+export * from './review-queue.ts';
 export * from './reviews.ts';
 export * from './runs.ts';
 export * from './steps.ts';

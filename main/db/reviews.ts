@@ -28,7 +28,7 @@ export interface Review {
   updatedAt: string | null;
 }
 
-interface ReviewRow {
+export interface ReviewRow {
   id: number;
   run_id: number | null;
   rollout_id: number | null;
@@ -41,7 +41,7 @@ interface ReviewRow {
   updated_at: string | null;
 }
 
-const toReview = (r: ReviewRow): Review => ({
+export const toReview = (r: ReviewRow): Review => ({
   id: r.id,
   runId: r.run_id,
   rolloutId: r.rollout_id,
@@ -144,7 +144,7 @@ export function deleteReview(db: ExperimentDb, id: number): boolean {
  * disagree with it. An 'agree' stores the pseudo-label it agrees with, so a run that uses the
  * reviews reads one label per reviewed prompt either way.
  */
-export function setRolloutReview(db: ExperimentDb, rolloutId: number, verdict: Verdict, label?: string | null): Review {
+export function setRolloutReview(db: ExperimentDb, rolloutId: number, verdict: Verdict, label?: string | null, note?: string | null): Review {
   if (verdict !== 'agree' && verdict !== 'override') throw new DatabaseError('INVALID', `Unknown verdict "${String(verdict)}".`);
   return db.write(`saving the review of rollout ${rolloutId}`, () => {
     const r = db
@@ -163,15 +163,16 @@ export function setRolloutReview(db: ExperimentDb, rolloutId: number, verdict: V
       const [keep, ...extra] = existing;
       // Older data may hold several; one review per rollout is the rule from here on.
       for (const e of extra) db.stmt('DELETE FROM reviews WHERE id = ?').run(e.id);
+      // A verdict given without a note keeps the note the review has.
       db.stmt(
-        `UPDATE reviews SET run_id = ?, dataset_id = ?, item_idx = ?, verdict = ?, label = ?,
+        `UPDATE reviews SET run_id = ?, dataset_id = ?, item_idx = ?, verdict = ?, label = ?, note = CASE WHEN ? THEN ? ELSE note END,
            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?`,
-      ).run(r.run_id, datasetId, r.item_idx, verdict, stored, keep.id);
+      ).run(r.run_id, datasetId, r.item_idx, verdict, stored, note === undefined ? 0 : 1, note ?? null, keep.id);
       return getReview(db, keep.id) as Review;
     }
     const { lastInsertRowid } = db
-      .stmt('INSERT INTO reviews (run_id, rollout_id, dataset_id, item_idx, verdict, label) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(r.run_id, rolloutId, datasetId, r.item_idx, verdict, stored);
+      .stmt('INSERT INTO reviews (run_id, rollout_id, dataset_id, item_idx, verdict, label, note) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(r.run_id, rolloutId, datasetId, r.item_idx, verdict, stored, note ?? null);
     return getReview(db, Number(lastInsertRowid)) as Review;
   });
 }
@@ -181,16 +182,15 @@ export function clearRolloutReview(db: ExperimentDb, rolloutId: number): boolean
   return db.write(`clearing the review of rollout ${rolloutId}`, () => db.stmt('DELETE FROM reviews WHERE rollout_id = ?').run(rolloutId).changes > 0);
 }
 
-/** The reviews of the rollouts of one step of a run, by rollout id (one query). */
-export function reviewsAtStep(db: ExperimentDb, runId: number, step: number): Map<number, Review> {
-  const rows = db
-    .stmt<ReviewRow>(
-      `SELECT * FROM reviews WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = ? AND step = ?) ORDER BY id`,
-    )
-    .all(runId, step);
-  const out = new Map<number, Review>();
-  for (const row of rows) out.set(row.rollout_id!, toReview(row));
-  return out;
+/** Sets (or with null, removes) the note of a rollout's review; undefined when the rollout has no review. */
+export function setRolloutReviewNote(db: ExperimentDb, rolloutId: number, note: string | null): Review | undefined {
+  return db.write(`saving the note of the review of rollout ${rolloutId}`, () => {
+    const r = db.stmt<{ id: number }>('SELECT max(id) AS id FROM reviews WHERE rollout_id = ?').get(rolloutId);
+    if (r?.id == null) return undefined;
+    // updated_at stays: it orders verdicts (the newest review of a prompt gives its label), and a note is no verdict.
+    db.stmt('UPDATE reviews SET note = ? WHERE id = ?').run(note, r.id);
+    return getReview(db, r.id);
+  });
 }
 
 /** How many reviews a run has. */

@@ -245,4 +245,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'local' CHECK (kind IN ('local', 'external'));
     `,
   },
+  {
+    name: 'indexes for the review queue across the steps of a run',
+    up: `
+      -- The review queue reads every step of a run at once: the previous draw of each group's
+      -- prompt (the latest earlier rollout of the same item) and each group's review, one seek
+      -- each. Without these, every group scanned the run's rollouts and the reviews table.
+      CREATE INDEX rollouts_by_item ON rollouts (run_id, item_idx, step, group_idx);
+      CREATE INDEX reviews_by_rollout ON reviews (rollout_id);
+    `,
+  },
 ];

@@ -175,6 +175,11 @@ export function lastCompletedStep(db: ExperimentDb, runId: number): number | nul
   return r?.s ?? null;
 }
 
+/** Whether step `step` of a run is recorded. */
+export function hasStep(db: ExperimentDb, runId: number, step: number): boolean {
+  return db.stmt('SELECT 1 FROM steps WHERE run_id = ? AND step = ?').get(runId, step) !== undefined;
+}
+
 /** The recorded steps of a run, ascending. */
 export function listSteps(db: ExperimentDb, runId: number): number[] {
   return db
@@ -306,7 +311,7 @@ export interface Sample {
   judge: JudgeExchange | null;
 }
 
-interface RolloutRow {
+export interface RolloutRow {
   id: number;
   run_id: number;
   step: number;
@@ -338,7 +343,7 @@ interface SampleRow {
   judge: string | null;
 }
 
-const toRollout = (r: RolloutRow): Rollout => ({
+export const toRollout = (r: RolloutRow): Rollout => ({
   id: r.id,
   runId: r.run_id,
   step: r.step,

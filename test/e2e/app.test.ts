@@ -212,7 +212,7 @@ describe('web mode, as a new user', () => {
     }
   });
 
-  it('reviews by keyboard: o 53 Enter j a j a j o 21 Enter saves 53, agree, agree, 21 (issue 15.3)', async () => {
+  it('reviews by keyboard, advancing after each verdict: o 53 Enter a a o 21 Enter saves 53, agree, agree, 21 (issues 15.3, 15.5)', async () => {
     const rows = page.getByTestId('group-row');
     expect(await rows.count()).toBeGreaterThanOrEqual(4);
     const rollouts = await Promise.all([0, 1, 2, 3].map(async (i) => Number(await rows.nth(i).getAttribute('data-rollout'))));
@@ -221,11 +221,12 @@ describe('web mode, as a new user', () => {
     // The box starts empty, not with a guess that Enter would save.
     expect(await page.getByTestId('override-input').inputValue()).toBe('');
 
-    // Exactly what a reviewer types, as fast as the keyboard sends it.
+    // Exactly what a reviewer types, as fast as the keyboard sends it: each verdict moves on to the next group.
+    expect(await page.getByTestId('auto-advance').isChecked()).toBe(true);
     await page.keyboard.press('o');
     await page.keyboard.type('53');
     await page.keyboard.press('Enter');
-    await page.keyboard.type('jajajo21');
+    await page.keyboard.type('aao21');
     await page.keyboard.press('Enter');
 
     const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
@@ -236,8 +237,9 @@ describe('web mode, as a new user', () => {
       expect(reviewOf(rollouts[1])?.verdict).toBe('agree');
       expect(reviewOf(rollouts[2])?.verdict).toBe('agree');
       expect(reviewOf(rollouts[3])).toEqual({ verdict: 'override', label: '21' });
-      // The keys went back to the list: the fourth group is selected and has focus, the box is empty.
+      // The keys went back to the list: the fourth group (the step's last) is selected and has focus, the box is empty.
       expect(await page.evaluate<string | undefined>('document.activeElement?.dataset?.testid')).toBe('group-row');
+      expect(await page.locator('.group-row.selected').getAttribute('data-rollout')).toBe(String(rollouts[3]));
       expect(await page.getByTestId('override-input').inputValue()).toBe('');
 
       // A label that is not an answer in the run's format is refused at the box; the stored review stays.
@@ -254,6 +256,96 @@ describe('web mode, as a new user', () => {
     }
   });
 
+  it('the review queue: j into the next step, all steps at once, the threshold as a control, notes, "x of y reviewed" and bulk agreement (issue 15.5)', async () => {
+    const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+    const n = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args) as { n: number }).n;
+    const selectedRow = page.locator('.group-row.selected');
+    try {
+      // j on a step's last group continues into the next step's first.
+      await page.keyboard.press('h');
+      await expect.poll(() => page.getByTestId('step-value').textContent()).toBe(String(STEPS - 1));
+      await page.getByTestId('group-row').last().click();
+      await page.keyboard.press('j');
+      await expect.poll(() => page.getByTestId('step-value').textContent()).toBe(String(STEPS));
+      await expect.poll(() => selectedRow.getAttribute('data-index')).toBe('0');
+      expect(await selectedRow.getAttribute('data-step')).toBe(String(STEPS));
+
+      // Every step of the run in one queue, with its progress.
+      await page.getByTestId('scope-all').click();
+      await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1')));
+      expect(await page.getByTestId('reviewed-count').textContent()).toBe(String(n('SELECT count(DISTINCT rollout_id) AS n FROM reviews WHERE run_id = 1')));
+      await expect.poll(() => page.getByTestId('group-row').first().getAttribute('data-step')).toBe('1');
+
+      // Confident mistakes at the threshold a person sets (a wrong 75% majority is one at 70%, not at 80%).
+      await page.getByTestId('filter-confident-mistakes').click();
+      for (const pct of [50, 80, 100]) {
+        await page.getByTestId('confident-threshold').fill(String(pct));
+        const expected = n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio >= ? AND label_correct = 0', pct / 100);
+        await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(expected));
+        expect(await page.getByTestId('group-row').count()).toBe(expected);
+      }
+      await page.getByTestId('confident-threshold').fill('70');
+      const confident70 = n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio >= 0.7 AND label_correct = 0');
+      await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(confident70));
+
+      // A note goes with the verdict. The label has seven characters, more than the run's six new
+      // tokens can write: no sample of a run started from it can agree (issue 15.6, below).
+      await page.getByTestId('filter-all').click();
+      await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1')));
+      await page.getByTestId('group-row').first().click();
+      expect(await selectedRow.getAttribute('data-step')).toBe('1');
+      await page.getByTestId('sample-card').first().waitFor();
+      const step1 = Number(await selectedRow.getAttribute('data-rollout'));
+      await page.keyboard.press('n');
+      await page.keyboard.type('the carry is lost');
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('o');
+      await page.keyboard.type('1234567');
+      await page.keyboard.press('Enter');
+      const reviewOf = (id: number) => db.prepare('SELECT verdict, label, note FROM reviews WHERE rollout_id = ?').get(id);
+      await expect.poll(() => reviewOf(step1)).toEqual({ verdict: 'override', label: '1234567', note: 'the carry is lost' });
+      // Auto-advance went on to the next group; back on this one, the note can be changed alone.
+      expect(await selectedRow.getAttribute('data-index')).toBe('1');
+      await page.keyboard.press('k');
+      await expect.poll(() => page.getByTestId('review-note').inputValue()).toBe('the carry is lost');
+      await page.getByTestId('review-note').fill('the carry is lost in the tens');
+      await page.getByTestId('save-note').click();
+      await expect.poll(() => reviewOf(step1)).toEqual({ verdict: 'override', label: '1234567', note: 'the carry is lost in the tens' });
+      await page.locator('[data-testid=group-row][data-index="0"] [data-testid=note-mark]').waitFor();
+
+      // Agree with every unreviewed low-consensus group at once (two clicks).
+      await page.getByTestId('filter-low-consensus').click();
+      const lowTotal = n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio < 0.5');
+      await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(lowTotal));
+      const reviewedLow = `SELECT count(*) AS n FROM rollouts r WHERE r.run_id = 1 AND r.majority_ratio < 0.5 AND EXISTS (SELECT 1 FROM reviews v WHERE v.rollout_id = r.id)`;
+      // Left to agree with: unreviewed, with a pseudo-label, its prompt not reviewed at another step.
+      const agreeable = `SELECT count(*) AS n FROM rollouts r WHERE r.run_id = 1 AND r.majority_ratio < 0.5 AND r.pseudo_label IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM reviews v JOIN rollouts o ON o.id = v.rollout_id WHERE v.run_id = 1 AND o.item_idx = r.item_idx)`;
+      const before = { reviewed: n(reviewedLow), agreeable: n(agreeable) };
+      expect(before.agreeable).toBeGreaterThan(0);
+      expect(await page.getByTestId('reviewed-count').textContent()).toBe(String(before.reviewed));
+      await page.getByTestId('agree-all').click();
+      await expect.poll(() => page.getByTestId('agree-all').textContent()).toMatch(/^Confirm: agree with \d+$/);
+      await page.getByTestId('agree-all').click();
+      await expect.poll(() => n(agreeable)).toBe(0);
+      expect(n(reviewedLow)).toBe(before.reviewed + before.agreeable);
+      await expect.poll(() => page.getByTestId('reviewed-count').textContent()).toBe(String(before.reviewed + before.agreeable));
+
+      // The picture in the README (docs/screenshots/review-queue.png): the queue, the notices put away.
+      await page.getByTestId('filter-all').click();
+      await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1')));
+      await page.getByTestId('group-row').first().click();
+      await expect.poll(() => page.getByTestId('review-note').inputValue()).toBe('the carry is lost in the tens');
+      await page.getByTestId('sample-card').first().waitFor();
+      while ((await page.getByTestId('toast-dismiss').count()) > 0) await page.getByTestId('toast-dismiss').first().click();
+      await page.getByTestId('group-detail').evaluate((e) => e.scrollTo(0, 0));
+      await shot('review-queue');
+    } finally {
+      db.close();
+    }
+    expect(pageErrors).toEqual([]);
+  });
+
   it('starts a second run from the reviewed labels and compares the two runs', async () => {
     await page.getByTestId('start-with-reviews').click();
     await page.waitForURL(/#\/new\?reviewsOf=\d+/);
@@ -268,6 +360,24 @@ describe('web mode, as a new user', () => {
     try {
       const config = JSON.parse((db.prepare('SELECT config FROM runs WHERE id = ?').get(second) as { config: string }).config);
       expect(config.reviewsFrom).toBe(second - 1);
+
+      // Issue 15.6: the run says which groups took a person's label, and that "1234567" reached no sample.
+      const unmatched = page.locator('[data-testid=run-alert][data-kind=review_unmatched]');
+      await expect.poll(() => unmatched.first().textContent()).toMatch(/matched none of the samples, so (that prompt gives|those prompts give) no gradient: .*label "1234567", 0 of 8 samples/);
+      await page.getByTestId('open-inspector').click();
+      await page.getByTestId('reviews-from').waitFor();
+      await page.getByTestId('scope-all').click();
+      await page.getByTestId('filter-review-label').click();
+      const fromReviews = (db.prepare("SELECT count(*) AS n FROM rollouts WHERE run_id = ? AND label_source = 'review'").get(second) as { n: number }).n;
+      expect(fromReviews).toBeGreaterThan(0);
+      await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(fromReviews));
+      expect(await page.getByTestId('label-source-badge').count()).toBe(fromReviews);
+      const rows = page.locator('[data-testid=group-row]:has([data-testid=no-gradient-badge])');
+      await expect.poll(() => rows.count()).toBeGreaterThan(0);
+      await rows.first().click();
+      await expect.poll(() => page.getByTestId('label-source-note').textContent()).toMatch(/none of its 8 samples agrees with it: every reward is 0, so it gave no gradient/);
+      expect(await page.getByTestId('pseudo-label').textContent()).toBe('1234567');
+      await shot('review-rerun-labels');
     } finally {
       db.close();
     }
@@ -292,8 +402,8 @@ describe('web mode, as a new user', () => {
       await page.getByTestId('dataset-delete').click();
       const confirm = page.getByTestId('dataset-delete-confirm');
       await confirm.waitFor();
-      // Both runs trained on it and the first one's four reviews depend on it: named, with their counts.
-      await expect(confirm.textContent()).resolves.toMatch(/cannot be deleted:\s*2 runs and 4 reviews\s*depend on it/);
+      // Both runs trained on it and the first one's reviews depend on it: named, with their counts.
+      await expect(confirm.textContent()).resolves.toMatch(new RegExp(`cannot be deleted:\\s*2 runs and ${before.reviews.length} reviews\\s*depend on it`));
       expect(await page.getByTestId('dataset-usage-runs').locator('li').count()).toBe(2);
       expect(await page.getByTestId('dataset-delete-confirm-button').count()).toBe(0);
       await shot('11-dataset-delete-confirm');
@@ -324,7 +434,15 @@ describe('web mode, as a new user', () => {
     await page.getByTestId('nav-runs').click();
     const first = page.locator('[data-testid=run-row][data-id="1"]');
     await first.getByTestId('run-delete').click();
-    await expect.poll(() => first.getByTestId('run-delete').textContent()).toBe('Delete with its 4 reviews');
+    const reviews = await (async () => {
+      const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM reviews WHERE run_id = 1').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    })();
+    await expect.poll(() => first.getByTestId('run-delete').textContent()).toBe(`Delete with its ${reviews} reviews`);
     await shot('12-run-delete-confirm');
     await first.getByTestId('run-delete').click();
     await expect.poll(() => page.locator('[data-testid=run-row][data-id="1"]').count()).toBe(0);
@@ -342,9 +460,15 @@ describe('web mode, as a new user', () => {
     await page.getByTestId('run-dataset').selectOption('arith-e2e');
     const preview = page.getByTestId('prompt-preview');
     // The dataset's first training prompt, with tiny-arith's BOS: one token per character plus the BOS.
-    await expect.poll(() => preview.textContent(), { timeout: 30_000 }).toMatch(/^<\|bos\|>\S/);
-    const raw = (await preview.textContent())!;
-    await expect.poll(() => page.getByTestId('prompt-preview-tokens').textContent()).toMatch(new RegExp(`^\\s*${raw.length - '<|bos|>'.length + 1} tokens \\+ up to \\d+ new, of a 64-token context`));
+    // Awaited by its text: the preview of the form's previous choice may show before this one arrives.
+    const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
+    const first = db
+      .prepare("SELECT prompt FROM dataset_items WHERE dataset_id = (SELECT id FROM datasets WHERE name = 'arith-e2e') AND split = 'train' ORDER BY idx LIMIT 1")
+      .get() as { prompt: string };
+    db.close();
+    const raw = `<|bos|>${first.prompt}`;
+    await expect.poll(() => preview.textContent(), { timeout: 30_000 }).toBe(raw);
+    await expect.poll(() => page.getByTestId('prompt-preview-tokens').textContent()).toMatch(new RegExp(`^\\s*${first.prompt.length + 1} tokens \\+ up to \\d+ new, of a 64-token context`));
     await page.getByTestId('input-promptFormat').selectOption('chat');
     await expect.poll(() => preview.textContent()).toBe(`<|bos|><|user|>\n${raw.slice('<|bos|>'.length)}<|eos|><|assistant|>\n`);
     await shot('13-new-run-prompt-preview');

@@ -1,9 +1,10 @@
 // Reviews: a person agrees with a group's pseudo-label or overrides it. One review per rollout;
 // the run, dataset and item come from the rollout. Every change announces the run's new count.
 // An override's label is checked against the run's answer format and stored normalised, as
-// the votes read answers, so what a run trains toward is an answer its samples can match.
+// the votes read answers, so what a run trains toward is an answer its samples can match. A note
+// goes with a review; a bulk agreement covers a filtered set of the review queue.
 import { ApiError } from '../../../preload/contract.ts';
-import { clearRolloutReview, countReviews, getRollout, getRun, listReviews, setRolloutReview } from '../../db/index.ts';
+import { agreeWithQueue, clearRolloutReview, countReviews, getRollout, getRun, listReviews, setRolloutReview, setRolloutReviewNote } from '../../db/index.ts';
 import type { AnswerFormat } from '../../engine/tasks/extract.ts';
 import { EXTRACTION_CHAINS } from '../../engine/tasks/extract.ts';
 import { checkReviewLabel } from '../../engine/tasks/labels.ts';
@@ -40,7 +41,7 @@ export const reviewHandlers = {
       if (!checked.ok) throw new ApiError('BAD_REQUEST', checked.message, [{ path: 'label', message: checked.message }]);
       label = checked.label;
     }
-    const review = setRolloutReview(deps.db, rollout.id, p.verdict, label);
+    const review = setRolloutReview(deps.db, rollout.id, p.verdict, label, p.note === undefined ? undefined : p.note.trim() || null);
     deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
     syncCluster(deps, rollout.runId);
     return toReviewView(review);
@@ -56,8 +57,22 @@ export const reviewHandlers = {
     return { cleared };
   },
 
+  'reviews.note': (p, deps) => {
+    const rollout = rolloutOrThrow(deps, p.rolloutId);
+    const review = setRolloutReviewNote(deps.db, rollout.id, p.note?.trim() || null);
+    if (!review) throw new ApiError('NOT_FOUND', `Group ${rollout.groupIdx} of step ${rollout.step} has no review yet: agree or override first, and the note goes with that verdict.`);
+    return toReviewView(review);
+  },
+
+  'reviews.agreeAll': (p, deps) => {
+    runOrThrow(deps, p.runId);
+    const result = agreeWithQueue(deps.db, p);
+    if (result.agreed > 0) deps.events.emit('reviews.changed', { runId: p.runId, count: countReviews(deps.db, p.runId) });
+    return result;
+  },
+
   'reviews.list': (p, deps) => {
     runOrThrow(deps, p.runId);
     return listReviews(deps.db, { runId: p.runId }).map(toReviewView);
   },
-} satisfies HandlerTable<'reviews.set' | 'reviews.clear' | 'reviews.list'>;
+} satisfies HandlerTable<'reviews.set' | 'reviews.clear' | 'reviews.note' | 'reviews.agreeAll' | 'reviews.list'>;

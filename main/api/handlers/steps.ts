@@ -1,18 +1,19 @@
-// The trajectory inspector: the prompt groups of a training step with the hidden truth beside
-// each pseudo-label and the filters a reviewer needs (confident mistakes, low consensus, labels
-// that changed since the prompt was last drawn), and one group's samples split into tokens with
-// their log-probs and entropies.
-import { ApiError, type GroupSummary, type ReviewView, type TokenView } from '../../../preload/contract.ts';
+// The trajectory inspector: the review queue (a run's prompt groups in one step or across all
+// its steps, with the hidden truth beside each pseudo-label and the filters a reviewer needs:
+// confident mistakes, low consensus, labels that changed since the prompt was last drawn,
+// unreviewed), and one group's samples split into tokens with their log-probs and entropies.
+import { ApiError, type GroupPage, type GroupSummary, REVIEW_THRESHOLDS, type ReviewView, type TokenView } from '../../../preload/contract.ts';
 import {
+  type QueueGroup,
+  type QueueSelection,
   type Review,
-  type Rollout,
   type RunInfo,
   type Sample,
   evaluationAnswers,
   getRollout,
   getRun,
-  reviewsAtStep,
-  rolloutsAtStep,
+  hasStep,
+  reviewQueue,
   samplesOfRollout,
 } from '../../db/index.ts';
 import type { TextTokenizer } from '../../engine/nn/tokenizer.ts';
@@ -21,36 +22,13 @@ import { folderTokenizer } from '../models.ts';
 import { runOrThrow } from './runs.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
 
-/** A pseudo-label this widely agreed on but wrong is a confident mistake: the case a reviewer most needs to see. */
-export const CONFIDENT_MAJORITY = 0.8;
-/** Below this majority ratio the votes barely agree. */
-export const LOW_CONSENSUS = 0.5;
+type Thresholds = Pick<QueueSelection, 'confidentAbove' | 'lowConsensusBelow'>;
 
 export function toReviewView(r: Review): ReviewView {
-  return { id: r.id, runId: r.runId, rolloutId: r.rolloutId, datasetId: r.datasetId, itemIdx: r.itemIdx, verdict: r.verdict, label: r.label, createdAt: r.createdAt };
+  return { id: r.id, runId: r.runId, rolloutId: r.rolloutId, datasetId: r.datasetId, itemIdx: r.itemIdx, verdict: r.verdict, label: r.label, note: r.note, createdAt: r.createdAt };
 }
 
-/** The pseudo-label each prompt of a step got the most recent earlier time it was drawn in the run (one query). */
-function previousLabels(deps: ApiDeps, runId: number, step: number): Map<number, string | null> {
-  const rows = deps.db
-    .stmt<{ item_idx: number; pseudo_label: string | null }>(
-      `SELECT r.item_idx, r.pseudo_label FROM rollouts r
-         JOIN (SELECT item_idx, max(step) AS step FROM rollouts
-                WHERE run_id = @run AND step < @step
-                  AND item_idx IN (SELECT item_idx FROM rollouts WHERE run_id = @run AND step = @step)
-                GROUP BY item_idx) p
-           ON p.item_idx = r.item_idx AND p.step = r.step
-        WHERE r.run_id = @run
-        ORDER BY r.group_idx`,
-    )
-    .all({ run: runId, step });
-  return new Map(rows.map((r) => [r.item_idx, r.pseudo_label]));
-}
-
-function summarize(r: Rollout, truth: Map<number, string>, previous: Map<number, string | null>, reviews: Map<number, Review>): GroupSummary {
-  const drawnBefore = r.itemIdx !== null && previous.has(r.itemIdx);
-  const previousLabel = drawnBefore ? (previous.get(r.itemIdx!) ?? null) : null;
-  const review = reviews.get(r.id);
+function summarize(r: QueueGroup, truth: Map<number, string>, t: Thresholds): GroupSummary {
   return {
     rolloutId: r.id,
     step: r.step,
@@ -63,37 +41,28 @@ function summarize(r: Rollout, truth: Map<number, string>, previous: Map<number,
     majorityRatio: r.majorityRatio,
     labelCorrect: r.labelCorrect,
     labeled: r.labeled,
-    confidentMistake: r.majorityRatio !== null && r.majorityRatio >= CONFIDENT_MAJORITY && r.labelCorrect === false,
-    lowConsensus: r.majorityRatio !== null && r.majorityRatio < LOW_CONSENSUS,
-    labelChanged: drawnBefore && previousLabel !== r.pseudoLabel,
-    previousLabel,
-    review: review ? toReviewView(review) : null,
+    confidentMistake: r.majorityRatio !== null && r.majorityRatio >= t.confidentAbove && r.labelCorrect === false,
+    lowConsensus: r.majorityRatio !== null && r.majorityRatio < t.lowConsensusBelow,
+    labelChanged: r.drawnBefore && r.previousLabel !== r.pseudoLabel,
+    previousLabel: r.previousLabel,
+    review: r.review ? toReviewView(r.review) : null,
+    labelSource: r.labelSource,
+    reviewMatches: r.reviewMatches,
   };
 }
 
-/** Every group of one step of a run, as the inspector lists them. */
-export function stepGroups(deps: ApiDeps, run: RunInfo, step: number): GroupSummary[] {
-  return deps.db.read(`reading step ${step} of run ${run.id}`, () => {
-    const rollouts = rolloutsAtStep(deps.db, run.id, step);
-    if (rollouts.length === 0 && !deps.db.stmt('SELECT 1 FROM steps WHERE run_id = ? AND step = ?').get(run.id, step)) {
-      throw new ApiError('NOT_FOUND', `Run ${run.id} has no step ${step} recorded.`);
-    }
-    const idxs = [...new Set(rollouts.map((r) => r.itemIdx).filter((i): i is number => i !== null))];
+/** A page of the groups a selection matches, as the inspector lists them, with the counts over all of them. */
+export function groupPage(deps: ApiDeps, run: RunInfo, s: QueueSelection, page: { offset: number; limit: number }): GroupPage {
+  const where = s.step === undefined ? `run ${run.id}` : `step ${s.step} of run ${run.id}`;
+  return deps.db.read(`reading the groups of ${where}`, () => {
+    if (s.step !== undefined && !hasStep(deps.db, run.id, s.step)) throw new ApiError('NOT_FOUND', `Run ${run.id} has no step ${s.step} recorded.`);
+    const q = reviewQueue(deps.db, s, page);
+    const idxs = [...new Set(q.groups.map((r) => r.itemIdx).filter((i): i is number => i !== null))];
     // The hidden labels are shown beside the pseudo-labels, for the person only.
     const truth = run.datasetId === null ? new Map<number, string>() : evaluationAnswers(deps.db, run.datasetId, idxs);
-    const previous = previousLabels(deps, run.id, step);
-    const reviews = reviewsAtStep(deps.db, run.id, step);
-    return rollouts.map((r) => summarize(r, truth, previous, reviews));
+    return { groups: q.groups.map((r) => summarize(r, truth, s)), total: q.total, reviewed: q.reviewed, offset: page.offset, asOf: q.asOf };
   });
 }
-
-const FILTERS: Record<string, (g: GroupSummary) => boolean> = {
-  all: () => true,
-  'confident-mistakes': (g) => g.confidentMistake,
-  'low-consensus': (g) => g.lowConsensus,
-  'label-changed': (g) => g.labelChanged,
-  unreviewed: (g) => g.review === null,
-};
 
 /**
  * Splits token ids into the text each adds, so the pieces concatenate to the decoded whole:
@@ -153,15 +122,16 @@ async function runTokenizer(deps: ApiDeps, run: RunInfo): Promise<TextTokenizer 
 
 export const stepHandlers = {
   'steps.groups': (p, deps) => {
-    const run = runOrThrow(deps, p.runId);
-    return stepGroups(deps, run, p.step).filter(FILTERS[p.filter]);
+    const { offset, limit, ...selection } = p;
+    return groupPage(deps, runOrThrow(deps, p.runId), selection, { offset, limit });
   },
 
   'steps.group': async (p, deps) => {
     const rollout = getRollout(deps.db, p.rolloutId);
     if (!rollout) throw new ApiError('NOT_FOUND', `There is no prompt group (rollout) ${p.rolloutId}; its run may have been deleted or rolled back.`);
     const run = getRun(deps.db, rollout.runId)!;
-    const group = stepGroups(deps, run, rollout.step).find((g) => g.rolloutId === rollout.id)!;
+    const selection = { runId: run.id, step: rollout.step, rolloutId: rollout.id, filter: 'all', ...REVIEW_THRESHOLDS } as const;
+    const group = groupPage(deps, run, selection, { offset: 0, limit: 1 }).groups[0];
     const samples = samplesOfRollout(deps.db, rollout.id);
     const tokenizer = samples.some((s) => s.tokenIds) ? await runTokenizer(deps, run) : null;
     return {

@@ -16,7 +16,8 @@
 // progress and saves a checkpoint there before returning; an abort drops the step in progress.
 //
 // Reviewed labels (`labelOverrides`): a person's label for a prompt replaces its vote, and the
-// group's record says so (`labelSource: 'review'`).
+// group's record says so (`labelSource: 'review'`); a reviewed label none of a group's samples
+// agrees with gives that prompt no gradient, and is a `review_unmatched` alert (once a prompt).
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -329,6 +330,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     const klControl = config.klTarget > 0 ? klControlOf(config) : null;
     const watch = new CollapseWatch({ majorityRatio: config.collapseMajorityRatio, entropy: config.collapseEntropy, valDrop: config.collapseValDrop });
     const signalWatch = new SignalWatch(signalThresholdsOf(config));
+    /** Prompts whose reviewed label matched no sample, already named in an alert. */
+    const unmatchedWarned = new Set<number>();
 
     let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };
     let resumedTeacher: Float32Array | null = null;
@@ -536,6 +539,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
 
         const alert = watch.onTrainStep(step, majorityRatio, entropy);
         if (alert) record.alerts.push(alert);
+        const unmatched = unmatchedReviewAlert(step, groups, input.items, unmatchedWarned);
+        if (unmatched) record.alerts.push(unmatched);
 
         state = { ...state, step, watch: watch.state, signal: signalWatch.state };
         const validateNow = !stopForSignal && validation.length > 0 && config.valEvery > 0 && (step % config.valEvery === 0 || step === config.steps);
@@ -681,6 +686,26 @@ async function policyUpdate(
 function withReviewedLabel(voted: GroupScore, answers: readonly (string | null)[], label: string, config: RunConfig): GroupScore {
   const agrees = answers.map((a) => isCorrect(a, label, config.answerFormat));
   return { ...voted, labeled: true, pseudoLabel: label, agreesWithLabel: agrees, rewards: agrees.map((a) => (a ? 1 : 0)) };
+}
+
+/**
+ * The prompts of a step whose reviewed label no sample agreed with: every reward 0, so no
+ * advantage and no gradient from them. Named once each (`warned`), so a long run does not repeat it.
+ */
+function unmatchedReviewAlert(step: number, groups: readonly ScoredGroup[], items: readonly LoopItem[], warned: Set<number>): Alert | null {
+  const unmatched = groups.filter((g) => g.labelSource === 'review' && !g.score.agreesWithLabel?.some(Boolean) && !warned.has(g.itemIndex));
+  if (unmatched.length === 0) return null;
+  for (const g of unmatched) warned.add(g.itemIndex);
+  const quote = (t: string) => JSON.stringify(t.length > 40 ? `${t.slice(0, 37)}...` : t);
+  const named = unmatched.map((g) => `${quote(items[g.itemIndex].prompt)} (label ${quote(g.score.pseudoLabel ?? '')}, 0 of ${g.samples.length} samples)`);
+  return {
+    kind: 'review_unmatched',
+    step,
+    message:
+      `${unmatched.length === 1 ? 'a reviewed label' : `${unmatched.length} reviewed labels`} matched none of the samples, so ${unmatched.length === 1 ? 'that prompt gives' : 'those prompts give'} no gradient: ${named.join('; ')}. ` +
+      'Check the label in the reviewed run\'s inspector, or give the model more samples (votes) or tokens (maxNewTokens) to reach it.',
+    values: { unmatched: unmatched.length },
+  };
 }
 
 /** What the signal check reads from a scored group. */

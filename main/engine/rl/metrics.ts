@@ -171,7 +171,7 @@ export function validationScores(groups: readonly ValidationGroup[], format: Ans
 }
 
 export interface Alert {
-  kind: 'collapse' | 'validation_drop' | 'weak_signal';
+  kind: 'collapse' | 'validation_drop' | 'weak_signal' | 'review_unmatched';
   step: number;
   message: string;
   /** The numbers that triggered it. */

@@ -1,4 +1,4 @@
-// Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N,
+// Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N (or ?scope=all),
 // #/compare?ids=1,2, #/settings.
 export type Route =
   | { name: 'datasets' }
@@ -6,7 +6,7 @@ export type Route =
   | { name: 'new'; reviewsOf: number | null; cloneOf: number | null }
   | { name: 'runs' }
   | { name: 'run'; id: number }
-  | { name: 'inspect'; id: number; step: number | null }
+  | { name: 'inspect'; id: number; step: number | null; allSteps: boolean }
   | { name: 'compare'; ids: number[] }
   | { name: 'settings' };
 
@@ -29,7 +29,7 @@ function parse(hash: string): Route {
     case 'runs': {
       const id = int(parts[1]);
       if (id === null) return { name: 'runs' };
-      if (parts[2] === 'inspect') return { name: 'inspect', id, step: int(q.get('step')) };
+      if (parts[2] === 'inspect') return { name: 'inspect', id, step: int(q.get('step')), allSteps: q.get('scope') === 'all' };
       return { name: 'run', id };
     }
     default:

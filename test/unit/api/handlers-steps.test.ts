@@ -68,27 +68,27 @@ beforeAll(async () => {
   // Item 0 again: its previous label is step 1's, not step 0's.
   recordStep(h.db, runId, 2, { rollouts: [group(0, '5', 0.9, false)] });
   for (const step of [1, 2]) {
-    for (const g of await h.call('steps.groups', { runId, step })) ids[`${step}/${g.itemIdx}`] = g.rolloutId;
+    for (const g of (await h.call('steps.groups', { runId, step })).groups) ids[`${step}/${g.itemIdx}`] = g.rolloutId;
   }
 });
 afterAll(() => h.close());
 
 describe('steps.groups', () => {
   it('lists a step’s groups with the hidden truth and the reviewer’s flags', async () => {
-    const groups = await h.call('steps.groups', { runId, step: 1 });
+    const { groups } = await h.call('steps.groups', { runId, step: 1 });
     expect(groups.map((g) => [g.itemIdx, g.pseudoLabel, g.truth, g.confidentMistake, g.lowConsensus, g.labelChanged, g.previousLabel])).toEqual([
       [0, '5', '4', true, false, true, '4'],
       [1, '7', '7', false, true, false, '7'],
       [2, '10', '10', false, false, false, null],
     ]);
     expect(groups[0]).toMatchObject({ step: 1, groupIdx: 0, prompt: 'prompt 0', voteCounts: { '5': 9, other: 1 }, labeled: true, review: null });
-    const later = await h.call('steps.groups', { runId, step: 2 });
+    const later = (await h.call('steps.groups', { runId, step: 2 })).groups;
     expect(later[0]).toMatchObject({ labelChanged: false, previousLabel: '5' });
   });
 
   it('filters', async () => {
     const items = async (filter: 'all' | 'confident-mistakes' | 'low-consensus' | 'label-changed' | 'unreviewed') =>
-      (await h.call('steps.groups', { runId, step: 1, filter })).map((g) => g.itemIdx);
+      (await h.call('steps.groups', { runId, step: 1, filter })).groups.map((g) => g.itemIdx);
     expect(await items('all')).toEqual([0, 1, 2]);
     expect(await items('confident-mistakes')).toEqual([0]);
     expect(await items('low-consensus')).toEqual([1]);
@@ -152,9 +152,9 @@ describe('reviews', () => {
     expect(changed.label).toBe('3');
     expect(h.events.of('reviews.changed').at(-1)).toEqual({ runId, count: 2 });
 
-    const groups = await h.call('steps.groups', { runId, step: 1 });
+    const { groups } = await h.call('steps.groups', { runId, step: 1 });
     expect(groups[0].review).toMatchObject({ verdict: 'override', label: '3' });
-    expect((await h.call('steps.groups', { runId, step: 1, filter: 'unreviewed' })).map((g) => g.itemIdx)).toEqual([2]);
+    expect((await h.call('steps.groups', { runId, step: 1, filter: 'unreviewed' })).groups.map((g) => g.itemIdx)).toEqual([2]);
     expect((await h.call('runs.get', { id: runId })).run.reviewCount).toBe(2);
   });
 

@@ -278,7 +278,7 @@ describe('an imported run in the app', () => {
     expect(resume.message).toMatch(/trained by verl on a cluster and imported; it cannot resume here/);
     expect((await h.refused('runs.pause', { id: run.id })).code).toBe('CONFLICT');
 
-    const groups = await h.call('steps.groups', { runId: run.id, step: 1, filter: 'all' });
+    const { groups } = await h.call('steps.groups', { runId: run.id, step: 1, filter: 'all' });
     expect(groups.map((g) => [g.itemIdx, g.pseudoLabel, g.truth, g.voteCounts])).toEqual([
       [0, '5', '5', { 5: 3, 6: 1 }],
       [1, '6', '8', { 6: 2, 8: 2 }],

@@ -67,6 +67,30 @@ describe('runLoop controls', () => {
     expect(h.samples.map((s) => s.reward)).toEqual(other.samples.map((s) => s.reward));
   });
 
+  it('warns when a reviewed label matches none of its group\'s samples: that prompt gives no gradient (issue 15.6)', async () => {
+    const [target, other] = plain[0].groups;
+    // Seven characters: more than the 6 new tokens of this character-level model can write.
+    const unreachable = '9876543';
+    const reachable = other.samples.find((s) => s.answer !== null)?.answer;
+    expect(reachable).toBeDefined();
+    const overrides = new Map([
+      [target.itemIndex, unreachable],
+      [other.itemIndex, reachable!],
+    ]);
+    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, labelOverrides: overrides }));
+    const [g, h] = records[0].groups;
+    expect(g.samples.every((s) => s.advantage === 0)).toBe(true);
+    expect(h.samples.some((s) => s.reward === 1)).toBe(true);
+    const alerts = records[0].alerts.filter((a) => a.kind === 'review_unmatched');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0].message).toBe(
+      `a reviewed label matched none of the samples, so that prompt gives no gradient: ${JSON.stringify(items[target.itemIndex].prompt)} (label "9876543", 0 of 4 samples). ` +
+        "Check the label in the reviewed run's inspector, or give the model more samples (votes) or tokens (maxNewTokens) to reach it.",
+    );
+    // Without reviewed labels there is nothing to warn about.
+    expect(plain[0].alerts.filter((a) => a.kind === 'review_unmatched')).toEqual([]);
+  });
+
   it('a pause asked for mid-step ends that step with a checkpoint; the resume continues as if uninterrupted', async () => {
     const dir = path.join(tmp, 'paused');
     await mkdir(dir); // as executeRun makes it: the loop lists it after each step
