@@ -17,6 +17,7 @@ import {
   listRuns,
   listSteps,
   recordStep,
+  stepTimeline,
   updateRunStatus,
 } from '../db/index.ts';
 import { TRAIN_METRICS } from '../engine/rl/metrics.ts';
@@ -167,6 +168,7 @@ export class ClusterReader {
       records.push({ step, rec, info: { step, rollouts: rec.rollouts?.length ?? 0, samples: dump.length, metrics: Object.keys(rec.metrics ?? {}).length } });
     }
     if (records.length) {
+      this.timeSteps(records);
       this.db.write(`importing ${records.length} step(s) of run ${this.run.id}`, () => {
         let best = getRun(this.db, this.run.id)?.bestMetric ?? null;
         for (const r of records) {
@@ -187,6 +189,25 @@ export class ClusterReader {
     // Evaluation only: whether a pseudo-label was right, as the app's own runs record it.
     this.truths ??= this.run.datasetId === null ? new Map() : evaluationAnswers(this.db, this.run.datasetId);
     return this.truths;
+  }
+
+  /**
+   * When each step finished, from verl's own step times (`timing_s/step`): the previous step's
+   * time plus this one's duration, so the wall-time axis shows the cluster's pace, not when the
+   * files were imported (all at once for a finished run). A step without a previous one, or
+   * without a duration, is timed when it is imported.
+   */
+  private timeSteps(records: readonly { step: number; rec: StepRecord }[]): void {
+    const recorded = new Map(stepTimeline(this.db, this.run.id, -1).map((t) => [t.step, t.recordedAt]));
+    let previous: { step: number; at: number } | null = null;
+    for (const [step, at] of recorded) if (previous === null || step > previous.step) previous = { step, at: Date.parse(at) };
+    for (const r of records) {
+      const seconds = r.rec.metrics?.[TRAIN_METRICS.timingStep];
+      const earlier = previous !== null && previous.step < r.step ? previous : null;
+      const at = earlier !== null && seconds !== undefined && Number.isFinite(seconds) && seconds >= 0 ? earlier.at + seconds * 1000 : Date.now();
+      r.rec.recordedAt = new Date(at).toISOString();
+      previous = { step: r.step, at };
+    }
   }
 
   private stepRecord(data: MetricsLine['data'], dump: DumpLine[]): StepRecord {

@@ -76,6 +76,8 @@ export interface StepRecord {
   alerts?: readonly StepAlert[];
   /** The run's best validation value so far, reached at this step (step 0, the base model, included). */
   best?: number;
+  /** When the step finished (ISO 8601), where that was not now: a step imported from another trainer. */
+  recordedAt?: string;
 }
 
 /** Token ids as an int32 little-endian BLOB (copies: the view may be of a larger buffer). */
@@ -107,7 +109,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
     if (db.stmt('SELECT 1 FROM steps WHERE run_id = ? AND step = ?').get(runId, step)) {
       throw new DatabaseError('STEP_EXISTS', `Step ${step} of run ${runId} is already recorded.`);
     }
-    db.stmt('INSERT INTO steps (run_id, step, tokens) VALUES (?, ?, ?)').run(runId, step, rec.tokens ?? null);
+    db.stmt("INSERT INTO steps (run_id, step, tokens, created_at) VALUES (?, ?, ?, coalesce(?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))").run(runId, step, rec.tokens ?? null, rec.recordedAt ?? null);
 
     const metric = db.stmt('INSERT INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)');
     for (const [key, value] of Object.entries(rec.metrics ?? {})) metric.run(runId, step, key, real(value));

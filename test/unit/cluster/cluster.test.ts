@@ -154,6 +154,9 @@ describe('cluster import', () => {
     expect(at('val/pass@4')).toEqual([[0, 0.5], [3, 1]]);
     // Tokens for the charts' tokens axis: verl's perf/total_num_tokens.
     expect(stepTimeline(db, run.id).map((t) => [t.step, t.tokens])).toEqual([[0, null], [1, 312], [2, 300], [3, 290]]);
+    // The wall-time axis from verl's own step times (timing_s/step 5.0, 4.6, 4.4), not the import's moment.
+    const times = stepTimeline(db, run.id).map((t) => Date.parse(t.recordedAt));
+    expect(times.slice(1).map((t, i) => (t - times[i]) / 1000)).toEqual([5, 4.6, 4.4]);
     expect(at('actor/ppo_kl')).toEqual([[1, NaN]]);
     expect(at('train/majority_ratio')).toEqual([[1, 0.625], [2, 0.875], [3, 0.75]]);
     expect(at('train/label_accuracy')).toEqual([[1, 0.5], [2, 1], [3, 1]]);
