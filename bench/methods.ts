@@ -19,6 +19,7 @@ import { listMethods } from '../main/engine/rl/methods/registry.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, ttrlDemo } from './ttrl-demo.ts';
 import { evaluateBase } from './tiny-arith-base.ts';
+import { TINY_ARITH_JUDGE_TEMPLATE } from '../resources/models/make-tiny-arith.ts';
 
 export interface MethodsBenchOptions {
   methods: string[];
@@ -31,6 +32,18 @@ export type MethodRow = Record<string, unknown> & { method: string; seed: number
 
 /** Settings the bench gives a method instead of its defaults, and why (see above). */
 export const BENCH_METHOD_SETTINGS: Record<string, Record<string, unknown>> = { srt: { srtThreshold: 0.5 } };
+
+/**
+ * On the built-in tiny-arith, a judge method asks in the verification form its recipe teaches
+ * (resources/models/make-tiny-arith.ts): the default template is written for chat models and is
+ * longer than tiny-arith's 64 positions.
+ */
+function methodSettingsFor(id: string, model: string): Record<string, unknown> {
+  const own = BENCH_METHOD_SETTINGS[id] ?? {};
+  if (model !== 'tiny-arith') return own;
+  if (id === 'consistency-judge') return { judgeTemplate: TINY_ARITH_JUDGE_TEMPLATE, ...own };
+  return own;
+}
 
 /** The runs, one per method and seed, each a JSON-able row; `onRow` sees each as it finishes. */
 export async function methodsBench(o: MethodsBenchOptions, onRow: (row: MethodRow) => void = () => {}, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<MethodRow[]> {
@@ -49,7 +62,7 @@ export async function methodsBench(o: MethodsBenchOptions, onRow: (row: MethodRo
       const method = known.get(id)!;
       log(`seed ${seed}: ${method.label} (${id})`);
       const advantage = (method.defaults?.advantage as TtrlDemoOptions['advantage'] | undefined) ?? d.advantage;
-      const methodSettings = BENCH_METHOD_SETTINGS[id] ?? {};
+      const methodSettings = methodSettingsFor(id, d.model);
       let row: MethodRow;
       try {
         const r = await ttrlDemo({ ...d, method: id, methodSettings, srtThreshold: 0, advantage, base }, (s) => log(`  ${s}`));
