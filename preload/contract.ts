@@ -622,13 +622,17 @@ export const requests = {
   'steps.groups': { params: z.object(groupSelection).extend({ offset: z.number().int().min(0).default(0), limit: z.number().int().min(1).max(1000).default(200) }).strict(), result: {} as GroupPage },
   'steps.group': { params: z.object({ rolloutId: id }).strict(), result: {} as GroupDetail },
 
-  /** Sets a group's review; a `note` given replaces the review's note, none keeps it. */
+  /**
+   * Sets a group's review; a `note` given replaces the review's note, none keeps it. An override
+   * answers how many of the group's samples agree with its label: 0 warns that a run from this
+   * review learns nothing from the prompt unless a new sample reaches the label.
+   */
   'reviews.set': {
     params: z
       .object({ rolloutId: id, verdict: z.enum(['agree', 'override']), label: z.string().min(1).max(1000).optional(), note: reviewNote.optional() })
       .strict()
       .refine((p) => p.verdict === 'agree' || p.label !== undefined, { message: 'an override needs a label', path: ['label'] }),
-    result: {} as ReviewView,
+    result: {} as ReviewView & { /** For an override: the group's samples that agree with its label; null for an agreement. */ agreeingSamples: number | null },
   },
   /** Sets (null: removes) the note of a group's review; NOT_FOUND when the group has no review yet. */
   'reviews.note': { params: z.object({ rolloutId: id, note: reviewNote.nullable() }).strict(), result: {} as ReviewView },

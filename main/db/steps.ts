@@ -390,6 +390,14 @@ export function getRollout(db: ExperimentDb, id: number): Rollout | undefined {
   return r && toRollout(r);
 }
 
+/** The extracted answers of one prompt group's samples, in order (no per-token arrays). */
+export function answersOfRollout(db: ExperimentDb, rolloutId: number): (string | null)[] {
+  return db
+    .stmt<{ extracted_answer: string | null }>('SELECT extracted_answer FROM samples WHERE rollout_id = ? ORDER BY idx')
+    .all(rolloutId)
+    .map((r) => r.extracted_answer);
+}
+
 /** The samples of one prompt group, in order, with their per-token arrays. */
 export function samplesOfRollout(db: ExperimentDb, rolloutId: number): Sample[] {
   return db

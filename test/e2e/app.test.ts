@@ -308,6 +308,8 @@ describe('web mode, as a new user', () => {
       expect(await selectedRow.getAttribute('data-index')).toBe('1');
       await page.keyboard.press('k');
       await expect.poll(() => page.getByTestId('review-note').inputValue()).toBe('the carry is lost');
+      // None of the group's samples gave that answer: said at once, before any run trains on it (issue 15.6).
+      await expect.poll(() => page.getByTestId('override-unmatched').textContent()).toMatch(/None of this group's 8 samples gave 1234567/);
       await page.getByTestId('review-note').fill('the carry is lost in the tens');
       await page.getByTestId('save-note').click();
       await expect.poll(() => reviewOf(step1)).toEqual({ verdict: 'override', label: '1234567', note: 'the carry is lost in the tens' });

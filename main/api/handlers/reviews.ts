@@ -4,9 +4,10 @@
 // the votes read answers, so what a run trains toward is an answer its samples can match. A note
 // goes with a review; a bulk agreement covers a filtered set of the review queue.
 import { ApiError } from '../../../preload/contract.ts';
-import { agreeWithQueue, clearRolloutReview, countReviews, getRollout, getRun, listReviews, setRolloutReview, setRolloutReviewNote } from '../../db/index.ts';
+import { agreeWithQueue, answersOfRollout, clearRolloutReview, countReviews, getRollout, getRun, listReviews, setRolloutReview, setRolloutReviewNote } from '../../db/index.ts';
 import type { AnswerFormat } from '../../engine/tasks/extract.ts';
 import { EXTRACTION_CHAINS } from '../../engine/tasks/extract.ts';
+import { answersEquivalent } from '../../engine/tasks/equivalence.ts';
 import { checkReviewLabel } from '../../engine/tasks/labels.ts';
 import { syncReviewedLabels } from '../../cluster/reviewed-labels.ts';
 import { runOrThrow } from './runs.ts';
@@ -34,9 +35,9 @@ export const reviewHandlers = {
   'reviews.set': (p, deps) => {
     const rollout = rolloutOrThrow(deps, p.rolloutId);
     let label = p.label;
+    const stored = (getRun(deps.db, rollout.runId)?.config as { answerFormat?: unknown } | undefined)?.answerFormat;
+    const format: AnswerFormat = typeof stored === 'string' && stored in EXTRACTION_CHAINS ? (stored as AnswerFormat) : 'auto';
     if (p.verdict === 'override') {
-      const stored = (getRun(deps.db, rollout.runId)?.config as { answerFormat?: unknown } | undefined)?.answerFormat;
-      const format: AnswerFormat = typeof stored === 'string' && stored in EXTRACTION_CHAINS ? (stored as AnswerFormat) : 'auto';
       const checked = checkReviewLabel(p.label ?? '', format);
       if (!checked.ok) throw new ApiError('BAD_REQUEST', checked.message, [{ path: 'label', message: checked.message }]);
       label = checked.label;
@@ -44,7 +45,9 @@ export const reviewHandlers = {
     const review = setRolloutReview(deps.db, rollout.id, p.verdict, label, p.note === undefined ? undefined : p.note.trim() || null);
     deps.events.emit('reviews.changed', { runId: rollout.runId, count: countReviews(deps.db, rollout.runId) });
     syncCluster(deps, rollout.runId);
-    return toReviewView(review);
+    // Counted as the votes count agreement: a label none of the samples reached gives that prompt no gradient.
+    const agreeingSamples = p.verdict === 'override' ? answersOfRollout(deps.db, rollout.id).filter((a) => a !== null && answersEquivalent(a, label!, { format })).length : null;
+    return { ...toReviewView(review), agreeingSamples };
   },
 
   'reviews.clear': (p, deps) => {
@@ -67,7 +70,10 @@ export const reviewHandlers = {
   'reviews.agreeAll': (p, deps) => {
     runOrThrow(deps, p.runId);
     const result = agreeWithQueue(deps.db, p);
-    if (result.agreed > 0) deps.events.emit('reviews.changed', { runId: p.runId, count: countReviews(deps.db, p.runId) });
+    if (result.agreed > 0) {
+      deps.events.emit('reviews.changed', { runId: p.runId, count: countReviews(deps.db, p.runId) });
+      syncCluster(deps, p.runId);
+    }
     return result;
   },
 

@@ -102,6 +102,16 @@ describe('the review queue across the steps of a run', () => {
     expect((await h.refused('reviews.agreeAll', { runId: 999, asOf: 1 })).code).toBe('NOT_FOUND');
   });
 
+  it('answers an override with how many of the group\'s samples agree with its label (0: no gradient from a run of it)', async () => {
+    const sample = (extractedAnswer: string | null) => ({ text: String(extractedAnswer), extractedAnswer });
+    recordStep(h.db, runId, 5, { rollouts: [{ ...group(3, '13', 0.5, true), samples: [sample('13'), sample('13.0'), sample('12'), sample(null)] }] });
+    const [g] = (await h.call('steps.groups', { runId, step: 5 })).groups;
+    // Counted by equivalence, as the votes count: 13.0 agrees with 13.
+    expect((await h.call('reviews.set', { rolloutId: g.rolloutId, verdict: 'override', label: '13' })).agreeingSamples).toBe(2);
+    expect((await h.call('reviews.set', { rolloutId: g.rolloutId, verdict: 'override', label: '1234567' })).agreeingSamples).toBe(0);
+    expect((await h.call('reviews.set', { rolloutId: g.rolloutId, verdict: 'agree' })).agreeingSamples).toBeNull();
+  });
+
   it('shows which groups of a run started from reviews took a person\'s label, and how many samples agreed', async () => {
     const rerun = createRun(h.db, { name: 'rerun', method: 'ttrl', model: 'tiny-chars', dataset: 'sums', datasetId, config: { steps: 1, reviewsFrom: runId } }).id;
     const sample = (extractedAnswer: string, reward: number) => ({ text: extractedAnswer, extractedAnswer, reward });

@@ -294,6 +294,10 @@ describe('an imported run in the app', () => {
     expect(labels.labels).toEqual({ 1: '8' });
     await h.call('reviews.clear', { rolloutId: group.id });
     expect((JSON.parse(fs.readFileSync(path.join(dir, CLUSTER_FILES.reviewedLabels), 'utf8')) as { labels: object }).labels).toEqual({});
+    // A bulk agreement reaches the file too.
+    const { asOf } = await h.call('steps.groups', { runId: run.id, step: 1 });
+    expect(await h.call('reviews.agreeAll', { runId: run.id, step: 1, asOf: asOf! })).toMatchObject({ agreed: 2 });
+    expect((JSON.parse(fs.readFileSync(path.join(dir, CLUSTER_FILES.reviewedLabels), 'utf8')) as { labels: object }).labels).toEqual({ 0: '5', 1: '6' });
     h.close();
   });
 });
