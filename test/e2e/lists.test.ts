@@ -279,7 +279,15 @@ describe('forms (issue 15.12)', () => {
     await setSetting('steps', '0');
     await expect.poll(() => page.getByTestId('setting-problem-steps').textContent()).toBe('steps must be at least 1');
     await shot('lists-06-new-run-problems');
+    // A fraction for a whole number is the app's check's to word; an empty box holds Launch too.
+    await setSetting('steps', '2.5');
+    await expect.poll(() => page.getByTestId('setting-problem-steps').textContent()).toBe('steps must be a whole number');
+    await setSetting('steps', '');
+    await page.getByTestId('setting-unreadable-steps').waitFor();
+    expect(await page.getByTestId('launch-problems').textContent()).toMatch(/steps needs a number/);
+    expect(await page.getByTestId('launch-button').isDisabled()).toBe(true);
     await setSetting('steps', '3');
+    expect(await page.getByTestId('setting-unreadable-steps').count()).toBe(0);
     await setSetting('trainSamples', '4');
     await expect.poll(() => page.getByTestId('launch-button').isEnabled(), { timeout: 10_000 }).toBe(true);
     expect(await page.getByTestId('setting-problem-trainSamples').count()).toBe(0);
