@@ -22,6 +22,8 @@ export interface FrameOptions extends ProbeOptions {
 }
 
 const BATCH = 250;
+/** More growth than this over the second half of the batches counts as memory not bounded. */
+const MEMORY_GROWTH_MB = 100;
 
 /** A socket whose replies are read in order: one message out, the next reply in. */
 class Wire {
@@ -270,15 +272,15 @@ export async function probeFrames(o: FrameOptions): Promise<ProbeReport> {
   let served: Served | null = null;
   let sent = 0;
   let batches = 0;
-  const rss: number[] = [];
+  const rss: { at: string; mb: number }[] = [];
   let floodReplies = 0;
   try {
     served = await startServe(path.join(work, 'home'), work);
     fs.writeFileSync(path.join(work, 'secret.txt'), SECRET);
     const s = served;
-    const sample = () => {
+    const sample = (at: string) => {
       const mb = rssMb(s.pid);
-      if (mb !== null) rss.push(mb);
+      if (mb !== null) rss.push({ at, mb: round(mb, 1) });
     };
     const alive = async (when: string) => {
       const w = await Wire.open(s).catch(() => null);
@@ -288,7 +290,7 @@ export async function probeFrames(o: FrameOptions): Promise<ProbeReport> {
       w.close();
       if (r?.type !== 'result') failures.push(`${when}: app.info was not answered: ${JSON.stringify(r)?.slice(0, 200)}`);
     };
-    sample();
+    sample('start');
     let wire = await Wire.open(s);
     for (let i = 0; i < o.count; i++) {
       const m = makeMessage(rng, i);
@@ -322,11 +324,18 @@ export async function probeFrames(o: FrameOptions): Promise<ProbeReport> {
         floodReplies += got;
         if (got !== flood) failures.push(`batch ${batches}: a flood of ${flood} requests got ${got} replies`);
         await alive(`after batch ${batches}`);
-        sample();
+        sample(`batch ${batches}`);
         if (s.exited()) throw new Error(`autodidact serve died in batch ${batches}:\n${s.output().slice(-2000)}`);
       }
     }
     wire.close();
+    // Bounded: over the second half of the batches the server's memory must level off.
+    const perBatch = rss.filter((r) => r.at.startsWith('batch '));
+    if (perBatch.length >= 4) {
+      const mid = perBatch[Math.floor(perBatch.length / 2) - 1];
+      const last = perBatch[perBatch.length - 1];
+      if (last.mb - mid.mb > MEMORY_GROWTH_MB) failures.push(`the server's memory grew from ${mid.mb} MB (${mid.at}) to ${last.mb} MB (${last.at})`);
+    }
     let large: Record<string, unknown> = {};
     if (o.large) {
       // Just past the upload limit: refused as a bad request, the server going on.
@@ -336,13 +345,13 @@ export async function probeFrames(o: FrameOptions): Promise<ProbeReport> {
       w.close();
       const bigOk = r?.type === 'error' && r.error.code === 'BAD_REQUEST';
       if (!bigOk) failures.push(`an upload of MAX_UPLOAD_CHARS + 1 characters: expected BAD_REQUEST, got ${JSON.stringify(r)?.slice(0, 200)}`);
-      sample();
+      sample('upload over the limit');
       const code = await oversizedFrame(s, BigInt(MAX_MESSAGE_BYTES + 1));
       if (code !== 1009) failures.push(`a frame announcing MAX_MESSAGE_BYTES + 1 bytes: expected close 1009, got ${code}`);
       const huge = await oversizedFrame(s, 2n ** 40n);
       if (huge !== 1009) failures.push(`a frame announcing 1 TiB: expected close 1009, got ${huge}`);
       await alive('after the oversized messages');
-      sample();
+      sample('frames over the cap');
       large = { upload_over_limit: bigOk ? 'BAD_REQUEST' : 'failed', frame_over_cap: code, frame_1tib: huge };
     }
 
@@ -373,7 +382,7 @@ export async function probeFrames(o: FrameOptions): Promise<ProbeReport> {
       else failures.push(`GET ${t}: ${r.status}`);
     }
     await alive('after the refusals');
-    sample();
+    sample('end');
     if (CRASH_SIGNS.test(s.output())) failures.push(`the server's output shows a crash: ${CRASH_SIGNS.exec(s.output())![0]}`);
     const internal = s.output().match(/web mode: \S+ failed/g) ?? [];
     if (internal.length) failures.push(`the server logged ${internal.length} internal failures, e.g. ${internal[0]}`);
@@ -392,7 +401,8 @@ export async function probeFrames(o: FrameOptions): Promise<ProbeReport> {
       refused,
       traversal_variants: targets.length,
       traversal_refused: traversalRefused,
-      rss_mb: rss.length ? { start: round(rss[0], 1), max: round(Math.max(...rss), 1), end: round(rss[rss.length - 1], 1) } : null,
+      // The server's resident memory at each point: flat over the batches is what bounded means.
+      rss_mb: Object.fromEntries(rss.map((r) => [r.at, r.mb])),
     };
   } catch (e) {
     failures.push((e as Error).message);

@@ -163,7 +163,7 @@ const KINDS: Record<string, (rng: Rng, i: number) => Case> = {
   'csv-header-only': (_rng, i) => ({ kind: 'csv-header-only', fileName: `header-${i}.csv`, bytes: Buffer.from('prompt,answer\n'), line: null, expect: 'refuse' }),
   'double-bom': (rng, i) => {
     const lines = goodLines(rng, rng.int(1, 5));
-    // A second mark reads as white space before the first line's JSON (as String.trim has it): imported, nothing stored of it.
+    // Two byte-order marks: the decoder drops one, the parser the other; imported, nothing stored of either.
     return { kind: 'double-bom', fileName: `bom2-${i}.jsonl`, bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]), jsonl(lines)]), line: null, expect: 'accept', items: lines.length };
   },
   'escape-bytes': (rng, i) => {

@@ -15,7 +15,10 @@ export interface KillOptions extends ProbeOptions {
   steps: number;
 }
 
-const TRIGGERS = ['timer', 'save', 'step'] as const;
+// timer: a random time into training; save: the nth save's work folder appearing (mid-save);
+// saved: the nth checkpoint folder appearing (saved, its step not yet recorded: the resume saves
+// over it, through an .old- folder); step: right after a step is recorded.
+const TRIGGERS = ['timer', 'save', 'saved', 'step'] as const;
 type Trigger = (typeof TRIGGERS)[number];
 
 /** Tiny shapes, so a run takes seconds: the point is what a kill leaves, not learning. */
@@ -90,15 +93,22 @@ async function attempt(args: string[], env: Record<string, string>, runFolder: (
     kill();
     await c.done;
   } else {
-    // The nth save's work folder appearing, or any .old- one (a save replacing a folder).
+    // The nth save's work folder (or checkpoint folder) appearing, or any .old- one (a save replacing a folder).
     const nth = rng.int(1, remaining);
     let seen = 0;
-    const known = new Set<string>();
+    const known = new Set<string>(fs.existsSync(folder!) ? fs.readdirSync(folder!) : []);
+    const counted = trigger === 'save' ? (n: string) => n.includes('.tmp-') : (n: string) => /^last-\d+$/.test(n);
     const check = () => {
-      for (const name of workFolders(folder!)) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(folder!);
+      } catch {
+        return;
+      }
+      for (const name of names) {
         if (known.has(name)) continue;
         known.add(name);
-        if (name.includes('.old-') || (name.includes('.tmp-') && ++seen === nth)) return kill();
+        if (name.includes('.old-') || (counted(name) && ++seen === nth)) return kill();
       }
     };
     let watcher: fs.FSWatcher | null = null;
