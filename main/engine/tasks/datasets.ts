@@ -289,6 +289,12 @@ function readDelimited(text: string, file: string, delimiter: string): RawRecord
       const line = startLine({ record: [], raw: err.raw, info: { lines: err.lines } });
       throw new DatasetError(file, line, 'csv-unclosed', 'malformed CSV: a quoted field starting on this line is never closed');
     }
+    if (err.code === 'CSV_INVALID_CLOSING_QUOTE' && typeof err.raw === 'string' && err.raw.replace(/^\n+/, '').includes('\n')) {
+      // A quote left open swallows the line breaks after it; csv-parse notices only where a later
+      // line quotes again, so name the line where the field opened (the one to fix) and that one.
+      const line = startLine({ record: [], raw: err.raw, info: { lines: err.lines } });
+      throw new DatasetError(file, line, 'csv-unclosed', `malformed CSV: the quoted field starting on this line runs on to line ${err.lines} (its closing quote is missing, or a quote inside it is not doubled)`);
+    }
     throw new DatasetError(file, err.lines, 'csv', `malformed CSV: ${err.message.replace(/^[A-Za-z ]+: /, '')}`);
   }
   if (rows.length === 0) throw new DatasetError(file, null, 'empty', 'the file is empty');

@@ -162,6 +162,10 @@ describe('CSV', () => {
     expectLineError(() => parseDataset('prompt,answer\nok,1\nb,x"y"\n', 'q.csv'), 'q.csv', 3, 'csv', /quote/i);
   });
 
+  it('names the line where a quote was left open when a later line quotes again (csv-parse stops there)', () => {
+    expectLineError(() => parseDataset('prompt,answer\n"q 0",0\n"an open quote,1\n"q 2",2\n"q 3",3\n', 'o.csv'), 'o.csv', 3, 'csv-unclosed', /runs on to line 4 \(its closing quote is missing/);
+  });
+
   it('reports an empty prompt cell with its line', () => {
     expectLineError(() => parseDataset('prompt,answer\nok,1\n"",2\n', 'e.csv'), 'e.csv', 3, 'empty-prompt');
   });
