@@ -64,7 +64,8 @@ const KINDS: Record<string, (rng: Rng, i: number) => Case> = {
   'wrong-type': (rng, i) => {
     const lines = goodLines(rng, rng.int(2, 10));
     const k = rng.int(2, lines.length);
-    const value = rng.pick([42, true, null, [1, 2], { text: 'nested' }, 1e308]);
+    // A number or a boolean is read as its text (answers like 42 or true); these have none.
+    const value = rng.pick([null, [1, 2], [], { text: 'nested' }, {}, 1e308, 2 ** 53 + 2]);
     return { kind: 'wrong-type', fileName: `types-${i}.jsonl`, bytes: withBadLine(lines, k, Buffer.from(JSON.stringify({ prompt: value, answer: '1' }))), line: k, expect: 'refuse' };
   },
   'missing-prompt': (rng, i) => {
