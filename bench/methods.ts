@@ -15,6 +15,22 @@
 //   npm run bench -- methods [--methods ttrl,srt,...] [--seeds 0,1,2] [--steps N] [--minutes M]
 //
 // Progress goes to stderr; stdout gets a table, then one JSON line per method and seed.
+//
+// Measured on 2 cores (`npm run bench -- methods`, 400 steps, seeds 0-2, tiny-arith; base avg@16
+// 80.6-81.5%, maj@16 93.5-95%), after avg@16 minus base avg@16, mean and sd over the seeds:
+//   ttrl: avg@16 +12.4 points over the base (sd 0.8, 3 seeds)
+//   srt: avg@16 +12.5 points over the base (sd 0.6, 3 seeds)
+//   self-certainty: avg@16 -26.7 points over the base (sd 18.6, 3 seeds)
+//   token-entropy: avg@16 -26.5 points over the base (sd 0.6, 3 seeds)
+//   semantic-clusters: avg@16 +13.4 points over the base (sd 0.8, 3 seeds)
+//   trajectory-likelihood: avg@16 +13.9 points over the base (sd 1.4, 3 seeds)
+//   consistency-judge: avg@16 +5.1 points over the base (sd 0.5, 3 seeds)
+//   co-rewarding: avg@16 +13.9 points over the base (sd 0.6, 3 seeds)
+// Majority-style rewards (TTRL, SRT, clusters, trajectory likelihood, co-rewarding) gain 12-14
+// points in 400 steps (the TTRL demo's 1,600 go further); co-rewarding's teacher labels are right more often (94% against TTRL's 88-89%).
+// Self-certainty and token entropy reward confidence, which does not track correctness here
+// (reward-truth r -0.12 to 0.03: the model's ten-off answers are as confident as its right ones),
+// and collapse at the demo's lr 4e-4; the self-judge's tiny-arith is no judge yet (AUC 0.5).
 import { listMethods } from '../main/engine/rl/methods/registry.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, ttrlDemo } from './ttrl-demo.ts';
