@@ -19,7 +19,7 @@ import { HostWeights } from '../main/engine/runtime/weights.ts';
 import { type ArithmeticDifficulty, type ArithmeticProblem, generateArithmetic } from '../main/engine/tasks/generators.ts';
 import { answersEquivalent, extractAnswer, majorityVote } from '../main/engine/tasks/answers.ts';
 import { TokenScorer } from '../main/engine/runtime/token-logprobs.ts';
-import { TINY_ARITH_JUDGE_TEMPLATE } from '../resources/models/make-tiny-arith.ts';
+import { TINY_ARITH_JUDGE_TEMPLATE, judgePrompt } from '../resources/models/make-tiny-arith.ts';
 
 export interface BaseEvalOptions {
   model: string;
@@ -129,10 +129,10 @@ export interface JudgeEvalResult {
 
 /**
  * The built-in model as a judge (resources/models/make-tiny-arith.ts teaches it to verify): each
- * eval problem shown once with its right answer and once moved by ten, under `template`, and
+ * eval problem shown once with its right answer and once moved by ten, in the recipe's verification prompt, and
  * P(yes) = p("y") / (p("y") + p("n")) at the verdict's first character; then the inverse sums.
  */
-export async function evaluateJudge(o: Pick<BaseEvalOptions, 'model' | 'levels' | 'ops' | 'count' | 'dataSeed'>, template: string): Promise<JudgeEvalResult> {
+export async function evaluateJudge(o: Pick<BaseEvalOptions, 'model' | 'levels' | 'ops' | 'count' | 'dataSeed'>): Promise<JudgeEvalResult> {
   const model = await loadModelFolder(resolveModelPath(o.model));
   const tokenizer = model.tokenizer!;
   const problems = evalProblems(o.levels, o.ops, o.count, o.dataSeed);
@@ -143,8 +143,8 @@ export async function evaluateJudge(o: Pick<BaseEvalOptions, 'model' | 'levels' 
   const shown = problems.flatMap((p) => {
     const truth = Number(p.answer);
     return [
-      { prompt: template.replace('{question}', p.prompt).replace('{answer}', p.answer), right: true },
-      { prompt: template.replace('{question}', p.prompt).replace('{answer}', String(truth >= 10 ? truth - 10 : truth + 10)), right: false },
+      { prompt: judgePrompt(p.prompt, p.answer), right: true },
+      { prompt: judgePrompt(p.prompt, String(truth >= 10 ? truth - 10 : truth + 10)), right: false },
     ];
   });
   const pYes: number[] = [];
@@ -239,7 +239,7 @@ async function main(argv: string[]): Promise<void> {
   };
   const started = Date.now();
   if (values.judge) {
-    const j = await evaluateJudge(o, TINY_ARITH_JUDGE_TEMPLATE);
+    const j = await evaluateJudge(o);
     const pct = (x: number) => Math.round(x * 1000) / 10;
     console.log(
       JSON.stringify({

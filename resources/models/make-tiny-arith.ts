@@ -40,6 +40,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../../main/engine/nn/hf-model.ts';
+import { fillJudgeTemplate } from '../../main/engine/rl/methods/consistency-judge.ts';
 import { learningRate } from '../../main/engine/optim/schedule.ts';
 import { resolveDevice } from '../../main/engine/runtime/devices.ts';
 import { FILES } from '../../main/engine/runtime/checkpoints.ts';
@@ -192,7 +193,8 @@ export function judgeRows(o: TinyArithOptions, step: number): TrainingRow[] {
 
 /** The verification prompt for a problem's prompt and a proposed answer. */
 export function judgePrompt(problemPrompt: string, answer: string): string {
-  return TINY_ARITH_JUDGE_TEMPLATE.replace('{question}', problemPrompt).replace('{answer}', answer);
+  // Filled as the self-judge fills its template, so the model learns the prompt it will be asked.
+  return fillJudgeTemplate(TINY_ARITH_JUDGE_TEMPLATE, { question: problemPrompt, response: answer, answer });
 }
 
 /**
