@@ -262,9 +262,7 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
         : run.status === 'running'
         ? `The app closed while this run was training${run.currentStep !== null ? ` (at step ${run.currentStep})` : ''}; resume it to continue from its last checkpoint.`
         : 'The app closed before this run started (it was waiting in the queue); resume it to train.';
-    db.write(`marking run ${run.id} stopped`, () => {
-      db.stmt("UPDATE runs SET status = 'stopped', error = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?").run(why, run.id);
-    });
+    updateRunStatus(db, run.id, 'stopped', why);
     log(run.id, 'warn', why);
     // Its process died, maybe inside a checkpoint save: its work folders are garbage (tens of GB at 7B).
     removeInterruptedSaves(runDir(home, run.id));

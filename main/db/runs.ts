@@ -127,9 +127,10 @@ export function listRuns(db: ExperimentDb, q: RunQuery = {}): RunInfo[] {
 }
 
 /**
- * Sets a run's status. 'running' stamps started_at the first time and clears a previous finish
- * and error (a resumed run); completed / failed / stopped stamp finished_at. `error` is kept
- * only with 'failed'.
+ * Sets a run's status: the one writer of `runs.status`, whoever ends or starts a run (the run
+ * loop's process, the run manager, the request handlers, a cluster import). 'running' stamps
+ * started_at the first time and clears a previous finish and error (a resumed run); completed /
+ * failed / stopped stamp finished_at. `error` is kept with 'failed' and 'stopped' (why it stopped).
  */
 export function updateRunStatus(db: ExperimentDb, id: number, status: RunStatus, error?: string | null): RunInfo {
   if (!RUN_STATUSES.includes(status)) throw new DatabaseError('INVALID', `Unknown run status "${String(status)}".`);
