@@ -446,7 +446,8 @@ const commands: CliCommand[] = [
         if (v !== undefined && items.length === 0) throw new UsageError(`--${what} needs at least one value`);
         return items;
       };
-      const methods = values.methods !== undefined ? list(values.methods, 'methods') : listMethods().map((m) => m.id);
+      // The RL methods: a distillation method has its own bench (svd-demo).
+      const methods = values.methods !== undefined ? list(values.methods, 'methods') : listMethods().filter((m) => m.pipeline === 'group-reward').map((m) => m.id);
       const seeds = list(values.seeds, 'seeds').map((s) => {
         if (!/^\d+$/.test(s)) throw new UsageError(`--seeds: "${s}" is not a whole number`);
         return Number(s);

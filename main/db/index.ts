@@ -7,3 +7,4 @@ export * from './review-queue.ts';
 export * from './reviews.ts';
 export * from './runs.ts';
 export * from './steps.ts';
+export * from './svd.ts';

@@ -255,4 +255,63 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX reviews_by_rollout ON reviews (rollout_id);
     `,
   },
+  {
+    name: 'self-verified distillation rounds',
+    up: `
+      -- A round of a self-verified distillation run (issue 17): K candidates per question, judged
+      -- by a cascade of stages, the survivors fine-tuned on. stages is the JSON list of stage ids
+      -- in the order the round asked them; status what the round is doing.
+      CREATE TABLE svd_rounds (
+        run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        round      INTEGER NOT NULL,
+        stages     TEXT NOT NULL,
+        status     TEXT NOT NULL DEFAULT 'judging' CHECK (status IN ('judging', 'review', 'training', 'trained')),
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (run_id, round)
+      ) WITHOUT ROWID;
+
+      -- A candidate answer: its question (position in the round, and the dataset item), its text
+      -- and tokens, whether it is right against the hidden answer (measurement only; NULL where
+      -- there is none), the stage that rejected it (position in the round's stages; NULL while it
+      -- survives), and once the cascade is over what became of a survivor: in the SFT set ('sft'),
+      -- or dropped as a duplicate answer or over the cap per question.
+      CREATE TABLE svd_candidates (
+        id             INTEGER PRIMARY KEY,
+        run_id         INTEGER NOT NULL,
+        round          INTEGER NOT NULL,
+        question       INTEGER NOT NULL,
+        item_idx       INTEGER,
+        prompt         TEXT NOT NULL,
+        idx            INTEGER NOT NULL,
+        text           TEXT NOT NULL,
+        answer         TEXT,
+        token_ids      BLOB NOT NULL,
+        correct        INTEGER,
+        rejected_stage INTEGER,
+        selection      TEXT CHECK (selection IN ('sft', 'duplicate', 'cap')),
+        UNIQUE (run_id, round, question, idx),
+        FOREIGN KEY (run_id, round) REFERENCES svd_rounds(run_id, round) ON DELETE CASCADE
+      );
+
+      -- Each judge vote of each stage about a candidate: accept (1), reject (0) or no verdict read
+      -- (NULL), and every prompt the vote put to the model with its response (JSON [{prompt, response}]).
+      CREATE TABLE svd_verdicts (
+        candidate_id INTEGER NOT NULL REFERENCES svd_candidates(id) ON DELETE CASCADE,
+        stage        INTEGER NOT NULL,
+        vote         INTEGER NOT NULL,
+        accept       INTEGER,
+        exchanges    TEXT NOT NULL,
+        PRIMARY KEY (candidate_id, stage, vote)
+      ) WITHOUT ROWID;
+
+      -- A person's review of a survivor before its round's SFT: a rejected one leaves the SFT set.
+      CREATE TABLE svd_reviews (
+        candidate_id INTEGER PRIMARY KEY REFERENCES svd_candidates(id) ON DELETE CASCADE,
+        verdict      TEXT NOT NULL CHECK (verdict IN ('accept', 'reject')),
+        note         TEXT,
+        created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at   TEXT
+      );
+    `,
+  },
 ];

@@ -97,5 +97,6 @@ export function checkpointLoopStep(dir: string): number | null {
     return null;
   }
   const step = (state as { extra?: { kind?: unknown; step?: unknown } } | null)?.extra;
-  return step?.kind === 'autodidact-rl-loop' && typeof step.step === 'number' ? step.step : null;
+  // The RL loop's state, or a distillation run's (engine/svd/round.ts), whose step is its last round.
+  return (step?.kind === 'autodidact-rl-loop' || step?.kind === 'autodidact-svd') && typeof step.step === 'number' ? step.step : null;
 }

@@ -10,6 +10,7 @@ import {
   type RunInfo,
   createRun,
   deleteStepsAfter,
+  deleteSvdRoundsAfter,
   evaluationAnswers,
   getDataset,
   getRollout,
@@ -25,6 +26,7 @@ import {
 import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
 import { checkRunConfig, describeRunConfig, methodOf } from '../engine/rl/config.ts';
+import { SVD_MODEL_FILE } from '../engine/rl/methods/svd.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
@@ -36,6 +38,7 @@ import { modelsDir, runDir } from './home.ts';
 import { keyMetricName, storedConfig } from './key-metric.ts';
 import { type ControlRequest, claimRun, clearControlRequest, controlRequest, liveRunOwner } from './owner.ts';
 import { checkpointLoopStep, databaseSink } from './sink.ts';
+import { svdStore } from './svd-store.ts';
 
 /** A run's settings beyond the loop's own configuration (where it runs, on what). */
 export interface RunTarget {
@@ -253,6 +256,29 @@ export function resolveModel(spec: string, home: string): string {
   }
 }
 
+/**
+ * A model folder's own distillation settings (its svd.json: templates built around the prompts it
+ * was taught, like tiny-arith's), or none. A file that is not a JSON object is refused naming it.
+ */
+export function readModelSvdSettings(dir: string): Record<string, unknown> | undefined {
+  const file = path.join(dir, SVD_MODEL_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new RunSetupError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new RunSetupError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new RunSetupError(`${file}: expected a JSON object of svd settings`);
+  return value as Record<string, unknown>;
+}
+
 async function loadModel(dir: string): Promise<LoopModel> {
   // Loaded on first use: the app's main thread imports this module for its setup functions, and
   // the model and training code (onnxruntime, the answer checker) would cost it seconds at start.
@@ -351,6 +377,9 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
   if (!ckpt) {
     // No checkpoint: the run starts over, so none of its steps (step 0 included) may remain.
     deleteStepsAfter(db, run.id, -1, keyMetricName(storedConfig(run)));
+    // A distillation round after the model a resume starts from was sampled by that model: it is
+    // continued. Later ones were sampled by models no checkpoint holds.
+    deleteSvdRoundsAfter(db, run.id, 1);
     return { startAfter: 0 };
   }
   const onDisk = checkpointLoopStep(ckpt.path);
@@ -365,6 +394,7 @@ export function prepareResume(db: ExperimentDb, run: RunInfo): { resumeFrom?: st
     );
   }
   deleteStepsAfter(db, run.id, ckpt.step, keyMetricName(storedConfig(run)));
+  deleteSvdRoundsAfter(db, run.id, ckpt.step + 1);
   return { resumeFrom: ckpt.path, startAfter: ckpt.step };
 }
 
@@ -436,16 +466,25 @@ export async function executeRun(
     }
     const device = await resolveDevice(target.device);
     opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0, promptNotes });
-    const { runLoop } = await import('../engine/rl/loop.ts');
-    const result = await runLoop(
-      { config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides },
-      {
-        signal: opts.signal,
-        pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
-        onProgress: opts.onProgress,
-        onStep: databaseSink(db, run.id, data.itemIdx, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
-      },
-    );
+    const hooks = {
+      signal: opts.signal,
+      pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
+      onProgress: opts.onProgress,
+      onStep: databaseSink(db, run.id, data.itemIdx, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
+    };
+    let result: LoopResult;
+    if (methodOf(config).pipeline === 'distillation') {
+      // Self-verified distillation: rounds stored as they go (svd tables), a step per round.
+      const { runSvd } = await import('../engine/svd/round.ts');
+      const modelSettings = readModelSvdSettings(modelDir);
+      result = await runSvd(
+        { config, model, device, items: data.items, itemIdx: data.itemIdx, validation: data.validation, checkpointDir, resumeFrom, store: svdStore(db, run.id), modelSettings },
+        hooks,
+      );
+    } else {
+      const { runLoop } = await import('../engine/rl/loop.ts');
+      result = await runLoop({ config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides }, hooks);
+    }
     if (result.signalStop) {
       const { step, message } = result.signalStop;
       const why = `Stopped by the signal check at step ${step} (signalAction: stop), before that step's update. ${message} Resume to train on past this alert.`;

@@ -214,6 +214,7 @@ export class PromptOrder {
 /** The scorer of the run's method, given the method's own settings. */
 export function scorerFor(config: RunConfig): Scorer {
   const method = methodOf(config);
+  if (!method.scorer) throw new Error(`method "${method.id}" runs the ${method.pipeline} pipeline and has no scorer for the RL loop`);
   return method.scorer(method.settings.parse(config), config);
 }
 
@@ -638,7 +639,7 @@ export function checkpointFolder(kind: 'last' | 'best', step: number): string {
 }
 
 /** For each kind just saved at a step, remove that kind's other folders (older ones, or stale ones from a killed run). */
-async function pruneCheckpoints(dir: string, saved: Record<'last' | 'best', number | null>): Promise<void> {
+export async function pruneCheckpoints(dir: string, saved: Record<'last' | 'best', number | null>): Promise<void> {
   for (const name of await readdir(dir)) {
     const m = /^(last|best)-(\d+)$/.exec(name);
     if (!m) continue;

@@ -7,13 +7,14 @@ import { consistencyJudge } from './consistency-judge.ts';
 import { selfCertainty } from './self-certainty.ts';
 import { semanticClusters } from './semantic-clusters.ts';
 import { srt } from './srt.ts';
+import { svd } from './svd.ts';
 import { tokenEntropy } from './token-entropy.ts';
 import { trajectoryLikelihood } from './trajectory-likelihood.ts';
 import { ttrl } from './ttrl.ts';
 import type { MethodDefinition } from './types.ts';
 
 /** The built-in methods, in the order the New run form and the help list them. */
-export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood, consistencyJudge, coRewarding] as const;
+export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood, consistencyJudge, coRewarding, svd] as const;
 
 export { DEFAULT_METHOD };
 

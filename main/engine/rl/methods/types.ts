@@ -9,9 +9,11 @@ import type { GroupScore, Scorer } from '../rewards.ts';
 
 /**
  * How a run of this method is driven. 'group-reward': sample a group per prompt, score it, and
- * take one group-relative policy-gradient step (the run loop in `loop.ts`).
+ * take one group-relative policy-gradient step (the run loop in `loop.ts`). 'distillation':
+ * rounds of candidates curated by the frozen model's judgments, then supervised fine-tuning on the
+ * survivors (`svd/round.ts`); such a method has no scorer.
  */
-export type PipelineKind = 'group-reward';
+export type PipelineKind = 'group-reward' | 'distillation';
 
 /** What a method's step metrics are computed from: every scored group of the step. */
 export interface ScoredGroupView {
@@ -53,8 +55,8 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    * builds around the run's prompts fit the model's context. Each problem at the setting to change.
    */
   checkLaunch?(settings: z.output<S>, launch: LaunchContext): SettingProblem[];
-  /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. */
-  scorer(settings: z.output<S>, run: CommonRunConfig): Scorer;
+  /** The scorer of a run: `settings` are the method's own, parsed; `run` the common settings. Every 'group-reward' method has one. */
+  scorer?(settings: z.output<S>, run: CommonRunConfig): Scorer;
   /**
    * Metrics (keys of `metrics`) the loop computes against the hidden answers, where the data has
    * them: the share of prompts whose label of that name (`GroupScore.labels`) is right. The
