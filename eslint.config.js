@@ -16,6 +16,18 @@ export default tseslint.config(
     },
   },
   {
+    // SQL lives in main/db/ (functions per table family); the rest of the app calls those.
+    files: ['main/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'resources/**/*.ts'],
+    ignores: ['main/db/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.property.name='stmt']", message: 'SQL lives in main/db/: add a function there and call it.' },
+        { selector: "MemberExpression[property.name='sql'][object.property.name='db'], MemberExpression[property.name='sql'][object.name='db']", message: 'SQL lives in main/db/: add a function there and call it.' },
+      ],
+    },
+  },
+  {
     // Svelte components (and rune modules) with TypeScript in their scripts.
     files: ['renderer/**/*.svelte', 'renderer/**/*.svelte.ts'],
     languageOptions: { parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'] } },

@@ -2,7 +2,7 @@
 // metric at a glance and its review count. The run manager (for `run.status` events) and the
 // request handlers build it the same way, from here.
 import type { RunProgress, RunView } from '../../preload/contract.ts';
-import type { ExperimentDb, RunInfo } from '../db/index.ts';
+import { type ExperimentDb, type RunInfo, countReviews, latestStepTime, queryMetrics } from '../db/index.ts';
 import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
 import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts';
 
@@ -10,13 +10,14 @@ export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress 
   const config = storedConfig(run);
   const name = keyMetricName(config);
   const { points, reviews, lastStepAt } = db.read(`reading run ${run.id}`, () => ({
-    points: db.stmt<{ step: number; value: number | null }>('SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step').all(run.id, name),
-    reviews: db.stmt<{ n: number }>('SELECT count(*) AS n FROM reviews WHERE run_id = ?').get(run.id)?.n ?? 0,
-    lastStepAt: db.stmt<{ at: string | null }>('SELECT max(created_at) AS at FROM steps WHERE run_id = ?').get(run.id)?.at ?? null,
+    points: queryMetrics(db, run.id, { keys: [name] }),
+    reviews: countReviews(db, run.id),
+    lastStepAt: latestStepTime(db, run.id),
   }));
   // The best is the first step that reached the highest value (what the loop keeps as 'best').
   let best: { value: number; step: number } | null = null;
-  for (const p of points) if (p.value !== null && (best === null || p.value > best.value)) best = { value: p.value, step: p.step };
+  for (const p of points) if (!Number.isNaN(p.value) && (best === null || p.value > best.value)) best = { value: p.value, step: p.step };
+  const last = points.at(-1)?.value;
   return {
     id: run.id,
     name: run.name,
@@ -34,7 +35,7 @@ export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress 
     steps: positiveInt(config.steps, RUN_CONFIG_DEFAULTS.steps),
     config,
     progress,
-    keyMetric: { name, value: points.at(-1)?.value ?? null, best: best?.value ?? null, bestStep: best?.step ?? null },
+    keyMetric: { name, value: last === undefined || Number.isNaN(last) ? null : last, best: best?.value ?? null, bestStep: best?.step ?? null },
     reviewCount: reviews,
     tags: run.tags,
     lastStepAt,

@@ -150,6 +150,14 @@ export function updateRunStatus(db: ExperimentDb, id: number, status: RunStatus,
   });
 }
 
+/** Replaces a run's stored configuration (a resume that changes which reviews it trains with). */
+export function setRunConfig(db: ExperimentDb, id: number, config: Record<string, unknown>): RunInfo {
+  return db.write(`updating the settings of run ${id}`, () => {
+    if (db.stmt('UPDATE runs SET config = ? WHERE id = ?').run(JSON.stringify(config), id).changes === 0) throw new DatabaseError('NOT_FOUND', `No run ${id}.`);
+    return getRun(db, id) as RunInfo;
+  });
+}
+
 /** Deletes a run and everything it recorded (steps, metrics, rollouts, samples, ...). */
 export function deleteRun(db: ExperimentDb, id: number): boolean {
   return db.write(`deleting run ${id}`, () => db.stmt('DELETE FROM runs WHERE id = ?').run(id).changes > 0);

@@ -205,6 +205,11 @@ export function stepTimeline(db: ExperimentDb, runId: number, afterStep = -1): S
     .all(runId, afterStep);
 }
 
+/** When a run's latest step was recorded (ISO 8601, UTC), or null before its first. */
+export function latestStepTime(db: ExperimentDb, runId: number): string | null {
+  return db.stmt<{ at: string | null }>('SELECT max(created_at) AS at FROM steps WHERE run_id = ?').get(runId)?.at ?? null;
+}
+
 /**
  * Deletes every step of a run after `step` (with all their rows) in one transaction. Resume
  * uses it when the last checkpoint is older than the last recorded step: the steps after the

@@ -21,6 +21,7 @@ import {
   listDatasets,
   listItems,
   listReviews,
+  setRunConfig,
   updateRunStatus,
 } from '../db/index.ts';
 import { resolveModelPath } from '../engine/model-paths.ts';
@@ -362,8 +363,7 @@ export function setRunReviewsFrom(db: ExperimentDb, runId: number, reviewsFrom: 
     const config = { ...(run.config as Record<string, unknown>) };
     if (reviewsFrom === null) delete config.reviewsFrom;
     else config.reviewsFrom = reviewsFrom;
-    db.stmt('UPDATE runs SET config = ? WHERE id = ?').run(JSON.stringify(config), runId);
-    return getRun(db, runId)!;
+    return setRunConfig(db, runId, config);
   });
 }
 
