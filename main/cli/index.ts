@@ -23,6 +23,7 @@ import { runCommand } from './run.ts';
 import { exportCommand, runsCommand, runsTagCommand, showCommand } from './runs.ts';
 import { serveCommand } from './serve.ts';
 import { serveModelCommand } from './serve-model.ts';
+import { svdExportCommand } from './svd.ts';
 import { printable } from './printable.ts';
 
 const COMMANDS: CliCommand[] = [
@@ -31,6 +32,7 @@ const COMMANDS: CliCommand[] = [
   runsTagCommand,
   showCommand,
   exportCommand,
+  svdExportCommand,
   datasetsImportCommand,
   datasetsListCommand,
   datasetsArchiveCommand,
