@@ -28,6 +28,24 @@ export default tseslint.config(
     },
   },
   {
+    // The engine is below the app: it imports neither the run layer nor what serves the app
+    // (the worker's entry composes the engine's commands with the app's: main/worker-commands.ts).
+    files: ['main/engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/runs/*', '**/api/*', '**/cli/*', '**/cluster/*', '**/server/*', '**/shell/*', '**/serve-model/*', '**/worker-commands.ts', '**/backend.ts'],
+              message: 'main/engine/ is below the app: move what it needs down, or have the layer above pass it in.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Svelte components (and rune modules) with TypeScript in their scripts.
     files: ['renderer/**/*.svelte', 'renderer/**/*.svelte.ts'],
     languageOptions: { parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'] } },

@@ -9,6 +9,7 @@ import type { ApiDeps } from './api/handlers/types.ts';
 import type { SettingsStore } from './api/interfaces.ts';
 import { type ExperimentDb, openDatabase } from './db/index.ts';
 import { EngineHost, restartingEngine } from './engine/host.ts';
+import type { WorkerCommands } from './worker-commands.ts';
 import { databasePath } from './runs/home.ts';
 import { resolveDataHome, resolveThreads } from './settings.ts';
 
@@ -63,7 +64,7 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
   // A worker that exits (a failure inside the engine) is replaced at the next call: the run it
   // was training fails with the reason, and the app keeps a working engine.
   const engine = restartingEngine(
-    () => EngineHost.start({ threads }),
+    () => EngineHost.start<WorkerCommands>({ threads }),
     (code) => process.stderr.write(`autodidact: the engine worker exited (code ${code}); starting a new one\n`),
   );
   const engineReady = engine.current().then(() => undefined);

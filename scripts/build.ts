@@ -1,6 +1,6 @@
 // `npm run build`: the desktop app's bundles, then the renderer.
 //   main/index.ts        → out/main/index.js    (ESM, Node; package.json "main")
-//   main/engine/worker.ts → out/main/worker.js  (next to it: engine/host.ts starts ./worker.js)
+//   main/worker.ts        → out/main/worker.js   (next to it: engine/host.ts starts ./worker.js)
 //   main/cli/index.ts    → out/main/cli.js      (the command line, bundled: `npm run serve` starts
 //                                                 in about half the time tsx needs for the sources)
 //   preload/index.ts     → out/preload/index.cjs (CommonJS, everything inlined but electron:
@@ -66,7 +66,7 @@ function checkExternals(metafile: Metafile, what: string): string[] {
 export async function buildMain(dir = path.join(out, 'main')): Promise<string[]> {
   const result = await build({
     ...shared,
-    entryPoints: { index: 'main/index.ts', worker: 'main/engine/worker.ts', cli: 'main/cli/index.ts' },
+    entryPoints: { index: 'main/index.ts', worker: 'main/worker.ts', cli: 'main/cli/index.ts' },
     outdir: dir,
     format: 'esm',
     // Bare imports (packages) stay imports; the app's own TypeScript is bundled.

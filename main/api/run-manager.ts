@@ -9,13 +9,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApiError, type LogLine, type MetricPoint, type RunProgress, type RunStatus } from '../../preload/contract.ts';
 import { type ExperimentDb, type RunInfo, getRun, listAlerts, listRuns, updateRunStatus } from '../db/index.ts';
-import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../engine/commands/run-control.ts';
+import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../runs/run-control.ts';
 import type { EngineHost } from '../engine/host.ts';
 import { EngineError } from '../engine/protocol.ts';
 import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
 import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { runDir } from '../runs/home.ts';
 import { liveRunOwner, releaseOwnClaim } from '../runs/owner.ts';
+import type { WorkerCommands } from '../worker-commands.ts';
 import type { EventHub, RunManager, StartOptions } from './interfaces.ts';
 import { RunPace } from '../runs/run-pace.ts';
 import { toRunView } from './run-view.ts';
@@ -24,7 +25,7 @@ export interface RunManagerDeps {
   db: ExperimentDb;
   databaseFile: string;
   home: string;
-  engine: Pick<EngineHost, 'call'>;
+  engine: Pick<EngineHost<WorkerCommands>, 'call'>;
   events: EventHub;
 }
 

@@ -3,22 +3,23 @@
 // turns a worker that dies into errors for every call still waiting on it.
 //
 // Nothing here loads onnxruntime: the command types come from the command table as types only.
+// The worker serves the app's table (main/worker-commands.ts: the engine's commands and the app's
+// `run`); a host is typed by the table its caller uses, the engine's own by default, so the
+// engine never imports the layers above it.
 import { Worker } from 'node:worker_threads';
-import type { CommandName, EngineCommands } from './commands/index.ts';
+import type { EngineCommands } from './commands/index.ts';
 import { closeGate, closeGateSync, createGateBuffer } from './native-gate.ts';
 import {
   EngineError,
   type HostMessage,
   type ParamsOf,
+  type CommandTable,
   type ProgressOf,
   type ResultOf,
   type WorkerMessage,
   deserializeError,
 } from './protocol.ts';
 
-export type Params<K extends CommandName> = ParamsOf<EngineCommands, K>;
-export type Result<K extends CommandName> = ResultOf<EngineCommands, K>;
-export type Progress<K extends CommandName> = ProgressOf<EngineCommands, K>;
 
 export interface CallOptions<P> {
   onProgress?: (data: P) => void;
@@ -43,17 +44,20 @@ interface Pending {
   detach(): void;
 }
 
-/** The worker's entry: TypeScript sources go through a bootstrap that registers tsx in the worker. */
+/**
+ * The worker's entry, main/worker.ts: from the sources through a bootstrap that registers tsx in
+ * the worker; built, the bundle beside this one (scripts/build.ts puts both in out/main/).
+ */
 function workerEntry(): URL {
   const here = import.meta.url;
-  return here.endsWith('.ts') ? new URL('./worker-tsx.js', here) : new URL('./worker.js', here);
+  return here.endsWith('.ts') ? new URL('../worker-tsx.js', here) : new URL('./worker.js', here);
 }
 
 function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-export class EngineHost {
+export class EngineHost<C extends CommandTable = EngineCommands> {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private exitCode: number | null = null;
@@ -81,7 +85,7 @@ export class EngineHost {
   }
 
   /** Start a worker and wait until it has loaded its modules. */
-  static async start(options: EngineHostOptions = {}): Promise<EngineHost> {
+  static async start<C extends CommandTable = EngineCommands>(options: EngineHostOptions = {}): Promise<EngineHost<C>> {
     const env: Record<string, string | undefined> = { ...process.env, ...options.env };
     if (options.threads) env.AUTODIDACT_THREADS = String(options.threads);
     const gate = createGateBuffer();
@@ -112,7 +116,7 @@ export class EngineHost {
       worker.once('error', onError);
       worker.once('exit', onExit);
     });
-    return new EngineHost(worker, gate);
+    return new EngineHost<C>(worker, gate);
   }
 
   /** Whether the worker is still running. */
@@ -131,12 +135,12 @@ export class EngineHost {
   }
 
   /** Run one engine command in the worker. */
-  call<K extends CommandName>(command: K, params: Params<K>, options: CallOptions<Progress<K>> = {}): Promise<Result<K>> {
+  call<K extends keyof C & string>(command: K, params: ParamsOf<C, K>, options: CallOptions<ProgressOf<C, K>> = {}): Promise<ResultOf<C, K>> {
     const { signal, onProgress } = options;
     if (!this.alive) return Promise.reject(new EngineError(`the engine worker has exited (code ${this.exitCode})`, 'WORKER_EXITED'));
     if (signal?.aborted) return Promise.reject(new EngineError('the call was cancelled', 'CANCELLED'));
     const id = this.nextId++;
-    return new Promise<Result<K>>((resolve, reject) => {
+    return new Promise<ResultOf<C, K>>((resolve, reject) => {
       const onAbort = () => this.send({ type: 'cancel', id });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
@@ -225,12 +229,12 @@ export class EngineHost {
 }
 
 /** An engine whose worker is replaced when it has exited; see restartingEngine. */
-export interface RestartingEngine {
-  call: EngineHost['call'];
+export interface RestartingEngine<C extends CommandTable = EngineCommands> {
+  call: EngineHost<C>['call'];
   /** The worker now (starting one if the last has exited). */
-  current(): Promise<EngineHost>;
+  current(): Promise<EngineHost<C>>;
   /** The latest worker, as it is (for closing it: never starts one). */
-  latest(): Promise<EngineHost>;
+  latest(): Promise<EngineHost<C>>;
 }
 
 /**
@@ -240,10 +244,13 @@ export interface RestartingEngine {
  * with that reason, and the app goes on with a working engine instead of one that refuses every
  * call until it is restarted.
  */
-export function restartingEngine(start: () => Promise<EngineHost>, onRestart: (exitCode: number | null) => void = () => {}): RestartingEngine {
+export function restartingEngine<C extends CommandTable = EngineCommands>(
+  start: () => Promise<EngineHost<C>>,
+  onRestart: (exitCode: number | null) => void = () => {},
+): RestartingEngine<C> {
   let host = start();
   // A worker that never started is not retried: its error is the answer (e.g. no onnxruntime).
-  const current = (): Promise<EngineHost> => {
+  const current = (): Promise<EngineHost<C>> => {
     const seen = host;
     return seen.then((h) => {
       if (h.alive) return h;
@@ -256,7 +263,7 @@ export function restartingEngine(start: () => Promise<EngineHost>, onRestart: (e
     });
   };
   return {
-    call: ((command, params, options) => current().then((h) => h.call(command, params, options))) as EngineHost['call'],
+    call: ((command, params, options) => current().then((h) => h.call(command, params, options))) as EngineHost<C>['call'],
     current,
     latest: () => host,
   };

@@ -1,11 +1,11 @@
 // The engine's command table. Adding a command is one entry here: its zod parameter schema and its
 // implementation; the host's `call()` takes its parameter, result and progress types from this
-// table, so both sides stay in step without a second declaration.
+// table, so both sides stay in step without a second declaration. The worker serves these with
+// the app's own (main/worker-commands.ts: `run`, which trains a recorded run).
 import { z } from 'zod';
 import { type CommandTable, defineCommand } from '../protocol.ts';
 import { chat, chatLoad, chatLoadParams, chatParams, releaseChat } from './chat.ts';
 import { logprobs, logprobsParams, releaseLogprobs } from './logprobs.ts';
-import { run, runParams } from './run.ts';
 import { listDevices, ping, pingParams, selftest, selftestParams } from './system.ts';
 
 export const commands = {
@@ -21,8 +21,6 @@ export const commands = {
   chatLoad: defineCommand({ params: chatLoadParams, run: chatLoad }),
   /** A chat completion: the chat template, n samples, the text streamed as progress (the model stays loaded). */
   chat: defineCommand({ params: chatParams, run: chat }),
-  /** Train a run recorded in the experiment database; progress: phases, committed steps, log lines. */
-  run: defineCommand({ params: runParams, run }),
 } satisfies CommandTable;
 
 export type EngineCommands = typeof commands;

@@ -23,6 +23,7 @@ import {
   updateRunStatus,
 } from '../../../main/db/index.ts';
 import { EngineHost, restartingEngine } from '../../../main/engine/host.ts';
+import type { WorkerCommands } from '../../../main/worker-commands.ts';
 import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { databasePath, runDir } from '../../../main/runs/home.ts';
 import { claimRun } from '../../../main/runs/owner.ts';
@@ -34,7 +35,7 @@ const HOME = tmp.file('home');
 const DB_FILE = databasePath(HOME);
 
 let db: ExperimentDb;
-let engine: EngineHost;
+let engine: EngineHost<WorkerCommands>;
 let hub: EventHub;
 let manager: RunManager;
 const seen: { event: EventName; payload: unknown }[] = [];
@@ -73,7 +74,7 @@ const statusIs = (runId: number, status: RunStatus) => waitFor('run.status', (p)
 
 beforeAll(async () => {
   db = openDatabase(DB_FILE);
-  engine = await EngineHost.start({ threads: 1 });
+  engine = await EngineHost.start<WorkerCommands>({ threads: 1 });
   hub = createEventHub({ intervalMs: 20 });
   hub.subscribe((event, payload) => void seen.push({ event, payload }));
   manager = createRunManager({ db, databaseFile: DB_FILE, home: HOME, engine, events: hub });
@@ -252,7 +253,7 @@ describe('run manager', () => {
 
 describe('run manager when the engine worker dies', () => {
   it('fails the run with the reason, and trains on: the run resumes on a new worker', async () => {
-    const engine2 = restartingEngine(() => EngineHost.start({ threads: 1 }));
+    const engine2 = restartingEngine(() => EngineHost.start<WorkerCommands>({ threads: 1 }));
     const hub2 = createEventHub({ intervalMs: 20 });
     const events: { event: EventName; payload: unknown }[] = [];
     hub2.subscribe((event, payload) => void events.push({ event, payload }));

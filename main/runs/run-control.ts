@@ -1,5 +1,5 @@
-// What the `run` command and its caller share, kept apart from run.ts so the caller (the app's
-// main thread) can use it without loading the training code and onnxruntime.
+// What the `run` command and its caller share, kept apart from run-command.ts so the caller (the
+// app's main thread) can use it without loading the training code and onnxruntime.
 
 /** Int32 slot of the `run` command's `control` buffer that asks for a pause. */
 export const RUN_CONTROL_SLOT = 0;

@@ -1,17 +1,17 @@
-// The `run` engine command: trains a run recorded in the experiment database, here in the engine
-// worker so the app's main thread never waits on a session. The worker opens its own connection
-// to the same database file (WAL: the main thread keeps reading, and writing reviews, meanwhile)
-// and reports what the run does as progress events, which the run manager turns into the app's
-// live events.
+// The `run` command of the engine worker (composed in main/worker-commands.ts): trains a run
+// recorded in the experiment database, in the worker so the app's main thread never waits on a
+// session. The worker opens its own connection to the same database file (WAL: the main thread
+// keeps reading, and writing reviews, meanwhile) and reports what the run does as progress
+// events, which the run manager turns into the app's live events.
 //
 // Ending a run early: cancelling the call stops it at the next check (status 'stopped', the
 // step in progress dropped); setting the pause flag in `control` ends it at the next step
 // boundary with a checkpoint saved there (status 'paused'), so a resume loses nothing.
 import { z } from 'zod';
-import { type ExperimentDb, getRun, openDatabase } from '../../db/index.ts';
-import { executeRun } from '../../runs/start.ts';
-import { TRAIN_METRICS } from '../rl/metrics.ts';
-import { type CommandContext, EngineError } from '../protocol.ts';
+import { type ExperimentDb, getRun, openDatabase } from '../db/index.ts';
+import { TRAIN_METRICS } from '../engine/rl/metrics.ts';
+import { type CommandContext, EngineError } from '../engine/protocol.ts';
+import { executeRun } from './start.ts';
 import { type LogLevel, PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from './run-control.ts';
 
 export { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from './run-control.ts';
