@@ -369,6 +369,80 @@ export interface ReviewView {
   createdAt: string;
 }
 
+/** OPID's skill kinds: an episode's workflow (from a success) or avoidance rule (from a failure), or a step skill. */
+export const SKILL_KINDS = ['workflow', 'avoidance', 'step'] as const;
+export type SkillKind = (typeof SKILL_KINDS)[number];
+
+/** A skill of an agent run's library. */
+export interface SkillView {
+  id: number;
+  runId: number;
+  step: number;
+  kind: SkillKind;
+  text: string;
+  /** The episode (sample id) it was analysed from, for episodes.get; null when that is gone. */
+  sampleId: number | null;
+  /** The turn (1-based) a step skill is for. */
+  turn: number | null;
+  /** The goal of the episode it came from. */
+  task: string;
+  /** How many replies it taught (as OPID's teacher). */
+  useCount: number;
+  /** A person edited its text. */
+  editedByPerson: boolean;
+  createdAt: string;
+  updatedAt: string | null;
+}
+
+export interface EpisodeTurnView {
+  turn: number;
+  /** The user message the policy read (observation and request). */
+  prompt: string;
+  reply: string;
+  action: string;
+  formatValid: boolean;
+  /** The environment's answer to the action. */
+  observation: string;
+  reward: number | null;
+  done: boolean;
+  /** The skill that taught the reply (one of the episode's skills), if one did. */
+  skillId: number | null;
+  /** The reply's tokens as text pieces, with Δ = log π(token | skill + o) − log π(token | o) each; null where no skill taught it. */
+  tokens: string[] | null;
+  delta: number[] | null;
+}
+
+/** An agent episode, turn by turn (episodes.get). */
+export interface EpisodeView {
+  sampleId: number;
+  runId: number;
+  step: number;
+  group: number;
+  idx: number;
+  env: string;
+  difficulty: string;
+  taskSeed: number;
+  goal: string;
+  success: boolean;
+  reward: number | null;
+  advantage: number | null;
+  /** The episode ended because its next turn did not fit the model. */
+  contextFull: boolean;
+  /** Why the analyzer gave it no skills, and what it answered. */
+  analysisError: { reason: string; raw: string } | null;
+  turns: EpisodeTurnView[];
+  skills: SkillView[];
+}
+
+export interface EpisodeSummary {
+  sampleId: number;
+  group: number;
+  idx: number;
+  goal: string;
+  success: boolean;
+  turns: number;
+}
+
 /** The review queue's filters: every group, or those a reviewer most needs to see. */
 export const GROUP_FILTERS = ['all', 'confident-mistakes', 'low-consensus', 'label-changed', 'unreviewed', 'reviewed', 'review-label'] as const;
 /** The default thresholds of the queue's flags (each a control in the inspector). */
@@ -647,6 +721,27 @@ export const requests = {
   },
   'reviews.clear': { params: z.object({ rolloutId: id }).strict(), result: {} as { cleared: boolean } },
   'reviews.list': { params: z.object({ runId: id }).strict(), result: [] as ReviewView[] },
+
+  /** An agent run's episodes of one step, by group. */
+  'episodes.list': { params: z.object({ runId: id, step: z.number().int().min(0) }).strict(), result: [] as EpisodeSummary[] },
+  /** One agent episode (a sample of an agent run) turn by turn, with its skills and each taught reply's Δ per token. */
+  'episodes.get': { params: z.object({ sampleId: id }).strict(), result: {} as EpisodeView },
+  /** An agent run's skill library, newest first: every word of `query` in the skill's text or task. */
+  'skills.list': {
+    params: z
+      .object({
+        runId: id,
+        query: z.string().max(500).optional(),
+        kind: z.enum(SKILL_KINDS).optional(),
+        offset: z.number().int().min(0).default(0),
+        limit: z.number().int().min(1).max(500).default(100),
+      })
+      .strict(),
+    result: {} as { skills: SkillView[]; total: number },
+  },
+  /** A person's new text for a skill; it is marked as theirs. */
+  'skills.edit': { params: z.object({ id, text: z.string().trim().min(1, 'a skill needs some text').max(4000, 'a skill of at most 4000 characters') }).strict(), result: {} as SkillView },
+  'skills.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
 } as const;
 
 export type RequestName = keyof typeof requests;

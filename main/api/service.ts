@@ -13,6 +13,7 @@ import { ImportError } from '../runs/datasets.ts';
 import { PHRASED, fieldIssues, issuesText } from '../issues.ts';
 import { RunSetupError } from '../runs/start.ts';
 import { ModelFolderError } from './models.ts';
+import { agentHandlers } from './handlers/agent.ts';
 import { appHandlers } from './handlers/app.ts';
 import { datasetHandlers } from './handlers/datasets.ts';
 import { modelHandlers } from './handlers/models.ts';
@@ -31,6 +32,7 @@ const HANDLERS: HandlerTable<RequestName> = {
   ...runHandlers,
   ...stepHandlers,
   ...reviewHandlers,
+  ...agentHandlers,
 };
 
 const isChannel = (c: string): c is RequestName => Object.prototype.hasOwnProperty.call(requests, c);

@@ -58,7 +58,7 @@ export const runCommand = command({
       description: `label-free method (default ${DEFAULT_METHOD}; see Methods below)`,
     },
     model: { type: 'string', value: 'NAME|DIR', description: 'a built-in or imported model name, or a Hugging Face model folder' },
-    dataset: { type: 'string', value: 'NAME|FILE', description: `an imported dataset, a JSONL/CSV/TSV file (imported first), or "arithmetic" (built-in generator)` },
+    dataset: { type: 'string', value: 'NAME|FILE', description: `an imported dataset, a JSONL/CSV/TSV file (imported first), "arithmetic" (built-in generator), or an environment's tasks for --method agent: household or shop, optionally -easy|-medium|-hard` },
     steps: { type: 'string', value: 'N', description: 'training steps (default 40)' },
     difficulty: { type: 'string', value: '1-4', description: 'difficulty of the built-in arithmetic dataset (default 2)' },
     device: { type: 'string', value: 'DEVICE', description: 'cpu, webgpu, cuda, or auto (default cpu)' },

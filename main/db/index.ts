@@ -1,4 +1,5 @@
 // The experiment database: open it with openDatabase, then use the repository functions.
+export * from './agent.ts';
 export * from './blobs.ts';
 export * from './database.ts';
 export * from './datasets.ts';

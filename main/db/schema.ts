@@ -314,4 +314,60 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'agent episodes turn by turn, and the skill library of each run',
+    up: `
+      -- OPID's skills (issue 18): an episode skill (a workflow from a success, an avoidance rule
+      -- from a failure) or a step skill, from the episode (sample) it was analysed from, with how
+      -- many replies it taught. A person may edit one (edited_by_person) or delete it. Deleting
+      -- the step (a resume retrains it) deletes its skills.
+      CREATE TABLE skills (
+        id               INTEGER PRIMARY KEY,
+        run_id           INTEGER NOT NULL,
+        step             INTEGER NOT NULL,
+        kind             TEXT NOT NULL CHECK (kind IN ('workflow', 'avoidance', 'step')),
+        text             TEXT NOT NULL,
+        source_sample_id INTEGER REFERENCES samples(id) ON DELETE SET NULL,
+        source_turn      INTEGER,           -- the turn a step skill is for (1-based)
+        task             TEXT NOT NULL,     -- the goal of the episode it came from
+        use_count        INTEGER NOT NULL DEFAULT 0,
+        edited_by_person INTEGER NOT NULL DEFAULT 0,
+        created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at       TEXT,
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE
+      );
+      CREATE INDEX skills_by_run ON skills (run_id, step);
+
+      -- An agent episode (a sample of an agent run) turn by turn: the user message the policy
+      -- read, its reply and action, the environment's answer, and where a skill taught the reply,
+      -- that skill and the reply's tokens with Δ per token (float32 little-endian).
+      CREATE TABLE episode_turns (
+        sample_id    INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+        turn         INTEGER NOT NULL,      -- 1-based
+        prompt       TEXT NOT NULL,
+        reply        TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        format_valid INTEGER NOT NULL,
+        observation  TEXT NOT NULL,
+        reward       REAL,
+        done         INTEGER NOT NULL,
+        skill_id     INTEGER REFERENCES skills(id) ON DELETE SET NULL,
+        token_ids    BLOB,
+        delta        BLOB,
+        PRIMARY KEY (sample_id, turn)
+      ) WITHOUT ROWID;
+
+      -- What an agent episode was: its task, outcome, and why its analysis gave no skill (JSON).
+      CREATE TABLE episodes (
+        sample_id      INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+        env            TEXT NOT NULL,
+        difficulty     TEXT NOT NULL,
+        task_seed      INTEGER NOT NULL,
+        goal           TEXT NOT NULL,
+        success        INTEGER NOT NULL,
+        context_full   INTEGER NOT NULL DEFAULT 0,
+        analysis_error TEXT
+      );
+    `,
+  },
 ];

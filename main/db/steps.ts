@@ -4,6 +4,7 @@
 // A step's row in `steps` commits together with its data and every row of the step references
 // it, so after a crash a step is either wholly there or wholly absent, and a resumed run that
 // tries to write a step again is refused instead of duplicating it.
+import { type StepEpisode, insertEpisode } from './agent.ts';
 import { blobToFloat32, float32ToBlob } from './blobs.ts';
 import { DatabaseError, type ExperimentDb } from './database.ts';
 
@@ -25,6 +26,8 @@ export interface StepSample {
   details?: Record<string, number> | null;
   /** What the method's judge was asked about this sample, and answered. */
   judge?: JudgeExchange | null;
+  /** An agent run's sample is an episode: stored turn by turn, with its skills (`agent.ts`). */
+  episode?: StepEpisode | null;
 }
 
 /** A question put to a judge model about a sample, and its answer. */
@@ -138,7 +141,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
         r.labelSource ?? 'vote',
       );
       (r.samples ?? []).forEach((s, i) => {
-        sample.run(
+        const inserted = sample.run(
           lastInsertRowid,
           s.idx ?? i,
           s.text,
@@ -153,6 +156,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
           s.details ? JSON.stringify(s.details) : null,
           s.judge ? JSON.stringify({ prompt: s.judge.prompt, response: s.judge.response }) : null,
         );
+        if (s.episode) insertEpisode(db, runId, step, inserted.lastInsertRowid, s.episode);
       });
     });
 

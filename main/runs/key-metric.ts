@@ -2,6 +2,7 @@
 // run's stored settings. The run view shows it and a resume recomputes the run's best from it.
 import type { RunInfo } from '../db/index.ts';
 import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
+import { AGENT_METHOD_ID, AGENT_METRICS } from '../engine/rl/methods/agent.ts';
 
 const BEST_KINDS = ['avg', 'maj', 'pass'] as const;
 
@@ -9,6 +10,8 @@ export const positiveInt = (v: unknown, fallback: number): number => (typeof v =
 
 /** The validation metric that picks a run's best checkpoint, e.g. `val/maj@16`. */
 export function keyMetricName(config: Record<string, unknown>): string {
+  // An agent run's best is its held-out success rate.
+  if (config.method === AGENT_METHOD_ID) return AGENT_METRICS.valSuccess;
   const kind = BEST_KINDS.find((k) => k === config.bestMetric) ?? RUN_CONFIG_DEFAULTS.bestMetric;
   // As engine/rl/metrics.ts valMetricName names it (not imported: it would load the answer
   // checker's math library into the main process just for a template).

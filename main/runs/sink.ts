@@ -35,6 +35,7 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
         selfCertainties: s.selfCertainties,
         details: s.details ?? null,
         judge: s.judge ?? null,
+        episode: s.episode ?? null,
       })),
     })),
     checkpoints: record.checkpoints.map((c) => ({ kind: c.kind, path: c.path, metric: c.metric?.value ?? null })),

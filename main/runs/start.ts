@@ -26,6 +26,8 @@ import {
 } from '../db/index.ts';
 import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
+import type { TaskRef } from '../engine/envs/types.ts';
+import type { AgentSettings } from '../engine/rl/methods/agent.ts';
 import { checkRunConfig, describeRunConfig, methodOf } from '../engine/rl/config.ts';
 import { SVD_MODEL_FILE } from '../engine/rl/methods/svd.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
@@ -34,6 +36,7 @@ import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts'
 import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
 import { issuesText } from '../issues.ts';
+import { ENVIRONMENT_SPECS_HINT, ensureEnvironmentDataset, parseEnvironmentSpec, taskOfItem } from './agent-data.ts';
 import { importDatasetFile } from './datasets.ts';
 import { modelsDir, runDir } from './home.ts';
 import { keyMetricName, storedConfig } from './key-metric.ts';
@@ -124,6 +127,8 @@ export function ensureDataset(db: ExperimentDb, spec: string, target: Pick<RunTa
     const name = `${ARITHMETIC_DATASET_NAME}-d${target.difficulty}-s${seed}`;
     return getDataset(db, name)?.id ?? importArithmeticDataset(db, name, target.difficulty, seed).id;
   }
+  const envSpec = parseEnvironmentSpec(spec);
+  if (envSpec) return ensureEnvironmentDataset(db, envSpec, seed).id;
   const byName = getDataset(db, spec);
   if (byName) return byName.id;
   if (files && fs.existsSync(spec) && fs.statSync(spec).isFile()) {
@@ -165,6 +170,22 @@ function loadRunData(db: ExperimentDb, datasetId: number): RunData {
     validation: evalItems.map((it) => ({ prompt: it.prompt, answer: answers.get(it.idx)! })),
     validationIdx: evalItems.map((it) => it.idx),
   };
+}
+
+/** An agent run's tasks: the dataset's items as environment tasks (train, and the held-out eval split). */
+export function agentTasks(db: ExperimentDb, datasetId: number, method: string): { train: TaskRef[]; trainIdx: number[]; eval: TaskRef[] } {
+  const info = getDataset(db, datasetId);
+  if (!info) throw new DatabaseError('NOT_FOUND', `the run's dataset (id ${datasetId}) was deleted`);
+  const read = (split: 'train' | 'eval') => listItems(db, datasetId, { split }).items.map((it) => ({ idx: it.idx, task: taskOfItem(it) }));
+  const train = read('train');
+  const evalItems = read('eval');
+  const bad = [...train, ...evalItems].find((x) => x.task === null);
+  if (bad || train.length === 0) {
+    throw new RunSetupError(
+      `method ${method} trains in an environment, and dataset "${info.name}" ${bad ? `is not an environment's tasks (item ${bad.idx} names no task)` : 'has no training tasks'}; give --dataset ${ENVIRONMENT_SPECS_HINT}`,
+    );
+  }
+  return { train: train.map((x) => x.task!), trainIdx: train.map((x) => x.idx), eval: evalItems.map((x) => x.task!) };
 }
 
 /**
@@ -226,6 +247,11 @@ async function modelContext(dir: string): Promise<{ contextLength: number; token
 export async function checkRunPrompts(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, sources: DatasetSources = {}): Promise<string[]> {
   const dir = resolveModel(target.model, home);
   const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
+  // An agent's prompts are built turn by turn from its environment; its episodes end where the model's context does.
+  if (methodOf(config).pipeline === 'agent-episodes') {
+    agentTasks(db, datasetId, config.method);
+    return [];
+  }
   const { contextLength, tokenizer } = await modelContext(dir);
   const model = path.basename(dir);
   const fitted = fitRunData(loadRunData(db, datasetId), tokenizer, { contextLength, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model }, config.longPrompts, config.promptFormat);
@@ -452,38 +478,55 @@ export async function executeRun(
     current = updateRunStatus(db, run.id, 'running');
     const modelDir = resolveModel(target.model, home);
     const model = await loadModel(modelDir);
-    const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
-    const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts, config.promptFormat);
-    let labelOverrides: Map<number, string> | undefined;
-    if (target.reviewsFrom !== undefined) {
-      const byIdx = reviewedLabels(db, target.reviewsFrom, run.datasetId);
-      // The loop numbers items by their position in its list.
-      labelOverrides = new Map();
-      data.itemIdx.forEach((idx, i) => {
-        const label = byIdx.get(idx);
-        if (label !== undefined) labelOverrides!.set(i, label);
-      });
-    }
-    const device = await resolveDevice(target.device);
-    opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0, promptNotes });
-    const hooks = {
+    const hooks = (itemIdx: readonly number[]) => ({
       signal: opts.signal,
       pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
       onProgress: opts.onProgress,
-      onStep: databaseSink(db, run.id, data.itemIdx, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
-    };
+      onStep: databaseSink(db, run.id, itemIdx, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
+    });
     let result: LoopResult;
-    if (methodOf(config).pipeline === 'distillation') {
-      // Self-verified distillation: rounds stored as they go (svd tables), a step per round.
-      const { runSvd } = await import('../engine/svd/round.ts');
-      const modelSettings = readModelSvdSettings(modelDir);
-      result = await runSvd(
-        { config, model, device, items: data.items, itemIdx: data.itemIdx, validation: data.validation, checkpointDir, resumeFrom, store: svdStore(db, run.id), modelSettings },
-        hooks,
-      );
+    if (methodOf(config).pipeline === 'agent-episodes') {
+      const tasks = agentTasks(db, run.datasetId, config.method);
+      const device = await resolveDevice(target.device);
+      opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: 0, promptNotes: [] });
+      const [{ runAgentLoop }, { analyzerSource }] = await Promise.all([import('../engine/agent/loop.ts'), import('../engine/agent/analyzer-source.ts')]);
+      const method = methodOf(config);
+      const analyzer = await analyzerSource(method.settings.parse(config) as AgentSettings, device, (spec) => resolveModel(spec, home), opts.signal);
+      try {
+        result = await runAgentLoop(
+          { config, model, device, tasks: tasks.train, validation: tasks.eval, checkpointDir, resumeFrom, ...(analyzer && { analyzer: analyzer.complete }) },
+          hooks(tasks.trainIdx),
+        );
+      } finally {
+        await analyzer?.release();
+      }
     } else {
-      const { runLoop } = await import('../engine/rl/loop.ts');
-      result = await runLoop({ config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides }, hooks);
+      const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
+      const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts, config.promptFormat);
+      let labelOverrides: Map<number, string> | undefined;
+      if (target.reviewsFrom !== undefined) {
+        const byIdx = reviewedLabels(db, target.reviewsFrom, run.datasetId);
+        // The loop numbers items by their position in its list.
+        labelOverrides = new Map();
+        data.itemIdx.forEach((idx, i) => {
+          const label = byIdx.get(idx);
+          if (label !== undefined) labelOverrides!.set(i, label);
+        });
+      }
+      const device = await resolveDevice(target.device);
+      opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0, promptNotes });
+      if (methodOf(config).pipeline === 'distillation') {
+        // Self-verified distillation: rounds stored as they go (svd tables), a step per round.
+        const { runSvd } = await import('../engine/svd/round.ts');
+        const modelSettings = readModelSvdSettings(modelDir);
+        result = await runSvd(
+          { config, model, device, items: data.items, itemIdx: data.itemIdx, validation: data.validation, checkpointDir, resumeFrom, store: svdStore(db, run.id), modelSettings },
+          hooks(data.itemIdx),
+        );
+      } else {
+        const { runLoop } = await import('../engine/rl/loop.ts');
+        result = await runLoop({ config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides }, hooks(data.itemIdx));
+      }
     }
     if (result.signalStop) {
       const { step, message } = result.signalStop;

@@ -27,6 +27,14 @@ export interface EpisodeSkills {
 
 export type Analysis = { ok: true; skills: EpisodeSkills; raw: string } | { ok: false; reason: string; raw: string };
 
+/**
+ * The analyzer could not be asked about an episode (its prompt does not fit the model, or the
+ * endpoint failed): the episode gets no skill and the run goes on, the reason logged.
+ */
+export class AnalyzerRefused extends Error {
+  override name = 'AnalyzerRefused';
+}
+
 export type ChatComplete = (messages: { role: 'user'; content: string }[]) => Promise<string>;
 
 /** The trajectory as the analyzer reads it: the first observation, then each action and its answer. */

@@ -27,10 +27,23 @@ function actions(list: readonly string[]): string {
   return list.map((a) => `'${a}'`).join(', ');
 }
 
+/**
+ * How turns are worded: 'opid', OPID's full prompts; 'compact', the task, the observation and the
+ * request only (no admissible actions, no instructions), for small models whose context OPID's
+ * prompts would fill in a few turns (tiny-chars reads 1,024 characters). Both keep the task line
+ * and the "Now it's your turn" anchor the teacher's skill is placed by.
+ */
+export const PROMPT_STYLES = ['opid', 'compact'] as const;
+export type PromptStyle = (typeof PROMPT_STYLES)[number];
+
 /** The user message of one turn. */
-export function turnMessage(envId: string, view: TurnView): string {
+export function turnMessage(envId: string, view: TurnView, style: PromptStyle = 'opid'): string {
   const setting = AGENT_SETTINGS[envId];
   if (!setting) throw new Error(`no agent prompt for environment "${envId}" (known: ${Object.keys(AGENT_SETTINGS).join(', ')})`);
+  if (style === 'compact') {
+    const request = "Now it's your turn.";
+    return view.step === 1 ? `Your task is to: ${view.task}\n${view.observation}\n${request}` : `Step ${view.step}: ${view.observation}\n${request}`;
+  }
   const now =
     `Your current observation is: ${view.observation}\n` + `Your admissible actions of the current situation are: [${actions(view.admissibleActions)}].`;
   if (view.step === 1) return `${setting.intro} Your task is to: ${view.task}\n${now}\n\n${ASK}`;

@@ -74,9 +74,10 @@ export function checkRunConfig(input: unknown, options: { strict?: boolean } = {
   }
   const config = parsed.data as RunConfig;
   const problems: SettingProblem[] = [];
-  if (config.trainSamples > config.votes) problems.push({ setting: 'trainSamples', message: `trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})` });
-  if (config.klTarget > 0) problems.push(...klControlProblems(klControlOf(config)));
   const chosen = methodOf(config);
+  // An agent method trains every episode of a group; it has no down-sampling to check.
+  if (chosen.pipeline !== 'agent-episodes' && config.trainSamples > config.votes) problems.push({ setting: 'trainSamples', message: `trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})` });
+  if (config.klTarget > 0) problems.push(...klControlProblems(klControlOf(config)));
   problems.push(...(chosen.check?.(chosen.settings.parse(config)) ?? []));
   return problems.length ? { problems } : { config };
 }

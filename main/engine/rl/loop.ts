@@ -21,6 +21,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import type { EpisodeRecord } from '../agent/records.ts';
 import { type GeneratedSample, Generator } from '../generate/generator.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import type { TextTokenizer } from '../nn/tokenizer.ts';
@@ -96,6 +97,8 @@ export interface SampleRecord {
   details?: Record<string, number>;
   /** What the judge was asked about this sample and answered; absent when it was not asked. */
   judge?: JudgeExchange;
+  /** An agent method's sample is an episode: its turns and skills (`agent/records.ts`). */
+  episode?: EpisodeRecord;
 }
 
 export interface GroupRecord {

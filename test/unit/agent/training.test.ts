@@ -23,7 +23,7 @@ function episode(history: number, reward = 1): Episode {
     turns.push({ messages, reply, action: reply, formatValid: true, observation: `o${i + 1}`, reward: 0, done: i === 2 });
     pairs.push([user, { role: 'assistant', content: reply }]);
   });
-  return { task: { env: 'household', difficulty: 'easy', seed: 1 }, goal: 'g', turns, success: reward === 1, reward };
+  return { task: { env: 'household', difficulty: 'easy', seed: 1 }, goal: 'g', firstObservation: 'o0', turns, success: reward === 1, reward };
 }
 
 describe('episodes to training sequences', () => {

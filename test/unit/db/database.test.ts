@@ -38,7 +38,7 @@ describe('openDatabase', () => {
       .all()
       .map((r) => (r as { name: string }).name);
     expect(tables).toEqual(
-      ['alerts', 'checkpoints', 'dataset_items', 'datasets', 'metrics', 'models', 'reviews', 'rollouts', 'run_tags', 'runs', 'samples', 'steps', 'svd_candidates', 'svd_reviews', 'svd_rounds', 'svd_verdicts'],
+      ['alerts', 'checkpoints', 'dataset_items', 'datasets', 'episode_turns', 'episodes', 'metrics', 'models', 'reviews', 'rollouts', 'run_tags', 'runs', 'samples', 'skills', 'steps', 'svd_candidates', 'svd_reviews', 'svd_rounds', 'svd_verdicts'],
     );
     db.close();
   });

@@ -2,6 +2,7 @@
 // in BUILTIN_METHODS; a plug-in (or a test) adds one with `registerMethod`.
 import { CommonRunConfigSchema, DEFAULT_METHOD } from '../common-settings.ts';
 import { CHARTS } from '../metrics.ts';
+import { agent } from './agent.ts';
 import { coRewarding } from './co-rewarding.ts';
 import { consistencyJudge } from './consistency-judge.ts';
 import { selfCertainty } from './self-certainty.ts';
@@ -14,7 +15,7 @@ import { ttrl } from './ttrl.ts';
 import type { MethodDefinition } from './types.ts';
 
 /** The built-in methods, in the order the New run form and the help list them. */
-export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood, consistencyJudge, coRewarding, svd] as const;
+export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood, consistencyJudge, coRewarding, svd, agent] as const;
 
 export { DEFAULT_METHOD };
 

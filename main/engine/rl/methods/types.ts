@@ -11,9 +11,11 @@ import type { GroupScore, Scorer } from '../rewards.ts';
  * How a run of this method is driven. 'group-reward': sample a group per prompt, score it, and
  * take one group-relative policy-gradient step (the run loop in `loop.ts`). 'distillation':
  * rounds of candidates curated by the frozen model's judgments, then supervised fine-tuning on the
- * survivors (`svd/round.ts`); such a method has no scorer.
+ * survivors (`svd/round.ts`); such a method has no scorer. 'agent-episodes': the prompts are
+ * tasks of an environment; a group of episodes per task is played turn by turn and trained on its
+ * outcome (and OPID's skills), in `agent/loop.ts`; its reward is the environment's, no scorer.
  */
-export type PipelineKind = 'group-reward' | 'distillation';
+export type PipelineKind = 'group-reward' | 'distillation' | 'agent-episodes';
 
 /** What a method's step metrics are computed from: every scored group of the step. */
 export interface ScoredGroupView {

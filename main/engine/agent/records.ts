@@ -1,0 +1,42 @@
+// An agent episode as a run records it (the step record's sample, stored turn by turn with its
+// skills by the database sink), so a person can open it later: each turn's observation and
+// action, the skill that taught the reply and the reply's Δ per token.
+import type { TaskRef } from '../envs/types.ts';
+
+/** A skill as the loop records it: from which episode and turn, and how many turns it taught. */
+export interface SkillRecord {
+  kind: 'workflow' | 'avoidance' | 'step';
+  text: string;
+  /** The turn (1-based) a step skill is for; null for the episode skill. */
+  turn: number | null;
+  uses: number;
+}
+
+export interface TurnRecord {
+  /** This turn's user message (the observation as the policy read it). */
+  prompt: string;
+  reply: string;
+  action: string;
+  formatValid: boolean;
+  /** The environment's answer. */
+  observation: string;
+  reward: number;
+  done: boolean;
+  /** The skill (index into the episode's skills) that taught this reply, if one did. */
+  skill: number | null;
+  /** The reply's tokens and Δ per token, where a skill taught it. */
+  tokenIds: Int32Array | null;
+  delta: Float32Array | null;
+}
+
+export interface EpisodeRecord {
+  task: TaskRef;
+  goal: string;
+  success: boolean;
+  reward: number;
+  contextFull: boolean;
+  turns: TurnRecord[];
+  skills: SkillRecord[];
+  /** Why the analysis gave no skills (and what the analyzer answered), when it failed. */
+  analysisError: { reason: string; raw: string } | null;
+}

@@ -1,0 +1,132 @@
+// The agent run loop on tiny-chars (an untrained character model: its replies are noise, which
+// the environments answer with "Nothing happens."): the step record's groups of episodes, the
+// OPID path from an analyzer's skills to each taught reply's Δ, the metrics, checkpoints and a
+// resume that continues with the same task order.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AgentLoopInput, runAgentLoop } from '../../../main/engine/agent/loop.ts';
+import { taskSet } from '../../../main/engine/envs/index.ts';
+import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
+import { resolveModelPath } from '../../../main/engine/model-paths.ts';
+import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import type { StepRecord } from '../../../main/engine/rl/loop.ts';
+import { AGENT_METRICS } from '../../../main/engine/rl/methods/agent.ts';
+import { testDevice } from '../../helpers/device.ts';
+
+let model: HfModel;
+let tmp: string;
+const tasks = taskSet({ env: 'household', difficulty: 'easy', count: 3, seed: 2, split: 'train' });
+const heldOut = taskSet({ env: 'household', difficulty: 'easy', count: 1, seed: 2, split: 'test' });
+
+const CONFIG: RunConfigInput = {
+  method: 'agent',
+  seed: 4,
+  steps: 2,
+  promptsPerStep: 2,
+  votes: 2,
+  trainSamples: 2,
+  maxNewTokens: 12,
+  lr: 1e-3,
+  agentMaxSteps: 2,
+  agentHistory: 1,
+  agentPromptStyle: 'compact',
+  agentMiniBatch: 4,
+  valEvery: 2,
+  checkpointEvery: 1,
+  // Large weights, so the test sees Δ move the advantages.
+  opidEpisodeWeight: 0.5,
+  opidStepWeight: 0.25,
+};
+
+beforeAll(async () => {
+  model = await loadModelFolder(resolveModelPath('tiny-chars'));
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'agent-loop-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function input(extra: Partial<AgentLoopInput> = {}): Promise<AgentLoopInput> {
+  return { config: CONFIG, model: { config: model.config, weights: model.weights, tokenizer: model.tokenizer!, dir: model.dir }, device: await testDevice(), tasks, validation: heldOut, ...extra };
+}
+
+// The analyzer's answer: an episode skill, and a step skill for the first turn.
+const analyses: string[] = [];
+const analyzer = async (messages: { content: string }[]) => {
+  analyses.push(messages[0].content);
+  return 'Sure. {"episode_skill": "Go to the receptacle first.", "step_skills": [{"step": 1, "skill": "Look around."}, {"step": 9, "skill": "out of range"}]}';
+};
+
+describe('the agent loop', () => {
+  it('plays a group of episodes per task, and with OPID trains each taught reply at A + w·Δ', async () => {
+    const records: StepRecord[] = [];
+    const dir = path.join(tmp, 'opid');
+    const result = await runAgentLoop(await input({ analyzer, checkpointDir: dir }), { onStep: (r) => void records.push(r) });
+    expect(result).toMatchObject({ lastStep: 2, aborted: false, paused: false });
+    // Step 0 validates the base model; steps 1 and 2 train.
+    expect(records.map((r) => r.step)).toEqual([0, 1, 2]);
+    expect(records[0].metrics[AGENT_METRICS.valSuccess]).toBeGreaterThanOrEqual(0);
+    const step1 = records[1];
+    expect(step1.groups).toHaveLength(2);
+    for (const g of step1.groups) {
+      expect(g.samples).toHaveLength(2);
+      for (const s of g.samples) {
+        const e = s.episode!;
+        expect(e.goal).toBe(g.prompt);
+        expect(e.turns.length).toBeGreaterThan(0);
+        expect(e.turns.length).toBeLessThanOrEqual(2);
+        // Noise gets "Nothing happens." and never ends the run.
+        expect(e.turns[0].prompt.startsWith('Your task is to: ')).toBe(true);
+        // The analyzer's skills: the episode skill (a failure: an avoidance rule) and the first turn's step skill; step 9 is dropped.
+        expect(e.skills.map((k) => [k.kind, k.text, k.turn])).toEqual([
+          [e.success ? 'workflow' : 'avoidance', 'Go to the receptacle first.', null],
+          ['step', 'Look around.', 1],
+        ]);
+        // Turn 1 is taught by its step skill, turn 2 by the episode skill; Δ per reply token.
+        expect(e.turns[0].skill).toBe(1);
+        if (e.turns[1]) expect(e.turns[1].skill).toBe(0);
+        for (const t of e.turns) {
+          expect(t.delta!.length).toBe(t.tokenIds!.length);
+          expect(t.delta!.every(Number.isFinite)).toBe(true);
+        }
+        expect(e.skills.reduce((a, k) => a + k.uses, 0)).toBe(e.turns.length);
+      }
+    }
+    const m = step1.metrics;
+    const turns = step1.groups.flatMap((g) => g.samples).reduce((a, s) => a + s.episode!.turns.length, 0);
+    expect(m[AGENT_METRICS.teacherAvailable]).toBe(1);
+    expect(m[AGENT_METRICS.criticalStepRatio]).toBeCloseTo(4 / turns, 6);
+    expect(m[AGENT_METRICS.analyzerFailed]).toBe(0);
+    for (const key of [AGENT_METRICS.success, AGENT_METRICS.length, AGENT_METRICS.advMean, AGENT_METRICS.advStd, AGENT_METRICS.advDeltaStep, AGENT_METRICS.advDeltaEpisode, 'actor/grad_norm']) {
+      expect(Number.isFinite(m[key]), key).toBe(true);
+    }
+    // Δ moves the mixed advantage away from the episode's alone.
+    expect(m[AGENT_METRICS.advStd]).toBeGreaterThan(0);
+    expect(analyses[0]).toContain('Trajectory:');
+    expect(records[2].metrics[AGENT_METRICS.valSuccess]).toBeGreaterThanOrEqual(0);
+    expect((await readdir(dir)).sort()).toContain('last-2');
+  }, 180_000);
+
+  it('outcome-only asks no analyzer and records no skills; a resume continues the task order', async () => {
+    const calls: number[] = [];
+    const full: StepRecord[] = [];
+    const cfg: RunConfigInput = { ...CONFIG, agentSignal: 'outcome', valEvery: 0 };
+    await runAgentLoop(await input({ config: cfg, analyzer: async () => (calls.push(1), '{}') }), { onStep: (r) => void full.push(r) });
+    expect(calls).toHaveLength(0);
+    expect(full[0].groups.flatMap((g) => g.samples).every((s) => s.episode!.skills.length === 0 && s.episode!.turns.every((t) => t.delta === null))).toBe(true);
+    expect(full[0].metrics[AGENT_METRICS.teacherAvailable]).toBeUndefined();
+
+    const dir = path.join(tmp, 'resume');
+    const first: StepRecord[] = [];
+    await runAgentLoop(await input({ config: { ...cfg, steps: 2 }, checkpointDir: dir }), { onStep: (r) => void first.push(r), pauseRequested: () => first.length === 1 });
+    expect(first.map((r) => r.step)).toEqual([1]);
+    const rest: StepRecord[] = [];
+    await runAgentLoop(await input({ config: cfg, checkpointDir: dir, resumeFrom: path.join(dir, 'last-1') }), { onStep: (r) => void rest.push(r) });
+    expect(rest.map((r) => r.step)).toEqual([2]);
+    // The same tasks and the same episodes as the uninterrupted run.
+    expect(rest[0].groups.map((g) => g.itemIndex)).toEqual(full[1].groups.map((g) => g.itemIndex));
+    expect(rest[0].groups.map((g) => g.samples.map((s) => s.text))).toEqual(full[1].groups.map((g) => g.samples.map((s) => s.text)));
+  }, 180_000);
+});
