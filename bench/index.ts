@@ -23,6 +23,8 @@ import { type GemmTiming, benchGemm } from './gemm.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, summary, ttrlDemo } from './ttrl-demo.ts';
 import { METHODS_BENCH_DEFAULTS, methodsBench, methodsTable } from './methods.ts';
 import { listMethods } from '../main/engine/rl/methods/registry.ts';
+import { STAGE_IDS, type StageId } from '../main/engine/svd/cascade.ts';
+import { SVD_DEMO_DEFAULTS, type SvdDemoOptions, svdDemo, svdSummary } from './svd-demo.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -420,6 +422,58 @@ const commands: CliCommand[] = [
       o.valCount = o.count;
       const r = await ttrlDemo(o);
       process.stdout.write(summary(r));
+      print(r);
+      return 0;
+    },
+  }),
+  command({
+    name: 'svd-demo',
+    program: PROGRAM,
+    summary: 'Self-verified distillation on tiny-arith: raw sample accuracy, the cascade’s precision and recall per stage, avg@16 before and after each round.',
+    synopsis: '[--rounds N] [--questions N] [--seed S] [options]',
+    flags: {
+      model: { ...trainFlags.model, default: SVD_DEMO_DEFAULTS.model },
+      device: trainFlags.device,
+      seed: { type: 'string', value: 'S', default: String(SVD_DEMO_DEFAULTS.seed), description: 'seed of the run (question order, sampling, judges)' },
+      rounds: { type: 'string', value: 'N', default: String(SVD_DEMO_DEFAULTS.rounds), description: 'rounds (each: candidates, cascade, SFT, avg@16)' },
+      count: { type: 'string', value: 'N', default: String(SVD_DEMO_DEFAULTS.count), description: 'labeled evaluation problems' },
+      questions: { type: 'string', value: 'N', default: String(SVD_DEMO_DEFAULTS.questions), description: 'unlabeled questions per round' },
+      candidates: { type: 'string', value: 'K', default: String(SVD_DEMO_DEFAULTS.candidates), description: 'candidates per question' },
+      votes: { type: 'string', value: 'V', default: String(SVD_DEMO_DEFAULTS.votes), description: 'judge votes per candidate and stage' },
+      rule: { type: 'string', value: 'unanimous|majority', default: SVD_DEMO_DEFAULTS.rule, description: 'how a stage’s votes decide' },
+      cap: { type: 'string', value: 'M', default: String(SVD_DEMO_DEFAULTS.cap), description: 'survivors per question at most (one per answer)' },
+      stages: { type: 'string', value: 'LIST', default: SVD_DEMO_DEFAULTS.stages.join(','), description: 'the stages in order (cycle, factuality, correctness)' },
+      temperature: { type: 'string', value: 'T', default: String(SVD_DEMO_DEFAULTS.temperature), description: 'candidate sampling temperature' },
+      'judge-temperature': { type: 'string', value: 'T', default: String(SVD_DEMO_DEFAULTS.judgeTemperature), description: 'judge and ask sampling temperature' },
+      lr: { type: 'string', value: 'LR', default: String(SVD_DEMO_DEFAULTS.lr), description: 'SFT peak learning rate (cosine over each round)' },
+      epochs: { type: 'string', value: 'N', default: String(SVD_DEMO_DEFAULTS.epochs), description: 'SFT epochs a round' },
+      batch: { type: 'string', value: 'N', default: String(SVD_DEMO_DEFAULTS.batch), description: 'SFT sequences a step' },
+    },
+    details: 'Prints the numbers per round, then one JSON line: base_avg16, after_round1_avg16, after_round2_avg16, rounds (raw_accuracy, per stage survivors/precision/recall, sft_set, sft_precision, sft_loss), wall_s, settings.',
+    async run(values) {
+      const d = SVD_DEMO_DEFAULTS;
+      const stages = (values.stages ?? d.stages.join(',')).split(',').map((x) => x.trim());
+      for (const s of stages) if (!(STAGE_IDS as readonly string[]).includes(s)) throw new UsageError(`--stages: "${s}" is not a stage; the stages are ${STAGE_IDS.join(', ')}`);
+      const o: SvdDemoOptions = {
+        model: required(values, 'model'),
+        device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+        seed: intFlag(values, 'seed', d.seed, 0),
+        rounds: intFlag(values, 'rounds', d.rounds),
+        count: intFlag(values, 'count', d.count),
+        questions: intFlag(values, 'questions', d.questions),
+        candidates: intFlag(values, 'candidates', d.candidates),
+        votes: intFlag(values, 'votes', d.votes),
+        rule: choiceFlag(values, 'rule', ['unanimous', 'majority'] as const, d.rule),
+        cap: intFlag(values, 'cap', d.cap),
+        stages: stages as StageId[],
+        temperature: numberFlag(values, 'temperature', d.temperature),
+        judgeTemperature: numberFlag(values, 'judge-temperature', d.judgeTemperature),
+        lr: numberFlag(values, 'lr', d.lr),
+        epochs: intFlag(values, 'epochs', d.epochs),
+        batch: intFlag(values, 'batch', d.batch),
+      };
+      const r = await svdDemo(o);
+      process.stdout.write(svdSummary(r));
       print(r);
       return 0;
     },

@@ -102,4 +102,23 @@ describe('npm run bench', () => {
     expect(r.table).toMatch(/\| method +\| seed \| base avg@16/);
     expect(r.table).toMatch(/^ttrl: avg@16 [+-]\d+\.\d points over the base \(sd —, 1 seed\)$/m);
   });
+
+  it('svd-demo: avg@16 before and after each round, and the cascade per stage against the hidden answers', async () => {
+    const r = await bench(['svd-demo', '--rounds', '2', '--count', '4', '--questions', '6', '--candidates', '3', '--votes', '2', '--stages', 'correctness,factuality', '--rule', 'majority']);
+    expect(r.code, r.stderr).toBe(0);
+    const [line] = r.lines;
+    expect(line).toMatchObject({ bench: 'svd-demo', model: 'tiny-arith' });
+    for (const k of ['base_avg16', 'after_round1_avg16', 'after_round2_avg16', 'wall_s']) expect(typeof line[k], k).toBe('number');
+    const rounds = line.rounds as { round: number; candidates: number; raw_accuracy: number; stages: { stage: string; survivors: number }[] }[];
+    expect(rounds.map((x) => x.round)).toEqual([1, 2]);
+    for (const row of rounds) {
+      expect(row.candidates).toBe(18);
+      expect(typeof row.raw_accuracy).toBe('number');
+      expect(row.stages.map((x) => x.stage)).toEqual(['correctness', 'factuality']);
+      // A stage only sees the survivors of the one before.
+      expect(row.stages[1].survivors).toBeLessThanOrEqual(row.stages[0].survivors);
+    }
+    expect(r.table).toMatch(/^svd-demo on tiny-arith: base avg@16 [\d.]+%$/m);
+    expect(r.table).toMatch(/^ {2}after correctness +\d+ survivors {2}precision/m);
+  });
 });
