@@ -156,6 +156,8 @@ export interface ChartInfo {
   title: string;
   hint: string;
   unit: boolean;
+  /** Drawn only for runs whose setting has this value (the critic's charts: advantage gae). */
+  when?: { setting: string; equals: string };
 }
 
 /** A label-free method a run can use. */

@@ -82,7 +82,22 @@ export function verlOverrides(config: RunConfig, hasValidation: boolean): VerlMa
     `actor_rollout_ref.actor.clip_ratio_high=${c.clipHigh}`,
   );
   if (c.advantage === 'rloo') o.push('algorithm.adv_estimator=rloo');
-  else o.push('algorithm.adv_estimator=grpo', `algorithm.norm_adv_by_std_in_grpo=${py(c.advantage === 'grpo')}`);
+  else if (c.advantage === 'gae') {
+    // verl's actor–critic: its critic is a whole model started from the policy's weights.
+    o.push(
+      'algorithm.adv_estimator=gae',
+      `algorithm.gamma=${c.gaeGamma}`,
+      `algorithm.lam=${c.gaeLambda}`,
+      'critic.model.path="$MODEL"',
+      `critic.optim.lr=${c.criticLr}`,
+      `critic.cliprange_value=${c.valueClip}`,
+      `critic.ppo_epochs=${c.criticEpochs}`,
+      `critic.grad_clip=${c.maxGradNorm}`,
+      'critic.ppo_micro_batch_size_per_gpu="${MICRO_BATCH:-4}"',
+      // verl updates the actor from step critic_warmup on; here the first criticWarmup steps are the critic's alone.
+      `trainer.critic_warmup=${c.criticWarmup > 0 ? c.criticWarmup + 1 : 0}`,
+    );
+  } else o.push('algorithm.adv_estimator=grpo', `algorithm.norm_adv_by_std_in_grpo=${py(c.advantage === 'grpo')}`);
   if (c.advantage === 'drgrpo') o.push('actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm');
   if (c.mode === 'lora') {
     o.push(`actor_rollout_ref.model.lora_rank=${c.loraRank}`, `actor_rollout_ref.model.lora_alpha=${c.loraAlpha}`, `actor_rollout_ref.model.target_modules=[${c.loraTargets.join(',')}]`);
@@ -124,6 +139,11 @@ export function verlOverrides(config: RunConfig, hasValidation: boolean): VerlMa
   if (c.promptFormat === 'raw') unmapped.push("promptFormat=raw: verl always puts a prompt in the model's chat template (as promptFormat=chat)");
   if (c.stopStrings.length) unmapped.push(`stopStrings=${JSON.stringify(c.stopStrings)}: verl's rollout config has no stop strings`);
   if (c.klTarget > 0) unmapped.push(`klTarget=${c.klTarget}, klHorizon=${c.klHorizon}: verl's adaptive KL controller acts on the KL in the reward, not on the KL loss; the loss coefficient stays ${c.klCoef}`);
+  if (c.advantage === 'gae') {
+    unmapped.push(
+      `criticLr=${c.criticLr}: here the critic is a value head (hidden → 1) on the policy's hidden states; verl's is a separate copy of the model, which usually wants a far smaller rate (its default 1e-5)`,
+    );
+  }
   if (c.advantage === 'grpo') unmapped.push(`advantageEpsilon=${c.advantageEpsilon}: verl adds its own epsilon (1e-6) to the std`);
   if (c.maxPromptTokens === 0) unmapped.push('maxPromptTokens=0 (the model\'s context): verl needs a length; MAX_PROMPT_LENGTH (default 1024) sets it');
   if (!hasValidation) unmapped.push('valEvery, valBeforeTrain: the dataset has no labeled eval items, so the cluster run does not validate (val.parquet repeats the training prompts only because verl needs a file)');

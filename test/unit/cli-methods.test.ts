@@ -106,6 +106,26 @@ describe('autodidact run --method', () => {
     }
   });
 
+  it('any method trains with the critic (advantage gae): verl’s critic metrics are recorded and the critic is saved with the checkpoint', async () => {
+    const help = await cli(['run', '--help']);
+    for (const name of ['criticLr', 'valueClip', 'gaeLambda', 'criticWarmup']) expect(help.stdout, name).toContain(name);
+    const r = await cli(['run', '--method', 'self-certainty', '--name', 'critic', ...SMALL, '--set', 'advantage=gae', '--set', 'criticLr=0.01']);
+    expect(r.stderr).toMatch(/started run \d+ "critic"/);
+    expect(r.code).toBe(0);
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const run = listRuns(db).find((x) => x.name === 'critic')!;
+      expect(run).toMatchObject({ status: 'completed', method: 'self-certainty', currentStep: 2, error: null });
+      expect(run.config).toMatchObject({ advantage: 'gae', criticLr: 0.01, gaeGamma: 1, gaeLambda: 1 });
+      const keys = metricKeys(db, run.id);
+      for (const key of ['critic/vf_loss', 'critic/vf_explained_var', 'critic/values/mean', 'critic/vpred_mean', 'critic/vf_clipfrac', 'self_certainty/mean']) expect(keys, key).toContain(key);
+      const last = fs.readdirSync(runDir(HOME, run.id)).find((d) => d.startsWith('last-'))!;
+      expect(fs.existsSync(path.join(runDir(HOME, run.id), last, 'critic.safetensors'))).toBe(true);
+    } finally {
+      db.close();
+    }
+  });
+
   it('semantic-clusters with clusterEquivalence judge clusters by the frozen judge and records its questions', async () => {
     const r = await cli(['run', '--method', 'semantic-clusters', '--name', 'judged-clusters', ...SMALL, '--set', 'clusterEquivalence=judge', '--set', 'clusterJudgeTemplate={first}={second}? ']);
     expect(r.code).toBe(0);

@@ -93,7 +93,7 @@ export function methodCatalog(): MethodCatalog {
   return {
     methods: methods.map((m) => ({ id: m.id, label: m.label, description: m.description, pipeline: m.pipeline, settings: Object.keys(m.settings.shape), defaults: { ...m.defaults } })),
     metrics: [...RUN_METRICS.map((x) => metric(x, null)), ...methods.flatMap((m) => m.metrics.map((x) => metric(x, m.id)))],
-    charts: [...CHARTS, ...methods.flatMap((m) => m.charts ?? [])].map((c) => ({ id: c.id, title: c.title, hint: c.hint, unit: c.unit ?? false })),
+    charts: [...CHARTS, ...methods.flatMap((m) => m.charts ?? [])].map((c) => ({ id: c.id, title: c.title, hint: c.hint, unit: c.unit ?? false, ...(c.when && { when: c.when }) })),
   };
 }
 

@@ -24,7 +24,7 @@ import { TokenScorer } from '../runtime/token-logprobs.ts';
 import { type SequenceExample, type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
 import { environment } from '../envs/index.ts';
 import type { TaskRef } from '../envs/types.ts';
-import { groupAdvantages } from '../rl/advantages.ts';
+import { groupAdvantages, groupEstimator } from '../rl/advantages.ts';
 import { type RunConfig, type RunConfigInput, methodOf, parseRunConfig } from '../rl/config.ts';
 import { type CheckpointRecord, type LoopHooks, type LoopModel, type LoopProgress, type LoopResult, type LoopState, LoopStateSchema, PromptOrder, type StepRecord, checkpointFolder } from '../rl/loop.ts';
 import { TRAIN_METRICS } from '../rl/metrics.ts';
@@ -230,7 +230,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         const advantages = groups.map((g) =>
           groupAdvantages(
             g.episodes.map((e) => Math.pow(s.agentGamma, Math.max(0, e.turns.length - 1)) * e.reward),
-            config.advantage,
+            groupEstimator(config.advantage),
             config.advantageEpsilon,
           ),
         );

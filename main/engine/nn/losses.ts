@@ -153,3 +153,57 @@ export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions)
   }
   return { loss, pgLoss, clipRatio, ppoKl, kl, entropy };
 }
+
+/**
+ * The critic's value head: a linear layer from the final hidden states [B, T, H] to one value per
+ * position [B, T], weight [1, H] and bias [1] (its own parameters, not the model's).
+ */
+export function valueHead(hidden: Sym, weight: Sym, bias: Sym): Sym {
+  const [B, T, H] = hidden.shape;
+  if (hidden.rank !== 3 || weight.shape.join() !== `1,${H}` || bias.shape.join() !== '1') {
+    throw new Error(`value head: hidden states ${hidden} need a [1, ${H}] weight and a [1] bias, got ${weight} and ${bias}`);
+  }
+  return op.reshape(op.linear(hidden, weight, bias), [B, T]);
+}
+
+export interface ValueLossInputs {
+  /** The critic's current predictions, [B, T]. */
+  vpreds: Sym;
+  /** The regression targets (GAE returns), [B, T]. */
+  returns: Sym;
+  /** The values the returns were computed with (the critic before this update), [B, T]. */
+  values: Sym;
+  /** 1 for response tokens that count, [B, T]. */
+  mask: Sym;
+}
+
+export interface ValueLossResult {
+  /** ½ · token mean of max((v − R)², (clip(v, V ± c) − R)²) (verl's vf_loss). */
+  loss: Sym;
+  /** Share of tokens where the clipped term is the larger (verl's vf_clipfrac). */
+  clipfrac: Sym;
+  /** Mean prediction over the mask (verl's vpred_mean). */
+  vpredMean: Sym;
+}
+
+/**
+ * PPO's clipped value loss, as verl's compute_value_loss (from TRL): a prediction may move at most
+ * `cliprange` from the old value before the clipped term, which no longer moves with it, takes
+ * over the max; a clipped token therefore passes no gradient when it is the worse.
+ */
+export function valueLoss(inputs: ValueLossInputs, cliprange: number): ValueLossResult {
+  if (!(cliprange > 0)) throw new Error(`value loss: the clip range must be > 0, got ${cliprange}`);
+  const { vpreds, returns, values, mask } = inputs;
+  // verl's clip_by_value: max(min(v, V + c), V − c); at a tie the prediction keeps the gradient.
+  const clipped = op.maximum(op.minimum(vpreds, op.add(values, cliprange)), op.sub(values, cliprange));
+  const unclippedLoss = op.pow(op.sub(vpreds, returns), 2);
+  const clippedLoss = op.pow(op.sub(clipped, returns), 2);
+  // Ties go to the unclipped term (its gradient is the same there).
+  const loss = op.mul(maskedMean(op.maximum(unclippedLoss, clippedLoss), mask), 0.5);
+  const g = vpreds.graph;
+  const { clipfrac, vpredMean } = g.untaped(() => ({
+    clipfrac: maskedMean(op.cast(op.greater(clippedLoss, unclippedLoss), vpreds.dtype), mask),
+    vpredMean: maskedMean(op.stopGradient(vpreds), mask),
+  }));
+  return { loss, clipfrac, vpredMean };
+}

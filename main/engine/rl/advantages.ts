@@ -40,3 +40,12 @@ export function groupAdvantages(rewards: readonly number[], estimator: Advantage
     }
   }
 }
+
+/**
+ * A run's estimator where only the group-relative ones apply: checkRunConfig refuses `gae` (the
+ * learned critic of the RL loop) for other pipelines, so this only guards against a bypassed check.
+ */
+export function groupEstimator(choice: AdvantageEstimator | 'gae'): AdvantageEstimator {
+  if (choice === 'gae') throw new Error('advantage gae needs the learned critic of the RL loop; this pipeline takes grpo, drgrpo or rloo');
+  return choice;
+}

@@ -13,6 +13,9 @@ import { LONG_PROMPT_POLICIES, PROMPT_FORMATS } from './prompts.ts';
 /** The method of a configuration that names none. */
 export const DEFAULT_METHOD = 'ttrl';
 
+/** The advantage estimators: the group-relative ones (advantages.ts) and GAE with a learned critic (gae.ts). */
+export const ADVANTAGE_CHOICES = ['grpo', 'drgrpo', 'rloo', 'gae'] as const;
+
 const int = (min: number) => z.number().int().min(min);
 const unit = () => z.number().min(0).max(1);
 
@@ -51,8 +54,18 @@ export const CommonRunConfigSchema = z.object({
     .default('no-label')
     .describe('A vote whose most frequent answers tie: no label and no update (no-label), or the answer seen first wins (first, as TTRL’s reference code)'),
 
-  advantage: z.enum(['grpo', 'drgrpo', 'rloo']).default('grpo').describe('Advantage estimator: GRPO (mean/std), Dr. GRPO (mean only), RLOO (leave-one-out)'),
+  advantage: z
+    .enum(ADVANTAGE_CHOICES)
+    .default('grpo')
+    .describe('Advantage estimator: GRPO (mean/std), Dr. GRPO (mean only), RLOO (leave-one-out), or GAE from a learned critic (PPO actor–critic: a value head on the policy’s hidden states)'),
   advantageEpsilon: z.number().positive().default(1e-6).describe('ε added to the std in GRPO'),
+  // The actor–critic (advantage gae); verl's defaults where it has them.
+  gaeGamma: unit().default(1).describe('GAE: discount γ of later rewards (verl: 1.0)'),
+  gaeLambda: unit().default(1).describe('GAE: λ, from 1 (each token’s advantage is the return less its value) to 0 (one-step TD errors) (verl: 1.0)'),
+  valueClip: z.number().positive().default(0.5).describe('GAE: how far a critic prediction may move from its old value before the clipped value loss takes over (verl’s cliprange_value)'),
+  criticLr: z.number().min(0).default(0.001).describe('GAE: learning rate of the critic’s value head (its own AdamW, constant; the head is a linear layer on fixed features, so it takes far more than the policy’s)'),
+  criticEpochs: int(1).default(1).describe('GAE: critic updates per step on that step’s rollout (verl’s critic ppo_epochs)'),
+  criticWarmup: int(0).default(0).describe('GAE: the first this many steps train only the critic, so the policy’s first advantages come from a critic that has seen returns'),
 
   mode: z.enum(['full', 'lora']).default('full').describe('Train every weight, or LoRA adapters'),
   loraRank: int(1).default(8).describe('LoRA rank r'),

@@ -78,6 +78,13 @@ export function checkRunConfig(input: unknown, options: { strict?: boolean } = {
   // An agent method trains every episode of a group; it has no down-sampling to check.
   if (chosen.pipeline !== 'agent-episodes' && config.trainSamples > config.votes) problems.push({ setting: 'trainSamples', message: `trainSamples (${config.trainSamples}) cannot exceed votes (${config.votes})` });
   if (config.klTarget > 0) problems.push(...klControlProblems(klControlOf(config)));
+  if (config.advantage === 'gae') {
+    // The critic learns the returns of sampled responses: the RL loop of methods that score them.
+    if (chosen.pipeline !== 'group-reward') problems.push({ setting: 'advantage', message: `advantage gae (the learned critic) needs a method that scores samples; ${chosen.id} (pipeline ${chosen.pipeline}) has none: choose grpo, drgrpo or rloo` });
+    else if (config.criticWarmup >= config.steps) {
+      problems.push({ setting: 'criticWarmup', message: `criticWarmup (${config.criticWarmup}) leaves the policy no step to learn in: it must be below steps (${config.steps})` });
+    }
+  }
   problems.push(...(chosen.check?.(chosen.settings.parse(config)) ?? []));
   return problems.length ? { problems } : { config };
 }

@@ -3,7 +3,10 @@
 // Per step: B prompts in a seeded order, N_votes samples each, answers extracted and voted on,
 // N_train votes per prompt chosen at random for the update, rewards from the scorer,
 // group-relative advantages, and one clipped policy-gradient step (with a KL loss to the
-// reference model when klCoef > 0). Everything the step did goes to `onStep` as one record,
+// reference model when klCoef > 0). With `advantage: 'gae'` (the actor–critic) the advantages
+// are per token instead: the critic's values of the trained samples' tokens (runtime/critic.ts),
+// GAE over each response with its reward on the last token (gae.ts), then the critic's update(s)
+// on the returns and the policy's step on the whitened advantages. Everything the step did goes to `onStep` as one record,
 // which the caller stores before the next step starts.
 //
 // Hidden answers never reach a reward: items are split into prompts and answers up front, the
@@ -29,15 +32,19 @@ import { type ScheduleSpec, learningRate, warmupStepsFromRatio } from '../optim/
 import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
 import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
+import { Critic, type CriticState, type CriticStepResult } from '../runtime/critic.ts';
+import type { FlatArray } from '../runtime/parameter-store.ts';
+import { ADAMW_DEFAULTS } from '../optim/adamw.ts';
 import type { TrainableCopy } from '../runtime/parameter-store.ts';
 import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
+import { explainedVariance, gae, outcomeRewards } from './gae.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
-import { type Alert, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
+import { type Alert, CRITIC_METRICS, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, JudgeExchange, Scorer, ScorerSample, VoteCount } from './rewards.ts';
@@ -296,13 +303,14 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const order = new PromptOrder(config.seed, input.items.length);
 
   const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
+  const withCritic = config.advantage === 'gae';
   checkMemory(model.config, config, device, shape, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
     device,
     mode: config.mode === 'full' ? { kind: 'full' } : { kind: 'lora', rank: config.loraRank, alpha: config.loraAlpha, targetModules: config.loraTargets },
-    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef, entropyCoef: config.entropyCoef },
+    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef, entropyCoef: config.entropyCoef, tokenAdvantages: withCritic },
     optimizer: { weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
     batch: shape,
     seed: config.seed,
@@ -314,6 +322,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   let judgeGenerator: Generator | null = null;
   let teacherGenerator: Generator | null = null;
   let teacherCopy: TrainableCopy | null = null;
+  let critic: Critic | null = null;
   try {
     generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens });
     const gen = generator;
@@ -339,9 +348,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
 
     let state: LoopState = { kind: 'autodidact-rl-loop', step: 0, cursor: 0, itemCount: input.items.length, rng: new SeededRng(config.seed + 1).state(), best: null, watch: watch.state };
     let resumedTeacher: Float32Array | null = null;
+    let resumedCritic: CriticState | null = null;
     if (input.resumeFrom) {
-      const { extra, teacher: savedTeacher } = await trainer.load(input.resumeFrom);
+      const { extra, teacher: savedTeacher, critic: savedCritic } = await trainer.load(input.resumeFrom);
       resumedTeacher = savedTeacher;
+      resumedCritic = savedCritic;
       const parsed = LoopStateSchema.safeParse(extra);
       if (!parsed.success) throw new Error(`${input.resumeFrom} holds no run-loop state to resume from`);
       state = parsed.data;
@@ -369,7 +380,23 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         sampling: { maxNewTokens: config.maxNewTokens, temperature: config.temperature, topP: config.topP, topK: config.topK, stopStrings: config.stopStrings },
       });
     }
-    const teacherValues = () => (teacher ? { teacher: teacher.values } : {});
+    // The critic starts at zero (or as it was saved with the checkpoint resumed from).
+    if (withCritic) {
+      critic = await Critic.create({
+        hiddenSize: model.config.hiddenSize,
+        device,
+        dtype: trainer.store.dtype,
+        batch: shape,
+        cliprange: config.valueClip,
+        optimizer: { ...ADAMW_DEFAULTS, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
+      });
+      if (input.resumeFrom) {
+        if (!resumedCritic) throw new Error(`${input.resumeFrom} holds no critic (critic.safetensors), so this run (advantage gae) cannot resume from it: it was saved by a run with another advantage estimator`);
+        critic.restore(resumedCritic, input.resumeFrom);
+      }
+    }
+    // What a checkpoint keeps beside the policy: the EMA teacher and the critic, where the run has them.
+    const teacherValues = () => ({ ...(teacher && { teacher: teacher.values }), ...(critic && { critic: critic.state() }) });
 
     // Validation: k samples per labeled prompt, in chunks about the size of a training rollout.
     const validate = async (step: number): Promise<Record<string, number>> => {
@@ -481,16 +508,24 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));
           const chosen = score.labeled ? shuffled.slice(0, config.trainSamples).sort((a, b) => a - b) : [];
           const advantages = new Array<number>(config.votes).fill(0);
-          const adv = groupAdvantages(
-            chosen.map((i) => score.rewards[i]),
-            config.advantage,
-            config.advantageEpsilon,
-          );
-          chosen.forEach((i, j) => (advantages[i] = adv[j]));
+          // Under GAE the advantages are per token, from the critic, once every group is scored (below).
+          if (config.advantage !== 'gae') {
+            const adv = groupAdvantages(
+              chosen.map((i) => score.rewards[i]),
+              config.advantage,
+              config.advantageEpsilon,
+            );
+            chosen.forEach((i, j) => (advantages[i] = adv[j]));
+          }
           const vote = groupVote(score, answers, config);
           groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages });
         }
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
+
+        // The critic's values and the GAE advantages, before the signal check reads the advantages.
+        const criticStart = performance.now();
+        const critique = critic ? await criticPass(trainer, critic, groups, shape, tok.padTokenId ?? 0, config) : null;
+        const criticSeconds = seconds(criticStart);
 
         // The signal check, on this rollout before its update (at step 1: the pre-flight check).
         const majorityRatio = mean(groups.map((g) => g.vote.majorityRatio));
@@ -503,12 +538,22 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         const lr = learningRate(schedule, step - 1);
         const klCoef = state.klCoef ?? config.klCoef;
         let update: StepResult | null = null;
-        let updateSeconds = 0;
+        // The critic's values pass counts as update time (it is the critic's forward pass).
+        let updateSeconds = criticSeconds;
+        const criticUpdates: CriticStepResult[] = [];
         if (!stopForSignal) {
           progress(step, 'update');
           const updateStart = performance.now();
-          update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0);
-          updateSeconds = seconds(updateStart);
+          if (critic && critique) {
+            // The critic first, as verl: its updates read the hidden states of the values pass.
+            for (let e = 0; e < config.criticEpochs; e++) {
+              criticUpdates.push(await critic.step({ hidden: critique.hidden, returns: critique.returns, oldValues: critique.values, mask: critique.mask }, config.criticLr));
+            }
+          }
+          // During the critic's warmup the policy waits.
+          const policyWaits = critic !== null && step <= config.criticWarmup;
+          if (!policyWaits) update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0, critique?.tokenAdvantages);
+          updateSeconds += seconds(updateStart);
           if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
           // The teacher follows the policy slowly, after every update that changed it.
           if (teacher && teacherSchedule && update && !update.skipped) await teacher.update(await trainer.store.readFlat(), emaAlpha(step, config.steps, teacherSchedule.alphaStart, teacherSchedule.alphaEnd));
@@ -537,6 +582,15 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
         }
         Object.assign(m, signalNumbers);
+        if (critique) Object.assign(m, critique.metrics);
+        if (criticUpdates.length > 0) {
+          const avg = (f: (r: CriticStepResult) => number) => mean(criticUpdates.map(f));
+          m[CRITIC_METRICS.vfLoss] = avg((r) => r.vfLoss);
+          m[CRITIC_METRICS.vfClipfrac] = avg((r) => r.vfClipfrac);
+          m[CRITIC_METRICS.vpredMean] = avg((r) => r.vpredMean);
+          m[CRITIC_METRICS.gradNorm] = avg((r) => r.gradNorm);
+          m[CRITIC_METRICS.lr] = config.criticLr;
+        }
         if (methodMetrics) Object.assign(m, methodMetrics(groups, methodSettings));
         if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config), methodTruthMetrics(input.scorer ? undefined : method.truthMetrics, groups, truths, config));
         if (signalAlert) record.alerts.push(signalAlert);
@@ -590,6 +644,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     await judgeGenerator?.release();
     await teacherGenerator?.release();
     teacherCopy?.release();
+    await critic?.release();
     await trainer.release();
   }
 }
@@ -663,23 +718,94 @@ async function policyUpdate(
   klCoef: number,
   lr: number,
   padId: number,
+  tokenAdvantages?: Float32Array,
 ): Promise<StepResult | null> {
-  const rows = groups.flatMap((g) => g.chosen.map((i) => ({ prompt: g.promptIds, sample: g.samples[i], advantage: g.advantages[i] })));
+  const rows = trainedRows(groups);
   if (rows.length === 0) return null;
-  const batch = makeCausalBatch(
-    rows.map((r) => ({ tokens: [...r.prompt, ...r.sample.tokenIds], lossStart: r.prompt.length })),
-    shape,
-    padId,
-  );
+  const batch = trainingBatch(rows, shape, padId);
   const oldLogprobs = new Float32Array(shape.size * shape.seqLen);
-  const advantages = new Float32Array(shape.size);
+  // One advantage per sequence, or (GAE) the critic pass's per position.
+  const advantages = tokenAdvantages ?? new Float32Array(shape.size);
   rows.forEach((r, b) => {
-    advantages[b] = r.advantage;
+    if (!tokenAdvantages) advantages[b] = r.group.advantages[r.index];
     // Position t predicts token t + 1, so response token j is predicted at prompt.length − 1 + j.
     r.sample.logprobs.forEach((lp, j) => (oldLogprobs[b * shape.seqLen + r.prompt.length - 1 + j] = lp));
   });
   const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
   return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, klCoef > 0 ? { klCoef } : {});
+}
+
+/** The samples an update trains on, as batch rows in order: each labeled group's chosen samples. */
+function trainedRows(groups: readonly ScoredGroup[]) {
+  return groups.flatMap((g) => g.chosen.map((index) => ({ group: g, index, prompt: g.promptIds, sample: g.samples[index] })));
+}
+
+type TrainedRow = ReturnType<typeof trainedRows>[number];
+
+/** Rows are prompt + response; the loss counts the response's tokens only. */
+function trainingBatch(rows: readonly TrainedRow[], shape: { size: number; seqLen: number }, padId: number) {
+  return makeCausalBatch(
+    rows.map((r) => ({ tokens: [...r.prompt, ...r.sample.tokenIds], lossStart: r.prompt.length })),
+    shape,
+    padId,
+  );
+}
+
+interface CriticPass {
+  /** The policy's hidden states of the trained rows, which every critic update of the step reads. */
+  hidden: FlatArray;
+  /** The critic's value per position before its update (the old values of the clipped loss). */
+  values: FlatArray;
+  /** GAE returns per position (the critic's targets). */
+  returns: Float32Array;
+  /** Whitened GAE advantages per position (the policy's). */
+  tokenAdvantages: Float32Array;
+  /** 1 on the trained response tokens. */
+  mask: Float32Array;
+  /** critic/values/mean, critic/returns/mean, critic/vf_explained_var. */
+  metrics: Record<string, number>;
+}
+
+/**
+ * The critic's side of a step: the policy's hidden states and the critic's values of the trained
+ * samples' tokens, and GAE over each response with its reward on the last token. Each trained
+ * sample's recorded advantage (the inspector's, the signal check's) becomes the mean of its
+ * tokens'. Null when no sample is trained this step.
+ */
+async function criticPass(trainer: Trainer, critic: Critic, groups: readonly ScoredGroup[], shape: { size: number; seqLen: number }, padId: number, config: RunConfig): Promise<CriticPass | null> {
+  const rows = trainedRows(groups);
+  if (rows.length === 0) return null;
+  const batch = trainingBatch(rows, shape, padId);
+  const hidden = await trainer.hiddenStates(batch);
+  const values = await critic.values(hidden);
+  // Position t predicts token t + 1, so response token j is predicted at prompt.length − 1 + j.
+  const at = (b: number, r: TrainedRow, j: number) => b * shape.seqLen + r.prompt.length - 1 + j;
+  const estimate = gae(
+    rows.map((r, b) => {
+      const n = r.sample.tokenIds.length;
+      return { rewards: outcomeRewards(r.group.score.rewards[r.index], n), values: Array.from({ length: n }, (_, j) => values[at(b, r, j)]) };
+    }),
+    config.gaeGamma,
+    config.gaeLambda,
+  );
+  const n = shape.size * shape.seqLen;
+  const tokenAdvantages = new Float32Array(n);
+  const returns = new Float32Array(n);
+  const tokenReturns: number[] = [];
+  const tokenValues: number[] = [];
+  rows.forEach((r, b) => {
+    estimate.advantages[b].forEach((a, j) => (tokenAdvantages[at(b, r, j)] = a));
+    estimate.returns[b].forEach((x, j) => {
+      returns[at(b, r, j)] = x;
+      tokenReturns.push(x);
+      tokenValues.push(values[at(b, r, j)]);
+    });
+    r.group.advantages[r.index] = mean(estimate.advantages[b]);
+  });
+  const metrics: Record<string, number> = { [CRITIC_METRICS.valuesMean]: mean(tokenValues), [CRITIC_METRICS.returnsMean]: mean(tokenReturns) };
+  const explained = explainedVariance(tokenReturns, tokenValues);
+  if (Number.isFinite(explained)) metrics[CRITIC_METRICS.explainedVar] = explained;
+  return { hidden, values, returns, tokenAdvantages, mask: batch.lossMask as Float32Array, metrics };
 }
 
 /**

@@ -31,6 +31,18 @@ export const TRAIN_METRICS = {
   tokensPerSecond: 'perf/tokens_per_s',
 } as const;
 
+/** The actor–critic's metrics (advantage gae), under verl's names. */
+export const CRITIC_METRICS = {
+  vfLoss: 'critic/vf_loss',
+  vfClipfrac: 'critic/vf_clipfrac',
+  vpredMean: 'critic/vpred_mean',
+  valuesMean: 'critic/values/mean',
+  returnsMean: 'critic/returns/mean',
+  explainedVar: 'critic/vf_explained_var',
+  gradNorm: 'critic/grad_norm',
+  lr: 'critic/lr',
+} as const;
+
 /**
  * How well a method's reward tracks the truth (TTRL's urlvr branch logs it as
  * `train/certainty/point_biserial_correlation`). Not in TRAIN_METRICS: a step where every reward,
@@ -88,7 +100,11 @@ export interface ChartDefinition {
   title: string;
   hint: string;
   unit?: boolean;
+  /** Only for runs whose setting has this value (the critic's charts: advantage gae). */
+  when?: { setting: string; equals: string };
 }
+
+const WITH_CRITIC = { setting: 'advantage', equals: 'gae' };
 
 /** The charts of a run, in the order the run view shows them. */
 export const CHARTS: readonly ChartDefinition[] = [
@@ -104,6 +120,9 @@ export const CHARTS: readonly ChartDefinition[] = [
   { id: 'gradnorm', title: 'Gradient norm', hint: 'Global norm before clipping' },
   { id: 'throughput', title: 'Throughput', hint: 'Generated tokens per second of step time' },
   { id: 'correlation', title: 'Proxy–truth correlation', hint: 'Point-biserial correlation of the reward with correctness against hidden answers: how honest the method’s signal is on this data' },
+  { id: 'critic-values', title: 'Critic values', when: WITH_CRITIC, hint: 'What the critic predicted for the rollout’s response tokens, the returns it learns (GAE), and its predictions during its update' },
+  { id: 'critic-loss', title: 'Critic value loss', when: WITH_CRITIC, hint: 'Clipped value loss: ½ squared error of the predictions to the returns, token mean' },
+  { id: 'critic-explained', title: 'Critic explained variance', when: WITH_CRITIC, hint: '1 − Var(returns − values) / Var(returns): 1 when the critic predicts the returns, 0 when it does no better than their mean, below 0 when worse' },
 ];
 
 /** The metrics every run logs (a method's own are in its definition): one table for help, API and charts. */
@@ -134,6 +153,14 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: TRAIN_METRICS.clipRatio, label: 'Clip ratio', chart: null, unit: true, description: 'Share of response tokens whose ratio was clipped' },
   { key: TRAIN_METRICS.lr, label: 'Learning rate', chart: null, description: 'Learning rate of the update' },
   { key: TRAIN_METRICS.pgLoss, label: 'Policy loss', chart: null, description: 'Clipped policy-gradient loss' },
+  { key: CRITIC_METRICS.valuesMean, label: 'Critic value', chart: 'critic-values', description: 'Mean value the critic gave the rollout’s trained response tokens, before its update (verl’s critic/values/mean)' },
+  { key: CRITIC_METRICS.returnsMean, label: 'Return', chart: 'critic-values', description: 'Mean GAE return of those tokens: what the critic learns to predict (verl’s critic/returns/mean)' },
+  { key: CRITIC_METRICS.vpredMean, label: 'Critic prediction (update)', chart: 'critic-values', description: 'Mean prediction of the critic during its update, averaged over its updates (verl’s critic/vpred_mean)' },
+  { key: CRITIC_METRICS.vfLoss, label: 'Value loss', chart: 'critic-loss', description: 'Clipped value loss of the critic’s update, averaged over its updates (verl’s critic/vf_loss)' },
+  { key: CRITIC_METRICS.explainedVar, label: 'Explained variance', chart: 'critic-explained', description: '1 − Var(returns − values) / Var(returns) over the trained tokens (verl’s critic/vf_explained_var)' },
+  { key: CRITIC_METRICS.vfClipfrac, label: 'Value clip fraction', chart: null, unit: true, description: 'Share of tokens whose clipped value loss was the larger (verl’s critic/vf_clipfrac)' },
+  { key: CRITIC_METRICS.gradNorm, label: 'Critic gradient norm', chart: null, description: 'Norm of the value head’s gradient before clipping (verl’s critic/grad_norm)' },
+  { key: CRITIC_METRICS.lr, label: 'Critic learning rate', chart: null, description: 'Learning rate of the critic’s update (verl’s critic/lr)' },
   { key: TRAIN_METRICS.timingRollout, label: 'Rollout time (s)', chart: null, description: 'Seconds spent sampling the votes' },
   { key: TRAIN_METRICS.timingUpdate, label: 'Update time (s)', chart: null, description: 'Seconds spent on reference log-probs and the update' },
   { key: TRAIN_METRICS.timingStep, label: 'Step time (s)', chart: null, description: 'Seconds for the whole step' },

@@ -14,7 +14,8 @@ import { PHRASED } from '../../issues.ts';
 import { type LlamaConfig, parseConfig, weightShapes } from '../nn/config.ts';
 import { loadModelFolder } from '../nn/hf-model.ts';
 import { type LoraSpec, loraSpecFromPeftConfig, peftAdapterConfig } from '../nn/lora.ts';
-import { type Float32Tensor, readSafetensors, writeSafetensors } from '../nn/safetensors.ts';
+import { type Float32Tensor, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../nn/safetensors.ts';
+import type { CriticState } from './critic.ts';
 import type { RngState } from './rng.ts';
 
 export const FILES = {
@@ -25,6 +26,7 @@ export const FILES = {
   optimizer: 'optimizer.safetensors',
   state: 'trainer_state.json',
   teacher: 'teacher.safetensors',
+  critic: 'critic.safetensors',
 } as const;
 
 /** Files of the base model folder that make a full checkpoint a complete model folder. */
@@ -85,6 +87,8 @@ export interface CheckpointContents {
   source?: CheckpointSource;
   /** An EMA teacher's values of the trainable weights, flat in the state's layout order. */
   teacher?: Float32Array | null;
+  /** The actor–critic's value head, its AdamW moments and its update count (runtime/critic.ts). */
+  critic?: CriticState | null;
 }
 
 const ARCHITECTURE_CLASS: Record<LlamaConfig['architecture'], string> = {
@@ -259,6 +263,19 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
       ]);
     }
     if (c.teacher) await writeSafetensors(path.join(tmp, FILES.teacher), [['ema', { shape: [c.teacher.length], data: c.teacher }]], meta);
+    if (c.critic) {
+      const { weight, bias, m, v, step } = c.critic;
+      await writeSafetensors(
+        path.join(tmp, FILES.critic),
+        [
+          ['value_head.weight', { shape: [1, weight.length], data: weight }],
+          ['value_head.bias', { shape: [1], data: bias }],
+          ['exp_avg', { shape: [m.length], data: m }],
+          ['exp_avg_sq', { shape: [v.length], data: v }],
+        ],
+        { ...meta, step: String(step) },
+      );
+    }
     if (c.state) await writeJson(path.join(tmp, FILES.state), { format: 'autodidact-trainer-state', version: 1, ...c.state });
   });
 }
@@ -273,6 +290,8 @@ export interface LoadedCheckpoint {
   state: TrainerState | null;
   /** An EMA teacher's flat values, when one was saved. */
   teacher: Float32Array | null;
+  /** The actor–critic's critic, when one was saved. */
+  critic: CriticState | null;
 }
 
 /** Read a checkpoint folder: a PEFT adapter or a Hugging Face model, with trainer state if saved. */
@@ -319,5 +338,19 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     if (!ema) throw new Error(`${path.join(abs, FILES.teacher)}: expected the tensor ema`);
     teacher = ema.data;
   }
-  return { lora, config, weights, optimizer, state, teacher };
+  const critic = (await exists(path.join(abs, FILES.critic))) ? await readCritic(path.join(abs, FILES.critic)) : null;
+  return { lora, config, weights, optimizer, state, teacher, critic };
+}
+
+async function readCritic(file: string): Promise<CriticState> {
+  const header = await readSafetensorsHeader(file);
+  const t = await readSafetensors(file, undefined, header);
+  const get = (name: string) => {
+    const x = t.get(name);
+    if (!x) throw new Error(`${file}: expected the tensor ${name}`);
+    return x.data;
+  };
+  const step = Number(header.metadata.step);
+  if (!Number.isInteger(step) || step < 0) throw new Error(`${file}: its metadata "step" must be a whole number of updates, got ${JSON.stringify(header.metadata.step ?? null)}`);
+  return { weight: get('value_head.weight'), bias: get('value_head.bias'), m: get('exp_avg'), v: get('exp_avg_sq'), step };
 }

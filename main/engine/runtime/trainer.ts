@@ -21,6 +21,7 @@ import { type LoraSpec, checkLoraSpec } from '../nn/lora.ts';
 import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, hiddenTokenLogprobs, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../nn/losses.ts';
 import { ADAMW_DEFAULTS, type AdamWHyper, type FlatRange, adamw, checkAdamW, clipCoefficient, optimizerRanges, rangeOfConcatenation, sumOfSquares } from '../optim/adamw.ts';
 import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
+import type { CriticState } from './critic.ts';
 import type { Device } from './devices.ts';
 import { type FlatArray, FrozenWeights, ParameterStore, type StoreDType, disposeTensor } from './parameter-store.ts';
 import { SeededRng } from './rng.ts';
@@ -114,6 +115,7 @@ export const STEP_IO = {
   kl: 'kl',
   entropy: 'entropy',
   logprobs: 'logprobs',
+  hidden: 'hidden_states',
 } as const;
 
 /**
@@ -259,6 +261,15 @@ export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, b
   g.recording = false;
   const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
   g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g), b, temperature).logprobs);
+  return g;
+}
+
+/** A forward-only graph: the final hidden states [B, T, H] (after the last norm) under `weights`. */
+export function buildHiddenGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, dtype: StoreDType): Graph {
+  const g = new Graph('hidden_states');
+  g.recording = false;
+  const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
+  g.output(STEP_IO.hidden, batchHidden(config, weights.bind(g), b));
   return g;
 }
 
@@ -416,6 +427,7 @@ async function uploadMoments(store: ParameterStore, ranges: readonly FlatRange[]
 export class Trainer {
   private stepsDone = 0;
   private readonly logprobGraphs = new Map<string, Promise<CompiledGraph>>();
+  private hiddenGraph: Promise<CompiledGraph> | null = null;
   private reference: Promise<FrozenWeights> | null = null;
 
   private constructor(
@@ -605,12 +617,28 @@ export class Trainer {
   }
 
   /**
+   * The final hidden states [size · seqLen · H] of the current policy on `batch` (the trainer's
+   * batch shape): what the critic's value head reads.
+   */
+  async hiddenStates(batch: TokenBatch): Promise<FlatArray> {
+    const shape = this.options.batch;
+    if (!this.hiddenGraph) {
+      const p = CompiledGraph.create(buildHiddenGraph(this.config, this.store, shape, this.store.dtype), this.store.device);
+      this.hiddenGraph = p;
+      p.catch(() => (this.hiddenGraph = null));
+    }
+    const graph = await this.hiddenGraph;
+    const out = await graph.run({ ...tokenFeeds(batch, shape, this.store.dtype), ...this.store.feeds(graph.inputNames) });
+    return out[STEP_IO.hidden].data as FlatArray;
+  }
+
+  /**
    * Save a checkpoint into `dir` (replaced as a whole, atomically): the weights as a Hugging
    * Face model folder (full) or a PEFT adapter (LoRA), plus the optimizer moments, step and RNG
    * state for an exact resume. `extra` is stored as is (the run loop's own state), `teacher` (an EMA
-   * teacher's flat values) beside them.
+   * teacher's flat values) and `critic` (the actor–critic's value head) beside them.
    */
-  async save(dir: string, extra?: unknown, options: { teacher?: FlatArray | null } = {}): Promise<void> {
+  async save(dir: string, extra?: unknown, options: { teacher?: FlatArray | null; critic?: CriticState | null } = {}): Promise<void> {
     const weights = await this.store.readWeights();
     // The moments are saved flat (float32), whatever ranges this trainer updates them in.
     const [m, v] = await Promise.all(
@@ -637,6 +665,7 @@ export class Trainer {
       state,
       source: this.options.source,
       teacher: options.teacher ? Float32Array.from(options.teacher) : null,
+      critic: options.critic ?? null,
     });
   }
 
@@ -645,7 +674,7 @@ export class Trainer {
    * matching shapes (weights only: optimizer state and step start from zero). Returns the
    * run loop's `extra` state, if any.
    */
-  async load(dir: string): Promise<{ step: number; extra?: unknown; teacher: Float32Array | null }> {
+  async load(dir: string): Promise<{ step: number; extra?: unknown; teacher: Float32Array | null; critic: CriticState | null }> {
     const ckpt = await loadCheckpoint(dir);
     const lora = this.store.lora;
     if ((ckpt.lora === null) !== (lora === null)) {
@@ -683,7 +712,7 @@ export class Trainer {
     this.stepsDone = ckpt.state?.step ?? 0;
     if (ckpt.state?.rng) this.rng.setState(ckpt.state.rng);
     if (ckpt.teacher && ckpt.teacher.length !== this.store.size) throw new Error(`${dir}: the teacher has ${ckpt.teacher.length} values, this trainer has ${this.store.size} parameters`);
-    return { step: this.stepsDone, extra: ckpt.state?.extra, teacher: ckpt.teacher };
+    return { step: this.stepsDone, extra: ckpt.state?.extra, teacher: ckpt.teacher, critic: ckpt.critic };
   }
 
   /** Free every session and device tensor; the trainer and its weights() are unusable after. */
@@ -693,6 +722,8 @@ export class Trainer {
     if (this.reference) (await this.reference).release();
     for (const p of this.logprobGraphs.values()) await (await p).release();
     this.logprobGraphs.clear();
+    if (this.hiddenGraph) await (await this.hiddenGraph).release();
+    this.hiddenGraph = null;
     await this.stepGraph.release();
     await this.store.release();
   }

@@ -36,11 +36,13 @@ export interface ChartSpec {
 }
 
 /** The charts of a run of `method`: those that draw a metric every run logs, or one of the method's own. */
-export function runCharts(catalog: MethodCatalog | null, method: string): ChartSpec[] {
+export function runCharts(catalog: MethodCatalog | null, method: string, config: Record<string, unknown> = {}): ChartSpec[] {
   if (!catalog) return [];
   const logged = catalog.metrics.filter((m) => m.method === null || m.method === method);
   return catalog.charts
     .filter((c) => logged.some((m) => m.chart === c.id))
+    // A chart of some runs only (the critic's): the run's setting decides, before any step is logged.
+    .filter((c) => !c.when || config[c.when.setting] === c.when.equals)
     .map((c) => ({
       id: c.id,
       title: c.title,

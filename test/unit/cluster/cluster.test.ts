@@ -10,7 +10,8 @@ import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { exportForVerl } from '../../../main/cluster/export.ts';
 import { ClusterReader, importClusterRun } from '../../../main/cluster/import.ts';
-import { CLUSTER_FILES } from '../../../main/cluster/launch.ts';
+import { CLUSTER_FILES, verlOverrides } from '../../../main/cluster/launch.ts';
+import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { ClusterFileError, JsonlTail } from '../../../main/cluster/verl-files.ts';
 import { type ExperimentDb, createRun, getRun, getStep, importDataset, listRuns, listSteps, openDatabase, queryMetrics, stepTimeline } from '../../../main/db/index.ts';
 import { liveRunOwner, requestControl } from '../../../main/runs/owner.ts';
@@ -123,6 +124,15 @@ describe('cluster export', () => {
     expect(reward).toContain('VOTE_TIES = "first"');
     expect(JSON.parse(fs.readFileSync(path.join(dir, CLUSTER_FILES.reviewedLabels), 'utf8'))).toMatchObject({ labels: {} });
     expect(fs.readFileSync(path.join(dir, CLUSTER_FILES.readme), 'utf8')).toContain('autodidact cluster import');
+  });
+
+  it("maps the actor–critic (advantage gae) to verl's GAE and critic keys", () => {
+    const { overrides, unmapped } = verlOverrides(parseRunConfig({ advantage: 'gae', gaeLambda: 0.95, criticLr: 0.002, valueClip: 0.2, criticEpochs: 2, criticWarmup: 2, steps: 10 }), true);
+    expect(overrides).toEqual(
+      expect.arrayContaining(['algorithm.adv_estimator=gae', 'algorithm.gamma=1', 'algorithm.lam=0.95', 'critic.model.path="$MODEL"', 'critic.optim.lr=0.002', 'critic.cliprange_value=0.2', 'critic.ppo_epochs=2', 'trainer.critic_warmup=3']),
+    );
+    expect(overrides.some((o) => o.startsWith('algorithm.norm_adv_by_std_in_grpo') || o === 'algorithm.adv_estimator=grpo')).toBe(false);
+    expect(unmapped.some((u) => u.startsWith('criticLr=0.002: here the critic is a value head'))).toBe(true);
   });
 
   it('gives a dataset without hidden answers a placeholder and a warning; exports a configuration file too', () => {

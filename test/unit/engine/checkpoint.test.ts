@@ -159,7 +159,7 @@ describe('checkpoint layout', () => {
     const options = { config: model.config, device: await testDevice(), mode: { kind: 'full' as const }, loss: { kind: 'sft' as const }, batch: { size: 1, seqLen: 5 } };
     const fromFolder = await Trainer.create({ ...options, weights: model.weights });
     const loaded = await Trainer.create({ ...options, weights: other });
-    expect(await loaded.load(TINY_CHARS)).toEqual({ step: 0, extra: undefined, teacher: null });
+    expect(await loaded.load(TINY_CHARS)).toEqual({ step: 0, extra: undefined, teacher: null, critic: null });
     const batch = { inputIds: [1, 40, 41, 42, 43], targets: [40, 41, 42, 43, 2] };
     expect(Array.from(await loaded.logprobs(batch))).toEqual(Array.from(await fromFolder.logprobs(batch)));
     await fromFolder.release();
@@ -196,7 +196,7 @@ describe('exact resume', () => {
 
       // A different seed: everything that matters must come from the checkpoint.
       const second = await makeTrainer(mode, { seed: 999, optimizerRangeSize: Number.POSITIVE_INFINITY });
-      expect(await second.load(dir)).toEqual({ step: 2, extra: { epoch: 0, cursor: 6 }, teacher });
+      expect(await second.load(dir)).toEqual({ step: 2, extra: { epoch: 0, cursor: 6 }, teacher, critic: null });
       expect(second.stepCount).toBe(2);
       for (let s = 0; s < 2; s++) lossesResumed.push(await trainStep(second));
 

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { grad } from '../../../main/engine/graph/autodiff.ts';
 import { Graph, type Sym } from '../../../main/engine/graph/graph.ts';
-import { k3Kl, maskedMean, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../../../main/engine/nn/losses.ts';
+import { k3Kl, maskedMean, policyLoss, sftLoss, tokenEntropy, tokenLogprobs, valueHead, valueLoss } from '../../../main/engine/nn/losses.ts';
 import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
 import { CHECK_DTYPE, testDevice } from '../../helpers/device.ts';
 import { gradcheck, rng } from '../../helpers/gradcheck.ts';
@@ -309,5 +309,104 @@ describe('entropy term of the policy loss', () => {
     // Gradient descent raises the top logit and lowers the others.
     expect(d[0]).toBeLessThan(0);
     expect(d[2]).toBeGreaterThan(0);
+  });
+});
+
+describe('the critic: value head and clipped value loss', () => {
+  // Clip range 0.5. Token 0 moves inside the range (no clip), token 1 past V + c towards its
+  // return (the clipped term is the larger: clipped), token 2 past V + c away from it (the
+  // unclipped term is larger), token 3 is masked with wild values, token 4 past V − c (clipped),
+  // token 5 inside the range.
+  const v = [0.5, 0.9, 0.9, 100, 0.3, 0.2];
+  const V = [0.2, 0, 0, -50, 1, 0.5];
+  const R = [1, 1, -1, 77, 0, 0.5];
+  const mask = [1, 1, 1, 0, 1, 1];
+  const io = { v: { values: v, dims: [2, 3] }, V: { values: V, dims: [2, 3] }, R: { values: R, dims: [2, 3] }, mask: { values: mask, dims: [2, 3] } };
+
+  /** verl's compute_value_loss (token-mean), written out. */
+  function hostValueLoss(c: number) {
+    let sum = 0;
+    let clipped = 0;
+    let vsum = 0;
+    let n = 0;
+    v.forEach((p, i) => {
+      if (!mask[i]) return;
+      const pc = Math.max(Math.min(p, V[i] + c), V[i] - c);
+      const l1 = (p - R[i]) ** 2;
+      const l2 = (pc - R[i]) ** 2;
+      sum += Math.max(l1, l2);
+      clipped += l2 > l1 ? 1 : 0;
+      vsum += p;
+      n++;
+    });
+    return { loss: (0.5 * sum) / n, clipfrac: clipped / n, vpredMean: vsum / n };
+  }
+
+  it('is ½ · token mean of max((v − R)², (clip(v, V ± c) − R)²), with vf_clipfrac and vpred_mean as verl logs them', async () => {
+    // By hand: maxima 0.25, 0.25, 3.61, 0.25, 0.09 over 5 tokens → ½ · 4.45 / 5 = 0.445; 2 of 5 clipped; mean v = 2.8 / 5.
+    const want = hostValueLoss(0.5);
+    expect(want.loss).toBeCloseTo(0.445, 12);
+    expect(want.clipfrac).toBeCloseTo(0.4, 12);
+    expect(want.vpredMean).toBeCloseTo(0.56, 12);
+    for (const c of [0.5, 0.05, 10]) {
+      const out = await evaluate(io, (x) => {
+        const r = valueLoss({ vpreds: x.v, returns: x.R, values: x.V, mask: x.mask }, c);
+        return { loss: r.loss, clipfrac: r.clipfrac, vpredMean: r.vpredMean };
+      });
+      const h = hostValueLoss(c);
+      expectClose(out.loss, [h.loss], `vf_loss (c ${c})`);
+      expectClose(out.clipfrac, [h.clipfrac], `vf_clipfrac (c ${c})`);
+      expectClose(out.vpredMean, [h.vpredMean], `vpred_mean (c ${c})`);
+    }
+    expect(() => valueLoss({ vpreds: new Graph('x').input('v', [1], dtype), returns: new Graph('x').input('v', [1], dtype), values: new Graph('x').input('v', [1], dtype), mask: new Graph('x').input('v', [1], dtype) }, 0)).toThrow(
+      /clip range must be > 0/,
+    );
+  });
+
+  it('a clipped token passes no gradient; an unclipped one passes (v − R) / count', async () => {
+    const gr = new Graph('vf-grad');
+    const vp = gr.input('v', [2, 3], dtype);
+    const k = (values: number[]) => gr.constant(values, [2, 3], dtype);
+    const r = valueLoss({ vpreds: vp, returns: k(R), values: k(V), mask: k(mask) }, 0.5);
+    gr.output('d', grad(r.loss, [vp])[0]);
+    const compiled = await CompiledGraph.create(gr, await testDevice());
+    const res = await compiled.run({ v: tensor(v, [2, 3]) });
+    await compiled.release();
+    expectClose(Array.from(res.d.data as Float64Array, Number), [(0.5 - 1) / 5, 0, (0.9 + 1) / 5, 0, 0, (0.2 - 0.5) / 5], 'd vf_loss / d v');
+  });
+
+  it('its gradient through the value head (weight, bias, hidden states) matches finite differences', async () => {
+    const [B, T, H] = [2, 3, 4];
+    const random = rng(11);
+    const hidden = Array.from({ length: B * T * H }, () => 2 * random() - 1);
+    const weight = [0.3, -0.6, 0.2, 0.5];
+    const bias = [0.1];
+    const vpred = Array.from({ length: B * T }, (_, p) => bias[0] + weight.reduce((s, w, j) => s + w * hidden[p * H + j], 0));
+    // Old values 0.1 off (inside the clip range 0.3) or 0.8 off (outside), returns on either
+    // side, so both terms of the max are active somewhere and no prediction sits on a boundary.
+    const offsets = [0.1, -0.8, 0.8, -0.1, -0.8, 0.8];
+    const returnOffsets = [0.6, 1, -2, -0.4, -2, -1];
+    const values = vpred.map((p, i) => p + offsets[i]);
+    const returns = vpred.map((p, i) => p + returnOffsets[i]);
+    const m = [1, 1, 1, 1, 1, 0];
+    await gradcheck(
+      (h, w, b) => {
+        const k = (xs: number[]) => h.graph.constant(xs, [B, T], h.dtype);
+        return valueLoss({ vpreds: valueHead(h, w, b), returns: k(returns), values: k(values), mask: k(m) }, 0.3).loss;
+      },
+      [
+        { name: 'hidden', shape: [B, T, H], values: hidden },
+        { name: 'weight', shape: [1, H], values: weight },
+        { name: 'bias', shape: [1], values: bias },
+      ],
+    );
+    // The case has clipped and unclipped tokens.
+    const host = vpred.map((p, i) => {
+      const pc = Math.max(Math.min(p, values[i] + 0.3), values[i] - 0.3);
+      return (pc - returns[i]) ** 2 > (p - returns[i]) ** 2;
+    });
+    expect(host.filter((c, i) => c && m[i]).length).toBeGreaterThan(0);
+    expect(host.filter((c, i) => !c && m[i]).length).toBeGreaterThan(0);
+    expect(() => valueHead(new Graph('x').input('h', [B, T, H], dtype), new Graph('x').input('w', [H], dtype), new Graph('x').input('b', [1], dtype))).toThrow(/need a \[1, 4\] weight/);
   });
 });

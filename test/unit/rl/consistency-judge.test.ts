@@ -127,7 +127,8 @@ describe('consistency × self-judge through the scorer', () => {
     expect(s.judge![2]).toEqual({ prompt: asked[0].prompts[2], response: 'Yes' });
     expect(s.judge![1]!.response).toBe('No');
     // Group-relative without std: mean 0.30993853 ⇒ 0.27814042, 0.09186009, −0.06006198, −0.30993853.
-    const adv = groupAdvantages(s.rewards, config.advantage);
+    expect(config.advantage).toBe('drgrpo');
+    const adv = groupAdvantages(s.rewards, 'drgrpo');
     [0.27814042, 0.09186009, -0.06006198, -0.30993853].forEach((a, i) => expect(adv[i]).toBeCloseTo(a, 8));
     const metrics = getMethod('consistency-judge').stepMetrics!([{ score: s, chosen: [0, 1, 2, 3] }], config);
     expect(metrics['self_judge/judge_score']).toBeCloseTo((0.99 + 0.2 + 0.7 + 0.9) / 4, 12);
