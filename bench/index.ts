@@ -10,6 +10,7 @@
 //   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
 //   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
 //   methods           every label-free method on the same demo and budget, over seeds: a table and JSON lines
+//   sandbox           executions per second of the code sandbox (Pyodide and QuickJS workers)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import { METHODS_BENCH_DEFAULTS, methodsBench, methodsTable } from './methods.ts
 import { listMethods } from '../main/engine/rl/methods/registry.ts';
 import { STAGE_IDS, type StageId } from '../main/engine/svd/cascade.ts';
 import { SVD_DEMO_DEFAULTS, type SvdDemoOptions, svdDemo, svdSummary } from './svd-demo.ts';
+import { SANDBOX_BENCH_DEFAULTS, sandboxBench } from './sandbox.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -520,6 +522,23 @@ const commands: CliCommand[] = [
       };
       const rows = await methodsBench({ methods, seeds, demo }, print);
       process.stdout.write(methodsTable(rows));
+      return 0;
+    },
+  }),
+  command({
+    name: 'sandbox',
+    program: PROGRAM,
+    summary: 'Executions per second of the code sandbox (main/sandbox/): a small solution with its asserts, in Python (Pyodide) and JavaScript (QuickJS).',
+    synopsis: '[--seconds S] [--workers N]',
+    flags: {
+      seconds: { type: 'string', value: 'S', default: String(SANDBOX_BENCH_DEFAULTS.seconds), description: 'timed seconds per language' },
+      workers: { type: 'string', value: 'N', description: "the pool's workers per language (default: the machine's cores, at most 2)" },
+    },
+    details: 'Prints one JSON line per language (language, workers, cores, start_s, executions, executions_per_s, failed).',
+    async run(values) {
+      const workers = values.workers !== undefined ? intFlag(values, 'workers', 1) : undefined;
+      if (workers !== undefined && workers < 1) throw new UsageError('--workers must be at least 1');
+      await sandboxBench({ seconds: numberFlag(values, 'seconds', SANDBOX_BENCH_DEFAULTS.seconds), workers }, print);
       return 0;
     },
   }),

@@ -1,6 +1,7 @@
 // `npm run build`: the desktop app's bundles, then the renderer.
 //   main/index.ts        → out/main/index.js    (ESM, Node; package.json "main")
 //   main/worker.ts        → out/main/worker.js   (next to it: engine/host.ts starts ./worker.js)
+//   main/sandbox/worker.ts → out/main/sandbox-worker.js (next to it: sandbox/pool.ts starts it)
 //   main/cli/index.ts    → out/main/cli.js      (the command line, bundled: `npm run serve` starts
 //                                                 in about half the time tsx needs for the sources)
 //   preload/index.ts     → out/preload/index.cjs (CommonJS, everything inlined but electron:
@@ -66,7 +67,7 @@ function checkExternals(metafile: Metafile, what: string): string[] {
 export async function buildMain(dir = path.join(out, 'main')): Promise<string[]> {
   const result = await build({
     ...shared,
-    entryPoints: { index: 'main/index.ts', worker: 'main/worker.ts', cli: 'main/cli/index.ts' },
+    entryPoints: { index: 'main/index.ts', worker: 'main/worker.ts', 'sandbox-worker': 'main/sandbox/worker.ts', cli: 'main/cli/index.ts' },
     outdir: dir,
     format: 'esm',
     // Bare imports (packages) stay imports; the app's own TypeScript is bundled.
@@ -106,7 +107,7 @@ async function main(args: Set<string>): Promise<void> {
   fs.rmSync(path.join(out, 'main'), { recursive: true, force: true });
   fs.rmSync(path.join(out, 'preload'), { recursive: true, force: true });
   const [externals] = await Promise.all([buildMain(), buildPreload(undefined, !args.has('--dev'))]);
-  process.stdout.write(`out/main/{index,worker,cli}.js (external: ${externals.join(', ')}), out/preload/index.cjs\n`);
+  process.stdout.write(`out/main/{index,worker,sandbox-worker,cli}.js (external: ${externals.join(', ')}), out/preload/index.cjs\n`);
   if (!args.has('--skip-renderer')) buildRenderer();
   process.stdout.write(`built in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 }
