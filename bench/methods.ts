@@ -65,7 +65,7 @@ function methodSettingsFor(id: string, model: string): Record<string, unknown> {
 export async function methodsBench(o: MethodsBenchOptions, onRow: (row: MethodRow) => void = () => {}, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<MethodRow[]> {
   const known = new Map(listMethods().map((m) => [m.id, m]));
   for (const id of o.methods) if (!known.has(id)) throw new Error(`unknown method "${id}"; the methods are ${[...known.keys()].join(', ')}`);
-  for (const id of o.methods) if (known.get(id)!.pipeline !== 'group-reward') throw new Error(`method "${id}" is a ${known.get(id)!.pipeline} method, not an RL reward; its bench is svd-demo`);
+  for (const id of o.methods) if (known.get(id)!.pipeline !== 'group-reward') throw new Error(`method "${id}" runs the ${known.get(id)!.pipeline} pipeline, not an RL reward; it has a bench of its own (svd-demo for svd)`);
   const rows: MethodRow[] = [];
   for (const seed of o.seeds) {
     // The base model is measured once per seed: every method starts from the same numbers.

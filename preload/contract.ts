@@ -414,6 +414,49 @@ export interface EpisodeTurnView {
   delta: number[] | null;
 }
 
+/** A self-verified distillation round's funnel (svd.rounds): candidates, survivors after each stage, the SFT set. */
+export interface SvdRoundView {
+  round: number;
+  status: 'judging' | 'review' | 'training' | 'trained';
+  /** The stage ids in the order the round asked them. */
+  stages: string[];
+  candidates: number;
+  /** Per stage: candidates that passed it and every stage before it. */
+  survivors: number[];
+  /** Per stage: the share of those survivors whose answer is right (hidden answers), or null where none has one. */
+  precision: (number | null)[];
+  /** Share of all candidates whose answer is right (hidden answers), or null. */
+  rawAccuracy: number | null;
+  /** The SFT set: selected survivors less those a person rejected. */
+  sft: number;
+  sftPrecision: number | null;
+  /** Survivors a person rejected. */
+  rejectedByReview: number;
+}
+
+/** A candidate of a distillation round with each stage's votes (svd.candidates). */
+export interface SvdCandidateView {
+  id: number;
+  round: number;
+  /** Position of its question in the round, and the dataset item. */
+  question: number;
+  itemIdx: number | null;
+  prompt: string;
+  idx: number;
+  text: string;
+  answer: string | null;
+  /** Right against the hidden answer (measurement only), or null where there is none. */
+  correct: boolean | null;
+  /** Position of the stage that rejected it, or null. */
+  rejectedStage: number | null;
+  /** What became of a survivor: in the SFT set, a duplicate answer, or over the cap per question. */
+  selection: 'sft' | 'duplicate' | 'cap' | null;
+  review: { verdict: 'accept' | 'reject'; note: string | null } | null;
+  stages: { stage: string; accepted: boolean; votes: { accept: boolean | null; exchanges: { prompt: string; response: string }[] }[] }[];
+}
+
+export const SVD_FILTERS = ['all', 'survivors', 'sft', 'rejected', 'survived-wrong'] as const;
+
 /** An agent episode, turn by turn (episodes.get). */
 export interface EpisodeView {
   sampleId: number;
@@ -744,6 +787,22 @@ export const requests = {
   /** A person's new text for a skill; it is marked as theirs. */
   'skills.edit': { params: z.object({ id, text: z.string().trim().min(1, 'a skill needs some text').max(4000, 'a skill of at most 4000 characters') }).strict(), result: {} as SkillView },
   'skills.delete': { params: z.object({ id }).strict(), result: {} as { deleted: boolean } },
+
+  /** A self-verified distillation run's rounds as funnels. */
+  'svd.rounds': { params: z.object({ runId: id }).strict(), result: [] as SvdRoundView[] },
+  /**
+   * A round's candidates with every stage's votes: all, the survivors of the cascade, the SFT set,
+   * those a stage rejected (`rejectedAt`: that stage's position only), or survivors whose answer is wrong.
+   */
+  'svd.candidates': {
+    params: z.object({ runId: id, round: z.number().int().min(1), filter: z.enum(SVD_FILTERS).default('all'), rejectedAt: z.number().int().min(0).optional() }).strict(),
+    result: [] as SvdCandidateView[],
+  },
+  /** A person's review of a survivor before its round's SFT: reject keeps it out of the SFT set; null clears it. */
+  'svd.review': {
+    params: z.object({ candidateId: id, verdict: z.enum(['accept', 'reject']).nullable(), note: z.string().max(2000).nullable().default(null) }).strict(),
+    result: {} as SvdCandidateView,
+  },
 } as const;
 
 export type RequestName = keyof typeof requests;

@@ -14,6 +14,7 @@ import { PHRASED, fieldIssues, issuesText } from '../issues.ts';
 import { RunSetupError } from '../runs/start.ts';
 import { ModelFolderError } from './models.ts';
 import { agentHandlers } from './handlers/agent.ts';
+import { svdHandlers } from './handlers/svd.ts';
 import { appHandlers } from './handlers/app.ts';
 import { datasetHandlers } from './handlers/datasets.ts';
 import { modelHandlers } from './handlers/models.ts';
@@ -33,6 +34,7 @@ const HANDLERS: HandlerTable<RequestName> = {
   ...stepHandlers,
   ...reviewHandlers,
   ...agentHandlers,
+  ...svdHandlers,
 };
 
 const isChannel = (c: string): c is RequestName => Object.prototype.hasOwnProperty.call(requests, c);
