@@ -78,7 +78,7 @@ export const runCommand = command({
       ];
     });
     return [
-      'The run is recorded in the database of the data folder (AUTODIDACT_HOME, else the app\'s folder),',
+      'The run is recorded in the database of the data folder (AUTODIDACT_HOME, else the one chosen in the app\'s Settings, else the app\'s folder),',
       'its checkpoints under <data folder>/runs/<id>/. Progress goes to stderr: a bar on a terminal,',
       'one line per step otherwise. Ctrl-C stops after the current step (status "stopped"); a',
       'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',

@@ -36,6 +36,24 @@ function snapshot(): unknown {
 
 afterAll(() => tmp.remove());
 
+describe('the data folder', () => {
+  it('is the one chosen in the app’s Settings when AUTODIDACT_HOME is not set, so a terminal’s runs show in the app', async () => {
+    // The per-user settings file the desktop app and web mode write (Electron's userData on Linux: $XDG_CONFIG_HOME/Autodidact).
+    const xdg = tmp.file('xdg');
+    const chosen = tmp.file('chosen-data-folder');
+    fs.mkdirSync(path.join(xdg, 'Autodidact'), { recursive: true });
+    fs.writeFileSync(path.join(xdg, 'Autodidact', 'config.json'), JSON.stringify({ dataFolder: chosen, defaultDevice: 'auto', threads: null }));
+    const r = await runCli(['datasets', 'import', path.join(FIXTURES, 'questions.jsonl')], {
+      cwd: tmp.dir,
+      env: { AUTODIDACT_HOME: '', XDG_CONFIG_HOME: xdg, HOME: tmp.file('user-home') },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(databasePath(chosen))).toBe(true);
+    expect(fs.existsSync(databasePath(path.join(xdg, 'Autodidact')))).toBe(false);
+  });
+});
+
 describe('autodidact datasets', () => {
   it('imports a JSONL file into the database in AUTODIDACT_HOME', async () => {
     const r = await cli(['datasets', 'import', path.join(FIXTURES, 'questions.jsonl')]);
