@@ -15,7 +15,7 @@ import path from 'node:path';
 import { createRun, openDatabase } from '../main/db/index.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
-import type { RunConfigInput } from '../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../main/engine/rl/config.ts';
 import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { STAGE_IDS, type StageId, SVD_METRICS, stageMetric } from '../main/engine/svd/cascade.ts';
 import { runSvd } from '../main/engine/svd/round.ts';
@@ -112,7 +112,8 @@ export async function svdDemo(o: SvdDemoOptions, log: (s: string) => void = (s) 
     const runId = createRun(db, { name: 'svd-demo', method: 'svd', model: o.model, dataset: 'arithmetic-level1-plus', config: config as Record<string, unknown> }).id;
     const result = await runSvd(
       {
-        config,
+        // Checked once here, as a run's creation checks it; runSvd takes it as it is.
+        config: parseRunConfig(config),
         model: { config: loaded.config, weights: loaded.weights, tokenizer: loaded.tokenizer, dir: loaded.dir },
         device: await resolveDevice(o.device),
         items: unlabeled.map((p) => ({ prompt: p.prompt, answer: p.answer })),

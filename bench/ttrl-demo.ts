@@ -23,6 +23,7 @@ import path from 'node:path';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { type LoopItem, REWARD_TRUTH_CORRELATION, type RunConfigInput, TRAIN_METRICS, runLoop } from '../main/engine/rl/index.ts';
+import { parseRunConfig } from '../main/engine/rl/config.ts';
 import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { type ArithmeticProblem, generateArithmetic } from '../main/engine/tasks/generators.ts';
 import { type BaseEvalOptions, type BaseEvalResult, evalProblems, evaluateBase } from './tiny-arith-base.ts';
@@ -175,7 +176,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
   // The loop gets the answers only as hidden answers (diagnostics); its scorer never sees them.
   const items: LoopItem[] = unlabeled.map((p) => ({ prompt: p.prompt, answer: p.answer }));
   const validation = labeled.slice(0, o.valEvery > 0 ? o.valCount : 0).map((p) => ({ prompt: p.prompt, answer: p.answer }));
-  const config: RunConfigInput = {
+  // Checked once here, as a run's creation checks it; the loop takes it as it is.
+  const config = parseRunConfig({
     method: o.method ?? (o.srtThreshold > 0 ? 'srt' : 'ttrl'),
     ...(o.srtThreshold > 0 && { srtThreshold: o.srtThreshold }),
     ...o.methodSettings,
@@ -205,7 +207,7 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
     valTemperature: o.evalTemperature,
     valTopP: TOP_P,
     checkpointEvery: 1,
-  };
+  } satisfies RunConfigInput);
 
   const ckptDir = await mkdtemp(path.join(os.tmpdir(), 'ttrl-demo-'));
   const controller = new AbortController();

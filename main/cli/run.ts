@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { describeRunConfig } from '../engine/rl/config.ts';
 import { DEFAULT_METHOD, listMethods } from '../engine/rl/methods/registry.ts';
 import { findRun } from '../runs/report.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
+import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
 import { UsageError, command, intFlag } from './args.ts';
 import { withDatabase } from './db.ts';
 import { writeLine } from './jsonl.ts';
@@ -114,10 +114,12 @@ export const runCommand = command({
           const [k, v] = setting(kv);
           input[k] = v;
         }
+        // The one check of the run's settings; createRecordedRun refuses what does not fit the
+        // model (or announces how long prompts are handled) before it records the run.
         const { config, target, name } = parseStoredConfig(input, values.config ?? 'run settings');
-        // Prompts too long for the model are refused (or their handling announced) before the run is recorded.
-        for (const note of await checkRunPrompts(db, home, config, target)) process.stderr.write(`${note}\n`);
-        run = createRecordedRun(db, home, config, target, name);
+        const created = await createRecordedRun(db, home, config, target, name);
+        for (const note of created.notes) process.stderr.write(`${note}\n`);
+        run = created.run;
       }
       const total = (run.config as { steps: number }).steps;
       let progress: Progress | null = null;

@@ -28,7 +28,7 @@ import { resolveModelPath } from '../engine/model-paths.ts';
 import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepRecord } from '../engine/rl/index.ts';
 import type { TaskRef } from '../engine/envs/types.ts';
 import type { AgentSettings } from '../engine/rl/methods/agent.ts';
-import { checkRunConfig, describeRunConfig, methodOf } from '../engine/rl/config.ts';
+import { checkRunConfig, describeRunConfig, methodOf, parseRunConfig } from '../engine/rl/config.ts';
 import { SVD_MODEL_FILE } from '../engine/rl/methods/svd.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
@@ -56,6 +56,8 @@ export interface RunTarget {
 }
 
 export const DEVICES: readonly DeviceRequest[] = ['cpu', 'webgpu', 'cuda', 'auto'];
+/** The built-in arithmetic dataset's difficulty when a run names none. */
+export const DEFAULT_DIFFICULTY: ArithmeticDifficulty = 2;
 const TARGET_KEYS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'] as const;
 /** Sizes of the built-in arithmetic dataset as a run stores it. */
 export const ARITHMETIC_TRAIN = 512;
@@ -69,7 +71,7 @@ export function parseStoredConfig(input: Record<string, unknown>, where: string)
   const known = new Set<string>([...describeRunConfig().map((d) => d.name), ...TARGET_KEYS]);
   const unknown = Object.keys(input).filter((k) => !known.has(k));
   if (unknown.length) throw new RunSetupError(`${where}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (settings: ${[...known].join(', ')})`);
-  const { model, dataset, device = 'cpu', difficulty = 2, reviewsFrom, name, ...rest } = input;
+  const { model, dataset, device = 'cpu', difficulty = DEFAULT_DIFFICULTY, reviewsFrom, name, ...rest } = input;
   if (typeof model !== 'string' || !model) throw new RunSetupError(`${where}: no model (give --model NAME|DIR or "model" in the config file)`);
   if (typeof dataset !== 'string' || !dataset) throw new RunSetupError(`${where}: no dataset (give --dataset NAME|FILE, e.g. ${ARITHMETIC_DATASET_NAME}, or "dataset" in the config file)`);
   if (!DEVICES.includes(device as DeviceRequest)) throw new RunSetupError(`${where}: device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
@@ -241,12 +243,11 @@ async function modelContext(dir: string): Promise<{ contextLength: number; token
 
 /**
  * The launch check (before a run is recorded): the dataset's prompts against the model's context
- * and the run's maxNewTokens. Throws a RunSetupError naming the items that do not fit when the
- * run's longPrompts is 'fail'; else returns what the run will do about them (a line each).
+ * and the run's maxNewTokens, then the method's own check against the model. Throws a
+ * RunSetupError naming the items that do not fit when the run's longPrompts is 'fail'; else
+ * returns what the run will do about them (a line each).
  */
-export async function checkRunPrompts(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, sources: DatasetSources = {}): Promise<string[]> {
-  const dir = resolveModel(target.model, home);
-  const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
+async function launchCheck(db: ExperimentDb, dir: string, datasetId: number, config: RunConfig): Promise<string[]> {
   // An agent's prompts are built turn by turn from its environment; its episodes end where the model's context does.
   if (methodOf(config).pipeline === 'agent-episodes') {
     agentTasks(db, datasetId, config.method);
@@ -315,16 +316,39 @@ async function loadModel(dir: string): Promise<LoopModel> {
   return { config: m.config, weights: m.weights, tokenizer: m.tokenizer, dir: m.dir };
 }
 
-/** Records a new run (status queued) with its full configuration, importing its dataset if needed. */
-export function createRecordedRun(db: ExperimentDb, home: string, config: RunConfig, target: RunTarget, name?: string, sources: DatasetSources = {}): RunInfo {
-  resolveModel(target.model, home); // fail before recording anything
+/**
+ * Records a new run (status queued) with its full configuration, after everything that can refuse
+ * it, each looked up once: the model folder, the dataset (imported if needed), the run whose
+ * reviews it trains with (on the same dataset), its prompts against the model's context and the
+ * method's launch check. `config` is checked already (checkRunConfig, parseStoredConfig: the
+ * one check of a run's settings); neither this nor the run's execution checks it again. Returns
+ * the run and what its longPrompts setting will do to prompts too long for the model (a line each).
+ */
+export async function createRecordedRun(
+  db: ExperimentDb,
+  home: string,
+  config: RunConfig,
+  target: RunTarget,
+  name?: string,
+  sources: DatasetSources = {},
+): Promise<{ run: RunInfo; notes: string[] }> {
+  const dir = resolveModel(target.model, home);
   const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
+  if (target.reviewsFrom !== undefined) {
+    const source = getRun(db, target.reviewsFrom);
+    if (!source) throw new RunSetupError(`reviewsFrom: there is no run ${target.reviewsFrom} to take reviewed labels from`);
+    if (source.datasetId !== datasetId) {
+      throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
+    }
+  }
+  const notes = await launchCheck(db, dir, datasetId, config);
   // The difficulty is the built-in generator's; a run on any other dataset does not store it
   // (issue 15.10: a run on a generated d1 dataset showed the default `difficulty 2`).
   const { difficulty, ...rest } = target;
   const stored: StoredConfig = { ...config, ...rest, ...(target.dataset === ARITHMETIC_DATASET_NAME && { difficulty }) };
   const datasetName = getDataset(db, datasetId)!.name;
-  return createRun(db, { name: name ?? `${config.method}-${path.basename(target.model)}-${datasetName}`, method: config.method, model: target.model, dataset: datasetName, datasetId, config: stored });
+  const run = createRun(db, { name: name ?? `${config.method}-${path.basename(target.model)}-${datasetName}`, method: config.method, model: target.model, dataset: datasetName, datasetId, config: stored });
+  return { run, notes };
 }
 
 export interface ExecuteOptions {
@@ -434,6 +458,25 @@ export function recordedSettings(stored: Record<string, unknown>): Record<string
   return 'voteTies' in stored ? stored : { ...stored, voteTies: 'first' };
 }
 
+/**
+ * A recorded run's settings, read back as they were checked when it was created (not checked
+ * again): with the settings added since at their defaults for its method, and those that change
+ * training at their earlier behaviour (recordedSettings).
+ */
+export function recordedRunConfig(run: Pick<RunInfo, 'id' | 'config'>): { config: RunConfig; target: RunTarget } {
+  const { model, dataset, device = 'cpu', difficulty = DEFAULT_DIFFICULTY, reviewsFrom, name: _name, ...rest } = recordedSettings(storedConfig(run));
+  if (typeof model !== 'string' || typeof dataset !== 'string') throw new RunSetupError(`run ${run.id}'s stored config names no model or dataset`);
+  let defaults: RunConfig;
+  try {
+    defaults = parseRunConfig({ method: rest.method });
+  } catch (e) {
+    throw new RunSetupError(`run ${run.id}'s stored config: ${(e as Error).message}`);
+  }
+  const target: RunTarget = { model, dataset, device: device as DeviceRequest, difficulty: Number(difficulty) as ArithmeticDifficulty };
+  if (typeof reviewsFrom === 'number') target.reviewsFrom = reviewsFrom;
+  return { config: { ...defaults, ...rest } as RunConfig, target };
+}
+
 /** Why a run imported from a cluster cannot be trained here (null for a run of this app). */
 export function externalRunRefusal(run: Pick<RunInfo, 'id' | 'name' | 'kind'>, doing: string): string | null {
   if (run.kind !== 'external') return null;
@@ -450,7 +493,7 @@ export async function executeRun(
 ): Promise<LoopResult & { run: RunInfo; /** The other process whose stop or pause ended the run, if one did. */ requestedBy: ControlRequest | null }> {
   const refusal = externalRunRefusal(run, resume ? 'resume' : 'start');
   if (refusal) throw new RunSetupError(refusal);
-  const { config, target } = parseStoredConfig(recordedSettings(run.config as Record<string, unknown>), `run ${run.id}'s stored config`);
+  const { config, target } = recordedRunConfig(run);
   if (run.datasetId === null) throw new RunSetupError(`run ${run.id}'s dataset was deleted; it cannot continue`);
   // Another live process (the app, or a second terminal) training this run would write the same
   // steps and checkpoint folders: refuse before touching either.

@@ -19,7 +19,7 @@ import {
   tagRun,
   updateRunStatus,
 } from '../../db/index.ts';
-import { ARITHMETIC_DATASET_NAME } from '../../engine/tasks/generators.ts';
+import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
 import { issuesText } from '../../issues.ts';
 import { CommonRunConfigSchema, checkRunConfig, describeRunConfig } from '../../engine/rl/config.ts';
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
@@ -28,7 +28,7 @@ import { runDir } from '../../runs/home.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { completionsParquet, metricsCsv, samplesJsonl } from '../../runs/report.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, ensureDataset, externalRunRefusal, parseStoredConfig, resolveModel, setRunReviewsFrom, unknownDatasetMessage } from '../../runs/start.ts';
+import { DEFAULT_DIFFICULTY, type RunTarget, createRecordedRun, externalRunRefusal, setRunReviewsFrom, unknownDatasetMessage } from '../../runs/start.ts';
 import { knownModel, unknownModelMessage } from '../models.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable } from './types.ts';
@@ -188,35 +188,26 @@ export const runHandlers = {
         misplaced.map((k) => ({ path: `config.${k}`, message: 'not a loop setting' })),
       );
     }
-    // Every setting and the checks across them, as the form's runs.checkConfig shows them.
+    // Every setting and the checks across them, as the form's runs.checkConfig shows them: the
+    // one check of the run's settings (the contract has checked the request's other fields).
     const checked = checkRunConfig(p.config, { strict: true });
     if (checked.problems) {
       const issues = checked.problems.map((x) => ({ path: `config.${x.setting}`, message: x.message }));
       throw new ApiError('BAD_REQUEST', `The run settings need a change: ${issuesText(issues)}`, issues);
     }
     if (p.useReviewsOf !== undefined) runOrThrow(deps, p.useReviewsOf);
-    const input: Record<string, unknown> = {
-      ...p.config,
+    const target: RunTarget = {
       model: requestedModel(deps, p.model),
       dataset: requestedDataset(deps, p.dataset),
       device: p.device ?? deps.settings.get().defaultDevice,
-      ...(p.difficulty !== undefined && { difficulty: p.difficulty }),
+      difficulty: (p.difficulty ?? DEFAULT_DIFFICULTY) as ArithmeticDifficulty,
       ...(p.useReviewsOf !== undefined && { reviewsFrom: p.useReviewsOf }),
     };
-    const { config, target } = parseStoredConfig(input, 'run settings');
-    // Everything that can be refused is checked before the run is recorded.
-    resolveModel(target.model, deps.home);
-    if (target.reviewsFrom !== undefined) {
-      const source = getRun(deps.db, target.reviewsFrom)!;
-      const datasetId = ensureDataset(deps.db, target.dataset, target, config.seed, NO_FILES);
-      if (source.datasetId !== datasetId) {
-        throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
-      }
-    }
-    // Prompts that do not fit the model's context with maxNewTokens: refused here, naming them,
-    // unless the run skips or truncates them (its log then says which, from the engine).
-    await checkRunPrompts(deps.db, deps.home, config, target, NO_FILES);
-    const created = createRecordedRun(deps.db, deps.home, config, target, p.name, NO_FILES);
+    // Everything that can be refused is checked before the run is recorded: the model, the
+    // dataset, the reviews' run, and prompts that do not fit the model's context with
+    // maxNewTokens (refused naming them, unless the run skips or truncates them: its log then
+    // says which, from the engine).
+    const { run: created } = await createRecordedRun(deps.db, deps.home, checked.config, target, p.name, NO_FILES);
     // A run saved without starting is 'paused', not 'queued': nothing queues it, and 'queued'
     // would look as if it were about to start. It has no steps, so resuming it starts it afresh.
     const run = p.start ? created : updateRunStatus(deps.db, created.id, 'paused');

@@ -25,7 +25,7 @@ import { type SequenceExample, type StepResult, Trainer, makeCausalBatch } from 
 import { environment } from '../envs/index.ts';
 import type { TaskRef } from '../envs/types.ts';
 import { groupAdvantages, groupEstimator } from '../rl/advantages.ts';
-import { type RunConfig, type RunConfigInput, methodOf, parseRunConfig } from '../rl/config.ts';
+import { type RunConfig, methodOf } from '../rl/config.ts';
 import { type CheckpointRecord, type LoopHooks, type LoopModel, type LoopProgress, type LoopResult, type LoopState, LoopStateSchema, PromptOrder, type StepRecord, checkpointFolder } from '../rl/loop.ts';
 import { TRAIN_METRICS } from '../rl/metrics.ts';
 import { AGENT_METRICS, type AgentSettings } from '../rl/methods/agent.ts';
@@ -38,7 +38,8 @@ import type { EpisodeRecord, SkillRecord, TurnRecord } from './records.ts';
 import { episodeExamples } from './training.ts';
 
 export interface AgentLoopInput {
-  config: RunConfigInput;
+  /** Checked where the run was created (parseRunConfig, checkRunConfig): not checked again here. */
+  config: RunConfig;
   model: LoopModel;
   device: Device;
   /** The training tasks (the run's prompts, in the dataset's order). */
@@ -72,7 +73,7 @@ export function episodeSummary(e: Episode): string {
 }
 
 export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {}): Promise<LoopResult> {
-  const config = parseRunConfig(input.config);
+  const config = input.config;
   const s = agentSettingsOf(config);
   const { model, device } = input;
   const tok = model.tokenizer;

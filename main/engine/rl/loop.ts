@@ -41,7 +41,7 @@ import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import { groupAdvantages } from './advantages.ts';
 import { explainedVariance, gae, outcomeRewards } from './gae.ts';
 import { nextKlCoef } from './kl-controller.ts';
-import { type RunConfig, type RunConfigInput, klControlOf, methodOf, parseRunConfig, signalThresholdsOf } from './config.ts';
+import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './config.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
 import { type Alert, CRITIC_METRICS, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
@@ -66,7 +66,8 @@ export interface LoopModel {
 }
 
 export interface LoopInput {
-  config: RunConfigInput;
+  /** Checked where the run was created (parseRunConfig, checkRunConfig): the loop does not check it again. */
+  config: RunConfig;
   model: LoopModel;
   device: Device;
   /** Training prompts. */
@@ -264,7 +265,7 @@ interface ScoredGroup {
 }
 
 export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<LoopResult> {
-  const config = parseRunConfig(input.config);
+  const config = input.config;
   const { model, device } = input;
   const tok = model.tokenizer;
   const scorer = input.scorer ?? scorerFor(config);

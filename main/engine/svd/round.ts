@@ -18,7 +18,7 @@ import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
 import { Trainer, makeCausalBatch } from '../runtime/trainer.ts';
 import { extractAnswer } from '../tasks/answers.ts';
-import { type RunConfig, type RunConfigInput, methodOf, parseRunConfig } from '../rl/config.ts';
+import { type RunConfig, methodOf } from '../rl/config.ts';
 import { FrozenJudge } from '../rl/judge.ts';
 import { type LoopItem, type LoopModel, type LoopProgress, type LoopResult, PromptOrder, type StepRecord, checkpointFolder, pruneCheckpoints } from '../rl/loop.ts';
 import { valMetricName, validationScores } from '../rl/metrics.ts';
@@ -40,7 +40,8 @@ export interface SvdStore {
 }
 
 export interface SvdInput {
-  config: RunConfigInput;
+  /** Checked where the run was created (parseRunConfig, checkRunConfig): not checked again here. */
+  config: RunConfig;
   model: LoopModel;
   device: Device;
   /** Unlabeled questions (hidden answers measure the cascade only). */
@@ -116,7 +117,7 @@ const seedOf = (...parts: number[]) => parts.reduce((h, p, i) => (Math.imul(h ^ 
 class Aborted extends Error {}
 
 export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<SvdResult> {
-  const config: RunConfig = parseRunConfig(input.config);
+  const config = input.config;
   if (methodOf(config).pipeline !== 'distillation') throw new Error(`runSvd runs the distillation pipeline; method "${config.method}" is not one`);
   const s = svd.settings.parse(config);
   const modelSettings = input.modelSettings ? parseModelSettings(input.modelSettings, 'the model folder\'s svd.json') : {};

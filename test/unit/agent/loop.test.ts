@@ -10,7 +10,7 @@ import { type AgentLoopInput, runAgentLoop } from '../../../main/engine/agent/lo
 import { taskSet } from '../../../main/engine/envs/index.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { resolveModelPath } from '../../../main/engine/model-paths.ts';
-import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import type { StepRecord } from '../../../main/engine/rl/loop.ts';
 import { AGENT_METRICS } from '../../../main/engine/rl/methods/agent.ts';
 import { testDevice } from '../../helpers/device.ts';
@@ -48,8 +48,9 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-async function input(extra: Partial<AgentLoopInput> = {}): Promise<AgentLoopInput> {
-  return { config: CONFIG, model: { config: model.config, weights: model.weights, tokenizer: model.tokenizer!, dir: model.dir }, device: await testDevice(), tasks, validation: heldOut, ...extra };
+/** The loop's input; `config` as a run gives it (partial), checked here as a run's creation checks it. */
+async function input({ config = CONFIG, ...extra }: Partial<Omit<AgentLoopInput, 'config'>> & { config?: RunConfigInput } = {}): Promise<AgentLoopInput> {
+  return { config: parseRunConfig(config), model: { config: model.config, weights: model.weights, tokenizer: model.tokenizer!, dir: model.dir }, device: await testDevice(), tasks, validation: heldOut, ...extra };
 }
 
 // The analyzer's answer: an episode skill, and a step skill for the first turn.

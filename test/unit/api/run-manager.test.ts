@@ -40,9 +40,9 @@ let hub: EventHub;
 let manager: RunManager;
 const seen: { event: EventName; payload: unknown }[] = [];
 
-function newRun(steps: number, extra: Record<string, unknown> = {}, target: Record<string, unknown> = {}) {
+async function newRun(steps: number, extra: Record<string, unknown> = {}, target: Record<string, unknown> = {}) {
   const config = parseRunConfig({ method: 'ttrl', seed: 1, steps, promptsPerStep: 2, votes: 4, trainSamples: 2, maxNewTokens: 4, valEvery: 0, checkpointEvery: 0, ...extra });
-  return createRecordedRun(db, HOME, config, { model: 'tiny-chars', dataset: 'arithmetic', device: 'cpu', difficulty: 1, ...target });
+  return (await createRecordedRun(db, HOME, config, { model: 'tiny-chars', dataset: 'arithmetic', device: 'cpu', difficulty: 1, ...target })).run;
 }
 
 const of = <E extends EventName>(event: E, runId: number): Events[E][] =>
@@ -90,7 +90,7 @@ afterAll(async () => {
 
 describe('run manager', () => {
   it('trains a run in the engine worker, pushing status, progress, metrics, steps and log', async () => {
-    const run = newRun(3);
+    const run = await newRun(3);
     manager.start(run.id, { resume: false });
     expect(manager.isActive(run.id)).toBe(true);
     const done = await statusIs(run.id, 'completed');
@@ -126,7 +126,7 @@ describe('run manager', () => {
   });
 
   it('pause saves a checkpoint where it stops; resume completes with every step exactly once', async () => {
-    const run = newRun(6);
+    const run = await newRun(6);
     manager.start(run.id, { resume: false });
     await waitFor('run.step', (p) => p.runId === run.id && p.step >= 1);
     await manager.pause(run.id);
@@ -146,7 +146,7 @@ describe('run manager', () => {
   });
 
   it('stop ends a run at once, status stopped', async () => {
-    const run = newRun(50);
+    const run = await newRun(50);
     manager.start(run.id, { resume: false });
     await waitFor('run.step', (p) => p.runId === run.id && p.step >= 1);
     await manager.stop(run.id);
@@ -159,9 +159,9 @@ describe('run manager', () => {
   });
 
   it('queues a run started while another trains, keeps the order, and drops a stopped queued run', async () => {
-    const a = newRun(2);
-    const b = newRun(2);
-    const c = newRun(2);
+    const a = await newRun(2);
+    const b = await newRun(2);
+    const c = await newRun(2);
     manager.start(a.id, { resume: false });
     manager.start(b.id, { resume: false });
     manager.start(c.id, { resume: false });
@@ -182,7 +182,7 @@ describe('run manager', () => {
   });
 
   it('reviewed labels of an earlier run replace the votes of the prompts they name', async () => {
-    const source = newRun(1);
+    const source = await newRun(1);
     manager.start(source.id, { resume: false });
     await statusIs(source.id, 'completed');
     const [reviewed, agreed] = rolloutsAtStep(db, source.id, 1);
@@ -191,7 +191,7 @@ describe('run manager', () => {
     expect(toRunView(db, getRun(db, source.id)!, null).reviewCount).toBe(2);
 
     // Same seed, same dataset: step 1 draws the same two prompts.
-    const run = newRun(1, {}, { reviewsFrom: source.id });
+    const run = await newRun(1, {}, { reviewsFrom: source.id });
     manager.start(run.id, { resume: false });
     await statusIs(run.id, 'completed');
     const groups = rolloutsAtStep(db, run.id, 1);
@@ -204,7 +204,7 @@ describe('run manager', () => {
   });
 
   it('a run that cannot start is marked failed with a reason', async () => {
-    const run = newRun(1);
+    const run = await newRun(1);
     fs.rmSync(path.join(HOME, 'nonexistent'), { force: true });
     db.sql.prepare('UPDATE runs SET config = json_set(config, ?, ?) WHERE id = ?').run('$.model', path.join(HOME, 'nonexistent'), run.id);
     manager.start(run.id, { resume: false });
@@ -213,10 +213,10 @@ describe('run manager', () => {
     expect(manager.log(run.id, 1)[0]).toMatchObject({ level: 'error' });
   });
 
-  it('on start, marks runs a dead process left running or queued as stopped, and keeps their logs', () => {
-    const running = newRun(2);
-    const queued = newRun(2);
-    const elsewhere = newRun(2);
+  it('on start, marks runs a dead process left running or queued as stopped, and keeps their logs', async () => {
+    const running = await newRun(2);
+    const queued = await newRun(2);
+    const elsewhere = await newRun(2);
     updateRunStatus(db, running.id, 'running');
     // A run a live process (the command line, say) is training is left alone.
     updateRunStatus(db, elsewhere.id, 'running');
@@ -261,7 +261,7 @@ describe('run manager when the engine worker dies', () => {
     const until = (pred: (e: { event: EventName; payload: unknown }) => boolean) =>
       expect.poll(() => events.some(pred), { timeout: 90_000, interval: 50 }).toBe(true);
     try {
-      const run = newRun(4, { checkpointEvery: 1 });
+      const run = await newRun(4, { checkpointEvery: 1 });
       manager2.start(run.id, { resume: false });
       await until((e) => e.event === 'run.step' && (e.payload as Events['run.step']).runId === run.id && (e.payload as Events['run.step']).step >= 1);
       // The worker goes away mid-run, as after a failure inside the engine it cannot survive.

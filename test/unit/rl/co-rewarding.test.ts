@@ -93,7 +93,7 @@ describe('the EMA teacher in the run loop', () => {
     const records: StepRecord[] = [];
     const kept: string[] = [];
     const result = await runLoop(
-      { config: CONFIG, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, checkpointDir: dir, resumeFrom: extra.resumeFrom },
+      { config: parseRunConfig(CONFIG), model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, checkpointDir: dir, resumeFrom: extra.resumeFrom },
       {
         onStep: async (r) => {
           records.push(r);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { ADAMW_DEFAULTS } from '../../../main/engine/optim/adamw.ts';
-import { type RunConfigInput, checkRunConfig } from '../../../main/engine/rl/config.ts';
+import { type RunConfigInput, checkRunConfig, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { FILES, loadCheckpoint } from '../../../main/engine/runtime/checkpoints.ts';
 import { Critic } from '../../../main/engine/runtime/critic.ts';
@@ -85,7 +85,7 @@ describe('the critic in the run loop', () => {
     const records: StepRecord[] = [];
     const kept: string[] = [];
     const result = await runLoop(
-      { config: { ...CONFIG, ...extra.config }, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, checkpointDir: dir, resumeFrom: extra.resumeFrom },
+      { config: parseRunConfig({ ...CONFIG, ...extra.config }), model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, checkpointDir: dir, resumeFrom: extra.resumeFrom },
       {
         onStep: async (r) => {
           records.push(r);

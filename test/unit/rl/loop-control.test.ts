@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
-import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
@@ -17,8 +17,9 @@ let model: HfModel;
 let tmp: string;
 const items = arithmeticItems({ difficulty: 1, count: 5, seed: 2 });
 
-async function input(extra: Partial<LoopInput> = {}): Promise<LoopInput> {
-  return { config: CONFIG, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, ...extra };
+/** The loop's input; `config` as a run gives it (partial), checked here as a run's creation checks it. */
+async function input({ config = CONFIG, ...extra }: Partial<Omit<LoopInput, 'config'>> & { config?: RunConfigInput } = {}): Promise<LoopInput> {
+  return { config: parseRunConfig(config), model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, ...extra };
 }
 
 async function collect(inp: LoopInput, hooks: Parameters<typeof runLoop>[1] = {}) {

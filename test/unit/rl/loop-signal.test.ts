@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
-import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import { SIGNAL_METRICS } from '../../../main/engine/rl/signal.ts';
@@ -23,8 +23,9 @@ let tmp: string;
 const items = arithmeticItems({ difficulty: 1, count: 64, seed: 1 });
 
 const models = path.join(import.meta.dirname, '../../../resources/models');
-async function input(model: HfModel, extra: Partial<LoopInput> = {}): Promise<LoopInput> {
-  return { config: CONFIG, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, ...extra };
+/** The loop's input; `config` as a run gives it (partial), checked here as a run's creation checks it. */
+async function input(model: HfModel, { config = CONFIG, ...extra }: Partial<Omit<LoopInput, 'config'>> & { config?: RunConfigInput } = {}): Promise<LoopInput> {
+  return { config: parseRunConfig(config), model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, ...extra };
 }
 
 async function collect(inp: LoopInput) {

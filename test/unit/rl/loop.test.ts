@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
-import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { nextKlCoef } from '../../../main/engine/rl/kl-controller.ts';
 import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
@@ -37,8 +37,9 @@ let tmp: string;
 const items = arithmeticItems({ difficulty: 1, count: 5, seed: 1 });
 const validation = arithmeticItems({ difficulty: 1, count: 1, seed: 1, split: 'eval' }).map((it) => ({ prompt: it.prompt, answer: it.answer! }));
 
-async function input(extra: Partial<LoopInput> = {}): Promise<LoopInput> {
-  return { config: CONFIG, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, validation, ...extra };
+/** The loop's input; `config` as a run gives it (partial), checked here as a run's creation checks it. */
+async function input({ config = CONFIG, ...extra }: Partial<Omit<LoopInput, 'config'>> & { config?: RunConfigInput } = {}): Promise<LoopInput> {
+  return { config: parseRunConfig(config), model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, validation, ...extra };
 }
 
 beforeAll(async () => {

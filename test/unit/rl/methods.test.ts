@@ -10,7 +10,7 @@ import { scorerFor } from '../../../main/engine/rl/loop.ts';
 import { RUN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import { BUILTIN_METHODS, listMethods, registerMethod } from '../../../main/engine/rl/methods/registry.ts';
 import { defineMethod } from '../../../main/engine/rl/methods/types.ts';
-import { parseStoredConfig } from '../../../main/runs/start.ts';
+import { parseStoredConfig, recordedRunConfig } from '../../../main/runs/start.ts';
 import { type Harness, createHarness } from '../api/handlers-harness.ts';
 
 // A method that exists only in this test: every sample earns `constantReward`.
@@ -45,7 +45,9 @@ describe('the built-in methods', () => {
   });
 
   it('a config stored before the registry still loads, with the same settings', () => {
-    const { config, target } = parseStoredConfig(STORED_BEFORE_REGISTRY, 'run 1’s stored config');
+    // Read back as stored (checked when it was recorded), and as a config file's settings are checked.
+    const { config, target } = recordedRunConfig({ id: 1, config: { ...STORED_BEFORE_REGISTRY, voteTies: 'no-label' } });
+    expect(parseStoredConfig(STORED_BEFORE_REGISTRY, 'run.json')).toEqual({ config, target, name: undefined });
     const { model, dataset, device, difficulty, ...loop } = STORED_BEFORE_REGISTRY;
     // Settings added since (long prompts, the prompt format, the tie rule, the signal check, the actor–critic's) take their
     // defaults, as do the settings of the methods added since.

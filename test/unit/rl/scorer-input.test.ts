@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
+import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import type { GroupScore, ScorerContext, ScorerGroup } from '../../../main/engine/rl/rewards.ts';
@@ -33,7 +34,7 @@ describe('the scorer’s input and output', () => {
     const stop = new AbortController();
     await runLoop(
       {
-        config: { method: 'ttrl', seed: 4, steps: 1, promptsPerStep: 2, votes: 3, trainSamples: 2, maxNewTokens: 6, lr: 1e-3, valEvery: 0, checkpointEvery: 0 },
+        config: parseRunConfig({ method: 'ttrl', seed: 4, steps: 1, promptsPerStep: 2, votes: 3, trainSamples: 2, maxNewTokens: 6, lr: 1e-3, valEvery: 0, checkpointEvery: 0 }),
         model: { ...model, tokenizer: model.tokenizer! },
         device: await testDevice(),
         items,
@@ -82,7 +83,7 @@ describe('the scorer’s input and output', () => {
 
   it('a scorer that returns the wrong number of details is refused with the counts', async () => {
     const run = runLoop({
-      config: { method: 'ttrl', seed: 4, steps: 1, promptsPerStep: 1, votes: 3, trainSamples: 2, maxNewTokens: 4, valEvery: 0, checkpointEvery: 0 },
+      config: parseRunConfig({ method: 'ttrl', seed: 4, steps: 1, promptsPerStep: 1, votes: 3, trainSamples: 2, maxNewTokens: 4, valEvery: 0, checkpointEvery: 0 }),
       model: { ...model, tokenizer: model.tokenizer! },
       device: await testDevice(),
       items,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getDataset, getRun, listItems } from '../../../main/db/index.ts';
 import { AGENT_METRICS } from '../../../main/engine/rl/methods/agent.ts';
 import { keyMetricName } from '../../../main/runs/key-metric.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig } from '../../../main/runs/start.ts';
+import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../../../main/runs/start.ts';
 import { type Harness, createHarness } from '../api/handlers-harness.ts';
 
 let h: Harness;
@@ -58,14 +58,14 @@ const settings = (extra: Record<string, unknown> = {}) => ({
 describe('an agent run in the app', () => {
   it('refuses a dataset that is not an environment task set, naming the ones to use', async () => {
     const { config, target } = parseStoredConfig(settings({ dataset: 'arithmetic' }), 'test');
-    await expect(checkRunPrompts(h.db, h.home, config, target)).rejects.toThrow(RunSetupError);
-    await expect(checkRunPrompts(h.db, h.home, config, target)).rejects.toThrow('give --dataset household or shop, optionally with -easy|-medium|-hard');
+    await expect(createRecordedRun(h.db, h.home, config, target)).rejects.toThrow(RunSetupError);
+    await expect(createRecordedRun(h.db, h.home, config, target)).rejects.toThrow('give --dataset household or shop, optionally with -easy|-medium|-hard');
   });
 
   it('stores episodes turn by turn with their skills; the API opens them, searches, edits and deletes skills', async () => {
     const { config, target } = parseStoredConfig(settings(), 'test');
-    expect(await checkRunPrompts(h.db, h.home, config, target)).toEqual([]);
-    const run = createRecordedRun(h.db, h.home, config, target);
+    const { run, notes } = await createRecordedRun(h.db, h.home, config, target);
+    expect(notes).toEqual([]);
     expect(keyMetricName(run.config as Record<string, unknown>)).toBe('val/success');
     // The environment's tasks as a dataset: goals as prompts, the task in each item's metadata.
     const dataset = getDataset(h.db, run.datasetId!)!;

@@ -5,9 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ExperimentDb, createRun, getRun, listSteps, openDatabase, recordStep, rolloutsAtStep, updateRunStatus } from '../../../main/db/index.ts';
+import { type ExperimentDb, createRun, getRun, listRuns, listSteps, openDatabase, recordStep, rolloutsAtStep, setRunConfig, updateRunStatus } from '../../../main/db/index.ts';
+import { storedConfig } from '../../../main/runs/key-metric.ts';
 import { runDir } from '../../../main/runs/home.ts';
-import { RunSetupError, checkRunPrompts, createRecordedRun, executeRun, parseStoredConfig, prepareResume, recordedSettings } from '../../../main/runs/start.ts';
+import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig, prepareResume, recordedRunConfig } from '../../../main/runs/start.ts';
 
 let db: ExperimentDb;
 beforeEach(() => {
@@ -71,20 +72,22 @@ describe('prompts too long for the model', () => {
 
   it('are refused at launch, naming the dataset item, its length and the way out', async () => {
     const { config, target } = settings();
-    const launch = checkRunPrompts(db, home, config, target);
+    const launch = createRecordedRun(db, home, config, target);
     await expect(launch).rejects.toThrow(RunSetupError);
-    await expect(checkRunPrompts(db, home, config, target)).rejects.toThrow(
+    await expect(createRecordedRun(db, home, config, target)).rejects.toThrow(
       /dataset "long": a prompt is too long for tiny-chars: item 1 \(train, "What is 1 \+ 1 \+ [^"]*"\) has 1,511 tokens\. .* at most 1,008\. Set longPrompts/,
     );
     // A longer answer leaves less room.
     const { config: c2, target: t2 } = settings({ maxNewTokens: 1020 });
-    await expect(checkRunPrompts(db, home, c2, t2)).rejects.toThrow(/item 0 .* has 15 tokens; item 1 .* has 1,511 tokens; item 2 .* has 15 tokens, and 1 more/);
+    await expect(createRecordedRun(db, home, c2, t2)).rejects.toThrow(/item 0 .* has 15 tokens; item 1 .* has 1,511 tokens; item 2 .* has 15 tokens, and 1 more/);
+    // Nothing was recorded.
+    expect(listRuns(db)).toEqual([]);
   });
 
   it('are announced at launch and left out of the run when it skips them; each group is recorded under its own item', async () => {
     const { config, target } = settings({ longPrompts: 'skip', promptsPerStep: 3, votes: 2, trainSamples: 1, maxNewTokens: 4, valEvery: 0, klCoef: 0 });
-    expect(await checkRunPrompts(db, home, config, target)).toEqual([expect.stringMatching(/^training prompts longer than 1,020 tokens: skipped 1 \(item 1 \(train, "What is 1 \+ 1 \+/)]);
-    const run = createRecordedRun(db, home, config, target);
+    const { run, notes: launchNotes } = await createRecordedRun(db, home, config, target);
+    expect(launchNotes).toEqual([expect.stringMatching(/^training prompts longer than 1,020 tokens: skipped 1 \(item 1 \(train, "What is 1 \+ 1 \+/)]);
     const notes: string[] = [];
     const result = await executeRun(db, home, run, false, { onStart: (_after, _run, info) => notes.push(...info.promptNotes) });
     expect(result.run.status).toBe('completed');
@@ -93,8 +96,10 @@ describe('prompts too long for the model', () => {
   });
 
   it('fail a run recorded without the launch check, with the reason, before any graph is built', async () => {
-    const { config, target } = settings();
-    const run = createRecordedRun(db, home, config, target);
+    // Recorded with prompts the launch check lets through, then told to refuse them.
+    const { config, target } = settings({ longPrompts: 'skip' });
+    const { run: recorded } = await createRecordedRun(db, home, config, target);
+    const run = setRunConfig(db, recorded.id, { ...storedConfig(recorded), longPrompts: 'fail' });
     await expect(executeRun(db, home, run, false)).rejects.toThrow(/item 1 .* has 1,511 tokens/);
     const failed = getRun(db, run.id)!;
     expect(failed.status).toBe('failed');
@@ -103,15 +108,15 @@ describe('prompts too long for the model', () => {
 });
 
 describe('the stored config', () => {
-  it("keeps a difficulty only for the built-in generator, whose problems it picks", () => {
+  it("keeps a difficulty only for the built-in generator, whose problems it picks", async () => {
     // Issue 15.10: a run on a generated d1 dataset showed the default `difficulty 2`.
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-difficulty-'));
     try {
       const generated = parseStoredConfig({ model: 'tiny-chars', dataset: 'arithmetic', difficulty: 1, steps: 1 }, 'test');
-      const onGenerator = createRecordedRun(db, home, generated.config, generated.target);
+      const { run: onGenerator } = await createRecordedRun(db, home, generated.config, generated.target);
       expect(onGenerator.config).toMatchObject({ dataset: 'arithmetic', difficulty: 1 });
       const imported = parseStoredConfig({ model: 'tiny-chars', dataset: onGenerator.dataset, steps: 1 }, 'test');
-      const onImported = createRecordedRun(db, home, imported.config, imported.target);
+      const { run: onImported } = await createRecordedRun(db, home, imported.config, imported.target);
       expect(onImported.dataset).toBe('arithmetic-d1-s0');
       expect(onImported.config).not.toHaveProperty('difficulty');
     } finally {
@@ -123,8 +128,8 @@ describe('the stored config', () => {
 describe('a run recorded before a setting existed', () => {
   it('resumes with the tie rule it was trained with (the answer seen first), while a new run gets no label on a tie', () => {
     const before = { model: 'tiny-chars', dataset: 'arithmetic', method: 'ttrl', steps: 3 };
-    expect(parseStoredConfig(recordedSettings(before), 'run 1').config.voteTies).toBe('first');
-    expect(parseStoredConfig(recordedSettings({ ...before, voteTies: 'no-label' }), 'run 2').config.voteTies).toBe('no-label');
+    expect(recordedRunConfig({ id: 1, config: before }).config.voteTies).toBe('first');
+    expect(recordedRunConfig({ id: 2, config: { ...before, voteTies: 'no-label' } }).config.voteTies).toBe('no-label');
     expect(parseStoredConfig(before, 'run settings').config.voteTies).toBe('no-label');
   });
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ExperimentDb, createRun, getSvdRound, openDatabase, setSvdReview, svdCandidates, svdVerdicts } from '../../../main/db/index.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
-import type { RunConfigInput } from '../../../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import type { StepRecord } from '../../../main/engine/rl/loop.ts';
 import { type SvdHooks, type SvdInput, runSvd } from '../../../main/engine/svd/round.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
@@ -55,9 +55,9 @@ function freshRun(): { db: ExperimentDb; runId: number } {
   return { db, runId };
 }
 
-async function run(db: ExperimentDb, runId: number, hooks: SvdHooks = {}, extra: Partial<SvdInput> = {}) {
+async function run(db: ExperimentDb, runId: number, hooks: SvdHooks = {}, { config = CONFIG, ...extra }: Partial<Omit<SvdInput, 'config'>> & { config?: RunConfigInput } = {}) {
   const records: StepRecord[] = [];
-  const input: SvdInput = { config: CONFIG, model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, store: svdStore(db, runId), modelSettings, ...extra };
+  const input: SvdInput = { config: parseRunConfig(config), model: { ...model, tokenizer: model.tokenizer! }, device: await testDevice(), items, store: svdStore(db, runId), modelSettings, ...extra };
   const result = await runSvd(input, { ...hooks, onStep: async (r) => void records.push(r) });
   return { result, records };
 }
