@@ -24,6 +24,7 @@ import { type GemmTiming, benchGemm } from './gemm.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, summary, ttrlDemo } from './ttrl-demo.ts';
 import { METHODS_BENCH_DEFAULTS, methodsBench, methodsTable } from './methods.ts';
 import { listMethods } from '../main/engine/rl/methods/registry.ts';
+import { ADVANTAGE_CHOICES } from '../main/engine/rl/common-settings.ts';
 import { STAGE_IDS, type StageId } from '../main/engine/svd/cascade.ts';
 import { SVD_DEMO_DEFAULTS, type SvdDemoOptions, svdDemo, svdSummary } from './svd-demo.ts';
 import { SANDBOX_BENCH_DEFAULTS, sandboxBench } from './sandbox.ts';
@@ -388,7 +389,8 @@ const commands: CliCommand[] = [
       'eval-temperature': { type: 'string', value: 'T', default: String(TTRL_DEMO_DEFAULTS.evalTemperature), description: 'sampling temperature of the avg@16 / maj@16 measurements (top-p 0.95)' },
       entropy: { type: 'string', value: 'C', default: String(TTRL_DEMO_DEFAULTS.entropyCoef), description: 'entropy coefficient of the policy loss: < 0 minimises entropy (sharpens), > 0 is a bonus, 0 = off' },
       srt: { type: 'string', value: 'TAU', default: String(TTRL_DEMO_DEFAULTS.srtThreshold), description: 'SRT confidence threshold: prompts whose majority ratio is below it get no pseudo-label (0 = off)' },
-      advantage: { type: 'string', value: 'grpo|drgrpo|rloo', default: TTRL_DEMO_DEFAULTS.advantage, description: 'advantage estimator' },
+      advantage: { type: 'string', value: 'grpo|drgrpo|rloo|gae', default: TTRL_DEMO_DEFAULTS.advantage, description: 'advantage estimator (gae: PPO with a learned critic)' },
+      'critic-lr': { type: 'string', value: 'LR', description: "the critic's learning rate (with --advantage gae; default: the run setting's)" },
       'val-every': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.valEvery), description: 'avg@16/maj@16 on the labeled set every N steps for the trend (0 = never)' },
       count: { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.count), description: 'labeled evaluation problems' },
       'train-count': { type: 'string', value: 'N', default: String(TTRL_DEMO_DEFAULTS.trainCount), description: 'unlabeled training problems at most (all the free ones when larger)' },
@@ -416,7 +418,8 @@ const commands: CliCommand[] = [
         evalTemperature: numberFlag(values, 'eval-temperature', d.evalTemperature),
         entropyCoef: signedNumberFlag(values, 'entropy', d.entropyCoef),
         srtThreshold: numberFlag(values, 'srt', d.srtThreshold),
-        advantage: choiceFlag(values, 'advantage', ['grpo', 'drgrpo', 'rloo'] as const, d.advantage),
+        advantage: choiceFlag(values, 'advantage', ADVANTAGE_CHOICES, d.advantage),
+        ...(values['critic-lr'] !== undefined && { criticLr: numberFlag(values, 'critic-lr', 0) }),
         valEvery: intFlag(values, 'val-every', d.valEvery, 0),
         count: intFlag(values, 'count', d.count),
         trainCount: intFlag(values, 'train-count', d.trainCount),
@@ -488,6 +491,7 @@ const commands: CliCommand[] = [
     flags: {
       model: { ...trainFlags.model, default: 'tiny-arith' },
       methods: { type: 'string', value: 'A,B', description: 'method ids, comma-separated (default: every registered method)' },
+      advantages: { type: 'string', value: 'A,B', description: 'advantage estimators to run each method with, comma-separated (grpo, drgrpo, rloo, gae; default: each method’s own)' },
       seeds: { type: 'string', value: 'S,S', default: METHODS_BENCH_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
       steps: { type: 'string', value: 'N', default: String(METHODS_BENCH_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
       minutes: { type: 'string', value: 'M', default: String(METHODS_BENCH_DEFAULTS.minutes), description: 'training of one run stops after this many minutes' },
@@ -520,7 +524,8 @@ const commands: CliCommand[] = [
         // The trend's validations would cost every run the same extra time and say nothing the after numbers do not.
         valEvery: 0,
       };
-      const rows = await methodsBench({ methods, seeds, demo }, print);
+      const advantages = values.advantages !== undefined ? list(values.advantages, 'advantages').map((a) => choiceFlag({ advantages: a }, 'advantages', ADVANTAGE_CHOICES, 'grpo')) : undefined;
+      const rows = await methodsBench({ methods, seeds, demo, ...(advantages && { advantages }) }, print);
       process.stdout.write(methodsTable(rows));
       return 0;
     },

@@ -12,7 +12,10 @@
 // demo's model (its judge prompt does not fit the context, say) gets a row with its error, and
 // the others still run.
 //
-//   npm run bench -- methods [--methods ttrl,srt,...] [--seeds 0,1,2] [--steps N] [--minutes M]
+//   npm run bench -- methods [--methods ttrl,srt,...] [--advantages grpo,gae] [--seeds 0,1,2] [--steps N] [--minutes M]
+//
+// --advantages runs each method once per estimator named (gae: the actor–critic), on the same
+// base: a comparison of advantage estimators with the reward fixed.
 //
 // Progress goes to stderr; stdout gets a table, then one JSON line per method and seed.
 //
@@ -39,12 +42,14 @@ import { TINY_ARITH_JUDGE_TEMPLATE } from '../resources/models/make-tiny-arith.t
 
 export interface MethodsBenchOptions {
   methods: string[];
+  /** Run each method once per estimator (absent: once, with the method's own). */
+  advantages?: TtrlDemoOptions['advantage'][];
   seeds: number[];
   /** The demo's options shared by every run (steps and minutes are the budget). */
   demo: TtrlDemoOptions;
 }
 
-export type MethodRow = Record<string, unknown> & { method: string; seed: number };
+export type MethodRow = Record<string, unknown> & { method: string; seed: number; advantage?: string };
 
 /** Settings the bench gives a method instead of its defaults, and why (see above). */
 export const BENCH_METHOD_SETTINGS: Record<string, Record<string, unknown>> = { srt: { srtThreshold: 0.5 } };
@@ -77,20 +82,23 @@ export async function methodsBench(o: MethodsBenchOptions, onRow: (row: MethodRo
     );
     for (const id of o.methods) {
       const method = known.get(id)!;
-      log(`seed ${seed}: ${method.label} (${id})`);
-      const advantage = (method.defaults?.advantage as TtrlDemoOptions['advantage'] | undefined) ?? d.advantage;
-      const methodSettings = methodSettingsFor(id, d.model);
-      let row: MethodRow;
-      try {
-        const r = await ttrlDemo({ ...d, method: id, methodSettings, srtThreshold: 0, advantage, base }, (s) => log(`  ${s}`));
-        row = { bench: 'methods', method: id, seed, ...without(r, ['bench', 'method', 'trend']), method_settings: methodSettings };
-      } catch (e) {
-        const error = e instanceof Error ? e.message : String(e);
-        log(`  ${id} failed: ${error}`);
-        row = { bench: 'methods', method: id, seed, error, base_avg16: Math.round(base.avg * 1000) / 10, base_maj16: Math.round(base.maj * 1000) / 10 };
+      const own = (method.defaults?.advantage as TtrlDemoOptions['advantage'] | undefined) ?? d.advantage;
+      for (const advantage of o.advantages ?? [own]) {
+        log(`seed ${seed}: ${method.label} (${id})${o.advantages ? `, advantage ${advantage}` : ''}`);
+        const methodSettings = methodSettingsFor(id, d.model);
+        const tag = o.advantages ? { advantage } : {};
+        let row: MethodRow;
+        try {
+          const r = await ttrlDemo({ ...d, method: id, methodSettings, srtThreshold: 0, advantage, base }, (s) => log(`  ${s}`));
+          row = { bench: 'methods', method: id, seed, ...tag, ...without(r, ['bench', 'method', 'trend']), method_settings: methodSettings };
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          log(`  ${id} failed: ${error}`);
+          row = { bench: 'methods', method: id, seed, ...tag, error, base_avg16: Math.round(base.avg * 1000) / 10, base_maj16: Math.round(base.maj * 1000) / 10 };
+        }
+        rows.push(row);
+        onRow(row);
       }
-      rows.push(row);
-      onRow(row);
     }
   }
   return rows;
@@ -106,8 +114,10 @@ const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' && Number
 export function methodsTable(rows: readonly MethodRow[]): string {
   const header = ['method', 'seed', 'base avg@16', 'base maj@16', 'after avg@16', 'after maj@16', 'label acc', 'reward acc', 'reward~truth r', 'steps', 'wall s'];
   const ran = rows.filter((r) => r.error === undefined);
+  // With --advantages a row is a method with an estimator.
+  const name = (r: MethodRow) => (r.advantage ? `${r.method} (${r.advantage})` : r.method);
   const body = ran.map((r) => [
-    r.method,
+    name(r),
     String(r.seed),
     fmt(r.base_avg16),
     fmt(r.base_maj16),
@@ -122,14 +132,14 @@ export function methodsTable(rows: readonly MethodRow[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   const out = [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line), ''];
-  const methods = [...new Set(ran.map((r) => r.method))];
+  const methods = [...new Set(ran.map(name))];
   for (const m of methods) {
-    const gains = ran.filter((r) => r.method === m).map((r) => (r.after_avg16 as number) - (r.base_avg16 as number));
+    const gains = ran.filter((r) => name(r) === m).map((r) => (r.after_avg16 as number) - (r.base_avg16 as number));
     const mean = gains.reduce((a, b) => a + b, 0) / gains.length;
     const sd = gains.length > 1 ? Math.sqrt(gains.reduce((a, b) => a + (b - mean) ** 2, 0) / (gains.length - 1)) : NaN;
     out.push(`${m}: avg@16 ${mean >= 0 ? '+' : ''}${mean.toFixed(1)} points over the base (sd ${fmt(sd)}, ${gains.length} seed${gains.length > 1 ? 's' : ''})`);
   }
-  for (const r of rows.filter((x) => x.error !== undefined)) out.push(`${r.method} (seed ${r.seed}) failed: ${String(r.error)}`);
+  for (const r of rows.filter((x) => x.error !== undefined)) out.push(`${name(r)} (seed ${r.seed}) failed: ${String(r.error)}`);
   return out.join('\n') + '\n';
 }
 

@@ -1,7 +1,7 @@
 // The TTRL demo: a model trained on its own majority votes overtakes its own majority vote.
 //
 //   npm run bench -- ttrl-demo [--steps N] [--minutes M] [--seed S] [--device D] [--lr LR] ...
-//     [--entropy=C] [--srt TAU] [--advantage grpo|drgrpo|rloo] [--votes N] [--train-samples N]
+//     [--entropy=C] [--srt TAU] [--advantage grpo|drgrpo|rloo|gae] [--critic-lr LR] [--votes N] [--train-samples N]
 //     [--temperature T (rollouts)] [--eval-temperature T (avg@16 / maj@16)] [--model NAME|DIR]
 //
 // --entropy is the policy loss's entropy coefficient (negative = entropy minimisation; write it
@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
+import { CRITIC_METRICS } from '../main/engine/rl/metrics.ts';
 import { type LoopItem, REWARD_TRUTH_CORRELATION, type RunConfigInput, TRAIN_METRICS, runLoop } from '../main/engine/rl/index.ts';
 import { parseRunConfig } from '../main/engine/rl/config.ts';
 import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
@@ -65,8 +66,10 @@ export interface TtrlDemoOptions {
   entropyCoef: number;
   /** SRT's confidence threshold τ: an unlabeled prompt whose majority ratio is below it gets no pseudo-label (0 = plain TTRL). */
   srtThreshold: number;
-  /** Advantage estimator. */
-  advantage: 'grpo' | 'drgrpo' | 'rloo';
+  /** Advantage estimator (gae: the actor–critic, a learned value head). */
+  advantage: 'grpo' | 'drgrpo' | 'rloo' | 'gae';
+  /** The critic's learning rate (advantage gae; absent: the run setting's default). */
+  criticLr?: number;
   /** Validate on the labeled set every this many steps during training (0 = never), for the trend. */
   valEvery: number;
   /** Problems of the labeled set used for the in-training validation (the first ones). */
@@ -182,6 +185,7 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
     ...(o.srtThreshold > 0 && { srtThreshold: o.srtThreshold }),
     ...o.methodSettings,
     advantage: o.advantage,
+    ...(o.advantage === 'gae' && o.criticLr !== undefined && { criticLr: o.criticLr }),
     entropyCoef: o.entropyCoef,
     seed: o.seed,
     steps: o.steps,
@@ -219,6 +223,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
   const rewardAcc: number[] = [];
   const correlation: number[] = [];
   const trend: { step: number; avg16: number; maj16: number }[] = [];
+  // The actor–critic's: how much of the returns' variance the critic explains, per step.
+  const explained: number[] = [];
   let after: Awaited<ReturnType<typeof evaluateBase>>;
   let stepsDone = 0;
   let trainSeconds = 0;
@@ -236,6 +242,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
           if (ra !== undefined && Number.isFinite(ra)) rewardAcc.push(ra);
           const rc = m[REWARD_TRUTH_CORRELATION];
           if (rc !== undefined && Number.isFinite(rc)) correlation.push(rc);
+          const ev = m[CRITIC_METRICS.explainedVar];
+          if (ev !== undefined && Number.isFinite(ev)) explained.push(ev);
           const avg = m[`val/avg@${K}`];
           if (avg !== undefined) {
             trend.push({ step: r.step, avg16: pct(avg), maj16: pct(m[`val/maj@${K}`]) });
@@ -283,6 +291,8 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
     label_accuracy: labelAcc.length ? pct(mean(labelAcc)) : null,
     reward_accuracy: rewardAcc.length ? pct(mean(rewardAcc)) : null,
     reward_truth_correlation: correlation.length ? Math.round(mean(correlation) * 1000) / 1000 : null,
+    // Over the last quarter of the steps, when the critic has had time to learn.
+    ...(o.advantage === 'gae' && { critic_explained_var: explained.length ? Math.round(mean(explained.slice(-Math.max(1, Math.floor(explained.length / 4)))) * 1000) / 1000 : null }),
     wall_s: Math.round(wall * 10) / 10,
     base_pass16: pct(base.pass),
     after_pass16: Number.isNaN(after.pass) ? null : pct(after.pass),
@@ -304,6 +314,7 @@ export async function ttrlDemo(o: TtrlDemoOptions, log: (s: string) => void = (s
       entropy_coef: o.entropyCoef,
       srt_threshold: o.srtThreshold,
       advantage: o.advantage,
+      ...(o.advantage === 'gae' && { critic_lr: o.criticLr ?? null }),
       prompts_per_step: o.promptsPerStep,
       votes: o.votes,
       train_samples: o.trainSamples,

@@ -103,6 +103,24 @@ describe('npm run bench', () => {
     expect(r.table).toMatch(/^ttrl: avg@16 [+-]\d+\.\d points over the base \(sd —, 1 seed\)$/m);
   });
 
+  it('methods --advantages: each method once per estimator on the same base, the critic’s explained variance with gae', async () => {
+    const r = await bench(['methods', '--methods', 'ttrl', '--advantages', 'grpo,gae', '--seeds', '0', '--steps', '2', '--count', '4', '--train-count', '16']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.lines.filter((l) => l.bench === 'methods');
+    expect(rows.map((x) => [x.method, x.advantage])).toEqual([
+      ['ttrl', 'grpo'],
+      ['ttrl', 'gae'],
+    ]);
+    expect(rows[1].base_avg16).toBe(rows[0].base_avg16);
+    expect(rows[0]).not.toHaveProperty('critic_explained_var');
+    expect(typeof rows[1].critic_explained_var).toBe('number');
+    expect((rows[1].settings as Record<string, unknown>).advantage).toBe('gae');
+    expect(r.table).toMatch(/^ttrl \(gae\): avg@16 [+-]\d+\.\d points over the base \(sd —, 1 seed\)$/m);
+    const bad = await bench(['methods', '--methods', 'ttrl', '--advantages', 'grpo,ppo', '--seeds', '0', '--steps', '1']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--advantages must be one of grpo, drgrpo, rloo, gae, got "ppo"');
+  });
+
   it('svd-demo: avg@16 before and after each round, and the cascade per stage against the hidden answers', async () => {
     const r = await bench(['svd-demo', '--rounds', '2', '--count', '4', '--questions', '6', '--candidates', '3', '--votes', '2', '--stages', 'correctness,factuality', '--rule', 'majority']);
     expect(r.code, r.stderr).toBe(0);
