@@ -9,6 +9,13 @@
 // verification form ("Compute 12+34. Answer: 46 Correct? " → yes/no), correctness through its own
 // solution, which must equal the candidate's answer. A model trained without those rows (the
 // committed tiny-arith before issue 14's rebuild) rejects nearly everything at the first two.
+//
+// The defaults differ from the method's where this small judge needs it, as measured on a
+// tiny-arith built with `make-tiny-arith.ts --judge-rows 8 --inverse-rows 8` (1 round, 50
+// labeled sums): unanimous votes (V = 3) kept 3 of 256 candidates (precision 100%, recall 1.8%),
+// too few to learn from (avg@16 80% → 66.6% after two SFT steps at lr 3e-4); a majority kept 47
+// of 512 (precision 100% against a raw sample accuracy of 65%), and with 600 questions a round,
+// 3 epochs at lr 2e-4, 178 survivors (precision 97.2%) took avg@16 from 79.9% to 84.9% in 79 s.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,16 +59,17 @@ export const SVD_DEMO_DEFAULTS: SvdDemoOptions = {
   seed: 0,
   rounds: 2,
   count: 200,
-  questions: 256,
+  // Two rounds of 600 use 1,200 of the 1,277 level-1 `+` sums outside the labeled 200.
+  questions: 600,
   candidates: 4,
   votes: 3,
-  rule: 'unanimous',
+  rule: 'majority',
   cap: 1,
   stages: [...STAGE_IDS],
   temperature: 1,
   judgeTemperature: 0.6,
-  lr: 3e-4,
-  epochs: 2,
+  lr: 2e-4,
+  epochs: 3,
   batch: 16,
 };
 
