@@ -1,4 +1,4 @@
-// Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N (or ?scope=all),
+// Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N (or ?scope=all), #/runs/:id/funnel?round=N,
 // #/compare?ids=1,2, #/settings.
 export type Route =
   | { name: 'datasets' }
@@ -7,6 +7,7 @@ export type Route =
   | { name: 'runs' }
   | { name: 'run'; id: number }
   | { name: 'inspect'; id: number; step: number | null; allSteps: boolean }
+  | { name: 'funnel'; id: number; round: number | null }
   | { name: 'compare'; ids: number[] }
   | { name: 'settings' };
 
@@ -30,6 +31,7 @@ function parse(hash: string): Route {
       const id = int(parts[1]);
       if (id === null) return { name: 'runs' };
       if (parts[2] === 'inspect') return { name: 'inspect', id, step: int(q.get('step')), allSteps: q.get('scope') === 'all' };
+      if (parts[2] === 'funnel') return { name: 'funnel', id, round: int(q.get('round')) };
       return { name: 'run', id };
     }
     default:
