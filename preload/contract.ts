@@ -678,8 +678,8 @@ export const requests = {
         difficulty: z.number().int().min(1).max(4).optional(),
         /** Loop settings (RunConfig); unknown keys are refused, missing ones take their defaults. */
         config: z.record(z.string(), z.unknown()).default({}),
-        /** Reviewed labels of this run replace the model's votes for those prompts. */
-        useReviewsOf: id.optional(),
+        /** The reviews of this run: their labels replace the model's votes for those prompts. */
+        reviewsOf: id.optional(),
         /** Launch at once (default) or only record it, as 'paused' (it has no steps: resuming it starts it). */
         start: z.boolean().default(true),
       })
@@ -710,7 +710,8 @@ export const requests = {
   },
   'runs.get': { params: z.object({ id }).strict(), result: {} as RunDetail },
   'runs.pause': { params: z.object({ id }).strict(), result: {} as RunView },
-  'runs.resume': { params: z.object({ id, useReviews: z.boolean().optional() }).strict(), result: {} as RunView },
+  /** reviewsOfItself: true trains on with the run's own reviews' labels from here; false, with votes only. */
+  'runs.resume': { params: z.object({ id, reviewsOfItself: z.boolean().optional() }).strict(), result: {} as RunView },
   'runs.stop': { params: z.object({ id }).strict(), result: {} as RunView },
   /**
    * Deletes a run with everything it recorded. A run holding reviews is refused (CONFLICT naming

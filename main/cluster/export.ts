@@ -131,9 +131,9 @@ export function exportForVerl(db: ExperimentDb, source: ExportSource, dir: strin
     write(CLUSTER_FILES.rewardFunction, rewardFunctionSource({ answerFormat: config.answerFormat, voteTies: config.voteTies, labelsFile: CLUSTER_FILES.reviewedLabels })),
     write(CLUSTER_FILES.launch, launchScript(`"${runName}"`, slug(runName), target.model, verlOverrides(config, hasValidation)), 0o755),
   ];
-  // The labels a run was told to train with (reviewsFrom) go with it; a review made later in the
+  // The labels a run was told to train with (reviewsOf) go with it; a review made later in the
   // app, on the imported run, rewrites the file.
-  const labels = target.reviewsFrom !== undefined ? reviewedLabels(db, target.reviewsFrom, datasetId) : new Map<number, string>();
+  const labels = target.reviewsOf !== undefined ? reviewedLabels(db, target.reviewsOf, datasetId) : new Map<number, string>();
   files.push(writeReviewedLabelsFile(dir, labels));
   const manifest: ClusterManifest = {
     format: 'autodidact-cluster',

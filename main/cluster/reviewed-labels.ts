@@ -34,11 +34,11 @@ export function writeReviewedLabelsFile(dir: string, labels: ReadonlyMap<number,
 
 /**
  * The labels an imported run's cluster side should use: those of the run it was told to train
- * with (reviewsFrom), then the reviews made on the imported run itself, which win.
+ * with (reviewsOf), then the reviews made on the imported run itself, which win.
  */
 export function clusterLabels(db: ExperimentDb, run: RunInfo): Map<number, string> {
   if (run.datasetId === null) return new Map();
-  const from = storedConfig(run).reviewsFrom;
+  const from = storedConfig(run).reviewsOf;
   const base = typeof from === 'number' && from !== run.id ? safeLabels(db, from, run.datasetId) : new Map<number, string>();
   for (const [k, v] of reviewedLabels(db, run.id, run.datasetId)) base.set(k, v);
   return base;

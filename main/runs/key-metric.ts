@@ -18,8 +18,13 @@ export function keyMetricName(config: Record<string, unknown>): string {
   return `val/${kind}@${positiveInt(config.valSamples, RUN_CONFIG_DEFAULTS.valSamples)}`;
 }
 
-/** A run's stored config as an object (a damaged one shows as empty rather than breaking a list). */
+/**
+ * A run's stored config as an object (a damaged one shows as empty rather than breaking a list).
+ * Runs recorded before the reviews had one name stored `reviewsFrom`; it reads as `reviewsOf`.
+ */
 export function storedConfig(run: Pick<RunInfo, 'config'>): Record<string, unknown> {
   const c = run.config;
-  return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : {};
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return {};
+  const { reviewsFrom, ...rest } = c as Record<string, unknown>;
+  return reviewsFrom === undefined || 'reviewsOf' in rest ? (c as Record<string, unknown>) : { ...rest, reviewsOf: reviewsFrom };
 }

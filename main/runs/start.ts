@@ -51,14 +51,16 @@ export interface RunTarget {
   device: DeviceRequest;
   /** Difficulty of the built-in arithmetic dataset. */
   difficulty: ArithmeticDifficulty;
-  /** A run (on the same dataset) whose reviewed labels replace the model's votes for those prompts. */
-  reviewsFrom?: number;
+  /** A run (on the same dataset) whose reviews' labels replace the model's votes for those prompts: "the reviews of run N". */
+  reviewsOf?: number;
 }
 
 export const DEVICES: readonly DeviceRequest[] = ['cpu', 'webgpu', 'cuda', 'auto'];
 /** The built-in arithmetic dataset's difficulty when a run names none. */
 export const DEFAULT_DIFFICULTY: ArithmeticDifficulty = 2;
-const TARGET_KEYS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'] as const;
+const TARGET_KEYS = ['model', 'dataset', 'device', 'difficulty', 'reviewsOf', 'name'] as const;
+/** Earlier names of settings, still read from config files (the stored config: storedConfig). */
+const LEGACY_KEYS: Record<string, string> = { reviewsFrom: 'reviewsOf' };
 /** Sizes of the built-in arithmetic dataset as a run stores it. */
 export const ARITHMETIC_TRAIN = 512;
 export const ARITHMETIC_EVAL = 64;
@@ -68,23 +70,29 @@ export type StoredConfig = RunConfig & Omit<RunTarget, 'difficulty'> & { difficu
 
 /** A run configuration from JSON (a --config file, or merged flags): unknown keys are mistakes, not ignored. */
 export function parseStoredConfig(input: Record<string, unknown>, where: string): { config: RunConfig; target: RunTarget; name?: string } {
+  for (const [legacy, name] of Object.entries(LEGACY_KEYS)) {
+    if (!(legacy in input)) continue;
+    if (name in input) throw new RunSetupError(`${where}: give ${name} only (${legacy} is its earlier name)`);
+    const { [legacy]: value, ...rest } = input;
+    input = { ...rest, [name]: value };
+  }
   const known = new Set<string>([...describeRunConfig().map((d) => d.name), ...TARGET_KEYS]);
   const unknown = Object.keys(input).filter((k) => !known.has(k));
   if (unknown.length) throw new RunSetupError(`${where}: unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (settings: ${[...known].join(', ')})`);
-  const { model, dataset, device = 'cpu', difficulty = DEFAULT_DIFFICULTY, reviewsFrom, name, ...rest } = input;
+  const { model, dataset, device = 'cpu', difficulty = DEFAULT_DIFFICULTY, reviewsOf, name, ...rest } = input;
   if (typeof model !== 'string' || !model) throw new RunSetupError(`${where}: no model (give --model NAME|DIR or "model" in the config file)`);
   if (typeof dataset !== 'string' || !dataset) throw new RunSetupError(`${where}: no dataset (give --dataset NAME|FILE, e.g. ${ARITHMETIC_DATASET_NAME}, or "dataset" in the config file)`);
   if (!DEVICES.includes(device as DeviceRequest)) throw new RunSetupError(`${where}: device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
   if (!(String(difficulty) in ARITHMETIC_LEVELS)) throw new RunSetupError(`${where}: difficulty must be 1, 2, 3 or 4, got ${JSON.stringify(difficulty)}`);
   if (name !== undefined && typeof name !== 'string') throw new RunSetupError(`${where}: name must be a string`);
-  if (reviewsFrom !== undefined && reviewsFrom !== null && !(Number.isInteger(reviewsFrom) && (reviewsFrom as number) >= 0)) {
-    throw new RunSetupError(`${where}: reviewsFrom must be a run id, got ${JSON.stringify(reviewsFrom)}`);
+  if (reviewsOf !== undefined && reviewsOf !== null && !(Number.isInteger(reviewsOf) && (reviewsOf as number) >= 0)) {
+    throw new RunSetupError(`${where}: reviewsOf must be a run id, got ${JSON.stringify(reviewsOf)}`);
   }
   const checked = checkRunConfig(rest);
   if (checked.problems) throw new RunSetupError(`${where}: ${issuesText(checked.problems)}`);
   const config = checked.config;
   const target: RunTarget = { model, dataset, device: device as DeviceRequest, difficulty: Number(difficulty) as ArithmeticDifficulty };
-  if (typeof reviewsFrom === 'number') target.reviewsFrom = reviewsFrom;
+  if (typeof reviewsOf === 'number') target.reviewsOf = reviewsOf;
   return { config, target, name };
 }
 
@@ -334,9 +342,9 @@ export async function createRecordedRun(
 ): Promise<{ run: RunInfo; notes: string[] }> {
   const dir = resolveModel(target.model, home);
   const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
-  if (target.reviewsFrom !== undefined) {
-    const source = getRun(db, target.reviewsFrom);
-    if (!source) throw new RunSetupError(`reviewsFrom: there is no run ${target.reviewsFrom} to take reviewed labels from`);
+  if (target.reviewsOf !== undefined) {
+    const source = getRun(db, target.reviewsOf);
+    if (!source) throw new RunSetupError(`reviewsOf: there is no run ${target.reviewsOf} to take reviewed labels from`);
     if (source.datasetId !== datasetId) {
       throw new RunSetupError(`run ${source.id} ("${source.name}") trained on dataset "${source.dataset}", not this one; its reviews name other prompts`);
     }
@@ -384,9 +392,9 @@ export interface StartInfo {
  */
 export function reviewedLabels(db: ExperimentDb, reviewsRunId: number, datasetId: number): Map<number, string> {
   const source = getRun(db, reviewsRunId);
-  if (!source) throw new RunSetupError(`reviewsFrom: there is no run ${reviewsRunId} to take reviewed labels from`);
+  if (!source) throw new RunSetupError(`reviewsOf: there is no run ${reviewsRunId} to take reviewed labels from`);
   if (source.datasetId !== datasetId) {
-    throw new RunSetupError(`reviewsFrom: run ${reviewsRunId} trained on dataset "${source.dataset}", not this run's; its reviews name other prompts`);
+    throw new RunSetupError(`reviewsOf: run ${reviewsRunId} trained on dataset "${source.dataset}", not this run's; its reviews name other prompts`);
   }
   const reviews = listReviews(db, { runId: reviewsRunId }).sort((a, b) => (a.updatedAt ?? a.createdAt).localeCompare(b.updatedAt ?? b.createdAt) || a.id - b.id);
   const labels = new Map<number, string>();
@@ -403,16 +411,16 @@ export function reviewedLabels(db: ExperimentDb, reviewsRunId: number, datasetId
 }
 
 /**
- * Sets (or with null, clears) the run whose reviewed labels a run trains with, in its stored
- * config, so a resume with reviews is recorded with the run.
+ * Sets (or with null, clears) the run whose reviews' labels a run trains with (`reviewsOf` in its
+ * stored config), so a resume with reviews is recorded with the run.
  */
-export function setRunReviewsFrom(db: ExperimentDb, runId: number, reviewsFrom: number | null): RunInfo {
-  return db.write(`setting the reviews of run ${runId}`, () => {
+export function setRunReviewsOf(db: ExperimentDb, runId: number, reviewsOf: number | null): RunInfo {
+  return db.write(`setting the reviews run ${runId} trains with`, () => {
     const run = getRun(db, runId);
     if (!run) throw new DatabaseError('NOT_FOUND', `No run ${runId}.`);
-    const config = { ...(run.config as Record<string, unknown>) };
-    if (reviewsFrom === null) delete config.reviewsFrom;
-    else config.reviewsFrom = reviewsFrom;
+    const config = { ...storedConfig(run) };
+    if (reviewsOf === null) delete config.reviewsOf;
+    else config.reviewsOf = reviewsOf;
     return setRunConfig(db, runId, config);
   });
 }
@@ -464,7 +472,7 @@ export function recordedSettings(stored: Record<string, unknown>): Record<string
  * training at their earlier behaviour (recordedSettings).
  */
 export function recordedRunConfig(run: Pick<RunInfo, 'id' | 'config'>): { config: RunConfig; target: RunTarget } {
-  const { model, dataset, device = 'cpu', difficulty = DEFAULT_DIFFICULTY, reviewsFrom, name: _name, ...rest } = recordedSettings(storedConfig(run));
+  const { model, dataset, device = 'cpu', difficulty = DEFAULT_DIFFICULTY, reviewsOf, name: _name, ...rest } = recordedSettings(storedConfig(run));
   if (typeof model !== 'string' || typeof dataset !== 'string') throw new RunSetupError(`run ${run.id}'s stored config names no model or dataset`);
   let defaults: RunConfig;
   try {
@@ -473,7 +481,7 @@ export function recordedRunConfig(run: Pick<RunInfo, 'id' | 'config'>): { config
     throw new RunSetupError(`run ${run.id}'s stored config: ${(e as Error).message}`);
   }
   const target: RunTarget = { model, dataset, device: device as DeviceRequest, difficulty: Number(difficulty) as ArithmeticDifficulty };
-  if (typeof reviewsFrom === 'number') target.reviewsFrom = reviewsFrom;
+  if (typeof reviewsOf === 'number') target.reviewsOf = reviewsOf;
   return { config: { ...defaults, ...rest } as RunConfig, target };
 }
 
@@ -546,18 +554,18 @@ export async function executeRun(
     } else {
       const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
       const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts, config.promptFormat);
-      let labelOverrides: Map<number, string> | undefined;
-      if (target.reviewsFrom !== undefined) {
-        const byIdx = reviewedLabels(db, target.reviewsFrom, run.datasetId);
+      let reviewed: Map<number, string> | undefined;
+      if (target.reviewsOf !== undefined) {
+        const byIdx = reviewedLabels(db, target.reviewsOf, run.datasetId);
         // The loop numbers items by their position in its list.
-        labelOverrides = new Map();
+        reviewed = new Map();
         data.itemIdx.forEach((idx, i) => {
           const label = byIdx.get(idx);
-          if (label !== undefined) labelOverrides!.set(i, label);
+          if (label !== undefined) reviewed!.set(i, label);
         });
       }
       const device = await resolveDevice(target.device);
-      opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: labelOverrides?.size ?? 0, promptNotes });
+      opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: reviewed?.size ?? 0, promptNotes });
       if (methodOf(config).pipeline === 'distillation') {
         // Self-verified distillation: rounds stored as they go (svd tables), a step per round.
         const { runSvd } = await import('../engine/svd/round.ts');
@@ -568,7 +576,7 @@ export async function executeRun(
         );
       } else {
         const { runLoop } = await import('../engine/rl/loop.ts');
-        result = await runLoop({ config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, labelOverrides }, hooks(data.itemIdx));
+        result = await runLoop({ config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, reviewedLabels: reviewed }, hooks(data.itemIdx));
       }
     }
     if (result.signalStop) {

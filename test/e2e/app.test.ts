@@ -361,13 +361,13 @@ describe('web mode, as a new user', () => {
     const db = new Database(path.join(web.home, 'autodidact.db'), { readonly: true, fileMustExist: true });
     try {
       const config = JSON.parse((db.prepare('SELECT config FROM runs WHERE id = ?').get(second) as { config: string }).config);
-      expect(config.reviewsFrom).toBe(second - 1);
+      expect(config.reviewsOf).toBe(second - 1);
 
       // Issue 15.6: the run says which groups took a person's label, and that "1234567" reached no sample.
       const unmatched = page.locator('[data-testid=run-alert][data-kind=review_unmatched]');
       await expect.poll(() => unmatched.first().textContent()).toMatch(/matched none of the samples, so (that prompt gives|those prompts give) no gradient: .*label "1234567", 0 of 8 samples/);
       await page.getByTestId('open-inspector').click();
-      await page.getByTestId('reviews-from').waitFor();
+      await page.getByTestId('reviews-of').waitFor();
       await page.getByTestId('scope-all').click();
       await page.getByTestId('filter-review-label').click();
       const fromReviews = (db.prepare("SELECT count(*) AS n FROM rollouts WHERE run_id = ? AND label_source = 'review'").get(second) as { n: number }).n;

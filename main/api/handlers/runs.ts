@@ -25,10 +25,11 @@ import { CommonRunConfigSchema, checkRunConfig, describeRunConfig } from '../../
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
 import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
+import { storedConfig } from '../../runs/key-metric.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { completionsParquet, metricsCsv, samplesJsonl } from '../../runs/report.ts';
-import { DEFAULT_DIFFICULTY, type RunTarget, createRecordedRun, externalRunRefusal, setRunReviewsFrom, unknownDatasetMessage } from '../../runs/start.ts';
+import { DEFAULT_DIFFICULTY, type RunTarget, createRecordedRun, externalRunRefusal, setRunReviewsOf, unknownDatasetMessage } from '../../runs/start.ts';
 import { knownModel, unknownModelMessage } from '../models.ts';
 import { toRunView } from '../run-view.ts';
 import { type ApiDeps, type HandlerTable } from './types.ts';
@@ -119,7 +120,7 @@ function requestedDataset(deps: ApiDeps, dataset: string): string {
 /** The dataset of a run the API creates is never read from a path, even if it is deleted meanwhile. */
 const NO_FILES = { files: false } as const;
 
-const TARGET_FIELDS = ['model', 'dataset', 'device', 'difficulty', 'reviewsFrom', 'name'];
+const TARGET_FIELDS = ['model', 'dataset', 'device', 'difficulty', 'reviewsOf', 'reviewsFrom', 'name'];
 
 function refuseActive(deps: ApiDeps, run: RunInfo, doing: string): void {
   if (deps.runs.isActive(run.id)) {
@@ -195,13 +196,13 @@ export const runHandlers = {
       const issues = checked.problems.map((x) => ({ path: `config.${x.setting}`, message: x.message }));
       throw new ApiError('BAD_REQUEST', `The run settings need a change: ${issuesText(issues)}`, issues);
     }
-    if (p.useReviewsOf !== undefined) runOrThrow(deps, p.useReviewsOf);
+    if (p.reviewsOf !== undefined) runOrThrow(deps, p.reviewsOf);
     const target: RunTarget = {
       model: requestedModel(deps, p.model),
       dataset: requestedDataset(deps, p.dataset),
       device: p.device ?? deps.settings.get().defaultDevice,
       difficulty: (p.difficulty ?? DEFAULT_DIFFICULTY) as ArithmeticDifficulty,
-      ...(p.useReviewsOf !== undefined && { reviewsFrom: p.useReviewsOf }),
+      ...(p.reviewsOf !== undefined && { reviewsOf: p.reviewsOf }),
     };
     // Everything that can be refused is checked before the run is recorded: the model, the
     // dataset, the reviews' run, and prompts that do not fit the model's context with
@@ -255,8 +256,8 @@ export const runHandlers = {
     refuseExternal(run, 'resume');
     refuseActive(deps, run, 'resume');
     if (run.status === 'completed') throw new ApiError('CONFLICT', `Run ${run.id} has completed; there is nothing to resume. Start a new run with its settings instead.`);
-    // true: the run's own reviewed labels replace its votes from here on; false: back to votes only.
-    if (p.useReviews !== undefined) setRunReviewsFrom(deps.db, run.id, p.useReviews ? run.id : null);
+    // true: the labels of the run's own reviews replace its votes from here on; false: back to votes only.
+    if (p.reviewsOfItself !== undefined) setRunReviewsOf(deps.db, run.id, p.reviewsOfItself ? run.id : null);
     deps.runs.start(run.id, { resume: true });
     return fresh(deps, run.id);
   },
@@ -290,7 +291,7 @@ export const runHandlers = {
       );
     }
     // A person's reviews go only when the person said so; another run's labels never.
-    const users = listRuns(deps.db).filter((r) => r.id !== run.id && r.status !== 'completed' && (r.config as { reviewsFrom?: unknown }).reviewsFrom === run.id);
+    const users = listRuns(deps.db).filter((r) => r.id !== run.id && r.status !== 'completed' && storedConfig(r).reviewsOf === run.id);
     if (users.length) {
       throw new ApiError(
         'CONFLICT',

@@ -18,7 +18,7 @@
 // down-samples the uninterrupted run would have. A pause (`pauseRequested`) finishes the step in
 // progress and saves a checkpoint there before returning; an abort drops the step in progress.
 //
-// Reviewed labels (`labelOverrides`): a person's label for a prompt replaces its vote, and the
+// Reviewed labels (`reviewedLabels`: those of the reviews of the run named by `reviewsOf`): a person's label for a prompt replaces its vote, and the
 // group's record says so (`labelSource: 'review'`); a reviewed label none of a group's samples
 // agrees with gives that prompt no gradient, and is a `review_unmatched` alert (once a prompt).
 import { readdir, rm } from 'node:fs/promises';
@@ -84,7 +84,7 @@ export interface LoopInput {
    * Labels a person reviewed, by item index (position in `items`): such a group takes this label
    * instead of its vote (hard reward for agreeing with it), whatever the method's threshold.
    */
-  labelOverrides?: ReadonlyMap<number, string>;
+  reviewedLabels?: ReadonlyMap<number, string>;
 }
 
 export interface SampleRecord {
@@ -120,7 +120,7 @@ export interface GroupRecord {
   labelCorrect: boolean | null;
   /** False when the scorer gave this prompt no label (it got no update). */
   labeled: boolean;
-  /** Where the pseudo-label came from: the model's vote, or a person's review (`labelOverrides`). */
+  /** Where the pseudo-label came from: the model's vote, or a person's review (`reviewedLabels`). */
   labelSource: 'vote' | 'review';
   samples: SampleRecord[];
 }
@@ -503,7 +503,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const services = { ...(judge && { judge: judge.bind(judgeSeed, signal) }), ...(teacher && { teacher: teacher.bind((judgeSeed ^ 0x5bd1e995) >>> 0, signal) }) };
           const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, ...services });
           checkScore(scored, samples.length);
-          const reviewed = input.labelOverrides?.get(itemIndex);
+          const reviewed = input.reviewedLabels?.get(itemIndex);
           const score = reviewed === undefined ? scored : withReviewedLabel(scored, answers, reviewed, config);
           // Drawn for every group, labeled or not, so the RNG stream does not depend on the labels.
           const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));

@@ -9,13 +9,13 @@ export const canPause = (r: RunView) => r.kind !== 'external' && (r.status === '
 export const canResume = (r: RunView) => r.kind !== 'external' && (r.status === 'paused' || r.status === 'stopped' || r.status === 'failed');
 export const canStop = (r: RunView) => r.status === 'running' || r.status === 'queued' || r.status === 'paused';
 
-export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunView, useReviews = false): Promise<RunView | undefined> {
+export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunView, reviewsOfItself = false): Promise<RunView | undefined> {
   const result = await attempt(
-    action === 'resume' ? call('runs.resume', { id: run.id, ...(useReviews ? { useReviews: true } : {}) }) : call(`runs.${action}`, { id: run.id }),
+    action === 'resume' ? call('runs.resume', { id: run.id, ...(reviewsOfItself ? { reviewsOfItself: true } : {}) }) : call(`runs.${action}`, { id: run.id }),
   );
   if (result) {
     runs.upsert(result);
-    if (useReviews) notify(`Run #${run.id} resumes with its reviewed labels`);
+    if (reviewsOfItself) notify(`Run #${run.id} resumes with its reviewed labels`);
   }
   return result;
 }

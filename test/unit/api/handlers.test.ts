@@ -387,8 +387,8 @@ describe('runs', () => {
     // Resuming it starts it from the beginning.
     await h.call('runs.resume', { id: v.id });
     expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: v.id, options: { resume: true } });
-    const started = await h.call('runs.create', { name: 'go', model: 'tiny-chars', dataset: 'questions', device: 'auto', useReviewsOf: v.id });
-    expect(started.config).toMatchObject({ device: 'auto', reviewsFrom: v.id });
+    const started = await h.call('runs.create', { name: 'go', model: 'tiny-chars', dataset: 'questions', device: 'auto', reviewsOf: v.id });
+    expect(started.config).toMatchObject({ device: 'auto', reviewsOf: v.id });
     expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: started.id, options: { resume: false } });
   });
 
@@ -436,7 +436,7 @@ describe('runs', () => {
       message: 'The run settings need a change: trainSamples (4) cannot exceed votes (2)',
       issues: [{ path: 'config.trainSamples', message: 'trainSamples (4) cannot exceed votes (2)' }],
     });
-    expect((await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', useReviewsOf: 999 })).code).toBe('NOT_FOUND');
+    expect((await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', reviewsOf: 999 })).code).toBe('NOT_FOUND');
     expect((await h.refused('runs.create', { dataset: 'questions' })).issues?.map((i) => i.path)).toEqual(['model']);
     expect((await h.call('runs.list', {})).length).toBe(count);
   });
@@ -522,16 +522,16 @@ describe('runs', () => {
     expect(h.runs.calls.at(-1)).toEqual({ op: 'pause', runId: run.id });
     expect((await h.refused('runs.pause', { id: run.id })).code).toBe('CONFLICT');
 
-    await h.call('runs.resume', { id: run.id, useReviews: true });
+    await h.call('runs.resume', { id: run.id, reviewsOfItself: true });
     expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: run.id, options: { resume: true } });
-    expect((getRun(h.db, run.id)!.config as Record<string, unknown>).reviewsFrom).toBe(run.id);
+    expect((getRun(h.db, run.id)!.config as Record<string, unknown>).reviewsOf).toBe(run.id);
     expect((await h.refused('runs.resume', { id: run.id })).code).toBe('CONFLICT');
     expect((await h.refused('runs.delete', { id: run.id })).code).toBe('CONFLICT');
 
     expect((await h.call('runs.stop', { id: run.id })).status).toBe('stopped');
     expect(h.runs.calls.at(-1)).toEqual({ op: 'stop', runId: run.id });
-    await h.call('runs.resume', { id: run.id, useReviews: false });
-    expect((getRun(h.db, run.id)!.config as Record<string, unknown>).reviewsFrom).toBeUndefined();
+    await h.call('runs.resume', { id: run.id, reviewsOfItself: false });
+    expect((getRun(h.db, run.id)!.config as Record<string, unknown>).reviewsOf).toBeUndefined();
     await h.call('runs.stop', { id: run.id });
     expect((await h.refused('runs.stop', { id: run.id })).code).toBe('CONFLICT');
 
@@ -551,7 +551,7 @@ describe('runs', () => {
     const datasetId = reviewed.datasetId!;
     createReview(h.db, { runId: reviewed.id, datasetId, itemIdx: 0, verdict: 'override', label: '5' });
     createReview(h.db, { runId: reviewed.id, datasetId, itemIdx: 1, verdict: 'agree', label: '7' });
-    const follower = await h.call('runs.create', { name: 'follower', model: 'tiny-chars', dataset: 'questions', useReviewsOf: reviewed.id, start: false });
+    const follower = await h.call('runs.create', { name: 'follower', model: 'tiny-chars', dataset: 'questions', reviewsOf: reviewed.id, start: false });
 
     // An unfinished run trains with its reviewed labels: refused even with the reviews given up.
     const used = await h.refused('runs.delete', { id: reviewed.id, discardReviews: true });

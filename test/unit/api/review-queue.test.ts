@@ -113,7 +113,7 @@ describe('the review queue across the steps of a run', () => {
   });
 
   it('shows which groups of a run started from reviews took a person\'s label, and how many samples agreed', async () => {
-    const rerun = createRun(h.db, { name: 'rerun', method: 'ttrl', model: 'tiny-chars', dataset: 'sums', datasetId, config: { steps: 1, reviewsFrom: runId } }).id;
+    const rerun = createRun(h.db, { name: 'rerun', method: 'ttrl', model: 'tiny-chars', dataset: 'sums', datasetId, config: { steps: 1, reviewsOf: runId } }).id;
     const sample = (extractedAnswer: string, reward: number) => ({ text: extractedAnswer, extractedAnswer, reward });
     recordStep(h.db, rerun, 1, {
       rollouts: [

@@ -191,7 +191,7 @@ describe('run manager', () => {
     expect(toRunView(db, getRun(db, source.id)!, null).reviewCount).toBe(2);
 
     // Same seed, same dataset: step 1 draws the same two prompts.
-    const run = await newRun(1, {}, { reviewsFrom: source.id });
+    const run = await newRun(1, {}, { reviewsOf: source.id });
     manager.start(run.id, { resume: false });
     await statusIs(run.id, 'completed');
     const groups = rolloutsAtStep(db, run.id, 1);

@@ -54,7 +54,7 @@ describe('runLoop controls', () => {
     // A label the vote did not pick, so the rewards must change: a dissenting answer, else one nobody gave.
     const dissent = target.samples.find((s) => s.answer !== null && s.answer !== target.pseudoLabel)?.answer;
     const label = dissent ?? '987654';
-    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, labelOverrides: new Map([[target.itemIndex, label]]) }));
+    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, reviewedLabels: new Map([[target.itemIndex, label]]) }));
     const [g, h] = records[0].groups;
     expect(g.itemIndex).toBe(target.itemIndex);
     // Same seed: the same samples were drawn.
@@ -78,7 +78,7 @@ describe('runLoop controls', () => {
       [target.itemIndex, unreachable],
       [other.itemIndex, reachable!],
     ]);
-    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, labelOverrides: overrides }));
+    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, reviewedLabels: overrides }));
     const [g, h] = records[0].groups;
     expect(g.samples.every((s) => s.advantage === 0)).toBe(true);
     expect(h.samples.some((s) => s.reward === 1)).toBe(true);

@@ -14,10 +14,12 @@ import {
   recordStep,
   rolloutsAtStep,
   samplesOfRollout,
+  setRunConfig,
   updateReview,
 } from '../../../main/db/index.ts';
 import { MIGRATIONS } from '../../../main/db/schema.ts';
-import { parseStoredConfig, reviewedLabels, setRunReviewsFrom } from '../../../main/runs/start.ts';
+import { storedConfig } from '../../../main/runs/key-metric.ts';
+import { parseStoredConfig, recordedRunConfig, reviewedLabels, setRunReviewsOf } from '../../../main/runs/start.ts';
 import { tempDir } from '../db/helpers.ts';
 
 let db: ExperimentDb;
@@ -65,15 +67,28 @@ describe('reviewed labels', () => {
     expect(() => reviewedLabels(db, run.id, datasetId)).toThrow(/trained on dataset "d", not this run's/);
   });
 
-  it('reviewsFrom is a stored target setting, validated, and can be set on a recorded run', () => {
+  it('reviewsOf is a stored target setting, validated, and can be set on a recorded run', () => {
     const base = { model: 'tiny-chars', dataset: 'arithmetic' };
-    expect(parseStoredConfig({ ...base, reviewsFrom: 3 }, 'x').target.reviewsFrom).toBe(3);
-    expect(parseStoredConfig(base, 'x').target).not.toHaveProperty('reviewsFrom');
-    expect(() => parseStoredConfig({ ...base, reviewsFrom: 'run 3' }, 'cfg')).toThrow(/cfg: reviewsFrom must be a run id/);
+    expect(parseStoredConfig({ ...base, reviewsOf: 3 }, 'x').target.reviewsOf).toBe(3);
+    expect(parseStoredConfig(base, 'x').target).not.toHaveProperty('reviewsOf');
+    expect(() => parseStoredConfig({ ...base, reviewsOf: 'run 3' }, 'cfg')).toThrow(/cfg: reviewsOf must be a run id/);
     const { run } = runWithGroups(datasetId, ['1']);
-    expect(setRunReviewsFrom(db, run.id, 7).config).toEqual({ steps: 1, reviewsFrom: 7 });
-    expect(getRun(db, run.id)!.config).toEqual({ steps: 1, reviewsFrom: 7 });
-    expect(setRunReviewsFrom(db, run.id, null).config).toEqual({ steps: 1 });
+    expect(setRunReviewsOf(db, run.id, 7).config).toEqual({ steps: 1, reviewsOf: 7 });
+    expect(getRun(db, run.id)!.config).toEqual({ steps: 1, reviewsOf: 7 });
+    expect(setRunReviewsOf(db, run.id, null).config).toEqual({ steps: 1 });
+  });
+
+  it('reads reviewsFrom, its earlier name, in config files and stored configs', () => {
+    const base = { model: 'tiny-chars', dataset: 'arithmetic' };
+    expect(parseStoredConfig({ ...base, reviewsFrom: 3 }, 'x').target.reviewsOf).toBe(3);
+    expect(() => parseStoredConfig({ ...base, reviewsFrom: 3, reviewsOf: 4 }, 'run.json')).toThrow('run.json: give reviewsOf only (reviewsFrom is its earlier name)');
+    const stored = { ...base, steps: 1, reviewsFrom: 5 };
+    expect(storedConfig({ config: stored })).toEqual({ ...base, steps: 1, reviewsOf: 5 });
+    expect(recordedRunConfig({ id: 9, config: stored }).target.reviewsOf).toBe(5);
+    // Setting it again stores the new name only.
+    const { run } = runWithGroups(datasetId, ['1']);
+    setRunConfig(db, run.id, { steps: 1, reviewsFrom: 5 });
+    expect(setRunReviewsOf(db, run.id, 6).config).toEqual({ steps: 1, reviewsOf: 6 });
   });
 });
 
