@@ -41,6 +41,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../../main/engine/nn/hf-model.ts';
 import { fillJudgeTemplate } from '../../main/engine/rl/methods/consistency-judge.ts';
+import { SVD_MODEL_FILE } from '../../main/engine/rl/methods/svd.ts';
 import { learningRate } from '../../main/engine/optim/schedule.ts';
 import { resolveDevice } from '../../main/engine/runtime/devices.ts';
 import { FILES } from '../../main/engine/runtime/checkpoints.ts';
@@ -278,7 +279,11 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
       finalLoss = recent.reduce((a, b) => a + b, 0) / recent.length;
       if ((step + 1) % 50 === 0 || step + 1 === o.steps) log(`  step ${step + 1}/${o.steps}  loss ${finalLoss.toFixed(4)}  ${((Date.now() - started) / 1000).toFixed(0)} s`);
     }
+    // The save replaces the folder: the model's own self-verified distillation stages (svd.json,
+    // written for the prompts it is taught here) are kept.
+    const svdSettings = await fs.readFile(path.join(dir, SVD_MODEL_FILE)).catch(() => null);
     await trainer.save(dir);
+    if (svdSettings) await fs.writeFile(path.join(dir, SVD_MODEL_FILE), svdSettings);
     await trainer.release();
     // A base model to ship, not a checkpoint to resume: drop the optimizer state.
     await fs.rm(path.join(dir, FILES.optimizer), { force: true });
