@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { type DatasetEncoding, DatasetFileError, decodeDatasetBytes, readDatasetBytes } from './dataset-file.ts';
+import { CODE_TASK_FIELDS, CodeTaskError, codeTaskItem, codeTaskShape } from './code-tasks.ts';
 
 export type DatasetFormat = 'jsonl' | 'csv' | 'tsv';
 
@@ -152,9 +153,31 @@ export function decodeDataset(bytes: Uint8Array, file: string, encoding?: Datase
 export function parseDataset(text: string, file: string, options: ParseOptions = {}): ParsedDataset {
   const format = detectFormat(file, options.format);
   const { records, fields } = readRecords(text, file, format);
+  const reader = itemReader(records, fields, format, options, file);
+  const items = records.map(reader.toItem);
+  return { items, fields, mapping: reader.mapping, format, mappingNote: reader.note };
+}
+
+/**
+ * How records become items: by the field mapping, or, for JSON Lines in MBPP or HumanEval shape
+ * with no mapping given, as code tasks (code-tasks.ts: the hidden tests become the answer).
+ */
+function itemReader(records: RawRecord[], fields: string[], format: DatasetFormat, options: ParseOptions, file: string): { mapping: ResolvedMapping; note: string; toItem: (r: RawRecord) => DatasetItem } {
+  const shape = format === 'jsonl' && options.mapping === undefined ? codeTaskShape(records[0]?.record) : null;
+  if (shape) {
+    const f = CODE_TASK_FIELDS[shape];
+    const toItem = (r: RawRecord): DatasetItem => {
+      try {
+        return codeTaskItem(r.record, shape);
+      } catch (e) {
+        if (e instanceof CodeTaskError) throw new DatasetError(file, r.line, 'bad-value', e.message);
+        throw e;
+      }
+    };
+    return { mapping: { prompt: f.prompt, answer: f.answer, guessed: { prompt: true, answer: true } }, note: f.note, toItem };
+  }
   const mapping = resolveMapping(fields, options.mapping, file);
-  const items = records.map((r) => toItem(r, mapping, file));
-  return { items, fields, mapping, format, mappingNote: describeMapping(mapping) };
+  return { mapping, note: describeMapping(mapping), toItem: (r) => toItem(r, mapping, file) };
 }
 
 export interface DatasetPreview {
@@ -199,20 +222,20 @@ export function previewDataset(text: string, file: string, n = 5, options: Parse
     if (!(e instanceof DatasetError)) throw e;
     return { format, fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e };
   }
-  let mapping: ResolvedMapping;
+  let reader: ReturnType<typeof itemReader>;
   try {
-    mapping = resolveMapping(fields, options.mapping, file);
+    reader = itemReader(records, fields, format, options, file);
   } catch (e) {
     if (!(e instanceof DatasetError)) throw e;
     return { format, fields, mapping: null, mappingNote: '', items: [], total: null, error: e };
   }
-  const mappingNote = describeMapping(mapping);
+  const { mapping, note: mappingNote } = reader;
   const items: DatasetItem[] = [];
   let error: DatasetError | null = null;
   // Convert every record, not just the first n: the preview must warn about a bad line 9000.
   for (const r of records) {
     try {
-      const item = toItem(r, mapping, file);
+      const item = reader.toItem(r);
       if (items.length < n) items.push(item);
     } catch (e) {
       if (!(e instanceof DatasetError)) throw e;
