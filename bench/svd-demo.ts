@@ -17,7 +17,9 @@
 // of 512 (precision 100% against a raw sample accuracy of 65%), and with 600 questions a round,
 // 3 epochs at lr 2e-4, 178 survivors (precision 97.2%) took avg@16 from 79.9% to 84.9% in 79 s.
 //
-// Measured with these defaults (2 cores shared with other work, 142 s), on the same judge-trained
+// Measured at commit 8a86d9d, whose judge chunks were seeded from candidate row ids (now from the
+// candidate's place in its round, so another database asks the same: the figures move within
+// sampling noise). With these defaults (2 cores shared with other work, 142 s), on the same judge-trained
 // tiny-arith (the committed one was not yet rebuilt with those rows), 200 labeled sums:
 //   base avg@16 77.7% (maj@16 90.5%)
 //   round 1: raw sample accuracy 64.8%; after cycle 685 of 2400 (precision 82.9%, recall 36.5%),

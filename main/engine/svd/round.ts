@@ -8,7 +8,8 @@
 // answers, the selection of survivors with the round's status. A resumed run continues from its
 // last checkpoint (the end of a round); the round after it finds what was stored and asks only
 // what is missing (the cascade's `known`), with seeds that depend on the run, the round, the stage
-// and the chunk's first candidate only, so the answers are the ones an uninterrupted run gets.
+// and the place of the chunk's first candidate in the round only, so the answers are the ones an
+// uninterrupted run gets.
 import path from 'node:path';
 import { z } from 'zod';
 import type { NewSvdCandidate, SvdCandidate, SvdRoundStatus, SvdSelection, SvdStageVerdict } from '../../db/svd.ts';
@@ -248,6 +249,7 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
         // 2. The cascade: each chunk's verdicts stored as the judge answers.
         progress(round, 'rollout');
         const questionText = new Map(candidates.map((c) => [c.id, c.prompt]));
+        const ordinal = new Map(candidates.map((c, i) => [c.id, i]));
         const cascade = await runCascade(cascadeCandidates, {
           stages,
           votes: s.svdJudgeVotes,
@@ -257,7 +259,8 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
           signal,
           judge: (stage, batch, votes) =>
             modelStageJudge({
-              judge: frozen.bind(seedOf(config.seed, round, 2 + stages.indexOf(stage), batch[0].id), signal),
+              // Seeded by the chunk's first candidate's place in the round, not its row id: the same run in another database asks the same.
+              judge: frozen.bind(seedOf(config.seed, round, 2 + stages.indexOf(stage), ordinal.get(batch[0].id)!), signal),
               templates,
               questionOf: (c) => questionText.get(c.id)!,
               questionPattern,
