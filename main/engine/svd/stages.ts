@@ -136,14 +136,22 @@ export function modelStageJudge(o: StageJudgeOptions): StageJudge {
   const t = o.templates;
   const known = [...PLACEHOLDERS, ...patternGroups(o.questionPattern)];
   const valuesOf = (c: CascadeCandidate) => ({ ...questionValues(o.questionOf(c), o.questionPattern), response: c.text, answer: c.answer ?? c.text });
-  const ask = (prompts: string[]) => o.judge.generate(prompts, { maxNewTokens: o.askMaxTokens, temperature: o.temperature, topP: o.topP, stopStrings: o.stopStrings });
-  const decide = (prompts: string[]) => o.judge.generate(prompts, { maxNewTokens: o.judgeMaxTokens, temperature: o.temperature, topP: o.topP, stopStrings: o.stopStrings });
+  // A failure (a prompt too long for the model's context) names the setting whose template made it.
+  const generate = async (setting: string, prompts: string[], maxNewTokens: number, tokens: string) => {
+    try {
+      return await o.judge.generate(prompts, { maxNewTokens, temperature: o.temperature, topP: o.topP, stopStrings: o.stopStrings });
+    } catch (e) {
+      throw new Error(`${setting} (its prompts, with ${tokens} ${maxNewTokens}): ${(e as Error).message}`, { cause: e });
+    }
+  };
+  const ask = (setting: string, prompts: string[]) => generate(setting, prompts, o.askMaxTokens, 'svdAskMaxTokens');
+  const decide = (setting: string, prompts: string[]) => generate(setting, prompts, o.judgeMaxTokens, 'svdJudgeMaxTokens');
 
   /** Each candidate's votes: an optional ask, then a judge prompt or a match. */
   const twoPart = async (batch: readonly CascadeCandidate[], votes: number, spec: { askTemplate: string; askSetting: string; as: 'inferred' | 'solution'; judgeTemplate: string; judgeSetting: string; match: string; matchSetting: string }): Promise<StageVote[][]> => {
     const rows = batch.flatMap((c) => Array.from({ length: votes }, () => valuesOf(c)));
     const askPrompts = rows.map((v) => fillTemplate(spec.askTemplate, v, spec.askSetting, known));
-    const asked = await ask(askPrompts);
+    const asked = await ask(spec.askSetting, askPrompts);
     // What the ask wrote, and its final answer (the text itself where none can be extracted).
     const askedAnswers = asked.map((text) => extractAnswer(text, o.answerFormat) ?? text.trim());
     const filled = rows.map((v, i) => ({ ...v, [spec.as]: asked[i].trim(), ...(spec.as === 'solution' && { solution_answer: askedAnswers[i] }) }));
@@ -152,7 +160,7 @@ export function modelStageJudge(o: StageJudgeOptions): StageJudge {
       verdicts = filled.map((v, i) => ({ accept: isCorrect(askedAnswers[i], fillTemplate(spec.match, v, spec.matchSetting, known), o.answerFormat) }));
     } else {
       const judgePrompts = filled.map((v) => fillTemplate(spec.judgeTemplate, v, spec.judgeSetting, known));
-      const judged = await decide(judgePrompts);
+      const judged = await decide(spec.judgeSetting, judgePrompts);
       verdicts = judged.map((text, i) => ({ accept: parseVerdict(text, t.yes, t.no), exchange: { prompt: judgePrompts[i], response: text } }));
     }
     const out: StageVote[] = verdicts.map((v, i) => ({ accept: v.accept, exchanges: [{ prompt: askPrompts[i], response: asked[i] }, ...(v.exchange ? [v.exchange] : [])] }));
@@ -175,7 +183,7 @@ export function modelStageJudge(o: StageJudgeOptions): StageJudge {
       });
     }
     const prompts = batch.flatMap((c) => Array.from({ length: votes }, () => fillTemplate(t.factualityJudge, valuesOf(c), 'svdFactualityJudge', known)));
-    const judged = await decide(prompts);
+    const judged = await decide('svdFactualityJudge', prompts);
     return batch.map((_, b) =>
       judged.slice(b * votes, (b + 1) * votes).map((text, j) => ({ accept: parseVerdict(text, t.yes, t.no), exchanges: [{ prompt: prompts[b * votes + j], response: text }] })),
     );

@@ -245,6 +245,18 @@ describe('the stages as prompts to the frozen model', () => {
     expect(votes.map((v) => v[0].accept)).toEqual([true, false]);
   });
 
+  it('names the setting whose prompts the model refused', async () => {
+    const judge: Judge = {
+      generate: async () => {
+        throw new Error('judge prompt 1 has 70 tokens; with 4 new tokens it exceeds the model\'s context of 64 positions');
+      },
+      verdicts: async () => [],
+    };
+    const stage = modelStageJudge({ judge, templates: DOMAIN_TEMPLATES.math, questionOf: () => 'q', questionPattern: null, answerFormat: 'auto', temperature: 1, judgeMaxTokens: 4, askMaxTokens: 8 });
+    await expect(stage('factuality', [cand(1, 0, '5')], 1)).rejects.toThrow("svdFactualityJudge (its prompts, with svdJudgeMaxTokens 4): judge prompt 1 has 70 tokens; with 4 new tokens it exceeds the model's context of 64 positions");
+    await expect(stage('correctness', [cand(1, 0, '5')], 1)).rejects.toThrow('svdCorrectnessAsk (its prompts, with svdAskMaxTokens 8)');
+  });
+
   it('names the setting whose placeholder has no value', () => {
     expect(() => fillTemplate('Compute ?+{b}', { question: 'q' }, 'svdCycleAsk', ['question', 'b'])).toThrow('svdCycleAsk: {b} has no value here (the question does not match svdQuestionPattern)');
     expect(fillTemplate('\\boxed{x} {question}', { question: 'q' }, 's', ['question'])).toBe('\\boxed{x} q');
