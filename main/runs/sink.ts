@@ -5,16 +5,13 @@ import path from 'node:path';
 import { DatabaseError, type ExperimentDb, type StepRecord as DbStepRecord, recordStep } from '../db/index.ts';
 import type { StepRecord as LoopStepRecord } from '../engine/rl/index.ts';
 
-/**
- * The database form of a loop record. `itemIdx[i]` is the dataset_items.idx of the loop's i-th
- * training item (the loop numbers items by their position in the list it was given).
- */
-export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): DbStepRecord {
+/** The database form of a loop record: the same fields under the same names (vote counts as an object). */
+export function toDbStep(record: LoopStepRecord): DbStepRecord {
   return {
     metrics: record.metrics,
     tokens: record.tokens ?? null,
     rollouts: record.groups.map((g) => ({
-      itemIdx: itemIdx[g.itemIndex] ?? null,
+      itemIdx: g.itemIdx,
       prompt: g.prompt,
       pseudoLabel: g.pseudoLabel,
       voteCounts: Object.fromEntries(g.voteCounts.map((v) => [v.answer, v.count])),
@@ -25,7 +22,7 @@ export function toDbStep(record: LoopStepRecord, itemIdx: readonly number[]): Db
       samples: g.samples.map((s, i) => ({
         idx: i,
         text: s.text,
-        extractedAnswer: s.answer,
+        extractedAnswer: s.extractedAnswer,
         reward: s.reward,
         advantage: s.advantage,
         usedForTraining: s.usedForTraining,
@@ -64,10 +61,10 @@ export interface SinkOptions {
  * The loop's onStep hook for a run: writes each step (one transaction). A database another
  * process keeps busy past the busy timeout makes the step wait and retry, not fail the run.
  */
-export function databaseSink(db: ExperimentDb, runId: number, itemIdx: readonly number[], options: SinkOptions = {}) {
+export function databaseSink(db: ExperimentDb, runId: number, options: SinkOptions = {}) {
   const patience = options.patienceMs ?? STEP_WRITE_PATIENCE_MS;
   return async (record: LoopStepRecord): Promise<void> => {
-    const rec = toDbStep(record, itemIdx);
+    const rec = toDbStep(record);
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {

@@ -529,12 +529,12 @@ export async function executeRun(
     current = updateRunStatus(db, run.id, 'running');
     const modelDir = resolveModel(target.model, home);
     const model = await loadModel(modelDir);
-    const hooks = (itemIdx: readonly number[]) => ({
+    const hooks = {
       signal: opts.signal,
       pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
       onProgress: opts.onProgress,
-      onStep: databaseSink(db, run.id, itemIdx, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
-    });
+      onStep: databaseSink(db, run.id, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
+    };
     let result: LoopResult;
     if (methodOf(config).pipeline === 'agent-episodes') {
       const tasks = agentTasks(db, run.datasetId, config.method);
@@ -545,8 +545,8 @@ export async function executeRun(
       const analyzer = await analyzerSource(method.settings.parse(config) as AgentSettings, device, (spec) => resolveModel(spec, home), opts.signal);
       try {
         result = await runAgentLoop(
-          { config, model, device, tasks: tasks.train, validation: tasks.eval, checkpointDir, resumeFrom, ...(analyzer && { analyzer: analyzer.complete }) },
-          hooks(tasks.trainIdx),
+          { config, model, device, tasks: tasks.train, itemIdx: tasks.trainIdx, validation: tasks.eval, checkpointDir, resumeFrom, ...(analyzer && { analyzer: analyzer.complete }) },
+          hooks,
         );
       } finally {
         await analyzer?.release();
@@ -554,29 +554,22 @@ export async function executeRun(
     } else {
       const limit = { contextLength: model.config.maxPositionEmbeddings, maxNewTokens: config.maxNewTokens, maxPromptTokens: config.maxPromptTokens, model: path.basename(modelDir) };
       const { data, notes: promptNotes } = fitRunData(loadRunData(db, run.datasetId), model.tokenizer, limit, config.longPrompts, config.promptFormat);
-      let reviewed: Map<number, string> | undefined;
-      if (target.reviewsOf !== undefined) {
-        const byIdx = reviewedLabels(db, target.reviewsOf, run.datasetId);
-        // The loop numbers items by their position in its list.
-        reviewed = new Map();
-        data.itemIdx.forEach((idx, i) => {
-          const label = byIdx.get(idx);
-          if (label !== undefined) reviewed!.set(i, label);
-        });
-      }
+      // By dataset item; those of items the run does not train on (skipped as too long) are not counted.
+      const reviewed = target.reviewsOf === undefined ? undefined : reviewedLabels(db, target.reviewsOf, run.datasetId);
+      const reviewedCount = reviewed === undefined ? 0 : data.itemIdx.filter((idx) => reviewed.has(idx)).length;
       const device = await resolveDevice(target.device);
-      opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: reviewed?.size ?? 0, promptNotes });
+      opts.onStart?.(startAfter, current, { device: device.name, resumedFrom: resumeFrom ?? null, reviewedLabels: reviewedCount, promptNotes });
       if (methodOf(config).pipeline === 'distillation') {
         // Self-verified distillation: rounds stored as they go (svd tables), a step per round.
         const { runSvd } = await import('../engine/svd/round.ts');
         const modelSettings = readModelSvdSettings(modelDir);
         result = await runSvd(
           { config, model, device, items: data.items, itemIdx: data.itemIdx, validation: data.validation, checkpointDir, resumeFrom, store: svdStore(db, run.id), modelSettings },
-          hooks(data.itemIdx),
+          hooks,
         );
       } else {
         const { runLoop } = await import('../engine/rl/loop.ts');
-        result = await runLoop({ config, model, device, items: data.items, validation: data.validation, checkpointDir, resumeFrom, reviewedLabels: reviewed }, hooks(data.itemIdx));
+        result = await runLoop({ config, model, device, items: data.items, itemIdx: data.itemIdx, validation: data.validation, checkpointDir, resumeFrom, reviewedLabels: reviewed }, hooks);
       }
     }
     if (result.signalStop) {

@@ -44,6 +44,8 @@ export interface AgentLoopInput {
   device: Device;
   /** The training tasks (the run's prompts, in the dataset's order). */
   tasks: readonly TaskRef[];
+  /** Each task's id in its dataset (dataset_items.idx), which the records carry; absent: its position in `tasks`. */
+  itemIdx?: readonly number[];
   /** Held-out tasks: one episode each at every validation (val/success). */
   validation?: readonly TaskRef[];
   checkpointDir?: string;
@@ -298,7 +300,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         // The record: a group per task, a sample per episode with its turns and skills.
         const record: StepRecord = { step, metrics: {}, groups: [], checkpoints: [], alerts: [] };
         record.groups = groups.map((g, p) => ({
-          itemIndex: g.itemIndex,
+          itemIdx: input.itemIdx?.[g.itemIndex] ?? g.itemIndex,
           prompt: g.episodes[0]?.goal ?? '',
           pseudoLabel: null,
           voteCounts: [],
@@ -310,7 +312,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
             const i = p * config.votes + j;
             return {
               text: episodeSummary(e),
-              answer: null,
+              extractedAnswer: null,
               reward: e.reward,
               advantage: advantages[p][j],
               usedForTraining: true,

@@ -72,6 +72,8 @@ export interface LoopInput {
   device: Device;
   /** Training prompts. */
   items: readonly LoopItem[];
+  /** Each training item's id in its dataset (dataset_items.idx), which the records carry; absent: its position in `items`. */
+  itemIdx?: readonly number[];
   /** Labeled held-out prompts for val/avg@k, val/maj@k, val/pass@k (none: no validation). */
   validation?: readonly { prompt: string; answer: string }[];
   /** Where the `last-<step>/` and `best-<step>/` checkpoints go (none: no checkpoints). */
@@ -81,16 +83,18 @@ export interface LoopInput {
   /** Replaces the method's scorer (plugins, tests). */
   scorer?: Scorer;
   /**
-   * Labels a person reviewed, by item index (position in `items`): such a group takes this label
-   * instead of its vote (hard reward for agreeing with it), whatever the method's threshold.
+   * Labels a person reviewed, by item (its `itemIdx`): such a group takes this label instead of its
+   * vote (hard reward for agreeing with it), whatever the method's threshold.
    */
   reviewedLabels?: ReadonlyMap<number, string>;
 }
 
+// One step's records carry the names the database rows and the contract's views use
+// (`itemIdx`, `extractedAnswer`, ...), so the sink copies them without renaming.
 export interface SampleRecord {
   text: string;
   /** Extracted final answer, or null. */
-  answer: string | null;
+  extractedAnswer: string | null;
   reward: number;
   /** 0 for samples not used for training. */
   advantage: number;
@@ -110,8 +114,8 @@ export interface SampleRecord {
 }
 
 export interface GroupRecord {
-  /** Index of the prompt in `items`. */
-  itemIndex: number;
+  /** The item's id in its dataset (`itemIdx` of the input), or its position in `items` without one. */
+  itemIdx: number;
   prompt: string;
   pseudoLabel: string | null;
   voteCounts: { answer: string; count: number }[];
@@ -269,6 +273,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const { model, device } = input;
   const tok = model.tokenizer;
   const scorer = input.scorer ?? scorerFor(config);
+  // The loop numbers items by position; its records name them by their id in the dataset.
+  const itemIdxOf = (position: number): number => input.itemIdx?.[position] ?? position;
   // The method's own step metrics read its scores: not for a scorer put in its place.
   const method = methodOf(config);
   const methodSettings = method.settings.parse(config);
@@ -503,7 +509,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const services = { ...(judge && { judge: judge.bind(judgeSeed, signal) }), ...(teacher && { teacher: teacher.bind((judgeSeed ^ 0x5bd1e995) >>> 0, signal) }) };
           const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, ...services });
           checkScore(scored, samples.length);
-          const reviewed = input.reviewedLabels?.get(itemIndex);
+          const reviewed = input.reviewedLabels?.get(itemIdxOf(itemIndex));
           const score = reviewed === undefined ? scored : withReviewedLabel(scored, answers, reviewed, config);
           // Drawn for every group, labeled or not, so the RNG stream does not depend on the labels.
           const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));
@@ -561,7 +567,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         }
 
         const record: StepRecord = { step, metrics: {}, groups: [], checkpoints: [], alerts: [] };
-        record.groups = groups.map((g) => groupRecord(g, g.itemIndex, input.items[g.itemIndex].prompt, truths[g.itemIndex], config));
+        record.groups = groups.map((g) => groupRecord(g, itemIdxOf(g.itemIndex), input.items[g.itemIndex].prompt, truths[g.itemIndex], config));
         const allSamples = groups.flatMap((g) => g.samples);
         const tokens = allSamples.reduce((s, x) => s + x.tokenIds.length, 0);
         record.tokens = groups.reduce((s, g) => s + g.samples.length * g.promptIds.length, tokens);
@@ -875,11 +881,11 @@ function groupVote(score: GroupScore, answers: readonly (string | null)[], confi
   };
 }
 
-function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: string | null, config: RunConfig): GroupRecord {
+function groupRecord(g: ScoredGroup, itemIdx: number, prompt: string, truth: string | null, config: RunConfig): GroupRecord {
   const used = new Set(g.chosen);
   const label = g.vote.pseudoLabel;
   return {
-    itemIndex,
+    itemIdx,
     prompt,
     pseudoLabel: label,
     voteCounts: g.vote.voteCounts,
@@ -889,7 +895,7 @@ function groupRecord(g: ScoredGroup, itemIndex: number, prompt: string, truth: s
     labelSource: g.labelSource,
     samples: g.samples.map((s, i) => ({
       text: g.texts[i],
-      answer: g.answers[i],
+      extractedAnswer: g.answers[i],
       reward: g.score.rewards[i],
       advantage: g.advantages[i],
       usedForTraining: used.has(i),

@@ -127,7 +127,7 @@ describe('the agent loop', () => {
     await runAgentLoop(await input({ config: cfg, checkpointDir: dir, resumeFrom: path.join(dir, 'last-1') }), { onStep: (r) => void rest.push(r) });
     expect(rest.map((r) => r.step)).toEqual([2]);
     // The same tasks and the same episodes as the uninterrupted run.
-    expect(rest[0].groups.map((g) => g.itemIndex)).toEqual(full[1].groups.map((g) => g.itemIndex));
+    expect(rest[0].groups.map((g) => g.itemIdx)).toEqual(full[1].groups.map((g) => g.itemIdx));
     expect(rest[0].groups.map((g) => g.samples.map((s) => s.text))).toEqual(full[1].groups.map((g) => g.samples.map((s) => s.text)));
   }, 180_000);
 });

@@ -95,7 +95,7 @@ describe("a run's step write on a busy database", () => {
     try {
       const run = createRun(shortWait, { name: 'r', method: 'ttrl', model: 'm', dataset: 'd', config: {} });
       const waits: string[] = [];
-      const sink = databaseSink(shortWait, run.id, [], { onWait: (m) => waits.push(m) });
+      const sink = databaseSink(shortWait, run.id, { onWait: (m) => waits.push(m) });
       other.sql.exec('BEGIN IMMEDIATE');
       const release = setTimeout(() => other.sql.exec('COMMIT'), 300);
       await sink(record(1));
@@ -104,7 +104,7 @@ describe("a run's step write on a busy database", () => {
       expect(waits.length).toBeGreaterThan(0);
       expect(waits[0]).toMatch(/^step 1: the database is busy \(another process is writing to it\); waiting to save the step/);
       // Past its patience it gives up with the database's own message, and nothing of the step is stored.
-      const impatient = databaseSink(shortWait, run.id, [], { patienceMs: 100 });
+      const impatient = databaseSink(shortWait, run.id, { patienceMs: 100 });
       other.sql.exec('BEGIN IMMEDIATE');
       try {
         await expect(impatient(record(2))).rejects.toThrow(DatabaseError);

@@ -228,7 +228,7 @@ describe('the loop sink', () => {
   it("carries a step's best validation to the run, step 0 included", async () => {
     const { toDbStep } = await import('../../../main/runs/sink.ts');
     const loopRecord = { step: 0, metrics: { 'val/maj@16': 0.438 }, groups: [], checkpoints: [], alerts: [], best: { metric: 'val/maj@16', value: 0.438 } };
-    recordStep(db, runId, 0, toDbStep(loopRecord, []));
+    recordStep(db, runId, 0, toDbStep(loopRecord));
     expect(getRun(db, runId)).toMatchObject({ bestStep: 0, bestMetric: 0.438 });
   });
 });

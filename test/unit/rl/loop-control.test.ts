@@ -52,16 +52,16 @@ describe('runLoop controls', () => {
   it("a reviewed label replaces that group's vote and its rewards; other groups keep theirs", async () => {
     const [target, other] = plain[0].groups;
     // A label the vote did not pick, so the rewards must change: a dissenting answer, else one nobody gave.
-    const dissent = target.samples.find((s) => s.answer !== null && s.answer !== target.pseudoLabel)?.answer;
+    const dissent = target.samples.find((s) => s.extractedAnswer !== null && s.extractedAnswer !== target.pseudoLabel)?.extractedAnswer;
     const label = dissent ?? '987654';
-    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, reviewedLabels: new Map([[target.itemIndex, label]]) }));
+    const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, reviewedLabels: new Map([[target.itemIdx, label]]) }));
     const [g, h] = records[0].groups;
-    expect(g.itemIndex).toBe(target.itemIndex);
+    expect(g.itemIdx).toBe(target.itemIdx);
     // Same seed: the same samples were drawn.
     expect(g.samples.map((s) => s.text)).toEqual(target.samples.map((s) => s.text));
     expect(g).toMatchObject({ pseudoLabel: label, labelSource: 'review', labeled: true });
     // Hard reward for agreeing with the person's label; the vote counts stay the model's.
-    expect(g.samples.map((s) => s.reward)).toEqual(g.samples.map((s) => (s.answer === label ? 1 : 0)));
+    expect(g.samples.map((s) => s.reward)).toEqual(g.samples.map((s) => (s.extractedAnswer === label ? 1 : 0)));
     expect(g.samples.map((s) => s.reward)).not.toEqual(target.samples.map((s) => s.reward));
     expect(g.voteCounts).toEqual(target.voteCounts);
     expect(h.labelSource).toBe('vote');
@@ -72,11 +72,11 @@ describe('runLoop controls', () => {
     const [target, other] = plain[0].groups;
     // Seven characters: more than the 6 new tokens of this character-level model can write.
     const unreachable = '9876543';
-    const reachable = other.samples.find((s) => s.answer !== null)?.answer;
+    const reachable = other.samples.find((s) => s.extractedAnswer !== null)?.extractedAnswer;
     expect(reachable).toBeDefined();
     const overrides = new Map([
-      [target.itemIndex, unreachable],
-      [other.itemIndex, reachable!],
+      [target.itemIdx, unreachable],
+      [other.itemIdx, reachable!],
     ]);
     const { records } = await collect(await input({ config: { ...CONFIG, steps: 1 }, reviewedLabels: overrides }));
     const [g, h] = records[0].groups;
@@ -85,7 +85,7 @@ describe('runLoop controls', () => {
     const alerts = records[0].alerts.filter((a) => a.kind === 'review_unmatched');
     expect(alerts).toHaveLength(1);
     expect(alerts[0].message).toBe(
-      `a reviewed label matched none of the samples, so that prompt gives no gradient: ${JSON.stringify(items[target.itemIndex].prompt)} (label "9876543", 0 of 4 samples). ` +
+      `a reviewed label matched none of the samples, so that prompt gives no gradient: ${JSON.stringify(items[target.itemIdx].prompt)} (label "9876543", 0 of 4 samples). ` +
         "Check the label in the reviewed run's inspector, or give the model more samples (votes) or tokens (maxNewTokens) to reach it.",
     );
     // Without reviewed labels there is nothing to warn about.
@@ -114,7 +114,7 @@ describe('runLoop controls', () => {
     expect(r2).toMatchObject({ lastStep: 3, paused: false, aborted: false });
     expect(resumed.map((r) => r.step)).toEqual([3]);
     const { records: straight } = await collect(await input());
-    const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIndex, texts: g.samples.map((s) => s.text) }));
+    const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIdx, texts: g.samples.map((s) => s.text) }));
     expect(view(resumed[0])).toEqual(view(straight[2]));
     expect(view(first[1])).toEqual(view(straight[1]));
   });

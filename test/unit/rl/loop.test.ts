@@ -86,7 +86,7 @@ describe('runLoop (TTRL on tiny-chars)', () => {
       }
       expect(r.groups).toHaveLength(2);
       for (const g of r.groups) {
-        expect(items[g.itemIndex].prompt).toBe(g.prompt);
+        expect(items[g.itemIdx].prompt).toBe(g.prompt);
         expect(g.samples).toHaveLength(4);
         // A group is labeled when any sample has an answer; only labeled groups are trained on.
         expect(g.labeled).toBe(g.pseudoLabel !== null);
@@ -212,7 +212,7 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     const r2 = await runLoop(await input({ checkpointDir: dir, resumeFrom: path.join(dir, 'last-2') }), { onStep: (r) => void resumed.push(r) });
     expect(r2.lastStep).toBe(3);
     expect(resumed.map((r) => r.step)).toEqual([3]);
-    const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIndex, used: g.samples.map((s) => s.usedForTraining), texts: g.samples.map((s) => s.text) }));
+    const view = (r: StepRecord) => r.groups.map((g) => ({ item: g.itemIdx, used: g.samples.map((s) => s.usedForTraining), texts: g.samples.map((s) => s.text) }));
     expect(view(resumed[0])).toEqual(view(full[3]));
     // The adaptive KL coefficient is part of the checkpointed state.
     expect(resumed[0].metrics[TRAIN_METRICS.klCoef]).toBe(full[3].metrics[TRAIN_METRICS.klCoef]);

@@ -52,7 +52,7 @@ describe('the scorer’s input and output', () => {
       g.samples.forEach((s, i) => {
         const input = group.samples[i];
         expect(input.text).toBe(s.text);
-        expect(input.answer).toBe(s.answer);
+        expect(input.answer).toBe(s.extractedAnswer);
         expect(input.tokenCount).toBe(s.tokenIds.length);
         expect(Int32Array.from(input.tokenIds)).toEqual(s.tokenIds);
         expect(Float32Array.from(input.logprobs)).toEqual(s.logprobs);
@@ -76,7 +76,7 @@ describe('the scorer’s input and output', () => {
     expect(Number.isFinite(record.metrics[TRAIN_METRICS.groundTruthReward])).toBe(true);
     expect(Number.isFinite(record.metrics[TRAIN_METRICS.majorityRatio])).toBe(true);
     // The database form keeps both.
-    const stored = toDbStep(record, items.map((_, i) => i)).rollouts![0].samples![0];
+    const stored = toDbStep(record).rollouts![0].samples![0];
     expect(stored.selfCertainties).toBe(record.groups[0].samples[0].selfCertainties);
     expect(stored.details).toEqual(record.groups[0].samples[0].details);
   });
