@@ -507,7 +507,8 @@ const commands: CliCommand[] = [
         return items;
       };
       // The RL methods: a distillation method has its own bench (svd-demo).
-      const methods = values.methods !== undefined ? list(values.methods, 'methods') : listMethods().filter((m) => m.pipeline === 'group-reward').map((m) => m.id);
+      // code-consensus rewards code, which the arithmetic demo's answers are not.
+      const methods = values.methods !== undefined ? list(values.methods, 'methods') : listMethods().filter((m) => m.pipeline === 'group-reward' && m.id !== 'code-consensus').map((m) => m.id);
       const seeds = list(values.seeds, 'seeds').map((s) => {
         if (!/^\d+$/.test(s)) throw new UsageError(`--seeds: "${s}" is not a whole number`);
         return Number(s);

@@ -81,6 +81,9 @@ class SandboxWorker {
       stderr: true,
     });
     // A sandboxed program's writes come back in its result; the worker's own streams are drained.
+    // An idle pool does not keep the process alive (a run's end, the command line's exit); while
+    // a program runs or a worker starts, its timers do.
+    this.worker.unref();
     this.worker.stdout.resume();
     this.worker.stderr.resume();
     this.ready = new Promise<void>((resolve, reject) => {

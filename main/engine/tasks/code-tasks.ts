@@ -54,10 +54,12 @@ export function codeTaskShape(record: Record<string, unknown> | undefined): Code
   return null;
 }
 
-/** What the model reads for a function to write. */
+/** What the model reads for a function to write: it answers with the function and tests of its own (method code-consensus). */
 export function codeTaskPrompt(description: string, signature: string, language: SandboxLanguage): string {
   const lang = language === 'python' ? 'Python' : 'JavaScript';
-  return `${description.trim()}\n\nWrite the ${lang} function:\n${signature}\n`;
+  const fence = language === 'python' ? 'python' : 'javascript';
+  const assertion = language === 'python' ? 'assert statements' : 'assert(condition) lines';
+  return `${description.trim()}\n\nWrite the ${lang} function:\n${signature}\n\nAnswer with the function in a \`\`\`${fence} code block, then a second code block of ${assertion} that test it.\n`;
 }
 
 /** `def name(args):` lines of Python code, in order. */

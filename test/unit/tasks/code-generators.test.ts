@@ -32,7 +32,7 @@ describe('generateCodeTasks', () => {
     expect(hidden.language).toBe('javascript');
     expect(hidden.tests.split('\n')).toHaveLength(CODE_HIDDEN_TESTS);
     expect(item.prompt).toContain(`Write the JavaScript function:\nfunction ${hidden.entryPoint}(`);
-    expect(item.prompt + JSON.stringify(item.metadata)).not.toContain('assert');
+    expect(item.prompt + JSON.stringify(item.metadata)).not.toContain(`assert(${hidden.entryPoint}`);
     expect(item.prompt + JSON.stringify(item.metadata)).not.toContain('return');
   });
 

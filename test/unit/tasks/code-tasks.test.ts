@@ -42,11 +42,12 @@ describe('code tasks', () => {
     expect(parsed.items).toHaveLength(2);
     const item = parsed.items[0];
     expect(item.prompt).toBe(
-      'Write a function to find the similar elements from the given two tuple lists.\n\nWrite the Python function:\ndef similar_elements(test_tup1, test_tup2):\n',
+      'Write a function to find the similar elements from the given two tuple lists.\n\nWrite the Python function:\ndef similar_elements(test_tup1, test_tup2):\n\n' +
+        'Answer with the function in a ```python code block, then a second code block of assert statements that test it.\n',
     );
     expect(item.metadata).toEqual({ format: 'mbpp', language: 'python', entry_point: 'similar_elements', signature: 'def similar_elements(test_tup1, test_tup2):', task_id: 2 });
     const everythingVisible = item.prompt + JSON.stringify(item.metadata);
-    expect(everythingVisible).not.toContain('assert');
+    expect(everythingVisible).not.toContain('assert similar');
     expect(everythingVisible).not.toContain('set(test_tup1)');
     expect(readHiddenCodeAnswer(item.answer)).toEqual({
       kind: 'code',

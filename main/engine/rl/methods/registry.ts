@@ -3,6 +3,7 @@
 import { CommonRunConfigSchema, DEFAULT_METHOD } from '../common-settings.ts';
 import { CHARTS } from '../metrics.ts';
 import { agent } from './agent.ts';
+import { codeConsensus } from './code-consensus.ts';
 import { coRewarding } from './co-rewarding.ts';
 import { consistencyJudge } from './consistency-judge.ts';
 import { selfCertainty } from './self-certainty.ts';
@@ -15,7 +16,7 @@ import { ttrl } from './ttrl.ts';
 import type { MethodDefinition } from './types.ts';
 
 /** The built-in methods, in the order the New run form and the help list them. */
-export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood, consistencyJudge, coRewarding, svd, agent] as const;
+export const BUILTIN_METHODS = [ttrl, srt, selfCertainty, tokenEntropy, semanticClusters, trajectoryLikelihood, consistencyJudge, coRewarding, codeConsensus, svd, agent] as const;
 
 export { DEFAULT_METHOD };
 

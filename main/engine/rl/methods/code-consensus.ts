@@ -1,0 +1,109 @@
+// Code that tests itself (issue 19, CodeT's dual agreement as a reward): for a programming task
+// each response writes the function and assert lines that test it (engine/code/response.ts).
+// Every response's function runs against the group's tests, pooled (at most `codeMaxTests`,
+// first written first), in the sandbox (main/sandbox/); the execution matrix's dual agreement
+// (engine/code/consensus.ts) rewards a response with its solution's consensus score plus
+// `codeTestWeight` × the mean credit of the tests it wrote. No hidden test or reference solution
+// is read. A group where no solution passes any test gets no label and no update.
+//
+// Both roles share one response and so one advantage here; separate advantages for solutions
+// and tests (two prompts per task, as CURE trains them), a self-debugging turn and the hidden-
+// test pass rate are not done (see issue 19).
+import { z } from 'zod';
+import { SandboxPool } from '../../../sandbox/pool.ts';
+import { dualAgreement, matrixStats } from '../../code/consensus.ts';
+import { type ProgramRunner, executionMatrix } from '../../code/execute.ts';
+import { parseCodeResponse } from '../../code/response.ts';
+import { mean } from '../stats.ts';
+import { defineMethod } from './types.ts';
+
+let shared: SandboxPool | null = null;
+/** The process's sandbox, started at the first code reward (its workers do not keep the process alive). */
+function sandbox(): ProgramRunner {
+  shared ??= new SandboxPool();
+  return shared;
+}
+
+/** Tests a group's responses wrote, each once, in the order written, with who wrote each. */
+export function poolTests(perResponse: readonly (readonly string[])[], max: number): { tests: string[]; authors: number[][] } {
+  const index = new Map<string, number>();
+  const tests: string[] = [];
+  const authors: number[][] = [];
+  perResponse.forEach((list, r) => {
+    for (const t of list) {
+      let i = index.get(t);
+      if (i === undefined) {
+        if (tests.length >= max) continue;
+        i = tests.length;
+        index.set(t, i);
+        tests.push(t);
+        authors.push([]);
+      }
+      if (!authors[i].includes(r)) authors[i].push(r);
+    }
+  });
+  return { tests, authors };
+}
+
+const DIAGNOSTICS = ['consensus_size', 'test_discrimination', 'runnable_share', 'error_share', 'timeout_share', 'tests'] as const;
+
+export const codeConsensus = defineMethod({
+  id: 'code-consensus',
+  label: 'Code dual agreement',
+  description: 'CodeT: each response writes a function and assert tests; every function runs against every test in the sandbox, and a response earns its consensus set’s #solutions × #tests plus credit for tests that separate the top set.',
+  pipeline: 'group-reward',
+  settings: z.object({
+    codeLanguage: z.enum(['python', 'javascript']).default('python').describe('The language the tasks ask for (Python runs in Pyodide, JavaScript in QuickJS)'),
+    codeTimeoutMs: z.number().int().min(50).max(60_000).default(2_000).describe('Wall-clock limit of one solution against one test (ms)'),
+    codeTestWeight: z.number().min(0).max(10).default(0.5).describe('Weight of the credit of a response’s tests beside its solution’s consensus score'),
+    codeMaxTests: z.number().int().min(1).max(256).default(16).describe('Tests per task at most (the group’s, pooled, first written first)'),
+  }),
+  defaults: { votes: 8, trainSamples: 8 },
+  charts: [{ id: 'code', title: 'Code execution', hint: 'Per task: solutions in the top consensus set, tests’ discrimination, solutions that ran' }],
+  metrics: [
+    { key: 'code/consensus_size', label: 'Consensus size', chart: 'code', description: 'Mean over the step’s tasks of the solutions in the top consensus set' },
+    { key: 'code/test_discrimination', label: 'Test discrimination', chart: 'code', unit: true, description: 'Mean test credit: passing the whole top set times the share of other solutions failed' },
+    { key: 'code/runnable_share', label: 'Runnable solutions', chart: 'code', unit: true, description: 'Share of solutions that passed or failed some test rather than erroring on all' },
+    { key: 'code/error_share', label: 'Sandbox errors', chart: null, unit: true, description: 'Share of solution × test runs that raised something other than a failed assertion' },
+    { key: 'code/timeout_share', label: 'Sandbox timeouts', chart: null, unit: true, description: 'Share of solution × test runs stopped at the time limit' },
+    { key: 'code/tests', label: 'Tests per task', chart: null, description: 'Mean number of distinct tests the group wrote (at most codeMaxTests)' },
+  ],
+  scorer: (s) => async (group) => {
+    const parsed = group.samples.map((sample) => parseCodeResponse(sample.text, s.codeLanguage));
+    const { tests, authors } = poolTests(
+      parsed.map((p) => p.tests),
+      s.codeMaxTests,
+    );
+    // A response without a function still gets its row: every cell an error.
+    const solutions = parsed.map((p) => p.solution ?? '');
+    const matrix = await executionMatrix(sandbox(), s.codeLanguage, solutions, tests, { timeoutMs: s.codeTimeoutMs });
+    const agreement = dualAgreement(matrix);
+    const stats = matrixStats(matrix, agreement);
+    const testCredit = parsed.map((_, r) => {
+      const mine = authors.flatMap((who, t) => (who.includes(r) ? [agreement.testRewards[t]] : []));
+      return mine.length ? mean(mine) : 0;
+    });
+    const rewards = parsed.map((_, r) => agreement.solutionRewards[r] + s.codeTestWeight * testCredit[r]);
+    return {
+      rewards,
+      labeled: agreement.top !== null,
+      details: parsed.map((p, r) => ({ solution: agreement.solutionRewards[r], tests: testCredit[r], testsWritten: p.tests.length, consensusSet: agreement.setOf[r] })),
+      diagnostics: {
+        consensus_size: stats.consensusSize,
+        test_discrimination: stats.testDiscrimination,
+        runnable_share: stats.runnableShare,
+        error_share: stats.errorShare,
+        timeout_share: stats.timeoutShare,
+        tests: tests.length,
+      },
+    };
+  },
+  stepMetrics: (groups) => {
+    const out: Record<string, number> = {};
+    for (const key of DIAGNOSTICS) {
+      const xs = groups.map((g) => g.score.diagnostics?.[key]).filter((x): x is number => typeof x === 'number');
+      if (xs.length) out[`code/${key}`] = mean(xs);
+    }
+    return out;
+  },
+});
