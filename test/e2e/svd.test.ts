@@ -88,4 +88,19 @@ describe('a distillation round waiting for review', () => {
     }
     expect(pageErrors).toEqual([]);
   });
+
+  it('New run offers the cascade’s settings, its stages in the order they are chosen', async () => {
+    await page.goto(`${web.url}#/new`);
+    await page.getByTestId('method-svd').click();
+    const stages = page.getByTestId('input-svdStages');
+    await stages.waitFor();
+    expect(await page.getByTestId('order-svdStages-cycle').textContent()).toBe('1.');
+    // Cleared and chosen again, cycle-consistency moves to the end of the cascade.
+    await stages.getByText('cycle').click();
+    await stages.getByText('cycle').click();
+    await expect.poll(() => page.getByTestId('order-svdStages-cycle').textContent()).toBe('3.');
+    expect(await page.getByTestId('order-svdStages-factuality').textContent()).toBe('1.');
+    expect(await page.getByTestId('input-svdJudgeVotes').inputValue()).toBe('3');
+    expect(pageErrors).toEqual([]);
+  });
 });
