@@ -11,6 +11,7 @@
 //   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
 //   methods           every label-free method on the same demo and budget, over seeds: a table and JSON lines
 //   sandbox           executions per second of the code sandbox (Pyodide and QuickJS workers)
+//   agent-demo        tiny-agent on held-out household tasks: base, outcome-only GRPO and OPID, same budget, 3 seeds
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +29,7 @@ import { ADVANTAGE_CHOICES } from '../main/engine/rl/common-settings.ts';
 import { STAGE_IDS, type StageId } from '../main/engine/svd/cascade.ts';
 import { SVD_DEMO_DEFAULTS, type SvdDemoOptions, svdDemo, svdSummary } from './svd-demo.ts';
 import { SANDBOX_BENCH_DEFAULTS, sandboxBench } from './sandbox.ts';
+import { AGENT_DEMO_DEFAULTS, agentDemo, agentDemoTable } from './agent-demo.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -290,7 +292,29 @@ function measured<O>(m: Measurement<O>): CliCommand[] {
         return 0;
       },
     }),
-  ].map((c) => c as unknown as CliCommand);
+    command({
+    name: 'agent-demo',
+    program: PROGRAM,
+    summary: 'The built-in tiny-agent on held-out household tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
+    synopsis: '[--seeds 0,1,2] [--steps N]',
+    flags: {
+      model: { ...trainFlags.model, default: AGENT_DEMO_DEFAULTS.model },
+      seeds: { type: 'string', value: 'S,S', default: AGENT_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
+      steps: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
+    },
+    details: 'Prints one JSON line per method and seed as each finishes (bench, method, seed, base_success, after_success, after_length, train_success_first/last, teacher_available, wall_s), then the table.',
+    async run(values) {
+      const seeds = (values.seeds ?? '').split(',').map((s) => {
+        if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
+        return Number(s);
+      });
+      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
+      const rows = await agentDemo(o, print);
+      process.stdout.write(agentDemoTable(rows, o));
+      return 0;
+    },
+  }),
+].map((c) => c as unknown as CliCommand);
 }
 
 const commands: CliCommand[] = [
@@ -545,6 +569,28 @@ const commands: CliCommand[] = [
       const workers = values.workers !== undefined ? intFlag(values, 'workers', 1) : undefined;
       if (workers !== undefined && workers < 1) throw new UsageError('--workers must be at least 1');
       await sandboxBench({ seconds: numberFlag(values, 'seconds', SANDBOX_BENCH_DEFAULTS.seconds), workers }, print);
+      return 0;
+    },
+  }),
+  command({
+    name: 'agent-demo',
+    program: PROGRAM,
+    summary: 'The built-in tiny-agent on held-out household tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
+    synopsis: '[--seeds 0,1,2] [--steps N]',
+    flags: {
+      model: { ...trainFlags.model, default: AGENT_DEMO_DEFAULTS.model },
+      seeds: { type: 'string', value: 'S,S', default: AGENT_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
+      steps: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
+    },
+    details: 'Prints one JSON line per method and seed as each finishes (bench, method, seed, base_success, after_success, after_length, train_success_first/last, teacher_available, wall_s), then the table.',
+    async run(values) {
+      const seeds = (values.seeds ?? '').split(',').map((s) => {
+        if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
+        return Number(s);
+      });
+      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
+      const rows = await agentDemo(o, print);
+      process.stdout.write(agentDemoTable(rows, o));
       return 0;
     },
   }),

@@ -35,7 +35,8 @@ export class AnalyzerRefused extends Error {
   override name = 'AnalyzerRefused';
 }
 
-export type ChatComplete = (messages: { role: 'user'; content: string }[]) => Promise<string>;
+/** Asks a chat model; the episode under analysis is passed too, for an analyzer that reads it directly (a scripted one). */
+export type ChatComplete = (messages: { role: 'user'; content: string }[], episode?: Episode) => Promise<string>;
 
 /** The trajectory as the analyzer reads it: the first observation, then each action and its answer. */
 export function renderTrajectory(episode: Episode, firstObservation: string): string {
@@ -84,6 +85,6 @@ export function parseAnalysis(raw: string, steps: number): Analysis {
 }
 
 export async function analyzeEpisode(episode: Episode, firstObservation: string, complete: ChatComplete, template = DEFAULT_ANALYZER_TEMPLATE): Promise<Analysis> {
-  const raw = await complete([{ role: 'user', content: analysisPrompt(template, episode, firstObservation) }]);
+  const raw = await complete([{ role: 'user', content: analysisPrompt(template, episode, firstObservation) }], episode);
   return parseAnalysis(raw, episode.turns.length);
 }

@@ -33,7 +33,7 @@ import { mean } from '../rl/stats.ts';
 import { type Analysis, AnalyzerRefused, type ChatComplete, analyzeEpisode } from './analyzer.ts';
 import { encodeConversation } from './conversation.ts';
 import { type Episode, runEpisodes } from './episode.ts';
-import { type TurnDelta, teacherMessages, turnDelta } from './opid.ts';
+import { type TurnDelta, teacherMessages, turnDeltas } from './opid.ts';
 import type { EpisodeRecord, SkillRecord, TurnRecord } from './records.ts';
 import { episodeExamples } from './training.ts';
 
@@ -142,7 +142,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
       const jobs = tasks.flatMap((task) => Array.from({ length: perTask }, () => ({ env: environment(task.env).create(), task })));
       return runEpisodes(jobs, (conversations) => answer(conversations, { ...sampling, seed: rng.nextUint32(), maxNewTokens: config.maxNewTokens }), {
         maxSteps: s.agentMaxSteps,
-        historyTurns: s.agentHistory === 0 ? undefined : s.agentHistory,
+        historyTurns: s.agentHistory,
         promptStyle: s.agentPromptStyle,
       });
     };
@@ -242,6 +242,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         const analyses: (Analysis | null)[] = episodes.map(() => null);
         const deltas: Map<number, TurnDelta>[] = episodes.map(() => new Map());
         if (opid) {
+          const toScore: { episode: number; turn: number; messages: ChatMessage[]; reply: string; skills: { episodeSkill: string; stepSkill?: string } }[] = [];
           for (const [i, e] of episodes.entries()) {
             check();
             if (e.turns.length === 0) continue;
@@ -258,11 +259,14 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
               if (!skills.episodeSkill.trim() && !skills.stepSkill?.trim()) continue;
               // A reply whose teacher's conversation does not fit the model is not re-scored.
               const taught = encodeConversation(tok, [...teacherMessages(turn.messages, skills), { role: 'assistant', content: turn.reply }]);
-              if (taught.ids.length > ctx) continue;
-              const d = await turnDelta(deltaScorer, tok, turn.messages, turn.reply, skills);
-              if (d) deltas[i].set(t, d);
+              if (taught.ids.length <= ctx) toScore.push({ episode: i, turn: t, messages: turn.messages, reply: turn.reply, skills });
             }
           }
+          // Every taught reply of the step re-scored in batches.
+          const scored = await turnDeltas(deltaScorer, tok, toScore);
+          toScore.forEach((x, k) => {
+            if (scored[k]) deltas[x.episode].set(x.turn, scored[k]);
+          });
         }
 
         // The step's sequences, each with its per-token advantages (A_episode + w·Δ).

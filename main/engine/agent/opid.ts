@@ -62,15 +62,47 @@ export async function turnDelta(
   reply: string,
   skills: TurnSkills,
 ): Promise<TurnDelta | null> {
-  const source = teacherSource(skills);
-  if (!source) return null;
-  const student = await replyLogprobs(scorer, tokenizer, messages, reply);
-  const teacher = await replyLogprobs(scorer, tokenizer, teacherMessages(messages, skills), reply);
-  if (teacher.ids.length !== student.ids.length || teacher.ids.some((id, i) => id !== student.ids[i])) {
-    throw new Error('the reply tokenizes differently after the skill, so its tokens cannot be compared');
-  }
-  const delta = student.logprobs.map((s, i) => teacher.logprobs[i] - s);
-  return { source, ids: student.ids, student: student.logprobs, teacher: teacher.logprobs, delta };
+  const [d] = await turnDeltas(scorer, tokenizer, [{ messages, reply, skills }]);
+  return d;
+}
+
+/**
+ * Δ of many turns' replies (null for those no skill teaches), their student and teacher
+ * sequences scored `chunk` at a time: a step's re-scoring is a few batched forward passes rather
+ * than two per turn.
+ */
+export async function turnDeltas(
+  scorer: SequenceScorer,
+  tokenizer: ConversationTokenizer,
+  turns: readonly { messages: readonly ChatMessage[]; reply: string; skills: TurnSkills }[],
+  chunk = 16,
+): Promise<(TurnDelta | null)[]> {
+  const sequences: number[][] = [];
+  const plan = turns.map((t) => {
+    const source = teacherSource(t.skills);
+    if (!source) return null;
+    const cut = (messages: readonly ChatMessage[]) => {
+      const enc = encodeConversation(tokenizer, [...messages, { role: 'assistant', content: t.reply }]);
+      const r = enc.replies.at(-1)!;
+      if (r.start < 1) throw new Error('the reply has no context before it to be scored after');
+      sequences.push(enc.ids.slice(0, r.end));
+      return { index: sequences.length - 1, start: r.start, end: r.end, ids: enc.ids.slice(r.start, r.end) };
+    };
+    return { source, student: cut(t.messages), teacher: cut(teacherMessages(t.messages, t.skills)) };
+  });
+  const scored: Float32Array[] = [];
+  for (let i = 0; i < sequences.length; i += chunk) scored.push(...(await scorer.score(sequences.slice(i, i + chunk))));
+  return plan.map((p) => {
+    if (!p) return null;
+    const { student: s, teacher: t } = p;
+    if (t.ids.length !== s.ids.length || t.ids.some((id, i) => id !== s.ids[i])) {
+      throw new Error('the reply tokenizes differently after the skill, so its tokens cannot be compared');
+    }
+    const student = scored[s.index].slice(s.start - 1, s.end - 1);
+    const teacher = scored[t.index].slice(t.start - 1, t.end - 1);
+    const delta = student.map((x, i) => teacher[i] - x);
+    return { source: p.source, ids: s.ids, student, teacher, delta };
+  });
 }
 
 /** The per-token advantage of a turn's reply: the episode's advantage plus its teacher's weighted Δ. */

@@ -41,8 +41,8 @@ export function turnMessage(envId: string, view: TurnView, style: PromptStyle = 
   const setting = AGENT_SETTINGS[envId];
   if (!setting) throw new Error(`no agent prompt for environment "${envId}" (known: ${Object.keys(AGENT_SETTINGS).join(', ')})`);
   if (style === 'compact') {
-    const request = "Now it's your turn.";
-    return view.step === 1 ? `Your task is to: ${view.task}\n${view.observation}\n${request}` : `Step ${view.step}: ${view.observation}\n${request}`;
+    // The task on every turn, so a turn read without the earlier ones (history 0) still knows it.
+    return `Your task is to: ${view.task}\nStep ${view.step}: ${view.observation}\nNow it's your turn.`;
   }
   const now =
     `Your current observation is: ${view.observation}\n` + `Your admissible actions of the current situation are: [${actions(view.admissibleActions)}].`;

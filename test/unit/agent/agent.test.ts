@@ -26,6 +26,16 @@ describe('agent turns', () => {
     expect(later.startsWith("You are now at step 4. Your current observation is: o\nYour admissible actions of the current situation are: ['click[buy now]'].")).toBe(true);
     expect(() => turnMessage('sokoban', { task: 't', observation: 'o', admissibleActions: [], step: 1 })).toThrow('no agent prompt for environment "sokoban"');
   });
+
+  it('word compact turns with the task every time and no admissible actions, where the teacher\'s skill still finds its place', () => {
+    const view = { task: 'put a mug in cabinet.', observation: 'You arrive at cabinet 1.', admissibleActions: ['look', 'open cabinet 1'], step: 3 };
+    const compact = turnMessage('household', view, 'compact');
+    expect(compact).toBe("Your task is to: put a mug in cabinet.\nStep 3: You arrive at cabinet 1.\nNow it's your turn.");
+    expect(withSkill(compact, { stepSkill: 'open cabinet 1' })).toBe(
+      "Your task is to: put a mug in cabinet.\nStep 3: You arrive at cabinet 1.\n\n**Critical-Step Guidance**\nUse this current-step guidance for this decision only:\n[open cabinet 1]\n\nNow it's your turn.",
+    );
+    expect(withSkill(compact, { episodeSkill: 'Find the mug first.' }).startsWith('Your task is to: put a mug in cabinet.\n\n**Episode-Level Guidance**')).toBe(true);
+  });
 });
 
 describe("the teacher's view (OPID's skill in the observation)", () => {

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { mixAdvantage, teacherMessages, teacherSource, turnDelta } from '../../../main/engine/agent/opid.ts';
+import { mixAdvantage, teacherMessages, teacherSource, turnDelta, turnDeltas } from '../../../main/engine/agent/opid.ts';
 import { withSkill } from '../../../main/engine/agent/prompts.ts';
 import { loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import type { ChatMessage } from '../../../main/engine/nn/tokenizer.ts';
@@ -56,6 +56,21 @@ describe("OPID's teacher", () => {
     // The skill changes the context, so the teacher disagrees somewhere.
     expect(d.delta.some((x) => Math.abs(x) > 1e-4)).toBe(true);
     expect(await turnDelta(scorer, tokenizer, turn, reply, {})).toBeNull();
+
+    // A step's replies re-scored in batches (padded to the longest) give each turn's own Δ.
+    const many = [
+      { messages: turn, reply, skills },
+      { messages: turn.slice(0, 1), reply: '<think></think><action>go to cabinet 1</action>', skills: { episodeSkill: 'Find the mug.' } },
+      { messages: turn, reply, skills: {} },
+    ];
+    const batched = await turnDeltas(scorer, tokenizer, many, 2);
+    expect(batched[2]).toBeNull();
+    for (const [k, t] of many.slice(0, 2).entries()) {
+      const one = (await turnDelta(scorer, tokenizer, t.messages, t.reply, t.skills))!;
+      expect(batched[k]!.source).toBe(one.source);
+      expect(batched[k]!.ids).toEqual(one.ids);
+      one.delta.forEach((x, i) => expect(batched[k]!.delta[i]).toBeCloseTo(x, 4));
+    }
     await scorer.release();
   }, 60_000);
 });

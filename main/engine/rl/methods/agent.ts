@@ -40,7 +40,13 @@ const settings = z.object({
     .default('opid')
     .describe("opid: the episode's advantage plus each reply's re-scoring Δ under the episode's skills; outcome: GRPO on the episode reward alone"),
   agentMaxSteps: z.number().int().min(1).max(200).default(30).describe('Turns an episode may take before it ends unfinished (OPID: 30)'),
-  agentHistory: z.number().int().min(0).default(2).describe("Earlier turns each turn's prompt keeps (0 = the whole conversation)"),
+  agentHistory: z
+    .number()
+    .int()
+    .min(0)
+    .max(200)
+    .default(2)
+    .describe("Earlier turns each turn's prompt keeps (0: none; at least agentMaxSteps: the whole conversation, trained as one sequence)"),
   agentPromptStyle: z.enum(PROMPT_STYLES).default('opid').describe("How each turn is worded: OPID's prompts, or compact ones (task, observation, request) for small models"),
   agentGamma: z
     .number()
