@@ -21,7 +21,7 @@ import type { Episode } from '../main/engine/agent/episode.ts';
 import { environment, taskSet } from '../main/engine/envs/index.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
-import type { RunConfigInput } from '../main/engine/rl/config.ts';
+import { type RunConfigInput, parseRunConfig } from '../main/engine/rl/config.ts';
 import { AGENT_METRICS } from '../main/engine/rl/methods/agent.ts';
 import { resolveDevice } from '../main/engine/runtime/devices.ts';
 import { TINY_AGENT_RUN_SETTINGS } from '../resources/models/make-tiny-agent.ts';
@@ -123,7 +123,7 @@ export async function agentDemo(o: AgentDemoOptions, print: (row: AgentDemoRow) 
       };
       const metrics: Record<string, number>[] = [];
       // The scripted analyzer reads the episode it is asked about rather than the prompt.
-      const input: AgentLoopInput = { config, model, device, tasks, validation, analyzer: async (_messages, e) => scriptedAnalysis(e!) };
+      const input: AgentLoopInput = { config: parseRunConfig(config), model, device, tasks, validation, analyzer: async (_messages, e) => scriptedAnalysis(e!) };
       await runAgentLoop(
         input,
         {
