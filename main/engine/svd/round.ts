@@ -38,6 +38,8 @@ export interface SvdStore {
   setStatus(round: number, status: SvdRoundStatus): void;
   /** The selected survivors less those a person rejected. */
   trainingSet(round: number): SvdCandidate[];
+  /** Keeps a trained round's SFT set as a dataset of its own (once; a resume that trains the round again finds it). */
+  publish?(round: number): void;
 }
 
 export interface SvdInput {
@@ -292,6 +294,7 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
         const rejected = candidates.filter((c) => c.selection === 'sft' && c.review?.verdict === 'reject').length;
         const losses = await fineTune(trainer, set, { s, config, round, promptIds: (c) => encodePrompt(tok, c.prompt, config.promptFormat), padId: tok.padTokenId ?? 0, check });
         store.setStatus(round, 'trained');
+        store.publish?.(round);
 
         state = { ...state, step: round, cursor: state.cursor + questions.length };
         const record: StepRecord = { step: round, metrics: {}, groups: [], checkpoints: [], alerts: [] };

@@ -7,13 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExperimentDb, createRun, getSvdRound, openDatabase, setSvdReview, svdCandidates, svdVerdicts } from '../../../main/db/index.ts';
+import { type ExperimentDb, createRun, getDataset, getSvdRound, listItems, openDatabase, setSvdReview, svdCandidates, svdVerdicts } from '../../../main/db/index.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import type { StepRecord } from '../../../main/engine/rl/loop.ts';
 import { type SvdHooks, type SvdInput, runSvd } from '../../../main/engine/svd/round.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
-import { svdStore } from '../../../main/runs/svd-store.ts';
+import { svdSetName, svdStore } from '../../../main/runs/svd-store.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 const MODEL_DIR = path.join(import.meta.dirname, '../../../resources/models/tiny-arith');
@@ -170,6 +170,12 @@ describe('a distillation round', () => {
     expect(m['svd/review_rejected']).toBe(1);
     expect(m['svd/sft_set']).toBe(set.length - 1);
     expect(m['sft/loss']).toBeGreaterThan(0);
+    // The trained SFT set is kept as a dataset of its own, with each survivor's provenance.
+    const kept = getDataset(db, svdSetName(runId, 1))!;
+    expect(kept.itemCount).toBe(set.length - 1);
+    const rows = listItems(db, kept.id).items;
+    expect(rows.map((r) => r.metadata?.candidateId)).toEqual(set.slice(1).map((c) => c.id));
+    expect(rows[0]).toMatchObject({ prompt: set[1].prompt, metadata: { runId, round: 1, response: set[1].text } });
     // Once trained, the round's reviews are closed.
     expect(() => setSvdReview(db, set[1].id, 'reject')).toThrow('already been trained on');
     db.close();
