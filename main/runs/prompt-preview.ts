@@ -9,6 +9,7 @@ import { type ExperimentDb, getDataset, listItems } from '../db/index.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import type { PromptFormat } from '../engine/rl/prompts.ts';
 import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
+import { codeDatasetLanguage, codeTaskItems } from '../engine/tasks/code-generators.ts';
 import { ARITHMETIC_TRAIN, RunSetupError, resolveModel } from './start.ts';
 
 export interface PreviewRequest {
@@ -53,6 +54,8 @@ function pickPrompt(db: ExperimentDb, req: PreviewRequest): { prompt: string; it
     const items = arithmeticItems({ difficulty: (req.difficulty ?? 2) as ArithmeticDifficulty, seed: req.seed ?? 0, count: ARITHMETIC_TRAIN, split: 'train' });
     return { prompt: items[0].prompt, itemIdx: 0 };
   }
+  const codeLanguage = codeDatasetLanguage(spec);
+  if (codeLanguage) return { prompt: codeTaskItems({ language: codeLanguage, seed: req.seed ?? 0, count: 1, split: 'train' })[0].prompt, itemIdx: 0 };
   const dataset = getDataset(db, spec);
   if (!dataset) throw new RunSetupError(`dataset "${spec}" is not imported; import it first (Datasets), or pick another`);
   const first = listItems(db, dataset.id, { split: 'train', limit: 1 }).items[0];

@@ -35,6 +35,8 @@ import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
 import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
+import { CODE_EVAL, CODE_TRAIN, codeDatasetLanguage, codeTaskItems } from '../engine/tasks/code-generators.ts';
+import type { SandboxLanguage } from '../sandbox/protocol.ts';
 import { issuesText } from '../issues.ts';
 import { ENVIRONMENT_SPECS_HINT, ensureEnvironmentDataset, parseEnvironmentSpec, taskOfItem } from './agent-data.ts';
 import { importDatasetFile } from './datasets.ts';
@@ -122,6 +124,15 @@ export function importArithmeticDataset(db: ExperimentDb, name: string, difficul
   return importDataset(db, { name, source: `generator:${ARITHMETIC_DATASET_NAME}`, fieldMapping: common }, items);
 }
 
+/** The built-in code tasks (`code-functions`, `code-functions-js`) stored as a dataset named `name`; hidden tests are the answers. */
+export function importCodeDataset(db: ExperimentDb, name: string, generator: string, language: SandboxLanguage, seed: number): DatasetInfo {
+  const items = [
+    ...codeTaskItems({ language, seed, count: CODE_TRAIN, split: 'train' }).map((it) => ({ ...it, split: 'train' as const })),
+    ...codeTaskItems({ language, seed, count: CODE_EVAL, split: 'eval' }).map((it) => ({ ...it, split: 'eval' as const })),
+  ];
+  return importDataset(db, { name, source: `generator:${generator}`, fieldMapping: { language, seed } }, items);
+}
+
 /** Where a run's dataset may come from besides the database: `files` false (the API) never reads a path. */
 export interface DatasetSources {
   files?: boolean;
@@ -136,6 +147,11 @@ export function ensureDataset(db: ExperimentDb, spec: string, target: Pick<RunTa
   if (spec === ARITHMETIC_DATASET_NAME) {
     const name = `${ARITHMETIC_DATASET_NAME}-d${target.difficulty}-s${seed}`;
     return getDataset(db, name)?.id ?? importArithmeticDataset(db, name, target.difficulty, seed).id;
+  }
+  const codeLanguage = codeDatasetLanguage(spec);
+  if (codeLanguage) {
+    const name = `${spec}-s${seed}`;
+    return getDataset(db, name)?.id ?? importCodeDataset(db, name, spec, codeLanguage, seed).id;
   }
   const envSpec = parseEnvironmentSpec(spec);
   if (envSpec) return ensureEnvironmentDataset(db, envSpec, seed).id;

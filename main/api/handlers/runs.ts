@@ -20,6 +20,7 @@ import {
   updateRunStatus,
 } from '../../db/index.ts';
 import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
+import { codeDatasetLanguage } from '../../engine/tasks/code-generators.ts';
 import { issuesText } from '../../issues.ts';
 import { CommonRunConfigSchema, checkRunConfig, describeRunConfig } from '../../engine/rl/config.ts';
 import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
@@ -113,7 +114,7 @@ function requestedModel(deps: ApiDeps, model: string): string {
 
 /** A stored dataset's name or the built-in generator's; never a file (see unknownDatasetMessage). */
 function requestedDataset(deps: ApiDeps, dataset: string): string {
-  if (dataset === ARITHMETIC_DATASET_NAME || getDataset(deps.db, dataset)) return dataset;
+  if (dataset === ARITHMETIC_DATASET_NAME || codeDatasetLanguage(dataset) || getDataset(deps.db, dataset)) return dataset;
   throw new ApiError('SETUP', unknownDatasetMessage(dataset));
 }
 

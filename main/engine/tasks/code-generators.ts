@@ -12,6 +12,16 @@ import { type HiddenCodeAnswer, codeTaskPrompt } from './code-tasks.ts';
 import type { DatasetItem } from './datasets.ts';
 
 export const CODE_DATASET_NAME = 'code-functions';
+/** The built-in code datasets a run may name, and their language. */
+export const CODE_DATASETS: Readonly<Record<string, SandboxLanguage>> = { [CODE_DATASET_NAME]: 'python', [`${CODE_DATASET_NAME}-js`]: 'javascript' };
+/** Sizes of a built-in code dataset as a run stores it (the eval split has about 100 distinct tasks). */
+export const CODE_TRAIN = 256;
+export const CODE_EVAL = 64;
+
+/** The language of a built-in code dataset's name, or null for any other name. */
+export function codeDatasetLanguage(name: string): SandboxLanguage | null {
+  return Object.hasOwn(CODE_DATASETS, name) ? CODE_DATASETS[name] : null;
+}
 export type CodeSplit = 'train' | 'eval';
 /** The share of all tasks in the eval split. */
 export const CODE_EVAL_SHARE_PERCENT = 20;
