@@ -151,6 +151,20 @@ describe('a distillation round', () => {
     db.close();
   });
 
+  it('refuses a run whose graphs would not fit the memory it may use, naming what to lower', async () => {
+    const { db, runId } = freshRun();
+    const before = process.env.AUTODIDACT_MEMORY_LIMIT;
+    process.env.AUTODIDACT_MEMORY_LIMIT = '1M';
+    try {
+      await expect(run(db, runId)).rejects.toThrow(/more than the 0\.0 GB it may use \(AUTODIDACT_MEMORY_LIMIT\).*Lower svdBatch, svdQuestions or svdCandidates/);
+    } finally {
+      if (before === undefined) delete process.env.AUTODIDACT_MEMORY_LIMIT;
+      else process.env.AUTODIDACT_MEMORY_LIMIT = before;
+    }
+    expect(getSvdRound(db, runId, 1)).toBeNull();
+    db.close();
+  });
+
   it('with svdReview, pauses before the SFT; a rejected survivor stays out of the SFT set', async () => {
     const { db, runId } = freshRun();
     // The correctness stage alone, which the committed model passes often enough to leave survivors.
