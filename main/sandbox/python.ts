@@ -21,8 +21,10 @@ const BLOCKED_MODULES = [
   'js', 'pyodide_js', 'pyodide', '_pyodide', '_pyodide_core', 'micropip', 'ctypes', '_ctypes',
   'socket', '_socket', 'ssl', '_ssl', 'select', 'selectors', 'asyncio', 'subprocess',
   '_posixsubprocess', 'multiprocessing', '_multiprocessing', 'gc', 'signal', 'resource',
-  'threading', '_thread', 'urllib', 'http', 'ftplib', 'smtplib', 'webbrowser', 'pty', 'fcntl',
-  'mmap', 'tracemalloc', 'faulthandler', 'sqlite3', '_sqlite3',
+  'ftplib', 'smtplib', 'webbrowser', 'pty', 'fcntl', 'mmap', 'tracemalloc', 'faulthandler',
+  'sqlite3', '_sqlite3',
+  // Not threading (queue, logging and dataclasses import it; WebAssembly starts no thread) nor
+  // urllib (urllib.parse is string work; its network half needs socket, which is refused).
 ];
 
 /** Audit events refused (prefixes): the network, processes, native calls, object enumeration. */
