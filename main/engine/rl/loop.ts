@@ -683,6 +683,7 @@ function checkMemory(
     generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
     trainable: config.mode === 'full' ? weightCount(c) : lora,
     teacher: services.teacher,
+    critic: config.advantage === 'gae',
   });
   const limit = memoryLimitBytes();
   if (need <= limit) return;

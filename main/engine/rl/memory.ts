@@ -24,6 +24,8 @@ export interface RunShapes {
   trainable: number;
   /** An EMA teacher: its values of the trainable weights on the host and on the device. */
   teacher?: boolean;
+  /** The actor–critic's critic: a forward pass of the update's batch to its hidden states, which its graphs and the host hold. */
+  critic?: boolean;
 }
 
 /** Values in the model's weights. */
@@ -55,7 +57,11 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes): number {
   const kvCache = 2 * c.numLayers * shapes.generate.rows * c.numKvHeads * c.headDim * shapes.generate.maxLength * F32;
   const prefill = passBytes(c, shapes.generate.prompts, shapes.generate.maxLength, false);
   const teacher = shapes.teacher ? 2 * shapes.trainable * F32 : 0;
-  return BASE_BYTES + weights + optimizer + update + reference + kvCache + prefill + teacher;
+  // The hidden-state pass (counted as a log-prob pass, on the high side), and the hidden states on
+  // the host and as the input of the critic's two graphs.
+  const hidden = shapes.update.size * shapes.update.seqLen * c.hiddenSize * F32;
+  const critic = shapes.critic ? passBytes(c, shapes.update.size, shapes.update.seqLen, false) + 3 * hidden : 0;
+  return BASE_BYTES + weights + optimizer + update + reference + kvCache + prefill + teacher + critic;
 }
 
 /**

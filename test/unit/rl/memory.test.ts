@@ -41,4 +41,12 @@ describe('estimateRunBytes', async () => {
     expect(run(5415)).toBeGreaterThan(100 * GIB);
     expect(run(615, false)).toBeLessThan(run(615));
   });
+
+  it('counts the critic’s hidden-state pass and the hidden states it holds (advantage gae)', () => {
+    const shapes = { update: { size: 32, seqLen: 615 }, reference: true, generate: { rows: 64, prompts: 4, maxLength: 616 }, trainable: weightCount(config) };
+    const extra = estimateRunBytes(config, { ...shapes, critic: true }) - estimateRunBytes(config, shapes);
+    // At least a forward pass's attention scores (2 layers × 32 × 4 heads × 615²) and three copies of the hidden states.
+    expect(extra).toBeGreaterThan(2 * 32 * 4 * 615 * 615 * 4 + 3 * 32 * 615 * 128 * 4);
+    expect(extra).toBeLessThan(run(615) - run(615, false) + 3 * 32 * 615 * 128 * 4 + 1);
+  });
 });
