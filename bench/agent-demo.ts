@@ -15,7 +15,21 @@
 //
 //   npm run bench -- agent-demo [--seeds 0,1,2] [--steps N]
 //
-// Progress goes to stderr; stdout gets a table, then one JSON line per run.
+// Progress goes to stderr; stdout gets one JSON line per run, then a table.
+//
+// Measured once (`npm run bench -- agent-demo`, the committed tiny-agent, 2 cores shared with other
+// work, 41 min in all: outcome-only 6.4 min for its three runs, OPID 34.4 min): held-out success
+// 0.0% for the base, 0.0% after outcome-only GRPO and 0.0% after OPID, on every seed (every
+// held-out episode ran out its 8 turns; no training episode succeeded either). OPID does not beat
+// outcome-only here, and neither learns: the warm start never reaches a goal (it garbles the
+// names it must copy, see make-tiny-agent.ts), so every group's rewards are 0, GRPO's advantages
+// are 0 and outcome-only takes no update at all; OPID's Δ does give every reply a signal (a skill
+// taught 100% of the turns) and it trains on it, but 5 steps of 16 episodes at lr 1e-4 do not turn
+// that into a success. The dense signal's case, learning where outcomes are all failures, is the
+// one this shows mechanically (updates with Δ, none without), not yet as success; a warm start
+// that succeeds sometimes, and a longer budget, are needed for the comparison to say more. OPID's
+// runs cost 5× outcome-only's: they train every sequence of the step (outcome-only skips the
+// all-zero ones), each padded to the model's 1,024 positions.
 import { type AgentLoopInput, runAgentLoop } from '../main/engine/agent/loop.ts';
 import type { Episode } from '../main/engine/agent/episode.ts';
 import { environment, taskSet } from '../main/engine/envs/index.ts';
