@@ -28,6 +28,11 @@ export default tseslint.config(
     },
   },
   {
+    // The contract is read by the main process, the renderer and the preload: it imports nothing of the app.
+    files: ['contract/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['./*', '../*'], message: 'contract/ imports nothing but zod: the main process, the renderer and the preload all load it.' }] }] },
+  },
+  {
     // The engine is below the app: it imports neither the run layer nor what serves the app
     // (the worker's entry composes the engine's commands with the app's: main/worker-commands.ts).
     files: ['main/engine/**/*.ts'],

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiError, type ApiService } from '../preload/contract.ts';
+import { ApiError, type ApiService } from '../contract/index.ts';
 import type { ApiDeps } from './api/handlers/types.ts';
 import type { SettingsStore } from './api/interfaces.ts';
 import { type ExperimentDb, openDatabase } from './db/index.ts';

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import Conf from 'conf';
 import { z } from 'zod';
-import { DEVICE_REQUESTS, type Settings } from '../preload/contract.ts';
+import { DEVICE_REQUESTS, type Settings } from '../contract/index.ts';
 import type { SettingsStore } from './api/interfaces.ts';
 import { dataHome } from './runs/home.ts';
 

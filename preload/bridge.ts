@@ -12,7 +12,7 @@ import {
   IPC_EVENT,
   IPC_INVOKE,
   REQUEST_CHANNELS,
-} from './contract.ts';
+} from '../contract/index.ts';
 
 /** What the main process answers an IPC_INVOKE with. Errors travel as data: Electron reduces a thrown error to its message. */
 export type IpcReply = { result: unknown } | { error: ApiErrorShape };

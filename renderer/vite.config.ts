@@ -16,6 +16,6 @@ export default defineConfig({
     target: 'es2022',
     chunkSizeWarningLimit: 1024,
   },
-  // The contract lives in ../preload: let the dev server read it.
+  // The contract lives in ../contract: let the dev server read it.
   server: { fs: { allow: [fileURLToPath(new URL('..', import.meta.url))] } },
 });

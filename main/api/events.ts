@@ -4,7 +4,7 @@
 // per interval (progress and step: the latest; metrics and log: everything, concatenated).
 // Status changes, alerts and the `*.changed` events go out at once, but a run's held-back data
 // goes first, so a listener never sees a run's 'completed' before its last step.
-import type { Events, EventName, LogLine, MetricPoint } from '../../preload/contract.ts';
+import type { Events, EventName, LogLine, MetricPoint } from '../../contract/index.ts';
 import type { EventHub } from './interfaces.ts';
 
 type Listener = <E extends EventName>(event: E, payload: Events[E]) => void;

@@ -1,7 +1,7 @@
 // The seams between the API handlers (main/api/handlers/), the run manager (which drives runs in
 // the engine worker) and the event hub (which batches live data for the transports). Each side
 // is written against these interfaces only.
-import type { Events, EventName, LogLine, RunProgress, Settings } from '../../preload/contract.ts';
+import type { Events, EventName, LogLine, RunProgress, Settings } from '../../contract/index.ts';
 
 /** Fans events out to every transport, coalescing live run data to at most ten updates a second per run. */
 export interface EventHub {

@@ -8,7 +8,7 @@
 // how a request names a model: only one of these, never an arbitrary path.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { ModelEntry } from '../../preload/contract.ts';
+import type { ModelEntry } from '../../contract/index.ts';
 import { type ExperimentDb, type ModelInfo, deleteModel, getModel, listModels, upsertModel } from '../db/index.ts';
 import { builtinModelsDir, listBuiltinModels } from '../engine/model-paths.ts';
 import { type LlamaConfig, parseConfig, weightShapes } from '../engine/nn/config.ts';

@@ -7,7 +7,7 @@
 // so the log survives a restart.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApiError, type LogLine, type MetricPoint, type RunProgress, type RunStatus } from '../../preload/contract.ts';
+import { ApiError, type LogLine, type MetricPoint, type RunProgress, type RunStatus } from '../../contract/index.ts';
 import { type ExperimentDb, type RunInfo, getRun, listAlerts, listRuns, updateRunStatus } from '../db/index.ts';
 import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../runs/run-control.ts';
 import type { EngineHost } from '../engine/host.ts';

@@ -1,7 +1,7 @@
 // A run as the windows see it (RunView): its database record, the settings it stores, the key
 // metric at a glance and its review count. The run manager (for `run.status` events) and the
 // request handlers build it the same way, from here.
-import type { RunProgress, RunView } from '../../preload/contract.ts';
+import type { RunProgress, RunView } from '../../contract/index.ts';
 import { type ExperimentDb, type RunInfo, countReviews, latestStepTime, queryMetrics } from '../db/index.ts';
 import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
 import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts';

@@ -5,7 +5,7 @@
 // an answer, and every write is one transaction, so a refused request leaves nothing behind.
 import Database from 'better-sqlite3';
 import type { ZodError } from 'zod';
-import { ApiError, type ApiService, type RequestName, requests } from '../../preload/contract.ts';
+import { ApiError, type ApiService, type RequestName, requests } from '../../contract/index.ts';
 import { DatabaseError, translateError } from '../db/index.ts';
 import { EngineError } from '../engine/protocol.ts';
 import { DatasetError } from '../engine/tasks/datasets.ts';

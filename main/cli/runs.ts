@@ -6,7 +6,7 @@ import { UsageError, choiceFlag, command, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
 import { writeLine } from './jsonl.ts';
 import { printable } from './printable.ts';
-import { MAX_TAG_LENGTH } from '../../preload/contract.ts';
+import { MAX_TAG_LENGTH } from '../../contract/index.ts';
 
 // Four significant digits without trailing zeros (0.75, not 0.7500).
 const fmt = (v: number | null | undefined): string => (v == null ? '-' : String(Number(v.toPrecision(4))));

@@ -1,6 +1,6 @@
 // Runs: one training run each, with the full configuration it was started with (enough to
 // resume it), its status and error, and the progress the step writer keeps up to date.
-import { MAX_TAG_LENGTH } from '../../preload/contract.ts';
+import { MAX_TAG_LENGTH } from '../../contract/index.ts';
 import { DatabaseError, type ExperimentDb } from './database.ts';
 
 export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'stopped'] as const;

@@ -4,7 +4,7 @@
 // weights are never read.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PromptPreview } from '../../preload/contract.ts';
+import type { PromptPreview } from '../../contract/index.ts';
 import { type ExperimentDb, getDataset, listItems } from '../db/index.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import type { PromptFormat } from '../engine/rl/prompts.ts';

@@ -1,5 +1,5 @@
 // How a failed request is told to the page, the same on both transports (IPC and WebSocket).
-import type { ApiErrorShape } from '../../preload/contract.ts';
+import type { ApiErrorShape } from '../../contract/index.ts';
 
 const CODES: readonly ApiErrorShape['code'][] = ['BAD_REQUEST', 'NOT_FOUND', 'CONFLICT', 'SETUP', 'UNAVAILABLE', 'INTERNAL'];
 

@@ -1,5 +1,5 @@
 // Web mode's transport: the built renderer served over HTTP and the API over one WebSocket, on
-// node:http + ws. The renderer cannot tell this from the desktop app's IPC (preload/contract.ts).
+// node:http + ws. The renderer cannot tell this from the desktop app's IPC (contract/index.ts).
 //
 // Anyone who can reach the port could otherwise drive the machine (start runs, read datasets,
 // add model folders by path), so:
@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { type ApiService, type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage } from '../../preload/contract.ts';
+import { type ApiService, type ClientMessage, MAX_MESSAGE_BYTES, type ServerMessage } from '../../contract/index.ts';
 import { SECURITY_HEADERS, contentSecurityPolicy } from './csp.ts';
 import { toErrorShape } from './errors.ts';
 import { contentType, resolveStatic } from './static.ts';

@@ -1,8 +1,8 @@
 // The desktop transport of the API: one invoke channel for requests, one event channel for
-// pushes (preload/contract.ts). Errors are answered as data, `{ error }`: Electron would reduce
+// pushes (contract/index.ts). Errors are answered as data, `{ error }`: Electron would reduce
 // a thrown error to its message, and the preload turns the shape back into an ApiError.
 import { BrowserWindow, type IpcMainInvokeEvent, ipcMain } from 'electron';
-import { type ApiService, IPC_EVENT, IPC_INVOKE } from '../../preload/contract.ts';
+import { type ApiService, IPC_EVENT, IPC_INVOKE } from '../../contract/index.ts';
 import type { IpcReply } from '../../preload/bridge.ts';
 import { toErrorShape } from '../server/errors.ts';
 

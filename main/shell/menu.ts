@@ -2,7 +2,7 @@
 // guessed field mapping); the Datasets view offers the preview and mapping before importing.
 import path from 'node:path';
 import { type BrowserWindow, Menu, type MenuItemConstructorOptions, app, dialog, shell } from 'electron';
-import type { ApiService, ResultOf } from '../../preload/contract.ts';
+import type { ApiService, ResultOf } from '../../contract/index.ts';
 import { toErrorShape } from '../server/errors.ts';
 import { DatasetFileError, readDatasetBytes } from '../engine/tasks/dataset-file.ts';
 

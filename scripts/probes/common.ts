@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
-import type { ServerMessage } from '../../preload/contract.ts';
+import type { ServerMessage } from '../../contract/index.ts';
 import { mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -2,7 +2,7 @@
 // WebSocket messages in batches: random JSON, requests of every channel with wrong or mutated
 // params, unknown channels, strings at and past the contract's limits, non-JSON text, odd ids,
 // binary frames, floods, and (with `large`) a message over the socket's cap. Each must be
-// answered in the contract's shape (preload/contract.ts: a result, or an error with a known code
+// answered in the contract's shape (contract/index.ts: a result, or an error with a known code
 // and, for BAD_REQUEST, issues with paths; never INTERNAL), binary frames and the oversized
 // message closing only their own socket; after each batch a fresh socket's app.info must answer,
 // and the server's memory stay bounded. Then the refusals: no token, a wrong one, a foreign
@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { WebSocket } from 'ws';
-import { MAX_MESSAGE_BYTES, MAX_TAG_LENGTH, MAX_UPLOAD_CHARS, REQUEST_CHANNELS, type ServerMessage } from '../../preload/contract.ts';
+import { MAX_MESSAGE_BYTES, MAX_TAG_LENGTH, MAX_UPLOAD_CHARS, REQUEST_CHANNELS, type ServerMessage } from '../../contract/index.ts';
 import { CRASH_SIGNS, type ProbeOptions, type ProbeReport, Rng, type Served, badErrorShape, round, rssMb, startServe, tempDir } from './common.ts';
 
 export interface FrameOptions extends ProbeOptions {

@@ -1,6 +1,6 @@
 // Agent runs (issue 18): open an episode turn by turn (each taught reply's tokens with its Δ) and
 // keep a run's skill library: list and search it, edit a skill (marked as the person's), delete one.
-import { ApiError, type EpisodeView } from '../../../preload/contract.ts';
+import { ApiError, type EpisodeView } from '../../../contract/index.ts';
 import { deleteSkill, editSkill, getEpisode, getRun, getSkill, listEpisodes, listSkills } from '../../db/index.ts';
 import type { TextTokenizer } from '../../engine/nn/tokenizer.ts';
 import { resolveModel } from '../../runs/start.ts';

@@ -1,7 +1,7 @@
 // The app itself: what it is and where its data lives, its settings, and the devices it can train on.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApiError, type DevicesReport, type Settings } from '../../../preload/contract.ts';
+import { ApiError, type DevicesReport, type Settings } from '../../../contract/index.ts';
 import { listRuns } from '../../db/index.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
 

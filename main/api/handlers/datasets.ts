@@ -2,7 +2,7 @@
 // built-in arithmetic generator, the paged item table (with the evaluation-only answer marked as
 // such in the view), and archiving: a dataset runs or reviews depend on is archived, never
 // deleted, so no review and no run's prompts or hidden labels go with it.
-import { ApiError, type DatasetSummary, type DatasetUsageView, PREVIEW_MAX_BYTES, type RunStatus } from '../../../preload/contract.ts';
+import { ApiError, type DatasetSummary, type DatasetUsageView, PREVIEW_MAX_BYTES, type RunStatus } from '../../../contract/index.ts';
 import {
   type DatasetInfo,
   datasetUsage,

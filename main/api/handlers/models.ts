@@ -2,7 +2,7 @@
 // config.json and safetensors headers say (architecture, parameter count, dtype) or why it
 // cannot load. A folder is added only as the person picks it in the desktop app's folder dialog
 // (a request never names a path); web mode says how to add one from the command line.
-import { ApiError, modelsAddCommand } from '../../../preload/contract.ts';
+import { ApiError, modelsAddCommand } from '../../../contract/index.ts';
 import { addModelFolder, listModelEntries, removeModel } from '../models.ts';
 import type { HandlerTable } from './types.ts';
 

@@ -3,7 +3,7 @@
 // An override's label is checked against the run's answer format and stored normalised, as
 // the votes read answers, so what a run trains toward is an answer its samples can match. A note
 // goes with a review; a bulk agreement covers a filtered set of the review queue.
-import { ApiError } from '../../../preload/contract.ts';
+import { ApiError } from '../../../contract/index.ts';
 import { agreeWithQueue, answersOfRollout, clearRolloutReview, countReviews, getRollout, getRun, listReviews, setRolloutReview, setRolloutReviewNote } from '../../db/index.ts';
 import type { AnswerFormat } from '../../engine/tasks/extract.ts';
 import { EXTRACTION_CHAINS } from '../../engine/tasks/extract.ts';

@@ -2,7 +2,7 @@
 // pause / resume / stop / delete through the run manager, metrics and the log.
 import fs from 'node:fs';
 import { z } from 'zod';
-import { ApiError, type ExportedFile, MAX_EXPORT_BYTES, type MethodCatalog, modelsAddCommand, type RunSettingInfo, type RunView } from '../../../preload/contract.ts';
+import { ApiError, type ExportedFile, MAX_EXPORT_BYTES, type MethodCatalog, modelsAddCommand, type RunSettingInfo, type RunView } from '../../../contract/index.ts';
 import {
   type RunInfo,
   countReviews,

@@ -2,7 +2,7 @@
 // its steps, with the hidden truth beside each pseudo-label and the filters a reviewer needs:
 // confident mistakes, low consensus, labels that changed since the prompt was last drawn,
 // unreviewed), and one group's samples split into tokens with their log-probs and entropies.
-import { ApiError, type GroupPage, type GroupSummary, REVIEW_THRESHOLDS, type ReviewView, type TokenView } from '../../../preload/contract.ts';
+import { ApiError, type GroupPage, type GroupSummary, REVIEW_THRESHOLDS, type ReviewView, type TokenView } from '../../../contract/index.ts';
 import {
   type QueueGroup,
   type QueueSelection,

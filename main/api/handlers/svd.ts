@@ -1,7 +1,7 @@
 // Self-verified distillation (issue 17): a run's rounds as funnels, a round's candidates with
 // every stage's votes (the prompts and responses behind them), and a person's review of a
 // survivor before its round's SFT.
-import { ApiError, type SvdCandidateView, type SvdRoundView } from '../../../preload/contract.ts';
+import { ApiError, type SvdCandidateView, type SvdRoundView } from '../../../contract/index.ts';
 import { DatabaseError, type ExperimentDb, type SvdCandidate, getSvdCandidate, listSvdRounds, setSvdReview, svdCandidates, svdVerdicts } from '../../db/index.ts';
 import { runOrThrow } from './runs.ts';
 import type { HandlerTable } from './types.ts';

@@ -1,9 +1,9 @@
 // What every handler module shares: the dependencies a handler gets, and the handler table type
-// that ties each channel to its params and result in preload/contract.ts, so a handler with the
+// that ties each channel to its params and result in contract/index.ts, so a handler with the
 // wrong params or result (or a channel without a handler) is a compile error.
 import type { EngineHost } from '../../engine/host.ts';
 import type { ExperimentDb } from '../../db/index.ts';
-import type { RequestName, ResultOf, ValidParamsOf } from '../../../preload/contract.ts';
+import type { RequestName, ResultOf, ValidParamsOf } from '../../../contract/index.ts';
 import type { EventHub, RunManager, SettingsStore } from '../interfaces.ts';
 
 export interface ApiDeps {

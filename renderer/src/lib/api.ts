@@ -1,4 +1,4 @@
-// The renderer's one door to the app: an `AutodidactApi` (preload/contract.ts). In Electron the
+// The renderer's one door to the app: an `AutodidactApi` (contract/index.ts). In Electron the
 // preload provides it as `window.autodidact`; in web mode (`autodidact serve`) this module speaks
 // the contract's WebSocket wire format to `/api?token=…`. Nothing else in the renderer touches a
 // transport.
@@ -13,7 +13,7 @@ import {
   type RequestName,
   type ResultOf,
   type ServerMessage,
-} from '../../../preload/contract.ts';
+} from '../../../contract/index.ts';
 
 declare global {
   interface Window {

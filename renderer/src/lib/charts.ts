@@ -4,7 +4,7 @@
 // event stays cheap however many points a run has.
 import { Chart, Legend, LinearScale, LineController, LineElement, LogarithmicScale, type Plugin, PointElement, Tooltip } from 'chart.js';
 import zoomPlugin from 'chartjs-plugin-zoom';
-import type { MetricPoint } from '../../../preload/contract.ts';
+import type { MetricPoint } from '../../../contract/index.ts';
 import { call } from './api.ts';
 import type { XY } from './series.ts';
 import { StepTimeline } from './timeline.ts';

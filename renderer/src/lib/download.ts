@@ -1,6 +1,6 @@
 // Saving a file the app made (a chart's PNG or CSV, a run's export) as a browser download: in
 // web mode the browser saves what the server returned, so no path on the server is ever named.
-import type { ExportedFile } from '../../../preload/contract.ts';
+import type { ExportedFile } from '../../../contract/index.ts';
 
 export function saveBlob(blob: Blob, fileName: string): void {
   const url = URL.createObjectURL(blob);

@@ -1,7 +1,7 @@
 // How the run views label and chart metrics: everything comes from the method catalog
 // (`runs.methods`: the registry's metric table and charts), so a new method's metrics are
 // labelled and charted without touching the renderer.
-import type { MethodCatalog, MetricInfo } from '../../../preload/contract.ts';
+import type { MethodCatalog, MetricInfo } from '../../../contract/index.ts';
 
 /** The catalog entry of a key: exact, else its `@k` family (`val/avg@16` → `val/avg@k`). */
 export function metricInfo(catalog: MethodCatalog | null, key: string): MetricInfo | undefined {

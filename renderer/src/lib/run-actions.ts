@@ -1,5 +1,5 @@
 // Pause, resume and stop, shared by the runs table and the run detail.
-import type { RunView } from '../../../preload/contract.ts';
+import type { RunView } from '../../../contract/index.ts';
 import { call } from './api.ts';
 import { runs } from './stores.svelte.ts';
 import { attempt, notify } from './toasts.svelte.ts';

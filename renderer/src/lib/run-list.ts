@@ -1,7 +1,7 @@
 // The runs list's filtering, sorting and durations, apart from the view so they can be tested
 // without a browser. Every run is in the list already (runs.list): filtering and sorting
 // happen here, on what the window holds, so events keep a filtered list current.
-import type { RunStatus, RunView } from '../../../preload/contract.ts';
+import type { RunStatus, RunView } from '../../../contract/index.ts';
 
 export interface RunFilter {
   /** Part of the run's name or id (case-insensitive). */

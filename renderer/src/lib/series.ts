@@ -1,7 +1,7 @@
 // What a chart draws, computed from a run's points by step: the x-axis (step, wall time or
 // tokens seen), the smoothed line, and the CSV a chart downloads. Pure functions (no DOM, no
 // Chart.js), so they are tested directly (test/unit/renderer/series.test.ts).
-import type { StepTimeView } from '../../../preload/contract.ts';
+import type { StepTimeView } from '../../../contract/index.ts';
 
 export interface XY {
   x: number;

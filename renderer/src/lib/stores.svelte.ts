@@ -1,6 +1,6 @@
 // App-wide state fed by events: the runs (status, progress, review counts), datasets and models.
 // Each event touches only the fields it changes, so only the affected rows re-render.
-import type { DatasetSummary, MethodCatalog, ModelEntry, RunView } from '../../../preload/contract.ts';
+import type { DatasetSummary, MethodCatalog, ModelEntry, RunView } from '../../../contract/index.ts';
 import { api, call } from './api.ts';
 import { notify, showError } from './toasts.svelte.ts';
 

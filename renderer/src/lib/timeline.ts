@@ -1,7 +1,7 @@
 // A run's step timeline (when each step was recorded, its tokens) and where that puts each step
 // on the wall-time and tokens axes, followed as the run records steps. Kept outside Svelte's
 // reactivity; listeners hear of each change. Tested in test/unit/renderer/timeline.test.ts.
-import type { StepTimeView } from '../../../preload/contract.ts';
+import type { StepTimeView } from '../../../contract/index.ts';
 import { type StepPosition, stepPositions } from './series.ts';
 
 export class StepTimeline {

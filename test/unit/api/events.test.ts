@@ -1,7 +1,7 @@
 // The event hub: live run data is coalesced to one delivery per channel per run per interval,
 // nothing is lost, and status events never overtake a run's held-back data.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { EventName, Events, RunView } from '../../../preload/contract.ts';
+import type { EventName, Events, RunView } from '../../../contract/index.ts';
 import { createEventHub } from '../../../main/api/events.ts';
 
 type Delivery = { event: EventName; payload: unknown; at: number };

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ApiErrorShape, Events, EventName, LogLine, ParamsOf, RequestName, ResultOf, RunProgress, Settings } from '../../../preload/contract.ts';
+import type { ApiErrorShape, Events, EventName, LogLine, ParamsOf, RequestName, ResultOf, RunProgress, Settings } from '../../../contract/index.ts';
 import type { EventHub, RunManager, SettingsStore, StartOptions } from '../../../main/api/interfaces.ts';
 import { type ApiDeps, createApiService } from '../../../main/api/service.ts';
 import type { FolderPurpose } from '../../../main/api/handlers/types.ts';

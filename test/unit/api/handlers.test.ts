@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROMPT_FORMATS, REQUEST_CHANNELS, type RequestName } from '../../../preload/contract.ts';
+import { PROMPT_FORMATS, REQUEST_CHANNELS, type RequestName } from '../../../contract/index.ts';
 import { PROMPT_FORMATS as ENGINE_PROMPT_FORMATS } from '../../../main/engine/rl/prompts.ts';
 import { createReview, createRun, getRun, listModels, listReviews, recordStep, updateRunStatus } from '../../../main/db/index.ts';
 import { BUILTIN_METHODS } from '../../../main/engine/rl/methods/registry.ts';

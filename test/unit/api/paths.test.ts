@@ -10,7 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MAX_UPLOAD_BYTES, PREVIEW_MAX_BYTES } from '../../../preload/contract.ts';
+import { MAX_UPLOAD_BYTES, PREVIEW_MAX_BYTES } from '../../../contract/index.ts';
 import { builtinModelsDir } from '../../../main/engine/model-paths.ts';
 import { FakePicker, type Harness, createHarness, datasetTables } from './handlers-harness.ts';
 

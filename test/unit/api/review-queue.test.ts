@@ -4,7 +4,7 @@
 // review, and the groups of a run started from reviews that took a person's label.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRun, importDataset, recordStep } from '../../../main/db/index.ts';
-import type { ParamsOf } from '../../../preload/contract.ts';
+import type { ParamsOf } from '../../../contract/index.ts';
 import { createHarness, type Harness } from './handlers-harness.ts';
 
 let h: Harness;

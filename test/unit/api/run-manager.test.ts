@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventName, Events, RunStatus } from '../../../preload/contract.ts';
+import type { EventName, Events, RunStatus } from '../../../contract/index.ts';
 import { createEventHub } from '../../../main/api/events.ts';
 import type { EventHub, RunManager } from '../../../main/api/interfaces.ts';
 import { createRunManager } from '../../../main/api/run-manager.ts';

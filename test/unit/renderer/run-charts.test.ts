@@ -1,7 +1,7 @@
 // The run view's charts come from the metric table: the critic's charts (advantage gae) are drawn
 // for actor–critic runs only, from the run's settings, before any step is logged.
 import { describe, expect, it } from 'vitest';
-import type { MethodCatalog } from '../../../preload/contract.ts';
+import type { MethodCatalog } from '../../../contract/index.ts';
 import { CHARTS, RUN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import { runCharts } from '../../../renderer/src/lib/metrics.ts';
 

@@ -1,7 +1,7 @@
 // The runs list's filters, sorting and durations (issue 15.9: date and duration, sorting,
 // filtering by status / method / model / dataset, tags).
 import { describe, expect, it } from 'vitest';
-import type { RunView } from '../../../preload/contract.ts';
+import type { RunView } from '../../../contract/index.ts';
 import { DEFAULT_SORT, NO_FILTER, filterChoices, filterRuns, isFiltered, runDurationSeconds, sortRuns } from '../../../renderer/src/lib/run-list.ts';
 
 const NOW = Date.parse('2026-12-04T12:00:00Z');

@@ -1,7 +1,7 @@
 // The charts' data (issue 15.7): the debiased EMA TensorBoard and W&B draw, a run's steps on the
 // wall-time and tokens axes, and the CSV a chart downloads.
 import { describe, expect, it } from 'vitest';
-import type { StepTimeView } from '../../../preload/contract.ts';
+import type { StepTimeView } from '../../../contract/index.ts';
 import { chartCsv, emaSmooth, onAxis, stepPositions, xOf } from '../../../renderer/src/lib/series.ts';
 
 const pts = (...ys: (number | null)[]) => ys.map((y, i) => ({ x: i + 1, y }));

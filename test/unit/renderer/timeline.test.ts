@@ -2,7 +2,7 @@
 // fetch at a time, and a step recorded again (a resumed run rolled back to its checkpoint)
 // refetching the whole timeline so the wall-time axis shows the steps' new times.
 import { describe, expect, it } from 'vitest';
-import type { StepTimeView } from '../../../preload/contract.ts';
+import type { StepTimeView } from '../../../contract/index.ts';
 import { StepTimeline } from '../../../renderer/src/lib/timeline.ts';
 
 const at = (step: number, seconds: number, tokens: number | null = 100): StepTimeView => ({ step, recordedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, seconds)).toISOString(), tokens });

@@ -2,7 +2,7 @@
 // pass, errors come back as ApiErrors (or plain shapes across contextBridge), and events reach
 // exactly their listeners.
 import { describe, expect, it } from 'vitest';
-import { ApiError, IPC_EVENT, IPC_INVOKE } from '../../../preload/contract.ts';
+import { ApiError, IPC_EVENT, IPC_INVOKE } from '../../../contract/index.ts';
 import { type IpcRendererLike, createBridge, exposedBridge } from '../../../preload/bridge.ts';
 
 type Handler = (event: unknown, ...args: unknown[]) => void;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { constants as bufferConstants } from 'node:buffer';
-import { ApiError, type ApiService, type EventName, type Events, MAX_MESSAGE_BYTES, MAX_UPLOAD_CHARS, type ServerMessage } from '../../../preload/contract.ts';
+import { ApiError, type ApiService, type EventName, type Events, MAX_MESSAGE_BYTES, MAX_UPLOAD_CHARS, type ServerMessage } from '../../../contract/index.ts';
 import { MESSAGE_TOO_BIG, UNREADABLE_ID, type WebServer, startWebServer } from '../../../main/server/index.ts';
 
 type Listener = <E extends EventName>(event: E, payload: Events[E]) => void;
