@@ -292,29 +292,7 @@ function measured<O>(m: Measurement<O>): CliCommand[] {
         return 0;
       },
     }),
-    command({
-    name: 'agent-demo',
-    program: PROGRAM,
-    summary: 'The built-in tiny-agent on held-out household tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
-    synopsis: '[--seeds 0,1,2] [--steps N]',
-    flags: {
-      model: { ...trainFlags.model, default: AGENT_DEMO_DEFAULTS.model },
-      seeds: { type: 'string', value: 'S,S', default: AGENT_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
-      steps: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
-    },
-    details: 'Prints one JSON line per method and seed as each finishes (bench, method, seed, base_success, after_success, after_length, train_success_first/last, teacher_available, wall_s), then the table.',
-    async run(values) {
-      const seeds = (values.seeds ?? '').split(',').map((s) => {
-        if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
-        return Number(s);
-      });
-      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
-      const rows = await agentDemo(o, print);
-      process.stdout.write(agentDemoTable(rows, o));
-      return 0;
-    },
-  }),
-].map((c) => c as unknown as CliCommand);
+  ].map((c) => c as unknown as CliCommand);
 }
 
 const commands: CliCommand[] = [
