@@ -17,7 +17,7 @@
 // --advantages runs each method once per estimator named (gae: the actor–critic), on the same
 // base: a comparison of advantage estimators with the reward fixed.
 //
-// Measured (`--methods ttrl --advantages grpo,gae --seeds 0,1,2 --steps 200`, tiny-arith, the
+// Measured (`--methods ttrl --advantages grpo,gae --seeds 0,1,2 --steps 200`, tiny-arith before its judge and inverse rows, the
 // critic at its defaults: criticLr 1e-3, γ = λ = 1, valueClip 0.5, one update a step; about 14
 // minutes of CPU, 38 of wall time on 2 shared cores), after avg@16 minus base avg@16:
 //   ttrl (grpo): +11.2 points (sd 0.4; seeds 92.0, 92.2, 93.0 from 80.6, 81.5, 81.5)
@@ -30,7 +30,7 @@
 //
 // Progress goes to stderr; stdout gets a table, then one JSON line per method and seed.
 //
-// Measured on 2 cores (`npm run bench -- methods`, 400 steps, seeds 0-2, tiny-arith; base avg@16
+// Measured on 2 cores (`npm run bench -- methods`, 400 steps, seeds 0-2, tiny-arith before its judge and inverse rows; base avg@16
 // 80.6-81.5%, maj@16 93.5-95%), after avg@16 minus base avg@16, mean and sd over the seeds:
 //   ttrl: avg@16 +12.4 points over the base (sd 0.8, 3 seeds)
 //   srt: avg@16 +12.5 points over the base (sd 0.6, 3 seeds)

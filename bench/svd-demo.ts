@@ -8,7 +8,7 @@
 // ("Compute ?+34=46. Answer: " must give back the first operand), factuality through its
 // verification form ("Compute 12+34. Answer: 46 Correct? " → yes/no), correctness through its own
 // solution, which must equal the candidate's answer. A model trained without those rows (the
-// committed tiny-arith before issue 14's rebuild) rejects nearly everything at the first two.
+// tiny-arith committed before its judge and inverse rows) rejects nearly everything at the first two.
 //
 // The defaults differ from the method's where this small judge needs it, as measured on a
 // tiny-arith built with `make-tiny-arith.ts --judge-rows 8 --inverse-rows 8` (1 round, 50
@@ -20,7 +20,7 @@
 // Measured at commit 8a86d9d, whose judge chunks were seeded from candidate row ids (now from the
 // candidate's place in its round, so another database asks the same: the figures move within
 // sampling noise). With these defaults (2 cores shared with other work, 142 s), on the same judge-trained
-// tiny-arith (the committed one was not yet rebuilt with those rows), 200 labeled sums:
+// tiny-arith (committed since as resources/models/tiny-arith: the same weights file), 200 labeled sums:
 //   base avg@16 77.7% (maj@16 90.5%)
 //   round 1: raw sample accuracy 64.8%; after cycle 685 of 2400 (precision 82.9%, recall 36.5%),
 //            factuality 296 (81.1%, 15.4%), correctness 215 (98.6%, 13.6%); SFT set 171 (98.2%);

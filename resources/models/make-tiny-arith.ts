@@ -8,7 +8,7 @@
 // (eval split) its single samples are often off by ten while the majority of 16 is usually
 // right, and it has seen few enough problems that more of them, even unlabeled, can still
 // teach it. bench/tiny-arith-base.ts measures it at the TTRL validation temperature 0.6 / top-p
-// 0.95: avg@16 80.6%, maj@16 93.5% (at temperature 1: 65.6% and 90.5%).
+// 0.95: avg@16 77.7%, maj@16 90.5% (before the judge and inverse rows: 80.6% and 93.5%).
 //
 //   npx tsx resources/models/make-tiny-arith.ts                 # resources/models/tiny-arith
 //   npx tsx resources/models/make-tiny-arith.ts --out /tmp/ta --distinct 0 --label-noise 0
@@ -22,7 +22,7 @@
 // higher rates (lr 3e-3 with noise 0.3: 650 steps part-way, 700 and 1000 not started): another
 // option needs the measurement again (bench/tiny-arith-base.ts).
 //
-// A judge too (issue 14, not yet in the committed model): --judge-rows N adds N verification rows
+// A judge too (issue 14; the committed model: 8 and 8): --judge-rows N adds N verification rows
 // to each batch ("Compute 12+34. Answer: 46 Correct? " → "yes"/"no", the answer right or moved by
 // ten, the verdict flipped at --judge-noise) and --inverse-rows N inverse sums ("Compute ?+34=46.
 // Answer: " → "12"), all from the same fixed set of sums, so the model is an imperfect judge of
@@ -36,9 +36,10 @@
 //   --layers 3 --judge-rows 32 --judge-noise 0 --inverse-rows 4  AUC 0.515 (0.509 on train sums)
 // P(yes) stays at the rows' 50% prior: in one forward pass at "Correct? " the model must both
 // compute the sum and compare it with the shown digits, which these small models do not learn in
-// 1,400 steps, while re-solving and comparing in code (svd.json's ask/match stages) works. So the
-// committed model keeps both row counts at 0 and the self-judge of a tiny-arith run is neutral
-// (g(0.5) = 1).
+// 1,400 steps, while re-solving and comparing in code (svd.json's ask/match stages) works. The
+// committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
+// a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
+// cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
 //
 // Reproducible: the random init (make-builtin-models.ts), the problems (the seeded `arithmetic`
 // generator, train split only), the noise and the trainer are all seeded, so the same options
@@ -103,11 +104,12 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   lr: 1e-3,
   labelNoise: 0.3,
   distinct: 600,
-  // Verification and inverse rows are off until the model is rebuilt with them and the TTRL demo
-  // measured again: the committed tiny-arith was trained without them.
-  judgeRows: 0,
+  // The committed model is trained with both (issue 14, 17): its verdicts are not learned (AUC
+  // 0.51, see the header), its inverse sums are, in part, which the self-verified distillation's
+  // cycle stage (svd.json) asks; and TTRL still works on it (bench/ttrl-demo.ts, seeds 0-2).
+  judgeRows: 8,
   judgeNoise: 0.2,
-  inverseRows: 0,
+  inverseRows: 8,
 };
 
 /** The verification prompt tiny-arith was taught: its own problem, a proposed answer, and the question. */

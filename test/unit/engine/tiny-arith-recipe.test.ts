@@ -50,8 +50,11 @@ describe('tiny-arith verification and inverse rows', () => {
   const judging = { ...TINY_ARITH_DEFAULTS, judgeRows: 8, judgeNoise: 0.2, inverseRows: 4 };
   const parse = (prompt: string) => /^Compute (\d+)\+(\d+)\. Answer: (\d+) Correct\? $/.exec(prompt);
 
-  it("are off by default, so the committed model's recipe is unchanged", () => {
-    expect(trainingRows(TINY_ARITH_DEFAULTS, 5)).toEqual(trainingProblems(TINY_ARITH_DEFAULTS, 5));
+  it("are in the committed model's recipe (8 of each), after its sums; without them a step is its sums alone", () => {
+    const rows = trainingRows(TINY_ARITH_DEFAULTS, 5);
+    expect(rows.slice(0, TINY_ARITH_DEFAULTS.batch)).toEqual(trainingProblems(TINY_ARITH_DEFAULTS, 5));
+    expect(rows).toHaveLength(TINY_ARITH_DEFAULTS.batch + 8 + 8);
+    expect(trainingRows({ ...TINY_ARITH_DEFAULTS, judgeRows: 0, inverseRows: 0 }, 5)).toEqual(trainingProblems(TINY_ARITH_DEFAULTS, 5));
   });
 
   it('show an answer right or moved by exactly ten, with the verdict flipped at the stated rate', () => {
