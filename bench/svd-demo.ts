@@ -29,6 +29,15 @@
 //            (96.7%, 13.5%); SFT set 183 (96.7%); avg@16 after 83.4% (maj@16 87%)
 // The factuality judge adds no precision here (its survivors are no more often right than the
 // cycle's): this model's yes/no verdicts are weak; its own solution (correctness) does the work.
+//
+// On the committed tiny-arith at the current commit (`npm run bench -- svd-demo --seed S`, about
+// 35 s each on 2 cores), avg@16 base → after round 1 → after round 2, and per round the raw
+// sample accuracy against the SFT set's precision:
+//   seed 0: 77.7% → 87.3% → 85.6%   (raw 64.8% / SFT 97.4%, raw 73.8% / 97.3%)
+//   seed 1: 76.9% → 80.5% → 85.2%   (raw 63.8% / 97.7%, raw 68.4% / 96.8%)
+//   seed 2: 76.8% → 83.4% → 84.3%   (raw 62.7% / 97.2%, raw 75.7% / 96.9%)
+// After two rounds avg@16 is up 7.9 ± 0.9 points (mean ± sd over the seeds); the second round
+// moves it by −1.7, +4.7 and +0.9 points: the first round does most of the work here.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
