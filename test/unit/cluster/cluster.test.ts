@@ -1,5 +1,6 @@
-// Handing a run to verl and bringing it back: the export (parquet read back by hyparquet, a
-// reader independent of the writer's encoder; the launch script's keys), the import of verl's
+// Handing a run to verl and bringing it back: the export (parquet read back by hyparquet, and by
+// arrow-rs through parquet-wasm, a reader that shares no code with hyparquet-writer, as pyarrow
+// reads it for verl; the launch script's keys), the import of verl's
 // file-logger metrics and rollout dump (test/fixtures/verl, made from verl's and TTRL's source:
 // see its README), re-imports, truncated and malformed lines, --follow on growing files, and a
 // review of the imported run written to the cluster's reviewed-labels file.
@@ -7,6 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { tableFromIPC } from 'apache-arrow';
+import { readParquet } from 'parquet-wasm';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { exportForVerl } from '../../../main/cluster/export.ts';
 import { ClusterReader, importClusterRun } from '../../../main/cluster/import.ts';
@@ -87,6 +90,35 @@ describe('cluster export', () => {
       [4n, '10', 'test'],
       [5n, '21', 'test'],
     ]);
+  });
+
+  it('is read by arrow-rs (parquet-wasm) with the Arrow schema verl reads through pyarrow', () => {
+    // hyparquet-writer depends on hyparquet, so a bug shared by both would pass the test above;
+    // arrow-rs is the Apache Arrow project's own Rust implementation, as independent as a reader gets.
+    const { run } = setup(db);
+    const dir = freshDir();
+    exportForVerl(db, { run }, dir);
+    const read = (name: string) => tableFromIPC(readParquet(new Uint8Array(fs.readFileSync(path.join(dir, name)))).intoIPCStream());
+    const train = read(CLUSTER_FILES.train);
+    expect(train.schema.fields.map((f) => [f.name, String(f.type)])).toEqual([
+      ['data_source', 'Utf8'],
+      ['prompt', 'List<Struct<{role:Utf8, content:Utf8}>>'],
+      ['ability', 'Utf8'],
+      ['reward_model', 'Struct<{style:Utf8, ground_truth:Utf8}>'],
+      ['extra_info', 'Struct<{split:Utf8, index:Int64}>'],
+    ]);
+    const rows = train.toArray().map((r) => r.toJSON() as Record<string, unknown>);
+    expect(rows).toHaveLength(4);
+    expect(JSON.parse(JSON.stringify(rows[2], (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)))).toEqual({
+      data_source: 'autodidact/arith',
+      prompt: [{ role: 'user', content: 'What is 10-7?' }],
+      ability: 'math',
+      reward_model: { style: 'rule', ground_truth: '3' },
+      extra_info: { split: 'train', index: 2 },
+    });
+    const val = read(CLUSTER_FILES.val);
+    expect(val.numRows).toBe(2);
+    expect(String(val.getChild('reward_model')?.get(1)?.toJSON().ground_truth)).toBe('21');
   });
 
   it("maps the run's settings to verl's keys, lists the others, and sets the loggers the import reads", () => {
