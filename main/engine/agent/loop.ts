@@ -20,8 +20,8 @@ import type { ChatMessage } from '../nn/tokenizer.ts';
 import { type ScheduleSpec, learningRate, warmupStepsFromRatio } from '../optim/schedule.ts';
 import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
-import { TokenScorer } from '../runtime/token-logprobs.ts';
-import { type SequenceExample, type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
+import { TokenScorer, bucketLength } from '../runtime/token-logprobs.ts';
+import { type BatchShape, type SequenceExample, type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
 import { environment } from '../envs/index.ts';
 import type { TaskRef } from '../envs/types.ts';
 import { groupAdvantages, groupEstimator } from '../rl/advantages.ts';
@@ -90,6 +90,8 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
   const opid = s.agentSignal === 'opid';
   const ctx = Math.min(model.config.maxPositionEmbeddings, model.config.slidingWindow ?? Infinity);
   if (config.maxNewTokens >= ctx) throw new Error(`maxNewTokens (${config.maxNewTokens}) leaves no room for a turn's prompt in the model's ${ctx} positions`);
+  // The trainer is created at the longest shape a turn can have; each mini-batch runs at its own
+  // (updateShape), so a step of short turns does not pay for the model's whole context.
   const shape = { size: s.agentMiniBatch, seqLen: ctx - 1 };
   const trainer = await Trainer.create({
     config: model.config,
@@ -290,14 +292,16 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         const updates: StepResult[] = [];
         const batches = [];
         for (let b = 0; b < examples.length; b += shape.size) {
-          const batch = makeCausalBatch(examples.slice(b, b + shape.size), shape, tok.padTokenId ?? 0);
-          const oldLogprobs = await trainer.logprobs(batch);
-          const refLogprobs = config.klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
-          batches.push({ ...batch, advantages: batch.tokenAdvantages ?? new Float32Array(shape.size * shape.seqLen), oldLogprobs, refLogprobs });
+          const rows = examples.slice(b, b + shape.size);
+          const batchShape = updateShape(rows, shape);
+          const batch = makeCausalBatch(rows, batchShape, tok.padTokenId ?? 0);
+          const oldLogprobs = await trainer.logprobs(batch, { shape: batchShape });
+          const refLogprobs = config.klCoef > 0 ? await trainer.logprobs(batch, { reference: true, shape: batchShape }) : undefined;
+          batches.push({ batch: { ...batch, advantages: batch.tokenAdvantages ?? new Float32Array(batchShape.size * batchShape.seqLen), oldLogprobs, refLogprobs }, shape: batchShape });
         }
-        for (const batch of batches) {
+        for (const { batch, shape: batchShape } of batches) {
           check();
-          updates.push(await trainer.step(batch, lr));
+          updates.push(await trainer.step(batch, lr, { shape: batchShape }));
         }
         const updateSeconds = seconds(updateStart);
 
@@ -379,6 +383,17 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
     await scorer?.release();
     await trainer.release();
   }
+}
+
+/**
+ * The shape a mini-batch of `rows` is trained at: `full`'s rows, and positions for its longest
+ * sequence rounded up to a few bucket lengths (bucketLength, as the token scorer's), so the
+ * trainer compiles a handful of step graphs rather than one per length, and never more than `full`.
+ */
+export function updateShape(rows: readonly SequenceExample[], full: BatchShape): BatchShape {
+  const longest = rows.reduce((a, r) => Math.max(a, r.tokens.length), 0);
+  // A sequence of L tokens is L − 1 positions (each predicts the next token).
+  return { size: full.size, seqLen: bucketLength(Math.max(1, longest - 1), full.seqLen) };
 }
 
 /** An episode as it is stored: each turn with the skill that taught it and its Δ. */

@@ -424,9 +424,20 @@ async function uploadMoments(store: ParameterStore, ranges: readonly FlatRange[]
   return [tensors.slice(0, ranges.length), tensors.slice(ranges.length)];
 }
 
+function compileStepGraph(store: ParameterStore, spec: StepGraphSpec & { ranges: readonly FlatRange[] }): Promise<CompiledGraph> {
+  return CompiledGraph.create(buildTrainStepGraph(store, spec), store.device, {
+    keepOnDevice: [STEP_IO.paramsOut, ...spec.ranges.flatMap((_, i) => [momentName('mOut', i), momentName('vOut', i)])],
+  });
+}
+
+/** Step graphs of other shapes a trainer keeps compiled; the least recently used is released beyond this. */
+const MAX_SHAPED_STEP_GRAPHS = 4;
+
 export class Trainer {
   private stepsDone = 0;
   private readonly logprobGraphs = new Map<string, Promise<CompiledGraph>>();
+  /** Step graphs of other batch shapes (step's `shape`), least recently used first. */
+  private readonly shapedStepGraphs = new Map<string, Promise<CompiledGraph>>();
   private hiddenGraph: Promise<CompiledGraph> | null = null;
   private reference: Promise<FrozenWeights> | null = null;
 
@@ -466,9 +477,7 @@ export class Trainer {
         store.layout.map((e) => e.size),
         options.optimizerRangeSize ?? defaultOptimizerRange(device),
       );
-      const stepGraph = await CompiledGraph.create(buildTrainStepGraph(store, { batch, loss, optimizer, ranges }), device, {
-        keepOnDevice: [STEP_IO.paramsOut, ...ranges.flatMap((_, i) => [momentName('mOut', i), momentName('vOut', i)])],
-      });
+      const stepGraph = await compileStepGraph(store, { batch, loss, optimizer, ranges });
       const [m, v] = await uploadMoments(store, ranges, null);
       const keepReference = options.keepReference ?? (loss.kind === 'policy' && loss.klCoef > 0);
       const reference = mode.kind === 'full' && keepReference ? options.weights : null;
@@ -502,9 +511,11 @@ export class Trainer {
   /**
    * One update on `batch` at learning rate `lr` (from a schedule: learningRate(spec, trainer.stepCount)).
    * `options.klCoef` replaces the policy loss's KL coefficient for this step (an adaptive KL
-   * controller's value); the loss must have been created with klCoef > 0.
+   * controller's value); the loss must have been created with klCoef > 0. `options.shape` runs
+   * the step on a batch of another shape than the trainer's (a loop whose sequences vary in
+   * length pads each batch to its longest): its graph is compiled at first use and kept.
    */
-  async step(batch: TrainBatch, lr: number, options: { klCoef?: number } = {}): Promise<StepResult> {
+  async step(batch: TrainBatch, lr: number, options: { klCoef?: number; shape?: BatchShape } = {}): Promise<StepResult> {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`learning rate must be a finite number >= 0, got ${lr}`);
     const compiledKl = this.loss.kind === 'policy' ? this.loss.klCoef : 0;
     const withKl = compiledKl > 0;
@@ -512,7 +523,8 @@ export class Trainer {
       if (!withKl) throw new Error('a per-step klCoef needs a policy loss created with klCoef > 0 (the KL term is compiled out otherwise)');
       if (!(Number.isFinite(options.klCoef) && options.klCoef >= 0)) throw new Error(`klCoef must be a finite number >= 0, got ${options.klCoef}`);
     }
-    const shape = this.options.batch;
+    const shape = options.shape ?? this.options.batch;
+    const stepGraph = await this.stepGraphFor(shape);
     const dtype = this.store.dtype;
     const n = shape.size * shape.seqLen;
     const feeds = tokenFeeds(batch, shape, dtype);
@@ -540,7 +552,7 @@ export class Trainer {
     }
     const scalar = (x: number) => new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
     if (withKl) feeds[STEP_IO.klCoef] = scalar(options.klCoef ?? compiledKl);
-    Object.assign(feeds, this.store.feeds(this.stepGraph.inputNames), {
+    Object.assign(feeds, this.store.feeds(stepGraph.inputNames), {
       [STEP_IO.lr]: scalar(lr),
       [STEP_IO.step]: scalar(this.stepsDone + 1),
     });
@@ -549,7 +561,7 @@ export class Trainer {
       feeds[momentName('v', i)] = this.v[i];
     });
 
-    const out = await this.stepGraph.run(feeds);
+    const out = await stepGraph.run(feeds);
     const gradNorm = Number(out[STEP_IO.gradNorm].data[0]);
     const skipped = !Number.isFinite(gradNorm);
     const m = this.ranges.map((_, i) => out[momentName('mOut', i)]);
@@ -575,6 +587,30 @@ export class Trainer {
       if ((this.loss.entropyCoef ?? 0) !== 0) result.entropy = value(STEP_IO.entropy);
     }
     return result;
+  }
+
+  private stepGraphFor(shape: BatchShape): Promise<CompiledGraph> {
+    const own = this.options.batch;
+    if (shape.size === own.size && shape.seqLen === own.seqLen) return Promise.resolve(this.stepGraph);
+    if (!Number.isInteger(shape.size) || shape.size <= 0 || !Number.isInteger(shape.seqLen) || shape.seqLen <= 0) {
+      return Promise.reject(new Error(`batch shape must be positive integers, got ${shape.size}×${shape.seqLen}`));
+    }
+    const key = `${shape.size}x${shape.seqLen}`;
+    let p = this.shapedStepGraphs.get(key);
+    if (p) {
+      // Map order is insertion order: re-insert to mark as most recently used.
+      this.shapedStepGraphs.delete(key);
+    } else {
+      p = compileStepGraph(this.store, { batch: shape, loss: this.loss, optimizer: this.optimizer, ranges: this.ranges });
+      p.catch(() => this.shapedStepGraphs.delete(key));
+    }
+    this.shapedStepGraphs.set(key, p);
+    while (this.shapedStepGraphs.size > MAX_SHAPED_STEP_GRAPHS) {
+      const [oldest, old] = this.shapedStepGraphs.entries().next().value as [string, Promise<CompiledGraph>];
+      this.shapedStepGraphs.delete(oldest);
+      void old.then((c) => c.release(), () => undefined);
+    }
+    return p;
   }
 
   /** The current weights (adapters included) for generation graphs; re-read feeds() after each step. */
@@ -725,6 +761,8 @@ export class Trainer {
     if (this.hiddenGraph) await (await this.hiddenGraph).release();
     this.hiddenGraph = null;
     await this.stepGraph.release();
+    for (const p of this.shapedStepGraphs.values()) await p.then((c) => c.release(), () => undefined);
+    this.shapedStepGraphs.clear();
     await this.store.release();
   }
 }

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentLoopInput, runAgentLoop } from '../../../main/engine/agent/loop.ts';
+import { type AgentLoopInput, runAgentLoop, updateShape } from '../../../main/engine/agent/loop.ts';
 import { taskSet } from '../../../main/engine/envs/index.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { resolveModelPath } from '../../../main/engine/model-paths.ts';
@@ -61,6 +61,16 @@ const analyzer = async (messages: { content: string }[]) => {
 };
 
 describe('the agent loop', () => {
+  it("trains each mini-batch at its longest sequence's bucket length, never past the model's context", () => {
+    const seq = (n: number) => ({ tokens: Array.from({ length: n }, (_, i) => i % 7) });
+    const full = { size: 16, seqLen: 1023 };
+    // A sequence of n tokens fills n − 1 positions; lengths round up to 8, 16, ..., 256, then to 128s.
+    expect(updateShape([seq(3), seq(9)], full)).toEqual({ size: 16, seqLen: 8 });
+    expect(updateShape([seq(70), seq(12)], full)).toEqual({ size: 16, seqLen: 128 });
+    expect(updateShape([seq(300)], full)).toEqual({ size: 16, seqLen: 384 });
+    expect(updateShape([seq(1024)], full)).toEqual({ size: 16, seqLen: 1023 });
+  });
+
   it('plays a group of episodes per task, and with OPID trains each taught reply at A + w·Δ', async () => {
     const records: StepRecord[] = [];
     const dir = path.join(tmp, 'opid');

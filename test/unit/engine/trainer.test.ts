@@ -375,6 +375,38 @@ describe('trainer: per-token advantages (tokenAdvantages)', () => {
   });
 });
 
+describe('trainer: steps at another batch shape (step options.shape)', () => {
+  it('make the same update as the trainer\'s own shape on the same sequences padded further, and refuse a batch of the wrong size', async () => {
+    const config = tinyLlama();
+    const weights = randomWeights(config);
+    const device = await testDevice();
+    const long: BatchShape = { size: 2, seqLen: 9 };
+    const short: BatchShape = { size: 2, seqLen: 4 };
+    const make = () => Trainer.create({ config, weights, device, mode: { kind: 'full' }, loss: { kind: 'policy', klCoef: 0, tokenAdvantages: true }, batch: long, dtype: DTYPE });
+    const [padded, sized] = await Promise.all([make(), make()]);
+    const rows = [
+      { tokens: [5, 6, 7, 8, 1], trainTokens: [0, 0, 1, 1, 1], tokenAdvantages: [0, 0, 0.5, -1, 0.25] },
+      { tokens: [9, 2, 4], trainTokens: [0, 1, 1], tokenAdvantages: [0, -0.5, 0.75] },
+    ];
+    const run = async (trainer: Trainer, shape: BatchShape) => {
+      const batch = makeCausalBatch(rows, shape);
+      const oldLogprobs = await trainer.logprobs(batch, { shape });
+      return trainer.step({ ...batch, advantages: batch.tokenAdvantages!, oldLogprobs }, 0.02, shape === long ? {} : { shape });
+    };
+    for (let i = 0; i < 2; i++) {
+      const [a, b] = [await run(padded, long), await run(sized, short)];
+      expect(b.loss).toBeCloseTo(a.loss, 6);
+      expect(b.gradNorm).toBeCloseTo(a.gradNorm, 6);
+    }
+    const probe = makeCausalBatch(rows, long);
+    const [wa, wb] = await Promise.all([padded.logprobs(probe), sized.logprobs(probe)]);
+    for (let i = 0; i < wa.length; i++) expect(wb[i]).toBeCloseTo(wa[i], 6);
+    const shortBatch = makeCausalBatch(rows, short);
+    await expect(sized.step({ ...shortBatch, advantages: shortBatch.tokenAdvantages!, oldLogprobs: await sized.logprobs(shortBatch, { shape: short }) }, 0.02)).rejects.toThrow('a 2×9 batch needs 18');
+    await Promise.all([padded.release(), sized.release()]);
+  });
+});
+
 describe('trainer: entropy term of the policy loss', () => {
   it('with zero advantages and entropyCoef < 0 the step only minimises entropy: it reports the entropy and lowers it', async () => {
     const config = tinyLlama();
