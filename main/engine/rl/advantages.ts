@@ -49,3 +49,35 @@ export function groupEstimator(choice: AdvantageEstimator | 'gae'): AdvantageEst
   if (choice === 'gae') throw new Error('advantage gae needs the learned critic of the RL loop; this pipeline takes grpo, drgrpo or rloo');
   return choice;
 }
+
+/** What `roleTokenAdvantages` reads of a group's roles (rewards.ts `ResponseRoles`). */
+export interface RoleRewards {
+  weights: readonly number[];
+  /** Per role, per sample: its reward, or null where the sample has none for it. */
+  rewards: readonly (readonly (number | null)[])[];
+  /** Per sample, per token: its role. */
+  tokenRoles: readonly (readonly number[])[];
+}
+
+/**
+ * Per-token advantages from per-role rewards: for each role, the estimator over the chosen
+ * samples that have a reward for it, times the role's weight, on the tokens of that role (0 on a
+ * token whose sample has no reward for its role). One array per chosen sample, in `chosen`'s order.
+ */
+export function roleTokenAdvantages(roles: RoleRewards, chosen: readonly number[], estimator: AdvantageEstimator, epsilon = GRPO_EPSILON): number[][] {
+  const perRole = roles.rewards.map((rewards, r) => {
+    const having = chosen.filter((i) => rewards[i] !== null);
+    const adv = groupAdvantages(
+      having.map((i) => rewards[i]!),
+      estimator,
+      epsilon,
+    );
+    return new Map(having.map((i, j) => [i, roles.weights[r] * adv[j]]));
+  });
+  return chosen.map((i) =>
+    roles.tokenRoles[i].map((r) => {
+      if (!(r >= 0 && r < perRole.length)) throw new Error(`sample ${i} names role ${r}; the group has ${perRole.length}`);
+      return perRole[r].get(i) ?? 0;
+    }),
+  );
+}

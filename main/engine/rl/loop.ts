@@ -38,7 +38,8 @@ import { ADAMW_DEFAULTS } from '../optim/adamw.ts';
 import type { TrainableCopy } from '../runtime/parameter-store.ts';
 import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer, majorityVote } from '../tasks/answers.ts';
-import { groupAdvantages } from './advantages.ts';
+import { groupAdvantages, roleTokenAdvantages } from './advantages.ts';
+import { decodeText } from '../generate/stopping.ts';
 import { explainedVariance, gae, outcomeRewards } from './gae.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './config.ts';
@@ -264,8 +265,10 @@ interface ScoredGroup {
   labelSource: 'vote' | 'review';
   /** Indices of the votes used for training (empty when unlabeled). */
   chosen: number[];
-  /** Advantage per vote (0 when not chosen). */
+  /** Advantage per vote (0 when not chosen; with per-token advantages, the mean of its tokens'). */
   advantages: number[];
+  /** Per vote, one advantage per generated token where the method's roles gave them (null otherwise). */
+  tokenAdvantages: (number[] | null)[];
 }
 
 export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<LoopResult> {
@@ -280,6 +283,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const methodSettings = method.settings.parse(config);
   const methodMetrics = input.scorer ? undefined : method.stepMetrics;
   const needsJudge = method.services?.judge?.(methodSettings) === true;
+  // A method that rewards parts of a response apart trains with one advantage per token.
+  const roleAdvantages = method.tokenAdvantages?.(methodSettings) === true;
   const teacherSchedule = method.services?.teacher?.(methodSettings) ?? null;
   const signal = hooks.signal;
   const progress = (step: number, phase: LoopProgress['phase']) => hooks.onProgress?.({ step, totalSteps: config.steps, phase });
@@ -317,7 +322,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     weights: model.weights,
     device,
     mode: config.mode === 'full' ? { kind: 'full' } : { kind: 'lora', rank: config.loraRank, alpha: config.loraAlpha, targetModules: config.loraTargets },
-    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef, entropyCoef: config.entropyCoef, tokenAdvantages: withCritic },
+    loss: { kind: 'policy', temperature: config.temperature, clipLow: config.clipLow, clipHigh: config.clipHigh, klCoef: config.klCoef, entropyCoef: config.entropyCoef, tokenAdvantages: withCritic || roleAdvantages },
     optimizer: { weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
     batch: shape,
     seed: config.seed,
@@ -507,16 +512,24 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           // The judge's sampling seed depends on the run's seed, the step and the group only.
           const judgeSeed = (Math.imul(config.seed, 0x9e3779b1) ^ Math.imul(step, 0x85ebca6b) ^ Math.imul(p + 1, 0xc2b2ae35)) >>> 0;
           const services = { ...(judge && { judge: judge.bind(judgeSeed, signal) }), ...(teacher && { teacher: teacher.bind((judgeSeed ^ 0x5bd1e995) >>> 0, signal) }) };
-          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, ...services });
-          checkScore(scored, samples.length);
+          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, tokenEnds: (ids) => tokenEnds(tok, ids), ...services });
+          checkScore(scored, samples);
+          if (scored.roles && !roleAdvantages) throw new Error(`the scorer gave rewards per role (${scored.roles.names.join(', ')}), but method "${method.id}" does not train with per-token advantages (its tokenAdvantages)`);
           const reviewed = input.reviewedLabels?.get(itemIdxOf(itemIndex));
           const score = reviewed === undefined ? scored : withReviewedLabel(scored, answers, reviewed, config);
           // Drawn for every group, labeled or not, so the RNG stream does not depend on the labels.
           const shuffled = rng.shuffle(Array.from({ length: config.votes }, (_, i) => i));
           const chosen = score.labeled ? shuffled.slice(0, config.trainSamples).sort((a, b) => a - b) : [];
           const advantages = new Array<number>(config.votes).fill(0);
+          const tokenAdvantages = new Array<number[] | null>(config.votes).fill(null);
           // Under GAE the advantages are per token, from the critic, once every group is scored (below).
-          if (config.advantage !== 'gae') {
+          if (config.advantage !== 'gae' && score.roles) {
+            const perToken = roleTokenAdvantages(score.roles, chosen, config.advantage, config.advantageEpsilon);
+            chosen.forEach((i, j) => {
+              tokenAdvantages[i] = perToken[j];
+              advantages[i] = perToken[j].length ? mean(perToken[j]) : 0;
+            });
+          } else if (config.advantage !== 'gae') {
             const adv = groupAdvantages(
               chosen.map((i) => score.rewards[i]),
               config.advantage,
@@ -525,7 +538,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
             chosen.forEach((i, j) => (advantages[i] = adv[j]));
           }
           const vote = groupVote(score, answers, config);
-          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages });
+          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages, tokenAdvantages });
         }
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
 
@@ -559,7 +572,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           }
           // During the critic's warmup the policy waits.
           const policyWaits = critic !== null && step <= config.criticWarmup;
-          if (!policyWaits) update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0, critique?.tokenAdvantages);
+          if (!policyWaits) update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0, critique?.tokenAdvantages ?? (roleAdvantages ? 'groups' : undefined));
           updateSeconds += seconds(updateStart);
           if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
           // The teacher follows the policy slowly, after every update that changed it.
@@ -726,18 +739,24 @@ async function policyUpdate(
   klCoef: number,
   lr: number,
   padId: number,
-  tokenAdvantages?: Float32Array,
+  tokenAdvantages?: Float32Array | 'groups',
 ): Promise<StepResult | null> {
   const rows = trainedRows(groups);
   if (rows.length === 0) return null;
   const batch = trainingBatch(rows, shape, padId);
   const oldLogprobs = new Float32Array(shape.size * shape.seqLen);
-  // One advantage per sequence, or (GAE) the critic pass's per position.
-  const advantages = tokenAdvantages ?? new Float32Array(shape.size);
+  // One advantage per sequence; or per position: the critic pass's (GAE), or the groups' own
+  // (a method's roles; a sample without them has its one advantage on every token).
+  const perGroup = tokenAdvantages === 'groups';
+  const advantages = tokenAdvantages instanceof Float32Array ? tokenAdvantages : new Float32Array(perGroup ? shape.size * shape.seqLen : shape.size);
   rows.forEach((r, b) => {
-    if (!tokenAdvantages) advantages[b] = r.group.advantages[r.index];
     // Position t predicts token t + 1, so response token j is predicted at prompt.length − 1 + j.
-    r.sample.logprobs.forEach((lp, j) => (oldLogprobs[b * shape.seqLen + r.prompt.length - 1 + j] = lp));
+    const at = (j: number) => b * shape.seqLen + r.prompt.length - 1 + j;
+    if (perGroup) {
+      const own = r.group.tokenAdvantages[r.index];
+      for (let j = 0; j < r.sample.tokenIds.length; j++) advantages[at(j)] = own?.[j] ?? r.group.advantages[r.index];
+    } else if (!tokenAdvantages) advantages[b] = r.group.advantages[r.index];
+    r.sample.logprobs.forEach((lp, j) => (oldLogprobs[at(j)] = lp));
   });
   const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
   return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, klCoef > 0 ? { klCoef } : {});
@@ -823,7 +842,8 @@ async function criticPass(trainer: Trainer, critic: Critic, groups: readonly Sco
  */
 function withReviewedLabel(voted: GroupScore, answers: readonly (string | null)[], label: string, config: RunConfig): GroupScore {
   const agrees = answers.map((a) => isCorrect(a, label, config.answerFormat));
-  return { ...voted, labeled: true, pseudoLabel: label, agreesWithLabel: agrees, rewards: agrees.map((a) => (a ? 1 : 0)) };
+  // The person's label decides the whole response: no role keeps a reward of its own.
+  return { ...voted, roles: undefined, labeled: true, pseudoLabel: label, agreesWithLabel: agrees, rewards: agrees.map((a) => (a ? 1 : 0)) };
 }
 
 /**
@@ -861,11 +881,33 @@ function signalGroup(g: ScoredGroup): SignalGroup {
 }
 
 /** A scorer's answer checked where a mistake would otherwise surface far away (a NaN advantage, a short record). */
-function checkScore(score: GroupScore, n: number): void {
+function checkScore(score: GroupScore, samples: readonly GeneratedSample[]): void {
+  const n = samples.length;
   if (score.rewards.length !== n) throw new Error(`the scorer returned ${score.rewards.length} rewards for ${n} samples`);
   if (score.details !== undefined && score.details.length !== n) throw new Error(`the scorer returned reward details for ${score.details.length} of ${n} samples`);
   if (score.agreesWithLabel !== undefined && score.agreesWithLabel.length !== n) throw new Error(`the scorer returned agreesWithLabel for ${score.agreesWithLabel.length} of ${n} samples`);
   if (score.judge !== undefined && score.judge.length !== n) throw new Error(`the scorer returned judge exchanges for ${score.judge.length} of ${n} samples`);
+  if (score.roles) {
+    const { names, weights, rewards, tokenRoles } = score.roles;
+    if (weights.length !== names.length || rewards.length !== names.length) throw new Error(`the scorer's roles (${names.join(', ')}) have ${weights.length} weights and ${rewards.length} reward lists`);
+    rewards.forEach((list, r) => {
+      if (list.length !== n) throw new Error(`the scorer returned role ${names[r]}'s rewards for ${list.length} of ${n} samples`);
+    });
+    if (tokenRoles.length !== n) throw new Error(`the scorer returned token roles for ${tokenRoles.length} of ${n} samples`);
+    tokenRoles.forEach((roles, i) => {
+      if (roles.length !== samples[i].tokenIds.length) throw new Error(`the scorer returned ${roles.length} token roles for sample ${i}, which has ${samples[i].tokenIds.length} tokens`);
+    });
+  }
+}
+
+/**
+ * Where each generated token's text ends, from decoding the tokens up to it (a token's text
+ * depends on its neighbours: leading spaces, bytes of one character split over tokens), never
+ * going back.
+ */
+function tokenEnds(tok: TextTokenizer, ids: readonly number[]): number[] {
+  let end = 0;
+  return ids.map((_, j) => (end = Math.max(end, decodeText(tok, ids.slice(0, j + 1)).length)));
 }
 
 /** The group's vote: the method's own where it counted votes, else the loop's; a pseudo-label only where the method gave one. */

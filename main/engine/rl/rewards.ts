@@ -37,6 +37,29 @@ export interface ScorerContext {
   judge?: Judge;
   /** The EMA teacher (`teacher.ts`), for a method whose definition asks for it (`services.teacher`). */
   teacher?: Teacher;
+  /**
+   * Where each generated token's text ends in the sample's `text` (characters, from decoding the
+   * tokens up to it), for a method that rewards parts of a response apart (`GroupScore.roles`).
+   */
+  tokenEnds?(tokenIds: readonly number[]): number[];
+}
+
+/**
+ * Parts of each response trained with advantages of their own (code-consensus: the function and
+ * its tests). The loop gives each role its own group-relative advantage over the trained samples
+ * that have a reward for it, times the role's weight, and puts it on that role's tokens; a token
+ * of a role the sample has no reward for gets 0. `GroupScore.rewards` stays the sample's one
+ * reward (records, charts, the critic under advantage gae, which ignores the roles).
+ */
+export interface ResponseRoles {
+  /** Role names, e.g. ['solution', 'tests']. */
+  names: string[];
+  /** Per role: its advantage's weight. */
+  weights: number[];
+  /** Per role, per sample: its reward, or null where the sample wrote nothing of that role. */
+  rewards: (number | null)[][];
+  /** Per sample, per generated token: the index of its role. */
+  tokenRoles: number[][];
 }
 
 /** One question put to the judge about a sample, and what it answered: recorded with the sample. */
@@ -75,10 +98,12 @@ export interface GroupScore {
   judge?: (JudgeExchange | null)[];
   /** Method-specific numbers for logging. */
   diagnostics?: Record<string, number>;
+  /** Per-role rewards over token spans, for a method whose definition declares `tokenAdvantages`. */
+  roles?: ResponseRoles;
 }
 
 /** A majority vote's score: every vote field is there. */
-export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels'>>;
+export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels' | 'roles'>>;
 
 /** A label-free method's reward: one group in, one reward per sample out (possibly after asking a model). */
 export type Scorer = (group: ScorerGroup, context: ScorerContext) => GroupScore | Promise<GroupScore>;

@@ -2,7 +2,8 @@
 // tests pooled, the matrix run in the sandbox (JavaScript: QuickJS starts in a moment), and the
 // rewards worked out by hand.
 import { describe, expect, it } from 'vitest';
-import { parseCodeResponse } from '../../../main/engine/code/response.ts';
+import { parseCodeResponse, tokenRoles } from '../../../main/engine/code/response.ts';
+import { roleTokenAdvantages } from '../../../main/engine/rl/advantages.ts';
 import { codeConsensus, poolTests } from '../../../main/engine/rl/methods/code-consensus.ts';
 import type { ScorerSample } from '../../../main/engine/rl/rewards.ts';
 import type { CommonRunConfig } from '../../../main/engine/rl/common-settings.ts';
@@ -12,21 +13,62 @@ const sample = (text: string): ScorerSample => ({ text, answer: null, tokenCount
 describe('parseCodeResponse', () => {
   it('takes the first block as the function and every assert line as a test', () => {
     const text = 'Here:\n```python\ndef f(x):\n    return x + 1\nassert f(1) == 2\n```\nTests:\n```python\nassert f(0) == 1\nprint("hi")\nassert f(-1) == 0\n```\n';
-    expect(parseCodeResponse(text, 'python')).toEqual({ solution: 'def f(x):\n    return x + 1\n', tests: ['assert f(1) == 2', 'assert f(0) == 1', 'assert f(-1) == 0'] });
+    const parsed = parseCodeResponse(text, 'python');
+    expect(parsed).toMatchObject({ solution: 'def f(x):\n    return x + 1\n', tests: ['assert f(1) == 2', 'assert f(0) == 1', 'assert f(-1) == 0'] });
+    // Each test's span is its line in the text.
+    expect(parsed.testSpans.map(([a, b]) => text.slice(a, b))).toEqual(['assert f(1) == 2', 'assert f(0) == 1', 'assert f(-1) == 0']);
+  });
+
+  it('gives each token the role of its first non-blank character', () => {
+    const text = '```python\ndef f():\n    return 1\n    assert f() == 1\n```';
+    const { testSpans } = parseCodeResponse(text, 'python');
+    expect(testSpans.map(([a, b]) => text.slice(a, b))).toEqual(['    assert f() == 1']);
+    // Tokens: "```python\n", "def f():", "\n    return", " 1\n    ", "assert", " f() == 1", "\n```".
+    const tokens = ['```python\n', 'def f():', '\n    return', ' 1\n    ', 'assert', ' f() == 1', '\n```'];
+    expect(tokens.join('')).toBe(text);
+    let end = 0;
+    const ends = tokens.map((t) => (end += t.length));
+    // " 1\n    " starts in the function's line; "\n```" at the newline after the test line.
+    expect(tokenRoles(text, ends, testSpans)).toEqual([0, 0, 0, 0, 1, 1, 0]);
   });
 
   it('keeps a block the generation cut off, and finds JavaScript asserts', () => {
-    expect(parseCodeResponse('```js\nfunction g() { return 1; }\nassert(g() === 1);', 'javascript')).toEqual({ solution: 'function g() { return 1; }\n', tests: ['assert(g() === 1);'] });
+    expect(parseCodeResponse('```js\nfunction g() { return 1; }\nassert(g() === 1);', 'javascript')).toEqual({ solution: 'function g() { return 1; }\n', tests: ['assert(g() === 1);'], testSpans: [[33, 51]] });
   });
 
   it('has no solution without a code block', () => {
-    expect(parseCodeResponse('def f(x): return x', 'python')).toEqual({ solution: null, tests: [] });
+    expect(parseCodeResponse('def f(x): return x', 'python')).toEqual({ solution: null, tests: [], testSpans: [] });
   });
 });
 
 describe('poolTests', () => {
   it('keeps each test once with all its authors, first written first, at most max', () => {
     expect(poolTests([['a', 'b'], ['b', 'c'], ['d']], 3)).toEqual({ tests: ['a', 'b', 'c'], authors: [[0], [0, 1], [1]] });
+  });
+});
+
+describe('roleTokenAdvantages', () => {
+  it('gives each role its own group-relative advantage, weighted, on its tokens', () => {
+    // Four samples, two roles; sample 3 wrote no tests (null); sample 1 is not chosen.
+    const roles = {
+      weights: [1, 0.5],
+      rewards: [
+        [1, 0.9, 0, 0.5],
+        [0.2, 1, 0.8, null],
+      ],
+      tokenRoles: [[0, 0, 1], [0, 1], [1, 0], [0, 0]],
+    };
+    const out = roleTokenAdvantages(roles, [0, 2, 3], 'drgrpo');
+    // Solutions over samples 0, 2, 3: mean 0.5 → +0.5, −0.5, 0. Tests over 0 and 2: mean 0.5 → −0.3, +0.3, × 0.5.
+    const expected = [
+      [0.5, 0.5, -0.15],
+      [0.15, -0.5],
+      [0, 0],
+    ];
+    out.forEach((row, i) => row.forEach((a, j) => expect(a).toBeCloseTo(expected[i][j], 12)));
+    // GRPO divides each role by its own std: tests ±0.3/std([0.2, 0.8]) = ±0.3/0.4243 = ±0.7071, × 0.5.
+    expect(roleTokenAdvantages(roles, [0, 2, 3], 'grpo')[1][0]).toBeCloseTo(0.5 * 0.3 / Math.sqrt(0.18), 5);
+    expect(() => roleTokenAdvantages({ ...roles, tokenRoles: [[2], [0], [0], [0]] }, [0], 'drgrpo')).toThrow(/sample 0 names role 2; the group has 2/);
   });
 });
 
@@ -51,6 +93,8 @@ describe('the code-consensus scorer', () => {
     score.rewards.forEach((r, i) => expect(r).toBeCloseTo(expected[i], 12));
     expect(score.diagnostics).toEqual({ consensus_size: 2, test_discrimination: (1 / 2 + 1 + 1) / 3, runnable_share: 3 / 4, error_share: 3 / 12, timeout_share: 0, tests: 3 });
     expect(score.details![2]).toEqual({ solution: 1 / 12, tests: 1 / 2, testsWritten: 1, consensusSet: 1 });
+    // Without the loop's tokenEnds there are no token spans, so no roles.
+    expect(score.roles).toBeUndefined();
     expect(codeConsensus.stepMetrics!([{ score, chosen: [0, 1, 2, 3] }], settings)).toMatchObject({ 'code/consensus_size': 2, 'code/tests': 3 });
   });
 
@@ -60,5 +104,42 @@ describe('the code-consensus scorer', () => {
     const score = await codeConsensus.scorer!(settings, {} as CommonRunConfig)({ prompt: 'f', samples: responses.map(sample) }, {});
     expect(score.labeled).toBe(false);
     expect(score.rewards).toEqual([0, 0]);
+  });
+});
+
+describe('the code-consensus scorer with separate advantages', () => {
+  it('gives the solution and the tests a reward each, and their tokens their roles', async () => {
+    const responses = [
+      '```javascript\nfunction inc(x) { return x + 1; }\nassert(inc(1) === 2);\n```',
+      '```javascript\nfunction inc(x) { return x + 1; }\n```',
+      '```javascript\nfunction inc(x) { return x; }\nassert(inc(0) === 0);\n```',
+    ];
+    // One token per character: each token ends one character further.
+    const chars = (text: string): ScorerSample => ({ ...sample(text), tokenIds: [...text].map((c) => c.charCodeAt(0)), tokenCount: text.length });
+    const tokenEnds = (ids: readonly number[]) => ids.map((_, j) => j + 1);
+    const settings = codeConsensus.settings.parse({ codeLanguage: 'javascript', codeTestWeight: 0.5 });
+    expect(settings.codeAdvantages).toBe('separate');
+    expect(codeConsensus.tokenAdvantages!(settings)).toBe(true);
+    const score = await codeConsensus.scorer!(settings, {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(chars) }, { tokenEnds });
+    // Tests: t0 inc(1) === 2 (response 0), t1 inc(0) === 0 (response 2).
+    // Matrix: 0 and 1 pass t0 and fail t1; 2 fails t0, passes t1. Sets {0,1} 2×1 = 2, {2} 1×1 = 1; over 3×2: 1/3, 1/3, 1/6.
+    // t0 passes the top set and fails the other (2): 1; t1 fails the top set: 0.
+    const roles = score.roles!;
+    expect(roles.names).toEqual(['solution', 'tests']);
+    expect(roles.weights).toEqual([1, 0.5]);
+    roles.rewards[0].forEach((r, i) => expect(r).toBeCloseTo([1 / 3, 1 / 3, 1 / 6][i], 12));
+    // Response 1 wrote no test: no tests reward.
+    expect(roles.rewards[1]).toEqual([1, null, 0]);
+    expect(score.rewards[0]).toBeCloseTo(1 / 3 + 0.5, 12);
+    // Response 0's role-1 tokens are exactly its assert line.
+    const text = responses[0];
+    const testChars = roles.tokenRoles[0].flatMap((r, j) => (r === 1 ? [text[j]] : [])).join('');
+    expect(testChars).toBe('assert(inc(1) === 2);');
+    expect(roles.tokenRoles[1].every((r) => r === 0)).toBe(true);
+    expect(roles.tokenRoles.map((t, i) => t.length === responses[i].length)).toEqual([true, true, true]);
+    // shared: no roles, and the method trains with one advantage per response.
+    const shared = codeConsensus.settings.parse({ codeLanguage: 'javascript', codeAdvantages: 'shared' });
+    expect(codeConsensus.tokenAdvantages!(shared)).toBe(false);
+    expect((await codeConsensus.scorer!(shared, {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(chars) }, { tokenEnds })).roles).toBeUndefined();
   });
 });

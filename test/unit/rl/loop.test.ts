@@ -176,6 +176,32 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['train/majority_voting_reward']).toBeGreaterThan(0);
   });
 
+  it('a method\'s roles train each span of a response with its own advantage', async () => {
+    // code-consensus declares per-token advantages; the scorer here gives role 0 the rewards
+    // 1, 0, 1, 0 and role 1 the reverse (Dr. GRPO: ±1/2), role 0 on a sample's first half of
+    // tokens and role 1 on its last half (role 2, all rewards equal, on the middle one of an odd
+    // count), so every sample's mean advantage is 0: only per-token advantages move the weights.
+    const records: StepRecord[] = [];
+    const sequence = { ...CONFIG, steps: 1, valEvery: 0, advantage: 'drgrpo' as const, trainSamples: 4, klCoef: 0, klTarget: 0 };
+    const half = (n: number, j: number) => (j < Math.floor(n / 2) ? 0 : j >= n - Math.floor(n / 2) ? 1 : 2);
+    const roleScorer = (g: ScorerGroup) => ({
+      rewards: g.samples.map(() => 0),
+      labeled: true,
+      roles: {
+        names: ['a', 'b', 'c'],
+        weights: [1, 1, 1],
+        rewards: [g.samples.map((_, i) => (i % 2 === 0 ? 1 : 0)), g.samples.map((_, i) => (i % 2 === 0 ? 0 : 1)), g.samples.map(() => 1)],
+        tokenRoles: g.samples.map((s) => s.tokenIds.map((_, j) => half(s.tokenIds.length, j))),
+      },
+    });
+    await runLoop(await input({ config: { ...sequence, method: 'code-consensus' }, scorer: roleScorer }), { onStep: (r) => void records.push(r) });
+    const [r] = records;
+    for (const g of r.groups) for (const s of g.samples) expect(s.advantage).toBeCloseTo(0, 6);
+    expect(r.metrics['actor/grad_norm']).toBeGreaterThan(1e-6);
+    // A method that trains one advantage per response refuses a scorer's roles.
+    await expect(runLoop(await input({ config: sequence, scorer: roleScorer }))).rejects.toThrow(/rewards per role \(a, b, c\), but method "ttrl" does not train with per-token advantages/);
+  });
+
   it('SRT with τ = 1 trains only on unanimous groups, and logs the share it labeled', async () => {
     const records: StepRecord[] = [];
     await runLoop(await input({ config: { ...CONFIG, method: 'srt', srtThreshold: 1, steps: 1, valEvery: 0 } }), { onStep: (r) => void records.push(r) });

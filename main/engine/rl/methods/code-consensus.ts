@@ -6,14 +6,17 @@
 // `codeTestWeight` × the mean credit of the tests it wrote. No hidden test or reference solution
 // is read. A group where no solution passes any test gets no label and no update.
 //
-// Both roles share one response and so one advantage here; separate advantages for solutions
-// and tests (two prompts per task, as CURE trains them), a self-debugging turn and the hidden-
-// test pass rate are not done (see issue 19).
+// Both roles are trained with advantages of their own (`codeAdvantages` separate, the default):
+// the function's tokens (and the text around the code) get the group-relative advantage of the
+// solutions' consensus scores, the assert lines' tokens codeTestWeight × that of the tests'
+// credit, among the responses whose tests ran. CURE trains the roles from two prompts per
+// task; here one response writes both, so the roles are its token spans (code/response.ts).
+// `shared` gives every token the advantage of the summed reward.
 import { z } from 'zod';
 import { SandboxPool } from '../../../sandbox/pool.ts';
 import { dualAgreement, matrixStats } from '../../code/consensus.ts';
 import { type ProgramRunner, executionMatrix } from '../../code/execute.ts';
-import { parseCodeResponse } from '../../code/response.ts';
+import { parseCodeResponse, tokenRoles } from '../../code/response.ts';
 import { mean } from '../stats.ts';
 import { defineMethod } from './types.ts';
 
@@ -57,7 +60,12 @@ export const codeConsensus = defineMethod({
     codeTimeoutMs: z.number().int().min(50).max(60_000).default(2_000).describe('Wall-clock limit of one solution against one test (ms)'),
     codeTestWeight: z.number().min(0).max(10).default(0.5).describe('Weight of the credit of a response’s tests beside its solution’s consensus score'),
     codeMaxTests: z.number().int().min(1).max(256).default(16).describe('Tests per task at most (the group’s, pooled, first written first)'),
+    codeAdvantages: z
+      .enum(['separate', 'shared'])
+      .default('separate')
+      .describe('separate: the function’s tokens get the advantage of the solutions’ scores and the assert lines’ codeTestWeight × that of the tests’ credit; shared: every token that of the summed reward'),
   }),
+  tokenAdvantages: (s) => s.codeAdvantages === 'separate',
   defaults: { votes: 8, trainSamples: 8 },
   charts: [{ id: 'code', title: 'Code execution', hint: 'Per task: solutions in the top consensus set, tests’ discrimination, solutions that ran' }],
   metrics: [
@@ -68,7 +76,7 @@ export const codeConsensus = defineMethod({
     { key: 'code/timeout_share', label: 'Sandbox timeouts', chart: null, unit: true, description: 'Share of solution × test runs stopped at the time limit' },
     { key: 'code/tests', label: 'Tests per task', chart: null, description: 'Mean number of distinct tests the group wrote (at most codeMaxTests)' },
   ],
-  scorer: (s) => async (group) => {
+  scorer: (s) => async (group, context) => {
     const parsed = group.samples.map((sample) => parseCodeResponse(sample.text, s.codeLanguage));
     const { tests, authors } = poolTests(
       parsed.map((p) => p.tests),
@@ -79,13 +87,25 @@ export const codeConsensus = defineMethod({
     const matrix = await executionMatrix(sandbox(), s.codeLanguage, solutions, tests, { timeoutMs: s.codeTimeoutMs });
     const agreement = dualAgreement(matrix);
     const stats = matrixStats(matrix, agreement);
-    const testCredit = parsed.map((_, r) => {
+    // Null for a response none of whose tests ran (it wrote none, or the pool was full).
+    const ranCredit = parsed.map((_, r) => {
       const mine = authors.flatMap((who, t) => (who.includes(r) ? [agreement.testRewards[t]] : []));
-      return mine.length ? mean(mine) : 0;
+      return mine.length ? mean(mine) : null;
     });
+    const testCredit = ranCredit.map((c) => c ?? 0);
     const rewards = parsed.map((_, r) => agreement.solutionRewards[r] + s.codeTestWeight * testCredit[r]);
+    const roles =
+      s.codeAdvantages === 'separate' && context.tokenEnds
+        ? {
+            names: ['solution', 'tests'],
+            weights: [1, s.codeTestWeight],
+            rewards: [agreement.solutionRewards, ranCredit],
+            tokenRoles: group.samples.map((sample, r) => tokenRoles(sample.text, context.tokenEnds!(sample.tokenIds), parsed[r].testSpans)),
+          }
+        : undefined;
     return {
       rewards,
+      ...(roles && { roles }),
       labeled: agreement.top !== null,
       details: parsed.map((p, r) => ({ solution: agreement.solutionRewards[r], tests: testCredit[r], testsWritten: p.tests.length, consensusSet: agreement.setOf[r] })),
       diagnostics: {

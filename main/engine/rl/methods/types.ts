@@ -65,6 +65,11 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    * scorer never sees the answers.
    */
   truthMetrics?: Record<string, string>;
+  /**
+   * Whether its scorer gives per-role rewards over the response's tokens (`GroupScore.roles`), so
+   * the update reads one advantage per token (the trainer's `tokenAdvantages`).
+   */
+  tokenAdvantages?(settings: z.output<S>): boolean;
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
   stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
 }
