@@ -828,9 +828,11 @@ export interface Events {
   'datasets.changed': Record<string, never>;
   'models.changed': Record<string, never>;
   'reviews.changed': { runId: number | null; count: number };
+  /** A person edited or deleted a skill of a run's library (skills.edit, skills.delete): open views of it reload. */
+  'skills.changed': { runId: number; skillId: number; deleted: boolean };
 }
 export type EventName = keyof Events;
-export const EVENT_CHANNELS: EventName[] = ['run.status', 'run.progress', 'run.metrics', 'run.alert', 'run.step', 'run.log', 'datasets.changed', 'models.changed', 'reviews.changed'];
+export const EVENT_CHANNELS: EventName[] = ['run.status', 'run.progress', 'run.metrics', 'run.alert', 'run.step', 'run.log', 'datasets.changed', 'models.changed', 'reviews.changed', 'skills.changed'];
 
 // --- the object both transports provide -------------------------------------------------
 

@@ -46,13 +46,17 @@ export const agentHandlers = {
     runOrThrow(deps, p.runId);
     return listSkills(deps.db, p.runId, { query: p.query, kind: p.kind, offset: p.offset, limit: p.limit });
   },
+  // Each change is announced, so every window showing the run's skills or episodes reloads them.
   'skills.edit': (p, deps) => {
     skillOrThrow(deps, p.id);
-    return editSkill(deps.db, p.id, p.text);
+    const skill = editSkill(deps.db, p.id, p.text);
+    deps.events.emit('skills.changed', { runId: skill.runId, skillId: skill.id, deleted: false });
+    return skill;
   },
   'skills.delete': (p, deps) => {
-    skillOrThrow(deps, p.id);
+    const { runId } = skillOrThrow(deps, p.id);
     deleteSkill(deps.db, p.id);
+    deps.events.emit('skills.changed', { runId, skillId: p.id, deleted: true });
     return { deleted: true };
   },
 } satisfies HandlerTable<'episodes.list' | 'episodes.get' | 'skills.list' | 'skills.edit' | 'skills.delete'>;

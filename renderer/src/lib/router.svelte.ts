@@ -1,5 +1,5 @@
 // Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N (or ?scope=all), #/runs/:id/funnel?round=N,
-// #/compare?ids=1,2, #/settings.
+// #/runs/:id/episodes?step=N&episode=SAMPLE, #/runs/:id/skills?q=WORDS, #/compare?ids=1,2, #/settings.
 export type Route =
   | { name: 'datasets' }
   | { name: 'models' }
@@ -8,6 +8,8 @@ export type Route =
   | { name: 'run'; id: number }
   | { name: 'inspect'; id: number; step: number | null; allSteps: boolean }
   | { name: 'funnel'; id: number; round: number | null }
+  | { name: 'episodes'; id: number; step: number | null; episode: number | null }
+  | { name: 'skills'; id: number; query: string }
   | { name: 'compare'; ids: number[] }
   | { name: 'settings' };
 
@@ -32,6 +34,8 @@ function parse(hash: string): Route {
       if (id === null) return { name: 'runs' };
       if (parts[2] === 'inspect') return { name: 'inspect', id, step: int(q.get('step')), allSteps: q.get('scope') === 'all' };
       if (parts[2] === 'funnel') return { name: 'funnel', id, round: int(q.get('round')) };
+      if (parts[2] === 'episodes') return { name: 'episodes', id, step: int(q.get('step')), episode: int(q.get('episode')) };
+      if (parts[2] === 'skills') return { name: 'skills', id, query: q.get('q') ?? '' };
       return { name: 'run', id };
     }
     default:

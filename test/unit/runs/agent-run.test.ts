@@ -100,9 +100,12 @@ describe('an agent run in the app', () => {
     const edited = await h.call('skills.edit', { id: e.skills[0].id, text: '  Check inside closed receptacles.  ' });
     expect(edited).toMatchObject({ text: 'Check inside closed receptacles.', editedByPerson: true });
     expect(edited.updatedAt).not.toBeNull();
+    // Other windows hear of it: the run and the skill.
+    expect(h.events.of('skills.changed')).toEqual([{ runId: run.id, skillId: e.skills[0].id, deleted: false }]);
     expect((await h.refused('skills.edit', { id: e.skills[0].id, text: ' ' })).issues).toEqual([{ path: 'text', message: 'a skill needs some text' }]);
 
     expect(await h.call('skills.delete', { id: e.skills[1].id })).toEqual({ deleted: true });
+    expect(h.events.of('skills.changed').at(-1)).toEqual({ runId: run.id, skillId: e.skills[1].id, deleted: true });
     expect((await h.call('skills.list', { runId: run.id })).total).toBe(3);
     // The turn it taught keeps its Δ and loses the link.
     const after = await h.call('episodes.get', { sampleId: episodes[0].sampleId });
