@@ -351,11 +351,36 @@ export interface SampleView {
   judge: { prompt: string; response: string } | null;
   /** The response split into its tokens with their log-probs, entropies and self-certainties. */
   tokens: TokenView[];
+  /** Its outcome against the task's hidden answer where the method checks one (code: the hidden tests' pass, fail, error or timeout); evaluation only. */
+  hiddenResult: string | null;
+}
+
+/** One cell of a code group's execution matrix: the test's asserts held, one failed, the program raised otherwise, or ran out of time. */
+export type ExecutionOutcome = 'pass' | 'fail' | 'error' | 'timeout';
+
+/** What a code group's programs did (method code-consensus): every sample's function against every test the group wrote. */
+export interface CodeExecutionView {
+  language: 'python' | 'javascript';
+  /** Per sample (by idx): the function it wrote, as run; null where it wrote no code block. */
+  solutions: (string | null)[];
+  /** The group's tests, pooled in the order written, and the samples (idx) that wrote each. */
+  tests: string[];
+  authors: number[][];
+  /** `matrix[s][t]`: sample s's function against test t. */
+  matrix: ExecutionOutcome[][];
+  /** Consensus sets (samples passing exactly the same tests; score #samples × #tests), highest first. */
+  sets: { solutions: number[]; tests: number[]; score: number }[];
+  /** Index into `sets` of the top set, whose agreement the rewards follow; null when no sample passed a test. */
+  top: number | null;
+  /** Per test: its credit (passes the whole top set × share of the other samples it fails). */
+  testRewards: number[];
 }
 
 export interface GroupDetail {
   group: GroupSummary;
   samples: SampleView[];
+  /** A code group's execution matrix; null for other methods' groups. */
+  execution: CodeExecutionView | null;
 }
 
 export interface ReviewView {

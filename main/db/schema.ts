@@ -370,4 +370,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'code groups: the execution matrix, and each response against the hidden tests',
+    up: `
+      -- A code method's group (issue 19): JSON {language, solutions, tests, authors, matrix,
+      -- sets, top, testRewards}: every response's function against every test the group wrote
+      -- (pass, fail, error, timeout) and the consensus sets the rewards came from. NULL for other
+      -- methods and for groups recorded before this migration.
+      ALTER TABLE rollouts ADD COLUMN execution TEXT;
+      -- The sample's outcome against its item's hidden answer where the method checks one
+      -- (code: the hidden tests, pass / fail / error / timeout); evaluation only, never a reward.
+      ALTER TABLE samples ADD COLUMN hidden_result TEXT;
+    `,
+  },
 ];

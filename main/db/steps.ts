@@ -8,6 +8,26 @@ import { type StepEpisode, insertEpisode } from './agent.ts';
 import { blobToFloat32, float32ToBlob } from './blobs.ts';
 import { DatabaseError, type ExperimentDb } from './database.ts';
 
+/** One cell of a code group's execution matrix. */
+export type ExecutionOutcome = 'pass' | 'fail' | 'error' | 'timeout';
+
+/** What a code group's programs did (migration 13, `rollouts.execution`): the task view's matrix. */
+export interface StepExecution {
+  language: 'python' | 'javascript';
+  /** Per sample: its function as run (null: no code block). */
+  solutions: (string | null)[];
+  /** The group's tests, pooled, and the samples that wrote each. */
+  tests: string[];
+  authors: number[][];
+  /** `matrix[s][t]`: sample s's function against test t. */
+  matrix: ExecutionOutcome[][];
+  /** Consensus sets by score, highest first, and the top one's index (null: none). */
+  sets: { solutions: number[]; tests: number[]; score: number }[];
+  top: number | null;
+  /** Per test: its credit. */
+  testRewards: number[];
+}
+
 export interface StepSample {
   /** Position in its group (default: its index in the array). */
   idx?: number;
@@ -28,6 +48,8 @@ export interface StepSample {
   judge?: JudgeExchange | null;
   /** An agent run's sample is an episode: stored turn by turn, with its skills (`agent.ts`). */
   episode?: StepEpisode | null;
+  /** Its outcome against the hidden answer, where the method checks one (code: pass, fail, error, timeout). */
+  hiddenResult?: string | null;
 }
 
 /** A question put to a judge model about a sample, and its answer. */
@@ -51,6 +73,8 @@ export interface StepRollout {
   /** Where the pseudo-label came from: the model's vote (default) or a person's review. */
   labelSource?: LabelSource;
   samples?: readonly StepSample[];
+  /** A code method's execution matrix. */
+  execution?: StepExecution | null;
 }
 
 export type LabelSource = 'vote' | 'review';
@@ -119,11 +143,11 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
 
     const rollout = db.stmt(
       `INSERT INTO rollouts (run_id, step, group_idx, item_idx, prompt, pseudo_label, vote_counts, majority_ratio,
-         label_correct, labeled, label_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         label_correct, labeled, label_source, execution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const sample = db.stmt(
       `INSERT INTO samples (rollout_id, idx, text, extracted_answer, reward, advantage, used_for_training, logprobs,
-         entropies, token_ids, self_certainties, details, judge) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         entropies, token_ids, self_certainties, details, judge, hidden_result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     (rec.rollouts ?? []).forEach((r, g) => {
       const pseudo = r.pseudoLabel ?? null;
@@ -139,6 +163,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
         bool(r.labelCorrect),
         bool(r.labeled ?? pseudo !== null),
         r.labelSource ?? 'vote',
+        r.execution ? JSON.stringify(r.execution) : null,
       );
       (r.samples ?? []).forEach((s, i) => {
         const inserted = sample.run(
@@ -155,6 +180,7 @@ export function recordStep(db: ExperimentDb, runId: number, step: number, rec: S
           s.selfCertainties ? float32ToBlob(s.selfCertainties) : null,
           s.details ? JSON.stringify(s.details) : null,
           s.judge ? JSON.stringify({ prompt: s.judge.prompt, response: s.judge.response }) : null,
+          s.hiddenResult ?? null,
         );
         if (s.episode) insertEpisode(db, runId, step, inserted.lastInsertRowid, s.episode);
       });
@@ -320,6 +346,8 @@ export interface Sample {
   details: Record<string, number> | null;
   /** What the method's judge was asked about the sample and answered; null where none was asked. */
   judge: JudgeExchange | null;
+  /** Its outcome against the hidden answer where the method checks one; null otherwise. */
+  hiddenResult: string | null;
 }
 
 export interface RolloutRow {
@@ -352,6 +380,7 @@ interface SampleRow {
   self_certainties: Buffer | null;
   details: string | null;
   judge: string | null;
+  hidden_result: string | null;
 }
 
 export const toRollout = (r: RolloutRow): Rollout => ({
@@ -369,6 +398,12 @@ export const toRollout = (r: RolloutRow): Rollout => ({
   labelSource: r.label_source,
 });
 
+/** A code group's execution matrix (read apart: the review queue lists groups without it); null for other methods' groups. */
+export function executionOfRollout(db: ExperimentDb, rolloutId: number): StepExecution | null {
+  const r = db.stmt<{ execution: string | null }>('SELECT execution FROM rollouts WHERE id = ?').get(rolloutId);
+  return r?.execution == null ? null : (JSON.parse(r.execution) as StepExecution);
+}
+
 const toSample = (r: SampleRow): Sample => ({
   id: r.id,
   rolloutId: r.rollout_id,
@@ -384,6 +419,7 @@ const toSample = (r: SampleRow): Sample => ({
   selfCertainties: blobToFloat32(r.self_certainties),
   details: r.details === null ? null : (JSON.parse(r.details) as Record<string, number>),
   judge: r.judge === null ? null : (JSON.parse(r.judge) as JudgeExchange),
+  hiddenResult: r.hidden_result,
 });
 
 /** The prompt groups of one step, in group order (without their samples). */

@@ -10,6 +10,7 @@ import {
   type RunInfo,
   type Sample,
   evaluationAnswers,
+  executionOfRollout,
   getRollout,
   getRun,
   hasStep,
@@ -147,7 +148,9 @@ export const stepHandlers = {
         details: s.details,
         judge: s.judge,
         tokens: sampleTokens(s, tokenizer),
+        hiddenResult: s.hiddenResult,
       })),
+      execution: executionOfRollout(deps.db, rollout.id),
     };
   },
 } satisfies HandlerTable<'steps.groups' | 'steps.group'>;

@@ -135,3 +135,21 @@ export function matrixStats(matrix: readonly (readonly Outcome[])[], agreement: 
     timeoutShare: cells ? timeouts / cells : 0,
   };
 }
+
+/** What a code group's programs did, kept with the group (the task view shows it). */
+export interface ExecutionRecord {
+  language: 'python' | 'javascript';
+  /** Per response: the function it wrote, as run (null: no code block; its row is all errors). */
+  solutions: (string | null)[];
+  /** The group's tests, pooled, in order, and the responses that wrote each. */
+  tests: string[];
+  authors: number[][];
+  /** `matrix[s][t]`: response s's function against test t. */
+  matrix: Outcome[][];
+  /** Consensus sets by score, highest first. */
+  sets: ConsensusSet[];
+  /** Index into `sets` of the top set, or null when every set scores 0. */
+  top: number | null;
+  /** Per test: its credit (passes the whole top set × share of the other solutions it fails). */
+  testRewards: number[];
+}

@@ -25,6 +25,7 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { EpisodeRecord } from '../agent/records.ts';
+import type { ExecutionRecord } from '../code/consensus.ts';
 import { type GeneratedSample, Generator } from '../generate/generator.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import type { TextTokenizer } from '../nn/tokenizer.ts';
@@ -112,6 +113,8 @@ export interface SampleRecord {
   judge?: JudgeExchange;
   /** An agent method's sample is an episode: its turns and skills (`agent/records.ts`). */
   episode?: EpisodeRecord;
+  /** Its outcome against the item's hidden answer, where the method checks it (`hidden`: code's hidden tests); evaluation only. */
+  hiddenResult?: string;
 }
 
 export interface GroupRecord {
@@ -128,6 +131,8 @@ export interface GroupRecord {
   /** Where the pseudo-label came from: the model's vote, or a person's review (`reviewedLabels`). */
   labelSource: 'vote' | 'review';
   samples: SampleRecord[];
+  /** A code method's execution matrix (`GroupScore.execution`). */
+  execution?: ExecutionRecord;
 }
 
 export interface CheckpointRecord {
@@ -269,6 +274,8 @@ interface ScoredGroup {
   advantages: number[];
   /** Per vote, one advantage per generated token where the method's roles gave them (null otherwise). */
   tokenAdvantages: (number[] | null)[];
+  /** Per vote, its outcome against the hidden answer where the method checks one (null: not checked). */
+  hidden: (string | null)[] | null;
 }
 
 export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<LoopResult> {
@@ -283,6 +290,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const methodSettings = method.settings.parse(config);
   const methodMetrics = input.scorer ? undefined : method.stepMetrics;
   const needsJudge = method.services?.judge?.(methodSettings) === true;
+  // Where answers are not compared as text (code), the method's own check against hidden answers: measurement only.
+  const hiddenCheck = method.hidden?.check(methodSettings) ?? null;
   // A method that rewards parts of a response apart trains with one advantage per token.
   const roleAdvantages = method.tokenAdvantages?.(methodSettings) === true;
   const teacherSchedule = method.services?.teacher?.(methodSettings) ?? null;
@@ -538,7 +547,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
             chosen.forEach((i, j) => (advantages[i] = adv[j]));
           }
           const vote = groupVote(score, answers, config);
-          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages, tokenAdvantages });
+          // Evaluation only: run after the scorer, whose input never held the hidden answer.
+          const truth = truths[itemIndex];
+          const hiddenResults = hiddenCheck && truth !== null ? await Promise.all(texts.map((t) => hiddenCheck(t, truth, signal))) : null;
+          const hidden = hiddenResults?.some((r) => r !== null) ? hiddenResults : null;
+          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages, tokenAdvantages, hidden });
         }
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
 
@@ -613,6 +626,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         }
         if (methodMetrics) Object.assign(m, methodMetrics(groups, methodSettings));
         if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config), methodTruthMetrics(input.scorer ? undefined : method.truthMetrics, groups, truths, config));
+        const checked = groups.flatMap((g) => (g.hidden ?? []).filter((r) => r !== null));
+        if (method.hidden && checked.length > 0) m[method.hidden.metric] = mean(checked.map((r) => (r === 'pass' ? 1 : 0)));
         if (signalAlert) record.alerts.push(signalAlert);
 
         const alert = watch.onTrainStep(step, majorityRatio, entropy);
@@ -948,7 +963,9 @@ function groupRecord(g: ScoredGroup, itemIdx: number, prompt: string, truth: str
       selfCertainties: Float32Array.from(s.selfCertainties),
       ...(g.score.details && { details: g.score.details[i] }),
       ...(g.score.judge?.[i] && { judge: g.score.judge[i] }),
+      ...(g.hidden?.[i] != null && { hiddenResult: g.hidden[i] }),
     })),
+    ...(g.score.execution && { execution: g.score.execution }),
   };
 }
 
@@ -964,7 +981,8 @@ function methodTruthMetrics(wanted: Record<string, string> | undefined, groups: 
 /** Diagnostics against hidden answers, averaged over the prompts (or trained samples) that have one. */
 function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (string | null)[], config: RunConfig): Record<string, number> {
   const withTruth = groups.filter((g) => truths[g.itemIndex] !== null);
-  const correct = (g: ScoredGroup, i: number) => isCorrect(g.answers[i], truths[g.itemIndex]!, config.answerFormat);
+  // The method's hidden check where it has one (code: the hidden tests), else the answers compared.
+  const correct = (g: ScoredGroup, i: number) => (g.hidden ? g.hidden[i] === 'pass' : isCorrect(g.answers[i], truths[g.itemIndex]!, config.answerFormat));
   const trained = withTruth.flatMap((g) => g.chosen.map((i) => ({ g, i })));
   const metrics: Record<string, number> = {};
   // Label and reward accuracy measure a vote's pseudo-label: only for methods that give one.

@@ -3,6 +3,7 @@
 // Every label-free method is a `Scorer` with this one signature. The input deliberately has no
 // field for a reference answer: hidden labels live elsewhere in the loop and only feed
 // diagnostics, so no scorer can read them even by mistake.
+import type { ExecutionRecord } from '../code/consensus.ts';
 import { type AnswerFormat, type VoteTies, majorityVote } from '../tasks/answers.ts';
 import type { Judge } from './judge.ts';
 import type { Teacher } from './teacher.ts';
@@ -100,10 +101,12 @@ export interface GroupScore {
   diagnostics?: Record<string, number>;
   /** Per-role rewards over token spans, for a method whose definition declares `tokenAdvantages`. */
   roles?: ResponseRoles;
+  /** Code methods: the execution matrix the rewards came from, stored with the group. */
+  execution?: ExecutionRecord;
 }
 
 /** A majority vote's score: every vote field is there. */
-export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels' | 'roles'>>;
+export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels' | 'roles' | 'execution'>>;
 
 /** A label-free method's reward: one group in, one reward per sample out (possibly after asking a model). */
 export type Scorer = (group: ScorerGroup, context: ScorerContext) => GroupScore | Promise<GroupScore>;

@@ -197,3 +197,32 @@ describe('reviews', () => {
     expect(await h.call('reviews.list', { runId })).toHaveLength(1);
   });
 });
+
+describe('steps.group of a code group', () => {
+  it('serves the execution matrix and each sample\'s hidden-test outcome', async () => {
+    const d = importDataset(h.db, { name: 'code tasks' }, [{ prompt: 'write inc', answer: '{"kind":"code"}' }]);
+    const codeRun = createRun(h.db, { name: 'code', method: 'code-consensus', model: 'tiny-chars', dataset: 'code tasks', datasetId: d.id, config: { steps: 1 } }).id;
+    const execution = {
+      language: 'python' as const,
+      solutions: ['def inc(x):\n    return x + 1\n', null],
+      tests: ['assert inc(1) == 2'],
+      authors: [[0]],
+      matrix: [['pass' as const], ['error' as const]],
+      sets: [
+        { solutions: [0], tests: [0], score: 1 },
+        { solutions: [1], tests: [], score: 0 },
+      ],
+      top: 0,
+      testRewards: [1],
+    };
+    recordStep(h.db, codeRun, 1, {
+      rollouts: [{ itemIdx: 0, prompt: 'write inc', execution, samples: [{ text: 'a', hiddenResult: 'pass' }, { text: 'b' }] }],
+    });
+    const [g] = (await h.call('steps.groups', { runId: codeRun, step: 1 })).groups;
+    const detail = await h.call('steps.group', { rolloutId: g.rolloutId });
+    expect(detail.execution).toEqual(execution);
+    expect(detail.samples.map((x) => x.hiddenResult)).toEqual(['pass', null]);
+    // Other methods' groups have none.
+    expect((await h.call('steps.group', { rolloutId: ids['1/0'] })).execution).toBeNull();
+  });
+});

@@ -93,6 +93,26 @@ describe('the code-consensus scorer', () => {
     score.rewards.forEach((r, i) => expect(r).toBeCloseTo(expected[i], 12));
     expect(score.diagnostics).toEqual({ consensus_size: 2, test_discrimination: (1 / 2 + 1 + 1) / 3, runnable_share: 3 / 4, error_share: 3 / 12, timeout_share: 0, tests: 3 });
     expect(score.details![2]).toEqual({ solution: 1 / 12, tests: 1 / 2, testsWritten: 1, consensusSet: 1 });
+    // The matrix the rewards came from, kept for the task view.
+    expect(score.execution).toEqual({
+      language: 'javascript',
+      solutions: ['function double(x) { return 2 * x; }\n', 'function double(x) { return 2 * x; }\n', 'function double(x) { return x + 2; }\n', null],
+      tests: ['assert(double(2) === 4);', 'assert(double(0) === 0);', 'assert(double(3) === 6);'],
+      authors: [[0, 2], [0], [1]],
+      matrix: [
+        ['pass', 'pass', 'pass'],
+        ['pass', 'pass', 'pass'],
+        ['pass', 'fail', 'fail'],
+        ['error', 'error', 'error'],
+      ],
+      sets: [
+        { solutions: [0, 1], tests: [0, 1, 2], score: 6 },
+        { solutions: [2], tests: [0], score: 1 },
+        { solutions: [3], tests: [], score: 0 },
+      ],
+      top: 0,
+      testRewards: [1 / 2, 1, 1],
+    });
     // Without the loop's tokenEnds there are no token spans, so no roles.
     expect(score.roles).toBeUndefined();
     expect(codeConsensus.stepMetrics!([{ score, chosen: [0, 1, 2, 3] }], settings)).toMatchObject({ 'code/consensus_size': 2, 'code/tests': 3 });
@@ -141,5 +161,20 @@ describe('the code-consensus scorer with separate advantages', () => {
     const shared = codeConsensus.settings.parse({ codeLanguage: 'javascript', codeAdvantages: 'shared' });
     expect(codeConsensus.tokenAdvantages!(shared)).toBe(false);
     expect((await codeConsensus.scorer!(shared, {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(chars) }, { tokenEnds })).roles).toBeUndefined();
+  });
+});
+
+describe('the code-consensus hidden check (evaluation only)', () => {
+  it('runs a response\'s function against its task\'s hidden tests', async () => {
+    const settings = codeConsensus.settings.parse({ codeLanguage: 'javascript' });
+    const check = codeConsensus.hidden!.check(settings);
+    expect(codeConsensus.hidden!.metric).toBe('code/hidden_pass_rate');
+    expect(codeConsensus.metrics.map((m) => m.key)).toContain('code/hidden_pass_rate');
+    const hidden = JSON.stringify({ kind: 'code', language: 'javascript', entryPoint: 'triple', setup: '', tests: 'assert(triple(2) === 6);\nassert(triple(0) === 0);', reference: null });
+    expect(await check('```javascript\nfunction triple(x) { return 3 * x; }\n```', hidden)).toBe('pass');
+    expect(await check('```javascript\nfunction triple(x) { return x + 4; }\nassert(triple(2) === 6);\n```', hidden)).toBe('fail');
+    expect(await check('no code at all', hidden)).toBe('error');
+    // An answer that is not a code task's: nothing to check.
+    expect(await check('```javascript\nfunction triple(x) { return 3 * x; }\n```', '42')).toBeNull();
   });
 });

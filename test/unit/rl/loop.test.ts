@@ -12,6 +12,7 @@ import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/met
 import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
+import { codeTaskItems } from '../../../main/engine/tasks/code-generators.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 const CONFIG: RunConfigInput = {
@@ -200,6 +201,38 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['actor/grad_norm']).toBeGreaterThan(1e-6);
     // A method that trains one advantage per response refuses a scorer's roles.
     await expect(runLoop(await input({ config: sequence, scorer: roleScorer }))).rejects.toThrow(/rewards per role \(a, b, c\), but method "ttrl" does not train with per-token advantages/);
+  });
+
+  it('a method with its own hidden check (code) stores each outcome and measures correctness by it', async () => {
+    // Code tasks whose hidden answers are tests: tiny-chars writes no function, so each response
+    // is checked in the sandbox and (almost surely) errs; the metrics follow the outcomes, not
+    // the answers compared as text. The scorer is a stand-in: no roles, so each response's one
+    // advantage goes on all its tokens.
+    const records: StepRecord[] = [];
+    const codeItems = codeTaskItems({ language: 'javascript', count: 2, seed: 1 });
+    await runLoop(
+      await input({
+        config: { ...CONFIG, method: 'code-consensus', codeLanguage: 'javascript', steps: 1, valEvery: 0, klCoef: 0, klTarget: 0, advantage: 'drgrpo' },
+        items: codeItems,
+        validation: [],
+        scorer: (g) => ({ rewards: g.samples.map((_, i) => i), labeled: true }),
+      }),
+      { onStep: (r) => void records.push(r) },
+    );
+    const [r] = records;
+    const outcomes = r.groups.flatMap((g) => g.samples.map((x) => x.hiddenResult));
+    expect(outcomes).toHaveLength(8);
+    for (const o of outcomes) expect(['pass', 'fail', 'error', 'timeout']).toContain(o);
+    const passed = (x: { hiddenResult?: string }) => (x.hiddenResult === 'pass' ? 1 : 0);
+    expect(r.metrics['code/hidden_pass_rate']).toBeCloseTo(outcomes.filter((o) => o === 'pass').length / 8, 12);
+    const trained = r.groups.flatMap((g) => g.samples.filter((x) => x.usedForTraining));
+    expect(r.metrics[TRAIN_METRICS.groundTruthReward]).toBeCloseTo(trained.reduce((a, x) => a + passed(x), 0) / trained.length, 12);
+    // Dr. GRPO on rewards 0..3 of the two trained samples: ∓ half their difference.
+    for (const g of r.groups) {
+      const used = g.samples.filter((x) => x.usedForTraining);
+      expect(used[0].advantage).toBeCloseTo(-(used[1].reward - used[0].reward) / 2, 6);
+    }
+    expect(r.metrics['actor/grad_norm']).toBeGreaterThan(1e-6);
   });
 
   it('SRT with τ = 1 trains only on unanimous groups, and logs the share it labeled', async () => {

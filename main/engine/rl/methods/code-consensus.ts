@@ -12,10 +12,14 @@
 // credit, among the responses whose tests ran. CURE trains the roles from two prompts per
 // task; here one response writes both, so the roles are its token spans (code/response.ts).
 // `shared` gives every token the advantage of the summed reward.
+//
+// Measured, never rewarded: each response's function against its task's hidden tests
+// (`code/hidden_pass_rate`, through the method's `hidden` check, which only the loop calls).
 import { z } from 'zod';
 import { SandboxPool } from '../../../sandbox/pool.ts';
 import { dualAgreement, matrixStats } from '../../code/consensus.ts';
-import { type ProgramRunner, executionMatrix } from '../../code/execute.ts';
+import { type ProgramRunner, executionMatrix, passesHidden } from '../../code/execute.ts';
+import { readHiddenCodeAnswer } from '../../tasks/code-tasks.ts';
 import { parseCodeResponse, tokenRoles } from '../../code/response.ts';
 import { mean } from '../stats.ts';
 import { defineMethod } from './types.ts';
@@ -66,9 +70,20 @@ export const codeConsensus = defineMethod({
       .describe('separate: the function’s tokens get the advantage of the solutions’ scores and the assert lines’ codeTestWeight × that of the tests’ credit; shared: every token that of the summed reward'),
   }),
   tokenAdvantages: (s) => s.codeAdvantages === 'separate',
+  hidden: {
+    metric: 'code/hidden_pass_rate',
+    check: (s) => async (response, answer) => {
+      const hidden = readHiddenCodeAnswer(answer);
+      if (!hidden) return null;
+      const solution = parseCodeResponse(response, hidden.language).solution;
+      // No function: as in the matrix, every program of it is an error.
+      return solution === null ? 'error' : passesHidden(sandbox(), solution, hidden, { timeoutMs: s.codeTimeoutMs });
+    },
+  },
   defaults: { votes: 8, trainSamples: 8 },
-  charts: [{ id: 'code', title: 'Code execution', hint: 'Per task: solutions in the top consensus set, tests’ discrimination, solutions that ran' }],
+  charts: [{ id: 'code', title: 'Code execution', hint: 'Per task: solutions in the top consensus set, tests’ discrimination, solutions that ran; the hidden tests’ pass rate where the data has them (never rewarded)' }],
   metrics: [
+    { key: 'code/hidden_pass_rate', label: 'Hidden-test pass rate', chart: 'code', unit: true, description: 'Share of the step’s responses whose function passes its task’s hidden tests (evaluation only, never in the reward; where the data has hidden tests)' },
     { key: 'code/consensus_size', label: 'Consensus size', chart: 'code', description: 'Mean over the step’s tasks of the solutions in the top consensus set' },
     { key: 'code/test_discrimination', label: 'Test discrimination', chart: 'code', unit: true, description: 'Mean test credit: passing the whole top set times the share of other solutions failed' },
     { key: 'code/runnable_share', label: 'Runnable solutions', chart: 'code', unit: true, description: 'Share of solutions that passed or failed some test rather than erroring on all' },
@@ -106,6 +121,16 @@ export const codeConsensus = defineMethod({
     return {
       rewards,
       ...(roles && { roles }),
+      execution: {
+        language: s.codeLanguage,
+        solutions: parsed.map((p) => p.solution),
+        tests,
+        authors,
+        matrix,
+        sets: agreement.sets,
+        top: agreement.top,
+        testRewards: agreement.testRewards,
+      },
       labeled: agreement.top !== null,
       details: parsed.map((p, r) => ({ solution: agreement.solutionRewards[r], tests: testCredit[r], testsWritten: p.tests.length, consensusSet: agreement.setOf[r] })),
       diagnostics: {

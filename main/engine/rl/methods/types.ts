@@ -70,9 +70,21 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    * the update reads one advantage per token (the trainer's `tokenAdvantages`).
    */
   tokenAdvantages?(settings: z.output<S>): boolean;
+  /**
+   * Where comparing extracted answers with the hidden answer says nothing (code), how the loop
+   * checks a response against its item's hidden answer: `check` gives an outcome ('pass' is
+   * correct) or null where the hidden answer is not of its kind. The loop then stores each
+   * sample's outcome, judges correctness by it in the ground-truth metrics and logs `metric` (a
+   * key of `metrics`): the share of the step's responses that pass. Evaluation only: no reward
+   * reads it.
+   */
+  hidden?: { metric: string; check(settings: z.output<S>): HiddenCheck };
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
   stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
 }
+
+/** A response against its item's hidden answer: an outcome ('pass': correct), or null where the answer is not of the method's kind. */
+export type HiddenCheck = (response: string, hiddenAnswer: string, signal?: AbortSignal) => Promise<string | null>;
 
 /** What a method's launch check knows of the run: the model's context, and its longest training prompt. */
 export interface LaunchContext {
