@@ -2,6 +2,7 @@
 // TTRL, SRT, ...), recording every step in the database the app reads; `--resume RUN` continues a
 // run from its last checkpoint.
 import fs from 'node:fs';
+import { analysisFailureNote } from '../engine/agent/records.ts';
 import { describeRunConfig } from '../engine/rl/config.ts';
 import { DEFAULT_METHOD, listMethods } from '../engine/rl/methods/registry.ts';
 import { findRun } from '../runs/report.ts';
@@ -141,6 +142,8 @@ export const runCommand = command({
           },
           onStep: (record) => {
             for (const a of record.alerts) progress?.note(`warning: step ${record.step}: ${a.kind}: ${a.message}`);
+            const analysis = analysisFailureNote(record.step, record.groups.flatMap((g) => g.samples.map((s) => s.episode)));
+            if (analysis) progress?.note(`warning: ${analysis}`);
             progress?.update(record.step, record.metrics);
           },
           onProgress: (p) => progress?.phase(p.phase),

@@ -9,6 +9,7 @@
 // boundary with a checkpoint saved there (status 'paused'), so a resume loses nothing.
 import { z } from 'zod';
 import { type ExperimentDb, getRun, openDatabase } from '../db/index.ts';
+import { analysisFailureNote } from '../engine/agent/records.ts';
 import { TRAIN_METRICS } from '../engine/rl/metrics.ts';
 import { type CommandContext, EngineError } from '../engine/protocol.ts';
 import { executeRun } from './start.ts';
@@ -83,6 +84,8 @@ export async function run(params: z.output<typeof runParams>, ctx: CommandContex
         log('info', stepLine(record.step, steps, record.metrics));
         for (const c of record.checkpoints) log('info', `step ${record.step}: saved the ${c.kind} checkpoint${c.metric ? ` (${c.metric.name} ${fmt(c.metric.value)})` : ''}`);
         for (const a of record.alerts) log('warn', `step ${record.step}: ${a.message}`);
+        const analysis = analysisFailureNote(record.step, record.groups.flatMap((g) => g.samples.map((s) => s.episode)));
+        if (analysis) log('warn', analysis);
       },
     });
     if (result.requestedBy) log('info', `${result.run.status} at the request of process ${result.requestedBy.pid} (another app or terminal)`);

@@ -109,6 +109,14 @@ describe('autodidact run', () => {
     withDb((db) => expect(getRun(db, id)).toMatchObject({ status: 'completed', currentStep: 3, error: null }));
   });
 
+  it("warns when OPID's analyzer gave episodes no skill, with the reason (an endpoint that cannot be reached)", async () => {
+    const agent = ['run', '--method', 'agent', '--model', 'tiny-chars', '--dataset', 'household', '--steps', '1'];
+    const sets = ['promptsPerStep=1', 'votes=2', 'maxNewTokens=8', 'agentMaxSteps=1', 'agentPromptStyle=compact', 'agentMiniBatch=2', 'valEvery=0', 'opidAnalyzer=endpoint', 'opidAnalyzerUrl=http://127.0.0.1:9/v1', 'opidAnalyzerName=analyst'];
+    const r = await cli([...agent, ...sets.flatMap((x) => ['--set', x])]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('warning: step 1: the analyzer gave 2 of 2 episodes no skill (the first: cannot reach the chat endpoint http://127.0.0.1:9/v1/chat/completions');
+  }, 120_000);
+
   it('resumes a run killed with SIGKILL: every step exactly once, integrity ok', async () => {
     const steps = 12;
     const run = start(['run', '--steps', String(steps), '--name', 'killed', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=2']);

@@ -2,15 +2,21 @@
 // driven by the `openai` npm client: models, a chat completion, a streamed one (the same text),
 // stop strings, n, seeds, errors in OpenAI's shape for bad requests, a refused token, and a
 // client that disconnects mid-stream. And the app's own endpoint client (what an analyzer or a
-// judge pointed at an OpenAI-compatible endpoint uses) against the same server.
+// judge pointed at an OpenAI-compatible endpoint uses) against the same server, and an agent run
+// whose OPID analyzer setting names this server.
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeEpisode } from '../../main/engine/agent/analyzer.ts';
+import { analysisPrompt, analyzeEpisode } from '../../main/engine/agent/analyzer.ts';
 import { ChatEndpoint, EndpointError } from '../../main/engine/agent/endpoint.ts';
-import { expertPolicy, runEpisode } from '../../main/engine/agent/episode.ts';
+import { type Episode, expertPolicy, runEpisode } from '../../main/engine/agent/episode.ts';
+import { type EpisodeRecord, analysisFailureNote } from '../../main/engine/agent/records.ts';
+import type { StepRecord } from '../../main/engine/rl/loop.ts';
+import { AGENT_METRICS } from '../../main/engine/rl/methods/agent.ts';
+import { createRecordedRun, executeRun, parseStoredConfig } from '../../main/runs/start.ts';
+import { createHarness } from './api/handlers-harness.ts';
 import { environment, taskSet } from '../../main/engine/envs/index.ts';
 import { resolveModelPath } from '../../main/engine/model-paths.ts';
 import { TextTokenizer } from '../../main/engine/nn/tokenizer.ts';
@@ -243,4 +249,69 @@ describe('autodidact serve-model', () => {
     expect(analysis.ok ? '' : analysis.reason).toMatch(/^the answer/);
     delete process.env.AUTODIDACT_TEST_ENDPOINT_KEY;
   });
+
+  it("an agent run's OPID analyzer set to this server (URL, model name, key from the environment) asks it about every finished episode; an answer that is no analysis gives no skill and is logged", async () => {
+    process.env.AUTODIDACT_TEST_ENDPOINT_KEY = token;
+    const h = createHarness();
+    try {
+      // A short template (the setting is editable): the analysis prompt must fit tiny-chars's 1,024 positions.
+      const template = 'Task: {task}\nOutcome: {outcome} in {steps} steps.\n{trajectory}\nSkills as JSON:';
+      const { config, target } = parseStoredConfig(
+        {
+          model: 'tiny-chars',
+          dataset: 'household',
+          method: 'agent',
+          steps: 1,
+          promptsPerStep: 1,
+          votes: 2,
+          maxNewTokens: 12,
+          agentMaxSteps: 2,
+          agentHistory: 1,
+          agentPromptStyle: 'compact',
+          agentMiniBatch: 4,
+          valEvery: 0,
+          opidAnalyzer: 'endpoint',
+          opidAnalyzerUrl: baseURL,
+          opidAnalyzerName: MODEL,
+          opidAnalyzerKeyEnv: 'AUTODIDACT_TEST_ENDPOINT_KEY',
+          opidAnalyzerTemplate: template,
+          opidAnalyzerMaxTokens: 32,
+        },
+        'test',
+      );
+      const { run } = await createRecordedRun(h.db, h.home, config, target);
+      const records: StepRecord[] = [];
+      const result = await executeRun(h.db, h.home, run, false, { onStep: (r) => void records.push(r) });
+      expect(result.run.status).toBe('completed');
+      const episodes = records.at(-1)!.groups.flatMap((g) => g.samples.map((sample) => sample.episode!));
+      expect(episodes).toHaveLength(2);
+      for (const e of episodes) {
+        // The question the run put to the server, rebuilt from the recorded episode (the task
+        // builds the same world, so its first observation is the one the episode began with).
+        const first = environment(e.task.env).create().reset(e.task).observation;
+        const prompt = analysisPrompt(template, { goal: e.goal, success: e.success, turns: e.turns } as unknown as Episode, first);
+        const direct = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: prompt }], temperature: 0, max_tokens: 32 });
+        // tiny-chars answers characters, not an analysis: the server's own answer is kept as the
+        // reason the episode got no skill, and nothing teaches its turns.
+        expect(e.analysisError).toEqual({ reason: 'the answer holds no JSON object', raw: direct.choices[0].message.content });
+        expect(e.skills).toEqual([]);
+        expect(e.turns.every((t) => t.skill === null && t.delta === null)).toBe(true);
+      }
+      expect(records.at(-1)!.metrics[AGENT_METRICS.analyzerFailed]).toBe(1);
+      expect(records.at(-1)!.metrics[AGENT_METRICS.teacherAvailable]).toBe(0);
+      // The run's log line (the app's and `autodidact run`'s warnings) names the count, the reason and the answer.
+      const raw = episodes[0].analysisError!.raw;
+      expect(analysisFailureNote(1, episodes)).toBe(
+        `step 1: the analyzer gave 2 of 2 episodes no skill (the first: the answer holds no JSON object; it answered ${JSON.stringify(raw.length > 120 ? `${raw.slice(0, 120)}…` : raw)})`,
+      );
+      expect(analysisFailureNote(1, [{ ...episodes[0], analysisError: null } as EpisodeRecord])).toBeNull();
+      // Stored: the episode view shows why, and the skill library stays empty.
+      const listed = await h.call('episodes.list', { runId: run.id, step: 1 });
+      expect((await h.call('episodes.get', { sampleId: listed[0].sampleId })).analysisError).toEqual(episodes[0].analysisError);
+      expect((await h.call('skills.list', { runId: run.id })).total).toBe(0);
+    } finally {
+      h.close();
+      delete process.env.AUTODIDACT_TEST_ENDPOINT_KEY;
+    }
+  }, 180_000);
 });

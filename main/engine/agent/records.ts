@@ -40,3 +40,20 @@ export interface EpisodeRecord {
   /** Why the analysis gave no skills (and what the analyzer answered), when it failed. */
   analysisError: { reason: string; raw: string } | null;
 }
+
+/** Longest part of an analyzer's answer quoted in the log. */
+const QUOTED_ANSWER_CHARS = 120;
+
+/**
+ * The log line for a step whose analyzer gave episodes no skill (an answer without a valid
+ * analysis, or a refused request): how many, and the first one's reason and answer; null when
+ * every analysed episode got its skills.
+ */
+export function analysisFailureNote(step: number, episodes: readonly (EpisodeRecord | undefined)[]): string | null {
+  const failed = episodes.filter((e): e is EpisodeRecord => e?.analysisError != null);
+  if (failed.length === 0) return null;
+  const { reason, raw } = failed[0].analysisError!;
+  const quoted = raw ? `; it answered ${JSON.stringify(raw.length > QUOTED_ANSWER_CHARS ? `${raw.slice(0, QUOTED_ANSWER_CHARS)}…` : raw)}` : '';
+  const total = episodes.filter((e) => e !== undefined).length;
+  return `step ${step}: the analyzer gave ${failed.length} of ${total} episodes no skill (${failed.length > 1 ? 'the first: ' : ''}${reason}${quoted})`;
+}
