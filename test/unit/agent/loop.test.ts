@@ -6,13 +6,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentLoopInput, runAgentLoop, updateShape } from '../../../main/engine/agent/loop.ts';
+import { type AgentLoopInput, checkAgentMemory, runAgentLoop, updateShape } from '../../../main/engine/agent/loop.ts';
 import { taskSet } from '../../../main/engine/envs/index.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { resolveModelPath } from '../../../main/engine/model-paths.ts';
 import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import type { StepRecord } from '../../../main/engine/rl/loop.ts';
-import { AGENT_METRICS } from '../../../main/engine/rl/methods/agent.ts';
+import { estimateRunBytes, weightCount } from '../../../main/engine/rl/memory.ts';
+import { AGENT_METRICS, type AgentSettings, agent } from '../../../main/engine/rl/methods/agent.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 let model: HfModel;
@@ -140,4 +141,30 @@ describe('the agent loop', () => {
     expect(rest[0].groups.map((g) => g.itemIdx)).toEqual(full[1].groups.map((g) => g.itemIdx));
     expect(rest[0].groups.map((g) => g.samples.map((s) => s.text))).toEqual(full[1].groups.map((g) => g.samples.map((s) => s.text)));
   }, 180_000);
+
+  it('refuses a run whose graphs could outgrow the memory it may use before building any, counting a validation’s episodes', async () => {
+    // The estimate is the CPU provider's (as the RL loop's); other devices are not checked.
+    const device = await testDevice();
+    if (device.name !== 'cpu') return;
+    const before = process.env.AUTODIDACT_MEMORY_LIMIT;
+    const asked: number[] = [];
+    try {
+      process.env.AUTODIDACT_MEMORY_LIMIT = '1M';
+      await expect(runAgentLoop(await input({ analyzer: async () => (asked.push(1), '{}') }))).rejects.toThrow(
+        /more than the 0\.0 GB it may use \(AUTODIDACT_MEMORY_LIMIT\)\. Its update trains up to 4 sequences \(agentMiniBatch\) of up to the model's 1024 positions.*plays 4 episodes in lockstep.*Lower agentMiniBatch, promptsPerStep or votes/,
+      );
+      expect(asked).toEqual([]);
+      // The bound: the model's context for every sequence and prompt; the rollout's episodes or a validation's, whichever are more.
+      const config = parseRunConfig(CONFIG);
+      const s = agent.settings.parse(config) as AgentSettings;
+      const c = model.config;
+      const need = (rows: number) => estimateRunBytes(c, { update: { size: 4, seqLen: 1023 }, reference: true, generate: { rows, prompts: rows, maxLength: 1024 }, trainable: weightCount(c) });
+      process.env.AUTODIDACT_MEMORY_LIMIT = String(Math.ceil((need(4) + need(32)) / 2));
+      expect(() => checkAgentMemory(c, config, s, device, 1024, 4)).not.toThrow();
+      expect(() => checkAgentMemory(c, config, s, device, 1024, 32)).toThrow(/plays 32 episodes in lockstep/);
+    } finally {
+      if (before === undefined) delete process.env.AUTODIDACT_MEMORY_LIMIT;
+      else process.env.AUTODIDACT_MEMORY_LIMIT = before;
+    }
+  });
 });
