@@ -1,5 +1,5 @@
 // Hash routes: #/datasets, #/models, #/new[?reviewsOf=ID|cloneOf=ID], #/runs, #/runs/:id, #/runs/:id/inspect?step=N (or ?scope=all), #/runs/:id/funnel?round=N,
-// #/runs/:id/episodes?step=N&episode=SAMPLE, #/runs/:id/skills?q=WORDS, #/compare?ids=1,2, #/settings.
+// #/runs/:id/episodes?step=N&episode=SAMPLE, #/runs/:id/skills?q=WORDS, #/runs/:id/task?rollout=R (a code group), #/compare?ids=1,2, #/settings.
 export type Route =
   | { name: 'datasets' }
   | { name: 'models' }
@@ -10,6 +10,7 @@ export type Route =
   | { name: 'funnel'; id: number; round: number | null }
   | { name: 'episodes'; id: number; step: number | null; episode: number | null }
   | { name: 'skills'; id: number; query: string }
+  | { name: 'task'; id: number; rollout: number | null }
   | { name: 'compare'; ids: number[] }
   | { name: 'settings' };
 
@@ -36,6 +37,7 @@ function parse(hash: string): Route {
       if (parts[2] === 'funnel') return { name: 'funnel', id, round: int(q.get('round')) };
       if (parts[2] === 'episodes') return { name: 'episodes', id, step: int(q.get('step')), episode: int(q.get('episode')) };
       if (parts[2] === 'skills') return { name: 'skills', id, query: q.get('q') ?? '' };
+      if (parts[2] === 'task') return { name: 'task', id, rollout: int(q.get('rollout')) };
       return { name: 'run', id };
     }
     default:
