@@ -5,8 +5,8 @@
 // small enough for this suite writes an analysis (test/unit/serve-model.test.ts shows what
 // tiny-chars answers a real one). So each stored turn carries the policy's real Δ. Then web mode
 // serves the data folder: the run's charts, an episode opened with its skill and Δ-shaded tokens,
-// a skill edited in the library, the edit found in the database, and a second window showing it
-// without a reload.
+// a skill edited in the library, the edit found in the database, a second window showing it
+// without a reload, and a skill deleted.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -123,7 +123,7 @@ describe('an agent run', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('edits a skill in the library: marked as a person’s, stored, and shown in another open window', async () => {
+  it('edits a skill in the library: marked as a person’s, stored, and shown in another open window; deletes one', async () => {
     // A second window on the episode the skill came from, to see the edit arrive as an event.
     const other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     other.on('pageerror', (e) => pageErrors.push(e.message));
@@ -166,6 +166,19 @@ describe('an agent run', () => {
     // The other window's episode view reloads on the event: the new text, at the turn it guided too.
     await expect.poll(() => other.getByTestId('turn-skill').first().textContent()).toBe('Go to the nearest cabinet, then open it.');
     expect(await other.getByTestId('skill-edited').count()).toBe(1);
+
+    // Deleting the other step skill asks once more, then it is gone from the library and the database.
+    const rest = page.locator(`[data-testid="skill-card"]:not([data-skill-id="${skillId}"])`);
+    const restId = Number(await rest.getAttribute('data-skill-id'));
+    await rest.getByTestId('skill-delete').click();
+    await rest.getByTestId('skill-delete-confirm').click();
+    await expect.poll(() => page.getByTestId('skill-card').count()).toBe(1);
+    const db2 = openDatabase(databasePath(home));
+    try {
+      expect(db2.sql.prepare('SELECT count(*) AS n FROM skills WHERE id = ?').get(restId)).toEqual({ n: 0 });
+    } finally {
+      db2.close();
+    }
     await other.close();
     expect(pageErrors).toEqual([]);
   });
