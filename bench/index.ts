@@ -8,6 +8,7 @@
 //   gemm              the linear layers' products of a training step, in onnxruntime's kernel
 //   compare-gemm      the same in onnxruntime, then in PyTorch (bench/reference/gemm.py), then ratios
 //   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
+//   graph-nodes       the nodes of a training step, a prefill and a decode step by op type, built from a config alone
 //   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
 //   methods           every label-free method on the same demo and budget, over seeds: a table and JSON lines
 //   sandbox           executions per second of the code sandbox (Pyodide and QuickJS workers)
@@ -331,6 +332,63 @@ const commands: CliCommand[] = [
     script: 'gemm.py',
     compareSummary: 'Run `gemm` and then bench/reference/gemm.py (torch.mm) on the same products; print both lines and their ratios.',
     compareDetails: 'The third line is {"bench": "compare-gemm", "ratio_gemm_ms_per_step": engine / reference, "gemms": [per-product ratios]}.',
+  }),
+  command({
+    name: 'graph-nodes',
+    program: PROGRAM,
+    summary: 'Count the nodes of a training step, a prefill and a decode step by op type, as written for a provider (no weights are read or allocated).',
+    synopsis: '(--model NAME|DIR | --name NAME [--hidden N --layers N --heads N --kv-heads N --intermediate N --vocab N --untied]) [--provider cpu|webgpu] [--batch B --seq T --lora-rank R] [--rows B --prompt-len P --cache-len L]',
+    flags: {
+      model: { type: 'string', value: 'NAME|DIR', description: 'a model folder (its config.json only) or a built-in model name' },
+      name: { type: 'string', value: 'NAME', description: 'without --model: a make-model preset the shape flags adjust' },
+      hidden: { type: 'string', value: 'N', description: 'hidden size' },
+      layers: { type: 'string', value: 'N', description: 'layers' },
+      heads: { type: 'string', value: 'N', description: 'attention heads' },
+      'kv-heads': { type: 'string', value: 'N', description: 'key/value heads' },
+      intermediate: { type: 'string', value: 'N', description: 'MLP size' },
+      vocab: { type: 'string', value: 'N', description: 'vocabulary size' },
+      untied: { type: 'boolean', description: 'an output layer of its own instead of the tied embedding' },
+      provider: { type: 'string', value: 'PROVIDER', default: 'webgpu', description: 'cpu or webgpu: whose lowerings the graphs are written with' },
+      batch: { type: 'string', value: 'B', default: '8', description: 'training sequences per step' },
+      seq: { type: 'string', value: 'T', default: '256', description: 'training tokens per sequence' },
+      'lora-rank': { type: 'string', value: 'R', description: 'train LoRA adapters of this rank on every linear layer instead of every weight' },
+      rows: { type: 'string', value: 'B', default: '64', description: 'generation rows (prompts, one sample each)' },
+      'prompt-len': { type: 'string', value: 'P', default: '64', description: 'padded prompt length of the prefill' },
+      'cache-len': { type: 'string', value: 'L', default: '192', description: 'cache slots of prefill and decode' },
+    },
+    details: 'Prints one JSON line per graph: {"bench": "graph-nodes", "graph": "train"|"prefill"|"decode", "nodes", "byOp": {op: count}}.',
+    async run(values) {
+      const { parseConfig } = await import('../main/engine/nn/config.ts');
+      const { graphNodes } = await import('./graph-nodes.ts');
+      let config;
+      if (values.model !== undefined) {
+        config = parseConfig(JSON.parse(fs.readFileSync(path.join(modelDir(values), 'config.json'), 'utf8')), 'config.json');
+      } else {
+        const { optionsFromArgs, llamaConfigJson } = await import('../resources/models/make-builtin-models.ts');
+        const given = values as Values;
+        const shape = ['name', 'hidden', 'layers', 'heads', 'kv-heads', 'intermediate', 'vocab'].flatMap((k) => (typeof given[k] === 'string' ? [`--${k}`, given[k] as string] : []));
+        let parsed;
+        try {
+          parsed = optionsFromArgs([...shape, ...(values.untied === true ? ['--untied'] : [])]);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        config = parseConfig(llamaConfigJson(parsed!.options));
+      }
+      const provider = choiceFlag(values, 'provider', ['cpu', 'webgpu'] as const, 'webgpu') as 'cpu' | 'webgpu';
+      const counts = graphNodes({
+        config,
+        provider,
+        batch: intFlag(values, 'batch', 8),
+        seq: intFlag(values, 'seq', 256),
+        loraRank: values['lora-rank'] === undefined ? null : intFlag(values, 'lora-rank', 8),
+        rows: intFlag(values, 'rows', 64),
+        promptLength: intFlag(values, 'prompt-len', 64),
+        cacheLength: intFlag(values, 'cache-len', 192),
+      });
+      for (const c of counts) print({ bench: 'graph-nodes', provider, ...c });
+      return 0;
+    },
   }),
   command({
     name: 'make-model',

@@ -185,15 +185,32 @@ export function linear(x: Sym, weight: Sym, bias?: Sym | null): Sym {
 // ---------------------------------------------------------------------------------------------
 // Shape manipulation
 
-/** Reshape; one dimension may be -1 and is inferred. */
+/**
+ * The tensor each reshape's output views, so a chain of reshapes is one node from its start, and
+ * whether that reshape is on the tape. A reshape made inside a primitive (untaped) must not be
+ * skipped by a taped one: the gradient reaches the primitive's output, not what it viewed.
+ */
+const reshapeSource = new WeakMap<Sym, { source: Sym; taped: boolean }>();
+
+/**
+ * Reshape; one dimension may be -1 and is inferred. A reshape of a reshape reads the first one's
+ * input (and back to that input's shape is that input itself): every Reshape is a dispatch on a
+ * GPU, and the model's views ([N, H] rows, [B, T, heads, D] heads, ...) and their gradients
+ * would otherwise chain them.
+ */
 export function reshape(x: Sym, shape: readonly number[]): Sym {
   const known = shape.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
   const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
   assertShape(resolved, `reshape ${x} to [${shape}]`);
   if (resolved.reduce((p, d) => p * d, 1) !== x.size) throw new Error(`reshape: ${x} cannot become [${shape}]`);
   if (sameShape(resolved, x.shape)) return x;
-  const [out] = x.graph.node('Reshape', [x, x.graph.int64s(resolved)], [{ shape: resolved, dtype: x.dtype }]);
-  x.graph.record('reshape', [x], [out]);
+  const g = x.graph;
+  const viewed = reshapeSource.get(x);
+  const source = viewed && (viewed.taped || !g.recording) ? viewed.source : x;
+  if (sameShape(resolved, source.shape)) return source;
+  const [out] = g.node('Reshape', [source, g.int64s(resolved)], [{ shape: resolved, dtype: x.dtype }]);
+  g.record('reshape', [source], [out]);
+  reshapeSource.set(out, { source, taped: g.recording });
   return out;
 }
 

@@ -63,19 +63,18 @@ function linear(w: WeightSource, prefix: string, module: LinearModule, x: Sym, b
   return delta ? op.add(y, delta) : y;
 }
 
-/** [B, T, heads*D] -> [B, heads, T, D] */
-function splitHeads(x: Sym, heads: number, d: number): Sym {
-  const [B, T] = x.shape;
+/** [B·T, heads*D] rows -> [B, heads, T, D] */
+function splitHeads(x: Sym, B: number, T: number, heads: number, d: number): Sym {
   return op.transpose(op.reshape(x, [B, T, heads, d]), [0, 2, 1, 3]);
 }
 
-function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, rot: { cos: Sym; sin: Sym }, inputs: ForwardInputs) {
+/** x: the residual stream as [B·T, H] rows; returns the attention output as rows too. */
+function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, B: number, T: number, rot: { cos: Sym; sin: Sym }, inputs: ForwardInputs) {
   const p = `model.layers.${layer}.self_attn`;
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
-  const [B, T] = x.shape;
-  let q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), H, D);
-  let k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), KVH, D);
-  const v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), KVH, D);
+  let q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), B, T, H, D);
+  let k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), B, T, KVH, D);
+  const v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), B, T, KVH, D);
   if (config.qkNorm) {
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
@@ -91,7 +90,7 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
     const values = past ? op.concat([past.v, v], 2) : v;
     attended = op.attention(q, keys, values, inputs.attentionBias);
   }
-  const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [B, T, H * D]);
+  const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [B * T, H * D]);
   return { out: linear(w, `${p}.o_proj`, 'o_proj', merged, false), k, v };
 }
 
@@ -111,17 +110,21 @@ export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInp
     );
   }
   const embed = w.get('model.embed_tokens.weight');
-  let x = op.gather(embed, inputs.inputIds);
+  const [B, T] = inputs.inputIds.shape;
+  // The residual stream is [B·T, H] rows from the embedding to the last norm: every linear layer
+  // is then a Gemm on it as it is, with no reshape before or after (nor in the gradients).
+  let x = op.gather(embed, op.reshape(inputs.inputIds, [B * T]));
   const rot = rotaryTables(config, inputs.positionIds, x.dtype);
   const present: { k: Sym; v: Sym }[] = [];
   for (let l = 0; l < config.numLayers; l++) {
     const p = `model.layers.${l}`;
-    const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), rot, inputs);
+    const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), B, T, rot, inputs);
     present.push({ k: a.k, v: a.v });
     x = op.add(x, a.out);
     x = op.add(x, mlp(w, l, op.rmsNorm(x, w.get(`${p}.post_attention_layernorm.weight`), config.rmsNormEps)));
   }
-  return { hidden: op.rmsNorm(x, w.get('model.norm.weight'), config.rmsNormEps), present };
+  const hidden = op.rmsNorm(x, w.get('model.norm.weight'), config.rmsNormEps);
+  return { hidden: op.reshape(hidden, [B, T, config.hiddenSize]), present };
 }
 
 /** Logits [.., V] from final hidden states [.., H] (tied embeddings reuse embed_tokens). */

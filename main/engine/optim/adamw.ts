@@ -41,19 +41,21 @@ export interface ClipResult {
 }
 
 /**
- * Σ x² of each tensor, summed in two levels (along the last axis, then the rest): a single
- * float32 ReduceSum over millions of squares drifts by ~1e-4 relative, two levels by ~1e-7.
+ * Σ x² of all the tensors, summed in two levels (along each tensor's last axis, then over all
+ * those row sums at once): a single float32 ReduceSum over millions of squares drifts by ~1e-4
+ * relative, two levels by ~1e-7. The row sums are concatenated rather than reduced per tensor,
+ * so a step's hundreds of gradients cost one ReduceSumSquare each and a Concat, not three nodes.
  */
 export function sumOfSquares(xs: readonly Sym[]): Sym {
   const g = xs[0].graph;
   return g.untaped(() => {
-    const parts = xs.map((x) => {
+    const rows = xs.map((x) => {
       // ReduceSumSquare: one pass, where Mul then ReduceSum read the gradient twice.
       const shape = x.rank >= 2 ? x.shape.slice(0, -1) : [];
-      const [rows] = g.node('ReduceSumSquare', [x], [{ shape, dtype: x.dtype }], { axes: { ints: [-1] }, keepdims: { i: 0 } });
-      return op.reshape(op.sum(rows), [1]);
+      const [r] = g.node('ReduceSumSquare', [x], [{ shape, dtype: x.dtype }], { axes: { ints: [-1] }, keepdims: { i: 0 } });
+      return r.rank === 1 ? r : op.reshape(r, [r.size]);
     });
-    return op.sum(op.concat(parts, 0));
+    return op.sum(op.concat(rows, 0));
   });
 }
 

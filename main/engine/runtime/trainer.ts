@@ -188,7 +188,10 @@ export interface StepGraphSpec {
  * the moments (one pair per optimizer range), lr, step (1-based, float) and the batch. Outputs:
  * the updated flat parameters, the moments, loss, grad_norm and the loss's diagnostics.
  */
-export function buildTrainStepGraph(store: ParameterStore, spec: StepGraphSpec): Graph {
+/** What a step graph reads of a parameter store: its model, float type, flat size and the training view. */
+export type StepGraphParameters = Pick<ParameterStore, 'config' | 'dtype' | 'size' | 'trainingSource'>;
+
+export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphSpec): Graph {
   const { size: B, seqLen: T } = spec.batch;
   const dtype = store.dtype;
   const N = store.size;

@@ -80,6 +80,22 @@ describe('gradient rules match finite differences', () => {
     await gradcheck((x) => op.expand(x, [3, 2, 4]), [{ name: 'x', shape: [2, 1] }]);
   });
 
+  it('a chain of reshapes is one Reshape from its start (none back to its shape), also through a primitive', async () => {
+    const g = new Graph('chain');
+    const x = g.input('x', [2, 3, 4]);
+    const y = op.reshape(op.reshape(op.reshape(x, [6, 4]), [2, 12]), [24]);
+    expect(g.nodes.filter((n) => n.opType === 'Reshape').map((n) => n.inputs[0])).toEqual(['x', 'x', 'x']);
+    expect(op.reshape(y, [2, 3, 4])).toBe(x);
+    await gradcheck((a) => op.mul(op.reshape(op.reshape(op.exp(a), [6, 4]), [4, 6]), op.reshape(a, [4, 6])), [{ name: 'a', shape: [2, 3, 4] }]);
+    // linearLogSoftmaxPick views its picks with an untaped reshape: a taped reshape of its output
+    // must still differentiate through the primitive rather than read the view's source.
+    await gradcheck((h, w, i) => op.reshape(op.linearLogSoftmaxPick(h, w, i), [6]), [
+      { name: 'h', shape: [2, 3, 3] },
+      { name: 'w', shape: [5, 3] },
+      { name: 'ids', shape: [2, 3, 1], values: [4, 0, 2, 1, 4, 4], int: true },
+    ]);
+  });
+
   it('reductions', async () => {
     await gradcheck((x) => op.sum(x, [1]), [{ name: 'x', shape: [2, 3, 2] }]);
     await gradcheck((x) => op.sum(x, [0, 2], true), [{ name: 'x', shape: [2, 3, 2] }]);

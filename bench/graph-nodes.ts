@@ -1,0 +1,109 @@
+// `npm run bench -- graph-nodes`: the nodes of a training step, a prefill and a decode step as
+// they are written for a provider (after pruning and its lowerings), counted by op type, built
+// from a config alone: weights are declared as graph inputs and never allocated, so the graphs
+// of a 0.5B-shaped model are counted in seconds on any machine. On a GPU each node is a
+// dispatch (about 95 µs of host time each on an H200 through WebGPU), so this is the number the
+// graph builder's fusions and reshape removals are measured by.
+import onnxProto from 'onnx-proto';
+import { type CacheDType, type DecodeShape, type PrefillShape, buildDecodeGraph, buildPrefillGraph } from '../main/engine/generate/graphs.ts';
+import { samplingMode } from '../main/engine/generate/sampler.ts';
+import { emitModel } from '../main/engine/graph/emit.ts';
+import type { Graph, Sym } from '../main/engine/graph/graph.ts';
+import { loweringsFor } from '../main/engine/graph/lowering.ts';
+import { LINEAR_MODULES, type LlamaConfig, weightShapes } from '../main/engine/nn/config.ts';
+import type { WeightSource } from '../main/engine/nn/llama.ts';
+import { type LoraSpec, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../main/engine/nn/lora.ts';
+import { ADAMW_DEFAULTS } from '../main/engine/optim/adamw.ts';
+import { type StepGraphParameters, buildTrainStepGraph } from '../main/engine/runtime/trainer.ts';
+import type { WeightBinding } from '../main/engine/runtime/weights.ts';
+
+export interface GraphNodesOptions {
+  config: LlamaConfig;
+  provider: 'cpu' | 'webgpu';
+  /** Training batch: sequences and tokens per sequence. */
+  batch: number;
+  seq: number;
+  /** LoRA rank on every linear layer; null trains every weight. */
+  loraRank: number | null;
+  /** Generation: prompts (one sample each), padded prompt length and cache slots. */
+  rows: number;
+  promptLength: number;
+  cacheLength: number;
+}
+
+export interface GraphNodeCount {
+  graph: 'train' | 'prefill' | 'decode';
+  nodes: number;
+  byOp: Record<string, number>;
+}
+
+/** Weights declared by shape only (float32), with LoRA adapters on the targeted layers. */
+function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null): { source: WeightSource; params: Sym[] } {
+  const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : [])]);
+  const declared = new Map<string, Sym>();
+  const get = (name: string): Sym => {
+    let s = declared.get(name);
+    if (!s) {
+      const shape = shapes.get(name);
+      if (!shape) throw new Error(`the model has no weight "${name}"`);
+      s = g.input(name, shape, 'float32');
+      declared.set(name, s);
+    }
+    return s;
+  };
+  const source: WeightSource = { get };
+  const trainable = lora ? loraShapes(config, lora) : weightShapes(config);
+  if (lora) {
+    const targets = new Set(loraTargets(config, lora).map((t) => t.prefix));
+    const scale = loraScale(lora);
+    source.linearDelta = (prefix, _module, x) => (targets.has(prefix) ? loraDelta(x, get(loraWeightName(prefix, 'A')), get(loraWeightName(prefix, 'B')), scale) : null);
+  }
+  return { source, params: trainable.map(([name]) => get(name)) };
+}
+
+/** Nodes of `graph` as written for `provider`, by op type (domain-qualified when not ONNX's). */
+export function countNodes(graph: Graph, provider: 'cpu' | 'webgpu'): { nodes: number; byOp: Record<string, number> } {
+  const model = onnxProto.onnx.ModelProto.decode(emitModel(graph, loweringsFor(provider)));
+  const byOp: Record<string, number> = {};
+  for (const n of model.graph?.node ?? []) {
+    const key = n.domain ? `${n.domain}.${n.opType}` : String(n.opType);
+    byOp[key] = (byOp[key] ?? 0) + 1;
+  }
+  const sorted = Object.fromEntries(Object.entries(byOp).sort((a, b) => b[1] - a[1]));
+  return { nodes: model.graph?.node?.length ?? 0, byOp: sorted };
+}
+
+export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
+  const { config } = o;
+  const lora: LoraSpec | null = o.loraRank === null ? null : { rank: o.loraRank, alpha: 2 * o.loraRank, targetModules: [...LINEAR_MODULES] };
+  const trainable = lora ? loraShapes(config, lora) : weightShapes(config);
+  const params: StepGraphParameters = {
+    config,
+    dtype: 'float32',
+    size: trainable.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0),
+    trainingSource: (g) => shapeOnlySource(g, config, lora),
+  };
+  const train = buildTrainStepGraph(params, { batch: { size: o.batch, seqLen: o.seq }, loss: { kind: 'sft' }, optimizer: ADAMW_DEFAULTS });
+  const weights: WeightBinding = {
+    bind: (g) => shapeOnlySource(g, config, lora).source,
+    feeds: () => {
+      throw new Error('graph-nodes builds graphs only; it has no weights to feed');
+    },
+  };
+  const dtype: CacheDType = 'float32';
+  const common = {
+    dtype,
+    rows: o.rows,
+    cacheLength: o.cacheLength,
+    mode: samplingMode({ temperature: 1, topK: 0, topP: 1 }, config.vocabSize),
+    deviceCache: o.provider !== 'cpu',
+    emitLogits: false,
+  };
+  const prefillShape: PrefillShape = { ...common, prompts: o.rows, samplesPerPrompt: 1, promptLength: o.promptLength };
+  const decodeShape: DecodeShape = common;
+  return [
+    { graph: 'train', ...countNodes(train, o.provider) },
+    { graph: 'prefill', ...countNodes(buildPrefillGraph(config, weights, prefillShape), o.provider) },
+    { graph: 'decode', ...countNodes(buildDecodeGraph(config, weights, decodeShape), o.provider) },
+  ];
+}
