@@ -76,7 +76,9 @@ function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] 
       ...n,
       inputs: n.inputs.map(r),
       outputs: n.outputs.map(r),
-      ...(n.equivalent ? { equivalent: { ...n.equivalent, inputs: n.equivalent.inputs.map(r) } } : {}),
+      ...(n.equivalent
+        ? { equivalent: { ...n.equivalent, inputs: n.equivalent.inputs.map(r), ...(n.equivalent.outputs ? { outputs: n.equivalent.outputs.map((o) => (o ? r(o) : o)) } : {}) } }
+        : {}),
     }));
 }
 
@@ -89,10 +91,12 @@ export function emitModel(graph: Graph, lowerings: readonly Lowering[] = []): Ui
   let nodes = elideOutputCopies(graph, liveNodes(graph));
   if (lowerings.length > 0) nodes = liveNodes(graph, lower(nodes, lowerings, (hint) => graph.fresh(hint)));
   const used = new Set(nodes.flatMap((n) => n.inputs));
+  // onnxruntime's contrib ops (a lowering's fused nodes) are all version 1 of their domain.
+  const domains = [...new Set(nodes.flatMap((n) => (n.domain ? [n.domain] : [])))].sort();
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'autodidact',
-    opsetImport: [{ domain: '', version: OPSET }],
+    opsetImport: [{ domain: '', version: OPSET }, ...domains.map((domain) => ({ domain, version: 1 }))],
     graph: {
       name: graph.name,
       node: nodes.map((n) => ({

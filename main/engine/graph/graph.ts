@@ -25,9 +25,12 @@ export interface NodeSpec {
    * Set by a composite op on its last node: one node computing the same output from the
    * composite's inputs (RMSNorm's six nodes are one SimplifiedLayerNormalization). A lowering
    * may write it instead where a provider runs it but does not fuse the composite itself; the
-   * composite's other nodes are then pruned.
+   * composite's other nodes are then pruned. `outputs`, when given, are the composite's values
+   * the node writes in its own output order ('' for an optional output not wanted), the last
+   * node's among them, where it also writes values of the composite's earlier nodes (a residual
+   * sum and its norm); it then takes the place of the first of those nodes.
    */
-  equivalent?: { opType: string; inputs: readonly string[]; attrs: Record<string, Attr>; domain?: string };
+  equivalent?: { opType: string; inputs: readonly string[]; attrs: Record<string, Attr>; domain?: string; outputs?: readonly string[] };
 }
 
 /** A tape entry: one differentiable primitive, with what its gradient rule needs. */

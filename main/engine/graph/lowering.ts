@@ -39,22 +39,50 @@ const logSoftmaxAsReductions: Lowering = (node, fresh) => {
  * step) become one SimplifiedLayerNormalization. The CPU fuses the same pattern itself.
  */
 function equivalentOf(opTypes: readonly string[]): Lowering {
-  return (node) => (node.equivalent && opTypes.includes(node.equivalent.opType) ? [{ ...node.equivalent, outputs: node.outputs }] : null);
+  return (node) => {
+    const e = node.equivalent;
+    if (!e || !opTypes.includes(e.opType)) return null;
+    const { outputs, ...fused } = e;
+    return [{ ...fused, outputs: outputs ?? node.outputs }];
+  };
 }
+
+/**
+ * The fused nodes WebGPU gets (all kernels of its provider in onnxruntime 1.30): RMSNorm, a
+ * residual sum with the norm after it (SkipSimplifiedLayerNormalization, which also writes the
+ * sum) and the rotary embedding.
+ */
+export const WEBGPU_FUSED = ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding'] as const;
 
 /** The lowerings a provider needs; none on the CPU, which has a kernel for every op emitted. */
 export function loweringsFor(provider: 'cpu' | 'webgpu' | 'cuda'): Lowering[] {
-  return provider === 'webgpu' ? [logSoftmaxAsReductions, equivalentOf(['SimplifiedLayerNormalization'])] : [];
+  return provider === 'webgpu' ? [logSoftmaxAsReductions, equivalentOf(WEBGPU_FUSED)] : [];
 }
 
-/** Apply `lowerings` to `nodes` (the first that rewrites a node wins). */
+/**
+ * Apply `lowerings` to `nodes` (the first that rewrites a node wins). A rewritten node that also
+ * writes a value an earlier node wrote (a fused node's extra outputs) takes the place of the
+ * first such node, which is dropped, so every value still has one writer and is written before
+ * it is read; the composite's nodes left unread are pruned afterwards.
+ */
 export function lower(nodes: readonly NodeSpec[], lowerings: readonly Lowering[], fresh: (hint: string) => string): NodeSpec[] {
   if (lowerings.length === 0) return [...nodes];
-  return nodes.flatMap((n) => {
+  const out: (NodeSpec | null)[] = [];
+  const writer = new Map<string, number>();
+  for (const n of nodes) {
+    let replaced: NodeSpec[] | null = null;
     for (const l of lowerings) {
-      const replaced = l(n, fresh);
-      if (replaced) return replaced;
+      replaced = l(n, fresh);
+      if (replaced) break;
     }
-    return [n];
-  });
+    for (const r of replaced ?? [n]) {
+      const earlier = replaced ? r.outputs.flatMap((o) => (o && writer.has(o) ? [writer.get(o)!] : [])) : [];
+      const at = earlier.length > 0 ? Math.min(...earlier) : out.length;
+      for (const i of earlier) out[i] = null;
+      if (at === out.length) out.push(r);
+      else out[at] = r;
+      for (const o of r.outputs) if (o) writer.set(o, at);
+    }
+  }
+  return out.filter((n): n is NodeSpec => n !== null);
 }

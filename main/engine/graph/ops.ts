@@ -439,6 +439,27 @@ export function rmsNorm(x: Sym, weight: Sym, eps: number): Sym {
 }
 
 /**
+ * x + delta and RMSNorm of that sum (a residual connection and the norm of the next block): the
+ * composite of add and rmsNorm, which names SkipSimplifiedLayerNormalization (it writes the
+ * norm and the sum) as its equivalent, one dispatch for seven where a lowering writes it.
+ */
+export function addRmsNorm(x: Sym, delta: Sym, weight: Sym, eps: number): { sum: Sym; normed: Sym } {
+  const sum = add(x, delta);
+  const normed = rmsNorm(sum, weight, eps);
+  const last = x.graph.nodes[x.graph.nodes.length - 1];
+  if (last.equivalent && sameShape(x.shape, delta.shape)) {
+    last.equivalent = {
+      opType: 'SkipSimplifiedLayerNormalization',
+      domain: 'com.microsoft',
+      inputs: [x.name, delta.name, weight.name],
+      attrs: { epsilon: { f: eps } },
+      outputs: [normed.name, '', '', sum.name],
+    };
+  }
+  return { sum, normed };
+}
+
+/**
  * SiLU, x · sigmoid(x). One primitive emitted as Sigmoid + Mul, which onnxruntime's CPU
  * optimiser fuses into QuickGelu (float32) since the gradient rule never reads the sigmoid.
  */
@@ -450,13 +471,25 @@ export function silu(x: Sym): Sym {
 }
 
 /**
+ * The same rotary tables as onnxruntime's RotaryEmbedding reads them: one row of D/2 angles'
+ * cos and sin per entry of `positions` (int64 [B, T] indices into the rows). Given to `rope`, they
+ * name RotaryEmbedding as its equivalent.
+ */
+export interface RotaryRows {
+  positions: Sym;
+  cos: Sym;
+  sin: Sym;
+}
+
+/**
  * Rotary position embedding in the Hugging Face "rotate half" layout.
  * x: [..., T, D]; cos, sin: broadcastable to [..., T, D] (already duplicated over both halves).
  * One primitive: rotate_half(x)·sin = swapHalves(x)·(σ·sin) with σ = (−1…, +1…), so the
  * full-size passes are one Slice and three arithmetic ops (σ·sin is table-sized), and the rule
- * is as compact (see ropeRule in autodiff.ts).
+ * is as compact (see ropeRule in autodiff.ts). With `rows` (the same angles, see RotaryRows) and
+ * x as [B, heads, T, D], its equivalent is one RotaryEmbedding.
  */
-export function rope(x: Sym, cosT: Sym, sinT: Sym): Sym {
+export function rope(x: Sym, cosT: Sym, sinT: Sym, rows?: RotaryRows): Sym {
   const g = x.graph;
   const d = x.shape[x.rank - 1];
   if (d % 2 !== 0) throw new Error(`rope: odd head dimension in ${x}`);
@@ -465,6 +498,18 @@ export function rope(x: Sym, cosT: Sym, sinT: Sym): Sym {
     const signedSin = mul(sinT, sign);
     return { y: add(mul(x, cosT), mul(swapHalves(x), signedSin)), signedSin };
   });
+  if (rows) {
+    const [B, , T] = x.shape;
+    if (x.rank !== 4 || rows.positions.shape.join() !== [B, T].join() || rows.cos.shape[1] !== d / 2 || rows.sin.shape[1] !== d / 2) {
+      throw new Error(`rope: rotary rows (positions ${rows.positions}, cos ${rows.cos}) do not fit ${x}`);
+    }
+    g.nodes[g.nodes.length - 1].equivalent = {
+      opType: 'RotaryEmbedding',
+      domain: 'com.microsoft',
+      inputs: [x.name, rows.positions.name, rows.cos.name, rows.sin.name],
+      attrs: { interleaved: { i: 0 } },
+    };
+  }
   g.record('rope', [x, cosT, sinT], [y], { signedSin });
   return y;
 }

@@ -44,17 +44,21 @@ export interface ForwardResult {
 /** The large negative number masked attention scores get (finite, so softmax stays exact). */
 export const MASKED = -1e9;
 
-/** cos and sin of the rotary angles for each position, [B, 1, T, D] each. */
-function rotaryTables(config: LlamaConfig, positionIds: Sym, dtype: Sym['dtype']): { cos: Sym; sin: Sym } {
+/**
+ * cos and sin of the rotary angles for each position, [B, 1, T, D] each, and the same angles as
+ * RotaryEmbedding reads them (a row of D/2 per token, `positions` counting the tokens), so that
+ * a lowering may write each rope as that one node.
+ */
+function rotaryTables(config: LlamaConfig, positionIds: Sym, dtype: Sym['dtype']): { cos: Sym; sin: Sym; rows: op.RotaryRows } {
   const g = positionIds.graph;
   const inv = ropeInverseFrequencies(config);
   const [B, T] = positionIds.shape;
-  const pos = op.reshape(op.cast(positionIds, 'float32'), [B, T, 1]);
+  const pos = op.reshape(op.cast(positionIds, 'float32'), [B * T, 1]);
   const freqs = op.mul(pos, g.constant(inv, [inv.length], 'float32'));
-  const angles = op.concat([freqs, freqs], -1);
-  const cos = op.cast(op.reshape(op.cos(angles), [B, 1, T, config.headDim]), dtype);
-  const sin = op.cast(op.reshape(op.sin(angles), [B, 1, T, config.headDim]), dtype);
-  return { cos, sin };
+  const [cosHalf, sinHalf] = [op.cast(op.cos(freqs), dtype), op.cast(op.sin(freqs), dtype)];
+  const full = (half: Sym) => op.reshape(op.concat([half, half], -1), [B, 1, T, config.headDim]);
+  const positions = g.constant(Array.from({ length: B * T }, (_, i) => BigInt(i)), [B, T], 'int64');
+  return { cos: full(cosHalf), sin: full(sinHalf), rows: { positions, cos: cosHalf, sin: sinHalf } };
 }
 
 function linear(w: WeightSource, prefix: string, module: LinearModule, x: Sym, bias: boolean): Sym {
@@ -69,7 +73,7 @@ function splitHeads(x: Sym, B: number, T: number, heads: number, d: number): Sym
 }
 
 /** x: the residual stream as [B·T, H] rows; returns the attention output as rows too. */
-function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, B: number, T: number, rot: { cos: Sym; sin: Sym }, inputs: ForwardInputs) {
+function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, B: number, T: number, rot: ReturnType<typeof rotaryTables>, inputs: ForwardInputs) {
   const p = `model.layers.${layer}.self_attn`;
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
   let q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), B, T, H, D);
@@ -79,8 +83,8 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
   }
-  q = op.rope(q, rot.cos, rot.sin);
-  k = op.rope(k, rot.cos, rot.sin);
+  q = op.rope(q, rot.cos, rot.sin, rot.rows);
+  k = op.rope(k, rot.cos, rot.sin, rot.rows);
   let attended: Sym;
   if (inputs.attend) {
     attended = inputs.attend(layer, q, k, v);
@@ -116,15 +120,17 @@ export function forward(config: LlamaConfig, w: WeightSource, inputs: ForwardInp
   let x = op.gather(embed, op.reshape(inputs.inputIds, [B * T]));
   const rot = rotaryTables(config, inputs.positionIds, x.dtype);
   const present: { k: Sym; v: Sym }[] = [];
+  const eps = config.rmsNormEps;
+  // Each residual sum is taken together with the norm that reads it (addRmsNorm).
+  let normed = op.rmsNorm(x, w.get('model.layers.0.input_layernorm.weight'), eps);
   for (let l = 0; l < config.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    const a = attentionBlock(config, w, l, op.rmsNorm(x, w.get(`${p}.input_layernorm.weight`), config.rmsNormEps), B, T, rot, inputs);
+    const a = attentionBlock(config, w, l, normed, B, T, rot, inputs);
     present.push({ k: a.k, v: a.v });
-    x = op.add(x, a.out);
-    x = op.add(x, mlp(w, l, op.rmsNorm(x, w.get(`${p}.post_attention_layernorm.weight`), config.rmsNormEps)));
+    ({ sum: x, normed } = op.addRmsNorm(x, a.out, w.get(`model.layers.${l}.post_attention_layernorm.weight`), eps));
+    const next = l + 1 < config.numLayers ? `model.layers.${l + 1}.input_layernorm.weight` : 'model.norm.weight';
+    ({ sum: x, normed } = op.addRmsNorm(x, mlp(w, l, normed), w.get(next), eps));
   }
-  const hidden = op.rmsNorm(x, w.get('model.norm.weight'), config.rmsNormEps);
-  return { hidden: op.reshape(hidden, [B, T, config.hiddenSize]), present };
+  return { hidden: op.reshape(normed, [B, T, config.hiddenSize]), present };
 }
 
 /** Logits [.., V] from final hidden states [.., H] (tied embeddings reuse embed_tokens). */

@@ -153,6 +153,74 @@ describe('the LogSoftmax lowering', () => {
     for (let i = 0; i < 24; i++) expect(Math.abs(fused[i] - composite[i]), `value ${i}`).toBeLessThanOrEqual(1e-5);
   });
 
+  /** `g`'s output y on the CPU as built, and on `device` as lowered for WebGPU. */
+  async function compositeAndFused(g: Graph, feeds: Record<string, ort.Tensor>) {
+    const device = await testDevice();
+    const run = async (lowered: boolean) => {
+      const session = await ort.InferenceSession.create(
+        emitModel(g, lowered ? loweringsFor('webgpu') : []),
+        sessionOptions(lowered ? device : { name: 'cpu', keepsStateOnDevice: false }, { graphOptimizationLevel: 'disabled' }),
+      );
+      const out = await session.run(feeds);
+      await session.release();
+      return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
+    };
+    return { composite: await run(false), fused: await run(true) };
+  }
+
+  it('writes a residual sum and its RMSNorm as one SkipSimplifiedLayerNormalization on WebGPU, with both values', async () => {
+    const g = new Graph('skip_rms');
+    const x = g.input('x', [3, 8]);
+    const d = g.input('d', [3, 8]);
+    const w = g.input('w', [8]);
+    const { sum, normed } = op.addRmsNorm(x, d, w, 1e-5);
+    // The sum is read after the norm too (the next residual connection).
+    g.output('y', op.mul(normed, 2));
+    g.output('s', op.add(sum, 1));
+    const lowered = lower(g.nodes, loweringsFor('webgpu'), (h) => g.fresh(h));
+    const fusedAt = lowered.findIndex((n) => n.opType === 'SkipSimplifiedLayerNormalization');
+    expect(lowered[fusedAt]?.outputs).toEqual([normed.name, '', '', sum.name]);
+    // It takes the place of the Add that wrote the sum, before anything reads it.
+    expect(lowered.findIndex((n) => n.inputs.includes(sum.name))).toBeGreaterThan(fusedAt);
+    expect(lowered.filter((n) => n.outputs.includes(sum.name))).toHaveLength(1);
+    const xs = Float32Array.from({ length: 24 }, (_, i) => 2 * Math.sin(i));
+    const ds = Float32Array.from({ length: 24 }, (_, i) => Math.cos(3 * i));
+    const ws = Float32Array.from({ length: 8 }, (_, i) => 1 - 0.05 * i);
+    const { composite, fused } = await compositeAndFused(g, { x: cpuTensor(xs, [3, 8]), d: cpuTensor(ds, [3, 8]), w: cpuTensor(ws, [8]) });
+    // By hand for row 0: s = x + d; y = 2 · s / sqrt(mean(s²) + eps) · w.
+    const s0 = Array.from(xs.slice(0, 8), (v, i) => v + ds[i]);
+    const rms = Math.sqrt(s0.reduce((a, v) => a + v * v, 0) / 8 + 1e-5);
+    s0.forEach((v, i) => {
+      expect(composite.s[i]).toBeCloseTo(v + 1, 5);
+      expect(composite.y[i]).toBeCloseTo((2 * v * ws[i]) / rms, 5);
+    });
+    for (const k of ['y', 's']) for (let i = 0; i < 24; i++) expect(Math.abs(fused[k][i] - composite[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('writes RoPE with its rotary rows as one RotaryEmbedding on WebGPU, with the composite\'s values', async () => {
+    const [B, H, T, D] = [2, 3, 4, 8];
+    const g = new Graph('rotary');
+    const x = g.input('x', [B, H, T, D]);
+    const positions = [[0, 1, 2, 3], [5, 6, 7, 11]];
+    const angle = (p: number, i: number) => p * 10000 ** (-(2 * (i % (D / 2))) / D);
+    const table = (f: (a: number) => number) => positions.flat().flatMap((p) => Array.from({ length: D }, (_, i) => f(angle(p, i))));
+    const half = (f: (a: number) => number) => positions.flat().flatMap((p) => Array.from({ length: D / 2 }, (_, i) => f(angle(p, i))));
+    const rows = {
+      positions: g.constant(Array.from({ length: B * T }, (_, i) => BigInt(i)), [B, T], 'int64'),
+      cos: g.constant(half(Math.cos), [B * T, D / 2], 'float32'),
+      sin: g.constant(half(Math.sin), [B * T, D / 2], 'float32'),
+    };
+    const y = op.rope(x, g.constant(table(Math.cos), [B, 1, T, D], 'float32'), g.constant(table(Math.sin), [B, 1, T, D], 'float32'), rows);
+    g.output('y', y);
+    expect(lower(g.nodes, loweringsFor('webgpu'), (h) => g.fresh(h)).map((n) => n.opType)).toContain('RotaryEmbedding');
+    const xs = Float32Array.from({ length: B * H * T * D }, (_, i) => Math.sin(0.7 * i));
+    const { composite, fused } = await compositeAndFused(g, { x: cpuTensor(xs, [B, H, T, D]) });
+    // By hand for batch 1, head 0, position 11, dimension 1 (first half): x₁·cos − x₅·sin.
+    const base = ((1 * H + 0) * T + 3) * D;
+    expect(composite.y[base + 1]).toBeCloseTo(xs[base + 1] * Math.cos(angle(11, 1)) - xs[base + 5] * Math.sin(angle(11, 1)), 5);
+    for (let i = 0; i < xs.length; i++) expect(Math.abs(fused.y[i] - composite.y[i]), `value ${i}`).toBeLessThanOrEqual(1e-5);
+  });
+
   it('computes the CPU kernel\'s values, also for logits far beyond exp\'s float32 range', async () => {
     const device = await testDevice();
     // Rows of ordinary logits, large ones (exp(x) overflows float32 past 88.7) and very negative ones.
