@@ -6,6 +6,12 @@
 //
 //   npx tsx bench/tiny-arith-base.ts [--model tiny-arith|DIR] [--levels 1] [--ops +] [--count 200]
 //     [--k 16] [--temperature 0.6] [--top-p 0.95] [--seed 0]
+//   npx tsx bench/tiny-arith-base.ts --judge [--judge-format direct|resolve] [--judge-temperature 0] [--judge-top-p 1] [--show N]
+//
+// --judge measures the model as the self-judge asks it (evaluateJudge below): AUC of its score
+// on right answers against answers moved by ten and against random ones, verdict accuracy, and
+// in the resolve format how often it re-solves the sum right and how often the verdict word it
+// writes is right; --judge-format must be the one the model was built with.
 //
 // Progress goes to stderr; stdout gets one JSON line.
 import path from 'node:path';
@@ -18,8 +24,9 @@ import { resolveDevice } from '../main/engine/runtime/devices.ts';
 import { HostWeights } from '../main/engine/runtime/weights.ts';
 import { type ArithmeticDifficulty, type ArithmeticProblem, generateArithmetic } from '../main/engine/tasks/generators.ts';
 import { answersEquivalent, extractAnswer, majorityVote } from '../main/engine/tasks/answers.ts';
-import { TokenScorer } from '../main/engine/runtime/token-logprobs.ts';
-import { TINY_ARITH_JUDGE_TEMPLATE, judgePrompt } from '../resources/models/make-tiny-arith.ts';
+import { FrozenJudge } from '../main/engine/rl/judge.ts';
+import { fnv1a32, mulberry32Uniform } from '../main/engine/runtime/rng.ts';
+import { TINY_ARITH_DEFAULTS, TINY_ARITH_JUDGE_TEMPLATES, type TinyArithJudgeFormat, judgeFormat, judgePrompt } from '../resources/models/make-tiny-arith.ts';
 
 export interface BaseEvalOptions {
   model: string;
@@ -115,90 +122,136 @@ export async function evaluateBase(o: BaseEvalOptions, log: (s: string) => void 
 }
 
 export interface JudgeEvalResult {
-  /** Share of verdicts right (P(yes) > 1/2 exactly when the shown answer is right). */
+  /** Share of verdicts right over the right and the moved answers (score > 1/2 exactly when the shown answer is right). */
   accuracy: number;
-  /** Probability that a right answer gets a higher P(yes) than a wrong one (ROC AUC). */
+  /** Probability that a right answer scores higher than one moved by ten (ROC AUC; ties count half). */
   auc: number;
-  /** Mean P(yes) when the shown answer is right, and when it is moved by ten. */
+  /** The same against a random wrong answer (0-198). */
+  aucRandom: number;
+  /** Mean score when the shown answer is right, moved by ten, random. */
   yesRight: number;
   yesWrong: number;
+  yesRandom: number;
+  /** Resolve and compare formats: share of the sums the judge re-solved right, of its written verdicts that are right, and of responses without a verdict (they score 1/2). */
+  resolved?: number;
+  writtenAccuracy?: number;
+  /**
+   * The comparison alone: AUC of the score where the two numbers the judge wrote agree against
+   * where they differ (compare format; whether or not its own sum is right).
+   */
+  compareAuc?: number;
+  abstained?: number;
   /** Share of inverse problems ("Compute ?+34=46. Answer: ") answered right, greedily. */
   inverse: number;
   problems: number;
 }
 
+export interface JudgeEvalOptions extends Pick<BaseEvalOptions, 'model' | 'levels' | 'ops' | 'count' | 'dataSeed'> {
+  /** The verification form the model was taught (resources/models/make-tiny-arith.ts). */
+  format: TinyArithJudgeFormat;
+  /** Resolve and compare formats: the judge's sampling temperature (0 = greedy) and top-p, as consistency-judge's settings. */
+  temperature: number;
+  topP: number;
+  /** Print the judge's first `show` exchanges (stderr). */
+  show: number;
+}
+
+/** The most tokens a written verdict takes: "198 vs 158 no" and EOS. */
+export const JUDGE_MAX_TOKENS = 16;
+
+/** ROC AUC of scores `a` (positives) against `b` (negatives): ties count half. */
+function auc(a: readonly number[], b: readonly number[]): number {
+  let wins = 0;
+  for (const x of a) for (const y of b) wins += x > y ? 1 : x === y ? 0.5 : 0;
+  return wins / Math.max(1, a.length * b.length);
+}
+
 /**
- * The built-in model as a judge (resources/models/make-tiny-arith.ts teaches it to verify): each
- * eval problem shown once with its right answer and once moved by ten, in the recipe's verification prompt, and
- * P(yes) = p("y") / (p("y") + p("n")) at the verdict's first character; then the inverse sums.
+ * The built-in model as a judge (resources/models/make-tiny-arith.ts teaches it to verify),
+ * asked through the judge service the consistency-judge method uses (rl/judge.ts): each eval
+ * problem shown with its right answer, with the answer moved by ten, and with a random wrong one,
+ * in the recipe's verification prompt. 'direct': the score is P(yes) at the verdict's first
+ * character (judgeMode verdict); 'resolve': the judge writes its own sum and a verdict, and the
+ * score is P(yes) at the verdict it wrote (judgeMode written-verdict). Then the inverse sums.
  */
-export async function evaluateJudge(o: Pick<BaseEvalOptions, 'model' | 'levels' | 'ops' | 'count' | 'dataSeed'>): Promise<JudgeEvalResult> {
+export async function evaluateJudge(o: JudgeEvalOptions, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<JudgeEvalResult> {
   const model = await loadModelFolder(resolveModelPath(o.model));
   const tokenizer = model.tokenizer!;
   const problems = evalProblems(o.levels, o.ops, o.count, o.dataSeed);
   const device = await resolveDevice('cpu');
-  const scorer = new TokenScorer({ config: model.config, weights: new HostWeights(model.weights), device });
-  const [yes] = tokenizer.encode('y', { addSpecialTokens: false });
-  const [no] = tokenizer.encode('n', { addSpecialTokens: false });
-  const shown = problems.flatMap((p) => {
+  const contextLength = model.config.maxPositionEmbeddings;
+  const gen = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device, maxLength: contextLength });
+  const judge = new FrozenJudge({ generator: gen, tokenizer, promptFormat: 'raw', contextLength });
+  const rand = mulberry32Uniform(fnv1a32(`judge-eval/${o.dataSeed}`));
+  type Shown = { problem: ArithmeticProblem; kind: 'right' | 'moved' | 'random'; answer: string };
+  const shown: Shown[] = problems.flatMap((p) => {
     const truth = Number(p.answer);
+    let random = truth;
+    while (random === truth) random = Math.floor(rand() * 199);
     return [
-      { prompt: judgePrompt(p.prompt, p.answer), right: true },
-      { prompt: judgePrompt(p.prompt, String(truth >= 10 ? truth - 10 : truth + 10)), right: false },
+      { problem: p, kind: 'right' as const, answer: p.answer },
+      { problem: p, kind: 'moved' as const, answer: String(truth >= 10 ? truth - 10 : truth + 10) },
+      { problem: p, kind: 'random' as const, answer: String(random) },
     ];
   });
-  const pYes: number[] = [];
-  try {
-    for (let start = 0; start < shown.length; start += 32) {
-      const part = shown.slice(start, start + 32);
-      const seqs = part.flatMap((s) => {
-        const ids = tokenizer.encode(s.prompt);
-        return [
-          [...ids, yes],
-          [...ids, no],
-        ];
-      });
-      const scored = await scorer.score(seqs);
-      for (let i = 0; i < part.length; i++) {
-        const ly = scored[2 * i][seqs[2 * i].length - 2];
-        const ln = scored[2 * i + 1][seqs[2 * i + 1].length - 2];
-        pYes.push(1 / (1 + Math.exp(ln - ly)));
-      }
-    }
-  } finally {
-    await scorer.release();
-  }
-  const right = shown.map((s, i) => ({ p: pYes[i], right: s.right }));
-  const accuracy = right.filter((r) => r.p > 0.5 === r.right).length / right.length;
-  const rs = right.filter((r) => r.right).map((r) => r.p);
-  const ws = right.filter((r) => !r.right).map((r) => r.p);
-  let wins = 0;
-  for (const a of rs) for (const b of ws) wins += a > b ? 1 : a === b ? 0.5 : 0;
-  const avg = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / Math.max(1, xs.length);
-
-  // Inverse sums, greedily: "Compute ?+34=46. Answer: " → "12".
-  const sums = problems.filter((p) => /^\d+\+\d+$/.test(p.expression));
-  const gen = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device, maxLength: 48 });
+  const classes = [['yes'], ['no']];
+  const scores: number[] = [];
+  const written: { verdict: number | null; resolvedRight: boolean; agree: boolean | null }[] = [];
   let inverseRight = 0;
   try {
+    for (let start = 0; start < shown.length; start += 48) {
+      const part = shown.slice(start, start + 48);
+      const prompts = part.map((s) => judgePrompt(s.problem.prompt, s.answer, o.format));
+      const bound = judge.bind(start);
+      if (o.format === 'direct') {
+        const v = await bound.verdicts(prompts, classes);
+        scores.push(...v.map((x) => x.probabilities[0]));
+      } else {
+        const v = await bound.writtenVerdicts(prompts, classes, { maxNewTokens: JUDGE_MAX_TOKENS, temperature: o.temperature, topP: o.topP });
+        v.forEach((x, i) => {
+          scores.push(x.probabilities ? x.probabilities[0] : x.verdict === null ? 0.5 : x.verdict === 0 ? 1 : 0);
+          const pair = /^\s*(\d+) vs (\d+)/.exec(x.text);
+          written.push({ verdict: x.verdict, resolvedRight: /^\s*(\d+)/.exec(x.text)?.[1] === part[i].problem.answer, agree: pair ? pair[1] === pair[2] : null });
+          if (start + i < o.show) log(`  ${prompts[i]}${x.text}   (${part[i].kind}, P(yes) ${x.probabilities ? x.probabilities[0].toFixed(3) : '-'})`);
+        });
+      }
+    }
+    // Inverse sums, greedily: "Compute ?+34=46. Answer: " → "12".
+    const sums = problems.filter((p) => /^\d+\+\d+$/.test(p.expression));
     for (let start = 0; start < sums.length; start += 32) {
       const part = sums.slice(start, start + 32);
-      const { samples } = await gen.generate({
-        promptIds: part.map((p) => tokenizer.encode(`Compute ?+${p.expression.split('+')[1]}=${p.answer}. Answer: `)),
-        samplesPerPrompt: 1,
-        maxNewTokens: 6,
-        temperature: 0,
-        seed: start,
-        tokenizer,
-      });
+      const texts = await judge.bind(start).generate(
+        part.map((p) => `Compute ?+${p.expression.split('+')[1]}=${p.answer}. Answer: `),
+        { maxNewTokens: 6, temperature: 0 },
+      );
       part.forEach((p, i) => {
-        if (extractAnswer(samples[i].text ?? '', 'auto') === p.expression.split('+')[0]) inverseRight++;
+        if (extractAnswer(texts[i], 'auto') === p.expression.split('+')[0]) inverseRight++;
       });
     }
   } finally {
     await gen.release();
   }
-  return { accuracy, auc: wins / Math.max(1, rs.length * ws.length), yesRight: avg(rs), yesWrong: avg(ws), inverse: inverseRight / Math.max(1, sums.length), problems: problems.length };
+  const of = (kind: Shown['kind']) => scores.filter((_, i) => shown[i].kind === kind);
+  const [right, moved, random] = [of('right'), of('moved'), of('random')];
+  const avg = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / Math.max(1, xs.length);
+  const rightOrMoved = shown.map((s, i) => ({ s, i })).filter(({ s }) => s.kind !== 'random');
+  const result: JudgeEvalResult = {
+    accuracy: rightOrMoved.filter(({ s, i }) => scores[i] > 0.5 === (s.kind === 'right')).length / rightOrMoved.length,
+    auc: auc(right, moved),
+    aucRandom: auc(right, random),
+    yesRight: avg(right),
+    yesWrong: avg(moved),
+    yesRandom: avg(random),
+    inverse: inverseRight / Math.max(1, problems.filter((p) => /^\d+\+\d+$/.test(p.expression)).length),
+    problems: problems.length,
+  };
+  if (o.format !== 'direct') {
+    result.resolved = avg(written.map((w) => (w.resolvedRight ? 1 : 0)));
+    result.writtenAccuracy = rightOrMoved.filter(({ s, i }) => written[i].verdict === (s.kind === 'right' ? 0 : 1)).length / rightOrMoved.length;
+    result.abstained = avg(written.map((w) => (w.verdict === null ? 1 : 0)));
+    if (o.format === 'compare') result.compareAuc = auc(scores.filter((_, i) => written[i].agree === true), scores.filter((_, i) => written[i].agree === false));
+  }
+  return result;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -216,6 +269,9 @@ async function main(argv: string[]): Promise<void> {
       'data-seed': { type: 'string', default: '0' },
       show: { type: 'string', default: '0' },
       judge: { type: 'boolean', default: false },
+      'judge-format': { type: 'string', default: TINY_ARITH_DEFAULTS.judgeFormat },
+      'judge-temperature': { type: 'string', default: '0' },
+      'judge-top-p': { type: 'string', default: '1' },
     },
   });
   const num = (v: string | undefined, flag: string) => {
@@ -239,17 +295,23 @@ async function main(argv: string[]): Promise<void> {
   };
   const started = Date.now();
   if (values.judge) {
-    const j = await evaluateJudge(o);
+    const format = judgeFormat(values['judge-format']!);
+    const j = await evaluateJudge({ ...o, format, temperature: num(values['judge-temperature'], 'judge-temperature'), topP: num(values['judge-top-p'], 'judge-top-p') });
     const pct = (x: number) => Math.round(x * 1000) / 10;
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
     console.log(
       JSON.stringify({
         bench: 'tiny-arith-judge',
         judge_accuracy: pct(j.accuracy),
-        judge_auc: Math.round(j.auc * 1000) / 1000,
-        p_yes_right: Math.round(j.yesRight * 1000) / 1000,
-        p_yes_wrong: Math.round(j.yesWrong * 1000) / 1000,
+        judge_auc: r3(j.auc),
+        judge_auc_random: r3(j.aucRandom),
+        p_yes_right: r3(j.yesRight),
+        p_yes_wrong: r3(j.yesWrong),
+        p_yes_random: r3(j.yesRandom),
+        ...(j.resolved !== undefined && { resolved_right: pct(j.resolved), written_accuracy: pct(j.writtenAccuracy!), abstained: pct(j.abstained!) }),
+        ...(j.compareAuc !== undefined && { compare_auc: r3(j.compareAuc) }),
         inverse_accuracy: pct(j.inverse),
-        settings: { model: path.basename(resolveModelPath(o.model)), levels: o.levels, ops: o.ops, problems: j.problems, template: TINY_ARITH_JUDGE_TEMPLATE },
+        settings: { model: path.basename(resolveModelPath(o.model)), levels: o.levels, ops: o.ops, problems: j.problems, format, template: TINY_ARITH_JUDGE_TEMPLATES[format], ...(format !== 'direct' && { temperature: values['judge-temperature'], top_p: values['judge-top-p'] }) },
         wall_s: Math.round((Date.now() - started) / 100) / 10,
       }),
     );

@@ -36,7 +36,18 @@
 //   --layers 3 --judge-rows 32 --judge-noise 0 --inverse-rows 4  AUC 0.515 (0.509 on train sums)
 // P(yes) stays at the rows' 50% prior: in one forward pass at "Correct? " the model must both
 // compute the sum and compare it with the shown digits, which these small models do not learn in
-// 1,400 steps, while re-solving and comparing in code (svd.json's ask/match stages) works. The
+// 1,400 steps, while re-solving and comparing in code (svd.json's ask/match stages) works.
+// Re-solving first (--judge-format resolve / compare, judged with consistency-judge's judgeMode
+// written-verdict: the score is P(yes) at the verdict the model writes after its own sum; bench
+// with --judge-format and greedy re-solves; compare AUC: agreeing against differing written pairs):
+//   --judge-format resolve (8 rows, noise 0.2)            AUC 0.505 (random wrong 0.528), verdicts right 50.2%, re-solved right 62.7%
+//   --judge-format compare --judge-rows 24 --judge-noise 0.1  AUC 0.563 (random 0.605), verdicts right 53.3%, re-solved 64.2%, compare AUC 0.60
+//   compare, --batch 8 --judge-rows 32 --judge-noise 0 --inverse-rows 0 --steps 600 (a probe: mostly verification rows)
+//                                                         AUC 0.516, compare AUC 0.614, re-solved 37.7%
+// The verdict still sits at the prior (P(yes) 0.44-0.46 whatever it wrote, "176 vs 176 no"): the
+// model learns to re-solve (in part: it also copies the shown answer into its sum) and to copy
+// the shown answer next to its own ("vs 166" right almost always), but not to tell two numbers
+// it wrote a few tokens apart equal or not. The
 // committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
 // a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
 // cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
@@ -86,6 +97,14 @@ export interface TinyArithOptions {
   judgeRows: number;
   /** Share of the verdicts shown flipped: the judge learns from few, noisy labels, as the sums do. */
   judgeNoise: number;
+  /**
+   * How a verification row asks (TINY_ARITH_JUDGE_TEMPLATES): 'direct', the verdict straight after
+   * the proposed answer; 'resolve', the model first writes the sum again (noised as the sums are),
+   * then the verdict of comparing the two ("Is it 58? Compute 23+45. Answer: " → "68 no");
+   * 'compare', as resolve but the model copies the proposed answer next to its own before the
+   * verdict ("68 vs 58 no"), so the two numbers it compares stand a fixed few tokens apart.
+   */
+  judgeFormat: TinyArithJudgeFormat;
   /** Inverse rows added to each batch: "Compute ?+34=46. Answer: " → "12" (two-operand sums only), noised as the sums are. */
   inverseRows: number;
 }
@@ -109,14 +128,29 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   // cycle stage (svd.json) asks; and TTRL still works on it (bench/ttrl-demo.ts, seeds 0-2).
   judgeRows: 8,
   judgeNoise: 0.2,
+  judgeFormat: 'direct',
   inverseRows: 8,
 };
 
-/** The verification prompt tiny-arith was taught: its own problem, a proposed answer, and the question. */
-export const TINY_ARITH_JUDGE_TEMPLATE = '{question}{answer} Correct? ';
+export const TINY_ARITH_JUDGE_FORMATS = ['direct', 'resolve', 'compare'] as const;
+export type TinyArithJudgeFormat = (typeof TINY_ARITH_JUDGE_FORMATS)[number];
+
+/**
+ * The verification prompts tiny-arith is taught, as consistency-judge templates. 'resolve' puts
+ * the proposed answer first, so the model re-solves the sum where it always has, after
+ * "Answer: ", and only has to copy-and-compare for the verdict.
+ */
+export const TINY_ARITH_JUDGE_TEMPLATES: Record<TinyArithJudgeFormat, string> = {
+  direct: '{question}{answer} Correct? ',
+  resolve: 'Is it {answer}? {question}',
+  compare: 'Is it {answer}? {question}',
+};
+
+/** The verification prompt the committed tiny-arith was taught: its own problem, a proposed answer, and the question. */
+export const TINY_ARITH_JUDGE_TEMPLATE = TINY_ARITH_JUDGE_TEMPLATES[TINY_ARITH_DEFAULTS.judgeFormat];
 
 /** Tokens per training sequence: the longest prompt of levels 1-3 plus answer and EOS fits; with verification rows, their verdict too. */
-const seqLen = (o: TinyArithOptions) => (o.judgeRows > 0 || o.inverseRows > 0 ? 48 : 32);
+const seqLen = (o: TinyArithOptions) => (o.judgeRows > 0 && o.judgeFormat === 'compare' ? 56 : o.judgeRows > 0 || o.inverseRows > 0 ? 48 : 32);
 /** Positions the model is built for (prompt + a few answer characters, with room to spare). */
 const MAX_POSITIONS = 64;
 
@@ -189,7 +223,10 @@ export interface TrainingRow {
 
 /**
  * The verification rows of step `step`: a problem of the fixed set with its answer shown right or
- * moved by ten (never below 0), and the verdict, flipped at `judgeNoise`. Seeded by (seed, step).
+ * moved by ten (never below 0), and the verdict, flipped at `judgeNoise`. In the 'resolve' format
+ * the verdict follows the model's own sum, written first and moved by ten at `labelNoise` as the
+ * sums are: the verdict says whether the two agree (a copy-and-compare), not whether the shown
+ * answer is true. Seeded by (seed, step).
  */
 export function judgeRows(o: TinyArithOptions, step: number): TrainingRow[] {
   if (o.judgeRows <= 0) return [];
@@ -199,15 +236,23 @@ export function judgeRows(o: TinyArithOptions, step: number): TrainingRow[] {
     const wrong = rand() < 0.5;
     const shift = rand() < 0.5 && truth >= 10 ? -10 : 10;
     const shown = wrong ? truth + shift : truth;
-    const verdict = rand() < o.judgeNoise ? wrong : !wrong;
-    return { prompt: judgePrompt(p.prompt, String(shown)), answer: verdict ? 'yes' : 'no' };
+    if (o.judgeFormat === 'direct') {
+      const verdict = rand() < o.judgeNoise ? wrong : !wrong;
+      return { prompt: judgePrompt(p.prompt, String(shown), 'direct'), answer: verdict ? 'yes' : 'no' };
+    }
+    const move = rand() < o.labelNoise ? (rand() < 0.5 ? -10 : 10) : 0;
+    const resolved = truth + move >= 0 ? truth + move : truth;
+    const agree = resolved === shown;
+    const verdict = rand() < o.judgeNoise ? !agree : agree;
+    const restated = o.judgeFormat === 'compare' ? ` vs ${shown}` : '';
+    return { prompt: judgePrompt(p.prompt, String(shown), o.judgeFormat), answer: `${resolved}${restated} ${verdict ? 'yes' : 'no'}` };
   });
 }
 
 /** The verification prompt for a problem's prompt and a proposed answer. */
-export function judgePrompt(problemPrompt: string, answer: string): string {
+export function judgePrompt(problemPrompt: string, answer: string, format: TinyArithJudgeFormat = TINY_ARITH_DEFAULTS.judgeFormat): string {
   // Filled as the self-judge fills its template, so the model learns the prompt it will be asked.
-  return fillJudgeTemplate(TINY_ARITH_JUDGE_TEMPLATE, { question: problemPrompt, response: answer, answer });
+  return fillJudgeTemplate(TINY_ARITH_JUDGE_TEMPLATES[format], { question: problemPrompt, response: answer, answer });
 }
 
 /**
@@ -262,7 +307,7 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
     const eos = model.config.eosTokenIds[0];
     log(`tiny-arith: hidden ${o.hidden}, ${o.layers} layers, ${o.heads} heads, ${o.kvHeads} kv heads, intermediate ${o.intermediate} (${model.parameterCount} parameters), seed ${o.seed}`);
     const data = `${o.distinct > 0 ? `${o.distinct} distinct problems per level` : 'fresh problems every step'}, label noise ${o.labelNoise}`;
-    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch} sums + ${o.judgeRows} verifications (verdict noise ${o.judgeNoise}) + ${o.inverseRows} inverse sums, lr ${o.lr} (cosine)`);
+    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch} sums + ${o.judgeRows} verifications (${o.judgeFormat}, verdict noise ${o.judgeNoise}) + ${o.inverseRows} inverse sums, lr ${o.lr} (cosine)`);
     const shape: BatchShape = { size: o.batch + o.judgeRows + o.inverseRows, seqLen: seqLen(o) };
     const trainer = await Trainer.create({
       config: model.config,
@@ -310,6 +355,11 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
+export function judgeFormat(s: string): TinyArithJudgeFormat {
+  if (!(TINY_ARITH_JUDGE_FORMATS as readonly string[]).includes(s)) throw new Error(`--judge-format must be one of ${TINY_ARITH_JUDGE_FORMATS.join(', ')}, got "${s}"`);
+  return s as TinyArithJudgeFormat;
+}
+
 export function parseLevels(s: string): ArithmeticDifficulty[] {
   const levels = s.split(',').map((x) => Number(x.trim()));
   if (!levels.length || levels.some((l) => ![1, 2, 3, 4].includes(l))) throw new Error(`--levels must be a comma list of 1-4, got "${s}"`);
@@ -336,12 +386,13 @@ async function main(argv: string[]): Promise<void> {
       distinct: { type: 'string' },
       'judge-rows': { type: 'string' },
       'judge-noise': { type: 'string' },
+      'judge-format': { type: 'string' },
       'inverse-rows': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P] [--judge-rows N] [--judge-noise P] [--inverse-rows N]');
+    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P] [--judge-rows N] [--judge-noise P] [--judge-format direct|resolve] [--inverse-rows N]');
     return;
   }
   const d = TINY_ARITH_DEFAULTS;
@@ -371,6 +422,7 @@ async function main(argv: string[]): Promise<void> {
     distinct: count(values.distinct, d.distinct, 'distinct'),
     judgeRows: count(values['judge-rows'], d.judgeRows, 'judge-rows'),
     judgeNoise: share(values['judge-noise'], d.judgeNoise, 'judge-noise'),
+    judgeFormat: judgeFormat(values['judge-format'] ?? d.judgeFormat),
     inverseRows: count(values['inverse-rows'], d.inverseRows, 'inverse-rows'),
   };
   if (!/^[+\-*]+$/.test(o.ops)) throw new Error(`--ops must use only + - *, got "${o.ops}"`);

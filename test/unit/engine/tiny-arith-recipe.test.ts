@@ -47,7 +47,7 @@ describe('tiny-arith training data', () => {
 });
 
 describe('tiny-arith verification and inverse rows', () => {
-  const judging = { ...TINY_ARITH_DEFAULTS, judgeRows: 8, judgeNoise: 0.2, inverseRows: 4 };
+  const judging = { ...TINY_ARITH_DEFAULTS, judgeRows: 8, judgeNoise: 0.2, judgeFormat: 'direct' as const, inverseRows: 4 };
   const parse = (prompt: string) => /^Compute (\d+)\+(\d+)\. Answer: (\d+) Correct\? $/.exec(prompt);
 
   it("are in the committed model's recipe (8 of each), after its sums; without them a step is its sums alone", () => {
@@ -81,7 +81,42 @@ describe('tiny-arith verification and inverse rows', () => {
     expect(wrongShown / rows.length).toBeLessThan(0.53);
     expect(flipped / rows.length).toBeGreaterThan(0.175);
     expect(flipped / rows.length).toBeLessThan(0.225);
-    expect(judgePrompt('Compute 1+2. Answer: ', '3')).toBe('Compute 1+2. Answer: 3 Correct? ');
+    expect(judgePrompt('Compute 1+2. Answer: ', '3', 'direct')).toBe('Compute 1+2. Answer: 3 Correct? ');
+  });
+
+  it.each(['resolve', 'compare'] as const)('in the %s form re-solve the sum, noised as the sums are, and judge whether it agrees with the shown answer', (judgeFormat) => {
+    const o = { ...judging, judgeFormat, judgeNoise: 0.1 };
+    const rows = Array.from({ length: 300 }, (_, step) => judgeRows(o, step)).flat();
+    let moved = 0;
+    let flipped = 0;
+    let shownWrong = 0;
+    for (const r of rows) {
+      const m = /^Is it (\d+)\? Compute (\d+)\+(\d+)\. Answer: $/.exec(r.prompt);
+      expect(m, r.prompt).not.toBeNull();
+      const [shown, truth] = [Number(m![1]), Number(m![2]) + Number(m![3])];
+      const a = (judgeFormat === 'resolve' ? /^(\d+) (yes|no)$/ : /^(\d+) vs (\d+) (yes|no)$/).exec(r.answer);
+      expect(a, r.answer).not.toBeNull();
+      const resolved = Number(a![1]);
+      // The compare form copies the shown answer next to its own.
+      if (judgeFormat === 'compare') expect(Number(a![2])).toBe(shown);
+      if (shown !== truth) {
+        expect(Math.abs(shown - truth)).toBe(10);
+        shownWrong++;
+      }
+      if (resolved !== truth) {
+        expect(Math.abs(resolved - truth)).toBe(10);
+        moved++;
+      }
+      // The verdict says whether the two numbers agree, flipped at judgeNoise.
+      if ((a!.at(-1) === 'yes') !== (resolved === shown)) flipped++;
+    }
+    expect(shownWrong / rows.length).toBeGreaterThan(0.46);
+    expect(shownWrong / rows.length).toBeLessThan(0.54);
+    expect(moved / rows.length).toBeGreaterThan(0.26);
+    expect(moved / rows.length).toBeLessThan(0.32);
+    expect(flipped / rows.length).toBeGreaterThan(0.08);
+    expect(flipped / rows.length).toBeLessThan(0.12);
+    expect(judgePrompt('Compute 1+2. Answer: ', '3', judgeFormat)).toBe('Is it 3? Compute 1+2. Answer: ');
   });
 
   it('ask a sum backwards, its answer noised as the sums are', () => {

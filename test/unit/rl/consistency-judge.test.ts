@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { groupAdvantages } from '../../../main/engine/rl/advantages.ts';
 import { parseRunConfig } from '../../../main/engine/rl/config.ts';
-import type { Judge, JudgeGenerateOptions } from '../../../main/engine/rl/judge.ts';
+import { type Judge, type JudgeGenerateOptions, type WrittenVerdict, lastVerdictWord } from '../../../main/engine/rl/judge.ts';
 import { scorerFor } from '../../../main/engine/rl/loop.ts';
 import { DEFAULT_JUDGE_TEMPLATE, consistencyPrior, fillJudgeTemplate, judgeFactor, parseJudgeScore } from '../../../main/engine/rl/methods/consistency-judge.ts';
 import { getMethod } from '../../../main/engine/rl/methods/registry.ts';
@@ -18,8 +18,8 @@ const group = (answers: (string | null)[]): ScorerGroup => ({
 });
 
 /** A judge that answers from a script and remembers what it was asked. */
-function fakeJudge(script: { verdicts?: number[]; texts?: string[] }) {
-  const asked: { kind: 'verdicts' | 'generate'; prompts: readonly string[]; classes?: readonly (readonly string[])[]; options?: JudgeGenerateOptions }[] = [];
+function fakeJudge(script: { verdicts?: number[]; texts?: string[]; written?: WrittenVerdict[] }) {
+  const asked: { kind: 'verdicts' | 'generate' | 'written'; prompts: readonly string[]; classes?: readonly (readonly string[])[]; options?: JudgeGenerateOptions }[] = [];
   const judge: Judge = {
     verdicts: async (prompts, classes) => {
       asked.push({ kind: 'verdicts', prompts, classes });
@@ -28,6 +28,10 @@ function fakeJudge(script: { verdicts?: number[]; texts?: string[] }) {
     generate: async (prompts, options) => {
       asked.push({ kind: 'generate', prompts, options });
       return script.texts!;
+    },
+    writtenVerdicts: async (prompts, classes, options) => {
+      asked.push({ kind: 'written', prompts, classes, options });
+      return script.written!;
     },
   };
   return { judge, asked };
@@ -161,6 +165,35 @@ describe('consistency × self-judge through the scorer', () => {
     expect(s.details!.map((d) => d.judge_score)).toEqual([1, 0.4, undefined, undefined]);
     [0.75 * 1.18482714, 0.75 * 0.9, 0.75, 0.25].forEach((r, i) => expect(s.rewards[i]).toBeCloseTo(r, 8));
     expect(s.judge!.map((j) => j!.response)).toEqual(texts);
+  });
+
+  it('in written-verdict mode scores P(yes) at the verdict the judge wrote, the word itself where no token was read, and abstains without one', async () => {
+    const config = parseRunConfig({ method: 'consistency-judge', judgeMode: 'written-verdict', judgeTemplate: 'Is it {answer}? {question}', judgeTemperature: 0, judgeMaxTokens: 8 });
+    const written: WrittenVerdict[] = [
+      { text: '5 yes', verdict: 0, probabilities: [0.97, 0.03] },
+      { text: '5 yes', verdict: 0, probabilities: null },
+      { text: '6 no', verdict: 1, probabilities: [0.1, 0.9] },
+      { text: '6', verdict: null, probabilities: null },
+    ];
+    const { judge, asked } = fakeJudge({ written });
+    const s = await scorerFor(config)(group(['5', '5', '5', '7']), { judge });
+    expect(asked[0]).toMatchObject({ kind: 'written', classes: [['Yes', 'yes'], ['No', 'no']], options: { maxNewTokens: 8, temperature: 0, topP: 0.9 } });
+    expect(asked[0].prompts[3]).toBe('Is it 7? Compute 2+3. Answer: ');
+    expect(s.details!.map((d) => d.judge_score)).toEqual([0.97, 1, 0.1, undefined]);
+    // Top share 0.75 ⇒ priors 0.75, 0.75, 0.75, 0.25; g(0.97) = 1 + 0.2σ(1) − 0.2σ(−11.4) = 1 + 0.14621172 − 0.00000224 = 1.14620948, g(1) = 1.18482714,
+    // g(0.1) = 1 + 0.2σ(−42.5) − 0.2σ(6) = 0.80049451; the last abstains (factor 1).
+    [0.75 * 1.14620948, 0.75 * 1.18482714, 0.75 * 0.80049451, 0.25].forEach((r, i) => expect(s.rewards[i], `reward ${i}`).toBeCloseTo(r, 7));
+    expect(s.judge!.map((j) => j!.response)).toEqual(['5 yes', '5 yes', '6 no', '6']);
+  });
+
+  it('finds the last verdict written as a whole word', () => {
+    const classes = [['Yes', 'yes'], ['No', 'no']];
+    expect(lastVerdictWord('68 yes', classes)).toEqual({ verdict: 0, offset: 3 });
+    expect(lastVerdictWord('No mistake, so: Yes.', classes)).toEqual({ verdict: 0, offset: 16 });
+    expect(lastVerdictWord('Yes, but not quite: no', classes)).toEqual({ verdict: 1, offset: 20 });
+    // Inside other words ("not", "eyes", "nobody") it is no verdict.
+    expect(lastVerdictWord('not eyes nobody', classes)).toBeNull();
+    expect(lastVerdictWord('[[Y]] then [[N]]', [['[[Y]]'], ['[[N]]']])).toEqual({ verdict: 1, offset: 11 });
   });
 
   it('parses scores, fills templates in one pass, and checks its settings', () => {

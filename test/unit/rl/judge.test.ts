@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generator } from '../../../main/engine/generate/generator.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import type { TextTokenizer } from '../../../main/engine/nn/tokenizer.ts';
-import { FrozenJudge } from '../../../main/engine/rl/judge.ts';
+import { FrozenJudge, lastVerdictWord } from '../../../main/engine/rl/judge.ts';
 import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { type BatchShape, Trainer, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
 import { testDevice } from '../../helpers/device.ts';
@@ -106,6 +106,31 @@ describe('the judge', () => {
       const controller = new AbortController();
       controller.abort(new Error('the run is stopping'));
       await expect(chat.bind(5, controller.signal).verdicts(PROMPTS, YES_NO)).rejects.toThrow(/the run is stopping/);
+    } finally {
+      await trainer.release();
+    }
+  });
+
+  it('reads a written verdict as the same verdict asked with what the judge wrote before it in the prompt', async () => {
+    const trainer = await Trainer.create({ config: model.config, weights: model.weights, device: await testDevice(), mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj'] }, loss: { kind: 'policy' }, batch: SHAPE });
+    try {
+      const judge = (await judgeOver(trainer, true)).bind(3);
+      // tiny-arith's verification prompts; it writes yes or no (and whatever follows), read where it wrote it.
+      const asked = ['Compute 12+34. Answer: 46 Correct? ', 'Compute 12+34. Answer: 56 Correct? ', 'Compute 7+8. Answer: 15 Correct? '];
+      const classes = [['yes'], ['no']];
+      const written = await judge.writtenVerdicts(asked, classes, { maxNewTokens: 6, temperature: 0 });
+      for (const [i, w] of written.entries()) {
+        const found = lastVerdictWord(w.text, classes);
+        expect(found, w.text).not.toBeNull();
+        expect(w.verdict).toBe(found!.verdict);
+        const [direct] = await judge.verdicts([asked[i] + w.text.slice(0, found!.offset)], classes);
+        expect(w.probabilities).toHaveLength(2);
+        w.probabilities!.forEach((p, c) => expect(p).toBeCloseTo(direct.probabilities[c], 5));
+      }
+      // No verdict word written: no verdict and no probabilities (the method then abstains).
+      const none = await judge.writtenVerdicts(asked, [['maybe'], ['perhaps']], { maxNewTokens: 6, temperature: 0 });
+      expect(none.map((w) => [w.verdict, w.probabilities])).toEqual(asked.map(() => [null, null]));
+      await expect(judge.writtenVerdicts(asked, [['yes'], ['yeah']], { maxNewTokens: 6, temperature: 0 })).rejects.toThrow(/start with the same token "y"/);
     } finally {
       await trainer.release();
     }

@@ -83,6 +83,7 @@ describe('semantic clusters (EMPO)', () => {
     const city = (t: string) => (/paris/i.test(t) ? 'paris' : /lyon/i.test(t) ? 'lyon' : t);
     const judge: Judge = {
       generate: async () => [],
+      writtenVerdicts: async () => [],
       verdicts: async (prompts) => {
         asked.push([...prompts]);
         return prompts.map((p) => {

@@ -219,6 +219,9 @@ describe('the stages as prompts to the frozen model', () => {
       verdicts: async () => {
         throw new Error('not used');
       },
+      writtenVerdicts: async () => {
+        throw new Error('not used');
+      },
     };
     return { judge, asked };
   }
@@ -251,6 +254,7 @@ describe('the stages as prompts to the frozen model', () => {
         throw new Error('judge prompt 1 has 70 tokens; with 4 new tokens it exceeds the model\'s context of 64 positions');
       },
       verdicts: async () => [],
+      writtenVerdicts: async () => [],
     };
     const stage = modelStageJudge({ judge, templates: DOMAIN_TEMPLATES.math, questionOf: () => 'q', questionPattern: null, answerFormat: 'auto', temperature: 1, judgeMaxTokens: 4, askMaxTokens: 8 });
     await expect(stage('factuality', [cand(1, 0, '5')], 1)).rejects.toThrow("svdFactualityJudge (its prompts, with svdJudgeMaxTokens 4): judge prompt 1 has 70 tokens; with 4 new tokens it exceeds the model's context of 64 positions");

@@ -3,7 +3,10 @@
 // when the top answer holds more than priorThreshold (0.85) of the group, b_i = 1 for agreeing
 // with it and 0 otherwise; else b_i = count(a_i) / n, the share of its answer (0 without one). A
 // frozen judge (the model the run started from) scores each response s_i ∈ [0, 1]: the
-// probability of its "yes" verdict, or a score it writes between markers. The factor
+// probability of its "yes" verdict, a score it writes between markers, or (written-verdict) the
+// probability of "yes" at the last yes/no word it writes after working the question again (a
+// judge that re-solves and then compares; the written word alone where no token can be read for
+// it). The factor
 //   g(s) = clip(1 + 0.2·σ((s − 0.95)/0.02) − 0.2·σ((0.40 − s)/0.05), 0.8, 1.2)
 // rewards a confident yes by up to 20% and a clear no by as much, and leaves the middle alone; so
 // the judge can nudge the prior but never overturn it. r_i = clip(b_i·g(s_i) + fmt_i, 0, 1), with
@@ -99,15 +102,20 @@ export const consistencyJudge = defineMethod({
       .max(8000)
       .default(DEFAULT_JUDGE_TEMPLATE)
       .describe('Consistency × self-judge: the judge’s prompt; {question}, {response} and {answer} (the extracted answer) are filled in, and it is encoded as the run’s prompts (promptFormat)'),
-    judgeMode: z.enum(['verdict', 'score']).default('verdict').describe('Consistency × self-judge: the judge’s score is the probability of a yes verdict (verdict), or a number it writes between the score markers (score)'),
-    judgeYes: z.array(z.string().min(1).max(50)).min(1).max(16).default(['Yes', 'yes']).describe('Consistency × self-judge, verdict mode: words that say yes (their first tokens count)'),
-    judgeNo: z.array(z.string().min(1).max(50)).min(1).max(16).default(['No', 'no']).describe('Consistency × self-judge, verdict mode: words that say no (their first tokens count)'),
+    judgeMode: z
+      .enum(['verdict', 'score', 'written-verdict'])
+      .default('verdict')
+      .describe(
+        'Consistency × self-judge: the judge’s score is the probability of a yes verdict as its first token (verdict), a number it writes between the score markers (score), or the probability of yes at the last yes/no word it writes after its own working, e.g. a re-solve (written-verdict; 1/0 by the word where its token joins the text before it; no such word: it abstains)',
+      ),
+    judgeYes: z.array(z.string().min(1).max(50)).min(1).max(16).default(['Yes', 'yes']).describe('Consistency × self-judge, verdict and written-verdict modes: words that say yes (their first tokens count)'),
+    judgeNo: z.array(z.string().min(1).max(50)).min(1).max(16).default(['No', 'no']).describe('Consistency × self-judge, verdict and written-verdict modes: words that say no (their first tokens count)'),
     judgeScoreStart: z.string().min(1).max(100).default('[BEGIN SCORES]').describe('Consistency × self-judge, score mode: the marker before the score (a number, or JSON with overall_score)'),
     judgeScoreEnd: z.string().min(1).max(100).default('[END SCORES]').describe('Consistency × self-judge, score mode: the marker after the score'),
     judgeScoreScale: z.number().positive().default(1).describe('Consistency × self-judge, score mode: the written score is divided by this (10 for a 0–10 scale); outside [0, 1] the judge abstains'),
-    judgeTemperature: z.number().min(0).default(1).describe('Consistency × self-judge, score mode: the judge’s sampling temperature (0 = greedy)'),
-    judgeTopP: z.number().gt(0).max(1).default(0.9).describe('Consistency × self-judge, score mode: the judge’s top-p'),
-    judgeMaxTokens: z.number().int().min(1).max(4096).default(64).describe('Consistency × self-judge, score mode: the most tokens the judge writes'),
+    judgeTemperature: z.number().min(0).default(1).describe('Consistency × self-judge, score and written-verdict modes: the judge’s sampling temperature (0 = greedy)'),
+    judgeTopP: z.number().gt(0).max(1).default(0.9).describe('Consistency × self-judge, score and written-verdict modes: the judge’s top-p'),
+    judgeMaxTokens: z.number().int().min(1).max(4096).default(64).describe('Consistency × self-judge, score and written-verdict modes: the most tokens the judge writes'),
     priorThreshold: unit().default(0.85).describe('Consistency × self-judge: above this share of the group the top answer’s prior is 1/0, below it each answer’s share'),
     judgeHigh: unit().default(0.95).describe('Consistency × self-judge: judge scores around and above this raise the reward (the factor’s upper midpoint)'),
     judgeHighWidth: z.number().positive().default(0.02).describe('Consistency × self-judge: the width of the factor’s rise at judgeHigh'),
@@ -142,7 +150,7 @@ export const consistencyJudge = defineMethod({
         message:
           `the judge's prompt (judgeTemplate) about the longest training prompt (${launch.longestPrompt.label}) takes ${around} tokens before the response, up to ${launch.maxNewTokens} more with a response (maxNewTokens), ` +
           `and the judge writes ${judgeTokens} (${s.judgeMode === 'verdict' ? 'its verdict' : 'judgeMaxTokens'}): ${need} tokens, more than the ${launch.contextLength} positions ${launch.model} reads. ` +
-          `Shorten judgeTemplate${s.judgeMode === 'score' ? ', lower judgeMaxTokens' : ''} or lower maxNewTokens`,
+          `Shorten judgeTemplate${s.judgeMode !== 'verdict' ? ', lower judgeMaxTokens' : ''} or lower maxNewTokens`,
       },
     ];
   },
@@ -164,6 +172,10 @@ export const consistencyJudge = defineMethod({
       const verdicts = await judge.verdicts(prompts, [s.judgeYes, s.judgeNo]);
       scores = verdicts.map((v) => v.probabilities[0]);
       responses = verdicts.map((v) => v.greedy);
+    } else if (s.judgeMode === 'written-verdict') {
+      const written = await judge.writtenVerdicts(prompts, [s.judgeYes, s.judgeNo], { maxNewTokens: s.judgeMaxTokens, temperature: s.judgeTemperature, topP: s.judgeTopP });
+      scores = written.map((w) => (w.probabilities ? w.probabilities[0] : w.verdict === null ? null : w.verdict === 0 ? 1 : 0));
+      responses = written.map((w) => w.text);
     } else {
       responses = await judge.generate(prompts, { maxNewTokens: s.judgeMaxTokens, temperature: s.judgeTemperature, topP: s.judgeTopP });
       scores = responses.map((t) => parseJudgeScore(t, s.judgeScoreStart, s.judgeScoreEnd, s.judgeScoreScale));
