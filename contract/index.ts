@@ -374,6 +374,25 @@ export interface CodeExecutionView {
   top: number | null;
   /** Per test: its credit (passes the whole top set × share of the other samples it fails). */
   testRewards: number[];
+  /** Self-debugging turns (setting codeDebugTurn): samples whose function failed some test, revised; absent when the run had none. */
+  revisions?: CodeRevisionView[];
+}
+
+/** A sample's second turn: the message it read (the failing tests and their errors), its revision, and how the revised function did. */
+export interface CodeRevisionView {
+  /** The sample revised (its idx). */
+  sample: number;
+  feedback: string;
+  text: string;
+  /** The revised function (null: the revision wrote no code block). */
+  solution: string | null;
+  /** The revised function against each of the group's tests. */
+  row: ExecutionOutcome[];
+  /** Its consensus score among the group's functions and the revisions (over the largest possible). */
+  reward: number;
+  /** Its advantage among the group's revisions (0 or absent: not trained), and its hidden-test outcome where checked. */
+  advantage?: number;
+  hiddenResult?: string;
 }
 
 export interface GroupDetail {

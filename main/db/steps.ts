@@ -26,6 +26,8 @@ export interface StepExecution {
   top: number | null;
   /** Per test: its credit. */
   testRewards: number[];
+  /** Self-debugging turns: the sample revised, its message, revision, revised function's row, reward, advantage and hidden outcome. */
+  revisions?: { sample: number; feedback: string; text: string; solution: string | null; row: ExecutionOutcome[]; reward: number; advantage?: number; hiddenResult?: string }[];
 }
 
 export interface StepSample {

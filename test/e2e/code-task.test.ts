@@ -1,8 +1,8 @@
 // The browser suite on a code run (issue 19, acceptance 4): a recorded step of code-consensus
 // whose group holds its execution matrix and each function's hidden-test outcome (written to the
 // data folder web mode serves); the inspector opens the step, the group's task view shows the
-// matrix with the top consensus set marked, the hidden results beside the solutions, and the
-// solutions and tests highlighted side by side.
+// matrix with the top consensus set marked, the hidden results beside the solutions, the
+// solutions and tests highlighted side by side, and a self-debugging turn.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +40,19 @@ const execution = {
   ],
   top: 0,
   testRewards: [0.5, 1, 1],
+  // Response 2's second turn: it read its failing tests and fixed its function.
+  revisions: [
+    {
+      sample: 2,
+      feedback: 'Your function fails these tests:\nassert double(0) == 0  # AssertionError\nWrite the corrected function in a code block.',
+      text: `\`\`\`python\n${right}\`\`\``,
+      solution: right,
+      row: ['pass', 'pass', 'pass'] as ('pass' | 'fail' | 'error' | 'timeout')[],
+      reward: 0.6,
+      advantage: 0.5,
+      hiddenResult: 'pass',
+    },
+  ],
 };
 const response = (code: string | null, tests: string[]) => `${code === null ? 'I do not know.' : `\`\`\`python\n${code}\`\`\`\n`}${tests.length ? `\`\`\`python\n${tests.join('\n')}\n\`\`\`` : ''}`;
 
@@ -109,6 +122,13 @@ describe('a code run’s step', () => {
     expect(await page.getByTestId('test-card').count()).toBe(3);
     expect(await page.getByTestId('solution-card').first().locator('.hljs-keyword').first().textContent()).toBe('def');
     expect(await page.getByTestId('test-card').first().textContent()).toContain('assert double(2) == 4');
+
+    // The self-debugging turn: what the response read, and its revised function against the tests.
+    expect(await page.getByTestId('debug-turn').count()).toBe(1);
+    expect(await page.getByTestId('debug-turn').getAttribute('data-sample')).toBe('2');
+    expect(await page.getByTestId('debug-feedback').textContent()).toContain('assert double(0) == 0  # AssertionError');
+    expect(await page.getByTestId('debug-cell').evaluateAll((els) => els.map((e) => e.getAttribute('data-outcome')))).toEqual(['pass', 'pass', 'pass']);
+    expect(await page.getByTestId('debug-hidden').textContent()).toBe('hidden: pass');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'code-task.png'), fullPage: true });
 
     // Back to the step's trajectories.

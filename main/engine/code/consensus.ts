@@ -152,4 +152,24 @@ export interface ExecutionRecord {
   top: number | null;
   /** Per test: its credit (passes the whole top set × share of the other solutions it fails). */
   testRewards: number[];
+  /** Self-debugging turns (`codeDebugTurn`): the responses whose function failed some test, revised. */
+  revisions?: RevisionRecord[];
+}
+
+/** A response's second turn: what it was told, what it wrote, and how its revised function did. */
+export interface RevisionRecord {
+  /** The response revised (its index in the group). */
+  sample: number;
+  /** The user message of the second turn: the failing tests and their errors. */
+  feedback: string;
+  /** The revision as generated, and the function parsed from it (null: no code block). */
+  text: string;
+  solution: string | null;
+  /** Its function against each of the group's tests. */
+  row: Outcome[];
+  /** Its consensus score among the group's functions and the revisions, over its largest. */
+  reward: number;
+  /** Set by the loop: its group-relative advantage among the group's revisions (0: not trained), and its hidden-test outcome. */
+  advantage?: number;
+  hiddenResult?: string;
 }

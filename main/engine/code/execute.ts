@@ -39,8 +39,25 @@ export async function executionMatrix(
   tests: readonly string[],
   options: { timeoutMs?: number } = {},
 ): Promise<Outcome[][]> {
+  return (await executionCells(runner, language, solutions, tests, options)).map((row) => row.map((c) => c.outcome));
+}
+
+/** One cell with what the program said: the error's last line, or that it ran out of time (a self-debugging turn shows it). */
+export interface ExecutionCell {
+  outcome: Outcome;
+  error: string | null;
+}
+
+/** The matrix with each cell's error message. */
+export async function executionCells(
+  runner: ProgramRunner,
+  language: SandboxLanguage,
+  solutions: readonly string[],
+  tests: readonly string[],
+  options: { timeoutMs?: number } = {},
+): Promise<ExecutionCell[][]> {
   const cells = solutions.map((solution) =>
-    tests.map((test) => runner.run(language, testProgram(language, solution, test), options).then(outcomeOf)),
+    tests.map((test) => runner.run(language, testProgram(language, solution, test), options).then((r) => ({ outcome: outcomeOf(r), error: r.status === 'ok' ? null : (r.error ?? r.status) }))),
   );
   return Promise.all(cells.map((row) => Promise.all(row)));
 }

@@ -46,10 +46,11 @@ import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './config.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
-import { type Alert, CRITIC_METRICS, CollapseWatch, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
+import { type Alert, CRITIC_METRICS, CollapseWatch, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
-import type { GroupScore, JudgeExchange, Scorer, ScorerSample, VoteCount } from './rewards.ts';
+import type { GroupScore, JudgeExchange, ReviseRequest, Revision, Scorer, ScorerSample, VoteCount } from './rewards.ts';
+import type { PromptFormat } from './prompts.ts';
 import { type SignalGroup, SignalWatch, signalMetrics } from './signal.ts';
 import { mean } from './stats.ts';
 
@@ -276,6 +277,8 @@ interface ScoredGroup {
   tokenAdvantages: (number[] | null)[];
   /** Per vote, its outcome against the hidden answer where the method checks one (null: not checked). */
   hidden: (string | null)[] | null;
+  /** Per revision of `score.revisions` (a second turn), its group-relative advantage (none: an unlabeled group's are not trained). */
+  revisionAdvantages: number[];
 }
 
 export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<LoopResult> {
@@ -324,8 +327,20 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const order = new PromptOrder(config.seed, input.items.length);
 
   const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
+  // A method's second turn (self-debugging): every sample may be continued once, so its update
+  // holds up to promptsPerStep × votes revisions of the prompt, a reply, the message and a reply.
+  const reviseSpec = method.services?.revise?.(methodSettings) ?? null;
+  if (reviseSpec && config.advantage === 'gae') {
+    throw new Error(`method "${method.id}" is asked for a second turn (its self-debugging setting), whose revisions are trained with group-relative advantages; advantage gae has no critic values for them. Set advantage to grpo, drgrpo or rloo, or turn the second turn off.`);
+  }
+  const reviseShape = reviseSpec
+    ? { size: config.promptsPerStep * config.votes, seqLen: Math.min(model.config.maxPositionEmbeddings, longestPrompt + 2 * config.maxNewTokens + reviseSpec.messageTokens) - 1 }
+    : null;
   const withCritic = config.advantage === 'gae';
-  checkMemory(model.config, config, device, shape, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
+  // The two updates run one after the other: the larger decides the memory.
+  const cost = (s: { size: number; seqLen: number }) => s.size * s.seqLen * s.seqLen;
+  const largest = reviseShape && cost(reviseShape) > cost(shape) ? reviseShape : shape;
+  checkMemory(model.config, config, device, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -345,7 +360,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   let teacherCopy: TrainableCopy | null = null;
   let critic: Critic | null = null;
   try {
-    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens });
+    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: Math.max(longestAny + config.maxNewTokens, (reviseShape?.seqLen ?? 0) + 1) });
     const gen = generator;
     let judge: FrozenJudge | null = null;
     if (needsJudge) {
@@ -521,7 +536,34 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           // The judge's sampling seed depends on the run's seed, the step and the group only.
           const judgeSeed = (Math.imul(config.seed, 0x9e3779b1) ^ Math.imul(step, 0x85ebca6b) ^ Math.imul(p + 1, 0xc2b2ae35)) >>> 0;
           const services = { ...(judge && { judge: judge.bind(judgeSeed, signal) }), ...(teacher && { teacher: teacher.bind((judgeSeed ^ 0x5bd1e995) >>> 0, signal) }) };
-          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, tokenEnds: (ids) => tokenEnds(tok, ids), ...services });
+          // The second turn: each request's sample continued by its message, one revision each, seeded by the group.
+          const revise = reviseShape
+            ? async (requests: readonly ReviseRequest[]): Promise<(Revision | null)[]> => {
+                const maxPrompt = reviseShape.seqLen + 1 - config.maxNewTokens;
+                const ids = requests.map((q) => secondTurnIds(tok, config.promptFormat, input.items[itemIndex].prompt, promptIds[itemIndex], samples[q.sample].tokenIds, texts[q.sample], q.message));
+                const asked = ids.filter((x) => x.length <= maxPrompt);
+                if (asked.length === 0) return requests.map(() => null);
+                const out = await gen.generate({
+                  promptIds: asked,
+                  samplesPerPrompt: 1,
+                  maxNewTokens: config.maxNewTokens,
+                  temperature: config.temperature,
+                  topP: config.topP,
+                  topK: config.topK,
+                  seed: (judgeSeed ^ 0x27d4eb2f) >>> 0,
+                  stopStrings: config.stopStrings,
+                  tokenizer: tok,
+                  signal,
+                });
+                let k = 0;
+                return ids.map((x) => {
+                  if (x.length > maxPrompt) return null;
+                  const r = out.samples[k++];
+                  return { text: r.text ?? decodeText(tok, r.tokenIds), promptIds: x, tokenIds: [...r.tokenIds], logprobs: [...r.logprobs] };
+                });
+              }
+            : undefined;
+          const scored = await scorer({ prompt: input.items[itemIndex].prompt, samples: scorerSamples }, { signal, tokenEnds: (ids) => tokenEnds(tok, ids), ...services, ...(revise && { revise }) });
           checkScore(scored, samples);
           if (scored.roles && !roleAdvantages) throw new Error(`the scorer gave rewards per role (${scored.roles.names.join(', ')}), but method "${method.id}" does not train with per-token advantages (its tokenAdvantages)`);
           const reviewed = input.reviewedLabels?.get(itemIdxOf(itemIndex));
@@ -551,7 +593,19 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           const truth = truths[itemIndex];
           const hiddenResults = hiddenCheck && truth !== null ? await Promise.all(texts.map((t) => hiddenCheck(t, truth, signal))) : null;
           const hidden = hiddenResults?.some((r) => r !== null) ? hiddenResults : null;
-          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages, tokenAdvantages, hidden });
+          // Second turns: trained (labeled groups) with their advantage among the group's revisions; checked against the hidden answer too.
+          const revisions = score.labeled ? (score.revisions ?? []) : [];
+          const revisionAdvantages = groupAdvantages(
+            revisions.map((r) => r.reward),
+            config.advantage === 'gae' ? 'grpo' : config.advantage,
+            config.advantageEpsilon,
+          );
+          for (const [j, rec] of (score.execution?.revisions ?? []).entries()) {
+            rec.advantage = revisionAdvantages[j] ?? 0;
+            const outcome = hiddenCheck && truth !== null ? await hiddenCheck(rec.text, truth, signal) : null;
+            if (outcome !== null) rec.hiddenResult = outcome;
+          }
+          groups.push({ itemIndex, promptIds: promptIds[itemIndex], samples, texts, answers, score, vote, labelSource: reviewed === undefined ? 'vote' : 'review', chosen, advantages, tokenAdvantages, hidden, revisionAdvantages });
         }
         state = { ...state, cursor: state.cursor + config.promptsPerStep, rng: rng.state() };
 
@@ -571,6 +625,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         const lr = learningRate(schedule, step - 1);
         const klCoef = state.klCoef ?? config.klCoef;
         let update: StepResult | null = null;
+        let revisionUpdate: StepResult | null = null;
         // The critic's values pass counts as update time (it is the critic's forward pass).
         let updateSeconds = criticSeconds;
         const criticUpdates: CriticStepResult[] = [];
@@ -586,6 +641,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           // During the critic's warmup the policy waits.
           const policyWaits = critic !== null && step <= config.criticWarmup;
           if (!policyWaits) update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0, critique?.tokenAdvantages ?? (roleAdvantages ? 'groups' : undefined));
+          // The second turns' replies: one more step, on their own batch.
+          if (!policyWaits && reviseShape) revisionUpdate = await reviseUpdate(trainer, groups, reviseShape, klCoef, lr, tok.padTokenId ?? 0, withCritic || roleAdvantages);
           updateSeconds += seconds(updateStart);
           if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
           // The teacher follows the policy slowly, after every update that changed it.
@@ -615,6 +672,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
         }
         Object.assign(m, signalNumbers);
+        if (revisionUpdate) {
+          m[REVISION_METRICS.pgLoss] = revisionUpdate.pgLoss ?? 0;
+          m[REVISION_METRICS.gradNorm] = revisionUpdate.gradNorm;
+        }
         if (critique) Object.assign(m, critique.metrics);
         if (criticUpdates.length > 0) {
           const avg = (f: (r: CriticStepResult) => number) => mean(criticUpdates.map(f));
@@ -775,6 +836,56 @@ async function policyUpdate(
   });
   const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
   return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, klCoef > 0 ? { klCoef } : {});
+}
+
+/**
+ * The second turns' update: every trained revision (non-zero advantage) of a labeled group as a
+ * row of prompt, first reply, message and revision, the loss on the revision's tokens only, its
+ * old log-probs from its sampling. Null when there is none.
+ */
+async function reviseUpdate(trainer: Trainer, groups: readonly ScoredGroup[], shape: { size: number; seqLen: number }, klCoef: number, lr: number, padId: number, perToken: boolean): Promise<StepResult | null> {
+  const rows = groups.flatMap((g) => (g.score.revisions ?? []).flatMap((r, j) => (g.revisionAdvantages[j] ? [{ r, advantage: g.revisionAdvantages[j] }] : [])));
+  if (rows.length === 0) return null;
+  const batch = makeCausalBatch(
+    rows.map(({ r }) => ({ tokens: [...r.promptIds, ...r.tokenIds], lossStart: r.promptIds.length })),
+    shape,
+    padId,
+  );
+  const n = shape.size * shape.seqLen;
+  const oldLogprobs = new Float32Array(n);
+  const advantages = new Float32Array(perToken ? n : shape.size);
+  rows.forEach(({ r, advantage }, b) => {
+    const at = (j: number) => b * shape.seqLen + r.promptIds.length - 1 + j;
+    r.logprobs.forEach((lp, j) => {
+      oldLogprobs[at(j)] = lp;
+      if (perToken) advantages[at(j)] = advantage;
+    });
+    if (!perToken) advantages[b] = advantage;
+  });
+  const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true, shape }) : undefined;
+  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, { ...(klCoef > 0 && { klCoef }), shape });
+}
+
+/**
+ * What the model reads in a second turn: the prompt, its first reply and the method's message,
+ * as a conversation in the chat template (the generation prompt after it) or, raw, the reply's
+ * tokens as sampled (without a closing end-of-sequence) and the message after a blank line.
+ */
+function secondTurnIds(tok: TextTokenizer, format: PromptFormat, prompt: string, promptIds: readonly number[], replyIds: readonly number[], reply: string, message: string): number[] {
+  if (format === 'chat') {
+    const text = tok.applyChatTemplate(
+      [
+        { role: 'user', content: prompt },
+        { role: 'assistant', content: reply },
+        { role: 'user', content: message },
+      ],
+      { addGenerationPrompt: true },
+    );
+    return tok.encode(text, { addSpecialTokens: false });
+  }
+  let end = replyIds.length;
+  while (end > 0 && tok.eosTokenIds.includes(replyIds[end - 1])) end--;
+  return [...promptIds, ...replyIds.slice(0, end), ...tok.encode(`\n\n${message}\n\n`, { addSpecialTokens: false })];
 }
 
 /** The samples an update trains on, as batch rows in order: each labeled group's chosen samples. */

@@ -32,6 +32,12 @@ export const TRAIN_METRICS = {
 } as const;
 
 /** The actor–critic's metrics (advantage gae), under verl's names. */
+/** The update of a method's second turns (self-debugging), logged at steps that trained any. */
+export const REVISION_METRICS = {
+  pgLoss: 'actor/revision_pg_loss',
+  gradNorm: 'actor/revision_grad_norm',
+} as const;
+
 export const CRITIC_METRICS = {
   vfLoss: 'critic/vf_loss',
   vfClipfrac: 'critic/vf_clipfrac',
@@ -153,6 +159,8 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: TRAIN_METRICS.clipRatio, label: 'Clip ratio', chart: null, unit: true, description: 'Share of response tokens whose ratio was clipped' },
   { key: TRAIN_METRICS.lr, label: 'Learning rate', chart: null, description: 'Learning rate of the update' },
   { key: TRAIN_METRICS.pgLoss, label: 'Policy loss', chart: null, description: 'Clipped policy-gradient loss' },
+  { key: REVISION_METRICS.pgLoss, label: 'Second-turn policy loss', chart: null, description: 'Clipped policy-gradient loss of the update on a method’s second turns (self-debugging revisions)' },
+  { key: REVISION_METRICS.gradNorm, label: 'Second-turn gradient norm', chart: null, description: 'Gradient norm of the update on a method’s second turns, before clipping' },
   { key: CRITIC_METRICS.valuesMean, label: 'Critic value', chart: 'critic-values', description: 'Mean value the critic gave the rollout’s trained response tokens, before its update (verl’s critic/values/mean)' },
   { key: CRITIC_METRICS.returnsMean, label: 'Return', chart: 'critic-values', description: 'Mean GAE return of those tokens: what the critic learns to predict (verl’s critic/returns/mean)' },
   { key: CRITIC_METRICS.vpredMean, label: 'Critic prediction (update)', chart: 'critic-values', description: 'Mean prediction of the critic during its update, averaged over its updates (verl’s critic/vpred_mean)' },

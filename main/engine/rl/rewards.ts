@@ -43,6 +43,35 @@ export interface ScorerContext {
    * tokens up to it), for a method that rewards parts of a response apart (`GroupScore.roles`).
    */
   tokenEnds?(tokenIds: readonly number[]): number[];
+  /**
+   * A second turn from the policy, for a method whose definition asks for it (`services.revise`):
+   * each request's sample is continued by the user message, and one revision is sampled (null:
+   * the conversation would not fit the run's revision length). In order of the requests.
+   */
+  revise?(requests: readonly ReviseRequest[]): Promise<(Revision | null)[]>;
+}
+
+/** A sample to continue with a user message (its second turn). */
+export interface ReviseRequest {
+  /** Its index in the group. */
+  sample: number;
+  message: string;
+}
+
+/** A second turn's sampled reply, with what the trainer needs of it. */
+export interface Revision {
+  text: string;
+  /** The conversation before the reply (prompt, first reply, message), as the model read it. */
+  promptIds: number[];
+  tokenIds: number[];
+  /** Per reply token: its log-prob under the rollout policy. */
+  logprobs: number[];
+}
+
+/** A revision as scored: the loop trains it with the group-relative advantage of `reward` among the group's revisions. */
+export interface ScoredRevision extends Revision {
+  sample: number;
+  reward: number;
 }
 
 /**
@@ -103,10 +132,12 @@ export interface GroupScore {
   roles?: ResponseRoles;
   /** Code methods: the execution matrix the rewards came from, stored with the group. */
   execution?: ExecutionRecord;
+  /** Second turns to train (`ScorerContext.revise`), in the order of `execution.revisions`. */
+  revisions?: ScoredRevision[];
 }
 
 /** A majority vote's score: every vote field is there. */
-export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels' | 'roles' | 'execution'>>;
+export type VoteScore = Required<Omit<GroupScore, 'details' | 'judge' | 'labels' | 'roles' | 'execution' | 'revisions'>>;
 
 /** A label-free method's reward: one group in, one reward per sample out (possibly after asking a model). */
 export type Scorer = (group: ScorerGroup, context: ScorerContext) => GroupScore | Promise<GroupScore>;

@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseCodeResponse, tokenRoles } from '../../../main/engine/code/response.ts';
 import { roleTokenAdvantages } from '../../../main/engine/rl/advantages.ts';
-import { codeConsensus, poolTests } from '../../../main/engine/rl/methods/code-consensus.ts';
-import type { ScorerSample } from '../../../main/engine/rl/rewards.ts';
+import { codeConsensus, debugMessage, poolTests } from '../../../main/engine/rl/methods/code-consensus.ts';
+import type { ReviseRequest, Revision, ScorerSample } from '../../../main/engine/rl/rewards.ts';
 import type { CommonRunConfig } from '../../../main/engine/rl/common-settings.ts';
 
 const sample = (text: string): ScorerSample => ({ text, answer: null, tokenCount: 0, tokenIds: [], logprobs: [], entropies: [], selfCertainties: [] });
@@ -176,5 +176,43 @@ describe('the code-consensus hidden check (evaluation only)', () => {
     expect(await check('no code at all', hidden)).toBe('error');
     // An answer that is not a code task's: nothing to check.
     expect(await check('```javascript\nfunction triple(x) { return 3 * x; }\n```', '42')).toBeNull();
+  });
+});
+
+describe('the self-debugging turn', () => {
+  it('revises the failing functions and rewards each revision by consensus with the group', async () => {
+    const right = '```javascript\nfunction inc(x) { return x + 1; }\n';
+    const responses = [`${right}assert(inc(1) === 2);\n\`\`\``, `${right}assert(inc(0) === 1);\n\`\`\``, '```javascript\nfunction inc(x) { return x; }\nassert(inc(5) === 6);\n```', 'no code'];
+    const asked: ReviseRequest[] = [];
+    const revise = async (requests: readonly ReviseRequest[]): Promise<(Revision | null)[]> => {
+      asked.push(...requests);
+      return requests.map(() => ({ text: '```javascript\nfunction inc(x) { return x + 1; }\n```', promptIds: [1, 2], tokenIds: [3], logprobs: [-0.5] }));
+    };
+    const on = codeConsensus.settings.parse({ codeLanguage: 'javascript', codeDebugTurn: true });
+    expect(codeConsensus.services!.revise!(on)).toEqual({ messageTokens: 192 });
+    expect(codeConsensus.services!.revise!(codeConsensus.settings.parse({}))).toBeNull();
+    const score = await codeConsensus.scorer!(on, {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(sample) }, { revise });
+    // Tests: t0 inc(1) === 2, t1 inc(0) === 1, t2 inc(5) === 6. Responses 0 and 1 pass all three; 2 fails all; 3 has no function (not revised).
+    expect(asked.map((q) => q.sample)).toEqual([2]);
+    expect(asked[0].message).toMatch(/^Your function fails these tests:\nassert\(inc\(1\) === 2\); {2}\/\/ AssertionError.*\nassert\(inc\(0\) === 1\); {2}\/\/ .*\nassert\(inc\(5\) === 6\); {2}\/\/ .*\nWrite the corrected function in a code block\.$/);
+    // Together: {0, 1, revision} pass all three, 3 × 3 = 9, over 5 functions × 3 tests = 15.
+    expect(score.revisions).toEqual([{ text: '```javascript\nfunction inc(x) { return x + 1; }\n```', promptIds: [1, 2], tokenIds: [3], logprobs: [-0.5], sample: 2, reward: 9 / 15 }]);
+    expect(score.execution!.revisions).toEqual([
+      { sample: 2, feedback: asked[0].message, text: score.revisions![0].text, solution: 'function inc(x) { return x + 1; }\n', row: ['pass', 'pass', 'pass'], reward: 9 / 15 },
+    ]);
+    expect(score.diagnostics).toMatchObject({ debug_turns: 1 / 4, debug_pass_gain: 1 });
+    // The first turn's rewards are those of the group alone.
+    const off = await codeConsensus.scorer!(codeConsensus.settings.parse({ codeLanguage: 'javascript' }), {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(sample) }, {});
+    expect(score.rewards).toEqual(off.rewards);
+    expect(off.revisions).toBeUndefined();
+    // A revision whose hidden-test outcome the loop set is counted in the step's metrics.
+    score.execution!.revisions![0].hiddenResult = 'pass';
+    expect(codeConsensus.stepMetrics!([{ score, chosen: [0, 1, 2, 3] }], on)).toMatchObject({ 'code/debug_turns': 1 / 4, 'code/debug_pass_gain': 1, 'code/debug_hidden_pass_rate': 1 });
+  });
+
+  it('names at most four failing tests in its message, and a timeout as such', () => {
+    const tests = ['t0', 't1', 't2', 't3', 't4', 't5'];
+    const row = tests.map((_, i) => (i === 0 ? { outcome: 'pass' as const, error: null } : i === 1 ? { outcome: 'timeout' as const, error: 'timeout' } : { outcome: 'fail' as const, error: `AssertionError: ${i}` }));
+    expect(debugMessage(tests, row, 'python')).toBe('Your function fails these tests:\nt1  # ran out of time\nt2  # AssertionError: 2\nt3  # AssertionError: 3\nt4  # AssertionError: 4\n(and 1 more)\nWrite the corrected function in a code block.');
   });
 });

@@ -235,6 +235,59 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['actor/grad_norm']).toBeGreaterThan(1e-6);
   });
 
+  it('a method\'s second turn continues samples with its message, and trains the revisions', async () => {
+    // code-consensus with codeDebugTurn asks for the revise service; the stand-in scorer revises
+    // samples 0 and 1 of each group with "fix it" and rewards the revisions 1 and 0.
+    const records: StepRecord[] = [];
+    const seen: { promptIds: number[]; sampleIds: readonly number[] }[] = [];
+    const debugConfig = { ...CONFIG, method: 'code-consensus', codeDebugTurn: true, codeAdvantages: 'shared' as const, steps: 1, valEvery: 0, klCoef: 0, klTarget: 0, advantage: 'drgrpo' as const };
+    await runLoop(
+      await input({
+        config: debugConfig,
+        scorer: async (g, context) => {
+          const revisions = await context.revise!([
+            { sample: 0, message: 'fix it' },
+            { sample: 1, message: 'fix it' },
+          ]);
+          revisions.forEach((r, j) => seen.push({ promptIds: r!.promptIds, sampleIds: g.samples[j].tokenIds }));
+          const scored = revisions.map((r, j) => ({ ...r!, sample: j, reward: 1 - j }));
+          return {
+            rewards: g.samples.map((_, i) => i),
+            labeled: true,
+            revisions: scored,
+            execution: {
+              language: 'python' as const,
+              solutions: g.samples.map(() => null),
+              tests: [],
+              authors: [],
+              matrix: g.samples.map(() => []),
+              sets: [],
+              top: null,
+              testRewards: [],
+              revisions: scored.map((r) => ({ sample: r.sample, feedback: 'fix it', text: r.text, solution: null, row: [], reward: r.reward })),
+            },
+          };
+        },
+      }),
+      { onStep: (r) => void records.push(r) },
+    );
+    const [r] = records;
+    // Raw prompts: the prompt, the first reply without its end-of-sequence token, then the message after a blank line.
+    const tok = model.tokenizer!;
+    const message = tok.encode('\n\nfix it\n\n', { addSpecialTokens: false });
+    for (const [j, s] of seen.entries()) {
+      const prompt = encodePrompt(tok, items[r.groups[Math.floor(j / 2)].itemIdx].prompt, 'raw');
+      const reply = [...s.sampleIds].filter((id) => !tok.eosTokenIds.includes(id));
+      expect(s.promptIds).toEqual([...prompt, ...reply, ...message]);
+    }
+    // Dr. GRPO over each group's revisions (rewards 1, 0): ±1/2, stored with the group's execution.
+    for (const g of r.groups) expect(g.execution!.revisions!.map((v) => v.advantage)).toEqual([0.5, -0.5]);
+    expect(r.metrics['actor/revision_grad_norm']).toBeGreaterThan(1e-6);
+    expect(Number.isFinite(r.metrics['actor/revision_pg_loss'])).toBe(true);
+    // The critic has no values for second turns: such a run is refused.
+    await expect(runLoop(await input({ config: { ...debugConfig, advantage: 'gae' } }))).rejects.toThrow(/second turn .* advantage gae has no critic values for them/);
+  });
+
   it('SRT with τ = 1 trains only on unanimous groups, and logs the share it labeled', async () => {
     const records: StepRecord[] = [];
     await runLoop(await input({ config: { ...CONFIG, method: 'srt', srtThreshold: 1, steps: 1, valEvery: 0 } }), { onStep: (r) => void records.push(r) });

@@ -13,12 +13,22 @@
 // task; here one response writes both, so the roles are its token spans (code/response.ts).
 // `shared` gives every token the advantage of the summed reward.
 //
+// Self-debugging (`codeDebugTurn`, off by default): a response whose function fails some of the
+// group's tests gets a second turn, a user message naming the failing tests and what they raised
+// (`debugMessage`), and revises its function (`ScorerContext.revise`, the policy through the
+// loop). A revision is rewarded the same way: its consensus score in the dual agreement of the
+// group's functions and the revisions together, against the same tests; the loop trains the
+// revisions of a labeled group with their group-relative advantage, and the execution record
+// keeps each turn (the task view shows them).
+//
 // Measured, never rewarded: each response's function against its task's hidden tests
 // (`code/hidden_pass_rate`, through the method's `hidden` check, which only the loop calls).
 import { z } from 'zod';
 import { SandboxPool } from '../../../sandbox/pool.ts';
-import { dualAgreement, matrixStats } from '../../code/consensus.ts';
-import { type ProgramRunner, executionMatrix, passesHidden } from '../../code/execute.ts';
+import { type Outcome, type RevisionRecord, dualAgreement, matrixStats } from '../../code/consensus.ts';
+import { type ExecutionCell, type ProgramRunner, executionCells, executionMatrix, passesHidden } from '../../code/execute.ts';
+import type { SandboxLanguage } from '../../../sandbox/protocol.ts';
+import type { ScoredRevision, ScorerContext } from '../rewards.ts';
 import { readHiddenCodeAnswer } from '../../tasks/code-tasks.ts';
 import { parseCodeResponse, tokenRoles } from '../../code/response.ts';
 import { mean } from '../stats.ts';
@@ -52,7 +62,20 @@ export function poolTests(perResponse: readonly (readonly string[])[], max: numb
   return { tests, authors };
 }
 
-const DIAGNOSTICS = ['consensus_size', 'test_discrimination', 'runnable_share', 'error_share', 'timeout_share', 'tests'] as const;
+const DIAGNOSTICS = ['consensus_size', 'test_discrimination', 'runnable_share', 'error_share', 'timeout_share', 'tests', 'debug_turns', 'debug_pass_gain'] as const;
+
+/** Failing tests a second turn names at most, and the characters of each one's error. */
+const DEBUG_TESTS = 4;
+const DEBUG_ERROR_CHARS = 160;
+
+/** The second turn's user message: the tests the function failed (a few) and what each raised. */
+export function debugMessage(tests: readonly string[], row: readonly ExecutionCell[], language: SandboxLanguage): string {
+  const failed = row.flatMap((c, t) => (c.outcome === 'pass' ? [] : [{ test: tests[t], why: c.outcome === 'timeout' ? 'ran out of time' : (c.error ?? c.outcome).slice(0, DEBUG_ERROR_CHARS) }]));
+  const comment = language === 'python' ? '#' : '//';
+  const lines = failed.slice(0, DEBUG_TESTS).map((f) => `${f.test}  ${comment} ${f.why}`);
+  const more = failed.length > DEBUG_TESTS ? `\n(and ${failed.length - DEBUG_TESTS} more)` : '';
+  return `Your function fails these tests:\n${lines.join('\n')}${more}\nWrite the corrected function in a code block.`;
+}
 
 export const codeConsensus = defineMethod({
   id: 'code-consensus',
@@ -68,7 +91,13 @@ export const codeConsensus = defineMethod({
       .enum(['separate', 'shared'])
       .default('separate')
       .describe('separate: the function’s tokens get the advantage of the solutions’ scores and the assert lines’ codeTestWeight × that of the tests’ credit; shared: every token that of the summed reward'),
+    codeDebugTurn: z
+      .boolean()
+      .default(false)
+      .describe('Self-debugging: a response whose function fails some of the group’s tests sees those tests and their errors in a second turn and revises it; revisions are rewarded by consensus with the group’s functions and trained'),
+    codeDebugTokens: z.number().int().min(16).max(4096).default(192).describe('Tokens the self-debugging turn’s message may take (the revision’s training length counts them)'),
   }),
+  services: { revise: (s) => (s.codeDebugTurn ? { messageTokens: s.codeDebugTokens } : null) },
   tokenAdvantages: (s) => s.codeAdvantages === 'separate',
   hidden: {
     metric: 'code/hidden_pass_rate',
@@ -89,6 +118,9 @@ export const codeConsensus = defineMethod({
     { key: 'code/runnable_share', label: 'Runnable solutions', chart: 'code', unit: true, description: 'Share of solutions that passed or failed some test rather than erroring on all' },
     { key: 'code/error_share', label: 'Sandbox errors', chart: null, unit: true, description: 'Share of solution × test runs that raised something other than a failed assertion' },
     { key: 'code/timeout_share', label: 'Sandbox timeouts', chart: null, unit: true, description: 'Share of solution × test runs stopped at the time limit' },
+    { key: 'code/debug_turns', label: 'Self-debugging turns', chart: null, unit: true, description: 'Share of responses given a second turn (their function failed some of the group’s tests; codeDebugTurn)' },
+    { key: 'code/debug_pass_gain', label: 'Tests gained by revising', chart: 'code', unit: true, description: 'Mean over revisions of the share of the group’s tests the revised function passes less the share its first version passed' },
+    { key: 'code/debug_hidden_pass_rate', label: 'Revisions’ hidden-test pass rate', chart: null, unit: true, description: 'Share of revised functions that pass their task’s hidden tests (evaluation only, never in the reward)' },
     { key: 'code/tests', label: 'Tests per task', chart: null, description: 'Mean number of distinct tests the group wrote (at most codeMaxTests)' },
   ],
   scorer: (s) => async (group, context) => {
@@ -99,7 +131,8 @@ export const codeConsensus = defineMethod({
     );
     // A response without a function still gets its row: every cell an error.
     const solutions = parsed.map((p) => p.solution ?? '');
-    const matrix = await executionMatrix(sandbox(), s.codeLanguage, solutions, tests, { timeoutMs: s.codeTimeoutMs });
+    const cells = await executionCells(sandbox(), s.codeLanguage, solutions, tests, { timeoutMs: s.codeTimeoutMs });
+    const matrix = cells.map((row) => row.map((c) => c.outcome));
     const agreement = dualAgreement(matrix);
     const stats = matrixStats(matrix, agreement);
     // Null for a response none of whose tests ran (it wrote none, or the pool was full).
@@ -118,10 +151,13 @@ export const codeConsensus = defineMethod({
             tokenRoles: group.samples.map((sample, r) => tokenRoles(sample.text, context.tokenEnds!(sample.tokenIds), parsed[r].testSpans)),
           }
         : undefined;
+    const debug = s.codeDebugTurn && context.revise && tests.length > 0 ? await debugTurn(s, context.revise, parsed, tests, cells, matrix) : null;
     return {
       rewards,
       ...(roles && { roles }),
+      ...(debug && { revisions: debug.revisions }),
       execution: {
+        ...(debug && { revisions: debug.records }),
         language: s.codeLanguage,
         solutions: parsed.map((p) => p.solution),
         tests,
@@ -140,15 +176,55 @@ export const codeConsensus = defineMethod({
         error_share: stats.errorShare,
         timeout_share: stats.timeoutShare,
         tests: tests.length,
+        ...(debug && debug.stats),
       },
     };
   },
   stepMetrics: (groups) => {
+    const revised = groups.flatMap((g) => g.score.execution?.revisions ?? []).filter((r) => r.hiddenResult !== undefined);
     const out: Record<string, number> = {};
     for (const key of DIAGNOSTICS) {
       const xs = groups.map((g) => g.score.diagnostics?.[key]).filter((x): x is number => typeof x === 'number');
       if (xs.length) out[`code/${key}`] = mean(xs);
     }
+    if (revised.length) out['code/debug_hidden_pass_rate'] = mean(revised.map((r) => (r.hiddenResult === 'pass' ? 1 : 0)));
     return out;
   },
 });
+
+/**
+ * The self-debugging turn of a group: every response with a function that fails some test is
+ * continued with `debugMessage`; each revision's function runs against the group's tests, and its
+ * reward is its set's score in the dual agreement of the group's functions and the revisions.
+ */
+async function debugTurn(
+  s: { codeLanguage: SandboxLanguage; codeTimeoutMs: number },
+  revise: NonNullable<ScorerContext['revise']>,
+  parsed: readonly { solution: string | null }[],
+  tests: readonly string[],
+  cells: readonly (readonly ExecutionCell[])[],
+  matrix: readonly (readonly Outcome[])[],
+): Promise<{ revisions: ScoredRevision[]; records: RevisionRecord[]; stats: Record<string, number> }> {
+  const requests = parsed.flatMap((p, r) => (p.solution !== null && matrix[r].some((o) => o !== 'pass') ? [{ sample: r, message: debugMessage(tests, cells[r], s.codeLanguage) }] : []));
+  const replies = requests.length ? await revise(requests) : [];
+  const kept = requests.flatMap((q, j) => (replies[j] ? [{ q, reply: replies[j] }] : []));
+  const solutions = kept.map(({ reply }) => parseCodeResponse(reply.text, s.codeLanguage).solution);
+  const rows = await executionMatrix(
+    sandbox(),
+    s.codeLanguage,
+    solutions.map((x) => x ?? ''),
+    tests,
+    { timeoutMs: s.codeTimeoutMs },
+  );
+  const together = dualAgreement([...matrix, ...rows]);
+  const rewards = rows.map((_, j) => together.solutionRewards[matrix.length + j]);
+  const passes = (row: readonly Outcome[]) => row.filter((o) => o === 'pass').length / row.length;
+  return {
+    revisions: kept.map(({ q, reply }, j) => ({ ...reply, sample: q.sample, reward: rewards[j] })),
+    records: kept.map(({ q, reply }, j) => ({ sample: q.sample, feedback: q.message, text: reply.text, solution: solutions[j], row: rows[j], reward: rewards[j] })),
+    stats: {
+      debug_turns: parsed.length ? requests.length / parsed.length : 0,
+      ...(kept.length && { debug_pass_gain: mean(kept.map(({ q }, j) => passes(rows[j]) - passes(matrix[q.sample]))) }),
+    },
+  };
+}

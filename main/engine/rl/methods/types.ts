@@ -37,7 +37,12 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    * then keeps the reference weights under full fine-tuning even without a KL term); `teacher`,
    * an EMA copy of the policy (`rl/teacher.ts`), with its α schedule from the method's settings.
    */
-  services?: { judge?(settings: z.output<S>): boolean; teacher?(settings: z.output<S>): { alphaStart: number; alphaEnd: number } };
+  services?: {
+    judge?(settings: z.output<S>): boolean;
+    teacher?(settings: z.output<S>): { alphaStart: number; alphaEnd: number };
+    /** A second turn from the policy (`ScorerContext.revise`), its user message at most `messageTokens` tokens; null: none. */
+    revise?(settings: z.output<S>): { messageTokens: number } | null;
+  };
   /**
    * The method's own settings, each with a default and a description. They are flat keys of the
    * run configuration (e.g. `srtThreshold`), so no two methods, and no method and the common
