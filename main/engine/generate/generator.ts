@@ -368,13 +368,13 @@ export class Generator {
           }
           const decodeShape: DecodeShape = { ...common, cacheLength: window };
           decode = await this.graph(decodeKey(decodeShape), () => buildDecodeGraph(config, weights, decodeShape), keep);
-          // per row: the window's slots (padding and slots not written yet masked), then the
-          // new token itself
-          const W = window + 1;
+          // per row: the window's slots (padding and slots not written yet masked), then on a
+          // host cache the new token itself (a device cache holds it at its slot)
+          const W = deviceCache ? window : window + 1;
           cacheBias = floatArray(dtype, B * W).fill(MASKED);
           for (let b = 0; b < B; b++) {
             cacheBias.fill(0, b * W + pad[b], b * W + slot);
-            cacheBias[b * W + window] = 0;
+            if (!deviceCache) cacheBias[b * W + window] = 0;
           }
           fixed = {
             [IO.inputIds]: cpuTensor(stepIds, [B, 1]),
@@ -391,6 +391,7 @@ export class Generator {
           stepPositions[b] = slot - pad[b];
         }
         writePos[0] = slot;
+        if (deviceCache) for (let b = 0; b < B; b++) cacheBias[b * window + slot] = 0;
         uniforms.next(uniformData);
         // weights.feeds() per run: a store may swap its tensors whenever its weights change
         const out = await decode.run({ ...weights.feeds(decode.inputNames), ...fixed, ...(deviceKv ? deviceKv.feeds() : hostCache!.feeds()) });
@@ -402,7 +403,7 @@ export class Generator {
             hostCache!.writeStep(l, out[IO.newK(l)].data as FloatArray, out[IO.newV(l)].data as FloatArray, slot);
           }
         }
-        for (let b = 0; b < B; b++) cacheBias[b * (window + 1) + slot] = 0;
+        if (!deviceCache) for (let b = 0; b < B; b++) cacheBias[b * (window + 1) + slot] = 0;
         going = absorb(out, step);
       }
       const decodeMs = performance.now() - decodeStarted;

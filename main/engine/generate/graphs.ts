@@ -2,7 +2,8 @@
 // over a fixed-size KV cache, both ending in the on-device sampler.
 //
 // Cache layout, per layer, shared by both graphs and by the host: keys and values each
-// [B·KVH, L, D], where row r of the batch owns the slabs r·KVH .. r·KVH+KVH−1 and L is the
+// [B·KVH, L, D] (on the device [B, KVH, L, D], the same memory: GroupQueryAttention's layout),
+// where row r of the batch owns the slabs r·KVH .. r·KVH+KVH−1 and L is the
 // cache length the graph was built for. A new position is one contiguous run of D numbers per
 // slab; q·Kᵀ transposes inside the MatMul (ORT fuses the Transpose into FusedMatMul on the CPU).
 // Slots that hold nothing yet (or prompt padding) are masked by an additive bias.
@@ -11,8 +12,9 @@
 // token itself are two products joined in one softmax, so the cache tensors are only read.
 //  - host cache (CPU): the cache enters as CPU tensors viewing host arrays; the graph returns
 //    only the new position's k and v, which the host writes into the arrays in place.
-//  - device cache (WebGPU): the graph also returns the whole updated cache (the new k, v put in
-//    slot `write_pos` with Where), kept on the GPU and fed to the next step (ping-pong).
+//  - device cache (WebGPU): the graph writes the new k, v at slot `write_pos` (Where), attends
+//    over the updated cache and returns it, kept on the GPU and fed to the next step (ping-pong);
+//    lowered for WebGPU, each layer's write and attention are one GroupQueryAttention.
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
@@ -24,7 +26,10 @@ import { type SamplingMode, sampleFromLogits, samplingModeKey } from './sampler.
 export const IO = {
   inputIds: 'input_ids',
   positionIds: 'position_ids',
-  /** prefill: [P, 1, 1, Tp, Tp]; decode: [B, 1, 1, L + 1] (the cache slots, then the new token) */
+  /**
+   * prefill: [P, 1, 1, Tp, Tp]; decode on a host cache: [B, 1, 1, L + 1] (the cache slots, then
+   * the new token); on a device cache: [B, 1, 1, L] (the slots after the write, the new token's own included)
+   */
   attentionBias: 'attention_bias',
   /** decode on a device cache: [1] int32, the slot the new token's k, v go to. */
   writePos: 'write_pos',
@@ -140,7 +145,7 @@ export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s
       g.output(IO.newV(l), v);
       return;
     }
-    const replicate = (x: Sym, shape: number[]) => op.reshape(op.expand(op.unsqueeze(x, 1), [P, N, ...shape]), [B * KVH, ...shape.slice(1)]);
+    const replicate = (x: Sym, shape: number[]) => op.reshape(op.expand(op.unsqueeze(x, 1), [P, N, ...shape]), [B, ...shape]);
     const pad = (x: Sym) => (T < L ? op.concat([x, op.expand(g.constant([0], [1, 1, 1, 1], s.dtype), [P, KVH, L - T, D])], 2) : x);
     g.output(IO.cacheK(l), replicate(pad(k), [KVH, L, D]));
     g.output(IO.cacheV(l), replicate(pad(v), [KVH, L, D]));
@@ -157,13 +162,13 @@ export function buildDecodeGraph(config: LlamaConfig, weights: WeightBinding, s:
   const { rows: B, cacheLength: L } = s;
   const { numHeads: H, numKvHeads: KVH, headDim: D, numLayers } = config;
   const G = H / KVH;
+  if (s.deviceCache) return buildDeviceDecodeGraph(config, weights, s);
   const g = new Graph('decode');
   g.recording = false;
   const inputIds = g.input(IO.inputIds, [B, 1], 'int32');
   const positionIds = g.input(IO.positionIds, [B, 1], 'int32');
   // L cache slots, then the new token's own slot (always 0: a token sees itself)
   const bias = g.input(IO.attentionBias, [B, 1, 1, L + 1], s.dtype);
-  const writePos = s.deviceCache ? g.input(IO.writePos, [1], 'int32') : null;
   const pastK: Sym[] = [];
   const pastV: Sym[] = [];
   for (let l = 0; l < numLayers; l++) {
@@ -194,17 +199,49 @@ export function buildDecodeGraph(config: LlamaConfig, weights: WeightBinding, s:
   sampleOutputs(g, logits, s.mode, sampler, s.emitLogits);
 
   present.forEach(({ k, v }, l) => {
-    if (!writePos) {
-      g.output(IO.newK(l), k);
-      g.output(IO.newV(l), v);
-      return;
-    }
-    // Where with a one-slot mask writes slot write_pos and keeps the rest (no ScatterND, no
-    // int64 indices, all on the GPU).
-    const slots = op.iota(g, L, 'int32');
-    const at = op.equal(op.reshape(slots, [1, L, 1]), op.reshape(writePos, [1, 1, 1]));
-    g.output(IO.cacheK(l), op.where(at, op.reshape(k, [B * KVH, 1, D]), pastK[l]));
-    g.output(IO.cacheV(l), op.where(at, op.reshape(v, [B * KVH, 1, D]), pastV[l]));
+    g.output(IO.newK(l), k);
+    g.output(IO.newV(l), v);
+  });
+  return g;
+}
+
+/**
+ * Decode on a device cache [B, KVH, L, D] per layer: the graph writes the new token's k, v at
+ * slot `write_pos` and attends over the updated cache (bias [B, 1, 1, L], the slot itself
+ * allowed), returning the whole cache (ping-pong). Each layer's attention is one
+ * cachedAttention, GroupQueryAttention where the graph is lowered for WebGPU.
+ */
+function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: DecodeShape): Graph {
+  const { rows: B, cacheLength: L } = s;
+  const { numKvHeads: KVH, headDim: D, numLayers } = config;
+  const g = new Graph('decode');
+  g.recording = false;
+  const inputIds = g.input(IO.inputIds, [B, 1], 'int32');
+  const positionIds = g.input(IO.positionIds, [B, 1], 'int32');
+  const bias = g.input(IO.attentionBias, [B, 1, 1, L], s.dtype);
+  const writePos = g.input(IO.writePos, [1], 'int32');
+  const past = Array.from({ length: numLayers }, (_, l) => ({
+    k: g.input(IO.pastK(l), [B, KVH, L, D], s.dtype),
+    v: g.input(IO.pastV(l), [B, KVH, L, D], s.dtype),
+  }));
+  const sampler = samplerInputs(g, B);
+  const w = bindWeights(weights, g, s.dtype);
+  // Where with a one-slot mask writes slot write_pos and keeps the rest (no ScatterND, no int64
+  // indices, all on the GPU); GroupQueryAttention reads the slot as every row's length − 1.
+  const atSlot = op.equal(op.reshape(op.iota(g, L, 'int32'), [1, 1, L, 1]), op.reshape(writePos, [1, 1, 1, 1]));
+  const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32') };
+  const cache: { k: Sym; v: Sym }[] = [];
+  const attend = (layer: number, q: Sym, k: Sym, v: Sym): Sym => {
+    const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, gqa);
+    cache.push({ k: a.k, v: a.v });
+    return op.reshape(a.out, [...q.shape]);
+  };
+  const { hidden } = forward(config, w, { inputIds, positionIds, attentionBias: bias, attend });
+  const logits = lmHead(config, w, op.reshape(hidden, [B, config.hiddenSize]));
+  sampleOutputs(g, logits, s.mode, sampler, s.emitLogits);
+  cache.forEach(({ k, v }, l) => {
+    g.output(IO.cacheK(l), k);
+    g.output(IO.cacheV(l), v);
   });
   return g;
 }

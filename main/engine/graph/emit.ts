@@ -31,7 +31,7 @@ function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
  * The nodes the outputs depend on, in order. Autodiff builds gradient terms nobody reads (the
  * frozen weights' gradients under LoRA, say), and onnxruntime runs such nodes all the same.
  */
-function liveNodes(graph: Graph, nodes: Graph['nodes'] = graph.nodes): Graph['nodes'] {
+function liveNodes(graph: Graph, nodes: Graph['nodes'] = graph.nodes, keepEquivalentInputs = false): Graph['nodes'] {
   const needed = new Set(graph.outputs.map((o) => o.name));
   const keep: boolean[] = new Array(nodes.length).fill(false);
   for (let i = nodes.length - 1; i >= 0; i--) {
@@ -39,6 +39,8 @@ function liveNodes(graph: Graph, nodes: Graph['nodes'] = graph.nodes): Graph['no
     if (!n.outputs.some((o) => needed.has(o))) continue;
     keep[i] = true;
     for (const inp of n.inputs) if (inp) needed.add(inp);
+    // Before a lowering: an equivalent node may read views only it needs (attention's layout).
+    if (keepEquivalentInputs && n.equivalent) for (const inp of n.equivalent.inputs) if (inp) needed.add(inp);
   }
   return nodes.filter((_, i) => keep[i]);
 }
@@ -88,7 +90,7 @@ function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] 
  */
 export function emitModel(graph: Graph, lowerings: readonly Lowering[] = []): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
-  let nodes = elideOutputCopies(graph, liveNodes(graph));
+  let nodes = elideOutputCopies(graph, liveNodes(graph, graph.nodes, lowerings.length > 0));
   if (lowerings.length > 0) nodes = liveNodes(graph, lower(nodes, lowerings, (hint) => graph.fresh(hint)));
   const used = new Set(nodes.flatMap((n) => n.inputs));
   // onnxruntime's contrib ops (a lowering's fused nodes) are all version 1 of their domain.

@@ -4,7 +4,7 @@
 // primitives emitted as the node patterns onnxruntime fuses, and RoPE and a @ bᵀ are primitives
 // too, all with compact gradient rules.
 import { type DType, ONNX_ELEM_TYPE, isFloat } from './dtype.ts';
-import { type Attr, type Shape, Sym, assertShape, sameShape } from './graph.ts';
+import { type Attr, type NodeSpec, type Shape, Sym, assertShape, sameShape } from './graph.ts';
 
 type Operand = Sym | number;
 
@@ -190,7 +190,7 @@ export function linear(x: Sym, weight: Sym, bias?: Sym | null): Sym {
  * whether that reshape is on the tape. A reshape made inside a primitive (untaped) must not be
  * skipped by a taped one: the gradient reaches the primitive's output, not what it viewed.
  */
-const reshapeSource = new WeakMap<Sym, { source: Sym; taped: boolean }>();
+const reshapeSource = new WeakMap<Sym, { source: Sym; taped: boolean; node: NodeSpec }>();
 
 /**
  * Reshape; one dimension may be -1 and is inferred. A reshape of a reshape reads the first one's
@@ -206,11 +206,13 @@ export function reshape(x: Sym, shape: readonly number[]): Sym {
   if (sameShape(resolved, x.shape)) return x;
   const g = x.graph;
   const viewed = reshapeSource.get(x);
-  const source = viewed && (viewed.taped || !g.recording) ? viewed.source : x;
+  // A composite's output (its last node names an equivalent) is read as itself, so that the
+  // equivalent node, which writes it, is what its readers read.
+  const source = viewed && !viewed.node.equivalent && (viewed.taped || !g.recording) ? viewed.source : x;
   if (sameShape(resolved, source.shape)) return source;
   const [out] = g.node('Reshape', [source, g.int64s(resolved)], [{ shape: resolved, dtype: x.dtype }]);
   g.record('reshape', [source], [out]);
-  reshapeSource.set(out, { source, taped: g.recording });
+  reshapeSource.set(out, { source, taped: g.recording, node: g.nodes[g.nodes.length - 1] });
   return out;
 }
 
@@ -548,6 +550,58 @@ export function attention(q: Sym, k: Sym, v: Sym, bias: Sym | null): Sym {
   let scores = mul(matmulT(rows, k), 1 / Math.sqrt(D));
   if (bias) scores = add(scores, groupedBias(bias, G, T, S));
   return reshape(matmul(softmax(scores, -1), v), [B, H, T, D]);
+}
+
+/** What onnxruntime's GroupQueryAttention reads besides the composite's tensors (see cachedAttention). */
+export interface GroupQueryInputs {
+  /** int32 [B]: each row's write slot (its total length − 1). */
+  seqlens: Sym;
+  /** int32 [1]: the slots attended at most, here the whole cache L. */
+  totalLength: Sym;
+}
+
+/**
+ * One decode step of grouped-query attention over a cache kept on the device: the new token's
+ * k, v [B, KVH, 1, D] are written at the slot `atSlot` marks (bool, broadcast over [B, KVH, L, D]),
+ * and q [B, H, 1, D] (after RoPE) attends over the updated cache [B, KVH, L, D] with `bias`
+ * [B, 1, 1, L] added (0 where a row may attend, its own slot included). Returns the attention as
+ * [B, 1, H·D] and the updated caches. With `gqa` (and D a multiple of 8) its equivalent is one
+ * GroupQueryAttention, which reads only each row's slots up to its own (seqlens), so the bias
+ * must mask the later ones too, as the composite needs.
+ */
+export function cachedAttention(
+  q: Sym,
+  k: Sym,
+  v: Sym,
+  past: { k: Sym; v: Sym },
+  atSlot: Sym,
+  bias: Sym,
+  gqa?: GroupQueryInputs,
+): { out: Sym; k: Sym; v: Sym } {
+  const [B, H, T, D] = q.shape;
+  const [, KVH, L] = past.k.shape;
+  if (T !== 1 || H % KVH !== 0 || k.shape.join() !== [B, KVH, 1, D].join() || past.k.shape.join() !== [B, KVH, L, D].join()) {
+    throw new Error(`cachedAttention: q ${q}, k ${k} and the cache ${past.k} do not fit one decode step`);
+  }
+  const G = H / KVH;
+  // GroupQueryAttention's own layout, [B, 1, heads·D]: views the composite itself never reads.
+  const views = gqa && D % 8 === 0 ? [reshape(q, [B, 1, H * D]), reshape(k, [B, 1, KVH * D]), reshape(v, [B, 1, KVH * D])] : [];
+  const kNext = where(atSlot, k, past.k);
+  const vNext = where(atSlot, v, past.v);
+  const rows = mul(reshape(q, [B, KVH, G, D]), 1 / Math.sqrt(D));
+  const probs = softmax(add(matmulT(rows, kNext), bias), -1);
+  const out = reshape(matmul(probs, vNext), [B, 1, H * D]);
+  // onnxruntime's kernels take head sizes that are multiples of 8 only.
+  if (gqa && D % 8 === 0) {
+    q.graph.nodes[q.graph.nodes.length - 1].equivalent = {
+      opType: 'GroupQueryAttention',
+      domain: 'com.microsoft',
+      inputs: [...views.map((x) => x.name), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, '', '', '', bias.name],
+      attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) } },
+      outputs: [out.name, kNext.name, vNext.name],
+    };
+  }
+  return { out, k: kNext, v: vNext };
 }
 
 /** A mask broadcastable to [B, 1, 1, T, S] as rows of the stacked groups: [B|1, 1, G·T|1, S]. */

@@ -26,18 +26,20 @@ const onGpu = TEST_DEVICE_NAME !== 'cpu';
 interface Placement {
   nodes: number;
   byProvider: Record<string, number>;
+  byOp: Record<string, number>;
   cpuNodes: string[];
 }
 
 /** Kernel executions by provider, read from onnxruntime profile files (Chrome trace JSON). */
 function readPlacement(dir: string): Placement {
-  const placement: Placement = { nodes: 0, byProvider: {}, cpuNodes: [] };
+  const placement: Placement = { nodes: 0, byProvider: {}, byOp: {}, cpuNodes: [] };
   for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.json'))) {
     const events = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { cat: string; name: string; args?: { provider?: string; op_name?: string } }[];
     for (const e of events) {
       if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !e.args?.provider) continue;
       placement.nodes++;
       placement.byProvider[e.args.provider] = (placement.byProvider[e.args.provider] ?? 0) + 1;
+      if (e.args.op_name) placement.byOp[e.args.op_name] = (placement.byOp[e.args.op_name] ?? 0) + 1;
       if (e.args.provider === 'CPUExecutionProvider') placement.cpuNodes.push(`${e.args.op_name} (${e.name.replace(/_kernel_time$/, '')}, ${f})`);
     }
   }
@@ -64,7 +66,8 @@ async function profiled(fn: () => Promise<void>): Promise<Placement> {
 }
 
 describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
-  const config = tinyLlama({ vocabSize: 37, maxPositionEmbeddings: 64 });
+  // Head size 8: onnxruntime's GroupQueryAttention takes multiples of 8 only.
+  const config = tinyLlama({ vocabSize: 37, maxPositionEmbeddings: 64, hiddenSize: 16, numHeads: 2, numKvHeads: 1, headDim: 8 });
   const weights = randomWeights(config);
   const toRelease: { release(): Promise<void> }[] = [];
   afterAll(async () => {
@@ -100,6 +103,10 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
     console.log(`placement (${_name}): ${placement.nodes} node runs, ${JSON.stringify(placement.byProvider)}`);
     expect(placement.nodes, 'profiles were read').toBeGreaterThan(100);
     expect(placement.cpuNodes, 'nodes onnxruntime placed on the CPU provider').toEqual([]);
+    // The fused kernels ran (see WEBGPU_FUSED in lowering.ts).
+    for (const fused of ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding', 'GroupQueryAttention']) {
+      expect(placement.byOp[fused] ?? 0, fused).toBeGreaterThan(0);
+    }
   });
 
   it('a graph with a node the provider has no kernel for is refused, with what to do', async () => {
