@@ -156,8 +156,19 @@ export interface JudgeEvalOptions extends Pick<BaseEvalOptions, 'model' | 'level
   show: number;
 }
 
-/** The most tokens a written verdict takes: "198 vs 158 no" and EOS. */
-export const JUDGE_MAX_TOKENS = 16;
+/** The most tokens a written verdict takes: "198 1=1 9!5 8=8 no" and EOS. */
+export const JUDGE_MAX_TOKENS = 20;
+
+/** Whether the two numbers a compare or digits judge wrote agree (null: it wrote no such pair). */
+function writtenAgreement(text: string, format: TinyArithJudgeFormat): boolean | null {
+  if (format === 'compare') {
+    const pair = /^\s*(\d+) vs (\d+)/.exec(text);
+    return pair ? pair[1] === pair[2] : null;
+  }
+  if (format !== 'digits') return null;
+  const places = [...text.matchAll(/(\d)([=!])(\d)/g)];
+  return places.length > 0 ? places.every((m) => m[1] === m[3]) : null;
+}
 
 /** ROC AUC of scores `a` (positives) against `b` (negatives): ties count half. */
 function auc(a: readonly number[], b: readonly number[]): number {
@@ -210,8 +221,7 @@ export async function evaluateJudge(o: JudgeEvalOptions, log: (s: string) => voi
         const v = await bound.writtenVerdicts(prompts, classes, { maxNewTokens: JUDGE_MAX_TOKENS, temperature: o.temperature, topP: o.topP });
         v.forEach((x, i) => {
           scores.push(x.probabilities ? x.probabilities[0] : x.verdict === null ? 0.5 : x.verdict === 0 ? 1 : 0);
-          const pair = /^\s*(\d+) vs (\d+)/.exec(x.text);
-          written.push({ verdict: x.verdict, resolvedRight: /^\s*(\d+)/.exec(x.text)?.[1] === part[i].problem.answer, agree: pair ? pair[1] === pair[2] : null });
+          written.push({ verdict: x.verdict, resolvedRight: /^\s*(\d+)/.exec(x.text)?.[1] === part[i].problem.answer, agree: writtenAgreement(x.text, o.format) });
           if (start + i < o.show) log(`  ${prompts[i]}${x.text}   (${part[i].kind}, P(yes) ${x.probabilities ? x.probabilities[0].toFixed(3) : '-'})`);
         });
       }
@@ -249,7 +259,7 @@ export async function evaluateJudge(o: JudgeEvalOptions, log: (s: string) => voi
     result.resolved = avg(written.map((w) => (w.resolvedRight ? 1 : 0)));
     result.writtenAccuracy = rightOrMoved.filter(({ s, i }) => written[i].verdict === (s.kind === 'right' ? 0 : 1)).length / rightOrMoved.length;
     result.abstained = avg(written.map((w) => (w.verdict === null ? 1 : 0)));
-    if (o.format === 'compare') result.compareAuc = auc(scores.filter((_, i) => written[i].agree === true), scores.filter((_, i) => written[i].agree === false));
+    if (o.format === 'compare' || o.format === 'digits') result.compareAuc = auc(scores.filter((_, i) => written[i].agree === true), scores.filter((_, i) => written[i].agree === false));
   }
   return result;
 }

@@ -40,14 +40,20 @@
 // Re-solving first (--judge-format resolve / compare, judged with consistency-judge's judgeMode
 // written-verdict: the score is P(yes) at the verdict the model writes after its own sum; bench
 // with --judge-format and greedy re-solves; compare AUC: agreeing against differing written pairs):
-//   --judge-format resolve (8 rows, noise 0.2)            AUC 0.505 (random wrong 0.528), verdicts right 50.2%, re-solved right 62.7%
-//   --judge-format compare --judge-rows 24 --judge-noise 0.1  AUC 0.563 (random 0.605), verdicts right 53.3%, re-solved 64.2%, compare AUC 0.60
-//   compare, --batch 8 --judge-rows 32 --judge-noise 0 --inverse-rows 0 --steps 600 (a probe: mostly verification rows)
-//                                                         AUC 0.516, compare AUC 0.614, re-solved 37.7%
-// The verdict still sits at the prior (P(yes) 0.44-0.46 whatever it wrote, "176 vs 176 no"): the
-// model learns to re-solve (in part: it also copies the shown answer into its sum) and to copy
-// the shown answer next to its own ("vs 166" right almost always), but not to tell two numbers
-// it wrote a few tokens apart equal or not. The
+//   --judge-format resolve (8 rows, noise 0.2)            AUC 0.505 (random wrong 0.528), verdicts right 50.2%, re-solved right 62.7%;
+//                                                         sums avg@16 74.3%, maj@16 87%
+//   --judge-format compare --judge-rows 24 --judge-noise 0.1  AUC 0.563 (random 0.605), verdicts right 53.3%, re-solved 64.2%,
+//                                                         compare AUC 0.60; sums 45.6% / 53% (the long verification rows crowd the sums out)
+//   probes (--batch 8 --judge-rows 32 --judge-noise 0 --inverse-rows 0 --steps 600: mostly verification rows):
+//     compare                                             AUC 0.516, compare AUC 0.614, re-solved 37.7%
+//     digits                                              AUC 0.559 (random 0.733), compare AUC 0.989, re-solved 35.8%
+// In the resolve and compare forms the verdict sits at the prior (P(yes) 0.44-0.46 whatever it
+// wrote, "176 vs 176 no"): the model learns to re-solve (in part) and to copy the shown answer
+// next to its own ("vs 166" right almost always), but not to tell two numbers it wrote a few
+// tokens apart equal or not. Place by place ('digits': "6!5 8=8") each comparison is of two
+// neighbouring digits and the verdict only asks whether a "!" was written: that comparison is
+// learned (0.989), and what is left is the re-solve, which copies the proposed answer ("Is it
+// 31? Compute 2+39. Answer: 31 3=3 1=1 yes"). The
 // committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
 // a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
 // cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
@@ -102,7 +108,10 @@ export interface TinyArithOptions {
    * the proposed answer; 'resolve', the model first writes the sum again (noised as the sums are),
    * then the verdict of comparing the two ("Is it 58? Compute 23+45. Answer: " → "68 no");
    * 'compare', as resolve but the model copies the proposed answer next to its own before the
-   * verdict ("68 vs 58 no"), so the two numbers it compares stand a fixed few tokens apart.
+   * verdict ("68 vs 58 no"), so the two numbers it compares stand a fixed few tokens apart;
+   * 'digits', as resolve but then each place of its own sum beside the proposed answer's with "="
+   * or "!" between them, so each comparison is of two neighbouring digits and the verdict is
+   * whether any "!" was written ("68 6!5 8=8 no"; the shorter number padded with 0).
    */
   judgeFormat: TinyArithJudgeFormat;
   /** Inverse rows added to each batch: "Compute ?+34=46. Answer: " → "12" (two-operand sums only), noised as the sums are. */
@@ -132,7 +141,7 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   inverseRows: 8,
 };
 
-export const TINY_ARITH_JUDGE_FORMATS = ['direct', 'resolve', 'compare'] as const;
+export const TINY_ARITH_JUDGE_FORMATS = ['direct', 'resolve', 'compare', 'digits'] as const;
 export type TinyArithJudgeFormat = (typeof TINY_ARITH_JUDGE_FORMATS)[number];
 
 /**
@@ -144,13 +153,14 @@ export const TINY_ARITH_JUDGE_TEMPLATES: Record<TinyArithJudgeFormat, string> = 
   direct: '{question}{answer} Correct? ',
   resolve: 'Is it {answer}? {question}',
   compare: 'Is it {answer}? {question}',
+  digits: 'Is it {answer}? {question}',
 };
 
 /** The verification prompt the committed tiny-arith was taught: its own problem, a proposed answer, and the question. */
 export const TINY_ARITH_JUDGE_TEMPLATE = TINY_ARITH_JUDGE_TEMPLATES[TINY_ARITH_DEFAULTS.judgeFormat];
 
 /** Tokens per training sequence: the longest prompt of levels 1-3 plus answer and EOS fits; with verification rows, their verdict too. */
-const seqLen = (o: TinyArithOptions) => (o.judgeRows > 0 && o.judgeFormat === 'compare' ? 56 : o.judgeRows > 0 || o.inverseRows > 0 ? 48 : 32);
+const seqLen = (o: TinyArithOptions) => (o.judgeRows > 0 && (o.judgeFormat === 'compare' || o.judgeFormat === 'digits') ? 56 : o.judgeRows > 0 || o.inverseRows > 0 ? 48 : 32);
 /** Positions the model is built for (prompt + a few answer characters, with room to spare). */
 const MAX_POSITIONS = 64;
 
@@ -244,9 +254,16 @@ export function judgeRows(o: TinyArithOptions, step: number): TrainingRow[] {
     const resolved = truth + move >= 0 ? truth + move : truth;
     const agree = resolved === shown;
     const verdict = rand() < o.judgeNoise ? !agree : agree;
-    const restated = o.judgeFormat === 'compare' ? ` vs ${shown}` : '';
+    const restated = o.judgeFormat === 'compare' ? ` vs ${shown}` : o.judgeFormat === 'digits' ? ` ${digitPairs(String(resolved), String(shown))}` : '';
     return { prompt: judgePrompt(p.prompt, String(shown), o.judgeFormat), answer: `${resolved}${restated} ${verdict ? 'yes' : 'no'}` };
   });
+}
+
+/** Two numbers place by place, the shorter padded with 0: "6!5 8=8" for 68 and 58. */
+export function digitPairs(own: string, shown: string): string {
+  const n = Math.max(own.length, shown.length);
+  const [a, b] = [own.padStart(n, '0'), shown.padStart(n, '0')];
+  return [...a].map((d, i) => `${d}${d === b[i] ? '=' : '!'}${b[i]}`).join(' ');
 }
 
 /** The verification prompt for a problem's prompt and a proposed answer. */

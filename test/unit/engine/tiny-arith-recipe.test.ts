@@ -1,7 +1,7 @@
 // The data recipe of the built-in base model tiny-arith (resources/models/make-tiny-arith.ts):
 // few distinct sums, answers moved by ten at the stated rate, everything seeded.
 import { describe, expect, it } from 'vitest';
-import { TINY_ARITH_DEFAULTS, fixedTrainingSet, inverseRows, judgePrompt, judgeRows, trainingProblems, trainingRows } from '../../../resources/models/make-tiny-arith.ts';
+import { TINY_ARITH_DEFAULTS, digitPairs, fixedTrainingSet, inverseRows, judgePrompt, judgeRows, trainingProblems, trainingRows } from '../../../resources/models/make-tiny-arith.ts';
 
 const STEPS = 300;
 const batches = (o = TINY_ARITH_DEFAULTS) => Array.from({ length: STEPS }, (_, step) => trainingProblems(o, step));
@@ -84,7 +84,7 @@ describe('tiny-arith verification and inverse rows', () => {
     expect(judgePrompt('Compute 1+2. Answer: ', '3', 'direct')).toBe('Compute 1+2. Answer: 3 Correct? ');
   });
 
-  it.each(['resolve', 'compare'] as const)('in the %s form re-solve the sum, noised as the sums are, and judge whether it agrees with the shown answer', (judgeFormat) => {
+  it.each(['resolve', 'compare', 'digits'] as const)('in the %s form re-solve the sum, noised as the sums are, and judge whether it agrees with the shown answer', (judgeFormat) => {
     const o = { ...judging, judgeFormat, judgeNoise: 0.1 };
     const rows = Array.from({ length: 300 }, (_, step) => judgeRows(o, step)).flat();
     let moved = 0;
@@ -94,11 +94,13 @@ describe('tiny-arith verification and inverse rows', () => {
       const m = /^Is it (\d+)\? Compute (\d+)\+(\d+)\. Answer: $/.exec(r.prompt);
       expect(m, r.prompt).not.toBeNull();
       const [shown, truth] = [Number(m![1]), Number(m![2]) + Number(m![3])];
-      const a = (judgeFormat === 'resolve' ? /^(\d+) (yes|no)$/ : /^(\d+) vs (\d+) (yes|no)$/).exec(r.answer);
+      const a = { resolve: /^(\d+) (yes|no)$/, compare: /^(\d+) vs (\d+) (yes|no)$/, digits: /^(\d+) ([\d=! ]+) (yes|no)$/ }[judgeFormat].exec(r.answer);
       expect(a, r.answer).not.toBeNull();
       const resolved = Number(a![1]);
       // The compare form copies the shown answer next to its own.
       if (judgeFormat === 'compare') expect(Number(a![2])).toBe(shown);
+      // The digits form sets the two side by side, place by place.
+      if (judgeFormat === 'digits') expect(a![2]).toBe(digitPairs(String(resolved), String(shown)));
       if (shown !== truth) {
         expect(Math.abs(shown - truth)).toBe(10);
         shownWrong++;
@@ -117,6 +119,13 @@ describe('tiny-arith verification and inverse rows', () => {
     expect(flipped / rows.length).toBeGreaterThan(0.08);
     expect(flipped / rows.length).toBeLessThan(0.12);
     expect(judgePrompt('Compute 1+2. Answer: ', '3', judgeFormat)).toBe('Is it 3? Compute 1+2. Answer: ');
+  });
+
+  it('set two numbers side by side place by place, the shorter padded with zeros', () => {
+    expect(digitPairs('68', '58')).toBe('6!5 8=8');
+    expect(digitPairs('176', '176')).toBe('1=1 7=7 6=6');
+    expect(digitPairs('105', '95')).toBe('1!0 0!9 5=5');
+    expect(digitPairs('7', '17')).toBe('0!1 7=7');
   });
 
   it('ask a sum backwards, its answer noised as the sums are', () => {
