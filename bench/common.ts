@@ -53,6 +53,8 @@ export interface TrainResult {
   params: number;
   trainable_params: number;
   batch: number;
+  /** Sequences per forward/backward pass (the engine's gradient accumulation; absent: the whole batch). */
+  micro_batch?: number;
   seq: number;
   steps: number;
   warmup: number;

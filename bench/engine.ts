@@ -21,6 +21,8 @@ export interface TrainBenchOptions {
   loraAlpha: number | null;
   lr: number;
   seed: number;
+  /** Sequences per forward/backward pass (gradient accumulation); null: the whole batch. */
+  microBatch?: number | null;
 }
 
 export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
@@ -52,7 +54,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
     const times: number[] = [];
     for (let i = 0; i < o.warmup + o.steps; i++) {
       const s = performance.now();
-      const r = await trainer.step(batch, o.lr);
+      const r = await trainer.step(batch, o.lr, o.microBatch ? { microBatch: o.microBatch } : {});
       const ms = performance.now() - s;
       losses.push(r.loss);
       if (i >= o.warmup) times.push(ms);
@@ -68,6 +70,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
       params: model.parameterCount,
       trainable_params: trainer.store.size,
       batch: o.batch,
+      micro_batch: o.microBatch ?? o.batch,
       seq: o.seq,
       steps: o.steps,
       warmup: o.warmup,

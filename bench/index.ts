@@ -46,6 +46,7 @@ const trainFlags = {
   warmup: { type: 'string', value: 'W', default: '2', description: 'untimed steps first' },
   device: { type: 'string', value: 'DEVICE', default: 'cpu', description: 'cpu, webgpu, cuda or auto' },
   'lora-rank': { type: 'string', value: 'R', description: 'train LoRA adapters of this rank on every linear layer instead of every weight' },
+  'micro-batch': { type: 'string', value: 'M', description: 'sequences per forward/backward pass, their gradients summed into one update (default: the whole batch at once)' },
   'lora-alpha': { type: 'string', value: 'A', description: 'LoRA alpha (default 2 x rank)' },
   lr: { type: 'string', value: 'LR', default: '1e-4', description: 'AdamW learning rate' },
   seed: { type: 'string', value: 'S', default: '0', description: 'seed of the synthetic batch (and LoRA init)' },
@@ -120,6 +121,7 @@ function trainOptions(values: Values) {
     loraAlpha: values['lora-alpha'] === undefined ? null : numberFlag(values, 'lora-alpha', 0),
     lr: numberFlag(values, 'lr', 1e-4),
     seed: intFlag(values, 'seed', 0, 0),
+    microBatch: values['micro-batch'] === undefined ? null : intFlag(values, 'micro-batch', 1),
   };
 }
 

@@ -43,6 +43,8 @@ export function verlOverrides(config: RunConfig, hasValidation: boolean): VerlMa
   const o: string[] = [];
   const unmapped: string[] = [];
   let configName: string | null = null;
+  // verl's per-GPU micro-batch: the run's microBatch where set; else 4, which MICRO_BATCH overrides on the cluster.
+  const micro = c.microBatch > 0 ? c.microBatch : 4;
 
   o.push(
     'data.train_files="$HERE/data/train.parquet"',
@@ -65,9 +67,9 @@ export function verlOverrides(config: RunConfig, hasValidation: boolean): VerlMa
     `actor_rollout_ref.rollout.val_kwargs.do_sample=${py(c.valTemperature > 0)}`,
     // One update per step, as here: the mini-batch is the whole step's prompts.
     `actor_rollout_ref.actor.ppo_mini_batch_size=${c.promptsPerStep}`,
-    'actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="${MICRO_BATCH:-4}"',
-    'actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH:-4}"',
-    'actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH:-4}"',
+    `actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="\${MICRO_BATCH:-${micro}}"`,
+    `actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="\${MICRO_BATCH:-${micro}}"`,
+    `actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="\${MICRO_BATCH:-${micro}}"`,
     `actor_rollout_ref.actor.optim.lr=${c.lr}`,
     `actor_rollout_ref.actor.optim.lr_warmup_steps_ratio=${c.warmupRatio}`,
     `actor_rollout_ref.actor.optim.lr_scheduler_type=${c.lrSchedule}`,
@@ -93,7 +95,7 @@ export function verlOverrides(config: RunConfig, hasValidation: boolean): VerlMa
       `critic.cliprange_value=${c.valueClip}`,
       `critic.ppo_epochs=${c.criticEpochs}`,
       `critic.grad_clip=${c.maxGradNorm}`,
-      'critic.ppo_micro_batch_size_per_gpu="${MICRO_BATCH:-4}"',
+      `critic.ppo_micro_batch_size_per_gpu="\${MICRO_BATCH:-${micro}}"`,
       // verl updates the actor from step critic_warmup on; here the first criticWarmup steps are the critic's alone.
       `trainer.critic_warmup=${c.criticWarmup > 0 ? c.criticWarmup + 1 : 0}`,
     );

@@ -1,7 +1,9 @@
 // Training losses as graph ops: masked token cross-entropy (supervised) and the clipped policy
 // loss with an optional k3 KL penalty to a reference model and an optional entropy term
 // (METHODS.md; verl's conventions).
-// Every loss is a token mean over the mask of the whole batch ("token-mean" aggregation).
+// Every loss is a token mean over the mask of the whole batch ("token-mean" aggregation). A batch
+// trained in micro-batches divides each micro-batch's sums by the whole update's token count
+// (`tokenCount`), so the micro-batches' losses and gradients add up to the whole batch's.
 import type { Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 
@@ -40,15 +42,19 @@ export function tokenEntropy(logits: Sym, temperature = 1): Sym {
   return op.neg(op.sum(op.mul(op.exp(logp), logp), [-1]));
 }
 
-/** Mean of x over positions where mask = 1 (0 when the mask is empty, never NaN). */
-export function maskedMean(x: Sym, mask: Sym): Sym {
-  const count = op.maximum(op.sum(mask), 1);
-  return op.div(op.sum(op.mul(x, mask)), count);
+/**
+ * Mean of x over positions where mask = 1 (0 when the mask is empty, never NaN). With `count`
+ * (a scalar: the mask's count over a whole batch of which this is a micro-batch) the sum is
+ * divided by that instead of this mask's own count.
+ */
+export function maskedMean(x: Sym, mask: Sym, count?: Sym | null): Sym {
+  const denominator = op.maximum(count ?? op.sum(mask), 1);
+  return op.div(op.sum(op.mul(x, mask)), denominator);
 }
 
-/** Supervised loss: mean negative log-likelihood of the unmasked targets. */
-export function sftLoss(logprobs: Sym, mask: Sym): { loss: Sym } {
-  return { loss: op.neg(maskedMean(logprobs, mask)) };
+/** Supervised loss: mean negative log-likelihood of the unmasked targets (`tokenCount`: see maskedMean). */
+export function sftLoss(logprobs: Sym, mask: Sym, tokenCount?: Sym | null): { loss: Sym } {
+  return { loss: op.neg(maskedMean(logprobs, mask, tokenCount)) };
 }
 
 /**
@@ -95,6 +101,8 @@ export interface PolicyLossInputs {
   klCoef?: Sym | null;
   /** Entropy of the policy's next-token distribution at each position, [B, T] (tokenEntropy); required when entropyCoef ≠ 0. */
   entropy?: Sym | null;
+  /** The whole update's count of masked tokens when this batch is one micro-batch of it (see maskedMean). */
+  tokenCount?: Sym | null;
 }
 
 export interface PolicyLossResult {
@@ -113,8 +121,9 @@ export interface PolicyLossResult {
 }
 
 export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions): PolicyLossResult {
-  const { logprobs, oldLogprobs, advantages, mask } = inputs;
+  const { logprobs, oldLogprobs, advantages } = inputs;
   const { clipLow, clipHigh, klCoef } = options;
+  const mean = (x: Sym) => maskedMean(x, inputs.mask, inputs.tokenCount);
   const entropyCoef = options.entropyCoef ?? 0;
   if (!(clipLow >= 0 && clipLow < 1) || !(clipHigh >= 0)) throw new Error(`policy loss: clip range needs 0 <= clipLow < 1 and clipHigh >= 0, got ${clipLow}, ${clipHigh}`);
   if (!(klCoef >= 0)) throw new Error(`policy loss: klCoef must be >= 0, got ${klCoef}`);
@@ -128,28 +137,28 @@ export function policyLoss(inputs: PolicyLossInputs, options: PolicyLossOptions)
   const ratio = op.exp(logRatio);
   const unclipped = op.neg(op.mul(ratio, adv));
   const clipped = op.neg(op.mul(op.clip(ratio, 1 - clipLow, 1 + clipHigh), adv));
-  const pgLoss = maskedMean(op.maximum(unclipped, clipped), mask);
+  const pgLoss = mean(op.maximum(unclipped, clipped));
 
   const g = logprobs.graph;
   const { clipRatio, ppoKl } = g.untaped(() => ({
-    clipRatio: maskedMean(op.cast(op.greater(clipped, unclipped), logprobs.dtype), mask),
-    ppoKl: maskedMean(op.neg(op.stopGradient(logRatio)), mask),
+    clipRatio: mean(op.cast(op.greater(clipped, unclipped), logprobs.dtype)),
+    ppoKl: mean(op.neg(op.stopGradient(logRatio))),
   }));
 
   let loss = pgLoss;
   let kl = g.scalar(0, logprobs.dtype);
   if (klCoef !== 0) {
     if (!inputs.refLogprobs) throw new Error('policy loss: klCoef > 0 needs reference log-probs');
-    kl = maskedMean(k3Kl(logprobs, inputs.refLogprobs), mask);
+    kl = mean(k3Kl(logprobs, inputs.refLogprobs));
     loss = op.add(loss, op.mul(kl, inputs.klCoef ?? klCoef));
   }
   let entropy = g.scalar(0, logprobs.dtype);
   if (entropyCoef !== 0) {
     if (!inputs.entropy) throw new Error('policy loss: entropyCoef != 0 needs the token entropies');
-    entropy = maskedMean(inputs.entropy, mask);
+    entropy = mean(inputs.entropy);
     loss = op.sub(loss, op.mul(entropy, entropyCoef));
   } else if (inputs.entropy) {
-    entropy = g.untaped(() => maskedMean(op.stopGradient(inputs.entropy!), mask));
+    entropy = g.untaped(() => mean(op.stopGradient(inputs.entropy!)));
   }
   return { loss, pgLoss, clipRatio, ppoKl, kl, entropy };
 }

@@ -39,6 +39,9 @@ export const CommonRunConfigSchema = z.object({
   maxPromptTokens: int(0)
     .default(0)
     .describe("Longest prompt, in tokens (0 = what the model's context leaves after maxNewTokens); the update's memory grows with the square of the longest prompt"),
+  microBatch: int(0)
+    .default(0)
+    .describe("Sequences per forward/backward pass of an update (verl's ppo_micro_batch_size_per_gpu): their gradients are summed into one update, so memory holds one micro-batch's activations. 0 = the whole update at once when it fits the memory the run may use (on the CPU), else the largest micro-batch that fits"),
   temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
   topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
   topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),

@@ -337,10 +337,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     ? { size: config.promptsPerStep * config.votes, seqLen: Math.min(model.config.maxPositionEmbeddings, longestPrompt + 2 * config.maxNewTokens + reviseSpec.messageTokens) - 1 }
     : null;
   const withCritic = config.advantage === 'gae';
-  // The two updates run one after the other: the larger decides the memory.
+  // The two updates run one after the other: the larger decides the memory, and its micro-batch serves both.
   const cost = (s: { size: number; seqLen: number }) => s.size * s.seqLen * s.seqLen;
   const largest = reviseShape && cost(reviseShape) > cost(shape) ? reviseShape : shape;
-  checkMemory(model.config, config, device, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
+  const microBatch = planMicroBatch(model.config, config, device, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -640,9 +640,9 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           }
           // During the critic's warmup the policy waits.
           const policyWaits = critic !== null && step <= config.criticWarmup;
-          if (!policyWaits) update = await policyUpdate(trainer, groups, shape, klCoef, lr, tok.padTokenId ?? 0, critique?.tokenAdvantages ?? (roleAdvantages ? 'groups' : undefined));
+          if (!policyWaits) update = await policyUpdate(trainer, groups, shape, microBatch, klCoef, lr, tok.padTokenId ?? 0, critique?.tokenAdvantages ?? (roleAdvantages ? 'groups' : undefined));
           // The second turns' replies: one more step, on their own batch.
-          if (!policyWaits && reviseShape) revisionUpdate = await reviseUpdate(trainer, groups, reviseShape, klCoef, lr, tok.padTokenId ?? 0, withCritic || roleAdvantages);
+          if (!policyWaits && reviseShape) revisionUpdate = await reviseUpdate(trainer, groups, reviseShape, microBatch, klCoef, lr, tok.padTokenId ?? 0, withCritic || roleAdvantages);
           updateSeconds += seconds(updateStart);
           if (klControl && update && !update.skipped) state = { ...state, klCoef: nextKlCoef(klCoef, update.kl ?? NaN, klControl) };
           // The teacher follows the policy slowly, after every update that changed it.
@@ -751,11 +751,14 @@ function widen(values: Float32Array, trainer: Trainer): Float32Array | Float64Ar
 }
 
 /**
- * Refuses, before any graph is built, a run whose graphs would not fit the memory it may use (on
- * the CPU, where running out takes the whole process down): memory is bounded by the run's
- * shapes, which the longest prompt decides.
+ * How many of the update's sequences go through one forward/backward pass (see microBatch), decided
+ * before any graph is built: the `microBatch` setting, or with 0 the whole update when it fits the
+ * memory the run may use, else the largest micro-batch that does. On the CPU, where running out
+ * takes the whole process down, a run that does not fit even so is refused: memory is bounded by
+ * the run's shapes, which the longest prompt decides. (Other devices report no memory to plan
+ * against: there the whole update, or the setting, is used.)
  */
-function checkMemory(
+export function planMicroBatch(
   c: LlamaConfig,
   config: RunConfig,
   device: Device,
@@ -763,25 +766,31 @@ function checkMemory(
   longestPrompt: number,
   longestAny: number,
   services: { judge: boolean; teacher: boolean },
-): void {
-  if (device.name !== 'cpu') return;
+  limit: number = memoryLimitBytes(),
+): number {
+  const fixed = config.microBatch > 0 ? Math.min(config.microBatch, update.size) : null;
+  if (device.name !== 'cpu') return fixed ?? update.size;
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
-  const need = estimateRunBytes(c, {
-    update,
-    reference: config.klCoef > 0 || services.judge,
-    generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
-    trainable: config.mode === 'full' ? weightCount(c) : lora,
-    teacher: services.teacher,
-    critic: config.advantage === 'gae',
-  });
-  const limit = memoryLimitBytes();
-  if (need <= limit) return;
+  const need = (micro: number) =>
+    estimateRunBytes(c, {
+      update: { ...update, microBatch: micro },
+      reference: config.klCoef > 0 || services.judge,
+      generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
+      trainable: config.mode === 'full' ? weightCount(c) : lora,
+      teacher: services.teacher,
+      critic: config.advantage === 'gae',
+    });
+  const candidates = fixed !== null ? [fixed] : Array.from({ length: update.size }, (_, i) => update.size - i);
+  for (const micro of candidates) if (need(micro) <= limit) return micro;
+  const smallest = candidates[candidates.length - 1];
   const source = process.env.AUTODIDACT_MEMORY_LIMIT ? 'AUTODIDACT_MEMORY_LIMIT' : "three quarters of this machine's memory; AUTODIDACT_MEMORY_LIMIT sets it";
   throw new Error(
-    `this run would need about ${formatGiB(need)} of memory, more than the ${formatGiB(limit)} it may use (${source}). ` +
-      `Its update trains ${update.size} sequences of ${update.seqLen} tokens at once (promptsPerStep ${config.promptsPerStep} × trainSamples ${config.trainSamples}; ` +
-      `the longest prompt has ${longestPrompt} tokens, plus maxNewTokens ${config.maxNewTokens}), and attention memory grows with the square of that length. ` +
-      'Lower promptsPerStep or trainSamples, or set maxPromptTokens with longPrompts "skip" or "truncate".',
+    `this run would need about ${formatGiB(need(smallest))} of memory, more than the ${formatGiB(limit)} it may use (${source}), even with ${smallest} of its update's ${update.size} sequences ` +
+      `(promptsPerStep ${config.promptsPerStep} × trainSamples ${config.trainSamples}) in each forward/backward pass (microBatch ${fixed ?? 'chosen automatically'}). ` +
+      `Each sequence is ${update.seqLen} tokens (the longest prompt has ${longestPrompt} tokens, plus maxNewTokens ${config.maxNewTokens}), and attention memory grows with the square of that length; ` +
+      `sampling holds ${config.promptsPerStep * config.votes} sequences (promptsPerStep × votes). ` +
+      (fixed !== null && fixed > 1 ? 'Lower microBatch (0 chooses the largest that fits), or ' : '') +
+      'lower promptsPerStep or votes, or set maxPromptTokens with longPrompts "skip" or "truncate".',
   );
 }
 
@@ -812,6 +821,7 @@ async function policyUpdate(
   trainer: Trainer,
   groups: readonly ScoredGroup[],
   shape: { size: number; seqLen: number },
+  microBatch: number,
   klCoef: number,
   lr: number,
   padId: number,
@@ -834,8 +844,8 @@ async function policyUpdate(
     } else if (!tokenAdvantages) advantages[b] = r.group.advantages[r.index];
     r.sample.logprobs.forEach((lp, j) => (oldLogprobs[at(j)] = lp));
   });
-  const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true }) : undefined;
-  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, klCoef > 0 ? { klCoef } : {});
+  const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true, microBatch }) : undefined;
+  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, { microBatch, ...(klCoef > 0 ? { klCoef } : {}) });
 }
 
 /**
@@ -843,7 +853,16 @@ async function policyUpdate(
  * row of prompt, first reply, message and revision, the loss on the revision's tokens only, its
  * old log-probs from its sampling. Null when there is none.
  */
-async function reviseUpdate(trainer: Trainer, groups: readonly ScoredGroup[], shape: { size: number; seqLen: number }, klCoef: number, lr: number, padId: number, perToken: boolean): Promise<StepResult | null> {
+async function reviseUpdate(
+  trainer: Trainer,
+  groups: readonly ScoredGroup[],
+  shape: { size: number; seqLen: number },
+  microBatch: number,
+  klCoef: number,
+  lr: number,
+  padId: number,
+  perToken: boolean,
+): Promise<StepResult | null> {
   const rows = groups.flatMap((g) => (g.score.revisions ?? []).flatMap((r, j) => (g.revisionAdvantages[j] ? [{ r, advantage: g.revisionAdvantages[j] }] : [])));
   if (rows.length === 0) return null;
   const batch = makeCausalBatch(
@@ -862,8 +881,8 @@ async function reviseUpdate(trainer: Trainer, groups: readonly ScoredGroup[], sh
     });
     if (!perToken) advantages[b] = advantage;
   });
-  const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true, shape }) : undefined;
-  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, { ...(klCoef > 0 && { klCoef }), shape });
+  const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true, shape, microBatch }) : undefined;
+  return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, { ...(klCoef > 0 && { klCoef }), shape, microBatch });
 }
 
 /**

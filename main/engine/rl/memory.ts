@@ -14,8 +14,8 @@ const F32 = 4;
 const BASE_BYTES = 0.3 * GIB;
 
 export interface RunShapes {
-  /** Sequences in the update (promptsPerStep × trainSamples) and their padded length. */
-  update: { size: number; seqLen: number };
+  /** Sequences in the update (promptsPerStep × trainSamples), their padded length, and how many go through one pass (default all). */
+  update: { size: number; seqLen: number; microBatch?: number };
   /** Whether the update also runs the reference model's log-probs (klCoef > 0). */
   reference: boolean;
   /** Rows generated at once (prompts × samples per prompt) and the longest prompt + response. */
@@ -51,9 +51,12 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes): number {
   const weights = weightCount(c) * F32;
   // Parameters, gradients, two AdamW moments and the updated parameters of what is trained.
   const optimizer = 5 * shapes.trainable * F32;
-  const update = passBytes(c, shapes.update.size, shapes.update.seqLen, true);
+  // One micro-batch's pass at a time; its gradient sums are one more copy of what is trained.
+  const micro = Math.min(shapes.update.microBatch ?? shapes.update.size, shapes.update.size);
+  const accumulated = micro < shapes.update.size ? shapes.trainable * F32 : 0;
+  const update = passBytes(c, micro, shapes.update.seqLen, true) + accumulated;
   // Each graph has its own onnxruntime arena, which keeps its peak: the passes add up.
-  const reference = shapes.reference ? weights + passBytes(c, shapes.update.size, shapes.update.seqLen, false) : 0;
+  const reference = shapes.reference ? weights + passBytes(c, micro, shapes.update.seqLen, false) : 0;
   const kvCache = 2 * c.numLayers * shapes.generate.rows * c.numKvHeads * c.headDim * shapes.generate.maxLength * F32;
   const prefill = passBytes(c, shapes.generate.prompts, shapes.generate.maxLength, false);
   const teacher = shapes.teacher ? 2 * shapes.trainable * F32 : 0;

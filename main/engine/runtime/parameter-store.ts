@@ -34,7 +34,7 @@ function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function allocate(dtype: StoreDType, n: number): FlatArray {
+export function allocate(dtype: StoreDType, n: number): FlatArray {
   return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
 }
 

@@ -1,5 +1,7 @@
 // The trainer: one ONNX graph per training step (forward, loss, backward, global-norm clipping,
-// AdamW), run on the parameter store's flat buffer. Parameters and optimizer moments are fed to
+// AdamW), run on the parameter store's flat buffer; or, for an update too big for memory at once,
+// one graph per micro-batch (forward, loss, backward, gradient added to a sum) and one applying
+// the summed gradient (clipping, AdamW). Parameters and optimizer moments are fed to
 // the step and come back as outputs that are fed straight to the next one; on WebGPU they never
 // leave the GPU, and only the loss and its diagnostics come back to the host.
 //
@@ -23,7 +25,7 @@ import { ADAMW_DEFAULTS, type AdamWHyper, type FlatRange, adamw, checkAdamW, cli
 import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
 import type { CriticState } from './critic.ts';
 import type { Device } from './devices.ts';
-import { type FlatArray, FrozenWeights, ParameterStore, type StoreDType, disposeTensor } from './parameter-store.ts';
+import { type FlatArray, FrozenWeights, ParameterStore, type StoreDType, allocate, disposeTensor } from './parameter-store.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
 import type { HostTensor, WeightBinding } from './weights.ts';
@@ -116,6 +118,10 @@ export const STEP_IO = {
   entropy: 'entropy',
   logprobs: 'logprobs',
   hidden: 'hidden_states',
+  tokenCount: 'token_count',
+  gradAcc: 'grad_acc',
+  gradAccOut: 'grad_acc_out',
+  paramsFlat: 'params_flat',
 } as const;
 
 /**
@@ -124,6 +130,11 @@ export const STEP_IO = {
  */
 export function momentName(kind: 'm' | 'v' | 'mOut' | 'vOut', range: number): string {
   return `${STEP_IO[kind]}.${range}`;
+}
+
+/** A micro-batch graph's gradient sums, one per optimizer range: `grad_acc.0` in, `grad_acc_out.0` out. */
+export function gradName(kind: 'in' | 'out', range: number): string {
+  return `${kind === 'in' ? STEP_IO.gradAcc : STEP_IO.gradAccOut}.${range}`;
 }
 
 /**
@@ -183,78 +194,116 @@ export interface StepGraphSpec {
   ranges?: readonly FlatRange[];
 }
 
-/**
- * The training step graph for `store`'s parameters. Inputs: every weight by name (store.feeds),
- * the moments (one pair per optimizer range), lr, step (1-based, float) and the batch. Outputs:
- * the updated flat parameters, the moments, loss, grad_norm and the loss's diagnostics.
- */
 /** What a step graph reads of a parameter store: its model, float type, flat size and the training view. */
 export type StepGraphParameters = Pick<ParameterStore, 'config' | 'dtype' | 'size' | 'trainingSource'>;
 
-export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphSpec): Graph {
-  const { size: B, seqLen: T } = spec.batch;
+/**
+ * A batch's loss on `store`'s trainable weights, declared in `g`: the batch and loss inputs, the
+ * loss, the trainable parameters (what the gradient is taken with respect to) and the loss's
+ * diagnostics. With `tokenCount` every mean divides by that input (a micro-batch's share of the
+ * whole update, see maskedMean) instead of this batch's own mask count.
+ */
+function batchLoss(g: Graph, store: StepGraphParameters, shape: BatchShape, spec: ResolvedLoss, tokenCount: Sym | null): { loss: Sym; params: Sym[]; diagnostics: [string, Sym][] } {
+  const { size: B, seqLen: T } = shape;
   const dtype = store.dtype;
-  const N = store.size;
-  const g = new Graph('train_step');
-  const ranges = spec.ranges ?? [{ start: 0, end: N }];
+  const batch = declareTokenInputs(g, B, T, dtype);
+  const lossMask = g.input(STEP_IO.lossMask, [B, T], dtype);
+  const { source, params } = store.trainingSource(g);
+  const temperature = spec.kind === 'policy' ? spec.temperature : 1;
+  // The policy loss with an entropy term also needs each position's full distribution.
+  const withEntropy = spec.kind === 'policy' && (spec.entropyCoef ?? 0) !== 0;
+  const { logprobs, entropy } = targetLogprobs(store.config, source, batch, temperature, withEntropy);
+
+  const diagnostics: [string, Sym][] = [];
+  if (spec.kind === 'sft') return { loss: sftLoss(logprobs, lossMask, tokenCount).loss, params, diagnostics };
+  const advantages = g.input(STEP_IO.advantages, spec.tokenAdvantages === true ? [B, T] : [B], dtype);
+  const oldLogprobs = g.input(STEP_IO.oldLogprobs, [B, T], dtype);
+  const refLogprobs = spec.klCoef > 0 ? g.input(STEP_IO.refLogprobs, [B, T], dtype) : null;
+  // The coefficient is an input, so an adaptive KL controller can change it every step.
+  const klCoef = spec.klCoef > 0 ? g.input(STEP_IO.klCoef, [], dtype) : null;
+  const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs, entropy, klCoef, tokenCount }, spec);
+  diagnostics.push([STEP_IO.pgLoss, r.pgLoss], [STEP_IO.clipRatio, r.clipRatio], [STEP_IO.ppoKl, r.ppoKl], [STEP_IO.kl, r.kl]);
+  if (withEntropy) diagnostics.push([STEP_IO.entropy, r.entropy]);
+  return { loss: r.loss, params, diagnostics };
+}
+
+/** The per-weight gradients (or parameters) as the optimizer's ranges of the flat buffer. */
+function flatRanges(xs: readonly Sym[], ranges: readonly FlatRange[]): Sym[] {
+  const flat = xs.map((x) => op.reshape(x, [x.size]));
+  return ranges.map((r) => rangeOfConcatenation(flat, r));
+}
+
+/**
+ * Global-norm clipping and AdamW over `ranges` of the parameters, with the moments (inputs, one
+ * pair per range), lr and step as inputs; outputs the updated flat parameters, the moments and
+ * grad_norm.
+ */
+function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly FlatRange[], optimizer: AdamWHyper, normOf: readonly Sym[] = grads): void {
+  const dtype = params[0].dtype;
   const m = ranges.map((r, i) => g.input(momentName('m', i), [r.end - r.start], dtype));
   const v = ranges.map((r, i) => g.input(momentName('v', i), [r.end - r.start], dtype));
   const lr = g.input(STEP_IO.lr, [], dtype);
   const step = g.input(STEP_IO.step, [], dtype);
-  const batch = declareTokenInputs(g, B, T, dtype);
-  const lossMask = g.input(STEP_IO.lossMask, [B, T], dtype);
-
-  const { source, params } = store.trainingSource(g);
-  const temperature = spec.loss.kind === 'policy' ? spec.loss.temperature : 1;
-  // The policy loss with an entropy term also needs each position's full distribution.
-  const withEntropy = spec.loss.kind === 'policy' && (spec.loss.entropyCoef ?? 0) !== 0;
-  const { logprobs, entropy } = targetLogprobs(store.config, source, batch, temperature, withEntropy);
-
-  let loss: Sym;
-  const diagnostics: [string, Sym][] = [];
-  if (spec.loss.kind === 'sft') {
-    loss = sftLoss(logprobs, lossMask).loss;
-  } else {
-    const advantages = g.input(STEP_IO.advantages, spec.loss.tokenAdvantages === true ? [B, T] : [B], dtype);
-    const oldLogprobs = g.input(STEP_IO.oldLogprobs, [B, T], dtype);
-    const refLogprobs = spec.loss.klCoef > 0 ? g.input(STEP_IO.refLogprobs, [B, T], dtype) : null;
-    // The coefficient is an input, so an adaptive KL controller can change it every step.
-    const klCoef = spec.loss.klCoef > 0 ? g.input(STEP_IO.klCoef, [], dtype) : null;
-    const r = policyLoss({ logprobs, oldLogprobs, advantages, mask: lossMask, refLogprobs, entropy, klCoef }, spec.loss);
-    loss = r.loss;
-    diagnostics.push([STEP_IO.pgLoss, r.pgLoss], [STEP_IO.clipRatio, r.clipRatio], [STEP_IO.ppoKl, r.ppoKl], [STEP_IO.kl, r.kl]);
-    if (withEntropy) diagnostics.push([STEP_IO.entropy, r.entropy]);
-  }
-
-  // Parameters and gradients per weight, cut into the optimizer's ranges of the flat buffer;
-  // clipping folds into AdamW's scalars.
-  const grads = grad(loss, params);
-  const norm = clipCoefficient(sumOfSquares(grads), spec.optimizer.maxGradNorm);
-  const next = g.untaped(() => {
-    const flatten = (xs: Sym[]) => xs.map((x) => op.reshape(x, [x.size]));
-    const [flatParams, flatGrads] = [flatten(params), flatten(grads)];
-    return adamw(
-      {
-        params: ranges.map((r) => rangeOfConcatenation(flatParams, r)),
-        grads: ranges.map((r) => rangeOfConcatenation(flatGrads, r)),
-        gradScale: norm.coef,
-        m,
-        v,
-        lr,
-        step,
-      },
-      spec.optimizer,
-    );
-  });
+  // Clipping folds into AdamW's scalars.
+  const norm = clipCoefficient(sumOfSquares(normOf), optimizer.maxGradNorm);
+  const next = g.untaped(() => adamw({ params, grads, gradScale: norm.coef, m, v, lr, step }, optimizer));
   // A NaN or infinite gradient must leave everything as it was (verl skips such updates too).
   // The host does that by keeping the inputs when grad_norm is not finite, which costs nothing;
   // a Where here would be three more passes over every parameter each step.
   g.output(STEP_IO.paramsOut, g.untaped(() => op.concat(next.params, 0)));
   next.m.forEach((x, i) => g.output(momentName('mOut', i), x));
   next.v.forEach((x, i) => g.output(momentName('vOut', i), x));
-  g.output(STEP_IO.loss, loss);
   g.output(STEP_IO.gradNorm, norm.norm);
+}
+
+/**
+ * The training step graph for `store`'s parameters. Inputs: every weight by name (store.feeds),
+ * the moments (one pair per optimizer range), lr, step (1-based, float) and the batch. Outputs:
+ * the updated flat parameters, the moments, loss, grad_norm and the loss's diagnostics.
+ */
+export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphSpec): Graph {
+  const g = new Graph('train_step');
+  const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
+  const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, null);
+  const grads = grad(loss, params);
+  // The norm is taken of the per-weight gradients, before they are cut into ranges.
+  declareUpdate(g, g.untaped(() => flatRanges(params, ranges)), g.untaped(() => flatRanges(grads, ranges)), ranges, spec.optimizer, grads);
+  g.output(STEP_IO.loss, loss);
   for (const [name, s] of diagnostics) g.output(name, s);
+  return g;
+}
+
+/**
+ * One micro-batch of an update trained in several (gradient accumulation): the micro-batch's
+ * loss with every mean over the whole update's `token_count`, and its gradient, cut into the
+ * optimizer's ranges, added to the sums so far (`grad_acc.i`, absent for the first micro-batch)
+ * as `grad_acc_out.i`. The loss and diagnostics it outputs are its shares of the update's.
+ */
+export function buildMicroBatchGraph(store: StepGraphParameters, spec: Omit<StepGraphSpec, 'optimizer'> & { first: boolean }): Graph {
+  const g = new Graph(spec.first ? 'micro_batch_first' : 'micro_batch');
+  const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
+  const tokenCount = g.input(STEP_IO.tokenCount, [], store.dtype);
+  const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, tokenCount);
+  const grads = grad(loss, params);
+  g.untaped(() =>
+    flatRanges(grads, ranges).forEach((part, i) => {
+      const sum = spec.first ? part : op.add(g.input(gradName('in', i), [part.size], store.dtype), part);
+      g.output(gradName('out', i), sum);
+    }),
+  );
+  g.output(STEP_IO.loss, loss);
+  for (const [name, s] of diagnostics) g.output(name, s);
+  return g;
+}
+
+/** The update of an accumulated gradient: the flat parameters and `grad_acc.i` in, as the step graph's outputs. */
+export function buildApplyGradientGraph(store: Pick<ParameterStore, 'dtype' | 'size'>, spec: Pick<StepGraphSpec, 'optimizer' | 'ranges'>): Graph {
+  const g = new Graph('apply_gradient');
+  const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
+  const flat = g.input(STEP_IO.paramsFlat, [store.size], store.dtype);
+  const params = ranges.map((r) => op.slice(flat, 0, r.start, r.end));
+  const grads = ranges.map((r, i) => g.input(gradName('in', i), [r.end - r.start], store.dtype));
+  declareUpdate(g, params, grads, ranges, spec.optimizer);
   return g;
 }
 
@@ -428,19 +477,73 @@ async function uploadMoments(store: ParameterStore, ranges: readonly FlatRange[]
 }
 
 function compileStepGraph(store: ParameterStore, spec: StepGraphSpec & { ranges: readonly FlatRange[] }): Promise<CompiledGraph> {
-  return CompiledGraph.create(buildTrainStepGraph(store, spec), store.device, {
-    keepOnDevice: [STEP_IO.paramsOut, ...spec.ranges.flatMap((_, i) => [momentName('mOut', i), momentName('vOut', i)])],
-  });
+  return CompiledGraph.create(buildTrainStepGraph(store, spec), store.device, { keepOnDevice: updateOutputs(spec.ranges) });
 }
 
 /** Step graphs of other shapes a trainer keeps compiled; the least recently used is released beyond this. */
 const MAX_SHAPED_STEP_GRAPHS = 4;
+
+/** The graph `key` names in `cache`, compiled by `build` when absent; the least recently used beyond MAX_SHAPED_STEP_GRAPHS is released. */
+function cachedGraph(cache: Map<string, Promise<CompiledGraph>>, key: string, build: () => Promise<CompiledGraph>): Promise<CompiledGraph> {
+  let p = cache.get(key);
+  if (p) {
+    // Map order is insertion order: re-insert to mark as most recently used.
+    cache.delete(key);
+  } else {
+    p = build();
+    p.catch(() => cache.delete(key));
+  }
+  cache.set(key, p);
+  while (cache.size > MAX_SHAPED_STEP_GRAPHS) {
+    const [oldest, old] = cache.entries().next().value as [string, Promise<CompiledGraph>];
+    cache.delete(oldest);
+    void old.then((c) => c.release(), () => undefined);
+  }
+  return p;
+}
+
+/** An update's outputs that stay on the device: the parameters and the moments. */
+function updateOutputs(ranges: readonly FlatRange[]): string[] {
+  return [STEP_IO.paramsOut, ...ranges.flatMap((_, i) => [momentName('mOut', i), momentName('vOut', i)])];
+}
+
+/**
+ * Rows [from, from + rows) of a batch of `shape`, as a batch of `rows` sequences: rows past the
+ * batch's end are padding that trains nothing (loss mask 0, as makeCausalBatch's missing rows).
+ */
+export function microBatchOf(batch: TrainBatch, shape: BatchShape, from: number, rows: number, tokenAdvantages: boolean): TrainBatch;
+export function microBatchOf(batch: TokenBatch, shape: BatchShape, from: number, rows: number, tokenAdvantages: boolean): TokenBatch;
+export function microBatchOf(batch: TokenBatch & Partial<TrainBatch>, shape: BatchShape, from: number, rows: number, tokenAdvantages: boolean): TokenBatch & Partial<TrainBatch> {
+  const T = shape.seqLen;
+  const take = Math.min(rows, shape.size - from);
+  const perToken = <A extends ArrayLike<number>>(a: A | undefined, fill = 0): number[] | undefined => {
+    if (!a) return undefined;
+    const out = new Array<number>(rows * T).fill(fill);
+    for (let i = 0; i < take * T; i++) out[i] = a[from * T + i];
+    return out;
+  };
+  const advantages = !batch.advantages ? undefined : tokenAdvantages ? perToken(batch.advantages) : Array.from({ length: rows }, (_, r) => (r < take ? batch.advantages![from + r] : 0));
+  return {
+    inputIds: perToken(batch.inputIds)!,
+    targets: perToken(batch.targets)!,
+    ...(batch.lossMask ? { lossMask: perToken(batch.lossMask) } : {}),
+    ...(batch.attentionMask ? { attentionMask: perToken(batch.attentionMask) } : {}),
+    // Positions of the padding rows: any valid index; their tokens are never trained.
+    ...(batch.positionIds ? { positionIds: perToken(batch.positionIds) } : {}),
+    ...(advantages ? { advantages } : {}),
+    ...(batch.oldLogprobs ? { oldLogprobs: perToken(batch.oldLogprobs) } : {}),
+    ...(batch.refLogprobs ? { refLogprobs: perToken(batch.refLogprobs) } : {}),
+  };
+}
 
 export class Trainer {
   private stepsDone = 0;
   private readonly logprobGraphs = new Map<string, Promise<CompiledGraph>>();
   /** Step graphs of other batch shapes (step's `shape`), least recently used first. */
   private readonly shapedStepGraphs = new Map<string, Promise<CompiledGraph>>();
+  /** Micro-batch graphs of an update made in micro-batches (step's `microBatch`), and the graph applying their sum. */
+  private readonly microGraphs = new Map<string, Promise<CompiledGraph>>();
+  private applyGraph: Promise<CompiledGraph> | null = null;
   private hiddenGraph: Promise<CompiledGraph> | null = null;
   private reference: Promise<FrozenWeights> | null = null;
 
@@ -518,53 +621,124 @@ export class Trainer {
    * the step on a batch of another shape than the trainer's (a loop whose sequences vary in
    * length pads each batch to its longest): its graph is compiled at first use and kept.
    */
-  async step(batch: TrainBatch, lr: number, options: { klCoef?: number; shape?: BatchShape } = {}): Promise<StepResult> {
+  /**
+   * One update on `batch` (of `options.shape`, default the trainer's). With `microBatch` smaller
+   * than the batch, the update is made in micro-batches of that many sequences, their gradients
+   * summed before one clip and AdamW step (gradient accumulation, verl's
+   * ppo_micro_batch_size_per_gpu): the same update, within rounding, for a fraction of the
+   * activation memory (a short last micro-batch is padded with untrained rows).
+   */
+  async step(batch: TrainBatch, lr: number, options: { klCoef?: number; shape?: BatchShape; microBatch?: number } = {}): Promise<StepResult> {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`learning rate must be a finite number >= 0, got ${lr}`);
     const compiledKl = this.loss.kind === 'policy' ? this.loss.klCoef : 0;
-    const withKl = compiledKl > 0;
     if (options.klCoef !== undefined) {
-      if (!withKl) throw new Error('a per-step klCoef needs a policy loss created with klCoef > 0 (the KL term is compiled out otherwise)');
+      if (!(compiledKl > 0)) throw new Error('a per-step klCoef needs a policy loss created with klCoef > 0 (the KL term is compiled out otherwise)');
       if (!(Number.isFinite(options.klCoef) && options.klCoef >= 0)) throw new Error(`klCoef must be a finite number >= 0, got ${options.klCoef}`);
     }
     const shape = options.shape ?? this.options.batch;
-    const stepGraph = await this.stepGraphFor(shape);
+    const micro = options.microBatch;
+    if (micro !== undefined && !(Number.isInteger(micro) && micro > 0)) throw new Error(`microBatch must be a whole number > 0, got ${micro}`);
+    const klCoef = options.klCoef ?? compiledKl;
+    // The whole batch is checked before any micro-batch runs.
+    const feeds = this.batchFeeds(batch, shape, klCoef);
+    const out = micro !== undefined && micro < shape.size ? await this.accumulatedUpdate(batch, shape, micro, lr, klCoef) : await this.fusedUpdate(feeds, shape, lr);
+    return this.adopt(out, lr);
+  }
+
+  /** The step graph's feeds of a batch: tokens, loss mask, and the policy loss's inputs; checked against `shape`. */
+  private batchFeeds(batch: TrainBatch, shape: BatchShape, klCoef: number): Record<string, ort.Tensor> {
     const dtype = this.store.dtype;
     const n = shape.size * shape.seqLen;
     const feeds = tokenFeeds(batch, shape, dtype);
     if (batch.lossMask.length !== n) throw new Error(`batch.lossMask has ${batch.lossMask.length} values; the batch needs ${n}`);
     feeds[STEP_IO.lossMask] = new ort.Tensor(dtype, floats(dtype, batch.lossMask), [shape.size, shape.seqLen]);
-    if (this.loss.kind === 'policy') {
-      const perToken = (name: 'oldLogprobs' | 'refLogprobs', input: string, hint: string) => {
-        const a = batch[name];
-        if (!a) throw new Error(`the policy loss needs batch.${name} (${hint})`);
-        if (a.length !== n) throw new Error(`batch.${name} has ${a.length} values; the batch needs ${n}`);
-        feeds[input] = new ort.Tensor(dtype, floats(dtype, a), [shape.size, shape.seqLen]);
-      };
-      const perTokenAdvantages = this.loss.tokenAdvantages === true;
-      const want = perTokenAdvantages ? n : shape.size;
-      if (!batch.advantages || batch.advantages.length !== want) {
-        throw new Error(
-          perTokenAdvantages
-            ? `the policy loss (tokenAdvantages) needs batch.advantages with one value per position (${n})`
-            : `the policy loss needs batch.advantages with one value per sequence (${shape.size})`,
-        );
-      }
-      feeds[STEP_IO.advantages] = new ort.Tensor(dtype, floats(dtype, batch.advantages), perTokenAdvantages ? [shape.size, shape.seqLen] : [shape.size]);
-      perToken('oldLogprobs', STEP_IO.oldLogprobs, 'the sampling policy’s log-probs, from generation or trainer.logprobs()');
-      if (this.loss.klCoef > 0) perToken('refLogprobs', STEP_IO.refLogprobs, 'trainer.logprobs(batch, { reference: true })');
+    if (this.loss.kind !== 'policy') return feeds;
+    const perToken = (name: 'oldLogprobs' | 'refLogprobs', input: string, hint: string) => {
+      const a = batch[name];
+      if (!a) throw new Error(`the policy loss needs batch.${name} (${hint})`);
+      if (a.length !== n) throw new Error(`batch.${name} has ${a.length} values; the batch needs ${n}`);
+      feeds[input] = new ort.Tensor(dtype, floats(dtype, a), [shape.size, shape.seqLen]);
+    };
+    const perTokenAdvantages = this.loss.tokenAdvantages === true;
+    const want = perTokenAdvantages ? n : shape.size;
+    if (!batch.advantages || batch.advantages.length !== want) {
+      throw new Error(
+        perTokenAdvantages
+          ? `the policy loss (tokenAdvantages) needs batch.advantages with one value per position (${n})`
+          : `the policy loss needs batch.advantages with one value per sequence (${shape.size})`,
+      );
     }
-    const scalar = (x: number) => new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
-    if (withKl) feeds[STEP_IO.klCoef] = scalar(options.klCoef ?? compiledKl);
-    Object.assign(feeds, this.store.feeds(stepGraph.inputNames), {
-      [STEP_IO.lr]: scalar(lr),
-      [STEP_IO.step]: scalar(this.stepsDone + 1),
-    });
+    feeds[STEP_IO.advantages] = new ort.Tensor(dtype, floats(dtype, batch.advantages), perTokenAdvantages ? [shape.size, shape.seqLen] : [shape.size]);
+    perToken('oldLogprobs', STEP_IO.oldLogprobs, 'the sampling policy’s log-probs, from generation or trainer.logprobs()');
+    if (this.loss.klCoef > 0) {
+      perToken('refLogprobs', STEP_IO.refLogprobs, 'trainer.logprobs(batch, { reference: true })');
+      feeds[STEP_IO.klCoef] = this.scalar(klCoef);
+    }
+    return feeds;
+  }
+
+  private scalar(x: number): ort.Tensor {
+    const dtype = this.store.dtype;
+    return new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
+  }
+
+  /** The optimizer's inputs: the moments, lr and the 1-based step. */
+  private updateFeeds(lr: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = { [STEP_IO.lr]: this.scalar(lr), [STEP_IO.step]: this.scalar(this.stepsDone + 1) };
     this.ranges.forEach((_, i) => {
       feeds[momentName('m', i)] = this.m[i];
       feeds[momentName('v', i)] = this.v[i];
     });
+    return feeds;
+  }
 
-    const out = await stepGraph.run(feeds);
+  /** The whole update in one graph: forward, backward, clipping and AdamW. */
+  private async fusedUpdate(feeds: Record<string, ort.Tensor>, shape: BatchShape, lr: number): Promise<Record<string, ort.Tensor>> {
+    const stepGraph = await this.stepGraphFor(shape);
+    Object.assign(feeds, this.store.feeds(stepGraph.inputNames), this.updateFeeds(lr));
+    return stepGraph.run(feeds);
+  }
+
+  /**
+   * The update in micro-batches of `micro` sequences: each one's gradient (its loss over the whole
+   * update's token count) added to the sums on the device, then one clip and AdamW step on them.
+   * The loss and diagnostics are the micro-batches' shares, summed.
+   */
+  private async accumulatedUpdate(batch: TrainBatch, shape: BatchShape, micro: number, lr: number, klCoef: number): Promise<Record<string, ort.Tensor>> {
+    const microShape = { size: micro, seqLen: shape.seqLen };
+    let tokens = 0;
+    for (let i = 0; i < batch.lossMask.length; i++) tokens += batch.lossMask[i] ? 1 : 0;
+    const sums: Record<string, number> = {};
+    let acc: ort.Tensor[] | null = null;
+    for (let from = 0; from < shape.size; from += micro) {
+      const graph = await this.microGraphFor(microShape, acc === null);
+      const feeds = this.batchFeeds(microBatchOf(batch, shape, from, micro, this.loss.kind === 'policy' && this.loss.tokenAdvantages === true), microShape, klCoef);
+      Object.assign(feeds, this.store.feeds(graph.inputNames), { [STEP_IO.tokenCount]: this.scalar(tokens) });
+      acc?.forEach((t, i) => (feeds[gradName('in', i)] = t));
+      const out = await graph.run(feeds);
+      acc?.forEach(disposeTensor);
+      acc = this.ranges.map((_, i) => out[gradName('out', i)]);
+      for (const name of graph.outputNames) if (!name.startsWith(STEP_IO.gradAccOut)) sums[name] = (sums[name] ?? 0) + Number(out[name].data[0]);
+    }
+    const apply = await (this.applyGraph ??= CompiledGraph.create(buildApplyGradientGraph(this.store, { optimizer: this.optimizer, ranges: this.ranges }), this.store.device, { keepOnDevice: updateOutputs(this.ranges) }));
+    const feeds: Record<string, ort.Tensor> = { [STEP_IO.paramsFlat]: this.store.flatTensor, ...this.updateFeeds(lr) };
+    acc!.forEach((t, i) => (feeds[gradName('in', i)] = t));
+    const out = await apply.run(feeds);
+    acc!.forEach(disposeTensor);
+    for (const [name, value] of Object.entries(sums)) out[name] = this.scalar(value);
+    return out;
+  }
+
+  /** The micro-batch graph of `shape` (the first of an update's, without sums to add to, or a later one's). */
+  private microGraphFor(shape: BatchShape, first: boolean): Promise<CompiledGraph> {
+    const key = `${first ? 'first' : 'next'}:${shape.size}x${shape.seqLen}`;
+    return cachedGraph(this.microGraphs, key, () =>
+      CompiledGraph.create(buildMicroBatchGraph(this.store, { batch: shape, loss: this.loss, ranges: this.ranges, first }), this.store.device, { keepOnDevice: this.ranges.map((_, i) => gradName('out', i)) }),
+    );
+  }
+
+  /** Adopts an update's outputs (parameters and moments) unless its gradient was not finite; the step's result. */
+  private async adopt(out: Record<string, ort.Tensor>, lr: number): Promise<StepResult> {
     const gradNorm = Number(out[STEP_IO.gradNorm].data[0]);
     const skipped = !Number.isFinite(gradNorm);
     const m = this.ranges.map((_, i) => out[momentName('mOut', i)]);
@@ -598,23 +772,9 @@ export class Trainer {
     if (!Number.isInteger(shape.size) || shape.size <= 0 || !Number.isInteger(shape.seqLen) || shape.seqLen <= 0) {
       return Promise.reject(new Error(`batch shape must be positive integers, got ${shape.size}×${shape.seqLen}`));
     }
-    const key = `${shape.size}x${shape.seqLen}`;
-    let p = this.shapedStepGraphs.get(key);
-    if (p) {
-      // Map order is insertion order: re-insert to mark as most recently used.
-      this.shapedStepGraphs.delete(key);
-    } else {
-      p = compileStepGraph(this.store, { batch: shape, loss: this.loss, optimizer: this.optimizer, ranges: this.ranges });
-      p.catch(() => this.shapedStepGraphs.delete(key));
-    }
-    this.shapedStepGraphs.set(key, p);
-    while (this.shapedStepGraphs.size > MAX_SHAPED_STEP_GRAPHS) {
-      const [oldest, old] = this.shapedStepGraphs.entries().next().value as [string, Promise<CompiledGraph>];
-      this.shapedStepGraphs.delete(oldest);
-      void old.then((c) => c.release(), () => undefined);
-    }
-    return p;
+    return cachedGraph(this.shapedStepGraphs, `${shape.size}x${shape.seqLen}`, () => compileStepGraph(this.store, { batch: shape, loss: this.loss, optimizer: this.optimizer, ranges: this.ranges }));
   }
+
 
   /** The current weights (adapters included) for generation graphs; re-read feeds() after each step. */
   weights(): WeightBinding {
@@ -638,8 +798,20 @@ export class Trainer {
    * Log-probs [size · seqLen] of `batch.targets` under the current policy (or the reference),
    * with the loss's temperature unless one is given. Any batch shape may be used.
    */
-  async logprobs(batch: TokenBatch, options: { reference?: boolean; temperature?: number; shape?: BatchShape } = {}): Promise<FlatArray> {
+  async logprobs(batch: TokenBatch, options: { reference?: boolean; temperature?: number; shape?: BatchShape; microBatch?: number } = {}): Promise<FlatArray> {
     const shape = options.shape ?? this.options.batch;
+    const micro = options.microBatch;
+    if (micro !== undefined && micro < shape.size) {
+      // In passes of `micro` rows (as an update in micro-batches): the memory of one pass.
+      const out = allocate(this.store.dtype, shape.size * shape.seqLen);
+      const microShape = { size: micro, seqLen: shape.seqLen };
+      for (let from = 0; from < shape.size; from += micro) {
+        const part = microBatchOf(batch, shape, from, micro, false);
+        const values = await this.logprobs(part, { ...options, shape: microShape, microBatch: undefined });
+        out.set(values.subarray(0, Math.min(micro, shape.size - from) * shape.seqLen), from * shape.seqLen);
+      }
+      return out;
+    }
     const temperature = options.temperature ?? (this.loss.kind === 'policy' ? this.loss.temperature : 1);
     const binding = options.reference ? await this.referenceWeights() : this.store;
     const key = `${options.reference ? 'ref' : 'policy'}|${shape.size}x${shape.seqLen}|${temperature}`;
@@ -654,6 +826,7 @@ export class Trainer {
     const out = await graph.run(feeds);
     return out[STEP_IO.logprobs].data as FlatArray;
   }
+
 
   /**
    * The final hidden states [size · seqLen · H] of the current policy on `batch` (the trainer's
@@ -764,8 +937,10 @@ export class Trainer {
     if (this.hiddenGraph) await (await this.hiddenGraph).release();
     this.hiddenGraph = null;
     await this.stepGraph.release();
-    for (const p of this.shapedStepGraphs.values()) await p.then((c) => c.release(), () => undefined);
+    for (const p of [...this.shapedStepGraphs.values(), ...this.microGraphs.values(), ...(this.applyGraph ? [this.applyGraph] : [])]) await p.then((c) => c.release(), () => undefined);
     this.shapedStepGraphs.clear();
+    this.microGraphs.clear();
+    this.applyGraph = null;
     await this.store.release();
   }
 }

@@ -77,7 +77,7 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
   it.each([
     ['full fine-tuning, policy loss with an entropy term', { kind: 'full' } as const, { kind: 'policy', temperature: 0.8, klCoef: 0.01, entropyCoef: 0.01 } as const],
     ['LoRA, supervised loss', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'sft' } as const],
-  ])('%s: training step, log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss) => {
+  ])('%s: training step (whole and in micro-batches), log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss) => {
     const device = await testDevice();
     const batch = { size: 2, seqLen: 6 };
     const placement = await profiled(async () => {
@@ -88,6 +88,8 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
           ? { ...b, oldLogprobs: new Float32Array(12).fill(-3), refLogprobs: new Float32Array(12).fill(-3), advantages: Float32Array.of(0.5, -0.5) }
           : b;
         await trainer.step(filled, 1e-3);
+        // An update in micro-batches: the first's and later micro-batch graphs and the one applying their sum.
+        await trainer.step(filled, 1e-3, { microBatch: 1 });
         await trainer.logprobs(b);
         const gen = await Generator.create({ config, weights: trainer.weights(), device, maxLength: 16 });
         await gen.generate({ promptIds: [[1, 2, 3], [4]], samplesPerPrompt: 2, maxNewTokens: 3, temperature: 0.9, topP: 0.9, topK: 5 });

@@ -20,6 +20,7 @@ import {
   buildTrainStepGraph,
   momentName,
   makeCausalBatch,
+  microBatchOf,
   positionsFromMask,
 } from '../../../main/engine/runtime/trainer.ts';
 import type { HostTensor } from '../../../main/engine/runtime/weights.ts';
@@ -404,6 +405,86 @@ describe('trainer: steps at another batch shape (step options.shape)', () => {
     const shortBatch = makeCausalBatch(rows, short);
     await expect(sized.step({ ...shortBatch, advantages: shortBatch.tokenAdvantages!, oldLogprobs: await sized.logprobs(shortBatch, { shape: short }) }, 0.02)).rejects.toThrow('a 2×9 batch needs 18');
     await Promise.all([padded.release(), sized.release()]);
+  });
+});
+
+describe('trainer: updates in micro-batches (step options.microBatch)', () => {
+  // Gradient accumulation must be the same update as the whole batch at once: each micro-batch's
+  // loss is divided by the whole update's token count, so the sums of the micro-batches' losses,
+  // diagnostics and gradients are the whole batch's; one clip and one AdamW step follow.
+  const shape: BatchShape = { size: 5, seqLen: 7 };
+  const rows = [
+    { tokens: [5, 6, 7, 8, 1, 3], lossStart: 3 },
+    { tokens: [9, 2, 4], lossStart: 1 },
+    { tokens: [3, 3, 8, 2, 7, 1, 4, 6], lossStart: 4 },
+    { tokens: [1, 2], lossStart: 1 },
+    { tokens: [4, 8, 6, 2, 9], lossStart: 2 },
+  ];
+  const digits = DTYPE === 'float64' ? 9 : 4;
+  const cases: { name: string; mode: Parameters<typeof Trainer.create>[0]['mode']; loss: Parameters<typeof Trainer.create>[0]['loss'] }[] = [
+    { name: 'policy loss with KL and an entropy term, full fine-tuning', mode: { kind: 'full' }, loss: { kind: 'policy', temperature: 0.8, klCoef: 0.2, entropyCoef: -0.05 } },
+    { name: 'policy loss, LoRA', mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] }, loss: { kind: 'policy', klCoef: 0 } },
+    { name: 'supervised loss', mode: { kind: 'full' }, loss: { kind: 'sft' } },
+  ];
+  for (const c of cases) {
+    it(`make the whole batch's update, in 2 and 3 micro-batches (the last padded): ${c.name}`, async () => {
+      const config = tinyLlama();
+      const weights = randomWeights(config);
+      const device = await testDevice();
+      const make = () => Trainer.create({ config, weights, device, mode: c.mode, loss: c.loss, batch: shape, dtype: DTYPE, seed: 3 });
+      const trainers = [await make(), await make(), await make()];
+      const micro = [undefined, 2, 3];
+      const batch = makeCausalBatch(rows, shape);
+      const policy = c.loss.kind === 'policy';
+      const results = [];
+      for (let step = 0; step < 2; step++) {
+        const per = [];
+        for (const [i, t] of trainers.entries()) {
+          const extra = policy
+            ? { advantages: [0.9, -0.4, 1.3, -1.1, 0.2], oldLogprobs: Array.from(await t.logprobs(batch, { temperature: 0.8 }), (x, j) => x + 0.05 * Math.sin(j)), refLogprobs: c.loss.kind === 'policy' && (c.loss.klCoef ?? 0) > 0 ? await t.logprobs(batch, { reference: true, temperature: 0.8 }) : undefined }
+            : {};
+          per.push(await t.step({ ...batch, ...extra }, 0.05, { microBatch: micro[i] }));
+        }
+        results.push(per);
+      }
+      for (const [whole, ...parts] of results) {
+        expect(whole.skipped).toBe(false);
+        for (const r of parts) {
+          for (const key of ['loss', 'gradNorm', 'pgLoss', 'clipRatio', 'ppoKl', 'kl', 'entropy'] as const) {
+            if (whole[key] === undefined) continue;
+            expect(r[key], key).toBeCloseTo(whole[key]!, digits);
+          }
+          expect(r.step).toBe(whole.step);
+        }
+      }
+      // The weights after two updates (moments carried) agree: compare the policies' log-probs.
+      const [a, b, d] = await Promise.all(trainers.map((t) => t.logprobs(batch)));
+      for (let i = 0; i < a.length; i++) {
+        expect(b[i]).toBeCloseTo(a[i], digits);
+        expect(d[i]).toBeCloseTo(a[i], digits);
+      }
+      // And the update did move them (the comparison is not between three untouched models).
+      const fresh = await make();
+      const before = await fresh.logprobs(batch);
+      expect(absMax(Array.from(a, (x, i) => x - before[i]))).toBeGreaterThan(1e-3);
+      await Promise.all([...trainers, fresh].map((t) => t.release()));
+    });
+  }
+
+  it('refuses a micro-batch size that is not a whole number above 0', async () => {
+    const config = tinyLlama();
+    const trainer = await Trainer.create({ config, weights: randomWeights(config), device: await testDevice(), mode: { kind: 'full' }, loss: { kind: 'sft' }, batch: shape, dtype: DTYPE });
+    const batch = makeCausalBatch(rows, shape);
+    await expect(trainer.step(batch, 0.01, { microBatch: 0 })).rejects.toThrow('microBatch must be a whole number > 0, got 0');
+    await expect(trainer.step(batch, 0.01, { microBatch: 1.5 })).rejects.toThrow('microBatch');
+    await trainer.release();
+  });
+
+  it('microBatchOf cuts rows and pads the last micro-batch with rows that train nothing', () => {
+    const s: BatchShape = { size: 3, seqLen: 2 };
+    const b: TrainBatch = { inputIds: [1, 2, 3, 4, 5, 6], targets: [2, 3, 4, 5, 6, 7], lossMask: [1, 1, 0, 1, 1, 0], advantages: [0.5, -1, 2], oldLogprobs: [-1, -2, -3, -4, -5, -6] };
+    expect(microBatchOf(b, s, 2, 2, false)).toEqual({ inputIds: [5, 6, 0, 0], targets: [6, 7, 0, 0], lossMask: [1, 0, 0, 0], advantages: [2, 0], oldLogprobs: [-5, -6, 0, 0] });
+    expect(microBatchOf({ ...b, advantages: [1, 2, 3, 4, 5, 6] }, s, 0, 2, true).advantages).toEqual([1, 2, 3, 4]);
   });
 });
 

@@ -177,6 +177,33 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['train/majority_voting_reward']).toBeGreaterThan(0);
   });
 
+  it('an update in micro-batches (microBatch) is the same update: same losses, norms and next rollouts', async () => {
+    const scorer = (g: { samples: readonly unknown[] }) => ({
+      rewards: g.samples.map((_, i) => i % 3),
+      labeled: true,
+      pseudoLabel: 'x',
+      voteCounts: [],
+      majorityRatio: 0,
+      agreesWithLabel: g.samples.map(() => false),
+      diagnostics: {},
+    });
+    const runWith = async (microBatch: number) => {
+      const records: StepRecord[] = [];
+      // 2 prompts × 2 trained samples = 4 sequences: micro-batches of 3 and 1 (padded).
+      await runLoop(await input({ config: { ...CONFIG, steps: 2, valEvery: 0, microBatch }, scorer }), { onStep: (r) => void records.push(r) });
+      return records;
+    };
+    const [whole, micro] = [await runWith(0), await runWith(3)];
+    for (const [a, b] of whole.map((r, i) => [r, micro[i]] as const)) {
+      for (const key of ['actor/grad_norm', 'actor/pg_loss', 'actor/kl']) {
+        expect(a.metrics[key], key).toBeTypeOf('number');
+        expect(b.metrics[key], key).toBeCloseTo(a.metrics[key], 4);
+      }
+      // The same weights sample the same next step (the sampling is seeded).
+      expect(b.groups.map((g) => g.samples.map((x) => x.text))).toEqual(a.groups.map((g) => g.samples.map((x) => x.text)));
+    }
+  });
+
   it('a method\'s roles train each span of a response with its own advantage', async () => {
     // code-consensus declares per-token advantages; the scorer here gives role 0 the rewards
     // 1, 0, 1, 0 and role 1 the reverse (Dr. GRPO: ±1/2), role 0 on a sample's first half of

@@ -52,7 +52,7 @@ describe('the built-in methods', () => {
     // Settings added since (long prompts, the prompt format, the tie rule, the signal check, the actor–critic's) take their
     // defaults, as do the settings of the methods added since.
     const added = {
-      longPrompts: 'fail', maxPromptTokens: 0, promptFormat: 'raw', voteTies: 'no-label', signalMinExtraction: 0.5, signalMinLift: 1.05, signalMinGroupsWithSignal: 0.1, signalWindow: 3, signalAction: 'warn',
+      longPrompts: 'fail', maxPromptTokens: 0, microBatch: 0, promptFormat: 'raw', voteTies: 'no-label', signalMinExtraction: 0.5, signalMinLift: 1.05, signalMinGroupsWithSignal: 0.1, signalWindow: 3, signalAction: 'warn',
       gaeGamma: 1, gaeLambda: 1, valueClip: 0.5, criticLr: 0.001, criticEpochs: 1, criticWarmup: 0,
     };
     const methodDefaults = Object.fromEntries(BUILTIN_METHODS.flatMap((m) => Object.entries(m.settings.parse({}))));
