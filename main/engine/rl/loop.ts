@@ -32,6 +32,7 @@ import type { TextTokenizer } from '../nn/tokenizer.ts';
 import { type ScheduleSpec, learningRate, warmupStepsFromRatio } from '../optim/schedule.ts';
 import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
+import { bucketLength } from '../runtime/token-logprobs.ts';
 import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
 import { Critic, type CriticState, type CriticStepResult } from '../runtime/critic.ts';
 import type { FlatArray } from '../runtime/parameter-store.ts';
@@ -856,7 +857,7 @@ async function policyUpdate(
 async function reviseUpdate(
   trainer: Trainer,
   groups: readonly ScoredGroup[],
-  shape: { size: number; seqLen: number },
+  full: { size: number; seqLen: number },
   microBatch: number,
   klCoef: number,
   lr: number,
@@ -865,6 +866,10 @@ async function reviseUpdate(
 ): Promise<StepResult | null> {
   const rows = groups.flatMap((g) => (g.score.revisions ?? []).flatMap((r, j) => (g.revisionAdvantages[j] ? [{ r, advantage: g.revisionAdvantages[j] }] : [])));
   if (rows.length === 0) return null;
+  const shape = revisionShape(
+    rows.map(({ r }) => r.promptIds.length + r.tokenIds.length),
+    full,
+  );
   const batch = makeCausalBatch(
     rows.map(({ r }) => ({ tokens: [...r.promptIds, ...r.tokenIds], lossStart: r.promptIds.length })),
     shape,
@@ -883,6 +888,21 @@ async function reviseUpdate(
   });
   const refLogprobs = klCoef > 0 ? await trainer.logprobs(batch, { reference: true, shape, microBatch }) : undefined;
   return trainer.step({ ...batch, advantages, oldLogprobs, refLogprobs }, lr, { ...(klCoef > 0 && { klCoef }), shape, microBatch });
+}
+
+/**
+ * The shape the second turns' update runs at: rows for the revisions trained, rounded up to a
+ * power of two, and positions for the longest (`lengths` in tokens) rounded up to the token
+ * scorer's buckets (as the agent loop's mini-batches), neither past `full` (the bound the memory
+ * was planned for); the trainer so compiles a few step graphs, and a step with three revisions
+ * does not pay for promptsPerStep × votes rows of the longest turn possible.
+ */
+export function revisionShape(lengths: readonly number[], full: { size: number; seqLen: number }): { size: number; seqLen: number } {
+  let size = 1;
+  while (size < lengths.length) size *= 2;
+  // A sequence of L tokens is L − 1 positions (each predicts the next token).
+  const longest = Math.max(1, ...lengths.map((l) => l - 1));
+  return { size: Math.min(size, full.size), seqLen: bucketLength(longest, full.seqLen) };
 }
 
 /**

@@ -210,6 +210,25 @@ describe('the self-debugging turn', () => {
     expect(codeConsensus.stepMetrics!([{ score, chosen: [0, 1, 2, 3] }], on)).toMatchObject({ 'code/debug_turns': 1 / 4, 'code/debug_pass_gain': 1, 'code/debug_hidden_pass_rate': 1 });
   });
 
+  it('counts a group that wrote no tests as 0 turns, not as a group without the metric', async () => {
+    const on = codeConsensus.settings.parse({ codeLanguage: 'javascript', codeDebugTurn: true });
+    const revise = async (): Promise<(Revision | null)[]> => {
+      throw new Error('no test failed, so no second turn is asked');
+    };
+    const noTests = await codeConsensus.scorer!(on, {} as CommonRunConfig)({ prompt: 'inc', samples: ['```javascript\nfunction inc(x) { return x + 1; }\n```', 'no code'].map(sample) }, { revise });
+    expect(noTests.diagnostics!.debug_turns).toBe(0);
+    // Beside a group where one response of two was revised: the step's share is (0 + 1/2) / 2.
+    const responses = ['```javascript\nfunction inc(x) { return x; }\nassert(inc(1) === 2);\n```', '```javascript\nfunction inc(x) { return x + 1; }\nassert(inc(1) === 2);\n```'];
+    const fixer = async (requests: readonly ReviseRequest[]): Promise<(Revision | null)[]> => requests.map(() => ({ text: responses[1], promptIds: [1], tokenIds: [2], logprobs: [-1] }));
+    const revised = await codeConsensus.scorer!(on, {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(sample) }, { revise: fixer });
+    expect(revised.diagnostics!.debug_turns).toBe(1 / 2);
+    const groups = [noTests, revised].map((score) => ({ score, chosen: [0, 1] }));
+    expect(codeConsensus.stepMetrics!(groups, on)['code/debug_turns']).toBe(1 / 4);
+    // Without the setting, no turn is counted at all.
+    const off = await codeConsensus.scorer!(codeConsensus.settings.parse({ codeLanguage: 'javascript' }), {} as CommonRunConfig)({ prompt: 'inc', samples: responses.map(sample) }, { revise: fixer });
+    expect(off.diagnostics!.debug_turns).toBeUndefined();
+  });
+
   it('names at most four failing tests in its message, and a timeout as such', () => {
     const tests = ['t0', 't1', 't2', 't3', 't4', 't5'];
     const row = tests.map((_, i) => (i === 0 ? { outcome: 'pass' as const, error: null } : i === 1 ? { outcome: 'timeout' as const, error: 'timeout' } : { outcome: 'fail' as const, error: `AssertionError: ${i}` }));

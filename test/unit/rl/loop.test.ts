@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { nextKlCoef } from '../../../main/engine/rl/kl-controller.ts';
-import { type LoopInput, type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
+import { type LoopInput, type StepRecord, revisionShape, runLoop } from '../../../main/engine/rl/loop.ts';
 import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts';
@@ -48,6 +48,17 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'rl-loop-'));
 });
 afterAll(async () => rm(tmp, { recursive: true, force: true }));
+
+describe('the second turns\' update shape', () => {
+  it('is sized to the revisions trained (rows to a power of two, positions to a bucket), never past the planned bound', () => {
+    const full = { size: 16, seqLen: 300 };
+    // Three revisions of at most 41 tokens: 4 rows of 40 positions, bucketed to 64.
+    expect(revisionShape([20, 41, 9], full)).toEqual({ size: 4, seqLen: 64 });
+    expect(revisionShape([2], full)).toEqual({ size: 1, seqLen: 8 });
+    // 257 positions is past the power-of-two buckets (256): 384, held to the bound 300; 17 rows held to 16.
+    expect(revisionShape(Array.from({ length: 17 }, () => 258), full)).toEqual({ size: 16, seqLen: 300 });
+  });
+});
 
 describe('runLoop and the model\'s context', () => {
   it('refuses a prompt that with maxNewTokens does not fit the context, before building any graph', async () => {

@@ -151,7 +151,8 @@ export const codeConsensus = defineMethod({
             tokenRoles: group.samples.map((sample, r) => tokenRoles(sample.text, context.tokenEnds!(sample.tokenIds), parsed[r].testSpans)),
           }
         : undefined;
-    const debug = s.codeDebugTurn && context.revise && tests.length > 0 ? await debugTurn(s, context.revise, parsed, tests, cells, matrix) : null;
+    const debugOn = s.codeDebugTurn && context.revise !== undefined;
+    const debug = debugOn && tests.length > 0 ? await debugTurn(s, context.revise!, parsed, tests, cells, matrix) : null;
     return {
       rewards,
       ...(roles && { roles }),
@@ -176,6 +177,8 @@ export const codeConsensus = defineMethod({
         error_share: stats.errorShare,
         timeout_share: stats.timeoutShare,
         tests: tests.length,
+        // A group without tests gives no second turn: 0 turns, so the step's share counts it.
+        ...(debugOn && { debug_turns: 0 }),
         ...(debug && debug.stats),
       },
     };
