@@ -181,6 +181,9 @@ export interface ParameterStoreOptions {
   dtype?: StoreDType;
 }
 
+/** The graph input a store feeds its whole flat buffer to (a training step's AdamW reads it). */
+export const FLAT_PARAMS_INPUT = 'params_flat';
+
 export class ParameterStore implements WeightBinding {
   /** Where each trainable weight sits in the flat buffer, in a fixed order. */
   readonly layout: readonly ParamEntry[];
@@ -347,6 +350,7 @@ export class ParameterStore implements WeightBinding {
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
     const out = this.frozen.feeds(inputNames);
     for (const n of inputNames) {
+      if (n === FLAT_PARAMS_INPUT) out[n] = this.flat;
       if (!this.byName.has(n)) continue;
       if (!this.views) throw new Error('parameter store: the per-weight tensors are being rebuilt; await the change before feeding a graph');
       out[n] = this.views.get(n)!;

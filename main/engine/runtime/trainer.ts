@@ -25,7 +25,7 @@ import { ADAMW_DEFAULTS, type AdamWHyper, type FlatRange, adamw, checkAdamW, cli
 import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
 import type { CriticState } from './critic.ts';
 import type { Device } from './devices.ts';
-import { type FlatArray, FrozenWeights, ParameterStore, type StoreDType, allocate, disposeTensor } from './parameter-store.ts';
+import { FLAT_PARAMS_INPUT, type FlatArray, FrozenWeights, ParameterStore, type StoreDType, allocate, disposeTensor } from './parameter-store.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
 import type { HostTensor, WeightBinding } from './weights.ts';
@@ -121,7 +121,8 @@ export const STEP_IO = {
   tokenCount: 'token_count',
   gradAcc: 'grad_acc',
   gradAccOut: 'grad_acc_out',
-  paramsFlat: 'params_flat',
+  /** The flat parameters AdamW updates, fed by the store's feeds (FLAT_PARAMS_INPUT). */
+  paramsFlat: FLAT_PARAMS_INPUT,
 } as const;
 
 /**
@@ -227,7 +228,7 @@ function batchLoss(g: Graph, store: StepGraphParameters, shape: BatchShape, spec
   return { loss: r.loss, params, diagnostics };
 }
 
-/** The per-weight gradients (or parameters) as the optimizer's ranges of the flat buffer. */
+/** The per-weight gradients as the optimizer's ranges of the flat buffer. */
 function flatRanges(xs: readonly Sym[], ranges: readonly FlatRange[]): Sym[] {
   const flat = xs.map((x) => op.reshape(x, [x.size]));
   return ranges.map((r) => rangeOfConcatenation(flat, r));
@@ -257,17 +258,22 @@ function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly F
 }
 
 /**
- * The training step graph for `store`'s parameters. Inputs: every weight by name (store.feeds),
- * the moments (one pair per optimizer range), lr, step (1-based, float) and the batch. Outputs:
- * the updated flat parameters, the moments, loss, grad_norm and the loss's diagnostics.
+ * The training step graph for `store`'s parameters. Inputs: every weight by name and the flat
+ * buffer they view (`params_flat`, both from store.feeds), the moments (one pair per optimizer
+ * range), lr, step (1-based, float) and the batch. Outputs: the updated flat parameters, the
+ * moments, loss, grad_norm and the loss's diagnostics.
  */
 export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphSpec): Graph {
   const g = new Graph('train_step');
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, null);
   const grads = grad(loss, params);
-  // The norm is taken of the per-weight gradients, before they are cut into ranges.
-  declareUpdate(g, g.untaped(() => flatRanges(params, ranges)), g.untaped(() => flatRanges(grads, ranges)), ranges, spec.optimizer, grads);
+  // AdamW reads the parameters from the flat buffer the per-weight inputs view, so they are not
+  // flattened and concatenated again (a node per weight fewer). The norm is taken of the
+  // per-weight gradients, before they are cut into ranges.
+  const flat = g.input(STEP_IO.paramsFlat, [store.size], store.dtype);
+  const flatParams = g.untaped(() => ranges.map((r) => op.slice(flat, 0, r.start, r.end)));
+  declareUpdate(g, flatParams, g.untaped(() => flatRanges(grads, ranges)), ranges, spec.optimizer, grads);
   g.output(STEP_IO.loss, loss);
   for (const [name, s] of diagnostics) g.output(name, s);
   return g;

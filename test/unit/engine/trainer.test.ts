@@ -70,6 +70,7 @@ function stepFeeds(store: ParameterStore, graph: CompiledGraph, batch: TrainBatc
     ...store.frozen.feeds(graph.inputNames),
     // The trainable weights at `flat`, each a view of it.
     ...Object.fromEntries(store.layout.map((e) => [e.name, tensorOf(d, flat.subarray(e.offset, e.offset + e.size), e.shape)])),
+    [STEP_IO.paramsFlat]: tensorOf(d, flat, [N]),
     [momentName('m', 0)]: tensorOf(d, new Float64Array(N), [N]),
     [momentName('v', 0)]: tensorOf(d, new Float64Array(N), [N]),
     [STEP_IO.lr]: tensorOf(d, [lr], []),
