@@ -107,9 +107,9 @@ export const CommonRunConfigSchema = z.object({
   collapseValDrop: z.number().min(0).default(0.1).describe('Alert when the best-checkpoint metric falls this far below its best'),
 
   // The signal check (signal.ts): each step's rollout is checked before its update.
-  signalMinExtraction: unit().default(0.5).describe('Weak-signal alert: share of samples with an extracted answer below this (0 = off)'),
+  signalMinExtraction: unit().default(0.5).describe('Weak-signal alert: share of samples with an extracted answer (code: a runnable function) below this (0 = off)'),
   signalMinLift: z.number().min(0).default(1.05).describe('Weak-signal alert: mean majority ratio below this many times the ratio chance gives (0 = off)'),
-  signalMinGroupsWithSignal: unit().default(0.1).describe('Weak-signal alert: share of prompts with any non-zero advantage below this (0 = off)'),
+  signalMinGroupsWithSignal: unit().default(0.1).describe('Weak-signal alert: share of prompts with any non-zero advantage (code: whose trained rewards differ) below this (0 = off)'),
   signalWindow: int(1).default(3).describe('Weak-signal alert: the checks use the mean of the last this many steps (the first step, the pre-flight check, counts alone)'),
   signalAction: z
     .enum(['warn', 'stop'])

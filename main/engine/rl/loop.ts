@@ -45,6 +45,7 @@ import { decodeText } from '../generate/stopping.ts';
 import { explainedVariance, gae, outcomeRewards } from './gae.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './config.ts';
+import type { MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
 import { type Alert, CRITIC_METRICS, CollapseWatch, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
@@ -379,7 +380,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     // parseRunConfig has checked the controller's settings.
     const klControl = config.klTarget > 0 ? klControlOf(config) : null;
     const watch = new CollapseWatch({ majorityRatio: config.collapseMajorityRatio, entropy: config.collapseEntropy, valDrop: config.collapseValDrop });
-    const signalWatch = new SignalWatch(signalThresholdsOf(config));
+    const signalWatch = new SignalWatch({ ...signalThresholdsOf(config), ...(method.signal && { answered: method.signal.answered }) });
     /** Prompts whose reviewed label matched no sample, already named in an alert. */
     const unmatchedWarned = new Set<number>();
 
@@ -617,8 +618,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
 
         // The signal check, on this rollout before its update (at step 1: the pre-flight check).
         const majorityRatio = mean(groups.map((g) => g.vote.majorityRatio));
-        const signalNumbers = signalMetrics(groups.map(signalGroup));
-        const signalAlert = signalWatch.onStep(step, { ...signalNumbers, [TRAIN_METRICS.majorityRatio]: majorityRatio }, step === 1);
+        const signalGroups = groups.map((g) => signalGroup(g, method.signal?.of(g) ?? null));
+        const signalNumbers = signalMetrics(signalGroups);
+        // The ratio the check compares with chance: the method's own where it counts groups its way.
+        const signalRatio = method.signal ? mean(signalGroups.map((g) => g.majorityRatio)) : majorityRatio;
+        const signalAlert = signalWatch.onStep(step, { ...signalNumbers, [TRAIN_METRICS.majorityRatio]: signalRatio }, step === 1);
         const stopForSignal = signalAlert !== null && config.signalAction === 'stop';
 
         // Update (none when the signal check stops the run: nothing is learned from noise).
@@ -1031,8 +1035,10 @@ function unmatchedReviewAlert(step: number, groups: readonly ScoredGroup[], item
   };
 }
 
-/** What the signal check reads from a scored group. */
-function signalGroup(g: ScoredGroup): SignalGroup {
+/** What the signal check reads from a scored group: the method's own counts where it gives them, else its answers and votes. */
+function signalGroup(g: ScoredGroup, own: MethodSignal | null): SignalGroup {
+  const trainedAdvantages = g.chosen.map((i) => g.advantages[i]);
+  if (own) return { samples: g.samples.length, extracted: own.answered, clusterCounts: own.clusterCounts, majorityRatio: own.majorityRatio, tied: own.tied, trainedAdvantages, hasSignal: own.hasSignal };
   const counts = g.vote.voteCounts.map((v) => v.count);
   const top = Math.max(0, ...counts);
   return {
@@ -1041,7 +1047,7 @@ function signalGroup(g: ScoredGroup): SignalGroup {
     clusterCounts: counts,
     majorityRatio: g.vote.majorityRatio,
     tied: top > 0 && counts.filter((c) => c === top).length > 1,
-    trainedAdvantages: g.chosen.map((i) => g.advantages[i]),
+    trainedAdvantages,
   };
 }
 

@@ -18,6 +18,13 @@
 //   advantage; a group without (unanimous, tied or unlabeled) teaches nothing.
 // - `signal/tied_groups`: share of groups whose vote tied for the most votes.
 //
+// A method whose learning does not read extracted answers (code) says what counts instead
+// (`MethodDefinition.signal`): for code-consensus a sample "answers" with a runnable function (one
+// that passed or failed some test), the clusters are its consensus sets of runnable functions,
+// the majority ratio is the top set's size over n, and a group has signal when its trained
+// samples' rewards differ (any role's: a group may train on per-token advantages whose sample
+// means are 0). The TTRL family keeps the answers and votes above.
+//
 // The signal is weak when any of the three checked numbers, averaged over the last
 // `signalWindow` steps, is below its threshold. The watch alerts once when weakness starts and
 // re-arms when the signal is healthy again (as the collapse watch).
@@ -48,6 +55,8 @@ export interface SignalGroup {
   tied: boolean;
   /** Advantages of the samples trained on (empty when the group got no label). */
   trainedAdvantages: readonly number[];
+  /** The method's own word on whether the group teaches anything (see MethodSignal); absent: a non-zero trained advantage decides. */
+  hasSignal?: boolean;
 }
 
 export interface SignalThresholds {
@@ -125,7 +134,7 @@ export function signalMetrics(groups: readonly SignalGroup[]): Record<string, nu
     [SIGNAL_METRICS.majorityRatioChance]: chance,
     // No answers at all: no consensus to speak of.
     [SIGNAL_METRICS.majorityLift]: chance === 0 ? 0 : ratio / chance,
-    [SIGNAL_METRICS.groupsWithSignal]: mean(groups.map((g) => (g.trainedAdvantages.some((a) => a !== 0) ? 1 : 0))),
+    [SIGNAL_METRICS.groupsWithSignal]: mean(groups.map((g) => ((g.hasSignal ?? g.trainedAdvantages.some((a) => a !== 0)) ? 1 : 0))),
     [SIGNAL_METRICS.tiedGroups]: mean(groups.map((g) => (g.tied ? 1 : 0))),
   };
 }
@@ -133,14 +142,17 @@ export function signalMetrics(groups: readonly SignalGroup[]): Record<string, nu
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 const fix = (x: number): string => x.toFixed(2);
 
-/** Why a step's signal is weak, one sentence per failed check naming its setting; empty when it is not. */
-export function weakSignalReasons(metrics: Readonly<Record<string, number>>, limits: SignalThresholds): string[] {
+/**
+ * Why a step's signal is weak, one sentence per failed check naming its setting; empty when it is
+ * not. `answered` says what the extraction rate counts (a method's `signal.answered`).
+ */
+export function weakSignalReasons(metrics: Readonly<Record<string, number>>, limits: SignalThresholds, answered = 'an answer was found'): string[] {
   const reasons: string[] = [];
   const extraction = metrics[SIGNAL_METRICS.extractionRate];
   const lift = metrics[SIGNAL_METRICS.majorityLift];
   const withSignal = metrics[SIGNAL_METRICS.groupsWithSignal];
   if (extraction < limits.minExtraction) {
-    reasons.push(`an answer was found in ${pct(extraction)} of the samples (signalMinExtraction ${limits.minExtraction})`);
+    reasons.push(`${answered} in ${pct(extraction)} of the samples (signalMinExtraction ${limits.minExtraction})`);
   }
   if (lift < limits.minLift) {
     reasons.push(
@@ -170,7 +182,7 @@ const DECISION_KEYS = [SIGNAL_METRICS.extractionRate, SIGNAL_METRICS.majorityLif
  */
 export class SignalWatch {
   constructor(
-    private readonly limits: SignalThresholds & { window: number },
+    private readonly limits: SignalThresholds & { window: number; answered?: string },
     public state: SignalWatchState = { weak: false },
   ) {
     if (!(Number.isInteger(limits.window) && limits.window >= 1)) throw new Error(`the signal check's window must be a whole number of steps ≥ 1, got ${limits.window}`);
@@ -180,7 +192,7 @@ export class SignalWatch {
     const now = Object.fromEntries(DECISION_KEYS.map((k) => [k, metrics[k]]));
     const recent = [...(first ? [] : (this.state.recent ?? [])), now].slice(-this.limits.window);
     const pooled = Object.fromEntries(DECISION_KEYS.map((k) => [k, recent.reduce((s, r) => s + r[k], 0) / recent.length]));
-    const reasons = weakSignalReasons(pooled, this.limits);
+    const reasons = weakSignalReasons(pooled, this.limits, this.limits.answered);
     const fire = reasons.length > 0 && !this.state.weak;
     this.state = { weak: reasons.length > 0, recent };
     if (!fire) return null;

@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseCodeResponse, tokenRoles } from '../../../main/engine/code/response.ts';
 import { roleTokenAdvantages } from '../../../main/engine/rl/advantages.ts';
-import { codeConsensus, debugMessage, poolTests } from '../../../main/engine/rl/methods/code-consensus.ts';
+import { codeConsensus, debugMessage, executionSignal, poolTests } from '../../../main/engine/rl/methods/code-consensus.ts';
+import { signalMetrics, weakSignalReasons } from '../../../main/engine/rl/signal.ts';
+import type { ExecutionRecord, Outcome } from '../../../main/engine/code/consensus.ts';
 import type { ReviseRequest, Revision, ScorerSample } from '../../../main/engine/rl/rewards.ts';
 import type { CommonRunConfig } from '../../../main/engine/rl/common-settings.ts';
 
@@ -233,5 +235,49 @@ describe('the self-debugging turn', () => {
     const tests = ['t0', 't1', 't2', 't3', 't4', 't5'];
     const row = tests.map((_, i) => (i === 0 ? { outcome: 'pass' as const, error: null } : i === 1 ? { outcome: 'timeout' as const, error: 'timeout' } : { outcome: 'fail' as const, error: `AssertionError: ${i}` }));
     expect(debugMessage(tests, row, 'python')).toBe('Your function fails these tests:\nt1  # ran out of time\nt2  # AssertionError: 2\nt3  # AssertionError: 3\nt4  # AssertionError: 4\n(and 1 more)\nWrite the corrected function in a code block.');
+  });
+});
+
+describe('the signal check of a code group', () => {
+  const ex: ExecutionRecord = {
+    language: 'python',
+    solutions: ['a', 'b', null, 'd'],
+    tests: ['t0', 't1'],
+    authors: [[0], [1]],
+    // 0 and 1 agree on both tests, 2 wrote no function (all errors), 3 timed out on one and failed the other.
+    matrix: [
+      ['pass', 'pass'],
+      ['pass', 'pass'],
+      ['error', 'error'],
+      ['timeout', 'fail'],
+    ],
+    sets: [
+      { solutions: [0, 1], tests: [0, 1], score: 4 },
+      { solutions: [2, 3], tests: [], score: 0 },
+    ],
+    top: 0,
+    testRewards: [1, 1],
+  };
+
+  it('counts runnable functions, their consensus sets and whether the trained rewards differ', () => {
+    const score = { rewards: [0.5, 0.5, 0, 0], labeled: true };
+    expect(executionSignal(ex, { score, chosen: [0, 1, 2, 3] })).toEqual({ answered: 3, clusterCounts: [2, 1], majorityRatio: 2 / 4, tied: false, hasSignal: true });
+    // The two trained responses earned the same: nothing to learn, unless a role's rewards differ (null: no tests of its own).
+    expect(executionSignal(ex, { score, chosen: [0, 1] }).hasSignal).toBe(false);
+    const roles = { names: ['solution', 'tests'], weights: [1, 0.5], rewards: [[0.5, 0.5, 0, 0], [1, null, 0, 0]], tokenRoles: [[], [], [], []] };
+    expect(executionSignal(ex, { score: { ...score, roles }, chosen: [0, 1] }).hasSignal).toBe(false);
+    expect(executionSignal(ex, { score: { ...score, roles }, chosen: [0, 2] }).hasSignal).toBe(true);
+    // The definition reads the group's execution record; a score without one is left to the answers' check.
+    expect(codeConsensus.signal!.of({ score: { ...score, execution: ex }, chosen: [0, 1, 2, 3] })).toEqual(executionSignal(ex, { score, chosen: [0, 1, 2, 3] }));
+    expect(codeConsensus.signal!.of({ score, chosen: [0] })).toBeNull();
+  });
+
+  it('names a runnable function in its alert where TTRL names an answer', () => {
+    const own = executionSignal({ ...ex, matrix: ex.matrix.map((): Outcome[] => ['error', 'error']), sets: [{ solutions: [0, 1, 2, 3], tests: [], score: 0 }], top: null }, { score: { rewards: [0, 0, 0, 0], labeled: false }, chosen: [] });
+    const metrics = signalMetrics([{ samples: 4, extracted: own.answered, clusterCounts: own.clusterCounts, majorityRatio: own.majorityRatio, tied: own.tied, trainedAdvantages: [], hasSignal: own.hasSignal }]);
+    expect(metrics['signal/extraction_rate']).toBe(0);
+    expect(weakSignalReasons(metrics, { minExtraction: 0.5, minLift: 0, minGroupsWithSignal: 0 }, codeConsensus.signal!.answered)).toEqual([
+      'a runnable function (one that passed or failed a test) was written in 0% of the samples (signalMinExtraction 0.5)',
+    ]);
   });
 });

@@ -273,6 +273,45 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['actor/grad_norm']).toBeGreaterThan(1e-6);
   });
 
+  it('a code run\'s signal check counts runnable functions and consensus sets, not extracted answers', async () => {
+    // Every group: functions 0-2 pass both tests (one consensus set), function 3 fails both; the
+    // stand-in's rewards differ. Runnable 4 of 4; clusters [3, 1]; ratio 3/4 against chance
+    // E[max of Multinomial(4, 1/2)] / 4 = 2.75 / 4: lift 1.09, above 1.05. tiny-chars's text
+    // holds no answer to extract, which the TTRL check would call a weak signal.
+    const records: StepRecord[] = [];
+    await runLoop(
+      await input({
+        config: { ...CONFIG, method: 'code-consensus', codeLanguage: 'javascript', codeAdvantages: 'shared', steps: 1, valEvery: 0, klCoef: 0, klTarget: 0 },
+        items: codeTaskItems({ language: 'javascript', count: 2, seed: 1 }),
+        validation: [],
+        scorer: (g) => ({
+          rewards: g.samples.map((_, i) => i),
+          labeled: true,
+          execution: {
+            language: 'javascript' as const,
+            solutions: g.samples.map(() => 'function f() {}'),
+            tests: ['t0', 't1'],
+            authors: [[0], [1]],
+            matrix: [['pass', 'pass'], ['pass', 'pass'], ['pass', 'pass'], ['fail', 'fail']],
+            sets: [
+              { solutions: [0, 1, 2], tests: [0, 1], score: 6 },
+              { solutions: [3], tests: [], score: 0 },
+            ],
+            top: 0,
+            testRewards: [1, 1],
+          },
+        }),
+      }),
+      { onStep: (r) => void records.push(r) },
+    );
+    const [r] = records;
+    expect(r.metrics['signal/extraction_rate']).toBe(1);
+    expect(r.metrics['signal/majority_ratio_chance']).toBeCloseTo(2.75 / 4, 12);
+    expect(r.metrics['signal/majority_lift']).toBeCloseTo(0.75 / (2.75 / 4), 12);
+    expect(r.metrics['signal/groups_with_signal']).toBe(1);
+    expect(r.alerts.filter((a) => a.kind === 'weak_signal')).toEqual([]);
+  });
+
   it('a method\'s second turn continues samples with its message, and trains the revisions', async () => {
     // code-consensus with codeDebugTurn asks for the revise service; the stand-in scorer revises
     // samples 0 and 1 of each group with "fix it" and rewards the revisions 1 and 0.

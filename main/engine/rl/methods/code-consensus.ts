@@ -25,14 +25,14 @@
 // (`code/hidden_pass_rate`, through the method's `hidden` check, which only the loop calls).
 import { z } from 'zod';
 import { SandboxPool } from '../../../sandbox/pool.ts';
-import { type Outcome, type RevisionRecord, dualAgreement, matrixStats } from '../../code/consensus.ts';
+import { type ExecutionRecord, type Outcome, type RevisionRecord, dualAgreement, matrixStats } from '../../code/consensus.ts';
 import { type ExecutionCell, type ProgramRunner, executionCells, executionMatrix, passesHidden } from '../../code/execute.ts';
 import type { SandboxLanguage } from '../../../sandbox/protocol.ts';
 import type { ScoredRevision, ScorerContext } from '../rewards.ts';
 import { readHiddenCodeAnswer } from '../../tasks/code-tasks.ts';
 import { parseCodeResponse, tokenRoles } from '../../code/response.ts';
 import { mean } from '../stats.ts';
-import { defineMethod } from './types.ts';
+import { type MethodSignal, type ScoredGroupView, defineMethod } from './types.ts';
 
 let shared: SandboxPool | null = null;
 /** The process's sandbox, started at the first code reward (its workers do not keep the process alive). */
@@ -183,6 +183,7 @@ export const codeConsensus = defineMethod({
       },
     };
   },
+  signal: { answered: 'a runnable function (one that passed or failed a test) was written', of: (view) => (view.score.execution ? executionSignal(view.score.execution, view) : null) },
   stepMetrics: (groups) => {
     const revised = groups.flatMap((g) => g.score.execution?.revisions ?? []).filter((r) => r.hiddenResult !== undefined);
     const out: Record<string, number> = {};
@@ -194,6 +195,29 @@ export const codeConsensus = defineMethod({
     return out;
   },
 });
+
+/**
+ * The signal check's counts of a code group (MethodDefinition.signal): a response answers when its
+ * function ran (passed or failed some test, rather than erring or timing out on every one); the
+ * clusters are the consensus sets of such functions, the ratio the top set's size over the group,
+ * and the group has signal when its trained responses' rewards differ, in total or in any role.
+ */
+export function executionSignal(ex: ExecutionRecord, view: ScoredGroupView): MethodSignal {
+  const ran = ex.matrix.map((row) => row.some((o) => o === 'pass' || o === 'fail'));
+  const clusterCounts = ex.sets.map((set) => set.solutions.filter((r) => ran[r]).length).filter((n) => n > 0);
+  const top = ex.top === null ? null : ex.sets[ex.top];
+  const differ = (xs: readonly (number | null)[]) => {
+    const known = view.chosen.map((i) => xs[i]).filter((x): x is number => x !== null);
+    return known.some((x) => x !== known[0]);
+  };
+  return {
+    answered: ran.filter(Boolean).length,
+    clusterCounts,
+    majorityRatio: top === null || ex.matrix.length === 0 ? 0 : top.solutions.length / ex.matrix.length,
+    tied: top !== null && ex.sets.length > 1 && ex.sets[1].score === top.score,
+    hasSignal: differ(view.score.rewards) || (view.score.roles?.rewards.some(differ) ?? false),
+  };
+}
 
 /**
  * The self-debugging turn of a group: every response with a function that fails some test is

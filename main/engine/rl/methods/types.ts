@@ -84,8 +84,28 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    * reads it.
    */
   hidden?: { metric: string; check(settings: z.output<S>): HiddenCheck };
+  /**
+   * Where extracted answers and their votes are not what the method learns from (code), what the
+   * signal check (`rl/signal.ts`) counts in a group: `answered` names, for its alert, what a
+   * sample has to give ("a runnable function ... was written"), and `of` reads a scored group
+   * (null: the score lacks what it reads; the check then counts answers and votes as for TTRL).
+   */
+  signal?: { answered: string; of(group: ScoredGroupView): MethodSignal | null };
   /** The method's own step metrics (the keys of `metrics`), from the step's scored groups. */
   stepMetrics?(groups: readonly ScoredGroupView[], settings: z.output<S>): Record<string, number>;
+}
+
+/** A group as the signal check counts it, in the method's terms (see `signal`). */
+export interface MethodSignal {
+  /** Samples that gave something to score (the extraction rate's numerator). */
+  answered: number;
+  /** Sizes of the groups of samples that agree (the clusters chance is measured against); their sum at most `answered`. */
+  clusterCounts: number[];
+  /** The agreeing group the method picks, its size over the samples drawn (0: none picked). */
+  majorityRatio: number;
+  tied: boolean;
+  /** Whether the update learns anything from the group: its trained samples' rewards differ. */
+  hasSignal: boolean;
 }
 
 /** A response against its item's hidden answer: an outcome ('pass': correct), or null where the answer is not of the method's kind. */
