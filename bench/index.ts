@@ -12,7 +12,7 @@
 //   ttrl-demo         TTRL on unlabeled arithmetic; base vs after avg@16 / maj@16 on a disjoint labeled set
 //   methods           every label-free method on the same demo and budget, over seeds: a table and JSON lines
 //   sandbox           executions per second of the code sandbox (Pyodide and QuickJS workers)
-//   agent-demo        tiny-agent on held-out household tasks: base, outcome-only GRPO and OPID, same budget, 3 seeds
+//   agent-demo        tiny-agent on held-out household and shop tasks: base, outcome-only GRPO and OPID, same budget, 3 seeds
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -613,20 +613,23 @@ const commands: CliCommand[] = [
   command({
     name: 'agent-demo',
     program: PROGRAM,
-    summary: 'The built-in tiny-agent on held-out household tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
-    synopsis: '[--seeds 0,1,2] [--steps N]',
+    summary: 'The built-in tiny-agent on held-out household and shop tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
+    synopsis: '[--envs household,shop] [--seeds 0,1,2] [--steps N]',
     flags: {
       model: { ...trainFlags.model, default: AGENT_DEMO_DEFAULTS.model },
+      envs: { type: 'string', value: 'E,E', default: AGENT_DEMO_DEFAULTS.envs.join(','), description: 'environments, comma-separated (household, shop)' },
       seeds: { type: 'string', value: 'S,S', default: AGENT_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
       steps: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
     },
-    details: 'Prints one JSON line per method and seed as each finishes (bench, method, seed, base_success, after_success, after_length, train_success_first/last, teacher_available, wall_s), then the table.',
+    details: 'Prints one JSON line per environment, method and seed as each finishes (bench, env, method, seed, base_success, base_reward, after_success, after_reward, after_length, train_success_first/last, teacher_available, wall_s), then the table.',
     async run(values) {
       const seeds = (values.seeds ?? '').split(',').map((s) => {
         if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
         return Number(s);
       });
-      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
+      const envs = (values.envs ?? '').split(',').map((e) => e.trim());
+      for (const e of envs) if (!AGENT_DEMO_DEFAULTS.envs.includes(e)) throw new UsageError(`--envs: "${e}" is not a built-in environment (${AGENT_DEMO_DEFAULTS.envs.join(', ')})`);
+      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), envs, seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
       const rows = await agentDemo(o, print);
       process.stdout.write(agentDemoTable(rows, o));
       return 0;

@@ -194,7 +194,11 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
       progress(step, 'validation');
       // Its own seed per step, so validating never moves the training RNG.
       const episodes = await play(validation, 1, { temperature: config.valTemperature, topP: config.valTopP, topK: 0 }, new SeededRng((config.seed * 1_000_003 + step * 7_919) >>> 0));
-      return { [AGENT_METRICS.valSuccess]: mean(episodes.map((e) => (e.success ? 1 : 0))), [AGENT_METRICS.valLength]: mean(episodes.map((e) => e.turns.length)) };
+      return {
+        [AGENT_METRICS.valSuccess]: mean(episodes.map((e) => (e.success ? 1 : 0))),
+        [AGENT_METRICS.valReward]: mean(episodes.map((e) => e.reward)),
+        [AGENT_METRICS.valLength]: mean(episodes.map((e) => e.turns.length)),
+      };
     };
     const afterValidation = async (step: number, metrics: Record<string, number>, record: StepRecord) => {
       const value = metrics[AGENT_METRICS.valSuccess];

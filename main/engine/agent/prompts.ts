@@ -28,10 +28,13 @@ function actions(list: readonly string[]): string {
 }
 
 /**
- * How turns are worded: 'opid', OPID's full prompts; 'compact', the task, the observation and the
- * request only (no admissible actions, no instructions), for small models whose context OPID's
- * prompts would fill in a few turns (tiny-chars reads 1,024 characters). Both keep the task line
- * and the "Now it's your turn" anchor the teacher's skill is placed by.
+ * How turns are worded: 'opid', OPID's full prompts; 'compact', the task, the observation (without
+ * its own copy of the task), the admissible actions (less the clicks on texts the observation
+ * shows) and the request only (no instructions), for
+ * small models whose context OPID's prompts would fill in a few turns (tiny-chars reads 1,024
+ * characters). The actions are listed so that a character model can copy one rather than spell
+ * object names and product ids from memory. Both keep the task line and the "Now it's your turn"
+ * anchor the teacher's skill is placed by.
  */
 export const PROMPT_STYLES = ['opid', 'compact'] as const;
 export type PromptStyle = (typeof PROMPT_STYLES)[number];
@@ -42,12 +45,32 @@ export function turnMessage(envId: string, view: TurnView, style: PromptStyle = 
   if (!setting) throw new Error(`no agent prompt for environment "${envId}" (known: ${Object.keys(AGENT_SETTINGS).join(', ')})`);
   if (style === 'compact') {
     // The task on every turn, so a turn read without the earlier ones (history 0) still knows it.
-    return `Your task is to: ${view.task}\nStep ${view.step}: ${view.observation}\nNow it's your turn.`;
+    const observation = withoutTaskEcho(view.observation, view.task);
+    // A click on a text the page shows is not listed again: the shop's pages are their own list.
+    const shown = observation.toLowerCase();
+    const listed = view.admissibleActions.filter((a) => !shown.includes(/^click\[(.*)\]$/.exec(a)?.[1] ?? '\u0000'));
+    const list = listed.length > 0 ? `\nActions: ${actions(listed)}` : '';
+    return `Your task is to: ${view.task}\nStep ${view.step}: ${observation}${list}\nNow it's your turn.`;
   }
   const now =
     `Your current observation is: ${view.observation}\n` + `Your admissible actions of the current situation are: [${actions(view.admissibleActions)}].`;
   if (view.step === 1) return `${setting.intro} Your task is to: ${view.task}\n${now}\n\n${ASK}`;
   return `You are now at step ${view.step}. ${now}\n\n${ASK}`;
+}
+
+/**
+ * The observation less the copy of the task the environments print in it (the household's first
+ * "Your task is to: …", every shop page's "Instruction: [SEP] … [SEP]"), which the compact task
+ * line already carries: a shop page would otherwise hold its instruction twice.
+ */
+export function withoutTaskEcho(observation: string, task: string): string {
+  const t = task.trim();
+  if (!t) return observation;
+  const esc = t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return observation
+    .replace(new RegExp(`\\s*Your task is to: ${esc}\\s*`), ' ')
+    .replace(new RegExp(`Instruction: \\[SEP\\] ${esc}\\s*\\[SEP\\] `), '')
+    .trim();
 }
 
 export interface ParsedAction {

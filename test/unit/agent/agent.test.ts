@@ -27,14 +27,23 @@ describe('agent turns', () => {
     expect(() => turnMessage('sokoban', { task: 't', observation: 'o', admissibleActions: [], step: 1 })).toThrow('no agent prompt for environment "sokoban"');
   });
 
-  it('word compact turns with the task every time and no admissible actions, where the teacher\'s skill still finds its place', () => {
+  it("word compact turns with the task every time, the admissible actions the observation does not show, and no copy of the task in the observation; the teacher's skill still finds its place", () => {
     const view = { task: 'put a mug in cabinet.', observation: 'You arrive at cabinet 1.', admissibleActions: ['look', 'open cabinet 1'], step: 3 };
     const compact = turnMessage('household', view, 'compact');
-    expect(compact).toBe("Your task is to: put a mug in cabinet.\nStep 3: You arrive at cabinet 1.\nNow it's your turn.");
+    expect(compact).toBe("Your task is to: put a mug in cabinet.\nStep 3: You arrive at cabinet 1.\nActions: 'look', 'open cabinet 1'\nNow it's your turn.");
     expect(withSkill(compact, { stepSkill: 'open cabinet 1' })).toBe(
-      "Your task is to: put a mug in cabinet.\nStep 3: You arrive at cabinet 1.\n\n**Critical-Step Guidance**\nUse this current-step guidance for this decision only:\n[open cabinet 1]\n\nNow it's your turn.",
+      "Your task is to: put a mug in cabinet.\nStep 3: You arrive at cabinet 1.\nActions: 'look', 'open cabinet 1'\n\n**Critical-Step Guidance**\nUse this current-step guidance for this decision only:\n[open cabinet 1]\n\nNow it's your turn.",
     );
     expect(withSkill(compact, { episodeSkill: 'Find the mug first.' }).startsWith('Your task is to: put a mug in cabinet.\n\n**Episode-Level Guidance**')).toBe(true);
+    // The household's first observation ends with the task, the shop's pages start with it.
+    const first = turnMessage('household', { ...view, observation: 'You are in the middle of a room.\n\nYour task is to: put a mug in cabinet. ', step: 1 }, 'compact');
+    expect(first).toBe("Your task is to: put a mug in cabinet.\nStep 1: You are in the middle of a room.\nActions: 'look', 'open cabinet 1'\nNow it's your turn.");
+    // A shop page lists its own clicks; the search box's action is not on the page.
+    const task = 'i need a mug (blue), and price lower than 10.00 dollars';
+    const results = turnMessage('shop', { task, observation: `Instruction: [SEP] ${task} [SEP] Back to Search [SEP] B0AB12CD34 [SEP] Mug [SEP] $5.00`, admissibleActions: ['click[back to search]', 'click[b0ab12cd34]'], step: 2 }, 'compact');
+    expect(results).toBe(`Your task is to: ${task}\nStep 2: Back to Search [SEP] B0AB12CD34 [SEP] Mug [SEP] $5.00\nNow it's your turn.`);
+    const search = turnMessage('shop', { task, observation: `WebShop [SEP] Instruction: [SEP] ${task} [SEP] Search`, admissibleActions: ['search[<your query>]'], step: 1 }, 'compact');
+    expect(search).toBe(`Your task is to: ${task}\nStep 1: WebShop [SEP] Search\nActions: 'search[<your query>]'\nNow it's your turn.`);
   });
 });
 

@@ -1,6 +1,7 @@
-// The built-in agent model's recipe (resources/models/make-tiny-agent.ts): the expert's household
-// turns in the compact prompt, a share with OPID's teacher view, only each reply trained; and the
-// committed model answers a held-out task's first turn in the agent's format.
+// The built-in agent model's recipe (resources/models/make-tiny-agent.ts): expert-labelled turns of
+// both environments in the compact prompt (DAgger: some off the expert's path), a share with OPID's
+// teacher view, only each reply trained; and the committed model
+// answers a held-out task's first turn of each environment in the agent's format.
 import { describe, expect, it } from 'vitest';
 import { parseAgentAction, turnMessage } from '../../../main/engine/agent/prompts.ts';
 import { environment, taskSet } from '../../../main/engine/envs/index.ts';
@@ -12,39 +13,57 @@ import { TINY_AGENT_DEFAULTS, TINY_AGENT_RUN_SETTINGS, expertTurns, turnExample 
 import { testDevice } from '../../helpers/device.ts';
 
 describe('tiny-agent', () => {
-  it("is taught the expert's turns, some with a skill, the reply alone trained; the same options give the same data", async () => {
-    const o = { ...TINY_AGENT_DEFAULTS, episodes: 12, guidanceShare: 0.5 };
+  it("is taught expert-labelled turns of both environments, some off the expert's path, some with a skill, the reply alone trained; the same options give the same data", async () => {
+    const o = { ...TINY_AGENT_DEFAULTS, episodes: 12, guidanceShare: 0.5, explore: 0.3 };
     const turns = await expertTurns(o);
     expect(await expertTurns(o)).toEqual(turns);
-    for (const c of turns) {
+    expect(new Set(turns.map((t) => t.env))).toEqual(new Set(['household', 'shop']));
+    for (const { env, conversation: c } of turns) {
       expect(c.map((m) => m.role)).toEqual(['user', 'assistant']);
       expect(c[0].content.startsWith('Your task is to: ')).toBe(true);
+      // The household's actions are listed to copy from; a shop page shows its own clicks.
+      if (env === 'household') expect(c[0].content).toMatch(/\nActions: '/);
       expect(parseAgentAction(c[1].content).formatValid).toBe(true);
     }
-    const guided = turns.filter((c) => /Guidance\*\*/.test(c[0].content)).length;
+    const guided = turns.filter((t) => /Guidance\*\*/.test(t.conversation[0].content)).length;
     expect(guided).toBeGreaterThan(0.3 * turns.length);
     expect(guided).toBeLessThan(0.7 * turns.length);
-    expect(turns.filter((c) => /Guidance\*\*/.test(c[0].content))).not.toEqual([]);
+    // Exploration: more turns than the expert alone takes, and states it never meets (a receptacle
+    // without the goal's object, a product page it does not buy), each labelled with the expert's move.
+    const expertOnly = await expertTurns({ ...o, explore: 0 });
+    expect(turns.length).toBeGreaterThan(expertOnly.length);
+    const replies = (ts: typeof turns) => ts.map((t) => parseAgentAction(t.conversation[1].content).action);
+    expect(replies(turns).filter((a) => a === 'click[< prev]' || a === 'click[back to search]').length).toBeGreaterThan(0);
+    expect(replies(expertOnly).filter((a) => a === 'click[< prev]' || a === 'click[back to search]').length).toBe(0);
 
     const model = await loadModelFolder(resolveModelPath('tiny-agent'));
     const tok = model.tokenizer!;
-    const ex = turnExample(tok, turns[0]);
+    const first = turns[0].conversation;
+    const ex = turnExample(tok, first);
     const trained = ex.tokens.filter((_, i) => ex.trainTokens![i]);
-    expect(tok.decode(trained, { skipSpecialTokens: false })).toBe(`${turns[0][1].content}${tok.decode([tok.eosTokenIds[0]], { skipSpecialTokens: false })}`);
+    expect(tok.decode(trained, { skipSpecialTokens: false })).toBe(`${first[1].content}${tok.decode([tok.eosTokenIds[0]], { skipSpecialTokens: false })}`);
   });
 
-  it('answers a held-out task in the agent format', async () => {
+  it("answers a held-out task's first turn of each environment in the agent format", async () => {
     const model = await loadModelFolder(resolveModelPath('tiny-agent'));
     const tok = model.tokenizer!;
-    const task = taskSet({ env: 'household', difficulty: 'easy', count: 1, seed: 3, split: 'test' })[0];
-    const start = environment('household').create().reset(task);
-    const user = turnMessage('household', { task: start.task, observation: start.observation, admissibleActions: start.admissibleActions, step: 1 }, TINY_AGENT_RUN_SETTINGS.agentPromptStyle);
-    const prompt = tok.encode(tok.applyChatTemplate([{ role: 'user', content: user }], { addGenerationPrompt: true }), { addSpecialTokens: false });
-    const gen = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device: await testDevice(), maxLength: prompt.length + TINY_AGENT_RUN_SETTINGS.maxNewTokens });
-    const out = await gen.generate({ promptIds: [prompt], maxNewTokens: TINY_AGENT_RUN_SETTINGS.maxNewTokens, temperature: 0, tokenizer: tok });
-    await gen.release();
-    const reply = out.samples[0].text!;
-    expect(parseAgentAction(reply).formatValid, reply).toBe(true);
-    expect(parseAgentAction(reply).action).toMatch(/^go to [a-z]+ \d+$/);
+    const gen = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device: await testDevice(), maxLength: model.config.maxPositionEmbeddings });
+    try {
+      for (const [env, first] of [
+        ['household', /^go to [a-z]+ \d+$/],
+        ['shop', /^search\[[a-z0-9 .,'-]+\]$/],
+      ] as const) {
+        const task = taskSet({ env, difficulty: 'easy', count: 1, seed: 3, split: 'test' })[0];
+        const start = environment(env).create().reset(task);
+        const user = turnMessage(env, { task: start.task, observation: start.observation, admissibleActions: start.admissibleActions, step: 1 }, TINY_AGENT_RUN_SETTINGS.agentPromptStyle);
+        const prompt = tok.encode(tok.applyChatTemplate([{ role: 'user', content: user }], { addGenerationPrompt: true }), { addSpecialTokens: false });
+        const out = await gen.generate({ promptIds: [prompt], maxNewTokens: TINY_AGENT_RUN_SETTINGS.maxNewTokens, temperature: 0, tokenizer: tok });
+        const reply = out.samples[0].text!;
+        expect(parseAgentAction(reply).formatValid, reply).toBe(true);
+        expect(parseAgentAction(reply).action, reply).toMatch(first);
+      }
+    } finally {
+      await gen.release();
+    }
   }, 60_000);
 });

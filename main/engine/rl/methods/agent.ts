@@ -29,6 +29,7 @@ export const AGENT_METRICS = {
   advMax: 'opid/adv/max',
   advMin: 'opid/adv/min',
   valSuccess: 'val/success',
+  valReward: 'val/reward',
   valLength: 'val/episode_length',
 } as const;
 
@@ -86,6 +87,7 @@ export const agent = defineMethod({
     { key: AGENT_METRICS.success, label: 'success rate', description: 'Share of the step’s episodes that reached their goal', chart: 'agent-success', unit: true },
     { key: AGENT_METRICS.reward, label: 'episode reward', description: 'Mean final reward of the step’s episodes (the shop’s partial credit)', chart: 'agent-success', unit: true },
     { key: AGENT_METRICS.valSuccess, label: 'held-out success', description: 'Share of held-out tasks solved (one episode each at the validation temperature)', chart: 'agent-success', unit: true },
+    { key: AGENT_METRICS.valReward, label: 'held-out reward', description: 'Mean final reward of the held-out episodes (the shop’s partial credit)', chart: 'agent-success', unit: true },
     { key: AGENT_METRICS.length, label: 'episode length', description: 'Mean turns per episode', chart: 'agent-length' },
     { key: AGENT_METRICS.valLength, label: 'held-out episode length', description: 'Mean turns per held-out episode', chart: 'agent-length' },
     { key: AGENT_METRICS.formatValid, label: 'valid format', description: 'Share of replies with <think> and <action> tags', chart: null, unit: true },
