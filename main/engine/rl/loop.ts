@@ -40,15 +40,16 @@ import { ADAMW_DEFAULTS } from '../optim/adamw.ts';
 import type { TrainableCopy } from '../runtime/parameter-store.ts';
 import type { HostTensor } from '../runtime/weights.ts';
 import { extractAnswer, majorityVote } from '../tasks/answers.ts';
+import type { AnswerFormat } from '../tasks/extract.ts';
 import { groupAdvantages, roleTokenAdvantages } from './advantages.ts';
 import { decodeText } from '../generate/stopping.ts';
 import { explainedVariance, gae, outcomeRewards } from './gae.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './config.ts';
-import type { MethodSignal } from './methods/types.ts';
+import type { HiddenCheck, MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
-import { type Alert, CRITIC_METRICS, CollapseWatch, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
+import { type Alert, CRITIC_METRICS, CollapseWatch, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, JudgeExchange, ReviseRequest, Revision, Scorer, ScorerSample, VoteCount } from './rewards.ts';
@@ -297,6 +298,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const needsJudge = method.services?.judge?.(methodSettings) === true;
   // Where answers are not compared as text (code), the method's own check against hidden answers: measurement only.
   const hiddenCheck = method.hidden?.check(methodSettings) ?? null;
+  const hiddenChoose = method.hidden?.choose(methodSettings) ?? null;
   // A method that rewards parts of a response apart trains with one advantage per token.
   const roleAdvantages = method.tokenAdvantages?.(methodSettings) === true;
   const teacherSchedule = method.services?.teacher?.(methodSettings) ?? null;
@@ -441,7 +443,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
       progress(step, 'validation');
       const k = config.valSamples;
       const perChunk = Math.max(1, Math.floor((config.promptsPerStep * config.votes) / k));
-      const groups: { answers: (string | null)[]; truth: string }[] = [];
+      const groups: ValidationGroup[] = [];
       for (let start = 0; start < validation.length; start += perChunk) {
         checkAborted(signal);
         const out = await gen.generate({
@@ -457,8 +459,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           signal,
         });
         for (let p = 0; p * k < out.samples.length; p++) {
-          const answers = out.samples.slice(p * k, (p + 1) * k).map((s) => extractAnswer(s.text ?? '', config.answerFormat));
-          groups.push({ answers, truth: validation[start + p].answer });
+          const texts = out.samples.slice(p * k, (p + 1) * k).map((s) => s.text ?? '');
+          groups.push(await validationGroup(texts, validation[start + p].answer, config.answerFormat, hiddenCheck && hiddenChoose && { check: hiddenCheck, choose: hiddenChoose }, signal));
         }
       }
       const s = validationScores(groups, config.answerFormat);
@@ -1033,6 +1035,25 @@ function unmatchedReviewAlert(step: number, groups: readonly ScoredGroup[], item
       'Check the label in the reviewed run\'s inspector, or give the model more samples (votes) or tokens (maxNewTokens) to reach it.',
     values: { unmatched: unmatched.length },
   };
+}
+
+/**
+ * One validation prompt's k responses as validation scores them: their extracted answers and,
+ * where the method checks responses itself (code) and the answer is of its kind, each one's
+ * outcome and the response its consensus picks (maj@k), which then decide instead of the text.
+ */
+export async function validationGroup(
+  texts: readonly string[],
+  truth: string,
+  format: AnswerFormat,
+  hidden: { check: HiddenCheck; choose: (responses: readonly string[]) => Promise<number | null> } | null,
+  signal?: AbortSignal,
+): Promise<ValidationGroup> {
+  const answers = texts.map((t) => extractAnswer(t, format));
+  if (!hidden) return { answers, truth };
+  const outcomes = await Promise.all(texts.map((t) => hidden.check(t, truth, signal)));
+  if (outcomes.every((o) => o === null)) return { answers, truth };
+  return { answers, truth, hidden: { outcomes, chosen: await hidden.choose(texts) } };
 }
 
 /** What the signal check reads from a scored group: the method's own counts where it gives them, else its answers and votes. */

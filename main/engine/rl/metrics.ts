@@ -148,9 +148,31 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: REWARD_TRUTH_CORRELATION, label: 'Proxy–truth correlation', chart: 'correlation', groundTruth: true, description: 'Point-biserial correlation, over the samples of labeled groups, of the reward with being correct against the hidden answer (absent when either is constant)' },
   { key: TRAIN_METRICS.passAtN, label: 'pass@N (train)', chart: null, unit: true, groundTruth: true, description: 'Share of prompts where any of the N votes is correct' },
   { key: TRAIN_METRICS.entropy, label: 'Token entropy (nats)', chart: 'entropy', description: 'Mean token entropy of the rollouts (nats)' },
-  { key: 'val/avg@k', label: 'avg@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Mean accuracy of k samples per validation prompt (pass@1 estimate)' },
-  { key: 'val/maj@k', label: 'maj@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Accuracy of the majority answer of k samples per validation prompt' },
-  { key: 'val/pass@k', label: 'pass@k (validation)', chart: 'validation', unit: true, groundTruth: true, description: 'Share of validation prompts where any of k samples is correct' },
+  {
+    key: 'val/avg@k',
+    label: 'avg@k (validation)',
+    chart: 'validation',
+    unit: true,
+    groundTruth: true,
+    description: 'Mean accuracy of k samples per validation prompt (pass@1 estimate; code-consensus: the share whose function passes the task’s hidden tests)',
+  },
+  {
+    key: 'val/maj@k',
+    label: 'maj@k (validation)',
+    chart: 'validation',
+    unit: true,
+    groundTruth: true,
+    description:
+      'Accuracy of the majority answer of k samples per validation prompt (code-consensus: CodeT’s pass@1, whether the first function of the top consensus set of the k samples’ own functions and tests passes the hidden tests; 0 where no function passes any of them)',
+  },
+  {
+    key: 'val/pass@k',
+    label: 'pass@k (validation)',
+    chart: 'validation',
+    unit: true,
+    groundTruth: true,
+    description: 'Share of validation prompts where any of k samples is correct (code-consensus: passes the hidden tests)',
+  },
   { key: TRAIN_METRICS.responseLength, label: 'Response length (tokens)', chart: 'length', description: 'Mean response length of the rollouts (tokens)' },
   { key: TRAIN_METRICS.kl, label: 'KL to reference', chart: 'kl', description: 'KL to the reference model (low_var_kl), over response tokens' },
   { key: TRAIN_METRICS.klCoef, label: 'KL coefficient', chart: 'klcoef', description: 'KL loss coefficient of the update (changes step to step under an adaptive KL target)' },
@@ -185,6 +207,12 @@ export interface ValidationGroup {
   /** The k extracted answers of one prompt. */
   answers: readonly (string | null)[];
   truth: string;
+  /**
+   * Where the method checks responses itself (its `hidden` check: code's hidden tests), each
+   * sample's outcome ('pass': correct) and the sample its own consensus picks (null: none), which
+   * then decide in place of the answers compared as text.
+   */
+  hidden?: { outcomes: readonly (string | null)[]; chosen: number | null };
 }
 
 /** avg@k (mean accuracy), maj@k (the majority answer is right) and pass@k (any is right), averaged over prompts. */
@@ -194,9 +222,14 @@ export function validationScores(groups: readonly ValidationGroup[], format: Ans
   let maj = 0;
   let pass = 0;
   for (const g of groups) {
-    const correct = g.answers.map((a) => isCorrect(a, g.truth, format));
+    const correct = g.hidden ? g.hidden.outcomes.map((o) => o === 'pass') : g.answers.map((a) => isCorrect(a, g.truth, format));
     avg += correct.filter(Boolean).length / Math.max(1, correct.length);
     pass += correct.some(Boolean) ? 1 : 0;
+    if (g.hidden) {
+      // The method's pick (code: CodeT's pass@1 through the top consensus set).
+      maj += g.hidden.chosen !== null && correct[g.hidden.chosen] ? 1 : 0;
+      continue;
+    }
     // maj@k as TTRL measures it: a tie goes to the answer seen first (Counter.most_common).
     const vote = majorityVote(g.answers, { format, ties: 'first' });
     maj += vote.label !== null && isCorrect(vote.label, g.truth, format) ? 1 : 0;

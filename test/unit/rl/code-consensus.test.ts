@@ -6,6 +6,8 @@ import { parseCodeResponse, tokenRoles } from '../../../main/engine/code/respons
 import { roleTokenAdvantages } from '../../../main/engine/rl/advantages.ts';
 import { codeConsensus, debugMessage, executionSignal, poolTests } from '../../../main/engine/rl/methods/code-consensus.ts';
 import { signalMetrics, weakSignalReasons } from '../../../main/engine/rl/signal.ts';
+import { validationGroup } from '../../../main/engine/rl/loop.ts';
+import { validationScores } from '../../../main/engine/rl/metrics.ts';
 import type { ExecutionRecord, Outcome } from '../../../main/engine/code/consensus.ts';
 import type { ReviseRequest, Revision, ScorerSample } from '../../../main/engine/rl/rewards.ts';
 import type { CommonRunConfig } from '../../../main/engine/rl/common-settings.ts';
@@ -235,6 +237,35 @@ describe('the self-debugging turn', () => {
     const tests = ['t0', 't1', 't2', 't3', 't4', 't5'];
     const row = tests.map((_, i) => (i === 0 ? { outcome: 'pass' as const, error: null } : i === 1 ? { outcome: 'timeout' as const, error: 'timeout' } : { outcome: 'fail' as const, error: `AssertionError: ${i}` }));
     expect(debugMessage(tests, row, 'python')).toBe('Your function fails these tests:\nt1  # ran out of time\nt2  # AssertionError: 2\nt3  # AssertionError: 3\nt4  # AssertionError: 4\n(and 1 more)\nWrite the corrected function in a code block.');
+  });
+});
+
+describe('validation of code (the hidden tests, CodeT\'s pass@1 as maj@k)', () => {
+  const settings = codeConsensus.settings.parse({ codeLanguage: 'javascript' });
+  const hidden = { check: codeConsensus.hidden!.check(settings), choose: codeConsensus.hidden!.choose(settings) };
+  const answer = JSON.stringify({ kind: 'code', language: 'javascript', entryPoint: 'triple', setup: '', tests: 'assert(triple(2) === 6);\nassert(triple(0) === 0);', reference: null });
+  const response = (body: string, test: string) => `\`\`\`javascript\nfunction triple(x) { return ${body}; }\n${test}\n\`\`\``;
+
+  it('checks every sample against the hidden tests and picks the first function of the top consensus set', async () => {
+    // Pooled tests: t0 triple(1) === 3, t1 triple(0) === 0. Functions 1 and 2 (3x) pass both, 0 (x + 2) only t0,
+    // 3 wrote none: the top set is {1, 2} (2 × 2), so function 1 is the pick; it passes the hidden tests.
+    const right = [response('x + 2', 'assert(triple(1) === 3);'), response('3 * x', 'assert(triple(1) === 3);'), response('3 * x', 'assert(triple(0) === 0);'), 'no code'];
+    const g = await validationGroup(right, answer, 'auto', hidden);
+    expect(g.hidden).toEqual({ outcomes: ['fail', 'pass', 'pass', 'error'], chosen: 1 });
+    // Two wrong functions (x + 2) agree on t0 alone, the right one passes t0 and t1: a tie at 2, the
+    // larger set wins, and its first function fails the hidden tests.
+    const wrong = [response('x + 2', 'assert(triple(1) === 3);'), response('x + 2', 'assert(triple(1) === 3);'), response('3 * x', 'assert(triple(0) === 0);')];
+    const h = await validationGroup(wrong, answer, 'auto', hidden);
+    expect(h.hidden).toEqual({ outcomes: ['fail', 'fail', 'pass'], chosen: 0 });
+    const s = validationScores([g, h], 'auto');
+    expect(s).toEqual({ avg: (2 / 4 + 1 / 3) / 2, maj: 1 / 2, pass: 1 });
+    // No tests written: no pick.
+    expect((await validationGroup([response('3 * x', ''), 'no code'], answer, 'auto', hidden)).hidden).toEqual({ outcomes: ['pass', 'error'], chosen: null });
+  });
+
+  it('leaves an answer that is not a code task\'s to the text, as a method without the check', async () => {
+    expect(await validationGroup(['the answer is 42', '41'], '42', 'auto', hidden)).toEqual({ answers: ['42', '41'], truth: '42' });
+    expect(await validationGroup(['the answer is 42'], answer, 'auto', null)).toEqual({ answers: ['42'], truth: answer });
   });
 });
 

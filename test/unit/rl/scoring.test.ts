@@ -118,6 +118,25 @@ describe('metrics and config', () => {
     expect(s.pass).toBeCloseTo(2 / 3, 12);
   });
 
+  it('validation by the method\'s own check: outcomes for avg@k and pass@k, its pick for maj@k, the text ignored', () => {
+    const s = validationScores(
+      [
+        // The answers would all be right as text; the outcomes decide: avg 0.25, maj 0 (the pick fails), pass 1.
+        { answers: ['4', '4', '4', '4'], truth: '4', hidden: { outcomes: ['fail', 'pass', 'error', 'timeout'], chosen: 0 } },
+        // avg 0.5, maj 1, pass 1.
+        { answers: [null, null, null, null], truth: '4', hidden: { outcomes: ['fail', 'pass', 'pass', 'error'], chosen: 2 } },
+        // No pick (no consensus): maj 0; avg 0.25, pass 1.
+        { answers: [null, null, null, null], truth: '4', hidden: { outcomes: ['pass', 'fail', 'fail', 'fail'], chosen: null } },
+        // A group without outcomes beside them is scored by its text: avg 0.5, maj 1, pass 1.
+        { answers: ['4', '4', '5', null], truth: '4' },
+      ],
+      'auto',
+    );
+    expect(s.avg).toBeCloseTo(1.5 / 4, 12);
+    expect(s.maj).toBeCloseTo(2 / 4, 12);
+    expect(s.pass).toBeCloseTo(1, 12);
+  });
+
   it('the collapse watch fires once per onset', () => {
     const w = new CollapseWatch({ majorityRatio: 0.95, entropy: 0.05, valDrop: 0.1 });
     expect(w.onTrainStep(1, 0.97, 0.2)).toBeNull();

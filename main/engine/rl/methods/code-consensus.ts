@@ -108,6 +108,24 @@ export const codeConsensus = defineMethod({
       // No function: as in the matrix, every program of it is an error.
       return solution === null ? 'error' : passesHidden(sandbox(), solution, hidden, { timeoutMs: s.codeTimeoutMs });
     },
+    // CodeT's pass@1: the dual agreement of the k responses' own functions and tests, as the scorer's.
+    choose: (s) => async (responses) => {
+      const parsed = responses.map((r) => parseCodeResponse(r, s.codeLanguage));
+      const { tests } = poolTests(
+        parsed.map((p) => p.tests),
+        s.codeMaxTests,
+      );
+      if (tests.length === 0) return null;
+      const matrix = await executionMatrix(
+        sandbox(),
+        s.codeLanguage,
+        parsed.map((p) => p.solution ?? ''),
+        tests,
+        { timeoutMs: s.codeTimeoutMs },
+      );
+      const agreement = dualAgreement(matrix);
+      return agreement.top === null ? null : agreement.sets[agreement.top].solutions[0];
+    },
   },
   defaults: { votes: 8, trainSamples: 8 },
   charts: [{ id: 'code', title: 'Code execution', hint: 'Per task: solutions in the top consensus set, tests’ discrimination, solutions that ran; the hidden tests’ pass rate where the data has them (never rewarded)' }],

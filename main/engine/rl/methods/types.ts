@@ -79,11 +79,19 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    * Where comparing extracted answers with the hidden answer says nothing (code), how the loop
    * checks a response against its item's hidden answer: `check` gives an outcome ('pass' is
    * correct) or null where the hidden answer is not of its kind. The loop then stores each
-   * sample's outcome, judges correctness by it in the ground-truth metrics and logs `metric` (a
-   * key of `metrics`): the share of the step's responses that pass. Evaluation only: no reward
-   * reads it.
+   * sample's outcome, judges correctness by it in the ground-truth metrics and in validation
+   * (avg@k, pass@k, and maj@k through `choose`), and logs `metric` (a key of `metrics`): the share
+   * of the step's responses that pass. Evaluation only: no reward reads it.
    */
-  hidden?: { metric: string; check(settings: z.output<S>): HiddenCheck };
+  hidden?: {
+    metric: string;
+    check(settings: z.output<S>): HiddenCheck;
+    /**
+     * The response the method's own agreement picks among a validation prompt's k samples (an
+     * index, or null: none), whose outcome is `val/maj@k`; avg@k and pass@k read every sample's.
+     */
+    choose(settings: z.output<S>): (responses: readonly string[]) => Promise<number | null>;
+  };
   /**
    * Where extracted answers and their votes are not what the method learns from (code), what the
    * signal check (`rl/signal.ts`) counts in a group: `answered` names, for its alert, what a
