@@ -47,13 +47,18 @@
 //   probes (--batch 8 --judge-rows 32 --judge-noise 0 --inverse-rows 0 --steps 600: mostly verification rows):
 //     compare                                             AUC 0.516, compare AUC 0.614, re-solved 37.7%
 //     digits                                              AUC 0.559 (random 0.733), compare AUC 0.989, re-solved 35.8%
+//   --judge-format digits --judge-rows 8 --judge-noise 0.1   AUC 0.488 (random 0.567), verdicts right 50.5%, re-solved 62.5%,
+//                                                         compare AUC 0.744; sums 71.5% / 87.5%
 // In the resolve and compare forms the verdict sits at the prior (P(yes) 0.44-0.46 whatever it
 // wrote, "176 vs 176 no"): the model learns to re-solve (in part) and to copy the shown answer
 // next to its own ("vs 166" right almost always), but not to tell two numbers it wrote a few
 // tokens apart equal or not. Place by place ('digits': "6!5 8=8") each comparison is of two
 // neighbouring digits and the verdict only asks whether a "!" was written: that comparison is
 // learned (0.989), and what is left is the re-solve, which copies the proposed answer ("Is it
-// 31? Compute 2+39. Answer: 31 3=3 1=1 yes"). The
+// 31? Compute 2+39. Answer: 31 3=3 1=1 yes"). With 8 such rows among the sums (and their
+// label noise) it learns a prior by place instead: the tens place of a wrong answer moved by ten
+// always differs, so it writes "7!7" there whatever the digits ("176 1=1 7!7 6=6 no");
+// --judge-random shows random wrong answers too, so that every place has to be compared. The
 // committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
 // a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
 // cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
@@ -114,6 +119,8 @@ export interface TinyArithOptions {
    * whether any "!" was written ("68 6!5 8=8 no"; the shorter number padded with 0).
    */
   judgeFormat: TinyArithJudgeFormat;
+  /** Share of the wrong answers shown drawn at random (0-198) instead of moved by ten, so every digit has to be compared. */
+  judgeRandom: number;
   /** Inverse rows added to each batch: "Compute ?+34=46. Answer: " → "12" (two-operand sums only), noised as the sums are. */
   inverseRows: number;
 }
@@ -138,6 +145,7 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   judgeRows: 8,
   judgeNoise: 0.2,
   judgeFormat: 'direct',
+  judgeRandom: 0,
   inverseRows: 8,
 };
 
@@ -245,7 +253,12 @@ export function judgeRows(o: TinyArithOptions, step: number): TrainingRow[] {
     const truth = Number(p.answer);
     const wrong = rand() < 0.5;
     const shift = rand() < 0.5 && truth >= 10 ? -10 : 10;
-    const shown = wrong ? truth + shift : truth;
+    let shown = wrong ? truth + shift : truth;
+    // Drawn only when asked for, so builds without it keep their rows.
+    if (wrong && o.judgeRandom > 0 && rand() < o.judgeRandom) {
+      do shown = Math.floor(rand() * 199);
+      while (shown === truth);
+    }
     if (o.judgeFormat === 'direct') {
       const verdict = rand() < o.judgeNoise ? wrong : !wrong;
       return { prompt: judgePrompt(p.prompt, String(shown), 'direct'), answer: verdict ? 'yes' : 'no' };
@@ -324,7 +337,7 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
     const eos = model.config.eosTokenIds[0];
     log(`tiny-arith: hidden ${o.hidden}, ${o.layers} layers, ${o.heads} heads, ${o.kvHeads} kv heads, intermediate ${o.intermediate} (${model.parameterCount} parameters), seed ${o.seed}`);
     const data = `${o.distinct > 0 ? `${o.distinct} distinct problems per level` : 'fresh problems every step'}, label noise ${o.labelNoise}`;
-    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch} sums + ${o.judgeRows} verifications (${o.judgeFormat}, verdict noise ${o.judgeNoise}) + ${o.inverseRows} inverse sums, lr ${o.lr} (cosine)`);
+    log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch} sums + ${o.judgeRows} verifications (${o.judgeFormat}, verdict noise ${o.judgeNoise}, random wrong answers ${o.judgeRandom}) + ${o.inverseRows} inverse sums, lr ${o.lr} (cosine)`);
     const shape: BatchShape = { size: o.batch + o.judgeRows + o.inverseRows, seqLen: seqLen(o) };
     const trainer = await Trainer.create({
       config: model.config,
@@ -404,12 +417,13 @@ async function main(argv: string[]): Promise<void> {
       'judge-rows': { type: 'string' },
       'judge-noise': { type: 'string' },
       'judge-format': { type: 'string' },
+      'judge-random': { type: 'string' },
       'inverse-rows': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P] [--judge-rows N] [--judge-noise P] [--judge-format direct|resolve] [--inverse-rows N]');
+    console.log('usage: npx tsx resources/models/make-tiny-arith.ts [--out DIR] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--seed N] [--levels 1,2] [--ops +-*] [--steps N] [--batch N] [--lr X] [--distinct N (0 = fresh sums every step)] [--label-noise P] [--judge-rows N] [--judge-noise P] [--judge-format direct|resolve|compare|digits] [--judge-random P] [--inverse-rows N]');
     return;
   }
   const d = TINY_ARITH_DEFAULTS;
@@ -440,6 +454,7 @@ async function main(argv: string[]): Promise<void> {
     judgeRows: count(values['judge-rows'], d.judgeRows, 'judge-rows'),
     judgeNoise: share(values['judge-noise'], d.judgeNoise, 'judge-noise'),
     judgeFormat: judgeFormat(values['judge-format'] ?? d.judgeFormat),
+    judgeRandom: share(values['judge-random'], d.judgeRandom, 'judge-random'),
     inverseRows: count(values['inverse-rows'], d.inverseRows, 'inverse-rows'),
   };
   if (!/^[+\-*]+$/.test(o.ops)) throw new Error(`--ops must use only + - *, got "${o.ops}"`);

@@ -121,6 +121,30 @@ describe('tiny-arith verification and inverse rows', () => {
     expect(judgePrompt('Compute 1+2. Answer: ', '3', judgeFormat)).toBe('Is it 3? Compute 1+2. Answer: ');
   });
 
+  it('show random wrong answers at --judge-random, and without it the rows they always had', () => {
+    const o = { ...judging, judgeFormat: 'digits' as const, judgeNoise: 0 };
+    const rows = Array.from({ length: 300 }, (_, step) => judgeRows({ ...o, judgeRandom: 0.5 }, step)).flat();
+    let wrong = 0;
+    let random = 0;
+    for (const r of rows) {
+      const [, shown, a, b] = /^Is it (\d+)\? Compute (\d+)\+(\d+)/.exec(r.prompt)!.map(Number);
+      if (shown === a + b) continue;
+      wrong++;
+      if (Math.abs(shown - (a + b)) === 10) continue;
+      random++;
+      expect(shown).toBeLessThanOrEqual(198);
+    }
+    // Half shown wrong, half of those random (a random one ten off counts as moved: 1 in 100).
+    expect(wrong / rows.length).toBeGreaterThan(0.46);
+    expect(wrong / rows.length).toBeLessThan(0.54);
+    expect(random / wrong).toBeGreaterThan(0.44);
+    expect(random / wrong).toBeLessThan(0.54);
+    expect(judgeRows({ ...o, judgeRandom: 0 }, 4).every((r) => {
+      const [, shown, a, b] = /^Is it (\d+)\? Compute (\d+)\+(\d+)/.exec(r.prompt)!.map(Number);
+      return shown === a + b || Math.abs(shown - (a + b)) === 10;
+    })).toBe(true);
+  });
+
   it('set two numbers side by side place by place, the shorter padded with zeros', () => {
     expect(digitPairs('68', '58')).toBe('6!5 8=8');
     expect(digitPairs('176', '176')).toBe('1=1 7=7 6=6');
