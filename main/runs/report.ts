@@ -1,6 +1,7 @@
 // Reading a run back for the command line and the app: finding it by id or name, its summary
 // (`show`), and its export (metrics CSV, samples JSONL, TRL-style completions Parquet), which
-// `autodidact export` writes to a folder and the `runs.export` request hands to the app.
+// `autodidact export` writes to a folder and the `runs.export` request hands to the app. A code
+// run's samples carry their hidden-test outcome and their group's execution record.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
@@ -10,7 +11,9 @@ import {
   DatabaseError,
   type ExperimentDb,
   type RunInfo,
+  type StepExecution,
   evaluationAnswers,
+  executionOfRollout,
   getRun,
   latestCheckpoint,
   listAlerts,
@@ -109,6 +112,15 @@ export interface SampleLine {
   reward: number | null;
   advantage: number | null;
   used: boolean;
+  /** Its outcome against the item's hidden answer where the method checks one (code: pass, fail, error, timeout); absent otherwise. */
+  hidden_result?: string;
+  /** The group's execution record (code: functions, pooled tests, matrix, consensus sets, self-debugging turns), on each of its samples; absent for other methods. */
+  execution?: StepExecution;
+}
+
+/** The keys a sample line has only where the run recorded them (other runs' exports are unchanged). */
+function codeFields(hiddenResult: string | null, execution: StepExecution | null): Pick<SampleLine, 'hidden_result' | 'execution'> {
+  return { ...(hiddenResult !== null && { hidden_result: hiddenResult }), ...(execution !== null && { execution }) };
 }
 
 /** Every sample of a run, step by step, group by group (a generator: runs can be large). */
@@ -116,6 +128,7 @@ export function* sampleLines(db: ExperimentDb, run: RunInfo): Generator<SampleLi
   const labels = run.datasetId === null ? new Map<number, string>() : evaluationAnswers(db, run.datasetId);
   for (const step of listSteps(db, run.id)) {
     for (const r of rolloutsAtStep(db, run.id, step)) {
+      const execution = executionOfRollout(db, r.id);
       for (const s of samplesOfRollout(db, r.id)) {
         yield {
           step,
@@ -131,6 +144,7 @@ export function* sampleLines(db: ExperimentDb, run: RunInfo): Generator<SampleLi
           reward: s.reward,
           advantage: s.advantage,
           used: s.usedForTraining,
+          ...codeFields(s.hiddenResult, execution),
         };
       }
     }
@@ -152,16 +166,34 @@ export const COMPLETION_COLUMNS = ['step', 'prompt', 'completion', 'reward', 'ad
  * `log_completions`: step, prompt, completion, the rewards, advantage), so the tools that read
  * TRL's tables read it: one row per sample; `reward` is the method's reward and `reward/<part>`
  * each part a method reports (self-certainty's certainty, ...), then group, sample, the extracted
- * answer, the group's pseudo-label and whether the sample was trained on. Hidden labels stay out.
+ * answer, the group's pseudo-label and whether the sample was trained on; a code run's file adds
+ * `hidden_result` (evaluation only, as in the inspector) and `execution` (the group's record,
+ * JSON). Hidden labels stay out.
  */
 export function completionsParquet(db: ExperimentDb, run: RunInfo): Uint8Array {
   return db.read(`exporting the completions of run ${run.id}`, () => {
     const rows: { line: SampleLine; details: Record<string, number> | null }[] = [];
     for (const step of listSteps(db, run.id)) {
       for (const r of rolloutsAtStep(db, run.id, step)) {
+        const execution = executionOfRollout(db, r.id);
         for (const s of samplesOfRollout(db, r.id)) {
           rows.push({
-            line: { step, group: r.groupIdx, item_idx: r.itemIdx, prompt: r.prompt, pseudo_label: r.pseudoLabel, label: null, label_correct: null, sample: s.idx, text: s.text, answer: s.extractedAnswer, reward: s.reward, advantage: s.advantage, used: s.usedForTraining },
+            line: {
+              step,
+              group: r.groupIdx,
+              item_idx: r.itemIdx,
+              prompt: r.prompt,
+              pseudo_label: r.pseudoLabel,
+              label: null,
+              label_correct: null,
+              sample: s.idx,
+              text: s.text,
+              answer: s.extractedAnswer,
+              reward: s.reward,
+              advantage: s.advantage,
+              used: s.usedForTraining,
+              ...codeFields(s.hiddenResult, execution),
+            },
             details: s.details,
           });
         }
@@ -169,6 +201,11 @@ export function completionsParquet(db: ExperimentDb, run: RunInfo): Uint8Array {
     }
     const parts = [...new Set(rows.flatMap((r) => Object.keys(r.details ?? {})))].sort();
     const col = <T>(f: (r: (typeof rows)[number]) => T) => rows.map(f);
+    // A code run's columns, only where it recorded them: each sample's hidden-test outcome, its group's execution record as JSON.
+    const code = [
+      ...(rows.some((r) => r.line.hidden_result !== undefined) ? [{ name: 'hidden_result', data: col((r) => r.line.hidden_result ?? null), type: 'STRING' as const }] : []),
+      ...(rows.some((r) => r.line.execution !== undefined) ? [{ name: 'execution', data: col((r) => r.line.execution ?? null), type: 'JSON' as const }] : []),
+    ];
     const buffer = parquetWriteBuffer({
       columnData: [
         { name: 'step', data: col((r) => r.line.step), type: 'INT32', nullable: false },
@@ -182,6 +219,7 @@ export function completionsParquet(db: ExperimentDb, run: RunInfo): Uint8Array {
         { name: 'answer', data: col((r) => r.line.answer), type: 'STRING' },
         { name: 'pseudo_label', data: col((r) => r.line.pseudo_label), type: 'STRING' },
         { name: 'used', data: col((r) => r.line.used), type: 'BOOLEAN', nullable: false },
+        ...code,
       ],
       kvMetadata: [{ key: 'autodidact.run', value: JSON.stringify({ id: run.id, name: run.name, method: run.method, model: run.model, dataset: run.dataset }) }],
       createdBy: 'autodidact',

@@ -114,6 +114,51 @@ describe('samples export', () => {
   });
 });
 
+describe('export of a code run', () => {
+  it('carries each sample\'s hidden-test outcome and its group\'s execution record, in samples.jsonl and completions.parquet', async () => {
+    const execution = {
+      language: 'javascript' as const,
+      solutions: ['function f(x) { return x; }\n', null],
+      tests: ['assert(f(1) === 1);'],
+      authors: [[0]],
+      matrix: [['pass' as const], ['error' as const]],
+      sets: [
+        { solutions: [0], tests: [0], score: 1 },
+        { solutions: [1], tests: [], score: 0 },
+      ],
+      top: 0,
+      testRewards: [1],
+      revisions: [{ sample: 1, feedback: 'Your function fails these tests: ...', text: 'still none', solution: null, row: ['error' as const], reward: 0, advantage: 0, hiddenResult: 'error' }],
+    };
+    const code = createRun(db, { name: 'code', method: 'code-consensus', model: 'tiny-chars', dataset: 'toy', datasetId: null, config: { steps: 1 } });
+    recordStep(db, code.id, 1, {
+      metrics: {},
+      rollouts: [
+        {
+          prompt: 'write f',
+          execution,
+          samples: [
+            { text: '```javascript\nfunction f(x) { return x; }\nassert(f(1) === 1);\n```', reward: 1, advantage: 0.5, usedForTraining: true, hiddenResult: 'pass' },
+            { text: 'no code', reward: 0, advantage: -0.5, usedForTraining: true, hiddenResult: 'error' },
+          ],
+        },
+      ],
+    });
+    const lines = [...sampleLines(db, code)];
+    expect(lines.map((l) => l.hidden_result)).toEqual(['pass', 'error']);
+    expect(lines.map((l) => l.execution)).toEqual([execution, execution]);
+    expect(JSON.parse(samplesJsonl(db, code).split('\n')[1])).toMatchObject({ hidden_result: 'error', execution: { matrix: [['pass'], ['error']], top: 0 } });
+    const bytes = completionsParquet(db, code);
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    expect(parquetMetadata(file).schema.slice(1).map((c) => c.name)).toEqual([...COMPLETION_COLUMNS, 'hidden_result', 'execution']);
+    const rows = await parquetReadObjects({ file });
+    expect(rows.map((r) => r.hidden_result)).toEqual(['pass', 'error']);
+    expect(rows.map((r) => r.execution)).toEqual([execution, execution]);
+    // A run without them (TTRL's above) keeps its lines and columns as they were.
+    expect([...sampleLines(db, findRun(db, 'demo'))].some((l) => 'hidden_result' in l || 'execution' in l)).toBe(false);
+  });
+});
+
 describe('importDatasetFile', () => {
   it('holds out a stable, exact share of labeled items for evaluation', () => {
     const items = Array.from({ length: 50 }, (_, i) => ({ prompt: `p${i}`, answer: String(i) }));
