@@ -250,9 +250,9 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     const codeItems = codeTaskItems({ language: 'javascript', count: 2, seed: 1 });
     await runLoop(
       await input({
-        config: { ...CONFIG, method: 'code-consensus', codeLanguage: 'javascript', steps: 1, valEvery: 0, klCoef: 0, klTarget: 0, advantage: 'drgrpo' },
+        config: { ...CONFIG, method: 'code-consensus', codeLanguage: 'javascript', steps: 1, valEvery: 1, valSamples: 2, valBeforeTrain: false, klCoef: 0, klTarget: 0, advantage: 'drgrpo' },
         items: codeItems,
-        validation: [],
+        validation: codeTaskItems({ language: 'javascript', count: 1, seed: 2, split: 'eval' }).map((it) => ({ prompt: it.prompt, answer: it.answer! })),
         scorer: (g) => ({ rewards: g.samples.map((_, i) => i), labeled: true }),
       }),
       { onStep: (r) => void records.push(r) },
@@ -263,6 +263,10 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     for (const o of outcomes) expect(['pass', 'fail', 'error', 'timeout']).toContain(o);
     const passed = (x: { hiddenResult?: string }) => (x.hiddenResult === 'pass' ? 1 : 0);
     expect(r.metrics['code/hidden_pass_rate']).toBeCloseTo(outcomes.filter((o) => o === 'pass').length / 8, 12);
+    // Validation by the hidden tests too: tiny-chars's samples hold no function, so none passes,
+    // and with no tests written there is no consensus pick; the best checkpoint reads maj@2.
+    expect([r.metrics['val/avg@2'], r.metrics['val/maj@2'], r.metrics['val/pass@2']]).toEqual([0, 0, 0]);
+    expect(r.best).toEqual({ metric: 'val/maj@2', value: 0 });
     const trained = r.groups.flatMap((g) => g.samples.filter((x) => x.usedForTraining));
     expect(r.metrics[TRAIN_METRICS.groundTruthReward]).toBeCloseTo(trained.reduce((a, x) => a + passed(x), 0) / trained.length, 12);
     // Dr. GRPO on rewards 0..3 of the two trained samples: ∓ half their difference.
