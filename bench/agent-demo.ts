@@ -17,6 +17,29 @@
 //   npm run bench -- agent-demo [--envs household,shop] [--seeds 0,1,2] [--steps N]
 //
 // Progress goes to stderr; stdout gets one JSON line per run, then a table.
+//
+// Measured once (`npm run bench -- agent-demo`, the defaults below, the committed tiny-agent; 2
+// cores shared with four other engineers' work, load 10-16 throughout): 21.8 min wall for the
+// whole table (`time`: 5.8 min user + 0.8 min sys CPU), household 12.0 min, shop 9.8 min.
+//
+//   per run 3 steps × 2 tasks × 4 episodes, lr 5e-4, mini-batches of 8, 6 turns, 16 held-out
+//   easy tasks per environment, greedy; success (mean reward), seeds 0 / 1 / 2
+//   household  base 0.0%   outcome-only GRPO 0.0% ± 0.0% (0 / 0 / 0)   OPID 0.0% ± 0.0% (0 / 0 / 0)
+//   shop       base 0.0% (reward 0)   outcome-only 0.0% (0) ± 0.0%   OPID 0.0% (0) ± 0.0%
+//   wall per run: outcome 79 / 35 / 67 s and 131 / 39 / 29 s (the first of each environment
+//   measures the base too); OPID 141 / 164 / 233 s and 256 / 51 / 77 s
+//
+// OPID does not beat outcome-only here, and neither learns: the warm start never reaches a goal
+// (nor earns the shop's partial credit: its searches are misspelt, see make-tiny-agent.ts), no
+// training episode succeeded either, so every group's rewards are 0, GRPO's advantages are 0 and
+// outcome-only takes no update at all (its runs are rollouts and validation only). OPID's Δ does
+// give every reply a signal (a skill taught 100% of the turns) and it trains on it, but 3 steps of
+// 8 episodes do not turn a model that cannot spell the names it must copy into one that can. The
+// dense signal's case, learning where every outcome is a failure, is shown mechanically (updates
+// with Δ, none without), not as success: the comparison needs a warm start that sometimes
+// succeeds, which this session did not reach. Cost: mini-batches are now padded to their longest
+// sequence (agent/loop.ts updateShape) instead of 1,024 positions, and OPID's runs cost 2.7× the
+// outcome-only ones that take no update (they were 5× with the padding, on a larger budget).
 import { type AgentLoopInput, runAgentLoop } from '../main/engine/agent/loop.ts';
 import type { Episode } from '../main/engine/agent/episode.ts';
 import { environment, taskSet } from '../main/engine/envs/index.ts';
