@@ -38,8 +38,8 @@
 // dense signal's case, learning where every outcome is a failure, is shown mechanically (updates
 // with Δ, none without), not as success: the comparison needs a warm start that sometimes
 // succeeds, which this session did not reach. Cost: mini-batches are now padded to their longest
-// sequence (agent/loop.ts updateShape) instead of 1,024 positions, and OPID's runs cost 2.7× the
-// outcome-only ones that take no update (they were 5× with the padding, on a larger budget).
+// sequence (agent/loop.ts updateShape) instead of 1,024 positions, and OPID's runs cost 2.4× the
+// outcome-only ones that take no update (922 s against 380 s; they were 5× with the padding).
 import { type AgentLoopInput, runAgentLoop } from '../main/engine/agent/loop.ts';
 import type { Episode } from '../main/engine/agent/episode.ts';
 import { environment, taskSet } from '../main/engine/envs/index.ts';
