@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
 import { createRecordedRun, executeRun, parseStoredConfig } from '../../main/runs/start.ts';
-import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
+import { SCREENSHOTS, type WebMode, closeApp, openApp } from './harness.ts';
 
 const EPISODE_SKILL = 'Open the receptacle before you look inside.';
 const STEP_SKILL = 'Go to the nearest cabinet.';
@@ -70,16 +70,11 @@ beforeAll(async () => {
   } finally {
     db.close();
   }
-  web = await startWebMode({ home });
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  ({ web, browser, page } = await openApp({ home, pageErrors }));
 }, 240_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await web?.stop();
+  await closeApp({ browser, web });
   await new Promise((resolve) => analyst?.close(resolve));
 });
 

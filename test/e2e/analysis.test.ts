@@ -15,7 +15,7 @@ import { parseRunConfig } from '../../main/engine/rl/config.ts';
 import { RUN_METRICS } from '../../main/engine/rl/metrics.ts';
 import { databasePath } from '../../main/runs/home.ts';
 import { ROOT } from '../helpers/cli.ts';
-import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
+import { SCREENSHOTS, type WebMode, closeApp, openApp } from './harness.ts';
 
 const STEPS = 40;
 /** Seconds between two recorded steps, and the tokens of each. */
@@ -108,18 +108,13 @@ const attr = async (testid: string, name: string) => (await page.getByTestId(tes
 const range = async (testid: string) => (await attr(testid, 'data-x-range')).split(',').map(Number);
 
 beforeAll(async () => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-e2e-analysis-'));
   seed(home);
-  web = await startWebMode({ home });
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ web, browser, page } = await openApp({ home, pageErrors, acceptDownloads: true }));
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await web?.stop();
+  await closeApp({ browser, web });
   if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli } from '../helpers/cli.ts';
-import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
+import { SCREENSHOTS, type WebMode, closeApp, openApp } from './harness.ts';
 
 const DATASET = path.join(ROOT, 'test/fixtures/datasets/arithmetic-52.jsonl');
 const BUILTIN_MODEL = path.join(ROOT, 'resources/models/tiny-arith');
@@ -35,16 +35,11 @@ async function setSetting(name: string, value: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  web = await startWebMode();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ web, browser, page } = await openApp({ pageErrors, viewport: { width: 1280, height: 800 } }));
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await web?.stop();
+  await closeApp({ browser, web });
   if (web) fs.rmSync(web.home, { recursive: true, force: true });
 });
 

@@ -14,7 +14,7 @@ import { CLUSTER_FILES } from '../../main/cluster/launch.ts';
 import { createRun, importDataset, openDatabase } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
 import { ROOT } from '../helpers/cli.ts';
-import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
+import { SCREENSHOTS, type WebMode, closeApp, openApp } from './harness.ts';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/verl');
 let web: WebMode;
@@ -44,16 +44,11 @@ beforeAll(async () => {
   } finally {
     db.close();
   }
-  web = await startWebMode({ home });
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  ({ web, browser, page } = await openApp({ home, pageErrors }));
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await web?.stop();
+  await closeApp({ browser, web });
 });
 
 describe('a run brought back from verl', () => {

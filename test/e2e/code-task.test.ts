@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRun, openDatabase, recordStep, updateRunStatus } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
-import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
+import { SCREENSHOTS, type WebMode, closeApp, openApp } from './harness.ts';
 
 let web: WebMode;
 let browser: Browser;
@@ -82,16 +82,11 @@ beforeAll(async () => {
   } finally {
     db.close();
   }
-  web = await startWebMode({ home });
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  ({ web, browser, page } = await openApp({ home, pageErrors }));
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await web?.stop();
+  await closeApp({ browser, web });
 });
 
 describe('a code run’s step', () => {

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type Page, chromium } from 'playwright-core';
 import { ROOT } from '../helpers/cli.ts';
 
 export const SCREENSHOTS = path.join(ROOT, 'out', 'e2e-screenshots');
@@ -80,4 +80,33 @@ export function launchBrowser(): Promise<Browser> {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
   });
+}
+
+export interface OpenedApp {
+  web: WebMode;
+  browser: Browser;
+  page: Page;
+}
+
+/**
+ * What every browser test starts with: web mode (startWebMode's options), chromium, and one page
+ * of `viewport` (default 1280×900) whose uncaught errors go to `pageErrors`; the screenshots
+ * folder made.
+ */
+export async function openApp(
+  o: { home?: string; env?: Record<string, string>; viewport?: { width: number; height: number }; acceptDownloads?: boolean; pageErrors?: string[] } = {},
+): Promise<OpenedApp> {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const web = await startWebMode({ home: o.home, env: o.env });
+  const browser = await launchBrowser();
+  const page = await browser.newPage({ viewport: o.viewport ?? { width: 1280, height: 900 }, ...(o.acceptDownloads ? { acceptDownloads: true } : {}) });
+  const errors = o.pageErrors;
+  if (errors) page.on('pageerror', (e) => errors.push(e.message));
+  return { web, browser, page };
+}
+
+/** Closes what openApp opened (either may be missing when beforeAll failed half-way). */
+export async function closeApp(app: { browser?: Browser; web?: WebMode }): Promise<void> {
+  await app.browser?.close();
+  await app.web?.stop();
 }

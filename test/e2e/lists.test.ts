@@ -13,7 +13,7 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRun, importDataset, openDatabase, recordStep, tagRun, updateRunStatus } from '../../main/db/index.ts';
 import { databasePath } from '../../main/runs/home.ts';
-import { SCREENSHOTS, type WebMode, launchBrowser, startWebMode } from './harness.ts';
+import { SCREENSHOTS, type WebMode, closeApp, openApp } from './harness.ts';
 
 const WIDTH = 1024;
 const HEIGHT = 768;
@@ -102,18 +102,13 @@ async function expectCut(locator: Locator, full: string | null): Promise<void> {
 const rowIds = async () => page.getByTestId('run-row').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-id'))));
 
 beforeAll(async () => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-e2e-lists-'));
   seed();
-  web = await startWebMode({ home });
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: WIDTH, height: HEIGHT } });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ web, browser, page } = await openApp({ home, pageErrors, viewport: { width: WIDTH, height: HEIGHT } }));
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await web?.stop();
+  await closeApp({ browser, web });
   if (home) fs.rmSync(home, { recursive: true, force: true });
 });
 
