@@ -69,14 +69,20 @@ describe('web mode survives', () => {
     await shot('survival-01-long-prompt-refused');
     await page.getByTestId('toast-dismiss').first().click();
 
-    // Truncated to the context, the run's update would still need more memory than the engine
-    // may use: the run fails at setup with that reason instead of taking the server down.
+    // Truncated to the context, and its whole update asked to go through one pass (microBatch
+    // 32 = promptsPerStep × trainSamples; 0 would choose micro-batches that fit), the run would
+    // need more memory than the engine may use: it fails at setup with that reason instead of
+    // taking the server down.
     await page.getByTestId('input-longPrompts').selectOption('truncate');
+    const micro = page.getByTestId('input-microBatch');
+    await micro.fill('32');
+    await micro.dispatchEvent('change');
     await page.getByTestId('launch-button').click();
     await page.waitForURL(/#\/runs\/\d+$/);
     await expect.poll(() => page.getByTestId('run-detail-status').textContent(), { timeout: 120_000 }).toMatch(/failed/);
     const reason = (await page.getByTestId('run-error').textContent()) ?? '';
     expect(reason).toMatch(/would need about [\d.]+ GB of memory, more than the 1\.0 GB it may use/);
+    expect(reason).toContain('Lower microBatch');
     expect(reason).toContain('maxPromptTokens');
     // The log says what happened to the long prompt.
     await expect.poll(() => page.getByTestId('run-log').textContent()).toContain('truncated 1 to 1,008 tokens');
