@@ -384,6 +384,8 @@ describe('trainer: steps at another batch shape (step options.shape)', () => {
     const device = await testDevice();
     const long: BatchShape = { size: 2, seqLen: 9 };
     const short: BatchShape = { size: 2, seqLen: 4 };
+    // Other shapes sum in another order: float32 (WebGPU) agrees to rounding, 2e-6 seen on lavapipe.
+    const digits = DTYPE === 'float64' ? 6 : 4;
     const make = () => Trainer.create({ config, weights, device, mode: { kind: 'full' }, loss: { kind: 'policy', klCoef: 0, tokenAdvantages: true }, batch: long, dtype: DTYPE });
     const [padded, sized] = await Promise.all([make(), make()]);
     const rows = [
@@ -397,12 +399,12 @@ describe('trainer: steps at another batch shape (step options.shape)', () => {
     };
     for (let i = 0; i < 2; i++) {
       const [a, b] = [await run(padded, long), await run(sized, short)];
-      expect(b.loss).toBeCloseTo(a.loss, 6);
-      expect(b.gradNorm).toBeCloseTo(a.gradNorm, 6);
+      expect(b.loss).toBeCloseTo(a.loss, digits);
+      expect(b.gradNorm).toBeCloseTo(a.gradNorm, digits);
     }
     const probe = makeCausalBatch(rows, long);
     const [wa, wb] = await Promise.all([padded.logprobs(probe), sized.logprobs(probe)]);
-    for (let i = 0; i < wa.length; i++) expect(wb[i]).toBeCloseTo(wa[i], 6);
+    for (let i = 0; i < wa.length; i++) expect(wb[i]).toBeCloseTo(wa[i], digits);
     const shortBatch = makeCausalBatch(rows, short);
     await expect(sized.step({ ...shortBatch, advantages: shortBatch.tokenAdvantages!, oldLogprobs: await sized.logprobs(shortBatch, { shape: short }) }, 0.02)).rejects.toThrow('a 2×9 batch needs 18');
     await Promise.all([padded.release(), sized.release()]);
