@@ -60,6 +60,19 @@ describe('the second turns\' update shape', () => {
   });
 });
 
+/** A scorer that labels every group and gives its i-th sample `reward(i)`. */
+function rewardsBy(reward: (i: number) => number) {
+  return (g: { samples: readonly unknown[] }) => ({
+    rewards: g.samples.map((_, i) => reward(i)),
+    labeled: true,
+    pseudoLabel: 'x',
+    voteCounts: [],
+    majorityRatio: 0,
+    agreesWithLabel: g.samples.map(() => false),
+    diagnostics: {},
+  });
+}
+
 describe('runLoop and the model\'s context', () => {
   it('refuses a prompt that with maxNewTokens does not fit the context, before building any graph', async () => {
     // tiny-chars reads 1,024 positions; with 8 new tokens a prompt may have 1,016.
@@ -164,15 +177,7 @@ describe('runLoop (TTRL on tiny-chars)', () => {
       await input({
         // LoRA this time: the KL reference is then the base model with adapters off.
         config: { ...CONFIG, steps: 1, valEvery: 0, advantage: 'drgrpo', mode: 'lora', loraRank: 2, loraAlpha: 4 },
-        scorer: (g) => ({
-          rewards: g.samples.map((_, i) => i),
-          labeled: true,
-          pseudoLabel: 'x',
-          voteCounts: [],
-          majorityRatio: 0,
-          agreesWithLabel: g.samples.map(() => false),
-          diagnostics: {},
-        }),
+        scorer: rewardsBy((i) => i),
       }),
       { onStep: (r) => void records.push(r) },
     );
@@ -189,15 +194,7 @@ describe('runLoop (TTRL on tiny-chars)', () => {
   });
 
   it('an update in micro-batches (microBatch) is the same update: same losses, norms and next rollouts', async () => {
-    const scorer = (g: { samples: readonly unknown[] }) => ({
-      rewards: g.samples.map((_, i) => i % 3),
-      labeled: true,
-      pseudoLabel: 'x',
-      voteCounts: [],
-      majorityRatio: 0,
-      agreesWithLabel: g.samples.map(() => false),
-      diagnostics: {},
-    });
+    const scorer = rewardsBy((i) => i % 3);
     const runWith = async (microBatch: number) => {
       const records: StepRecord[] = [];
       // 2 prompts × 2 trained samples = 4 sequences: micro-batches of 3 and 1 (padded).
