@@ -49,6 +49,9 @@
 //     digits                                              AUC 0.559 (random 0.733), compare AUC 0.989, re-solved 35.8%
 //   --judge-format digits --judge-rows 8 --judge-noise 0.1   AUC 0.488 (random 0.567), verdicts right 50.5%, re-solved 62.5%,
 //                                                         compare AUC 0.744; sums 71.5% / 87.5%
+//   --judge-format digits --judge-rows 16 --judge-noise 0.1 --judge-random 0.5
+//                                                         AUC 0.550, against random wrong answers 0.761, verdicts right 53%,
+//                                                         re-solved 90.2%, compare AUC 0.856; sums 72.9% / 90.5%
 // In the resolve and compare forms the verdict sits at the prior (P(yes) 0.44-0.46 whatever it
 // wrote, "176 vs 176 no"): the model learns to re-solve (in part) and to copy the shown answer
 // next to its own ("vs 166" right almost always), but not to tell two numbers it wrote a few
@@ -58,7 +61,12 @@
 // 31? Compute 2+39. Answer: 31 3=3 1=1 yes"). With 8 such rows among the sums (and their
 // label noise) it learns a prior by place instead: the tens place of a wrong answer moved by ten
 // always differs, so it writes "7!7" there whatever the digits ("176 1=1 7!7 6=6 no");
-// --judge-random shows random wrong answers too, so that every place has to be compared. The
+// --judge-random shows random wrong answers too, so that every place has to be compared: with
+// half the wrong answers random the re-solve stops copying (90.2% right) and random wrong answers
+// are told apart (AUC 0.761), but the tens place keeps its prior ("176 1=1 7!7 6=6 no" for the
+// right answer), so answers moved by ten, the ones the self-judge sees, are not (0.550). Next to
+// try: more random wrong answers (--judge-random 0.8-1), no verdict noise, more rows (24 crowd
+// the sums out in the compare form: weigh the rows' loss instead), each measured here. The
 // committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
 // a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
 // cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
