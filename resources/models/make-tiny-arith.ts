@@ -52,6 +52,10 @@
 //   --judge-format digits --judge-rows 16 --judge-noise 0.1 --judge-random 0.5
 //                                                         AUC 0.550, against random wrong answers 0.761, verdicts right 53%,
 //                                                         re-solved 90.2%, compare AUC 0.856; sums 72.9% / 90.5%
+//   --judge-format digits --judge-rows 16 --judge-noise 0 --judge-random 0.9
+//                                                         AUC 0.745, against random wrong answers 0.936, verdicts right 76%,
+//                                                         P(yes) 0.95 right / 0.43 moved / 0.095 random, re-solved 94%,
+//                                                         compare AUC 0.991; sums 78.9% / 94.5% (about 4 min on an idle machine)
 // In the resolve and compare forms the verdict sits at the prior (P(yes) 0.44-0.46 whatever it
 // wrote, "176 vs 176 no"): the model learns to re-solve (in part) and to copy the shown answer
 // next to its own ("vs 166" right almost always), but not to tell two numbers it wrote a few
@@ -64,9 +68,13 @@
 // --judge-random shows random wrong answers too, so that every place has to be compared: with
 // half the wrong answers random the re-solve stops copying (90.2% right) and random wrong answers
 // are told apart (AUC 0.761), but the tens place keeps its prior ("176 1=1 7!7 6=6 no" for the
-// right answer), so answers moved by ten, the ones the self-judge sees, are not (0.550). Next to
-// try: more random wrong answers (--judge-random 0.8-1), no verdict noise, more rows (24 crowd
-// the sums out in the compare form: weigh the rows' loss instead), each measured here. The
+// right answer), so answers moved by ten, the ones the self-judge sees, are not (0.550). With 90%
+// of them random and clean verdicts the judge works, imperfectly (AUC 0.745 on answers moved by
+// ten): where it fails it copies its own digit into the pair ("Is it 166? ... 176 1=1 7=7 6=6
+// yes"). That build is the candidate for the committed model (not switched yet: the TTRL, svd
+// and methods figures, svd.json's factuality stage and the tests on the committed model have to
+// move with it; judged with consistency-judge's judgeMode written-verdict, judgeYes ["yes"],
+// judgeNo ["no"], judgeMaxTokens 20, judgeTemperature 0). The
 // committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
 // a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
 // cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
