@@ -55,7 +55,10 @@
 //   --judge-format digits --judge-rows 16 --judge-noise 0 --judge-random 0.9
 //                                                         AUC 0.745, against random wrong answers 0.936, verdicts right 76%,
 //                                                         P(yes) 0.95 right / 0.43 moved / 0.095 random, re-solved 94%,
-//                                                         compare AUC 0.991; sums 78.9% / 94.5% (about 4 min on an idle machine)
+//                                                         compare AUC 0.991; sums 78.9% / 94.5% (about 4 min on an idle machine);
+//                                                         sampled as consistency-judge's defaults (temperature 1, top-p 0.9)
+//                                                         AUC 0.662 (random 0.868), verdicts right 66.5%; inverse sums 12%
+//                                                         greedy, against 52.5% for the committed model (SVD's cycle stage asks them)
 // In the resolve and compare forms the verdict sits at the prior (P(yes) 0.44-0.46 whatever it
 // wrote, "176 vs 176 no"): the model learns to re-solve (in part) and to copy the shown answer
 // next to its own ("vs 166" right almost always), but not to tell two numbers it wrote a few
