@@ -664,7 +664,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         const entropy = tokens === 0 ? 0 : allSamples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / tokens;
         const trained = groups.flatMap((g) => g.chosen.map((i) => ({ g, i })));
         const m = record.metrics;
-        m[TRAIN_METRICS.majorityRatio] = majorityRatio;
+        // A method that counts its own agreeing groups (code: consensus sets) logs and watches that ratio.
+        m[TRAIN_METRICS.majorityRatio] = signalRatio;
         m[TRAIN_METRICS.labeledRatio] = groups.length === 0 ? 0 : groups.filter((g) => g.score.labeled).length / groups.length;
         m[TRAIN_METRICS.majorityVotingReward] = mean(trained.map(({ g, i }) => g.score.rewards[i]));
         m[TRAIN_METRICS.entropy] = entropy;
@@ -698,7 +699,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         if (method.hidden && checked.length > 0) m[method.hidden.metric] = mean(checked.map((r) => (r === 'pass' ? 1 : 0)));
         if (signalAlert) record.alerts.push(signalAlert);
 
-        const alert = watch.onTrainStep(step, majorityRatio, entropy);
+        const alert = watch.onTrainStep(step, signalRatio, entropy);
         if (alert) record.alerts.push(alert);
         const unmatched = unmatchedReviewAlert(step, groups, input.items, unmatchedWarned);
         if (unmatched) record.alerts.push(unmatched);

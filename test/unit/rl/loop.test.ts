@@ -311,6 +311,8 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(r.metrics['signal/majority_lift']).toBeCloseTo(0.75 / (2.75 / 4), 12);
     expect(r.metrics['signal/groups_with_signal']).toBe(1);
     expect(r.alerts.filter((a) => a.kind === 'weak_signal')).toEqual([]);
+    // The majority ratio logged, and watched for collapse, is the top consensus set's share, not a vote over text.
+    expect(r.metrics['train/majority_ratio']).toBeCloseTo(3 / 4, 12);
   });
 
   it('a method\'s second turn continues samples with its message, and trains the revisions', async () => {
