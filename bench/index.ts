@@ -52,6 +52,15 @@ const trainFlags = {
   seed: { type: 'string', value: 'S', default: '0', description: 'seed of the synthetic batch (and LoRA init)' },
 } satisfies Flags;
 
+/** The model-shape flags make-model and graph-nodes share. */
+const modelShapeFlags = {
+  hidden: { type: 'string', value: 'N', description: 'hidden size' },
+  layers: { type: 'string', value: 'N', description: 'layers' },
+  heads: { type: 'string', value: 'N', description: 'attention heads' },
+  'kv-heads': { type: 'string', value: 'N', description: 'key/value heads' },
+  intermediate: { type: 'string', value: 'N', description: 'MLP size' },
+} satisfies Flags;
+
 const generateFlags = {
   model: trainFlags.model,
   batch: { type: 'string', value: 'B', description: 'prompts sampled together (one sample each)' },
@@ -343,11 +352,7 @@ const commands: CliCommand[] = [
     flags: {
       model: { type: 'string', value: 'NAME|DIR', description: 'a model folder (its config.json only) or a built-in model name' },
       name: { type: 'string', value: 'NAME', description: 'without --model: a make-model preset the shape flags adjust' },
-      hidden: { type: 'string', value: 'N', description: 'hidden size' },
-      layers: { type: 'string', value: 'N', description: 'layers' },
-      heads: { type: 'string', value: 'N', description: 'attention heads' },
-      'kv-heads': { type: 'string', value: 'N', description: 'key/value heads' },
-      intermediate: { type: 'string', value: 'N', description: 'MLP size' },
+      ...modelShapeFlags,
       vocab: { type: 'string', value: 'N', description: 'vocabulary size' },
       untied: { type: 'boolean', description: 'an output layer of its own instead of the tied embedding' },
       provider: { type: 'string', value: 'PROVIDER', default: 'webgpu', description: 'cpu or webgpu: whose lowerings the graphs are written with' },
@@ -400,11 +405,7 @@ const commands: CliCommand[] = [
     flags: {
       out: { type: 'string', value: 'DIR', description: 'where to write the folder' },
       name: { type: 'string', value: 'NAME', description: 'a preset (tiny-chars, bench-256) the other flags adjust' },
-      hidden: { type: 'string', value: 'N', description: 'hidden size' },
-      layers: { type: 'string', value: 'N', description: 'layers' },
-      heads: { type: 'string', value: 'N', description: 'attention heads' },
-      'kv-heads': { type: 'string', value: 'N', description: 'key/value heads' },
-      intermediate: { type: 'string', value: 'N', description: 'MLP size' },
+      ...modelShapeFlags,
       seed: { type: 'string', value: 'N', description: 'weights seed' },
       'max-positions': { type: 'string', value: 'N', description: 'max_position_embeddings' },
       vocab: { type: 'string', value: 'N', description: 'vocabulary size (at least the tokenizer\'s; rows past it are never produced by the tokenizer)' },
