@@ -21,6 +21,7 @@ import { environment, taskSet } from '../../main/engine/envs/index.ts';
 import { resolveModelPath } from '../../main/engine/model-paths.ts';
 import { TextTokenizer } from '../../main/engine/nn/tokenizer.ts';
 import { encodePrompt } from '../../main/engine/rl/prompts.ts';
+import { tinyAgentRunSettings } from '../helpers/agent-run.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'bin/autodidact.js');
@@ -258,21 +259,7 @@ describe('autodidact serve-model', () => {
       const template = 'Task: {task}\nOutcome: {outcome} in {steps} steps.\n{trajectory}\nSkills as JSON:';
       const { config, target } = parseStoredConfig(
         {
-          model: 'tiny-chars',
-          dataset: 'household',
-          method: 'agent',
-          steps: 1,
-          promptsPerStep: 1,
-          votes: 2,
-          maxNewTokens: 12,
-          agentMaxSteps: 2,
-          agentHistory: 1,
-          agentPromptStyle: 'compact',
-          agentMiniBatch: 4,
-          valEvery: 0,
-          opidAnalyzer: 'endpoint',
-          opidAnalyzerUrl: baseURL,
-          opidAnalyzerName: MODEL,
+          ...tinyAgentRunSettings(baseURL, MODEL),
           opidAnalyzerKeyEnv: 'AUTODIDACT_TEST_ENDPOINT_KEY',
           opidAnalyzerTemplate: template,
           opidAnalyzerMaxTokens: 32,

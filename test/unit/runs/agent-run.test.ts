@@ -10,6 +10,7 @@ import { AGENT_METRICS } from '../../../main/engine/rl/methods/agent.ts';
 import { keyMetricName } from '../../../main/runs/key-metric.ts';
 import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../../../main/runs/start.ts';
 import { type Harness, createHarness } from '../api/handlers-harness.ts';
+import { tinyAgentRunSettings } from '../../helpers/agent-run.ts';
 
 let h: Harness;
 let server: http.Server;
@@ -36,24 +37,7 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-const settings = (extra: Record<string, unknown> = {}) => ({
-  model: 'tiny-chars',
-  dataset: 'household',
-  method: 'agent',
-  steps: 1,
-  promptsPerStep: 1,
-  votes: 2,
-  maxNewTokens: 12,
-  agentMaxSteps: 2,
-  agentHistory: 1,
-  agentPromptStyle: 'compact',
-  agentMiniBatch: 4,
-  valEvery: 0,
-  opidAnalyzer: 'endpoint',
-  opidAnalyzerUrl: url,
-  opidAnalyzerName: 'analyst',
-  ...extra,
-});
+const settings = (extra: Record<string, unknown> = {}) => ({ ...tinyAgentRunSettings(url, 'analyst'), ...extra });
 
 describe('an agent run in the app', () => {
   it('refuses a dataset that is not an environment task set, naming the ones to use', async () => {
