@@ -65,6 +65,8 @@ export interface TrainResult {
   /** batch · seq / (ms_per_step / 1000): tokens whose next token is trained on per second. */
   tokens_per_s: number;
   peak_rss_mb: number;
+  /** The engine's own GPU buffers at their peak (weights, optimizer state; WebGPU only: runtime/device-buffers.ts). */
+  device_buffers_mb?: number;
   /** Model load, and graph compilation (engine) or optimizer set-up (reference). */
   load_ms: number;
   setup_ms: number;
@@ -91,5 +93,7 @@ export interface GenerateResult {
   tokens_per_s: number;
   ms_per_call: number;
   peak_rss_mb: number;
+  /** The engine's own GPU buffers at their peak (weights, KV cache; WebGPU only). */
+  device_buffers_mb?: number;
   load_ms: number;
 }

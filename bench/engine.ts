@@ -5,10 +5,16 @@ import path from 'node:path';
 import { Generator } from '../main/engine/generate/generator.ts';
 import { LINEAR_MODULES } from '../main/engine/nn/config.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
-import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
+import { deviceBufferUsage } from '../main/engine/runtime/device-buffers.ts';
+import { type Device, type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { DeviceTransfer, FrozenWeights } from '../main/engine/runtime/parameter-store.ts';
 import { Trainer, makeCausalBatch } from '../main/engine/runtime/trainer.ts';
 import { type GenerateResult, type TrainResult, engineThreads, mean, median, peakRssMb, round, syntheticTokens } from './common.ts';
+
+/** The engine's GPU buffers at their peak so far, where it keeps any (WebGPU). */
+function deviceBuffersMb(device: Device): { device_buffers_mb?: number } {
+  return device.keepsStateOnDevice ? { device_buffers_mb: round(deviceBufferUsage().peakBytes / 1024 ** 2, 1) } : {};
+}
 
 export interface TrainBenchOptions {
   model: string;
@@ -79,6 +85,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
       ms_per_step_median: round(median(times)),
       tokens_per_s: round((o.batch * o.seq) / (msPerStep / 1000), 1),
       peak_rss_mb: peakRssMb(),
+      ...deviceBuffersMb(device),
       load_ms: round(loadMs, 1),
       setup_ms: round(setupMs, 1),
       loss_first: round(losses[0], 6),
@@ -144,6 +151,7 @@ export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateRe
       tokens_per_s: round((o.batch * o.newTokens) / (msPerCall / 1000), 1),
       ms_per_call: round(msPerCall, 1),
       peak_rss_mb: peakRssMb(),
+      ...deviceBuffersMb(device),
       load_ms: round(loadMs, 1),
     };
   } finally {

@@ -29,6 +29,13 @@ export interface GeneratorOptions {
   maxLength: number;
   /** Compiled graphs kept (least recently used ones are released); default 16. */
   maxCachedGraphs?: number;
+  /**
+   * Sample rows decoded at once, to fit the device's memory: a request with more is generated a
+   * few whole prompts at a time (at least one, with all its samples). Each row's random stream
+   * depends on its prompt's index in the request, so the samples are those of one pass (up to
+   * float rounding where a turn's prompts pad to another length). Default: every row at once.
+   */
+  maxRows?: number;
 }
 
 export interface GenerationProgress {
@@ -112,6 +119,8 @@ export interface GenerationStats {
   decodeMs: number;
   /** generatedTokens over the whole call (prefill included). */
   tokensPerSecond: number;
+  /** Prefill + decode passes the call took (more than 1 where maxRows split it). */
+  passes: number;
 }
 
 export interface GenerationResult {
@@ -156,6 +165,7 @@ export class Generator {
     const { config, maxLength } = options;
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`maxLength must be an integer >= 2, got ${maxLength}`);
     if (config.numHeads % config.numKvHeads !== 0) throw new Error(`${config.numHeads} heads do not group over ${config.numKvHeads} KV heads`);
+    if (options.maxRows !== undefined && !(Number.isInteger(options.maxRows) && options.maxRows >= 1)) throw new Error(`maxRows must be an integer >= 1, got ${options.maxRows}`);
     if (config.slidingWindow && maxLength > config.slidingWindow) {
       throw new Error(`maxLength ${maxLength} exceeds this model's sliding attention window of ${config.slidingWindow}, which the engine does not implement`);
     }
@@ -172,8 +182,8 @@ export class Generator {
   /** Sample continuations of every prompt. Calls on one generator run one after another. */
   generate(request: GenerateRequest): Promise<GenerationResult> {
     const run = this.queue.then(
-      () => this.run(request),
-      () => this.run(request),
+      () => this.runInTurns(request),
+      () => this.runInTurns(request),
     );
     this.queue = run.catch(() => undefined);
     return run;
@@ -206,7 +216,36 @@ export class Generator {
     return entry;
   }
 
-  private async run(req: GenerateRequest): Promise<GenerationResult> {
+  /** A request in passes of at most maxRows rows (whole prompts); their results joined as one. */
+  private async runInTurns(req: GenerateRequest): Promise<GenerationResult> {
+    const N = req.samplesPerPrompt ?? 1;
+    const perPass = Math.max(1, Math.floor((this.options.maxRows ?? Infinity) / N));
+    const P = req.promptIds.length;
+    if (P <= perPass) return this.run(req, 0);
+    const started = performance.now();
+    const parts: GenerationResult[] = [];
+    for (let first = 0; first < P; first += perPass) parts.push(await this.run({ ...req, promptIds: req.promptIds.slice(first, first + perPass) }, first));
+    const sum = (f: (s: GenerationStats) => number) => parts.reduce((a, p) => a + f(p.stats), 0);
+    const generatedTokens = sum((s) => s.generatedTokens);
+    return {
+      samples: parts.flatMap((p) => p.samples),
+      stats: {
+        prefillRows: sum((s) => s.prefillRows),
+        rows: Math.max(...parts.map((p) => p.stats.rows)),
+        promptLength: Math.max(...parts.map((p) => p.stats.promptLength)),
+        cacheLength: Math.max(...parts.map((p) => p.stats.cacheLength)),
+        decodeSteps: sum((s) => s.decodeSteps),
+        generatedTokens,
+        prefillMs: sum((s) => s.prefillMs),
+        decodeMs: sum((s) => s.decodeMs),
+        tokensPerSecond: generatedTokens / ((performance.now() - started) / 1000),
+        passes: parts.length,
+      },
+    };
+  }
+
+  /** One pass; its prompts are the request's from `promptOffset` on (for their indices and random streams). */
+  private async run(req: GenerateRequest, promptOffset: number): Promise<GenerationResult> {
     const { config, weights, device, maxLength } = this.options;
     const started = performance.now();
     const V = config.vocabSize;
@@ -244,7 +283,10 @@ export class Generator {
 
     const rowsOf = Array.from({ length: B }, (_, b) => ({ promptIndex: Math.floor(b / N), sampleIndex: b % N }));
     const pad = rowsOf.map((r) => T - prompts[r.promptIndex].length);
-    const uniforms = new RowUniforms(seed, rowsOf);
+    const uniforms = new RowUniforms(
+      seed,
+      rowsOf.map((r) => ({ ...r, promptIndex: r.promptIndex + promptOffset })),
+    );
     const sampler: Record<string, ort.Tensor> = {
       [IO.uniforms]: cpuTensor(new Float32Array(B), [B]),
       [IO.inverseTemperature]: cpuTensor(Float32Array.of(1 / statsTemperature(settings)), [1]),
@@ -253,7 +295,7 @@ export class Generator {
     };
     const uniformData = sampler[IO.uniforms].data as Float32Array;
 
-    const samples: GeneratedSample[] = rowsOf.map((r) => ({ ...r, tokenIds: [], logprobs: [], entropies: [], selfCertainties: [], finishReason: 'length', ...(emitLogits ? { logits: [] } : {}) }));
+    const samples: GeneratedSample[] = rowsOf.map((r) => ({ ...r, promptIndex: r.promptIndex + promptOffset, tokenIds: [], logprobs: [], entropies: [], selfCertainties: [], finishReason: 'length', ...(emitLogits ? { logits: [] } : {}) }));
     const finished = new Array<boolean>(B).fill(false);
     let finishedRows = 0;
     let generatedTokens = 0;
@@ -422,6 +464,7 @@ export class Generator {
           prefillMs,
           decodeMs,
           tokensPerSecond: generatedTokens / seconds,
+          passes: 1,
         },
       };
     } finally {

@@ -6,6 +6,7 @@
 //    are never read on the host (getData() on a gpu-buffer tensor aborts the process).
 import type * as ort from 'onnxruntime-node';
 import type { LlamaConfig } from '../nn/config.ts';
+import { disposeTensor } from '../runtime/device-buffers.ts';
 import { cpuTensor } from '../runtime/session.ts';
 import { type CacheDType, IO } from './graphs.ts';
 
@@ -147,7 +148,7 @@ export class DeviceKvCache {
   }
 
   dispose(): void {
-    for (const t of Object.values(this.tensors)) t.dispose();
+    for (const t of Object.values(this.tensors)) disposeTensor(t);
     this.tensors = {};
   }
 }

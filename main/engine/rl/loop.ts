@@ -30,6 +30,7 @@ import { type GeneratedSample, Generator } from '../generate/generator.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import type { TextTokenizer } from '../nn/tokenizer.ts';
 import { type ScheduleSpec, learningRate, warmupStepsFromRatio } from '../optim/schedule.ts';
+import { deviceBufferUsage, resetDeviceBufferPeak } from '../runtime/device-buffers.ts';
 import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
 import { bucketLength } from '../runtime/token-logprobs.ts';
@@ -49,8 +50,8 @@ import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './con
 import type { HiddenCheck, MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
-import { type Alert, CRITIC_METRICS, CollapseWatch, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
-import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from './memory.ts';
+import { type Alert, CRITIC_METRICS, CollapseWatch, DEVICE_BUFFERS_METRIC, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
+import { type MemoryBudget, estimateRunBytes, formatGiB, memoryBudget, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, JudgeExchange, ReviseRequest, Revision, Scorer, ScorerSample, VoteCount } from './rewards.ts';
 import type { PromptFormat } from './prompts.ts';
@@ -344,7 +345,8 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   // The two updates run one after the other: the larger decides the memory, and its micro-batch serves both.
   const cost = (s: { size: number; seqLen: number }) => s.size * s.seqLen * s.seqLen;
   const largest = reviseShape && cost(reviseShape) > cost(shape) ? reviseShape : shape;
-  const microBatch = planMicroBatch(model.config, config, device, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null });
+  const memory = planRunMemory(model.config, config, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null }, await memoryBudget(device));
+  const microBatch = memory.microBatch;
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -364,7 +366,14 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   let teacherCopy: TrainableCopy | null = null;
   let critic: Critic | null = null;
   try {
-    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: Math.max(longestAny + config.maxNewTokens, (reviseShape?.seqLen ?? 0) + 1) });
+    generator = await Generator.create({
+      config: model.config,
+      weights: trainer.weights(),
+      device,
+      maxLength: Math.max(longestAny + config.maxNewTokens, (reviseShape?.seqLen ?? 0) + 1),
+      // Only where the plan had to cut the rollout: validation (valSamples per prompt) keeps its batches otherwise.
+      maxRows: memory.generationRows < config.promptsPerStep * config.votes ? memory.generationRows : undefined,
+    });
     const gen = generator;
     let judge: FrozenJudge | null = null;
     if (needsJudge) {
@@ -501,6 +510,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         // Asked before any step of this session was trained: nothing to save, stop now.
         if (hooks.pauseRequested?.() && state.step === resumableAt) return { lastStep: state.step, aborted: false, paused: true, best: state.best };
         const stepStart = performance.now();
+        resetDeviceBufferPeak();
 
         // Rollout.
         progress(step, 'rollout');
@@ -729,6 +739,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         m[TRAIN_METRICS.timingUpdate] = updateSeconds;
         m[TRAIN_METRICS.timingStep] = stepSeconds;
         m[TRAIN_METRICS.tokensPerSecond] = stepSeconds > 0 ? tokens / stepSeconds : 0;
+        if (device.keepsStateOnDevice) m[DEVICE_BUFFERS_METRIC] = deviceBufferUsage().peakBytes / 1024 ** 2;
         await hooks.onStep?.(record);
         // Only now that the caller has stored the record may older checkpoints go.
         if (input.checkpointDir) {
@@ -758,47 +769,67 @@ function widen(values: Float32Array, trainer: Trainer): Float32Array | Float64Ar
   return trainer.store.dtype === 'float64' ? Float64Array.from(values) : values;
 }
 
+/** How a run's passes are sized to its memory (planRunMemory). */
+export interface MemoryPlan {
+  /** Sequences of the update in one forward/backward pass (see Trainer.step's microBatch). */
+  microBatch: number;
+  /** Sample rows the generator decodes at once (a multiple of votes); more are generated in turns. */
+  generationRows: number;
+  /** The estimated peak (bytes) with these sizes, and the budget it was held to; null where the device reports no memory. */
+  estimateBytes: number | null;
+  budget: MemoryBudget | null;
+}
+
 /**
- * How many of the update's sequences go through one forward/backward pass (see microBatch), decided
- * before any graph is built: the `microBatch` setting, or with 0 the whole update when it fits the
- * memory the run may use, else the largest micro-batch that does. On the CPU, where running out
- * takes the whole process down, a run that does not fit even so is refused: memory is bounded by
- * the run's shapes, which the longest prompt decides. (Other devices report no memory to plan
- * against: there the whole update, or the setting, is used.)
+ * The sizes of a run's passes, decided before any graph is built. The update: the `microBatch`
+ * setting, or with 0 the whole update when it fits the budget, else the largest micro-batch that
+ * does. Sampling: all promptsPerStep × votes rows at once, or where even a micro-batch of one
+ * does not fit with them, the most whole prompts' rows that do (generated in turns, the same
+ * samples: see Generator's maxRows). A run that does not fit even so is refused, with what to
+ * change: on the CPU running out takes the whole process down, and on a GPU the run would fail
+ * at its first big allocation. With no budget (WebGPU off NVIDIA, where no memory is reported,
+ * unless AUTODIDACT_GPU_MEMORY says) the whole update, or the setting, and every row at once.
  */
-export function planMicroBatch(
+export function planRunMemory(
   c: LlamaConfig,
   config: RunConfig,
-  device: Device,
   update: { size: number; seqLen: number },
   longestPrompt: number,
   longestAny: number,
   services: { judge: boolean; teacher: boolean },
-  limit: number = memoryLimitBytes(),
-): number {
+  budget: MemoryBudget | null,
+): MemoryPlan {
   const fixed = config.microBatch > 0 ? Math.min(config.microBatch, update.size) : null;
-  if (device.name !== 'cpu') return fixed ?? update.size;
+  const allRows = config.promptsPerStep * config.votes;
+  if (!budget) return { microBatch: fixed ?? update.size, generationRows: allRows, estimateBytes: null, budget: null };
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
-  const need = (micro: number) =>
-    estimateRunBytes(c, {
-      update: { ...update, microBatch: micro },
-      reference: config.klCoef > 0 || services.judge,
-      generate: { rows: config.promptsPerStep * config.votes, prompts: config.promptsPerStep, maxLength: longestAny + config.maxNewTokens },
-      trainable: config.mode === 'full' ? weightCount(c) : lora,
-      teacher: services.teacher,
-      critic: config.advantage === 'gae',
-    });
+  const need = (micro: number, prompts: number) =>
+    estimateRunBytes(
+      c,
+      {
+        update: { ...update, microBatch: micro },
+        reference: config.klCoef > 0 || services.judge,
+        generate: { rows: prompts * config.votes, prompts, maxLength: longestAny + config.maxNewTokens },
+        trainable: config.mode === 'full' ? weightCount(c) : lora,
+        teacher: services.teacher,
+        critic: config.advantage === 'gae',
+      },
+      budget.onDevice,
+    );
+  const plan = (micro: number, prompts: number): MemoryPlan => ({ microBatch: micro, generationRows: prompts * config.votes, estimateBytes: need(micro, prompts), budget });
+  // Micro-batches first (all rows sampled at once), then fewer prompts sampled at a time.
   const candidates = fixed !== null ? [fixed] : Array.from({ length: update.size }, (_, i) => update.size - i);
-  for (const micro of candidates) if (need(micro) <= limit) return micro;
+  for (const micro of candidates) if (need(micro, config.promptsPerStep) <= budget.bytes) return plan(micro, config.promptsPerStep);
   const smallest = candidates[candidates.length - 1];
-  const source = process.env.AUTODIDACT_MEMORY_LIMIT ? 'AUTODIDACT_MEMORY_LIMIT' : "three quarters of this machine's memory; AUTODIDACT_MEMORY_LIMIT sets it";
+  for (let prompts = config.promptsPerStep - 1; prompts >= 1; prompts--) if (need(smallest, prompts) <= budget.bytes) return plan(smallest, prompts);
+  const where = budget.onDevice ? 'GPU memory' : 'memory';
   throw new Error(
-    `this run would need about ${formatGiB(need(smallest))} of memory, more than the ${formatGiB(limit)} it may use (${source}), even with ${smallest} of its update's ${update.size} sequences ` +
-      `(promptsPerStep ${config.promptsPerStep} × trainSamples ${config.trainSamples}) in each forward/backward pass (microBatch ${fixed ?? 'chosen automatically'}). ` +
-      `Each sequence is ${update.seqLen} tokens (the longest prompt has ${longestPrompt} tokens, plus maxNewTokens ${config.maxNewTokens}), and attention memory grows with the square of that length; ` +
-      `sampling holds ${config.promptsPerStep * config.votes} sequences (promptsPerStep × votes). ` +
+    `this run would need about ${formatGiB(need(smallest, 1))} of ${where}, more than the ${formatGiB(budget.bytes)} it may use (${budget.source}), even with ${smallest} of its update's ${update.size} sequences ` +
+      `(promptsPerStep ${config.promptsPerStep} × trainSamples ${config.trainSamples}) in each forward/backward pass (microBatch ${fixed ?? 'chosen automatically'}) ` +
+      `and one prompt's ${config.votes} samples (votes) generated at a time. ` +
+      `Each sequence is ${update.seqLen} tokens (the longest prompt has ${longestPrompt} tokens, plus maxNewTokens ${config.maxNewTokens}), and attention memory grows with the square of that length. ` +
       (fixed !== null && fixed > 1 ? 'Lower microBatch (0 chooses the largest that fits), or ' : '') +
-      'lower promptsPerStep or votes, or set maxPromptTokens with longPrompts "skip" or "truncate".',
+      'lower votes or maxNewTokens, train LoRA adapters (mode lora), or set maxPromptTokens with longPrompts "skip" or "truncate".',
   );
 }
 

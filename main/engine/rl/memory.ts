@@ -7,6 +7,8 @@
 // with and without the KL reference pass: 1.0-1.45x the measured peak).
 import os from 'node:os';
 import type { LlamaConfig } from '../nn/config.ts';
+import { nvidiaGpuMemory } from '../runtime/adapters.ts';
+import type { Device } from '../runtime/devices.ts';
 
 const GIB = 1024 ** 3;
 const F32 = 4;
@@ -46,8 +48,12 @@ function passBytes(c: LlamaConfig, size: number, seqLen: number, backward: boole
   return c.numLayers * perLayer + 5 * attention + 2 * perToken + 3 * logits;
 }
 
-/** The estimated peak memory of a run on the CPU, in bytes. */
-export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes): number {
+/**
+ * The estimated peak memory of a run, in bytes: on the CPU the process's (its resident size), on
+ * a GPU (`onDevice`) the device's, which holds the same weights, states and activations but not
+ * the process itself.
+ */
+export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes, onDevice = false): number {
   const weights = weightCount(c) * F32;
   // Parameters, gradients, two AdamW moments and the updated parameters of what is trained.
   const optimizer = 5 * shapes.trainable * F32;
@@ -64,19 +70,58 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes): number {
   // the host and as the input of the critic's two graphs.
   const hidden = shapes.update.size * shapes.update.seqLen * c.hiddenSize * F32;
   const critic = shapes.critic ? passBytes(c, shapes.update.size, shapes.update.seqLen, false) + 3 * hidden : 0;
-  return BASE_BYTES + weights + optimizer + update + reference + kvCache + prefill + teacher + critic;
+  return (onDevice ? 0 : BASE_BYTES) + weights + optimizer + update + reference + kvCache + prefill + teacher + critic;
 }
 
 /**
  * The most memory a run may plan for, in bytes: AUTODIDACT_MEMORY_LIMIT (bytes, or with a
  * K, M, G or T suffix, powers of 1024), else three quarters of this machine's memory.
  */
-export function memoryLimitBytes(env: string | undefined = process.env.AUTODIDACT_MEMORY_LIMIT): number {
+export function memoryLimitBytes(env: string | undefined = process.env.AUTODIDACT_MEMORY_LIMIT, name = 'AUTODIDACT_MEMORY_LIMIT'): number {
   if (env === undefined || env.trim() === '') return 0.75 * os.totalmem();
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$/i.exec(env);
-  if (!m) throw new Error(`AUTODIDACT_MEMORY_LIMIT must be a size such as 8G or 8000M, got ${JSON.stringify(env)}`);
+  if (!m) throw new Error(`${name} must be a size such as 8G or 8000M, got ${JSON.stringify(env)}`);
   const unit = { '': 1, K: 1024, M: 1024 ** 2, G: GIB, T: 1024 ** 4 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
   return Number(m[1]) * unit;
+}
+
+/** The memory a run may plan for on its device, and what set it (for messages a person can act on). */
+export interface MemoryBudget {
+  bytes: number;
+  source: string;
+  /** A GPU's memory (the process itself is not in it), not the host's. */
+  onDevice: boolean;
+}
+
+/** The host's budget: memoryLimitBytes(), for a run on the CPU. */
+export function hostMemoryBudget(env: string | undefined = process.env.AUTODIDACT_MEMORY_LIMIT): MemoryBudget {
+  return {
+    bytes: memoryLimitBytes(env),
+    source: env?.trim() ? 'AUTODIDACT_MEMORY_LIMIT' : "three quarters of this machine's memory; AUTODIDACT_MEMORY_LIMIT sets it",
+    onDevice: false,
+  };
+}
+
+/**
+ * The memory a run on `device` may plan for. On a GPU: AUTODIDACT_GPU_MEMORY (a size, as
+ * AUTODIDACT_MEMORY_LIMIT), else 90% of the memory nvidia-smi reports free on GPU 0 (CUDA, or
+ * WebGPU on an NVIDIA card), else null: WebGPU tells no adapter's memory, so there the run uses
+ * its settings as given.
+ */
+export async function memoryBudget(
+  device: Device,
+  env: { gpu?: string; host?: string } = { gpu: process.env.AUTODIDACT_GPU_MEMORY, host: process.env.AUTODIDACT_MEMORY_LIMIT },
+  queryNvidia: () => Promise<{ totalBytes: number; freeBytes: number } | undefined> = nvidiaGpuMemory,
+): Promise<MemoryBudget | null> {
+  if (device.name === 'cpu') return hostMemoryBudget(env.host);
+  if (env.gpu?.trim()) return { bytes: memoryLimitBytes(env.gpu, 'AUTODIDACT_GPU_MEMORY'), source: 'AUTODIDACT_GPU_MEMORY', onDevice: true };
+  const gpu = await queryNvidia();
+  if (!gpu) return null;
+  return {
+    bytes: 0.9 * gpu.freeBytes,
+    source: `90% of the ${formatGiB(gpu.freeBytes)} free of GPU 0's ${formatGiB(gpu.totalBytes)} (nvidia-smi); AUTODIDACT_GPU_MEMORY sets it`,
+    onDevice: true,
+  };
 }
 
 export const formatGiB = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < 10 * GIB ? 1 : 0)} GB`;

@@ -31,6 +31,12 @@ export const TRAIN_METRICS = {
   tokensPerSecond: 'perf/tokens_per_s',
 } as const;
 
+/**
+ * The most GPU memory the engine's own buffers held during the step (weights, optimizer state,
+ * KV cache: runtime/device-buffers.ts), in MB. Only on a device that keeps them (WebGPU).
+ */
+export const DEVICE_BUFFERS_METRIC = 'perf/device_buffers_mb';
+
 /** The actor–critic's metrics (advantage gae), under verl's names. */
 /** The update of a method's second turns (self-debugging), logged at steps that trained any. */
 export const REVISION_METRICS = {
@@ -178,6 +184,12 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: TRAIN_METRICS.klCoef, label: 'KL coefficient', chart: 'klcoef', description: 'KL loss coefficient of the update (changes step to step under an adaptive KL target)' },
   { key: TRAIN_METRICS.gradNorm, label: 'Gradient norm', chart: 'gradnorm', description: 'Global gradient norm before clipping' },
   { key: TRAIN_METRICS.tokensPerSecond, label: 'Tokens / s', chart: 'throughput', description: 'Generated tokens per second of step time' },
+  {
+    key: DEVICE_BUFFERS_METRIC,
+    label: 'GPU buffers (MB)',
+    chart: null,
+    description: 'Most GPU memory the engine’s own buffers held during the step: weights, optimizer state and KV cache (onnxruntime’s working memory for activations comes on top); WebGPU only',
+  },
   { key: TRAIN_METRICS.clipRatio, label: 'Clip ratio', chart: null, unit: true, description: 'Share of response tokens whose ratio was clipped' },
   { key: TRAIN_METRICS.lr, label: 'Learning rate', chart: null, description: 'Learning rate of the update' },
   { key: TRAIN_METRICS.pgLoss, label: 'Policy loss', chart: null, description: 'Clipped policy-gradient loss' },

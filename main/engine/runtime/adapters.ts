@@ -1,7 +1,8 @@
 // Adapter names for the devices report: the processor the CPU provider runs on, the GPU (or
 // software rasteriser) WebGPU would get, and the GPU CUDA would use. Only for showing a person
 // which hardware is behind each device: nothing here decides where anything runs, so every
-// function is cheap and none throws (an unknown name is simply absent).
+// function is cheap and none throws (an unknown name is simply absent). GPU 0's memory, read
+// the same way, sizes a run's batches (rl/memory.ts).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -149,6 +150,27 @@ export function nvidiaGpuName(timeoutMs = 3000): Promise<string | undefined> {
     try {
       execFile('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { timeout: timeoutMs, windowsHide: true }, (err, stdout) => {
         resolve(err ? undefined : summariseGpuNames(parseNvidiaSmiNames(String(stdout))));
+      });
+    } catch {
+      resolve(undefined);
+    }
+  });
+}
+
+/** GPU 0's total and free memory in `nvidia-smi --query-gpu=memory.total,memory.free --format=csv,noheader,nounits` output (MiB). */
+export function parseNvidiaSmiMemory(stdout: string): { totalBytes: number; freeBytes: number } | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$/m.exec(stdout);
+  if (!m) return undefined;
+  const MIB = 1024 ** 2;
+  return { totalBytes: Number(m[1]) * MIB, freeBytes: Number(m[2]) * MIB };
+}
+
+/** GPU 0's memory from nvidia-smi (with a short timeout), or undefined where there is none or it fails. */
+export function nvidiaGpuMemory(timeoutMs = 3000): Promise<{ totalBytes: number; freeBytes: number } | undefined> {
+  return new Promise((resolve) => {
+    try {
+      execFile('nvidia-smi', ['--query-gpu=memory.total,memory.free', '--format=csv,noheader,nounits', '--id=0'], { timeout: timeoutMs, windowsHide: true }, (err, stdout) => {
+        resolve(err ? undefined : parseNvidiaSmiMemory(String(stdout)));
       });
     } catch {
       resolve(undefined);

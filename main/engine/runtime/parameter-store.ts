@@ -13,6 +13,7 @@ import * as op from '../graph/ops.ts';
 import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
 import type { WeightSource } from '../nn/llama.ts';
 import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
+import { disposeTensor } from './device-buffers.ts';
 import type { Device } from './devices.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
@@ -38,10 +39,8 @@ export function allocate(dtype: StoreDType, n: number): FlatArray {
   return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
 }
 
-/** Free a tensor's device memory; CPU tensors are left to the garbage collector. */
-export function disposeTensor(t: ort.Tensor | null | undefined): void {
-  if (t && t.location === 'gpu-buffer') t.dispose();
-}
+// Freeing a tensor's device memory also stops device-buffers.ts counting it.
+export { disposeTensor };
 
 /**
  * Moves flat arrays between the host and the device. On the CPU a tensor simply views the

@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { emitModel } from '../graph/emit.ts';
 import { loweringsFor } from '../graph/lowering.ts';
 import type { Graph } from '../graph/graph.ts';
+import { trackDeviceOutputs } from './device-buffers.ts';
 import { type Device, sessionOptions } from './devices.ts';
 
 let queue: Promise<unknown> = Promise.resolve();
@@ -69,7 +70,9 @@ export class CompiledGraph {
     for (const name of this.inputNames) {
       if (!(name in feeds)) throw new Error(`missing input "${name}"`);
     }
-    return exclusive(() => this.session.run(feeds));
+    const outputs = await exclusive(() => this.session.run(feeds));
+    if (this.device.keepsStateOnDevice) trackDeviceOutputs(outputs);
+    return outputs;
   }
 
   async release(): Promise<void> {

@@ -179,6 +179,30 @@ describe('sampling controls', () => {
     }
   });
 
+  it('maxRows: a few whole prompts at a time, the same samples as one pass', async () => {
+    // Prompts that pad to one length in every pass, so each pass computes exactly what one pass does.
+    const promptIds = [[3, 17, 5, 9, 22, 1, 30], [8], [12, 4, 4, 39, 0], [7, 7]];
+    const request = { ...base, promptIds, samplesPerPrompt: 3, seed: 21 };
+    const whole = await gen.generate(request);
+    const inTurns = await Generator.create({ config, weights: randomWeights(config), device: await testDevice(), maxLength: 32, maxRows: 7 });
+    try {
+      // 7 rows hold two prompts' 3 samples: passes of prompts 0–1 and 2–3.
+      const split = await inTurns.generate(request);
+      expect(split.stats.passes).toBe(2);
+      expect(whole.stats.passes).toBe(1);
+      expect(split.stats.prefillRows).toBe(4);
+      expect(split.stats.rows).toBe(6);
+      expect(split.samples.map((s) => [s.promptIndex, s.sampleIndex])).toEqual(whole.samples.map((s) => [s.promptIndex, s.sampleIndex]));
+      expect(tokens(split)).toEqual(tokens(whole));
+      split.samples.forEach((s, i) => expect(maxAbsDiff(s.logprobs, whole.samples[i].logprobs)).toBeLessThan(1e-5));
+      // more samples per prompt than maxRows: one prompt a pass
+      expect((await inTurns.generate({ ...request, samplesPerPrompt: 8 })).stats.passes).toBe(4);
+    } finally {
+      await inTurns.release();
+    }
+    await expect(Generator.create({ config, weights: randomWeights(config), device: await testDevice(), maxLength: 32, maxRows: 0 })).rejects.toThrow(/maxRows must be an integer >= 1/);
+  });
+
   it('rejects requests it cannot serve, with the reason', async () => {
     await expect(gen.generate({ ...base, maxNewTokens: 30 })).rejects.toThrow(/exceeds the generator's maxLength 32/);
     await expect(gen.generate({ ...base, promptIds: [[1], []] })).rejects.toThrow(/prompt 1 is empty/);

@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../main/engine/nn/config.ts';
 import { readJson } from '../../../main/engine/nn/hf-model.ts';
 import { parseRunConfig } from '../../../main/engine/rl/config.ts';
-import { planMicroBatch } from '../../../main/engine/rl/loop.ts';
-import { estimateRunBytes, memoryLimitBytes, weightCount } from '../../../main/engine/rl/memory.ts';
+import { planRunMemory } from '../../../main/engine/rl/loop.ts';
+import { type MemoryBudget, estimateRunBytes, hostMemoryBudget, memoryBudget, memoryLimitBytes, weightCount } from '../../../main/engine/rl/memory.ts';
+import { parseNvidiaSmiMemory } from '../../../main/engine/runtime/adapters.ts';
 import type { Device } from '../../../main/engine/runtime/devices.ts';
 
 const GIB = 1024 ** 3;
@@ -74,26 +75,90 @@ describe('micro-batches (microBatch)', async () => {
   });
 
   const run = parseRunConfig({ method: 'ttrl', model: 'tiny-chars', dataset: 'arithmetic', promptsPerStep: 4, trainSamples: 8 });
-  const cpu: Device = { name: 'cpu', keepsStateOnDevice: false };
-  const plan = (limit: number, settings: Partial<typeof run> = {}, device = cpu) => planMicroBatch(config, { ...run, ...settings }, device, update, 600, 600, { judge: false, teacher: false }, limit);
-  const need = (micro: number) => estimateRunBytes(config, { ...shapes(micro), reference: run.klCoef > 0, generate: { rows: 4 * run.votes, prompts: 4, maxLength: 600 + run.maxNewTokens } });
+  const host = (bytes: number): MemoryBudget => ({ bytes, source: 'AUTODIDACT_MEMORY_LIMIT', onDevice: false });
+  const plan = (budget: MemoryBudget | number | null, settings: Partial<typeof run> = {}) =>
+    planRunMemory(config, { ...run, ...settings }, update, 600, 600, { judge: false, teacher: false }, typeof budget === 'number' ? host(budget) : budget);
+  const need = (micro: number, prompts = 4, onDevice = false) =>
+    estimateRunBytes(config, { ...shapes(micro), reference: run.klCoef > 0, generate: { rows: prompts * run.votes, prompts, maxLength: 600 + run.maxNewTokens } }, onDevice);
 
   it('0 takes the whole update when it fits, else the largest micro-batch that fits', () => {
-    expect(plan(need(32) + 1)).toBe(32);
-    expect(plan(need(9) - 1)).toBe(8);
-    expect(plan(need(1))).toBe(1);
+    expect(plan(need(32) + 1)).toMatchObject({ microBatch: 32, generationRows: 4 * run.votes, estimateBytes: need(32) });
+    expect(plan(need(9) - 1).microBatch).toBe(8);
+    expect(plan(need(1)).microBatch).toBe(1);
   });
 
   it('a set microBatch is used as given (at most the update), refused with what to change when it does not fit', () => {
-    expect(plan(need(32), { microBatch: 4 })).toBe(4);
-    expect(plan(need(32), { microBatch: 64 })).toBe(32);
-    expect(() => plan(need(4) - 1, { microBatch: 4 })).toThrow(/even with 4 of its update's 32 sequences .*microBatch 4\).*Lower microBatch \(0 chooses the largest that fits\)/);
-    expect(() => plan(need(1) - 1)).toThrow(/even with 1 of its update's 32 sequences .*microBatch chosen automatically/);
+    expect(plan(need(32), { microBatch: 4 }).microBatch).toBe(4);
+    expect(plan(need(32), { microBatch: 64 }).microBatch).toBe(32);
+    expect(() => plan(need(4, 1) - 1, { microBatch: 4 })).toThrow(/even with 4 of its update's 32 sequences .*microBatch 4\).*Lower microBatch \(0 chooses the largest that fits\)/);
+    expect(() => plan(need(1, 1) - 1)).toThrow(/even with 1 of its update's 32 sequences .*microBatch chosen automatically.*one prompt's 16 samples \(votes\)/);
   });
 
-  it('on a device that reports no memory, the whole update or the setting', () => {
-    const gpu: Device = { name: 'webgpu', keepsStateOnDevice: true };
-    expect(plan(1, {}, gpu)).toBe(32);
-    expect(plan(1, { microBatch: 8 }, gpu)).toBe(8);
+  it('where a micro-batch of one does not fit, samples fewer prompts at a time', () => {
+    // The generation's share: the KV cache and prefill of 4 prompts × 16 votes, then of 2.
+    expect(need(1, 4)).toBeGreaterThan(need(1, 2));
+    expect(plan(need(1, 4) - 1)).toMatchObject({ microBatch: 1, generationRows: 3 * run.votes });
+    expect(plan(need(1, 2))).toMatchObject({ microBatch: 1, generationRows: 2 * run.votes });
+  });
+
+  it('plans a GPU against its own memory: the process itself is not in it', () => {
+    const gpu: MemoryBudget = { bytes: need(8, 4, true), source: 'AUTODIDACT_GPU_MEMORY', onDevice: true };
+    expect(need(8, 4, true)).toBeCloseTo(need(8, 4) - 0.3 * GIB, -3);
+    expect(plan(gpu).microBatch).toBe(8);
+    expect(() => plan({ ...gpu, bytes: 1 })).toThrow(/of GPU memory, more than the 0.0 GB it may use \(AUTODIDACT_GPU_MEMORY\)/);
+  });
+
+  it('with no budget (a GPU that reports no memory), the whole update or the setting, every row at once', () => {
+    expect(plan(null)).toMatchObject({ microBatch: 32, generationRows: 4 * run.votes, estimateBytes: null });
+    expect(plan(null, { microBatch: 8 }).microBatch).toBe(8);
+  });
+});
+
+describe('memoryBudget', () => {
+  const cpu: Device = { name: 'cpu', keepsStateOnDevice: false };
+  const webgpu: Device = { name: 'webgpu', keepsStateOnDevice: true };
+  const nvidia = async () => ({ totalBytes: 24 * GIB, freeBytes: 20 * GIB });
+  const none = async () => undefined;
+
+  it('the CPU: the host limit', async () => {
+    expect(await memoryBudget(cpu, { host: '8G' }, none)).toEqual({ bytes: 8 * GIB, source: 'AUTODIDACT_MEMORY_LIMIT', onDevice: false });
+    expect(hostMemoryBudget(undefined).bytes).toBe(0.75 * os.totalmem());
+  });
+
+  it('a GPU: AUTODIDACT_GPU_MEMORY, else 90% of what nvidia-smi reports free, else none', async () => {
+    expect(await memoryBudget(webgpu, { gpu: '16G' }, nvidia)).toEqual({ bytes: 16 * GIB, source: 'AUTODIDACT_GPU_MEMORY', onDevice: true });
+    const fromSmi = await memoryBudget(webgpu, {}, nvidia);
+    expect(fromSmi?.bytes).toBe(0.9 * 20 * GIB);
+    expect(fromSmi?.source).toMatch(/90% of the 20 GB free of GPU 0's 24 GB \(nvidia-smi\); AUTODIDACT_GPU_MEMORY sets it/);
+    expect(await memoryBudget(webgpu, {}, none)).toBeNull();
+    await expect(memoryBudget(webgpu, { gpu: 'most' }, none)).rejects.toThrow(/AUTODIDACT_GPU_MEMORY must be a size such as 8G/);
+  });
+
+  it('reads nvidia-smi\'s memory query (MiB, GPU 0)', () => {
+    expect(parseNvidiaSmiMemory('143771, 142996\n')).toEqual({ totalBytes: 143771 * 1024 ** 2, freeBytes: 142996 * 1024 ** 2 });
+    expect(parseNvidiaSmiMemory('NVIDIA-SMI has failed')).toBeUndefined();
+  });
+});
+
+describe('a Qwen2.5-1.5B-shaped LoRA TTRL run', () => {
+  // Qwen2.5-1.5B's config: 28 layers of 1536 hidden, 8960 intermediate, 12 heads over 2 KV heads, a tied 151,936-token vocabulary.
+  const config = parseConfig(
+    { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 151936, hidden_size: 1536, intermediate_size: 8960, num_attention_heads: 12, num_key_value_heads: 2, num_hidden_layers: 28, max_position_embeddings: 32768, tie_word_embeddings: true, rms_norm_eps: 1e-6, rope_theta: 1e6, hidden_act: 'silu' },
+    'qwen2.5-1.5b/config.json',
+  );
+  const run = parseRunConfig({ method: 'ttrl', model: 'qwen', dataset: 'arithmetic', mode: 'lora' });
+  const gpu = (gib: number): MemoryBudget => ({ bytes: gib * GIB, source: 'AUTODIDACT_GPU_MEMORY', onDevice: true });
+  const plan = (prompt: number, gib: number) =>
+    planRunMemory(config, run, { size: run.promptsPerStep * run.trainSamples, seqLen: prompt + run.maxNewTokens - 1 }, prompt, prompt, { judge: false, teacher: false }, gpu(gib));
+
+  it('is planned into a 24 GB GPU by micro-batches, where the whole update would not fit', () => {
+    for (const prompt of [64, 256]) {
+      const p = plan(prompt, 24);
+      expect(p.estimateBytes!).toBeLessThanOrEqual(24 * GIB);
+      expect(p.microBatch).toBeLessThan(run.promptsPerStep * run.trainSamples);
+      expect(p.generationRows).toBe(run.promptsPerStep * run.votes);
+    }
+    // On an 80 GB card the 64-token prompts' update goes in one pass.
+    expect(plan(64, 80).microBatch).toBe(run.promptsPerStep * run.trainSamples);
   });
 });
