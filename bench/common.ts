@@ -55,6 +55,11 @@ export interface TrainResult {
   batch: number;
   /** Sequences per forward/backward pass (the engine's gradient accumulation; absent: the whole batch). */
   micro_batch?: number;
+  /** fp32 or mixed (absent: fp32, and always on the reference side before it took --precision). */
+  precision?: 'fp32' | 'mixed';
+  /** Mixed precision: steps skipped for a float16 overflow, and the loss scale after the last. */
+  skipped_steps?: number;
+  loss_scale?: number | null;
   seq: number;
   steps: number;
   warmup: number;

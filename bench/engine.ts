@@ -8,6 +8,7 @@ import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { deviceBufferUsage } from '../main/engine/runtime/device-buffers.ts';
 import { type Device, type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { DeviceTransfer, FrozenWeights } from '../main/engine/runtime/parameter-store.ts';
+import type { Precision } from '../main/engine/runtime/precision.ts';
 import { Trainer, makeCausalBatch } from '../main/engine/runtime/trainer.ts';
 import { type GenerateResult, type TrainResult, engineThreads, mean, median, peakRssMb, round, syntheticTokens } from './common.ts';
 
@@ -29,6 +30,8 @@ export interface TrainBenchOptions {
   seed: number;
   /** Sequences per forward/backward pass (gradient accumulation); null: the whole batch. */
   microBatch?: number | null;
+  /** fp32 (default) or mixed precision (a GPU device). */
+  precision?: Precision;
 }
 
 export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
@@ -49,6 +52,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
     loss: { kind: 'sft' },
     batch: { size: o.batch, seqLen: o.seq },
     seed: o.seed,
+    precision: o.precision ?? 'fp32',
   });
   const setupMs = performance.now() - t1;
   try {
@@ -58,11 +62,13 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
     const batch = makeCausalBatch(examples, { size: o.batch, seqLen: o.seq });
     const losses: number[] = [];
     const times: number[] = [];
+    let skipped = 0;
     for (let i = 0; i < o.warmup + o.steps; i++) {
       const s = performance.now();
       const r = await trainer.step(batch, o.lr, o.microBatch ? { microBatch: o.microBatch } : {});
       const ms = performance.now() - s;
       losses.push(r.loss);
+      if (r.skipped) skipped++;
       if (i >= o.warmup) times.push(ms);
     }
     const msPerStep = mean(times);
@@ -77,6 +83,8 @@ export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
       trainable_params: trainer.store.size,
       batch: o.batch,
       micro_batch: o.microBatch ?? o.batch,
+      precision: o.precision ?? 'fp32',
+      ...(o.precision === 'mixed' ? { skipped_steps: skipped, loss_scale: trainer.lossScale } : {}),
       seq: o.seq,
       steps: o.steps,
       warmup: o.warmup,

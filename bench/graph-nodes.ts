@@ -16,6 +16,8 @@ import { type LoraSpec, loraDelta, loraScale, loraShapes, loraTargets, loraWeigh
 import { ADAMW_DEFAULTS } from '../main/engine/optim/adamw.ts';
 import { type StepGraphParameters, buildTrainStepGraph } from '../main/engine/runtime/trainer.ts';
 import type { WeightBinding } from '../main/engine/runtime/weights.ts';
+import { type Precision, computeDtype } from '../main/engine/runtime/precision.ts';
+import * as op from '../main/engine/graph/ops.ts';
 
 export interface GraphNodesOptions {
   config: LlamaConfig;
@@ -29,6 +31,8 @@ export interface GraphNodesOptions {
   rows: number;
   promptLength: number;
   cacheLength: number;
+  /** mixed: frozen weights declared float16, trainable ones float32 cast to float16 (as the parameter store does). Default fp32. */
+  precision?: Precision;
 }
 
 export interface GraphNodeCount {
@@ -37,19 +41,29 @@ export interface GraphNodeCount {
   byOp: Record<string, number>;
 }
 
-/** Weights declared by shape only (float32), with LoRA adapters on the targeted layers. */
-function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null): { source: WeightSource; params: Sym[] } {
+/**
+ * Weights declared by shape only, with LoRA adapters on the targeted layers: float32, or under
+ * mixed precision the frozen ones float16 and the trainable ones float32 read through a Cast.
+ */
+function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute = computeDtype(precision)): { source: WeightSource; params: Sym[] } {
   const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : [])]);
+  const trainableNames = new Set((lora ? loraShapes(config, lora) : weightShapes(config)).map(([n]) => n));
   const declared = new Map<string, Sym>();
-  const get = (name: string): Sym => {
+  const views = new Map<string, Sym>();
+  const input = (name: string): Sym => {
     let s = declared.get(name);
     if (!s) {
       const shape = shapes.get(name);
       if (!shape) throw new Error(`the model has no weight "${name}"`);
-      s = g.input(name, shape, 'float32');
+      s = g.input(name, shape, precision === 'mixed' && !trainableNames.has(name) ? 'float16' : 'float32');
       declared.set(name, s);
     }
     return s;
+  };
+  const get = (name: string): Sym => {
+    let v = views.get(name);
+    if (!v) views.set(name, (v = op.cast(input(name), compute)));
+    return v;
   };
   const source: WeightSource = { get };
   const trainable = lora ? loraShapes(config, lora) : weightShapes(config);
@@ -58,7 +72,7 @@ function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null): 
     const scale = loraScale(lora);
     source.linearDelta = (prefix, _module, x) => (targets.has(prefix) ? loraDelta(x, get(loraWeightName(prefix, 'A')), get(loraWeightName(prefix, 'B')), scale) : null);
   }
-  return { source, params: trainable.map(([name]) => get(name)) };
+  return { source, params: trainable.map(([name]) => input(name)) };
 }
 
 /** Nodes of `graph` as written for `provider`, by op type (domain-qualified when not ONNX's). */
@@ -77,15 +91,18 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
   const { config } = o;
   const lora: LoraSpec | null = o.loraRank === null ? null : { rank: o.loraRank, alpha: 2 * o.loraRank, targetModules: [...LINEAR_MODULES] };
   const trainable = lora ? loraShapes(config, lora) : weightShapes(config);
+  const precision = o.precision ?? 'fp32';
   const params: StepGraphParameters = {
     config,
     dtype: 'float32',
+    precision,
     size: trainable.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0),
-    trainingSource: (g) => shapeOnlySource(g, config, lora),
+    trainingSource: (g) => shapeOnlySource(g, config, lora, precision),
   };
   const train = buildTrainStepGraph(params, { batch: { size: o.batch, seqLen: o.seq }, loss: { kind: 'sft' }, optimizer: ADAMW_DEFAULTS });
   const weights: WeightBinding = {
-    bind: (g) => shapeOnlySource(g, config, lora).source,
+    // Generation computes in float32 under either precision (frozen float16 weights cast).
+    bind: (g) => shapeOnlySource(g, config, lora, precision, 'float32').source,
     feeds: () => {
       throw new Error('graph-nodes builds graphs only; it has no weights to feed');
     },

@@ -20,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type CliCommand, type Flags, UsageError, choiceFlag, command, intFlag, parseFor, required } from '../main/cli/args.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import type { DeviceRequest } from '../main/engine/runtime/devices.ts';
+import { PRECISIONS } from '../main/engine/runtime/precision.ts';
 import { round } from './common.ts';
 import { benchGenerate, benchTrain } from './engine.ts';
 import { type GemmTiming, benchGemm } from './gemm.ts';
@@ -50,6 +51,7 @@ const trainFlags = {
   'lora-alpha': { type: 'string', value: 'A', description: 'LoRA alpha (default 2 x rank)' },
   lr: { type: 'string', value: 'LR', default: '1e-4', description: 'AdamW learning rate' },
   seed: { type: 'string', value: 'S', default: '0', description: 'seed of the synthetic batch (and LoRA init)' },
+  precision: { type: 'string', value: 'P', default: 'fp32', description: 'fp32, or mixed (float16 activations and products, float32 masters and moments, loss scaling; webgpu or cuda only; the reference uses torch.autocast float16 and GradScaler)' },
 } satisfies Flags;
 
 /** The model-shape flags make-model and graph-nodes share. */
@@ -131,6 +133,7 @@ function trainOptions(values: Values) {
     lr: numberFlag(values, 'lr', 1e-4),
     seed: intFlag(values, 'seed', 0, 0),
     microBatch: values['micro-batch'] === undefined ? null : intFlag(values, 'micro-batch', 1),
+    precision: choiceFlag(values, 'precision', PRECISIONS, 'fp32'),
   };
 }
 

@@ -7,6 +7,8 @@ fine-tuning (or LoRA, with --lora-rank) AdamW step per iteration on the same syn
 Each step: forward, mean token cross-entropy of every position's next token (seq + 1 tokens per
 row, as the engine), backward, global-norm clipping to 1.0, AdamW (betas 0.9/0.999, eps 1e-8,
 weight decay 0.01: the engine's defaults). Prints one JSON line with the keys the engine prints.
+--precision mixed runs the forward and loss under torch.autocast(float16) with a GradScaler (the
+engine's mixed precision: float16 products, float32 master weights and moments, loss scaling).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="default: every core")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "mixed"])
     a = p.parse_args()
 
     torch = setup_torch(a.threads)
@@ -58,6 +61,8 @@ def main() -> None:
     optimizer = torch.optim.AdamW(trainable, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     setup_ms = (time.perf_counter() - t1) * 1000
 
+    mixed = a.precision == "mixed"
+    scaler = torch.amp.GradScaler(a.device, enabled=mixed)
     ids = torch.tensor(tokens(a.batch * (a.seq + 1), vocab, a.seed), dtype=torch.long, device=a.device).view(a.batch, a.seq + 1)
     inputs, targets = ids[:, :-1], ids[:, 1:]
 
@@ -66,11 +71,14 @@ def main() -> None:
         sync(torch, a.device)
         s = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        logits = model(input_ids=inputs).logits
-        loss = F.cross_entropy(logits.float().reshape(-1, vocab), targets.reshape(-1))
-        loss.backward()
+        with torch.autocast(device_type=a.device, dtype=torch.float16, enabled=mixed):
+            logits = model(input_ids=inputs).logits
+            loss = F.cross_entropy(logits.float().reshape(-1, vocab), targets.reshape(-1))
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         value = loss.item()  # waits for the step, as the engine's step returns its loss
         ms = (time.perf_counter() - s) * 1000
         losses.append(value)
@@ -88,6 +96,7 @@ def main() -> None:
         "params": params,
         "trainable_params": sum(p.numel() for p in trainable),
         "batch": a.batch,
+        "precision": a.precision,
         "seq": a.seq,
         "steps": a.steps,
         "warmup": a.warmup,

@@ -356,6 +356,11 @@ export async function createRecordedRun(
   name?: string,
   sources: DatasetSources = {},
 ): Promise<{ run: RunInfo; notes: string[] }> {
+  // A device named cpu is known to have no float16 kernels now; under auto the engine refuses
+  // mixed precision where the device it picks has none (checkPrecision).
+  if (config.precision === 'mixed' && target.device === 'cpu') {
+    throw new RunSetupError('precision "mixed" needs a GPU device with float16 kernels (webgpu or cuda); the cpu device has none. Set precision to "fp32", or choose device webgpu, cuda or auto.');
+  }
   const dir = resolveModel(target.model, home);
   const datasetId = ensureDataset(db, target.dataset, target, config.seed, sources);
   if (target.reviewsOf !== undefined) {

@@ -107,6 +107,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
     batch: shape,
     seed: config.seed,
     source: model.dir ? { dir: model.dir } : undefined,
+    precision: config.precision,
   });
   let generator: Generator | null = null;
   let scorer: TokenScorer | null = null;

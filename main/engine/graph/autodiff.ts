@@ -182,9 +182,11 @@ function linearLogSoftmaxPickRule(g: Sym, { inputs: [x, w], params }: TapeEntry)
   const scale = params.scale as number;
   const [N, H] = xs.shape;
   const K = ids.shape[1];
-  const g2 = op.reshape(g, [N, K]);
+  // Under mixed precision the log-probs are float32 and the products float16: the gradient's
+  // products are taken in the hidden states' type, as the forward's.
+  const g2 = op.cast(op.reshape(g, [N, K]), xs.dtype);
   const s = K === 1 ? g2 : op.sum(g2, [1], true);
-  const p = op.exp(logp);
+  const p = op.cast(op.exp(logp), xs.dtype);
   // Σ_k g_k·W[i_k]: the picked rows of W, weighted.
   const rows = op.gather(w, ids);
   const picked = K === 1 ? op.mul(op.reshape(rows, [N, H]), g2) : op.sum(op.mul(rows, op.unsqueeze(g2, -1)), [1]);
@@ -194,7 +196,7 @@ function linearLogSoftmaxPickRule(g: Sym, { inputs: [x, w], params }: TapeEntry)
   const base = op.gemm(p, op.mul(xs, op.neg(s)), true, false);
   const updates = K === 1 ? op.mul(xs, g2) : op.reshape(op.mul(op.unsqueeze(xs, 1), op.unsqueeze(g2, -1)), [N * K, H]);
   const rowIds = op.expand(op.reshape(ids, [N * K, 1]), [N * K, H]);
-  const [dw] = g.graph.node('ScatterElements', [base, rowIds, updates], [{ shape: [...w.shape], dtype: g.dtype }], {
+  const [dw] = g.graph.node('ScatterElements', [base, rowIds, updates], [{ shape: [...w.shape], dtype: w.dtype }], {
     axis: { i: 0 },
     reduction: { s: 'add' },
   });

@@ -77,6 +77,8 @@ export class Graph {
   readonly inputs: Sym[] = [];
   readonly outputs: { name: string; sym: Sym }[] = [];
   readonly initializers: Initializer[] = [];
+  /** The element type of every value (inputs, constants, node outputs) by name. */
+  readonly dtypes = new Map<string, DType>();
   private readonly constantCache = new Map<string, Sym>();
   private readonly usedNames = new Set<string>();
   private counter = 0;
@@ -103,6 +105,7 @@ export class Graph {
     assertShape(shape, `input ${name}`);
     const sym = new Sym(this, this.claim(name), [...shape], dtype);
     this.inputs.push(sym);
+    this.dtypes.set(sym.name, dtype);
     return sym;
   }
 
@@ -117,6 +120,7 @@ export class Graph {
     const cached = this.constantCache.get(key);
     if (cached) return cached;
     const sym = new Sym(this, this.fresh('const'), [...shape], dtype);
+    this.dtypes.set(sym.name, dtype);
     this.initializers.push({ name: sym.name, dtype, shape: [...shape], raw });
     this.constantCache.set(key, sym);
     return sym;
@@ -148,6 +152,7 @@ export class Graph {
     const outs = outputs.map(
       (o) => new Sym(this, this.fresh(opType.toLowerCase()), [...o.shape], o.dtype),
     );
+    for (const o of outs) this.dtypes.set(o.name, o.dtype);
     this.nodes.push({
       opType,
       inputs: inputs.map((s) => (s ? s.name : '')),
@@ -167,6 +172,7 @@ export class Graph {
   output(name: string, sym: Sym): void {
     if (sym.graph !== this) throw new Error(`output ${name}: value belongs to another graph`);
     const out = new Sym(this, this.claim(name), sym.shape, sym.dtype);
+    this.dtypes.set(out.name, sym.dtype);
     this.nodes.push({ opType: 'Identity', inputs: [sym.name], outputs: [out.name], attrs: {} });
     this.outputs.push({ name, sym: out });
   }

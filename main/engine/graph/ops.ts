@@ -347,7 +347,8 @@ export function linearLogSoftmaxPick(x: Sym, weight: Sym, indices: Sym, scale = 
   const { xs, logp, ids, picked } = g.untaped(() => {
     const flat = reshape(x, [N, H]);
     const xs = scale === 1 ? flat : mul(flat, scale);
-    const logp = logSoftmax(gemm(xs, weight, false, true), -1);
+    // Half precision: the product in float16, the log-softmax (and so the log-probs) in float32.
+    const logp = logSoftmax(cast(gemm(xs, weight, false, true), x.dtype === 'float16' ? 'float32' : x.dtype), -1);
     const ids = reshape(indices, [N, K]);
     return { xs, logp, ids, picked: reshape(gatherLast(logp, ids), [...indices.shape]) };
   });
@@ -421,6 +422,9 @@ export function logSumExp(x: Sym, axis = -1): Sym {
 export function rmsNorm(x: Sym, weight: Sym, eps: number): Sym {
   if (x.rank === 0) throw new Error(`rmsNorm needs a tensor with a last axis, got ${x}`);
   if (!sameShape(broadcastShapes(x.shape, weight.shape, 'rmsNorm'), x.shape)) throw new Error(`rmsNorm: weight ${weight} does not broadcast to ${x}`);
+  // Half precision: the statistics in float32 (mean(x²) overflows float16 once |x| passes 256),
+  // the result cast back for the products that read it (mixed precision).
+  if (x.dtype === 'float16') return cast(rmsNorm(cast(x, 'float32'), cast(weight, 'float32'), eps), 'float16');
   const g = x.graph;
   const y = g.untaped(() => {
     const [ms] = g.node('ReduceMean', [pow(x, 2)], [{ shape: [...x.shape.slice(0, -1), 1], dtype: x.dtype }], {
@@ -547,9 +551,13 @@ export function attention(q: Sym, k: Sym, v: Sym, bias: Sym | null): Sym {
   if (H % KVH !== 0) throw new Error(`attention: ${H} query heads do not group over ${KVH} KV heads`);
   const G = H / KVH;
   const rows = reshape(q, [B, KVH, G * T, D]);
-  let scores = mul(matmulT(rows, k), 1 / Math.sqrt(D));
-  if (bias) scores = add(scores, groupedBias(bias, G, T, S));
-  return reshape(matmul(softmax(scores, -1), v), [B, H, T, D]);
+  // Half precision: the products in float16, the scores' scale, mask and softmax in float32 (the
+  // mask's MASKED is beyond float16's range; a row whose every key is masked would be NaN there).
+  const half = q.dtype === 'float16';
+  let scores = mul(half ? cast(matmulT(rows, k), 'float32') : matmulT(rows, k), 1 / Math.sqrt(D));
+  if (bias) scores = add(scores, groupedBias(half ? cast(bias, 'float32') : bias, G, T, S));
+  const probs = softmax(scores, -1);
+  return reshape(matmul(half ? cast(probs, 'float16') : probs, v), [B, H, T, D]);
 }
 
 /** What onnxruntime's GroupQueryAttention reads besides the composite's tensors (see cachedAttention). */

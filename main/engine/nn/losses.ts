@@ -7,6 +7,11 @@
 import type { Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 
+/** Half-precision logits as float32 (mixed precision): log-softmax and entropies are never taken in float16. */
+function float32(logits: Sym): Sym {
+  return logits.dtype === 'float16' ? op.cast(logits, 'float32') : logits;
+}
+
 /**
  * log p(target) for each position: logits [B, T, V] divided by `temperature`, log-softmax over
  * the vocabulary, the target's entry picked. targets [B, T] int32 → [B, T].
@@ -14,7 +19,8 @@ import * as op from '../graph/ops.ts';
 export function tokenLogprobs(logits: Sym, targets: Sym, temperature = 1): Sym {
   if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
   if (targets.rank !== logits.rank - 1) throw new Error(`tokenLogprobs: targets ${targets} do not match logits ${logits}`);
-  const scaled = temperature === 1 ? logits : op.mul(logits, 1 / temperature);
+  const full = float32(logits);
+  const scaled = temperature === 1 ? full : op.mul(full, 1 / temperature);
   const picked = op.logSoftmaxPick(scaled, op.unsqueeze(targets, -1));
   return op.reshape(picked, [...targets.shape]);
 }
@@ -37,7 +43,8 @@ export function hiddenTokenLogprobs(hidden: Sym, weight: Sym, targets: Sym, temp
  */
 export function tokenEntropy(logits: Sym, temperature = 1): Sym {
   if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
-  const scaled = temperature === 1 ? logits : op.mul(logits, 1 / temperature);
+  const full = float32(logits);
+  const scaled = temperature === 1 ? full : op.mul(full, 1 / temperature);
   const logp = op.logSoftmax(scaled, -1);
   return op.neg(op.sum(op.mul(op.exp(logp), logp), [-1]));
 }

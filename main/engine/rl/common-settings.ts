@@ -8,6 +8,7 @@
 // lr 5e-7 for 7B models).
 import { z } from 'zod';
 import { LINEAR_MODULES } from '../nn/config.ts';
+import { PRECISIONS } from '../runtime/precision.ts';
 import { LONG_PROMPT_POLICIES, PROMPT_FORMATS } from './prompts.ts';
 
 /** The method of a configuration that names none. */
@@ -42,6 +43,10 @@ export const CommonRunConfigSchema = z.object({
   microBatch: int(0)
     .default(0)
     .describe("Sequences per forward/backward pass of an update (verl's ppo_micro_batch_size_per_gpu): their gradients are summed into one update, so memory holds one micro-batch's activations. 0 = the whole update at once when it fits the memory the run may use (on the CPU), else the largest micro-batch that fits"),
+  precision: z
+    .enum(PRECISIONS)
+    .default('fp32')
+    .describe('Numeric precision of training: fp32, or mixed (frozen weights held in float16, float16 activations and matrix products; float32 master weights, optimizer moments, norm statistics, softmaxes, log-probs and losses; dynamic loss scaling, which skips a step whose gradient overflows). A GPU setting (webgpu, cuda): refused on the CPU, which has no float16 kernels'),
   temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
   topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
   topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),

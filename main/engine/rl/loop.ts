@@ -50,7 +50,7 @@ import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './con
 import type { HiddenCheck, MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
-import { type Alert, CRITIC_METRICS, CollapseWatch, DEVICE_BUFFERS_METRIC, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
+import { type Alert, CRITIC_METRICS, CollapseWatch, DEVICE_BUFFERS_METRIC, MIXED_PRECISION_METRICS, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
 import { type MemoryBudget, estimateRunBytes, formatGiB, memoryBudget, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, JudgeExchange, ReviseRequest, Revision, Scorer, ScorerSample, VoteCount } from './rewards.ts';
@@ -357,6 +357,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     batch: shape,
     seed: config.seed,
     source: model.dir ? { dir: model.dir } : undefined,
+    precision: config.precision,
     // The judge reads the weights the run started from: under full fine-tuning, the reference.
     keepReference: config.klCoef > 0 || needsJudge,
   });
@@ -688,6 +689,10 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           m[TRAIN_METRICS.gradNorm] = update?.gradNorm ?? 0;
           m[TRAIN_METRICS.lr] = lr;
           m[TRAIN_METRICS.pgLoss] = update?.pgLoss ?? 0;
+          if (update?.lossScale !== undefined) {
+            m[MIXED_PRECISION_METRICS.lossScale] = update.lossScale;
+            m[MIXED_PRECISION_METRICS.skippedUpdates] = trainer.skippedUpdates;
+          }
         }
         Object.assign(m, signalNumbers);
         if (revisionUpdate) {

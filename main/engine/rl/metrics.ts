@@ -37,6 +37,12 @@ export const TRAIN_METRICS = {
  */
 export const DEVICE_BUFFERS_METRIC = 'perf/device_buffers_mb';
 
+/** Mixed precision's loss scaling (precision mixed only). */
+export const MIXED_PRECISION_METRICS = {
+  lossScale: 'train/loss_scale',
+  skippedUpdates: 'train/skipped_updates',
+} as const;
+
 /** The actor–critic's metrics (advantage gae), under verl's names. */
 /** The update of a method's second turns (self-debugging), logged at steps that trained any. */
 export const REVISION_METRICS = {
@@ -203,6 +209,8 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
   { key: CRITIC_METRICS.vfClipfrac, label: 'Value clip fraction', chart: null, unit: true, description: 'Share of tokens whose clipped value loss was the larger (verl’s critic/vf_clipfrac)' },
   { key: CRITIC_METRICS.gradNorm, label: 'Critic gradient norm', chart: null, description: 'Norm of the value head’s gradient before clipping (verl’s critic/grad_norm)' },
   { key: CRITIC_METRICS.lr, label: 'Critic learning rate', chart: null, description: 'Learning rate of the critic’s update (verl’s critic/lr)' },
+  { key: MIXED_PRECISION_METRICS.lossScale, label: 'Loss scale', chart: null, description: 'Mixed precision: the dynamic loss scale the step’s update ran at (halved after an update whose float16 gradient overflowed, doubled after 2000 good ones)' },
+  { key: MIXED_PRECISION_METRICS.skippedUpdates, label: 'Skipped updates', chart: null, description: 'Mixed precision: updates skipped so far because their gradient overflowed float16 (or was not finite)' },
   { key: TRAIN_METRICS.timingRollout, label: 'Rollout time (s)', chart: null, description: 'Seconds spent sampling the votes' },
   { key: TRAIN_METRICS.timingUpdate, label: 'Update time (s)', chart: null, description: 'Seconds spent on reference log-probs and the update' },
   { key: TRAIN_METRICS.timingStep, label: 'Step time (s)', chart: null, description: 'Seconds for the whole step' },

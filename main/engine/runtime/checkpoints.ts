@@ -61,6 +61,8 @@ export interface TrainerState {
   loss?: unknown;
   /** The run loop's own state, stored as given. */
   extra?: unknown;
+  /** Mixed precision: the dynamic loss scale and its count of good steps, so a resume continues with them. */
+  lossScale?: { scale: number; goodSteps: number };
 }
 
 const stateSchema = z.object({
@@ -73,6 +75,7 @@ const stateSchema = z.object({
   optimizer: z.unknown().optional(),
   loss: z.unknown().optional(),
   extra: z.unknown().optional(),
+  lossScale: z.object({ scale: z.number().positive(), goodSteps: z.number().int().nonnegative() }).optional(),
 });
 
 export interface CheckpointContents {

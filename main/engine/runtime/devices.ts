@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { Precision } from './precision.ts';
 
 export type DeviceName = 'cpu' | 'webgpu' | 'cuda';
 export type DeviceRequest = DeviceName | 'auto';
@@ -154,4 +155,49 @@ export function sessionOptions(device: Device, extra: Partial<ort.InferenceSessi
     ...(process.env.AUTODIDACT_OPTIMIZED_MODEL ? { optimizedModelFilePath: process.env.AUTODIDACT_OPTIMIZED_MODEL } : {}),
     ...extra,
   };
+}
+
+const halfProbes = new Map<DeviceName, Promise<string | null>>();
+
+/**
+ * Why `device` cannot run float16 graphs (precision "mixed"), or null when it can. The probe is
+ * run, not only compiled, so a provider that registers the kernels but cannot execute them (a
+ * WebGPU adapter without shader-f16) is found here rather than in the first training step.
+ */
+export function halfPrecisionSupport(device: Device): Promise<string | null> {
+  let p = halfProbes.get(device.name);
+  if (!p) {
+    p = (async () => {
+      // onnxruntime's CPU provider has float16 kernels for few ops (none for MatMul on x86): it
+      // converts every other float16 node to float32 and back, so a mixed-precision graph would
+      // run in float32 with extra conversions, silently slower than fp32.
+      if (device.name === 'cpu') return "onnxruntime's CPU provider has no float16 matrix kernels and would run every float16 node in float32, with conversions around it";
+      try {
+        const { halfProbeModel } = await import('./probe-model.ts');
+        const session = await ort.InferenceSession.create(halfProbeModel(), sessionOptions(device));
+        try {
+          const out = await session.run({ a: new ort.Tensor('float32', Float32Array.of(1, 2, 3, 4), [2, 2]) });
+          const y = out.y.data as Float32Array;
+          if (y[0] !== 5 || y[3] !== 25) return `its float16 product gave [${Array.from(y).join(', ')}] instead of [5, 11, 11, 25]`;
+        } finally {
+          await session.release();
+        }
+        return null;
+      } catch (e) {
+        return (e as Error).message.split('\n')[0];
+      }
+    })();
+    halfProbes.set(device.name, p);
+  }
+  return p;
+}
+
+/** Refuses `precision` on a device that cannot run it, naming the setting and the devices that can. */
+export async function checkPrecision(device: Device, precision: Precision): Promise<void> {
+  if (precision === 'fp32') return;
+  const why = await halfPrecisionSupport(device);
+  if (why) {
+    const others = (['webgpu', 'cuda'] as const).filter((d) => d !== device.name).join(' or ');
+    throw new Error(`precision "mixed" needs float16 kernels, which device ${device.name} does not have (${why}). Set precision to "fp32", or run on device ${others} where its GPU supports float16.`);
+  }
 }

@@ -8,6 +8,7 @@
 // "unflatten" graph after every change). Values come back to the host only through graphs whose
 // outputs are routed to the CPU, never through getData() on a GPU tensor (that aborts).
 import * as ort from 'onnxruntime-node';
+import { type DType, float32ToFloat16Bits } from '../graph/dtype.ts';
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
@@ -15,6 +16,7 @@ import type { WeightSource } from '../nn/llama.ts';
 import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
 import { disposeTensor } from './device-buffers.ts';
 import type { Device } from './devices.ts';
+import { type Precision, computeDtype } from './precision.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
 import { type HostTensor, type WeightBinding, pickFeeds } from './weights.ts';
@@ -57,13 +59,14 @@ export class DeviceTransfer {
     if (device.keepsStateOnDevice && dtype !== 'float32') throw new Error(`${device.name} computes in float32; a ${dtype} store needs the cpu device`);
   }
 
-  private identity(shapes: readonly (readonly number[])[], toDevice: boolean): Promise<CompiledGraph> {
-    const key = `${toDevice ? 'up' : 'down'}|${shapes.map((s) => s.join('x')).join(',')}`;
+  private identity(shapes: readonly (readonly number[])[], toDevice: boolean, as: DType = this.dtype): Promise<CompiledGraph> {
+    const key = `${toDevice ? 'up' : 'down'}|${as}|${shapes.map((s) => s.join('x')).join(',')}`;
     let p = this.graphs.get(key);
     if (!p) {
       const g = new Graph(toDevice ? 'upload' : 'download');
       const outs = shapes.map((shape, i) => {
-        g.output(`out_${i}`, op.identity(g.input(`in_${i}`, shape, this.dtype)));
+        const x = g.input(`in_${i}`, shape, this.dtype);
+        g.output(`out_${i}`, as === this.dtype ? op.identity(x) : op.cast(x, as));
         return `out_${i}`;
       });
       p = CompiledGraph.create(g, this.device, { keepOnDevice: toDevice ? outs : [] });
@@ -82,6 +85,18 @@ export class DeviceTransfer {
     if (!this.device.keepsStateOnDevice) return arrays.map((a) => new ort.Tensor(this.dtype, a.data, [...a.shape]));
     if (arrays.length === 0) return [];
     const graph = await this.identity(arrays.map((a) => a.shape), true);
+    const out = await graph.run(Object.fromEntries(arrays.map((a, i) => [`in_${i}`, new ort.Tensor(this.dtype, a.data, [...a.shape])])));
+    return arrays.map((_, i) => out[`out_${i}`]);
+  }
+
+  /**
+   * float16 tensors of `arrays` on the device (frozen weights under mixed precision), rounded
+   * once to nearest even: on a GPU by a Cast as they are uploaded, on the CPU on the host.
+   */
+  async uploadHalf(arrays: readonly { data: FlatArray; shape: readonly number[] }[]): Promise<ort.Tensor[]> {
+    if (!this.device.keepsStateOnDevice) return arrays.map((a) => new ort.Tensor('float16', Uint16Array.from(a.data, float32ToFloat16Bits), [...a.shape]));
+    if (arrays.length === 0) return [];
+    const graph = await this.identity(arrays.map((a) => a.shape), true, 'float16');
     const out = await graph.run(Object.fromEntries(arrays.map((a, i) => [`in_${i}`, new ort.Tensor(this.dtype, a.data, [...a.shape])])));
     return arrays.map((_, i) => out[`out_${i}`]);
   }
@@ -114,20 +129,27 @@ export class FrozenWeights implements WeightBinding {
   private constructor(
     private readonly tensors: Map<string, ort.Tensor>,
     private readonly shapes: Map<string, number[]>,
-    readonly dtype: StoreDType,
+    /** The type the weights are held and fed in: float16 under mixed precision. */
+    readonly dtype: StoreDType | 'float16',
+    /** The type bind() gives them in by default (the store's). */
+    private readonly fedAs: StoreDType,
   ) {}
 
-  /** Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU). */
-  static async create(weights: ReadonlyMap<string, HostTensor>, names: readonly string[], transfer: DeviceTransfer): Promise<FrozenWeights> {
+  /**
+   * Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU);
+   * with `half`, as float16 (mixed precision: half the memory, and the type the products read).
+   */
+  static async create(weights: ReadonlyMap<string, HostTensor>, names: readonly string[], transfer: DeviceTransfer, half = false): Promise<FrozenWeights> {
     const arrays = names.map((name) => {
       const t = weights.get(name);
       if (!t) throw new Error(`the model has no weight "${name}"`);
       return { data: transfer.dtype === 'float64' ? Float64Array.from(t.data) : t.data, shape: t.shape };
     });
-    const tensors = await transfer.upload(arrays);
+    const tensors = half ? await transfer.uploadHalf(arrays) : await transfer.upload(arrays);
     return new FrozenWeights(
       new Map(names.map((n, i) => [n, tensors[i]])),
       new Map(names.map((n, i) => [n, [...arrays[i].shape]])),
+      half ? 'float16' : transfer.dtype,
       transfer.dtype,
     );
   }
@@ -152,9 +174,10 @@ export class FrozenWeights implements WeightBinding {
     return s;
   }
 
-  bind(g: Graph): WeightSource {
+  bind(g: Graph, compute: DType = this.fedAs): WeightSource {
     const declared = new Map<string, Sym>();
-    return { get: (name) => this.declare(g, name, declared) };
+    const views = new Map<string, Sym>();
+    return { get: (name) => viewAs(views, name, () => this.declare(g, name, declared), compute) };
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
@@ -178,6 +201,8 @@ export interface ParameterStoreOptions {
   loraWeights?: ReadonlyMap<string, HostTensor>;
   rng?: SeededRng;
   dtype?: StoreDType;
+  /** mixed: frozen weights held in float16 and every weight read as float16 by the training graphs (fp32 master copies stay in the flat buffer). */
+  precision?: Precision;
 }
 
 /** The graph input a store feeds its whole flat buffer to (a training step's AdamW reads it). */
@@ -199,6 +224,7 @@ export class ParameterStore implements WeightBinding {
     readonly config: LlamaConfig,
     readonly device: Device,
     readonly dtype: StoreDType,
+    readonly precision: Precision,
     readonly lora: LoraSpec | null,
     readonly frozen: FrozenWeights,
     readonly transfer: DeviceTransfer,
@@ -215,6 +241,8 @@ export class ParameterStore implements WeightBinding {
   static async create(options: ParameterStoreOptions): Promise<ParameterStore> {
     const { config, weights, device } = options;
     const dtype = options.dtype ?? 'float32';
+    const precision = options.precision ?? 'fp32';
+    if (precision === 'mixed' && dtype !== 'float32') throw new Error(`mixed precision keeps float32 master weights; a ${dtype} store computes in ${dtype} only`);
     const lora = options.lora ?? null;
     const baseShapes = weightShapes(config);
     for (const [name, shape] of baseShapes) {
@@ -249,11 +277,16 @@ export class ParameterStore implements WeightBinding {
     for (const e of layout) host.set(initial.get(e.name)!.data, e.offset);
 
     const transfer = new DeviceTransfer(device, dtype);
-    const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer);
+    const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer, precision === 'mixed');
     const [flat] = await transfer.upload([{ data: host, shape: [offset] }]);
-    const store = new ParameterStore(config, device, dtype, lora, frozen, transfer, layout, flat);
+    const store = new ParameterStore(config, device, dtype, precision, lora, frozen, transfer, layout, flat);
     await store.refreshViews();
     return store;
+  }
+
+  /** The float type the training graphs compute in: float16 under mixed precision, else the store's. */
+  get compute(): DType {
+    return this.precision === 'mixed' ? computeDtype(this.precision) : this.dtype;
   }
 
   /** Bumped whenever the trainable values change. */
@@ -313,19 +346,25 @@ export class ParameterStore implements WeightBinding {
   // -------------------------------------------------------------------------------------------
   // Feeding inference graphs
 
-  /** The model with its adapters (the policy): weights as inputs by name. */
-  bind(g: Graph): WeightSource {
-    return this.source(g, true);
+  /** The model with its adapters (the policy): weights as inputs by name, in `compute` (default: the store's float type). */
+  bind(g: Graph, compute: DType = this.dtype): WeightSource {
+    return this.source(g, true, compute).source;
   }
 
   /** The base model with LoRA adapters off (the reference under LoRA); frozen weights only. */
   baseBinding(): WeightBinding {
     if (!this.lora) return this;
-    return { bind: (g) => this.source(g, false), feeds: (names) => this.frozen.feeds(names) };
+    return { bind: (g, compute = this.dtype) => this.source(g, false, compute).source, feeds: (names) => this.frozen.feeds(names) };
   }
 
-  private source(g: Graph, adapters: boolean): WeightSource {
+  /**
+   * The weights as `compute` values (`get`), and the graph inputs they are read from (`input`):
+   * under mixed precision a trainable weight is a float32 input (its master copy) cast to
+   * float16, which is what gradients are taken with respect to.
+   */
+  private source(g: Graph, adapters: boolean, compute: DType): { source: WeightSource; input: (name: string) => Sym } {
     const declared = new Map<string, Sym>();
+    const views = new Map<string, Sym>();
     const declare = (name: string): Sym => {
       if (this.frozen.has(name)) return this.frozen.declare(g, name, declared);
       const e = this.byName.get(name);
@@ -337,13 +376,14 @@ export class ParameterStore implements WeightBinding {
       }
       return s;
     };
-    const src: WeightSource = { get: declare };
+    const get = (name: string): Sym => viewAs(views, name, () => declare(name), compute);
+    const src: WeightSource = { get };
     if (this.lora && adapters) {
       const scale = loraScale(this.lora);
       src.linearDelta = (prefix, _module, x) =>
-        this.targets.has(prefix) ? loraDelta(x, declare(loraWeightName(prefix, 'A')), declare(loraWeightName(prefix, 'B')), scale) : null;
+        this.targets.has(prefix) ? loraDelta(x, get(loraWeightName(prefix, 'A')), get(loraWeightName(prefix, 'B')), scale) : null;
     }
-    return src;
+    return { source: src, input: declare };
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
@@ -386,7 +426,7 @@ export class ParameterStore implements WeightBinding {
    * copy; `write` replaces them.
    */
   async trainableCopy(values: FlatArray): Promise<TrainableCopy> {
-    const copy = new TrainableCopy(this, (g) => this.source(g, true));
+    const copy = new TrainableCopy(this, (g, compute) => this.source(g, true, compute ?? this.dtype).source);
     await copy.write(values);
     return copy;
   }
@@ -400,8 +440,8 @@ export class ParameterStore implements WeightBinding {
    * the trainable weights in layout order, the symbols the gradient is taken with respect to.
    */
   trainingSource(g: Graph): { source: WeightSource; params: Sym[] } {
-    const source = this.source(g, true);
-    return { source, params: this.layout.map((e) => source.get(e.name)) };
+    const { source, input } = this.source(g, true, this.compute);
+    return { source, params: this.layout.map((e) => input(e.name)) };
   }
 
   async release(): Promise<void> {
@@ -420,11 +460,11 @@ export class TrainableCopy implements WeightBinding {
 
   constructor(
     private readonly store: ParameterStore,
-    private readonly source: (g: Graph) => WeightSource,
+    private readonly source: (g: Graph, compute?: DType) => WeightSource,
   ) {}
 
-  bind(g: Graph): WeightSource {
-    return this.source(g);
+  bind(g: Graph, compute?: DType): WeightSource {
+    return this.source(g, compute);
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
@@ -449,4 +489,14 @@ export class TrainableCopy implements WeightBinding {
     for (const t of this.tensors.values()) disposeTensor(t);
     this.tensors.clear();
   }
+}
+
+/** The weight `name` as a `compute` value, declared once per graph (a Cast where it is held in another type). */
+function viewAs(views: Map<string, Sym>, name: string, declare: () => Sym, compute: DType): Sym {
+  let v = views.get(name);
+  if (!v) {
+    v = op.cast(declare(), compute);
+    views.set(name, v);
+  }
+  return v;
 }

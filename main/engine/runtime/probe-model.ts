@@ -9,3 +9,14 @@ export function probeModel(): Uint8Array {
   g.output('y', op.add(x, x));
   return emitModel(g);
 }
+
+/**
+ * A float16 product, cast back to float32: the kernels mixed precision cannot do without
+ * (halfPrecisionSupport in devices.ts).
+ */
+export function halfProbeModel(): Uint8Array {
+  const g = new Graph('half_probe');
+  const a = op.cast(g.input('a', [2, 2], 'float32'), 'float16');
+  g.output('y', op.cast(op.gemm(a, a, false, true), 'float32'));
+  return emitModel(g);
+}

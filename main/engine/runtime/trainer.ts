@@ -15,6 +15,7 @@
 //   await trainer.save(dir, loopState);  …  const { extra } = await trainer.load(dir);
 import * as ort from 'onnxruntime-node';
 import { grad } from '../graph/autodiff.ts';
+import type { DType } from '../graph/dtype.ts';
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
@@ -22,10 +23,12 @@ import { MASKED, type WeightSource, causalBias, forward, lmHead, lmHeadWeight } 
 import { type LoraSpec, checkLoraSpec } from '../nn/lora.ts';
 import { POLICY_LOSS_DEFAULTS, type PolicyLossOptions, hiddenTokenLogprobs, policyLoss, sftLoss, tokenEntropy, tokenLogprobs } from '../nn/losses.ts';
 import { ADAMW_DEFAULTS, type AdamWHyper, type FlatRange, adamw, checkAdamW, clipCoefficient, optimizerRanges, rangeOfConcatenation, sumOfSquares } from '../optim/adamw.ts';
+import { LOSS_SCALE_DEFAULTS, type LossScaleOptions, LossScaler } from '../optim/loss-scale.ts';
 import { type CheckpointSource, type TrainerState, loadCheckpoint, saveCheckpoint } from './checkpoints.ts';
 import type { CriticState } from './critic.ts';
-import type { Device } from './devices.ts';
+import { type Device, checkPrecision } from './devices.ts';
 import { FLAT_PARAMS_INPUT, type FlatArray, FrozenWeights, ParameterStore, type StoreDType, allocate, disposeTensor } from './parameter-store.ts';
+import type { Precision } from './precision.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
 import type { HostTensor, WeightBinding } from './weights.ts';
@@ -89,6 +92,8 @@ export interface StepResult {
   kl?: number;
   /** Mean token entropy of the trained tokens under the current policy (only with entropyCoef ≠ 0). */
   entropy?: number;
+  /** Mixed precision: the loss scale this step ran at (a skipped step halves it for the next). */
+  lossScale?: number;
 }
 
 /** Names of the step graph's inputs and outputs (the moments' are prefixes: see momentName). */
@@ -121,6 +126,8 @@ export const STEP_IO = {
   tokenCount: 'token_count',
   gradAcc: 'grad_acc',
   gradAccOut: 'grad_acc_out',
+  /** Mixed precision: the dynamic loss scale, the gradient the backward pass starts from. */
+  lossScale: 'loss_scale',
   /** The flat parameters AdamW updates, fed by the store's feeds (FLAT_PARAMS_INPUT). */
   paramsFlat: FLAT_PARAMS_INPUT,
 } as const;
@@ -196,7 +203,15 @@ export interface StepGraphSpec {
 }
 
 /** What a step graph reads of a parameter store: its model, float type, flat size and the training view. */
-export type StepGraphParameters = Pick<ParameterStore, 'config' | 'dtype' | 'size' | 'trainingSource'>;
+export type StepGraphParameters = Pick<ParameterStore, 'config' | 'dtype' | 'size' | 'trainingSource' | 'precision'>;
+
+/**
+ * Under mixed precision the backward pass starts from the loss scale (an input) instead of 1, so
+ * every gradient is scaled by it (see optim/loss-scale.ts); null in fp32.
+ */
+function declareLossScale(g: Graph, store: Pick<ParameterStore, 'dtype' | 'precision'>): Sym | null {
+  return store.precision === 'mixed' ? g.input(STEP_IO.lossScale, [], store.dtype) : null;
+}
 
 /**
  * A batch's loss on `store`'s trainable weights, declared in `g`: the batch and loss inputs, the
@@ -239,15 +254,19 @@ function flatRanges(xs: readonly Sym[], ranges: readonly FlatRange[]): Sym[] {
  * pair per range), lr and step as inputs; outputs the updated flat parameters, the moments and
  * grad_norm.
  */
-function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly FlatRange[], optimizer: AdamWHyper, normOf: readonly Sym[] = grads): void {
+function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly FlatRange[], optimizer: AdamWHyper, normOf: readonly Sym[] = grads, lossScale: Sym | null = null): void {
   const dtype = params[0].dtype;
   const m = ranges.map((r, i) => g.input(momentName('m', i), [r.end - r.start], dtype));
   const v = ranges.map((r, i) => g.input(momentName('v', i), [r.end - r.start], dtype));
   const lr = g.input(STEP_IO.lr, [], dtype);
   const step = g.input(STEP_IO.step, [], dtype);
-  // Clipping folds into AdamW's scalars.
-  const norm = clipCoefficient(sumOfSquares(normOf), optimizer.maxGradNorm);
-  const next = g.untaped(() => adamw({ params, grads, gradScale: norm.coef, m, v, lr, step }, optimizer));
+  // Clipping, and under mixed precision the loss scale's division, fold into AdamW's scalars: the
+  // norm is that of the unscaled gradient (Σ g² / scale², in float32).
+  const sumSq = sumOfSquares(normOf);
+  const norm = clipCoefficient(lossScale ? g.untaped(() => op.div(sumSq, op.mul(lossScale, lossScale))) : sumSq, optimizer.maxGradNorm);
+  const unscale = lossScale ? g.untaped(() => op.div(1, lossScale)) : null;
+  const gradScale = unscale && norm.coef ? g.untaped(() => op.mul(norm.coef!, unscale)) : (unscale ?? norm.coef);
+  const next = g.untaped(() => adamw({ params, grads, gradScale, m, v, lr, step }, optimizer));
   // A NaN or infinite gradient must leave everything as it was (verl skips such updates too).
   // The host does that by keeping the inputs when grad_norm is not finite, which costs nothing;
   // a Where here would be three more passes over every parameter each step.
@@ -267,13 +286,14 @@ export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphS
   const g = new Graph('train_step');
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, null);
-  const grads = grad(loss, params);
+  const lossScale = declareLossScale(g, store);
+  const grads = grad(loss, params, lossScale ?? undefined);
   // AdamW reads the parameters from the flat buffer the per-weight inputs view, so they are not
   // flattened and concatenated again (a node per weight fewer). The norm is taken of the
   // per-weight gradients, before they are cut into ranges.
   const flat = g.input(STEP_IO.paramsFlat, [store.size], store.dtype);
   const flatParams = g.untaped(() => ranges.map((r) => op.slice(flat, 0, r.start, r.end)));
-  declareUpdate(g, flatParams, g.untaped(() => flatRanges(grads, ranges)), ranges, spec.optimizer, grads);
+  declareUpdate(g, flatParams, g.untaped(() => flatRanges(grads, ranges)), ranges, spec.optimizer, grads, lossScale);
   g.output(STEP_IO.loss, loss);
   for (const [name, s] of diagnostics) g.output(name, s);
   return g;
@@ -290,7 +310,7 @@ export function buildMicroBatchGraph(store: StepGraphParameters, spec: Omit<Step
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const tokenCount = g.input(STEP_IO.tokenCount, [], store.dtype);
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, tokenCount);
-  const grads = grad(loss, params);
+  const grads = grad(loss, params, declareLossScale(g, store) ?? undefined);
   g.untaped(() =>
     flatRanges(grads, ranges).forEach((part, i) => {
       const sum = spec.first ? part : op.add(g.input(gradName('in', i), [part.size], store.dtype), part);
@@ -303,31 +323,34 @@ export function buildMicroBatchGraph(store: StepGraphParameters, spec: Omit<Step
 }
 
 /** The update of an accumulated gradient: the flat parameters and `grad_acc.i` in, as the step graph's outputs. */
-export function buildApplyGradientGraph(store: Pick<ParameterStore, 'dtype' | 'size'>, spec: Pick<StepGraphSpec, 'optimizer' | 'ranges'>): Graph {
+export function buildApplyGradientGraph(store: Pick<ParameterStore, 'dtype' | 'size' | 'precision'>, spec: Pick<StepGraphSpec, 'optimizer' | 'ranges'>): Graph {
   const g = new Graph('apply_gradient');
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const flat = g.input(STEP_IO.paramsFlat, [store.size], store.dtype);
   const params = ranges.map((r) => op.slice(flat, 0, r.start, r.end));
   const grads = ranges.map((r, i) => g.input(gradName('in', i), [r.end - r.start], store.dtype));
-  declareUpdate(g, params, grads, ranges, spec.optimizer);
+  declareUpdate(g, params, grads, ranges, spec.optimizer, grads, declareLossScale(g, store));
   return g;
 }
 
-/** A forward-only graph: log-probs [B, T] of the targets under `weights`. */
-export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, temperature: number, dtype: StoreDType): Graph {
+/**
+ * A forward-only graph: log-probs [B, T] of the targets under `weights`, the model computing in
+ * `compute` (float16 under mixed precision, as the training step; the log-probs are float32).
+ */
+export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, temperature: number, dtype: StoreDType, compute: DType = dtype): Graph {
   const g = new Graph('logprobs');
   g.recording = false;
   const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
-  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g), b, temperature).logprobs);
+  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g, compute), b, temperature).logprobs);
   return g;
 }
 
-/** A forward-only graph: the final hidden states [B, T, H] (after the last norm) under `weights`. */
-export function buildHiddenGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, dtype: StoreDType): Graph {
+/** A forward-only graph: the final hidden states [B, T, H] (after the last norm) under `weights`, as `dtype` whatever the model computes in. */
+export function buildHiddenGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, dtype: StoreDType, compute: DType = dtype): Graph {
   const g = new Graph('hidden_states');
   g.recording = false;
   const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
-  g.output(STEP_IO.hidden, batchHidden(config, weights.bind(g), b));
+  g.output(STEP_IO.hidden, op.cast(batchHidden(config, weights.bind(g, compute), b), dtype));
   return g;
 }
 
@@ -451,6 +474,14 @@ export interface TrainerOptions {
   optimizerRangeSize?: number;
   /** Where the base model came from: its folder (config and tokenizer files are copied into checkpoints) and its name for PEFT. */
   source?: CheckpointSource;
+  /**
+   * mixed: frozen weights in float16, float16 activations and products, float32 master weights,
+   * moments, norms' statistics, softmaxes and losses, with dynamic loss scaling; refused on a
+   * device without float16 kernels (checkPrecision). Default fp32.
+   */
+  precision?: Precision;
+  /** Mixed precision's loss scaling (default LOSS_SCALE_DEFAULTS, PyTorch's GradScaler's). */
+  lossScale?: LossScaleOptions;
 }
 
 function resolveLoss(spec: LossSpec): ResolvedLoss {
@@ -552,6 +583,9 @@ export class Trainer {
   private applyGraph: Promise<CompiledGraph> | null = null;
   private hiddenGraph: Promise<CompiledGraph> | null = null;
   private reference: Promise<FrozenWeights> | null = null;
+  /** Mixed precision's dynamic loss scale; null in fp32. */
+  private readonly scaler: LossScaler | null;
+  private skipped = 0;
 
   private constructor(
     /** The options the trainer was created with, less the weights (which it does not retain). */
@@ -566,7 +600,9 @@ export class Trainer {
     private m: ort.Tensor[],
     private v: ort.Tensor[],
     private readonly initialWeights: ReadonlyMap<string, HostTensor> | null,
-  ) {}
+  ) {
+    this.scaler = store.precision === 'mixed' ? new LossScaler(options.lossScale ?? LOSS_SCALE_DEFAULTS) : null;
+  }
 
   static async create(options: TrainerOptions): Promise<Trainer> {
     const { config, device, mode, batch } = options;
@@ -583,7 +619,10 @@ export class Trainer {
     if (lora) checkLoraSpec(lora);
     const rng = new SeededRng(options.seed ?? 0);
     const dtype = options.dtype ?? 'float32';
-    const store = await ParameterStore.create({ config, weights: options.weights, device, lora, rng, dtype });
+    const precision = options.precision ?? 'fp32';
+    if (options.lossScale) new LossScaler(options.lossScale);
+    await checkPrecision(device, precision);
+    const store = await ParameterStore.create({ config, weights: options.weights, device, lora, rng, dtype, precision });
     try {
       const ranges = optimizerRanges(
         store.layout.map((e) => e.size),
@@ -614,6 +653,16 @@ export class Trainer {
   /** Updates applied so far. */
   get stepCount(): number {
     return this.stepsDone;
+  }
+
+  /** Updates skipped since the trainer was created because their gradient was not finite (under mixed precision: overflowed float16). */
+  get skippedUpdates(): number {
+    return this.skipped;
+  }
+
+  /** The loss scale the next update runs at (mixed precision); null in fp32. */
+  get lossScale(): number | null {
+    return this.scaler?.scale ?? null;
   }
 
   get mode(): TrainMode {
@@ -688,9 +737,10 @@ export class Trainer {
     return new ort.Tensor(dtype, dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x), []);
   }
 
-  /** The optimizer's inputs: the moments, lr and the 1-based step. */
+  /** The optimizer's inputs: the moments, lr and the 1-based step (and the loss scale under mixed precision). */
   private updateFeeds(lr: number): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = { [STEP_IO.lr]: this.scalar(lr), [STEP_IO.step]: this.scalar(this.stepsDone + 1) };
+    if (this.scaler) feeds[STEP_IO.lossScale] = this.scalar(this.scaler.scale);
     this.ranges.forEach((_, i) => {
       feeds[momentName('m', i)] = this.m[i];
       feeds[momentName('v', i)] = this.v[i];
@@ -720,6 +770,7 @@ export class Trainer {
       const graph = await this.microGraphFor(microShape, acc === null);
       const feeds = this.batchFeeds(microBatchOf(batch, shape, from, micro, this.loss.kind === 'policy' && this.loss.tokenAdvantages === true), microShape, klCoef);
       Object.assign(feeds, this.store.feeds(graph.inputNames), { [STEP_IO.tokenCount]: this.scalar(tokens) });
+      if (this.scaler) feeds[STEP_IO.lossScale] = this.scalar(this.scaler.scale);
       acc?.forEach((t, i) => (feeds[gradName('in', i)] = t));
       const out = await graph.run(feeds);
       acc?.forEach(disposeTensor);
@@ -747,9 +798,14 @@ export class Trainer {
   private async adopt(out: Record<string, ort.Tensor>, lr: number): Promise<StepResult> {
     const gradNorm = Number(out[STEP_IO.gradNorm].data[0]);
     const skipped = !Number.isFinite(gradNorm);
+    // Under mixed precision a float16 overflow in the backward pass shows here too: the step is
+    // skipped as any other with a non-finite gradient, and the scale backs off.
+    const lossScale = this.scaler?.scale;
+    this.scaler?.update(!skipped);
     const m = this.ranges.map((_, i) => out[momentName('mOut', i)]);
     const v = this.ranges.map((_, i) => out[momentName('vOut', i)]);
     if (skipped) {
+      this.skipped++;
       // The update is poisoned: drop it and keep the parameters and moments fed to this step.
       for (const t of [out[STEP_IO.paramsOut], ...m, ...v]) disposeTensor(t);
     } else {
@@ -761,7 +817,7 @@ export class Trainer {
     }
 
     const value = (name: string) => Number(out[name].data[0]);
-    const result: StepResult = { step: this.stepsDone, lr, loss: value(STEP_IO.loss), gradNorm, skipped };
+    const result: StepResult = { step: this.stepsDone, lr, loss: value(STEP_IO.loss), gradNorm, skipped, ...(lossScale !== undefined ? { lossScale } : {}) };
     if (this.loss.kind === 'policy') {
       result.pgLoss = value(STEP_IO.pgLoss);
       result.clipRatio = value(STEP_IO.clipRatio);
@@ -796,7 +852,7 @@ export class Trainer {
     if (!this.initialWeights) {
       throw new Error('this full fine-tuning trainer keeps no reference model: create it with keepReference: true (or a policy loss with klCoef > 0)');
     }
-    this.reference ??= FrozenWeights.create(this.initialWeights, this.store.layout.map((e) => e.name), this.store.transfer);
+    this.reference ??= FrozenWeights.create(this.initialWeights, this.store.layout.map((e) => e.name), this.store.transfer, this.store.precision === 'mixed');
     return this.reference;
   }
 
@@ -823,7 +879,7 @@ export class Trainer {
     const key = `${options.reference ? 'ref' : 'policy'}|${shape.size}x${shape.seqLen}|${temperature}`;
     let p = this.logprobGraphs.get(key);
     if (!p) {
-      p = CompiledGraph.create(buildLogprobGraph(this.config, binding, shape, temperature, this.store.dtype), this.store.device);
+      p = CompiledGraph.create(buildLogprobGraph(this.config, binding, shape, temperature, this.store.dtype, this.store.compute), this.store.device);
       this.logprobGraphs.set(key, p);
       p.catch(() => this.logprobGraphs.delete(key));
     }
@@ -841,7 +897,7 @@ export class Trainer {
   async hiddenStates(batch: TokenBatch): Promise<FlatArray> {
     const shape = this.options.batch;
     if (!this.hiddenGraph) {
-      const p = CompiledGraph.create(buildHiddenGraph(this.config, this.store, shape, this.store.dtype), this.store.device);
+      const p = CompiledGraph.create(buildHiddenGraph(this.config, this.store, shape, this.store.dtype, this.store.compute), this.store.device);
       this.hiddenGraph = p;
       p.catch(() => (this.hiddenGraph = null));
     }
@@ -874,6 +930,7 @@ export class Trainer {
       loss: this.loss,
       layout: this.store.layout.map((e) => [e.name, e.shape]),
       extra,
+      ...(this.scaler ? { lossScale: this.scaler.state() } : {}),
     };
     await saveCheckpoint(dir, {
       config: this.config,
@@ -929,6 +986,7 @@ export class Trainer {
     this.v = v;
     this.stepsDone = ckpt.state?.step ?? 0;
     if (ckpt.state?.rng) this.rng.setState(ckpt.state.rng);
+    if (this.scaler && ckpt.state?.lossScale) this.scaler.restore(ckpt.state.lossScale);
     if (ckpt.teacher && ckpt.teacher.length !== this.store.size) throw new Error(`${dir}: the teacher has ${ckpt.teacher.length} values, this trainer has ${this.store.size} parameters`);
     return { step: this.stepsDone, extra: ckpt.state?.extra, teacher: ckpt.teacher, critic: ckpt.critic };
   }

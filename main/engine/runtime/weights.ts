@@ -3,12 +3,19 @@
 // supplies the tensors to feed for them at run time. Keeping the two together means a weight
 // is held once, in one place, and every session (training, prefill, decode) is fed from it.
 import * as ort from 'onnxruntime-node';
+import type { DType } from '../graph/dtype.ts';
 import type { Graph, Sym } from '../graph/graph.ts';
+import * as op from '../graph/ops.ts';
 import type { WeightSource } from '../nn/llama.ts';
 
 export interface WeightBinding {
-  /** The WeightSource a model built into `g` reads from (declares graph inputs on first use). */
-  bind(g: Graph): WeightSource;
+  /**
+   * The WeightSource a model built into `g` reads from (declares graph inputs on first use).
+   * `compute`: the float type the model computes in (float16 under mixed precision); a weight
+   * held in another type is cast to it in the graph. Default: the type the weights are fed in,
+   * float32 (float64 in gradient checks) for every binding.
+   */
+  bind(g: Graph, compute?: DType): WeightSource;
   /** The tensors to feed for those of `inputNames` that are weights this binding declared. */
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor>;
 }
@@ -30,7 +37,7 @@ export class HostWeights implements WeightBinding {
     for (const [name, t] of weights) this.tensors.set(name, new ort.Tensor('float32', t.data, t.shape));
   }
 
-  bind(g: Graph): WeightSource {
+  bind(g: Graph, compute: DType = 'float32'): WeightSource {
     const declared = new Map<string, Sym>();
     return {
       get: (name) => {
@@ -38,7 +45,7 @@ export class HostWeights implements WeightBinding {
         if (!s) {
           const t = this.weights.get(name);
           if (!t) throw new Error(`the model has no weight "${name}"`);
-          s = g.input(name, t.shape, 'float32');
+          s = op.cast(g.input(name, t.shape, 'float32'), compute);
           declared.set(name, s);
         }
         return s;

@@ -161,6 +161,7 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
     batch: { size: s.svdBatch, seqLen: longestPrompt + config.maxNewTokens - 1 },
     seed: config.seed,
     source: model.dir ? { dir: model.dir } : undefined,
+    precision: config.precision,
     // The judge is the model the run started from.
     keepReference: true,
   });

@@ -17,6 +17,7 @@ import * as op from '../../../main/engine/graph/ops.ts';
 import { sessionOptions } from '../../../main/engine/runtime/devices.ts';
 import { CompiledGraph, cpuTensor } from '../../../main/engine/runtime/session.ts';
 import { TokenScorer } from '../../../main/engine/runtime/token-logprobs.ts';
+import type { Precision } from '../../../main/engine/runtime/precision.ts';
 import { Trainer, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
 import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
 import { randomWeights, tinyLlama } from '../../helpers/tiny-llama.ts';
@@ -77,11 +78,12 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
   it.each([
     ['full fine-tuning, policy loss with an entropy term', { kind: 'full' } as const, { kind: 'policy', temperature: 0.8, klCoef: 0.01, entropyCoef: 0.01 } as const],
     ['LoRA, supervised loss', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'sft' } as const],
-  ])('%s: training step (whole and in micro-batches), log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss) => {
+    ['LoRA, policy loss, mixed precision', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'policy', temperature: 0.8, klCoef: 0.01, entropyCoef: 0.01 } as const, 'mixed' as const],
+  ])('%s: training step (whole and in micro-batches), log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss, precision: Precision = 'fp32') => {
     const device = await testDevice();
     const batch = { size: 2, seqLen: 6 };
     const placement = await profiled(async () => {
-      const trainer = await Trainer.create({ config, weights, device, mode, loss, batch, seed: 1 });
+      const trainer = await Trainer.create({ config, weights, device, mode, loss, batch, seed: 1, precision });
       try {
         const b = makeCausalBatch([{ tokens: [1, 5, 7, 9, 2], lossStart: 2 }, { tokens: [3, 4, 6], lossStart: 1 }], batch);
         const filled = loss.kind === 'policy'
@@ -91,6 +93,7 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
         // An update in micro-batches: the first's and later micro-batch graphs and the one applying their sum.
         await trainer.step(filled, 1e-3, { microBatch: 1 });
         await trainer.logprobs(b);
+        await trainer.logprobs(b, { reference: true });
         const gen = await Generator.create({ config, weights: trainer.weights(), device, maxLength: 16 });
         await gen.generate({ promptIds: [[1, 2, 3], [4]], samplesPerPrompt: 2, maxNewTokens: 3, temperature: 0.9, topP: 0.9, topK: 5 });
         await gen.generate({ promptIds: [[5, 6]], maxNewTokens: 2, temperature: 0 });

@@ -49,11 +49,11 @@ describe('the built-in methods', () => {
     const { config, target } = recordedRunConfig({ id: 1, config: { ...STORED_BEFORE_REGISTRY, voteTies: 'no-label' } });
     expect(parseStoredConfig(STORED_BEFORE_REGISTRY, 'run.json')).toEqual({ config, target, name: undefined });
     const { model, dataset, device, difficulty, ...loop } = STORED_BEFORE_REGISTRY;
-    // Settings added since (long prompts, the prompt format, the tie rule, the signal check, the actor–critic's) take their
+    // Settings added since (long prompts, the prompt format, the tie rule, the signal check, the actor–critic's, precision) take their
     // defaults, as do the settings of the methods added since.
     const added = {
       longPrompts: 'fail', maxPromptTokens: 0, microBatch: 0, promptFormat: 'raw', voteTies: 'no-label', signalMinExtraction: 0.5, signalMinLift: 1.05, signalMinGroupsWithSignal: 0.1, signalWindow: 3, signalAction: 'warn',
-      gaeGamma: 1, gaeLambda: 1, valueClip: 0.5, criticLr: 0.001, criticEpochs: 1, criticWarmup: 0,
+      gaeGamma: 1, gaeLambda: 1, valueClip: 0.5, criticLr: 0.001, criticEpochs: 1, criticWarmup: 0, precision: 'fp32',
     };
     const methodDefaults = Object.fromEntries(BUILTIN_METHODS.flatMap((m) => Object.entries(m.settings.parse({}))));
     expect(config).toEqual({ ...methodDefaults, ...loop, ...added });

@@ -57,6 +57,21 @@ describe('executeRun and another live trainer', () => {
   });
 });
 
+describe('precision', () => {
+  it('"mixed" on the cpu device is refused at launch, naming the setting and the way out', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-precision-'));
+    try {
+      const { config, target } = parseStoredConfig({ model: 'tiny-chars', dataset: 'arithmetic', device: 'cpu', steps: 1, precision: 'mixed' }, 'test');
+      await expect(createRecordedRun(db, home, config, target)).rejects.toThrow(/precision "mixed" needs a GPU device .* Set precision to "fp32", or choose device webgpu, cuda or auto/);
+      expect(listRuns(db)).toEqual([]);
+      const fp32 = parseStoredConfig({ model: 'tiny-chars', dataset: 'arithmetic', device: 'cpu', steps: 1 }, 'test');
+      expect(fp32.config.precision).toBe('fp32');
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('prompts too long for the model', () => {
   let home: string;
   let file: string;
