@@ -49,7 +49,7 @@ import { listMethods } from '../main/engine/rl/methods/registry.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, ttrlDemo } from './ttrl-demo.ts';
 import { evaluateBase } from './tiny-arith-base.ts';
-import { TINY_ARITH_JUDGE_TEMPLATE } from '../resources/models/make-tiny-arith.ts';
+import { tinyArithJudgeSettings } from '../resources/models/make-tiny-arith.ts';
 
 export interface MethodsBenchOptions {
   methods: string[];
@@ -67,13 +67,13 @@ export const BENCH_METHOD_SETTINGS: Record<string, Record<string, unknown>> = { 
 
 /**
  * On the built-in tiny-arith, a judge method asks in the verification form its recipe teaches
- * (resources/models/make-tiny-arith.ts): the default template is written for chat models and is
- * longer than tiny-arith's 64 positions.
+ * and reads the verdict as it was taught to give it (resources/models/make-tiny-arith.ts): the
+ * default template is written for chat models and is longer than tiny-arith's 64 positions.
  */
 function methodSettingsFor(id: string, model: string): Record<string, unknown> {
   const own = BENCH_METHOD_SETTINGS[id] ?? {};
   if (model !== 'tiny-arith') return own;
-  if (id === 'consistency-judge') return { judgeTemplate: TINY_ARITH_JUDGE_TEMPLATE, ...own };
+  if (id === 'consistency-judge') return { ...tinyArithJudgeSettings(), ...own };
   return own;
 }
 

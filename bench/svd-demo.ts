@@ -6,9 +6,10 @@
 //
 // The stages are tiny-arith's svd.json: cycle-consistency through the inverse sum it was taught
 // ("Compute ?+34=46. Answer: " must give back the first operand), factuality through its
-// verification form ("Compute 12+34. Answer: 46 Correct? " → yes/no), correctness through its own
-// solution, which must equal the candidate's answer. A model trained without those rows (the
-// tiny-arith committed before its judge and inverse rows) rejects nearly everything at the first two.
+// verification form ("Is it 46? Compute 12+34. Answer: " → "46 4=4 6=6 yes"), correctness through
+// its own solution, which must equal the candidate's answer. A model trained without those rows
+// (the tiny-arith committed before its judge and inverse rows) rejects nearly everything at the
+// first two.
 //
 // The defaults differ from the method's where this small judge needs it, as measured on a
 // tiny-arith built with `make-tiny-arith.ts --judge-rows 8 --inverse-rows 8` (1 round, 50

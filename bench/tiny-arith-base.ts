@@ -26,7 +26,7 @@ import { type ArithmeticDifficulty, type ArithmeticProblem, generateArithmetic }
 import { answersEquivalent, extractAnswer, majorityVote } from '../main/engine/tasks/answers.ts';
 import { FrozenJudge } from '../main/engine/rl/judge.ts';
 import { fnv1a32, mulberry32Uniform } from '../main/engine/runtime/rng.ts';
-import { TINY_ARITH_DEFAULTS, TINY_ARITH_JUDGE_TEMPLATES, type TinyArithJudgeFormat, judgeFormat, judgePrompt } from '../resources/models/make-tiny-arith.ts';
+import { TINY_ARITH_DEFAULTS, TINY_ARITH_JUDGE_MAX_TOKENS, TINY_ARITH_JUDGE_TEMPLATES, type TinyArithJudgeFormat, judgeFormat, judgePrompt } from '../resources/models/make-tiny-arith.ts';
 
 export interface BaseEvalOptions {
   model: string;
@@ -156,9 +156,6 @@ export interface JudgeEvalOptions extends Pick<BaseEvalOptions, 'model' | 'level
   show: number;
 }
 
-/** The most tokens a written verdict takes: "198 1=1 9!5 8=8 no" and EOS. */
-export const JUDGE_MAX_TOKENS = 20;
-
 /** Whether the two numbers a compare or digits judge wrote agree (null: it wrote no such pair). */
 function writtenAgreement(text: string, format: TinyArithJudgeFormat): boolean | null {
   if (format === 'compare') {
@@ -218,7 +215,7 @@ export async function evaluateJudge(o: JudgeEvalOptions, log: (s: string) => voi
         const v = await bound.verdicts(prompts, classes);
         scores.push(...v.map((x) => x.probabilities[0]));
       } else {
-        const v = await bound.writtenVerdicts(prompts, classes, { maxNewTokens: JUDGE_MAX_TOKENS, temperature: o.temperature, topP: o.topP });
+        const v = await bound.writtenVerdicts(prompts, classes, { maxNewTokens: TINY_ARITH_JUDGE_MAX_TOKENS, temperature: o.temperature, topP: o.topP });
         v.forEach((x, i) => {
           scores.push(x.probabilities ? x.probabilities[0] : x.verdict === null ? 0.5 : x.verdict === 0 ? 1 : 0);
           written.push({ verdict: x.verdict, resolvedRight: /^\s*(\d+)/.exec(x.text)?.[1] === part[i].problem.answer, agree: writtenAgreement(x.text, o.format) });

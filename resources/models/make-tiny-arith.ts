@@ -8,7 +8,8 @@
 // (eval split) its single samples are often off by ten while the majority of 16 is usually
 // right, and it has seen few enough problems that more of them, even unlabeled, can still
 // teach it. bench/tiny-arith-base.ts measures it at the TTRL validation temperature 0.6 / top-p
-// 0.95: avg@16 77.7%, maj@16 90.5% (before the judge and inverse rows: 80.6% and 93.5%).
+// 0.95: avg@16 78.9%, maj@16 94.5% (the model before it, with 8 'direct' verification rows:
+// 77.7% and 90.5%; before any judge and inverse rows: 80.6% and 93.5%).
 //
 //   npx tsx resources/models/make-tiny-arith.ts                 # resources/models/tiny-arith
 //   npx tsx resources/models/make-tiny-arith.ts --out /tmp/ta --distinct 0 --label-noise 0
@@ -22,7 +23,7 @@
 // higher rates (lr 3e-3 with noise 0.3: 650 steps part-way, 700 and 1000 not started): another
 // option needs the measurement again (bench/tiny-arith-base.ts).
 //
-// A judge too (issue 14; the committed model: 8 and 8): --judge-rows N adds N verification rows
+// A judge too (issue 14; the committed model: 16 digits rows and 8 inverse rows, see below): --judge-rows N adds N verification rows
 // to each batch ("Compute 12+34. Answer: 46 Correct? " → "yes"/"no", the answer right or moved by
 // ten, the verdict flipped at --judge-noise) and --inverse-rows N inverse sums ("Compute ?+34=46.
 // Answer: " → "12"), all from the same fixed set of sums, so the model is an imperfect judge of
@@ -74,13 +75,19 @@
 // right answer), so answers moved by ten, the ones the self-judge sees, are not (0.550). With 90%
 // of them random and clean verdicts the judge works, imperfectly (AUC 0.745 on answers moved by
 // ten): where it fails it copies its own digit into the pair ("Is it 166? ... 176 1=1 7=7 6=6
-// yes"). That build is the candidate for the committed model (not switched yet: the TTRL, svd
-// and methods figures, svd.json's factuality stage and the tests on the committed model have to
-// move with it; judged with consistency-judge's judgeMode written-verdict, judgeYes ["yes"],
-// judgeNo ["no"], judgeMaxTokens 20, judgeTemperature 0). The
-// committed model (--judge-rows 8 --inverse-rows 8, the defaults) therefore judges at chance, so
-// a tiny-arith self-judge is neutral (g(0.5) = 1), and answers inverse sums in part, as SVD's
-// cycle stage asks; base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
+// yes"). That build is the committed model (the defaults), asked as tinyArithJudgeSettings says:
+// consistency-judge's judgeMode written-verdict, judgeYes ["yes"], judgeNo ["no"], judgeMaxTokens
+// 20, judgeTemperature 0; svd.json's factuality stage asks the same prompt. The model it replaced
+// (--judge-format direct --judge-rows 8 --judge-noise 0.2 --inverse-rows 8) judged at chance (AUC
+// 0.517, random wrong answers 0.480, P(yes) 0.48 whatever the answer) and answered 52.5% of the
+// inverse sums; its base avg@16 / maj@16 at 0.6: 77.7% / 90.5% (seed 0).
+// Its inverse sums (12%) are the price. Inverse rows to win them back (one build each):
+//   --inverse-rows 16                                     AUC 0.784 (random 0.882), verdicts right 76%, re-solved 85%,
+//                                                         inverse 34%; sums 68.4% / 80% (seed 0)
+//   --inverse-rows 16 --steps 2000                        AUC 0.894 (random 0.970), verdicts right 88.5%, re-solved 87.3%,
+//                                                         inverse 50%; sums 74.2% / 87%
+// Both lose sums (the TTRL demo needs a majority that is mostly right), so the committed model
+// keeps 8 inverse rows and SVD's cycle stage passes few candidates (bench/svd-demo.ts).
 //
 // Reproducible: the random init (make-builtin-models.ts), the problems (the seeded `arithmetic`
 // generator, train split only), the noise and the trainer are all seeded, so the same options
@@ -158,13 +165,13 @@ export const TINY_ARITH_DEFAULTS: TinyArithOptions = {
   lr: 1e-3,
   labelNoise: 0.3,
   distinct: 600,
-  // The committed model is trained with both (issue 14, 17): its verdicts are not learned (AUC
-  // 0.51, see the header), its inverse sums are, in part, which the self-verified distillation's
-  // cycle stage (svd.json) asks; and TTRL still works on it (bench/ttrl-demo.ts, seeds 0-2).
-  judgeRows: 8,
-  judgeNoise: 0.2,
-  judgeFormat: 'direct',
-  judgeRandom: 0,
+  // The committed model is trained with both (issue 14, 17): it judges in the digits form,
+  // imperfectly (AUC 0.745 on answers off by ten, see the header), answers a few inverse sums
+  // (12%), which the self-verified distillation's cycle stage (svd.json) asks, and keeps its sums.
+  judgeRows: 16,
+  judgeNoise: 0,
+  judgeFormat: 'digits',
+  judgeRandom: 0.9,
   inverseRows: 8,
 };
 
@@ -185,6 +192,21 @@ export const TINY_ARITH_JUDGE_TEMPLATES: Record<TinyArithJudgeFormat, string> = 
 
 /** The verification prompt the committed tiny-arith was taught: its own problem, a proposed answer, and the question. */
 export const TINY_ARITH_JUDGE_TEMPLATE = TINY_ARITH_JUDGE_TEMPLATES[TINY_ARITH_DEFAULTS.judgeFormat];
+
+/** The most tokens a written verdict takes: "198 1=1 9!5 8=8 no" and EOS. */
+export const TINY_ARITH_JUDGE_MAX_TOKENS = 20;
+
+/**
+ * consistency-judge's settings that ask a tiny-arith taught `format` as it was taught: 'direct'
+ * reads P(yes) at the first token after the prompt (judgeMode verdict); the others let it write
+ * its own sum (and digit pairs) first and read P(yes) at the verdict it writes, greedily (the
+ * verdict's word after a sampled re-solve is right less often: see the header).
+ */
+export function tinyArithJudgeSettings(format: TinyArithJudgeFormat = TINY_ARITH_DEFAULTS.judgeFormat): Record<string, unknown> {
+  const words = { judgeTemplate: TINY_ARITH_JUDGE_TEMPLATES[format], judgeYes: ['yes'], judgeNo: ['no'] };
+  if (format === 'direct') return { ...words, judgeMode: 'verdict' };
+  return { ...words, judgeMode: 'written-verdict', judgeMaxTokens: TINY_ARITH_JUDGE_MAX_TOKENS, judgeTemperature: 0 };
+}
 
 /** Tokens per training sequence: the longest prompt of levels 1-3 plus answer and EOS fits; with verification rows, their verdict too. */
 const seqLen = (o: TinyArithOptions) => (o.judgeRows > 0 && (o.judgeFormat === 'compare' || o.judgeFormat === 'digits') ? 56 : o.judgeRows > 0 || o.inverseRows > 0 ? 48 : 32);

@@ -36,9 +36,9 @@ beforeAll(async () => {
       { candidateId: ids[3], stage: 0, votes: [vote(false, 'Compute ?+34=35. Answer: ')], accepted: false },
     ]);
     recordSvdVerdicts(db, runId, 1, [
-      { candidateId: ids[0], stage: 1, votes: [vote(true, 'Compute 10+34. Answer: 44 Correct? ')], accepted: true },
-      { candidateId: ids[1], stage: 1, votes: [vote(true, 'Compute 10+34. Answer: 54 Correct? ')], accepted: true },
-      { candidateId: ids[2], stage: 1, votes: [vote(true, 'Compute 11+34. Answer: 45 Correct? ')], accepted: true },
+      { candidateId: ids[0], stage: 1, votes: [vote(true, 'Is it 44? Compute 10+34. Answer: ')], accepted: true },
+      { candidateId: ids[1], stage: 1, votes: [vote(true, 'Is it 54? Compute 10+34. Answer: ')], accepted: true },
+      { candidateId: ids[2], stage: 1, votes: [vote(true, 'Is it 45? Compute 11+34. Answer: ')], accepted: true },
     ]);
     recordSvdSelection(db, runId, 1, new Map([[ids[0], 'sft'], [ids[1], 'sft'], [ids[2], 'sft']]), 'review');
     updateRunStatus(db, runId, 'paused');
@@ -66,7 +66,7 @@ describe('a distillation round waiting for review', () => {
     await expect.poll(() => page.getByTestId('svd-candidate').count()).toBe(1);
     const card = page.getByTestId('svd-candidate').first();
     expect(await card.getAttribute('data-candidate-id')).toBe(String(ids[1]));
-    expect(await card.textContent()).toContain('Compute 10+34. Answer: 54 Correct?');
+    expect(await card.textContent()).toContain('Is it 54? Compute 10+34. Answer:');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'svd-funnel.png'), fullPage: true });
 
     // x rejects the selected survivor.

@@ -85,10 +85,12 @@ describe('npm run bench', () => {
   });
 
   it('methods: every method named runs on the same demo and base, one JSON line each, then a table', async () => {
-    const r = await bench(['methods', '--methods', 'ttrl,token-entropy', '--seeds', '0', '--steps', '1', '--count', '4', '--train-count', '16']);
+    const r = await bench(['methods', '--methods', 'ttrl,token-entropy,consistency-judge', '--seeds', '0', '--steps', '1', '--count', '4', '--train-count', '16']);
     expect(r.code, r.stderr).toBe(0);
     const rows = r.lines.filter((l) => l.bench === 'methods');
-    expect(rows.map((x) => x.method)).toEqual(['ttrl', 'token-entropy']);
+    expect(rows.map((x) => x.method)).toEqual(['ttrl', 'token-entropy', 'consistency-judge']);
+    // The self-judge asks tiny-arith in the form it was taught, and that fits its 64 positions (else the row would hold an error).
+    expect(rows[2].method_settings).toMatchObject({ judgeTemplate: 'Is it {answer}? {question}', judgeMode: 'written-verdict', judgeYes: ['yes'], judgeNo: ['no'] });
     for (const row of rows) {
       expect(row).toMatchObject({ seed: 0, steps: 1 });
       for (const k of ['base_avg16', 'base_maj16', 'after_avg16', 'after_maj16', 'wall_s']) expect(typeof row[k], k).toBe('number');

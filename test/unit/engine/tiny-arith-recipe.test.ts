@@ -1,7 +1,7 @@
 // The data recipe of the built-in base model tiny-arith (resources/models/make-tiny-arith.ts):
 // few distinct sums, answers moved by ten at the stated rate, everything seeded.
 import { describe, expect, it } from 'vitest';
-import { TINY_ARITH_DEFAULTS, digitPairs, fixedTrainingSet, inverseRows, judgePrompt, judgeRows, trainingProblems, trainingRows } from '../../../resources/models/make-tiny-arith.ts';
+import { TINY_ARITH_DEFAULTS, digitPairs, fixedTrainingSet, inverseRows, judgePrompt, judgeRows, tinyArithJudgeSettings, trainingProblems, trainingRows } from '../../../resources/models/make-tiny-arith.ts';
 
 const STEPS = 300;
 const batches = (o = TINY_ARITH_DEFAULTS) => Array.from({ length: STEPS }, (_, step) => trainingProblems(o, step));
@@ -47,13 +47,17 @@ describe('tiny-arith training data', () => {
 });
 
 describe('tiny-arith verification and inverse rows', () => {
-  const judging = { ...TINY_ARITH_DEFAULTS, judgeRows: 8, judgeNoise: 0.2, judgeFormat: 'direct' as const, inverseRows: 4 };
+  const judging = { ...TINY_ARITH_DEFAULTS, judgeRows: 8, judgeNoise: 0.2, judgeFormat: 'direct' as const, judgeRandom: 0, inverseRows: 4 };
   const parse = (prompt: string) => /^Compute (\d+)\+(\d+)\. Answer: (\d+) Correct\? $/.exec(prompt);
 
-  it("are in the committed model's recipe (8 of each), after its sums; without them a step is its sums alone", () => {
+  it("are in the committed model's recipe (16 verifications in the digits form, 8 inverse sums), after its sums; without them a step is its sums alone", () => {
     const rows = trainingRows(TINY_ARITH_DEFAULTS, 5);
     expect(rows.slice(0, TINY_ARITH_DEFAULTS.batch)).toEqual(trainingProblems(TINY_ARITH_DEFAULTS, 5));
-    expect(rows).toHaveLength(TINY_ARITH_DEFAULTS.batch + 8 + 8);
+    expect(rows).toHaveLength(TINY_ARITH_DEFAULTS.batch + 16 + 8);
+    expect(rows.slice(TINY_ARITH_DEFAULTS.batch, TINY_ARITH_DEFAULTS.batch + 16).every((r) => /^Is it \d+\? Compute \d+\+\d+\. Answer: $/.test(r.prompt) && /^\d+ [\d=! ]+ (yes|no)$/.test(r.answer))).toBe(true);
+    // The judge the self-judge asks is the one taught: its template, read at the verdict it writes.
+    expect(tinyArithJudgeSettings()).toEqual({ judgeTemplate: 'Is it {answer}? {question}', judgeYes: ['yes'], judgeNo: ['no'], judgeMode: 'written-verdict', judgeMaxTokens: 20, judgeTemperature: 0 });
+    expect(tinyArithJudgeSettings('direct')).toEqual({ judgeTemplate: '{question}{answer} Correct? ', judgeYes: ['yes'], judgeNo: ['no'], judgeMode: 'verdict' });
     expect(trainingRows({ ...TINY_ARITH_DEFAULTS, judgeRows: 0, inverseRows: 0 }, 5)).toEqual(trainingProblems(TINY_ARITH_DEFAULTS, 5));
   });
 

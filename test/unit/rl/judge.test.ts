@@ -8,14 +8,21 @@ import { Generator } from '../../../main/engine/generate/generator.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import type { TextTokenizer } from '../../../main/engine/nn/tokenizer.ts';
 import { FrozenJudge, lastVerdictWord } from '../../../main/engine/rl/judge.ts';
+import { fillJudgeTemplate } from '../../../main/engine/rl/methods/consistency-judge.ts';
 import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { type BatchShape, Trainer, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
+import { HostWeights } from '../../../main/engine/runtime/weights.ts';
+import { generateArithmetic } from '../../../main/engine/tasks/generators.ts';
+import { TINY_ARITH_JUDGE_MAX_TOKENS, tinyArithJudgeSettings } from '../../../resources/models/make-tiny-arith.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 const MODEL = path.join(import.meta.dirname, '../../../resources/models/tiny-arith');
 const SHAPE: BatchShape = { size: 4, seqLen: 28 };
 const PROMPTS = ['Compute 12+34. Answer: 46', 'Compute 12+34. Answer: 56', 'Compute 7+8. Answer: 15', 'Compute 3+4. Answer: 9'];
 const YES_NO = [['Y', 'y'], ['N', 'n']];
+/** Eval sums the judge test asks about, and by how much P(yes) must be higher on their right answers than on those off by ten. */
+const SUMS = 48;
+const JUDGE_MARGIN = 0.25;
 
 let model: HfModel;
 let tok: TextTokenizer;
@@ -115,10 +122,10 @@ describe('the judge', () => {
     const trainer = await Trainer.create({ config: model.config, weights: model.weights, device: await testDevice(), mode: { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj'] }, loss: { kind: 'policy' }, batch: SHAPE });
     try {
       const judge = (await judgeOver(trainer, true)).bind(3);
-      // tiny-arith's verification prompts; it writes yes or no (and whatever follows), read where it wrote it.
-      const asked = ['Compute 12+34. Answer: 46 Correct? ', 'Compute 12+34. Answer: 56 Correct? ', 'Compute 7+8. Answer: 15 Correct? '];
+      // tiny-arith's verification prompts: it writes its own sum, the two numbers place by place, then yes or no, read where it wrote it.
+      const asked = ['Is it 46? Compute 12+34. Answer: ', 'Is it 56? Compute 12+34. Answer: ', 'Is it 15? Compute 7+8. Answer: '];
       const classes = [['yes'], ['no']];
-      const written = await judge.writtenVerdicts(asked, classes, { maxNewTokens: 6, temperature: 0 });
+      const written = await judge.writtenVerdicts(asked, classes, { maxNewTokens: TINY_ARITH_JUDGE_MAX_TOKENS, temperature: 0 });
       for (const [i, w] of written.entries()) {
         const found = lastVerdictWord(w.text, classes);
         expect(found, w.text).not.toBeNull();
@@ -128,12 +135,34 @@ describe('the judge', () => {
         w.probabilities!.forEach((p, c) => expect(p).toBeCloseTo(direct.probabilities[c], 5));
       }
       // No verdict word written: no verdict and no probabilities (the method then abstains).
-      const none = await judge.writtenVerdicts(asked, [['maybe'], ['perhaps']], { maxNewTokens: 6, temperature: 0 });
+      const none = await judge.writtenVerdicts(asked, [['maybe'], ['perhaps']], { maxNewTokens: TINY_ARITH_JUDGE_MAX_TOKENS, temperature: 0 });
       expect(none.map((w) => [w.verdict, w.probabilities])).toEqual(asked.map(() => [null, null]));
-      await expect(judge.writtenVerdicts(asked, [['yes'], ['yeah']], { maxNewTokens: 6, temperature: 0 })).rejects.toThrow(/start with the same token "y"/);
+      await expect(judge.writtenVerdicts(asked, [['yes'], ['yeah']], { maxNewTokens: TINY_ARITH_JUDGE_MAX_TOKENS, temperature: 0 })).rejects.toThrow(/start with the same token "y"/);
     } finally {
       await trainer.release();
     }
+  });
+
+  it('is a judge: asked as consistency-judge asks it (the recipe’s settings), it says yes to right sums more often than to sums off by ten', async () => {
+    // The committed model: P(yes) 0.98 on these right sums, 0.52 on the moved ones; the one before the digits form
+    // judged at chance (0.5 and 0.5 here: it writes no verdict after its sum).
+    const generator = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device: await testDevice(), maxLength: model.config.maxPositionEmbeddings });
+    judges.push(generator);
+    const judge = new FrozenJudge({ generator, tokenizer: tok, promptFormat: 'raw', contextLength: model.config.maxPositionEmbeddings }).bind(0);
+    const s = tinyArithJudgeSettings() as { judgeTemplate: string; judgeMode: string; judgeYes: string[]; judgeNo: string[]; judgeMaxTokens: number; judgeTemperature: number };
+    expect(s.judgeMode).toBe('written-verdict');
+    // Unseen sums (eval split), each shown with its answer and with the answer moved by ten.
+    const sums = generateArithmetic({ difficulty: 1, count: 200, seed: 0, split: 'eval' }).filter((p) => /^\d+\+\d+$/.test(p.expression)).slice(0, SUMS);
+    const ask = (p: { prompt: string }, answer: number) => fillJudgeTemplate(s.judgeTemplate, { question: p.prompt, response: String(answer), answer: String(answer) });
+    const right = sums.map((p) => ask(p, Number(p.answer)));
+    const moved = sums.map((p) => ask(p, Number(p.answer) >= 10 ? Number(p.answer) - 10 : Number(p.answer) + 10));
+    const written = await judge.writtenVerdicts([...right, ...moved], [s.judgeYes, s.judgeNo], { maxNewTokens: s.judgeMaxTokens, temperature: s.judgeTemperature });
+    const yes = written.map((w) => w.probabilities?.[0] ?? 0.5);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const [yesRight, yesMoved] = [mean(yes.slice(0, SUMS)), mean(yes.slice(SUMS))];
+    expect(yesRight - yesMoved, `P(yes) ${yesRight.toFixed(3)} right, ${yesMoved.toFixed(3)} moved`).toBeGreaterThan(JUDGE_MARGIN);
+    // An imperfect judge, as the recipe means it to be: some moved answers pass.
+    expect(written.slice(SUMS).some((w) => w.verdict === 0)).toBe(true);
   });
 
   it('refuses verdict words it cannot tell apart and prompts that do not fit the context, saying what to change', async () => {
