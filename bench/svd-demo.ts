@@ -21,7 +21,8 @@
 // Measured at commit 8a86d9d, whose judge chunks were seeded from candidate row ids (now from the
 // candidate's place in its round, so another database asks the same: the figures move within
 // sampling noise). With these defaults (2 cores shared with other work, 142 s), on the same judge-trained
-// tiny-arith (committed since as resources/models/tiny-arith: the same weights file), 200 labeled sums:
+// tiny-arith (the committed model until its digits judge; its factuality stage asked
+// "{question}{answer} Correct? "), 200 labeled sums:
 //   base avg@16 77.7% (maj@16 90.5%)
 //   round 1: raw sample accuracy 64.8%; after cycle 685 of 2400 (precision 82.9%, recall 36.5%),
 //            factuality 296 (81.1%, 15.4%), correctness 215 (98.6%, 13.6%); SFT set 171 (98.2%);
@@ -31,14 +32,16 @@
 // The factuality judge adds no precision here (its survivors are no more often right than the
 // cycle's): this model's yes/no verdicts are weak; its own solution (correctness) does the work.
 //
-// On the committed tiny-arith at the current commit (`npm run bench -- svd-demo --seed S`, about
-// 35 s each on 2 cores), avg@16 base → after round 1 → after round 2, and per round the raw
-// sample accuracy against the SFT set's precision:
+// On that tiny-arith (inverse sums 52.5% right; `npm run bench -- svd-demo --seed S`, about 35 s
+// each on 2 cores), avg@16 base → after round 1 → after round 2, and per round the raw sample
+// accuracy against the SFT set's precision:
 //   seed 0: 77.7% → 87.3% → 85.6%   (raw 64.8% / SFT 97.4%, raw 73.8% / 97.3%)
 //   seed 1: 76.9% → 80.5% → 85.2%   (raw 63.8% / 97.7%, raw 68.4% / 96.8%)
 //   seed 2: 76.8% → 83.4% → 84.3%   (raw 62.7% / 97.2%, raw 75.7% / 96.9%)
 // After two rounds avg@16 is up 7.9 ± 0.9 points (mean ± sd over the seeds); the second round
 // moves it by −1.7, +4.7 and +0.9 points: the first round does most of the work here.
+// The committed model (the digits judge: make-tiny-arith.ts's defaults) answers 12% of the inverse
+// sums, so its cycle stage passes far fewer candidates; not yet measured here.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
