@@ -18,6 +18,7 @@ import { type StepGraphParameters, buildTrainStepGraph } from '../main/engine/ru
 import type { WeightBinding } from '../main/engine/runtime/weights.ts';
 import { type Precision, computeDtype } from '../main/engine/runtime/precision.ts';
 import * as op from '../main/engine/graph/ops.ts';
+import type { DType } from '../main/engine/graph/dtype.ts';
 
 export interface GraphNodesOptions {
   config: LlamaConfig;
@@ -42,12 +43,12 @@ export interface GraphNodeCount {
 }
 
 /**
- * Weights declared by shape only, with LoRA adapters on the targeted layers: float32, or under
- * mixed precision the frozen ones float16 and the trainable ones float32 read through a Cast.
+ * Weights declared by shape only, with LoRA adapters on the targeted layers: float32, or float16
+ * under mixed precision (the frozen weights as held, the trainable ones as the store's views of its
+ * float32 masters), cast where the graph computes in another type.
  */
-function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute = computeDtype(precision)): { source: WeightSource; params: Sym[] } {
+function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute: DType = computeDtype(precision)): { source: WeightSource; params: Sym[] } {
   const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : [])]);
-  const trainableNames = new Set((lora ? loraShapes(config, lora) : weightShapes(config)).map(([n]) => n));
   const declared = new Map<string, Sym>();
   const views = new Map<string, Sym>();
   const input = (name: string): Sym => {
@@ -55,7 +56,7 @@ function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, p
     if (!s) {
       const shape = shapes.get(name);
       if (!shape) throw new Error(`the model has no weight "${name}"`);
-      s = g.input(name, shape, precision === 'mixed' && !trainableNames.has(name) ? 'float16' : 'float32');
+      s = g.input(name, shape, computeDtype(precision));
       declared.set(name, s);
     }
     return s;
@@ -101,8 +102,7 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
   };
   const train = buildTrainStepGraph(params, { batch: { size: o.batch, seqLen: o.seq }, loss: { kind: 'sft' }, optimizer: ADAMW_DEFAULTS });
   const weights: WeightBinding = {
-    // Generation computes in float32 under either precision (frozen float16 weights cast).
-    bind: (g) => shapeOnlySource(g, config, lora, precision, 'float32').source,
+    bind: (g, compute) => shapeOnlySource(g, config, lora, precision, compute ?? 'float32').source,
     feeds: () => {
       throw new Error('graph-nodes builds graphs only; it has no weights to feed');
     },
@@ -115,6 +115,8 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
     mode: samplingMode({ temperature: 1, topK: 0, topP: 1 }, config.vocabSize),
     deviceCache: o.provider !== 'cpu',
     emitLogits: false,
+    // Mixed precision generates in float16 on a device cache (the CPU refuses it).
+    ...(precision === 'mixed' && o.provider !== 'cpu' ? { compute: 'float16' as const } : {}),
   };
   const prefillShape: PrefillShape = { ...common, prompts: o.rows, samplesPerPrompt: 1, promptLength: o.promptLength };
   const decodeShape: DecodeShape = common;

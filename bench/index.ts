@@ -351,7 +351,7 @@ const commands: CliCommand[] = [
     name: 'graph-nodes',
     program: PROGRAM,
     summary: 'Count the nodes of a training step, a prefill and a decode step by op type, as written for a provider (no weights are read or allocated).',
-    synopsis: '(--model NAME|DIR | --name NAME [--hidden N --layers N --heads N --kv-heads N --intermediate N --vocab N --untied]) [--provider cpu|webgpu] [--batch B --seq T --lora-rank R] [--rows B --prompt-len P --cache-len L]',
+    synopsis: '(--model NAME|DIR | --name NAME [--hidden N --layers N --heads N --kv-heads N --intermediate N --vocab N --untied]) [--provider cpu|webgpu] [--precision fp32|mixed] [--batch B --seq T --lora-rank R] [--rows B --prompt-len P --cache-len L]',
     flags: {
       model: { type: 'string', value: 'NAME|DIR', description: 'a model folder (its config.json only) or a built-in model name' },
       name: { type: 'string', value: 'NAME', description: 'without --model: a make-model preset the shape flags adjust' },
@@ -359,6 +359,7 @@ const commands: CliCommand[] = [
       vocab: { type: 'string', value: 'N', description: 'vocabulary size' },
       untied: { type: 'boolean', description: 'an output layer of its own instead of the tied embedding' },
       provider: { type: 'string', value: 'PROVIDER', default: 'webgpu', description: 'cpu or webgpu: whose lowerings the graphs are written with' },
+      precision: { type: 'string', value: 'P', default: 'fp32', description: 'fp32, or mixed (float16 weights and activations; webgpu)' },
       batch: { type: 'string', value: 'B', default: '8', description: 'training sequences per step' },
       seq: { type: 'string', value: 'T', default: '256', description: 'training tokens per sequence' },
       'lora-rank': { type: 'string', value: 'R', description: 'train LoRA adapters of this rank on every linear layer instead of every weight' },
@@ -395,8 +396,9 @@ const commands: CliCommand[] = [
         rows: intFlag(values, 'rows', 64),
         promptLength: intFlag(values, 'prompt-len', 64),
         cacheLength: intFlag(values, 'cache-len', 192),
+        precision: choiceFlag(values, 'precision', PRECISIONS, 'fp32'),
       });
-      for (const c of counts) print({ bench: 'graph-nodes', provider, ...c });
+      for (const c of counts) print({ bench: 'graph-nodes', provider, precision: values.precision ?? 'fp32', ...c });
       return 0;
     },
   }),

@@ -112,7 +112,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
   let generator: Generator | null = null;
   let scorer: TokenScorer | null = null;
   try {
-    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: ctx });
+    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: ctx, precision: config.precision });
     const gen = generator;
     scorer = new TokenScorer({ config: model.config, weights: trainer.weights(), device });
     const deltaScorer = scorer;

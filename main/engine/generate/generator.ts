@@ -10,7 +10,8 @@ import type * as ort from 'onnxruntime-node';
 import { Graph } from '../graph/graph.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import { MASKED } from '../nn/llama.ts';
-import type { Device } from '../runtime/devices.ts';
+import { type Device, checkPrecision } from '../runtime/devices.ts';
+import type { Precision } from '../runtime/precision.ts';
 import { CompiledGraph, cpuTensor } from '../runtime/session.ts';
 import type { WeightBinding } from '../runtime/weights.ts';
 import { type CacheDType, type DecodeShape, IO, type PrefillShape, buildDecodeGraph, buildPrefillGraph, decodeKey, prefillKey } from './graphs.ts';
@@ -36,6 +37,12 @@ export interface GeneratorOptions {
    * float rounding where a turn's prompts pad to another length). Default: every row at once.
    */
   maxRows?: number;
+  /**
+   * mixed: the model computes in float16 with a float16 cache (weights read as float16: the
+   * frozen ones as held, trainable masters cast), softmaxes and sampling in float32. A GPU
+   * device only (the cache stays on it). Default fp32.
+   */
+  precision?: Precision;
 }
 
 export interface GenerationProgress {
@@ -172,6 +179,7 @@ export class Generator {
     // The cache and bias take the weights' float type; ask the binding what it declares.
     const dtype = options.weights.bind(new Graph('probe')).get('model.embed_tokens.weight').dtype;
     if (dtype !== 'float32' && dtype !== 'float64') throw new Error(`generation needs float32 or float64 weights, got ${dtype}`);
+    if (options.precision === 'mixed') await checkPrecision(options.device, 'mixed');
     return new Generator(options, dtype);
   }
 
@@ -277,7 +285,7 @@ export class Generator {
     const deviceCache = device.keepsStateOnDevice;
     const emitLogits = req.returnLogits ?? false;
     const dtype = this.dtype;
-    const common = { dtype, rows: B, cacheLength: L, mode, deviceCache, emitLogits };
+    const common = { dtype, rows: B, cacheLength: L, mode, deviceCache, emitLogits, ...(this.options.precision === 'mixed' ? { compute: 'float16' as const } : {}) };
     const cacheNames = Array.from({ length: config.numLayers }, (_, l) => [IO.cacheK(l), IO.cacheV(l)]).flat();
     const keep = deviceCache ? cacheNames : [];
 

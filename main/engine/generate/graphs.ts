@@ -59,6 +59,12 @@ export type CacheDType = 'float32' | 'float64';
 export interface GraphShapeCommon {
   /** The weights' float type (float64 only for CPU tests); the sampler always runs in float32. */
   dtype: CacheDType;
+  /**
+   * float16: mixed precision (device cache only). The weights are read as float16 and the model
+   * computes in it, the cache is float16; the attention bias stays `dtype` and attention's
+   * softmax float32, as in the training graph. Absent: the model computes in `dtype`.
+   */
+  compute?: 'float16';
   /** B = prompts · samplesPerPrompt: the sample rows. */
   rows: number;
   /** L: cache slots per row. */
@@ -81,18 +87,20 @@ export type DecodeShape = GraphShapeCommon;
 
 export function prefillKey(s: PrefillShape): string {
   // The host-cache prefill does not depend on L (the host places its output).
-  return `prefill ${s.dtype} P${s.prompts} N${s.samplesPerPrompt} T${s.promptLength} L${s.deviceCache ? s.cacheLength : '-'} ${samplingModeKey(s.mode)}${s.deviceCache ? ' dev' : ''}${s.emitLogits ? ' logits' : ''}`;
+  return `prefill ${s.dtype}${s.compute ? `/${s.compute}` : ''} P${s.prompts} N${s.samplesPerPrompt} T${s.promptLength} L${s.deviceCache ? s.cacheLength : '-'} ${samplingModeKey(s.mode)}${s.deviceCache ? ' dev' : ''}${s.emitLogits ? ' logits' : ''}`;
 }
 
 export function decodeKey(s: DecodeShape): string {
-  return `decode ${s.dtype} B${s.rows} L${s.cacheLength} ${samplingModeKey(s.mode)}${s.deviceCache ? ' dev' : ''}${s.emitLogits ? ' logits' : ''}`;
+  return `decode ${s.dtype}${s.compute ? `/${s.compute}` : ''} B${s.rows} L${s.cacheLength} ${samplingModeKey(s.mode)}${s.deviceCache ? ' dev' : ''}${s.emitLogits ? ' logits' : ''}`;
 }
 
-/** Bind the weights, checking they have the float type the graph's other inputs were given. */
-function bindWeights(weights: WeightBinding, g: Graph, dtype: CacheDType) {
-  const w = weights.bind(g);
+/** Bind the weights in the type the model computes in, checking the binding gives them so. */
+function bindWeights(weights: WeightBinding, g: Graph, s: GraphShapeCommon) {
+  const compute = s.compute ?? s.dtype;
+  if (s.compute && !s.deviceCache) throw new Error(`a ${s.compute} generation graph needs a device cache (a GPU device)`);
+  const w = weights.bind(g, compute);
   const embed = w.get('model.embed_tokens.weight');
-  if (embed.dtype !== dtype) throw new Error(`generation graph built for ${dtype}, but the weights are ${embed.dtype}`);
+  if (embed.dtype !== compute) throw new Error(`generation graph built for ${compute}, but the weights are ${embed.dtype}`);
   return w;
 }
 
@@ -130,7 +138,7 @@ export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s
   const positionIds = g.input(IO.positionIds, [P, T], 'int32');
   const attentionBias = g.input(IO.attentionBias, [P, 1, 1, T, T], s.dtype);
   const sampler = samplerInputs(g, B);
-  const w = bindWeights(weights, g, s.dtype);
+  const w = bindWeights(weights, g, s);
   const { hidden, present } = forward(config, w, { inputIds, positionIds, attentionBias });
   const last = op.reshape(op.slice(hidden, 1, T - 1, T), [P, config.hiddenSize]);
   const promptLogits = lmHead(config, w, last);
@@ -146,7 +154,7 @@ export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s
       return;
     }
     const replicate = (x: Sym, shape: number[]) => op.reshape(op.expand(op.unsqueeze(x, 1), [P, N, ...shape]), [B, ...shape]);
-    const pad = (x: Sym) => (T < L ? op.concat([x, op.expand(g.constant([0], [1, 1, 1, 1], s.dtype), [P, KVH, L - T, D])], 2) : x);
+    const pad = (x: Sym) => (T < L ? op.concat([x, op.expand(g.constant([0], [1, 1, 1, 1], x.dtype), [P, KVH, L - T, D])], 2) : x);
     g.output(IO.cacheK(l), replicate(pad(k), [KVH, L, D]));
     g.output(IO.cacheV(l), replicate(pad(v), [KVH, L, D]));
   });
@@ -176,7 +184,7 @@ export function buildDecodeGraph(config: LlamaConfig, weights: WeightBinding, s:
     pastV.push(g.input(IO.pastV(l), [B * KVH, L, D], s.dtype));
   }
   const sampler = samplerInputs(g, B);
-  const w = bindWeights(weights, g, s.dtype);
+  const w = bindWeights(weights, g, s);
   const scale = 1 / Math.sqrt(D);
 
   // q [B, H, 1, D] with head h = kvh·G + j reads KV head kvh (grouped-query attention), so
@@ -220,16 +228,20 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   const positionIds = g.input(IO.positionIds, [B, 1], 'int32');
   const bias = g.input(IO.attentionBias, [B, 1, 1, L], s.dtype);
   const writePos = g.input(IO.writePos, [1], 'int32');
+  const cacheType = s.compute ?? s.dtype;
   const past = Array.from({ length: numLayers }, (_, l) => ({
-    k: g.input(IO.pastK(l), [B, KVH, L, D], s.dtype),
-    v: g.input(IO.pastV(l), [B, KVH, L, D], s.dtype),
+    k: g.input(IO.pastK(l), [B, KVH, L, D], cacheType),
+    v: g.input(IO.pastV(l), [B, KVH, L, D], cacheType),
   }));
   const sampler = samplerInputs(g, B);
-  const w = bindWeights(weights, g, s.dtype);
+  const w = bindWeights(weights, g, s);
   // Where with a one-slot mask writes slot write_pos and keeps the rest (no ScatterND, no int64
   // indices, all on the GPU); GroupQueryAttention reads the slot as every row's length − 1.
   const atSlot = op.equal(op.reshape(op.iota(g, L, 'int32'), [1, 1, L, 1]), op.reshape(writePos, [1, 1, 1, 1]));
-  const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32') };
+  // GroupQueryAttention takes its bias in the cache's type: float16 under mixed precision, where
+  // MASKED would be −∞; clamped to float16's lowest finite value instead (exp of it is 0 all the same).
+  const gqaBias = cacheType === 'float16' ? op.cast(op.maximum(bias, -65504), 'float16') : undefined;
+  const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
   const cache: { k: Sym; v: Sym }[] = [];
   const attend = (layer: number, q: Sym, k: Sym, v: Sym): Sym => {
     const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, gqa);

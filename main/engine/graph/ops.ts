@@ -422,10 +422,22 @@ export function logSumExp(x: Sym, axis = -1): Sym {
 export function rmsNorm(x: Sym, weight: Sym, eps: number): Sym {
   if (x.rank === 0) throw new Error(`rmsNorm needs a tensor with a last axis, got ${x}`);
   if (!sameShape(broadcastShapes(x.shape, weight.shape, 'rmsNorm'), x.shape)) throw new Error(`rmsNorm: weight ${weight} does not broadcast to ${x}`);
-  // Half precision: the statistics in float32 (mean(x²) overflows float16 once |x| passes 256),
-  // the result cast back for the products that read it (mixed precision).
-  if (x.dtype === 'float16') return cast(rmsNorm(cast(x, 'float32'), cast(weight, 'float32'), eps), 'float16');
   const g = x.graph;
+  // Half precision: the statistics in float32 (mean(x²) overflows float16 once |x| passes 256),
+  // the result cast back for the products that read it (mixed precision). Its equivalent is the
+  // same fused node on the float16 values: onnxruntime's kernel accumulates in float32 (stash_type
+  // 1; on lavapipe it normalises rows of |x| ≈ 300 exactly, where a float16 sum of squares is ∞).
+  if (x.dtype === 'float16') {
+    const y = cast(rmsNorm(cast(x, 'float32'), cast(weight, 'float32'), eps), 'float16');
+    if (weight.rank === 1 && weight.shape[0] === x.shape[x.rank - 1]) {
+      g.nodes[g.nodes.length - 1].equivalent = {
+        opType: 'SimplifiedLayerNormalization',
+        inputs: [x.name, weight.name],
+        attrs: { axis: { i: -1 }, epsilon: { f: eps }, stash_type: { i: 1 } },
+      };
+    }
+    return y;
+  }
   const y = g.untaped(() => {
     const [ms] = g.node('ReduceMean', [pow(x, 2)], [{ shape: [...x.shape.slice(0, -1), 1], dtype: x.dtype }], {
       axes: { ints: [-1] },
@@ -566,6 +578,8 @@ export interface GroupQueryInputs {
   seqlens: Sym;
   /** int32 [1]: the slots attended at most, here the whole cache L. */
   totalLength: Sym;
+  /** The bias in q's type where it differs from the composite's (float16 q, float32 bias). */
+  bias?: Sym;
 }
 
 /**
@@ -597,14 +611,17 @@ export function cachedAttention(
   const kNext = where(atSlot, k, past.k);
   const vNext = where(atSlot, v, past.v);
   const rows = mul(reshape(q, [B, KVH, G, D]), 1 / Math.sqrt(D));
-  const probs = softmax(add(matmulT(rows, kNext), bias), -1);
-  const out = reshape(matmul(probs, vNext), [B, 1, H * D]);
+  // Half precision: the products in float16, the mask and softmax in float32 (as attention()).
+  const half = q.dtype === 'float16';
+  const scores = matmulT(rows, kNext);
+  const probs = softmax(add(half ? cast(scores, 'float32') : scores, half ? cast(bias, 'float32') : bias), -1);
+  const out = reshape(matmul(half ? cast(probs, 'float16') : probs, vNext), [B, 1, H * D]);
   // onnxruntime's kernels take head sizes that are multiples of 8 only.
   if (gqa && D % 8 === 0) {
     q.graph.nodes[q.graph.nodes.length - 1].equivalent = {
       opType: 'GroupQueryAttention',
       domain: 'com.microsoft',
-      inputs: [...views.map((x) => x.name), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, '', '', '', bias.name],
+      inputs: [...views.map((x) => x.name), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, '', '', '', (gqa.bias ?? bias).name],
       attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) } },
       outputs: [out.name, kNext.name, vNext.name],
     };

@@ -374,13 +374,14 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
       maxLength: Math.max(longestAny + config.maxNewTokens, (reviseShape?.seqLen ?? 0) + 1),
       // Only where the plan had to cut the rollout: validation (valSamples per prompt) keeps its batches otherwise.
       maxRows: memory.generationRows < config.promptsPerStep * config.votes ? memory.generationRows : undefined,
+      precision: config.precision,
     });
     const gen = generator;
     let judge: FrozenJudge | null = null;
     if (needsJudge) {
       // Judge prompts hold a response, so their length is known only when they are asked: any that fits the model.
       const contextLength = Math.min(model.config.maxPositionEmbeddings, model.config.slidingWindow ?? Infinity);
-      judgeGenerator = await Generator.create({ config: model.config, weights: await trainer.referenceWeights(), device, maxLength: contextLength });
+      judgeGenerator = await Generator.create({ config: model.config, weights: await trainer.referenceWeights(), device, maxLength: contextLength, precision: config.precision });
       judge = new FrozenJudge({ generator: judgeGenerator, tokenizer: tok, promptFormat: config.promptFormat, contextLength });
     }
     const warmupSteps = warmupStepsFromRatio(config.warmupRatio, config.steps);
@@ -419,7 +420,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     if (teacherSchedule) {
       const values = resumedTeacher ? widen(resumedTeacher, trainer) : await trainer.store.readFlat();
       teacherCopy = await trainer.store.trainableCopy(values);
-      teacherGenerator = await Generator.create({ config: model.config, weights: teacherCopy, device, maxLength: longestAny + config.maxNewTokens });
+      teacherGenerator = await Generator.create({ config: model.config, weights: teacherCopy, device, maxLength: longestAny + config.maxNewTokens, precision: config.precision });
       teacher = new EmaTeacher({
         copy: teacherCopy,
         values,

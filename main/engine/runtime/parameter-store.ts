@@ -284,6 +284,16 @@ export class ParameterStore implements WeightBinding {
     return store;
   }
 
+  /**
+   * The type of the per-weight views graphs read the trainable weights as: under mixed precision
+   * float16 copies cut from the float32 flat buffer once per change (by the unflatten graph), not
+   * cast in every graph that reads them (every decode step); gradients are taken with respect to
+   * them and cast to float32 (the trainer's masterGradients). Else the store's type.
+   */
+  get viewDtype(): StoreDType | 'float16' {
+    return this.precision === 'mixed' ? 'float16' : this.dtype;
+  }
+
   /** The float type the training graphs compute in: float16 under mixed precision, else the store's. */
   get compute(): DType {
     return this.precision === 'mixed' ? computeDtype(this.precision) : this.dtype;
@@ -371,7 +381,7 @@ export class ParameterStore implements WeightBinding {
       if (!e) throw new Error(`the model has no weight "${name}"`);
       let s = declared.get(name);
       if (!s) {
-        s = g.input(name, e.shape, this.dtype);
+        s = g.input(name, e.shape, this.viewDtype);
         declared.set(name, s);
       }
       return s;
@@ -402,13 +412,15 @@ export class ParameterStore implements WeightBinding {
     if (this.views) return;
     if (!this.device.keepsStateOnDevice) {
       const flat = this.flat.data as FlatArray;
-      this.views = new Map(this.layout.map((e) => [e.name, new ort.Tensor(this.dtype, flat.subarray(e.offset, e.offset + e.size), [...e.shape])]));
+      const view = (e: ParamEntry) => flat.subarray(e.offset, e.offset + e.size);
+      // Mixed precision is refused on the CPU; its graphs are still built here (tests), so the views have their type.
+      this.views = new Map(this.layout.map((e) => [e.name, this.viewDtype === 'float16' ? new ort.Tensor('float16', Uint16Array.from(view(e), float32ToFloat16Bits), [...e.shape]) : new ort.Tensor(this.dtype, view(e), [...e.shape])]));
       return;
     }
     if (!this.unflattenGraph) {
       const g = new Graph('unflatten');
       const flat = g.input('flat', [this.size], this.dtype);
-      this.layout.forEach((e, i) => g.output(`w_${i}`, op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape)));
+      this.layout.forEach((e, i) => g.output(`w_${i}`, op.cast(op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape), this.viewDtype)));
       this.unflattenGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: this.layout.map((_, i) => `w_${i}`) });
     }
     const out = await this.unflattenGraph.run({ flat: this.flat });
@@ -480,7 +492,8 @@ export class TrainableCopy implements WeightBinding {
       data.set(values.subarray(e.offset, e.offset + e.size));
       return { data, shape: e.shape };
     });
-    const next = await transfer.upload(arrays);
+    // In the type the store's own views have (float16 under mixed precision).
+    const next = this.store.viewDtype === 'float16' ? await transfer.uploadHalf(arrays) : await transfer.upload(arrays);
     this.release();
     this.tensors = new Map(layout.map((e, i) => [e.name, next[i]]));
   }

@@ -206,6 +206,15 @@ export interface StepGraphSpec {
 export type StepGraphParameters = Pick<ParameterStore, 'config' | 'dtype' | 'size' | 'trainingSource' | 'precision'>;
 
 /**
+ * The gradients in the master weights' type: under mixed precision the graphs read the trainable
+ * weights as float16 copies (the store's views), so their gradients are float16 and are cast to
+ * float32 before the norm, the sums and AdamW. Unchanged in fp32.
+ */
+function masterGradients(g: Graph, grads: Sym[], store: Pick<ParameterStore, 'dtype'>): Sym[] {
+  return g.untaped(() => grads.map((x) => op.cast(x, store.dtype)));
+}
+
+/**
  * Under mixed precision the backward pass starts from the loss scale (an input) instead of 1, so
  * every gradient is scaled by it (see optim/loss-scale.ts); null in fp32.
  */
@@ -287,7 +296,7 @@ export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphS
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, null);
   const lossScale = declareLossScale(g, store);
-  const grads = grad(loss, params, lossScale ?? undefined);
+  const grads = masterGradients(g, grad(loss, params, lossScale ?? undefined), store);
   // AdamW reads the parameters from the flat buffer the per-weight inputs view, so they are not
   // flattened and concatenated again (a node per weight fewer). The norm is taken of the
   // per-weight gradients, before they are cut into ranges.
@@ -310,7 +319,7 @@ export function buildMicroBatchGraph(store: StepGraphParameters, spec: Omit<Step
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const tokenCount = g.input(STEP_IO.tokenCount, [], store.dtype);
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, tokenCount);
-  const grads = grad(loss, params, declareLossScale(g, store) ?? undefined);
+  const grads = masterGradients(g, grad(loss, params, declareLossScale(g, store) ?? undefined), store);
   g.untaped(() =>
     flatRanges(grads, ranges).forEach((part, i) => {
       const sum = spec.first ? part : op.add(g.input(gradName('in', i), [part.size], store.dtype), part);

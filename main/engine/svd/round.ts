@@ -169,8 +169,8 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
   let judgeGenerator: Generator | null = null;
   let state: SvdState = { kind: 'autodidact-svd', step: 0, cursor: 0, itemCount: input.items.length, best: null };
   try {
-    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens });
-    judgeGenerator = await Generator.create({ config: model.config, weights: await trainer.referenceWeights(), device, maxLength: contextLength });
+    generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: longestAny + config.maxNewTokens, precision: config.precision });
+    judgeGenerator = await Generator.create({ config: model.config, weights: await trainer.referenceWeights(), device, maxLength: contextLength, precision: config.precision });
     const gen = generator;
     const frozen = new FrozenJudge({ generator: judgeGenerator, tokenizer: tok, promptFormat: config.promptFormat, contextLength });
     if (input.resumeFrom) {

@@ -94,7 +94,7 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
         await trainer.step(filled, 1e-3, { microBatch: 1 });
         await trainer.logprobs(b);
         await trainer.logprobs(b, { reference: true });
-        const gen = await Generator.create({ config, weights: trainer.weights(), device, maxLength: 16 });
+        const gen = await Generator.create({ config, weights: trainer.weights(), device, maxLength: 16, precision });
         await gen.generate({ promptIds: [[1, 2, 3], [4]], samplesPerPrompt: 2, maxNewTokens: 3, temperature: 0.9, topP: 0.9, topK: 5 });
         await gen.generate({ promptIds: [[5, 6]], maxNewTokens: 2, temperature: 0 });
         await gen.release();
