@@ -51,13 +51,11 @@ import { expertReply, withSkill } from '../../main/engine/agent/prompts.ts';
 import { type Environment, type TaskRef, environment, taskSet } from '../../main/engine/envs/index.ts';
 import { loadModelFolder } from '../../main/engine/nn/hf-model.ts';
 import type { ChatMessage, TextTokenizer } from '../../main/engine/nn/tokenizer.ts';
-import { learningRate } from '../../main/engine/optim/schedule.ts';
-import { FILES } from '../../main/engine/runtime/checkpoints.ts';
-import { resolveDevice } from '../../main/engine/runtime/devices.ts';
 import { fnv1a32, mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
 import { bucketLength } from '../../main/engine/runtime/token-logprobs.ts';
-import { type BatchShape, type SequenceExample, Trainer, makeCausalBatch } from '../../main/engine/runtime/trainer.ts';
+import type { BatchShape, SequenceExample } from '../../main/engine/runtime/trainer.ts';
 import { type BuiltinModelOptions, writeBuiltinModel } from './make-builtin-models.ts';
+import { trainSupervised } from './sft.ts';
 
 export interface TinyAgentOptions {
   hidden: number;
@@ -196,37 +194,18 @@ async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[
     const pool = byEnv[step % byEnv.length];
     return { rows: Array.from({ length: o.batch }, () => pool[Math.floor(rand() * pool.length)]), shape: shapes[step % byEnv.length] };
   });
-  let finalLoss = NaN;
-  const trainer = await Trainer.create({
-    config: model.config,
-    weights: model.weights,
-    device: await resolveDevice('cpu'),
-    mode: { kind: 'full' },
-    optimizer: { betas: [0.9, 0.98], weightDecay: 0.01, maxGradNorm: 1 },
-    loss: { kind: 'sft' },
-    batch: shapes[0],
+  return trainSupervised(model, {
+    out: dir,
+    steps: stage.steps,
+    lr: stage.lr,
+    warmupSteps: Math.min(30, Math.floor(stage.steps / 10)),
     seed: o.seed,
-    source: { dir: from },
+    shape: shapes[0],
+    batch: (step) => batches[step],
+    log,
+    logEvery: 10,
+    started,
   });
-  try {
-    const schedule = { kind: 'cosine' as const, lr: stage.lr, warmupSteps: Math.min(30, Math.floor(stage.steps / 10)), warmupFromZero: true, totalSteps: stage.steps, minLrRatio: 0.05 };
-    const recent: number[] = [];
-    for (let step = 0; step < stage.steps; step++) {
-      const { rows, shape } = batches[step];
-      const r = await trainer.step(makeCausalBatch(rows, shape, tok.padTokenId ?? 0), learningRate(schedule, trainer.stepCount), { shape });
-      recent.push(r.loss);
-      if (recent.length > 20) recent.shift();
-      finalLoss = recent.reduce((a, b) => a + b, 0) / recent.length;
-      if ((step + 1) % 10 === 0 || step + 1 === stage.steps) log(`  step ${step + 1}/${stage.steps}  loss ${finalLoss.toFixed(4)}  ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    }
-    await trainer.save(dir);
-  } finally {
-    await trainer.release();
-  }
-  // A base model to ship, not a checkpoint to resume: drop the optimizer state.
-  await fs.rm(path.join(dir, FILES.optimizer), { force: true });
-  await fs.rm(path.join(dir, FILES.state), { force: true });
-  return finalLoss;
 }
 
 /** The model into `dir`: a random init, then the supervised warm start. */

@@ -101,13 +101,11 @@ import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../../main/engine/nn/hf-model.ts';
 import { fillJudgeTemplate } from '../../main/engine/rl/methods/consistency-judge.ts';
 import { SVD_MODEL_FILE } from '../../main/engine/rl/methods/svd.ts';
-import { learningRate } from '../../main/engine/optim/schedule.ts';
-import { resolveDevice } from '../../main/engine/runtime/devices.ts';
-import { FILES } from '../../main/engine/runtime/checkpoints.ts';
 import { fnv1a32, mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
-import { type BatchShape, type SequenceExample, Trainer, makeCausalBatch } from '../../main/engine/runtime/trainer.ts';
+import type { BatchShape, SequenceExample } from '../../main/engine/runtime/trainer.ts';
 import { type ArithmeticDifficulty, type ArithmeticProblem, generateArithmetic } from '../../main/engine/tasks/generators.ts';
 import { type BuiltinModelOptions, writeBuiltinModel } from './make-builtin-models.ts';
+import { trainSupervised } from './sft.ts';
 
 export interface TinyArithOptions {
   hidden: number;
@@ -380,42 +378,25 @@ export async function makeTinyArith(dir: string, o: TinyArithOptions, log: (s: s
     const data = `${o.distinct > 0 ? `${o.distinct} distinct problems per level` : 'fresh problems every step'}, label noise ${o.labelNoise}`;
     log(`training by SFT on levels ${o.levels.join(',')} (ops ${o.ops}; ${data}), ${o.steps} steps of ${o.batch} sums + ${o.judgeRows} verifications (${o.judgeFormat}, verdict noise ${o.judgeNoise}, random wrong answers ${o.judgeRandom}) + ${o.inverseRows} inverse sums, lr ${o.lr} (cosine)`);
     const shape: BatchShape = { size: o.batch + o.judgeRows + o.inverseRows, seqLen: seqLen(o) };
-    const trainer = await Trainer.create({
-      config: model.config,
-      weights: model.weights,
-      device: await resolveDevice('cpu'),
-      mode: { kind: 'full' },
-      optimizer: { betas: [0.9, 0.98], weightDecay: 0.01, maxGradNorm: 1 },
-      loss: { kind: 'sft' },
-      batch: shape,
-      seed: o.seed,
-      source: { dir: init },
-    });
-    const schedule = { kind: 'cosine' as const, lr: o.lr, warmupSteps: Math.min(50, Math.floor(o.steps / 10)), warmupFromZero: true, totalSteps: o.steps, minLrRatio: 0.05 };
     const example = (p: TrainingRow): SequenceExample => {
       const prompt = tok.encode(p.prompt);
       const answer = tok.encode(p.answer, { addSpecialTokens: false });
       return { tokens: [...prompt, ...answer, eos], lossStart: prompt.length };
     };
-    const recent: number[] = [];
-    let finalLoss = NaN;
-    for (let step = 0; step < o.steps; step++) {
-      const batch = makeCausalBatch(trainingRows(o, step).map(example), shape, 0);
-      const r = await trainer.step(batch, learningRate(schedule, trainer.stepCount));
-      recent.push(r.loss);
-      if (recent.length > 20) recent.shift();
-      finalLoss = recent.reduce((a, b) => a + b, 0) / recent.length;
-      if ((step + 1) % 50 === 0 || step + 1 === o.steps) log(`  step ${step + 1}/${o.steps}  loss ${finalLoss.toFixed(4)}  ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    }
-    // The save replaces the folder: the model's own self-verified distillation stages (svd.json,
-    // written for the prompts it is taught here) are kept.
-    const svdSettings = await fs.readFile(path.join(dir, SVD_MODEL_FILE)).catch(() => null);
-    await trainer.save(dir);
-    if (svdSettings) await fs.writeFile(path.join(dir, SVD_MODEL_FILE), svdSettings);
-    await trainer.release();
-    // A base model to ship, not a checkpoint to resume: drop the optimizer state.
-    await fs.rm(path.join(dir, FILES.optimizer), { force: true });
-    await fs.rm(path.join(dir, FILES.state), { force: true });
+    const finalLoss = await trainSupervised(model, {
+      out: dir,
+      steps: o.steps,
+      lr: o.lr,
+      warmupSteps: Math.min(50, Math.floor(o.steps / 10)),
+      seed: o.seed,
+      shape,
+      batch: (step) => ({ rows: trainingRows(o, step).map(example) }),
+      // The model's own self-verified distillation stages (svd.json, written for the prompts it is taught here) are kept.
+      keep: [SVD_MODEL_FILE],
+      log,
+      logEvery: 50,
+      started,
+    });
     const seconds = (Date.now() - started) / 1000;
     log(`wrote ${dir} (final mean loss ${finalLoss.toFixed(4)}, ${seconds.toFixed(0)} s)`);
     return { finalLoss, seconds };
