@@ -89,6 +89,8 @@ export interface GenerateResult {
   batch: number;
   prompt_len: number;
   new_tokens: number;
+  /** fp32 or mixed (absent: fp32). */
+  precision?: 'fp32' | 'mixed';
   repeats: number;
   warmup: number;
   threads: number;

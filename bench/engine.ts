@@ -6,7 +6,7 @@ import { Generator } from '../main/engine/generate/generator.ts';
 import { LINEAR_MODULES } from '../main/engine/nn/config.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { deviceBufferUsage } from '../main/engine/runtime/device-buffers.ts';
-import { type Device, type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
+import { type Device, type DeviceRequest, checkPrecision, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { DeviceTransfer, FrozenWeights } from '../main/engine/runtime/parameter-store.ts';
 import type { Precision } from '../main/engine/runtime/precision.ts';
 import { Trainer, makeCausalBatch } from '../main/engine/runtime/trainer.ts';
@@ -113,6 +113,8 @@ export interface GenerateBenchOptions {
   repeats: number;
   warmup: number;
   seed: number;
+  /** fp32 (default) or mixed: float16 weights, activations and KV cache (a GPU device). */
+  precision?: Precision;
 }
 
 export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateResult> {
@@ -120,14 +122,16 @@ export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateRe
   const model = await loadModelFolder(o.model);
   const device = await resolveDevice(o.device);
   const { config } = model;
+  const precision = o.precision ?? 'fp32';
+  await checkPrecision(device, precision);
   const transfer = new DeviceTransfer(device, 'float32');
-  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer);
+  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, precision === 'mixed');
   const loadMs = performance.now() - t0;
   const maxLength = o.promptLen + o.newTokens;
   if (maxLength > config.maxPositionEmbeddings) {
     throw new Error(`--prompt-len + --new-tokens = ${maxLength} exceeds the model's max_position_embeddings (${config.maxPositionEmbeddings})`);
   }
-  const generator = await Generator.create({ config, weights, device, maxLength });
+  const generator = await Generator.create({ config, weights, device, maxLength, precision });
   try {
     const tokens = syntheticTokens(o.batch * o.promptLen, config.vocabSize, o.seed);
     const promptIds = Array.from({ length: o.batch }, (_, b) => tokens.slice(b * o.promptLen, (b + 1) * o.promptLen));
@@ -152,6 +156,7 @@ export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateRe
       batch: o.batch,
       prompt_len: o.promptLen,
       new_tokens: o.newTokens,
+      precision,
       repeats: o.repeats,
       warmup: o.warmup,
       threads: engineThreads(),

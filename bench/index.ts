@@ -72,6 +72,7 @@ const generateFlags = {
   warmup: { type: 'string', value: 'W', default: '1', description: 'untimed calls first' },
   device: trainFlags.device,
   seed: trainFlags.seed,
+  precision: { type: 'string', value: 'P', default: 'fp32', description: 'fp32, or mixed (float16 weights, activations and KV cache; webgpu or cuda only; the reference runs the model in float16)' },
 } satisfies Flags;
 
 const gemmFlags = {
@@ -147,6 +148,7 @@ function generateOptions(values: Values) {
     repeats: intFlag(values, 'repeats', 3),
     warmup: intFlag(values, 'warmup', 1, 0),
     seed: intFlag(values, 'seed', 0, 0),
+    precision: choiceFlag(values, 'precision', PRECISIONS, 'fp32'),
   };
 }
 

@@ -28,11 +28,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="default: every core")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "mixed"], help="mixed: the model in float16 (the engine's mixed-precision generation)")
     a = p.parse_args()
 
     torch = setup_torch(a.threads)
     t0 = time.perf_counter()
     model = load_model(torch, a.model, a.device)
+    if a.precision == "mixed":
+        model = model.half()
     model.eval()
     load_ms = (time.perf_counter() - t0) * 1000
     cfg = model.config
@@ -75,6 +78,7 @@ def main() -> None:
         "batch": a.batch,
         "prompt_len": a.prompt_len,
         "new_tokens": a.new_tokens,
+        "precision": a.precision,
         "repeats": a.repeats,
         "warmup": a.warmup,
         "threads": torch.get_num_threads(),

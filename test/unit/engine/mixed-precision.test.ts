@@ -207,7 +207,7 @@ function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
  */
 const LOGPROB_TOLERANCE = 1e-2;
 const GRADIENT_TOLERANCE = 3e-2;
-/** The losses of a short run: each step adds the gradient’s error to the weights’ (measured: at most 1.1e-3 relative over 30 steps). */
+/** The losses of a short run: each step adds the gradient’s error to the weights’ (measured: at most 2.7e-3 relative over 50 steps, as the loss falls from 5.15 to 0.63). */
 const CURVE_TOLERANCE = 2e-2;
 
 describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed precision against fp32 on the same weights (WebGPU: `npm run test:webgpu`)', () => {
@@ -231,13 +231,14 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision training steps (Web
   const create = async (precision: Precision, lossScale?: ConstructorParameters<typeof LossScaler>[0]) =>
     Trainer.create({ config: CONFIG, weights: randomWeights(CONFIG), device: await testDevice(), mode: { kind: 'lora', ...LORA }, loss: { kind: 'sft' }, batch: SHAPE, seed: 3, precision, lossScale });
 
-  it(`a short run's losses follow fp32's within ${CURVE_TOLERANCE} relative`, async () => {
+  it(`a 50-step run's losses follow fp32's within ${CURVE_TOLERANCE} relative`, async () => {
+    const STEPS = 50;
     const b = batch();
     const curves: Record<Precision, number[]> = { fp32: [], mixed: [] };
     for (const precision of ['fp32', 'mixed'] as const) {
       const trainer = await create(precision);
       try {
-        for (let i = 0; i < 30; i++) {
+        for (let i = 0; i < STEPS; i++) {
           const r = await trainer.step(b, 3e-3);
           expect(r.skipped).toBe(false);
           if (precision === 'mixed') expect(r.lossScale).toBe(LOSS_SCALE_DEFAULTS.initScale);
@@ -248,8 +249,9 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision training steps (Web
       }
     }
     const worst = Math.max(...curves.fp32.map((l, i) => Math.abs(curves.mixed[i] - l) / l));
-    console.log(`mixed vs fp32 on ${TEST_DEVICE_NAME}, 30 LoRA steps: loss ${curves.fp32[0].toFixed(4)} → ${curves.fp32[29].toFixed(4)} (fp32), ${curves.mixed[29].toFixed(4)} (mixed); worst relative difference ${worst.toExponential(2)}`);
-    expect(curves.fp32[29]).toBeLessThan(0.8 * curves.fp32[0]);
+    const last = STEPS - 1;
+    console.log(`mixed vs fp32 on ${TEST_DEVICE_NAME}, ${STEPS} LoRA steps: loss ${curves.fp32[0].toFixed(4)} → ${curves.fp32[last].toFixed(4)} (fp32), ${curves.mixed[last].toFixed(4)} (mixed); worst relative difference ${worst.toExponential(2)}`);
+    expect(curves.fp32[last]).toBeLessThan(0.8 * curves.fp32[0]);
     expect(worst).toBeLessThan(CURVE_TOLERANCE);
   });
 
