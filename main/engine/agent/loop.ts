@@ -114,7 +114,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
   try {
     generator = await Generator.create({ config: model.config, weights: trainer.weights(), device, maxLength: ctx, precision: config.precision });
     const gen = generator;
-    scorer = new TokenScorer({ config: model.config, weights: trainer.weights(), device });
+    scorer = new TokenScorer({ config: model.config, weights: trainer.weights(), device, precision: config.precision });
     const deltaScorer = scorer;
     const promptOf = (messages: readonly ChatMessage[]) => tok.encode(tok.applyChatTemplate([...messages], { addGenerationPrompt: true }), { addSpecialTokens: false });
 

@@ -9,6 +9,7 @@ import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import { causalBias, forward, lmHead } from '../nn/llama.ts';
 import type { Device } from './devices.ts';
+import { type Precision, computeDtype } from './precision.ts';
 import { CompiledGraph, cpuTensor } from './session.ts';
 import type { WeightBinding } from './weights.ts';
 
@@ -26,6 +27,8 @@ export interface TokenScorerOptions {
   device: Device;
   /** Compiled shapes kept for reuse; the least recently used is released beyond this. */
   maxGraphs?: number;
+  /** mixed: the model computes in float16, the log-softmax in float32 (a GPU device). Default fp32. */
+  precision?: Precision;
 }
 
 export class TokenScorer {
@@ -44,7 +47,7 @@ export class TokenScorer {
     const inputIds = g.input('input_ids', [B, T], 'int32');
     const targets = g.input('targets', [B, T, 1], 'int32');
     g.untaped(() => {
-      const w = weights.bind(g);
+      const w = weights.bind(g, computeDtype(this.options.precision ?? 'fp32'));
       const positions = Array.from({ length: B * T }, (_, i) => i % T);
       const { hidden } = forward(config, w, {
         inputIds,
@@ -52,7 +55,7 @@ export class TokenScorer {
         attentionBias: causalBias(g, T),
       });
       const logits = lmHead(config, w, hidden);
-      const picked = op.logSoftmaxPick(logits, targets);
+      const picked = op.logSoftmaxPick(logits.dtype === 'float16' ? op.cast(logits, 'float32') : logits, targets);
       g.output('logprobs', op.reshape(picked, [B, T]));
     });
     return g;

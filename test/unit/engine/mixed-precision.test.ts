@@ -18,6 +18,7 @@ import { ParameterStore } from '../../../main/engine/runtime/parameter-store.ts'
 import type { Precision } from '../../../main/engine/runtime/precision.ts';
 import { SeededRng } from '../../../main/engine/runtime/rng.ts';
 import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
+import { TokenScorer } from '../../../main/engine/runtime/token-logprobs.ts';
 import { type BatchShape, STEP_IO, Trainer, type TrainBatch, buildLogprobGraph, buildTrainStepGraph, makeCausalBatch, momentName, positionsFromMask } from '../../../main/engine/runtime/trainer.ts';
 import { type HostTensor, HostWeights } from '../../../main/engine/runtime/weights.ts';
 import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
@@ -314,10 +315,17 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision generation (WebGPU:
       const sampled = samples.flatMap((x) => x.logprobs);
       const vsTraining = maxRelativeDiff(sampled, picked(lpMixed));
       const vsFp32 = maxRelativeDiff(sampled, picked(lp32));
-      console.log(`mixed generation on ${TEST_DEVICE_NAME}: ${sampled.length} sampled log-probs, max relative difference ${vsTraining.toExponential(2)} to the mixed training graph's, ${vsFp32.toExponential(2)} to fp32's`);
+      // The token scorer (the agent's re-scoring) under mixed precision reads the same.
+      const scorer = new TokenScorer({ config: CONFIG, weights: mixed.weights(), device, precision: 'mixed' });
+      const scores = await scorer.score(examples.map((e) => e.tokens));
+      await scorer.release();
+      const scored = samples.flatMap((x, r) => x.tokenIds.map((_, j) => scores[r][prompts[x.promptIndex].length - 1 + j]));
+      const vsScorer = maxRelativeDiff(scored, picked(lpMixed));
+      console.log(`mixed generation on ${TEST_DEVICE_NAME}: ${sampled.length} sampled log-probs, max relative difference ${vsTraining.toExponential(2)} to the mixed training graph's, ${vsFp32.toExponential(2)} to fp32's; the mixed token scorer's ${vsScorer.toExponential(2)} to the training graph's`);
       expect(sampled.every(Number.isFinite)).toBe(true);
       expect(vsTraining).toBeLessThan(LOGPROB_TOLERANCE);
       expect(vsFp32).toBeLessThan(LOGPROB_TOLERANCE);
+      expect(vsScorer).toBeLessThan(LOGPROB_TOLERANCE);
     } finally {
       for (const t of trainers) await t.release();
     }

@@ -98,7 +98,7 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
         await gen.generate({ promptIds: [[1, 2, 3], [4]], samplesPerPrompt: 2, maxNewTokens: 3, temperature: 0.9, topP: 0.9, topK: 5 });
         await gen.generate({ promptIds: [[5, 6]], maxNewTokens: 2, temperature: 0 });
         await gen.release();
-        const scorer = new TokenScorer({ config, weights: trainer.weights(), device });
+        const scorer = new TokenScorer({ config, weights: trainer.weights(), device, precision });
         await scorer.score([[1, 2, 3, 4]]);
         await scorer.release();
       } finally {
