@@ -326,6 +326,13 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision generation (WebGPU:
       expect(vsTraining).toBeLessThan(LOGPROB_TOLERANCE);
       expect(vsFp32).toBeLessThan(LOGPROB_TOLERANCE);
       expect(vsScorer).toBeLessThan(LOGPROB_TOLERANCE);
+      // A trainable copy (the EMA teacher's) of the same values generates the same, from its own float16 views.
+      const copy = await mixed.store.trainableCopy(await mixed.store.readFlat());
+      const viaCopy = await Generator.create({ config: CONFIG, weights: copy, device, maxLength: SHAPE.seqLen + 1, precision: 'mixed' });
+      const again = await viaCopy.generate({ promptIds: prompts, samplesPerPrompt: 2, maxNewTokens: 6, temperature: 1, seed: 5, eosTokenIds: [] });
+      await viaCopy.release();
+      copy.release();
+      expect(again.samples.map((x) => [x.tokenIds, x.logprobs])).toEqual(samples.map((x) => [x.tokenIds, x.logprobs]));
     } finally {
       for (const t of trainers) await t.release();
     }
