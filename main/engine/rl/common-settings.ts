@@ -46,7 +46,7 @@ export const CommonRunConfigSchema = z.object({
   precision: z
     .enum(PRECISIONS)
     .default('fp32')
-    .describe('Numeric precision of training: fp32, or mixed (frozen weights held in float16, float16 activations and matrix products; float32 master weights, optimizer moments, norm statistics, softmaxes, log-probs and losses; dynamic loss scaling, which skips a step whose gradient overflows). A GPU setting (webgpu, cuda): refused on the CPU, which has no float16 kernels'),
+    .describe('Numeric precision of training and sampling: fp32, or mixed (weights read as float16, float16 activations, matrix products and KV cache; float32 master weights, optimizer moments, norm statistics, softmaxes, log-probs and losses; dynamic loss scaling, which skips an update whose gradient overflows). A GPU setting (webgpu, cuda): refused on the CPU, which has no float16 kernels'),
   temperature: z.number().positive().default(1).describe('Rollout sampling temperature (also the temperature of the policy loss)'),
   topP: z.number().gt(0).max(1).default(1).describe('Rollout nucleus sampling (1 = off)'),
   topK: int(0).default(0).describe('Rollout top-k sampling (0 = off)'),
