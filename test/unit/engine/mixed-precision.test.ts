@@ -296,7 +296,7 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision training steps (Web
 });
 
 describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision generation (WebGPU: `npm run test:webgpu`)', () => {
-  it(`samples with float16 weights and cache; its log-probs are the mixed training graph's, and fp32's within ${LOGPROB_TOLERANCE}`, async () => {
+  it(`samples with float16 weights and cache; its log-probs are the mixed training graph's, and fp32's within ${LOGPROB_TOLERANCE}; the critic's hidden states float32`, async () => {
     const device = await testDevice();
     const trainers = await Promise.all(
       (['fp32', 'mixed'] as const).map((precision) => Trainer.create({ config: CONFIG, weights: randomWeights(CONFIG), device, mode: { kind: 'full' }, loss: { kind: 'sft' }, batch: SHAPE, precision })),
@@ -326,6 +326,10 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('mixed-precision generation (WebGPU:
       expect(vsTraining).toBeLessThan(LOGPROB_TOLERANCE);
       expect(vsFp32).toBeLessThan(LOGPROB_TOLERANCE);
       expect(vsScorer).toBeLessThan(LOGPROB_TOLERANCE);
+      // The hidden states the critic's value head reads: float32 out of the float16 model.
+      const [h32, hMixed] = await Promise.all([fp32.hiddenStates(b), mixed.hiddenStates(b)]);
+      expect(hMixed).toBeInstanceOf(Float32Array);
+      expect(relativeL2(hMixed, h32)).toBeLessThan(LOGPROB_TOLERANCE);
       // A trainable copy (the EMA teacher's) of the same values generates the same, from its own float16 views.
       const copy = await mixed.store.trainableCopy(await mixed.store.readFlat());
       const viaCopy = await Generator.create({ config: CONFIG, weights: copy, device, maxLength: SHAPE.seqLen + 1, precision: 'mixed' });
