@@ -819,6 +819,7 @@ export function planRunMemory(
         trainable: config.mode === 'full' ? weightCount(c) : lora,
         teacher: services.teacher,
         critic: config.advantage === 'gae',
+        precision: config.precision,
       },
       budget.onDevice,
     );

@@ -9,9 +9,11 @@ import os from 'node:os';
 import type { LlamaConfig } from '../nn/config.ts';
 import { nvidiaGpuMemory } from '../runtime/adapters.ts';
 import type { Device } from '../runtime/devices.ts';
+import type { Precision } from '../runtime/precision.ts';
 
 const GIB = 1024 ** 3;
 const F32 = 4;
+const F16 = 2;
 /** The process itself: Node, onnxruntime, the tokenizer and the run's bookkeeping. */
 const BASE_BYTES = 0.3 * GIB;
 
@@ -28,6 +30,8 @@ export interface RunShapes {
   teacher?: boolean;
   /** The actor–critic's critic: a forward pass of the update's batch to its hidden states, which its graphs and the host hold. */
   critic?: boolean;
+  /** Mixed precision: the device holds the weights and the KV cache in float16 (activations are still counted as float32: on the high side). */
+  precision?: Precision;
 }
 
 /** Values in the model's weights. */
@@ -54,7 +58,9 @@ function passBytes(c: LlamaConfig, size: number, seqLen: number, backward: boole
  * the process itself.
  */
 export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes, onDevice = false): number {
-  const weights = weightCount(c) * F32;
+  // Under mixed precision the device's weight views and cache are float16; masters and moments stay float32.
+  const held = onDevice && shapes.precision === 'mixed' ? F16 : F32;
+  const weights = weightCount(c) * held;
   // Parameters, gradients, two AdamW moments and the updated parameters of what is trained.
   const optimizer = 5 * shapes.trainable * F32;
   // One micro-batch's pass at a time; its gradient sums are one more copy of what is trained.
@@ -63,7 +69,7 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes, onDevice = f
   const update = passBytes(c, micro, shapes.update.seqLen, true) + accumulated;
   // Each graph has its own onnxruntime arena, which keeps its peak: the passes add up.
   const reference = shapes.reference ? weights + passBytes(c, micro, shapes.update.seqLen, false) : 0;
-  const kvCache = 2 * c.numLayers * shapes.generate.rows * c.numKvHeads * c.headDim * shapes.generate.maxLength * F32;
+  const kvCache = 2 * c.numLayers * shapes.generate.rows * c.numKvHeads * c.headDim * shapes.generate.maxLength * held;
   const prefill = passBytes(c, shapes.generate.prompts, shapes.generate.maxLength, false);
   const teacher = shapes.teacher ? 2 * shapes.trainable * F32 : 0;
   // The hidden-state pass (counted as a log-prob pass, on the high side), and the hidden states on

@@ -161,4 +161,14 @@ describe('a Qwen2.5-1.5B-shaped LoRA TTRL run', () => {
     // On an 80 GB card the 64-token prompts' update goes in one pass.
     expect(plan(64, 80).microBatch).toBe(run.promptsPerStep * run.trainSamples);
   });
+
+  it('under mixed precision counts the weights and KV cache on the device in float16: 2 bytes a value fewer', () => {
+    const shapes = { update: { size: 32, seqLen: 79 }, reference: true, generate: { rows: 64, prompts: 4, maxLength: 80 }, trainable: 1000 };
+    const kv = 2 * 28 * 64 * 2 * 128 * 80;
+    expect(estimateRunBytes(config, shapes, true) - estimateRunBytes(config, { ...shapes, precision: 'mixed' }, true)).toBe(2 * (2 * weightCount(config) + kv));
+    // The host's memory is not the device's: unchanged.
+    expect(estimateRunBytes(config, { ...shapes, precision: 'mixed' })).toBe(estimateRunBytes(config, shapes));
+    const mixed = planRunMemory(config, { ...run, precision: 'mixed' }, { size: 32, seqLen: 255 + run.maxNewTokens }, 256, 256, { judge: false, teacher: false }, gpu(24));
+    expect(mixed.microBatch).toBeGreaterThanOrEqual(plan(256, 24).microBatch);
+  });
 });
