@@ -28,9 +28,10 @@ export const CODE_EVAL_SHARE_PERCENT = 20;
 /** Hidden tests per task. */
 export const CODE_HIDDEN_TESTS = 5;
 
-type Value = number | string | boolean | number[];
+export type CodeValue = number | string | boolean | number[];
+type Value = CodeValue;
 
-interface Family {
+export interface CodeFamily {
   id: string;
   /** The drawn constants' part of a task. */
   draw(int: (lo: number, hi: number) => number): Record<string, number | string>;
@@ -50,7 +51,7 @@ const randomList = (int: (lo: number, hi: number) => number, lo = -20, hi = 20) 
 const n = (c: Record<string, number | string>, k: string) => c[k] as number;
 const s = (c: Record<string, number | string>, k: string) => c[k] as string;
 
-export const CODE_FAMILIES: Family[] = [
+export const CODE_FAMILIES: CodeFamily[] = [
   {
     id: 'affine',
     draw: (int) => ({ a: int(2, 9), b: int(-9, 9) }),
@@ -159,7 +160,8 @@ function literal(v: Value, language: SandboxLanguage): string {
   return Array.isArray(v) ? `[${v.join(', ')}]` : JSON.stringify(v);
 }
 
-function assertLine(language: SandboxLanguage, name: string, args: Value[], expected: Value): string {
+/** One test of a call's expected value, as the hidden tests write it (and a model is asked to). */
+export function assertLine(language: SandboxLanguage, name: string, args: Value[], expected: Value): string {
   const call = `${name}(${args.map((a) => literal(a, language)).join(', ')})`;
   if (language === 'python') return `assert ${call} == ${literal(expected, 'python')}`;
   return Array.isArray(expected)
@@ -179,6 +181,8 @@ export interface GeneratedCodeTask {
   family: string;
   description: string;
   signature: string;
+  /** The family's drawn constants (what the description and the reference are made from). */
+  constants: Record<string, number | string>;
   hidden: HiddenCodeAnswer;
   split: CodeSplit;
 }
@@ -213,6 +217,7 @@ export function generateCodeTasks(options: CodeTaskOptions): GeneratedCodeTask[]
       family: family.id,
       description,
       signature,
+      constants,
       hidden: { kind: 'code', language, entryPoint: name, setup: '', tests, reference },
       split,
     });
