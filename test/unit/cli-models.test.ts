@@ -57,6 +57,6 @@ describe('autodidact models', () => {
     const missing = await cli(['models', 'add', tmp.file('nowhere')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/neither a folder nor a built-in model/);
-    expect(JSON.parse((await cli(['models', 'list', '--json'])).stdout).map((m: { name: string }) => m.name)).toEqual(['tiny-agent', 'tiny-arith', 'tiny-chars']);
+    expect(JSON.parse((await cli(['models', 'list', '--json'])).stdout).map((m: { name: string }) => m.name)).toEqual(['tiny-agent', 'tiny-arith', 'tiny-chars', 'tiny-coder']);
   });
 });
