@@ -13,6 +13,7 @@
 //   methods           every label-free method on the same demo and budget, over seeds: a table and JSON lines
 //   sandbox           executions per second of the code sandbox (Pyodide and QuickJS workers)
 //   agent-demo        tiny-agent on held-out household and shop tasks: base, outcome-only GRPO and OPID, same budget, 3 seeds
+//   code-demo         tiny-coder on held-out code tasks: hidden-test pass@1 of the base, after code-consensus self-play without and with the critic, 3 seeds
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,6 +33,7 @@ import { STAGE_IDS, type StageId } from '../main/engine/svd/cascade.ts';
 import { SVD_DEMO_DEFAULTS, type SvdDemoOptions, svdDemo, svdSummary } from './svd-demo.ts';
 import { SANDBOX_BENCH_DEFAULTS, sandboxBench } from './sandbox.ts';
 import { AGENT_DEMO_DEFAULTS, agentDemo, agentDemoTable } from './agent-demo.ts';
+import { CODE_DEMO_CONFIGS, CODE_DEMO_DEFAULTS, type CodeDemoConfig, codeDemo, codeDemoTable } from './code-demo.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -309,7 +311,46 @@ function measured<O>(m: Measurement<O>): CliCommand[] {
         return 0;
       },
     }),
-  ].map((c) => c as unknown as CliCommand);
+    command({
+    name: 'code-demo',
+    program: PROGRAM,
+    summary: 'The built-in tiny-coder on held-out code tasks: hidden-test pass@1 of the base, after code-consensus self-play with GRPO and with the PPO + GAE critic, same budget, over seeds.',
+    synopsis: '[--configs grpo,gae] [--seeds 0,1,2] [--steps N] [--tasks N] [--samples N] [--held-out N] [--val-samples K]',
+    flags: {
+      model: { ...trainFlags.model, default: CODE_DEMO_DEFAULTS.model },
+      configs: { type: 'string', value: 'C,C', default: CODE_DEMO_DEFAULTS.configs.join(','), description: 'advantage estimators, comma-separated: grpo (group-relative, no critic), gae (PPO with a learned critic)' },
+      seeds: { type: 'string', value: 'S,S', default: CODE_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each configuration runs once per seed' },
+      steps: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.steps), description: 'self-play steps per run (the shared budget)' },
+      tasks: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.tasksPerStep), description: 'tasks per self-play step' },
+      samples: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.samples), description: 'samples per task (each a function and its tests)' },
+      'held-out': { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.heldOut), description: 'held-out eval-split tasks measured' },
+      'val-samples': { type: 'string', value: 'K', default: String(CODE_DEMO_DEFAULTS.valSamples), description: 'samples per held-out task for pass@1' },
+    },
+    details: 'Prints one JSON line per configuration and seed as each finishes (bench, config, seed, base_pass1, base_codet, after_pass1, after_codet, after_pass_k, labeled_share, consensus_accuracy, sample_pass_first/last, critic_explained_var, wall_s), then the table.',
+    async run(values) {
+      const seeds = (values.seeds ?? '').split(',').map((s) => {
+        if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
+        return Number(s);
+      });
+      const configs = (values.configs ?? '').split(',').map((c) => c.trim());
+      for (const c of configs) if (!(CODE_DEMO_CONFIGS as readonly string[]).includes(c)) throw new UsageError(`--configs: "${c}" is not one of ${CODE_DEMO_CONFIGS.join(', ')}`);
+      const o = {
+        ...CODE_DEMO_DEFAULTS,
+        model: required(values, 'model'),
+        configs: configs as CodeDemoConfig[],
+        seeds,
+        steps: intFlag(values, 'steps', CODE_DEMO_DEFAULTS.steps),
+        tasksPerStep: intFlag(values, 'tasks', CODE_DEMO_DEFAULTS.tasksPerStep),
+        samples: intFlag(values, 'samples', CODE_DEMO_DEFAULTS.samples),
+        heldOut: intFlag(values, 'held-out', CODE_DEMO_DEFAULTS.heldOut),
+        valSamples: intFlag(values, 'val-samples', CODE_DEMO_DEFAULTS.valSamples),
+      };
+      const rows = await codeDemo(o, print);
+      process.stdout.write(codeDemoTable(rows, o));
+      return 0;
+    },
+  }),
+].map((c) => c as unknown as CliCommand);
 }
 
 const commands: CliCommand[] = [
@@ -640,6 +681,45 @@ const commands: CliCommand[] = [
       const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), envs, seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
       const rows = await agentDemo(o, print);
       process.stdout.write(agentDemoTable(rows, o));
+      return 0;
+    },
+  }),
+  command({
+    name: 'code-demo',
+    program: PROGRAM,
+    summary: 'The built-in tiny-coder on held-out code tasks: hidden-test pass@1 of the base, after code-consensus self-play with GRPO and with the PPO + GAE critic, same budget, over seeds.',
+    synopsis: '[--configs grpo,gae] [--seeds 0,1,2] [--steps N] [--tasks N] [--samples N] [--held-out N] [--val-samples K]',
+    flags: {
+      model: { ...trainFlags.model, default: CODE_DEMO_DEFAULTS.model },
+      configs: { type: 'string', value: 'C,C', default: CODE_DEMO_DEFAULTS.configs.join(','), description: 'advantage estimators, comma-separated: grpo (group-relative, no critic), gae (PPO with a learned critic)' },
+      seeds: { type: 'string', value: 'S,S', default: CODE_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each configuration runs once per seed' },
+      steps: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.steps), description: 'self-play steps per run (the shared budget)' },
+      tasks: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.tasksPerStep), description: 'tasks per self-play step' },
+      samples: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.samples), description: 'samples per task (each a function and its tests)' },
+      'held-out': { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.heldOut), description: 'held-out eval-split tasks measured' },
+      'val-samples': { type: 'string', value: 'K', default: String(CODE_DEMO_DEFAULTS.valSamples), description: 'samples per held-out task for pass@1' },
+    },
+    details: 'Prints one JSON line per configuration and seed as each finishes (bench, config, seed, base_pass1, base_codet, after_pass1, after_codet, after_pass_k, labeled_share, consensus_accuracy, sample_pass_first/last, critic_explained_var, wall_s), then the table.',
+    async run(values) {
+      const seeds = (values.seeds ?? '').split(',').map((s) => {
+        if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
+        return Number(s);
+      });
+      const configs = (values.configs ?? '').split(',').map((c) => c.trim());
+      for (const c of configs) if (!(CODE_DEMO_CONFIGS as readonly string[]).includes(c)) throw new UsageError(`--configs: "${c}" is not one of ${CODE_DEMO_CONFIGS.join(', ')}`);
+      const o = {
+        ...CODE_DEMO_DEFAULTS,
+        model: required(values, 'model'),
+        configs: configs as CodeDemoConfig[],
+        seeds,
+        steps: intFlag(values, 'steps', CODE_DEMO_DEFAULTS.steps),
+        tasksPerStep: intFlag(values, 'tasks', CODE_DEMO_DEFAULTS.tasksPerStep),
+        samples: intFlag(values, 'samples', CODE_DEMO_DEFAULTS.samples),
+        heldOut: intFlag(values, 'held-out', CODE_DEMO_DEFAULTS.heldOut),
+        valSamples: intFlag(values, 'val-samples', CODE_DEMO_DEFAULTS.valSamples),
+      };
+      const rows = await codeDemo(o, print);
+      process.stdout.write(codeDemoTable(rows, o));
       return 0;
     },
   }),

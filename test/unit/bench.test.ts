@@ -5,6 +5,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { consensusAccuracy } from '../../bench/code-demo.ts';
+import type { StepRecord } from '../../main/engine/rl/loop.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -140,5 +142,40 @@ describe('npm run bench', () => {
     }
     expect(r.table).toMatch(/^svd-demo on tiny-arith: base avg@16 [\d.]+%$/m);
     expect(r.table).toMatch(/^ {2}after correctness +\d+ survivors {2}precision/m);
+  });
+
+  it('code-demo: pass@1 of the base once per seed, after self-play without and with the critic, one JSON line each, then a table', async () => {
+    const r = await bench(['code-demo', '--seeds', '0', '--steps', '1', '--tasks', '1', '--samples', '2', '--held-out', '2', '--val-samples', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.lines.filter((l) => l.bench === 'code-demo');
+    expect(rows.map((x) => [x.config, x.seed])).toEqual([
+      ['grpo', 0],
+      ['gae', 0],
+    ]);
+    // The base is measured by the seed's first run only.
+    expect(typeof rows[0].base_pass1).toBe('number');
+    expect(rows[1].base_pass1).toBeNull();
+    for (const row of rows) for (const k of ['after_pass1', 'after_codet', 'after_pass_k', 'labeled_share', 'sample_pass_first', 'sample_pass_last', 'wall_s']) expect(typeof row[k], k).toBe('number');
+    expect(rows[0].critic_explained_var).toBeNull();
+    expect(r.table).toMatch(/^ {2}base +pass@1 \d+\.\d% ± /m);
+    expect(r.table).toMatch(/^ {2}code-consensus, PPO \+ GAE critic +pass@1 \d+\.\d% ± .*consensus right/m);
+    const bad = await bench(['code-demo', '--configs', 'grpo,ppo']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--configs: "ppo" is not one of grpo, gae');
+  }, 120_000);
+
+  it('code-demo: the consensus accuracy is the share of labeled groups whose top set passes the hidden tests', () => {
+    const group = (labeled: boolean, top: number | null, hidden: string[]) => ({
+      labeled,
+      samples: hidden.map((hiddenResult) => ({ hiddenResult })),
+      execution: { top, sets: [{ solutions: [1, 0] }, { solutions: [2] }] },
+    });
+    const records = [
+      // Top set 0 starts with sample 1 (fails); top set 1 is sample 2 (passes); an unlabeled group and a group without a top set do not count.
+      { step: 1, groups: [group(true, 0, ['pass', 'fail', 'pass']), group(true, 1, ['fail', 'fail', 'pass']), group(false, 1, ['fail', 'fail', 'fail'])] },
+      { step: 2, groups: [group(true, null, ['pass', 'pass', 'pass'])] },
+    ] as unknown as StepRecord[];
+    expect(consensusAccuracy(records)).toBe(0.5);
+    expect(consensusAccuracy([])).toBeNull();
   });
 });

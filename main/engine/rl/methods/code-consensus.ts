@@ -41,6 +41,17 @@ function sandbox(): ProgramRunner {
   return shared;
 }
 
+/**
+ * Stops the process's sandbox, whose idle workers still keep a script's process alive (their
+ * output streams are read); the next code reward starts a new one. For scripts (benches) that
+ * end when their work does.
+ */
+export async function closeCodeSandbox(): Promise<void> {
+  const pool = shared;
+  shared = null;
+  await pool?.close();
+}
+
 /** Tests a group's responses wrote, each once, in the order written, with who wrote each. */
 export function poolTests(perResponse: readonly (readonly string[])[], max: number): { tests: string[]; authors: number[][] } {
   const index = new Map<string, number>();
