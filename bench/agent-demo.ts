@@ -18,9 +18,9 @@
 //
 // Progress goes to stderr; stdout gets one JSON line per run, then a table.
 //
-// Measured once (`npm run bench -- agent-demo`, the defaults below, the committed tiny-agent; 2
-// cores shared with four other engineers' work, load 10-16 throughout): 21.8 min wall for the
-// whole table (`time`: 5.8 min user + 0.8 min sys CPU), household 12.0 min, shop 9.8 min.
+// Measured once on the earlier, character-level tiny-agent with 3 steps × 2 tasks × 4 episodes,
+// lr 5e-4, 16 held-out tasks (2 cores shared with four other engineers' work, load 10-16
+// throughout): 21.8 min wall for the whole table (`time`: 5.8 min user + 0.8 min sys CPU), household 12.0 min, shop 9.8 min.
 //
 //   per run 3 steps × 2 tasks × 4 episodes, lr 5e-4, mini-batches of 8, 6 turns, 16 held-out
 //   easy tasks per environment, greedy; success (mean reward), seeds 0 / 1 / 2
@@ -70,13 +70,13 @@ export const AGENT_DEMO_DEFAULTS: AgentDemoOptions = {
   model: 'tiny-agent',
   envs: TINY_AGENT_ENVS,
   seeds: [0, 1, 2],
-  steps: 3,
-  tasksPerStep: 2,
+  steps: 5,
+  tasksPerStep: 4,
   episodesPerTask: 4,
   maxTurns: 6,
-  heldOut: 16,
+  heldOut: 32,
   trainTasks: 64,
-  lr: 5e-4,
+  lr: 1e-3,
   miniBatch: 8,
   deltaWeight: 0.1,
 };
@@ -108,7 +108,12 @@ export interface AgentDemoRow {
   after_length: number;
   train_success_first: number;
   train_success_last: number;
+  /** OPID's step metrics averaged over the run's training steps (null for outcome-only). */
   teacher_available: number | null;
+  critical_step_ratio: number | null;
+  delta_step_mean: number | null;
+  delta_episode_mean: number | null;
+  adv_std: number | null;
   wall_s: number;
 }
 
@@ -156,6 +161,7 @@ export async function agentDemo(o: AgentDemoOptions, print: (row: AgentDemoRow) 
         });
         const last = metrics.at(-1)!;
         const trainSteps = metrics.filter((x) => x.step > 0);
+        const opidMean = (key: string) => (method === 'opid' ? round(trainSteps.reduce((a, x) => a + (x[key] ?? 0), 0) / trainSteps.length) : null);
         const row: AgentDemoRow = {
           bench: 'agent-demo',
           env,
@@ -168,7 +174,11 @@ export async function agentDemo(o: AgentDemoOptions, print: (row: AgentDemoRow) 
           after_length: round(last[AGENT_METRICS.valLength], 2),
           train_success_first: round(trainSteps[0][AGENT_METRICS.success]),
           train_success_last: round(trainSteps.at(-1)![AGENT_METRICS.success]),
-          teacher_available: method === 'opid' ? round(trainSteps.reduce((a, x) => a + x[AGENT_METRICS.teacherAvailable], 0) / trainSteps.length) : null,
+          teacher_available: opidMean(AGENT_METRICS.teacherAvailable),
+          critical_step_ratio: opidMean(AGENT_METRICS.criticalStepRatio),
+          delta_step_mean: opidMean(AGENT_METRICS.advDeltaStep),
+          delta_episode_mean: opidMean(AGENT_METRICS.advDeltaEpisode),
+          adv_std: opidMean(AGENT_METRICS.advStd),
           wall_s: round((Date.now() - started) / 1000, 1),
         };
         process.stderr.write('\n');

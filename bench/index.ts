@@ -663,14 +663,17 @@ const commands: CliCommand[] = [
     name: 'agent-demo',
     program: PROGRAM,
     summary: 'The built-in tiny-agent on held-out household and shop tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
-    synopsis: '[--envs household,shop] [--seeds 0,1,2] [--steps N]',
+    synopsis: '[--envs household,shop] [--seeds 0,1,2] [--steps N] [--tasks N] [--episodes N] [--held-out N]',
     flags: {
       model: { ...trainFlags.model, default: AGENT_DEMO_DEFAULTS.model },
       envs: { type: 'string', value: 'E,E', default: AGENT_DEMO_DEFAULTS.envs.join(','), description: 'environments, comma-separated (household, shop)' },
       seeds: { type: 'string', value: 'S,S', default: AGENT_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each method runs once per seed' },
       steps: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.steps), description: 'training steps per run (the shared budget)' },
+      tasks: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.tasksPerStep), description: 'tasks per training step' },
+      episodes: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.episodesPerTask), description: 'episodes per task (the GRPO group)' },
+      'held-out': { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.heldOut), description: 'held-out tasks per environment, one greedy episode each' },
     },
-    details: 'Prints one JSON line per environment, method and seed as each finishes (bench, env, method, seed, base_success, base_reward, after_success, after_reward, after_length, train_success_first/last, teacher_available, wall_s), then the table.',
+    details: 'Prints one JSON line per environment, method and seed as each finishes (bench, env, method, seed, base_success, base_reward, after_success, after_reward, after_length, train_success_first/last, and for OPID the mean over training steps of teacher_available, critical_step_ratio, delta_step_mean, delta_episode_mean and adv_std; wall_s), then the table.',
     async run(values) {
       const seeds = (values.seeds ?? '').split(',').map((s) => {
         if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
@@ -678,7 +681,11 @@ const commands: CliCommand[] = [
       });
       const envs = (values.envs ?? '').split(',').map((e) => e.trim());
       for (const e of envs) if (!AGENT_DEMO_DEFAULTS.envs.includes(e)) throw new UsageError(`--envs: "${e}" is not a built-in environment (${AGENT_DEMO_DEFAULTS.envs.join(', ')})`);
-      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), envs, seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps) };
+      const o = { ...AGENT_DEMO_DEFAULTS, model: required(values, 'model'), envs, seeds, steps: intFlag(values, 'steps', AGENT_DEMO_DEFAULTS.steps),
+        tasksPerStep: intFlag(values, 'tasks', AGENT_DEMO_DEFAULTS.tasksPerStep),
+        episodesPerTask: intFlag(values, 'episodes', AGENT_DEMO_DEFAULTS.episodesPerTask),
+        heldOut: intFlag(values, 'held-out', AGENT_DEMO_DEFAULTS.heldOut),
+      };
       const rows = await agentDemo(o, print);
       process.stdout.write(agentDemoTable(rows, o));
       return 0;

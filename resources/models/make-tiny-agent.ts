@@ -1,17 +1,20 @@
-// The built-in agent model `tiny-agent` (issue 18): a small Llama with the character tokenizer,
-// given a supervised warm start on the scripted experts' episodes of both built-in environments
-// (household and shop, easy tasks), each turn in the agent's compact prompt (the task, the
-// observation, the admissible actions, the request; no earlier turns), and the expert's reply
-// `<think></think><action>...</action>` as the answer. It is the model the agent run loop is for:
-// one that learned the format and the shape of a solution from few episodes, and fails often
-// enough on held-out tasks that RL has room.
+// The built-in agent model `tiny-agent` (issue 18): a small Llama with a word-level tokenizer
+// (tiny-agent-tokenizer.ts: every word, name and product id of the built-in environments is one
+// token, so a reply cannot misspell one), given a supervised warm start on the scripted experts'
+// episodes of both built-in environments (household and shop, easy tasks), each turn in the
+// agent's compact prompt (the task, the observation, the admissible actions, the request; no
+// earlier turns), and the expert's reply `<think></think><action>...</action>` as the answer. It
+// is the model the agent run loop is for: one that learned the format and the shape of a solution
+// from few episodes, and fails often enough on held-out tasks that RL has room.
 //
 // The episodes are played DAgger-style (Ross et al. 2011): at a share of the turns (--explore) the
 // behaviour takes a random move (household: a "go to"; shop: a click other than "buy now")
-// instead of the expert's, and every turn is labelled with what the expert would do there, so the
-// model also sees states the expert alone never reaches (a wrong receptacle, a wrong product page)
-// and how to go on from them. An agent without memory (history 0) cannot know what the expert
-// knows there (where the object lies), so it learns the expert's usual choice instead.
+// instead of the expert's, and at another (--repeat) it repeats its previous move (mostly
+// "Nothing happens.", the usual slip of a policy without memory); every turn is labelled with
+// what the expert would do there, so the model also sees states the expert alone never reaches
+// (a wrong receptacle, a wrong product page, a move that did nothing) and how to go on from them.
+// An agent without memory (history 0) cannot know what the expert knows there (where the object
+// lies), so it learns the expert's usual choice instead.
 //
 // OPID's teacher reads a skill in the observation; a model never shown one would not read it, so
 // a share of the turns (--guidance-share) carries the teacher's view (withSkill): a step skill
@@ -19,23 +22,41 @@
 // use guidance when it is there, which is what makes Δ = log π(y | skill + o) − log π(y | o) an
 // informative signal on it; without guidance it acts on its own.
 //
-//   npx tsx resources/models/make-tiny-agent.ts              # resources/models/tiny-agent
-//   npx tsx resources/models/make-tiny-agent.ts --out /tmp/ta --episodes 40 --steps 40
+// Two stages: --whole-steps on whole turns (every token trained: the action lists repeat the
+// observation's names, the most copying there is to learn from), then --steps on the replies
+// alone. A turn is ~200 word tokens (a shop results page up to ~430), against ~1,000 characters.
 //
-// Measured (the committed model, defaults; 2 cores shared with four other engineers' work, load
-// 11-16): 603,904 parameters, 1,777 turns (household 1,071, shop 706) of 160 tasks per
-// environment, 360 steps of 8, final mean loss 0.411, 1,786 s wall (10.6 CPU-minutes). Greedy on
-// 32 held-out easy tasks per environment, 8 turns each: household 0/32, shop 0/32 (mean reward 0).
-// It learned the reply format and a first move ("go to shelf 1", "search[...]") but not to copy
-// names: "take caninga 1 from 1" where the list offers "take alarmclock 1 from shelf 1", and shop
-// queries like "search[shongar ce ce pon coffe]", repeated on the results page. So it is still
-// weaker than RL needs (outcome-only GRPO gets no success to learn from); listing the admissible
-// actions did not make copying learnable in this budget. Also tried, and dropped: a second stage
-// of 150 steps on whole turns (every prompt token trained too, so the recurring names teach
-// copying; lr 2e-3, whole-turn loss 4.07 -> 0.97 in 614 s): still 0/16 held-out on both, and the
-// shop's replies lost their format. A turn is ~95% prompt, so the replies get little of the
-// compute; what is left to try: replies that name an action by its number in the list (nothing
-// to spell), or this recipe trained for hours rather than minutes.
+//   npx tsx resources/models/make-tiny-agent.ts              # resources/models/tiny-agent, then greedy on 32 held-out tasks each
+//   npx tsx resources/models/make-tiny-agent.ts --out /tmp/ta --episodes 40 --whole-steps 40 --steps 40 --eval 8
+//
+// Measured (the committed model, defaults, under the shared bench lock; 2 cores shared with four
+// other engineers' work): 684,928 parameters (736 tokens), 1,905 turns (household 1,142, shop 763)
+// of 160 tasks per environment, 150 whole-turn steps of 8 (loss 1.466) then 150 reply steps of 8
+// (loss 0.393), 206 s for both stages, 226 s wall with the vocabulary and the data (2.3
+// CPU-minutes); the same options rebuild the same bytes. Greedy on 32 held-out easy tasks per
+// environment, 8 turns each: household 0/32, shop 5/32 (15.6%, mean reward 0.188). The household
+// episodes go "go to shelf 1", then "take box 1 from countertop 1" over and over; the shop's
+// "search[low acid bags] | click[b05ftcvc6w] | click[b0lc2tmzs3] | click[buy now]".
+//
+// What did not work (each built and measured greedy on the same 32 held-out tasks per
+// environment, 8 turns): every variant of this recipe learned the format, the template and the
+// environments' usual moves but not to copy a name that depends on the turn. Per turn, on the
+// expert's own states of 16 held-out tasks, the greedy reply is the same whatever the task:
+// "search[low sugar tea bags]" for every shop goal, "take book 1 from countertop 1" wherever the
+// list offers "take alarmclock 1 from shelf 1"; 0 of 16 "take" turns admissible. The teacher-forced
+// loss shows why: a name that stands a few words earlier ("you arrive at shelf 2. on the shelf
+// 2") still costs ~3 nats, the prior over names. Tried: the replies alone (200 steps, loss 0.42:
+// 0/32 household, 0/32 shop); 400 steps on whole turns then 100 on the replies (0 and 0); 700
+// whole-turn steps at lr 5e-3 (whole-turn loss 0.25; 0 and 0); 4 layers and 8 heads (0 and 0);
+// a tokenizer that keeps the space with the word (" soapbottle", one token per name and space;
+// 0 and 0); a first stage of synthetic copying (random vocabulary words, then a stretch of them
+// again): with spaces as their own tokens it stayed at the unigram loss for 600 steps, while the
+// same trainer forms induction in ~100 steps on unspaced repeats of 20 tokens (batches of 16),
+// so the engine learns copying; these turns (a space token between every two words) make it a
+// two-back match that this model does not find in minutes of CPU. So the base is weak: what
+// success it has (the shop's) comes from the usual query and click fitting some goals, not from
+// reading the page. What is left to try: an action syntax with nothing between the words to copy
+// (or a tokenizer whose words carry their space and whose actions do too), or hours of training.
 //
 // Reproducible: the random init (make-builtin-models.ts), the tasks (the seeded train splits),
 // the expert, the exploration and the batches are all seeded, so the same options give the same
@@ -46,16 +67,20 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encodeConversation } from '../../main/engine/agent/conversation.ts';
-import { type Policy, runEpisode } from '../../main/engine/agent/episode.ts';
+import { type Policy, runEpisode, runEpisodes } from '../../main/engine/agent/episode.ts';
 import { expertReply, withSkill } from '../../main/engine/agent/prompts.ts';
 import { type Environment, type TaskRef, environment, taskSet } from '../../main/engine/envs/index.ts';
+import { Generator } from '../../main/engine/generate/generator.ts';
 import { loadModelFolder } from '../../main/engine/nn/hf-model.ts';
 import type { ChatMessage, TextTokenizer } from '../../main/engine/nn/tokenizer.ts';
 import { fnv1a32, mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
+import { resolveDevice } from '../../main/engine/runtime/devices.ts';
 import { bucketLength } from '../../main/engine/runtime/token-logprobs.ts';
 import type { BatchShape, SequenceExample } from '../../main/engine/runtime/trainer.ts';
-import { type BuiltinModelOptions, writeBuiltinModel } from './make-builtin-models.ts';
+import { HostWeights } from '../../main/engine/runtime/weights.ts';
+import { type BuiltinModelOptions, SPECIAL_TOKENS, writeBuiltinModel } from './make-builtin-models.ts';
 import { trainSupervised } from './sft.ts';
+import { vocabularyOf, vocabularyTexts, wordTokenizerJson } from './tiny-agent-tokenizer.ts';
 
 export interface TinyAgentOptions {
   hidden: number;
@@ -68,6 +93,10 @@ export interface TinyAgentOptions {
   episodes: number;
   /** Share of the turns where the behaviour takes a random move instead of the expert's (DAgger). */
   explore: number;
+  /** Share of the turns where the behaviour repeats its previous action (mostly "Nothing happens."). */
+  repeat: number;
+  /** Steps on whole turns first (every token trained: the action lists repeat the observation's names, which teaches copying). */
+  wholeTurnSteps: number;
   steps: number;
   batch: number;
   lr: number;
@@ -84,20 +113,24 @@ export const TINY_AGENT_DEFAULTS: TinyAgentOptions = {
   seed: 1,
   episodes: 160,
   explore: 0.25,
-  steps: 360,
+  repeat: 0.1,
+  wholeTurnSteps: 150,
+  steps: 150,
   batch: 8,
   lr: 3e-3,
   guidanceShare: 0.3,
 };
 
 /** The settings a run of the built-in agent model uses (the prompts it was taught). */
-export const TINY_AGENT_RUN_SETTINGS = { agentPromptStyle: 'compact', agentHistory: 0, maxNewTokens: 96 } as const;
+export const TINY_AGENT_RUN_SETTINGS = { agentPromptStyle: 'compact', agentHistory: 0, maxNewTokens: 48 } as const;
 
 /** The environments the model is warm-started on, easy tasks of each. */
 export const TINY_AGENT_ENVS = ['household', 'shop'] as const;
 
-/** Positions the model is built for: a shop results page's turn (about 1,250 tokens) and its reply. */
-const MAX_POSITIONS = 1536;
+/** Positions the model is built for: a turn is at most about 430 word tokens (a shop results page) with its reply. */
+const MAX_POSITIONS = 512;
+/** Turns a held-out episode may take in the recipe's own measure (the agent demo's limit). */
+const EVAL_TURNS = 8;
 /** Turns a warm-start episode may take (exploration makes some longer than the expert's 3 to 6). */
 const MAX_TURNS = 12;
 
@@ -129,20 +162,26 @@ export async function expertTurns(o: TinyAgentOptions): Promise<ExpertTurn[]> {
   const out: ExpertTurn[] = [];
   const rand = mulberry32Uniform(fnv1a32(`guidance/${o.seed}`));
   const explore = mulberry32Uniform(fnv1a32(`explore/${o.seed}`));
+  const repeat = mulberry32Uniform(fnv1a32(`repeat/${o.seed}`));
   for (const envId of TINY_AGENT_ENVS) {
     for (const task of taskSet({ env: envId, difficulty: 'easy', count: o.episodes, seed: o.seed, split: 'train' })) {
       const env: Environment = environment(envId).create();
       const labels: string[] = [];
-      // The expert labels every turn; the behaviour sometimes takes a random move instead.
+      let previous: string | undefined;
+      // The expert labels every turn; the behaviour sometimes takes a random move instead, or
+      // repeats its last one (a memoryless policy's usual slip, which mostly does nothing).
       const policy: Policy = () => {
         const label = env.expertAction();
         if (label === undefined) throw new Error(`the ${envId} expert was asked to act in a finished episode of ${JSON.stringify(task)}`);
         labels.push(label);
         const moves = env.admissibleActions().filter((a) => a !== label && explorable(envId, a));
-        return expertReply(moves.length > 0 && explore() < o.explore ? moves[Math.floor(explore() * moves.length)] : label);
+        let move = moves.length > 0 && explore() < o.explore ? moves[Math.floor(explore() * moves.length)] : label;
+        if (previous !== undefined && previous !== label && o.repeat > 0 && repeat() < o.repeat) move = previous;
+        previous = move;
+        return expertReply(move);
       };
       const episode = await runEpisode(env, task, policy, { maxSteps: MAX_TURNS, historyTurns: TINY_AGENT_RUN_SETTINGS.agentHistory, promptStyle: TINY_AGENT_RUN_SETTINGS.agentPromptStyle });
-      if (o.explore === 0 && !episode.success) throw new Error(`the ${envId} expert failed task ${JSON.stringify(task)}`);
+      if (o.explore === 0 && o.repeat === 0 && !episode.success) throw new Error(`the ${envId} expert failed task ${JSON.stringify(task)}`);
       const plan = expertPlan(task).join(', then ');
       episode.turns.forEach((t, i) => {
         const messages = [...t.messages];
@@ -172,27 +211,34 @@ interface Stage {
   name: string;
   steps: number;
   lr: number;
+  /** Train every token of the turn (the prompt too), not the reply alone. */
+  wholeTurn?: boolean;
 }
+
 
 /** Supervised training from the model folder `from` into `dir` (weights, config and tokenizer; no optimizer state). */
 async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[], stage: Stage, o: TinyAgentOptions, log: (s: string) => void, started: number): Promise<number> {
   const model = await loadModelFolder(from);
   const tok = model.tokenizer!;
-  const all = turns.map((t) => ({ env: t.env, example: turnExample(tok, t.conversation) }));
+  const all = turns.map((t) => {
+    const example = turnExample(tok, t.conversation);
+    return { env: t.env, example: stage.wholeTurn ? { tokens: example.tokens, trainTokens: new Uint8Array(example.tokens.length).fill(1) } : example };
+  });
   const kept = all.filter((t) => t.example.tokens.length <= MAX_POSITIONS);
-  // Each batch holds turns of one environment (alternating), padded to that environment's longest
-  // turn: the household's short turns do not pay for the shop's results pages, and two step graphs
-  // serve every batch.
+  // Each batch holds turns of one environment (alternating), padded to its own longest turn
+  // rounded up to the token scorer's buckets: short household turns do not pay for long shop
+  // pages, and a handful of step graphs serve every batch.
   const byEnv = TINY_AGENT_ENVS.map((id) => kept.filter((t) => t.env === id).map((t) => t.example));
-  const shapes = byEnv.map((pool): BatchShape => ({ size: o.batch, seqLen: bucketLength(Math.max(...pool.map((r) => r.tokens.length)) - 1, MAX_POSITIONS - 1) }));
   log(
     `${stage.name}: ${kept.length} expert-labelled turns of ${o.episodes} easy tasks per environment (${byEnv.map((x, i) => `${TINY_AGENT_ENVS[i]} ${x.length}`).join(', ')}; ` +
-      `${all.length - kept.length} longer than ${MAX_POSITIONS} tokens left out; explore ${o.explore}, ${o.guidanceShare} with a skill), ${stage.steps} steps of ${o.batch}, lr ${stage.lr} (cosine)`,
+      `${all.length - kept.length} longer than ${MAX_POSITIONS} tokens left out; explore ${o.explore}, repeat ${o.repeat}, ${o.guidanceShare} with a skill), ${stage.steps} steps of ${o.batch}, lr ${stage.lr} (cosine)`,
   );
-  const rand = mulberry32Uniform(fnv1a32(`batches/${o.seed}`));
+  const rand = mulberry32Uniform(fnv1a32(`batches/${o.seed}${stage.wholeTurn ? '/whole' : ''}`));
   const batches = Array.from({ length: stage.steps }, (_, step) => {
     const pool = byEnv[step % byEnv.length];
-    return { rows: Array.from({ length: o.batch }, () => pool[Math.floor(rand() * pool.length)]), shape: shapes[step % byEnv.length] };
+    const rows = Array.from({ length: o.batch }, () => pool[Math.floor(rand() * pool.length)]);
+    const shape: BatchShape = { size: o.batch, seqLen: bucketLength(Math.max(...rows.map((r) => r.tokens.length)) - 1, MAX_POSITIONS - 1) };
+    return { rows, shape };
   });
   return trainSupervised(model, {
     out: dir,
@@ -200,7 +246,8 @@ async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[
     lr: stage.lr,
     warmupSteps: Math.min(30, Math.floor(stage.steps / 10)),
     seed: o.seed,
-    shape: shapes[0],
+    // Built for the longest a turn may be; each batch runs at its own shape.
+    shape: { size: o.batch, seqLen: MAX_POSITIONS - 1 },
     batch: (step) => batches[step],
     log,
     logEvery: 10,
@@ -208,22 +255,76 @@ async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[
   });
 }
 
-/** The model into `dir`: a random init, then the supervised warm start. */
+/** The model into `dir`: the word tokenizer, a random init, then the supervised warm start. */
 export async function makeTinyAgent(dir: string, o: TinyAgentOptions, log: (s: string) => void = console.log): Promise<{ seconds: number; turns: number }> {
   const started = Date.now();
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'tiny-agent-'));
   try {
     const init = path.join(work, 'init');
-    const builtin: BuiltinModelOptions = { name: 'tiny-agent', hidden: o.hidden, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, intermediate: o.intermediate, seed: o.seed, maxPositions: MAX_POSITIONS, vocab: 0, tied: true };
+    const pieces = vocabularyOf(await vocabularyTexts());
+    const vocab = SPECIAL_TOKENS.length + pieces.length;
+    const builtin: BuiltinModelOptions = { name: 'tiny-agent', hidden: o.hidden, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, intermediate: o.intermediate, seed: o.seed, maxPositions: MAX_POSITIONS, vocab, tied: true };
     await writeBuiltinModel(init, builtin);
+    // The built-in writer's character tokenizer is replaced by the word one (same special ids, same chat template).
+    await fs.writeFile(path.join(init, 'tokenizer.json'), JSON.stringify(wordTokenizerJson(pieces), null, 2) + '\n');
     const turns = await expertTurns(o);
-    log(`tiny-agent: hidden ${o.hidden}, ${o.layers} layers, seed ${o.seed}`);
-    await trainStage(init, dir, turns, { name: 'SFT on the replies', steps: o.steps, lr: o.lr }, o, log, started);
+    log(`tiny-agent: hidden ${o.hidden}, ${o.layers} layers, ${vocab} word tokens, seed ${o.seed}`);
+    let from = init;
+    if (o.wholeTurnSteps > 0) {
+      const to = path.join(work, 'whole');
+      await trainStage(from, to, turns, { name: 'SFT on whole turns', steps: o.wholeTurnSteps, lr: o.lr, wholeTurn: true }, o, log, started);
+      from = to;
+    }
+    if (o.steps > 0) await trainStage(from, dir, turns, { name: 'SFT on the replies', steps: o.steps, lr: o.lr }, o, log, started);
+    else await fs.cp(from, dir, { recursive: true });
     const seconds = (Date.now() - started) / 1000;
     log(`wrote ${dir} (${seconds.toFixed(0)} s)`);
     return { seconds, turns: turns.length };
   } finally {
     await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+export interface HeldOutResult {
+  env: string;
+  tasks: number;
+  success: number;
+  /** Mean final reward (the shop's partial credit). */
+  reward: number;
+  /** The first episode's actions, to show what the model does. */
+  example: string[];
+}
+
+/** Greedy episodes of the model in `dir` on `count` held-out easy tasks of each environment (the agent demo's base measure). */
+export async function heldOutSuccess(dir: string, count: number, maxTurns: number): Promise<HeldOutResult[]> {
+  const model = await loadModelFolder(dir);
+  const tok = model.tokenizer!;
+  const gen = await Generator.create({ config: model.config, weights: new HostWeights(model.weights), device: await resolveDevice('cpu'), maxLength: model.config.maxPositionEmbeddings });
+  try {
+    const out: HeldOutResult[] = [];
+    for (const env of TINY_AGENT_ENVS) {
+      const tasks = taskSet({ env, difficulty: 'easy', count, seed: 7, split: 'test' });
+      const jobs = tasks.map((task) => ({ env: environment(env).create(), task }));
+      const episodes = await runEpisodes(
+        jobs,
+        async (conversations) => {
+          const promptIds = conversations.map((c) => tok.encode(tok.applyChatTemplate(c, { addGenerationPrompt: true }), { addSpecialTokens: false }));
+          const r = await gen.generate({ promptIds, maxNewTokens: TINY_AGENT_RUN_SETTINGS.maxNewTokens, temperature: 0, tokenizer: tok, stopStrings: ['</action>'] });
+          return r.samples.map((x) => x.text ?? '');
+        },
+        { maxSteps: maxTurns, historyTurns: TINY_AGENT_RUN_SETTINGS.agentHistory, promptStyle: TINY_AGENT_RUN_SETTINGS.agentPromptStyle },
+      );
+      out.push({
+        env,
+        tasks: tasks.length,
+        success: episodes.filter((e) => e.success).length / tasks.length,
+        reward: episodes.reduce((a, e) => a + e.reward, 0) / tasks.length,
+        example: episodes[0].turns.map((t) => t.action),
+      });
+    }
+    return out;
+  } finally {
+    await gen.release();
   }
 }
 
@@ -235,17 +336,25 @@ async function main(argv: string[]): Promise<void> {
     options: {
       out: { type: 'string' },
       seed: { type: 'string' },
+      hidden: { type: 'string' },
+      layers: { type: 'string' },
+      heads: { type: 'string' },
+      'kv-heads': { type: 'string' },
+      intermediate: { type: 'string' },
       episodes: { type: 'string' },
       steps: { type: 'string' },
+      'whole-steps': { type: 'string' },
       batch: { type: 'string' },
       lr: { type: 'string' },
       explore: { type: 'string' },
+      repeat: { type: 'string' },
       'guidance-share': { type: 'string' },
+      eval: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx resources/models/make-tiny-agent.ts [--out DIR] [--seed N] [--episodes N] [--steps N] [--batch N] [--lr X] [--explore P] [--guidance-share P]');
+    console.log('usage: npx tsx resources/models/make-tiny-agent.ts [--out DIR] [--seed N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--episodes N] [--whole-steps N] [--steps N] [--batch N] [--lr X] [--explore P] [--repeat P] [--guidance-share P] [--eval TASKS]');
     return;
   }
   const d = TINY_AGENT_DEFAULTS;
@@ -255,7 +364,7 @@ async function main(argv: string[]): Promise<void> {
     if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${flag} must be a positive ${integer ? 'whole ' : ''}number, got "${v}"`);
     return n;
   };
-  const shareOf = (flag: 'guidance-share' | 'explore', fallback: number) => {
+  const shareOf = (flag: 'guidance-share' | 'explore' | 'repeat', fallback: number) => {
     const v = values[flag];
     const n = v === undefined ? fallback : Number(v);
     if (!(n >= 0 && n <= 1) || v?.trim() === '') throw new Error(`--${flag} must be a share in [0, 1], got "${v}"`);
@@ -264,14 +373,29 @@ async function main(argv: string[]): Promise<void> {
   const o: TinyAgentOptions = {
     ...d,
     seed: num(values.seed, d.seed, 'seed'),
+    hidden: num(values.hidden, d.hidden, 'hidden'),
+    layers: num(values.layers, d.layers, 'layers'),
+    heads: num(values.heads, d.heads, 'heads'),
+    kvHeads: num(values['kv-heads'], d.kvHeads, 'kv-heads'),
+    intermediate: num(values.intermediate, d.intermediate, 'intermediate'),
     episodes: num(values.episodes, d.episodes, 'episodes'),
-    steps: num(values.steps, d.steps, 'steps'),
+    steps: values.steps === '0' ? 0 : num(values.steps, d.steps, 'steps'),
+    wholeTurnSteps: values['whole-steps'] === '0' ? 0 : num(values['whole-steps'], d.wholeTurnSteps, 'whole-steps'),
     batch: num(values.batch, d.batch, 'batch'),
     lr: num(values.lr, d.lr, 'lr', false),
     explore: shareOf('explore', d.explore),
+    repeat: shareOf('repeat', d.repeat),
     guidanceShare: shareOf('guidance-share', d.guidanceShare),
   };
-  await makeTinyAgent(path.resolve(values.out ?? path.join(HERE, 'tiny-agent')), o);
+  const dir = path.resolve(values.out ?? path.join(HERE, 'tiny-agent'));
+  const evalTasks = values.eval === undefined ? 32 : Number(values.eval);
+  if (!Number.isInteger(evalTasks) || evalTasks < 0) throw new Error(`--eval must be a whole number of held-out tasks (0: none), got "${values.eval}"`);
+  await makeTinyAgent(dir, o);
+  if (evalTasks > 0) {
+    for (const r of await heldOutSuccess(dir, evalTasks, EVAL_TURNS)) {
+      console.log(`held-out ${r.env}: ${r.success * r.tasks}/${r.tasks} succeed (mean reward ${r.reward.toFixed(3)}), greedy, ${EVAL_TURNS} turns; first: ${r.example.join(' | ')}`);
+    }
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

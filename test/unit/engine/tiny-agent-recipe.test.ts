@@ -1,7 +1,8 @@
 // The built-in agent model's recipe (resources/models/make-tiny-agent.ts): expert-labelled turns of
-// both environments in the compact prompt (DAgger: some off the expert's path), a share with OPID's
-// teacher view, only each reply trained; and the committed model
-// answers a held-out task's first turn of each environment in the agent's format.
+// both environments in the compact prompt (DAgger: some off the expert's path, some repeating the
+// last move), a share with OPID's teacher view, only each reply trained; its word-level tokenizer
+// (resources/models/tiny-agent-tokenizer.ts); and the committed model answers a held-out task's
+// first turn of each environment in the agent's format.
 import { describe, expect, it } from 'vitest';
 import { parseAgentAction, turnMessage } from '../../../main/engine/agent/prompts.ts';
 import { environment, taskSet } from '../../../main/engine/envs/index.ts';
@@ -9,7 +10,10 @@ import { Generator } from '../../../main/engine/generate/generator.ts';
 import { loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { resolveModelPath } from '../../../main/engine/model-paths.ts';
 import { HostWeights } from '../../../main/engine/runtime/weights.ts';
+import { TextTokenizer } from '../../../main/engine/nn/tokenizer.ts';
+import { CHAT_TEMPLATE, charTokenizerConfig } from '../../../resources/models/make-builtin-models.ts';
 import { TINY_AGENT_DEFAULTS, TINY_AGENT_RUN_SETTINGS, expertTurns, turnExample } from '../../../resources/models/make-tiny-agent.ts';
+import { vocabularyOf, vocabularyTexts, wordPieces, wordTokenizerJson } from '../../../resources/models/tiny-agent-tokenizer.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 describe('tiny-agent', () => {
@@ -30,7 +34,7 @@ describe('tiny-agent', () => {
     expect(guided).toBeLessThan(0.7 * turns.length);
     // Exploration: more turns than the expert alone takes, and states it never meets (a receptacle
     // without the goal's object, a product page it does not buy), each labelled with the expert's move.
-    const expertOnly = await expertTurns({ ...o, explore: 0 });
+    const expertOnly = await expertTurns({ ...o, explore: 0, repeat: 0 });
     expect(turns.length).toBeGreaterThan(expertOnly.length);
     const replies = (ts: typeof turns) => ts.map((t) => parseAgentAction(t.conversation[1].content).action);
     expect(replies(turns).filter((a) => a === 'click[< prev]' || a === 'click[back to search]').length).toBeGreaterThan(0);
@@ -43,6 +47,34 @@ describe('tiny-agent', () => {
     const trained = ex.tokens.filter((_, i) => ex.trainTokens![i]);
     expect(tok.decode(trained, { skipSpecialTokens: false })).toBe(`${first[1].content}${tok.decode([tok.eosTokenIds[0]], { skipSpecialTokens: false })}`);
   });
+
+  it('tokenizes every text of the environments and prompts into whole words that decode back, a name the same token wherever it stands', async () => {
+    const texts = await vocabularyTexts();
+    const pieces = vocabularyOf(texts);
+    const tok = new TextTokenizer({ tokenizerJson: wordTokenizerJson(pieces), tokenizerConfig: charTokenizerConfig(512), chatTemplate: CHAT_TEMPLATE, source: 'tiny-agent words' });
+    const unk = tok.encode('<|unk|>', { addSpecialTokens: false })[0];
+    for (const t of texts.filter((_, i) => i % 7 === 0)) {
+      const ids = tok.encode(t, { addSpecialTokens: false });
+      expect(ids).not.toContain(unk);
+      expect(tok.decode(ids)).toBe(t.toLowerCase());
+    }
+    // A product id on a results page and in its click, an object in the list and in the reply: one token each time.
+    const page = tok.encode('Next > [SEP] B015SAKY53 [SEP] Tandy', { addSpecialTokens: false });
+    const click = tok.encode('<action>click[b015saky53]</action>', { addSpecialTokens: false });
+    const id = tok.encode('b015saky53', { addSpecialTokens: false });
+    expect(id).toHaveLength(1);
+    expect(page).toContain(id[0]);
+    expect(click).toContain(id[0]);
+    expect(wordPieces("'take box 1 from coffeetable 1',")).toEqual(["'", 'take', ' ', 'box', ' ', '1', ' ', 'from', ' ', 'coffeetable', ' ', '1', "',"]);
+    // Text it never saw is one unknown token per piece, not an error, and the chat template's roles stay special.
+    expect(tok.encode('zyzzyva', { addSpecialTokens: false })).toEqual([unk]);
+    const chat = tok.encode(tok.applyChatTemplate([{ role: 'user', content: 'look' }], { addGenerationPrompt: true }), { addSpecialTokens: false });
+    expect(chat.map((i) => tok.idToToken(i))).toEqual(['<|bos|>', '<|user|>', '\n', 'look', '<|eos|>', '<|assistant|>', '\n']);
+    // The committed model's tokenizer is this one.
+    const committed = (await loadModelFolder(resolveModelPath('tiny-agent'))).tokenizer!;
+    expect(committed.vocabSize).toBe(tok.vocabSize);
+    expect(committed.encode(texts[0], { addSpecialTokens: false })).toEqual(tok.encode(texts[0], { addSpecialTokens: false }));
+  }, 60_000);
 
   it("answers a held-out task's first turn of each environment in the agent format", async () => {
     const model = await loadModelFolder(resolveModelPath('tiny-agent'));
