@@ -27,6 +27,36 @@
 // code often (make-tiny-coder.ts).
 //
 // Progress goes to stderr; stdout gets one JSON line per run, then a table.
+//
+// Measured once (`npm run bench -- code-demo`, the committed tiny-coder, the defaults below but
+// lr 5e-4, which was the default then: `--lr 5e-4` repeats it), 11.2 min wall for the whole table
+// on 2 cores shared with another engineer's methods bench and tests (load 10-11; `time`: 6.8 min
+// user + 0.6 min sys CPU):
+//
+//   tiny-coder, 40 held-out code-functions-js tasks (eval split), hidden-test pass@1 = mean over 4
+//   samples per task at temperature 0.7 (CodeT: the top consensus set's function among the 4);
+//   self-play on 60 other unlabeled eval-split tasks: per run 16 steps × 4 tasks × 8 samples, lr
+//   0.0005, KL 0.001; mean ± sd over seeds 0, 1, 2
+//     base                              pass@1 4.6% ± 2.5%   CodeT 4.2% ± 2.9%   (seeds 0: 7.5%, 1: 3.1%, 2: 3.1%)
+//     code-consensus, GRPO (no critic)  pass@1 0.0% ± 0.0%   CodeT 0.0% ± 0.0%   (consensus right 0.0%,
+//                                       samples right 3.1% → 0.0%, labeled 9.4%; 6.3 min)
+//     code-consensus, PPO + GAE critic  pass@1 0.0% ± 0.0%   CodeT 0.0% ± 0.0%   (consensus right 0.0%,
+//                                       samples right 3.1% → 0.0%, labeled 10.4%; critic explained
+//                                       variance -0.04 / -0.40 / -0.12; 4.8 min)
+//
+// Self-play did not improve pass@1; it destroyed the model, with and without the critic. Why,
+// from one diagnostic run afterwards (seed 0, GRPO, the same 16 steps, per step): at lr 5e-4 the
+// first update (3 labeled groups) took the share of runnable functions from 100% to 19%, and by
+// step 10 nothing ran (the text had lost its syntax: "function clancove(ive abow ."), which is
+// also why so few groups were labeled; AdamW's first steps move every weight by about the rate,
+// too far for this 0.4M-parameter model. At lr 5e-5 (now the default, not measured as a table)
+// the model stays runnable (69-100% per step) and 94% of the groups are labeled, but the hidden
+// pass rate of the self-play samples stays at 0-3%, and the top consensus set was right in none
+// of the labeled groups looked at: the base does not copy a task's constants
+// (make-tiny-coder.ts), so its functions, and the tests that would pick among them, agree on
+// wrong constants ("assert(clamp(3) === 3)" for the range 5 to 14). Dual agreement has nothing
+// right to reinforce; the demo needs a base whose single samples are right more often (the
+// 15-60% it was meant to have) before self-play can show anything.
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { type RunConfigInput, parseRunConfig } from '../main/engine/rl/config.ts';
@@ -71,7 +101,7 @@ export const CODE_DEMO_DEFAULTS: CodeDemoOptions = {
   heldOut: 40,
   valSamples: 4,
   temperature: 0.7,
-  lr: 5e-4,
+  lr: 5e-5,
   klCoef: 0.001,
   criticLr: 1e-3,
   timeoutMs: 1000,
