@@ -3,8 +3,8 @@
 // OPID, with the same budget (steps, tasks a step, episodes a task, turn limit) and three seeds.
 // Success is one greedy episode per held-out task (the shop's partial-credit reward beside it).
 //
-// The analyzer: tiny-agent cannot analyse an episode (a turn fills most of its positions, and it
-// never learned JSON), and OPID's analyzer is a larger model. The bench stands in a scripted one
+// The analyzer: tiny-agent never learned to write JSON, so as its own analyzer it would give no
+// parseable skill, and OPID's analyzer is a larger model. The bench stands in a scripted one
 // that knows the environment, as a larger model that understood the task would: replaying the
 // episode, each turn whose action differs from what the scripted expert would do there gets a
 // step skill naming the expert's action (the first five such turns), and the episode skill is the
@@ -14,32 +14,45 @@
 // of its turns, so it reads them; Δ is weighted 0.1 (OPID's 1e-3 is sized for 3B models' many
 // tokens and would be lost in the episode advantage here).
 //
-//   npm run bench -- agent-demo [--envs household,shop] [--seeds 0,1,2] [--steps N]
+//   npm run bench -- agent-demo [--envs household,shop] [--seeds 0,1,2] [--steps N] [--tasks N] [--episodes N] [--held-out N]
 //
 // Progress goes to stderr; stdout gets one JSON line per run, then a table.
 //
-// Measured once on the earlier, character-level tiny-agent with 3 steps × 2 tasks × 4 episodes,
-// lr 5e-4, 16 held-out tasks (2 cores shared with four other engineers' work, load 10-16
-// throughout): 21.8 min wall for the whole table (`time`: 5.8 min user + 0.8 min sys CPU), household 12.0 min, shop 9.8 min.
+// Measured once (`flock /tmp/bench.lock npm run bench -- agent-demo`, the defaults below, the
+// committed word-level tiny-agent of 6cde462; 2 cores shared with four other engineers' work):
+// 9.0 min wall for the whole table (`time`: 6.0 min user + 0.4 min sys CPU).
 //
-//   per run 3 steps × 2 tasks × 4 episodes, lr 5e-4, mini-batches of 8, 6 turns, 16 held-out
-//   easy tasks per environment, greedy; success (mean reward), seeds 0 / 1 / 2
-//   household  base 0.0%   outcome-only GRPO 0.0% ± 0.0% (0 / 0 / 0)   OPID 0.0% ± 0.0% (0 / 0 / 0)
-//   shop       base 0.0% (reward 0)   outcome-only 0.0% (0) ± 0.0%   OPID 0.0% (0) ± 0.0%
-//   wall per run: outcome 79 / 35 / 67 s and 131 / 39 / 29 s (the first of each environment
-//   measures the base too); OPID 141 / 164 / 233 s and 256 / 51 / 77 s
+//   tiny-agent, easy tasks, 32 held-out per environment (greedy, 6 turns at most); per run 5 steps
+//   × 4 tasks × 4 episodes, lr 0.001, mini-batches of 8; success (mean reward)
+//   household: base (warm start) 0.0% (0)
+//     outcome-only GRPO: 0.0% ± 0.0% (0; seeds 0: 0.0%, 1: 0.0%, 2: 0.0%; 1.2 min)
+//     OPID: 0.0% ± 0.0% (0; seeds 0: 0.0%, 1: 0.0%, 2: 0.0%; 2.9 min)
+//   shop: base (warm start) 15.6% (0.188)
+//     outcome-only GRPO: 0.0% ± 0.0% (0; seeds 0: 0.0%, 1: 0.0%, 2: 0.0%; 1.6 min)
+//     OPID: 0.0% ± 0.0% (0; seeds 0: 0.0%, 1: 0.0%, 2: 0.0%; 3.3 min)
+//   total 9 min
+//   OPID's training steps (means per run, seeds 0 / 1 / 2): teacher_available 1 / 1 / 1 in both
+//   environments; critical_step_ratio 0.833 (household), 0.838 / 0.835 / 0.841 (shop); Δ of
+//   step-taught tokens 0.007 / 0.042 / -0.013 (household), -0.013 / -0.028 / -0.025 (shop); Δ of
+//   episode-taught tokens -0.008 / 0.035 / -0.041 and -0.022 / -0.006 / -0.038; adv std 0.022 /
+//   0.033 / 0.025 and 0.033 / 0.018 / 0.11. Training success (first / last step): 0 everywhere
+//   but the shop's seed 2 (0.063 / 0 in both methods).
 //
-// OPID does not beat outcome-only here, and neither learns: the warm start never reaches a goal
-// (nor earns the shop's partial credit: its searches are misspelt, see make-tiny-agent.ts), no
-// training episode succeeded either, so every group's rewards are 0, GRPO's advantages are 0 and
-// outcome-only takes no update at all (its runs are rollouts and validation only). OPID's Δ does
-// give every reply a signal (a skill taught 100% of the turns) and it trains on it, but 3 steps of
-// 8 episodes do not turn a model that cannot spell the names it must copy into one that can. The
-// dense signal's case, learning where every outcome is a failure, is shown mechanically (updates
-// with Δ, none without), not as success: the comparison needs a warm start that sometimes
-// succeeds, which this session did not reach. Cost: mini-batches are now padded to their longest
-// sequence (agent/loop.ts updateShape) instead of 1,024 positions, and OPID's runs cost 2.4× the
-// outcome-only ones that take no update (922 s against 380 s; they were 5× with the padding).
+// OPID does not beat outcome-only here; neither learns, and both lose the shop's base. The
+// household base never succeeds (the warm start does not copy the object's name, see
+// make-tiny-agent.ts), so every group's rewards are 0 and outcome-only takes no update; OPID
+// trains every reply on Δ, but the skills name actions the student cannot yet produce, so Δ is
+// small and of either sign (means -0.04 to 0.04 nats a token, weight 0.1) and 5 steps do not
+// move greedy success. In the shop the base's 15.6% comes from a generic query and click that fit
+// some goals; a step's 16 training episodes rarely buy the right thing (one success in 16
+// episodes, in seed 2's first step), and at lr 1e-3 both methods end with greedy episodes that no
+// longer buy within 6 turns (mean length 6, reward 0): with so few rewarded episodes the updates
+// (GRPO's, and OPID's Δ toward actions the student does not produce) move the policy off the
+// base's lucky moves rather than toward success; not measured apart. OPID's dense signal had what it needs mechanically (a skill
+// for every turn, 84% of turns with a step skill), but with a student that cannot copy names the
+// teacher's actions are as unreachable with guidance as without. The budget is a third of the
+// 30 minutes allowed; the comparison needs a base that reads the page first (make-tiny-agent.ts,
+// what is left to try), then a smaller lr or more steps.
 import { type AgentLoopInput, runAgentLoop } from '../main/engine/agent/loop.ts';
 import type { Episode } from '../main/engine/agent/episode.ts';
 import { environment, taskSet } from '../main/engine/envs/index.ts';
