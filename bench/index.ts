@@ -311,48 +311,7 @@ function measured<O>(m: Measurement<O>): CliCommand[] {
         return 0;
       },
     }),
-    command({
-    name: 'code-demo',
-    program: PROGRAM,
-    summary: 'The built-in tiny-coder on held-out code tasks: hidden-test pass@1 of the base, after code-consensus self-play with GRPO and with the PPO + GAE critic, same budget, over seeds.',
-    synopsis: '[--configs grpo,gae] [--seeds 0,1,2] [--steps N] [--tasks N] [--samples N] [--held-out N] [--val-samples K] [--lr LR]',
-    flags: {
-      model: { ...trainFlags.model, default: CODE_DEMO_DEFAULTS.model },
-      configs: { type: 'string', value: 'C,C', default: CODE_DEMO_DEFAULTS.configs.join(','), description: 'advantage estimators, comma-separated: grpo (group-relative, no critic), gae (PPO with a learned critic)' },
-      seeds: { type: 'string', value: 'S,S', default: CODE_DEMO_DEFAULTS.seeds.join(','), description: 'seeds, comma-separated: each configuration runs once per seed' },
-      steps: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.steps), description: 'self-play steps per run (the shared budget)' },
-      tasks: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.tasksPerStep), description: 'tasks per self-play step' },
-      samples: { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.samples), description: 'samples per task (each a function and its tests)' },
-      'held-out': { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.heldOut), description: 'held-out eval-split tasks measured' },
-      'val-samples': { type: 'string', value: 'K', default: String(CODE_DEMO_DEFAULTS.valSamples), description: 'samples per held-out task for pass@1' },
-      lr: { type: 'string', value: 'LR', default: String(CODE_DEMO_DEFAULTS.lr), description: 'learning rate of self-play (constant)' },
-    },
-    details: 'Prints one JSON line per configuration and seed as each finishes (bench, config, seed, base_pass1, base_codet, after_pass1, after_codet, after_pass_k, labeled_share, consensus_accuracy, sample_pass_first/last, critic_explained_var, wall_s), then the table.',
-    async run(values) {
-      const seeds = (values.seeds ?? '').split(',').map((s) => {
-        if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
-        return Number(s);
-      });
-      const configs = (values.configs ?? '').split(',').map((c) => c.trim());
-      for (const c of configs) if (!(CODE_DEMO_CONFIGS as readonly string[]).includes(c)) throw new UsageError(`--configs: "${c}" is not one of ${CODE_DEMO_CONFIGS.join(', ')}`);
-      const o = {
-        ...CODE_DEMO_DEFAULTS,
-        model: required(values, 'model'),
-        configs: configs as CodeDemoConfig[],
-        seeds,
-        steps: intFlag(values, 'steps', CODE_DEMO_DEFAULTS.steps),
-        tasksPerStep: intFlag(values, 'tasks', CODE_DEMO_DEFAULTS.tasksPerStep),
-        samples: intFlag(values, 'samples', CODE_DEMO_DEFAULTS.samples),
-        heldOut: intFlag(values, 'held-out', CODE_DEMO_DEFAULTS.heldOut),
-        valSamples: intFlag(values, 'val-samples', CODE_DEMO_DEFAULTS.valSamples),
-        lr: numberFlag(values, 'lr', CODE_DEMO_DEFAULTS.lr),
-      };
-      const rows = await codeDemo(o, print);
-      process.stdout.write(codeDemoTable(rows, o));
-      return 0;
-    },
-  }),
-].map((c) => c as unknown as CliCommand);
+  ].map((c) => c as unknown as CliCommand);
 }
 
 const commands: CliCommand[] = [

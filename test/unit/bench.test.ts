@@ -34,6 +34,13 @@ function bench(args: string[]): Promise<{ code: number | null; lines: Record<str
 const COMMON = ['bench', 'impl', 'model', 'device', 'batch', 'ms_per_step', 'tokens_per_s', 'peak_rss_mb', 'threads'];
 
 describe('npm run bench', () => {
+  it('lists every command once', async () => {
+    const r = await bench(['--help']);
+    const names = [...r.table.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]);
+    expect(names).toEqual(expect.arrayContaining(['train', 'compare-train', 'methods', 'agent-demo', 'code-demo']));
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+  });
+
   it('train prints one JSON line with the step time, throughput, memory and losses', async () => {
     const r = await bench(['train', '--model', 'tiny-chars', '--batch', '2', '--seq', '8', '--steps', '2', '--warmup', '1']);
     expect(r.code, r.stderr).toBe(0);
