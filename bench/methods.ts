@@ -30,6 +30,28 @@
 //
 // Progress goes to stderr; stdout gets a table, then one JSON line per method and seed.
 //
+// Measured on the committed tiny-arith (its digits judge: AUC 0.745 on answers off by ten) on 2
+// cores shared with other work (`npm run bench -- methods --steps 150`: 400 steps for 24 runs
+// would have taken about 3 hours there; seed 2 had finished TTRL and SRT only when this was
+// written, full log /tmp/judge-methods-150.out of issue 14's session), after avg@16 minus base:
+//   ttrl: +1.0 points (sd 2.1, 3 seeds; labels right 66-68%, reward-truth r 0.42-0.46)
+//   srt: -0.9 (sd 0.9, 3 seeds; labels right 57-63%)
+//   self-certainty: -27.9 (sd 0.1, 2 seeds; r -0.11, -0.12)   token-entropy: -27.3 (sd 0.3, 2 seeds; r -0.06, -0.07)
+//   semantic-clusters: +4.7 (sd 0.1, 2 seeds; r 0.48, 0.49)   trajectory-likelihood: +5.7 (sd 0.7, 2 seeds; r 0.47, 0.49)
+//   consistency-judge: +2.3 (sd 0.9, 2 seeds; r 0.71, 0.71; maj@16 92.0 / 92.5 against 82-86 for TTRL; 650-800 s a run)
+//   co-rewarding: +8.6 (sd 3.0, 2 seeds; teacher labels right 88%, r 0.83, 0.82)
+// 150 steps are TTRL's dip on this model: at the demo's lr 4e-4 its own majority on the training
+// sums gets worse before it gets better (labels right 57.5% over steps 51-100, 90% over 351-400
+// in a 400-step seed-0 run, which ended at avg@16 89.0%, maj@16 91.0% from 78.9% / 94.5%), and a
+// 0/1 reward from a wrong majority pushes the policy the wrong way a third of the time. Rewards
+// that label with something steadier beat it: co-rewarding's slowly updated teacher keeps its
+// labels right 88% of the time; the judge's nudge makes consistency-judge's reward the best
+// correlated with the truth after co-rewarding's (0.71) and keeps maj@16 near the base, though
+// its unnormalised (Dr. GRPO) advantages move avg@16 slowly, and the judge writing ~19 tokens
+// for each of 128 responses a step makes it 4-6 times slower; a share-of-cluster reward (semantic
+// clusters) or the sample's own likelihood costs less when the majority is wrong. Self-certainty
+// and token entropy collapse as before: confidence does not track correctness here (r < 0).
+//
 // Measured on 2 cores (`npm run bench -- methods`, 400 steps, seeds 0-2, tiny-arith before its judge and inverse rows; base avg@16
 // 80.6-81.5%, maj@16 93.5-95%), after avg@16 minus base avg@16, mean and sd over the seeds:
 //   ttrl: avg@16 +12.4 points over the base (sd 0.8, 3 seeds)
@@ -44,7 +66,7 @@
 // points in 400 steps (the TTRL demo's 1,600 go further); co-rewarding's teacher labels are right more often (94% against TTRL's 88-89%).
 // Self-certainty and token entropy reward confidence, which does not track correctness here
 // (reward-truth r -0.12 to 0.03: the model's ten-off answers are as confident as its right ones),
-// and collapse at the demo's lr 4e-4; the self-judge's tiny-arith is no judge yet (AUC 0.5).
+// and collapse at the demo's lr 4e-4; the self-judge's tiny-arith was no judge then (AUC 0.5).
 import { listMethods } from '../main/engine/rl/methods/registry.ts';
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, ttrlDemo } from './ttrl-demo.ts';
