@@ -31,15 +31,15 @@
 // Progress goes to stderr; stdout gets a table, then one JSON line per method and seed.
 //
 // Measured on the committed tiny-arith (its digits judge: AUC 0.745 on answers off by ten) on 2
-// cores shared with other work (`npm run bench -- methods --steps 150`: 400 steps for 24 runs
-// would have taken about 3 hours there; seed 2 had finished TTRL and SRT only when this was
-// written, full log /tmp/judge-methods-150.out of issue 14's session), after avg@16 minus base:
-//   ttrl: +1.0 points (sd 2.1, 3 seeds; labels right 66-68%, reward-truth r 0.42-0.46)
-//   srt: -0.9 (sd 0.9, 3 seeds; labels right 57-63%)
-//   self-certainty: -27.9 (sd 0.1, 2 seeds; r -0.11, -0.12)   token-entropy: -27.3 (sd 0.3, 2 seeds; r -0.06, -0.07)
-//   semantic-clusters: +4.7 (sd 0.1, 2 seeds; r 0.48, 0.49)   trajectory-likelihood: +5.7 (sd 0.7, 2 seeds; r 0.47, 0.49)
-//   consistency-judge: +2.3 (sd 0.9, 2 seeds; r 0.71, 0.71; maj@16 92.0 / 92.5 against 82-86 for TTRL; 650-800 s a run)
-//   co-rewarding: +8.6 (sd 3.0, 2 seeds; teacher labels right 88%, r 0.83, 0.82)
+// cores shared with other work (`npm run bench -- methods --steps 150`, seeds 0-2: 400 steps for
+// the 24 runs would have taken about 3 hours there), after avg@16 minus base (base 77.6-78.9%,
+// maj@16 93-95.5%), mean and sd over the seeds:
+//   ttrl: +1.0 points (sd 2.1; labels right 66-68%, reward-truth r 0.42-0.46)
+//   srt: -0.9 (sd 0.9; labels right 57-63%, r 0.35-0.43)
+//   self-certainty: -28.7 (sd 1.3; r -0.11 to -0.15)   token-entropy: -27.5 (sd 0.4; r -0.05 to -0.07)
+//   semantic-clusters: +4.6 (sd 0.2; r 0.48-0.52)     trajectory-likelihood: +4.7 (sd 1.9; r 0.46-0.49)
+//   consistency-judge: +2.8 (sd 1.1; r 0.71-0.72; maj@16 92-94.5% against 82-86% for TTRL; 4-6× TTRL's wall time)
+//   co-rewarding: +7.3 (sd 3.1; teacher labels right 86.5-88%, r 0.81-0.83)
 // 150 steps are TTRL's dip on this model: at the demo's lr 4e-4 its own majority on the training
 // sums gets worse before it gets better (labels right 57.5% over steps 51-100, 90% over 351-400
 // in a 400-step seed-0 run, which ended at avg@16 89.0%, maj@16 91.0% from 78.9% / 94.5%), and a
