@@ -90,7 +90,7 @@ export interface TtrlDemoOptions {
 //           on the way: avg@16 71.3% at step 400, 88.8% at 800, 94.3% at 1,200
 //   seed 1: base 77.6% / 93%   → after 95.1% / 95.5% (5 min on an idle machine)
 //   seed 2: base 78.8% / 95.5% → after 93.6% / 95%   (5 min)
-// avg@16 +16.1 ± 1.7 points; the after avg@16 is above the base majority at seeds 0 and 1 and
+// avg@16 +16.1 ± 1.4 points (sd over the seeds); the after avg@16 is above the base majority at seeds 0 and 1 and
 // 1.9 points below it at seed 2. (The summary's label accuracy, reward accuracy and correlation
 // printed the same 82.3% / 85.1% / 0.558 for seeds 1 and 2 although their step logs differ: not
 // yet explained.)
