@@ -60,37 +60,39 @@ export function tokenizerCharacters(): string[] {
  * special tokens, BOS prepended by the post-processor, and a Fuse decoder so decoding
  * concatenates characters instead of joining them with spaces.
  */
+/** tokenizer.json's entries for SPECIAL_TOKENS, at ids 0.. (every built-in tokenizer starts with them). */
+export function specialAddedTokens(): Record<string, unknown>[] {
+  return SPECIAL_TOKENS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+}
+
+/** A post-processor that prepends <|bos|> (to each sequence of a pair), at its id in `vocab`. */
+export function bosPostProcessor(vocab: Record<string, number>): Record<string, unknown> {
+  const bos = '<|bos|>';
+  return {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [
+      { SpecialToken: { id: bos, type_id: 0 } },
+      { Sequence: { id: 'A', type_id: 0 } },
+      { SpecialToken: { id: bos, type_id: 1 } },
+      { Sequence: { id: 'B', type_id: 1 } },
+    ],
+    special_tokens: { [bos]: { id: bos, ids: [vocab[bos]], tokens: [bos] } },
+  };
+}
+
 export function charTokenizerJson(): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   const tokens = [...SPECIAL_TOKENS, ...tokenizerCharacters()];
   tokens.forEach((t, i) => (vocab[t] = i));
-  const bos = '<|bos|>';
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL_TOKENS.map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
+    added_tokens: specialAddedTokens(),
     normalizer: null,
     pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: bos, type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: bos, type_id: 1 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { [bos]: { id: bos, ids: [vocab[bos]], tokens: [bos] } },
-    },
+    post_processor: bosPostProcessor(vocab),
     decoder: { type: 'Fuse' },
     model: {
       type: 'BPE',

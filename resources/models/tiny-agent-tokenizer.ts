@@ -25,7 +25,7 @@ import { PROMPT_STYLES, expertReply, withSkill } from '../../main/engine/agent/p
 import { DIFFICULTIES, type TaskRef, environment, taskSet } from '../../main/engine/envs/index.ts';
 import { shopCatalog } from '../../main/engine/envs/shop/catalog.ts';
 import { fnv1a32, mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
-import { SPECIAL_TOKENS } from './make-builtin-models.ts';
+import { SPECIAL_TOKENS, bosPostProcessor, specialAddedTokens } from './make-builtin-models.ts';
 
 /** The pre-tokenizer's pattern (Split, isolated, on lower-cased text). */
 export const WORD_PATTERN = '\\[sep\\]|[a-z0-9]+|[^\\sa-z0-9]+|\\s+';
@@ -106,25 +106,14 @@ export function wordTokenizerJson(pieces: readonly string[]): Record<string, unk
     if (t in vocab) throw new Error(`the word vocabulary holds "${t}" twice`);
     vocab[t] = i;
   });
-  const bos = '<|bos|>';
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL_TOKENS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specialAddedTokens(),
     normalizer: { type: 'Lowercase' },
     pre_tokenizer: { type: 'Split', pattern: { Regex: WORD_PATTERN }, behavior: 'Isolated', invert: false },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: bos, type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: bos, type_id: 1 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { [bos]: { id: bos, ids: [vocab[bos]], tokens: [bos] } },
-    },
+    post_processor: bosPostProcessor(vocab),
     decoder: { type: 'Fuse' },
     model: { type: 'WordLevel', vocab, unk_token: '<|unk|>' },
   };
