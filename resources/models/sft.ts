@@ -70,3 +70,15 @@ export async function trainSupervised(model: HfModel, run: SupervisedRun): Promi
   await fs.rm(path.join(run.out, FILES.state), { force: true });
   return finalLoss;
 }
+
+/**
+ * A synthetic copying row: `ends.prefix` (a BOS), the ids, the separator, the same ids again,
+ * `ends.suffix` (an EOS); only the repeat and the suffix are trained. Every trained token can be
+ * predicted only by finding where the current context stood before and copying what followed it
+ * (an induction head), which a recipe's own rows teach too weakly where the copied part is a few
+ * tokens of a long response (a task's constants, an object's name).
+ */
+export function copyExample(ids: readonly number[], separator: readonly number[], ends: { prefix?: readonly number[]; suffix?: readonly number[] } = {}): SequenceExample {
+  const head = [...(ends.prefix ?? []), ...ids, ...separator];
+  return { tokens: [...head, ...ids, ...(ends.suffix ?? [])], lossStart: head.length };
+}
