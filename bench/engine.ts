@@ -8,7 +8,7 @@ import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { deviceBufferUsage } from '../main/engine/runtime/device-buffers.ts';
 import { type Device, type DeviceRequest, checkPrecision, resolveDevice } from '../main/engine/runtime/devices.ts';
 import { DeviceTransfer, FrozenWeights } from '../main/engine/runtime/parameter-store.ts';
-import type { Precision } from '../main/engine/runtime/precision.ts';
+import { type Precision, hostHalf } from '../main/engine/runtime/precision.ts';
 import { Trainer, makeCausalBatch } from '../main/engine/runtime/trainer.ts';
 import { type GenerateResult, type TrainResult, engineThreads, mean, median, peakRssMb, round, syntheticTokens } from './common.ts';
 
@@ -36,7 +36,7 @@ export interface TrainBenchOptions {
 
 export async function benchTrain(o: TrainBenchOptions): Promise<TrainResult> {
   const t0 = performance.now();
-  const model = await loadModelFolder(o.model);
+  const model = await loadModelFolder(o.model, { keepHalf: hostHalf(o.precision ?? 'fp32', o.loraRank !== null ? 'adapters' : 'weights') });
   const device = await resolveDevice(o.device);
   const loadMs = performance.now() - t0;
   const { config } = model;
@@ -119,10 +119,10 @@ export interface GenerateBenchOptions {
 
 export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateResult> {
   const t0 = performance.now();
-  const model = await loadModelFolder(o.model);
+  const precision = o.precision ?? 'fp32';
+  const model = await loadModelFolder(o.model, { keepHalf: hostHalf(precision, 'nothing') });
   const device = await resolveDevice(o.device);
   const { config } = model;
-  const precision = o.precision ?? 'fp32';
   await checkPrecision(device, precision);
   const transfer = new DeviceTransfer(device, 'float32');
   const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, precision === 'mixed');

@@ -29,6 +29,7 @@ import type { LoopItem, LoopModel, LoopProgress, LoopResult, RunConfig, StepReco
 import type { TaskRef } from '../engine/envs/types.ts';
 import type { AgentSettings } from '../engine/rl/methods/agent.ts';
 import { checkRunConfig, describeRunConfig, methodOf, parseRunConfig } from '../engine/rl/config.ts';
+import { hostHalf } from '../engine/runtime/precision.ts';
 import { SVD_MODEL_FILE } from '../engine/rl/methods/svd.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
@@ -331,11 +332,12 @@ export function readModelSvdSettings(dir: string): Record<string, unknown> | und
   return value as Record<string, unknown>;
 }
 
-async function loadModel(dir: string): Promise<LoopModel> {
+async function loadModel(dir: string, config: RunConfig): Promise<LoopModel> {
   // Loaded on first use: the app's main thread imports this module for its setup functions, and
   // the model and training code (onnxruntime, the answer checker) would cost it seconds at start.
   const { loadModelFolder } = await import('../engine/nn/hf-model.ts');
-  const m = await loadModelFolder(dir);
+  // Under mixed precision a half-precision checkpoint stays float16 on the host where it is only read as float16.
+  const m = await loadModelFolder(dir, { keepHalf: hostHalf(config.precision, config.mode === 'full' ? 'weights' : 'adapters') });
   if (!m.tokenizer) throw new RunSetupError(`${dir} has no tokenizer.json; a run needs the model's tokenizer to read prompts`);
   return { config: m.config, weights: m.weights, tokenizer: m.tokenizer, dir: m.dir };
 }
@@ -549,7 +551,7 @@ export async function executeRun(
     release = claimRun(home, run.id);
     current = updateRunStatus(db, run.id, 'running');
     const modelDir = resolveModel(target.model, home);
-    const model = await loadModel(modelDir);
+    const model = await loadModel(modelDir, config);
     const hooks = {
       signal: opts.signal,
       pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),

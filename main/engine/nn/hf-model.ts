@@ -1,21 +1,21 @@
 // Load a Hugging Face model folder: config.json, the weights (model.safetensors, or shards listed
-// in model.safetensors.index.json; f32, f16 or bf16, widened to float32), the tokenizer and its
-// chat template. Every tensor the model reads is checked for presence and shape before any
+// in model.safetensors.index.json; f32, f16 or bf16, widened to float32 unless `keepHalf` asks
+// for float16: see LoadOptions), the tokenizer and its chat template. Every tensor the model reads is checked for presence and shape before any
 // weight data is read, so a wrong or partial download fails fast and says which file is at fault.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseJsonText } from './json-text.ts';
 import { type LlamaConfig, parseConfig, weightShapes } from './config.ts';
-import { type Float32Tensor, type SafetensorsHeader, readSafetensors, readSafetensorsHeader } from './safetensors.ts';
+import { type Float32Tensor, type KeepHalf, type SafetensorsHeader, type WeightTensor, readSafetensorsHeader, readSafetensorsKeepingHalf } from './safetensors.ts';
 import { TextTokenizer } from './tokenizer.ts';
 
 export type SourceDType = 'float32' | 'float16' | 'bfloat16';
 
-export interface HfModel {
+export interface HfModel<W extends WeightTensor = Float32Tensor> {
   dir: string;
   config: LlamaConfig;
-  /** Exactly the tensors of weightShapes(config), as float32, by Hugging Face name. */
-  weights: Map<string, Float32Tensor>;
+  /** Exactly the tensors of weightShapes(config), by Hugging Face name: float32, or float16 where LoadOptions.keepHalf kept them. */
+  weights: Map<string, W>;
   /** The element type the checkpoint stores its weights in (that of the embedding table). */
   sourceDtype: SourceDType;
   tokenizer: TextTokenizer | null;
@@ -95,7 +95,18 @@ function eosIds(value: unknown): number[] {
   return [];
 }
 
-export async function loadModelFolder(dir: string): Promise<HfModel> {
+export interface LoadOptions {
+  /**
+   * Hold half-precision tensors as float16 on the host (2 bytes a value, no float32 copy made),
+   * for a run whose frozen weights are only ever read as float16 (precision "mixed": see
+   * hostHalf in runtime/precision.ts). Omitted: everything widened to float32.
+   */
+  keepHalf?: KeepHalf;
+}
+
+export async function loadModelFolder(dir: string): Promise<HfModel>;
+export async function loadModelFolder(dir: string, options: LoadOptions): Promise<HfModel<WeightTensor>>;
+export async function loadModelFolder(dir: string, options: LoadOptions = {}): Promise<HfModel<WeightTensor>> {
   const abs = path.resolve(dir);
   const st = await fs.stat(abs).catch(() => null);
   if (!st) throw new Error(`model folder not found: ${abs}`);
@@ -141,13 +152,13 @@ export async function loadModelFolder(dir: string): Promise<HfModel> {
     if (!set) byFile.set(h, (set = new Set()));
     set.add(name);
   }
-  const weights = new Map<string, Float32Tensor>();
+  const weights = new Map<string, WeightTensor>();
   for (const [h, names] of byFile) {
-    const got = await readSafetensors(h.file, (name) => names.has(name), h);
+    const got = await readSafetensorsKeepingHalf(h.file, options.keepHalf ?? 'none', (name) => names.has(name), h);
     for (const [name, t] of got) weights.set(name, t);
   }
   // Keep weightShapes order, which callers (flat parameter buffers) may rely on.
-  const ordered = new Map<string, Float32Tensor>();
+  const ordered = new Map<string, WeightTensor>();
   for (const [name] of wanted) ordered.set(name, weights.get(name)!);
 
   const embed = fileOf.get('model.embed_tokens.weight')!.entries.get('model.embed_tokens.weight')!;

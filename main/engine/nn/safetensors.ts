@@ -2,17 +2,36 @@
 // header length, a JSON header {name: {dtype, shape, data_offsets}, __metadata__?}, then the raw
 // tensor bytes. Reading goes tensor by tensor through a file handle, so a checkpoint is never
 // held in memory twice (once as file bytes, once as float32); half-precision tensors are
-// widened chunk by chunk.
+// widened chunk by chunk, or (`keepHalf`, for weights only ever read as float16) kept as float16
+// bits: F16 read straight into them, BF16 converted chunk by chunk.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '../graph/dtype.ts';
+import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToFloat16Bits } from '../graph/dtype.ts';
 import { parseJsonText } from './json-text.ts';
 
 export interface Float32Tensor {
   shape: number[];
   data: Float32Array;
 }
+
+/** A tensor held as IEEE float16 bit patterns (an onnxruntime 'float16' tensor's data). */
+export interface Float16Tensor {
+  shape: number[];
+  half: Uint16Array;
+}
+
+/** A weight as the loader holds it: float32, or float16 where `keepHalf` asked for it. */
+export type WeightTensor = Float32Tensor | Float16Tensor;
+
+/**
+ * Which half-precision tensors are kept as float16 instead of widened to float32. 'none': none
+ * (every tensor read as float32). 'f16': F16
+ * tensors, exactly as stored (BF16 ones are widened, so float32 master weights made from them
+ * keep every stored value). 'f16+bf16': BF16 ones too, converted to float16 once (weights only
+ * ever read as float16; see bfloat16ToFloat16 for values float16 cannot hold).
+ */
+export type KeepHalf = 'none' | 'f16' | 'f16+bf16';
 
 /** Element types this reader widens to float32. */
 export type SafetensorsFloatDType = 'F32' | 'F16' | 'BF16' | 'F64';
@@ -145,10 +164,66 @@ function float16Table(): Float32Array {
   return f16Table;
 }
 
-async function readEntry(fh: fs.FileHandle, e: SafetensorsEntry, file: string): Promise<Float32Tensor> {
+/** float16 bits as float32 values (exact), into `out` (default a new array). */
+export function widenFloat16(bits: Uint16Array, out: Float32Array | Float64Array = new Float32Array(bits.length), offset = 0): Float32Array | Float64Array {
+  const table = float16Table();
+  for (let i = 0; i < bits.length; i++) out[offset + i] = table[bits[i]];
+  return out;
+}
+
+// bfloat16 -> float16 bits through a 64 K table, rounding to nearest even (as a float32 -> float16
+// Cast does): exact for |x| in [2^-14, 65504] (bfloat16's 8 significant bits fit in float16's 11),
+// rounded below that (float16's subnormals; under 2^-25 to zero).
+let bf16Table: Uint16Array | null = null;
+function bfloat16ToFloat16Table(): Uint16Array {
+  if (!bf16Table) {
+    bf16Table = new Uint16Array(65536);
+    for (let b = 0; b < 65536; b++) bf16Table[b] = float32ToFloat16Bits(bfloat16BitsToFloat32(b));
+  }
+  return bf16Table;
+}
+
+/**
+ * bfloat16 bits `src` as float16 bits into `out` at `offset`. A finite value beyond float16's
+ * range (|x| > 65504, which would round to infinity) is refused naming the tensor: a model with
+ * such a weight cannot be run in float16 faithfully, and a silent infinity (or clamp) would
+ * change its outputs; fp32 precision reads it exactly. Infinities and NaNs stay what they are.
+ */
+export function bfloat16ToFloat16(src: Uint16Array, out: Uint16Array, offset: number, where: string): void {
+  const table = bfloat16ToFloat16Table();
+  for (let i = 0; i < src.length; i++) {
+    const b = src[i];
+    const h = table[b];
+    if ((h & 0x7fff) === 0x7c00 && (b & 0x7f80) !== 0x7f80) {
+      throw new Error(
+        `${where} holds ${bfloat16BitsToFloat32(b)} (element ${offset + i}), beyond float16's range (±65504), so it cannot be held in float16 for precision "mixed"; set precision to "fp32" to run this checkpoint`,
+      );
+    }
+    out[offset + i] = h;
+  }
+}
+
+async function readEntry(fh: fs.FileHandle, e: SafetensorsEntry, file: string, keepHalf: KeepHalf): Promise<WeightTensor> {
   const numel = e.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(numel);
   const what = `tensor "${e.name}"`;
+  if (keepHalf !== 'none' && e.dtype === 'F16') {
+    // The stored bits are the float16 values: no conversion, no float32 copy.
+    const half = new Uint16Array(numel);
+    await readExactly(fh, new Uint8Array(half.buffer), e.begin, file, what);
+    return { shape: [...e.shape], half };
+  }
+  if (keepHalf === 'f16+bf16' && e.dtype === 'BF16') {
+    const half = new Uint16Array(numel);
+    const chunkElems = CHUNK_BYTES / 2;
+    const buf = new Uint16Array(Math.min(chunkElems, numel));
+    for (let start = 0; start < numel; start += chunkElems) {
+      const n = Math.min(chunkElems, numel - start);
+      await readExactly(fh, new Uint8Array(buf.buffer, 0, n * 2), e.begin + start * 2, file, what);
+      bfloat16ToFloat16(buf.subarray(0, n), half, start, `${file}: ${what}`);
+    }
+    return { shape: [...e.shape], half };
+  }
+  const out = new Float32Array(numel);
   switch (e.dtype) {
     case 'F32':
       // Straight into the result's memory (little-endian hosts only, which is every target).
@@ -197,13 +272,32 @@ export async function readSafetensors(
   filter?: (name: string, entry: SafetensorsEntry) => boolean,
   header?: SafetensorsHeader,
 ): Promise<Map<string, Float32Tensor>> {
+  return (await readTensors(file, filter, header)) as Map<string, Float32Tensor>;
+}
+
+/** readSafetensors, with the half-precision tensors `keepHalf` names held as float16 bits. */
+export async function readSafetensorsKeepingHalf(
+  file: string,
+  keepHalf: KeepHalf,
+  filter?: (name: string, entry: SafetensorsEntry) => boolean,
+  header?: SafetensorsHeader,
+): Promise<Map<string, WeightTensor>> {
+  return readTensors(file, filter, header, keepHalf);
+}
+
+async function readTensors(
+  file: string,
+  filter?: (name: string, entry: SafetensorsEntry) => boolean,
+  header?: SafetensorsHeader,
+  keepHalf: KeepHalf = 'none',
+): Promise<Map<string, WeightTensor>> {
   const fh = await openForRead(file);
   try {
     const h = header ?? (await readHeader(fh, file));
-    const out = new Map<string, Float32Tensor>();
+    const out = new Map<string, WeightTensor>();
     for (const e of h.entries.values()) {
       if (filter && !filter(e.name, e)) continue;
-      out.set(e.name, await readEntry(fh, e, file));
+      out.set(e.name, await readEntry(fh, e, file, keepHalf));
     }
     return out;
   } finally {

@@ -39,7 +39,7 @@ import { Critic, type CriticState, type CriticStepResult } from '../runtime/crit
 import type { FlatArray } from '../runtime/parameter-store.ts';
 import { ADAMW_DEFAULTS } from '../optim/adamw.ts';
 import type { TrainableCopy } from '../runtime/parameter-store.ts';
-import type { HostTensor } from '../runtime/weights.ts';
+import type { HostWeight } from '../runtime/weights.ts';
 import { extractAnswer, majorityVote } from '../tasks/answers.ts';
 import type { AnswerFormat } from '../tasks/extract.ts';
 import { groupAdvantages, roleTokenAdvantages } from './advantages.ts';
@@ -51,7 +51,7 @@ import type { HiddenCheck, MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
 import { type Alert, CRITIC_METRICS, CollapseWatch, DEVICE_BUFFERS_METRIC, MIXED_PRECISION_METRICS, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
-import { type MemoryBudget, estimateRunBytes, formatGiB, memoryBudget, weightCount } from './memory.ts';
+import { type MemoryBudget, estimateHostBytes, estimateRunBytes, formatGiB, heldWeightBytes, hostMemoryBudget, memoryBudget, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, JudgeExchange, ReviseRequest, Revision, Scorer, ScorerSample, VoteCount } from './rewards.ts';
 import type { PromptFormat } from './prompts.ts';
@@ -66,7 +66,7 @@ export interface LoopItem {
 
 export interface LoopModel {
   config: LlamaConfig;
-  weights: ReadonlyMap<string, HostTensor>;
+  weights: ReadonlyMap<string, HostWeight>;
   tokenizer: TextTokenizer;
   /** The model's folder (checkpoints copy its config and tokenizer files). */
   dir?: string;
@@ -345,7 +345,9 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   // The two updates run one after the other: the larger decides the memory, and its micro-batch serves both.
   const cost = (s: { size: number; seqLen: number }) => s.size * s.seqLen * s.seqLen;
   const largest = reviseShape && cost(reviseShape) > cost(shape) ? reviseShape : shape;
-  const memory = planRunMemory(model.config, config, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null }, await memoryBudget(device));
+  // On a GPU the host still holds the checkpoint's weights (float16 where loaded so: hostHalf).
+  const hostShare = device.name === 'cpu' ? undefined : { heldBytes: heldWeightBytes(model.weights), budget: hostMemoryBudget() };
+  const memory = planRunMemory(model.config, config, largest, longestPrompt, longestAny, { judge: needsJudge, teacher: teacherSchedule !== null }, await memoryBudget(device), hostShare);
   const microBatch = memory.microBatch;
   const trainer = await Trainer.create({
     config: model.config,
@@ -784,6 +786,8 @@ export interface MemoryPlan {
   /** The estimated peak (bytes) with these sizes, and the budget it was held to; null where the device reports no memory. */
   estimateBytes: number | null;
   budget: MemoryBudget | null;
+  /** On a GPU, the host's share (estimateHostBytes), held to the host's budget; null on the CPU (the estimate above is the host's). */
+  hostEstimateBytes: number | null;
 }
 
 /**
@@ -795,6 +799,9 @@ export interface MemoryPlan {
  * change: on the CPU running out takes the whole process down, and on a GPU the run would fail
  * at its first big allocation. With no budget (WebGPU off NVIDIA, where no memory is reported,
  * unless AUTODIDACT_GPU_MEMORY says) the whole update, or the setting, and every row at once.
+ * On a GPU, `host` (the bytes the model's weights are held in on the host, and the host's budget)
+ * checks the host's share too: a checkpoint that does not fit the host is refused before loading
+ * anything onto the device.
  */
 export function planRunMemory(
   c: LlamaConfig,
@@ -804,11 +811,23 @@ export function planRunMemory(
   longestAny: number,
   services: { judge: boolean; teacher: boolean },
   budget: MemoryBudget | null,
+  host?: { heldBytes: number; budget: MemoryBudget },
 ): MemoryPlan {
   const fixed = config.microBatch > 0 ? Math.min(config.microBatch, update.size) : null;
   const allRows = config.promptsPerStep * config.votes;
-  if (!budget) return { microBatch: fixed ?? update.size, generationRows: allRows, estimateBytes: null, budget: null };
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
+  const trainable = config.mode === 'full' ? weightCount(c) : lora;
+  const hostEstimateBytes = host ? estimateHostBytes(host.heldBytes, { trainable, teacher: services.teacher }) : null;
+  if (host && hostEstimateBytes! > host.budget.bytes) {
+    throw new Error(
+      `this run would hold about ${formatGiB(hostEstimateBytes!)} of the host's memory, more than the ${formatGiB(host.budget.bytes)} it may use (${host.budget.source}): ` +
+        `the model's weights take ${formatGiB(host.heldBytes)} as loaded${config.mode === 'full' ? ', and full fine-tuning passes its float32 master weights and moments through the host' : ''}. ` +
+        'With a float16 or bfloat16 checkpoint, precision "mixed" holds its weights in 2 bytes a value instead of 4' +
+        (config.mode === 'full' ? ' (a bfloat16 one only under mode lora)' : '') +
+        '; else raise AUTODIDACT_MEMORY_LIMIT if the machine has the memory.',
+    );
+  }
+  if (!budget) return { microBatch: fixed ?? update.size, generationRows: allRows, estimateBytes: null, budget: null, hostEstimateBytes };
   const need = (micro: number, prompts: number) =>
     estimateRunBytes(
       c,
@@ -816,14 +835,14 @@ export function planRunMemory(
         update: { ...update, microBatch: micro },
         reference: config.klCoef > 0 || services.judge,
         generate: { rows: prompts * config.votes, prompts, maxLength: longestAny + config.maxNewTokens },
-        trainable: config.mode === 'full' ? weightCount(c) : lora,
+        trainable,
         teacher: services.teacher,
         critic: config.advantage === 'gae',
         precision: config.precision,
       },
       budget.onDevice,
     );
-  const plan = (micro: number, prompts: number): MemoryPlan => ({ microBatch: micro, generationRows: prompts * config.votes, estimateBytes: need(micro, prompts), budget });
+  const plan = (micro: number, prompts: number): MemoryPlan => ({ microBatch: micro, generationRows: prompts * config.votes, estimateBytes: need(micro, prompts), budget, hostEstimateBytes });
   // Micro-batches first (all rows sampled at once), then fewer prompts sampled at a time.
   const candidates = fixed !== null ? [fixed] : Array.from({ length: update.size }, (_, i) => update.size - i);
   for (const micro of candidates) if (need(micro, config.promptsPerStep) <= budget.bytes) return plan(micro, config.promptsPerStep);

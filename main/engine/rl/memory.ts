@@ -10,6 +10,7 @@ import type { LlamaConfig } from '../nn/config.ts';
 import { nvidiaGpuMemory } from '../runtime/adapters.ts';
 import type { Device } from '../runtime/devices.ts';
 import type { Precision } from '../runtime/precision.ts';
+import type { HostWeight } from '../runtime/weights.ts';
 
 const GIB = 1024 ** 3;
 const F32 = 4;
@@ -77,6 +78,27 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes, onDevice = f
   const hidden = shapes.update.size * shapes.update.seqLen * c.hiddenSize * F32;
   const critic = shapes.critic ? passBytes(c, shapes.update.size, shapes.update.seqLen, false) + 3 * hidden : 0;
   return (onDevice ? 0 : BASE_BYTES) + weights + optimizer + update + reference + kvCache + prefill + teacher + critic;
+}
+
+/**
+ * Bytes of the arrays the host holds a model's weights in, as loaded: 4 a value, or 2 where a
+ * half-precision checkpoint is held as float16 (loadModelFolder's keepHalf, under mixed precision).
+ */
+export function heldWeightBytes(weights: ReadonlyMap<string, HostWeight>): number {
+  let n = 0;
+  for (const t of weights.values()) n += 'half' in t ? t.half.byteLength : t.data.byteLength;
+  return n;
+}
+
+/**
+ * The host's share of a run on a GPU, in bytes (the device's is estimateRunBytes'): the process,
+ * the checkpoint's weights as held (`heldBytes`: heldWeightBytes, kept for the whole run: the
+ * frozen base or the reference is uploaded from them), and the trained values that pass through
+ * the host: the float32 master buffer and AdamW's two moments as they are made and saved (all
+ * weights under full fine-tuning), and an EMA teacher's copy.
+ */
+export function estimateHostBytes(heldBytes: number, shapes: Pick<RunShapes, 'trainable' | 'teacher'>): number {
+  return BASE_BYTES + heldBytes + 3 * shapes.trainable * F32 + (shapes.teacher ? shapes.trainable * F32 : 0);
 }
 
 /**

@@ -13,13 +13,14 @@ import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
 import type { WeightSource } from '../nn/llama.ts';
+import { widenFloat16 } from '../nn/safetensors.ts';
 import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
 import { disposeTensor } from './device-buffers.ts';
 import type { Device } from './devices.ts';
 import { type Precision, computeDtype } from './precision.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
-import { type HostTensor, type WeightBinding, pickFeeds } from './weights.ts';
+import { type HostTensor, type HostWeight, type WeightBinding, float32Values, isHalf, pickFeeds } from './weights.ts';
 
 /** The float type a store computes in: float64 only for gradient checks on the CPU. */
 export type StoreDType = 'float32' | 'float64';
@@ -59,14 +60,16 @@ export class DeviceTransfer {
     if (device.keepsStateOnDevice && dtype !== 'float32') throw new Error(`${device.name} computes in float32; a ${dtype} store needs the cpu device`);
   }
 
-  private identity(shapes: readonly (readonly number[])[], toDevice: boolean, as: DType = this.dtype): Promise<CompiledGraph> {
-    const key = `${toDevice ? 'up' : 'down'}|${as}|${shapes.map((s) => s.join('x')).join(',')}`;
+  /** A graph passing `shapes` through (cast to `as`); `from`: each input's type (default the store's). */
+  private identity(shapes: readonly (readonly number[])[], toDevice: boolean, as: DType = this.dtype, from?: readonly DType[]): Promise<CompiledGraph> {
+    const types = from ?? shapes.map(() => this.dtype);
+    const key = `${toDevice ? 'up' : 'down'}|${as}|${shapes.map((s, i) => `${types[i]}:${s.join('x')}`).join(',')}`;
     let p = this.graphs.get(key);
     if (!p) {
       const g = new Graph(toDevice ? 'upload' : 'download');
       const outs = shapes.map((shape, i) => {
-        const x = g.input(`in_${i}`, shape, this.dtype);
-        g.output(`out_${i}`, as === this.dtype ? op.identity(x) : op.cast(x, as));
+        const x = g.input(`in_${i}`, shape, types[i]);
+        g.output(`out_${i}`, as === types[i] ? op.identity(x) : op.cast(x, as));
         return `out_${i}`;
       });
       p = CompiledGraph.create(g, this.device, { keepOnDevice: toDevice ? outs : [] });
@@ -90,14 +93,18 @@ export class DeviceTransfer {
   }
 
   /**
-   * float16 tensors of `arrays` on the device (frozen weights under mixed precision), rounded
-   * once to nearest even: on a GPU by a Cast as they are uploaded, on the CPU on the host.
+   * float16 tensors of `arrays` on the device (frozen weights under mixed precision). Float
+   * arrays are rounded once to nearest even: on a GPU by a Cast as they are uploaded, on the CPU
+   * on the host; float16 ones (`half`: a half-precision checkpoint held as loaded) go as they are
+   * (on the CPU the tensor views the array).
    */
-  async uploadHalf(arrays: readonly { data: FlatArray; shape: readonly number[] }[]): Promise<ort.Tensor[]> {
-    if (!this.device.keepsStateOnDevice) return arrays.map((a) => new ort.Tensor('float16', Uint16Array.from(a.data, float32ToFloat16Bits), [...a.shape]));
+  async uploadHalf(arrays: readonly ({ data: FlatArray; shape: readonly number[] } | { half: Uint16Array; shape: readonly number[] })[]): Promise<ort.Tensor[]> {
+    const tensor = (a: (typeof arrays)[number]) => ('half' in a ? new ort.Tensor('float16', a.half, [...a.shape]) : new ort.Tensor(this.dtype, a.data, [...a.shape]));
+    if (!this.device.keepsStateOnDevice) return arrays.map((a) => ('half' in a ? tensor(a) : new ort.Tensor('float16', Uint16Array.from(a.data, float32ToFloat16Bits), [...a.shape])));
     if (arrays.length === 0) return [];
-    const graph = await this.identity(arrays.map((a) => a.shape), true, 'float16');
-    const out = await graph.run(Object.fromEntries(arrays.map((a, i) => [`in_${i}`, new ort.Tensor(this.dtype, a.data, [...a.shape])])));
+    const from = arrays.map((a): DType => ('half' in a ? 'float16' : this.dtype));
+    const graph = await this.identity(arrays.map((a) => a.shape), true, 'float16', from);
+    const out = await graph.run(Object.fromEntries(arrays.map((a, i) => [`in_${i}`, tensor(a)])));
     return arrays.map((_, i) => out[`out_${i}`]);
   }
 
@@ -137,18 +144,24 @@ export class FrozenWeights implements WeightBinding {
 
   /**
    * Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU);
-   * with `half`, as float16 (mixed precision: half the memory, and the type the products read).
+   * with `half`, as float16 (mixed precision: half the memory, and the type the products read),
+   * which weights loaded as float16 already are (uploaded as they are). Without `half` those are
+   * widened to the store's type.
    */
-  static async create(weights: ReadonlyMap<string, HostTensor>, names: readonly string[], transfer: DeviceTransfer, half = false): Promise<FrozenWeights> {
-    const arrays = names.map((name) => {
+  static async create(weights: ReadonlyMap<string, HostWeight>, names: readonly string[], transfer: DeviceTransfer, half = false): Promise<FrozenWeights> {
+    const held = names.map((name) => {
       const t = weights.get(name);
       if (!t) throw new Error(`the model has no weight "${name}"`);
-      return { data: transfer.dtype === 'float64' ? Float64Array.from(t.data) : t.data, shape: t.shape };
+      return t;
     });
-    const tensors = half ? await transfer.uploadHalf(arrays) : await transfer.upload(arrays);
+    const wide = (t: HostWeight) => {
+      const data = float32Values(t);
+      return { data: transfer.dtype === 'float64' ? Float64Array.from(data) : data, shape: t.shape };
+    };
+    const tensors = half ? await transfer.uploadHalf(held.map((t) => (isHalf(t) ? t : wide(t)))) : await transfer.upload(held.map(wide));
     return new FrozenWeights(
       new Map(names.map((n, i) => [n, tensors[i]])),
-      new Map(names.map((n, i) => [n, [...arrays[i].shape]])),
+      new Map(names.map((n, i) => [n, [...held[i].shape]])),
       half ? 'float16' : transfer.dtype,
       transfer.dtype,
     );
@@ -192,8 +205,8 @@ export class FrozenWeights implements WeightBinding {
 
 export interface ParameterStoreOptions {
   config: LlamaConfig;
-  /** The model's weights by Hugging Face name (e.g. HfModel.weights); never modified. */
-  weights: ReadonlyMap<string, HostTensor>;
+  /** The model's weights by Hugging Face name (e.g. HfModel.weights); never modified. Float16 ones (loaded with hostHalf) are widened into the float32 master copies of those trained. */
+  weights: ReadonlyMap<string, HostWeight>;
   device: Device;
   /** Train LoRA adapters on frozen weights; omitted, every weight is trainable. */
   lora?: LoraSpec | null;
@@ -254,7 +267,7 @@ export class ParameterStore implements WeightBinding {
     }
 
     const trainableShapes = lora ? loraShapes(config, lora) : baseShapes;
-    let initial: ReadonlyMap<string, HostTensor> = weights;
+    let initial: ReadonlyMap<string, HostWeight> = weights;
     if (lora) {
       initial = options.loraWeights ?? initLoraWeights(config, lora, options.rng ?? new SeededRng(0));
       for (const [name, shape] of trainableShapes) {
@@ -274,7 +287,11 @@ export class ParameterStore implements WeightBinding {
       offset += size;
     }
     const host = allocate(dtype, offset);
-    for (const e of layout) host.set(initial.get(e.name)!.data, e.offset);
+    for (const e of layout) {
+      const t = initial.get(e.name)!;
+      if (isHalf(t)) widenFloat16(t.half, host, e.offset);
+      else host.set(t.data, e.offset);
+    }
 
     const transfer = new DeviceTransfer(device, dtype);
     const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer, precision === 'mixed');

@@ -31,7 +31,7 @@ import { FLAT_PARAMS_INPUT, type FlatArray, FrozenWeights, ParameterStore, type 
 import type { Precision } from './precision.ts';
 import { SeededRng } from './rng.ts';
 import { CompiledGraph } from './session.ts';
-import type { HostTensor, WeightBinding } from './weights.ts';
+import type { HostWeight, WeightBinding } from './weights.ts';
 
 export type TrainMode = { kind: 'full' } | ({ kind: 'lora' } & LoraSpec);
 
@@ -461,7 +461,7 @@ export function makeCausalBatch(examples: readonly SequenceExample[], shape: Bat
 export interface TrainerOptions {
   config: LlamaConfig;
   /** The model's weights by Hugging Face name (e.g. HfModel.weights); never modified. */
-  weights: ReadonlyMap<string, HostTensor>;
+  weights: ReadonlyMap<string, HostWeight>;
   device: Device;
   mode: TrainMode;
   optimizer?: Partial<AdamWHyper>;
@@ -608,7 +608,7 @@ export class Trainer {
     private readonly ranges: readonly FlatRange[],
     private m: ort.Tensor[],
     private v: ort.Tensor[],
-    private readonly initialWeights: ReadonlyMap<string, HostTensor> | null,
+    private readonly initialWeights: ReadonlyMap<string, HostWeight> | null,
   ) {
     this.scaler = store.precision === 'mixed' ? new LossScaler(options.lossScale ?? LOSS_SCALE_DEFAULTS) : null;
   }

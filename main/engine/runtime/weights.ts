@@ -7,6 +7,7 @@ import type { DType } from '../graph/dtype.ts';
 import type { Graph, Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { WeightSource } from '../nn/llama.ts';
+import { type Float16Tensor, widenFloat16 } from '../nn/safetensors.ts';
 
 export interface WeightBinding {
   /**
@@ -26,15 +27,30 @@ export interface HostTensor {
 }
 
 /**
- * Frozen float32 weights held on the host and fed to every graph as CPU tensors (no copy: the
- * tensors view the same arrays). Enough for inference on the CPU; training and GPU residency
- * use the parameter store.
+ * A weight as a checkpoint was loaded: float32, or float16 bits (`half`) where the loader kept a
+ * half-precision checkpoint's values for a run that reads them only as float16 (hostHalf).
  */
-export class HostWeights implements WeightBinding {
+export type HostWeight = HostTensor | Float16Tensor;
+
+export function isHalf(t: HostWeight): t is Float16Tensor {
+  return 'half' in t;
+}
+
+/** A weight's values as float32 (a float16 one widened exactly, into a new array). */
+export function float32Values(t: HostWeight): Float32Array {
+  return isHalf(t) ? (widenFloat16(t.half) as Float32Array) : t.data;
+}
+
+/**
+ * Frozen weights held on the host and fed to every graph as CPU tensors (no copy: the tensors
+ * view the same arrays; float16 ones are fed as float16 and cast in the graph). Enough for
+ * inference on the CPU; training and GPU residency use the parameter store.
+ */
+export class HostWeights<W extends HostWeight = HostWeight> implements WeightBinding {
   private readonly tensors = new Map<string, ort.Tensor>();
 
-  constructor(readonly weights: ReadonlyMap<string, HostTensor>) {
-    for (const [name, t] of weights) this.tensors.set(name, new ort.Tensor('float32', t.data, t.shape));
+  constructor(readonly weights: ReadonlyMap<string, W>) {
+    for (const [name, t] of weights) this.tensors.set(name, isHalf(t) ? new ort.Tensor('float16', t.half, t.shape) : new ort.Tensor('float32', t.data, t.shape));
   }
 
   bind(g: Graph, compute: DType = 'float32'): WeightSource {
@@ -45,7 +61,7 @@ export class HostWeights implements WeightBinding {
         if (!s) {
           const t = this.weights.get(name);
           if (!t) throw new Error(`the model has no weight "${name}"`);
-          s = op.cast(g.input(name, t.shape, 'float32'), compute);
+          s = op.cast(g.input(name, t.shape, isHalf(t) ? 'float16' : 'float32'), compute);
           declared.set(name, s);
         }
         return s;

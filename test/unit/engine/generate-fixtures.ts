@@ -17,7 +17,7 @@ export function tinyConfig(overrides: Partial<LlamaConfig> = {}): LlamaConfig {
 }
 
 /** Random weights with roughly unit-scale activations and logits spread enough to matter. */
-export function randomWeights(config: LlamaConfig, seed = 7): HostWeights {
+export function randomWeights(config: LlamaConfig, seed = 7): HostWeights<HostTensor> {
   const random = rng(seed);
   const map = new Map<string, HostTensor>();
   for (const [name, shape] of weightShapes(config)) {

@@ -6,7 +6,7 @@ import { parseConfig } from '../../../main/engine/nn/config.ts';
 import { readJson } from '../../../main/engine/nn/hf-model.ts';
 import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { planRunMemory } from '../../../main/engine/rl/loop.ts';
-import { type MemoryBudget, estimateRunBytes, hostMemoryBudget, memoryBudget, memoryLimitBytes, weightCount } from '../../../main/engine/rl/memory.ts';
+import { type MemoryBudget, estimateHostBytes, estimateRunBytes, heldWeightBytes, hostMemoryBudget, memoryBudget, memoryLimitBytes, weightCount } from '../../../main/engine/rl/memory.ts';
 import { parseNvidiaSmiMemory } from '../../../main/engine/runtime/adapters.ts';
 import type { Device } from '../../../main/engine/runtime/devices.ts';
 
@@ -170,5 +170,31 @@ describe('a Qwen2.5-1.5B-shaped LoRA TTRL run', () => {
     expect(estimateRunBytes(config, { ...shapes, precision: 'mixed' })).toBe(estimateRunBytes(config, shapes));
     const mixed = planRunMemory(config, { ...run, precision: 'mixed' }, { size: 32, seqLen: 255 + run.maxNewTokens }, 256, 256, { judge: false, teacher: false }, gpu(24));
     expect(mixed.microBatch).toBeGreaterThanOrEqual(plan(256, 24).microBatch);
+  });
+
+  it("counts the host's share of the GPU run by the bytes its weights are held in: a bf16 checkpoint under mixed precision in half the fp32 load's", () => {
+    // heldWeightBytes measures the arrays loadModelFolder holds: 4 bytes a value widened, 2 kept float16.
+    const held = new Map([
+      ['a', { shape: [3, 5], data: new Float32Array(15) }],
+      ['b', { shape: [7], half: new Uint16Array(7) }],
+    ]);
+    expect(heldWeightBytes(held)).toBe(15 * 4 + 7 * 2);
+    const values = weightCount(config);
+    const [fp32, mixed] = [4 * values, 2 * values];
+    const lora = 28 * run.loraTargets.length * run.loraRank * 2 * 8960;
+    const hostFp32 = estimateHostBytes(fp32, { trainable: lora });
+    const hostMixed = estimateHostBytes(mixed, { trainable: lora });
+    expect(hostFp32 - hostMixed).toBe(2 * values);
+    console.log(`Qwen2.5-1.5B-shaped LoRA run on a GPU (${values} weight values): host ${(hostFp32 / GIB).toFixed(2)} GiB with the weights widened to float32, ${(hostMixed / GIB).toFixed(2)} GiB held as float16`);
+    // A host allowed 5 GB: the fp32 load is refused naming what to change; the float16 one fits.
+    const host = (heldBytes: number) => ({ heldBytes, budget: { bytes: 5 * GIB, source: 'AUTODIDACT_MEMORY_LIMIT', onDevice: false } });
+    const update = { size: 32, seqLen: 63 + run.maxNewTokens };
+    expect(() => planRunMemory(config, run, update, 64, 64, { judge: false, teacher: false }, gpu(24), host(fp32))).toThrow(
+      /this run would hold about 6\.\d GB of the host's memory, more than the 5\.0 GB it may use \(AUTODIDACT_MEMORY_LIMIT\): the model's weights take 5\.\d GB as loaded\. With a float16 or bfloat16 checkpoint, precision "mixed" holds its weights in 2 bytes a value/,
+    );
+    const fits = planRunMemory(config, { ...run, precision: 'mixed' }, update, 64, 64, { judge: false, teacher: false }, gpu(24), host(mixed));
+    expect(fits.hostEstimateBytes).toBe(hostMixed);
+    // Without a GPU budget (WebGPU off NVIDIA) the host is still held to its own.
+    expect(() => planRunMemory(config, run, update, 64, 64, { judge: false, teacher: false }, null, host(fp32))).toThrow(/of the host's memory/);
   });
 });
