@@ -5,6 +5,8 @@
 //   generate          batched sampling with the engine
 //   compare-train     the engine, then PyTorch eager (bench/reference/train_step.py), then a ratio line
 //   compare-generate  the engine, then transformers generate() (bench/reference/generate.py), then a ratio line
+//   rl-step           one step of the run loop at TTRL's shape (rollout, vote, update), with the GPU memory of its buffers
+//   compare-rl-step   the engine, then TRL's GRPOTrainer (bench/reference/grpo_step.py), then a ratio line
 //   gemm              the linear layers' products of a training step, in onnxruntime's kernel
 //   compare-gemm      the same in onnxruntime, then in PyTorch (bench/reference/gemm.py), then ratios
 //   make-model        write a built-in-style model folder (delegates to resources/models/make-builtin-models.ts)
@@ -24,6 +26,7 @@ import type { DeviceRequest } from '../main/engine/runtime/devices.ts';
 import { PRECISIONS } from '../main/engine/runtime/precision.ts';
 import { round } from './common.ts';
 import { benchGenerate, benchTrain } from './engine.ts';
+import { benchRlStep } from './rl-step.ts';
 import { type GemmTiming, benchGemm } from './gemm.ts';
 import { TTRL_DEMO_DEFAULTS, type TtrlDemoOptions, summary, ttrlDemo } from './ttrl-demo.ts';
 import { METHODS_BENCH_DEFAULTS, methodsBench, methodsTable } from './methods.ts';
@@ -76,6 +79,40 @@ const generateFlags = {
   seed: trainFlags.seed,
   precision: { type: 'string', value: 'P', default: 'fp32', description: 'fp32, or mixed (float16 weights, activations and KV cache; webgpu or cuda only; the reference runs the model in float16)' },
 } satisfies Flags;
+
+const rlStepFlags = {
+  model: trainFlags.model,
+  prompts: { type: 'string', value: 'P', default: '4', description: 'prompts a step' },
+  votes: { type: 'string', value: 'N', default: '16', description: 'votes (samples) per prompt, every one trained' },
+  'new-tokens': { type: 'string', value: 'T', default: '64', description: 'longest response' },
+  'prompt-len': { type: 'string', value: 'C', default: '64', description: 'characters of each synthetic prompt' },
+  steps: { type: 'string', value: 'N', default: '3', description: 'timed steps' },
+  warmup: { type: 'string', value: 'W', default: '1', description: 'untimed steps first' },
+  device: trainFlags.device,
+  'lora-rank': trainFlags['lora-rank'],
+  kl: { type: 'string', value: 'C', default: '0', description: 'KL coefficient to the frozen model (0: no reference pass, as TRL beta 0)' },
+  lr: { type: 'string', value: 'LR', default: '1e-6', description: 'learning rate (constant)' },
+  seed: trainFlags.seed,
+  precision: { type: 'string', value: 'P', default: 'fp32', description: 'fp32, or mixed (webgpu or cuda; the reference trains with fp16 autocast and loss scaling)' },
+} satisfies Flags;
+
+function rlStepOptions(values: Values) {
+  return {
+    model: modelDir(values),
+    device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+    prompts: intFlag(values, 'prompts', 4),
+    votes: intFlag(values, 'votes', 16, 2),
+    newTokens: intFlag(values, 'new-tokens', 64),
+    promptLen: intFlag(values, 'prompt-len', 64),
+    steps: intFlag(values, 'steps', 3),
+    warmup: intFlag(values, 'warmup', 1, 0),
+    loraRank: values['lora-rank'] === undefined ? null : intFlag(values, 'lora-rank', 8),
+    kl: numberFlag(values, 'kl', 0),
+    lr: numberFlag(values, 'lr', 1e-6),
+    seed: intFlag(values, 'seed', 0, 0),
+    precision: choiceFlag(values, 'precision', PRECISIONS, 'fp32'),
+  };
+}
 
 const gemmFlags = {
   model: trainFlags.model,
@@ -222,7 +259,7 @@ function referenceDevice(values: Values): string {
   return values.device === 'cuda' ? 'cuda' : 'cpu';
 }
 
-type Side = 'train' | 'generate' | 'gemm';
+type Side = 'train' | 'generate' | 'gemm' | 'rl-step';
 
 async function compare(sub: Side, values: Values, flags: Flags, script: string): Promise<void> {
   const model = modelDir(values);
@@ -248,6 +285,10 @@ async function compare(sub: Side, values: Values, flags: Flags, script: string):
     ratio.seq = engine.seq;
     ratio.ratio_gemm_ms_per_step = round(Number(engine.gemm_ms_per_step) / Number(reference.gemm_ms_per_step), 4);
     ratio.gemms = gemmRatios(engine.gemms as GemmTiming[], reference.gemms as GemmTiming[]);
+  } else if (sub === 'rl-step') {
+    for (const k of ['prompts', 'votes', 'new_tokens', 'mode', 'precision']) ratio[k] = engine[k];
+    ratio.ratio_ms_per_step = round(Number(engine.ms_per_step) / Number(reference.ms_per_step), 4);
+    ratio.ratio_rollout_ms = round(Number(engine.rollout_ms) / Number(reference.rollout_ms), 4);
   } else {
     ratio.new_tokens = engine.new_tokens;
     ratio.ratio_tokens_per_s = round(Number(engine.tokens_per_s) / Number(reference.tokens_per_s), 4);
@@ -338,6 +379,18 @@ const commands: CliCommand[] = [
     script: 'generate.py',
     compareSummary: 'Run `generate` and then bench/reference/generate.py (transformers generate()); print both lines and their ratio.',
     compareDetails: 'The third line is {"bench": "compare-generate", "ratio_tokens_per_s": engine / reference, ...}.',
+  }),
+  ...measured({
+    name: 'rl-step',
+    summary: "Time steps of the app's run loop at TTRL's shape: the rollout (prompts × votes × new tokens), the vote, the update of every vote; with the GPU memory of the engine's buffers.",
+    synopsis: '--model NAME|DIR [--prompts 4 --votes 16 --new-tokens 64] [--lora-rank R] [--device D] [--precision P]',
+    flags: rlStepFlags,
+    details: 'Prints one JSON line: bench, impl, model, device, ms_per_step, rollout_ms, update_ms, rollout_tokens_per_s, response_length, peak_rss_mb, device_buffers_mb (WebGPU), ...',
+    options: rlStepOptions,
+    measure: benchRlStep,
+    script: 'grpo_step.py',
+    compareSummary: "Run `rl-step` and then bench/reference/grpo_step.py (TRL's GRPOTrainer, one whole step) on the same model and prompts; print both lines and their ratio.",
+    compareDetails: 'The third line is {"bench": "compare-rl-step", "ratio_ms_per_step": engine / reference, "ratio_rollout_ms": ...}.',
   }),
   ...measured({
     name: 'gemm',

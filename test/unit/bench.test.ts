@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { consensusAccuracy } from '../../bench/code-demo.ts';
+import { syntheticPrompts } from '../../bench/rl-step.ts';
 import type { StepRecord } from '../../main/engine/rl/loop.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -37,7 +38,7 @@ describe('npm run bench', () => {
   it('lists every command once', async () => {
     const r = await bench(['--help']);
     const names = [...r.table.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]);
-    expect(names).toEqual(expect.arrayContaining(['train', 'compare-train', 'methods', 'agent-demo', 'code-demo']));
+    expect(names).toEqual(expect.arrayContaining(['train', 'compare-train', 'rl-step', 'compare-rl-step', 'methods', 'agent-demo', 'code-demo']));
     expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
   });
 
@@ -52,6 +53,23 @@ describe('npm run bench', () => {
     expect(line.tokens_per_s as number).toBeCloseTo((2 * 8) / ((line.ms_per_step as number) / 1000), -1);
     expect(line.peak_rss_mb as number).toBeGreaterThan(10);
     expect(Number.isFinite(line.loss_first)).toBe(true);
+  });
+
+  it('rl-step times whole steps of the run loop (rollout, vote, update), every timed step updated', async () => {
+    const r = await bench(['rl-step', '--model', 'tiny-chars', '--prompts', '2', '--votes', '3', '--new-tokens', '4', '--prompt-len', '6', '--steps', '2', '--warmup', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.lines).toHaveLength(1);
+    const line = r.lines[0];
+    expect(line).toMatchObject({ bench: 'rl-step', impl: 'autodidact', model: 'tiny-chars', prompts: 2, votes: 3, new_tokens: 4, mode: 'full', steps: 2, updated_steps: 2 });
+    // The prompt's 6 characters and the tokenizer's BOS.
+    expect(line.prompt_tokens).toBe(7);
+    expect(line.ms_per_step as number).toBeGreaterThanOrEqual((line.rollout_ms as number) + (line.update_ms as number) - 1);
+    expect(line.response_length as number).toBeGreaterThan(0);
+    expect(line.response_length as number).toBeLessThanOrEqual(4);
+  });
+
+  it("rl-step's prompts are the reference script's (bench/reference/grpo_step.py prompts(2, 12, 0))", () => {
+    expect(syntheticPrompts(2, 12, 0)).toEqual(['omobktxhil i', 'bzw ygvfpamx']);
   });
 
   it('generate prints one JSON line with tokens per second', async () => {
