@@ -6,7 +6,8 @@
 # loader debs, as the device tool's README says).
 set -eu
 ROOT=$(git rev-parse --show-toplevel); cd "$ROOT"
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> .git/info/exclude
+EXCLUDE=$(git rev-parse --git-common-dir)/info/exclude
+grep -qx '/.gpu/' "$EXCLUDE" 2>/dev/null || echo /.gpu/ >> "$EXCLUDE"
 mkdir -p .gpu
 rm -rf /tmp/gpuapp && mkdir /tmp/gpuapp && git archive HEAD | tar -x -C /tmp/gpuapp
 (cd /tmp/gpuapp && ONNXRUNTIME_NODE_INSTALL=skip ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm install --omit=dev --no-audit --no-fund)
