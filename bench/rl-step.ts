@@ -22,7 +22,7 @@ import { DEVICE_BUFFERS_METRIC, TRAIN_METRICS } from '../main/engine/rl/metrics.
 import type { Scorer } from '../main/engine/rl/rewards.ts';
 import { mulberry32Uniform } from '../main/engine/runtime/rng.ts';
 import { type DeviceRequest, resolveDevice } from '../main/engine/runtime/devices.ts';
-import type { Precision } from '../main/engine/runtime/precision.ts';
+import { type Precision, hostHalf } from '../main/engine/runtime/precision.ts';
 import { engineThreads, mean, peakRssMb, round, syntheticTokens } from './common.ts';
 
 export interface RlStepBenchOptions {
@@ -60,7 +60,8 @@ export function syntheticPrompts(count: number, length: number, seed: number): s
 
 export async function benchRlStep(o: RlStepBenchOptions) {
   const t0 = performance.now();
-  const model = await loadModelFolder(o.model);
+  // Held on the host as a run holds it (runs/start.ts): a half-precision checkpoint stays half under mixed.
+  const model = await loadModelFolder(o.model, { keepHalf: hostHalf(o.precision, o.loraRank === null ? 'weights' : 'adapters') });
   if (!model.tokenizer) throw new Error(`${o.model} has no tokenizer.json: the run loop needs one`);
   const tokenizer = model.tokenizer;
   const device = await resolveDevice(o.device);
