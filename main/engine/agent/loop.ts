@@ -30,7 +30,7 @@ import { type RunConfig, methodOf } from '../rl/config.ts';
 import { type CheckpointRecord, type LoopHooks, type LoopModel, type LoopProgress, type LoopResult, type LoopState, LoopStateSchema, PromptOrder, type StepRecord, checkpointFolder } from '../rl/loop.ts';
 import { TRAIN_METRICS } from '../rl/metrics.ts';
 import { AGENT_METRICS, type AgentSettings } from '../rl/methods/agent.ts';
-import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from '../rl/memory.ts';
+import { type MemoryBudget, checkRunFits, weightCount } from '../rl/memory.ts';
 import { mean } from '../rl/stats.ts';
 import { type Analysis, AnalyzerRefused, type ChatComplete, analyzeEpisode } from './analyzer.ts';
 import { encodeConversation } from './conversation.ts';
@@ -96,7 +96,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
   // (updateShape), so a step of short turns does not pay for the model's whole context.
   const shape = { size: s.agentMiniBatch, seqLen: ctx - 1 };
   const validating = (input.validation?.length ?? 0) > 0 && config.valEvery > 0;
-  checkAgentMemory(model.config, config, s, device, ctx, Math.max(config.promptsPerStep * config.votes, validating ? input.validation!.length : 0));
+  await checkAgentMemory(model.config, config, s, device, ctx, Math.max(config.promptsPerStep * config.votes, validating ? input.validation!.length : 0));
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -484,28 +484,29 @@ export function opidMetrics(
 }
 
 /**
- * On the CPU, refuses before any graph is built a run whose graphs could outgrow the memory it
- * may use (as the RL loop does, with its estimate). A turn's length is not known before it is
- * played (earlier turns, a long results page), so the bound is the model's context: a mini-batch
- * of agentMiniBatch sequences of up to its positions, the reference pass, and every episode of a
- * rollout (or of a validation) prefilled together with its KV cache at that length.
+ * Refuses before any graph is built a run whose graphs could outgrow the memory it may use, the
+ * host's on the CPU and the GPU's on a GPU that reports it (checkRunFits). A turn's length is not
+ * known before it is played (earlier turns, a long results page), so the bound is the model's
+ * context: a mini-batch of agentMiniBatch sequences of up to its positions, the reference pass,
+ * and every episode of a rollout (or of a validation) prefilled together with its KV cache at
+ * that length.
  */
-export function checkAgentMemory(c: LlamaConfig, config: RunConfig, s: AgentSettings, device: Device, ctx: number, rows: number): void {
-  if (device.name !== 'cpu') return;
+export async function checkAgentMemory(c: LlamaConfig, config: RunConfig, s: AgentSettings, device: Device, ctx: number, rows: number, budgetOf?: (device: Device) => Promise<MemoryBudget | null>): Promise<void> {
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
-  const need = estimateRunBytes(c, {
+  const shapes = {
     update: { size: s.agentMiniBatch, seqLen: ctx - 1 },
     reference: config.klCoef > 0,
     generate: { rows, prompts: rows, maxLength: ctx },
     trainable: config.mode === 'full' ? weightCount(c) : lora,
-  });
-  const limit = memoryLimitBytes();
-  if (need <= limit) return;
-  const source = process.env.AUTODIDACT_MEMORY_LIMIT ? 'AUTODIDACT_MEMORY_LIMIT' : "three quarters of this machine's memory; AUTODIDACT_MEMORY_LIMIT sets it";
-  throw new Error(
-    `this run would need up to about ${formatGiB(need)} of memory, more than the ${formatGiB(limit)} it may use (${source}). ` +
-      `Its update trains up to ${s.agentMiniBatch} sequences (agentMiniBatch) of up to the model's ${ctx} positions at once, and its rollout plays ${rows} episodes in lockstep ` +
+    precision: config.precision,
+  };
+  await checkRunFits(
+    c,
+    shapes,
+    device,
+    `Its update trains up to ${s.agentMiniBatch} sequences (agentMiniBatch) of up to the model's ${ctx} positions at once, and its rollout plays ${rows} episodes in lockstep ` +
       `(promptsPerStep ${config.promptsPerStep} × votes ${config.votes}, or the held-out tasks of a validation), each turn's prompts prefilled together; attention memory grows with the square of a turn's length. ` +
       'Lower agentMiniBatch, promptsPerStep or votes.',
+    budgetOf,
   );
 }

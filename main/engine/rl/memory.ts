@@ -152,4 +152,26 @@ export async function memoryBudget(
   };
 }
 
+/**
+ * Refuses, before any graph is built, a run whose passes would not fit the memory it may use
+ * (memoryBudget: the host's on the CPU; the GPU's where it reports it or AUTODIDACT_GPU_MEMORY
+ * says). For the loops whose passes are not split to fit (the agent and SVD loops); `passes`
+ * says what they are and which settings to lower.
+ */
+export async function checkRunFits(
+  c: LlamaConfig,
+  shapes: RunShapes,
+  device: Device,
+  passes: string,
+  budgetOf: (device: Device) => Promise<MemoryBudget | null> = memoryBudget,
+): Promise<void> {
+  const budget = await budgetOf(device);
+  if (!budget) return;
+  const need = estimateRunBytes(c, shapes, budget.onDevice);
+  if (need <= budget.bytes) return;
+  throw new Error(
+    `this run would need up to about ${formatGiB(need)} of ${budget.onDevice ? "the GPU's " : ''}memory, more than the ${formatGiB(budget.bytes)} it may use (${budget.source}). ${passes}`,
+  );
+}
+
 export const formatGiB = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < 10 * GIB ? 1 : 0)} GB`;

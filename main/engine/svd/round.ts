@@ -26,7 +26,7 @@ import { valMetricName, validationScores } from '../rl/metrics.ts';
 import { SFT_LOSS, svd } from '../rl/methods/svd.ts';
 import { encodePrompt } from '../rl/prompts.ts';
 import { mean } from '../rl/stats.ts';
-import { estimateRunBytes, formatGiB, memoryLimitBytes, weightCount } from '../rl/memory.ts';
+import { checkRunFits, weightCount } from '../rl/memory.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import { type CascadeCandidate, type StageId, type StageOutcome, SVD_METRICS, candidateCorrect, cascadeMetrics, runCascade, selectSurvivors } from './cascade.ts';
 import { DOMAIN_TEMPLATES, type StageTemplates, modelStageJudge } from './stages.ts';
@@ -150,7 +150,7 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
   const order = new PromptOrder(config.seed, input.items.length);
   const contextLength = Math.min(model.config.maxPositionEmbeddings, model.config.slidingWindow ?? Infinity);
 
-  checkSvdMemory(model.config, config, s, device, { seqLen: longestPrompt + config.maxNewTokens - 1, maxLength: longestAny + config.maxNewTokens });
+  await checkSvdMemory(model.config, config, s, device, { seqLen: longestPrompt + config.maxNewTokens - 1, maxLength: longestAny + config.maxNewTokens });
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -383,26 +383,26 @@ async function fineTune(
 }
 
 /**
- * On the CPU, refuses before any graph is built a run whose graphs would not fit the memory it
- * may use (as the RL loop does): its SFT step trains svdBatch sequences, its sampling decodes
- * svdQuestions × svdCandidates rows, and the judge keeps the starting weights.
+ * Refuses before any graph is built a run whose graphs would not fit the memory it may use, the
+ * host's on the CPU and the GPU's on a GPU that reports it (checkRunFits): its SFT step trains
+ * svdBatch sequences, its sampling decodes svdQuestions × svdCandidates rows, and the judge keeps
+ * the starting weights.
  */
-function checkSvdMemory(c: LlamaConfig, config: RunConfig, s: SvdSettings, device: Device, shape: { seqLen: number; maxLength: number }): void {
-  if (device.name !== 'cpu') return;
+async function checkSvdMemory(c: LlamaConfig, config: RunConfig, s: SvdSettings, device: Device, shape: { seqLen: number; maxLength: number }): Promise<void> {
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
-  const need = estimateRunBytes(c, {
+  const shapes = {
     update: { size: s.svdBatch, seqLen: shape.seqLen },
     reference: true,
     generate: { rows: s.svdQuestions * s.svdCandidates, prompts: s.svdQuestions, maxLength: shape.maxLength },
     trainable: config.mode === 'full' ? weightCount(c) : lora,
     teacher: false,
-  });
-  const limit = memoryLimitBytes();
-  if (need <= limit) return;
-  const source = process.env.AUTODIDACT_MEMORY_LIMIT ? 'AUTODIDACT_MEMORY_LIMIT' : "three quarters of this machine's memory; AUTODIDACT_MEMORY_LIMIT sets it";
-  throw new Error(
-    `this run would need about ${formatGiB(need)} of memory, more than the ${formatGiB(limit)} it may use (${source}). ` +
-      `Its SFT step trains ${s.svdBatch} sequences of ${shape.seqLen} tokens (svdBatch; the longest prompt plus maxNewTokens ${config.maxNewTokens}) and its sampling decodes ` +
+    precision: config.precision,
+  };
+  await checkRunFits(
+    c,
+    shapes,
+    device,
+    `Its SFT step trains ${s.svdBatch} sequences of ${shape.seqLen} tokens (svdBatch; the longest prompt plus maxNewTokens ${config.maxNewTokens}) and its sampling decodes ` +
       `${s.svdQuestions * s.svdCandidates} rows at once (svdQuestions ${s.svdQuestions} × svdCandidates ${s.svdCandidates}). Lower svdBatch, svdQuestions or svdCandidates, or train LoRA adapters (mode lora).`,
   );
 }
