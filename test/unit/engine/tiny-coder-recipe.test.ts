@@ -16,7 +16,22 @@ import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { HostWeights } from '../../../main/engine/runtime/weights.ts';
 import { codeSplitOf, generateCodeTasks } from '../../../main/engine/tasks/code-generators.ts';
 import { SandboxPool } from '../../../main/sandbox/pool.ts';
-import { TINY_CODER_DEFAULTS, TINY_CODER_LANGUAGE, TINY_CODER_RUN_SETTINGS, coderExample, makeTinyCoder, restatement, trainingRows, trainingTasks } from '../../../resources/models/make-tiny-coder.ts';
+import {
+  TINY_CODER_DEFAULTS,
+  TINY_CODER_LANGUAGE,
+  TINY_CODER_RUN_SETTINGS,
+  coderExample,
+  copyProbe,
+  copyRows,
+  copyText,
+  heldOutTasks,
+  makeTinyCoder,
+  mixedRows,
+  restatement,
+  trainingRows,
+  trainingTasks,
+} from '../../../resources/models/make-tiny-coder.ts';
+import { fnv1a32, mulberry32Uniform } from '../../../main/engine/runtime/rng.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 const pool = new SandboxPool({ size: 1 });
@@ -70,10 +85,55 @@ describe('tiny-coder', () => {
     expect(tok.decode(ex.tokens.slice(ex.lossStart), { skipSpecialTokens: false })).toBe(`${row.response}<|eos|>`);
   });
 
+  it('copying rows: a seeded text, a newline and the text again, the repeat trained; the second stage mixes them in at copyShare', async () => {
+    const model = await loadModelFolder(resolveModelPath('tiny-coder'));
+    const tok = model.tokenizer!;
+    const draw = (seed: number) => {
+      const rand = mulberry32Uniform(fnv1a32(`copy-test/${seed}`));
+      return Array.from({ length: 40 }, () => copyText(rand, 40));
+    };
+    const texts = draw(1);
+    expect(draw(1)).toEqual(texts);
+    for (const t of texts) {
+      expect(t.length).toBeGreaterThanOrEqual(8);
+      expect(t.length).toBeLessThanOrEqual(40);
+      expect(t).not.toContain('\n');
+    }
+    const o = { ...TINY_CODER_DEFAULTS, tasks: 24 };
+    for (const ex of copyRows(o, tok, 5)) {
+      const text = tok.decode(ex.tokens, { skipSpecialTokens: false });
+      const [first, second] = text.replace(/^<\|bos\|>/, '').replace(/<\|eos\|>$/, '').split('\n');
+      expect(second).toBe(first);
+      expect(tok.decode(ex.tokens.slice(ex.lossStart), { skipSpecialTokens: false })).toBe(`${first}<|eos|>`);
+    }
+    expect(copyRows(o, tok, 5)).toEqual(copyRows(o, tok, 5));
+    // The second stage: the task rows of the step, a share of them replaced by copying rows.
+    const tasks = trainingTasks(o);
+    const steps = Array.from({ length: 10 }, (_, step) => ({ mixed: mixedRows(o, tok, tasks, step), taught: trainingRows(o, tasks, step).map((r) => coderExample(tok, r.prompt, r.response)) }));
+    let copies = 0;
+    for (const { mixed, taught } of steps)
+      mixed.forEach((ex, i) => {
+        if (ex.tokens.length === taught[i].tokens.length && ex.tokens.every((t, j) => t === taught[i].tokens[j])) return;
+        copies++;
+        expect(tok.decode(ex.tokens.slice(ex.lossStart, -1))).toBe(tok.decode(ex.tokens.slice(1, ex.lossStart! - 1)));
+      });
+    const share = copies / (10 * o.batch);
+    expect(share).toBeGreaterThan(o.copyShare / 2);
+    expect(share).toBeLessThan(o.copyShare * 1.6);
+  });
+
+  it("the committed model copies a held-out task's constants: into the restated description and into the function", async () => {
+    for (const t of heldOutTasks(32)) expect(t.split).toBe('eval');
+    const probe = await copyProbe(resolveModelPath('tiny-coder'), 32);
+    expect(probe.tasks).toBe(32);
+    expect(probe.restatedArgmax).toBeGreaterThan(0.8);
+    expect(probe.codeArgmax).toBeGreaterThan(0.8);
+  }, 60_000);
+
   it('a tiny build writes a model folder that loads', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tiny-coder-test-'));
     try {
-      const r = await makeTinyCoder(dir, { ...TINY_CODER_DEFAULTS, hidden: 32, layers: 1, tasks: 8, steps: 2, batch: 2 }, () => {});
+      const r = await makeTinyCoder(dir, { ...TINY_CODER_DEFAULTS, hidden: 32, layers: 1, tasks: 8, copySteps: 2, steps: 2, batch: 2 }, () => {});
       expect(Number.isFinite(r.finalLoss)).toBe(true);
       const model = await loadModelFolder(dir);
       expect(model.config.hiddenSize).toBe(32);
