@@ -677,7 +677,7 @@ const commands: CliCommand[] = [
     name: 'agent-demo',
     program: PROGRAM,
     summary: 'The built-in tiny-agent on held-out household and shop tasks: warm-started base, after outcome-only GRPO and after OPID, same budget, over seeds.',
-    synopsis: '[--envs household,shop] [--seeds 0,1,2] [--steps N] [--tasks N] [--episodes N] [--held-out N]',
+    synopsis: '[--envs household,shop] [--seeds 0,1,2] [--steps N] [--tasks N] [--episodes N] [--held-out N] [--lr LR]',
     flags: {
       model: { ...trainFlags.model, default: AGENT_DEMO_DEFAULTS.model },
       envs: { type: 'string', value: 'E,E', default: AGENT_DEMO_DEFAULTS.envs.join(','), description: 'environments, comma-separated (household, shop)' },
@@ -686,6 +686,7 @@ const commands: CliCommand[] = [
       tasks: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.tasksPerStep), description: 'tasks per training step' },
       episodes: { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.episodesPerTask), description: 'episodes per task (the GRPO group)' },
       'held-out': { type: 'string', value: 'N', default: String(AGENT_DEMO_DEFAULTS.heldOut), description: 'held-out tasks per environment, one greedy episode each' },
+      lr: { type: 'string', value: 'LR', default: String(AGENT_DEMO_DEFAULTS.lr), description: 'peak learning rate of both methods (cosine schedule)' },
     },
     details: 'Prints one JSON line per environment, method and seed as each finishes (bench, env, method, seed, base_success, base_reward, after_success, after_reward, after_length, train_success_first/last, and for OPID the mean over training steps of teacher_available, critical_step_ratio, delta_step_mean, delta_episode_mean and adv_std; wall_s), then the table.',
     async run(values) {
@@ -699,6 +700,7 @@ const commands: CliCommand[] = [
         tasksPerStep: intFlag(values, 'tasks', AGENT_DEMO_DEFAULTS.tasksPerStep),
         episodesPerTask: intFlag(values, 'episodes', AGENT_DEMO_DEFAULTS.episodesPerTask),
         heldOut: intFlag(values, 'held-out', AGENT_DEMO_DEFAULTS.heldOut),
+        lr: numberFlag(values, 'lr', AGENT_DEMO_DEFAULTS.lr),
       };
       const rows = await agentDemo(o, print);
       process.stdout.write(agentDemoTable(rows, o));

@@ -102,6 +102,10 @@ export interface TinyAgentOptions {
   lr: number;
   /** Share of the turns shown with a skill in the observation (OPID's teacher view). */
   guidanceShare: number;
+  /** Steps of synthetic copying first (random words, then the same words again): induction heads before the turns. */
+  copySteps: number;
+  /** Copying rows in each batch of the later stages, so that copying is not forgotten. */
+  copyRows: number;
 }
 
 export const TINY_AGENT_DEFAULTS: TinyAgentOptions = {
@@ -114,11 +118,13 @@ export const TINY_AGENT_DEFAULTS: TinyAgentOptions = {
   episodes: 160,
   explore: 0.25,
   repeat: 0.1,
-  wholeTurnSteps: 150,
-  steps: 150,
+  wholeTurnSteps: 800,
+  steps: 1200,
   batch: 8,
   lr: 3e-3,
   guidanceShare: 0.3,
+  copySteps: 600,
+  copyRows: 2,
 };
 
 /** The settings a run of the built-in agent model uses (the prompts it was taught). */
@@ -207,12 +213,36 @@ export function turnExample(tok: TextTokenizer, conversation: ChatMessage[]): Se
   return { tokens: enc.ids, trainTokens };
 }
 
+/** Words of a synthetic copying row: a stretch of random vocabulary words, then the same stretch again. */
+const COPY_WORDS: [number, number] = [5, 15];
+/** Times the stretch stands in a copying row (every one after the first is trained). */
+const COPY_REPEATS = 4;
+/** Copying rows draw from this many of the most frequent words (the vocabulary is sorted by count). */
+const COPY_VOCAB = 128;
+
+/**
+ * A synthetic copying row: BOS, `n` random words, then the same `n` again, and again: the repeats
+ * trained (they are predictable from the first stretch alone). Learning it forms induction heads
+ * (attend to the token after the earlier occurrence of the current one), the mechanism a reply
+ * needs to copy a name from its turn's observation.
+ */
+export function copyExample(firstWordId: number, vocab: number, rand: () => number): SequenceExample {
+  const n = COPY_WORDS[0] + Math.floor(rand() * (COPY_WORDS[1] - COPY_WORDS[0] + 1));
+  const words = Array.from({ length: n }, () => firstWordId + Math.floor(rand() * Math.min(COPY_VOCAB, vocab - firstWordId)));
+  const tokens = [SPECIAL_TOKENS.indexOf('<|bos|>'), ...Array.from({ length: COPY_REPEATS }, () => words).flat()];
+  const trainTokens = new Uint8Array(tokens.length);
+  trainTokens.fill(1, n + 2);
+  return { tokens, trainTokens };
+}
+
 interface Stage {
   name: string;
   steps: number;
   lr: number;
   /** Train every token of the turn (the prompt too), not the reply alone. */
   wholeTurn?: boolean;
+  /** Synthetic copying rows only (no turns). */
+  copyOnly?: boolean;
 }
 
 
@@ -225,18 +255,26 @@ async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[
     return { env: t.env, example: stage.wholeTurn ? { tokens: example.tokens, trainTokens: new Uint8Array(example.tokens.length).fill(1) } : example };
   });
   const kept = all.filter((t) => t.example.tokens.length <= MAX_POSITIONS);
-  // Each batch holds turns of one environment (alternating), padded to its own longest turn
+  // Each batch holds turns of one environment, padded to its own longest turn
   // rounded up to the token scorer's buckets: short household turns do not pay for long shop
   // pages, and a handful of step graphs serve every batch.
   const byEnv = TINY_AGENT_ENVS.map((id) => kept.filter((t) => t.env === id).map((t) => t.example));
   log(
     `${stage.name}: ${kept.length} expert-labelled turns of ${o.episodes} easy tasks per environment (${byEnv.map((x, i) => `${TINY_AGENT_ENVS[i]} ${x.length}`).join(', ')}; ` +
-      `${all.length - kept.length} longer than ${MAX_POSITIONS} tokens left out; explore ${o.explore}, repeat ${o.repeat}, ${o.guidanceShare} with a skill), ${stage.steps} steps of ${o.batch}, lr ${stage.lr} (cosine)`,
+      `${all.length - kept.length} longer than ${MAX_POSITIONS} tokens left out; explore ${o.explore}, repeat ${o.repeat}, ${o.guidanceShare} with a skill), ${stage.steps} steps of ${o.batch} (${stage.copyOnly ? 'all' : Math.min(o.copyRows, o.batch - 1)} synthetic copying rows), lr ${stage.lr} (cosine)`,
   );
   const rand = mulberry32Uniform(fnv1a32(`batches/${o.seed}${stage.wholeTurn ? '/whole' : ''}`));
+  const copyRand = mulberry32Uniform(fnv1a32(`copy/${o.seed}/${stage.name}`));
+  const firstWord = SPECIAL_TOKENS.length;
+  const vocab = model.config.vocabSize;
+  const copies = stage.copyOnly ? o.batch : Math.min(o.copyRows, o.batch - 1);
   const batches = Array.from({ length: stage.steps }, (_, step) => {
-    const pool = byEnv[step % byEnv.length];
-    const rows = Array.from({ length: o.batch }, () => pool[Math.floor(rand() * pool.length)]);
+    // Two household batches to one shop batch: the household's four-move plans need every move right.
+    const pool = byEnv[step % 3 === 2 ? 1 : 0];
+    const rows = [
+      ...Array.from({ length: o.batch - copies }, () => pool[Math.floor(rand() * pool.length)]),
+      ...Array.from({ length: copies }, () => copyExample(firstWord, vocab, copyRand)),
+    ];
     const shape: BatchShape = { size: o.batch, seqLen: bucketLength(Math.max(...rows.map((r) => r.tokens.length)) - 1, MAX_POSITIONS - 1) };
     return { rows, shape };
   });
@@ -270,6 +308,11 @@ export async function makeTinyAgent(dir: string, o: TinyAgentOptions, log: (s: s
     const turns = await expertTurns(o);
     log(`tiny-agent: hidden ${o.hidden}, ${o.layers} layers, ${vocab} word tokens, seed ${o.seed}`);
     let from = init;
+    if (o.copySteps > 0) {
+      const to = path.join(work, 'copy');
+      await trainStage(from, to, turns, { name: 'synthetic copying', steps: o.copySteps, lr: o.lr, copyOnly: true }, o, log, started);
+      from = to;
+    }
     if (o.wholeTurnSteps > 0) {
       const to = path.join(work, 'whole');
       await trainStage(from, to, turns, { name: 'SFT on whole turns', steps: o.wholeTurnSteps, lr: o.lr, wholeTurn: true }, o, log, started);
@@ -349,12 +392,14 @@ async function main(argv: string[]): Promise<void> {
       explore: { type: 'string' },
       repeat: { type: 'string' },
       'guidance-share': { type: 'string' },
+      'copy-steps': { type: 'string' },
+      'copy-rows': { type: 'string' },
       eval: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    console.log('usage: npx tsx resources/models/make-tiny-agent.ts [--out DIR] [--seed N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--episodes N] [--whole-steps N] [--steps N] [--batch N] [--lr X] [--explore P] [--repeat P] [--guidance-share P] [--eval TASKS]');
+    console.log('usage: npx tsx resources/models/make-tiny-agent.ts [--out DIR] [--seed N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--intermediate N] [--episodes N] [--whole-steps N] [--steps N] [--batch N] [--lr X] [--explore P] [--repeat P] [--guidance-share P] [--copy-steps N] [--copy-rows N] [--eval TASKS]');
     return;
   }
   const d = TINY_AGENT_DEFAULTS;
@@ -386,6 +431,8 @@ async function main(argv: string[]): Promise<void> {
     explore: shareOf('explore', d.explore),
     repeat: shareOf('repeat', d.repeat),
     guidanceShare: shareOf('guidance-share', d.guidanceShare),
+    copySteps: values['copy-steps'] === '0' ? 0 : num(values['copy-steps'], d.copySteps, 'copy-steps'),
+    copyRows: values['copy-rows'] === '0' ? 0 : num(values['copy-rows'], d.copyRows, 'copy-rows'),
   };
   const dir = path.resolve(values.out ?? path.join(HERE, 'tiny-agent'));
   const evalTasks = values.eval === undefined ? 32 : Number(values.eval);

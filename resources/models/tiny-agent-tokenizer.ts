@@ -5,13 +5,17 @@
 //
 //   normalizer     Lowercase (the shop shows "B0UTF0J8WZ", its clicks read "b0utf0j8wz"; an action
 //                  is read in lower case anyway, prompts.ts parseAgentAction)
-//   pre_tokenizer  Split, isolated: WebShop's "[sep]", a run of letters and digits, a run of other
-//                  marks, or a run of whitespace, each a piece: "go", " ", "to", " ", "cabinet",
-//                  " ", "1", "</", "action", ">". Spaces are pieces of their own so that a name is
-//                  the same token wherever it stands (a page's " b015saky53" and its click's
-//                  "[b015saky53]" would otherwise be two tokens, and copying one into the other
-//                  would have to be learned per product); every character is in some piece, so
-//                  decoding is concatenation
+//   pre_tokenizer  Split, isolated: a word (a run of letters and digits) or a run of other marks,
+//                  each with the one space before it if there is one; WebShop's "[sep]" with the
+//                  spaces around it; any other whitespace (newlines, runs of spaces) alone: "go",
+//                  " to", " cabinet", " 1", "</", "action", ">". A word carries its space so that
+//                  copying a name is a one-back match (the token after the earlier occurrence of
+//                  the current one): with spaces as tokens of their own every other token was a
+//                  space, copying became a two-back match, and the model never learned it
+//                  (make-tiny-agent.ts). "[sep] " takes the space after it so that a product id
+//                  on a results page ("[sep] b015saky53") is the same token as in its click
+//                  ("click[b015saky53]"); every character is in some piece, so decoding is
+//                  concatenation
 //   model          WordLevel: every piece seen in the vocabulary text below, the chat roles first;
 //                  anything else is <|unk|>
 //   decoder        Fuse (the pieces joined as they are)
@@ -28,7 +32,7 @@ import { fnv1a32, mulberry32Uniform } from '../../main/engine/runtime/rng.ts';
 import { SPECIAL_TOKENS, bosPostProcessor, specialAddedTokens } from './make-builtin-models.ts';
 
 /** The pre-tokenizer's pattern (Split, isolated, on lower-cased text). */
-export const WORD_PATTERN = '\\[sep\\]|[a-z0-9]+|[^\\sa-z0-9]+|\\s+';
+export const WORD_PATTERN = ' ?\\[sep\\] ?| ?[a-z0-9]+| ?[^\\sa-z0-9]+|\\s+';
 
 /** The pieces of `text` as the tokenizer splits it (special tokens aside). */
 export function wordPieces(text: string): string[] {

@@ -12,8 +12,9 @@ import { resolveModelPath } from '../../../main/engine/model-paths.ts';
 import { HostWeights } from '../../../main/engine/runtime/weights.ts';
 import { TextTokenizer } from '../../../main/engine/nn/tokenizer.ts';
 import { CHAT_TEMPLATE, charTokenizerConfig } from '../../../resources/models/make-builtin-models.ts';
-import { TINY_AGENT_DEFAULTS, TINY_AGENT_RUN_SETTINGS, expertTurns, turnExample } from '../../../resources/models/make-tiny-agent.ts';
+import { TINY_AGENT_DEFAULTS, TINY_AGENT_RUN_SETTINGS, copyExample, expertTurns, turnExample } from '../../../resources/models/make-tiny-agent.ts';
 import { vocabularyOf, vocabularyTexts, wordPieces, wordTokenizerJson } from '../../../resources/models/tiny-agent-tokenizer.ts';
+import { fnv1a32, mulberry32Uniform } from '../../../main/engine/runtime/rng.ts';
 import { testDevice } from '../../helpers/device.ts';
 
 describe('tiny-agent', () => {
@@ -48,6 +49,27 @@ describe('tiny-agent', () => {
     expect(tok.decode(trained, { skipSpecialTokens: false })).toBe(`${first[1].content}${tok.decode([tok.eosTokenIds[0]], { skipSpecialTokens: false })}`);
   });
 
+  it('makes synthetic copying rows: a stretch of words repeated, only the repeats trained, seeded', () => {
+    const make = () => {
+      const rand = mulberry32Uniform(fnv1a32('copy-test'));
+      return Array.from({ length: 20 }, () => copyExample(7, 900, rand));
+    };
+    const rows = make();
+    expect(make()).toEqual(rows);
+    for (const { tokens, trainTokens } of rows) {
+      expect(tokens[0]).toBe(1); // BOS
+      const words = tokens.slice(1);
+      const n = words.findIndex((_, i) => i > 0 && words.slice(i).every((w, j) => w === words[j % i]));
+      expect(n).toBeGreaterThanOrEqual(5);
+      expect(words.length % n).toBe(0);
+      expect(words.length / n).toBeGreaterThanOrEqual(2);
+      for (const w of words) expect(w >= 7 && w < 900).toBe(true);
+      // The first stretch (and the first word of the repeat, which nothing before predicts) is not trained.
+      expect(Array.from(trainTokens!)).toEqual(tokens.map((_, i) => (i >= n + 2 ? 1 : 0)));
+    }
+    expect(new Set(rows.map((r) => r.tokens.length)).size).toBeGreaterThan(1);
+  });
+
   it('tokenizes every text of the environments and prompts into whole words that decode back, a name the same token wherever it stands', async () => {
     const texts = await vocabularyTexts();
     const pieces = vocabularyOf(texts);
@@ -65,7 +87,12 @@ describe('tiny-agent', () => {
     expect(id).toHaveLength(1);
     expect(page).toContain(id[0]);
     expect(click).toContain(id[0]);
-    expect(wordPieces("'take box 1 from coffeetable 1',")).toEqual(["'", 'take', ' ', 'box', ' ', '1', ' ', 'from', ' ', 'coffeetable', ' ', '1', "',"]);
+    // A word carries its space, so a name is the token after its earlier occurrence (a one-back match to copy).
+    expect(wordPieces("'take box 1 from coffeetable 1',")).toEqual(["'", 'take', ' box', ' 1', ' from', ' coffeetable', ' 1', "',"]);
+    const task = tok.encode('Your task is to: put a box on tvstand.', { addSpecialTokens: false });
+    const reply = tok.encode('<action>take box 1 from coffeetable 1</action>', { addSpecialTokens: false });
+    expect(task).toContain(tok.encode(' box', { addSpecialTokens: false })[0]);
+    expect(reply).toContain(tok.encode(' box', { addSpecialTokens: false })[0]);
     // Text it never saw is one unknown token per piece, not an error, and the chat template's roles stay special.
     expect(tok.encode('zyzzyva', { addSpecialTokens: false })).toEqual([unk]);
     const chat = tok.encode(tok.applyChatTemplate([{ role: 'user', content: 'look' }], { addGenerationPrompt: true }), { addSpecialTokens: false });
