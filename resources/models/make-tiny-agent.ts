@@ -22,41 +22,54 @@
 // use guidance when it is there, which is what makes Δ = log π(y | skill + o) − log π(y | o) an
 // informative signal on it; without guidance it acts on its own.
 //
-// Two stages: --whole-steps on whole turns (every token trained: the action lists repeat the
-// observation's names, the most copying there is to learn from), then --steps on the replies
-// alone. A turn is ~200 word tokens (a shop results page up to ~430), against ~1,000 characters.
+// Three stages: --copy-steps of synthetic copying (a stretch of 5-15 random words among the 128
+// most frequent, repeated four times, the repeats trained: what forms the attention that copies a
+// name from earlier in the sequence), then --whole-steps on whole turns (every token trained: the
+// action lists repeat the observation's names), then --steps on the replies alone; every batch
+// of the later two stages also holds --copy-rows copying rows, so copying is not forgotten. Two
+// batches of household turns to one of shop turns (the household's four-move plans need every
+// move right; the shop's three moves are easier). A turn is ~125 word tokens (median; up to ~270
+// with a skill), against ~1,000 characters.
 //
 //   npx tsx resources/models/make-tiny-agent.ts              # resources/models/tiny-agent, then greedy on 32 held-out tasks each
-//   npx tsx resources/models/make-tiny-agent.ts --out /tmp/ta --episodes 40 --whole-steps 40 --steps 40 --eval 8
+//   npx tsx resources/models/make-tiny-agent.ts --out /tmp/ta --episodes 40 --copy-steps 100 --whole-steps 40 --steps 40 --eval 8
 //
-// Measured (the committed model, defaults, under the shared bench lock; 2 cores shared with four
-// other engineers' work): 684,928 parameters (736 tokens), 1,905 turns (household 1,142, shop 763)
-// of 160 tasks per environment, 150 whole-turn steps of 8 (loss 1.466) then 150 reply steps of 8
-// (loss 0.393), 206 s for both stages, 226 s wall with the vocabulary and the data (2.3
-// CPU-minutes); the same options rebuild the same bytes. Greedy on 32 held-out easy tasks per
-// environment, 8 turns each: household 0/32, shop 5/32 (15.6%, mean reward 0.188). The household
-// episodes go "go to shelf 1", then "take box 1 from countertop 1" over and over; the shop's
-// "search[low acid bags] | click[b05ftcvc6w] | click[b0lc2tmzs3] | click[buy now]".
+// Measured (the committed model, defaults, under the shared bench lock; 2 cores shared with three
+// other engineers' work): 710,272 parameters (934 word tokens), 1,905 turns (household 1,142, shop
+// 763) of 160 tasks per environment; 600 copying steps of 8 (loss 3.87: the 128 words' unigram
+// loss is 4.85, a row's own 5-15 words ~2.3), 800 whole-turn steps (loss 0.61) and 1,200 reply
+// steps (loss 1.38 with the copying rows, which dominate it), 202 s for the three stages, 206 s
+// wall (5.5 CPU-minutes). Greedy on 32 held-out easy tasks per environment, 8 turns each:
+// household 5/32 (15.6%, mean reward 0.156), shop 20/32 (62.5%, mean reward 0.766). Its first
+// held-out household episode: "go to sidetable 1 | go to shelf 1 | take alarmclock 1 from shelf 1
+// | go to safe 1 | ..." (finds and takes the object, then goes to a wrong target); the shop's
+// "search[usda organic tea bags] | click[b0j71zlfyp] | click[buy now]" (the goal's words, the
+// product on the page). On the expert's own states of 12 held-out tasks (before the last changes,
+// 400 whole-turn and 900 reply steps, batches alternating: household 0/32, shop 20/32 greedy) the
+// greedy reply was the expert's on 8/24 "go to", 4/12 "take" and 2/12 "put" turns, and names it
+// got wrong were mostly the target receptacle (the task's, not the list's).
 //
-// What did not work (each built and measured greedy on the same 32 held-out tasks per
-// environment, 8 turns): every variant of this recipe learned the format, the template and the
-// environments' usual moves but not to copy a name that depends on the turn. Per turn, on the
-// expert's own states of 16 held-out tasks, the greedy reply is the same whatever the task:
-// "search[low sugar tea bags]" for every shop goal, "take book 1 from countertop 1" wherever the
-// list offers "take alarmclock 1 from shelf 1"; 0 of 16 "take" turns admissible. The teacher-forced
-// loss shows why: a name that stands a few words earlier ("you arrive at shelf 2. on the shelf
-// 2") still costs ~3 nats, the prior over names. Tried: the replies alone (200 steps, loss 0.42:
-// 0/32 household, 0/32 shop); 400 steps on whole turns then 100 on the replies (0 and 0); 700
-// whole-turn steps at lr 5e-3 (whole-turn loss 0.25; 0 and 0); 4 layers and 8 heads (0 and 0);
-// a tokenizer that keeps the space with the word (" soapbottle", one token per name and space;
-// 0 and 0); a first stage of synthetic copying (random vocabulary words, then a stretch of them
-// again): with spaces as their own tokens it stayed at the unigram loss for 600 steps, while the
-// same trainer forms induction in ~100 steps on unspaced repeats of 20 tokens (batches of 16),
-// so the engine learns copying; these turns (a space token between every two words) make it a
-// two-back match that this model does not find in minutes of CPU. So the base is weak: what
-// success it has (the shop's) comes from the usual query and click fitting some goals, not from
-// reading the page. What is left to try: an action syntax with nothing between the words to copy
-// (or a tokenizer whose words carry their space and whose actions do too), or hours of training.
+// How it got there, each built and measured greedy on held-out tasks: the same recipe with the
+// new tokenizer and a 300-step copying stage but 150 whole-turn and 150 reply steps replied the
+// same whatever the turn (household 0/16, shop 2/16); 600 copying, 300 whole-turn, 600 reply steps
+// began to copy (household 0/16, shop 4/16, the right object named in "put lettuce 1 in/on
+// cabinet 1"); 400 whole-turn and 900 reply steps: household 0/32, shop 20/32; 800 and 1,200 with
+// two household batches to one shop batch: the committed 5/32 and 20/32. Copying itself: rows of
+// a fixed length (20 words, then the same 20) were learnt in 100 steps, but by a fixed offset
+// (attend 20 back), not by matching; with lengths that vary it stays near the unigram loss for
+// hundreds of steps (batches of 8 or 16, lr 1e-3 or 3e-3); shorter stretches repeated four times
+// among fewer words move it off (3.87 after 600 steps), and that was enough to start the turns'
+// copying.
+//
+// What did not work before (the tokenizer with spaces as tokens of their own, each built and
+// measured greedy on the same 32 held-out tasks per environment, 8 turns): every variant learned
+// the format, the template and the environments' usual moves but not to copy a name that depends
+// on the turn: the greedy reply was the same whatever the task ("search[low sugar tea bags]" for
+// every shop goal, "take book 1 from countertop 1" wherever the list offered "take alarmclock 1
+// from shelf 1"), household 0/32 and shop 0-5/32. Tried: the replies alone (200 steps); 400
+// whole-turn then 100 reply steps; 700 whole-turn steps at lr 5e-3; 4 layers and 8 heads; a
+// tokenizer keeping the space with the word but without a copying stage (150 + 150 steps); a
+// copying stage with spaces as tokens (a two-back match, at the unigram loss after 600 steps).
 //
 // Reproducible: the random init (make-builtin-models.ts), the tasks (the seeded train splits),
 // the expert, the exploration and the batches are all seeded, so the same options give the same
@@ -133,7 +146,7 @@ export const TINY_AGENT_RUN_SETTINGS = { agentPromptStyle: 'compact', agentHisto
 /** The environments the model is warm-started on, easy tasks of each. */
 export const TINY_AGENT_ENVS = ['household', 'shop'] as const;
 
-/** Positions the model is built for: a turn is at most about 430 word tokens (a shop results page) with its reply. */
+/** Positions the model is built for: a turn with its reply is at most about 270 word tokens (a shop results page with a skill); the episode skill of a long plan adds more. */
 const MAX_POSITIONS = 512;
 /** Turns a held-out episode may take in the recipe's own measure (the agent demo's limit). */
 const EVAL_TURNS = 8;
