@@ -13,14 +13,20 @@ set -u
 : "${OUT:?set OUT to a folder for the results}"
 R=$OUT/results.jsonl; L=$OUT/log.txt
 T0=$(date +%s)
-G=$PWD/.gpu; GB=$PWD/bench/gpu; W=${W:-/tmp/w}
+ROOT=$PWD; G=$ROOT/.gpu; GB=$ROOT/bench/gpu; W=${W:-/tmp/w}
 if [ -z "${DRY:-}" ]; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 fi
-mkdir -p $W/app && tar xJf $G/node.tar.xz -C $W && tar xJf $G/app.tar.xz -C $W/app
+# The working tree is here; its production node_modules and a node binary come from .gpu/.
+mkdir -p $W && tar xJf $G/node.tar.xz -C $W
+if [ -n "${DRY:-}" ]; then
+  # A rehearsal must not replace this checkout's node_modules: a copy of the tree gets them.
+  rm -rf $W/tree && mkdir -p $W/tree && git archive HEAD | tar -x -C $W/tree && cd $W/tree
+fi
+tar xJf $G/node_modules.tar.xz
 export PATH=$W/node/bin:$PATH XDG_RUNTIME_DIR=/tmp/xdg
-mkdir -p $XDG_RUNTIME_DIR && chmod 700 $XDG_RUNTIME_DIR && cd $W/app
+mkdir -p $XDG_RUNTIME_DIR && chmod 700 $XDG_RUNTIME_DIR
 echo "setup $(( $(date +%s) - T0 )) s" >> $L
 node bin/autodidact.js devices >> $L 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >> $L 2>&1
