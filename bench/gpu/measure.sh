@@ -8,7 +8,8 @@
 # 1.5B-shaped one with its memory (nvidia-smi sampled every 0.5 s beside the engine's own
 # figure), and onnxruntime's node profiles of the 0.5B LoRA step and decode.
 #
-# DRY=1 bash bench/gpu/measure.sh (with OUT set): a rehearsal here, on lavapipe, with small models.
+# DRY=1 OUT=DIR [PY=python] bash bench/gpu/measure.sh: a rehearsal here, on lavapipe, with small models
+# (the reference on the CPU, fp32 only).
 set -u
 : "${OUT:?set OUT to a folder for the results}"
 R=$OUT/results.jsonl; L=$OUT/log.txt
@@ -33,7 +34,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >> $L 2>&1
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, torch.cuda.is_available())' >> $L 2>&1
 python3 -c 'import trl, peft; print("trl", trl.__version__, "peft", peft.__version__)' >> $L 2>&1
 E="node node_modules/tsx/dist/cli.mjs bench/index.ts"
-P="python3 bench/reference"
+P="${PY:-python3} bench/reference"  # PY: a Python with torch, transformers, trl and peft
 M=/tmp/models; mkdir -p $M
 if [ -z "${DRY:-}" ]; then
   $E make-model --name bench-256-32k --out $M/b32k >> $L 2>&1
