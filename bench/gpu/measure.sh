@@ -31,8 +31,8 @@ mkdir -p $XDG_RUNTIME_DIR && chmod 700 $XDG_RUNTIME_DIR
 echo "setup $(( $(date +%s) - T0 )) s" >> $L
 node bin/autodidact.js devices >> $L 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >> $L 2>&1
-python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, torch.cuda.is_available())' >> $L 2>&1
-python3 -c 'import trl, peft; print("trl", trl.__version__, "peft", peft.__version__)' >> $L 2>&1
+${PY:-python3} -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, torch.cuda.is_available())' >> $L 2>&1
+${PY:-python3} -c 'import trl, peft; print("trl", trl.__version__, "peft", peft.__version__)' >> $L 2>&1
 E="node node_modules/tsx/dist/cli.mjs bench/index.ts"
 P="${PY:-python3} bench/reference"  # PY: a Python with torch, transformers, trl and peft
 M=/tmp/models; mkdir -p $M
