@@ -115,7 +115,7 @@ export interface TinyAgentOptions {
   lr: number;
   /** Share of the turns shown with a skill in the observation (OPID's teacher view). */
   guidanceShare: number;
-  /** Steps of synthetic copying first (random words, then the same words again): induction heads before the turns. */
+  /** Steps of synthetic copying first (a stretch of random words, repeated): copying before the turns. */
   copySteps: number;
   /** Copying rows in each batch of the later stages, so that copying is not forgotten. */
   copyRows: number;
@@ -226,7 +226,7 @@ export function turnExample(tok: TextTokenizer, conversation: ChatMessage[]): Se
   return { tokens: enc.ids, trainTokens };
 }
 
-/** Words of a synthetic copying row: a stretch of random vocabulary words, then the same stretch again. */
+/** Length of a synthetic copying row's stretch of random words (it then stands COPY_REPEATS times). */
 const COPY_WORDS: [number, number] = [5, 15];
 /** Times the stretch stands in a copying row (every one after the first is trained). */
 const COPY_REPEATS = 4;
@@ -235,9 +235,9 @@ const COPY_VOCAB = 128;
 
 /**
  * A synthetic copying row: BOS, `n` random words, then the same `n` again, and again: the repeats
- * trained (they are predictable from the first stretch alone). Learning it forms induction heads
- * (attend to the token after the earlier occurrence of the current one), the mechanism a reply
- * needs to copy a name from its turn's observation.
+ * trained (they are predictable from the first stretch alone). What it teaches is attending to the
+ * token after the earlier occurrence of the current one (an induction head), the mechanism a reply
+ * needs to copy a name from its turn's observation; 600 steps get part of the way (the header).
  */
 export function copyExample(firstWordId: number, vocab: number, rand: () => number): SequenceExample {
   const n = COPY_WORDS[0] + Math.floor(rand() * (COPY_WORDS[1] - COPY_WORDS[0] + 1));
@@ -272,15 +272,16 @@ async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[
   // rounded up to the token scorer's buckets: short household turns do not pay for long shop
   // pages, and a handful of step graphs serve every batch.
   const byEnv = TINY_AGENT_ENVS.map((id) => kept.filter((t) => t.env === id).map((t) => t.example));
-  log(
+  const copies = stage.copyOnly ? o.batch : Math.min(o.copyRows, o.batch - 1);
+  if (stage.copyOnly) log(`${stage.name}: ${stage.steps} steps of ${o.batch} rows, each a stretch of ${COPY_WORDS.join('-')} of the ${COPY_VOCAB} most frequent words ${COPY_REPEATS} times, lr ${stage.lr} (cosine)`);
+  else log(
     `${stage.name}: ${kept.length} expert-labelled turns of ${o.episodes} easy tasks per environment (${byEnv.map((x, i) => `${TINY_AGENT_ENVS[i]} ${x.length}`).join(', ')}; ` +
-      `${all.length - kept.length} longer than ${MAX_POSITIONS} tokens left out; explore ${o.explore}, repeat ${o.repeat}, ${o.guidanceShare} with a skill), ${stage.steps} steps of ${o.batch} (${stage.copyOnly ? 'all' : Math.min(o.copyRows, o.batch - 1)} synthetic copying rows), lr ${stage.lr} (cosine)`,
+      `${all.length - kept.length} longer than ${MAX_POSITIONS} tokens left out; explore ${o.explore}, repeat ${o.repeat}, ${o.guidanceShare} with a skill), ${stage.steps} steps of ${o.batch} (${copies} of them synthetic copying rows), lr ${stage.lr} (cosine)`,
   );
   const rand = mulberry32Uniform(fnv1a32(`batches/${o.seed}${stage.wholeTurn ? '/whole' : ''}`));
   const copyRand = mulberry32Uniform(fnv1a32(`copy/${o.seed}/${stage.name}`));
   const firstWord = SPECIAL_TOKENS.length;
   const vocab = model.config.vocabSize;
-  const copies = stage.copyOnly ? o.batch : Math.min(o.copyRows, o.batch - 1);
   const batches = Array.from({ length: stage.steps }, (_, step) => {
     // Two household batches to one shop batch: the household's four-move plans need every move right.
     const pool = byEnv[step % 3 === 2 ? 1 : 0];
