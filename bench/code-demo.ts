@@ -20,43 +20,50 @@
 //
 //   npm run bench -- code-demo [--seeds 0,1,2] [--steps N] [--configs grpo,gae]
 //
-// The budget (the defaults below) is sized for the whole table, 3 seeds × 2 configurations of 16
-// steps × 4 tasks × 8 samples of up to 384 tokens, plus a validation of 40 tasks × 4 samples per
-// run and one more per seed for the base, to take about half an hour on 2 cores. Sampling at
-// temperature 0.7 for the rollouts and the measurement both: at 1 tiny-coder misspells its own
-// code often (make-tiny-coder.ts).
+// The budget (the defaults below): 3 seeds × 2 configurations of 16 steps × 4 tasks × 8 samples
+// of up to 384 tokens, plus a validation of 40 tasks × 4 samples per run and one more per seed
+// for the base: about 5 minutes for the whole table on 2 cores. Sampling at temperature 0.7 for
+// the rollouts and the measurement both.
 //
 // Progress goes to stderr; stdout gets one JSON line per run, then a table.
 //
-// Measured once (`npm run bench -- code-demo`, the committed tiny-coder, the defaults below but
-// lr 5e-4, which was the default then: `--lr 5e-4` repeats it), 11.2 min wall for the whole table
-// on 2 cores shared with another engineer's methods bench and tests (load 10-11; `time`: 6.8 min
+// Measured once (`npm run bench -- code-demo`, the defaults, the committed tiny-coder of the
+// copying recipe: make-tiny-coder.ts), 4.9 min wall under the shared bench lock (`time`: 7.3 min
 // user + 0.6 min sys CPU):
 //
 //   tiny-coder, 40 held-out code-functions-js tasks (eval split), hidden-test pass@1 = mean over 4
 //   samples per task at temperature 0.7 (CodeT: the top consensus set's function among the 4);
 //   self-play on 60 other unlabeled eval-split tasks: per run 16 steps × 4 tasks × 8 samples, lr
-//   0.0005, KL 0.001; mean ± sd over seeds 0, 1, 2
-//     base                              pass@1 4.6% ± 2.5%   CodeT 4.2% ± 2.9%   (seeds 0: 7.5%, 1: 3.1%, 2: 3.1%)
-//     code-consensus, GRPO (no critic)  pass@1 0.0% ± 0.0%   CodeT 0.0% ± 0.0%   (consensus right 0.0%,
-//                                       samples right 3.1% → 0.0%, labeled 9.4%; 6.3 min)
-//     code-consensus, PPO + GAE critic  pass@1 0.0% ± 0.0%   CodeT 0.0% ± 0.0%   (consensus right 0.0%,
-//                                       samples right 3.1% → 0.0%, labeled 10.4%; critic explained
-//                                       variance -0.04 / -0.40 / -0.12; 4.8 min)
+//   0.00005, KL 0.001; mean ± sd over seeds 0, 1, 2
+//     base                              pass@1 59.0% ± 6.3%    CodeT 47.5% ± 8.7%    (seeds 0: 63.8%, 1: 51.9%, 2: 61.3%)
+//     code-consensus, GRPO (no critic)  pass@1 60.4% ± 2.0%    CodeT 50.0% ± 9.0%    (seeds 0: 58.1%, 1: 61.9%, 2: 61.3%;
+//                                       consensus right 84.6%, samples right 78.1% → 84.4%, labeled 76.0%; 2.5 min)
+//     code-consensus, PPO + GAE critic  pass@1 49.4% ± 12.5%   CodeT 35.8% ± 15.9%   (seeds 0: 55.6%, 1: 57.5%, 2: 35.0%;
+//                                       consensus right 80.6%, samples right 78.1% → 82.3%, labeled 75.5%;
+//                                       critic explained variance -0.67 / -0.32 / -1.39; 2.4 min)
 //
-// Self-play did not improve pass@1; it destroyed the model, with and without the critic. Why,
-// from one diagnostic run afterwards (seed 0, GRPO, the same 16 steps, per step): at lr 5e-4 the
-// first update (3 labeled groups) took the share of runnable functions from 100% to 19%, and by
-// step 10 nothing ran (the text had lost its syntax: "function clancove(ive abow ."), which is
-// also why so few groups were labeled; AdamW's first steps move every weight by about the rate,
-// too far for this 0.4M-parameter model. At lr 5e-5 (now the default, not measured as a table)
-// the model stays runnable (69-100% per step) and 94% of the groups are labeled, but the hidden
-// pass rate of the self-play samples stays at 0-3%, and the top consensus set was right in none
-// of the labeled groups looked at: the base does not copy a task's constants
-// (make-tiny-coder.ts), so its functions, and the tests that would pick among them, agree on
-// wrong constants ("assert(clamp(3) === 3)" for the range 5 to 14). Dual agreement has nothing
-// right to reinforce; the demo needs a base whose single samples are right more often (the
-// 15-60% it was meant to have) before self-play can show anything.
+// What it says. The reward is informative: over the self-play groups the scorer labeled (three in
+// four; in the others no function passed any test), the top consensus set's function passed the
+// hidden tests 85% (GRPO) and 81% (critic) of the time, against 78% (first step) to 84% (last)
+// for a single sample: dual agreement on the model's own functions and tests picks the right
+// function somewhat more often than sampling does. But at this budget self-play does not improve
+// held-out pass@1: without the critic 60.4% against the base's 59.0%, a change well inside the
+// seeds' spread (the base alone varies 51.9-63.8% between seeds, which differ only in the
+// validation's samples); 16 steps of 32 samples at lr 5e-5 move this model little (the self-play
+// samples' 78% → 84% is three seeds' 32 samples of one step's 4 tasks at each end, other tasks,
+// so within noise too). With the critic it is worse, 49.4% ± 12.5%, by seed 2 (61.3% → 35.0%):
+// the value head has not learned to predict the reward in 16 steps (explained variance, the mean
+// of the last quarter of steps, negative on every seed), so GAE's advantages carry its errors
+// where the group-relative baseline is exact within a group. CodeT's pick scores below pass@1:
+// a task where no function of the 4 passes any of their tests (about a third of the tests the
+// model writes hold, make-tiny-coder.ts) has no pick, which counts as a miss, and a wrong test
+// can put a wrong function on top. Not tried (one table was run): a longer budget (more steps, a
+// rate between 5e-5 and 5e-4, which broke the earlier model's syntax) and a critic warmed up
+// before the policy moves.
+//
+// The earlier table (the tiny-coder that did not copy a task's constants, lr 5e-4): base 4.6%,
+// 0% after self-play with and without the critic; the top consensus set was never right and the
+// first updates broke the model's syntax.
 import { resolveModelPath } from '../main/engine/model-paths.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
 import { type RunConfigInput, parseRunConfig } from '../main/engine/rl/config.ts';
