@@ -569,7 +569,7 @@ async function main(argv: string[]): Promise<void> {
   if (probe > 0) {
     const c = await copyProbe(out, probe, o);
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    console.log(`copying, teacher-forced on ${c.tasks} held-out tasks: the constants restated p ${pct(c.restated)} (greedy right ${pct(c.restatedArgmax)}), in the function p ${pct(c.code)} (greedy right ${pct(c.codeArgmax)})`);
+    console.log(`copying, teacher-forced on ${c.tasks} held-out tasks: the constants restated p ${pct(c.restated)} (over 0.5 for ${pct(c.restatedArgmax)}), in the function p ${pct(c.code)} (over 0.5 for ${pct(c.codeArgmax)})`);
   }
   if (evalTasks > 0) {
     const e = await heldOutCoding(out, evalTasks, evalSamples, 0.7);
