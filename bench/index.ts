@@ -711,7 +711,7 @@ const commands: CliCommand[] = [
     name: 'code-demo',
     program: PROGRAM,
     summary: 'The built-in tiny-coder on held-out code tasks: hidden-test pass@1 of the base, after code-consensus self-play with GRPO and with the PPO + GAE critic, same budget, over seeds.',
-    synopsis: '[--configs grpo,gae] [--seeds 0,1,2] [--steps N] [--tasks N] [--samples N] [--held-out N] [--val-samples K] [--lr LR]',
+    synopsis: '[--configs grpo,gae] [--seeds 0,1,2] [--steps N] [--tasks N] [--samples N] [--held-out N] [--val-samples K] [--lr LR] [--critic-warmup N]',
     flags: {
       model: { ...trainFlags.model, default: CODE_DEMO_DEFAULTS.model },
       configs: { type: 'string', value: 'C,C', default: CODE_DEMO_DEFAULTS.configs.join(','), description: 'advantage estimators, comma-separated: grpo (group-relative, no critic), gae (PPO with a learned critic)' },
@@ -722,8 +722,9 @@ const commands: CliCommand[] = [
       'held-out': { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.heldOut), description: 'held-out eval-split tasks measured' },
       'val-samples': { type: 'string', value: 'K', default: String(CODE_DEMO_DEFAULTS.valSamples), description: 'samples per held-out task for pass@1' },
       lr: { type: 'string', value: 'LR', default: String(CODE_DEMO_DEFAULTS.lr), description: 'learning rate of self-play (constant)' },
+      'critic-warmup': { type: 'string', value: 'N', default: String(CODE_DEMO_DEFAULTS.criticWarmup), description: 'gae: the first N steps train only the critic (the policy waits), within --steps' },
     },
-    details: 'Prints one JSON line per configuration and seed as each finishes (bench, config, seed, base_pass1, base_codet, after_pass1, after_codet, after_pass_k, labeled_share, consensus_accuracy, sample_pass_first/last, critic_explained_var, wall_s), then the table.',
+    details: 'Prints one JSON line per configuration and seed as each finishes (bench, config, seed, base_pass1, base_codet, after_pass1, after_codet, after_pass_k, labeled_share, consensus_accuracy, sample_pass_first/last, runnable_first/last, critic_explained_var, wall_s), then the table.',
     async run(values) {
       const seeds = (values.seeds ?? '').split(',').map((s) => {
         if (!/^\d+$/.test(s.trim())) throw new UsageError(`--seeds: "${s}" is not a whole number`);
@@ -742,7 +743,9 @@ const commands: CliCommand[] = [
         heldOut: intFlag(values, 'held-out', CODE_DEMO_DEFAULTS.heldOut),
         valSamples: intFlag(values, 'val-samples', CODE_DEMO_DEFAULTS.valSamples),
         lr: numberFlag(values, 'lr', CODE_DEMO_DEFAULTS.lr),
+        criticWarmup: intFlag(values, 'critic-warmup', CODE_DEMO_DEFAULTS.criticWarmup, 0),
       };
+      if (o.configs.includes('gae') && o.criticWarmup >= o.steps) throw new UsageError(`--critic-warmup ${o.criticWarmup} leaves the gae runs' policy no step to learn in: it must be below --steps (${o.steps}); pass --critic-warmup 0 for short runs`);
       const rows = await codeDemo(o, print);
       process.stdout.write(codeDemoTable(rows, o));
       return 0;

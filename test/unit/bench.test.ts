@@ -170,7 +170,7 @@ describe('npm run bench', () => {
   });
 
   it('code-demo: pass@1 of the base once per seed, after self-play without and with the critic, one JSON line each, then a table', async () => {
-    const r = await bench(['code-demo', '--seeds', '0', '--steps', '1', '--tasks', '1', '--samples', '2', '--held-out', '2', '--val-samples', '2']);
+    const r = await bench(['code-demo', '--seeds', '0', '--steps', '1', '--tasks', '1', '--samples', '2', '--held-out', '2', '--val-samples', '2', '--critic-warmup', '0']);
     expect(r.code, r.stderr).toBe(0);
     const rows = r.lines.filter((l) => l.bench === 'code-demo');
     expect(rows.map((x) => [x.config, x.seed])).toEqual([
@@ -180,10 +180,17 @@ describe('npm run bench', () => {
     // The base is measured by the seed's first run only.
     expect(typeof rows[0].base_pass1).toBe('number');
     expect(rows[1].base_pass1).toBeNull();
-    for (const row of rows) for (const k of ['after_pass1', 'after_codet', 'after_pass_k', 'labeled_share', 'sample_pass_first', 'sample_pass_last', 'wall_s']) expect(typeof row[k], k).toBe('number');
+    for (const row of rows) for (const k of ['after_pass1', 'after_codet', 'after_pass_k', 'labeled_share', 'sample_pass_first', 'sample_pass_last', 'runnable_first', 'runnable_last', 'wall_s']) expect(typeof row[k], k).toBe('number');
     expect(rows[0].critic_explained_var).toBeNull();
     expect(r.table).toMatch(/^ {2}base +pass@1 \d+\.\d% ± /m);
     expect(r.table).toMatch(/^ {2}code-consensus, PPO \+ GAE critic +pass@1 \d+\.\d% ± .*consensus right/m);
+    // Each configuration's change is from its own seed's base (one seed: after less base).
+    const change = 100 * ((rows[1].after_pass1 as number) - (rows[0].base_pass1 as number));
+    expect(r.table).toContain(`change from the seed's base ${change >= 0 ? '+' : ''}${change.toFixed(1)}% ± 0.0%`);
+    // A critic warmup of every step (the default 8 against 1 step here) leaves the policy none: refused before any run.
+    const warm = await bench(['code-demo', '--seeds', '0', '--steps', '1']);
+    expect(warm.code).toBe(2);
+    expect(warm.stderr).toContain("--critic-warmup 8 leaves the gae runs' policy no step to learn in: it must be below --steps (1)");
     const bad = await bench(['code-demo', '--configs', 'grpo,ppo']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--configs: "ppo" is not one of grpo, gae');
