@@ -62,8 +62,8 @@
 // What it says. The measurement is now tight enough (the base 58.6-60.5% over seeds) that
 // self-play's effect would show at a few points, and there is none without the critic: 59.5%
 // after against 59.5% before, the seeds' changes +3.9, +1.9 and -6.0 points. Its spread after
-// (sd 4.5) is mostly the training's own, no longer the measurement's (at most 1.9): 48 steps move the model a few
-// points, in a direction that differs by seed. The reward is informative and the self-play
+// (sd 4.5) is mostly the training's own, no longer the measurement's (at most 1.9): 48 steps
+// move the model a few points, in a direction that differs by seed. The reward is informative and the self-play
 // samples seem to improve on their own tasks: the top consensus set's function passed the hidden
 // tests in 87% of the labeled groups, and the last step's samples passed 93% against the first
 // step's 78% (4 tasks a seed at each end; runnable stays 96%). That gain did not carry to the
