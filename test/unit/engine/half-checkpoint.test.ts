@@ -202,6 +202,11 @@ const SHAPE: BatchShape = { size: 3, seqLen: 16 };
 // The BF16 checkpoint's conversion on the host rounds as the widened path's Cast on the device is
 // meant to; a device that rounds float16 subnormals otherwise may differ by this much.
 const BF16_LOGPROB_BOUND = 1e-4;
+// A full fine-tuning step on WebGPU is not bitwise reproducible from run to run under load (a CI
+// run on lavapipe measured 2.4e-4 after a step from equal inputs, where an idle machine gives
+// 0), so the log-probs after it are compared within this; the step itself moves them by far more
+// (checked below), and every forward pass above is compared exactly.
+const STEP_BOUND = 2e-3;
 
 describe.skipIf(TEST_DEVICE_NAME === 'cpu')('half-held checkpoints against the widened path (WebGPU: `npm run test:webgpu`)', () => {
   const batch = () =>
@@ -237,7 +242,7 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('half-held checkpoints against the w
     }
   }
 
-  it('an F16 checkpoint held as float16: log-probs, samples and a step exactly those of the widened path', async () => {
+  it('an F16 checkpoint held as float16: log-probs, samples and a step those of the widened path (exactly, but a full step within STEP_BOUND)', async () => {
     const device = await testDevice();
     const held = await logprobs(f16Dir, true, device);
     const wide = await logprobs(f16Dir, false, device);
@@ -246,7 +251,8 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('half-held checkpoints against the w
     expect(held.reference).toEqual(wide.reference);
     expect(held.samples).toEqual(wide.samples);
     expect(held.full).toEqual(wide.full);
-    expect(held.fullAfterStep).toEqual(wide.fullAfterStep);
+    expect(maxAbsDiff(held.fullAfterStep, wide.fullAfterStep)).toBeLessThanOrEqual(STEP_BOUND);
+    expect(maxAbsDiff(wide.fullAfterStep, wide.full)).toBeGreaterThan(10 * STEP_BOUND);
     expect(held.fullReference).toEqual(wide.fullReference);
   });
 
@@ -257,6 +263,7 @@ describe.skipIf(TEST_DEVICE_NAME === 'cpu')('half-held checkpoints against the w
     const diffs = { lora: maxAbsDiff(held.lora, wide.lora), reference: maxAbsDiff(held.reference, wide.reference), full: maxAbsDiff(held.full, wide.full), fullAfterStep: maxAbsDiff(held.fullAfterStep, wide.fullAfterStep), fullReference: maxAbsDiff(held.fullReference, wide.fullReference) };
     console.log(`BF16 tiny-chars on ${TEST_DEVICE_NAME}, held as float16 vs widened, max |Δ log-prob|: ${JSON.stringify(diffs)}`);
     expect(held.lora.every(Number.isFinite)).toBe(true);
-    for (const [k, d] of Object.entries(diffs)) expect(d, k).toBeLessThanOrEqual(BF16_LOGPROB_BOUND);
+    for (const [k, d] of Object.entries(diffs)) expect(d, k).toBeLessThanOrEqual(k === 'fullAfterStep' ? STEP_BOUND : BF16_LOGPROB_BOUND);
+    expect(maxAbsDiff(wide.fullAfterStep, wide.full)).toBeGreaterThan(10 * STEP_BOUND);
   });
 });
