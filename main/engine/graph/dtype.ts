@@ -74,6 +74,19 @@ export function encodeValues(values: ArrayLike<number> | ArrayLike<bigint>, dtyp
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/**
+ * The first element of `data` that is finite but rounds to ±infinity in float16 (|x| ≥ 65520:
+ * beyond 65504, float16's largest, by more than half its last step), or −1. Infinities and NaNs
+ * are not counted: float16 holds them.
+ */
+export function float16OverflowIndex(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if ((x >= 65520 || x <= -65520) && Number.isFinite(x)) return i;
+  }
+  return -1;
+}
+
 /** IEEE half-precision bits of a number, rounding to nearest even. */
 export function float32ToFloat16Bits(value: number): number {
   f32[0] = value;

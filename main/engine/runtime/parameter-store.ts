@@ -8,7 +8,7 @@
 // "unflatten" graph after every change). Values come back to the host only through graphs whose
 // outputs are routed to the CPU, never through getData() on a GPU tensor (that aborts).
 import * as ort from 'onnxruntime-node';
-import { type DType, float32ToFloat16Bits } from '../graph/dtype.ts';
+import { type DType, float16OverflowIndex, float32ToFloat16Bits } from '../graph/dtype.ts';
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
@@ -158,6 +158,19 @@ export class FrozenWeights implements WeightBinding {
       const data = float32Values(t);
       return { data: transfer.dtype === 'float64' ? Float64Array.from(data) : data, shape: t.shape };
     };
+    // A float32 weight that float16 cannot hold would become ±infinity in the narrowing: refused
+    // naming it, as a bfloat16 checkpoint's is at load (safetensors.ts).
+    if (half) {
+      held.forEach((t, i) => {
+        if (isHalf(t)) return;
+        const at = float16OverflowIndex(t.data);
+        if (at >= 0) {
+          throw new Error(
+            `weight "${names[i]}" holds ${t.data[at]} (element ${at}), beyond float16's range (±65504), so it cannot be held in float16 for precision "mixed"; set precision to "fp32" to run this model`,
+          );
+        }
+      });
+    }
     const tensors = half ? await transfer.uploadHalf(held.map((t) => (isHalf(t) ? t : wide(t)))) : await transfer.upload(held.map(wide));
     return new FrozenWeights(
       new Map(names.map((n, i) => [n, tensors[i]])),

@@ -141,6 +141,28 @@ describe('loading half-precision checkpoints for mixed precision (host side)', (
     expect(float32Values((await loadModelFolder(dir, { keepHalf: 'f16' })).weights.get('model.layers.1.mlp.up_proj.weight')!)[5]).toBe(-70144);
   });
 
+  it('refuses a float32 weight float16 cannot hold when holding it as float16 (mixed precision), naming it', async () => {
+    const wide = await loadModelFolder(TINY);
+    const name = 'model.layers.0.self_attn.q_proj.weight';
+    const t = wide.weights.get(name)!;
+    const data = Float32Array.from(t.data);
+    const weights = new Map(wide.weights).set(name, { shape: t.shape, data });
+    const transfer = new DeviceTransfer(CPU, 'float32');
+    // 65519 still rounds to 65504, 65520 to infinity; infinities and NaNs are held as they are.
+    data[7] = -65519;
+    data[8] = Infinity;
+    data[9] = NaN;
+    await expect(FrozenWeights.create(weights, [name], transfer, true)).resolves.toBeDefined();
+    data[3] = 65520;
+    await expect(FrozenWeights.create(weights, [name], transfer, true)).rejects.toThrow(
+      `weight "${name}" holds 65520 (element 3), beyond float16's range (±65504), so it cannot be held in float16 for precision "mixed"; set precision to "fp32" to run this model`,
+    );
+    // In float32 (fp32 precision) it is held as it is.
+    await expect(FrozenWeights.create(weights, [name], transfer, false)).resolves.toBeDefined();
+    expect(float32ToFloat16Bits(65519)).toBe(0x7bff);
+    expect(float32ToFloat16Bits(65520)).toBe(0x7c00);
+  });
+
   it('loads exactly as before under fp32 (every checkpoint widened to float32)', async () => {
     expect(hostHalf('fp32', 'adapters')).toBe('none');
     expect(hostHalf('fp32', 'weights')).toBe('none');
