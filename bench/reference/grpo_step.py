@@ -64,6 +64,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     model = load_model(torch, a.model, a.device)
+    # The model's own parameters, before LoRA adapters are added (as the engine reports them).
+    params = sum(x.numel() for x in model.parameters())
     tokenizer = AutoTokenizer.from_pretrained(a.model)
     load_ms = (time.perf_counter() - t0) * 1000
     total = a.warmup + a.steps
@@ -151,7 +153,7 @@ def main() -> None:
         "impl": f"trl {__import__('trl').__version__} GRPOTrainer (torch {torch.__version__})",
         "model": os.path.basename(os.path.normpath(a.model)),
         "device": a.device,
-        "params": sum(x.numel() for x in model.parameters()),
+        "params": params,
         "prompts": a.prompts,
         "votes": a.votes,
         "new_tokens": a.new_tokens,

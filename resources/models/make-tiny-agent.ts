@@ -235,11 +235,13 @@ const COPY_VOCAB = 128;
 
 /**
  * A synthetic copying row: BOS, `n` random words, then the same `n` again, and again: the repeats
- * trained (they are predictable from the first stretch alone). What it teaches is attending to the
+ * trained (they are predictable from the first stretch alone). Not sft.ts's copyExample (one
+ * repeat after a separator): with no separator the repeat's first word is not predictable, so
+ * training starts at its second, and the committed model was built from these rows. What it teaches is attending to the
  * token after the earlier occurrence of the current one (an induction head), the mechanism a reply
  * needs to copy a name from its turn's observation; 600 steps get part of the way (the header).
  */
-export function copyExample(firstWordId: number, vocab: number, rand: () => number): SequenceExample {
+export function repeatedWordsRow(firstWordId: number, vocab: number, rand: () => number): SequenceExample {
   const n = COPY_WORDS[0] + Math.floor(rand() * (COPY_WORDS[1] - COPY_WORDS[0] + 1));
   const words = Array.from({ length: n }, () => firstWordId + Math.floor(rand() * Math.min(COPY_VOCAB, vocab - firstWordId)));
   const tokens = [SPECIAL_TOKENS.indexOf('<|bos|>'), ...Array.from({ length: COPY_REPEATS }, () => words).flat()];
@@ -287,7 +289,7 @@ async function trainStage(from: string, dir: string, turns: readonly ExpertTurn[
     const pool = byEnv[step % 3 === 2 ? 1 : 0];
     const rows = [
       ...Array.from({ length: o.batch - copies }, () => pool[Math.floor(rand() * pool.length)]),
-      ...Array.from({ length: copies }, () => copyExample(firstWord, vocab, copyRand)),
+      ...Array.from({ length: copies }, () => repeatedWordsRow(firstWord, vocab, copyRand)),
     ];
     const shape: BatchShape = { size: o.batch, seqLen: bucketLength(Math.max(...rows.map((r) => r.tokens.length)) - 1, MAX_POSITIONS - 1) };
     return { rows, shape };

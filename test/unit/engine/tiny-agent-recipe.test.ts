@@ -12,7 +12,7 @@ import { resolveModelPath } from '../../../main/engine/model-paths.ts';
 import { HostWeights } from '../../../main/engine/runtime/weights.ts';
 import { TextTokenizer } from '../../../main/engine/nn/tokenizer.ts';
 import { CHAT_TEMPLATE, charTokenizerConfig } from '../../../resources/models/make-builtin-models.ts';
-import { TINY_AGENT_DEFAULTS, TINY_AGENT_RUN_SETTINGS, copyExample, expertTurns, turnExample } from '../../../resources/models/make-tiny-agent.ts';
+import { TINY_AGENT_DEFAULTS, TINY_AGENT_RUN_SETTINGS, expertTurns, repeatedWordsRow, turnExample } from '../../../resources/models/make-tiny-agent.ts';
 import { vocabularyOf, vocabularyTexts, wordPieces, wordTokenizerJson } from '../../../resources/models/tiny-agent-tokenizer.ts';
 import { fnv1a32, mulberry32Uniform } from '../../../main/engine/runtime/rng.ts';
 import { testDevice } from '../../helpers/device.ts';
@@ -52,7 +52,7 @@ describe('tiny-agent', () => {
   it('makes synthetic copying rows: a stretch of words repeated, only the repeats trained, seeded', () => {
     const make = () => {
       const rand = mulberry32Uniform(fnv1a32('copy-test'));
-      return Array.from({ length: 20 }, () => copyExample(7, 900, rand));
+      return Array.from({ length: 20 }, () => repeatedWordsRow(7, 900, rand));
     };
     const rows = make();
     expect(make()).toEqual(rows);
