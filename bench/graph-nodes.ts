@@ -9,7 +9,7 @@ import { type CacheDType, type DecodeShape, type PrefillShape, buildDecodeGraph,
 import { samplingMode } from '../main/engine/generate/sampler.ts';
 import { emitModel } from '../main/engine/graph/emit.ts';
 import type { Graph, Sym } from '../main/engine/graph/graph.ts';
-import { loweringsFor } from '../main/engine/graph/lowering.ts';
+import { loweringsFor, passesFor } from '../main/engine/graph/lowering.ts';
 import { LINEAR_MODULES, type LlamaConfig, weightShapes } from '../main/engine/nn/config.ts';
 import type { WeightSource } from '../main/engine/nn/llama.ts';
 import { type LoraSpec, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../main/engine/nn/lora.ts';
@@ -38,6 +38,8 @@ export interface GraphNodesOptions {
 
 export interface GraphNodeCount {
   graph: 'train' | 'prefill' | 'decode';
+  /** Under LoRA, generation graphs are counted twice: reading the adapters, and merged into the weights (a GPU run's default where memory allows, ParameterStore's mergeAdapters). */
+  adapters?: 'unmerged' | 'merged';
   nodes: number;
   byOp: Record<string, number>;
 }
@@ -48,6 +50,7 @@ export interface GraphNodeCount {
  * float32 masters), cast where the graph computes in another type.
  */
 function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute: DType = computeDtype(precision)): { source: WeightSource; params: Sym[] } {
+  // (lora null with the weights' own shapes is also what generation reads when adapters are merged.)
   const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : [])]);
   const declared = new Map<string, Sym>();
   const views = new Map<string, Sym>();
@@ -78,7 +81,7 @@ function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, p
 
 /** Nodes of `graph` as written for `provider`, by op type (domain-qualified when not ONNX's). */
 export function countNodes(graph: Graph, provider: 'cpu' | 'webgpu'): { nodes: number; byOp: Record<string, number> } {
-  const model = onnxProto.onnx.ModelProto.decode(emitModel(graph, loweringsFor(provider)));
+  const model = onnxProto.onnx.ModelProto.decode(emitModel(graph, loweringsFor(provider), passesFor(provider)));
   const byOp: Record<string, number> = {};
   for (const n of model.graph?.node ?? []) {
     const key = n.domain ? `${n.domain}.${n.opType}` : String(n.opType);
@@ -101,12 +104,12 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
     trainingSource: (g) => shapeOnlySource(g, config, lora, precision),
   };
   const train = buildTrainStepGraph(params, { batch: { size: o.batch, seqLen: o.seq }, loss: { kind: 'sft' }, optimizer: ADAMW_DEFAULTS });
-  const weights: WeightBinding = {
-    bind: (g, compute) => shapeOnlySource(g, config, lora, precision, compute ?? 'float32').source,
+  const binding = (adapters: LoraSpec | null): WeightBinding => ({
+    bind: (g, compute) => shapeOnlySource(g, config, adapters, precision, compute ?? 'float32').source,
     feeds: () => {
       throw new Error('graph-nodes builds graphs only; it has no weights to feed');
     },
-  };
+  });
   const dtype: CacheDType = 'float32';
   const common = {
     dtype,
@@ -120,9 +123,9 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
   };
   const prefillShape: PrefillShape = { ...common, prompts: o.rows, samplesPerPrompt: 1, promptLength: o.promptLength };
   const decodeShape: DecodeShape = common;
-  return [
-    { graph: 'train', ...countNodes(train, o.provider) },
-    { graph: 'prefill', ...countNodes(buildPrefillGraph(config, weights, prefillShape), o.provider) },
-    { graph: 'decode', ...countNodes(buildDecodeGraph(config, weights, decodeShape), o.provider) },
+  const generation = (adapters: LoraSpec | null, label?: GraphNodeCount['adapters']): GraphNodeCount[] => [
+    { graph: 'prefill', ...(label && { adapters: label }), ...countNodes(buildPrefillGraph(config, binding(adapters), prefillShape), o.provider) },
+    { graph: 'decode', ...(label && { adapters: label }), ...countNodes(buildDecodeGraph(config, binding(adapters), decodeShape), o.provider) },
   ];
+  return [{ graph: 'train', ...countNodes(train, o.provider) }, ...(lora ? [...generation(lora, 'unmerged'), ...generation(null, 'merged')] : generation(null))];
 }

@@ -424,7 +424,8 @@ const commands: CliCommand[] = [
       'prompt-len': { type: 'string', value: 'P', default: '64', description: 'padded prompt length of the prefill' },
       'cache-len': { type: 'string', value: 'L', default: '192', description: 'cache slots of prefill and decode' },
     },
-    details: 'Prints one JSON line per graph: {"bench": "graph-nodes", "graph": "train"|"prefill"|"decode", "nodes", "byOp": {op: count}}.',
+    details:
+      'Prints one JSON line per graph: {"bench": "graph-nodes", "graph": "train"|"prefill"|"decode", "nodes", "byOp": {op: count}}; with --lora-rank the prefill and decode graphs twice, "adapters": "unmerged" (each adapted layer reads its adapter) and "merged" (the weights with the adapters merged in, as a GPU run generates where memory allows).',
     async run(values) {
       const { parseConfig } = await import('../main/engine/nn/config.ts');
       const { graphNodes } = await import('./graph-nodes.ts');

@@ -96,7 +96,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
   // (updateShape), so a step of short turns does not pay for the model's whole context.
   const shape = { size: s.agentMiniBatch, seqLen: ctx - 1 };
   const validating = (input.validation?.length ?? 0) > 0 && config.valEvery > 0;
-  await checkAgentMemory(model.config, config, s, device, ctx, Math.max(config.promptsPerStep * config.votes, validating ? input.validation!.length : 0));
+  const { mergeAdapters } = await checkAgentMemory(model.config, config, s, device, ctx, Math.max(config.promptsPerStep * config.votes, validating ? input.validation!.length : 0));
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -108,6 +108,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
     seed: config.seed,
     source: model.dir ? { dir: model.dir } : undefined,
     precision: config.precision,
+    mergeAdapters,
   });
   let generator: Generator | null = null;
   let scorer: TokenScorer | null = null;
@@ -491,7 +492,7 @@ export function opidMetrics(
  * and every episode of a rollout (or of a validation) prefilled together with its KV cache at
  * that length.
  */
-export async function checkAgentMemory(c: LlamaConfig, config: RunConfig, s: AgentSettings, device: Device, ctx: number, rows: number, budgetOf?: (device: Device) => Promise<MemoryBudget | null>): Promise<void> {
+export async function checkAgentMemory(c: LlamaConfig, config: RunConfig, s: AgentSettings, device: Device, ctx: number, rows: number, budgetOf?: (device: Device) => Promise<MemoryBudget | null>): Promise<{ mergeAdapters: boolean }> {
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
   const shapes = {
     update: { size: s.agentMiniBatch, seqLen: ctx - 1 },
@@ -500,8 +501,9 @@ export async function checkAgentMemory(c: LlamaConfig, config: RunConfig, s: Age
     trainable: config.mode === 'full' ? weightCount(c) : lora,
     precision: config.precision,
   };
-  await checkRunFits(
+  return checkRunFits(
     c,
+    config,
     shapes,
     device,
     `Its update trains up to ${s.agentMiniBatch} sequences (agentMiniBatch) of up to the model's ${ctx} positions at once, and its rollout plays ${rows} episodes in lockstep ` +

@@ -3,6 +3,7 @@ import onnxProto from 'onnx-proto';
 import { type DType, ONNX_ELEM_TYPE } from './dtype.ts';
 import type { Attr, Graph, Shape } from './graph.ts';
 import { type Lowering, lower } from './lowering.ts';
+import type { GraphPass } from './gemm-fusion.ts';
 
 const { onnx } = onnxProto;
 const AttrType = onnx.AttributeProto.AttributeType;
@@ -86,12 +87,14 @@ function elideOutputCopies(graph: Graph, nodes: Graph['nodes']): Graph['nodes'] 
 
 /**
  * Serialize `graph` to ONNX bytes, ready for `InferenceSession.create`. `lowerings` rewrite the
- * nodes a provider has no kernel for (see lowering.ts).
+ * nodes a provider has no kernel for (see lowering.ts), then `passes` rewrite the written nodes as
+ * a whole (e.g. gemm-fusion.ts); both per provider (loweringsFor, passesFor).
  */
-export function emitModel(graph: Graph, lowerings: readonly Lowering[] = []): Uint8Array {
+export function emitModel(graph: Graph, lowerings: readonly Lowering[] = [], passes: readonly GraphPass[] = []): Uint8Array {
   if (graph.outputs.length === 0) throw new Error(`graph ${graph.name} has no outputs`);
   let nodes = elideOutputCopies(graph, liveNodes(graph, graph.nodes, lowerings.length > 0));
   if (lowerings.length > 0) nodes = liveNodes(graph, lower(nodes, lowerings, (hint) => graph.fresh(hint)));
+  for (const pass of passes) nodes = pass(nodes, graph);
   const used = new Set(nodes.flatMap((n) => n.inputs));
   // onnxruntime's contrib ops (a lowering's fused nodes) are all version 1 of their domain.
   const domains = [...new Set(nodes.flatMap((n) => (n.domain ? [n.domain] : [])))].sort();

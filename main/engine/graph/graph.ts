@@ -79,6 +79,8 @@ export class Graph {
   readonly initializers: Initializer[] = [];
   /** The element type of every value (inputs, constants, node outputs) by name. */
   readonly dtypes = new Map<string, DType>();
+  /** Every value's shape by name (what a pass over the written nodes may check, see gemm-fusion.ts). */
+  readonly shapes = new Map<string, Shape>();
   private readonly constantCache = new Map<string, Sym>();
   private readonly usedNames = new Set<string>();
   private counter = 0;
@@ -106,6 +108,7 @@ export class Graph {
     const sym = new Sym(this, this.claim(name), [...shape], dtype);
     this.inputs.push(sym);
     this.dtypes.set(sym.name, dtype);
+    this.shapes.set(sym.name, sym.shape);
     return sym;
   }
 
@@ -121,6 +124,7 @@ export class Graph {
     if (cached) return cached;
     const sym = new Sym(this, this.fresh('const'), [...shape], dtype);
     this.dtypes.set(sym.name, dtype);
+    this.shapes.set(sym.name, sym.shape);
     this.initializers.push({ name: sym.name, dtype, shape: [...shape], raw });
     this.constantCache.set(key, sym);
     return sym;
@@ -152,7 +156,10 @@ export class Graph {
     const outs = outputs.map(
       (o) => new Sym(this, this.fresh(opType.toLowerCase()), [...o.shape], o.dtype),
     );
-    for (const o of outs) this.dtypes.set(o.name, o.dtype);
+    for (const o of outs) {
+      this.dtypes.set(o.name, o.dtype);
+      this.shapes.set(o.name, o.shape);
+    }
     this.nodes.push({
       opType,
       inputs: inputs.map((s) => (s ? s.name : '')),
@@ -173,6 +180,7 @@ export class Graph {
     if (sym.graph !== this) throw new Error(`output ${name}: value belongs to another graph`);
     const out = new Sym(this, this.claim(name), sym.shape, sym.dtype);
     this.dtypes.set(out.name, sym.dtype);
+    this.shapes.set(out.name, sym.shape);
     this.nodes.push({ opType: 'Identity', inputs: [sym.name], outputs: [out.name], attrs: {} });
     this.outputs.push({ name, sym: out });
   }

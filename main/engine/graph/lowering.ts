@@ -5,6 +5,7 @@
 // a 150k vocabulary). The graph library keeps emitting the op the CPU runs fastest; only the
 // written model differs per provider, and each lowering computes the same function. Nodes a
 // lowering leaves unread are pruned afterwards.
+import { type GraphPass, fuseIntoGemm } from './gemm-fusion.ts';
 import type { NodeSpec } from './graph.ts';
 
 /** Replacement nodes for `node`, or null to keep it. `fresh` names new intermediate values. */
@@ -57,6 +58,11 @@ export const WEBGPU_FUSED = ['SimplifiedLayerNormalization', 'SkipSimplifiedLaye
 /** The lowerings a provider needs; none on the CPU, which has a kernel for every op emitted. */
 export function loweringsFor(provider: 'cpu' | 'webgpu' | 'cuda'): Lowering[] {
   return provider === 'webgpu' ? [logSoftmaxAsReductions, equivalentOf(WEBGPU_FUSED)] : [];
+}
+
+/** The passes over the written nodes a provider gets: on WebGPU scalar factors and sums folded into Gemms (fewer dispatches); the CPU's graphs as built. */
+export function passesFor(provider: 'cpu' | 'webgpu' | 'cuda'): GraphPass[] {
+  return provider === 'webgpu' ? [fuseIntoGemm] : [];
 }
 
 /**

@@ -40,22 +40,33 @@ export interface ClipResult {
   coef: Sym | null;
 }
 
+/** The row length a flat tensor's squares are summed in first (sumOfSquares). */
+export const SQUARES_ROW = 1024;
+
 /**
- * Σ x² of all the tensors, summed in two levels (along each tensor's last axis, then over all
- * those row sums at once): a single float32 ReduceSum over millions of squares drifts by ~1e-4
- * relative, two levels by ~1e-7. The row sums are concatenated rather than reduced per tensor,
- * so a step's hundreds of gradients cost one ReduceSumSquare each and a Concat, not three nodes.
+ * Σ x² of all the tensors, summed in two levels (along each tensor's last axis, a flat one's
+ * rows of SQUARES_ROW values, then over all those row sums at once): a single float32 ReduceSum
+ * over millions of squares drifts by ~1e-4 relative, two levels by ~1e-7. The row sums are
+ * concatenated rather than reduced per tensor. Given the flat gradient (the optimizer's ranges)
+ * rather than each weight's, a step's norm is a few nodes whatever the number of weights (on a
+ * GPU each node is a dispatch).
  */
 export function sumOfSquares(xs: readonly Sym[]): Sym {
   const g = xs[0].graph;
+  // ReduceSumSquare: one pass, where Mul then ReduceSum read the gradient twice.
+  const rowSums = (x: Sym): Sym => {
+    const shape = x.rank >= 2 ? x.shape.slice(0, -1) : [];
+    const [r] = g.node('ReduceSumSquare', [x], [{ shape, dtype: x.dtype }], { axes: { ints: [-1] }, keepdims: { i: 0 } });
+    return r.rank === 1 ? r : op.reshape(r, [r.size]);
+  };
   return g.untaped(() => {
-    const rows = xs.map((x) => {
-      // ReduceSumSquare: one pass, where Mul then ReduceSum read the gradient twice.
-      const shape = x.rank >= 2 ? x.shape.slice(0, -1) : [];
-      const [r] = g.node('ReduceSumSquare', [x], [{ shape, dtype: x.dtype }], { axes: { ints: [-1] }, keepdims: { i: 0 } });
-      return r.rank === 1 ? r : op.reshape(r, [r.size]);
+    const rows = xs.flatMap((x) => {
+      if (x.rank !== 1 || x.size <= SQUARES_ROW) return [rowSums(x)];
+      const whole = Math.floor(x.size / SQUARES_ROW) * SQUARES_ROW;
+      const body = rowSums(op.reshape(whole === x.size ? x : op.slice(x, 0, 0, whole), [whole / SQUARES_ROW, SQUARES_ROW]));
+      return whole === x.size ? [body] : [body, rowSums(op.slice(x, 0, whole, x.size))];
     });
-    return op.sum(op.concat(rows, 0));
+    return op.sum(rows.length === 1 ? rows[0] : op.concat(rows, 0));
   });
 }
 

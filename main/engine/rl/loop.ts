@@ -51,7 +51,7 @@ import type { HiddenCheck, MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
 import { type Alert, CRITIC_METRICS, CollapseWatch, DEVICE_BUFFERS_METRIC, MIXED_PRECISION_METRICS, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
-import { type MemoryBudget, estimateHostBytes, estimateRunBytes, formatGiB, heldWeightBytes, hostMemoryBudget, memoryBudget, weightCount } from './memory.ts';
+import { type MemoryBudget, type RunShapes, adaptedWeightValues, adaptersMerged, estimateHostBytes, estimateRunBytes, formatGiB, heldWeightBytes, hostMemoryBudget, memoryBudget, weightCount } from './memory.ts';
 import { LongPromptError, encodePrompt, longPromptMessage, maxPromptTokens } from './prompts.ts';
 import type { GroupScore, JudgeExchange, ReviseRequest, Revision, Scorer, ScorerSample, VoteCount } from './rewards.ts';
 import type { PromptFormat } from './prompts.ts';
@@ -362,6 +362,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
     precision: config.precision,
     // The judge reads the weights the run started from: under full fine-tuning, the reference.
     keepReference: config.klCoef > 0 || needsJudge,
+    mergeAdapters: memory.mergeAdapters && device.name !== 'cpu',
   });
   let generator: Generator | null = null;
   let judgeGenerator: Generator | null = null;
@@ -788,6 +789,8 @@ export interface MemoryPlan {
   budget: MemoryBudget | null;
   /** On a GPU, the host's share (estimateHostBytes), held to the host's budget; null on the CPU (the estimate above is the host's). */
   hostEstimateBytes: number | null;
+  /** Under LoRA on a GPU: generate from weights with the adapters merged in, where the copy fits beside these passes (adaptersMerged; counted in estimateBytes). */
+  mergeAdapters: boolean;
 }
 
 /**
@@ -827,22 +830,23 @@ export function planRunMemory(
         '; else raise AUTODIDACT_MEMORY_LIMIT if the machine has the memory.',
     );
   }
-  if (!budget) return { microBatch: fixed ?? update.size, generationRows: allRows, estimateBytes: null, budget: null, hostEstimateBytes };
-  const need = (micro: number, prompts: number) =>
-    estimateRunBytes(
-      c,
-      {
-        update: { ...update, microBatch: micro },
-        reference: config.klCoef > 0 || services.judge,
-        generate: { rows: prompts * config.votes, prompts, maxLength: longestAny + config.maxNewTokens },
-        trainable,
-        teacher: services.teacher,
-        critic: config.advantage === 'gae',
-        precision: config.precision,
-      },
-      budget.onDevice,
-    );
-  const plan = (micro: number, prompts: number): MemoryPlan => ({ microBatch: micro, generationRows: prompts * config.votes, estimateBytes: need(micro, prompts), budget, hostEstimateBytes });
+  const shapes = (micro: number, prompts: number): RunShapes => ({
+    update: { ...update, microBatch: micro },
+    reference: config.klCoef > 0 || services.judge,
+    generate: { rows: prompts * config.votes, prompts, maxLength: longestAny + config.maxNewTokens },
+    trainable,
+    teacher: services.teacher,
+    critic: config.advantage === 'gae',
+    precision: config.precision,
+  });
+  if (!budget) return { microBatch: fixed ?? update.size, generationRows: allRows, estimateBytes: null, budget: null, hostEstimateBytes, mergeAdapters: adaptersMerged(c, config, shapes(fixed ?? update.size, config.promptsPerStep), null) };
+  const need = (micro: number, prompts: number) => estimateRunBytes(c, shapes(micro, prompts), budget.onDevice);
+  // The merged copy is kept only where it fits beside the passes the run plans without it: it never makes them smaller.
+  const plan = (micro: number, prompts: number): MemoryPlan => {
+    const mergeAdapters = adaptersMerged(c, config, shapes(micro, prompts), budget);
+    const estimateBytes = estimateRunBytes(c, { ...shapes(micro, prompts), ...(mergeAdapters && { merged: adaptedWeightValues(c, config.loraTargets) }) }, budget.onDevice);
+    return { microBatch: micro, generationRows: prompts * config.votes, estimateBytes, budget, hostEstimateBytes, mergeAdapters };
+  };
   // Micro-batches first (all rows sampled at once), then fewer prompts sampled at a time.
   const candidates = fixed !== null ? [fixed] : Array.from({ length: update.size }, (_, i) => update.size - i);
   for (const micro of candidates) if (need(micro, config.promptsPerStep) <= budget.bytes) return plan(micro, config.promptsPerStep);

@@ -6,7 +6,8 @@
 // measured on the CPU provider (tiny-chars with 2 and 8 layers, sequences of 115 to 615 tokens,
 // with and without the KL reference pass: 1.0-1.45x the measured peak).
 import os from 'node:os';
-import type { LlamaConfig } from '../nn/config.ts';
+import type { LinearModule, LlamaConfig } from '../nn/config.ts';
+import { loraTargets } from '../nn/lora.ts';
 import { nvidiaGpuMemory } from '../runtime/adapters.ts';
 import type { Device } from '../runtime/devices.ts';
 import type { Precision } from '../runtime/precision.ts';
@@ -33,6 +34,8 @@ export interface RunShapes {
   critic?: boolean;
   /** Mixed precision: the device holds the weights and the KV cache in float16 (activations are still counted as float32: on the high side). */
   precision?: Precision;
+  /** Values of a copy of the adapted weights with the adapters merged in, for generation (adaptersMerged), held as the weights are. */
+  merged?: number;
 }
 
 /** Values in the model's weights. */
@@ -77,7 +80,34 @@ export function estimateRunBytes(c: LlamaConfig, shapes: RunShapes, onDevice = f
   // the host and as the input of the critic's two graphs.
   const hidden = shapes.update.size * shapes.update.seqLen * c.hiddenSize * F32;
   const critic = shapes.critic ? passBytes(c, shapes.update.size, shapes.update.seqLen, false) + 3 * hidden : 0;
-  return (onDevice ? 0 : BASE_BYTES) + weights + optimizer + update + reference + kvCache + prefill + teacher + critic;
+  const merged = (shapes.merged ?? 0) * held;
+  return (onDevice ? 0 : BASE_BYTES) + weights + optimizer + update + reference + kvCache + prefill + teacher + critic + merged;
+}
+
+/** Values of the linear weights LoRA adapts in `modules` of every layer: what a merged copy holds. */
+export function adaptedWeightValues(c: LlamaConfig, modules: readonly LinearModule[]): number {
+  return loraTargets(c, { rank: 1, alpha: 1, targetModules: modules }).reduce((n, t) => n + t.inFeatures * t.outFeatures, 0);
+}
+
+/**
+ * Whether a LoRA run generates from weights with its adapters merged in (ParameterStore's
+ * mergeAdapters): on a GPU, where a decode step is bound by the nodes it dispatches and an
+ * unmerged adapter is four more per linear layer, if the merged copy fits beside what the run
+ * needs without it (`shapes`, as planned) or no budget is known; never on the CPU, whose
+ * memory is the whole app's and whose decode step is not dispatch-bound.
+ * AUTODIDACT_MERGE_ADAPTERS=0 turns it off (to measure the difference).
+ */
+export function adaptersMerged(
+  c: LlamaConfig,
+  config: { mode: 'full' | 'lora'; loraTargets: readonly LinearModule[] },
+  shapes: RunShapes,
+  budget: MemoryBudget | null,
+  env: string | undefined = process.env.AUTODIDACT_MERGE_ADAPTERS,
+): boolean {
+  if (config.mode !== 'lora' || env?.trim() === '0') return false;
+  if (!budget) return true;
+  if (!budget.onDevice) return false;
+  return estimateRunBytes(c, { ...shapes, merged: adaptedWeightValues(c, config.loraTargets) }, true) <= budget.bytes;
 }
 
 /**
@@ -156,19 +186,22 @@ export async function memoryBudget(
  * Refuses, before any graph is built, a run whose passes would not fit the memory it may use
  * (memoryBudget: the host's on the CPU; the GPU's where it reports it or AUTODIDACT_GPU_MEMORY
  * says). For the loops whose passes are not split to fit (the agent and SVD loops); `passes`
- * says what they are and which settings to lower.
+ * says what they are and which settings to lower. Says whether a LoRA run's generation merges
+ * its adapters (adaptersMerged).
  */
 export async function checkRunFits(
   c: LlamaConfig,
+  config: { mode: 'full' | 'lora'; loraTargets: readonly LinearModule[] },
   shapes: RunShapes,
   device: Device,
   passes: string,
   budgetOf: (device: Device) => Promise<MemoryBudget | null> = memoryBudget,
-): Promise<void> {
+): Promise<{ mergeAdapters: boolean }> {
   const budget = await budgetOf(device);
-  if (!budget) return;
+  const mergeAdapters = device.name !== 'cpu' && adaptersMerged(c, config, shapes, budget);
+  if (!budget) return { mergeAdapters };
   const need = estimateRunBytes(c, shapes, budget.onDevice);
-  if (need <= budget.bytes) return;
+  if (need <= budget.bytes) return { mergeAdapters };
   throw new Error(
     `this run would need up to about ${formatGiB(need)} of ${budget.onDevice ? "the GPU's " : ''}memory, more than the ${formatGiB(budget.bytes)} it may use (${budget.source}). ${passes}`,
   );

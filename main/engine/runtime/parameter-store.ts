@@ -184,6 +184,12 @@ export class FrozenWeights implements WeightBinding {
     return this.shapes.has(name);
   }
 
+  shapeOf(name: string): number[] {
+    const shape = this.shapes.get(name);
+    if (!shape) throw new Error(`the model has no weight "${name}"`);
+    return shape;
+  }
+
   get names(): string[] {
     return [...this.shapes.keys()];
   }
@@ -229,6 +235,13 @@ export interface ParameterStoreOptions {
   dtype?: StoreDType;
   /** mixed: frozen weights held in float16 and every weight read as float16 by the training graphs (fp32 master copies stay in the flat buffer). */
   precision?: Precision;
+  /**
+   * Under LoRA, also hold each adapted layer's weight with its adapter merged in, recomputed after
+   * every change, for generation (generationWeights): a decode step on a GPU is bound by how many
+   * nodes it dispatches, and an unmerged adapter is four of them per linear layer. Costs one more
+   * copy of the adapted weights (mergedValues), in the type graphs read weights in. Default off.
+   */
+  mergeAdapters?: boolean;
 }
 
 /** The graph input a store feeds its whole flat buffer to (a training step's AdamW reads it). */
@@ -244,6 +257,9 @@ export class ParameterStore implements WeightBinding {
   private flat: ort.Tensor;
   private views: Map<string, ort.Tensor> | null = null;
   private unflattenGraph: CompiledGraph | null = null;
+  /** Under mergeAdapters: W + scale·B·A per adapted weight (by its HF name), cut with the views. */
+  private merged: Map<string, ort.Tensor> | null = null;
+  private mergeGraph: CompiledGraph | null = null;
   private versionCounter = 0;
 
   private constructor(
@@ -256,6 +272,8 @@ export class ParameterStore implements WeightBinding {
     readonly transfer: DeviceTransfer,
     layout: ParamEntry[],
     flat: ort.Tensor,
+    /** Hold merged copies of the adapted weights for generation (ParameterStoreOptions.mergeAdapters). */
+    readonly mergeAdapters: boolean,
   ) {
     this.layout = layout;
     this.size = layout.reduce((s, e) => s + e.size, 0);
@@ -309,7 +327,7 @@ export class ParameterStore implements WeightBinding {
     const transfer = new DeviceTransfer(device, dtype);
     const frozen = await FrozenWeights.create(weights, lora ? baseShapes.map(([n]) => n) : [], transfer, precision === 'mixed');
     const [flat] = await transfer.upload([{ data: host, shape: [offset] }]);
-    const store = new ParameterStore(config, device, dtype, precision, lora, frozen, transfer, layout, flat);
+    const store = new ParameterStore(config, device, dtype, precision, lora, frozen, transfer, layout, flat, Boolean(lora && options.mergeAdapters));
     await store.refreshViews();
     return store;
   }
@@ -398,6 +416,41 @@ export class ParameterStore implements WeightBinding {
   }
 
   /**
+   * The policy for generation graphs: under mergeAdapters each adapted layer reads one weight, its
+   * merged copy (fed under the base weight's name), and no adapter term; else the store itself.
+   * Equal to bind()'s policy up to rounding (the merge's own, and under mixed precision the
+   * merged weight's rounding to float16, as the base's was).
+   */
+  generationWeights(): WeightBinding {
+    if (!this.mergeAdapters) return this;
+    return {
+      bind: (g, compute = this.dtype) => {
+        const declared = new Map<string, Sym>();
+        const views = new Map<string, Sym>();
+        const declare = (name: string): Sym => {
+          if (!this.mergedNames.has(name)) return this.frozen.declare(g, name, declared);
+          let s = declared.get(name);
+          if (!s) {
+            s = g.input(name, this.frozen.shapeOf(name), this.viewDtype);
+            declared.set(name, s);
+          }
+          return s;
+        };
+        return { get: (name) => viewAs(views, name, () => declare(name), compute) };
+      },
+      feeds: (inputNames) => {
+        if (!this.merged) throw new Error('parameter store: the merged weights are being rebuilt; await the change before feeding a graph');
+        return { ...this.frozen.feeds(inputNames), ...pickFeeds(this.merged, inputNames) };
+      },
+    };
+  }
+
+  /** The base weights an adapter is merged into under mergeAdapters, by HF name. */
+  private get mergedNames(): ReadonlySet<string> {
+    return new Set(this.mergeAdapters ? [...this.targets.keys()].map((prefix) => `${prefix}.weight`) : []);
+  }
+
+  /**
    * The weights as `compute` values (`get`), and the graph inputs they are read from (`input`):
    * under mixed precision a trainable weight is a float32 input (its master copy) cast to
    * float16, which is what gradients are taken with respect to.
@@ -440,12 +493,16 @@ export class ParameterStore implements WeightBinding {
   /** Per-weight tensors of the current flat buffer: CPU subarray views, or unflatten outputs. */
   private async refreshViews(): Promise<void> {
     if (this.views) return;
+    this.views = await this.cutViews();
+    if (this.mergeAdapters) await this.refreshMerged();
+  }
+
+  private async cutViews(): Promise<Map<string, ort.Tensor>> {
     if (!this.device.keepsStateOnDevice) {
       const flat = this.flat.data as FlatArray;
       const view = (e: ParamEntry) => flat.subarray(e.offset, e.offset + e.size);
       // Mixed precision is refused on the CPU; its graphs are still built here (tests), so the views have their type.
-      this.views = new Map(this.layout.map((e) => [e.name, this.viewDtype === 'float16' ? new ort.Tensor('float16', Uint16Array.from(view(e), float32ToFloat16Bits), [...e.shape]) : new ort.Tensor(this.dtype, view(e), [...e.shape])]));
-      return;
+      return new Map(this.layout.map((e) => [e.name, this.viewDtype === 'float16' ? new ort.Tensor('float16', Uint16Array.from(view(e), float32ToFloat16Bits), [...e.shape]) : new ort.Tensor(this.dtype, view(e), [...e.shape])]));
     }
     if (!this.unflattenGraph) {
       const g = new Graph('unflatten');
@@ -454,12 +511,51 @@ export class ParameterStore implements WeightBinding {
       this.unflattenGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: this.layout.map((_, i) => `w_${i}`) });
     }
     const out = await this.unflattenGraph.run({ flat: this.flat });
-    this.views = new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
+    return new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
+  }
+
+  /**
+   * W + scale·(B·A) for every adapted weight, computed in the store's type from the frozen
+   * weight (widened where it is held as float16) and the adapter's master values in the flat
+   * buffer, then given the type graphs read weights in: one rounding to float16 under mixed
+   * precision. One small graph, run after each change (its products are rank-deep).
+   */
+  private async refreshMerged(): Promise<void> {
+    const lora = this.lora!;
+    const prefixes = [...this.targets.keys()];
+    if (!this.mergeGraph) {
+      const g = new Graph('merge-adapters');
+      const flat = g.input('flat', [this.size], this.dtype);
+      const scale = loraScale(lora);
+      const cut = (name: string) => {
+        const e = this.byName.get(name)!;
+        return op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape);
+      };
+      const declared = new Map<string, Sym>();
+      prefixes.forEach((prefix, i) => {
+        const base = op.cast(this.frozen.declare(g, `${prefix}.weight`, declared), this.dtype);
+        const delta = op.matmul(op.mul(cut(loraWeightName(prefix, 'B')), scale), cut(loraWeightName(prefix, 'A')));
+        g.output(`m_${i}`, op.cast(op.add(base, delta), this.viewDtype));
+      });
+      this.mergeGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: prefixes.map((_, i) => `m_${i}`) });
+    }
+    const graph = this.mergeGraph;
+    const out = await graph.run({ ...this.frozen.feeds(graph.inputNames), flat: this.flat });
+    this.merged = new Map(prefixes.map((prefix, i) => [`${prefix}.weight`, out[`m_${i}`]]));
+  }
+
+  /** Values held in merged copies under mergeAdapters (0 otherwise). */
+  get mergedValues(): number {
+    let n = 0;
+    for (const name of this.mergedNames) n += numel(this.frozen.shapeOf(name));
+    return n;
   }
 
   private dropViews(): void {
     if (this.views && this.device.keepsStateOnDevice) for (const t of this.views.values()) disposeTensor(t);
     this.views = null;
+    if (this.merged && this.device.keepsStateOnDevice) for (const t of this.merged.values()) disposeTensor(t);
+    this.merged = null;
   }
 
   /**
@@ -492,6 +588,8 @@ export class ParameterStore implements WeightBinding {
     this.frozen.release();
     if (this.unflattenGraph) await this.unflattenGraph.release();
     this.unflattenGraph = null;
+    if (this.mergeGraph) await this.mergeGraph.release();
+    this.mergeGraph = null;
     await this.transfer.release();
   }
 }

@@ -3,7 +3,7 @@
 // sessions crash on Linux, and on the CPU two sessions would only fight for the same cores).
 import * as ort from 'onnxruntime-node';
 import { emitModel } from '../graph/emit.ts';
-import { loweringsFor } from '../graph/lowering.ts';
+import { loweringsFor, passesFor } from '../graph/lowering.ts';
 import type { Graph } from '../graph/graph.ts';
 import { trackDeviceOutputs } from './device-buffers.ts';
 import { type Device, sessionOptions } from './devices.ts';
@@ -38,7 +38,7 @@ export class CompiledGraph {
   ) {}
 
   static async create(graph: Graph, device: Device, options: CompileOptions = {}): Promise<CompiledGraph> {
-    const bytes = emitModel(graph, loweringsFor(device.name));
+    const bytes = emitModel(graph, loweringsFor(device.name), passesFor(device.name));
     const outputNames = graph.outputs.map((o) => o.name);
     const extra: Partial<ort.InferenceSession.SessionOptions> = {};
     if (device.keepsStateOnDevice) {

@@ -206,12 +206,14 @@ export interface StepGraphSpec {
 export type StepGraphParameters = Pick<ParameterStore, 'config' | 'dtype' | 'size' | 'trainingSource' | 'precision'>;
 
 /**
- * The gradients in the master weights' type: under mixed precision the graphs read the trainable
- * weights as float16 copies (the store's views), so their gradients are float16 and are cast to
- * float32 before the norm, the sums and AdamW. Unchanged in fp32.
+ * The gradient as the optimizer's ranges of the flat buffer, in the master weights' type: under
+ * mixed precision the graphs read the trainable weights as float16 copies (the store's views),
+ * so their gradients are float16, cut into ranges as they are and cast to float32 a range at a
+ * time (the same values as casting each weight's: one node per range, not per weight) before the
+ * norm, the sums and AdamW. Unchanged in fp32.
  */
-function masterGradients(g: Graph, grads: Sym[], store: Pick<ParameterStore, 'dtype'>): Sym[] {
-  return g.untaped(() => grads.map((x) => op.cast(x, store.dtype)));
+function masterGradientRanges(g: Graph, grads: Sym[], ranges: readonly FlatRange[], store: Pick<ParameterStore, 'dtype'>): Sym[] {
+  return g.untaped(() => flatRanges(grads, ranges).map((x) => op.cast(x, store.dtype)));
 }
 
 /**
@@ -263,7 +265,7 @@ function flatRanges(xs: readonly Sym[], ranges: readonly FlatRange[]): Sym[] {
  * pair per range), lr and step as inputs; outputs the updated flat parameters, the moments and
  * grad_norm.
  */
-function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly FlatRange[], optimizer: AdamWHyper, normOf: readonly Sym[] = grads, lossScale: Sym | null = null): void {
+function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly FlatRange[], optimizer: AdamWHyper, lossScale: Sym | null = null): void {
   const dtype = params[0].dtype;
   const m = ranges.map((r, i) => g.input(momentName('m', i), [r.end - r.start], dtype));
   const v = ranges.map((r, i) => g.input(momentName('v', i), [r.end - r.start], dtype));
@@ -271,7 +273,7 @@ function declareUpdate(g: Graph, params: Sym[], grads: Sym[], ranges: readonly F
   const step = g.input(STEP_IO.step, [], dtype);
   // Clipping, and under mixed precision the loss scale's division, fold into AdamW's scalars: the
   // norm is that of the unscaled gradient (Σ g² / scale², in float32).
-  const sumSq = sumOfSquares(normOf);
+  const sumSq = sumOfSquares(grads);
   const norm = clipCoefficient(lossScale ? g.untaped(() => op.div(sumSq, op.mul(lossScale, lossScale))) : sumSq, optimizer.maxGradNorm);
   const unscale = lossScale ? g.untaped(() => op.div(1, lossScale)) : null;
   const gradScale = unscale && norm.coef ? g.untaped(() => op.mul(norm.coef!, unscale)) : (unscale ?? norm.coef);
@@ -296,13 +298,12 @@ export function buildTrainStepGraph(store: StepGraphParameters, spec: StepGraphS
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, null);
   const lossScale = declareLossScale(g, store);
-  const grads = masterGradients(g, grad(loss, params, lossScale ?? undefined), store);
+  const grads = masterGradientRanges(g, grad(loss, params, lossScale ?? undefined), ranges, store);
   // AdamW reads the parameters from the flat buffer the per-weight inputs view, so they are not
-  // flattened and concatenated again (a node per weight fewer). The norm is taken of the
-  // per-weight gradients, before they are cut into ranges.
+  // flattened and concatenated again (a node per weight fewer). The norm is taken of the ranges.
   const flat = g.input(STEP_IO.paramsFlat, [store.size], store.dtype);
   const flatParams = g.untaped(() => ranges.map((r) => op.slice(flat, 0, r.start, r.end)));
-  declareUpdate(g, flatParams, g.untaped(() => flatRanges(grads, ranges)), ranges, spec.optimizer, grads, lossScale);
+  declareUpdate(g, flatParams, grads, ranges, spec.optimizer, lossScale);
   g.output(STEP_IO.loss, loss);
   for (const [name, s] of diagnostics) g.output(name, s);
   return g;
@@ -319,9 +320,9 @@ export function buildMicroBatchGraph(store: StepGraphParameters, spec: Omit<Step
   const ranges = spec.ranges ?? [{ start: 0, end: store.size }];
   const tokenCount = g.input(STEP_IO.tokenCount, [], store.dtype);
   const { loss, params, diagnostics } = batchLoss(g, store, spec.batch, spec.loss, tokenCount);
-  const grads = masterGradients(g, grad(loss, params, declareLossScale(g, store) ?? undefined), store);
+  const grads = masterGradientRanges(g, grad(loss, params, declareLossScale(g, store) ?? undefined), ranges, store);
   g.untaped(() =>
-    flatRanges(grads, ranges).forEach((part, i) => {
+    grads.forEach((part, i) => {
       const sum = spec.first ? part : op.add(g.input(gradName('in', i), [part.size], store.dtype), part);
       g.output(gradName('out', i), sum);
     }),
@@ -338,7 +339,7 @@ export function buildApplyGradientGraph(store: Pick<ParameterStore, 'dtype' | 's
   const flat = g.input(STEP_IO.paramsFlat, [store.size], store.dtype);
   const params = ranges.map((r) => op.slice(flat, 0, r.start, r.end));
   const grads = ranges.map((r, i) => g.input(gradName('in', i), [r.end - r.start], store.dtype));
-  declareUpdate(g, params, grads, ranges, spec.optimizer, grads, declareLossScale(g, store));
+  declareUpdate(g, params, grads, ranges, spec.optimizer, declareLossScale(g, store));
   return g;
 }
 
@@ -478,7 +479,8 @@ export interface TrainerOptions {
   keepReference?: boolean;
   /**
    * The most values AdamW updates as one piece (see optimizerRanges); default by device
-   * (defaultOptimizerRange). Only speed depends on it: results and checkpoints are the same.
+   * (defaultOptimizerRange). Speed depends on it, and the result only in its last bits (the
+   * order the gradient norm's squares are summed in, see sumOfSquares); checkpoints are the same.
    */
   optimizerRangeSize?: number;
   /** Where the base model came from: its folder (config and tokenizer files are copied into checkpoints) and its name for PEFT. */
@@ -491,6 +493,12 @@ export interface TrainerOptions {
   precision?: Precision;
   /** Mixed precision's loss scaling (default LOSS_SCALE_DEFAULTS, PyTorch's GradScaler's). */
   lossScale?: LossScaleOptions;
+  /**
+   * Under LoRA, generate from weights with the adapters merged in (ParameterStore's
+   * mergeAdapters: fewer nodes a decode step, one more copy of the adapted weights). Default off;
+   * the run loops turn it on for a GPU where their memory plan has room (mergeAdaptersFits).
+   */
+  mergeAdapters?: boolean;
 }
 
 function resolveLoss(spec: LossSpec): ResolvedLoss {
@@ -631,7 +639,7 @@ export class Trainer {
     const precision = options.precision ?? 'fp32';
     if (options.lossScale) new LossScaler(options.lossScale);
     await checkPrecision(device, precision);
-    const store = await ParameterStore.create({ config, weights: options.weights, device, lora, rng, dtype, precision });
+    const store = await ParameterStore.create({ config, weights: options.weights, device, lora, rng, dtype, precision, mergeAdapters: options.mergeAdapters });
     try {
       const ranges = optimizerRanges(
         store.layout.map((e) => e.size),
@@ -847,9 +855,12 @@ export class Trainer {
   }
 
 
-  /** The current weights (adapters included) for generation graphs; re-read feeds() after each step. */
+  /**
+   * The current weights (adapters included, merged in under mergeAdapters) for generation and
+   * scoring graphs; re-read feeds() after each step.
+   */
   weights(): WeightBinding {
-    return this.store;
+    return this.store.generationWeights();
   }
 
   /**

@@ -150,7 +150,7 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
   const order = new PromptOrder(config.seed, input.items.length);
   const contextLength = Math.min(model.config.maxPositionEmbeddings, model.config.slidingWindow ?? Infinity);
 
-  await checkSvdMemory(model.config, config, s, device, { seqLen: longestPrompt + config.maxNewTokens - 1, maxLength: longestAny + config.maxNewTokens });
+  const { mergeAdapters } = await checkSvdMemory(model.config, config, s, device, { seqLen: longestPrompt + config.maxNewTokens - 1, maxLength: longestAny + config.maxNewTokens });
   const trainer = await Trainer.create({
     config: model.config,
     weights: model.weights,
@@ -162,6 +162,7 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
     seed: config.seed,
     source: model.dir ? { dir: model.dir } : undefined,
     precision: config.precision,
+    mergeAdapters,
     // The judge is the model the run started from.
     keepReference: true,
   });
@@ -388,7 +389,7 @@ async function fineTune(
  * svdBatch sequences, its sampling decodes svdQuestions × svdCandidates rows, and the judge keeps
  * the starting weights.
  */
-async function checkSvdMemory(c: LlamaConfig, config: RunConfig, s: SvdSettings, device: Device, shape: { seqLen: number; maxLength: number }): Promise<void> {
+async function checkSvdMemory(c: LlamaConfig, config: RunConfig, s: SvdSettings, device: Device, shape: { seqLen: number; maxLength: number }): Promise<{ mergeAdapters: boolean }> {
   const lora = c.numLayers * config.loraTargets.length * config.loraRank * 2 * Math.max(c.hiddenSize, c.intermediateSize);
   const shapes = {
     update: { size: s.svdBatch, seqLen: shape.seqLen },
@@ -398,8 +399,9 @@ async function checkSvdMemory(c: LlamaConfig, config: RunConfig, s: SvdSettings,
     teacher: false,
     precision: config.precision,
   };
-  await checkRunFits(
+  return checkRunFits(
     c,
+    config,
     shapes,
     device,
     `Its SFT step trains ${s.svdBatch} sequences of ${shape.seqLen} tokens (svdBatch; the longest prompt plus maxNewTokens ${config.maxNewTokens}) and its sampling decodes ` +

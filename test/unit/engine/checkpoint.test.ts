@@ -177,15 +177,20 @@ describe('checkpoint layout', () => {
 });
 
 describe('exact resume', () => {
-  for (const mode of [{ kind: 'full' }, { kind: 'lora', rank: 3, alpha: 6, targetModules: ['q_proj', 'v_proj', 'gate_proj'] }] as TrainMode[]) {
-    it(`train 4 steps = train 2, save, load into a fresh trainer, train 2 (${mode.kind})`, async () => {
+  // The first trainer's optimizer updates the flat buffer in one piece, then in pieces of 37
+  // values (the others always in one): the checkpoint does not depend on it, and the result only
+  // through the order the gradient norm's squares are summed in (its last bits), so bit for bit
+  // on the CPU with one piece, within 1e-6 with the other.
+  const cases = [{ kind: 'full' }, { kind: 'lora', rank: 3, alpha: 6, targetModules: ['q_proj', 'v_proj', 'gate_proj'] }].flatMap((mode) =>
+    [Number.POSITIVE_INFINITY, 37].map((firstRanges) => ({ mode: mode as TrainMode, firstRanges })),
+  );
+  for (const { mode, firstRanges } of cases) {
+    it(`train 4 steps = train 2, save, load into a fresh trainer, train 2 (${mode.kind}, first trainer's optimizer in pieces of ${firstRanges})`, async () => {
       const straight = await makeTrainer(mode, { optimizerRangeSize: Number.POSITIVE_INFINITY });
       const lossesStraight: number[] = [];
       for (let s = 0; s < 4; s++) lossesStraight.push(await trainStep(straight));
 
-      // The optimizer updates the first trainer in pieces of 37 values and the others in one:
-      // neither the result nor the checkpoint depends on it.
-      const first = await makeTrainer(mode, { optimizerRangeSize: 37 });
+      const first = await makeTrainer(mode, { optimizerRangeSize: firstRanges });
       const lossesResumed: number[] = [];
       for (let s = 0; s < 2; s++) lossesResumed.push(await trainStep(first));
       const dir = path.join(tmp, `resume-${mode.kind}`);
@@ -202,10 +207,13 @@ describe('exact resume', () => {
 
       const a = await straight.store.readFlat();
       const b = await second.store.readFlat();
-      if (TEST_DEVICE_NAME === 'cpu') {
+      if (TEST_DEVICE_NAME === 'cpu' && firstRanges === Number.POSITIVE_INFINITY) {
         expect(lossesResumed).toEqual(lossesStraight);
         expect(b).toEqual(a);
         expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength))).toBe(true);
+      } else if (TEST_DEVICE_NAME === 'cpu') {
+        lossesResumed.forEach((l, i) => expect(Math.abs(l - lossesStraight[i])).toBeLessThan(1e-6 * Math.abs(lossesStraight[i])));
+        a.forEach((x, i) => expect(Math.abs(b[i] - x)).toBeLessThan(1e-6));
       } else {
         lossesResumed.forEach((l, i) => expect(l).toBeCloseTo(lossesStraight[i], 5));
         a.forEach((x, i) => expect(Math.abs(b[i] - x)).toBeLessThan(1e-5));
@@ -213,7 +221,7 @@ describe('exact resume', () => {
       // The optimizer moments were restored too: one more step still agrees.
       const la = await trainStep(straight);
       const lb = await trainStep(second);
-      if (TEST_DEVICE_NAME === 'cpu') expect(lb).toBe(la);
+      if (TEST_DEVICE_NAME === 'cpu' && firstRanges === Number.POSITIVE_INFINITY) expect(lb).toBe(la);
       else expect(lb).toBeCloseTo(la, 5);
       await straight.release();
       await second.release();

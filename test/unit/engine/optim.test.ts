@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../main/engine/graph/graph.ts';
 import * as op from '../../../main/engine/graph/ops.ts';
-import { type AdamWHyper, adamw, clipByGlobalNorm, optimizerRanges, rangeOfConcatenation } from '../../../main/engine/optim/adamw.ts';
+import { type AdamWHyper, SQUARES_ROW, adamw, clipByGlobalNorm, optimizerRanges, rangeOfConcatenation, sumOfSquares } from '../../../main/engine/optim/adamw.ts';
 import { learningRate, makeSchedule, warmupStepsFromRatio } from '../../../main/engine/optim/schedule.ts';
 import { CompiledGraph } from '../../../main/engine/runtime/session.ts';
 import { CHECK_DTYPE, testDevice } from '../../helpers/device.ts';
@@ -189,6 +189,26 @@ describe('global-norm clipping', () => {
     const coef = 1 / (13 + 1e-6);
     expectClose(r.clipped, [3 * coef, -4 * coef, 0, 12 * coef], dtype === 'float64' ? 1e-14 : 1e-6, 'clipped');
     expect(r.finite).toBe(true);
+  });
+
+  it('sums a flat gradient\'s squares in rows of SQUARES_ROW and a tail: a few nodes, and float32 within 1e-6 of the exact sum', async () => {
+    for (const n of [5 * SQUARES_ROW, 1_000_003]) {
+      const g = new Graph('sum_sq');
+      const x = g.input('x', [n], dtype);
+      g.output('s', sumOfSquares([x]));
+      // Slice, reshape, row sums, the tail's slice, sum and view as [1], their concatenation and the total (what ops.ts writes, before pruning).
+      expect(g.nodes.length, `nodes for ${n} values`).toBeLessThanOrEqual(10);
+      const random = rng(n);
+      const values = Float64Array.from({ length: n }, () => (random() * 2 - 1) * 10 ** Math.floor(random() * 4 - 2));
+      const input = tensor(values, [n]);
+      const used = input.data as Float32Array | Float64Array;
+      let exact = 0;
+      for (const v of used) exact += v * v;
+      const graph = await CompiledGraph.create(g, await testDevice());
+      const got = Number((await graph.run({ x: input })).s.data[0]);
+      await graph.release();
+      expect(Math.abs(got - exact) / exact, `relative error for ${n} values`).toBeLessThan(dtype === 'float64' ? 1e-13 : 1e-6);
+    }
   });
 
   it('leaves a gradient below the limit, or with no limit, unchanged', async () => {

@@ -79,11 +79,13 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
     ['full fine-tuning, policy loss with an entropy term', { kind: 'full' } as const, { kind: 'policy', temperature: 0.8, klCoef: 0.01, entropyCoef: 0.01 } as const],
     ['LoRA, supervised loss', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'sft' } as const],
     ['LoRA, policy loss, mixed precision', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'policy', temperature: 0.8, klCoef: 0.01, entropyCoef: 0.01 } as const, 'mixed' as const],
-  ])('%s: training step (whole and in micro-batches), log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss, precision: Precision = 'fp32') => {
+    ['LoRA, adapters merged for generation', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'sft' } as const, 'fp32' as const, true],
+    ['LoRA, adapters merged for generation, mixed precision', { kind: 'lora', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj', 'down_proj'] } as const, { kind: 'sft' } as const, 'mixed' as const, true],
+  ])('%s: training step (whole and in micro-batches), log-probs, prefill and decode run no node on the CPU provider', async (_name, mode, loss, precision: Precision = 'fp32', mergeAdapters = false) => {
     const device = await testDevice();
     const batch = { size: 2, seqLen: 6 };
     const placement = await profiled(async () => {
-      const trainer = await Trainer.create({ config, weights, device, mode, loss, batch, seed: 1, precision });
+      const trainer = await Trainer.create({ config, weights, device, mode, loss, batch, seed: 1, precision, mergeAdapters });
       try {
         const b = makeCausalBatch([{ tokens: [1, 5, 7, 9, 2], lossStart: 2 }, { tokens: [3, 4, 6], lossStart: 1 }], batch);
         const filled = loss.kind === 'policy'

@@ -6,7 +6,7 @@ import { parseConfig } from '../../../main/engine/nn/config.ts';
 import { readJson } from '../../../main/engine/nn/hf-model.ts';
 import { parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { planRunMemory } from '../../../main/engine/rl/loop.ts';
-import { type MemoryBudget, estimateHostBytes, estimateRunBytes, heldWeightBytes, hostMemoryBudget, memoryBudget, memoryLimitBytes, weightCount } from '../../../main/engine/rl/memory.ts';
+import { type MemoryBudget, adaptedWeightValues, adaptersMerged, estimateHostBytes, estimateRunBytes, heldWeightBytes, hostMemoryBudget, memoryBudget, memoryLimitBytes, weightCount } from '../../../main/engine/rl/memory.ts';
 import { parseNvidiaSmiMemory } from '../../../main/engine/runtime/adapters.ts';
 import type { Device } from '../../../main/engine/runtime/devices.ts';
 
@@ -160,6 +160,36 @@ describe('a Qwen2.5-1.5B-shaped LoRA TTRL run', () => {
     }
     // On an 80 GB card the 64-token prompts' update goes in one pass.
     expect(plan(64, 80).microBatch).toBe(run.promptsPerStep * run.trainSamples);
+  });
+
+  it('keeps a copy of the adapted weights with the adapters merged in for generation only where it fits beside the planned passes', () => {
+    const merged = adaptedWeightValues(config, run.loraTargets);
+    // The adapted layers of the 28 (the default targets: q, k, v, o): q, o 1536²; k, v 1536 × 256 (gate, up, down would be 1536 × 8960).
+    const size = { q_proj: 1536 * 1536, k_proj: 1536 * 256, v_proj: 1536 * 256, o_proj: 1536 * 1536, gate_proj: 1536 * 8960, up_proj: 1536 * 8960, down_proj: 1536 * 8960 };
+    expect(merged).toBe(28 * run.loraTargets.reduce((n, m) => n + size[m], 0));
+    expect(adaptedWeightValues(config, ['gate_proj'])).toBe(28 * 1536 * 8960);
+    const roomy = plan(64, 80);
+    expect(roomy.mergeAdapters).toBe(true);
+    // A budget a byte short of the merged plan: the same passes, no merged copy, and its bytes out of the estimate.
+    const tight = planRunMemory(config, run, { size: run.promptsPerStep * run.trainSamples, seqLen: 63 + run.maxNewTokens }, 64, 64, { judge: false, teacher: false }, gpu(roomy.estimateBytes! / GIB - 1 / GIB));
+    expect(tight.microBatch).toBe(roomy.microBatch);
+    expect(tight.generationRows).toBe(roomy.generationRows);
+    expect(tight.mergeAdapters).toBe(false);
+    expect(roomy.estimateBytes! - tight.estimateBytes!).toBe(4 * merged);
+    // Under mixed precision the copy is float16, as the weights are; never on the CPU, nor under full fine-tuning.
+    const mixedPlan = planRunMemory(config, { ...run, precision: 'mixed' }, { size: 32, seqLen: 63 + run.maxNewTokens }, 64, 64, { judge: false, teacher: false }, gpu(80));
+    const mixedShapes = { update: { size: 32, seqLen: 63 + run.maxNewTokens, microBatch: mixedPlan.microBatch }, reference: false, generate: { rows: 64, prompts: 4, maxLength: 64 + run.maxNewTokens }, trainable: 1, precision: 'mixed' as const };
+    expect(estimateRunBytes(config, { ...mixedShapes, merged }, true) - estimateRunBytes(config, mixedShapes, true)).toBe(2 * merged);
+    expect(mixedPlan.mergeAdapters).toBe(true);
+    const cpu = { bytes: 1024 * GIB, source: 'AUTODIDACT_MEMORY_LIMIT', onDevice: false };
+    expect(planRunMemory(config, run, { size: 32, seqLen: 63 + run.maxNewTokens }, 64, 64, { judge: false, teacher: false }, cpu).mergeAdapters).toBe(false);
+    expect(plan(64, 80).mergeAdapters && !planRunMemory(config, { ...run, mode: 'full' }, { size: 32, seqLen: 63 + run.maxNewTokens }, 64, 64, { judge: false, teacher: false }, gpu(1024)).mergeAdapters).toBe(true);
+    // AUTODIDACT_MERGE_ADAPTERS=0 turns it off.
+    const shapes64 = { update: { size: 32, seqLen: 63 + run.maxNewTokens }, reference: false, generate: { rows: 64, prompts: 4, maxLength: 64 + run.maxNewTokens }, trainable: 1 };
+    expect([adaptersMerged(config, run, shapes64, gpu(80), '0'), adaptersMerged(config, run, shapes64, gpu(80), '1'), adaptersMerged(config, run, shapes64, null, '0')]).toEqual([false, true, false]);
+    // A GPU that reports no memory (WebGPU off NVIDIA): the run's settings as given, merged.
+    expect(planRunMemory(config, run, { size: 32, seqLen: 63 + run.maxNewTokens }, 64, 64, { judge: false, teacher: false }, null).mergeAdapters).toBe(true);
+    console.log(`Qwen2.5-1.5B-shaped LoRA run: the merged copy takes ${((4 * merged) / GIB).toFixed(2)} GiB in fp32, ${((2 * merged) / GIB).toFixed(2)} under mixed; at 24 GB merged: fp32 ${plan(64, 24).mergeAdapters}, mixed ${planRunMemory(config, { ...run, precision: 'mixed' }, { size: 32, seqLen: 63 + run.maxNewTokens }, 64, 64, { judge: false, teacher: false }, gpu(24)).mergeAdapters}`);
   });
 
   it('under mixed precision counts the weights and KV cache on the device in float16: 2 bytes a value fewer', () => {
