@@ -1,7 +1,8 @@
-// The matrix products of one full fine-tuning step, timed one by one in onnxruntime's CPU kernel:
-// the part of a training step whose speed the engine cannot change, only onnxruntime can. Its
-// twin, bench/reference/gemm.py, times the same products in PyTorch, so `compare-gemm` shows how
-// much of the `compare-train` ratio the two libraries' matrix kernels account for.
+// The matrix products of one full fine-tuning step, timed one by one in onnxruntime's kernel (the
+// CPU's, or a GPU provider's with --device): the part of a training step whose speed the engine
+// cannot change, only onnxruntime can. Its twin, bench/reference/gemm.py, times the same products
+// in PyTorch (on CUDA with --device cuda), so `compare-gemm` shows how much of the `compare-train`
+// ratio the two libraries' matrix kernels account for.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,10 @@ import { Graph } from '../main/engine/graph/graph.ts';
 import * as op from '../main/engine/graph/ops.ts';
 import { weightShapes } from '../main/engine/nn/config.ts';
 import { loadModelFolder } from '../main/engine/nn/hf-model.ts';
-import { sessionOptions } from '../main/engine/runtime/devices.ts';
+import { type Device, type DeviceRequest, resolveDevice, sessionOptions } from '../main/engine/runtime/devices.ts';
+import { DeviceTransfer, disposeTensor } from '../main/engine/runtime/parameter-store.ts';
+import type { Precision } from '../main/engine/runtime/precision.ts';
+import { CompiledGraph } from '../main/engine/runtime/session.ts';
 import { engineThreads, median, round } from './common.ts';
 
 export interface GemmBenchOptions {
@@ -20,6 +24,10 @@ export interface GemmBenchOptions {
   seq: number;
   repeats: number;
   warmup: number;
+  /** cpu (onnxruntime's own kernel timings) or a GPU (wall time of runs on operands held on it). Default cpu. */
+  device?: DeviceRequest;
+  /** mixed: float16 operands and product (a GPU only). Default fp32. */
+  precision?: Precision;
 }
 
 /** One product of the step: op(A) @ op(B) = [m, n] over k, done `count` times per step. */
@@ -38,12 +46,16 @@ export interface StepGemm {
 export interface GemmTiming extends StepGemm {
   ms: number;
   gflop_per_s: number;
+  /** On a GPU: the same product as a MatMul of operands laid out [m, k] and [k, n] (no transpose attribute), for comparing onnxruntime's two kernels. */
+  matmul_ms?: number;
 }
 
 export interface GemmResult {
   bench: 'gemm';
   impl: 'autodidact' | 'pytorch';
   model: string;
+  device: string;
+  precision: Precision;
   batch: number;
   seq: number;
   threads: number;
@@ -116,16 +128,65 @@ async function timeGemm(g: StepGemm, repeats: number, warmup: number, profilePre
   return median(kernels.slice(warmup));
 }
 
+/**
+ * On a GPU onnxruntime's profile times how long a kernel took to record, not to run, so a product
+ * is timed by the wall clock: `repeats` runs on operands held on the device, their products kept
+ * there, then one read of a single value, which waits for the queue (WebGPU runs a device's work
+ * in order). Each run's own overhead is counted, as a step's nodes pay it. `matmul`: the same
+ * product as MatMul with the operands laid out for it.
+ */
+async function timeOnDevice(g: StepGemm, device: Device, precision: Precision, repeats: number, warmup: number, matmul: boolean): Promise<number> {
+  const dtype = precision === 'mixed' ? 'float16' : 'float32';
+  const graph = new Graph('gemm');
+  const a = graph.input('a', !matmul && g.trans_a ? [g.k, g.m] : [g.m, g.k], dtype);
+  const b = graph.input('b', !matmul && g.trans_b ? [g.n, g.k] : [g.k, g.n], dtype);
+  graph.output('c', matmul ? op.matmul(a, b) : op.gemm(a, b, g.trans_a, g.trans_b));
+  const product = await CompiledGraph.create(graph, device, { keepOnDevice: ['c'] });
+  const sync = new Graph('sync');
+  sync.output('y', op.add(sync.input('x', [1]), 1));
+  const reader = await CompiledGraph.create(sync, device);
+  const transfer = new DeviceTransfer(device, 'float32');
+  const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
+  const shapes = [a.shape, b.shape].map((s) => [...s]);
+  const operands = shapes.map((shape) => ({ data: random(shape[0] * shape[1]), shape }));
+  const [ta, tb] = precision === 'mixed' ? await transfer.uploadHalf(operands) : await transfer.upload(operands);
+  const wait = async () => void (await reader.run({ x: new ort.Tensor('float32', Float32Array.of(0), [1]) }));
+  try {
+    for (let i = 0; i < warmup; i++) disposeTensor((await product.run({ a: ta, b: tb })).c);
+    await wait();
+    const started = performance.now();
+    for (let i = 0; i < repeats; i++) disposeTensor((await product.run({ a: ta, b: tb })).c);
+    await wait();
+    return (performance.now() - started) / repeats;
+  } finally {
+    disposeTensor(ta);
+    disposeTensor(tb);
+    await product.release();
+    await reader.release();
+    await transfer.release();
+  }
+}
+
 export async function benchGemm(o: GemmBenchOptions): Promise<GemmResult> {
   const { config } = await loadModelFolder(o.model);
+  const device = await resolveDevice(o.device ?? 'cpu');
+  const precision = o.precision ?? 'fp32';
+  if (precision === 'mixed' && !device.keepsStateOnDevice) throw new Error('gemm --precision mixed times float16 products on a GPU (--device webgpu); the CPU has no float16 kernels');
   const list = stepGemms(linearWeights(weightShapes(config), config.tieWordEmbeddings), o.batch * o.seq);
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-gemm-'));
   const gemms: GemmTiming[] = [];
+  const perSecond = (g: StepGemm, ms: number) => round((2 * g.m * g.n * g.k) / ms / 1e6, 1);
   try {
     for (const [index, g] of list.entries()) {
+      if (device.keepsStateOnDevice) {
+        const ms = await timeOnDevice(g, device, precision, o.repeats, o.warmup, false);
+        const matmulMs = await timeOnDevice(g, device, precision, o.repeats, o.warmup, true);
+        gemms.push({ ...g, ms: round(ms), gflop_per_s: perSecond(g, ms), matmul_ms: round(matmulMs) });
+        continue;
+      }
       // One prefix per product: a forward and an input gradient can share a shape.
       const ms = await timeGemm(g, o.repeats, o.warmup, path.join(profileDir, `gemm${index}`));
-      gemms.push({ ...g, ms: round(ms), gflop_per_s: round((2 * g.m * g.n * g.k) / ms / 1e6, 1) });
+      gemms.push({ ...g, ms: round(ms), gflop_per_s: perSecond(g, ms) });
     }
   } finally {
     fs.rmSync(profileDir, { recursive: true, force: true });
@@ -134,6 +195,8 @@ export async function benchGemm(o: GemmBenchOptions): Promise<GemmResult> {
     bench: 'gemm',
     impl: 'autodidact',
     model: path.basename(path.resolve(o.model)),
+    device: device.name,
+    precision,
     batch: o.batch,
     seq: o.seq,
     threads: engineThreads(),

@@ -120,6 +120,8 @@ const gemmFlags = {
   seq: trainFlags.seq,
   repeats: { type: 'string', value: 'R', default: '20', description: 'timed runs of each product' },
   warmup: { type: 'string', value: 'W', default: '5', description: 'untimed runs first' },
+  device: { type: 'string', value: 'DEVICE', default: 'cpu', description: 'cpu (kernel times from onnxruntime\'s profile) or a GPU (wall time of runs on operands held on it; each product also as MatMul)' },
+  precision: { type: 'string', value: 'P', default: 'fp32', description: 'fp32, or mixed (float16 operands; GPU only; the reference in float16 too)' },
 } satisfies Flags;
 
 const pythonFlag = {
@@ -198,6 +200,8 @@ function gemmOptions(values: Values) {
     seq: requiredInt(values, 'seq'),
     repeats: intFlag(values, 'repeats', 20),
     warmup: intFlag(values, 'warmup', 5, 0),
+    device: choiceFlag(values, 'device', DEVICES, 'cpu') as DeviceRequest,
+    precision: choiceFlag(values, 'precision', PRECISIONS, 'fp32'),
   };
 }
 
@@ -269,7 +273,7 @@ async function compare(sub: Side, values: Values, flags: Flags, script: string):
   const refArgs = [
     path.join(ROOT, 'bench/reference', script),
     ...forward(values, flags, model, ['device']),
-    // A measurement without a --device flag (gemm) runs on the CPU on both sides.
+    // The reference runs on CUDA where the engine does, else on the CPU (referenceDevice).
     ...('device' in flags ? ['--device', referenceDevice(values)] : []),
     ...['--threads', String(engine.threads)],
   ];
@@ -394,8 +398,8 @@ const commands: CliCommand[] = [
   }),
   ...measured({
     name: 'gemm',
-    summary: "Time the linear layers' matrix products of one training step (forward, input and weight gradients) in onnxruntime's CPU kernel.",
-    synopsis: '--model NAME|DIR --batch B --seq T [--repeats R --warmup W]',
+    summary: "Time the linear layers' matrix products of one training step (forward, input and weight gradients) in onnxruntime's kernels, on the CPU or a GPU.",
+    synopsis: '--model NAME|DIR --batch B --seq T [--repeats R --warmup W] [--device cpu|webgpu] [--precision fp32|mixed]',
     flags: gemmFlags,
     details: "Prints one JSON line: gemm_ms_per_step (Σ count · kernel ms), gflop_per_step, and each product's m, n, k, count, ms and gflop_per_s.",
     options: gemmOptions,

@@ -63,12 +63,15 @@ for prec in fp32 mixed; do
   case_ e_q05_ttrl_$prec 150 $E rl-step --model $M/q05 --prompts 4 --votes 16 --new-tokens 64 --steps 3 --warmup 1 --device $DEV --lora-rank 16 --precision $prec
   # The same with generation reading the adapters unmerged (four more nodes per linear layer a decode step).
   case_ e_q05_ttrl_unmerged_$prec 150 env AUTODIDACT_MERGE_ADAPTERS=0 $E rl-step --model $M/q05 --prompts 4 --votes 16 --new-tokens 64 --steps 3 --warmup 1 --device $DEV --lora-rank 16 --precision $prec
+  # The linear layers' products of the 0.5B step one by one (each also as MatMul), beside PyTorch's: how much of the step's ratio is onnxruntime's matrix kernels.
+  case_ e_q05_gemm_$prec 150 $E gemm --model $M/q05 --batch 8 --seq 256 --repeats 10 --warmup 3 --device $DEV --precision $prec
   [ -n "${DRY:-}" ] && [ $prec = mixed ] && continue  # the CPU reference has no fp16
   case_ r_b32k_train_$prec 90 $P/train_step.py --model $M/b32k --batch 32 --seq 64 --steps 10 --warmup 3 --device $RDEV --precision $prec
   case_ r_b32k_gen_$prec 90 $P/generate.py --model $M/b32k --batch 64 --new-tokens 64 --device $RDEV --precision $prec
   case_ r_q05_lora_$prec 90 $P/train_step.py --model $M/q05 --batch 8 --seq 256 --steps 5 --warmup 2 --device $RDEV --lora-rank 16 --precision $prec
   case_ r_q05_full_$prec 90 $P/train_step.py --model $M/q05 --batch 8 --seq 256 --steps 5 --warmup 2 --device $RDEV --precision $prec
   case_ r_q05_gen_$prec 90 $P/generate.py --model $M/q05 --batch 64 --new-tokens 128 --prompt-len 64 --repeats 2 --warmup 1 --device $RDEV --precision $prec
+  case_ r_q05_gemm_$prec 90 $P/gemm.py --model $M/q05 --batch 8 --seq 256 --repeats 10 --warmup 3 --device $RDEV --precision $prec
   case_ r_q05_ttrl_$prec 150 $P/grpo_step.py --model $M/q05 --prompts 4 --votes 16 --new-tokens 64 --steps 3 --warmup 1 --device $RDEV --lora-rank 16 --precision $prec
 done
 # Where the time goes: onnxruntime's profiles of the 0.5B LoRA step and of decoding.

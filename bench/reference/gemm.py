@@ -2,12 +2,14 @@
 """Reference for `npm run bench -- gemm`: the matrix products of one full fine-tuning step of a
 Hugging Face model, timed one by one in PyTorch (torch.mm into a preallocated result).
 
-    python bench/reference/gemm.py --model DIR --batch 32 --seq 64 [--repeats 20 --warmup 5]
+    python bench/reference/gemm.py --model DIR --batch 32 --seq 64 [--repeats 20 --warmup 5] [--device cuda] [--precision mixed]
 
 The products are those of every nn.Linear (projections and LM head) over batch x seq rows:
 y = x W^T, dx = dy W and dW = dy^T x, with the operands laid out as the training step has them
-(transposes are views). Layers with the same weight shape share one entry. Prints one JSON line
-with the keys the engine prints, so the two can be compared entry by entry.
+(transposes are views). Layers with the same weight shape share one entry. On CUDA each product
+is timed between synchronizations (launch included, as the engine's GPU timing counts a run's
+overhead); --precision mixed makes the operands float16. Prints one JSON line with the keys the
+engine prints, so the two can be compared entry by entry.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import os
 import statistics
 import time
 
-from _common import emit, load_model, setup_torch
+from _common import emit, load_model, setup_torch, sync
 
 
 def step_gemms(weights: list[tuple[int, int]], tokens: int) -> list[dict]:
@@ -32,17 +34,20 @@ def step_gemms(weights: list[tuple[int, int]], tokens: int) -> list[dict]:
     return out
 
 
-def time_gemm(torch, g: dict, repeats: int, warmup: int) -> float:
+def time_gemm(torch, g: dict, repeats: int, warmup: int, device: str = "cpu", dtype=None) -> float:
     """Median milliseconds of one torch.mm of this shape and orientation."""
-    a = torch.rand(*(g["k"], g["m"]) if g["trans_a"] else (g["m"], g["k"])) - 0.5
-    b = torch.rand(*(g["n"], g["k"]) if g["trans_b"] else (g["k"], g["n"])) - 0.5
+    dtype = dtype or torch.float32
+    a = torch.rand(*(g["k"], g["m"]) if g["trans_a"] else (g["m"], g["k"]), device=device, dtype=dtype) - 0.5
+    b = torch.rand(*(g["n"], g["k"]) if g["trans_b"] else (g["k"], g["n"]), device=device, dtype=dtype) - 0.5
     a = a.t() if g["trans_a"] else a
     b = b.t() if g["trans_b"] else b
-    c = torch.empty(g["m"], g["n"])
+    c = torch.empty(g["m"], g["n"], device=device, dtype=dtype)
     times = []
     for i in range(warmup + repeats):
+        sync(torch, device)
         s = time.perf_counter()
         torch.mm(a, b, out=c)
+        sync(torch, device)
         if i >= warmup:
             times.append((time.perf_counter() - s) * 1000)
     return statistics.median(times)
@@ -56,6 +61,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="default: every core")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--precision", choices=["fp32", "mixed"], default="fp32", help="mixed: float16 operands")
     a = p.parse_args()
 
     torch = setup_torch(a.threads)
@@ -65,8 +72,11 @@ def main() -> None:
     gemms = step_gemms(weights, a.batch * a.seq)
     del model
 
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    dtype = torch.float16 if a.precision == "mixed" else torch.float32
     for g in gemms:
-        ms = time_gemm(torch, g, a.repeats, a.warmup)
+        ms = time_gemm(torch, g, a.repeats, a.warmup, a.device, dtype)
         g["ms"] = round(ms, 3)
         g["gflop_per_s"] = round(2 * g["m"] * g["n"] * g["k"] / ms / 1e6, 1)
 
@@ -74,6 +84,8 @@ def main() -> None:
         "bench": "gemm",
         "impl": "pytorch",
         "model": os.path.basename(os.path.abspath(a.model)),
+        "device": a.device,
+        "precision": a.precision,
         "batch": a.batch,
         "seq": a.seq,
         "threads": torch.get_num_threads(),
