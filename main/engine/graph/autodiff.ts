@@ -253,12 +253,18 @@ function rmsNormRule(g: Sym, { inputs: [x, w], params }: TapeEntry): (Sym | null
 
 /**
  * RoPE, y = x·cos + swap(x)·s with s = σ·sin (see op.rope). The swap of halves is a symmetric
- * permutation, so gx = g·cos + swap(g·s): four full-size passes. gcos = g·x and
- * gsin = σ·g·swap(x), summed to their shapes (pruned when nothing reads them).
+ * permutation, so gx = g·cos + swap(g·s): four full-size passes, which are the rotation by the
+ * opposite angles (swap(σ) = −σ), so with the forward's rotary rows a provider that fuses RoPE
+ * writes them as one RotaryEmbedding reading −sin. gcos = g·x and gsin = σ·g·swap(x), summed to
+ * their shapes (pruned when nothing reads them).
  */
 function ropeRule(g: Sym, { inputs: [x, c, s], params }: TapeEntry): (Sym | null)[] {
   const signedSin = params.signedSin as Sym;
+  const rows = params.rows as op.RotaryRows | undefined;
+  const back = rows && sameShape(g.shape, x.shape) ? op.negatedRotarySin(rows) : null;
   const gx = op.add(op.mul(g, c), op.swapHalves(op.mul(g, signedSin)));
+  // The Add that wrote gx is the graph's last node (the negated rows were made before it).
+  if (back) op.nameRotaryEmbedding(g, rows!, back);
   const d = x.shape[x.rank - 1];
   const sign = g.graph.constant(Array.from({ length: d }, (_, i) => (i < d / 2 ? -1 : 1)), [d], s.dtype);
   return [

@@ -521,15 +521,37 @@ export function rope(x: Sym, cosT: Sym, sinT: Sym, rows?: RotaryRows): Sym {
     if (x.rank !== 4 || rows.positions.shape.join() !== [B, T].join() || rows.cos.shape[1] !== d / 2 || rows.sin.shape[1] !== d / 2) {
       throw new Error(`rope: rotary rows (positions ${rows.positions}, cos ${rows.cos}) do not fit ${x}`);
     }
-    g.nodes[g.nodes.length - 1].equivalent = {
-      opType: 'RotaryEmbedding',
-      domain: 'com.microsoft',
-      inputs: [x.name, rows.positions.name, rows.cos.name, rows.sin.name],
-      attrs: { interleaved: { i: 0 } },
-    };
+    nameRotaryEmbedding(x, rows, rows.sin);
   }
-  g.record('rope', [x, cosT, sinT], [y], { signedSin });
+  g.record('rope', [x, cosT, sinT], [y], { signedSin, rows });
   return y;
+}
+
+/**
+ * Name one RotaryEmbedding of `x` (as [B, heads, T, D]) with `rows`' angles and `sin` as the
+ * equivalent of the graph's last node, the one that wrote the rotation (see rope). With the rows'
+ * sin negated it is the rotation back, which is rope's gradient (see ropeRule in autodiff.ts).
+ */
+export function nameRotaryEmbedding(x: Sym, rows: RotaryRows, sin: Sym): void {
+  const g = x.graph;
+  g.nodes[g.nodes.length - 1].equivalent = {
+    opType: 'RotaryEmbedding',
+    domain: 'com.microsoft',
+    inputs: [x.name, rows.positions.name, rows.cos.name, sin.name],
+    attrs: { interleaved: { i: 0 } },
+  };
+}
+
+const negatedSin = new WeakMap<Sym, Sym>();
+
+/** −sin of the rotary rows, made once per table: the angles of the rotation back. */
+export function negatedRotarySin(rows: RotaryRows): Sym {
+  let s = negatedSin.get(rows.sin);
+  if (!s) {
+    s = rows.sin.graph.untaped(() => neg(rows.sin));
+    negatedSin.set(rows.sin, s);
+  }
+  return s;
 }
 
 /**

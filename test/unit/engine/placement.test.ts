@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Generator } from '../../../main/engine/generate/generator.ts';
 import { emitModel } from '../../../main/engine/graph/emit.ts';
+import { grad } from '../../../main/engine/graph/autodiff.ts';
 import { Graph } from '../../../main/engine/graph/graph.ts';
 import { lower, loweringsFor } from '../../../main/engine/graph/lowering.ts';
 import * as op from '../../../main/engine/graph/ops.ts';
@@ -211,7 +212,7 @@ describe('the LogSoftmax lowering', () => {
     for (const k of ['y', 's']) for (let i = 0; i < 24; i++) expect(Math.abs(fused[k][i] - composite[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(1e-5);
   });
 
-  it('writes RoPE with its rotary rows as one RotaryEmbedding on WebGPU, with the composite\'s values', async () => {
+  it('writes RoPE with its rotary rows, and its gradient, as one RotaryEmbedding each on WebGPU, with the composite\'s values', async () => {
     const [B, H, T, D] = [2, 3, 4, 8];
     const g = new Graph('rotary');
     const x = g.input('x', [B, H, T, D]);
@@ -226,13 +227,21 @@ describe('the LogSoftmax lowering', () => {
     };
     const y = op.rope(x, g.constant(table(Math.cos), [B, 1, T, D], 'float32'), g.constant(table(Math.sin), [B, 1, T, D], 'float32'), rows);
     g.output('y', y);
-    expect(lower(g.nodes, loweringsFor('webgpu'), (h) => g.fresh(h)).map((n) => n.opType)).toContain('RotaryEmbedding');
+    // The gradient of Σ y·w: the rotation back, also one RotaryEmbedding (reading −sin).
+    const w = g.input('w', [B, H, T, D]);
+    const [gx] = grad(op.sum(op.mul(y, w)), [x]);
+    g.output('gx', gx);
+    const lowered = lower(g.nodes, loweringsFor('webgpu'), (h) => g.fresh(h)).map((n) => n.opType);
+    expect(lowered.filter((o) => o === 'RotaryEmbedding').length).toBe(2);
     const xs = Float32Array.from({ length: B * H * T * D }, (_, i) => Math.sin(0.7 * i));
-    const { composite, fused } = await compositeAndFused(g, { x: cpuTensor(xs, [B, H, T, D]) });
-    // By hand for batch 1, head 0, position 11, dimension 1 (first half): x₁·cos − x₅·sin.
+    const ws = Float32Array.from({ length: B * H * T * D }, (_, i) => Math.cos(0.3 * i));
+    const { composite, fused } = await compositeAndFused(g, { x: cpuTensor(xs, [B, H, T, D]), w: cpuTensor(ws, [B, H, T, D]) });
+    // By hand for batch 1, head 0, position 11, dimension 1 (first half): x₁·cos − x₅·sin, and
+    // the gradient there w₁·cos + w₅·sin.
     const base = ((1 * H + 0) * T + 3) * D;
     expect(composite.y[base + 1]).toBeCloseTo(xs[base + 1] * Math.cos(angle(11, 1)) - xs[base + 5] * Math.sin(angle(11, 1)), 5);
-    for (let i = 0; i < xs.length; i++) expect(Math.abs(fused.y[i] - composite.y[i]), `value ${i}`).toBeLessThanOrEqual(1e-5);
+    expect(composite.gx[base + 1]).toBeCloseTo(ws[base + 1] * Math.cos(angle(11, 1)) + ws[base + 5] * Math.sin(angle(11, 1)), 5);
+    for (const k of ['y', 'gx']) for (let i = 0; i < xs.length; i++) expect(Math.abs(fused[k][i] - composite[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(1e-5);
   });
 
   it('computes the CPU kernel\'s values, also for logits far beyond exp\'s float32 range', async () => {
