@@ -34,7 +34,7 @@ import { deviceBufferUsage, resetDeviceBufferPeak } from '../runtime/device-buff
 import type { Device } from '../runtime/devices.ts';
 import { SeededRng } from '../runtime/rng.ts';
 import { bucketLength } from '../runtime/token-logprobs.ts';
-import { type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
+import { type BatchShape, type StepResult, Trainer, makeCausalBatch } from '../runtime/trainer.ts';
 import { Critic, type CriticState, type CriticStepResult } from '../runtime/critic.ts';
 import type { FlatArray } from '../runtime/parameter-store.ts';
 import { ADAMW_DEFAULTS } from '../optim/adamw.ts';
@@ -331,7 +331,9 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
   const longestAny = Math.max(longestPrompt, ...valIds.map((p) => p.length));
   const order = new PromptOrder(config.seed, input.items.length);
 
-  const shape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1 };
+  // Prompts end together at the longest one's last token, so every response starts at one
+  // position and only those positions need the output layer (logitsFrom; trainingBatch).
+  const shape: BatchShape = { size: config.promptsPerStep * config.trainSamples, seqLen: longestPrompt + config.maxNewTokens - 1, logitsFrom: longestPrompt - 1 };
   // A method's second turn (self-debugging): every sample may be continued once, so its update
   // holds up to promptsPerStep × votes revisions of the prompt, a reply, the message and a reply.
   const reviseSpec = method.services?.revise?.(methodSettings) ?? null;
@@ -889,7 +891,7 @@ export async function pruneCheckpoints(dir: string, saved: Record<'last' | 'best
 async function policyUpdate(
   trainer: Trainer,
   groups: readonly ScoredGroup[],
-  shape: { size: number; seqLen: number },
+  shape: BatchShape,
   microBatch: number,
   klCoef: number,
   lr: number,
@@ -905,8 +907,7 @@ async function policyUpdate(
   const perGroup = tokenAdvantages === 'groups';
   const advantages = tokenAdvantages instanceof Float32Array ? tokenAdvantages : new Float32Array(perGroup ? shape.size * shape.seqLen : shape.size);
   rows.forEach((r, b) => {
-    // Position t predicts token t + 1, so response token j is predicted at prompt.length − 1 + j.
-    const at = (j: number) => b * shape.seqLen + r.prompt.length - 1 + j;
+    const at = (j: number) => responsePosition(shape, b, r, j);
     if (perGroup) {
       const own = r.group.tokenAdvantages[r.index];
       for (let j = 0; j < r.sample.tokenIds.length; j++) advantages[at(j)] = own?.[j] ?? r.group.advantages[r.index];
@@ -1003,12 +1004,26 @@ function trainedRows(groups: readonly ScoredGroup[]) {
 type TrainedRow = ReturnType<typeof trainedRows>[number];
 
 /** Rows are prompt + response; the loss counts the response's tokens only. */
-function trainingBatch(rows: readonly TrainedRow[], shape: { size: number; seqLen: number }, padId: number) {
+/**
+ * The trained rows as a batch: prompt and response, the loss on the response. With the shape's
+ * logitsFrom, each prompt is left-padded to end at that position's token, so every response is
+ * predicted from logitsFrom on (responsePosition).
+ */
+function trainingBatch(rows: readonly TrainedRow[], shape: BatchShape, padId: number) {
   return makeCausalBatch(
-    rows.map((r) => ({ tokens: [...r.prompt, ...r.sample.tokenIds], lossStart: r.prompt.length })),
+    rows.map((r) => ({ tokens: [...r.prompt, ...r.sample.tokenIds], lossStart: r.prompt.length, leadingPad: leadingPad(shape, r) })),
     shape,
     padId,
   );
+}
+
+function leadingPad(shape: BatchShape, r: TrainedRow): number {
+  return shape.logitsFrom === undefined ? 0 : shape.logitsFrom + 1 - r.prompt.length;
+}
+
+/** Where row b's response token j is predicted in trainingBatch's layout (position t predicts token t + 1). */
+function responsePosition(shape: BatchShape, b: number, r: TrainedRow, j: number): number {
+  return b * shape.seqLen + leadingPad(shape, r) + r.prompt.length - 1 + j;
 }
 
 interface CriticPass {
@@ -1032,14 +1047,13 @@ interface CriticPass {
  * sample's recorded advantage (the inspector's, the signal check's) becomes the mean of its
  * tokens'. Null when no sample is trained this step.
  */
-async function criticPass(trainer: Trainer, critic: Critic, groups: readonly ScoredGroup[], shape: { size: number; seqLen: number }, padId: number, config: RunConfig): Promise<CriticPass | null> {
+async function criticPass(trainer: Trainer, critic: Critic, groups: readonly ScoredGroup[], shape: BatchShape, padId: number, config: RunConfig): Promise<CriticPass | null> {
   const rows = trainedRows(groups);
   if (rows.length === 0) return null;
   const batch = trainingBatch(rows, shape, padId);
   const hidden = await trainer.hiddenStates(batch);
   const values = await critic.values(hidden);
-  // Position t predicts token t + 1, so response token j is predicted at prompt.length − 1 + j.
-  const at = (b: number, r: TrainedRow, j: number) => b * shape.seqLen + r.prompt.length - 1 + j;
+  const at = (b: number, r: TrainedRow, j: number) => responsePosition(shape, b, r, j);
   const estimate = gae(
     rows.map((r, b) => {
       const n = r.sample.tokenIds.length;

@@ -52,6 +52,19 @@ export interface BatchShape {
   size: number;
   /** Tokens per sequence. */
   seqLen: number;
+  /**
+   * Only positions from this one on predict a target that counts: the output layer and the
+   * log-softmax run on those alone (over a 150k vocabulary that layer is a quarter of a small
+   * model's work), and the log-probs (and entropies) before it are 0. Their loss mask must be 0
+   * there. For batches whose prompts are left-padded to end at one position, so the responses
+   * start together (TRL's logits_to_keep). Default 0: every position.
+   */
+  logitsFrom?: number;
+}
+
+/** A shape's graphs' cache key. */
+function shapeKey(shape: BatchShape): string {
+  return `${shape.size}x${shape.seqLen}${shape.logitsFrom ? `@${shape.logitsFrom}` : ''}`;
 }
 
 /** Token ids and the positions whose next token is scored, each [size · seqLen], row-major. */
@@ -161,12 +174,14 @@ interface BatchSyms {
   targets: Sym;
 }
 
-function declareTokenInputs(g: Graph, B: number, T: number, dtype: StoreDType): BatchSyms {
+/** The batch's inputs; the targets only from the shape's logitsFrom on (tokenFeeds cuts them so). */
+function declareTokenInputs(g: Graph, shape: BatchShape, dtype: StoreDType): BatchSyms {
+  const { size: B, seqLen: T } = shape;
   return {
     inputIds: g.input(STEP_IO.inputIds, [B, T], 'int32'),
     positionIds: g.input(STEP_IO.positionIds, [B, T], 'int32'),
     attentionMask: g.input(STEP_IO.attentionMask, [B, T], dtype),
-    targets: g.input(STEP_IO.targets, [B, T], 'int32'),
+    targets: g.input(STEP_IO.targets, [B, T - (shape.logitsFrom ?? 0)], 'int32'),
   };
 }
 
@@ -175,12 +190,19 @@ function declareTokenInputs(g: Graph, B: number, T: number, dtype: StoreDType): 
  * also each position's entropy. The training step and the log-prob graph share this, so the
  * log-probs a step trains on are computed exactly like the ones it is compared with.
  */
-function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temperature: number, entropy = false): { logprobs: Sym; entropy: Sym | null } {
-  const hidden = batchHidden(config, w, b);
-  if (!entropy) return { logprobs: hiddenTokenLogprobs(hidden, lmHeadWeight(config, w), b.targets, temperature), entropy: null };
+function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temperature: number, entropy = false, logitsFrom = 0): { logprobs: Sym; entropy: Sym | null } {
+  const [B, T] = b.inputIds.shape;
+  if (!(Number.isInteger(logitsFrom) && logitsFrom >= 0 && logitsFrom < T)) throw new Error(`logitsFrom must be an integer in [0, ${T}), got ${logitsFrom}`);
+  // The positions that count: all, or those from logitsFrom on (BatchShape.logitsFrom; the
+  // targets come cut so), whose values are then put back after zeros for the positions before.
+  const window = (x: Sym) => (logitsFrom === 0 ? x : op.slice(x, 1, logitsFrom, T));
+  const full = (x: Sym) => (logitsFrom === 0 ? x : op.concat([x.graph.constant(new Array<number>(B * logitsFrom).fill(0), [B, logitsFrom], x.dtype), x], 1));
+  const hidden = window(batchHidden(config, w, b));
+  const targets = b.targets;
+  if (!entropy) return { logprobs: full(hiddenTokenLogprobs(hidden, lmHeadWeight(config, w), targets, temperature)), entropy: null };
   // The entropy needs every position's full distribution, so the logits are built once for both.
   const logits = lmHead(config, w, hidden);
-  return { logprobs: tokenLogprobs(logits, b.targets, temperature), entropy: tokenEntropy(logits, temperature) };
+  return { logprobs: full(tokenLogprobs(logits, targets, temperature)), entropy: full(tokenEntropy(logits, temperature)) };
 }
 
 /** The last hidden states [B, T, H] of the batch (causal + padding masking). */
@@ -233,13 +255,13 @@ function declareLossScale(g: Graph, store: Pick<ParameterStore, 'dtype' | 'preci
 function batchLoss(g: Graph, store: StepGraphParameters, shape: BatchShape, spec: ResolvedLoss, tokenCount: Sym | null): { loss: Sym; params: Sym[]; diagnostics: [string, Sym][] } {
   const { size: B, seqLen: T } = shape;
   const dtype = store.dtype;
-  const batch = declareTokenInputs(g, B, T, dtype);
+  const batch = declareTokenInputs(g, shape, dtype);
   const lossMask = g.input(STEP_IO.lossMask, [B, T], dtype);
   const { source, params } = store.trainingSource(g);
   const temperature = spec.kind === 'policy' ? spec.temperature : 1;
   // The policy loss with an entropy term also needs each position's full distribution.
   const withEntropy = spec.kind === 'policy' && (spec.entropyCoef ?? 0) !== 0;
-  const { logprobs, entropy } = targetLogprobs(store.config, source, batch, temperature, withEntropy);
+  const { logprobs, entropy } = targetLogprobs(store.config, source, batch, temperature, withEntropy, shape.logitsFrom);
 
   const diagnostics: [string, Sym][] = [];
   if (spec.kind === 'sft') return { loss: sftLoss(logprobs, lossMask, tokenCount).loss, params, diagnostics };
@@ -350,8 +372,8 @@ export function buildApplyGradientGraph(store: Pick<ParameterStore, 'dtype' | 's
 export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, temperature: number, dtype: StoreDType, compute: DType = dtype): Graph {
   const g = new Graph('logprobs');
   g.recording = false;
-  const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
-  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g, compute), b, temperature).logprobs);
+  const b = declareTokenInputs(g, batch, dtype);
+  g.output(STEP_IO.logprobs, targetLogprobs(config, weights.bind(g, compute), b, temperature, false, batch.logitsFrom).logprobs);
   return g;
 }
 
@@ -359,7 +381,7 @@ export function buildLogprobGraph(config: LlamaConfig, weights: WeightBinding, b
 export function buildHiddenGraph(config: LlamaConfig, weights: WeightBinding, batch: BatchShape, dtype: StoreDType, compute: DType = dtype): Graph {
   const g = new Graph('hidden_states');
   g.recording = false;
-  const b = declareTokenInputs(g, batch.size, batch.seqLen, dtype);
+  const b = declareTokenInputs(g, batch, dtype);
   g.output(STEP_IO.hidden, op.cast(batchHidden(config, weights.bind(g, compute), b), dtype));
   return g;
 }
@@ -402,9 +424,13 @@ function tokenFeeds(batch: TokenBatch, shape: BatchShape, dtype: StoreDType): Re
   need('positionIds', batch.positionIds);
   const mask = batch.attentionMask ?? new Float32Array(n).fill(1);
   const positions = batch.positionIds ? ints(batch.positionIds) : positionsFromMask(mask, shape);
+  // Only the targets from logitsFrom on (declareTokenInputs).
+  const from = shape.logitsFrom ?? 0;
+  const all = ints(batch.targets);
+  const targets = from === 0 ? all : Int32Array.from({ length: shape.size * (shape.seqLen - from) }, (_, i) => all[Math.floor(i / (shape.seqLen - from)) * shape.seqLen + from + (i % (shape.seqLen - from))]);
   return {
     [STEP_IO.inputIds]: new ort.Tensor('int32', ints(batch.inputIds), dims),
-    [STEP_IO.targets]: new ort.Tensor('int32', ints(batch.targets), dims),
+    [STEP_IO.targets]: new ort.Tensor('int32', targets, [shape.size, shape.seqLen - from]),
     [STEP_IO.positionIds]: new ort.Tensor('int32', positions, dims),
     [STEP_IO.attentionMask]: new ort.Tensor(dtype, floats(dtype, mask), dims),
   };
@@ -421,11 +447,14 @@ export interface SequenceExample {
   trainTokens?: ArrayLike<number>;
   /** Per token, the advantage of its prediction (a loss with tokenAdvantages). */
   tokenAdvantages?: ArrayLike<number>;
+  /** Padding positions before the sequence (left padding; default 0): its prompt then ends where the others' do (BatchShape.logitsFrom). */
+  leadingPad?: number;
 }
 
 /**
- * Right-padded causal-LM batch from token sequences: position t reads tokens[t] and predicts
- * tokens[t + 1]; the loss counts predictions of tokens[lossStart..]. A sequence may hold up to
+ * Causal-LM batch from token sequences, padded on the right (and on the left by each sequence's
+ * leadingPad): position lead + t reads tokens[t] and predicts tokens[t + 1]; the loss counts
+ * predictions of tokens[lossStart..]. A sequence and its leading padding may hold up to
  * seqLen + 1 tokens; missing rows are all padding.
  */
 export function makeCausalBatch(examples: readonly SequenceExample[], shape: BatchShape, padId = 0): TrainBatch & { attentionMask: Float32Array; tokenAdvantages?: Float32Array } {
@@ -443,10 +472,12 @@ export function makeCausalBatch(examples: readonly SequenceExample[], shape: Bat
       if (values && values.length !== L) throw new Error(`makeCausalBatch: sequence ${b} has ${L} tokens but ${values.length} ${name}`);
     }
     if (L < 2) throw new Error(`makeCausalBatch: sequence ${b} has ${L} token(s); it needs at least 2 to predict anything`);
-    if (L > shape.seqLen + 1) throw new Error(`makeCausalBatch: sequence ${b} has ${L} tokens; seqLen ${shape.seqLen} fits at most ${shape.seqLen + 1}`);
+    const lead = ex.leadingPad ?? 0;
+    if (!(Number.isInteger(lead) && lead >= 0)) throw new Error(`makeCausalBatch: sequence ${b} has leadingPad ${lead}; it must be a whole number >= 0`);
+    if (lead + L > shape.seqLen + 1) throw new Error(`makeCausalBatch: sequence ${b} has ${L} tokens${lead ? ` after ${lead} of padding` : ''}; seqLen ${shape.seqLen} fits at most ${shape.seqLen + 1}`);
     const start = ex.lossStart ?? 1;
     for (let t = 0; t < L - 1; t++) {
-      const i = b * shape.seqLen + t;
+      const i = b * shape.seqLen + lead + t;
       inputIds[i] = ex.tokens[t];
       targets[i] = ex.tokens[t + 1];
       attentionMask[i] = 1;
@@ -723,6 +754,12 @@ export class Trainer {
     const n = shape.size * shape.seqLen;
     const feeds = tokenFeeds(batch, shape, dtype);
     if (batch.lossMask.length !== n) throw new Error(`batch.lossMask has ${batch.lossMask.length} values; the batch needs ${n}`);
+    // Positions before logitsFrom have no log-prob to train: a loss there would be silently dropped.
+    for (let b = 0; shape.logitsFrom && b < shape.size; b++) {
+      for (let t = 0; t < shape.logitsFrom; t++) {
+        if (batch.lossMask[b * shape.seqLen + t] !== 0) throw new Error(`batch.lossMask counts position ${t} of sequence ${b}, before the shape's logitsFrom (${shape.logitsFrom})`);
+      }
+    }
     feeds[STEP_IO.lossMask] = new ort.Tensor(dtype, floats(dtype, batch.lossMask), [shape.size, shape.seqLen]);
     if (this.loss.kind !== 'policy') return feeds;
     const perToken = (name: 'oldLogprobs' | 'refLogprobs', input: string, hint: string) => {
@@ -778,7 +815,7 @@ export class Trainer {
    * The loss and diagnostics are the micro-batches' shares, summed.
    */
   private async accumulatedUpdate(batch: TrainBatch, shape: BatchShape, micro: number, lr: number, klCoef: number): Promise<Record<string, ort.Tensor>> {
-    const microShape = { size: micro, seqLen: shape.seqLen };
+    const microShape = { size: micro, seqLen: shape.seqLen, logitsFrom: shape.logitsFrom };
     let tokens = 0;
     for (let i = 0; i < batch.lossMask.length; i++) tokens += batch.lossMask[i] ? 1 : 0;
     const sums: Record<string, number> = {};
@@ -805,7 +842,7 @@ export class Trainer {
 
   /** The micro-batch graph of `shape` (the first of an update's, without sums to add to, or a later one's). */
   private microGraphFor(shape: BatchShape, first: boolean): Promise<CompiledGraph> {
-    const key = `${first ? 'first' : 'next'}:${shape.size}x${shape.seqLen}`;
+    const key = `${first ? 'first' : 'next'}:${shapeKey(shape)}`;
     return cachedGraph(this.microGraphs, key, () =>
       CompiledGraph.create(buildMicroBatchGraph(this.store, { batch: shape, loss: this.loss, ranges: this.ranges, first }), this.store.device, { keepOnDevice: this.ranges.map((_, i) => gradName('out', i)) }),
     );
@@ -847,11 +884,11 @@ export class Trainer {
 
   private stepGraphFor(shape: BatchShape): Promise<CompiledGraph> {
     const own = this.options.batch;
-    if (shape.size === own.size && shape.seqLen === own.seqLen) return Promise.resolve(this.stepGraph);
+    if (shapeKey(shape) === shapeKey(own)) return Promise.resolve(this.stepGraph);
     if (!Number.isInteger(shape.size) || shape.size <= 0 || !Number.isInteger(shape.seqLen) || shape.seqLen <= 0) {
       return Promise.reject(new Error(`batch shape must be positive integers, got ${shape.size}×${shape.seqLen}`));
     }
-    return cachedGraph(this.shapedStepGraphs, `${shape.size}x${shape.seqLen}`, () => compileStepGraph(this.store, { batch: shape, loss: this.loss, optimizer: this.optimizer, ranges: this.ranges }));
+    return cachedGraph(this.shapedStepGraphs, shapeKey(shape), () => compileStepGraph(this.store, { batch: shape, loss: this.loss, optimizer: this.optimizer, ranges: this.ranges }));
   }
 
 
@@ -886,7 +923,7 @@ export class Trainer {
     if (micro !== undefined && micro < shape.size) {
       // In passes of `micro` rows (as an update in micro-batches): the memory of one pass.
       const out = allocate(this.store.dtype, shape.size * shape.seqLen);
-      const microShape = { size: micro, seqLen: shape.seqLen };
+      const microShape = { size: micro, seqLen: shape.seqLen, logitsFrom: shape.logitsFrom };
       for (let from = 0; from < shape.size; from += micro) {
         const part = microBatchOf(batch, shape, from, micro, false);
         const values = await this.logprobs(part, { ...options, shape: microShape, microBatch: undefined });
@@ -896,7 +933,7 @@ export class Trainer {
     }
     const temperature = options.temperature ?? (this.loss.kind === 'policy' ? this.loss.temperature : 1);
     const binding = options.reference ? await this.referenceWeights() : this.store;
-    const key = `${options.reference ? 'ref' : 'policy'}|${shape.size}x${shape.seqLen}|${temperature}`;
+    const key = `${options.reference ? 'ref' : 'policy'}|${shapeKey(shape)}|${temperature}`;
     let p = this.logprobGraphs.get(key);
     if (!p) {
       p = CompiledGraph.create(buildLogprobGraph(this.config, binding, shape, temperature, this.store.dtype, this.store.compute), this.store.device);

@@ -579,3 +579,62 @@ describe('Acceptance 3: a tiny built-in model learns a toy task', () => {
   });
 });
 
+
+describe('a logits window (BatchShape.logitsFrom)', () => {
+  // Three prompts of different lengths left-padded to end together, then their responses: the
+  // output layer runs on the response positions alone, and the step is the one over every position.
+  const config = tinyLlama({ vocabSize: 23 });
+  const prompts = [[3, 4, 5, 6], [7, 8], [9, 10, 11]];
+  const responses = [[12, 13, 14], [15, 16], [17, 18, 19]];
+  const longest = 4;
+  const full: BatchShape = { size: 3, seqLen: longest + 3 - 1 };
+  const windowed: BatchShape = { ...full, logitsFrom: longest - 1 };
+  const batch = () => {
+    const b = makeCausalBatch(
+      prompts.map((p, i) => ({ tokens: [...p, ...responses[i]], lossStart: p.length, leadingPad: longest - p.length })),
+      full,
+    );
+    const n = full.size * full.seqLen;
+    return { ...b, oldLogprobs: new Float64Array(n).fill(-2.5), advantages: [1, -0.5, 0.25] };
+  };
+
+  it('trains and scores as the whole window does, the positions before it 0, with fewer output-layer rows', async () => {
+    const device = await testDevice();
+    const make = (shape: BatchShape) => Trainer.create({ config, weights: randomWeights(config), device, mode: { kind: 'full' }, loss: { kind: 'policy', temperature: 0.9, entropyCoef: 0.01 }, batch: shape, seed: 2, dtype: DTYPE });
+    const [a, b] = [await make(full), await make(windowed)];
+    const data = batch();
+    // Left padding: the two-token prompt starts at position 2; its response (2 tokens) ends a position short of the others.
+    expect(Array.from(data.attentionMask.slice(full.seqLen, 2 * full.seqLen))).toEqual([0, 0, 1, 1, 1, 0]);
+    const [la, lb] = [await a.logprobs(data), await b.logprobs(data)];
+    const tol = DTYPE === 'float64' ? 1e-12 : 2e-6;
+    for (let row = 0; row < full.size; row++) {
+      for (let t = 0; t < full.seqLen; t++) {
+        const i = row * full.seqLen + t;
+        if (t < windowed.logitsFrom!) expect(lb[i]).toBe(0);
+        else expect(Math.abs(lb[i] - la[i]), `log-prob at ${row}, ${t}`).toBeLessThan(tol);
+      }
+    }
+    // Whole, then in micro-batches of one sequence.
+    for (const microBatch of [undefined, 1]) {
+      const [ra, rb] = [await a.step(data, 1e-2, { microBatch }), await b.step(data, 1e-2, { microBatch })];
+      expect(Math.abs(ra.loss - rb.loss)).toBeLessThan(tol);
+      expect(Math.abs(ra.gradNorm - rb.gradNorm)).toBeLessThan(tol * Math.max(1, ra.gradNorm));
+    }
+    const [pa, pb] = [await a.store.readFlat(), await b.store.readFlat()];
+    pa.forEach((x, i) => expect(Math.abs(pb[i] - x)).toBeLessThan(tol));
+    // A loss before the window would be dropped: refused.
+    const early = { ...data, lossMask: Float64Array.from(data.lossMask, (m, i) => (i === 1 ? 1 : m)) };
+    await expect(b.step(early, 1e-2)).rejects.toThrow(/counts position 1 of sequence 0, before the shape's logitsFrom \(3\)/);
+    await a.release();
+    await b.release();
+    // The output layer's Gemm reads B·(T − logitsFrom) rows instead of B·T.
+    const store = await ParameterStore.create({ config, weights: randomWeights(config), device: { name: 'cpu', keepsStateOnDevice: false } });
+    const rowsOfOutputLayer = (shape: BatchShape) => {
+      const g = buildLogprobGraph(config, store, shape, 1, 'float32');
+      const head = g.nodes.find((n) => n.opType === 'Gemm' && n.inputs.includes('lm_head.weight'))!;
+      return g.shapes.get(head.inputs[0])![0];
+    };
+    expect([rowsOfOutputLayer(full), rowsOfOutputLayer(windowed)]).toEqual([3 * 6, 3 * 3]);
+    await store.release();
+  });
+});
