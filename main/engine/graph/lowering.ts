@@ -51,9 +51,10 @@ function equivalentOf(opTypes: readonly string[]): Lowering {
 /**
  * The fused nodes WebGPU gets (all kernels of its provider in onnxruntime 1.30): RMSNorm, a
  * residual sum with the norm after it (SkipSimplifiedLayerNormalization, which also writes the
- * sum), the rotary embedding, and a decode step's attention with its cache update.
+ * sum), the rotary embedding, a decode step's attention with its cache update, and SiLU
+ * (QuickGelu with alpha 1).
  */
-export const WEBGPU_FUSED = ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding', 'GroupQueryAttention'] as const;
+export const WEBGPU_FUSED = ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding', 'GroupQueryAttention', 'QuickGelu'] as const;
 
 /** The lowerings a provider needs; none on the CPU, which has a kernel for every op emitted. */
 export function loweringsFor(provider: 'cpu' | 'webgpu' | 'cuda'): Lowering[] {

@@ -479,11 +479,14 @@ export function addRmsNorm(x: Sym, delta: Sym, weight: Sym, eps: number): { sum:
 
 /**
  * SiLU, x · sigmoid(x). One primitive emitted as Sigmoid + Mul, which onnxruntime's CPU
- * optimiser fuses into QuickGelu (float32) since the gradient rule never reads the sigmoid.
+ * optimiser fuses into QuickGelu (float32) since the gradient rule never reads the sigmoid; its
+ * equivalent is that one node (QuickGelu with alpha 1 is x · sigmoid(x)), for WebGPU, whose
+ * provider has the kernel but does not fuse the pair.
  */
 export function silu(x: Sym): Sym {
   const g = x.graph;
   const y = g.untaped(() => mul(x, sigmoid(x)));
+  g.nodes[g.nodes.length - 1].equivalent = { opType: 'QuickGelu', domain: 'com.microsoft', inputs: [x.name], attrs: { alpha: { f: 1 } } };
   g.record('silu', [x], [y]);
   return y;
 }

@@ -112,7 +112,7 @@ describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
     expect(placement.nodes, 'profiles were read').toBeGreaterThan(100);
     expect(placement.cpuNodes, 'nodes onnxruntime placed on the CPU provider').toEqual([]);
     // The fused kernels ran (see WEBGPU_FUSED in lowering.ts).
-    for (const fused of ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding', 'GroupQueryAttention']) {
+    for (const fused of ['SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'RotaryEmbedding', 'GroupQueryAttention', 'QuickGelu']) {
       expect(placement.byOp[fused] ?? 0, fused).toBeGreaterThan(0);
     }
   });
@@ -242,6 +242,25 @@ describe('the LogSoftmax lowering', () => {
     expect(composite.y[base + 1]).toBeCloseTo(xs[base + 1] * Math.cos(angle(11, 1)) - xs[base + 5] * Math.sin(angle(11, 1)), 5);
     expect(composite.gx[base + 1]).toBeCloseTo(ws[base + 1] * Math.cos(angle(11, 1)) + ws[base + 5] * Math.sin(angle(11, 1)), 5);
     for (const k of ['y', 'gx']) for (let i = 0; i < xs.length; i++) expect(Math.abs(fused[k][i] - composite[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('writes SiLU as one QuickGelu (alpha 1) on WebGPU, with the composite\'s values; its gradient as built', async () => {
+    const g = new Graph('silu');
+    const x = g.input('x', [3, 8]);
+    const y = op.silu(x);
+    g.output('y', y);
+    const [gx] = grad(op.sum(op.mul(y, g.input('w', [3, 8]))), [x]);
+    g.output('gx', gx);
+    const lowered = lower(g.nodes, loweringsFor('webgpu'), (h) => g.fresh(h)).map((n) => n.opType);
+    expect(lowered.filter((o) => o === 'QuickGelu').length).toBe(1);
+    const xs = Float32Array.from({ length: 24 }, (_, i) => 3 * Math.sin(i));
+    const ws = Float32Array.from({ length: 24 }, (_, i) => Math.cos(i));
+    const { composite, fused } = await compositeAndFused(g, { x: cpuTensor(xs, [3, 8]), w: cpuTensor(ws, [3, 8]) });
+    // By hand: silu(x) = x / (1 + e^−x); its derivative σ(x)·(1 + x·(1 − σ(x))).
+    const sig = (v: number) => 1 / (1 + Math.exp(-v));
+    expect(composite.y[5]).toBeCloseTo(xs[5] * sig(xs[5]), 5);
+    expect(composite.gx[5]).toBeCloseTo(ws[5] * sig(xs[5]) * (1 + xs[5] * (1 - sig(xs[5]))), 5);
+    for (const k of ['y', 'gx']) for (let i = 0; i < 24; i++) expect(Math.abs(fused[k][i] - composite[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(1e-5);
   });
 
   it('computes the CPU kernel\'s values, also for logits far beyond exp\'s float32 range', async () => {
