@@ -6,7 +6,8 @@
 # benches' stderr. The engine on WebGPU (fp32, then mixed precision), the reference in PyTorch
 # CUDA eager / transformers generate() / TRL's GRPOTrainer, the 0.5B-shaped LoRA TTRL step, the
 # 1.5B-shaped one with its memory (nvidia-smi sampled every 0.5 s beside the engine's own
-# figure), and onnxruntime's node profiles of the 0.5B LoRA step and decode.
+# figure), and onnxruntime's node profiles of the 0.5B LoRA step and decode. Back here,
+# `npx tsx bench/gpu/table.ts DIR` writes the issue's table, ratios and acceptance from them.
 #
 # Every case has its own timeout; on an H200 the whole takes several minutes (the rehearsal
 # below: 8 min on lavapipe), so within a 600 s call it may need ONLY (below) and a second call.

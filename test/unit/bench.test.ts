@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { consensusAccuracy } from '../../bench/code-demo.ts';
+import { acceptance, readResults, render, smiPeakMb, tableRows } from '../../bench/gpu/table.ts';
 import { syntheticPrompts } from '../../bench/rl-step.ts';
 import type { StepRecord } from '../../main/engine/rl/loop.ts';
 
@@ -209,5 +210,60 @@ describe('npm run bench', () => {
     ] as unknown as StepRecord[];
     expect(consensusAccuracy(records)).toBe(0.5);
     expect(consensusAccuracy([])).toBeNull();
+  });
+});
+
+describe("issue 16's table from measure.sh's results (bench/gpu/table.ts)", () => {
+  // Hand-made results: engine and reference lines as measure.sh writes them, and one cut-off line.
+  const lines = [
+    { case: 'e_q05_lora_fp32', ms_per_step: 450 },
+    { case: 'r_q05_lora_fp32', ms_per_step: 150 },
+    { case: 'e_q05_lora_mixed', ms_per_step: 420 },
+    { case: 'r_q05_lora_mixed', ms_per_step: 100 },
+    { case: 'e_q05_gen_fp32', tokens_per_s: 3000 },
+    { case: 'r_q05_gen_fp32', tokens_per_s: 4000 },
+    { case: 'e_q05_ttrl_fp32', ms_per_step: 2000, rollout_ms: 800, update_ms: 1200 },
+    { case: 'e_q05_ttrl_unmerged_fp32', ms_per_step: 2600 },
+    { case: 'r_q05_ttrl_fp32', ms_per_step: 2500, rollout_ms: 1500 },
+    { case: 'e_q05_gemm_fp32', gemm_ms_per_step: 90, gemms: [{ count: 2, matmul_ms: 10 }, { count: 1, matmul_ms: 5 }] },
+    { case: 'e_q15_ttrl_24g_mixed', ms_per_step: 5000, device_buffers_mb: 9000 },
+  ].map((l) => JSON.stringify(l));
+  const text = [...lines, '{"case":"e_b32k_train_fp32","ms_per'].join('\n');
+
+  it('pairs each engine case with its reference and takes the ratio of times (tokens per second inverted)', () => {
+    const results = readResults(text);
+    expect(results.size).toBe(lines.length);
+    const rows = tableRows(results);
+    const ratio = (work: RegExp, precision: string) => rows.find((r) => work.test(r.work) && r.precision === precision)?.ratio;
+    expect(ratio(/^LoRA r16 step/, 'fp32')).toBe(3);
+    expect(ratio(/^LoRA r16 step/, 'mixed')).toBe(4.2);
+    expect(ratio(/^generate B64 × 128/, 'fp32')).toBeCloseTo(4000 / 3000, 12);
+    expect(ratio(/^TTRL step/, 'fp32')).toBe(0.8);
+    // The unmerged step is held to TRL's step too.
+    expect(ratio(/adapters not merged/, 'fp32')).toBe(2600 / 2500);
+    // A product time without its reference has no ratio.
+    expect(ratio(/linear-layer products/, 'fp32')).toBeNull();
+    // Acceptance 2 reads the better precision against its own reference: LoRA 3.00× in fp32 (met), generation 1.33× (not met), TTRL 0.80× (met).
+    expect(acceptance(rows)).toEqual([
+      'generation, q05 (tokens/s, as time): 1.33× of the reference\'s time (fp32); needs at most 1.00× — not met',
+      'LoRA step, q05: 3.00× of the reference\'s time (fp32); needs at most 3.00× — met',
+      'TTRL step, q05, against TRL: 0.80× of the reference\'s time (fp32); needs at most 1.00× — met',
+    ]);
+  });
+
+  it("reads nvidia-smi's samples as the rise over the first, and writes the whole table from a folder", async () => {
+    expect(smiPeakMb('1200\n1300\n9800\n4000\n')).toBe(8600);
+    expect(smiPeakMb('NVIDIA-SMI has failed')).toBeNull();
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-gpu-table-'));
+    fs.writeFileSync(path.join(dir, 'results.jsonl'), text);
+    fs.writeFileSync(path.join(dir, 'nvidia-smi-q15-mixed.txt'), '500\n8000\n7000\n');
+    const table = render(dir);
+    expect(table).toContain('| LoRA r16 step, q05, B8 T256 | fp32 | 450.0 ms | 150.0 ms | 3.00× |');
+    expect(table).toContain("- the step's products (fp32) as MatMul instead of Gemm: 25.0 ms");
+    expect(table).toContain('- Qwen2.5-1.5B-shaped LoRA TTRL step, 24 GB plan (mixed): 5,000.0 ms a step, the engine\'s buffers 9,000.0 MB, nvidia-smi\'s peak rise 7,500 MiB');
+    expect(table).toContain('- Qwen2.5-1.5B-shaped LoRA TTRL step (fp32): not in the results');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
