@@ -1003,7 +1003,6 @@ function trainedRows(groups: readonly ScoredGroup[]) {
 
 type TrainedRow = ReturnType<typeof trainedRows>[number];
 
-/** Rows are prompt + response; the loss counts the response's tokens only. */
 /**
  * The trained rows as a batch: prompt and response, the loss on the response. With the shape's
  * logitsFrom, each prompt is left-padded to end at that position's token, so every response is

@@ -238,7 +238,8 @@ export interface ParameterStoreOptions {
   /**
    * Under LoRA, also hold each adapted layer's weight with its adapter merged in, recomputed after
    * every change, for generation (generationWeights): a decode step on a GPU is bound by how many
-   * nodes it dispatches, and an unmerged adapter is four of them per linear layer. Costs one more
+   * nodes it dispatches, and an unmerged adapter adds two products per linear layer (and its scale
+   * and add where the Gemm fusion does not fold them). Costs one more
    * copy of the adapted weights (mergedValues), in the type graphs read weights in. Default off.
    */
   mergeAdapters?: boolean;
@@ -260,6 +261,8 @@ export class ParameterStore implements WeightBinding {
   /** Under mergeAdapters: W + scale·B·A per adapted weight (by its HF name), cut with the views. */
   private merged: Map<string, ort.Tensor> | null = null;
   private mergeGraph: CompiledGraph | null = null;
+  /** The base weights an adapter is merged into under mergeAdapters, by HF name (none otherwise). */
+  private readonly mergedNames: ReadonlySet<string>;
   private versionCounter = 0;
 
   private constructor(
@@ -279,6 +282,7 @@ export class ParameterStore implements WeightBinding {
     this.size = layout.reduce((s, e) => s + e.size, 0);
     this.byName = new Map(layout.map((e) => [e.name, e]));
     this.targets = new Map(lora ? loraTargets(config, lora).map((t) => [t.prefix, t.module]) : []);
+    this.mergedNames = new Set(mergeAdapters ? [...this.targets.keys()].map((prefix) => `${prefix}.weight`) : []);
     this.flat = flat;
   }
 
@@ -445,10 +449,6 @@ export class ParameterStore implements WeightBinding {
     };
   }
 
-  /** The base weights an adapter is merged into under mergeAdapters, by HF name. */
-  private get mergedNames(): ReadonlySet<string> {
-    return new Set(this.mergeAdapters ? [...this.targets.keys()].map((prefix) => `${prefix}.weight`) : []);
-  }
 
   /**
    * The weights as `compute` values (`get`), and the graph inputs they are read from (`input`):
