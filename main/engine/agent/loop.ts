@@ -357,6 +357,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         m[TRAIN_METRICS.gradNorm] = mean(updates.map((u) => u.gradNorm));
         m[TRAIN_METRICS.pgLoss] = mean(updates.map((u) => u.pgLoss ?? 0));
         m[TRAIN_METRICS.clipRatio] = mean(updates.map((u) => u.clipRatio ?? 0));
+        m[TRAIN_METRICS.ppoKl] = mean(updates.map((u) => u.ppoKl ?? 0));
         const replyChars = turns.reduce((a, t) => a + t.reply.length, 0);
         m[TRAIN_METRICS.responseLength] = turns.length ? replyChars / turns.length : 0;
         record.tokens = examples.reduce((a, ex) => a + ex.tokens.length, 0);

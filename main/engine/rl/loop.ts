@@ -690,6 +690,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         // A step stopped before its update has no update figures (a gap in those charts, not zeros).
         if (!stopForSignal) {
           m[TRAIN_METRICS.clipRatio] = update?.clipRatio ?? 0;
+          m[TRAIN_METRICS.ppoKl] = update?.ppoKl ?? 0;
           m[TRAIN_METRICS.kl] = update?.kl ?? 0;
           m[TRAIN_METRICS.klCoef] = klCoef;
           m[TRAIN_METRICS.gradNorm] = update?.gradNorm ?? 0;

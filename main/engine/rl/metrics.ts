@@ -20,6 +20,7 @@ export const TRAIN_METRICS = {
   entropy: 'train/entropy',
   responseLength: 'train/response_length',
   clipRatio: 'train/clip_ratio',
+  ppoKl: 'actor/ppo_kl',
   kl: 'actor/kl',
   klCoef: 'actor/kl_coef',
   gradNorm: 'actor/grad_norm',
@@ -197,6 +198,13 @@ export const RUN_METRICS: readonly MetricDefinition[] = [
     description: 'Most GPU memory the engine’s own buffers held during the step: weights, optimizer state and KV cache (onnxruntime’s working memory for activations comes on top); WebGPU only',
   },
   { key: TRAIN_METRICS.clipRatio, label: 'Clip ratio', chart: null, unit: true, description: 'Share of response tokens whose ratio was clipped' },
+  {
+    key: TRAIN_METRICS.ppoKl,
+    label: 'Sampler–trainer gap',
+    chart: null,
+    description:
+      'Mean of the sampled log-prob minus the trainer’s over the update’s response tokens (verl’s ppo_kl). With one update per rollout the two score the same policy, so this is their numeric gap: near 0 in fp32, larger under mixed precision',
+  },
   { key: TRAIN_METRICS.lr, label: 'Learning rate', chart: null, description: 'Learning rate of the update' },
   { key: TRAIN_METRICS.pgLoss, label: 'Policy loss', chart: null, description: 'Clipped policy-gradient loss' },
   { key: REVISION_METRICS.pgLoss, label: 'Second-turn policy loss', chart: null, description: 'Clipped policy-gradient loss of the update on a method’s second turns (self-debugging revisions)' },
