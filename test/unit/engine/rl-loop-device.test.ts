@@ -13,6 +13,7 @@ import { type StepRecord, runLoop } from '../../../main/engine/rl/loop.ts';
 import { DEVICE_BUFFERS_METRIC, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
 import type { Precision } from '../../../main/engine/runtime/precision.ts';
 import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
+import { rewardsBy } from '../../helpers/scorers.ts';
 
 const onGpu = TEST_DEVICE_NAME !== 'cpu';
 let model: HfModel;
@@ -24,15 +25,7 @@ beforeAll(async () => {
 });
 
 /** Every group labeled, rewards alternating, so every step updates. */
-const alternating = (g: { samples: readonly unknown[] }) => ({
-  rewards: g.samples.map((_, i) => i % 2),
-  labeled: true,
-  pseudoLabel: 'x',
-  voteCounts: [],
-  majorityRatio: 0,
-  agreesWithLabel: g.samples.map(() => false),
-  diagnostics: {},
-});
+const alternating = rewardsBy((i) => i % 2);
 
 async function steps(mode: 'lora' | 'full', precision: Precision): Promise<StepRecord[]> {
   const config = parseRunConfig({ method: 'ttrl', seed: 5, steps: 2, promptsPerStep: 2, votes: 4, trainSamples: 4, maxNewTokens: 8, lr: 1e-3, mode, precision, valEvery: 0, valBeforeTrain: false });

@@ -14,6 +14,7 @@ import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
 import { codeTaskItems } from '../../../main/engine/tasks/code-generators.ts';
 import { testDevice } from '../../helpers/device.ts';
+import { rewardsBy } from '../../helpers/scorers.ts';
 
 const CONFIG: RunConfigInput = {
   method: 'ttrl',
@@ -60,18 +61,6 @@ describe('the second turns\' update shape', () => {
   });
 });
 
-/** A scorer that labels every group and gives its i-th sample `reward(i)`. */
-function rewardsBy(reward: (i: number) => number) {
-  return (g: { samples: readonly unknown[] }) => ({
-    rewards: g.samples.map((_, i) => reward(i)),
-    labeled: true,
-    pseudoLabel: 'x',
-    voteCounts: [],
-    majorityRatio: 0,
-    agreesWithLabel: g.samples.map(() => false),
-    diagnostics: {},
-  });
-}
 
 describe('runLoop and the model\'s context', () => {
   it('refuses a prompt that with maxNewTokens does not fit the context, before building any graph', async () => {
