@@ -16,15 +16,17 @@ function floatAttr(n: Pick<NodeSpec, 'attrs'>, name: 'alpha' | 'beta'): number {
   return a && 'f' in a ? a.f : 1;
 }
 
-/** The value of a one-element float constant, or null. */
-function scalarConstant(graph: Graph, name: string): number | null {
-  const c = graph.initializers.find((i) => i.name === name);
-  if (!c || c.shape.reduce((a, b) => a * b, 1) !== 1) return null;
-  const view = new DataView(c.raw.buffer, c.raw.byteOffset, c.raw.byteLength);
-  if (c.dtype === 'float32') return view.getFloat32(0, true);
-  if (c.dtype === 'float64') return view.getFloat64(0, true);
-  if (c.dtype === 'float16') return float16BitsToFloat32(view.getUint16(0, true));
-  return null;
+/** The values of `graph`'s one-element float constants, by name. */
+function scalarConstants(graph: Graph): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const c of graph.initializers) {
+    if (c.shape.reduce((a, b) => a * b, 1) !== 1) continue;
+    const view = new DataView(c.raw.buffer, c.raw.byteOffset, c.raw.byteLength);
+    if (c.dtype === 'float32') out.set(c.name, view.getFloat32(0, true));
+    else if (c.dtype === 'float64') out.set(c.name, view.getFloat64(0, true));
+    else if (c.dtype === 'float16') out.set(c.name, float16BitsToFloat32(view.getUint16(0, true)));
+  }
+  return out;
 }
 
 const isGemm = (n: Written | null | undefined): n is Written => !!n && n.opType === 'Gemm' && !n.domain;
@@ -43,61 +45,66 @@ type Written = Omit<NodeSpec, 'inputs' | 'outputs'> & { inputs: string[]; output
 export const fuseIntoGemm: GraphPass = (written, graph) => {
   const nodes: (Written | null)[] = written.map((n) => ({ ...n, attrs: { ...n.attrs }, inputs: [...n.inputs], outputs: [...n.outputs] }));
   const outputs = new Set(graph.outputs.map((o) => o.name));
+  const constants = scalarConstants(graph);
+  // Who writes and who reads each value, kept up to date as nodes are rewritten (a training
+  // step has thousands of nodes and hundreds of rewrites: rebuilding it each time took seconds).
   const writer = new Map<string, number>();
-  const readers = new Map<string, number[]>();
-  const index = () => {
-    writer.clear();
-    readers.clear();
-    nodes.forEach((n, i) => {
-      if (!n) return;
-      for (const o of n.outputs) if (o) writer.set(o, i);
-      for (const x of n.inputs) {
-        if (!x) continue;
-        const list = readers.get(x);
-        if (list) list.push(i);
-        else readers.set(x, [i]);
-      }
-    });
+  const readers = new Map<string, Set<number>>();
+  const read = (value: string, i: number) => {
+    if (!value) return;
+    const set = readers.get(value);
+    if (set) set.add(i);
+    else readers.set(value, new Set([i]));
   };
-  const only = (value: string, reader: number) => !outputs.has(value) && (readers.get(value) ?? []).every((r) => r === reader) && readers.get(value)?.length === 1;
-  const set = (n: Written, name: 'alpha' | 'beta', value: number) => {
-    n.attrs[name] = { f: value } satisfies Attr;
+  const unread = (value: string, i: number) => readers.get(value)?.delete(i);
+  const place = (i: number, n: Written) => {
+    nodes[i] = n;
+    for (const x of n.inputs) read(x, i);
+    for (const o of n.outputs) if (o) writer.set(o, i);
+  };
+  const remove = (i: number) => {
+    const n = nodes[i]!;
+    for (const x of n.inputs) if (x) unread(x, i);
+    for (const o of n.outputs) if (o && writer.get(o) === i) writer.delete(o);
+    nodes[i] = null;
+  };
+  nodes.forEach((n, i) => place(i, n!));
+  const producer = (value: string) => (writer.has(value) ? nodes[writer.get(value)!] : null);
+  const only = (value: string, reader: number) => !outputs.has(value) && readers.get(value)?.size === 1 && readers.get(value)!.has(reader);
+  const scale = (n: Written, name: 'alpha' | 'beta', factor: number) => {
+    n.attrs[name] = { f: floatAttr(n, name) * factor } satisfies Attr;
   };
 
   // Scalar factors first (a LoRA delta's scale sits between its two products), then sums.
-  index();
   nodes.forEach((n, i) => {
     if (!n || !isPlain(n, 'Mul') || n.inputs.length !== 2) return;
     for (const [k, c] of [[0, 1], [1, 0]] as const) {
-      const factor = scalarConstant(graph, n.inputs[c]);
-      if (factor === null) continue;
-      const x = n.inputs[k];
-      const producer = writer.has(x) ? nodes[writer.get(x)!] : undefined;
-      if (isGemm(producer) && only(x, i)) {
-        const g = producer;
-        set(g, 'alpha', floatAttr(g, 'alpha') * factor);
-        if (g.inputs.length > 2 && g.inputs[2]) set(g, 'beta', floatAttr(g, 'beta') * factor);
-        g.outputs = [n.outputs[0]];
-        nodes[i] = null;
-        index();
+      const factor = constants.get(n.inputs[c]);
+      if (factor === undefined) continue;
+      const [x, out] = [n.inputs[k], n.outputs[0]];
+      const g = producer(x);
+      if (isGemm(g) && only(x, i)) {
+        const at = writer.get(x)!;
+        scale(g, 'alpha', factor);
+        if (g.inputs.length > 2 && g.inputs[2]) scale(g, 'beta', factor);
+        remove(i);
+        writer.delete(x);
+        g.outputs = [out];
+        writer.set(out, at);
         return;
       }
-      const out = n.outputs[0];
-      const reads = readers.get(out) ?? [];
-      const asOperand = reads.length > 0 && reads.every((r) => {
-        const g = nodes[r];
-        return isGemm(g) && g.inputs.slice(0, 2).includes(out) && g.inputs[2] !== out;
-      });
+      const reads = [...(readers.get(out) ?? [])];
+      const asOperand = reads.length > 0 && reads.every((r) => isGemm(nodes[r]) && nodes[r]!.inputs.slice(0, 2).includes(out) && nodes[r]!.inputs[2] !== out);
       if (!outputs.has(out) && asOperand) {
-        for (const r of new Set(reads)) {
-          const g = nodes[r]!;
+        for (const r of reads) {
+          const reader = nodes[r]!;
           // Both operands the same scaled value: the product carries the factor twice.
-          const times = g.inputs.slice(0, 2).filter((v) => v === out).length;
-          g.inputs = g.inputs.map((v, j) => (j < 2 && v === out ? x : v));
-          set(g, 'alpha', floatAttr(g, 'alpha') * factor ** times);
+          scale(reader, 'alpha', factor ** reader.inputs.slice(0, 2).filter((v) => v === out).length);
+          reader.inputs = reader.inputs.map((v, j) => (j < 2 && v === out ? x : v));
+          unread(out, r);
+          read(x, r);
         }
-        nodes[i] = null;
-        index();
+        remove(i);
         return;
       }
     }
@@ -108,15 +115,16 @@ export const fuseIntoGemm: GraphPass = (written, graph) => {
     const sum = n.outputs[0];
     for (const [k, other] of [[0, 1], [1, 0]] as const) {
       const p = n.inputs[k];
-      const g = writer.has(p) ? nodes[writer.get(p)!] : null;
+      const g = producer(p);
       if (!isGemm(g) || g.inputs.length > 2 || !only(p, i)) continue;
       const y = n.inputs[other];
       const [ps, ys, ss] = [graph.shapes.get(p), graph.shapes.get(y), graph.shapes.get(sum)];
       if (!ps || !ys || !ss || ps.join() !== ss.join() || ys.join() !== ss.join() || graph.dtypes.get(y) !== graph.dtypes.get(sum)) continue;
       // In the Add's place: y and the Gemm's operands are all written before it.
-      nodes[i] = { ...g, inputs: [...g.inputs, y], outputs: [sum], attrs: { ...g.attrs, beta: { f: 1 } } };
-      nodes[writer.get(p)!] = null;
-      index();
+      const fused = { ...g, inputs: [...g.inputs, y], outputs: [sum], attrs: { ...g.attrs, beta: { f: 1 } } };
+      remove(writer.get(p)!);
+      remove(i);
+      place(i, fused);
       return;
     }
   });
