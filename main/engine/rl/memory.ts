@@ -92,7 +92,7 @@ export function adaptedWeightValues(c: LlamaConfig, modules: readonly LinearModu
 /**
  * Whether a LoRA run generates from weights with its adapters merged in (ParameterStore's
  * mergeAdapters): on a GPU, where a decode step is bound by the nodes it dispatches and an
- * unmerged adapter is four more per linear layer, if the merged copy fits beside what the run
+ * unmerged adapter adds two products per linear layer, if the merged copy fits beside what the run
  * needs without it (`shapes`, as planned) or no budget is known; never on the CPU, whose
  * memory is the whole app's and whose decode step is not dispatch-bound.
  * AUTODIDACT_MERGE_ADAPTERS=0 turns it off (to measure the difference).

@@ -198,11 +198,10 @@ function targetLogprobs(config: LlamaConfig, w: WeightSource, b: BatchSyms, temp
   const window = (x: Sym) => (logitsFrom === 0 ? x : op.slice(x, 1, logitsFrom, T));
   const full = (x: Sym) => (logitsFrom === 0 ? x : op.concat([x.graph.constant(new Array<number>(B * logitsFrom).fill(0), [B, logitsFrom], x.dtype), x], 1));
   const hidden = window(batchHidden(config, w, b));
-  const targets = b.targets;
-  if (!entropy) return { logprobs: full(hiddenTokenLogprobs(hidden, lmHeadWeight(config, w), targets, temperature)), entropy: null };
+  if (!entropy) return { logprobs: full(hiddenTokenLogprobs(hidden, lmHeadWeight(config, w), b.targets, temperature)), entropy: null };
   // The entropy needs every position's full distribution, so the logits are built once for both.
   const logits = lmHead(config, w, hidden);
-  return { logprobs: full(tokenLogprobs(logits, targets, temperature)), entropy: full(tokenEntropy(logits, temperature)) };
+  return { logprobs: full(tokenLogprobs(logits, b.targets, temperature)), entropy: full(tokenEntropy(logits, temperature)) };
 }
 
 /** The last hidden states [B, T, H] of the batch (causal + padding masking). */
@@ -424,13 +423,18 @@ function tokenFeeds(batch: TokenBatch, shape: BatchShape, dtype: StoreDType): Re
   need('positionIds', batch.positionIds);
   const mask = batch.attentionMask ?? new Float32Array(n).fill(1);
   const positions = batch.positionIds ? ints(batch.positionIds) : positionsFromMask(mask, shape);
-  // Only the targets from logitsFrom on (declareTokenInputs).
+  // Only the targets from logitsFrom on, each row's (declareTokenInputs).
   const from = shape.logitsFrom ?? 0;
-  const all = ints(batch.targets);
-  const targets = from === 0 ? all : Int32Array.from({ length: shape.size * (shape.seqLen - from) }, (_, i) => all[Math.floor(i / (shape.seqLen - from)) * shape.seqLen + from + (i % (shape.seqLen - from))]);
+  const width = shape.seqLen - from;
+  let targets = ints(batch.targets);
+  if (from > 0) {
+    const all = targets;
+    targets = new Int32Array(shape.size * width);
+    for (let b = 0; b < shape.size; b++) targets.set(all.subarray(b * shape.seqLen + from, (b + 1) * shape.seqLen), b * width);
+  }
   return {
     [STEP_IO.inputIds]: new ort.Tensor('int32', ints(batch.inputIds), dims),
-    [STEP_IO.targets]: new ort.Tensor('int32', targets, [shape.size, shape.seqLen - from]),
+    [STEP_IO.targets]: new ort.Tensor('int32', targets, [shape.size, width]),
     [STEP_IO.positionIds]: new ort.Tensor('int32', positions, dims),
     [STEP_IO.attentionMask]: new ort.Tensor(dtype, floats(dtype, mask), dims),
   };
@@ -527,7 +531,7 @@ export interface TrainerOptions {
   /**
    * Under LoRA, generate from weights with the adapters merged in (ParameterStore's
    * mergeAdapters: fewer nodes a decode step, one more copy of the adapted weights). Default off;
-   * the run loops turn it on for a GPU where their memory plan has room (mergeAdaptersFits).
+   * the run loops turn it on for a GPU where their memory plan has room (adaptersMerged in rl/memory.ts).
    */
   mergeAdapters?: boolean;
 }
