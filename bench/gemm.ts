@@ -135,17 +135,27 @@ async function timeGemm(g: StepGemm, repeats: number, warmup: number, profilePre
  * in order). Each run's own overhead is counted, as a step's nodes pay it. `matmul`: the same
  * product as MatMul with the operands laid out for it.
  */
-async function timeOnDevice(g: StepGemm, device: Device, precision: Precision, repeats: number, warmup: number, matmul: boolean): Promise<number> {
+interface DeviceTiming {
+  device: Device;
+  precision: Precision;
+  transfer: DeviceTransfer;
+  /** A one-value graph whose CPU output waits for the device's queue. */
+  reader: CompiledGraph;
+}
+
+async function deviceTiming(device: Device, precision: Precision): Promise<DeviceTiming> {
+  const sync = new Graph('sync');
+  sync.output('y', op.add(sync.input('x', [1]), 1));
+  return { device, precision, transfer: new DeviceTransfer(device, 'float32'), reader: await CompiledGraph.create(sync, device) };
+}
+
+async function timeOnDevice(g: StepGemm, { device, precision, transfer, reader }: DeviceTiming, repeats: number, warmup: number, matmul: boolean): Promise<number> {
   const dtype = precision === 'mixed' ? 'float16' : 'float32';
   const graph = new Graph('gemm');
   const a = graph.input('a', !matmul && g.trans_a ? [g.k, g.m] : [g.m, g.k], dtype);
   const b = graph.input('b', !matmul && g.trans_b ? [g.n, g.k] : [g.k, g.n], dtype);
   graph.output('c', matmul ? op.matmul(a, b) : op.gemm(a, b, g.trans_a, g.trans_b));
   const product = await CompiledGraph.create(graph, device, { keepOnDevice: ['c'] });
-  const sync = new Graph('sync');
-  sync.output('y', op.add(sync.input('x', [1]), 1));
-  const reader = await CompiledGraph.create(sync, device);
-  const transfer = new DeviceTransfer(device, 'float32');
   const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
   const shapes = [a.shape, b.shape].map((s) => [...s]);
   const operands = shapes.map((shape) => ({ data: random(shape[0] * shape[1]), shape }));
@@ -162,8 +172,6 @@ async function timeOnDevice(g: StepGemm, device: Device, precision: Precision, r
     disposeTensor(ta);
     disposeTensor(tb);
     await product.release();
-    await reader.release();
-    await transfer.release();
   }
 }
 
@@ -176,11 +184,12 @@ export async function benchGemm(o: GemmBenchOptions): Promise<GemmResult> {
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autodidact-gemm-'));
   const gemms: GemmTiming[] = [];
   const perSecond = (g: StepGemm, ms: number) => round((2 * g.m * g.n * g.k) / ms / 1e6, 1);
+  const onDevice = device.keepsStateOnDevice ? await deviceTiming(device, precision) : null;
   try {
     for (const [index, g] of list.entries()) {
-      if (device.keepsStateOnDevice) {
-        const ms = await timeOnDevice(g, device, precision, o.repeats, o.warmup, false);
-        const matmulMs = await timeOnDevice(g, device, precision, o.repeats, o.warmup, true);
+      if (onDevice) {
+        const ms = await timeOnDevice(g, onDevice, o.repeats, o.warmup, false);
+        const matmulMs = await timeOnDevice(g, onDevice, o.repeats, o.warmup, true);
         gemms.push({ ...g, ms: round(ms), gflop_per_s: perSecond(g, ms), matmul_ms: round(matmulMs) });
         continue;
       }
@@ -190,6 +199,8 @@ export async function benchGemm(o: GemmBenchOptions): Promise<GemmResult> {
     }
   } finally {
     fs.rmSync(profileDir, { recursive: true, force: true });
+    await onDevice?.reader.release();
+    await onDevice?.transfer.release();
   }
   return {
     bench: 'gemm',
