@@ -2,8 +2,12 @@
 // prompt's KV cache into its N sample rows, then one decode graph run per new token.
 //
 // Prompts are left-padded to a common length, so every row writes its new token to the same
-// cache slot at each step; padding slots are masked by the attention bias and position ids
-// count from each prompt's first real token. Graphs are compiled once per shape and cached;
+// cache slot at each step; padding slots are masked by the attention bias. Position ids count
+// from each prompt's first real token on a host cache; on a device cache they are the cache
+// slots, which is GroupQueryAttention's own RoPE position (it rotates q and k inside the node,
+// two RotaryEmbeddings fewer per layer). RoPE is relative: a query and a key shifted by the same
+// padding have the same score, so the two differ only in float rounding of the angles.
+// Graphs are compiled once per shape and cached;
 // prompt and cache lengths are rounded up to buckets so a training loop with varying prompt
 // lengths reuses a handful of graphs.
 import type * as ort from 'onnxruntime-node';
@@ -358,7 +362,8 @@ export class Generator {
       const start = T - prompt.length;
       for (let t = 0; t < T; t++) {
         ids[p * T + t] = t >= start ? prompt[t - start] : 0;
-        positions[p * T + t] = Math.max(0, t - start);
+        // On a device cache RoPE positions are the slots (see the header)
+        positions[p * T + t] = deviceCache ? t : Math.max(0, t - start);
         // real queries see real keys up to themselves; padding queries see only themselves
         // (any finite row would do, their outputs are never read)
         const row = (p * T + t) * T;
@@ -428,7 +433,8 @@ export class Generator {
           }
           fixed = {
             [IO.inputIds]: cpuTensor(stepIds, [B, 1]),
-            [IO.positionIds]: cpuTensor(stepPositions, [B, 1]),
+            // a device cache's graph takes its position from write_pos
+            ...(deviceCache ? {} : { [IO.positionIds]: cpuTensor(stepPositions, [B, 1]) }),
             [IO.attentionBias]: cpuTensor(cacheBias, [B, 1, 1, W]),
             ...(deviceCache ? { [IO.writePos]: cpuTensor(writePos, [1]) } : {}),
             ...sampler,

@@ -18,7 +18,7 @@
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
-import { forward, lmHead } from '../nn/llama.ts';
+import { forward, lmHead, rotaryAngles } from '../nn/llama.ts';
 import type { WeightBinding } from '../runtime/weights.ts';
 import { type SamplingMode, sampleFromLogits, samplingModeKey } from './sampler.ts';
 
@@ -225,10 +225,14 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   const g = new Graph('decode');
   g.recording = false;
   const inputIds = g.input(IO.inputIds, [B, 1], 'int32');
-  const positionIds = g.input(IO.positionIds, [B, 1], 'int32');
   const bias = g.input(IO.attentionBias, [B, 1, 1, L], s.dtype);
   const writePos = g.input(IO.writePos, [1], 'int32');
+  // On a device cache a token's RoPE position is its slot (see the generator), the position
+  // GroupQueryAttention rotates q and k at: the angles of slot write_pos, and their table over
+  // every slot for the fused node, from one formula so the two agree.
+  const positionIds = op.expand(op.reshape(writePos, [1, 1]), [B, 1]);
   const cacheType = s.compute ?? s.dtype;
+  const angles = rotaryAngles(config, op.reshape(op.iota(g, L, 'float32'), [L, 1]), cacheType);
   const past = Array.from({ length: numLayers }, (_, l) => ({
     k: g.input(IO.pastK(l), [B, KVH, L, D], cacheType),
     v: g.input(IO.pastV(l), [B, KVH, L, D], cacheType),
@@ -243,8 +247,8 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   const gqaBias = cacheType === 'float16' ? op.cast(op.maximum(bias, -65504), 'float16') : undefined;
   const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
   const cache: { k: Sym; v: Sym }[] = [];
-  const attend = (layer: number, q: Sym, k: Sym, v: Sym): Sym => {
-    const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, gqa);
+  const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym }): Sym => {
+    const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, { ...gqa, rotary: { ...unrotated, ...angles } });
     cache.push({ k: a.k, v: a.v });
     return op.reshape(a.out, [...q.shape]);
   };

@@ -605,6 +605,13 @@ export interface GroupQueryInputs {
   totalLength: Sym;
   /** The bias in q's type where it differs from the composite's (float16 q, float32 bias). */
   bias?: Sym;
+  /**
+   * q and k before RoPE, with the angles' cos and sin tables [L, D/2] (in q's type) that the
+   * composite's q and k were rotated by, at the row of each row's own slot (seqlens): then the
+   * fused node rotates them itself (do_rotary), and the two RotaryEmbeddings drop out. The
+   * kernel takes it for head sizes that are multiples of 16 only.
+   */
+  rotary?: { q: Sym; k: Sym; cos: Sym; sin: Sym };
 }
 
 /**
@@ -614,7 +621,8 @@ export interface GroupQueryInputs {
  * [B, 1, 1, L] added (0 where a row may attend, its own slot included). Returns the attention as
  * [B, 1, H·D] and the updated caches. With `gqa` (and D a multiple of 8) its equivalent is one
  * GroupQueryAttention, which reads only each row's slots up to its own (seqlens), so the bias
- * must mask the later ones too, as the composite needs.
+ * must mask the later ones too, as the composite needs; with `gqa.rotary` that node also does
+ * q's and k's RoPE, at the position seqlens (so the caller's positions must be the slots).
  */
 export function cachedAttention(
   q: Sym,
@@ -631,8 +639,15 @@ export function cachedAttention(
     throw new Error(`cachedAttention: q ${q}, k ${k} and the cache ${past.k} do not fit one decode step`);
   }
   const G = H / KVH;
+  // onnxruntime's kernels take head sizes that are multiples of 8 only, and rotate q and k
+  // themselves for multiples of 16.
+  const fused = gqa && D % 8 === 0;
+  const rotary = fused && D % 16 === 0 ? gqa.rotary : undefined;
+  if (rotary && (rotary.q.shape.join() !== q.shape.join() || rotary.k.shape.join() !== k.shape.join() || rotary.cos.shape.join() !== [L, D / 2].join())) {
+    throw new Error(`cachedAttention: unrotated q ${rotary.q}, k ${rotary.k} or the rotary table ${rotary.cos} do not fit q ${q} over ${L} slots`);
+  }
   // GroupQueryAttention's own layout, [B, 1, heads·D]: views the composite itself never reads.
-  const views = gqa && D % 8 === 0 ? [reshape(q, [B, 1, H * D]), reshape(k, [B, 1, KVH * D]), reshape(v, [B, 1, KVH * D])] : [];
+  const views = fused ? [reshape(rotary?.q ?? q, [B, 1, H * D]), reshape(rotary?.k ?? k, [B, 1, KVH * D]), reshape(v, [B, 1, KVH * D])] : [];
   const kNext = where(atSlot, k, past.k);
   const vNext = where(atSlot, v, past.v);
   const rows = mul(reshape(q, [B, KVH, G, D]), 1 / Math.sqrt(D));
@@ -641,13 +656,12 @@ export function cachedAttention(
   const scores = matmulT(rows, kNext);
   const probs = softmax(add(half ? cast(scores, 'float32') : scores, half ? cast(bias, 'float32') : bias), -1);
   const out = reshape(matmul(half ? cast(probs, 'float16') : probs, vNext), [B, 1, H * D]);
-  // onnxruntime's kernels take head sizes that are multiples of 8 only.
-  if (gqa && D % 8 === 0) {
+  if (fused) {
     q.graph.nodes[q.graph.nodes.length - 1].equivalent = {
       opType: 'GroupQueryAttention',
       domain: 'com.microsoft',
-      inputs: [...views.map((x) => x.name), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, '', '', '', (gqa.bias ?? bias).name],
-      attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) } },
+      inputs: [...views.map((x) => x.name), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, rotary?.cos.name ?? '', rotary?.sin.name ?? '', '', (gqa.bias ?? bias).name],
+      attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) }, ...(rotary ? { do_rotary: { i: 1 }, rotary_interleaved: { i: 0 } } : {}) },
       outputs: [out.name, kNext.name, vNext.name],
     };
   }

@@ -29,9 +29,10 @@ export interface ForwardInputs {
   /**
    * Replaces the attention of each layer (then `past` and `attentionBias` are not read): gets
    * q [B, H, T, D] after RoPE and this call's k, v [B, KVH, T, D], returns [B, H, T, D]. The
-   * decoder uses it to attend over a fixed-size cache without copying it into a concat.
+   * decoder uses it to attend over a fixed-size cache without copying it into a concat; it also
+   * gets q and k before RoPE, for a fused attention that rotates them itself.
    */
-  attend?: (layer: number, q: Sym, k: Sym, v: Sym) => Sym;
+  attend?: (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym }) => Sym;
 }
 
 export interface ForwardResult {
@@ -51,14 +52,22 @@ export const MASKED = -1e9;
  */
 function rotaryTables(config: LlamaConfig, positionIds: Sym, dtype: Sym['dtype']): { cos: Sym; sin: Sym; rows: op.RotaryRows } {
   const g = positionIds.graph;
-  const inv = ropeInverseFrequencies(config);
   const [B, T] = positionIds.shape;
-  const pos = op.reshape(op.cast(positionIds, 'float32'), [B * T, 1]);
-  const freqs = op.mul(pos, g.constant(inv, [inv.length], 'float32'));
-  const [cosHalf, sinHalf] = [op.cast(op.cos(freqs), dtype), op.cast(op.sin(freqs), dtype)];
+  const { cos: cosHalf, sin: sinHalf } = rotaryAngles(config, op.reshape(op.cast(positionIds, 'float32'), [B * T, 1]), dtype);
   const full = (half: Sym) => op.reshape(op.concat([half, half], -1), [B, 1, T, config.headDim]);
   const positions = g.constant(Array.from({ length: B * T }, (_, i) => BigInt(i)), [B, T], 'int64');
   return { cos: full(cosHalf), sin: full(sinHalf), rows: { positions, cos: cosHalf, sin: sinHalf } };
+}
+
+/**
+ * cos and sin of the rotary angles of float32 positions [N, 1]: [N, D/2] each, in `dtype`. The
+ * one formula every graph uses, so that a table of positions (a fused attention's cos_cache)
+ * holds the same values as the rows computed for the same positions.
+ */
+export function rotaryAngles(config: LlamaConfig, positions: Sym, dtype: Sym['dtype']): { cos: Sym; sin: Sym } {
+  const inv = ropeInverseFrequencies(config);
+  const freqs = op.mul(positions, positions.graph.constant(inv, [inv.length], 'float32'));
+  return { cos: op.cast(op.cos(freqs), dtype), sin: op.cast(op.sin(freqs), dtype) };
 }
 
 function linear(w: WeightSource, prefix: string, module: LinearModule, x: Sym, bias: boolean): Sym {
@@ -83,11 +92,12 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
   }
+  const unrotated = { q, k };
   q = op.rope(q, rot.cos, rot.sin, rot.rows);
   k = op.rope(k, rot.cos, rot.sin, rot.rows);
   let attended: Sym;
   if (inputs.attend) {
-    attended = inputs.attend(layer, q, k, v);
+    attended = inputs.attend(layer, q, k, v, unrotated);
   } else {
     const past = inputs.past?.[layer];
     const keys = past ? op.concat([past.k, k], 2) : k;

@@ -48,6 +48,8 @@ describe.each([
   ['qwen-style: q/k/v biases, q/k norm, tied embeddings', tinyConfig({ architecture: 'qwen3', attentionBias: true, qkNorm: true, tieWordEmbeddings: true, numKvHeads: 4 })],
   // GroupQueryAttention takes head sizes that are multiples of 8: this one stays the composite on WebGPU.
   ['head size 4', tinyConfig({ hiddenSize: 16, headDim: 4 })],
+  // From 16 on, GroupQueryAttention also rotates q and k itself (at the slot positions a device cache uses).
+  ['head size 16', tinyConfig({ hiddenSize: 64, headDim: 16 })],
 ])('generation on %s', (_name, config) => {
   let device: Device;
   let weights: WeightBinding;

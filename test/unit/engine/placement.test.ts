@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import onnxProto from 'onnx-proto';
 import { Generator } from '../../../main/engine/generate/generator.ts';
+import { buildDecodeGraph } from '../../../main/engine/generate/graphs.ts';
+import { samplingMode } from '../../../main/engine/generate/sampler.ts';
 import { emitModel } from '../../../main/engine/graph/emit.ts';
 import { grad } from '../../../main/engine/graph/autodiff.ts';
 import { Graph } from '../../../main/engine/graph/graph.ts';
@@ -18,6 +21,7 @@ import * as op from '../../../main/engine/graph/ops.ts';
 import { sessionOptions } from '../../../main/engine/runtime/devices.ts';
 import { CompiledGraph, cpuTensor } from '../../../main/engine/runtime/session.ts';
 import { TokenScorer } from '../../../main/engine/runtime/token-logprobs.ts';
+import { HostWeights } from '../../../main/engine/runtime/weights.ts';
 import type { Precision } from '../../../main/engine/runtime/precision.ts';
 import { Trainer, makeCausalBatch } from '../../../main/engine/runtime/trainer.ts';
 import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
@@ -68,8 +72,9 @@ async function profiled(fn: () => Promise<void>): Promise<Placement> {
 }
 
 describe.runIf(onGpu)(`node placement on ${TEST_DEVICE_NAME}`, () => {
-  // Head size 8: onnxruntime's GroupQueryAttention takes multiples of 8 only.
-  const config = tinyLlama({ vocabSize: 37, maxPositionEmbeddings: 64, hiddenSize: 16, numHeads: 2, numKvHeads: 1, headDim: 8 });
+  // Head size 16: onnxruntime's GroupQueryAttention takes multiples of 8, and rotates q and k
+  // itself (do_rotary) for multiples of 16.
+  const config = tinyLlama({ vocabSize: 37, maxPositionEmbeddings: 64, hiddenSize: 32, numHeads: 2, numKvHeads: 1, headDim: 16 });
   const weights = randomWeights(config);
   const toRelease: { release(): Promise<void> }[] = [];
   afterAll(async () => {
@@ -242,6 +247,28 @@ describe('the LogSoftmax lowering', () => {
     expect(composite.y[base + 1]).toBeCloseTo(xs[base + 1] * Math.cos(angle(11, 1)) - xs[base + 5] * Math.sin(angle(11, 1)), 5);
     expect(composite.gx[base + 1]).toBeCloseTo(ws[base + 1] * Math.cos(angle(11, 1)) + ws[base + 5] * Math.sin(angle(11, 1)), 5);
     for (const k of ['y', 'gx']) for (let i = 0; i < xs.length; i++) expect(Math.abs(fused[k][i] - composite[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('writes a device-cache decode step\'s RoPE inside its GroupQueryAttention from head size 16 on, and as RotaryEmbeddings below', () => {
+    const decodeOps = (headDim: number) => {
+      const config = tinyLlama({ vocabSize: 37, hiddenSize: 2 * headDim, numHeads: 2, numKvHeads: 1, headDim, numLayers: 3 });
+      const shape = { dtype: 'float32' as const, rows: 2, cacheLength: 8, mode: samplingMode({ temperature: 1, topK: 0, topP: 1 }, 37), deviceCache: true, emitLogits: false };
+      const model = onnxProto.onnx.ModelProto.decode(emitModel(buildDecodeGraph(config, new HostWeights(randomWeights(config)), shape), loweringsFor('webgpu')));
+      return model.graph!.node!;
+    };
+    const rotated = decodeOps(16);
+    const gqa = rotated.filter((n) => n.opType === 'GroupQueryAttention');
+    expect(gqa).toHaveLength(3);
+    for (const n of gqa) {
+      expect(Number(n.attribute!.find((a) => a.name === 'do_rotary')?.i)).toBe(1);
+      // q, k, v, past k, past v, seqlens, total length, cos table, sin table
+      expect(n.input![7]).not.toBe('');
+      expect(n.input![8]).not.toBe('');
+    }
+    expect(rotated.filter((n) => n.opType === 'RotaryEmbedding')).toHaveLength(0);
+    const composite = decodeOps(8);
+    expect(composite.filter((n) => n.opType === 'GroupQueryAttention')).toHaveLength(3);
+    expect(composite.filter((n) => n.opType === 'RotaryEmbedding')).toHaveLength(6);
   });
 
   it('writes SiLU as one QuickGelu (alpha 1) on WebGPU, with the composite\'s values; its gradient as built', async () => {
