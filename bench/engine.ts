@@ -125,7 +125,8 @@ export async function benchGenerate(o: GenerateBenchOptions): Promise<GenerateRe
   const { config } = model;
   await checkPrecision(device, precision);
   const transfer = new DeviceTransfer(device, 'float32');
-  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, precision === 'mixed');
+  // As the chat command holds them: q, k and v packed on a GPU (generation reads them only).
+  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, precision === 'mixed', true);
   const loadMs = performance.now() - t0;
   const maxLength = o.promptLen + o.newTokens;
   if (maxLength > config.maxPositionEmbeddings) {

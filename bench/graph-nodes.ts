@@ -11,7 +11,7 @@ import { emitModel } from '../main/engine/graph/emit.ts';
 import type { Graph, Sym } from '../main/engine/graph/graph.ts';
 import { loweringsFor, passesFor } from '../main/engine/graph/lowering.ts';
 import { LINEAR_MODULES, type LlamaConfig, weightShapes } from '../main/engine/nn/config.ts';
-import type { WeightSource } from '../main/engine/nn/llama.ts';
+import { type WeightSource, packedQkvName } from '../main/engine/nn/llama.ts';
 import { type LoraSpec, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../main/engine/nn/lora.ts';
 import { ADAMW_DEFAULTS } from '../main/engine/optim/adamw.ts';
 import { type StepGraphParameters, buildTrainStepGraph } from '../main/engine/runtime/trainer.ts';
@@ -40,6 +40,8 @@ export interface GraphNodeCount {
   graph: 'train' | 'prefill' | 'decode';
   /** Under LoRA, generation graphs are counted twice: reading the adapters, and merged into the weights (a GPU run's default where memory allows, ParameterStore's mergeAdapters). */
   adapters?: 'unmerged' | 'merged';
+  /** q, k and v read as one packed weight: merged adapters, and weights held for generation only on a GPU (FrozenWeights' packQkv: the chat command, the generate bench). */
+  qkv?: 'packed';
   nodes: number;
   byOp: Record<string, number>;
 }
@@ -49,9 +51,17 @@ export interface GraphNodeCount {
  * under mixed precision (the frozen weights as held, the trainable ones as the store's views of its
  * float32 masters), cast where the graph computes in another type.
  */
-function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute: DType = computeDtype(precision)): { source: WeightSource; params: Sym[] } {
-  // (lora null with the weights' own shapes is also what generation reads when adapters are merged.)
-  const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : [])]);
+function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute: DType = computeDtype(precision), packQkv = false): { source: WeightSource; params: Sym[] } {
+  // (lora null with the weights' own shapes, q, k and v packed, is also what generation reads when
+  // adapters are merged on every linear layer: ParameterStore's generationWeights.)
+  const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
+  const packedShapes: [string, number[]][] = packQkv
+    ? Array.from({ length: config.numLayers }, (_, l) => [
+        [packedQkvName(l, 'weight'), [(H + 2 * KVH) * D, config.hiddenSize]] as [string, number[]],
+        ...(config.attentionBias ? [[packedQkvName(l, 'bias'), [(H + 2 * KVH) * D]] as [string, number[]]] : []),
+      ]).flat()
+    : [];
+  const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : []), ...packedShapes]);
   const declared = new Map<string, Sym>();
   const views = new Map<string, Sym>();
   const input = (name: string): Sym => {
@@ -70,6 +80,7 @@ function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, p
     return v;
   };
   const source: WeightSource = { get };
+  if (packQkv && !config.qkNorm) source.packedQkv = (l) => ({ weight: get(packedQkvName(l, 'weight')), bias: config.attentionBias ? get(packedQkvName(l, 'bias')) : null });
   const trainable = lora ? loraShapes(config, lora) : weightShapes(config);
   if (lora) {
     const targets = new Set(loraTargets(config, lora).map((t) => t.prefix));
@@ -104,8 +115,8 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
     trainingSource: (g) => shapeOnlySource(g, config, lora, precision),
   };
   const train = buildTrainStepGraph(params, { batch: { size: o.batch, seqLen: o.seq }, loss: { kind: 'sft' }, optimizer: ADAMW_DEFAULTS });
-  const binding = (adapters: LoraSpec | null): WeightBinding => ({
-    bind: (g, compute) => shapeOnlySource(g, config, adapters, precision, compute ?? 'float32').source,
+  const binding = (adapters: LoraSpec | null, packQkv = false): WeightBinding => ({
+    bind: (g, compute) => shapeOnlySource(g, config, adapters, precision, compute ?? 'float32', packQkv).source,
     feeds: () => {
       throw new Error('graph-nodes builds graphs only; it has no weights to feed');
     },
@@ -123,9 +134,15 @@ export function graphNodes(o: GraphNodesOptions): GraphNodeCount[] {
   };
   const prefillShape: PrefillShape = { ...common, prompts: o.rows, samplesPerPrompt: 1, promptLength: o.promptLength };
   const decodeShape: DecodeShape = common;
-  const generation = (adapters: LoraSpec | null, label?: GraphNodeCount['adapters']): GraphNodeCount[] => [
-    { graph: 'prefill', ...(label && { adapters: label }), ...countNodes(buildPrefillGraph(config, binding(adapters), prefillShape), o.provider) },
-    { graph: 'decode', ...(label && { adapters: label }), ...countNodes(buildDecodeGraph(config, binding(adapters), decodeShape), o.provider) },
-  ];
-  return [{ graph: 'train', ...countNodes(train, o.provider) }, ...(lora ? [...generation(lora, 'unmerged'), ...generation(null, 'merged')] : generation(null))];
+  const generation = (adapters: LoraSpec | null, label?: GraphNodeCount['adapters'], packed = label === 'merged'): GraphNodeCount[] => {
+    const weights = binding(adapters, packed);
+    const tags = { ...(label && { adapters: label }), ...(packed && !config.qkNorm && { qkv: 'packed' as const }) };
+    return [
+      { graph: 'prefill', ...tags, ...countNodes(buildPrefillGraph(config, weights, prefillShape), o.provider) },
+      { graph: 'decode', ...tags, ...countNodes(buildDecodeGraph(config, weights, decodeShape), o.provider) },
+    ];
+  };
+  // Without LoRA: generating from a full fine-tuning run's weights, and from weights held for generation only.
+  const plain = o.provider === 'cpu' ? generation(null) : [...generation(null), ...generation(null, undefined, true)];
+  return [{ graph: 'train', ...countNodes(train, o.provider) }, ...(lora ? [...generation(lora, 'unmerged'), ...generation(null, 'merged')] : plain)];
 }

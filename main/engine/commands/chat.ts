@@ -68,7 +68,8 @@ async function load(dir: string, device: Device): Promise<Loaded> {
     throw new EngineError(`${dir} has no chat template (neither chat_template in tokenizer_config.json nor chat_template.jinja)`, 'BAD_PARAMS', { model: dir });
   }
   const transfer = new DeviceTransfer(device, 'float32');
-  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer);
+  // Only generation reads these weights: on a GPU q, k and v packed as one product per layer.
+  const weights = await FrozenWeights.create(model.weights, [...model.weights.keys()], transfer, false, true);
   const generator = await Generator.create({ config: model.config, weights, device, maxLength: model.config.maxPositionEmbeddings });
   cached = { dir, deviceName: device.name, model, transfer, weights, generator };
   return cached;

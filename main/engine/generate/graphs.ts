@@ -247,7 +247,7 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   const gqaBias = cacheType === 'float16' ? op.cast(op.maximum(bias, -65504), 'float16') : undefined;
   const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
   const cache: { k: Sym; v: Sym }[] = [];
-  const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym }): Sym => {
+  const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym; packed?: Sym }): Sym => {
     const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, { ...gqa, rotary: { ...unrotated, ...angles } });
     cache.push({ k: a.k, v: a.v });
     return op.reshape(a.out, [...q.shape]);

@@ -609,9 +609,10 @@ export interface GroupQueryInputs {
    * q and k before RoPE, with the angles' cos and sin tables [L, D/2] (in q's type) that the
    * composite's q and k were rotated by, at the row of each row's own slot (seqlens): then the
    * fused node rotates them itself (do_rotary), and the two RotaryEmbeddings drop out. The
-   * kernel takes it for head sizes that are multiples of 16 only.
+   * kernel takes it for head sizes that are multiples of 16 only. With `packed`, q, k and v
+   * unrotated as one product's rows [B, (H + 2·KVH)·D]: the node reads them as they are.
    */
-  rotary?: { q: Sym; k: Sym; cos: Sym; sin: Sym };
+  rotary?: { q: Sym; k: Sym; cos: Sym; sin: Sym; packed?: Sym };
 }
 
 /**
@@ -646,8 +647,16 @@ export function cachedAttention(
   if (rotary && (rotary.q.shape.join() !== q.shape.join() || rotary.k.shape.join() !== k.shape.join() || rotary.cos.shape.join() !== [L, D / 2].join())) {
     throw new Error(`cachedAttention: unrotated q ${rotary.q}, k ${rotary.k} or the rotary table ${rotary.cos} do not fit q ${q} over ${L} slots`);
   }
-  // GroupQueryAttention's own layout, [B, 1, heads·D]: views the composite itself never reads.
-  const views = fused ? [reshape(rotary?.q ?? q, [B, 1, H * D]), reshape(rotary?.k ?? k, [B, 1, KVH * D]), reshape(v, [B, 1, KVH * D])] : [];
+  if (rotary?.packed && rotary.packed.shape.join() !== [B, (H + 2 * KVH) * D].join()) {
+    throw new Error(`cachedAttention: packed q, k, v ${rotary.packed} do not fit q ${q} and k ${k}`);
+  }
+  // GroupQueryAttention's own layout, [B, 1, heads·D] (packed: [B, 1, (H + 2·KVH)·D] as query,
+  // no key or value): views the composite itself never reads.
+  const views = !fused
+    ? []
+    : rotary?.packed
+      ? [reshape(rotary.packed, [B, 1, (H + 2 * KVH) * D])]
+      : [reshape(rotary?.q ?? q, [B, 1, H * D]), reshape(rotary?.k ?? k, [B, 1, KVH * D]), reshape(v, [B, 1, KVH * D])];
   const kNext = where(atSlot, k, past.k);
   const vNext = where(atSlot, v, past.v);
   const rows = mul(reshape(q, [B, KVH, G, D]), 1 / Math.sqrt(D));
@@ -660,7 +669,7 @@ export function cachedAttention(
     q.graph.nodes[q.graph.nodes.length - 1].equivalent = {
       opType: 'GroupQueryAttention',
       domain: 'com.microsoft',
-      inputs: [...views.map((x) => x.name), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, rotary?.cos.name ?? '', rotary?.sin.name ?? '', '', (gqa.bias ?? bias).name],
+      inputs: [...views.map((x) => x.name), ...(views.length === 1 ? ['', ''] : []), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, rotary?.cos.name ?? '', rotary?.sin.name ?? '', '', (gqa.bias ?? bias).name],
       attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) }, ...(rotary ? { do_rotary: { i: 1 }, rotary_interleaved: { i: 0 } } : {}) },
       outputs: [out.name, kNext.name, vNext.name],
     };

@@ -12,6 +12,18 @@ export interface WeightSource {
   get(name: string): Sym;
   /** An extra term added to the linear layer `prefix` (e.g. LoRA: B·A·x·scale), or null. */
   linearDelta?(prefix: string, module: LinearModule, x: Sym): Sym | null;
+  /**
+   * Layer `layer`'s q, k and v projections as one weight [(H + 2·KVH)·D, hidden] (rows q, then k,
+   * then v) with their biases likewise (null without), where the source holds them so (merged
+   * adapters for generation): one product instead of three, and GroupQueryAttention reads its
+   * output as it is. Null where it does not; then get() gives the three.
+   */
+  packedQkv?(layer: number): { weight: Sym; bias: Sym | null } | null;
+}
+
+/** The name a layer's packed q, k, v weight (or bias) is held and fed under (WeightSource.packedQkv). */
+export function packedQkvName(layer: number, part: 'weight' | 'bias'): string {
+  return `model.layers.${layer}.self_attn.qkv_proj.${part}`;
 }
 
 export interface ForwardInputs {
@@ -30,9 +42,10 @@ export interface ForwardInputs {
    * Replaces the attention of each layer (then `past` and `attentionBias` are not read): gets
    * q [B, H, T, D] after RoPE and this call's k, v [B, KVH, T, D], returns [B, H, T, D]. The
    * decoder uses it to attend over a fixed-size cache without copying it into a concat; it also
-   * gets q and k before RoPE, for a fused attention that rotates them itself.
+   * gets q and k before RoPE, for a fused attention that rotates them itself, and where the
+   * source packs q, k, v (and no q/k norm comes between) the one product's rows [B·T, (H + 2·KVH)·D].
    */
-  attend?: (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym }) => Sym;
+  attend?: (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym; packed?: Sym }) => Sym;
 }
 
 export interface ForwardResult {
@@ -85,14 +98,28 @@ function splitHeads(x: Sym, B: number, T: number, heads: number, d: number): Sym
 function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: Sym, B: number, T: number, rot: ReturnType<typeof rotaryTables>, inputs: ForwardInputs) {
   const p = `model.layers.${layer}.self_attn`;
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
-  let q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), B, T, H, D);
-  let k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), B, T, KVH, D);
-  const v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), B, T, KVH, D);
+  const packedWeights = w.packedQkv?.(layer) ?? null;
+  let packed: Sym | undefined;
+  let q: Sym;
+  let k: Sym;
+  let v: Sym;
+  if (packedWeights) {
+    packed = op.linear(x, packedWeights.weight, packedWeights.bias);
+    const [qEnd, kEnd] = [H * D, (H + KVH) * D];
+    q = splitHeads(op.slice(packed, 1, 0, qEnd), B, T, H, D);
+    k = splitHeads(op.slice(packed, 1, qEnd, kEnd), B, T, KVH, D);
+    v = splitHeads(op.slice(packed, 1, kEnd, kEnd + KVH * D), B, T, KVH, D);
+  } else {
+    q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), B, T, H, D);
+    k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), B, T, KVH, D);
+    v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), B, T, KVH, D);
+  }
   if (config.qkNorm) {
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
   }
-  const unrotated = { q, k };
+  // A q/k norm between the product and RoPE is not what a fused node reading the packed rows does.
+  const unrotated = { q, k, ...(packed && !config.qkNorm ? { packed } : {}) };
   q = op.rope(q, rot.cos, rot.sin, rot.rows);
   k = op.rope(k, rot.cos, rot.sin, rot.rows);
   let attended: Sym;

@@ -12,7 +12,7 @@ import { type DType, float16OverflowIndex, float32ToFloat16Bits } from '../graph
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
-import type { WeightSource } from '../nn/llama.ts';
+import { type WeightSource, packedQkvName } from '../nn/llama.ts';
 import { widenFloat16 } from '../nn/safetensors.ts';
 import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
 import { disposeTensor } from './device-buffers.ts';
@@ -146,11 +146,14 @@ export class FrozenWeights implements WeightBinding {
    * Hold `names` of `weights` on the device (float32 arrays are viewed, not copied, on the CPU);
    * with `half`, as float16 (mixed precision: half the memory, and the type the products read),
    * which weights loaded as float16 already are (uploaded as they are). Without `half` those are
-   * widened to the store's type.
+   * widened to the store's type. With `packQkv`, on a GPU, each layer's q, k and v are held as
+   * one packed weight (and bias) instead (WeightSource.packedQkv): for weights only generation
+   * reads, whose decode step then runs one product and a GroupQueryAttention reading it.
    */
-  static async create(weights: ReadonlyMap<string, HostWeight>, names: readonly string[], transfer: DeviceTransfer, half = false): Promise<FrozenWeights> {
+  static async create(weights: ReadonlyMap<string, HostWeight>, namesIn: readonly string[], transfer: DeviceTransfer, half = false, packQkv = false): Promise<FrozenWeights> {
+    const { names, packed } = packQkv && transfer.device.keepsStateOnDevice ? packAttentionInputs(weights, namesIn) : { names: namesIn, packed: new Map<string, HostWeight>() };
     const held = names.map((name) => {
-      const t = weights.get(name);
+      const t = packed.get(name) ?? weights.get(name);
       if (!t) throw new Error(`the model has no weight "${name}"`);
       return t;
     });
@@ -209,7 +212,12 @@ export class FrozenWeights implements WeightBinding {
   bind(g: Graph, compute: DType = this.fedAs): WeightSource {
     const declared = new Map<string, Sym>();
     const views = new Map<string, Sym>();
-    return { get: (name) => viewAs(views, name, () => this.declare(g, name, declared), compute) };
+    const get = (name: string) => viewAs(views, name, () => this.declare(g, name, declared), compute);
+    const packedQkv = (layer: number) => {
+      const [weight, bias] = [packedQkvName(layer, 'weight'), packedQkvName(layer, 'bias')];
+      return this.has(weight) ? { weight: get(weight), bias: this.has(bias) ? get(bias) : null } : null;
+    };
+    return { get, packedQkv };
   }
 
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
@@ -220,6 +228,42 @@ export class FrozenWeights implements WeightBinding {
     for (const t of this.tensors.values()) disposeTensor(t);
     this.tensors.clear();
   }
+}
+
+/**
+ * `names` with each layer's q, k and v projections (weights, and biases where the model has
+ * them) replaced by one packed weight and bias, rows q then k then v (WeightSource.packedQkv),
+ * built on the host. Not where a q/k norm sits between the products and RoPE (the fused
+ * attention reads the packed product as it is).
+ */
+function packAttentionInputs(weights: ReadonlyMap<string, HostWeight>, names: readonly string[]): { names: string[]; packed: Map<string, HostWeight> } {
+  const wanted = new Set(names);
+  const packed = new Map<string, HostWeight>();
+  if (names.some((n) => n.endsWith('.q_norm.weight'))) return { names: [...names], packed };
+  const dropped = new Set<string>();
+  for (let l = 0; ; l++) {
+    const parts = ['q_proj', 'k_proj', 'v_proj'].map((m) => `model.layers.${l}.self_attn.${m}`);
+    if (!weights.has(`${parts[0]}.weight`)) break;
+    for (const part of ['weight', 'bias'] as const) {
+      const each = parts.map((p) => `${p}.${part}`);
+      if (!each.every((n) => wanted.has(n) && weights.has(n))) continue;
+      const ts = each.map((n) => weights.get(n)!);
+      const shape = [ts.reduce((r, t) => r + t.shape[0], 0), ...ts[0].shape.slice(1)];
+      packed.set(packedQkvName(l, part), ts.every(isHalf) ? { shape, half: concatArrays(ts.map((t) => t.half), Uint16Array) } : { shape, data: concatArrays(ts.map(float32Values), Float32Array) });
+      for (const n of each) dropped.add(n);
+    }
+  }
+  return { names: [...names.filter((n) => !dropped.has(n)), ...packed.keys()], packed };
+}
+
+function concatArrays<A extends Float32Array | Uint16Array>(parts: A[], Type: { new (n: number): A }): A {
+  const out = new Type(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export interface ParameterStoreOptions {
@@ -257,12 +301,21 @@ export class ParameterStore implements WeightBinding {
   private readonly targets: Map<string, LinearModule>;
   private flat: ort.Tensor;
   private views: Map<string, ort.Tensor> | null = null;
-  private unflattenGraph: CompiledGraph | null = null;
+  /** On a device: the graph cutting the views from the flat buffer (and merging the adapters). */
+  private deviceGraph: Promise<CompiledGraph> | null = null;
+  /** On the CPU (views are zero-copy there): the graph merging the adapters, under mergeAdapters. */
+  private cpuMergeGraph: Promise<CompiledGraph> | null = null;
   /** Under mergeAdapters: W + scale·B·A per adapted weight (by its HF name), cut with the views. */
   private merged: Map<string, ort.Tensor> | null = null;
-  private mergeGraph: CompiledGraph | null = null;
+  /** The names the merge graph's outputs are fed under, in its order. */
+  private mergedOutputs: string[] = [];
   /** The base weights an adapter is merged into under mergeAdapters, by HF name (none otherwise). */
   private readonly mergedNames: ReadonlySet<string>;
+  /**
+   * Layers whose merged q, k and v are held as one packed weight (WeightSource.packedQkv): every
+   * layer with all three adapted, in a model without q/k norms. Same memory as three copies.
+   */
+  private readonly packedLayers: ReadonlySet<number>;
   private versionCounter = 0;
 
   private constructor(
@@ -283,6 +336,8 @@ export class ParameterStore implements WeightBinding {
     this.byName = new Map(layout.map((e) => [e.name, e]));
     this.targets = new Map(lora ? loraTargets(config, lora).map((t) => [t.prefix, t.module]) : []);
     this.mergedNames = new Set(mergeAdapters ? [...this.targets.keys()].map((prefix) => `${prefix}.weight`) : []);
+    const qkvMerged = (l: number) => ['q_proj', 'k_proj', 'v_proj'].every((m) => this.mergedNames.has(`model.layers.${l}.self_attn.${m}.weight`));
+    this.packedLayers = new Set(config.qkNorm ? [] : Array.from({ length: config.numLayers }, (_, l) => l).filter(qkvMerged));
     this.flat = flat;
   }
 
@@ -431,16 +486,25 @@ export class ParameterStore implements WeightBinding {
       bind: (g, compute = this.dtype) => {
         const declared = new Map<string, Sym>();
         const views = new Map<string, Sym>();
-        const declare = (name: string): Sym => {
-          if (!this.mergedNames.has(name)) return this.frozen.declare(g, name, declared);
+        const declareMerged = (name: string, shape: number[]): Sym => {
           let s = declared.get(name);
           if (!s) {
-            s = g.input(name, this.frozen.shapeOf(name), this.viewDtype);
+            s = g.input(name, shape, this.viewDtype);
             declared.set(name, s);
           }
           return s;
         };
-        return { get: (name) => viewAs(views, name, () => declare(name), compute) };
+        const declare = (name: string): Sym => (this.mergedNames.has(name) ? declareMerged(name, this.frozen.shapeOf(name)) : this.frozen.declare(g, name, declared));
+        const packedQkv = (layer: number) => {
+          if (!this.packedLayers.has(layer)) return null;
+          const [weight, bias] = [packedQkvName(layer, 'weight'), packedQkvName(layer, 'bias')];
+          const shapes = this.packedQkvShapes();
+          return {
+            weight: viewAs(views, weight, () => declareMerged(weight, shapes.weight), compute),
+            bias: shapes.bias ? viewAs(views, bias, () => declareMerged(bias, shapes.bias!), compute) : null,
+          };
+        };
+        return { get: (name) => viewAs(views, name, () => declare(name), compute), packedQkv };
       },
       feeds: (inputNames) => {
         if (!this.merged) throw new Error('parameter store: the merged weights are being rebuilt; await the change before feeding a graph');
@@ -490,64 +554,107 @@ export class ParameterStore implements WeightBinding {
     return out;
   }
 
-  /** Per-weight tensors of the current flat buffer: CPU subarray views, or unflatten outputs. */
+  /**
+   * Per-weight tensors of the current flat buffer (CPU subarray views, or the device graph's
+   * outputs) and, under mergeAdapters, the merged weights.
+   */
   private async refreshViews(): Promise<void> {
     if (this.views) return;
-    this.views = await this.cutViews();
-    if (this.mergeAdapters) await this.refreshMerged();
-  }
-
-  private async cutViews(): Promise<Map<string, ort.Tensor>> {
     if (!this.device.keepsStateOnDevice) {
       const flat = this.flat.data as FlatArray;
       const view = (e: ParamEntry) => flat.subarray(e.offset, e.offset + e.size);
       // Mixed precision is refused on the CPU; its graphs are still built here (tests), so the views have their type.
-      return new Map(this.layout.map((e) => [e.name, this.viewDtype === 'float16' ? new ort.Tensor('float16', Uint16Array.from(view(e), float32ToFloat16Bits), [...e.shape]) : new ort.Tensor(this.dtype, view(e), [...e.shape])]));
+      this.views = new Map(this.layout.map((e) => [e.name, this.viewDtype === 'float16' ? new ort.Tensor('float16', Uint16Array.from(view(e), float32ToFloat16Bits), [...e.shape]) : new ort.Tensor(this.dtype, view(e), [...e.shape])]));
+      if (this.mergeAdapters) this.merged = await this.runMerge(this.cpuMergeGraph ??= this.buildMergeGraph(false));
+      return;
     }
-    if (!this.unflattenGraph) {
-      const g = new Graph('unflatten');
-      const flat = g.input('flat', [this.size], this.dtype);
-      this.layout.forEach((e, i) => g.output(`w_${i}`, op.cast(op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape), this.viewDtype)));
-      this.unflattenGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: this.layout.map((_, i) => `w_${i}`) });
-    }
-    const out = await this.unflattenGraph.run({ flat: this.flat });
-    return new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
+    // One graph cuts every view and merges the adapters from the same slices: on a GPU each node
+    // is a dispatch, and this runs after every step.
+    this.deviceGraph ??= this.buildMergeGraph(true);
+    const graph = await this.deviceGraph;
+    const out = await graph.run({ ...this.frozen.feeds(graph.inputNames), flat: this.flat });
+    this.views = new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
+    if (this.mergeAdapters) this.merged = new Map(this.mergedOutputs.map((name, i) => [name, out[`m_${i}`]]));
+  }
+
+  private async runMerge(graph: Promise<CompiledGraph>): Promise<Map<string, ort.Tensor>> {
+    const g = await graph;
+    const out = await g.run({ ...this.frozen.feeds(g.inputNames), flat: this.flat });
+    return new Map(this.mergedOutputs.map((name, i) => [name, out[`m_${i}`]]));
   }
 
   /**
-   * W + scale·(B·A) for every adapted weight, computed in the store's type from the frozen
-   * weight (widened where it is held as float16) and the adapter's master values in the flat
-   * buffer, then given the type graphs read weights in: one rounding to float16 under mixed
-   * precision. One small graph, run after each change (its products are rank-deep).
+   * The graph reading the flat buffer: with `views`, each trainable weight cut out in the type
+   * graphs read weights in (w_i, in layout order); under mergeAdapters, W + scale·(B·A) for every
+   * adapted weight (m_j, fed under mergedOutputs[j]), computed in the store's type from the
+   * frozen weight (widened where it is held as float16) and the adapter's master values, then
+   * given the type graphs read weights in: one rounding to float16 under mixed precision. The
+   * merge is one Gemm per adapted layer (alpha the scale, C the frozen weight, on WebGPU);
+   * packed layers' q, k, v are concatenated (WeightSource.packedQkv).
    */
-  private async refreshMerged(): Promise<void> {
-    const lora = this.lora!;
-    const prefixes = [...this.targets.keys()];
-    if (!this.mergeGraph) {
-      const g = new Graph('merge-adapters');
-      const flat = g.input('flat', [this.size], this.dtype);
-      const scale = loraScale(lora);
-      const cut = (name: string) => {
-        const e = this.byName.get(name)!;
-        return op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape);
-      };
-      const declared = new Map<string, Sym>();
-      prefixes.forEach((prefix, i) => {
-        const base = op.cast(this.frozen.declare(g, `${prefix}.weight`, declared), this.dtype);
-        const delta = op.matmul(op.mul(cut(loraWeightName(prefix, 'B')), scale), cut(loraWeightName(prefix, 'A')));
-        g.output(`m_${i}`, op.cast(op.add(base, delta), this.viewDtype));
-      });
-      this.mergeGraph = await CompiledGraph.create(g, this.device, { keepOnDevice: prefixes.map((_, i) => `m_${i}`) });
-    }
-    const graph = this.mergeGraph;
-    const out = await graph.run({ ...this.frozen.feeds(graph.inputNames), flat: this.flat });
-    this.merged = new Map(prefixes.map((prefix, i) => [`${prefix}.weight`, out[`m_${i}`]]));
+  private buildMergeGraph(views: boolean): Promise<CompiledGraph> {
+    const { graph, keep } = this.flatReader(views);
+    return CompiledGraph.create(graph, this.device, { keepOnDevice: views ? keep : [] });
   }
 
-  /** Values held in merged copies under mergeAdapters (0 otherwise). */
+  /**
+   * The graph buildMergeGraph compiles, with the outputs a device keeps (public so its nodes can
+   * be inspected: each trainable weight is cut once, each adapted layer merged by one product).
+   */
+  flatReader(views: boolean): { graph: Graph; keep: string[] } {
+    const g = new Graph(views ? 'unflatten' : 'merge-adapters');
+    const flat = g.input('flat', [this.size], this.dtype);
+    const cuts = new Map<string, Sym>();
+    const cut = (e: ParamEntry): Sym => {
+      let s = cuts.get(e.name);
+      if (!s) cuts.set(e.name, (s = op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape)));
+      return s;
+    };
+    const keep: string[] = [];
+    if (views) {
+      this.layout.forEach((e, i) => {
+        g.output(`w_${i}`, op.cast(cut(e), this.viewDtype));
+        keep.push(`w_${i}`);
+      });
+    }
+    const names: string[] = [];
+    if (this.mergeAdapters) {
+      const scale = loraScale(this.lora!);
+      const declared = new Map<string, Sym>();
+      const frozen = (name: string) => op.cast(this.frozen.declare(g, name, declared), this.dtype);
+      const adapter = (prefix: string, part: 'A' | 'B') => cut(this.byName.get(loraWeightName(prefix, part))!);
+      const merge = (prefix: string) => op.add(frozen(`${prefix}.weight`), op.mul(op.gemm(adapter(prefix, 'B'), adapter(prefix, 'A')), scale));
+      const emit = (name: string, value: Sym) => {
+        g.output(`m_${names.length}`, op.cast(value, this.viewDtype));
+        keep.push(`m_${names.length}`);
+        names.push(name);
+      };
+      for (const prefix of this.targets.keys()) {
+        const layer = Number(/^model\.layers\.(\d+)\.self_attn\.[qkv]_proj$/.exec(prefix)?.[1] ?? -1);
+        if (!this.packedLayers.has(layer)) emit(`${prefix}.weight`, merge(prefix));
+      }
+      for (const l of this.packedLayers) {
+        const parts = ['q_proj', 'k_proj', 'v_proj'].map((m) => `model.layers.${l}.self_attn.${m}`);
+        emit(packedQkvName(l, 'weight'), op.concat(parts.map(merge), 0));
+        if (this.config.attentionBias) emit(packedQkvName(l, 'bias'), op.concat(parts.map((p) => frozen(`${p}.bias`)), 0));
+      }
+    }
+    this.mergedOutputs = names;
+    return { graph: g, keep };
+  }
+
+  /** Shapes of a layer's packed q, k, v weight and bias (null without biases). */
+  private packedQkvShapes(): { weight: number[]; bias: number[] | null } {
+    const { numHeads: H, numKvHeads: KVH, headDim: D, hiddenSize } = this.config;
+    const rows = (H + 2 * KVH) * D;
+    return { weight: [rows, hiddenSize], bias: this.config.attentionBias ? [rows] : null };
+  }
+
+  /** Values held in merged copies under mergeAdapters (0 otherwise), packed biases included. */
   get mergedValues(): number {
     let n = 0;
     for (const name of this.mergedNames) n += numel(this.frozen.shapeOf(name));
+    n += this.packedLayers.size * numel(this.packedQkvShapes().bias ?? [0]);
     return n;
   }
 
@@ -586,10 +693,8 @@ export class ParameterStore implements WeightBinding {
     this.dropViews();
     disposeTensor(this.flat);
     this.frozen.release();
-    if (this.unflattenGraph) await this.unflattenGraph.release();
-    this.unflattenGraph = null;
-    if (this.mergeGraph) await this.mergeGraph.release();
-    this.mergeGraph = null;
+    for (const graph of [this.deviceGraph, this.cpuMergeGraph]) await graph?.then((g) => g.release()).catch(() => undefined);
+    this.deviceGraph = this.cpuMergeGraph = null;
     await this.transfer.release();
   }
 }

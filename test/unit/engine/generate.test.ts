@@ -6,7 +6,7 @@ import { type GeneratedSample, Generator } from '../../../main/engine/generate/g
 import type { LlamaConfig } from '../../../main/engine/nn/config.ts';
 import { loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import type { Device } from '../../../main/engine/runtime/devices.ts';
-import { ParameterStore } from '../../../main/engine/runtime/parameter-store.ts';
+import { DeviceTransfer, FrozenWeights, ParameterStore } from '../../../main/engine/runtime/parameter-store.ts';
 import { HostWeights, type WeightBinding } from '../../../main/engine/runtime/weights.ts';
 import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
 import { charTokenizer, hostStats, maxAbsDiff, randomWeights, referenceLogprobs, tinyConfig } from './generate-fixtures.ts';
@@ -112,6 +112,34 @@ describe('weights from the parameter store', () => {
       await gen.release();
     } finally {
       await store.release();
+    }
+  });
+});
+
+describe('weights held for generation only, q, k and v packed on a GPU', () => {
+  // Head size 16 and q/k/v biases: GroupQueryAttention reads the packed product and rotates it.
+  const config = tinyConfig({ hiddenSize: 64, headDim: 16, attentionBias: true });
+  const host = randomWeights(config, 17);
+  const request = { promptIds: PROMPTS, samplesPerPrompt: 2, maxNewTokens: 7, temperature: 0.9, seed: 5, eosTokenIds: [], returnLogits: true };
+
+  it('sample as the host weights do, and as the training graph scores them', async () => {
+    const device = await testDevice();
+    const transfer = new DeviceTransfer(device, 'float32');
+    const frozen = await FrozenWeights.create(host.weights, [...host.weights.keys()], transfer, false, true);
+    try {
+      // On the CPU nothing is packed (its host-cache decode reads the three weights as they are).
+      const packed = frozen.names.filter((n) => n.includes('qkv_proj'));
+      expect(packed).toHaveLength(device.keepsStateOnDevice ? 2 * config.numLayers : 0);
+      if (device.keepsStateOnDevice) expect(frozen.has('model.layers.0.self_attn.q_proj.weight')).toBe(false);
+      const gen = await Generator.create({ config, weights: frozen, device, maxLength: 32 });
+      const viaHost = await Generator.create({ config, weights: host, device, maxLength: 32 });
+      const [a, b] = [await gen.generate(request), await viaHost.generate(request)];
+      await Promise.all([gen.release(), viaHost.release()]);
+      expect(a.samples.map((s) => s.tokenIds)).toEqual(b.samples.map((s) => s.tokenIds));
+      await checkAgainstReference(config, host, device, a.samples, 0.9);
+    } finally {
+      frozen.release();
+      await transfer.release();
     }
   });
 });

@@ -9,8 +9,9 @@ import { buildDecodeGraph } from '../../../main/engine/generate/graphs.ts';
 import { Generator } from '../../../main/engine/generate/generator.ts';
 import { samplingMode } from '../../../main/engine/generate/sampler.ts';
 import { emitModel } from '../../../main/engine/graph/emit.ts';
-import { loweringsFor } from '../../../main/engine/graph/lowering.ts';
+import { loweringsFor, passesFor } from '../../../main/engine/graph/lowering.ts';
 import { LINEAR_MODULES } from '../../../main/engine/nn/config.ts';
+import { packedQkvName } from '../../../main/engine/nn/llama.ts';
 import { loraScale, loraTargets, loraWeightName } from '../../../main/engine/nn/lora.ts';
 import type { Precision } from '../../../main/engine/runtime/precision.ts';
 import { TokenScorer } from '../../../main/engine/runtime/token-logprobs.ts';
@@ -19,8 +20,9 @@ import { TEST_DEVICE_NAME, testDevice } from '../../helpers/device.ts';
 import { randomWeights, tinyLlama } from '../../helpers/tiny-llama.ts';
 
 const onGpu = TEST_DEVICE_NAME !== 'cpu';
-// Head size 8: onnxruntime's GroupQueryAttention (the WebGPU decode step) takes multiples of 8 only.
-const config = tinyLlama({ vocabSize: 37, hiddenSize: 16, intermediateSize: 24, numHeads: 2, numKvHeads: 1, headDim: 8, attentionBias: true });
+// Head size 16: onnxruntime's GroupQueryAttention (the WebGPU decode step) takes multiples of 8,
+// and rotates q and k itself, reading the packed q, k, v product, for multiples of 16.
+const config = tinyLlama({ vocabSize: 37, hiddenSize: 32, intermediateSize: 24, numHeads: 2, numKvHeads: 1, headDim: 16, attentionBias: true });
 const weights = randomWeights(config);
 const lora = { rank: 2, alpha: 6, targetModules: [...LINEAR_MODULES] };
 const batch = { size: 2, seqLen: 7 };
@@ -73,17 +75,33 @@ describe(`LoRA adapters merged for generation (${TEST_DEVICE_NAME})`, () => {
     const trainer = await trainedTrainer(true);
     const store = trainer.store;
     const targets = loraTargets(config, lora);
-    expect(store.mergedValues).toBe(targets.reduce((n, t) => n + t.inFeatures * t.outFeatures, 0));
+    const biases = config.numLayers * (config.numHeads + 2 * config.numKvHeads) * config.headDim;
+    expect(store.mergedValues).toBe(targets.reduce((n, t) => n + t.inFeatures * t.outFeatures, 0) + biases);
     const adapters = await store.readWeights();
-    const names = targets.map((t) => `${t.prefix}.weight`);
-    const merged = trainer.weights().feeds(names);
+    // q, k and v are held packed, one weight per layer (rows q, then k, then v), with their biases.
+    const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
+    const rowsBefore: Record<string, number> = { q_proj: 0, k_proj: H * D, v_proj: (H + KVH) * D };
+    const packed = (prefix: string) => /^model\.layers\.(\d+)\.self_attn\.([qkv]_proj)$/.exec(prefix);
+    const names = targets.map((t) => {
+      const m = packed(t.prefix);
+      return m ? packedQkvName(Number(m[1]), 'weight') : `${t.prefix}.weight`;
+    });
+    const merged = trainer.weights().feeds([...names, ...Array.from({ length: config.numLayers }, (_, l) => packedQkvName(l, 'bias'))]);
+    expect(Object.keys(merged).filter((n) => n.includes('qkv_proj'))).toHaveLength(2 * config.numLayers);
+    for (let l = 0; l < config.numLayers; l++) {
+      const bias = merged[packedQkvName(l, 'bias')].data as Float64Array;
+      const parts = ['q_proj', 'k_proj', 'v_proj'].map((m) => weights.get(`model.layers.${l}.self_attn.${m}.bias`)!.data);
+      expect(Array.from(bias)).toEqual(parts.flatMap((p) => Array.from(p)));
+    }
     const scale = loraScale(lora);
     let largestDelta = 0;
-    for (const t of targets) {
+    for (const [ti, t] of targets.entries()) {
       const w = weights.get(`${t.prefix}.weight`)!.data;
       const a = adapters.get(loraWeightName(t.prefix, 'A'))!.data;
       const b = adapters.get(loraWeightName(t.prefix, 'B'))!.data;
-      const got = merged[`${t.prefix}.weight`].data as Float64Array;
+      const m = packed(t.prefix);
+      const held = merged[names[ti]].data as Float64Array;
+      const got = m ? held.subarray(rowsBefore[m[2]] * t.inFeatures, (rowsBefore[m[2]] + t.outFeatures) * t.inFeatures) : held;
       expect(got.length).toBe(w.length);
       for (let o = 0; o < t.outFeatures; o++) {
         for (let i = 0; i < t.inFeatures; i++) {
@@ -105,10 +123,25 @@ describe(`LoRA adapters merged for generation (${TEST_DEVICE_NAME})`, () => {
     const merged = buildDecodeGraph(config, trainer.weights(), shape);
     const unmerged = buildDecodeGraph(config, trainer.store, shape);
     const layers = config.numLayers;
-    // q, k, v, o, gate, up, down per layer and the output layer; unmerged, two more products per adapted layer.
-    expect(gemmCount(merged)).toBe(7 * layers + 1);
+    // q, k and v packed as one, o, gate, up, down per layer and the output layer; unmerged, seven
+    // products and two more per adapted layer.
+    expect(gemmCount(merged)).toBe(5 * layers + 1);
     expect(gemmCount(unmerged)).toBe(7 * layers * 3 + 1);
     expect(merged.inputs.some((s) => s.name.includes('lora_'))).toBe(false);
+  });
+
+  it('one graph after each step cuts every trainable weight from the flat buffer once and merges each adapted layer with one product', async () => {
+    const trainer = await trainedTrainer(true);
+    const nodes = onnxProto.onnx.ModelProto.decode(emitModel(trainer.store.flatReader(true).graph, loweringsFor('webgpu'), passesFor('webgpu'))).graph?.node ?? [];
+    const count = (op: string) => nodes.filter((n) => n.opType === op).length;
+    const targets = loraTargets(config, lora);
+    // A and B of each adapted layer, cut once for the views and the merge alike.
+    expect(count('Slice')).toBe(trainer.store.layout.length);
+    expect(trainer.store.layout.length).toBe(2 * targets.length);
+    // W + scale·B·A as one Gemm (alpha the scale, C the frozen weight); q, k, v then concatenated per layer.
+    expect(count('Gemm')).toBe(targets.length);
+    expect(count('MatMul') + count('Mul') + count('Add')).toBe(0);
+    expect(count('Concat')).toBe(config.numLayers * 2);
   });
 
   it('the merged policy scores and samples as the training graph and the unmerged generator do', async () => {
