@@ -46,7 +46,8 @@ if [ -z "${DRY:-}" ]; then
   DEV=webgpu; RDEV=cuda
 else
   $E make-model --out $M/b32k --hidden 64 --layers 1 --heads 4 --kv-heads 4 --intermediate 128 --vocab 2000 --untied >> $L 2>&1
-  $E make-model --out $M/q05 --hidden 56 --layers 2 --heads 14 --kv-heads 2 --intermediate 64 --vocab 3000 >> $L 2>&1
+  # Head size 16, as GroupQueryAttention needs to rotate and read the packed product (real models: 64, 128).
+  $E make-model --out $M/q05 --hidden 224 --layers 2 --heads 14 --kv-heads 2 --intermediate 256 --vocab 3000 >> $L 2>&1
   DEV=webgpu; RDEV=cpu
 fi
 echo "models $(( $(date +%s) - T0 )) s" >> $L
@@ -61,6 +62,8 @@ for prec in fp32 mixed; do
   case_ e_q05_lora_$prec 120 $E train --model $M/q05 --batch 8 --seq 256 --steps 5 --warmup 2 --device $DEV --lora-rank 16 --precision $prec
   case_ e_q05_full_$prec 120 $E train --model $M/q05 --batch 8 --seq 256 --steps 5 --warmup 2 --device $DEV --precision $prec
   case_ e_q05_gen_$prec 120 $E generate --model $M/q05 --batch 64 --new-tokens 128 --prompt-len 64 --repeats 2 --warmup 1 --device $DEV --precision $prec
+  # The same with q, k and v as three products (two more nodes per layer a decode step).
+  case_ e_q05_gen_unpacked_$prec 120 env AUTODIDACT_PACK_QKV=0 $E generate --model $M/q05 --batch 64 --new-tokens 128 --prompt-len 64 --repeats 2 --warmup 1 --device $DEV --precision $prec
   case_ e_q05_ttrl_$prec 150 $E rl-step --model $M/q05 --prompts 4 --votes 16 --new-tokens 64 --steps 3 --warmup 1 --device $DEV --lora-rank 16 --precision $prec
   # The same with generation reading the adapters unmerged (four more nodes per linear layer a decode step).
   case_ e_q05_ttrl_unmerged_$prec 150 env AUTODIDACT_MERGE_ADAPTERS=0 $E rl-step --model $M/q05 --prompts 4 --votes 16 --new-tokens 64 --steps 3 --warmup 1 --device $DEV --lora-rank 16 --precision $prec
@@ -85,7 +88,7 @@ node $GB/profile-summary.mjs /tmp/prof/gen > $OUT/profile-q05-gen.json 2>>$L
 if [ -z "${DRY:-}" ]; then
   $E make-model --name q15 --out $M/q15 --hidden 1536 --layers 28 --heads 12 --kv-heads 2 --intermediate 8960 --vocab 151936 >> $L 2>&1
 else
-  $E make-model --out $M/q15 --hidden 48 --layers 2 --heads 12 --kv-heads 2 --intermediate 96 --vocab 3000 >> $L 2>&1
+  $E make-model --out $M/q15 --hidden 192 --layers 2 --heads 12 --kv-heads 2 --intermediate 256 --vocab 3000 >> $L 2>&1
 fi
 for prec in mixed fp32; do
   command -v nvidia-smi > /dev/null && { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > $OUT/nvidia-smi-q15-$prec.txt 2>&1 & SMI=$!; }

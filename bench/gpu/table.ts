@@ -51,6 +51,7 @@ const ROWS: { work: string; name: string; key: string; unit: Row['unit'] }[] = [
   { work: 'LoRA r16 step, q05, B8 T256', name: 'q05_lora', key: 'ms_per_step', unit: 'ms' },
   { work: 'full fine-tuning step, q05, B8 T256', name: 'q05_full', key: 'ms_per_step', unit: 'ms' },
   { work: 'generate B64 × 128 tokens (prompt 64), q05', name: 'q05_gen', key: 'tokens_per_s', unit: 'tok/s' },
+  { work: '… the same, q, k, v not packed into one product', name: 'q05_gen_unpacked', key: 'tokens_per_s', unit: 'tok/s' },
   { work: 'TTRL step 4 × 16 × 64, q05 LoRA r16 (TRL GRPOTrainer)', name: 'q05_ttrl', key: 'ms_per_step', unit: 'ms' },
   { work: '… the same, adapters not merged for generation', name: 'q05_ttrl_unmerged', key: 'ms_per_step', unit: 'ms' },
   { work: 'linear-layer products of the q05 step (Σ count · ms)', name: 'q05_gemm', key: 'gemm_ms_per_step', unit: 'ms' },
@@ -61,8 +62,8 @@ export function tableRows(results: Map<string, Result>): Row[] {
   for (const precision of ['fp32', 'mixed'] as const) {
     for (const r of ROWS) {
       const engine = num(results.get(`e_${r.name}_${precision}`), r.key);
-      // The unmerged TTRL step has no reference of its own: TRL's step is the same either way.
-      const reference = num(results.get(`r_${r.name.replace('_unmerged', '')}_${precision}`), r.key);
+      // The unmerged TTRL step and unpacked generation have no reference of their own: PyTorch's is the same either way.
+      const reference = num(results.get(`r_${r.name.replace(/_unmerged|_unpacked/, '')}_${precision}`), r.key);
       if (engine === null && reference === null) continue;
       rows.push({ work: r.work, precision, engine, reference, unit: r.unit, ratio: timeRatio(engine, reference, r.unit) });
     }

@@ -221,6 +221,7 @@ describe("issue 16's table from measure.sh's results (bench/gpu/table.ts)", () =
     { case: 'e_q05_lora_mixed', ms_per_step: 420 },
     { case: 'r_q05_lora_mixed', ms_per_step: 100 },
     { case: 'e_q05_gen_fp32', tokens_per_s: 3000 },
+    { case: 'e_q05_gen_unpacked_fp32', tokens_per_s: 2500 },
     { case: 'r_q05_gen_fp32', tokens_per_s: 4000 },
     { case: 'e_q05_ttrl_fp32', ms_per_step: 2000, rollout_ms: 800, update_ms: 1200 },
     { case: 'e_q05_ttrl_unmerged_fp32', ms_per_step: 2600 },
@@ -241,6 +242,8 @@ describe("issue 16's table from measure.sh's results (bench/gpu/table.ts)", () =
     expect(ratio(/^TTRL step/, 'fp32')).toBe(0.8);
     // The unmerged step is held to TRL's step too.
     expect(ratio(/adapters not merged/, 'fp32')).toBe(2600 / 2500);
+    // Unpacked generation against transformers' generate() as well.
+    expect(ratio(/not packed/, 'fp32')).toBe(4000 / 2500);
     // A product time without its reference has no ratio.
     expect(ratio(/linear-layer products/, 'fp32')).toBeNull();
     // Acceptance 2 reads the better precision against its own reference: LoRA 3.00× in fp32 (met), generation 1.33× (not met), TTRL 0.80× (met).

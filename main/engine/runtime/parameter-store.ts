@@ -151,7 +151,7 @@ export class FrozenWeights implements WeightBinding {
    * reads, whose decode step then runs one product and a GroupQueryAttention reading it.
    */
   static async create(weights: ReadonlyMap<string, HostWeight>, namesIn: readonly string[], transfer: DeviceTransfer, half = false, packQkv = false): Promise<FrozenWeights> {
-    const { names, packed } = packQkv && transfer.device.keepsStateOnDevice ? packAttentionInputs(weights, namesIn) : { names: namesIn, packed: new Map<string, HostWeight>() };
+    const { names, packed } = packQkv && transfer.device.keepsStateOnDevice && packingQkv() ? packAttentionInputs(weights, namesIn) : { names: namesIn, packed: new Map<string, HostWeight>() };
     const held = names.map((name) => {
       const t = packed.get(name) ?? weights.get(name);
       if (!t) throw new Error(`the model has no weight "${name}"`);
@@ -228,6 +228,11 @@ export class FrozenWeights implements WeightBinding {
     for (const t of this.tensors.values()) disposeTensor(t);
     this.tensors.clear();
   }
+}
+
+/** Whether q, k and v may be packed (WeightSource.packedQkv); AUTODIDACT_PACK_QKV=0 turns it off, to measure the difference. */
+export function packingQkv(env: string | undefined = process.env.AUTODIDACT_PACK_QKV): boolean {
+  return env !== '0';
 }
 
 /**
@@ -337,7 +342,7 @@ export class ParameterStore implements WeightBinding {
     this.targets = new Map(lora ? loraTargets(config, lora).map((t) => [t.prefix, t.module]) : []);
     this.mergedNames = new Set(mergeAdapters ? [...this.targets.keys()].map((prefix) => `${prefix}.weight`) : []);
     const qkvMerged = (l: number) => ['q_proj', 'k_proj', 'v_proj'].every((m) => this.mergedNames.has(`model.layers.${l}.self_attn.${m}.weight`));
-    this.packedLayers = new Set(config.qkNorm ? [] : Array.from({ length: config.numLayers }, (_, l) => l).filter(qkvMerged));
+    this.packedLayers = new Set(config.qkNorm || !packingQkv() ? [] : Array.from({ length: config.numLayers }, (_, l) => l).filter(qkvMerged));
     this.flat = flat;
   }
 
