@@ -18,7 +18,7 @@ import { type Device, checkPrecision } from '../runtime/devices.ts';
 import type { Precision } from '../runtime/precision.ts';
 import { CompiledGraph, cpuTensor } from '../runtime/session.ts';
 import type { WeightBinding } from '../runtime/weights.ts';
-import { type CacheDType, type DecodeShape, IO, type PrefillShape, buildDecodeGraph, buildPrefillGraph, decodeKey, prefillKey } from './graphs.ts';
+import { type CacheDType, type DecodeShape, IO, type PrefillShape, SAMPLED_ROWS, buildDecodeGraph, buildPrefillGraph, decodeKey, prefillKey } from './graphs.ts';
 import { DeviceKvCache, type FloatArray, HostKvCache, floatArray } from './kv-cache.ts';
 import { RowUniforms, type SamplingSettings, samplingMode, statsTemperature } from './sampler.ts';
 import { type FinishReason, StopStrings, type TokenDecoder, decodeText } from './stopping.ts';
@@ -176,6 +176,8 @@ export class Generator {
     const { config, maxLength } = options;
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`maxLength must be an integer >= 2, got ${maxLength}`);
     if (config.numHeads % config.numKvHeads !== 0) throw new Error(`${config.numHeads} heads do not group over ${config.numKvHeads} KV heads`);
+    // A sampled token comes back as a float32 (IO.sampled), exact below 2^24.
+    if (config.vocabSize > 2 ** 24) throw new Error(`a vocabulary of ${config.vocabSize} tokens exceeds the ${2 ** 24} the sampler returns exactly`);
     if (options.maxRows !== undefined && !(Number.isInteger(options.maxRows) && options.maxRows >= 1)) throw new Error(`maxRows must be an integer >= 1, got ${options.maxRows}`);
     if (config.slidingWindow && maxLength > config.slidingWindow) {
       throw new Error(`maxLength ${maxLength} exceeds this model's sliding attention window of ${config.slidingWindow}, which the engine does not implement`);
@@ -314,10 +316,10 @@ export class Generator {
 
     // Take one step's sampled tokens; returns whether any row is still going.
     const absorb = (out: Record<string, ort.Tensor>, step: number): boolean => {
-      const token = out[IO.token].data as Int32Array;
-      const logprob = out[IO.logprob].data as Float32Array;
-      const entropy = out[IO.entropy].data as Float32Array;
-      const certainty = out[IO.selfCertainty].data as Float32Array;
+      const sampled = out[IO.sampled].data as Float32Array;
+      const row = (r: number) => sampled.subarray(r * B, (r + 1) * B);
+      const token = row(SAMPLED_ROWS.token);
+      const [logprob, entropy, certainty] = [row(SAMPLED_ROWS.logprob), row(SAMPLED_ROWS.entropy), row(SAMPLED_ROWS.selfCertainty)];
       const logits = emitLogits ? (out[IO.logits].data as Float32Array) : null;
       const wasFinished = req.onTokens ? finished.slice() : finished;
       for (let b = 0; b < B; b++) {
@@ -346,7 +348,7 @@ export class Generator {
         }
       }
       req.onProgress?.({ step, maxNewTokens: M, rows: B, finishedRows, generatedTokens });
-      if (req.onTokens) req.onTokens(Array.from(token.subarray(0, B), (t, b) => (wasFinished[b] ? null : t)), step);
+      if (req.onTokens) req.onTokens(Array.from(token, (t, b) => (wasFinished[b] ? null : t)), step);
       return finishedRows < B;
     };
 

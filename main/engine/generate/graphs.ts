@@ -37,10 +37,12 @@ export const IO = {
   /** [1] float32: 1 / temperature. */
   inverseTemperature: 'inverse_temperature',
   topP: 'top_p',
-  token: 'token',
-  logprob: 'logprob',
-  entropy: 'entropy',
-  selfCertainty: 'self_certainty',
+  /**
+   * [4, B] float32, rows: the sampled token (exact in float32 below 2^24), its log-prob, the
+   * entropy and the self-certainty (SAMPLED_ROWS). One output, so a GPU step is read back in one
+   * transfer and one wait rather than four.
+   */
+  sampled: 'sampled',
   logits: 'logits',
   /** Cache inputs of the decode graph. */
   pastK: (l: number) => `past_k.${l}`,
@@ -52,6 +54,9 @@ export const IO = {
   cacheK: (l: number) => `cache_k.${l}`,
   cacheV: (l: number) => `cache_v.${l}`,
 } as const;
+
+/** The rows of IO.sampled. */
+export const SAMPLED_ROWS = { token: 0, logprob: 1, entropy: 2, selfCertainty: 3 } as const;
 
 /** Float types a cache (and the attention bias) can hold: the model's compute type. */
 export type CacheDType = 'float32' | 'float64';
@@ -114,10 +119,9 @@ function samplerInputs(g: Graph, rows: number) {
 
 function sampleOutputs(g: Graph, logits: Sym, mode: SamplingMode, inputs: ReturnType<typeof samplerInputs>, emitLogits: boolean): void {
   const s = sampleFromLogits(logits, mode, inputs);
-  g.output(IO.token, s.token);
-  g.output(IO.logprob, s.logprob);
-  g.output(IO.entropy, s.entropy);
-  g.output(IO.selfCertainty, s.selfCertainty);
+  const B = logits.shape[0];
+  const rows = [op.cast(s.token, 'float32'), s.logprob, s.entropy, s.selfCertainty].map((x) => op.reshape(x, [1, B]));
+  g.output(IO.sampled, op.concat(rows, 0));
   if (emitLogits) g.output(IO.logits, op.cast(logits, 'float32'));
 }
 
