@@ -145,7 +145,7 @@ function searchRunningSum(w: Sym, x: Sym, exceed: boolean): Sym {
   // Short rows: one running sum (fewer nodes; each costs a few microseconds per decode step).
   if (n <= SINGLE_BLOCK) return op.cast(op.minimum(below(op.cumsum(w, -1), x), lastPositive(w)), 'int32');
 
-  const bs = 2 ** Math.ceil(Math.log2(Math.ceil(Math.sqrt(n))));
+  const bs = blockSize(n);
   const nb = Math.ceil(n / bs);
   const padded = nb * bs === n ? w : op.concat([w, op.expand(g.constant([0], [1, 1], 'float32'), [B, nb * bs - n])], -1);
 
@@ -158,6 +158,19 @@ function searchRunningSum(w: Sym, x: Sym, exceed: boolean): Sym {
   const inBlock = op.gatherLast(padded, op.add(start, op.iota(g, bs, 'int32'))); // [B, bs]
   const offset = op.minimum(below(op.cumsum(inBlock, -1), op.sub(x, before)), lastPositive(inBlock));
   return op.add(start, op.cast(offset, 'int32'));
+}
+
+/**
+ * The block length for n entries: about √n, a power of two, and one that divides n where such
+ * a one is at least √n / 4 (every common vocabulary: 151,936 = 128 · 1,187, 128,256 = 256 · 501,
+ * 32,000 = 256 · 125), so the weights need no padding: the Concat that pads them copies the
+ * whole [B, n] distribution every step.
+ */
+export function blockSize(n: number): number {
+  const root = Math.sqrt(n);
+  const nearRoot = 2 ** Math.ceil(Math.log2(Math.ceil(root)));
+  const dividing = Math.min(n & -n, nearRoot); // both powers of two: it divides n
+  return dividing >= root / 4 ? dividing : nearRoot;
 }
 
 /** Index of the last positive entry of w [B, m] per row, as [B, 1] float (0 if none). */

@@ -2,7 +2,7 @@
 // many rows against softmax(logits / T), plain and truncated by top-k / top-p.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GeneratedSample, Generator } from '../../../main/engine/generate/generator.ts';
-import { type SamplingSettings, sampleFromLogits, samplingMode } from '../../../main/engine/generate/sampler.ts';
+import { type SamplingSettings, blockSize, sampleFromLogits, samplingMode } from '../../../main/engine/generate/sampler.ts';
 import { Graph } from '../../../main/engine/graph/graph.ts';
 import { CompiledGraph, cpuTensor } from '../../../main/engine/runtime/session.ts';
 import { rng } from '../../helpers/gradcheck.ts';
@@ -120,9 +120,15 @@ describe('empirical sampling frequencies', () => {
   });
 });
 
-describe('the sampler graph on a large vocabulary', () => {
+it('searches in blocks of about √n that divide n where one is near enough, so nothing is padded', () => {
+  expect([151936, 128256, 32000, 1000].map(blockSize)).toEqual([128, 256, 256, 8]);
+  // A prime: padded to whole blocks of a power of two near its root.
+  expect(blockSize(1009)).toBe(32);
+});
+
+// 1,000 = 8 · 125 is searched in blocks that divide it; 1,009 (prime) in padded ones.
+describe.each([1000, 1009])('the sampler graph on a large vocabulary (%i tokens)', (V) => {
   const B = 300;
-  const V = 1000;
 
   /** Run the sampler on random logits with the given uniforms. */
   async function sample(settings: SamplingSettings, logits: Float32Array, uniforms: Float32Array) {
