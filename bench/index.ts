@@ -389,7 +389,7 @@ const commands: CliCommand[] = [
     summary: "Time steps of the app's run loop at TTRL's shape: the rollout (prompts × votes × new tokens), the vote, the update of every vote; with the GPU memory of the engine's buffers.",
     synopsis: '--model NAME|DIR [--prompts 4 --votes 16 --new-tokens 64] [--lora-rank R] [--device D] [--precision P]',
     flags: rlStepFlags,
-    details: 'Prints one JSON line: bench, impl, model, device, ms_per_step, rollout_ms, update_ms, rollout_tokens_per_s, response_length, peak_rss_mb, device_buffers_mb (WebGPU), ...',
+    details: 'Prints one JSON line: bench, impl, model, device, ms_per_step, rollout_ms, update_ms, rollout_tokens_per_s, response_length, max_abs_ppo_kl (the sampler\'s and trainer\'s gap: a check of the generation graphs), peak_rss_mb, device_buffers_mb (WebGPU), ...',
     options: rlStepOptions,
     measure: benchRlStep,
     script: 'grpo_step.py',

@@ -101,7 +101,8 @@ export function render(dir: string): string {
   for (const precision of ['fp32', 'mixed'] as const) {
     const ttrl = results.get(`e_q05_ttrl_${precision}`);
     const trl = results.get(`r_q05_ttrl_${precision}`);
-    if (ttrl) out.push(`- TTRL step (${precision}): rollout ${fmt(num(ttrl, 'rollout_ms'))} ms, update ${fmt(num(ttrl, 'update_ms'))} ms; TRL's rollout ${fmt(num(trl, 'rollout_ms'))} ms`);
+    const kl = num(ttrl, 'max_abs_ppo_kl');
+    if (ttrl) out.push(`- TTRL step (${precision}): rollout ${fmt(num(ttrl, 'rollout_ms'))} ms, update ${fmt(num(ttrl, 'update_ms'))} ms; TRL's rollout ${fmt(num(trl, 'rollout_ms'))} ms; largest |ppo_kl| ${kl === null ? '—' : kl.toExponential(1)} (generation against training)`);
     const gemm = results.get(`e_q05_gemm_${precision}`);
     const products = gemm && Array.isArray(gemm.gemms) ? (gemm.gemms as { count: number; matmul_ms?: number }[]) : [];
     if (products.length) out.push(`- the step's products (${precision}) as MatMul instead of Gemm: ${fmt(products.reduce((s, g) => s + g.count * (g.matmul_ms ?? 0), 0))} ms`);

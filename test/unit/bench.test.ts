@@ -223,7 +223,7 @@ describe("issue 16's table from measure.sh's results (bench/gpu/table.ts)", () =
     { case: 'e_q05_gen_fp32', tokens_per_s: 3000 },
     { case: 'e_q05_gen_unpacked_fp32', tokens_per_s: 2500 },
     { case: 'r_q05_gen_fp32', tokens_per_s: 4000 },
-    { case: 'e_q05_ttrl_fp32', ms_per_step: 2000, rollout_ms: 800, update_ms: 1200 },
+    { case: 'e_q05_ttrl_fp32', ms_per_step: 2000, rollout_ms: 800, update_ms: 1200, max_abs_ppo_kl: 3.2e-8 },
     { case: 'e_q05_ttrl_unmerged_fp32', ms_per_step: 2600 },
     { case: 'r_q05_ttrl_fp32', ms_per_step: 2500, rollout_ms: 1500 },
     { case: 'e_q05_gemm_fp32', gemm_ms_per_step: 90, gemms: [{ count: 2, matmul_ms: 10 }, { count: 1, matmul_ms: 5 }] },
@@ -267,6 +267,7 @@ describe("issue 16's table from measure.sh's results (bench/gpu/table.ts)", () =
     expect(table).toContain("- the step's products (fp32) as MatMul instead of Gemm: 25.0 ms");
     expect(table).toContain('- Qwen2.5-1.5B-shaped LoRA TTRL step, 24 GB plan (mixed): 5,000.0 ms a step, the engine\'s buffers 9,000.0 MB, nvidia-smi\'s peak rise 7,500 MiB');
     expect(table).toContain('- Qwen2.5-1.5B-shaped LoRA TTRL step (fp32): not in the results');
+    expect(table).toContain("- TTRL step (fp32): rollout 800.0 ms, update 1,200.0 ms; TRL's rollout 1,500.0 ms; largest |ppo_kl| 3.2e-8 (generation against training)");
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
