@@ -18,7 +18,7 @@
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
-import { type ForwardInputs, type Unrotated, forward, lmHead, rotaryAngles } from '../nn/llama.ts';
+import { forward, lmHead, rotaryAngles } from '../nn/llama.ts';
 import type { WeightBinding } from '../runtime/weights.ts';
 import { type SamplingMode, sampleFromLogits, samplingModeKey } from './sampler.ts';
 
@@ -143,28 +143,7 @@ export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s
   const attentionBias = g.input(IO.attentionBias, [P, 1, 1, T, T], s.dtype);
   const sampler = samplerInputs(g, B);
   const w = bindWeights(weights, g, s);
-  // On a device cache each layer's attention is one GroupQueryAttention where lowered for WebGPU:
-  // it rotates q and k at positions 0 .. T − 1, the slots the host feeds as positions there.
-  let attend: ForwardInputs['attend'];
-  const keys: { k: Sym; v: Sym }[] = [];
-  if (s.deviceCache) {
-    const cacheType = s.compute ?? s.dtype;
-    const angles = rotaryAngles(config, op.reshape(op.iota(g, T, 'float32'), [T, 1]), cacheType);
-    const bias4 = op.reshape(attentionBias, [P, 1, T, T]);
-    const gqa = {
-      seqlens: g.constant(new Array<number>(P).fill(T - 1), [P], 'int32'),
-      totalLength: g.constant([T], [1], 'int32'),
-      bias: cacheType === 'float16' ? op.cast(op.maximum(bias4, -65504), 'float16') : bias4,
-    };
-    attend = (_layer, q, k, v, unrotated) => {
-      const a = op.promptAttention(q, k, v, attentionBias, { ...gqa, rotary: { packed: unrotated.packed, rows: unrotated.rows, ...angles } });
-      keys.push({ k: a.k, v: a.v });
-      return a.out;
-    };
-  }
-  const forwarded = forward(config, w, { inputIds, positionIds, attentionBias, ...(attend ? { attend } : {}) });
-  const hidden = forwarded.hidden;
-  const present = attend ? keys : forwarded.present;
+  const { hidden, present } = forward(config, w, { inputIds, positionIds, attentionBias });
   const last = op.reshape(op.slice(hidden, 1, T - 1, T), [P, config.hiddenSize]);
   const promptLogits = lmHead(config, w, last);
   const V = promptLogits.shape[1];
@@ -272,7 +251,7 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   const gqaBias = cacheType === 'float16' ? op.cast(op.maximum(bias, -65504), 'float16') : undefined;
   const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
   const cache: { k: Sym; v: Sym }[] = [];
-  const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: Unrotated): Sym => {
+  const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym; packed?: Sym }): Sym => {
     const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, { ...gqa, rotary: { ...unrotated, ...angles } });
     cache.push({ k: a.k, v: a.v });
     return op.reshape(a.out, [...q.shape]);

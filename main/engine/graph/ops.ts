@@ -677,56 +677,6 @@ export function cachedAttention(
   return { out, k: kNext, v: vNext };
 }
 
-/** What a prompt's GroupQueryAttention reads besides the composite's tensors (see promptAttention). */
-export interface PromptGroupQueryInputs {
-  /** int32 [B]: T − 1 for every row (each row's length − 1: the whole window). */
-  seqlens: Sym;
-  /** int32 [1]: T. */
-  totalLength: Sym;
-  /** The bias [B, 1, T, T] in q's type (float16 clamped to its range under mixed precision). */
-  bias: Sym;
-  /**
-   * As GroupQueryInputs.rotary, over the T positions 0 .. T − 1, with the products' rows
-   * [B·T, heads·D] (or the packed ones) the node reads: it takes [B, T, heads·D], not q's layout.
-   */
-  rotary: { cos: Sym; sin: Sym; packed?: Sym; rows?: { q: Sym; k: Sym; v: Sym } };
-}
-
-/**
- * A whole window's attention (a prefill): q [B, H, T, D] and k, v [B, KVH, T, D] after RoPE, with
- * `bias` broadcastable to [B, 1, 1, T, T] (causal and padding). Returns the attention as rows
- * [B, T, H·D] and the keys and values the cache is filled with, [B, KVH, T, D]. With `gqa` (head
- * sizes that are multiples of 16) its equivalent is one GroupQueryAttention, which rotates q and k
- * itself at positions 0 .. T − 1, so the caller's positions must be the window's slots.
- */
-export function promptAttention(q: Sym, k: Sym, v: Sym, bias: Sym, gqa?: PromptGroupQueryInputs): { out: Sym; k: Sym; v: Sym } {
-  const [B, H, T, D] = q.shape;
-  const KVH = k.shape[1];
-  const g = q.graph;
-  const fused = gqa && D % 16 === 0 && (gqa.rotary.packed || gqa.rotary.rows) ? gqa : undefined;
-  // The fused node's own layout, [B, T, heads·D] (packed: [B, T, (H + 2·KVH)·D]), read before
-  // anything it replaces is written (see the lowering: it takes the place of the first of them).
-  const rows = fused?.rotary.rows;
-  const views = !fused
-    ? []
-    : fused.rotary.packed
-      ? [reshape(fused.rotary.packed, [B, T, (H + 2 * KVH) * D])]
-      : [reshape(rows!.q, [B, T, H * D]), reshape(rows!.k, [B, T, KVH * D]), reshape(rows!.v, [B, T, KVH * D])];
-  // The keys and values as the fused node writes them (copies the lowering drops).
-  const present = fused ? { k: identity(k), v: identity(v) } : { k, v };
-  const out = reshape(transpose(attention(q, k, v, bias), [0, 2, 1, 3]), [B, T, H * D]);
-  if (fused) {
-    g.nodes[g.nodes.length - 1].equivalent = {
-      opType: 'GroupQueryAttention',
-      domain: 'com.microsoft',
-      inputs: [...views.map((x) => x.name), ...(views.length === 1 ? ['', ''] : []), '', '', fused.seqlens.name, fused.totalLength.name, fused.rotary.cos.name, fused.rotary.sin.name, '', fused.bias.name],
-      attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) }, do_rotary: { i: 1 }, rotary_interleaved: { i: 0 } },
-      outputs: [out.name, present.k.name, present.v.name],
-    };
-  }
-  return { out, ...present };
-}
-
 /** A mask broadcastable to [B, 1, 1, T, S] as rows of the stacked groups: [B|1, 1, G·T|1, S]. */
 function groupedBias(bias: Sym, G: number, T: number, S: number): Sym {
   if (bias.rank > 5) throw new Error(`attention: the mask ${bias} has more than 5 axes`);

@@ -44,19 +44,8 @@ export interface ForwardInputs {
    * decoder uses it to attend over a fixed-size cache without copying it into a concat; it also
    * gets q and k before RoPE, for a fused attention that rotates them itself, and where the
    * source packs q, k, v (and no q/k norm comes between) the one product's rows [B·T, (H + 2·KVH)·D].
-   * It may return the heads merged instead, [B, T, H·D].
    */
-  attend?: (layer: number, q: Sym, k: Sym, v: Sym, unrotated: Unrotated) => Sym;
-}
-
-/** A layer's q and k before RoPE, [B, heads, T, D], and the products they came from (see ForwardInputs.attend). */
-export interface Unrotated {
-  q: Sym;
-  k: Sym;
-  /** The packed q, k, v product's rows [B·T, (H + 2·KVH)·D], where the source packs them and no q/k norm comes between. */
-  packed?: Sym;
-  /** The three products' rows [B·T, heads·D] before the heads are split, where they are separate and no q/k norm comes between. */
-  rows?: { q: Sym; k: Sym; v: Sym };
+  attend?: (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym; packed?: Sym }) => Sym;
 }
 
 export interface ForwardResult {
@@ -111,27 +100,26 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
   const packedWeights = w.packedQkv?.(layer) ?? null;
   let packed: Sym | undefined;
-  let rows: Unrotated['rows'];
+  let q: Sym;
+  let k: Sym;
+  let v: Sym;
   if (packedWeights) {
     packed = op.linear(x, packedWeights.weight, packedWeights.bias);
     const [qEnd, kEnd] = [H * D, (H + KVH) * D];
-    rows = { q: op.slice(packed, 1, 0, qEnd), k: op.slice(packed, 1, qEnd, kEnd), v: op.slice(packed, 1, kEnd, kEnd + KVH * D) };
+    q = splitHeads(op.slice(packed, 1, 0, qEnd), B, T, H, D);
+    k = splitHeads(op.slice(packed, 1, qEnd, kEnd), B, T, KVH, D);
+    v = splitHeads(op.slice(packed, 1, kEnd, kEnd + KVH * D), B, T, KVH, D);
   } else {
-    rows = {
-      q: linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias),
-      k: linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias),
-      v: linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias),
-    };
+    q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), B, T, H, D);
+    k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), B, T, KVH, D);
+    v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), B, T, KVH, D);
   }
-  let q = splitHeads(rows.q, B, T, H, D);
-  let k = splitHeads(rows.k, B, T, KVH, D);
-  const v = splitHeads(rows.v, B, T, KVH, D);
   if (config.qkNorm) {
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);
   }
-  // A q/k norm between the product and RoPE is not what a fused node reading the products does.
-  const unrotated: Unrotated = { q, k, ...(config.qkNorm ? {} : packed ? { packed } : { rows }) };
+  // A q/k norm between the product and RoPE is not what a fused node reading the packed rows does.
+  const unrotated = { q, k, ...(packed && !config.qkNorm ? { packed } : {}) };
   q = op.rope(q, rot.cos, rot.sin, rot.rows);
   k = op.rope(k, rot.cos, rot.sin, rot.rows);
   let attended: Sym;
@@ -143,8 +131,7 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
     const values = past ? op.concat([past.v, v], 2) : v;
     attended = op.attention(q, keys, values, inputs.attentionBias);
   }
-  // attend may give the heads already merged, [B, T, H·D] (a fused attention's own layout).
-  const merged = op.reshape(attended.rank === 3 ? attended : op.transpose(attended, [0, 2, 1, 3]), [B * T, H * D]);
+  const merged = op.reshape(op.transpose(attended, [0, 2, 1, 3]), [B * T, H * D]);
   return { out: linear(w, `${p}.o_proj`, 'o_proj', merged, false), k, v };
 }
 

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import onnxProto from 'onnx-proto';
 import { Generator } from '../../../main/engine/generate/generator.ts';
-import { buildDecodeGraph, buildPrefillGraph } from '../../../main/engine/generate/graphs.ts';
+import { buildDecodeGraph } from '../../../main/engine/generate/graphs.ts';
 import { samplingMode } from '../../../main/engine/generate/sampler.ts';
 import { emitModel } from '../../../main/engine/graph/emit.ts';
 import { grad } from '../../../main/engine/graph/autodiff.ts';
@@ -269,24 +269,6 @@ describe('the LogSoftmax lowering', () => {
     const composite = decodeOps(8);
     expect(composite.filter((n) => n.opType === 'GroupQueryAttention')).toHaveLength(3);
     expect(composite.filter((n) => n.opType === 'RotaryEmbedding')).toHaveLength(6);
-  });
-
-  it('writes a device-cache prefill\'s attention as one GroupQueryAttention per layer from head size 16 on, and as the composite below', () => {
-    const prefillOps = (headDim: number) => {
-      const config = tinyLlama({ vocabSize: 37, hiddenSize: 2 * headDim, numHeads: 2, numKvHeads: 1, headDim, numLayers: 3 });
-      const shape = { dtype: 'float32' as const, rows: 4, prompts: 2, samplesPerPrompt: 2, promptLength: 6, cacheLength: 8, mode: samplingMode({ temperature: 1, topK: 0, topP: 1 }, 37), deviceCache: true, emitLogits: false };
-      const model = onnxProto.onnx.ModelProto.decode(emitModel(buildPrefillGraph(config, new HostWeights(randomWeights(config)), shape), loweringsFor('webgpu')));
-      return model.graph!.node!;
-    };
-    const fused = prefillOps(16);
-    const gqa = fused.filter((n) => n.opType === 'GroupQueryAttention');
-    expect(gqa).toHaveLength(3);
-    // q, k, v, no past, seqlens, total length, the rotary tables; the padding bias last.
-    for (const n of gqa) expect([n.input![3], n.input![4], n.input![7] !== '', n.input![8] !== '', n.input![10] !== '']).toEqual(['', '', true, true, true]);
-    for (const op of ['RotaryEmbedding', 'Softmax', 'MatMul', 'Transpose']) expect(fused.filter((n) => n.opType === op), op).toHaveLength(0);
-    const composite = prefillOps(8);
-    expect(composite.filter((n) => n.opType === 'GroupQueryAttention')).toHaveLength(0);
-    expect(composite.filter((n) => n.opType === 'Softmax')).toHaveLength(3);
   });
 
   it('writes SiLU as one QuickGelu (alpha 1) on WebGPU, with the composite\'s values; its gradient as built', async () => {
