@@ -50,6 +50,8 @@ describe.each([
   ['head size 4', tinyConfig({ hiddenSize: 16, headDim: 4 })],
   // From 16 on, GroupQueryAttention also rotates q and k itself (at the slot positions a device cache uses).
   ['head size 16', tinyConfig({ hiddenSize: 64, headDim: 16 })],
+  // q/k norms sit between the products and the rotation the node does (q, k, v are then not packed).
+  ['qwen3-style at head size 16', tinyConfig({ architecture: 'qwen3', hiddenSize: 64, headDim: 16, qkNorm: true, tieWordEmbeddings: true })],
 ])('generation on %s', (_name, config) => {
   let device: Device;
   let weights: WeightBinding;
