@@ -96,12 +96,12 @@ describe.each([
 describe('long prompts and caches', () => {
   // Windows of 32 positions and more take other kernel paths than the short ones above (onnxruntime
   // 1.30's WebGPU GroupQueryAttention in prompt mode was wrong from 32 on: the prefill does not use it).
-  const config = tinyConfig({ hiddenSize: 64, headDim: 16, maxPositionEmbeddings: 256 });
+  const config = tinyConfig({ hiddenSize: 64, headDim: 16, maxPositionEmbeddings: 1024 });
   const weights = randomWeights(config, 23);
 
-  it.each([30, 65, 100])('prompts of %i tokens: generation log-probs match a full training-style forward', async (length) => {
+  it.each([30, 65, 100, 600])('prompts of %i tokens: generation log-probs match a full training-style forward', async (length) => {
     const device = await testDevice();
-    const gen = await Generator.create({ config, weights, device, maxLength: 160 });
+    const gen = await Generator.create({ config, weights, device, maxLength: length + 40 });
     // Two prompts of different lengths, so the shorter one is left-padded.
     const prompts = [Array.from({ length }, (_, i) => (i * 7 + 3) % 40), Array.from({ length: length - 5 }, (_, i) => (i * 5 + 1) % 40)];
     const { samples } = await gen.generate({ promptIds: prompts, samplesPerPrompt: 2, maxNewTokens: 24, temperature: 1, seed: 4, eosTokenIds: [], returnLogits: true });
