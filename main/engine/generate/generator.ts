@@ -1,12 +1,14 @@
 // Batched sampling from a Llama-family model: prefill the P prompts once, replicate each
 // prompt's KV cache into its N sample rows, then one decode graph run per new token.
 //
-// Prompts are left-padded to a common length, so every row writes its new token to the same
-// cache slot at each step; padding slots are masked by the attention bias. Position ids count
-// from each prompt's first real token on a host cache; on a device cache they are the cache
-// slots, which is GroupQueryAttention's own RoPE position (it rotates q and k inside the node,
-// two RotaryEmbeddings fewer per layer). RoPE is relative: a query and a key shifted by the same
-// padding have the same score, so the two differ only in float rounding of the angles.
+// On a host cache (the CPU) prompts are left-padded to a common length, so every row writes its
+// new token to the same cache slot at each step; padding slots are masked by the attention bias
+// and position ids count from each prompt's first real token. On a device cache (a GPU) they are
+// right-padded: each row's tokens sit at their own positions from slot 0 and every row writes at
+// its own length, as GroupQueryAttention takes a batch (each row's length, RoPE at that position
+// inside the node); the slots past a row's length hold padding until its tokens overwrite them,
+// masked as the host cache's padding is. Both compute what the training graph does at the same
+// positions.
 // Graphs are compiled once per shape and cached;
 // prompt and cache lengths are rounded up to buckets so a training loop with varying prompt
 // lengths reuses a handful of graphs.
@@ -296,7 +298,9 @@ export class Generator {
     const keep = deviceCache ? cacheNames : [];
 
     const rowsOf = Array.from({ length: B }, (_, b) => ({ promptIndex: Math.floor(b / N), sampleIndex: b % N }));
-    const pad = rowsOf.map((r) => T - prompts[r.promptIndex].length);
+    const lengths = rowsOf.map((r) => prompts[r.promptIndex].length);
+    // Host cache: left padding before each row's prompt; device cache: none (right-padded).
+    const pad = lengths.map((n) => (deviceCache ? 0 : T - n));
     const uniforms = new RowUniforms(
       seed,
       rowsOf.map((r) => ({ ...r, promptIndex: r.promptIndex + promptOffset })),
@@ -359,17 +363,21 @@ export class Generator {
     const ids = new Int32Array(P * T);
     const positions = new Int32Array(P * T);
     const bias = floatArray(dtype, P * T * T).fill(MASKED);
+    const lastIndex = new Int32Array(P);
     for (let p = 0; p < P; p++) {
       const prompt = prompts[p];
-      const start = T - prompt.length;
+      // where the prompt starts and ends in its row (see the header)
+      const start = deviceCache ? 0 : T - prompt.length;
+      const end = start + prompt.length;
+      lastIndex[p] = p * T + end - 1;
       for (let t = 0; t < T; t++) {
-        ids[p * T + t] = t >= start ? prompt[t - start] : 0;
-        // On a device cache RoPE positions are the slots (see the header)
-        positions[p * T + t] = deviceCache ? t : Math.max(0, t - start);
+        const real = t >= start && t < end;
+        ids[p * T + t] = real ? prompt[t - start] : 0;
+        positions[p * T + t] = Math.max(0, t - start);
         // real queries see real keys up to themselves; padding queries see only themselves
         // (any finite row would do, their outputs are never read)
         const row = (p * T + t) * T;
-        if (t < start) bias[row + t] = 0;
+        if (!real) bias[row + t] = 0;
         else bias.fill(0, row + start, row + t + 1);
       }
     }
@@ -379,6 +387,7 @@ export class Generator {
       [IO.inputIds]: cpuTensor(ids, [P, T]),
       [IO.positionIds]: cpuTensor(positions, [P, T]),
       [IO.attentionBias]: cpuTensor(bias, [P, 1, 1, T, T]),
+      ...(deviceCache ? { [IO.lastIndex]: cpuTensor(lastIndex, [P]) } : {}),
       ...sampler,
     });
 
@@ -410,7 +419,8 @@ export class Generator {
       let decodeSteps = 0;
       const stepIds = new Int32Array(B);
       const stepPositions = new Int32Array(B);
-      const writePos = new Int32Array(1);
+      // device cache: each row's slot for the token it feeds (its position)
+      const writePos = new Int32Array(B);
       let decode: CompiledGraph | null = null;
       let fixed: Record<string, ort.Tensor> = {};
       let cacheBias: FloatArray = floatArray(dtype, 0);
@@ -430,15 +440,15 @@ export class Generator {
           const W = deviceCache ? window : window + 1;
           cacheBias = floatArray(dtype, B * W).fill(MASKED);
           for (let b = 0; b < B; b++) {
-            cacheBias.fill(0, b * W + pad[b], b * W + slot);
+            // the row's tokens so far (a device cache writes the new one in place below)
+            cacheBias.fill(0, b * W + pad[b], b * W + (deviceCache ? lengths[b] + step - 2 : slot));
             if (!deviceCache) cacheBias[b * W + window] = 0;
           }
           fixed = {
             [IO.inputIds]: cpuTensor(stepIds, [B, 1]),
-            // a device cache's graph takes its position from write_pos
-            ...(deviceCache ? {} : { [IO.positionIds]: cpuTensor(stepPositions, [B, 1]) }),
+            // a device cache's graph takes each row's position from write_pos
+            ...(deviceCache ? { [IO.writePos]: cpuTensor(writePos, [B]) } : { [IO.positionIds]: cpuTensor(stepPositions, [B, 1]) }),
             [IO.attentionBias]: cpuTensor(cacheBias, [B, 1, 1, W]),
-            ...(deviceCache ? { [IO.writePos]: cpuTensor(writePos, [1]) } : {}),
             ...sampler,
           };
         }
@@ -447,9 +457,11 @@ export class Generator {
           // finished rows keep running (the batch shape is fixed) on a harmless token
           stepIds[b] = finished[b] ? 0 : s.tokenIds[s.tokenIds.length - 1];
           stepPositions[b] = slot - pad[b];
+          if (deviceCache) {
+            writePos[b] = lengths[b] + step - 2;
+            cacheBias[b * window + writePos[b]] = 0;
+          }
         }
-        writePos[0] = slot;
-        if (deviceCache) for (let b = 0; b < B; b++) cacheBias[b * window + slot] = 0;
         uniforms.next(uniformData);
         // weights.feeds() per run: a store may swap its tensors whenever its weights change
         const out = await decode.run({ ...weights.feeds(decode.inputNames), ...fixed, ...(deviceKv ? deviceKv.feeds() : hostCache!.feeds()) });

@@ -12,9 +12,10 @@
 // token itself are two products joined in one softmax, so the cache tensors are only read.
 //  - host cache (CPU): the cache enters as CPU tensors viewing host arrays; the graph returns
 //    only the new position's k and v, which the host writes into the arrays in place.
-//  - device cache (WebGPU): the graph writes the new k, v at slot `write_pos` (Where), attends
-//    over the updated cache and returns it, kept on the GPU and fed to the next step (ping-pong);
-//    lowered for WebGPU, each layer's write and attention are one GroupQueryAttention.
+//  - device cache (WebGPU): each row's tokens sit at their positions (prompts right-padded); the
+//    graph writes each row's new k, v at its own slot `write_pos` (Where), attends over the
+//    updated cache and returns it, kept on the GPU and fed to the next step (ping-pong); lowered
+//    for WebGPU, each layer's write and attention are one GroupQueryAttention.
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import type { LlamaConfig } from '../nn/config.ts';
@@ -31,8 +32,10 @@ export const IO = {
    * the new token); on a device cache: [B, 1, 1, L] (the slots after the write, the new token's own included)
    */
   attentionBias: 'attention_bias',
-  /** decode on a device cache: [1] int32, the slot the new token's k, v go to. */
+  /** decode on a device cache: [B] int32, each row's slot for the new token's k, v (its position). */
   writePos: 'write_pos',
+  /** prefill on a device cache: [P] int32, where each prompt's last token is among the P·T positions (p·T + its length − 1). */
+  lastIndex: 'last_index',
   uniforms: 'uniforms',
   /** [1] float32: 1 / temperature. */
   inverseTemperature: 'inverse_temperature',
@@ -84,7 +87,7 @@ export interface GraphShapeCommon {
 export interface PrefillShape extends GraphShapeCommon {
   prompts: number;
   samplesPerPrompt: number;
-  /** Tp: the padded prompt length (prompts are left-padded to it). */
+  /** Tp: the padded prompt length (prompts are padded to it: on the left on a host cache, on the right on a device cache). */
   promptLength: number;
 }
 
@@ -126,7 +129,7 @@ function sampleOutputs(g: Graph, logits: Sym, mode: SamplingMode, inputs: Return
 }
 
 /**
- * Prefill: P left-padded prompts [P, Tp] run once; the last position's logits are repeated for
+ * Prefill: P padded prompts [P, Tp] run once; each prompt's last position's logits are repeated for
  * the N samples of each prompt (rows p·N .. p·N+N−1) and the first new token is sampled per row.
  * Host cache: outputs each layer's k, v of the prompts [P, KVH, Tp, D] (the host replicates
  * them into the sample rows). Device cache: outputs the replicated, zero-padded cache directly.
@@ -144,7 +147,10 @@ export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s
   const sampler = samplerInputs(g, B);
   const w = bindWeights(weights, g, s);
   const { hidden, present } = forward(config, w, { inputIds, positionIds, attentionBias });
-  const last = op.reshape(op.slice(hidden, 1, T - 1, T), [P, config.hiddenSize]);
+  // A host cache's prompts are left-padded (all end at T − 1), a device cache's right-padded.
+  const last = s.deviceCache
+    ? op.gather(op.reshape(hidden, [P * T, config.hiddenSize]), g.input(IO.lastIndex, [P], 'int32'))
+    : op.reshape(op.slice(hidden, 1, T - 1, T), [P, config.hiddenSize]);
   const promptLogits = lmHead(config, w, last);
   const V = promptLogits.shape[1];
   const logits = op.reshape(op.expand(op.unsqueeze(promptLogits, 1), [P, N, V]), [B, V]);
@@ -166,8 +172,8 @@ export function buildPrefillGraph(config: LlamaConfig, weights: WeightBinding, s
 }
 
 /**
- * Decode: one new token per row at slot `write_pos` (the same for every row: prompts are
- * left-padded, so all rows advance in step), attending to the cache slots the bias allows plus
+ * Decode on a host cache: one new token per row at slot `write_pos` (the same for every row:
+ * prompts are left-padded, so all rows advance in step), attending to the cache slots the bias allows plus
  * itself, then sampling the next token.
  */
 export function buildDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: DecodeShape): Graph {
@@ -218,8 +224,8 @@ export function buildDecodeGraph(config: LlamaConfig, weights: WeightBinding, s:
 }
 
 /**
- * Decode on a device cache [B, KVH, L, D] per layer: the graph writes the new token's k, v at
- * slot `write_pos` and attends over the updated cache (bias [B, 1, 1, L], the slot itself
+ * Decode on a device cache [B, KVH, L, D] per layer: the graph writes each row's new k, v at its
+ * slot `write_pos` [B] and attends over the updated cache (bias [B, 1, 1, L], the slot itself
  * allowed), returning the whole cache (ping-pong). Each layer's attention is one
  * cachedAttention, GroupQueryAttention where the graph is lowered for WebGPU.
  */
@@ -230,11 +236,11 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   g.recording = false;
   const inputIds = g.input(IO.inputIds, [B, 1], 'int32');
   const bias = g.input(IO.attentionBias, [B, 1, 1, L], s.dtype);
-  const writePos = g.input(IO.writePos, [1], 'int32');
-  // On a device cache a token's RoPE position is its slot (see the generator), the position
-  // GroupQueryAttention rotates q and k at: the angles of slot write_pos, and their table over
-  // every slot for the fused node, from one formula so the two agree.
-  const positionIds = op.expand(op.reshape(writePos, [1, 1]), [B, 1]);
+  const writePos = g.input(IO.writePos, [B], 'int32');
+  // Rows are right-padded (see the generator): a token's slot is its position, where
+  // GroupQueryAttention rotates q and k (each row's length − 1): the angles of write_pos, and their
+  // table over every slot for the fused node, from one formula so the two agree.
+  const positionIds = op.reshape(writePos, [B, 1]);
   const cacheType = s.compute ?? s.dtype;
   const angles = rotaryAngles(config, op.reshape(op.iota(g, L, 'float32'), [L, 1]), cacheType);
   const past = Array.from({ length: numLayers }, (_, l) => ({
@@ -243,13 +249,13 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   }));
   const sampler = samplerInputs(g, B);
   const w = bindWeights(weights, g, s);
-  // Where with a one-slot mask writes slot write_pos and keeps the rest (no ScatterND, no int64
-  // indices, all on the GPU); GroupQueryAttention reads the slot as every row's length − 1.
-  const atSlot = op.equal(op.reshape(op.iota(g, L, 'int32'), [1, 1, L, 1]), op.reshape(writePos, [1, 1, 1, 1]));
+  // Where with a one-slot mask per row writes its slot write_pos and keeps the rest (no ScatterND,
+  // no int64 indices, all on the GPU); GroupQueryAttention reads the slot as the row's length − 1.
+  const atSlot = op.equal(op.reshape(op.iota(g, L, 'int32'), [1, 1, L, 1]), op.reshape(writePos, [B, 1, 1, 1]));
   // GroupQueryAttention takes its bias in the cache's type: float16 under mixed precision, where
   // MASKED would be −∞; clamped to float16's lowest finite value instead (exp of it is 0 all the same).
   const gqaBias = cacheType === 'float16' ? op.cast(op.maximum(bias, -65504), 'float16') : undefined;
-  const gqa = { seqlens: op.expand(writePos, [B]), totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
+  const gqa = { seqlens: writePos, totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
   const cache: { k: Sym; v: Sym }[] = [];
   const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym; packed?: Sym }): Sym => {
     const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, { ...gqa, rotary: { ...unrotated, ...angles } });

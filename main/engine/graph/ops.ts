@@ -617,13 +617,14 @@ export interface GroupQueryInputs {
 
 /**
  * One decode step of grouped-query attention over a cache kept on the device: the new token's
- * k, v [B, KVH, 1, D] are written at the slot `atSlot` marks (bool, broadcast over [B, KVH, L, D]),
+ * k, v [B, KVH, 1, D] are written at the slot `atSlot` marks (bool [B|1, 1, L, 1]: each row's own),
  * and q [B, H, 1, D] (after RoPE) attends over the updated cache [B, KVH, L, D] with `bias`
  * [B, 1, 1, L] added (0 where a row may attend, its own slot included). Returns the attention as
  * [B, 1, H·D] and the updated caches. With `gqa` (and D a multiple of 8) its equivalent is one
  * GroupQueryAttention, which reads only each row's slots up to its own (seqlens), so the bias
  * must mask the later ones too, as the composite needs; with `gqa.rotary` that node also does
- * q's and k's RoPE, at the position seqlens (so the caller's positions must be the slots).
+ * q's and k's RoPE, at the position seqlens (so each row's slot must be its token's position:
+ * rows laid out from slot 0, right-padded).
  */
 export function cachedAttention(
   q: Sym,
