@@ -252,10 +252,9 @@ function buildDeviceDecodeGraph(config: LlamaConfig, weights: WeightBinding, s: 
   // Where with a one-slot mask per row writes its slot write_pos and keeps the rest (no ScatterND,
   // no int64 indices, all on the GPU); GroupQueryAttention reads the slot as the row's length − 1.
   const atSlot = op.equal(op.reshape(op.iota(g, L, 'int32'), [1, 1, L, 1]), op.reshape(writePos, [B, 1, 1, 1]));
-  // GroupQueryAttention takes its bias in the cache's type: float16 under mixed precision, where
-  // MASKED would be −∞; clamped to float16's lowest finite value instead (exp of it is 0 all the same).
-  const gqaBias = cacheType === 'float16' ? op.cast(op.maximum(bias, -65504), 'float16') : undefined;
-  const gqa = { seqlens: writePos, totalLength: g.constant([L], [1], 'int32'), ...(gqaBias ? { bias: gqaBias } : {}) };
+  // GroupQueryAttention masks by each row's length itself (no bias: the rows start at slot 0),
+  // which leaves its kernel every path a bias would rule out.
+  const gqa = { seqlens: writePos, totalLength: g.constant([L], [1], 'int32') };
   const cache: { k: Sym; v: Sym }[] = [];
   const attend = (layer: number, q: Sym, k: Sym, v: Sym, unrotated: { q: Sym; k: Sym; packed?: Sym }): Sym => {
     const a = op.cachedAttention(q, k, v, past[layer], atSlot, bias, { ...gqa, rotary: { ...unrotated, ...angles } });

@@ -603,8 +603,6 @@ export interface GroupQueryInputs {
   seqlens: Sym;
   /** int32 [1]: the slots attended at most, here the whole cache L. */
   totalLength: Sym;
-  /** The bias in q's type where it differs from the composite's (float16 q, float32 bias). */
-  bias?: Sym;
   /**
    * q and k before RoPE, with the angles' cos and sin tables [L, D/2] (in q's type) that the
    * composite's q and k were rotated by, at the row of each row's own slot (seqlens): then the
@@ -621,10 +619,10 @@ export interface GroupQueryInputs {
  * and q [B, H, 1, D] (after RoPE) attends over the updated cache [B, KVH, L, D] with `bias`
  * [B, 1, 1, L] added (0 where a row may attend, its own slot included). Returns the attention as
  * [B, 1, H·D] and the updated caches. With `gqa` (and D a multiple of 8) its equivalent is one
- * GroupQueryAttention, which reads only each row's slots up to its own (seqlens), so the bias
- * must mask the later ones too, as the composite needs; with `gqa.rotary` that node also does
- * q's and k's RoPE, at the position seqlens (so each row's slot must be its token's position:
- * rows laid out from slot 0, right-padded).
+ * GroupQueryAttention, which reads each row's slots 0 .. seqlens and takes no bias: so the rows
+ * must be laid out from slot 0 (right-padded), where the bias masks exactly the later slots; with
+ * `gqa.rotary` that node also does q's and k's RoPE, at the position seqlens (each row's slot is
+ * then its token's position).
  */
 export function cachedAttention(
   q: Sym,
@@ -670,7 +668,7 @@ export function cachedAttention(
     q.graph.nodes[q.graph.nodes.length - 1].equivalent = {
       opType: 'GroupQueryAttention',
       domain: 'com.microsoft',
-      inputs: [...views.map((x) => x.name), ...(views.length === 1 ? ['', ''] : []), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, rotary?.cos.name ?? '', rotary?.sin.name ?? '', '', (gqa.bias ?? bias).name],
+      inputs: [...views.map((x) => x.name), ...(views.length === 1 ? ['', ''] : []), past.k.name, past.v.name, gqa.seqlens.name, gqa.totalLength.name, ...(rotary ? [rotary.cos.name, rotary.sin.name] : [])],
       attrs: { num_heads: { i: H }, kv_num_heads: { i: KVH }, scale: { f: 1 / Math.sqrt(D) }, ...(rotary ? { do_rotary: { i: 1 }, rotary_interleaved: { i: 0 } } : {}) },
       outputs: [out.name, kNext.name, vNext.name],
     };

@@ -261,9 +261,10 @@ describe('the LogSoftmax lowering', () => {
     expect(gqa).toHaveLength(3);
     for (const n of gqa) {
       expect(Number(n.attribute!.find((a) => a.name === 'do_rotary')?.i)).toBe(1);
-      // q, k, v, past k, past v, seqlens, total length, cos table, sin table
+      // q, k, v, past k, past v, seqlens, total length, cos table, sin table; no bias (each row's length masks)
       expect(n.input![7]).not.toBe('');
       expect(n.input![8]).not.toBe('');
+      expect(n.input).toHaveLength(9);
     }
     expect(rotated.filter((n) => n.opType === 'RotaryEmbedding')).toHaveLength(0);
     const composite = decodeOps(8);
