@@ -11,7 +11,7 @@ import { emitModel } from '../main/engine/graph/emit.ts';
 import type { Graph, Sym } from '../main/engine/graph/graph.ts';
 import { loweringsFor, passesFor } from '../main/engine/graph/lowering.ts';
 import { LINEAR_MODULES, type LlamaConfig, weightShapes } from '../main/engine/nn/config.ts';
-import { type WeightSource, packedQkvName } from '../main/engine/nn/llama.ts';
+import { type WeightSource, packedQkvName, packedQkvShapes } from '../main/engine/nn/llama.ts';
 import { type LoraSpec, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../main/engine/nn/lora.ts';
 import { ADAMW_DEFAULTS } from '../main/engine/optim/adamw.ts';
 import { type StepGraphParameters, buildTrainStepGraph } from '../main/engine/runtime/trainer.ts';
@@ -54,11 +54,11 @@ export interface GraphNodeCount {
 function shapeOnlySource(g: Graph, config: LlamaConfig, lora: LoraSpec | null, precision: Precision, compute: DType = computeDtype(precision), packQkv = false): { source: WeightSource; params: Sym[] } {
   // (lora null with the weights' own shapes, q, k and v packed, is also what generation reads when
   // adapters are merged on every linear layer: ParameterStore's generationWeights.)
-  const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
+  const packedShape = packedQkvShapes(config);
   const packedShapes: [string, number[]][] = packQkv
-    ? Array.from({ length: config.numLayers }, (_, l) => [
-        [packedQkvName(l, 'weight'), [(H + 2 * KVH) * D, config.hiddenSize]] as [string, number[]],
-        ...(config.attentionBias ? [[packedQkvName(l, 'bias'), [(H + 2 * KVH) * D]] as [string, number[]]] : []),
+    ? Array.from({ length: config.numLayers }, (_, l): [string, number[]][] => [
+        [packedQkvName(l, 'weight'), packedShape.weight],
+        ...(packedShape.bias ? [[packedQkvName(l, 'bias'), packedShape.bias] as [string, number[]]] : []),
       ]).flat()
     : [];
   const shapes = new Map([...weightShapes(config), ...(lora ? loraShapes(config, lora) : []), ...packedShapes]);

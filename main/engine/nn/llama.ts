@@ -26,6 +26,18 @@ export function packedQkvName(layer: number, part: 'weight' | 'bias'): string {
   return `model.layers.${layer}.self_attn.qkv_proj.${part}`;
 }
 
+/** A layer's q, k and v projections (their weight-name prefixes), in the packed weight's row order. */
+export function qkvProjections(layer: number): [string, string, string] {
+  const p = `model.layers.${layer}.self_attn`;
+  return [`${p}.q_proj`, `${p}.k_proj`, `${p}.v_proj`];
+}
+
+/** Shapes of a layer's packed q, k, v weight and bias (null for a model without those biases). */
+export function packedQkvShapes(config: LlamaConfig): { weight: number[]; bias: number[] | null } {
+  const rows = (config.numHeads + 2 * config.numKvHeads) * config.headDim;
+  return { weight: [rows, config.hiddenSize], bias: config.attentionBias ? [rows] : null };
+}
+
 export interface ForwardInputs {
   /** Token ids [B, T], int32. */
   inputIds: Sym;
@@ -99,21 +111,16 @@ function attentionBlock(config: LlamaConfig, w: WeightSource, layer: number, x: 
   const p = `model.layers.${layer}.self_attn`;
   const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
   const packedWeights = w.packedQkv?.(layer) ?? null;
-  let packed: Sym | undefined;
-  let q: Sym;
-  let k: Sym;
-  let v: Sym;
-  if (packedWeights) {
-    packed = op.linear(x, packedWeights.weight, packedWeights.bias);
-    const [qEnd, kEnd] = [H * D, (H + KVH) * D];
-    q = splitHeads(op.slice(packed, 1, 0, qEnd), B, T, H, D);
-    k = splitHeads(op.slice(packed, 1, qEnd, kEnd), B, T, KVH, D);
-    v = splitHeads(op.slice(packed, 1, kEnd, kEnd + KVH * D), B, T, KVH, D);
-  } else {
-    q = splitHeads(linear(w, `${p}.q_proj`, 'q_proj', x, config.attentionBias), B, T, H, D);
-    k = splitHeads(linear(w, `${p}.k_proj`, 'k_proj', x, config.attentionBias), B, T, KVH, D);
-    v = splitHeads(linear(w, `${p}.v_proj`, 'v_proj', x, config.attentionBias), B, T, KVH, D);
-  }
+  const packed = packedWeights ? op.linear(x, packedWeights.weight, packedWeights.bias) : undefined;
+  // q, k, v: each projection's rows [B·T, heads·D] (cut from the one packed product, or its own)
+  // split into heads.
+  const heads = [H, KVH, KVH];
+  const starts = [0, H * D, (H + KVH) * D];
+  const [q0, k0, v] = (['q_proj', 'k_proj', 'v_proj'] as const).map((m, i) => {
+    const rows = packed ? op.slice(packed, 1, starts[i], starts[i] + heads[i] * D) : linear(w, `${p}.${m}`, m, x, config.attentionBias);
+    return splitHeads(rows, B, T, heads[i], D);
+  });
+  let [q, k] = [q0, k0];
   if (config.qkNorm) {
     q = op.rmsNorm(q, w.get(`${p}.q_norm.weight`), config.rmsNormEps);
     k = op.rmsNorm(k, w.get(`${p}.k_norm.weight`), config.rmsNormEps);

@@ -12,7 +12,7 @@ import { type DType, float16OverflowIndex, float32ToFloat16Bits } from '../graph
 import { Graph, type Sym } from '../graph/graph.ts';
 import * as op from '../graph/ops.ts';
 import { type LinearModule, type LlamaConfig, weightShapes } from '../nn/config.ts';
-import { type WeightSource, packedQkvName } from '../nn/llama.ts';
+import { type WeightSource, packedQkvName, packedQkvShapes, qkvProjections } from '../nn/llama.ts';
 import { widenFloat16 } from '../nn/safetensors.ts';
 import { type LoraSpec, initLoraWeights, loraDelta, loraScale, loraShapes, loraTargets, loraWeightName } from '../nn/lora.ts';
 import { disposeTensor } from './device-buffers.ts';
@@ -247,7 +247,7 @@ function packAttentionInputs(weights: ReadonlyMap<string, HostWeight>, names: re
   if (names.some((n) => n.endsWith('.q_norm.weight'))) return { names: [...names], packed };
   const dropped = new Set<string>();
   for (let l = 0; ; l++) {
-    const parts = ['q_proj', 'k_proj', 'v_proj'].map((m) => `model.layers.${l}.self_attn.${m}`);
+    const parts = qkvProjections(l);
     if (!weights.has(`${parts[0]}.weight`)) break;
     for (const part of ['weight', 'bias'] as const) {
       const each = parts.map((p) => `${p}.${part}`);
@@ -294,6 +294,10 @@ export interface ParameterStoreOptions {
   mergeAdapters?: boolean;
 }
 
+/** Prefixes of the flat reader's outputs (ParameterStore.flatReader): a trainable weight's view, a merged weight. */
+const VIEW_OUTPUT = 'view:';
+const MERGED_OUTPUT = 'merged:';
+
 /** The graph input a store feeds its whole flat buffer to (a training step's AdamW reads it). */
 export const FLAT_PARAMS_INPUT = 'params_flat';
 
@@ -306,14 +310,10 @@ export class ParameterStore implements WeightBinding {
   private readonly targets: Map<string, LinearModule>;
   private flat: ort.Tensor;
   private views: Map<string, ort.Tensor> | null = null;
-  /** On a device: the graph cutting the views from the flat buffer (and merging the adapters). */
-  private deviceGraph: Promise<CompiledGraph> | null = null;
-  /** On the CPU (views are zero-copy there): the graph merging the adapters, under mergeAdapters. */
-  private cpuMergeGraph: Promise<CompiledGraph> | null = null;
+  /** The graph reading the flat buffer after each change (flatReader), compiled on first use. */
+  private flatGraph: Promise<CompiledGraph> | null = null;
   /** Under mergeAdapters: W + scale·B·A per adapted weight (by its HF name), cut with the views. */
   private merged: Map<string, ort.Tensor> | null = null;
-  /** The names the merge graph's outputs are fed under, in its order. */
-  private mergedOutputs: string[] = [];
   /** The base weights an adapter is merged into under mergeAdapters, by HF name (none otherwise). */
   private readonly mergedNames: ReadonlySet<string>;
   /**
@@ -341,7 +341,7 @@ export class ParameterStore implements WeightBinding {
     this.byName = new Map(layout.map((e) => [e.name, e]));
     this.targets = new Map(lora ? loraTargets(config, lora).map((t) => [t.prefix, t.module]) : []);
     this.mergedNames = new Set(mergeAdapters ? [...this.targets.keys()].map((prefix) => `${prefix}.weight`) : []);
-    const qkvMerged = (l: number) => ['q_proj', 'k_proj', 'v_proj'].every((m) => this.mergedNames.has(`model.layers.${l}.self_attn.${m}.weight`));
+    const qkvMerged = (l: number) => qkvProjections(l).every((prefix) => this.mergedNames.has(`${prefix}.weight`));
     this.packedLayers = new Set(config.qkNorm || !packingQkv() ? [] : Array.from({ length: config.numLayers }, (_, l) => l).filter(qkvMerged));
     this.flat = flat;
   }
@@ -503,7 +503,7 @@ export class ParameterStore implements WeightBinding {
         const packedQkv = (layer: number) => {
           if (!this.packedLayers.has(layer)) return null;
           const [weight, bias] = [packedQkvName(layer, 'weight'), packedQkvName(layer, 'bias')];
-          const shapes = this.packedQkvShapes();
+          const shapes = packedQkvShapes(this.config);
           return {
             weight: viewAs(views, weight, () => declareMerged(weight, shapes.weight), compute),
             bias: shapes.bias ? viewAs(views, bias, () => declareMerged(bias, shapes.bias!), compute) : null,
@@ -560,53 +560,43 @@ export class ParameterStore implements WeightBinding {
   }
 
   /**
-   * Per-weight tensors of the current flat buffer (CPU subarray views, or the device graph's
-   * outputs) and, under mergeAdapters, the merged weights.
+   * Per-weight tensors of the current flat buffer (CPU subarray views, or the flat reader's
+   * outputs on a device) and, under mergeAdapters, the merged weights.
    */
   private async refreshViews(): Promise<void> {
     if (this.views) return;
-    if (!this.device.keepsStateOnDevice) {
+    const onDevice = this.device.keepsStateOnDevice;
+    if (!onDevice) {
       const flat = this.flat.data as FlatArray;
       const view = (e: ParamEntry) => flat.subarray(e.offset, e.offset + e.size);
       // Mixed precision is refused on the CPU; its graphs are still built here (tests), so the views have their type.
       this.views = new Map(this.layout.map((e) => [e.name, this.viewDtype === 'float16' ? new ort.Tensor('float16', Uint16Array.from(view(e), float32ToFloat16Bits), [...e.shape]) : new ort.Tensor(this.dtype, view(e), [...e.shape])]));
-      if (this.mergeAdapters) this.merged = await this.runMerge(this.cpuMergeGraph ??= this.buildMergeGraph(false));
-      return;
+      if (!this.mergeAdapters) return;
     }
-    // One graph cuts every view and merges the adapters from the same slices: on a GPU each node
-    // is a dispatch, and this runs after every step.
-    this.deviceGraph ??= this.buildMergeGraph(true);
-    const graph = await this.deviceGraph;
+    // On a device one graph cuts every view and merges the adapters from the same slices (each
+    // node is a dispatch, and this runs after every step); on the CPU it only merges.
+    if (!this.flatGraph) {
+      const reader = this.flatReader(onDevice);
+      this.flatGraph = CompiledGraph.create(reader, this.device, { keepOnDevice: reader.outputs.map((o) => o.name) });
+    }
+    const graph = await this.flatGraph;
     const out = await graph.run({ ...this.frozen.feeds(graph.inputNames), flat: this.flat });
-    this.views = new Map(this.layout.map((e, i) => [e.name, out[`w_${i}`]]));
-    if (this.mergeAdapters) this.merged = new Map(this.mergedOutputs.map((name, i) => [name, out[`m_${i}`]]));
-  }
-
-  private async runMerge(graph: Promise<CompiledGraph>): Promise<Map<string, ort.Tensor>> {
-    const g = await graph;
-    const out = await g.run({ ...this.frozen.feeds(g.inputNames), flat: this.flat });
-    return new Map(this.mergedOutputs.map((name, i) => [name, out[`m_${i}`]]));
+    const named = (prefix: string) => new Map(graph.outputNames.filter((o) => o.startsWith(prefix)).map((o) => [o.slice(prefix.length), out[o]]));
+    if (onDevice) this.views = named(VIEW_OUTPUT);
+    if (this.mergeAdapters) this.merged = named(MERGED_OUTPUT);
   }
 
   /**
-   * The graph reading the flat buffer: with `views`, each trainable weight cut out in the type
-   * graphs read weights in (w_i, in layout order); under mergeAdapters, W + scale·(B·A) for every
-   * adapted weight (m_j, fed under mergedOutputs[j]), computed in the store's type from the
-   * frozen weight (widened where it is held as float16) and the adapter's master values, then
-   * given the type graphs read weights in: one rounding to float16 under mixed precision. The
-   * merge is one Gemm per adapted layer (alpha the scale, C the frozen weight, on WebGPU);
-   * packed layers' q, k, v are concatenated (WeightSource.packedQkv).
+   * The graph reading the flat buffer, its outputs named by what they hold: with `views`, each
+   * trainable weight cut out in the type graphs read weights in (VIEW_OUTPUT + its name); under
+   * mergeAdapters, W + scale·(B·A) for every adapted weight (MERGED_OUTPUT + the name it is fed
+   * under), computed in the store's type from the frozen weight (widened where it is held as
+   * float16) and the adapter's master values, then given the type graphs read weights in: one
+   * rounding to float16 under mixed precision. Each weight is sliced once, and each merge is one
+   * Gemm on WebGPU (alpha the scale, C the frozen weight); packed layers' q, k, v are
+   * concatenated (WeightSource.packedQkv). Public so its nodes can be inspected.
    */
-  private buildMergeGraph(views: boolean): Promise<CompiledGraph> {
-    const { graph, keep } = this.flatReader(views);
-    return CompiledGraph.create(graph, this.device, { keepOnDevice: views ? keep : [] });
-  }
-
-  /**
-   * The graph buildMergeGraph compiles, with the outputs a device keeps (public so its nodes can
-   * be inspected: each trainable weight is cut once, each adapted layer merged by one product).
-   */
-  flatReader(views: boolean): { graph: Graph; keep: string[] } {
+  flatReader(views: boolean): Graph {
     const g = new Graph(views ? 'unflatten' : 'merge-adapters');
     const flat = g.input('flat', [this.size], this.dtype);
     const cuts = new Map<string, Sym>();
@@ -615,51 +605,29 @@ export class ParameterStore implements WeightBinding {
       if (!s) cuts.set(e.name, (s = op.reshape(op.slice(flat, 0, e.offset, e.offset + e.size), e.shape)));
       return s;
     };
-    const keep: string[] = [];
-    if (views) {
-      this.layout.forEach((e, i) => {
-        g.output(`w_${i}`, op.cast(cut(e), this.viewDtype));
-        keep.push(`w_${i}`);
-      });
+    if (views) for (const e of this.layout) g.output(VIEW_OUTPUT + e.name, op.cast(cut(e), this.viewDtype));
+    if (!this.mergeAdapters) return g;
+    const scale = loraScale(this.lora!);
+    const declared = new Map<string, Sym>();
+    const frozen = (name: string) => op.cast(this.frozen.declare(g, name, declared), this.dtype);
+    const adapter = (prefix: string, part: 'A' | 'B') => cut(this.byName.get(loraWeightName(prefix, part))!);
+    const merge = (prefix: string) => op.add(frozen(`${prefix}.weight`), op.mul(op.gemm(adapter(prefix, 'B'), adapter(prefix, 'A')), scale));
+    const emit = (name: string, value: Sym) => g.output(MERGED_OUTPUT + name, op.cast(value, this.viewDtype));
+    const packed = new Set([...this.packedLayers].flatMap(qkvProjections));
+    for (const prefix of this.targets.keys()) if (!packed.has(prefix)) emit(`${prefix}.weight`, merge(prefix));
+    for (const l of this.packedLayers) {
+      const parts = qkvProjections(l);
+      emit(packedQkvName(l, 'weight'), op.concat(parts.map(merge), 0));
+      if (this.config.attentionBias) emit(packedQkvName(l, 'bias'), op.concat(parts.map((p) => frozen(`${p}.bias`)), 0));
     }
-    const names: string[] = [];
-    if (this.mergeAdapters) {
-      const scale = loraScale(this.lora!);
-      const declared = new Map<string, Sym>();
-      const frozen = (name: string) => op.cast(this.frozen.declare(g, name, declared), this.dtype);
-      const adapter = (prefix: string, part: 'A' | 'B') => cut(this.byName.get(loraWeightName(prefix, part))!);
-      const merge = (prefix: string) => op.add(frozen(`${prefix}.weight`), op.mul(op.gemm(adapter(prefix, 'B'), adapter(prefix, 'A')), scale));
-      const emit = (name: string, value: Sym) => {
-        g.output(`m_${names.length}`, op.cast(value, this.viewDtype));
-        keep.push(`m_${names.length}`);
-        names.push(name);
-      };
-      for (const prefix of this.targets.keys()) {
-        const layer = Number(/^model\.layers\.(\d+)\.self_attn\.[qkv]_proj$/.exec(prefix)?.[1] ?? -1);
-        if (!this.packedLayers.has(layer)) emit(`${prefix}.weight`, merge(prefix));
-      }
-      for (const l of this.packedLayers) {
-        const parts = ['q_proj', 'k_proj', 'v_proj'].map((m) => `model.layers.${l}.self_attn.${m}`);
-        emit(packedQkvName(l, 'weight'), op.concat(parts.map(merge), 0));
-        if (this.config.attentionBias) emit(packedQkvName(l, 'bias'), op.concat(parts.map((p) => frozen(`${p}.bias`)), 0));
-      }
-    }
-    this.mergedOutputs = names;
-    return { graph: g, keep };
-  }
-
-  /** Shapes of a layer's packed q, k, v weight and bias (null without biases). */
-  private packedQkvShapes(): { weight: number[]; bias: number[] | null } {
-    const { numHeads: H, numKvHeads: KVH, headDim: D, hiddenSize } = this.config;
-    const rows = (H + 2 * KVH) * D;
-    return { weight: [rows, hiddenSize], bias: this.config.attentionBias ? [rows] : null };
+    return g;
   }
 
   /** Values held in merged copies under mergeAdapters (0 otherwise), packed biases included. */
   get mergedValues(): number {
     let n = 0;
     for (const name of this.mergedNames) n += numel(this.frozen.shapeOf(name));
-    n += this.packedLayers.size * numel(this.packedQkvShapes().bias ?? [0]);
+    n += this.packedLayers.size * numel(packedQkvShapes(this.config).bias ?? [0]);
     return n;
   }
 
@@ -698,8 +666,8 @@ export class ParameterStore implements WeightBinding {
     this.dropViews();
     disposeTensor(this.flat);
     this.frozen.release();
-    for (const graph of [this.deviceGraph, this.cpuMergeGraph]) await graph?.then((g) => g.release()).catch(() => undefined);
-    this.deviceGraph = this.cpuMergeGraph = null;
+    await this.flatGraph?.then((g) => g.release()).catch(() => undefined);
+    this.flatGraph = null;
     await this.transfer.release();
   }
 }

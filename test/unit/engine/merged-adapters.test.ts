@@ -11,7 +11,7 @@ import { samplingMode } from '../../../main/engine/generate/sampler.ts';
 import { emitModel } from '../../../main/engine/graph/emit.ts';
 import { loweringsFor, passesFor } from '../../../main/engine/graph/lowering.ts';
 import { LINEAR_MODULES } from '../../../main/engine/nn/config.ts';
-import { packedQkvName } from '../../../main/engine/nn/llama.ts';
+import { packedQkvName, qkvProjections } from '../../../main/engine/nn/llama.ts';
 import { loraScale, loraTargets, loraWeightName } from '../../../main/engine/nn/lora.ts';
 import type { Precision } from '../../../main/engine/runtime/precision.ts';
 import { TokenScorer } from '../../../main/engine/runtime/token-logprobs.ts';
@@ -80,17 +80,17 @@ describe(`LoRA adapters merged for generation (${TEST_DEVICE_NAME})`, () => {
     const adapters = await store.readWeights();
     // q, k and v are held packed, one weight per layer (rows q, then k, then v), with their biases.
     const { numHeads: H, numKvHeads: KVH, headDim: D } = config;
-    const rowsBefore: Record<string, number> = { q_proj: 0, k_proj: H * D, v_proj: (H + KVH) * D };
-    const packed = (prefix: string) => /^model\.layers\.(\d+)\.self_attn\.([qkv]_proj)$/.exec(prefix);
+    // Each q, k, v projection: its layer and the rows before it in the packed weight.
+    const packed = new Map(Array.from({ length: config.numLayers }, (_, l) => qkvProjections(l).map((prefix, i) => [prefix, { layer: l, rowsBefore: [0, H * D, (H + KVH) * D][i] }] as const)).flat());
     const names = targets.map((t) => {
-      const m = packed(t.prefix);
-      return m ? packedQkvName(Number(m[1]), 'weight') : `${t.prefix}.weight`;
+      const m = packed.get(t.prefix);
+      return m ? packedQkvName(m.layer, 'weight') : `${t.prefix}.weight`;
     });
     const merged = trainer.weights().feeds([...names, ...Array.from({ length: config.numLayers }, (_, l) => packedQkvName(l, 'bias'))]);
     expect(Object.keys(merged).filter((n) => n.includes('qkv_proj'))).toHaveLength(2 * config.numLayers);
     for (let l = 0; l < config.numLayers; l++) {
       const bias = merged[packedQkvName(l, 'bias')].data as Float64Array;
-      const parts = ['q_proj', 'k_proj', 'v_proj'].map((m) => weights.get(`model.layers.${l}.self_attn.${m}.bias`)!.data);
+      const parts = qkvProjections(l).map((prefix) => weights.get(`${prefix}.bias`)!.data);
       expect(Array.from(bias)).toEqual(parts.flatMap((p) => Array.from(p)));
     }
     const scale = loraScale(lora);
@@ -99,9 +99,9 @@ describe(`LoRA adapters merged for generation (${TEST_DEVICE_NAME})`, () => {
       const w = weights.get(`${t.prefix}.weight`)!.data;
       const a = adapters.get(loraWeightName(t.prefix, 'A'))!.data;
       const b = adapters.get(loraWeightName(t.prefix, 'B'))!.data;
-      const m = packed(t.prefix);
+      const m = packed.get(t.prefix);
       const held = merged[names[ti]].data as Float64Array;
-      const got = m ? held.subarray(rowsBefore[m[2]] * t.inFeatures, (rowsBefore[m[2]] + t.outFeatures) * t.inFeatures) : held;
+      const got = m ? held.subarray(m.rowsBefore * t.inFeatures, (m.rowsBefore + t.outFeatures) * t.inFeatures) : held;
       expect(got.length).toBe(w.length);
       for (let o = 0; o < t.outFeatures; o++) {
         for (let i = 0; i < t.inFeatures; i++) {
@@ -132,7 +132,7 @@ describe(`LoRA adapters merged for generation (${TEST_DEVICE_NAME})`, () => {
 
   it('one graph after each step cuts every trainable weight from the flat buffer once and merges each adapted layer with one product', async () => {
     const trainer = await trainedTrainer(true);
-    const nodes = onnxProto.onnx.ModelProto.decode(emitModel(trainer.store.flatReader(true).graph, loweringsFor('webgpu'), passesFor('webgpu'))).graph?.node ?? [];
+    const nodes = onnxProto.onnx.ModelProto.decode(emitModel(trainer.store.flatReader(true), loweringsFor('webgpu'), passesFor('webgpu'))).graph?.node ?? [];
     const count = (op: string) => nodes.filter((n) => n.opType === op).length;
     const targets = loraTargets(config, lora);
     // A and B of each adapted layer, cut once for the views and the merge alike.
