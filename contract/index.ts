@@ -235,6 +235,12 @@ export interface RunView {
   tags: string[];
   /** When its last step was recorded (a paused run's duration ends there); null before the first. */
   lastStepAt: string | null;
+  /**
+   * A run with no checkpoint to continue from but with training steps recorded: its last step,
+   * all of which a resume trains again from step 0 (runs.resume refuses that without `restart`).
+   * null: a resume loses nothing.
+   */
+  stepsLostOnResume: number | null;
 }
 
 export interface MetricPoint {
@@ -754,8 +760,11 @@ export const requests = {
   },
   'runs.get': { params: z.object({ id }).strict(), result: {} as RunDetail },
   'runs.pause': { params: z.object({ id }).strict(), result: {} as RunView },
-  /** reviewsOfItself: true trains on with the run's own reviews' labels from here; false, with votes only. */
-  'runs.resume': { params: z.object({ id, reviewsOfItself: z.boolean().optional() }).strict(), result: {} as RunView },
+  /**
+   * reviewsOfItself: true trains on with the run's own reviews' labels from here; false, with votes only.
+   * restart: a run with no checkpoint (RunView.stepsLostOnResume) trains again from step 0, replacing its steps; refused (CONFLICT) without it.
+   */
+  'runs.resume': { params: z.object({ id, reviewsOfItself: z.boolean().optional(), restart: z.boolean().optional() }).strict(), result: {} as RunView },
   'runs.stop': { params: z.object({ id }).strict(), result: {} as RunView },
   /**
    * Deletes a run with everything it recorded. A run holding reviews is refused (CONFLICT naming

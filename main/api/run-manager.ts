@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApiError, type LogLine, type MetricPoint, type RunProgress, type RunStatus } from '../../contract/index.ts';
-import { type ExperimentDb, type RunInfo, getRun, listAlerts, listRuns, updateRunStatus } from '../db/index.ts';
+import { type ExperimentDb, type RunInfo, getRun, latestCheckpoint, listAlerts, listRuns, updateRunStatus } from '../db/index.ts';
 import { PAUSE_REQUESTED, RUN_CONTROL_SLOT, type RunEvent } from '../runs/run-control.ts';
 import type { EngineHost } from '../engine/host.ts';
 import { EngineError } from '../engine/protocol.ts';
@@ -178,7 +178,9 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
     const at = run.currentStep ?? 0;
     const err = outcome.error;
     if (err === undefined) {
-      const note = run.status === 'paused' ? ' (checkpoint saved; resume to continue)' : '';
+      // A pause before the session's first step leaves no checkpoint (nothing was trained since the last).
+      const saved = latestCheckpoint(db, runId, 'last')?.step === at;
+      const note = run.status !== 'paused' ? '' : saved ? ' (checkpoint saved; resume to continue)' : at === 0 ? ' (nothing trained yet; a resume starts it over)' : '';
       // A run the loop stopped itself (the signal check) says why.
       if (run.status === 'stopped' && run.error) log(runId, 'warn', `stopped at step ${at}: ${run.error}`);
       else log(runId, 'info', `${run.status} at step ${at}${note}`);
@@ -300,7 +302,8 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
       const a = active;
       if (a?.runId !== runId) return;
       if (Atomics.exchange(a.control, RUN_CONTROL_SLOT, PAUSE_REQUESTED) !== PAUSE_REQUESTED) {
-        log(runId, 'info', `pausing: the run stops after step ${Math.max(a.progress.step, 1)} with a checkpoint`);
+        // Asked before step 1 is under way (setup, the step-0 baseline): it stops before training.
+        log(runId, 'info', a.progress.step === 0 ? 'pausing: the run stops before its first step' : `pausing: the run stops after step ${a.progress.step} with a checkpoint`);
       }
       await a.done;
     },
@@ -313,7 +316,7 @@ export function createRunManager(deps: RunManagerDeps): RunManager {
       }
       const a = active;
       if (a?.runId !== runId) return;
-      if (!a.controller.signal.aborted) log(runId, 'info', 'stopping: the step in progress is dropped');
+      if (!a.controller.signal.aborted) log(runId, 'info', 'stopping: the step in progress is dropped (one already in its update is finished and recorded)');
       a.controller.abort();
       await a.done;
     },

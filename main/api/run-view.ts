@@ -5,6 +5,7 @@ import type { RunProgress, RunView } from '../../contract/index.ts';
 import { type ExperimentDb, type RunInfo, countReviews, latestStepTime, queryMetrics } from '../db/index.ts';
 import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
 import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts';
+import { stepsLostOnResume } from '../runs/resume.ts';
 
 export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress | null): RunView {
   const config = storedConfig(run);
@@ -39,5 +40,6 @@ export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress 
     reviewCount: reviews,
     tags: run.tags,
     lastStepAt,
+    stepsLostOnResume: run.kind === 'external' ? null : stepsLostOnResume(db, run),
   };
 }

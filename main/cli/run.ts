@@ -6,6 +6,7 @@ import { analysisFailureNote } from '../engine/agent/records.ts';
 import { describeRunConfig } from '../engine/rl/config.ts';
 import { DEFAULT_METHOD, listMethods } from '../engine/rl/methods/registry.ts';
 import { findRun } from '../runs/report.ts';
+import { restartRefusal, stepsLostOnResume } from '../runs/resume.ts';
 import { RunSetupError, createRecordedRun, executeRun, parseStoredConfig } from '../runs/start.ts';
 import { UsageError, command, intFlag } from './args.ts';
 import { withDatabase } from './db.ts';
@@ -67,6 +68,7 @@ export const runCommand = command({
     config: { type: 'string', value: 'FILE', description: 'JSON object of settings (any below, and model, dataset, device, difficulty, name); flags override it' },
     set: { type: 'string', value: 'KEY=VALUE', multiple: true, description: 'one setting, e.g. --set votes=8 (repeatable)' },
     resume: { type: 'string', value: 'RUN', description: 'continue run RUN (id or name) from its last checkpoint, with its stored settings' },
+    restart: { type: 'boolean', description: 'with --resume, for a run with no checkpoint yet: train it again from step 0, replacing its recorded steps (refused without this)' },
   },
   get details() {
     const described = describeRunConfig();
@@ -83,7 +85,7 @@ export const runCommand = command({
       'its checkpoints under <data folder>/runs/<id>/. Progress goes to stderr: a bar on a terminal,',
       'one line per step otherwise. Ctrl-C stops after the current step (status "stopped"); a',
       'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',
-      'deleted and trained again. Stop or Pause in the app (or `autodidact serve`) on the same data',
+      'deleted and trained again (a run with no checkpoint yet starts over, only with --restart). Stop or Pause in the app (or `autodidact serve`) on the same data',
       'folder reaches this process too: it ends after the current step, with a checkpoint there.',
       'Alerts (collapse, validation drop, weak learning signal) are printed',
       'as warnings. The signal check looks at every step\'s rollout before its update (step 1: a',
@@ -102,11 +104,14 @@ export const runCommand = command({
     if (resumeRef !== undefined) {
       const extra = (['method', 'model', 'dataset', 'steps', 'difficulty', 'device', 'name', 'config', 'set'] as const).filter((k) => values[k] !== undefined);
       if (extra.length) throw new UsageError(`--resume continues with the run's stored settings; drop ${extra.map((k) => `--${k}`).join(', ')}`);
-    }
+    } else if (values.restart) throw new UsageError('--restart goes with --resume RUN');
     return withDatabase(async (db, home) => {
       let run;
-      if (resumeRef !== undefined) run = findRun(db, resumeRef);
-      else {
+      if (resumeRef !== undefined) {
+        run = findRun(db, resumeRef);
+        const lost = values.restart || run.status === 'completed' ? null : stepsLostOnResume(db, run);
+        if (lost !== null) throw new RunSetupError(restartRefusal(run, lost, `Add --restart to do so, or leave it and start a new run with its settings (autodidact show ${run.id} lists them).`));
+      } else {
         const input: Record<string, unknown> = values.config ? readConfigFile(values.config) : {};
         for (const k of ['method', 'model', 'dataset', 'device', 'name'] as const) if (values[k] !== undefined) input[k] = values[k];
         if (values.steps !== undefined) input.steps = intFlag(values, 'steps', 0, 1);

@@ -132,6 +132,30 @@ describe('the runs list at 1024×768 (issue 15.9, 15.11)', () => {
     expect(wrap.table).toBeLessThanOrEqual(wrap.box);
   });
 
+  it('asks before resuming a run with no checkpoint, which a resume trains again from step 0', async () => {
+    // Run 2 is paused after step 1 with no checkpoint (recorded so above).
+    const row = page.locator('[data-testid=run-row][data-id="2"]');
+    const resume = row.getByTestId('run-resume');
+    expect(await resume.getAttribute('title')).toBe('No checkpoint yet: a resume trains run #2 again from step 0, replacing its step 1');
+    await resume.click();
+    expect(await resume.textContent()).toBe('Restart');
+    await expectInWindow(resume, 'the restart confirmation');
+    await expectInWindow(row.getByTestId('run-resume-cancel'), 'its cancel button');
+    await shot('lists-01b-restart-confirm');
+    await row.getByTestId('run-resume-cancel').click();
+    expect(await resume.textContent()).toBe('Resume');
+    expect(await row.getByTestId('run-status').textContent()).toMatch(/paused/);
+    // The run's own view says which steps go.
+    await page.goto(`${web.url}#/runs/2`);
+    await page.getByTestId('run-resume').click();
+    expect(await page.getByTestId('run-resume').textContent()).toBe('Restart from step 0 (replaces step 1)');
+    await expectInWindow(page.getByTestId('run-resume'), 'the run view’s restart confirmation');
+    await page.getByTestId('run-resume-cancel').click();
+    expect(await page.getByTestId('run-resume').textContent()).toBe('Resume');
+    await page.goto(`${web.url}#/runs`);
+    await expect.poll(() => page.getByTestId('run-row').count()).toBe(3);
+  });
+
   it('shows each run’s date and duration: to its finish, or to its last step while paused', async () => {
     const row = (id: number) => page.locator(`[data-testid=run-row][data-id="${id}"]`);
     expect(await row(1).getByTestId('run-duration').textContent()).toMatch(/^\s*2m 05s\s*$/);

@@ -159,4 +159,43 @@ describe('autodidact run', () => {
       expect(getRun(db, before.run.id)).toMatchObject({ status: 'completed', currentStep: steps });
     });
   });
+
+  it('refuses to resume a run stopped before its first checkpoint unless told to restart it', async () => {
+    const steps = 8;
+    const run = start(['run', '--steps', String(steps), '--name', 'early', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=100']);
+    // Ctrl-C once two steps are in: stopped, with no checkpoint (the next would be at step 100).
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (/^step 2\//m.test(run.stderr())) {
+          clearInterval(timer);
+          run.child.kill('SIGINT');
+          resolve();
+        }
+      }, 5);
+      run.done.then(() => {
+        clearInterval(timer);
+        reject(new Error(`the run ended before it could be interrupted:\n${run.stderr()}`));
+      }, reject);
+    });
+    expect((await run.done).code).toBe(130);
+    const id = withDb((db) => (db.sql.prepare("SELECT id FROM runs WHERE name = 'early'").get() as { id: number }).id);
+    const recorded = withDb((db) => listSteps(db, id));
+    expect(recorded.length).toBeGreaterThanOrEqual(2);
+    const last = recorded.at(-1)!;
+
+    const refused = await cli(['run', '--resume', 'early']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`Run ${id} has no checkpoint to continue from (it saves one every 100 steps, and it ended after step ${last})`);
+    expect(refused.stderr).toContain('Add --restart to do so');
+    expect(withDb((db) => listSteps(db, id))).toEqual(recorded);
+    expect((await cli(['run', '--restart', ...TINY])).stderr).toMatch(/--restart goes with --resume RUN/);
+
+    const restarted = await cli(['run', '--resume', 'early', '--restart']);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    expect(restarted.stderr).toMatch(/resuming run \d+ "early"\n/);
+    withDb((db) => {
+      expect(listSteps(db, id)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+      expect(getRun(db, id)).toMatchObject({ status: 'completed', currentStep: steps });
+    });
+  }, 120_000);
 });

@@ -27,6 +27,7 @@ import { CHARTS, RUN_METRICS } from '../../engine/rl/metrics.ts';
 import { listMethods } from '../../engine/rl/methods/registry.ts';
 import { runDir } from '../../runs/home.ts';
 import { storedConfig } from '../../runs/key-metric.ts';
+import { restartRefusal, stepsLostOnResume } from '../../runs/resume.ts';
 import { type RunOwner, liveRunOwner, requestControl } from '../../runs/owner.ts';
 import { previewPrompt } from '../../runs/prompt-preview.ts';
 import { completionsParquet, metricsCsv, samplesJsonl } from '../../runs/report.ts';
@@ -257,6 +258,8 @@ export const runHandlers = {
     refuseExternal(run, 'resume');
     refuseActive(deps, run, 'resume');
     if (run.status === 'completed') throw new ApiError('CONFLICT', `Run ${run.id} has completed; there is nothing to resume. Start a new run with its settings instead.`);
+    const lost = p.restart ? null : stepsLostOnResume(deps.db, run);
+    if (lost !== null) throw new ApiError('CONFLICT', restartRefusal(run, lost, 'Restart it to do so (Resume asks first), or keep its steps and train a copy (Clone).'));
     // true: the labels of the run's own reviews replace its votes from here on; false: back to votes only.
     if (p.reviewsOfItself !== undefined) setRunReviewsOf(deps.db, run.id, p.reviewsOfItself ? run.id : null);
     deps.runs.start(run.id, { resume: true });

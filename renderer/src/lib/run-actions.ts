@@ -9,9 +9,12 @@ export const canPause = (r: RunView) => r.kind !== 'external' && (r.status === '
 export const canResume = (r: RunView) => r.kind !== 'external' && (r.status === 'paused' || r.status === 'stopped' || r.status === 'failed');
 export const canStop = (r: RunView) => r.status === 'running' || r.status === 'queued' || r.status === 'paused';
 
-export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunView, reviewsOfItself = false): Promise<RunView | undefined> {
+/** restart: the person confirmed that a run with no checkpoint trains again from step 0 (ResumeButton). */
+export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunView, reviewsOfItself = false, restart = false): Promise<RunView | undefined> {
   const result = await attempt(
-    action === 'resume' ? call('runs.resume', { id: run.id, ...(reviewsOfItself ? { reviewsOfItself: true } : {}) }) : call(`runs.${action}`, { id: run.id }),
+    action === 'resume'
+      ? call('runs.resume', { id: run.id, ...(reviewsOfItself ? { reviewsOfItself: true } : {}), ...(restart ? { restart: true } : {}) })
+      : call(`runs.${action}`, { id: run.id }),
   );
   if (result) {
     runs.upsert(result);

@@ -581,6 +581,34 @@ describe('runs', () => {
     expect(e.code).toBe('CONFLICT');
     expect(e.message).toMatch(/has completed/);
   });
+
+  it('resumes a run with no checkpoint only when the person asks for the restart, which its view announces', async () => {
+    const run = createRun(h.db, { name: 'stopped early', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: { steps: 40, checkpointEvery: 20 } });
+    updateRunStatus(h.db, run.id, 'stopped');
+    const view = async () => (await h.call('runs.get', { id: run.id })).run;
+    // Only the step-0 baseline recorded: a restart loses nothing.
+    recordStep(h.db, run.id, 0, { metrics: { 'val/maj@4': 0.5 } });
+    expect((await view()).stepsLostOnResume).toBeNull();
+    for (const step of [1, 2, 3]) recordStep(h.db, run.id, step, { metrics: { 'train/loss': step } });
+    expect((await view()).stepsLostOnResume).toBe(3);
+    const refused = await h.refused('runs.resume', { id: run.id });
+    expect(refused.code).toBe('CONFLICT');
+    expect(refused.message).toBe(
+      `Run ${run.id} has no checkpoint to continue from (it saves one every 20 steps, and it ended after step 3), so a resume trains it again from step 0 and replaces its recorded steps 1–3. Restart it to do so (Resume asks first), or keep its steps and train a copy (Clone).`,
+    );
+    expect(h.runs.calls.filter((c) => c.runId === run.id)).toEqual([]);
+    await h.call('runs.resume', { id: run.id, restart: true });
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: run.id, options: { resume: true } });
+
+    // With a checkpoint, a resume continues from it: nothing to ask.
+    const kept = createRun(h.db, { name: 'checkpointed', method: 'ttrl', model: 'tiny-chars', dataset: 'questions', config: {} });
+    updateRunStatus(h.db, kept.id, 'stopped');
+    recordStep(h.db, kept.id, 1, { metrics: {}, checkpoints: [{ kind: 'last', path: path.join(runDir(h.home, kept.id), 'last-1'), metric: null }] });
+    recordStep(h.db, kept.id, 2, { metrics: {} });
+    expect((await h.call('runs.get', { id: kept.id })).run.stepsLostOnResume).toBeNull();
+    await h.call('runs.resume', { id: kept.id });
+    expect(h.runs.calls.at(-1)).toEqual({ op: 'start', runId: kept.id, options: { resume: true } });
+  });
 });
 
 describe('errors a person can act on', () => {

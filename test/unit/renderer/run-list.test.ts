@@ -28,6 +28,7 @@ function run(id: number, over: Partial<RunView>): RunView {
     reviewCount: 0,
     tags: [],
     lastStepAt: null,
+    stepsLostOnResume: null,
     ...over,
   };
 }
