@@ -322,6 +322,28 @@ describe('forms (issue 15.12)', () => {
     await expect.poll(() => page.getByTestId('run-dataset').inputValue()).toBe('arith-other');
   });
 
+  it('takes the click that commits a just-typed number: one click saves the run with it, or shows why not', async () => {
+    await page.getByTestId('nav-new').click();
+    await expect.poll(() => page.getByTestId('launch-button').isEnabled(), { timeout: 10_000 }).toBe(true);
+    // Typed, not committed: the box commits when the click on the button takes the focus away.
+    await page.getByTestId('input-trainSamples').fill('99');
+    await page.getByTestId('save-run-button').click();
+    await expect.poll(() => page.getByTestId('setting-problem-trainSamples').textContent()).toMatch(/^trainSamples \(99\) cannot exceed votes/);
+    expect(page.url()).toMatch(/#\/new/);
+    await page.getByTestId('input-trainSamples').fill('2');
+    await page.getByTestId('input-steps').fill('7');
+    await page.getByTestId('save-run-button').click();
+    await page.waitForURL(/#\/runs\/\d+$/, { timeout: 10_000 });
+    const id = Number(/#\/runs\/(\d+)$/.exec(page.url())![1]);
+    const db = openDatabase(databasePath(home));
+    try {
+      const saved = db.sql.prepare('SELECT config FROM runs WHERE id = ?').get(id) as { config: string };
+      expect(JSON.parse(saved.config)).toMatchObject({ steps: 7, trainSamples: 2 });
+    } finally {
+      db.close();
+    }
+  });
+
   it('Settings does not say “All changes saved” while an invalid value is on screen', async () => {
     await page.getByTestId('nav-settings').click();
     await page.getByTestId('settings-saved').waitFor();
