@@ -330,6 +330,8 @@ export interface GroupPage {
   /** How many groups match, and how many of those a person reviewed ("x of y reviewed"). */
   total: number;
   reviewed: number;
+  /** Of those not reviewed, how many have a pseudo-label to agree with (what "Agree with all" offers). */
+  agreeable: number;
   offset: number;
   /** The run's newest group (rollout id) when counted: `reviews.agreeAll` goes no further. */
   asOf: number | null;

@@ -119,7 +119,9 @@ metrics.csv, wide: a header "step,<key>,<key>,..." (keys sorted, e.g. train/majo
 one row per step; a cell is empty where that step did not record the metric (validation metrics
 exist only on evaluation steps). long: "step,key,value" rows ordered by step then key.
 samples.jsonl: one line per sample, in step, group and sample order, with the fields step, group,
-item_idx, prompt, pseudo_label (the group's majority answer, null where it got none), label (the
+item_idx, prompt, pseudo_label (the group's majority answer, null where it got none; in a run
+started from reviewed labels, the person's label where the group took one, marked by
+label_source "review"), label (the
 item's hidden answer, evaluation-only; null where the dataset has none), label_correct, sample,
 text, answer (the answer extracted from this sample), reward, advantage and used (whether the
 sample was in the training down-sample).

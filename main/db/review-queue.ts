@@ -41,13 +41,16 @@ export interface QueuePage {
   /** Groups matching the selection, and how many of them are reviewed. */
   total: number;
   reviewed: number;
+  /** Unreviewed groups with a pseudo-label: those agreeWithQueue may agree with. */
+  agreeable: number;
   /** The run's newest rollout id when read: bulk agreement goes up to it, never past what was counted. */
   asOf: number | null;
 }
 
 const WHERE: Record<QueueFilter, string> = {
   all: '1',
-  'confident-mistakes': 'q.majority_ratio >= @confident AND q.label_correct = 0',
+  // The vote's own pseudo-label (not absent, not a person's), confidently wrong: as GroupSummary.confidentMistake.
+  'confident-mistakes': "q.label_source = 'vote' AND q.pseudo_label IS NOT NULL AND q.majority_ratio >= @confident AND q.label_correct = 0",
   'low-consensus': 'q.majority_ratio < @low',
   'label-changed': 'q.previous_id IS NOT NULL AND (SELECT e.pseudo_label FROM rollouts e WHERE e.id = q.previous_id) IS NOT q.pseudo_label',
   unreviewed: 'q.review_id IS NULL',
@@ -101,7 +104,11 @@ interface QueueRowExtra {
 export function reviewQueue(db: ExperimentDb, s: QueueSelection, page: { offset: number; limit: number }): QueuePage {
   const a = args(s);
   const counts = db
-    .stmt<{ total: number; reviewed: number }>(`${selected(s)} SELECT count(*) AS total, count(q.review_id) AS reviewed FROM q WHERE ${WHERE[s.filter]}`)
+    .stmt<{ total: number; reviewed: number; agreeable: number }>(
+      `${selected(s)} SELECT count(*) AS total, count(q.review_id) AS reviewed,
+              coalesce(sum(q.review_id IS NULL AND q.pseudo_label IS NOT NULL), 0) AS agreeable
+         FROM q WHERE ${WHERE[s.filter]}`,
+    )
     .get(a)!;
   const rows = db
     .stmt<RolloutRow & QueueRowExtra>(
@@ -127,6 +134,7 @@ export function reviewQueue(db: ExperimentDb, s: QueueSelection, page: { offset:
     })),
     total: counts.total,
     reviewed: counts.reviewed,
+    agreeable: counts.agreeable,
     asOf,
   };
 }

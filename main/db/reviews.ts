@@ -156,6 +156,9 @@ export function setRolloutReview(db: ExperimentDb, rolloutId: number, verdict: V
     if (!r) throw new DatabaseError('NOT_FOUND', `No rollout ${rolloutId}.`);
     const stored = verdict === 'agree' ? r.pseudo_label : (label ?? null);
     check(verdict, stored);
+    if (verdict === 'agree' && stored === null) {
+      throw new DatabaseError('INVALID', `Group ${rolloutId} has no pseudo-label to agree with (no answer won the vote, or the method gives none); override it with the right answer instead.`);
+    }
     // The dataset item is only named where the rollout has one (an item-less prompt has none).
     const datasetId = r.item_idx === null ? null : r.dataset_id;
     const existing = db.stmt<{ id: number }>('SELECT id FROM reviews WHERE rollout_id = ? ORDER BY id').all(rolloutId);

@@ -101,7 +101,10 @@ export interface SampleLine {
   group: number;
   item_idx: number | null;
   prompt: string;
+  /** The group's label: its majority answer, or (label_source "review") the person's label it trained with instead. */
   pseudo_label: string | null;
+  /** "review" where the group took a person's reviewed label instead of its vote; absent otherwise. */
+  label_source?: 'review';
   /** The item's hidden label (evaluation-only), null where the dataset has none. */
   label: string | null;
   label_correct: boolean | null;
@@ -136,6 +139,7 @@ export function* sampleLines(db: ExperimentDb, run: RunInfo): Generator<SampleLi
           item_idx: r.itemIdx,
           prompt: r.prompt,
           pseudo_label: r.pseudoLabel,
+          ...(r.labelSource === 'review' && { label_source: 'review' as const }),
           label: r.itemIdx === null ? null : (labels.get(r.itemIdx) ?? null),
           label_correct: r.labelCorrect,
           sample: s.idx,

@@ -321,8 +321,11 @@ describe('web mode, as a new user', () => {
       const before = { reviewed: n(reviewedLow), agreeable: n(agreeable) };
       expect(before.agreeable).toBeGreaterThan(0);
       expect(await page.getByTestId('reviewed-count').textContent()).toBe(String(before.reviewed));
+      // The button offers the unreviewed groups that have a pseudo-label (a prompt reviewed elsewhere is left alone when it runs).
+      const offered = n(`SELECT count(*) AS n FROM rollouts r WHERE r.run_id = 1 AND r.majority_ratio < 0.5 AND r.pseudo_label IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.rollout_id = r.id)`);
+      expect(await page.getByTestId('agree-all').textContent()).toBe(`Agree with all ${offered}`);
       await page.getByTestId('agree-all').click();
-      await expect.poll(() => page.getByTestId('agree-all').textContent()).toMatch(/^Confirm: agree with \d+$/);
+      await expect.poll(() => page.getByTestId('agree-all').textContent()).toBe(`Confirm: agree with ${offered}`);
       await page.getByTestId('agree-all').click();
       await expect.poll(() => n(agreeable)).toBe(0);
       expect(n(reviewedLow)).toBe(before.reviewed + before.agreeable);
@@ -360,7 +363,7 @@ describe('web mode, as a new user', () => {
 
       // Issue 15.6: the run says which groups took a person's label, and that "1234567" reached no sample.
       const unmatched = page.locator('[data-testid=run-alert][data-kind=review_unmatched]');
-      await expect.poll(() => unmatched.first().textContent()).toMatch(/matched none of the samples, so (that prompt gives|those prompts give) no gradient: .*label "1234567", 0 of 8 samples/);
+      await expect.poll(() => unmatched.first().textContent()).toMatch(/^\s*Unmatched reviewed label[\s\S]*matched none of the samples, so (that prompt gives|those prompts give) no gradient: .*label "1234567", 0 of 8 samples/);
       await page.getByTestId('open-inspector').click();
       await page.getByTestId('reviews-of').waitFor();
       await page.getByTestId('scope-all').click();
@@ -378,6 +381,11 @@ describe('web mode, as a new user', () => {
     } finally {
       db.close();
     }
+
+    // Its clone trains with the same reviewed labels.
+    await page.goto(`${web.url}#/new?cloneOf=${second}`);
+    await expect.poll(() => page.getByTestId('input-steps').inputValue()).toBe('3');
+    await expect.poll(() => page.getByTestId('run-use-reviews').locator('option:checked').textContent()).toMatch(new RegExp(`^#${second - 1} `));
 
     await page.getByTestId('nav-runs').click();
     await expect.poll(() => page.locator('[data-testid=run-row][data-status=completed]').count()).toBe(2);

@@ -42,7 +42,10 @@ function summarize(r: QueueGroup, truth: Map<number, string>, t: Thresholds): Gr
     majorityRatio: r.majorityRatio,
     labelCorrect: r.labelCorrect,
     labeled: r.labeled,
-    confidentMistake: r.majorityRatio !== null && r.majorityRatio >= t.confidentAbove && r.labelCorrect === false,
+    // The model's own vote, confidently wrong: not a group without a pseudo-label (a tie; a method
+    // that gives none, as token entropy), nor one that took a person's label (its majority is the
+    // vote's, the error the person's). The queue's filter (review-queue.ts) is the same test.
+    confidentMistake: r.labelSource === 'vote' && r.pseudoLabel !== null && r.majorityRatio !== null && r.majorityRatio >= t.confidentAbove && r.labelCorrect === false,
     lowConsensus: r.majorityRatio !== null && r.majorityRatio < t.lowConsensusBelow,
     labelChanged: r.drawnBefore && r.previousLabel !== r.pseudoLabel,
     previousLabel: r.previousLabel,
@@ -61,7 +64,7 @@ export function groupPage(deps: ApiDeps, run: RunInfo, s: QueueSelection, page: 
     const idxs = [...new Set(q.groups.map((r) => r.itemIdx).filter((i): i is number => i !== null))];
     // The hidden labels are shown beside the pseudo-labels, for the person only.
     const truth = run.datasetId === null ? new Map<number, string>() : evaluationAnswers(deps.db, run.datasetId, idxs);
-    return { groups: q.groups.map((r) => summarize(r, truth, s)), total: q.total, reviewed: q.reviewed, offset: page.offset, asOf: q.asOf };
+    return { groups: q.groups.map((r) => summarize(r, truth, s)), total: q.total, reviewed: q.reviewed, agreeable: q.agreeable, offset: page.offset, asOf: q.asOf };
   });
 }
 

@@ -85,4 +85,5 @@ export const ALERT_LABELS: Record<string, string> = {
   collapse: 'Collapse',
   validation_drop: 'Validation drop',
   weak_signal: 'Weak learning signal',
+  review_unmatched: 'Unmatched reviewed label',
 };

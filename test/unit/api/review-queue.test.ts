@@ -59,6 +59,28 @@ describe('the review queue across the steps of a run', () => {
     expect((await h.refused('steps.groups', { runId, limit: 0 })).issues?.[0].path).toBe('limit');
   });
 
+  it('calls a confident mistake only the vote’s own label: not a group without one, nor one that took a person’s label', async () => {
+    const other = createRun(h.db, { name: 'no labels', method: 'token-entropy', model: 'tiny-chars', dataset: 'sums', datasetId, config: { steps: 1 } }).id;
+    recordStep(h.db, other, 1, {
+      rollouts: [
+        // Every sample agrees, but the method gives no pseudo-label (as older runs stored it: wrong).
+        group(0, null, 1, false),
+        // A person's wrong label; the 90% majority is the vote's.
+        { ...group(1, '999', 0.9, false), labelSource: 'review' as const },
+        group(2, '11', 0.9, false),
+      ],
+    });
+    const all = await h.call('steps.groups', { runId: other });
+    expect(all.groups.map((g) => g.confidentMistake)).toEqual([false, false, true]);
+    expect((await h.call('steps.groups', { runId: other, filter: 'confident-mistakes' })).groups.map((g) => g.itemIdx)).toEqual([2]);
+    // Nothing to agree with in the first: "Agree with all" offers the other two, and a single agree is refused.
+    expect(all).toMatchObject({ total: 3, reviewed: 0, agreeable: 2 });
+    const refused = await h.refused('reviews.set', { rolloutId: all.groups[0].rolloutId, verdict: 'agree' });
+    expect(refused.message).toBe(`Group ${all.groups[0].rolloutId} has no pseudo-label to agree with (no answer won the vote, or the method gives none); override it with the right answer instead.`);
+    await h.call('reviews.set', { rolloutId: all.groups[2].rolloutId, verdict: 'agree' });
+    expect(await h.call('steps.groups', { runId: other })).toMatchObject({ reviewed: 1, agreeable: 1 });
+  });
+
   it('counts "x of y reviewed" over the filtered set, and keeps a note with each review', async () => {
     const [first] = (await h.call('steps.groups', { runId, filter: 'confident-mistakes' })).groups;
     const review = await h.call('reviews.set', { rolloutId: first.rolloutId, verdict: 'override', label: '4', note: '  the vote misread the carry  ' });

@@ -82,6 +82,22 @@ describe('samples export', () => {
     expect(lines).toHaveLength(4);
     expect(lines[2]).toMatchObject({ step: 1, group: 0, item_idx: 1, pseudo_label: '4', label: '4', sample: 0, answer: '4', reward: 1, advantage: 0.5, used: true });
     expect(lines[3]).toMatchObject({ text: 'b, "quoted"', used: false, reward: 0 });
+    expect(lines.some((l) => 'label_source' in l)).toBe(false);
+  });
+  it('marks the groups that took a person’s reviewed label instead of the vote', () => {
+    const reviewed = createRun(db, { name: 'reviewed', method: 'ttrl', model: 'tiny-chars', dataset: 'toy', config: { steps: 1 } }).id;
+    const sample = { text: 'x', extractedAnswer: '38', reward: 0, advantage: 0, usedForTraining: true };
+    recordStep(db, reviewed, 1, {
+      rollouts: [
+        { itemIdx: 0, prompt: 'p0', pseudoLabel: '999', labelSource: 'review', samples: [sample] },
+        { itemIdx: 1, prompt: 'p1', pseudoLabel: '38', samples: [sample] },
+      ],
+    });
+    const lines = [...sampleLines(db, findRun(db, 'reviewed'))];
+    expect(lines.map((l) => [l.pseudo_label, l.label_source])).toEqual([
+      ['999', 'review'],
+      ['38', undefined],
+    ]);
   });
   it('writes metrics.csv, samples.jsonl and completions.parquet', async () => {
     const out = tmp.file('export');
