@@ -76,6 +76,12 @@ export interface GenerateRequest {
   /** The same seed (and request) gives the same samples. Default 0. */
   seed?: number;
   /**
+   * The number the first prompt has in the caller's numbering (default 0): the samples'
+   * promptIndex and their random streams count from it, so a batch asked for in several
+   * requests (validation in chunks that fit memory) samples as it would in one.
+   */
+  firstPromptIndex?: number;
+  /**
    * Default: the config's eos_token_id plus the tokenizer's EOS ids. Pass [] to stop only on
    * length and stop strings.
    */
@@ -237,10 +243,11 @@ export class Generator {
     const N = req.samplesPerPrompt ?? 1;
     const perPass = Math.max(1, Math.floor((this.options.maxRows ?? Infinity) / N));
     const P = req.promptIds.length;
-    if (P <= perPass) return this.run(req, 0);
+    const base = req.firstPromptIndex ?? 0;
+    if (P <= perPass) return this.run(req, base);
     const started = performance.now();
     const parts: GenerationResult[] = [];
-    for (let first = 0; first < P; first += perPass) parts.push(await this.run({ ...req, promptIds: req.promptIds.slice(first, first + perPass) }, first));
+    for (let first = 0; first < P; first += perPass) parts.push(await this.run({ ...req, promptIds: req.promptIds.slice(first, first + perPass) }, base + first));
     const sum = (f: (s: GenerationStats) => number) => parts.reduce((a, p) => a + f(p.stats), 0);
     const generatedTokens = sum((s) => s.generatedTokens);
     return {

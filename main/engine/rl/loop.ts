@@ -468,8 +468,11 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           maxNewTokens: config.maxNewTokens,
           temperature: config.valTemperature,
           topP: config.valTopP,
-          // Its own seed per step, so validating never moves the training RNG.
-          seed: (config.seed * 1_000_003 + step * 7_919 + start) >>> 0,
+          // Its own seed per step, so validating never moves the training RNG; each prompt's
+          // streams by its place in the validation set, so the chunks (sized from the training
+          // batch) change nothing: runs that differ in votes share their step-0 baseline.
+          seed: (config.seed * 1_000_003 + step * 7_919) >>> 0,
+          firstPromptIndex: start,
           stopStrings: config.stopStrings,
           tokenizer: tok,
           signal,

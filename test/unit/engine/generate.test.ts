@@ -246,6 +246,14 @@ describe('sampling controls', () => {
       split.samples.forEach((s, i) => expect(maxAbsDiff(s.logprobs, whole.samples[i].logprobs)).toBeLessThan(1e-5));
       // more samples per prompt than maxRows: one prompt a pass
       expect((await inTurns.generate({ ...request, samplesPerPrompt: 8 })).stats.passes).toBe(4);
+      // The caller's own chunks, numbered by firstPromptIndex, sample as the one request does
+      // (a validation in chunks sized from the training batch).
+      const chunks = [await gen.generate({ ...request, promptIds: promptIds.slice(0, 1) }), await gen.generate({ ...request, promptIds: promptIds.slice(1), firstPromptIndex: 1 })];
+      const joined = chunks.flatMap((c) => c.samples);
+      expect(joined.map((s) => [s.promptIndex, s.sampleIndex])).toEqual(whole.samples.map((s) => [s.promptIndex, s.sampleIndex]));
+      expect(joined.map((s) => s.tokenIds)).toEqual(tokens(whole));
+      // Without it the second chunk's prompts draw the first prompts' streams.
+      expect((await gen.generate({ ...request, promptIds: promptIds.slice(1) })).samples.map((s) => s.tokenIds)).not.toEqual(tokens(whole).slice(3));
     } finally {
       await inTurns.release();
     }

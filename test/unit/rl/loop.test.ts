@@ -372,6 +372,30 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     }
   });
 
+  it('the step-0 baseline does not depend on the training batch (votes, prompts per step)', async () => {
+    // Eight validation prompts, validated in chunks sized from the training batch (2 × votes rows).
+    const eight = arithmeticItems({ difficulty: 1, count: 8, seed: 4, split: 'eval' }).map((it) => ({ prompt: it.prompt, answer: it.answer! }));
+    // tiny-arith, which answers some sums, so that the samples decide the scores.
+    const arith = await loadModelFolder(path.join(import.meta.dirname, '../../../resources/models/tiny-arith'));
+    const baseline = async (votes: number, promptsPerStep: number) => {
+      const records: StepRecord[] = [];
+      const config = parseRunConfig({ ...CONFIG, votes, trainSamples: 2, promptsPerStep, valBeforeTrain: true, valSamples: 4, valTemperature: 1 });
+      // Paused before step 1: only the baseline runs.
+      await runLoop({ config, model: { ...arith, tokenizer: arith.tokenizer! }, device: await testDevice(), items, validation: eight }, {
+        onStep: (r) => void records.push(r),
+        pauseRequested: () => true,
+      });
+      expect(records.map((r) => r.step)).toEqual([0]);
+      return records[0].metrics;
+    };
+    const first = await baseline(4, 2);
+    // Neither all right nor all wrong: the sampling shows.
+    expect(first['val/avg@4']).toBeGreaterThan(0);
+    expect(first['val/avg@4']).toBeLessThan(1);
+    expect(await baseline(8, 2)).toEqual(first);
+    expect(await baseline(2, 3)).toEqual(first);
+  });
+
   it('resuming with a different prompt list is refused', async () => {
     await expect(runLoop(await input({ items: items.slice(0, 4), resumeFrom: path.join(tmp, 'full', 'last-3') }))).rejects.toThrow(/5 prompts/);
   });
