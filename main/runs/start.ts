@@ -31,6 +31,7 @@ import type { AgentSettings } from '../engine/rl/methods/agent.ts';
 import { checkRunConfig, describeRunConfig, methodOf, parseRunConfig } from '../engine/rl/config.ts';
 import { hostHalf } from '../engine/runtime/precision.ts';
 import { SVD_MODEL_FILE } from '../engine/rl/methods/svd.ts';
+import { closeCodeSandbox } from '../engine/rl/methods/code-consensus.ts';
 import { type ContextLimit, type LongPromptPolicy, LongPromptError, type PromptFormat, encodePrompt, fitPrompts, fittedSummary } from '../engine/rl/prompts.ts';
 import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
@@ -615,5 +616,8 @@ export async function executeRun(
   } finally {
     release();
     clearControlRequest(home, run.id);
+    // A code run's sandbox workers (started at its first reward) go with the run: their output
+    // streams would otherwise keep the command line's process alive after it has finished.
+    await closeCodeSandbox();
   }
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listRuns, metricKeys, openDatabase, rolloutsAtStep, samplesOfRollout } from '../../main/db/index.ts';
+import { executionOfRollout, listRuns, metricKeys, openDatabase, rolloutsAtStep, samplesOfRollout } from '../../main/db/index.ts';
 import { databasePath, runDir } from '../../main/runs/home.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { tempDir } from './db/helpers.ts';
@@ -52,6 +52,29 @@ describe('autodidact run --method', () => {
       db.close();
     }
   });
+
+  it('code-consensus ends its process when the run ends (the sandbox’s workers go with the run)', async () => {
+    const started = performance.now();
+    const args = ['run', '--method', 'code-consensus', '--name', 'code-exits', '--model', 'tiny-coder', '--dataset', 'code-functions-js', '--steps', '1'];
+    const settings = ['codeLanguage=javascript', 'maxNewTokens=256', 'promptsPerStep=1', 'votes=4', 'trainSamples=4', 'valEvery=0'];
+    const r = await Promise.race([
+      cli([...args, ...settings.flatMap((s) => ['--set', s])]),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 60_000)),
+    ]);
+    expect(r, 'the command did not exit within 60 s of starting').not.toBeNull();
+    expect(r!.code, r!.stderr).toBe(0);
+    expect(r!.stdout).toMatch(/run \d+ completed at step 1\/1/);
+    const db = openDatabase(databasePath(HOME));
+    try {
+      // The sandbox ran the model's programs: the group's execution record is there.
+      const run = listRuns(db).find((x) => x.name === 'code-exits')!;
+      const [group] = rolloutsAtStep(db, run.id, 1);
+      expect(executionOfRollout(db, group.id)?.matrix.flat().length).toBeGreaterThan(0);
+    } finally {
+      db.close();
+    }
+    expect(performance.now() - started).toBeLessThan(60_000);
+  }, 90_000);
 
   it('consistency-judge trains with the frozen judge and records its parts of each reward', async () => {
     // tiny-arith's context is 64 positions: a short judge template (question + response + 7 characters).

@@ -43,8 +43,8 @@ function sandbox(): ProgramRunner {
 
 /**
  * Stops the process's sandbox, whose idle workers still keep a script's process alive (their
- * output streams are read); the next code reward starts a new one. For scripts (benches) that
- * end when their work does.
+ * output streams are read); the next code reward starts a new one. At the end of each recorded
+ * run (executeRun), and of scripts (benches) that end when their work does.
  */
 export async function closeCodeSandbox(): Promise<void> {
   const pool = shared;
