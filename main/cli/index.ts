@@ -2,6 +2,7 @@
 // and declares its flags once; this file only routes, prints help, and maps errors to exit codes
 // (0 ok, 1 failure, 2 usage mistake, 130 interrupted). A command's name may have two words
 // ("datasets import"): the first word then names a group, which alone lists its commands.
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -92,6 +93,17 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  // Progress and warnings go to stderr: a reader gone from it (`2>&1 | head`) must not end a
+  // run in training (what it would have printed is lost; the run is in the database).
+  process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+  // when-exit (under electron-store's atomically) hooks each signal once and, after its cleanups,
+  // sends the signal to the process again: one Ctrl-C reached a command twice, so `run` dropped
+  // the step it had been asked to finish and `serve` forced its exit instead of pausing its runs.
+  // The commands handle their signals themselves (none is listened to before this point but by
+  // libraries); its 'exit' hook (temporary files) stays.
+  for (const signal of Object.keys(os.constants.signals)) if (process.listenerCount(signal) > 0) process.removeAllListeners(signal);
   const [name] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     process.stdout.write(overview());

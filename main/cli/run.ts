@@ -83,7 +83,7 @@ export const runCommand = command({
     return [
       'The run is recorded in the database of the data folder (AUTODIDACT_HOME, else the one chosen in the app\'s Settings, else the app\'s folder),',
       'its checkpoints under <data folder>/runs/<id>/. Progress goes to stderr: a bar on a terminal,',
-      'one line per step otherwise. Ctrl-C stops after the current step (status "stopped"); a',
+      'one line per step otherwise. Ctrl-C stops after the current step, with a checkpoint there (status "stopped"); a',
       'stopped, failed or killed run continues with --resume: steps after its last checkpoint are',
       'deleted and trained again (a run with no checkpoint yet starts over, only with --restart). Stop or Pause in the app (or `autodidact serve`) on the same data',
       'folder reaches this process too: it ends after the current step, with a checkpoint there.',
@@ -130,10 +130,14 @@ export const runCommand = command({
       const total = (run.config as { steps: number }).steps;
       let progress: Progress | null = null;
       const controller = new AbortController();
+      // Ctrl-C finishes the step in progress and saves a checkpoint there (nothing trained is
+      // lost); a second drops that step and stops at once; a third quits.
       let interrupts = 0;
       const onSigint = () => {
-        if (++interrupts === 1) {
-          progress?.note('interrupted: stopping after the current step (Ctrl-C again to quit now; resume with --resume)');
+        interrupts++;
+        if (interrupts === 1) progress?.note('interrupted: stopping after the current step, with a checkpoint there (Ctrl-C again to stop now, dropping that step; resume with --resume)');
+        else if (interrupts === 2) {
+          progress?.note('interrupted again: stopping now, the step in progress dropped');
           controller.abort();
         } else process.exit(130);
       };
@@ -141,6 +145,7 @@ export const runCommand = command({
       try {
         const result = await executeRun(db, home, run, resumeRef !== undefined, {
           signal: controller.signal,
+          stopRequested: () => interrupts > 0,
           onStart: (startAfter, r) => {
             process.stderr.write(`${resumeRef !== undefined ? 'resuming' : 'started'} run ${r.id} "${r.name}"${startAfter ? ` after step ${startAfter}` : ''}\n`);
             progress = new Progress({ total, valEvery: (run.config as { valEvery: number }).valEvery });
@@ -167,7 +172,7 @@ export const runCommand = command({
           process.stderr.write(`${r.error}\n`);
           return 3;
         }
-        return result.aborted ? 130 : 0;
+        return result.aborted || (interrupts > 0 && r.status === 'stopped') ? 130 : 0;
       } finally {
         (progress as Progress | null)?.finish();
         process.off('SIGINT', onSigint);

@@ -1,6 +1,7 @@
 // `autodidact runs`, `autodidact show RUN` and `autodidact export RUN`: reading recorded runs.
 import path from 'node:path';
 import { listRuns, type RunInfo, tagRun } from '../db/index.ts';
+import { liveRunOwner } from '../runs/owner.ts';
 import { exportRun, findRun, summarizeRun } from '../runs/report.ts';
 import { UsageError, choiceFlag, command, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
@@ -19,6 +20,14 @@ function progress(r: RunInfo): string {
   return typeof total === 'number' ? `${done}/${total}` : String(done);
 }
 
+/**
+ * A run's status as the table shows it: 'running' with no live process training it (killed, or
+ * its terminal closed) reads 'interrupted', as the app marks it 'stopped' when it next starts.
+ */
+function shownStatus(home: string, r: Pick<RunInfo, 'id' | 'status'>): string {
+  return r.status === 'running' && liveRunOwner(home, r.id) === null ? 'interrupted' : r.status;
+}
+
 export const runsCommand = command({
   name: 'runs',
   summary: 'List the recorded runs, newest first, with their tags.',
@@ -28,7 +37,7 @@ export const runsCommand = command({
     json: { type: 'boolean', description: 'print one JSON array instead of a table' },
   },
   async run(values) {
-    const runs = await withDatabase((db) => listRuns(db, values.tag === undefined ? {} : { tag: values.tag.trim() }));
+    const { runs, home } = await withDatabase((db, home) => ({ runs: listRuns(db, values.tag === undefined ? {} : { tag: values.tag.trim() }), home }));
     if (values.json) {
       await writeLine(JSON.stringify(runs));
       return 0;
@@ -37,7 +46,7 @@ export const runsCommand = command({
       await writeLine(values.tag === undefined ? "no runs yet; start one with 'autodidact run'" : printable(`no run has the tag "${values.tag}"`));
       return 0;
     }
-    const rows = runs.map((r) => [String(r.id), r.name, r.status, r.method, r.model, r.dataset, progress(r), fmt(r.bestMetric), r.createdAt, r.tags.join(',')]);
+    const rows = runs.map((r) => [String(r.id), r.name, shownStatus(home, r), r.method, r.model, r.dataset, progress(r), fmt(r.bestMetric), r.createdAt, r.tags.join(',')]);
     const head = ['id', 'name', 'status', 'method', 'model', 'dataset', 'steps', 'best', 'created', 'tags'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     // Names and tags are a person's text: never their control characters.
@@ -78,13 +87,15 @@ export const showCommand = command({
   details: 'RUN is a run id or a run name (as listed by `autodidact runs`).',
   async run(values, positionals) {
     const [ref] = positionalArgs(positionals, ['RUN']);
-    const s = await withDatabase((db) => summarizeRun(db, findRun(db, ref)));
+    const { s, home } = await withDatabase((db, home) => ({ s: summarizeRun(db, findRun(db, ref)), home }));
     if (values.json) {
       await writeLine(JSON.stringify(s));
       return 0;
     }
     const { run } = s;
-    await writeLine(`run ${run.id} "${run.name}": ${run.status}${run.error ? ` (${run.error})` : ''}`);
+    const status = shownStatus(home, run);
+    const why = status === 'interrupted' ? `no process trains it any more; continue with 'autodidact run --resume ${run.id}'` : run.error;
+    await writeLine(`run ${run.id} "${run.name}": ${status}${why ? ` (${why})` : ''}`);
     await writeLine(`  method ${run.method}, model ${run.model}, dataset ${run.dataset}, steps ${progress(run)}`);
     await writeLine(`  created ${run.createdAt}, started ${run.startedAt ?? '-'}, finished ${run.finishedAt ?? '-'}`);
     if (run.tags.length) await writeLine(printable(`  tags ${run.tags.join(', ')}`));

@@ -388,6 +388,8 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Asked at each step boundary: true ends the run 'paused' after saving a checkpoint there. */
   pauseRequested?: () => boolean;
+  /** The same, ending the run 'stopped' (the command line's Ctrl-C: the finished steps are kept). */
+  stopRequested?: () => boolean;
   /** Called after each step is committed. */
   onStep?: (record: StepRecord, run: RunInfo) => void;
   /** Called once before training with the step the loop continues after (0 for a new run). */
@@ -555,7 +557,7 @@ export async function executeRun(
     const model = await loadModel(modelDir, config);
     const hooks = {
       signal: opts.signal,
-      pauseRequested: () => (opts.pauseRequested?.() ?? false) || requested(),
+      pauseRequested: () => (opts.pauseRequested?.() ?? false) || (opts.stopRequested?.() ?? false) || requested(),
       onProgress: opts.onProgress,
       onStep: databaseSink(db, run.id, { after: (r) => opts.onStep?.(r, current), onWait: opts.onWait }),
     };
@@ -602,7 +604,7 @@ export async function executeRun(
       current = updateRunStatus(db, run.id, 'stopped', why);
       return { ...result, run: current, requestedBy: null };
     }
-    const stopped = result.aborted || (result.paused && control.request?.action === 'stop');
+    const stopped = result.aborted || (result.paused && (control.request?.action === 'stop' || (opts.stopRequested?.() ?? false)));
     current = updateRunStatus(db, run.id, stopped ? 'stopped' : result.paused ? 'paused' : 'completed');
     return { ...result, run: current, requestedBy: result.paused ? control.request : null };
   } catch (e) {

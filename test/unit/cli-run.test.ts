@@ -39,6 +39,23 @@ function start(args: string[]): { child: ChildProcess; done: Promise<Result>; st
 
 const cli = (args: string[]) => start(args).done;
 
+/** Sends `signal` to the run as soon as its progress shows step `step` done. */
+function signalAt(run: ReturnType<typeof start>, step: number, signal: NodeJS.Signals): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (new RegExp(`^step ${step}/`, 'm').test(run.stderr())) {
+        clearInterval(timer);
+        run.child.kill(signal);
+        resolve();
+      }
+    }, 5);
+    run.done.then(() => {
+      clearInterval(timer);
+      reject(new Error(`the run ended before it could be sent ${signal}:\n${run.stderr()}`));
+    }, reject);
+  });
+}
+
 function withDb<T>(fn: (db: ReturnType<typeof openDatabase>) => T): T {
   const db = openDatabase(databasePath(HOME));
   try {
@@ -137,6 +154,10 @@ describe('autodidact run', () => {
     await run.done;
     const before = withDb((db) => ({ run: db.sql.prepare("SELECT id, status FROM runs WHERE name = 'killed'").get() as { id: number; status: string }, }));
     expect(before.run.status).toBe('running');
+    // No process trains it now: the listing and show say so, and how to continue.
+    const listed = await cli(['runs']);
+    expect(listed.stdout).toMatch(new RegExp(`^${before.run.id}\\s+killed\\s+interrupted\\s`, 'm'));
+    expect((await cli(['show', 'killed'])).stdout).toContain(`: interrupted (no process trains it any more; continue with 'autodidact run --resume ${before.run.id}')`);
     // A save killed mid-way leaves its work folder (pid 2^22 + 7: above Linux's pid_max, so dead);
     // one a live process (this one) is writing must survive the cleanup.
     const runFolder = path.join(HOME, 'runs', String(before.run.id));
@@ -160,24 +181,33 @@ describe('autodidact run', () => {
     });
   });
 
-  it('refuses to resume a run stopped before its first checkpoint unless told to restart it', async () => {
+  it('Ctrl-C stops after the step in progress with a checkpoint there, and --resume continues after it', async () => {
+    const steps = 8;
+    const run = start(['run', '--steps', String(steps), '--name', 'interrupted', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=100']);
+    await signalAt(run, 2, 'SIGINT');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted: stopping after the current step, with a checkpoint there/);
+    const { id, last } = withDb((db) => {
+      const row = db.sql.prepare("SELECT id, status FROM runs WHERE name = 'interrupted'").get() as { id: number; status: string };
+      expect(row.status).toBe('stopped');
+      return { id: row.id, last: listSteps(db, row.id).at(-1)! };
+    });
+    expect(last).toBeGreaterThanOrEqual(2);
+    expect(last).toBeLessThan(steps);
+    expect(fs.readdirSync(path.join(HOME, 'runs', String(id)))).toEqual([`last-${last}`]);
+    const resumed = await cli(['run', '--resume', 'interrupted']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`resuming run ${id} "interrupted" after step ${last}`);
+    withDb((db) => expect(listSteps(db, id)).toEqual(Array.from({ length: steps }, (_, i) => i + 1)));
+  }, 120_000);
+
+  it('refuses to resume a run killed before its first checkpoint unless told to restart it', async () => {
     const steps = 8;
     const run = start(['run', '--steps', String(steps), '--name', 'early', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=100']);
-    // Ctrl-C once two steps are in: stopped, with no checkpoint (the next would be at step 100).
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (/^step 2\//m.test(run.stderr())) {
-          clearInterval(timer);
-          run.child.kill('SIGINT');
-          resolve();
-        }
-      }, 5);
-      run.done.then(() => {
-        clearInterval(timer);
-        reject(new Error(`the run ended before it could be interrupted:\n${run.stderr()}`));
-      }, reject);
-    });
-    expect((await run.done).code).toBe(130);
+    // Killed once two steps are in: no checkpoint (the next would be at step 100).
+    await signalAt(run, 2, 'SIGKILL');
+    await run.done;
     const id = withDb((db) => (db.sql.prepare("SELECT id FROM runs WHERE name = 'early'").get() as { id: number }).id);
     const recorded = withDb((db) => listSteps(db, id));
     expect(recorded.length).toBeGreaterThanOrEqual(2);
@@ -198,4 +228,17 @@ describe('autodidact run', () => {
       expect(getRun(db, id)).toMatchObject({ status: 'completed', currentStep: steps });
     });
   }, 120_000);
+
+  it('trains on when the reader of its progress goes away (2>&1 | head)', async () => {
+    const run = start(['run', '--steps', '6', '--name', 'unread', ...TINY, '--set', 'valEvery=0']);
+    // The first line read, the pipe is closed: every later write to stderr fails with EPIPE.
+    await new Promise<void>((resolve) => run.child.stderr!.once('data', () => resolve()));
+    run.child.stderr!.destroy();
+    expect((await run.done).code).toBe(0);
+    withDb((db) => {
+      const row = db.sql.prepare("SELECT id, status FROM runs WHERE name = 'unread'").get() as { id: number; status: string };
+      expect(row.status).toBe('completed');
+      expect(listSteps(db, row.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    });
+  });
 });
