@@ -2,6 +2,8 @@
 // TTRL, SRT, ...), recording every step in the database the app reads; `--resume RUN` continues a
 // run from its last checkpoint.
 import fs from 'node:fs';
+import path from 'node:path';
+import { knownModel } from '../api/models.ts';
 import { analysisFailureNote } from '../engine/agent/records.ts';
 import { describeRunConfig } from '../engine/rl/config.ts';
 import { DEFAULT_METHOD, listMethods } from '../engine/rl/methods/registry.ts';
@@ -114,6 +116,8 @@ export const runCommand = command({
       } else {
         const input: Record<string, unknown> = values.config ? readConfigFile(values.config) : {};
         for (const k of ['method', 'model', 'dataset', 'device', 'name'] as const) if (values[k] !== undefined) input[k] = values[k];
+        // A model added with `autodidact models add` is named as Models lists it (a folder of that name here comes first).
+        if (typeof input.model === 'string' && !input.model.includes(path.sep) && !fs.existsSync(input.model)) input.model = knownModel(db, input.model) ?? input.model;
         if (values.steps !== undefined) input.steps = intFlag(values, 'steps', 0, 1);
         if (values.difficulty !== undefined) input.difficulty = intFlag(values, 'difficulty', 0, 1, 4);
         for (const kv of values.set ?? []) {

@@ -46,6 +46,18 @@ describe('autodidact models', () => {
     expect((await cli(['models', 'remove', 'my-llama'])).code).toBe(1);
   });
 
+  it('a run names an added model by its name', async () => {
+    const folder = tmp.file('downloads/good');
+    fs.cpSync(path.join(ROOT, 'resources/models/tiny-chars'), folder, { recursive: true });
+    expect((await cli(['models', 'add', folder, '--name', 'good'])).code).toBe(0);
+    const tiny = ['--dataset', 'arithmetic', '--difficulty', '1', '--steps', '1', '--set', 'promptsPerStep=2', '--set', 'votes=4', '--set', 'trainSamples=2', '--set', 'maxNewTokens=4', '--set', 'valEvery=0'];
+    const r = await runCli(['run', '--model', 'good', '--name', 'by-name', ...tiny], { cwd: tmp.dir, env: { AUTODIDACT_HOME: HOME, AUTODIDACT_THREADS: '1' } });
+    expect(r.code, r.stderr).toBe(0);
+    const shown = JSON.parse((await cli(['show', 'by-name', '--json'])).stdout) as { run: { model: string } };
+    expect(shown.run.model).toBe(folder);
+    expect((await cli(['models', 'remove', 'good'])).code).toBe(0);
+  }, 60_000);
+
   it('refuses a folder that cannot load, naming the file and not quoting it', async () => {
     const dir = tmp.file('not-a-model');
     fs.mkdirSync(dir);
