@@ -29,7 +29,7 @@ import { mean } from '../rl/stats.ts';
 import { checkRunFits, weightCount } from '../rl/memory.ts';
 import type { LlamaConfig } from '../nn/config.ts';
 import { type CascadeCandidate, type StageId, type StageOutcome, SVD_METRICS, candidateCorrect, cascadeMetrics, runCascade, selectSurvivors } from './cascade.ts';
-import { DOMAIN_TEMPLATES, type StageTemplates, modelStageJudge } from './stages.ts';
+import { DOMAIN_TEMPLATES, type StageTemplates, modelStageJudge, patternMismatch } from './stages.ts';
 
 /** Where a distillation run keeps its rounds (the database, bound to the run: `runs/svd-store.ts`). */
 export interface SvdStore {
@@ -129,6 +129,8 @@ export async function runSvd(input: SvdInput, hooks: SvdHooks = {}): Promise<Svd
   const templates = resolveTemplates(s, modelSettings);
   const patternText = s.svdQuestionPattern || modelSettings.svdQuestionPattern || '';
   const questionPattern = patternText ? new RegExp(patternText) : null;
+  const mismatch = patternMismatch(templates, s.svdStages as StageId[], questionPattern, patternText, input.items.map((it) => it.prompt));
+  if (mismatch) throw new Error(mismatch);
   const judgeMaxTokens = s.svdJudgeMaxTokens || modelSettings.svdJudgeMaxTokens || DEFAULT_TOKENS;
   const askMaxTokens = s.svdAskMaxTokens || modelSettings.svdAskMaxTokens || DEFAULT_TOKENS;
   const stages = s.svdStages as StageId[];

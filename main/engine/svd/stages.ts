@@ -97,6 +97,33 @@ export function fillTemplate(template: string, values: Readonly<Record<string, s
   });
 }
 
+/** The templates each stage fills, by the setting that gives each. */
+export function stageTemplates(t: StageTemplates, stage: StageId): { setting: string; template: string }[] {
+  if (stage === 'cycle') return [{ setting: 'svdCycleAsk', template: t.cycleAsk }, { setting: 'svdCycleJudge', template: t.cycleJudge }, { setting: 'svdCycleMatch', template: t.cycleMatch }];
+  if (stage === 'factuality') return [{ setting: 'svdFactualityJudge', template: t.factualityJudge }];
+  return [{ setting: 'svdCorrectnessAsk', template: t.correctnessAsk }, { setting: 'svdCorrectnessJudge', template: t.correctnessJudge }, { setting: 'svdCorrectnessMatch', template: t.correctnessMatch }];
+}
+
+/**
+ * Why the cascade cannot read these questions, or null: a stage's template that names a group of
+ * the question pattern ({a}) needs every question to match it. Found before anything is sampled,
+ * naming the first question that does not and what to change.
+ */
+export function patternMismatch(t: StageTemplates, stages: readonly StageId[], pattern: RegExp | null, patternText: string, questions: readonly string[]): string | null {
+  const groups = patternGroups(pattern);
+  if (!pattern || groups.length === 0) return null;
+  const readers = stages.flatMap((stage) => stageTemplates(t, stage)).filter(({ template }) => groups.some((g) => template.includes(`{${g}}`)));
+  if (readers.length === 0) return null;
+  const at = questions.findIndex((q) => !pattern.test(q));
+  if (at < 0) return null;
+  const names = [...new Set(groups.filter((g) => readers.some((r) => r.template.includes(`{${g}}`))))].map((g) => `{${g}}`);
+  return (
+    `question ${at + 1} of the run's ${questions.length} (${JSON.stringify(questions[at].slice(0, 120))}) does not match svdQuestionPattern /${patternText}/, ` +
+    `whose ${names.join(', ')} ${readers.map((r) => r.setting).join(', ')} read${readers.length === 1 ? 's' : ''}. ` +
+    'Use questions of that form (a dataset of them), drop the stages that read it (svdStages), or set svdQuestionPattern and those templates for these questions.'
+  );
+}
+
 /** The named groups of a question pattern (the placeholders it adds). */
 export function patternGroups(pattern: RegExp | null): string[] {
   if (!pattern) return [];

@@ -76,6 +76,23 @@ function snapshot(db: ExperimentDb, runId: number) {
 
 class Crash extends Error {}
 
+describe('questions the cascade cannot read', () => {
+  it('are refused before anything is sampled, naming the first and what to change', async () => {
+    const { db, runId } = freshRun();
+    // tiny-arith's svd.json reads {b} of "Compute a+b" in its cycle ask: a difference does not match.
+    const mixed = [...items.slice(0, 2), { prompt: 'Compute 9-4. Answer: ', answer: '5' }];
+    const started: string[] = [];
+    await expect(run(db, runId, { onProgress: (p) => void started.push(p.phase) }, { items: mixed })).rejects.toThrow(
+      'question 3 of the run\'s 3 ("Compute 9-4. Answer: ") does not match svdQuestionPattern /^Compute (?<a>\\d+)\\+(?<b>\\d+)\\. Answer: $/, whose {a}, {b} svdCycleAsk, svdCycleMatch read. Use questions of that form (a dataset of them), drop the stages that read it (svdStages), or set svdQuestionPattern and those templates for these questions.',
+    );
+    expect(started).toEqual([]);
+    // Without the stage that reads the pattern, the same questions are fine.
+    const { db: db2, runId: run2 } = freshRun();
+    const { records } = await run(db2, run2, {}, { items: mixed, config: { ...CONFIG, svdStages: ['correctness', 'factuality'] } as RunConfigInput });
+    expect(records.map((r) => r.step)).toEqual([1]);
+  }, 120_000);
+});
+
 describe('a distillation round', () => {
   let uninterrupted: ReturnType<typeof snapshot>;
   let metrics: Record<string, number>;
