@@ -69,9 +69,17 @@ export function parseFor<F extends Flags>(c: CliCommand<F>, argv: string[]): { v
     // parseArgs rejects keys present with the value undefined.
     options[name] = { type: f.type, ...(f.short && { short: f.short }), ...(f.default !== undefined && { default: f.default }), ...(f.multiple && { multiple: true }) };
   }
+  // A negative number after an option that takes a value is that value (--steps -3), not an
+  // option: joined as --steps=-3, so the flag's own check says what is wrong with it.
+  const args: string[] = [];
+  for (const a of argv) {
+    const previous = args.at(-1);
+    if (/^-\d/.test(a) && previous !== undefined && /^--[^=]+$/.test(previous) && options[previous.slice(2)]?.type === 'string') args[args.length - 1] = `${previous}=${a}`;
+    else args.push(a);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: c.positionals ?? false });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: c.positionals ?? false });
   } catch (e) {
     throw new UsageError(describeParseError(e as Error & { code?: string }, c));
   }

@@ -5,7 +5,8 @@ import { liveRunOwner } from '../runs/owner.ts';
 import { exportRun, findRun, summarizeRun } from '../runs/report.ts';
 import { UsageError, choiceFlag, command, positionalArgs } from './args.ts';
 import { withDatabase } from './db.ts';
-import { writeLine } from './jsonl.ts';
+import { InputError, writeLine } from './jsonl.ts';
+import { fileProblem, makeOutputFolder } from './output-folder.ts';
 import { printable } from './printable.ts';
 import { MAX_TAG_LENGTH } from '../../contract/index.ts';
 
@@ -144,7 +145,15 @@ method reports, advantage, then group, sample, answer, pseudo_label and used.`,
     const layout = choiceFlag(values, 'layout', ['wide', 'long'] as const, 'wide');
     const result = await withDatabase((db) => {
       const run = findRun(db, ref);
-      return exportRun(db, run, path.resolve(values.out ?? `run-${run.id}-export`), layout);
+      const out = path.resolve(values.out ?? `run-${run.id}-export`);
+      makeOutputFolder(out);
+      try {
+        return exportRun(db, run, out, layout);
+      } catch (e) {
+        // A file-system error (a system call's); the database's own errors say what they are.
+        if ((e as NodeJS.ErrnoException).syscall === undefined) throw e;
+        throw new InputError(`cannot write the export into ${out}: ${fileProblem(e)}`);
+      }
     });
     await writeLine(`wrote ${result.metricsFile}`);
     await writeLine(`wrote ${result.samplesFile} (${result.samples} samples)`);

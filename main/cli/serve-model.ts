@@ -28,7 +28,7 @@ stop (up to 4 strings), n (up to 16) and seed are honoured; logprobs, penalties,
 tools are refused. One generation runs at a time, the others wait in order; a client that
 disconnects is dropped from the queue or its generation is cancelled.
 Every request needs "Authorization: Bearer TOKEN": the token is printed at start, new each
-time, unless ${TOKEN_ENV} sets it. With the openai package, for example:
+time, unless ${TOKEN_ENV} sets it (16 characters or more). With the openai package, for example:
   new OpenAI({ baseURL: 'http://127.0.0.1:P/v1', apiKey: TOKEN })
 Ctrl-C stops the server.`,
   async run(values, positionals) {

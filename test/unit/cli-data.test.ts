@@ -222,6 +222,19 @@ describe('autodidact runs / show / export', () => {
     expect(fs.readFileSync(path.join(out, 'completions.parquet')).subarray(0, 4).toString()).toBe('PAR1');
     expect((await cli(['export', '1', '--layout', 'tall'])).code).toBe(2);
   });
+
+  it('says why an export folder cannot be made, at once (a file in the way, a place no folder can be)', async () => {
+    const file = tmp.file('a-file');
+    fs.writeFileSync(file, 'x');
+    const blocked = await cli(['export', '1', '--out', path.join(file, 'sub')]);
+    expect(blocked.code).toBe(1);
+    expect(blocked.stderr).toBe(`autodidact export: --out ${path.join(file, 'sub')}: ${file} is a file, not a folder\n`);
+    // Node's recursive mkdir loops for ever under Linux's /proc; a level at a time it fails at once.
+    if (process.platform !== 'linux') return;
+    const proc = await cli(['export', '1', '--out', '/proc/autodidact-export']);
+    expect(proc.code).toBe(1);
+    expect(proc.stderr).toBe('autodidact export: --out /proc/autodidact-export: cannot create the folder /proc/autodidact-export: this file system does not allow a folder there\n');
+  });
 });
 
 describe('autodidact datasets archive / restore / delete', () => {

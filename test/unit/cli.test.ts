@@ -188,6 +188,10 @@ describe('autodidact logprobs', () => {
     const b = await cli(['logprobs', '--model', 'tiny-chars', '--input', TEXTS, '--batch', 'many']);
     expect(b.code).toBe(2);
     expect(b.stderr).toContain('--batch must be an integer');
+    // A negative number is the option's value, checked as such (not a missing value).
+    const negative = await cli(['logprobs', '--model', 'tiny-chars', '--input', TEXTS, '--batch', '-3']);
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain('--batch must be an integer from 1 to 4096, got "-3"');
     const m = await cli(['logprobs', '--model', 'no-such-model', '--input', TEXTS]);
     expect(m.code).toBe(2);
     expect(m.stderr).toMatch(/no-such-model.*built-in models: .*tiny-chars/);

@@ -99,7 +99,7 @@ export const CommonRunConfigSchema = z.object({
   clipHigh: z.number().min(0).default(0.2).describe('PPO clip range above 1'),
 
   valEvery: int(0).default(10).describe('Validate every this many steps, and at the end (0 = never)'),
-  valBeforeTrain: z.boolean().default(true).describe('Validate the starting model (reported as step 0)'),
+  valBeforeTrain: z.boolean().default(true).describe('Validate the starting model (reported as step 0; not when valEvery is 0, which turns validation off)'),
   valSamples: int(1).default(16).describe('k: samples per validation prompt for avg@k, maj@k, pass@k'),
   valTemperature: z.number().min(0).default(0.6).describe('Validation sampling temperature'),
   valTopP: z.number().gt(0).max(1).default(0.95).describe('Validation nucleus sampling'),
