@@ -111,7 +111,8 @@ export const runCommand = command({
       let run;
       if (resumeRef !== undefined) {
         run = findRun(db, resumeRef);
-        const lost = values.restart || run.status === 'completed' ? null : stepsLostOnResume(db, run);
+        // A completed run or one imported from a cluster is refused for what it is (executeRun).
+        const lost = values.restart || run.status === 'completed' || run.kind === 'external' ? null : stepsLostOnResume(db, run);
         if (lost !== null) throw new RunSetupError(restartRefusal(run, lost, `Add --restart to do so, or leave it and start a new run with its settings (autodidact show ${run.id} lists them).`));
       } else {
         const input: Record<string, unknown> = values.config ? readConfigFile(values.config) : {};

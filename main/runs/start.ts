@@ -37,7 +37,7 @@ import type { TextTokenizer } from '../engine/nn/tokenizer.ts';
 import { type DeviceRequest, resolveDevice } from '../engine/runtime/devices.ts';
 import { removeInterruptedSaves } from '../engine/runtime/checkpoints.ts';
 import { ARITHMETIC_DATASET_NAME, ARITHMETIC_LEVELS, type ArithmeticDifficulty, arithmeticItems } from '../engine/tasks/generators.ts';
-import { CODE_EVAL, CODE_TRAIN, codeDatasetLanguage, codeTaskItems } from '../engine/tasks/code-generators.ts';
+import { CODE_DATASETS, CODE_EVAL, CODE_TRAIN, codeDatasetLanguage, codeTaskItems } from '../engine/tasks/code-generators.ts';
 import type { SandboxLanguage } from '../sandbox/protocol.ts';
 import { issuesText } from '../issues.ts';
 import { ENVIRONMENT_SPECS_HINT, ensureEnvironmentDataset, parseEnvironmentSpec, taskOfItem } from './agent-data.ts';
@@ -168,15 +168,18 @@ export function ensureDataset(db: ExperimentDb, spec: string, target: Pick<RunTa
   const names = listDatasets(db).map((d) => d.name);
   if (!files) throw new RunSetupError(unknownDatasetMessage(spec));
   throw new RunSetupError(
-    `dataset "${spec}" is neither a file, the built-in "${ARITHMETIC_DATASET_NAME}", nor an imported dataset` +
+    `dataset "${spec}" is neither a file, a built-in one (${BUILTIN_DATASETS_HINT}), nor an imported dataset` +
       (names.length ? ` (imported: ${names.join(', ')})` : " (none imported yet: 'autodidact datasets import FILE')"),
   );
 }
 
+/** The datasets a run may name without importing anything. */
+const BUILTIN_DATASETS_HINT = `"${ARITHMETIC_DATASET_NAME}" (generated sums), ${Object.keys(CODE_DATASETS).map((n) => `"${n}"`).join(', ')} (code tasks), and for --method agent ${ENVIRONMENT_SPECS_HINT}`;
+
 /** The refusal of a dataset name the database lacks, where no file is read: the same words whether or not such a file exists. */
 export function unknownDatasetMessage(spec: string): string {
   return (
-    `dataset "${spec}" is not one of the app's datasets (nor "${ARITHMETIC_DATASET_NAME}", the built-in generator); a request names a dataset, never a file. ` +
+    `dataset "${spec}" is not one of the app's datasets (nor a built-in one: ${BUILTIN_DATASETS_HINT}); a request names a dataset, never a file. ` +
     "To train on a file, import it first (Datasets: the page uploads its contents; or 'autodidact datasets import FILE' on the app's machine), " +
     "or start the run from a terminal there: 'autodidact run --dataset FILE'."
   );

@@ -91,7 +91,13 @@ describe('autodidact datasets', () => {
   it('refuses a duplicate name and explains usage mistakes', async () => {
     const dup = await cli(['datasets', 'import', path.join(FIXTURES, 'questions.jsonl')]);
     expect(dup.code).toBe(1);
-    expect(dup.stderr).toMatch(/dataset named "questions" already exists/);
+    expect(dup.stderr).toContain(`A dataset named "questions" already exists; give this one another name with --name NAME ('autodidact datasets list' lists them)`);
+    // A folder is said to be one (not "cannot tell the format from the extension").
+    const folder = tmp.file('a-folder');
+    fs.mkdirSync(folder);
+    const notFile = await cli(['datasets', 'import', folder]);
+    expect(notFile.code).toBe(1);
+    expect(notFile.stderr).toMatch(/a-folder: is a folder, not a file/);
     const missing = await cli(['datasets', 'import']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing FILE/);

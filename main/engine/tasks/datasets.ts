@@ -127,13 +127,14 @@ export const MAX_METADATA_DEPTH = 100;
 
 /** Parses a dataset file from disk: a regular file, UTF-8 unless `options.encoding` names another. */
 export function loadDataset(filePath: string, options: ParseOptions = {}): ParsedDataset {
-  const format = detectFormat(filePath, options.format);
+  // Read first: what the path is (missing, a folder) matters before what its extension says.
   let bytes: Uint8Array;
   try {
     bytes = readDatasetBytes(filePath);
   } catch (e) {
     throw e instanceof DatasetFileError ? new DatasetError(filePath, e.line, e.kind, e.detail) : e;
   }
+  const format = detectFormat(filePath, options.format);
   return parseDataset(decodeDataset(bytes, path.basename(filePath), options.encoding), path.basename(filePath), { ...options, format });
 }
 

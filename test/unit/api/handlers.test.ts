@@ -429,6 +429,8 @@ describe('runs', () => {
     expect(model.message).toMatch(/no-such-model/);
     const dataset = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'no-such-dataset' });
     expect(dataset.code).toBe('SETUP');
+    // Every dataset it could have named without an import is listed.
+    expect(dataset.message).toContain('(nor a built-in one: "arithmetic" (generated sums), "code-functions", "code-functions-js" (code tasks), and for --method agent household or shop');
     // A check across settings is refused at the setting to change, as the form's runs.checkConfig shows it.
     const votes = await h.refused('runs.create', { model: 'tiny-chars', dataset: 'questions', config: { votes: 2, trainSamples: 4 } });
     expect(votes).toEqual({
