@@ -47,7 +47,7 @@ import { decodeText } from '../generate/stopping.ts';
 import { explainedVariance, gae, outcomeRewards } from './gae.ts';
 import { nextKlCoef } from './kl-controller.ts';
 import { type RunConfig, klControlOf, methodOf, signalThresholdsOf } from './config.ts';
-import type { HiddenCheck, MethodSignal } from './methods/types.ts';
+import type { HiddenCheck, MethodDefinition, MethodSignal } from './methods/types.ts';
 import { FrozenJudge } from './judge.ts';
 import { EmaTeacher, emaAlpha } from './teacher.ts';
 import { type Alert, CRITIC_METRICS, CollapseWatch, DEVICE_BUFFERS_METRIC, MIXED_PRECISION_METRICS, REVISION_METRICS, REWARD_TRUTH_CORRELATION, TRAIN_METRICS, type ValidationGroup, isCorrect, pointBiserial, valMetricName, validationScores } from './metrics.ts';
@@ -719,7 +719,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
           m[CRITIC_METRICS.lr] = config.criticLr;
         }
         if (methodMetrics) Object.assign(m, methodMetrics(groups, methodSettings));
-        if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config), methodTruthMetrics(input.scorer ? undefined : method.truthMetrics, groups, truths, config));
+        if (hasTruth) Object.assign(m, groundTruthMetrics(groups, truths, config, input.scorer ? undefined : method.truthCorrelation), methodTruthMetrics(input.scorer ? undefined : method.truthMetrics, groups, truths, config));
         const checked = groups.flatMap((g) => (g.hidden ?? []).filter((r) => r !== null));
         if (method.hidden && checked.length > 0) m[method.hidden.metric] = mean(checked.map((r) => (r === 'pass' ? 1 : 0)));
         if (signalAlert) record.alerts.push(signalAlert);
@@ -1235,7 +1235,7 @@ function methodTruthMetrics(wanted: Record<string, string> | undefined, groups: 
 }
 
 /** Diagnostics against hidden answers, averaged over the prompts (or trained samples) that have one. */
-function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (string | null)[], config: RunConfig): Record<string, number> {
+function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (string | null)[], config: RunConfig, alias?: MethodDefinition['truthCorrelation']): Record<string, number> {
   const withTruth = groups.filter((g) => truths[g.itemIndex] !== null);
   // The method's hidden check where it has one (code: the hidden tests), else the answers compared.
   const correct = (g: ScoredGroup, i: number) => (g.hidden ? g.hidden[i] === 'pass' : isCorrect(g.answers[i], truths[g.itemIndex]!, config.answerFormat));
@@ -1253,11 +1253,16 @@ function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (st
   metrics[TRAIN_METRICS.groundTruthReward] = mean(trained.map(({ g, i }) => (correct(g, i) ? 1 : 0)));
   metrics[TRAIN_METRICS.passAtN] = mean(withTruth.map((g) => (g.answers.some((_, i) => correct(g, i)) ? 1 : 0)));
   // Every sample of the labeled groups (an unlabeled group's rewards are placeholders).
-  const scored = withTruth.filter((g) => g.score.labeled).flatMap((g) => g.score.rewards.map((r, i) => ({ r, ok: correct(g, i) })));
-  const correlation = pointBiserial(
-    scored.map((x) => x.r),
-    scored.map((x) => x.ok),
-  );
+  const scored = withTruth.filter((g) => g.score.labeled).flatMap((g) => g.score.rewards.map((r, i) => ({ r, ok: correct(g, i), answered: g.answers[i] !== null })));
+  const correlationOver = (xs: typeof scored) =>
+    pointBiserial(
+      xs.map((x) => x.r),
+      xs.map((x) => x.ok),
+    );
+  const correlation = correlationOver(scored);
   if (correlation !== null) metrics[REWARD_TRUTH_CORRELATION] = correlation;
+  // The same under the name the method's reference code logs it by.
+  const named = alias && (alias.over === 'all' ? correlation : correlationOver(scored.filter((x) => x.answered)));
+  if (alias && named !== null && named !== undefined) metrics[alias.key] = named;
   return metrics;
 }

@@ -8,7 +8,7 @@ import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.
 import { type RunConfigInput, parseRunConfig } from '../../../main/engine/rl/config.ts';
 import { nextKlCoef } from '../../../main/engine/rl/kl-controller.ts';
 import { type LoopInput, type StepRecord, revisionShape, runLoop } from '../../../main/engine/rl/loop.ts';
-import { GROUND_TRUTH_METRICS, TRAIN_METRICS } from '../../../main/engine/rl/metrics.ts';
+import { GROUND_TRUTH_METRICS, TRAIN_METRICS, pointBiserial } from '../../../main/engine/rl/metrics.ts';
 import { encodePrompt } from '../../../main/engine/rl/prompts.ts';
 import { type ScorerGroup, ttrlScorer } from '../../../main/engine/rl/rewards.ts';
 import { arithmeticItems } from '../../../main/engine/tasks/generators.ts';
@@ -394,6 +394,34 @@ describe('runLoop (TTRL on tiny-chars)', () => {
     expect(first['val/avg@4']).toBeLessThan(1);
     expect(await baseline(8, 2)).toEqual(first);
     expect(await baseline(2, 3)).toEqual(first);
+  });
+
+  it('logs the reward–truth correlation also under the name a method’s reference code gives it (RENT: over the responses with an answer)', async () => {
+    const arith = await loadModelFolder(path.join(import.meta.dirname, '../../../resources/models/tiny-arith'));
+    const sums = arithmeticItems({ difficulty: 1, count: 12, seed: 5 });
+    const step1 = async (method: string) => {
+      const records: StepRecord[] = [];
+      const config = parseRunConfig({ ...CONFIG, method, steps: 1, promptsPerStep: 6, votes: 6, trainSamples: 6, valEvery: 0, temperature: 1.2 });
+      await runLoop({ config, model: { ...arith, tokenizer: arith.tokenizer! }, device: await testDevice(), items: sums }, { onStep: (r) => void records.push(r) });
+      return records[0];
+    };
+    // By hand from the record: each sample's reward against its answer being the hidden one.
+    const byHand = (r: StepRecord, answeredOnly: boolean) => {
+      const xs = r.groups.flatMap((g) => g.samples.map((x) => ({ reward: x.reward, answer: x.extractedAnswer, truth: sums[g.itemIdx].answer })));
+      const kept = answeredOnly ? xs.filter((x) => x.answer !== null) : xs;
+      return pointBiserial(
+        kept.map((x) => x.reward),
+        kept.map((x) => x.answer !== null && Number(x.answer) === Number(x.truth)),
+      );
+    };
+    const rent = await step1('token-entropy');
+    const valid = byHand(rent, true);
+    expect(valid).not.toBeNull();
+    expect(rent.metrics['entropy/valid_negative_entropy_reward_correlation']).toBeCloseTo(valid!, 12);
+    expect(rent.metrics['train/reward_truth_correlation']).toBeCloseTo(byHand(rent, false)!, 12);
+    const intuitor = await step1('self-certainty');
+    expect(intuitor.metrics['train/certainty/point_biserial_correlation']).toBe(intuitor.metrics['train/reward_truth_correlation']);
+    expect(intuitor.metrics['train/certainty/point_biserial_correlation']).toBeCloseTo(byHand(intuitor, false)!, 12);
   });
 
   it('resuming with a different prompt list is refused', async () => {

@@ -26,7 +26,15 @@ export const selfCertainty = defineMethod({
     { key: 'self_certainty/std', label: 'Self-certainty (std)', chart: null, description: 'Standard deviation over the step’s responses of their self-certainty' },
     { key: 'self_certainty/min', label: 'Self-certainty (min)', chart: 'self-certainty', description: 'Lowest response self-certainty of the step' },
     { key: 'self_certainty/max', label: 'Self-certainty (max)', chart: 'self-certainty', description: 'Highest response self-certainty of the step' },
+    {
+      key: 'train/certainty/point_biserial_correlation',
+      label: 'Certainty–truth correlation',
+      chart: 'correlation',
+      groundTruth: true,
+      description: 'TTRL urlvr’s name for train/reward_truth_correlation: point-biserial correlation of the self-certainty with being correct (hidden answers)',
+    },
   ],
+  truthCorrelation: { key: 'train/certainty/point_biserial_correlation', over: 'all' },
   scorer: () => (group) => {
     const certainty = group.samples.map((s) => responseSelfCertainty(s.selfCertainties));
     return { rewards: certainty, labeled: true, details: certainty.map((c) => ({ certainty: c })) };

@@ -34,7 +34,15 @@ export const tokenEntropy = defineMethod({
   metrics: [
     { key: 'entropy/valid_ratio', label: 'Responses with an answer', chart: 'entropy-valid', unit: true, description: 'Share of the step’s responses with an extractable answer' },
     { key: 'entropy/all_entropy_mean', label: 'Response entropy (mean)', chart: 'entropy', description: 'Mean over the step’s responses of their mean token entropy as the reward reads it (nats), answer or not' },
+    {
+      key: 'entropy/valid_negative_entropy_reward_correlation',
+      label: 'Reward–truth correlation (responses with an answer)',
+      chart: 'correlation',
+      groundTruth: true,
+      description: 'RENT’s name: point-biserial correlation of minus the entropy with being correct, over the responses with an answer (hidden answers; absent when either is constant)',
+    },
   ],
+  truthCorrelation: { key: 'entropy/valid_negative_entropy_reward_correlation', over: 'with-answer' },
   scorer: (s) => (group) => {
     const entropy = group.samples.map((x) => responseEntropy(x.entropies, s.entropyLastTokens));
     const rewards = group.samples.map((x) => entropyReward(x, s.entropyLastTokens));

@@ -71,6 +71,12 @@ export interface MethodDefinition<S extends z.ZodObject = z.ZodObject> {
    */
   truthMetrics?: Record<string, string>;
   /**
+   * The name its reference code logs the reward's correlation with correctness under, which the
+   * loop then logs too (beside train/reward_truth_correlation, from the hidden answers): over the
+   * samples of labeled groups, or only those with an extracted answer (RENT's "valid" ones).
+   */
+  truthCorrelation?: { key: string; over: 'all' | 'with-answer' };
+  /**
    * Whether its scorer gives per-role rewards over the response's tokens (`GroupScore.roles`), so
    * the update reads one advantage per token (the trainer's `tokenAdvantages`).
    */
