@@ -332,8 +332,14 @@ describe('forms (issue 15.12)', () => {
     expect(page.url()).toMatch(/#\/new/);
     await page.getByTestId('input-trainSamples').fill('2');
     await page.getByTestId('input-steps').fill('7');
+    const scrolled = () => page.locator('main.content').evaluate((e) => e.scrollTop);
+    await page.getByTestId('save-run-button').scrollIntoViewIfNeeded();
+    expect(await scrolled()).toBeGreaterThan(0);
     await page.getByTestId('save-run-button').click();
     await page.waitForURL(/#\/runs\/\d+$/, { timeout: 10_000 });
+    // The run's view opens at its top, not at the form's scroll position.
+    await page.getByTestId('run-title').waitFor();
+    expect(await scrolled()).toBe(0);
     const id = Number(/#\/runs\/(\d+)$/.exec(page.url())![1]);
     const db = openDatabase(databasePath(home));
     try {
