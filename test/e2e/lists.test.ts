@@ -64,6 +64,11 @@ function seed(): void {
     db.sql.prepare('UPDATE steps SET created_at = ? WHERE run_id = ?').run('2026-11-02T10:00:30.000Z', second.id);
     tagRun(db, second.id, { add: ['sweep'] });
 
+    // Run 2's alerts: a collapse at five steps and a weak signal once (one banner a kind).
+    const alert = db.sql.prepare('INSERT INTO alerts (run_id, step, kind, message) VALUES (?, ?, ?, ?)');
+    for (const step of [1, 2, 3, 4, 5]) alert.run(second.id, step, 'collapse', `majority ratio near 1 at step ${step}`);
+    alert.run(second.id, 1, 'weak_signal', 'weak learning signal at step 1');
+
     // 3: a failed run on the long prompts, with a long error.
     const third = createRun(db, { name: 'failed-run', method: 'ttrl', model: 'tiny-chars', dataset: 'long-prompts', datasetId: long.id, config: { steps: 2 } });
     updateRunStatus(db, third.id, 'failed', `The prompt of item 0 is ${'very '.repeat(60)}long.`);
@@ -152,6 +157,16 @@ describe('the runs list at 1024×768 (issue 15.9, 15.11)', () => {
     await expectInWindow(page.getByTestId('run-resume'), 'the run view’s restart confirmation');
     await page.getByTestId('run-resume-cancel').click();
     expect(await page.getByTestId('run-resume').textContent()).toBe('Resume');
+    // Its alerts: one banner a kind, the newest in front, the earlier ones folded under it.
+    const banners = page.getByTestId('run-alert');
+    await expect.poll(() => banners.count()).toBe(2);
+    expect(await banners.evaluateAll((els) => els.map((e) => [e.getAttribute('data-kind'), e.getAttribute('data-count')]))).toEqual([
+      ['weak_signal', '1'],
+      ['collapse', '5'],
+    ]);
+    const collapse = page.locator('[data-testid=run-alert][data-kind=collapse]');
+    expect(await collapse.locator('.alert-line').textContent()).toMatch(/Collapse\s*step 5\s*majority ratio near 1 at step 5/);
+    expect(await collapse.getByTestId('run-alert-earlier').locator('summary').textContent()).toBe('4 earlier, at steps 1, 2, 3, 4');
     await page.goto(`${web.url}#/runs`);
     await expect.poll(() => page.getByTestId('run-row').count()).toBe(3);
   });

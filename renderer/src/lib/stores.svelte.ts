@@ -84,7 +84,15 @@ export function startStores(): void {
     runs.upsert(run);
     if (run.status === 'failed' && before !== 'failed') notify(`Run #${run.id} “${run.name}” failed: ${run.error ?? 'no reason given'}`, 'error');
   });
-  api.on('run.alert', ({ runId, alert }) => notify(`Run #${runId}${alert.step !== null ? `, step ${alert.step}` : ''}: ${alert.message}`, 'warn'));
+  // The first alert of each kind of a run pops up; the run view lists them all, one line a kind
+  // (a collapsing run raises one every step: a toast each would bury every other page).
+  const toasted: Record<string, true> = {};
+  api.on('run.alert', ({ runId, alert }) => {
+    const key = `${runId}:${alert.kind}`;
+    if (toasted[key]) return;
+    toasted[key] = true;
+    notify(`Run #${runId}${alert.step !== null ? `, step ${alert.step}` : ''}: ${alert.message}${alert.kind === 'review_unmatched' ? '' : ' (later ones of this kind: in the run’s view)'}`, 'warn');
+  });
   api.on('run.progress', ({ runId, progress }) => {
     const run = runs.get(runId);
     if (run) {
