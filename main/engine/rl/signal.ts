@@ -154,7 +154,9 @@ export function weakSignalReasons(metrics: Readonly<Record<string, number>>, lim
   if (extraction < limits.minExtraction) {
     reasons.push(`${answered} in ${pct(extraction)} of the samples (signalMinExtraction ${limits.minExtraction})`);
   }
-  if (lift < limits.minLift) {
+  // Chance of 0 (no answer extracted at all, a code group with no runnable function): the
+  // extraction reason says it; a ratio against zero says nothing.
+  if (lift < limits.minLift && metrics[SIGNAL_METRICS.majorityRatioChance] > 0) {
     reasons.push(
       `the majority ratio is ${fix(lift)}× what chance gives (${fix(metrics['train/majority_ratio'] ?? NaN)} against ${fix(metrics[SIGNAL_METRICS.majorityRatioChance])}; signalMinLift ${limits.minLift})`,
     );
@@ -200,7 +202,7 @@ export class SignalWatch {
     return {
       kind: 'weak_signal',
       step,
-      message: `${when}: weak learning signal: ${reasons.join('; ')}. The pseudo-labels are likely noise: check the prompt preview and the answer format, or use prompts the model can answer.`,
+      message: `${when}: weak learning signal: ${reasons.join('; ')}. The learning signal is likely noise: check the prompt preview and the answer format, or use prompts the model can answer.`,
       values: pooled,
     };
   }

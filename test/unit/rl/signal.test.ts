@@ -106,6 +106,9 @@ describe('the weak-signal decision and its watch', () => {
     // At the threshold is not below it; 0 turns a check off.
     expect(weakSignalReasons({ ...healthy, [SIGNAL_METRICS.majorityLift]: 1.05 }, limits)).toEqual([]);
     expect(weakSignalReasons(noisy, { minExtraction: 0, minLift: 0, minGroupsWithSignal: 0 })).toEqual([]);
+    // Nothing extracted at all: chance is 0 and a ratio against it says nothing.
+    const none = { ...noisy, [SIGNAL_METRICS.extractionRate]: 0, [SIGNAL_METRICS.majorityLift]: 0, [SIGNAL_METRICS.majorityRatioChance]: 0, 'train/majority_ratio': 0 };
+    expect(weakSignalReasons(none, limits)).toEqual(['an answer was found in 0% of the samples (signalMinExtraction 0.5)', '0% of the prompts gave any non-zero advantage (signalMinGroupsWithSignal 0.1)']);
   });
 
   it('alerts once when the signal turns weak (pre-flight at the first step) and re-arms after a healthy step', () => {
