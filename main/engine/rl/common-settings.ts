@@ -109,7 +109,7 @@ export const CommonRunConfigSchema = z.object({
 
   collapseMajorityRatio: unit().default(0.95).describe('Collapse alert: majority ratio at or above this ...'),
   collapseEntropy: z.number().min(0).default(0.05).describe('... while mean token entropy (nats) is at or below this'),
-  collapseValDrop: z.number().min(0).default(0.1).describe('Alert when the best-checkpoint metric falls this far below its best'),
+  collapseValDrop: z.number().min(0).default(0.1).describe('Alert when the best-checkpoint metric falls this far below its best (and by more than one evaluation prompt: one prompt of a small set answered otherwise is noise)'),
 
   // The signal check (signal.ts): each step's rollout is checked before its update.
   signalMinExtraction: unit().default(0.5).describe('Weak-signal alert: share of samples with an extracted answer (code: a runnable function) below this (0 = off)'),

@@ -494,7 +494,7 @@ export async function runLoop(input: LoopInput, hooks: LoopHooks = {}): Promise<
         state.best = { metric: bestName, value, step };
         record.best = { metric: bestName, value };
       } else {
-        const alert = watch.onValidation(step, bestName, value, state.best!, input.checkpointDir !== undefined);
+        const alert = watch.onValidation(step, bestName, value, state.best!, input.checkpointDir !== undefined, validation.length);
         if (alert) record.alerts.push(alert);
       }
       // Step 0 is the base model itself: nothing to save.

@@ -310,11 +310,14 @@ export class CollapseWatch {
   }
 
   /**
-   * A validation `valDrop` below the run's best. The advice names only what exists: a best at
-   * step 0 is the base model, which no checkpoint holds; a run saving no checkpoints has none.
+   * A validation `valDrop` below the run's best, and by more than one of its `prompts` (on a small
+   * evaluation set one prompt answered otherwise is 1/prompts of the score: noise, not a trend).
+   * The advice names only what exists: a best at step 0 is the base model, which no checkpoint
+   * holds; a run saving no checkpoints has none.
    */
-  onValidation(step: number, metric: string, value: number, best: { value: number; step: number }, savesCheckpoints: boolean): Alert | null {
-    const now = best.value - value >= this.limits.valDrop;
+  onValidation(step: number, metric: string, value: number, best: { value: number; step: number }, savesCheckpoints: boolean, prompts = Infinity): Alert | null {
+    const drop = best.value - value;
+    const now = drop >= this.limits.valDrop && drop > 1 / prompts + 1e-9;
     const fire = now && !this.state.dropped;
     this.state = { ...this.state, dropped: now };
     if (!fire) return null;

@@ -158,6 +158,15 @@ describe('metrics and config', () => {
     expect(none?.message).toBe('val/maj@16 fell to 0.300 from its best 0.500 at step 3 (this run saves no checkpoints)');
   });
 
+  it('a validation drop of one prompt of a small evaluation set is noise, not an alert', () => {
+    const limits = { majorityRatio: 0.95, entropy: 0.05, valDrop: 0.1 };
+    // 8 prompts: one answered otherwise moves maj@16 by 0.125, past valDrop; two are a drop.
+    expect(new CollapseWatch(limits).onValidation(5, 'val/maj@16', 0.75, { value: 0.875, step: 2 }, true, 8)).toBeNull();
+    expect(new CollapseWatch(limits).onValidation(5, 'val/maj@16', 0.625, { value: 0.875, step: 2 }, true, 8)?.kind).toBe('validation_drop');
+    // 200 prompts: valDrop decides.
+    expect(new CollapseWatch(limits).onValidation(5, 'val/maj@16', 0.75, { value: 0.875, step: 2 }, true, 200)?.kind).toBe('validation_drop');
+  });
+
   it('defaults validate, every setting is described, trainSamples ≤ votes', () => {
     expect(parseRunConfig({})).toEqual(RUN_CONFIG_DEFAULTS);
     expect(RUN_CONFIG_DEFAULTS.temperature).toBe(1);
