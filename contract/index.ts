@@ -271,6 +271,9 @@ export interface ExportedFile {
   data: string;
 }
 
+/** The import form's evaluation share: a fraction of the labeled items, below 1 (some must train). */
+const EVAL_SHARE_RANGE = 'the evaluation share must be at least 0 and below 1';
+
 /** The largest export the app hands over in one message; `autodidact export` writes larger ones to a folder. */
 export const MAX_EXPORT_BYTES = 100 * 1024 * 1024;
 
@@ -672,7 +675,7 @@ export const requests = {
   'datasets.list': { params: z.object({ includeArchived: z.boolean().optional() }).strict(), result: [] as DatasetSummary[] },
   'datasets.preview': { params: oneContents(z.object(previewUpload).strict()), result: {} as DatasetPreviewView },
   'datasets.import': {
-    params: oneContents(z.object({ ...fileUpload, name: z.string().min(1).max(200).optional(), evalFraction: z.number().min(0).max(1).optional() }).strict()),
+    params: oneContents(z.object({ ...fileUpload, name: z.string().min(1).max(200).optional(), evalFraction: z.number().min(0, EVAL_SHARE_RANGE).lt(1, EVAL_SHARE_RANGE).optional() }).strict()),
     result: {} as { dataset: DatasetSummary; train: number; eval: number; mappingNote: string },
   },
   'datasets.generate': {

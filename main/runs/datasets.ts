@@ -95,7 +95,7 @@ function importFrom(db: ExperimentDb, src: Source, options: ImportOptions): Impo
   const { evalFraction, evalFile } = options;
   if (evalFraction !== undefined && evalFile !== undefined) throw new ImportError('give --eval-fraction or --eval-file, not both');
   if (evalFraction !== undefined && !(evalFraction >= 0 && evalFraction < 1)) {
-    throw new ImportError(`the evaluation fraction must be at least 0 and below 1, got ${evalFraction}`);
+    throw new ImportError(`${say('--eval-fraction', 'the evaluation share')} must be at least 0 and below 1, got ${evalFraction}`);
   }
   const main = parse(src, options);
   const items: NewDatasetItem[] = main.items.map((it) => ({ prompt: it.prompt, answer: it.answer, split: 'train', metadata: it.metadata }));

@@ -275,12 +275,13 @@ describe('web mode, as a new user', () => {
       await page.getByTestId('filter-confident-mistakes').click();
       for (const pct of [50, 80, 100]) {
         await page.getByTestId('confident-threshold').fill(String(pct));
-        const expected = n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio >= ? AND label_correct = 0', pct / 100);
+        // The vote's own label, wrong (a group without one is no mistake).
+        const expected = n("SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio >= ? AND label_correct = 0 AND pseudo_label IS NOT NULL AND label_source = 'vote'", pct / 100);
         await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(expected));
         expect(await page.getByTestId('group-row').count()).toBe(expected);
       }
       await page.getByTestId('confident-threshold').fill('70');
-      const confident70 = n('SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio >= 0.7 AND label_correct = 0');
+      const confident70 = n("SELECT count(*) AS n FROM rollouts WHERE run_id = 1 AND majority_ratio >= 0.7 AND label_correct = 0 AND pseudo_label IS NOT NULL AND label_source = 'vote'");
       await expect.poll(() => page.getByTestId('total-count').textContent()).toBe(String(confident70));
 
       // A note goes with the verdict. The label has seven characters, more than the run's six new

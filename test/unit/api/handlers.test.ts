@@ -141,6 +141,11 @@ describe('datasets', () => {
     expect(r.mappingNote).toBe('prompt = "question" (guessed), answer = "answer" (guessed)');
     expect(h.events.of('datasets.changed').length).toBe(before + 1);
     expect((await h.call('datasets.list', {})).map((d) => d.name)).toContain('questions');
+    // The evaluation share is named as the form names it, in one sentence from 0 to below 1.
+    for (const evalFraction of [1, 1.5, -0.1]) {
+      const refused = await h.refused('datasets.import', { fileName: 'other.jsonl', text: QUESTIONS, evalFraction });
+      expect(refused.issues).toEqual([{ path: 'evalFraction', message: 'the evaluation share must be at least 0 and below 1' }]);
+    }
   });
 
   it('refuses a file with a malformed line, naming FILE:LINE, and leaves the database unchanged', async () => {
