@@ -131,6 +131,8 @@ describe('the runs list at 1024×768 (issue 15.9, 15.11)', () => {
       for (let i = 0; i < (await actions.count()); i++) await expectInWindow(actions.nth(i), `run ${id}'s action ${await actions.nth(i).textContent()}`);
     }
     expect(await page.locator('[data-testid=run-row][data-id="2"]').getByTestId('run-resume').count()).toBe(1);
+    // A paused run is not in the engine: it can be deleted (a saved, never-started one too).
+    expect(await page.locator('[data-testid=run-row][data-id="2"]').getByTestId('run-delete').count()).toBe(1);
     await expectCut(page.locator('[data-testid=run-row][data-id="1"]').getByTestId('run-link'), `#1 ${LONG_NAME}`);
     // The table itself never scrolls sideways.
     const wrap = await page.getByTestId('runs-table').evaluate((t) => ({ table: t.scrollWidth, box: t.parentElement!.clientWidth }));
@@ -167,6 +169,11 @@ describe('the runs list at 1024×768 (issue 15.9, 15.11)', () => {
     const collapse = page.locator('[data-testid=run-alert][data-kind=collapse]');
     expect(await collapse.locator('.alert-line').textContent()).toMatch(/Collapse\s*step 5\s*majority ratio near 1 at step 5/);
     expect(await collapse.getByTestId('run-alert-earlier').locator('summary').textContent()).toBe('4 earlier, at steps 1, 2, 3, 4');
+    // A run that is not there is the page's message, once, with no toast for each thing it would have read.
+    await page.goto(`${web.url}#/runs/998`);
+    await expect.poll(() => page.locator('.empty').textContent()).toMatch(/Run #998 was not found/);
+    await page.waitForTimeout(300);
+    expect(await page.getByTestId('toast').count()).toBe(0);
     await page.goto(`${web.url}#/runs`);
     await expect.poll(() => page.getByTestId('run-row').count()).toBe(3);
   });

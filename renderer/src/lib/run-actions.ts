@@ -23,7 +23,8 @@ export async function runAction(action: 'pause' | 'resume' | 'stop', run: RunVie
   return result;
 }
 
-export const canDelete = (r: RunView) => !canStop(r);
+// A paused run (one saved without starting, too) is not in the engine: it can go.
+export const canDelete = (r: RunView) => r.status !== 'running' && r.status !== 'queued';
 
 /** The confirm button's words: it names the reviews that go with the run. */
 export const deleteConfirmText = (r: RunView) => (r.reviewCount > 0 ? `Delete with its ${r.reviewCount} review${r.reviewCount === 1 ? '' : 's'}` : 'Confirm delete');
