@@ -107,7 +107,9 @@ export const showCommand = command({
     const width = Math.max(0, ...keys.map((k) => k.length));
     for (const k of keys) await writeLine(`  ${k.padEnd(width)}  ${fmt(s.lastMetrics[k].value)}  (step ${s.lastMetrics[k].step})`);
     const ck = (c: typeof s.bestCheckpoint) => (c ? `step ${c.step}${c.metric != null ? `, metric ${fmt(c.metric)}` : ''}: ${c.path}` : 'none');
-    await writeLine(`best checkpoint: ${ck(s.bestCheckpoint)}`);
+    // A best at step 0 is the base model's score, which no checkpoint holds.
+    const baseBest = !s.bestCheckpoint && run.bestStep === 0 && run.bestMetric !== null ? ` (the best score, ${fmt(run.bestMetric)}, is step 0's: the base model, which no checkpoint holds)` : '';
+    await writeLine(`best checkpoint: ${ck(s.bestCheckpoint)}${baseBest}`);
     await writeLine(`last checkpoint: ${ck(s.lastCheckpoint)}`);
     await writeLine(s.alerts.length ? `alerts (${s.alerts.length}):` : 'alerts: none');
     for (const a of s.alerts) await writeLine(`  ${a.step === null ? '' : `step ${a.step} `}[${a.kind}] ${a.message}`);

@@ -208,6 +208,16 @@ describe('autodidact runs / show / export', () => {
     expect(r.stdout).toMatch(/train\/majority_ratio\s+0\.75\s+\(step 1\)/);
     expect(r.stdout).toMatch(/best checkpoint: step 1, metric 0\.5: \/ck\/1/);
     expect(r.stdout).toMatch(/step 1 \[collapse\] entropy collapsed/);
+    // A run whose best score is the base model's (step 0): no checkpoint holds it, and show says so.
+    const db = openDatabase(databasePath(HOME));
+    try {
+      const base = createRun(db, { name: 'base-best', method: 'ttrl', model: 'tiny-chars', dataset: 'elsewhere', config: { steps: 5 } });
+      recordStep(db, base.id, 0, { metrics: { 'val/maj@16': 0.4375 }, best: 0.4375 });
+      recordStep(db, base.id, 1, { metrics: { 'train/majority_ratio': 0.5 } });
+    } finally {
+      db.close();
+    }
+    expect((await cli(['show', 'base-best'])).stdout).toContain("best checkpoint: none (the best score, 0.4375, is step 0's: the base model, which no checkpoint holds)");
     const json = JSON.parse((await cli(['show', '1', '--json'])).stdout) as { run: { config: unknown }; alerts: unknown[] };
     expect(json.run.config).toEqual({ steps: 5 });
     expect(json.alerts).toHaveLength(1);
