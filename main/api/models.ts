@@ -189,8 +189,18 @@ export async function addModelFolder(db: ExperimentDb, folder: string, name?: st
   if (!st.isDirectory()) throw new ModelFolderError('SETUP', `${dir} is a file; choose the model's folder (the one holding config.json)`);
   const i = await inspectModelFolder(dir);
   if (i.error) throw new ModelFolderError('SETUP', `${dir} cannot be used as a model: ${i.error}`);
-  const builtin = builtinFolders().find((b) => samePath(b.dir, dir))?.name;
-  const chosen = name ?? builtin ?? path.basename(dir);
+  const builtins = builtinFolders();
+  const builtin = builtins.find((b) => samePath(b.dir, dir))?.name;
+  // A folder added once is refreshed under its name, not added again under another.
+  const already = listModels(db).find((m) => samePath(m.path, dir));
+  const chosen = name ?? already?.name ?? builtin ?? path.basename(dir);
+  if (already && already.name !== chosen) {
+    throw new ModelFolderError('CONFLICT', `${dir} is already added, as "${already.name}"; remove it first ('autodidact models remove ${already.name}') to add it under another name.`);
+  }
+  // A built-in model's name names it everywhere (runs, the command line): no other folder takes it.
+  if (builtin === undefined && builtins.some((b) => b.name === chosen)) {
+    throw new ModelFolderError('CONFLICT', `"${chosen}" is the name of a built-in model; give this one another name.`);
+  }
   const taken = getModel(db, chosen);
   if (taken && !samePath(taken.path, dir)) {
     throw new ModelFolderError('CONFLICT', `A model named "${chosen}" is already added (from ${taken.path}); give this one another name.`);

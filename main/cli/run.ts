@@ -127,7 +127,9 @@ export const runCommand = command({
         }
         // The one check of the run's settings; createRecordedRun refuses what does not fit the
         // model (or announces how long prompts are handled) before it records the run.
-        const { config, target, name } = parseStoredConfig(input, values.config ?? 'run settings');
+        // A problem is named by where its settings came from: the file, or the file with --set on top.
+        const where = values.config === undefined ? 'run settings' : values.set?.length ? `${values.config} with --set` : values.config;
+        const { config, target, name } = parseStoredConfig(input, where);
         const created = await createRecordedRun(db, home, config, target, name);
         for (const note of created.notes) process.stderr.write(`${note}\n`);
         run = created.run;

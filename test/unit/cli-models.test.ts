@@ -55,7 +55,20 @@ describe('autodidact models', () => {
     expect(r.code, r.stderr).toBe(0);
     const shown = JSON.parse((await cli(['show', 'by-name', '--json'])).stdout) as { run: { model: string } };
     expect(shown.run.model).toBe(folder);
+    // Added again it is refreshed under its name, never a second entry; a built-in name stays the built-in's.
+    expect((await cli(['models', 'add', folder])).code).toBe(0);
+    const renamed = await cli(['models', 'add', folder, '--name', 'better']);
+    expect(renamed.code).toBe(1);
+    expect(renamed.stderr).toContain(`${folder} is already added, as "good"; remove it first ('autodidact models remove good') to add it under another name.`);
+    const shadow = await cli(['models', 'add', tmp.file('downloads/good'), '--name', 'tiny-arith']);
+    expect(shadow.code).toBe(1);
+    expect(JSON.parse((await cli(['models', 'list', '--json'])).stdout).filter((m: { path: string }) => m.path === folder)).toHaveLength(1);
     expect((await cli(['models', 'remove', 'good'])).code).toBe(0);
+    const other = tmp.file('downloads/other');
+    fs.cpSync(folder, other, { recursive: true });
+    const builtinName = await cli(['models', 'add', other, '--name', 'tiny-arith']);
+    expect(builtinName.code).toBe(1);
+    expect(builtinName.stderr).toContain('"tiny-arith" is the name of a built-in model; give this one another name.');
   }, 60_000);
 
   it('refuses a folder that cannot load, naming the file and not quoting it', async () => {
