@@ -470,7 +470,6 @@ export function opidMetrics(
     }),
   );
   const analysed = analyses.filter((a) => a !== null);
-  const spread = mixed.length ? Math.sqrt(mean(mixed.map((x) => (x - mean(mixed)) ** 2))) : 0;
   return {
     [AGENT_METRICS.criticalStepRatio]: turns ? stepTaught.length / turns : 0,
     [AGENT_METRICS.teacherAvailable]: turns ? taught.length / turns : 0,
@@ -478,10 +477,14 @@ export function opidMetrics(
     [AGENT_METRICS.advEpisode]: mean(episodeAdvantage.slice()),
     [AGENT_METRICS.advDeltaEpisode]: deltaMean(taught.filter((d) => d.source === 'episode')),
     [AGENT_METRICS.advDeltaStep]: deltaMean(stepTaught),
-    [AGENT_METRICS.advMean]: mixed.length ? mean(mixed) : 0,
-    [AGENT_METRICS.advStd]: spread,
-    [AGENT_METRICS.advMax]: mixed.reduce((a, x) => Math.max(a, x), mixed.length ? -Infinity : 0),
-    [AGENT_METRICS.advMin]: mixed.reduce((a, x) => Math.min(a, x), mixed.length ? Infinity : 0),
+    // Over the taught tokens only: a step where no skill taught any has none (not zeros that
+    // read as "every advantage was 0" beside a step that trained on ±1.5).
+    ...(mixed.length > 0 && {
+      [AGENT_METRICS.advMean]: mean(mixed),
+      [AGENT_METRICS.advStd]: Math.sqrt(mean(mixed.map((x) => (x - mean(mixed)) ** 2))),
+      [AGENT_METRICS.advMax]: mixed.reduce((a, x) => Math.max(a, x), -Infinity),
+      [AGENT_METRICS.advMin]: mixed.reduce((a, x) => Math.min(a, x), Infinity),
+    }),
   };
 }
 

@@ -6,7 +6,9 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentLoopInput, checkAgentMemory, runAgentLoop, updateShape } from '../../../main/engine/agent/loop.ts';
+import { type AgentLoopInput, checkAgentMemory, opidMetrics, runAgentLoop, updateShape } from '../../../main/engine/agent/loop.ts';
+import type { TurnDelta } from '../../../main/engine/agent/opid.ts';
+import type { Episode } from '../../../main/engine/agent/episode.ts';
 import { taskSet } from '../../../main/engine/envs/index.ts';
 import { type HfModel, loadModelFolder } from '../../../main/engine/nn/hf-model.ts';
 import { resolveModelPath } from '../../../main/engine/model-paths.ts';
@@ -120,6 +122,21 @@ describe('the agent loop', () => {
     expect(records[2].metrics[AGENT_METRICS.valSuccess]).toBeGreaterThanOrEqual(0);
     expect((await readdir(dir)).sort()).toContain('last-2');
   }, 180_000);
+
+  it('logs the mixed advantage over taught tokens only: none where no skill taught any', () => {
+    const episodes = [{ turns: [{}, {}] }, { turns: [{}] }] as unknown as Episode[];
+    const weights = { episode: 1, step: 0.5 };
+    const none = opidMetrics(episodes, [null, null], [new Map(), new Map()], [1.5, -0.5], weights);
+    expect(none[AGENT_METRICS.advEpisode]).toBe(0.5);
+    for (const key of [AGENT_METRICS.advMean, AGENT_METRICS.advStd, AGENT_METRICS.advMax, AGENT_METRICS.advMin]) expect(none, key).not.toHaveProperty(key);
+    // One step-taught turn of two tokens, Δ = [0.2, -0.4], in the episode of advantage 1.5: 1.6 and 1.3.
+    const delta = { source: 'step', ids: [1, 2], student: new Float32Array(2), teacher: new Float32Array(2), delta: Float32Array.of(0.2, -0.4) } as unknown as TurnDelta;
+    const taught = opidMetrics(episodes, [null, null], [new Map([[0, delta]]), new Map()], [1.5, -0.5], weights);
+    expect(taught[AGENT_METRICS.advMean]).toBeCloseTo(1.45, 6);
+    expect(taught[AGENT_METRICS.advStd]).toBeCloseTo(0.15, 6);
+    expect(taught[AGENT_METRICS.advMax]).toBeCloseTo(1.6, 6);
+    expect(taught[AGENT_METRICS.advMin]).toBeCloseTo(1.3, 6);
+  });
 
   it('outcome-only asks no analyzer and records no skills; a resume continues the task order', async () => {
     const calls: number[] = [];

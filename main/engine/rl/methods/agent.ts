@@ -98,7 +98,7 @@ export const agent = defineMethod({
     { key: AGENT_METRICS.advEpisode, label: 'A_episode', description: 'Mean episode advantage (GRPO over each task’s group)', chart: 'opid-adv' },
     { key: AGENT_METRICS.advDeltaEpisode, label: 'Δ (episode skill)', description: 'Mean Δ of the tokens taught by an episode skill', chart: 'opid-adv' },
     { key: AGENT_METRICS.advDeltaStep, label: 'Δ (step skill)', description: 'Mean Δ of the tokens taught by a step skill', chart: 'opid-adv' },
-    { key: AGENT_METRICS.advMean, label: 'advantage mean', description: 'Mean mixed advantage A_episode + w·Δ over the tokens a skill taught', chart: null },
+    { key: AGENT_METRICS.advMean, label: 'advantage mean', description: 'Mean mixed advantage A_episode + w·Δ over the tokens a skill taught (with std, max and min: absent in a step where no skill taught a token)', chart: null },
     { key: AGENT_METRICS.advStd, label: 'advantage std', description: 'Standard deviation of the mixed advantage over the tokens a skill taught', chart: null },
     { key: AGENT_METRICS.advMax, label: 'advantage max', description: 'Largest mixed advantage of a taught token', chart: null },
     { key: AGENT_METRICS.advMin, label: 'advantage min', description: 'Smallest mixed advantage of a taught token', chart: null },
