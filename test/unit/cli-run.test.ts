@@ -134,6 +134,16 @@ describe('autodidact run', () => {
     expect(r.stderr).toContain('warning: step 1: the analyzer gave 2 of 2 episodes no skill (the first: cannot reach the chat endpoint http://127.0.0.1:9/v1/chat/completions');
   }, 120_000);
 
+  it("OPID's analyzer on the policy writes in what room its context leaves (the default 512 tokens are all of tiny-agent's)", async () => {
+    const agent = ['run', '--method', 'agent', '--model', 'tiny-agent', '--dataset', 'household', '--steps', '1'];
+    const sets = ['promptsPerStep=1', 'votes=2', 'maxNewTokens=8', 'agentMaxSteps=1', 'agentPromptStyle=compact', 'agentMiniBatch=2', 'valEvery=0'];
+    const r = await cli([...agent, ...sets.flatMap((x) => ['--set', x])]);
+    expect(r.code, r.stderr).toBe(0);
+    // It was asked and answered (tiny-agent was never taught to analyse: what it writes is no skill).
+    expect(r.stderr).not.toMatch(/does not fit|positions for the analysis/);
+    expect(r.stderr).toMatch(/the analyzer gave 2 of 2 episodes no skill \(the first: the answer holds no JSON object; it answered/);
+  }, 120_000);
+
   it('resumes a run killed with SIGKILL: every step exactly once, integrity ok', async () => {
     const steps = 12;
     const run = start(['run', '--steps', String(steps), '--name', 'killed', ...TINY, '--set', 'valEvery=0', '--set', 'checkpointEvery=2']);

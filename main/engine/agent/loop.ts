@@ -39,6 +39,9 @@ import { type TurnDelta, teacherMessages, turnDeltas } from './opid.ts';
 import type { EpisodeRecord, SkillRecord, TurnRecord } from './records.ts';
 import { episodeExamples } from './training.ts';
 
+/** The shortest analysis worth asking for (opidAnalyzerMaxTokens' own lower bound). */
+const MIN_ANALYSIS_TOKENS = 16;
+
 export interface AgentLoopInput {
   /** Checked where the run was created (parseRunConfig, checkRunConfig): not checked again here. */
   config: RunConfig;
@@ -159,10 +162,13 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
       input.analyzer ??
       (async (messages) => {
         const prompt = promptOf(messages);
-        if (prompt.length + s.opidAnalyzerMaxTokens > ctx) {
-          throw new AnalyzerRefused(`the analysis prompt has ${prompt.length} tokens; with opidAnalyzerMaxTokens ${s.opidAnalyzerMaxTokens} it does not fit the policy's ${ctx} positions`);
+        // The analysis takes what room the policy's context leaves, up to opidAnalyzerMaxTokens
+        // (its default, 512, is all of a small model's context); too little room is a refusal.
+        const room = Math.min(s.opidAnalyzerMaxTokens, ctx - prompt.length);
+        if (room < MIN_ANALYSIS_TOKENS) {
+          throw new AnalyzerRefused(`the analysis prompt has ${prompt.length} tokens, which leaves fewer than ${MIN_ANALYSIS_TOKENS} of the policy's ${ctx} positions for the analysis`);
         }
-        const r = await gen.generate({ promptIds: [prompt], maxNewTokens: s.opidAnalyzerMaxTokens, temperature: 0, tokenizer: tok, signal });
+        const r = await gen.generate({ promptIds: [prompt], maxNewTokens: room, temperature: 0, tokenizer: tok, signal });
         return r.samples[0].text ?? '';
       });
 

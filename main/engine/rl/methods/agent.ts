@@ -71,7 +71,7 @@ const settings = z.object({
     .max(20_000)
     .default(DEFAULT_ANALYZER_TEMPLATE)
     .describe('The analyzer prompt: {task}, {outcome}, {steps} and {trajectory} are filled in; it must ask for JSON with episode_skill and step_skills'),
-  opidAnalyzerMaxTokens: z.number().int().min(16).max(8192).default(512).describe("Longest analysis, in tokens (the policy's or the frozen model's)"),
+  opidAnalyzerMaxTokens: z.number().int().min(16).max(8192).default(512).describe("Longest analysis, in tokens (the policy's or the frozen model's; the policy writes at most what its context leaves after the analysis prompt)"),
 });
 
 export type AgentSettings = z.output<typeof settings>;
