@@ -134,6 +134,20 @@ describe('autodidact run', () => {
     expect(r.stderr).toContain('warning: step 1: the analyzer gave 2 of 2 episodes no skill (the first: cannot reach the chat endpoint http://127.0.0.1:9/v1/chat/completions');
   }, 120_000);
 
+  it('checks an agent run’s signal too: a step whose tasks give no gradient is a weak signal, and with signalAction=stop no update is made from it', async () => {
+    // tiny-chars cannot act in the household: every reward is 0, no advantage, no skill.
+    const agent = ['run', '--method', 'agent', '--model', 'tiny-chars', '--dataset', 'household', '--steps', '2', '--name', 'agent-noise'];
+    const sets = ['promptsPerStep=1', 'votes=2', 'maxNewTokens=8', 'agentMaxSteps=1', 'agentPromptStyle=compact', 'agentMiniBatch=2', 'valEvery=0', 'agentSignal=outcome', 'signalAction=stop'];
+    const r = await cli([...agent, ...sets.flatMap((x) => ['--set', x])]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/weak_signal: Pre-flight check \(step 1's rollout, before any update\): weak learning signal: 0% of the prompts gave any non-zero advantage/);
+    withDb((db) => {
+      const row = db.sql.prepare("SELECT id, status FROM runs WHERE name = 'agent-noise'").get() as { id: number; status: string };
+      expect(row.status).toBe('stopped');
+      expect(listSteps(db, row.id)).toEqual([1]);
+    });
+  }, 120_000);
+
   it("OPID's analyzer on the policy writes in what room its context leaves (the default 512 tokens are all of tiny-agent's)", async () => {
     const agent = ['run', '--method', 'agent', '--model', 'tiny-agent', '--dataset', 'household', '--steps', '1'];
     const sets = ['promptsPerStep=1', 'votes=2', 'maxNewTokens=8', 'agentMaxSteps=1', 'agentPromptStyle=compact', 'agentMiniBatch=2', 'valEvery=0'];

@@ -17,7 +17,7 @@ import {
 import { importDatasetBytes, importDatasetText } from '../../runs/datasets.ts';
 import { liveRunOwner } from '../../runs/owner.ts';
 import { ensureDataset, importArithmeticDataset } from '../../runs/start.ts';
-import { DatasetError, decodeDataset, previewDataset } from '../../engine/tasks/datasets.ts';
+import { DatasetError, decodeDataset, detectFormat, previewDataset } from '../../engine/tasks/datasets.ts';
 import { ARITHMETIC_DATASET_NAME, type ArithmeticDifficulty } from '../../engine/tasks/generators.ts';
 import { type DatasetEncoding, leadingLines } from '../../engine/tasks/dataset-file.ts';
 import type { ApiDeps, HandlerTable } from './types.ts';
@@ -103,7 +103,14 @@ export const datasetHandlers = {
       read = previewText(p, baseName(p.fileName));
     } catch (e) {
       if (!(e instanceof DatasetError)) throw e;
-      return { format: p.format ?? 'jsonl', fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e.message, partial: false };
+      // Text that cannot be read yet (another encoding) still has the format its name says.
+      let format = p.format ?? 'jsonl';
+      try {
+        format = detectFormat(p.fileName, p.format);
+      } catch {
+        // an unknown extension: the error above is what the preview shows
+      }
+      return { format, fields: [], mapping: null, mappingNote: '', items: [], total: null, error: e.message, partial: false };
     }
     const v = previewDataset(read.text, p.fileName, PREVIEW_ITEMS, { format: p.format, mapping: p.mapping }, read.partial);
     return {

@@ -26,11 +26,12 @@ import { type BatchShape, type SequenceExample, type StepResult, Trainer, makeCa
 import { environment } from '../envs/index.ts';
 import type { TaskRef } from '../envs/types.ts';
 import { groupAdvantages, groupEstimator } from '../rl/advantages.ts';
-import { type RunConfig, methodOf } from '../rl/config.ts';
+import { type RunConfig, methodOf, signalThresholdsOf } from '../rl/config.ts';
 import { type CheckpointRecord, type LoopHooks, type LoopModel, type LoopProgress, type LoopResult, type LoopState, LoopStateSchema, PromptOrder, type StepRecord, checkpointFolder } from '../rl/loop.ts';
 import { TRAIN_METRICS } from '../rl/metrics.ts';
 import { AGENT_METRICS, type AgentSettings } from '../rl/methods/agent.ts';
 import { type MemoryBudget, checkRunFits, weightCount } from '../rl/memory.ts';
+import { SIGNAL_METRICS, SignalWatch } from '../rl/signal.ts';
 import { mean } from '../rl/stats.ts';
 import { type Analysis, AnalyzerRefused, type ChatComplete, analyzeEpisode } from './analyzer.ts';
 import { encodeConversation } from './conversation.ts';
@@ -227,6 +228,10 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         await afterValidation(0, record.metrics, record);
         await hooks.onStep?.(record);
       }
+      // The signal check of the group-reward loop, on what an agent's step learns from: tasks
+      // whose episodes give any gradient (rewards that differ, or a skill that taught a token).
+      // Nothing is extracted or voted on here, so those two checks are off.
+      const signalWatch = new SignalWatch({ ...signalThresholdsOf(config), minExtraction: 0, minLift: 0 });
       let resumableAt = state.step;
       for (let step = state.step + 1; step <= config.steps; step++) {
         check();
@@ -300,6 +305,12 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
           }),
         );
 
+        const withSignal = mean(groups.map((g, p) => (g.episodes.some((_, j) => advantages[p][j] !== 0 || deltas[p * config.votes + j].size > 0) ? 1 : 0)));
+        const signalNumbers = { [SIGNAL_METRICS.extractionRate]: 1, [SIGNAL_METRICS.majorityLift]: 1, [SIGNAL_METRICS.majorityRatioChance]: 1, [SIGNAL_METRICS.groupsWithSignal]: withSignal, [TRAIN_METRICS.majorityRatio]: 1 };
+        const signalAlert = signalWatch.onStep(step, signalNumbers, step === 1);
+        // signalAction stop: no update from a step that gives nothing to learn from.
+        const stopForSignal = signalAlert !== null && config.signalAction === 'stop';
+
         // Update: PPO mini-batches, old log-probs from the policy before the first one.
         check();
         progress(step, 'update');
@@ -307,7 +318,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         const lr = learningRate(schedule, step - 1);
         const updates: StepResult[] = [];
         const batches = [];
-        for (let b = 0; b < examples.length; b += shape.size) {
+        for (let b = 0; !stopForSignal && b < examples.length; b += shape.size) {
           const rows = examples.slice(b, b + shape.size);
           const batchShape = updateShape(rows, shape);
           const batch = makeCausalBatch(rows, batchShape, tok.padTokenId ?? 0);
@@ -358,6 +369,8 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         m[AGENT_METRICS.contextFull] = mean(episodes.map((e) => (e.contextFull ? 1 : 0)));
         if (opid) Object.assign(m, opidMetrics(episodes, analyses, deltas, advantages.flat(), weights));
         m[TRAIN_METRICS.lr] = lr;
+        m[SIGNAL_METRICS.groupsWithSignal] = withSignal;
+        if (signalAlert) record.alerts.push(signalAlert);
         m[TRAIN_METRICS.kl] = mean(updates.map((u) => u.kl ?? 0));
         m[TRAIN_METRICS.klCoef] = config.klCoef;
         m[TRAIN_METRICS.gradNorm] = mean(updates.map((u) => u.gradNorm));
@@ -375,7 +388,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
           await afterValidation(step, val, record);
         }
         const pausing = step < config.steps && (hooks.pauseRequested?.() ?? false);
-        if (input.checkpointDir && (pausing || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps)) {
+        if (input.checkpointDir && (pausing || stopForSignal || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === config.steps)) {
           progress(step, 'checkpoint');
           const dir = path.join(input.checkpointDir, checkpointFolder('last', step));
           await trainer.save(dir, state);
@@ -388,6 +401,7 @@ export async function runAgentLoop(input: AgentLoopInput, hooks: LoopHooks = {})
         m[TRAIN_METRICS.timingStep] = stepSeconds;
         m[TRAIN_METRICS.tokensPerSecond] = stepSeconds > 0 ? record.tokens / stepSeconds : 0;
         await hooks.onStep?.(record);
+        if (stopForSignal) return { lastStep: state.step, aborted: false, paused: false, best: state.best, signalStop: { step, message: signalAlert.message } };
         if (pausing) return { lastStep: state.step, aborted: false, paused: true, best: state.best };
       }
       return { lastStep: state.step, aborted: false, paused: false, best: state.best };

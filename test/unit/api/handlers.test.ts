@@ -167,6 +167,9 @@ describe('datasets', () => {
     const p = await h.call('datasets.preview', { fileName: 'cafe.jsonl', data: latin1 });
     expect(p.error).toMatch(/^cafe\.jsonl, line 1: the bytes E9 3F 22 2C at column 18 are not valid UTF-8.*Windows-1252 or Latin-1/);
     expect((await h.call('datasets.preview', { fileName: 'cafe.jsonl', data: latin1, encoding: 'latin1' })).items).toEqual([{ prompt: 'Café?', answer: 'oui' }]);
+    // Not yet readable, a CSV is still shown as a CSV (its name says so), not as JSONL.
+    const csv = Buffer.from('question,answer\nCaf\xe9?,oui\n', 'latin1').toString('base64');
+    expect(await h.call('datasets.preview', { fileName: 'cafe.csv', data: csv })).toMatchObject({ format: 'csv', error: expect.stringMatching(/not valid UTF-8/) });
     const before = datasetTables(h.db);
     const e = await h.refused('datasets.import', { fileName: 'cafe.jsonl', data: latin1 });
     expect(e.code).toBe('SETUP');
