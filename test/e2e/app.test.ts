@@ -174,6 +174,12 @@ describe('web mode, as a new user', () => {
     expect(timings.length).toBeGreaterThan(STEPS);
     expect(Math.max(...timings)).toBeLessThan(50);
 
+    // Its configuration: TTRL's settings and the common ones, not the other methods' own; those changed marked.
+    const keys = await page.getByTestId('config-row').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-key'), r.classList.contains('changed')]));
+    expect(keys.map(([k]) => k)).toContain('votes');
+    expect(keys.map(([k]) => k).filter((k) => /^(judge|agent|code|svd|opid)/.test(String(k)))).toEqual([]);
+    expect(keys.find(([k]) => k === 'steps')?.[1]).toBe(true);
+
     await page.getByTestId('nav-runs').click();
     await page.locator('[data-testid=run-row][data-status=completed]').waitFor();
     await shot('07-runs');
@@ -378,6 +384,10 @@ describe('web mode, as a new user', () => {
       await rows.first().click();
       await expect.poll(() => page.getByTestId('label-source-note').textContent()).toMatch(/none of its 8 samples agrees with it: every reward is 0, so it gave no gradient/);
       expect(await page.getByTestId('pseudo-label').textContent()).toBe('1234567');
+      // The person's label is called so where it stands among the votes (no sample gave it: no bar here),
+      // and in the row, where the majority beside it is the vote's.
+      expect(await page.getByTestId('label-mark').allTextContents()).not.toContain('pseudo-label');
+      expect(await rows.first().locator('.label').textContent()).toBe('✎ 1234567');
       await shot('review-rerun-labels');
     } finally {
       db.close();
@@ -480,6 +490,13 @@ describe('web mode, as a new user', () => {
     await shot('13-new-run-prompt-preview');
     await page.getByTestId('input-promptFormat').selectOption('raw');
     await expect.poll(() => preview.textContent()).toBe(raw);
+    // A prompt that with maxNewTokens overflows the context is said before Launch, with the bound.
+    expect(await page.getByTestId('prompt-preview-overflow').count()).toBe(0);
+    const room = 64 - (first.prompt.length + 1);
+    await setSetting('maxNewTokens', String(room + 1));
+    await expect.poll(() => page.getByTestId('prompt-preview-overflow').textContent()).toMatch(new RegExp(`take 65 positions, more than the model’s\\s+64: lower maxNewTokens to at most ${room},`));
+    await setSetting('maxNewTokens', String(room));
+    await expect.poll(() => page.getByTestId('prompt-preview-overflow').count()).toBe(0);
   });
 
   it('warns of a weak learning signal in the run view, and stops the run when set to', async () => {

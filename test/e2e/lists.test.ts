@@ -48,6 +48,8 @@ function seed(): void {
           voteCounts: { '5': 3, '6': 1 },
           majorityRatio: 0.75,
           labeled: true,
+          // Trained toward a person's reviewed label, which three samples gave.
+          labelSource: 'review',
           samples: [0, 1, 2, 3].map((i) => ({ text: `the answer is ${i === 3 ? 6 : 5}`, extractedAnswer: i === 3 ? '6' : '5', reward: i === 3 ? 0 : 1, advantage: 0, usedForTraining: true })),
         },
       ],
@@ -282,6 +284,9 @@ describe('long names and prompts elsewhere (issue 15.11)', () => {
     await page.getByTestId('sample-card').first().waitFor();
     await expectInWindow(page.getByTestId('clear-review'), 'the Clear button');
     await expectInWindow(page.getByTestId('override-button'), 'the Override button');
+    // The group took a person's label: its bar says so, and the row marks it beside the vote's majority.
+    expect(await page.getByTestId('label-mark').textContent()).toBe("person's label");
+    expect(await page.getByTestId('group-row').first().locator('.label').textContent()).toBe('✎ 5');
     // The group list shows a prompt's start on one line, the whole prompt in its title.
     await expectCut(page.getByTestId('group-row').first().locator('.g-prompt'), LONG_PROMPT);
     const prompt = await page.getByTestId('group-prompt').evaluate((el) => ({ width: el.scrollWidth <= el.clientWidth, height: el.clientHeight }));

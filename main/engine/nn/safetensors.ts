@@ -350,7 +350,10 @@ export async function writeSafetensors(
   } catch (e) {
     await fh.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
-    throw new Error(`could not write ${file}: ${(e as Error).message}`);
+    // A full disk is the usual reason: say so, and what to do (the run resumes from its last checkpoint).
+    const full = (e as NodeJS.ErrnoException).code === 'ENOSPC';
+    const why = full ? `the disk is full (${(e as Error).message}); free some space (older runs' checkpoints under the data folder's runs/ are the largest files) and resume the run` : (e as Error).message;
+    throw Object.assign(new Error(`could not write ${file}: ${why}`), { code: (e as NodeJS.ErrnoException).code });
   }
 }
 
