@@ -197,7 +197,11 @@ describe('run analysis in the run view (issue 15.7)', () => {
     const png = await download(() => page.getByTestId('chart-png-reward').click());
     expect(png.name).toBe('reward.png');
     expect(png.bytes.subarray(1, 4).toString()).toBe('PNG');
-    expect(png.bytes.readUInt32BE(16)).toBeGreaterThan(200);
+    // Three times the chart's size on screen (a figure for a paper), the chart on screen as it was.
+    const canvas = page.getByTestId('chart-reward').locator('canvas');
+    const onScreen = await canvas.evaluate((c: HTMLCanvasElement) => ({ css: c.clientWidth, pixels: c.width, ratio: window.devicePixelRatio }));
+    expect(png.bytes.readUInt32BE(16)).toBe(Math.round(onScreen.css * Math.max(3, onScreen.ratio)));
+    expect(onScreen.pixels).toBe(Math.round(onScreen.css * onScreen.ratio));
 
     const csv = await download(() => page.getByTestId('chart-csv-reward').click());
     expect(csv.name).toBe('reward.csv');
