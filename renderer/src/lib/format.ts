@@ -20,6 +20,26 @@ export function fmtNum(v: number | null | undefined, digits = 3): string {
   return String(Number(v.toPrecision(digits)));
 }
 
+/**
+ * An axis's tick labels in one notation: exponents for all where one needs them (a KL
+ * coefficient's 0.00106 … 9.80e-4 read as two scales), else plain decimals, each with as many
+ * digits as the axis needs to write its ticks exactly.
+ */
+export function axisLabels(values: readonly number[]): string[] {
+  const distinct = new Set(values).size;
+  const sizes = values.filter((v) => v !== 0).map(Math.abs);
+  if (sizes.length === 0) return values.map(() => '0');
+  const exponent = Math.max(...sizes) >= 1e5 || Math.min(...sizes) < 1e-3;
+  const write = (v: number, digits: number) => (v === 0 ? '0' : exponent ? v.toExponential(digits) : v.toFixed(digits));
+  // Enough digits that every label reads back as its tick (ticks are round numbers), and apart.
+  const tolerance = 1e-9 * Math.max(...sizes);
+  for (let digits = exponent ? 1 : 0; digits <= 10; digits++) {
+    const labels = values.map((v) => write(v, digits));
+    if (new Set(labels).size === distinct && labels.every((l, i) => Math.abs(Number(l) - values[i]) <= tolerance)) return labels;
+  }
+  return values.map((v) => write(v, 10));
+}
+
 export function fmtPct(v: number | null | undefined): string {
   if (v == null || Number.isNaN(v)) return '—';
   return `${(v * 100).toFixed(1)}%`;
