@@ -2,12 +2,19 @@
 // use (AUTODIDACT_HOME, else the data folder chosen in Settings, else the per-user default: see
 // resolveDataHome), so what the command line records is what the app shows. Always closed after
 // the command.
+import fs from 'node:fs';
 import { type ExperimentDb, openDatabase } from '../db/index.ts';
 import { databasePath } from '../runs/home.ts';
-import { createConfSettings, resolveDataHome } from '../settings.ts';
+import { createConfSettings, resolveDataHome, settingsFolder } from '../settings.ts';
+import { InputError } from './jsonl.ts';
 
 /** The data folder a command works in. */
 export function commandHome(): string {
+  // The settings live in the data folder too: a file there is said to be one, not an ENOTDIR.
+  const folder = settingsFolder();
+  if (fs.existsSync(folder) && !fs.statSync(folder).isDirectory()) {
+    throw new InputError(`the data folder ${folder}${process.env.AUTODIDACT_HOME ? ' (AUTODIDACT_HOME)' : ''} is a file, not a folder; point AUTODIDACT_HOME at a folder (one that does not exist yet is created)`);
+  }
   return resolveDataHome(createConfSettings().get());
 }
 

@@ -239,6 +239,14 @@ describe('autodidact runs / show / export', () => {
     expect((await cli(['export', '1', '--layout', 'tall'])).code).toBe(2);
   });
 
+  it('says so when the data folder is a file', async () => {
+    const file = tmp.file('home-is-a-file');
+    fs.writeFileSync(file, 'x');
+    const r = await runCli(['runs'], { cwd: tmp.dir, env: { AUTODIDACT_HOME: file } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`autodidact runs: the data folder ${file} (AUTODIDACT_HOME) is a file, not a folder; point AUTODIDACT_HOME at a folder (one that does not exist yet is created)\n`);
+  });
+
   it('says why an export folder cannot be made, at once (a file in the way, a place no folder can be)', async () => {
     const file = tmp.file('a-file');
     fs.writeFileSync(file, 'x');
