@@ -174,6 +174,11 @@ describe('the runs list at 1024×768 (issue 15.9, 15.11)', () => {
     // A run that is not there is the page's message, once, with no toast for each thing it would have read.
     await page.goto(`${web.url}#/runs/998`);
     await expect.poll(() => page.locator('.empty').textContent()).toMatch(/Run #998 was not found/);
+    await page.goto(`${web.url}#/runs/998/inspect`);
+    await expect.poll(() => page.getByTestId('inspector-missing').textContent()).toMatch(/Run #998 was not found/);
+    await page.goto(`${web.url}#/compare?ids=999,2`);
+    await expect.poll(() => page.getByTestId('compare-missing').textContent()).toBe('(not found: #999)');
+    expect(await page.locator('h1').textContent()).toBe('Compare 1 run');
     await page.waitForTimeout(300);
     expect(await page.getByTestId('toast').count()).toBe(0);
     await page.goto(`${web.url}#/runs`);
