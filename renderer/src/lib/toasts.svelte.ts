@@ -1,5 +1,6 @@
 // Dismissible notices: request errors (their messages name the file, line or setting) and
 // confirmations. Each goes away by itself (toast-timers.ts), and stays while the pointer is on it.
+import { RequestError } from './api.ts';
 import { DismissTimers, toastLifetime } from './toast-timers.ts';
 
 export interface Toast {
@@ -37,6 +38,20 @@ export function notify(message: string, kind: Toast['kind'] = 'info', detail?: s
 /** Show a failed request's message (a refused request's names each bad field and what it takes). */
 export function showError(err: unknown): void {
   notify(err instanceof Error ? err.message : String(err), 'error');
+}
+
+/**
+ * `attempt` for a request about one thing (a run): null when it is not there (NOT_FOUND: the
+ * page says so, in place of what it would show), without a toast.
+ */
+export async function attemptFound<T>(promise: Promise<T>): Promise<T | null | undefined> {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err instanceof RequestError && err.code === 'NOT_FOUND') return null;
+    showError(err);
+    return undefined;
+  }
 }
 
 /** Run a request; on failure show its error and return undefined. */
