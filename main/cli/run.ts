@@ -68,7 +68,7 @@ export const runCommand = command({
     device: { type: 'string', value: 'DEVICE', description: 'cpu, webgpu, cuda, or auto (default cpu)' },
     name: { type: 'string', value: 'TEXT', description: 'run name (default: method-model-dataset)' },
     config: { type: 'string', value: 'FILE', description: 'JSON object of settings (any below, and model, dataset, device, difficulty, name); flags override it' },
-    set: { type: 'string', value: 'KEY=VALUE', multiple: true, description: 'one setting, e.g. --set votes=8 (repeatable)' },
+    set: { type: 'string', value: 'KEY=VALUE', multiple: true, description: 'one setting, e.g. --set votes=8 (repeatable; VALUE is JSON where it parses as JSON, else text; a list setting takes a JSON list, or one plain item)' },
     resume: { type: 'string', value: 'RUN', description: 'continue run RUN (id or name) from its last checkpoint, with its stored settings' },
     restart: { type: 'boolean', description: 'with --resume, for a run with no checkpoint yet: train it again from step 0, replacing its recorded steps (refused without this)' },
   },
@@ -121,9 +121,11 @@ export const runCommand = command({
         if (typeof input.model === 'string' && !input.model.includes(path.sep) && !fs.existsSync(input.model)) input.model = knownModel(db, input.model) ?? input.model;
         if (values.steps !== undefined) input.steps = intFlag(values, 'steps', 0, 1);
         if (values.difficulty !== undefined) input.difficulty = intFlag(values, 'difficulty', 0, 1, 4);
+        // A list setting given one plain value (--set stopStrings=Q:) is that one item; more take JSON.
+        const lists = new Set(describeRunConfig().filter((d) => Array.isArray(d.default)).map((d) => d.name));
         for (const kv of values.set ?? []) {
           const [k, v] = setting(kv);
-          input[k] = v;
+          input[k] = lists.has(k) && typeof v === 'string' ? [v] : v;
         }
         // The one check of the run's settings; createRecordedRun refuses what does not fit the
         // model (or announces how long prompts are handled) before it records the run.

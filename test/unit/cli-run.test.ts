@@ -253,6 +253,15 @@ describe('autodidact run', () => {
     });
   }, 120_000);
 
+  it('takes one plain item for a list setting (--set stopStrings=Q:), and a JSON list', async () => {
+    const r = await cli(['run', '--steps', '1', '--name', 'lists', ...TINY, '--set', 'valEvery=0', '--set', 'stopStrings=Q:', '--set', 'loraTargets=["q_proj","v_proj"]', '--set', 'mode=lora']);
+    expect(r.code, r.stderr).toBe(0);
+    withDb((db) => {
+      const row = db.sql.prepare("SELECT config FROM runs WHERE name = 'lists'").get() as { config: string };
+      expect(JSON.parse(row.config)).toMatchObject({ stopStrings: ['Q:'], loraTargets: ['q_proj', 'v_proj'] });
+    });
+  });
+
   it('trains on when the reader of its progress goes away (2>&1 | head)', async () => {
     const run = start(['run', '--steps', '6', '--name', 'unread', ...TINY, '--set', 'valEvery=0']);
     // The first line read, the pipe is closed: every later write to stderr fails with EPIPE.
