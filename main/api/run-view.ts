@@ -7,6 +7,9 @@ import { RUN_CONFIG_DEFAULTS } from '../engine/rl/config.ts';
 import { keyMetricName, positiveInt, storedConfig } from '../runs/key-metric.ts';
 import { stepsLostOnResume } from '../runs/resume.ts';
 
+/** The statuses runs.resume takes (a running, queued or completed run is refused for what it is). */
+const RESUMABLE: ReadonlySet<RunInfo['status']> = new Set(['paused', 'stopped', 'failed']);
+
 export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress | null): RunView {
   const config = storedConfig(run);
   const name = keyMetricName(config);
@@ -40,6 +43,7 @@ export function toRunView(db: ExperimentDb, run: RunInfo, progress: RunProgress 
     reviewCount: reviews,
     tags: run.tags,
     lastStepAt,
-    stepsLostOnResume: run.kind === 'external' ? null : stepsLostOnResume(db, run),
+    // Asked only of a run a person can resume (RunView is built for every run of every list).
+    stepsLostOnResume: run.kind !== 'external' && RESUMABLE.has(run.status) ? stepsLostOnResume(db, run) : null,
   };
 }

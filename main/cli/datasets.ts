@@ -43,17 +43,9 @@ most ${MAX_DATASET_BYTES / (1024 * 1024)} MiB are read.`,
       ...(values['prompt-field'] !== undefined && { prompt: values['prompt-field'] }),
       ...(answer !== undefined && { answer: answer === 'none' ? null : answer }),
     };
-    const result = await withDatabase((db) => {
-      try {
-        return importDatasetFile(db, file, { name: values.name, format, encoding, mapping, evalFraction, evalFile: values['eval-file'] });
-      } catch (e) {
-        // The name is the file's unless --name gives one: say so where it is taken.
-        if (e instanceof DatabaseError && /^A dataset named ".*" already exists\.$/s.test(e.message)) {
-          throw new DatabaseError(e.code, `${e.message.slice(0, -1)}; give this one another name with --name NAME ('autodidact datasets list' lists them)`);
-        }
-        throw e;
-      }
-    });
+    const result = await withDatabase((db) =>
+      importDatasetFile(db, file, { name: values.name, format, encoding, mapping, evalFraction, evalFile: values['eval-file'] }),
+    );
     if (values.json) {
       await writeLine(JSON.stringify({ ...result.dataset, train: result.train, eval: result.eval }));
     } else {

@@ -2,7 +2,7 @@
 // malformed line stops everything before the database is touched), choose the evaluation split,
 // then write the dataset and all its items (staged in short transactions, published at once).
 import path from 'node:path';
-import { type DatasetInfo, type ExperimentDb, type NewDatasetItem, importDataset } from '../db/index.ts';
+import { type DatasetInfo, type ExperimentDb, type NewDatasetItem, getDataset, importDataset } from '../db/index.ts';
 import { DatasetError, type DatasetFormat, type FieldMapping, type ParsedDataset, decodeDataset, loadDataset, parseDataset } from '../engine/tasks/datasets.ts';
 import type { DatasetEncoding } from '../engine/tasks/dataset-file.ts';
 import { fnv1a32 } from '../engine/runtime/rng.ts';
@@ -92,6 +92,10 @@ function importFrom(db: ExperimentDb, src: Source, options: ImportOptions): Impo
   const say = (cli: string, app: string) => (src.kind === 'file' ? cli : app);
   const name = options.name ?? path.basename(file, path.extname(file));
   if (!name.trim()) throw new ImportError(`the dataset name is empty; give one ${say('with --name', 'in the Name field')}`);
+  // Before the file is read: the name is the file's unless one is given, so say how to give one.
+  if (getDataset(db, name)) {
+    throw new ImportError(`A dataset named "${name}" already exists; give this one another name ${say("with --name NAME ('autodidact datasets list' lists them)", 'in the Name field')}`);
+  }
   const { evalFraction, evalFile } = options;
   if (evalFraction !== undefined && evalFile !== undefined) throw new ImportError('give --eval-fraction or --eval-file, not both');
   if (evalFraction !== undefined && !(evalFraction >= 0 && evalFraction < 1)) {

@@ -490,6 +490,7 @@ export function opidMetrics(
     }),
   );
   const analysed = analyses.filter((a) => a !== null);
+  const mixedMean = mixed.length > 0 ? mean(mixed) : 0;
   return {
     [AGENT_METRICS.criticalStepRatio]: turns ? stepTaught.length / turns : 0,
     [AGENT_METRICS.teacherAvailable]: turns ? taught.length / turns : 0,
@@ -500,8 +501,8 @@ export function opidMetrics(
     // Over the taught tokens only: a step where no skill taught any has none (not zeros that
     // read as "every advantage was 0" beside a step that trained on ±1.5).
     ...(mixed.length > 0 && {
-      [AGENT_METRICS.advMean]: mean(mixed),
-      [AGENT_METRICS.advStd]: Math.sqrt(mean(mixed.map((x) => (x - mean(mixed)) ** 2))),
+      [AGENT_METRICS.advMean]: mixedMean,
+      [AGENT_METRICS.advStd]: Math.sqrt(mean(mixed.map((x) => (x - mixedMean) ** 2))),
       [AGENT_METRICS.advMax]: mixed.reduce((a, x) => Math.max(a, x), -Infinity),
       [AGENT_METRICS.advMin]: mixed.reduce((a, x) => Math.min(a, x), Infinity),
     }),

@@ -1262,7 +1262,9 @@ function groundTruthMetrics(groups: readonly ScoredGroup[], truths: readonly (st
   const correlation = correlationOver(scored);
   if (correlation !== null) metrics[REWARD_TRUTH_CORRELATION] = correlation;
   // The same under the name the method's reference code logs it by.
-  const named = alias && (alias.over === 'all' ? correlation : correlationOver(scored.filter((x) => x.answered)));
-  if (alias && named !== null && named !== undefined) metrics[alias.key] = named;
+  if (alias) {
+    const named = alias.over === 'all' ? correlation : correlationOver(scored.filter((x) => x.answered));
+    if (named !== null) metrics[alias.key] = named;
+  }
   return metrics;
 }

@@ -49,7 +49,7 @@ export function readDatasetBytes(filePath: string, maxBytes = MAX_DATASET_BYTES)
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new DatasetFileError(null, 'io', 'is a folder, not a file');
     if (!st.isFile()) {
-      const what = st.isDirectory() ? 'a folder' : st.isFIFO() ? 'a named pipe (FIFO)' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      const what = st.isFIFO() ? 'a named pipe (FIFO)' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
       throw new DatasetFileError(null, 'not-a-file', `is ${what}, not a regular file; only regular files are imported`);
     }
     if (st.size > maxBytes) {
